@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian machine lacks and builds abmll into build/ (binary: build/abmll).
+# Idempotent: packages already present, a venv whose requirements did not change and an up-to-date build are reused,
+# so a re-run with nothing changed takes seconds.
+#
+# Environment:
+#   ABMLL_CACHE_DIR   where the Python virtual environment lives (default: ~/.cache/abmll); shared by re-runs and CI
+#   ABMLL_BUILD_DIR   build folder (default: build)
+#   ABMLL_BUILD_TYPE  CMake build type (default: Release)
+#   ABMLL_TORCH_DIR   use this LibTorch (an unpacked official zip) instead of the torch wheel's
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+say() { printf '[setup] %s\n' "$*" >&2; }
+
+# --- Debian packages -------------------------------------------------------------------------------------------------
+apt_packages=(build-essential git ccache python3 python3-venv libcli11-dev libyaml-cpp-dev nlohmann-json3-dev
+              libfmt-dev catch2 libpcre2-dev libutf8proc-dev libopenblas0-pthread clang libclang-rt-dev)
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  say "installing Debian packages: ${missing[*]}"
+  sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+# --- Python virtual environment (LibTorch + build tools + reference implementations) ---------------------------------
+cache_dir=${ABMLL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/abmll}
+req="$root/scripts/requirements.txt"
+req_hash=$(sha256sum "$req" | cut -c1-12)
+venv="$cache_dir/venv-$req_hash"
+if [ ! -f "$venv/.complete" ]; then
+  say "creating Python environment $venv (pinned in scripts/requirements.txt)"
+  mkdir -p "$cache_dir"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check --upgrade pip >&2
+  "$venv/bin/pip" install -q --disable-pip-version-check -r "$req" >&2
+  touch "$venv/.complete"
+fi
+export PATH="$venv/bin:$PATH"
+
+# --- Configure and build ---------------------------------------------------------------------------------------------
+build_dir=${ABMLL_BUILD_DIR:-build}
+build_type=${ABMLL_BUILD_TYPE:-Release}
+if [ -n "${ABMLL_TORCH_DIR:-}" ]; then
+  torch_prefix="$ABMLL_TORCH_DIR"
+else
+  torch_prefix=$("$venv/bin/python" -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')
+fi
+configure_args=(-S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="$build_type"
+                -DCMAKE_PREFIX_PATH="$torch_prefix" -DABMLL_PYTHON="$venv/bin/python")
+if [ ! -f "$build_dir/build.ninja" ] || [ "$(cat "$build_dir/.abmll-configure" 2>/dev/null)" != "${configure_args[*]}" ]; then
+  say "configuring $build_dir ($build_type)"
+  cmake "${configure_args[@]}" >&2
+  printf '%s' "${configure_args[*]}" > "$build_dir/.abmll-configure"
+fi
+jobs=${ABMLL_JOBS:-$(nproc)}
+cmake --build "$build_dir" -j "$jobs" >&2
+say "built $build_dir/abmll"

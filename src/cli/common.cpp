@@ -1,0 +1,49 @@
+#include "cli/common.h"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+
+#include "config/config_loader.h"
+
+namespace abmll::cli {
+namespace {
+std::vector<std::string>& stored_command_line() {
+  static std::vector<std::string> argv;
+  return argv;
+}
+}  // namespace
+
+void add_config_flags(CLI::App& command, ConfigFlags& flags) {
+  command.add_option("-c,--config", flags.config_file, "Experiment config (YAML); see configs/")
+      ->type_name("FILE");
+  command.add_option("--set", flags.overrides, "Override a config key, e.g. --set outer.lr=3e-4 (repeatable)")
+      ->type_name("KEY=VALUE")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  command.add_flag("--help-config", flags.help_config, "List every config key with its type, default and help");
+}
+
+std::optional<ExperimentConfig> load_config(const ConfigFlags& flags) {
+  if (flags.help_config) {
+    std::fputs(config_help_text().c_str(), stdout);
+    return std::nullopt;
+  }
+  std::optional<std::filesystem::path> file;
+  if (!flags.config_file.empty()) file = flags.config_file;
+  return load_experiment_config(file, flags.overrides);
+}
+
+std::vector<std::string> command_line() { return stored_command_line(); }
+
+void set_command_line(int argc, char** argv) { stored_command_line().assign(argv, argv + argc); }
+
+std::filesystem::path output_folder(const std::string& out_flag, const ConfigFlags& flags,
+                                    const std::string& command) {
+  if (!out_flag.empty()) return out_flag;
+  const std::string stem =
+      flags.config_file.empty() ? "default" : std::filesystem::path(flags.config_file).stem().string();
+  return std::filesystem::path("runs") / stem / command;
+}
+
+}  // namespace abmll::cli

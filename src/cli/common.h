@@ -1,0 +1,37 @@
+// Pieces shared by the subcommands: the config flags (--config, --set, --help-config) and the run folder.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/experiment_config.h"
+
+namespace CLI {
+class App;
+}
+
+namespace abmll::cli {
+
+struct ConfigFlags {
+  std::string config_file;             // --config (optional: every key can come from --set)
+  std::vector<std::string> overrides;  // --set key=value, in order
+  bool help_config = false;            // --help-config: list every key and stop
+};
+
+// Adds --config, --set and --help-config to `command`.
+void add_config_flags(CLI::App& command, ConfigFlags& flags);
+
+// The resolved config, or nullopt after printing the key list to stdout when --help-config was given.
+std::optional<ExperimentConfig> load_config(const ConfigFlags& flags);
+
+// The command line as given, for reports.
+std::vector<std::string> command_line();
+void set_command_line(int argc, char** argv);
+
+// The output folder: --out if given, else runs/<config file stem>/<command>.
+std::filesystem::path output_folder(const std::string& out_flag, const ConfigFlags& flags,
+                                    const std::string& command);
+
+}  // namespace abmll::cli

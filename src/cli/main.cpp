@@ -1,0 +1,49 @@
+// abmll's entry point: parses the command line, runs the chosen subcommand, and turns errors into messages and
+// exit codes (0 success, 2 bad usage or bad input, 1 any other failure, 130 interrupted). The only place that does.
+#include <CLI/CLI.hpp>
+
+#include <exception>
+#include <iostream>
+#include <vector>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "util/error.h"
+#include "util/log.h"
+
+int main(int argc, char** argv) {
+  namespace cli = abmll::cli;
+  cli::set_command_line(argc, argv);
+  CLI::App app{
+      "abmll: amortized Bayesian meta-learning of LoRA adapters for large language models.\n"
+      "Learns a prior over LoRA adapters across many tasks, infers a new task's adapter posterior from a few shots,\n"
+      "and reports accuracy and calibration.",
+      "abmll"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", abmll::log::version_line());
+  app.footer("Run `abmll <command> --help` for a command's options.");
+
+  std::vector<cli::Command> commands = {
+      cli::register_meta_train(app), cli::register_adapt(app),  cli::register_evaluate(app),
+      cli::register_calibrate(app),  cli::register_inspect(app),
+  };
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit 0; every other parse failure is bad usage.
+    int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+
+  for (const auto& command : commands) {
+    if (!command.app->parsed()) continue;
+    try {
+      return command.run();
+    } catch (const std::exception& e) {
+      abmll::log::error("{}", e.what());
+      return abmll::exit_code_for(e);
+    }
+  }
+  return 2;  // unreachable: require_subcommand(1)
+}

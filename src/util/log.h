@@ -1,0 +1,43 @@
+// Logging to stderr. Results never go here: they go to files (JSON) or, where a command says so, to stdout.
+// Each line carries the elapsed time since start, so plain logs of long runs (batch jobs) read as a timeline.
+#pragma once
+
+#include <fmt/format.h>
+
+#include <string>
+#include <string_view>
+
+namespace abmll::log {
+
+enum class Level { debug = 0, info = 1, warn = 2, error = 3 };
+
+// Lines below this level are dropped (default info; ABMLL_LOG_LEVEL=debug|info|warn|error overrides at start).
+void set_level(Level level);
+Level level();
+
+void write(Level level, std::string_view message);
+
+template <class... Args>
+void debug(fmt::format_string<Args...> f, Args&&... args) {
+  if (level() <= Level::debug) write(Level::debug, fmt::format(f, std::forward<Args>(args)...));
+}
+template <class... Args>
+void info(fmt::format_string<Args...> f, Args&&... args) {
+  if (level() <= Level::info) write(Level::info, fmt::format(f, std::forward<Args>(args)...));
+}
+template <class... Args>
+void warn(fmt::format_string<Args...> f, Args&&... args) {
+  if (level() <= Level::warn) write(Level::warn, fmt::format(f, std::forward<Args>(args)...));
+}
+template <class... Args>
+void error(fmt::format_string<Args...> f, Args&&... args) {
+  write(Level::error, fmt::format(f, std::forward<Args>(args)...));
+}
+
+// Seconds since the process started logging (the first call of anything in this file).
+double elapsed_seconds();
+
+// "abmll 0.1.0 (commit ..., LibTorch x.y.z)".
+std::string version_line();
+
+}  // namespace abmll::log

@@ -1,0 +1,38 @@
+// Progress of a long loop on stderr: a redrawn bar when stderr is a terminal, plain log lines every few seconds
+// otherwise (batch jobs, CI), so logs stay readable and small.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace abmll {
+
+class Progress {
+ public:
+  // `total` steps; `label` names the loop ("meta-train"). Plain lines are written at most every `plain_interval_s`.
+  Progress(std::string label, std::int64_t total, double plain_interval_s = 10.0);
+  ~Progress();
+  Progress(const Progress&) = delete;
+  Progress& operator=(const Progress&) = delete;
+
+  // `done` steps completed; `status` is a short free text (e.g. "loss 1.23").
+  void update(std::int64_t done, std::string_view status = "");
+  // Final line (always written).
+  void finish(std::string_view status = "");
+
+ private:
+  std::string line(std::int64_t done, std::string_view status) const;
+
+  using Clock = std::chrono::steady_clock;
+  std::string label_;
+  std::int64_t total_;
+  double plain_interval_s_;
+  bool terminal_;
+  bool finished_ = false;
+  std::int64_t done_ = 0;
+  Clock::time_point start_, last_draw_;
+};
+
+}  // namespace abmll

@@ -1,0 +1,18 @@
+// Version facts known at compile time (the git commit is generated separately, see cmake/BuildInfo.cmake).
+#include <torch/version.h>
+
+#include "util/build_info.h"
+
+namespace abmll::build_info {
+
+const char* version() { return ABMLL_VERSION; }
+const char* torch_version() { return TORCH_VERSION; }
+bool cuda_kernels_built() {
+#ifdef ABMLL_HAVE_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+}  // namespace abmll::build_info
