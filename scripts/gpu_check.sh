@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The device check, run on a machine with a GPU: builds, runs every test (GPU tests included: they run instead of
+# being skipped), checks that abmll selects and describes the GPU, and writes what it measured under $OUT
+# (default: build/gpu_check). Prepared to run unattended in one go within a few minutes.
+set -uo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+out=${OUT:-$root/build/gpu_check}
+mkdir -p "$out"
+export ABMLL_JOBS=${ABMLL_JOBS:-$(nproc)}
+
+{ nvidia-smi || true; } > "$out/nvidia-smi.txt" 2>&1
+./scripts/setup.sh > "$out/setup.log" 2>&1 || { echo "setup failed; see setup.log"; tail -30 "$out/setup.log"; exit 1; }
+
+status=0
+ctest --test-dir build --output-on-failure -j 4 > "$out/ctest.log" 2>&1 || status=1
+tail -5 "$out/ctest.log"
+
+# The GPU is selected and described; the report records it.
+./build/abmll meta-train --config configs/demo.yaml --set run.device=cuda --out "$out/meta-train" \
+  > "$out/meta-train.log" 2>&1 || status=1
+grep -h '"description"' "$out/meta-train/report.json" 2>/dev/null | head -1
+exit $status
