@@ -1,0 +1,45 @@
+// Grouped-query self-attention (see attention.h).
+#include "model/attention.h"
+
+#include <ATen/TensorOperators.h>
+#include <ATen/ops/scaled_dot_product_attention.h>
+
+#include <cmath>
+
+#include "model/rope.h"
+
+namespace abmll::model {
+namespace {
+
+// [B, Hkv, T, Dh] -> [B, Hkv*n, T, Dh], each kv head repeated n times in place (head h of the result is kv head
+// h / n), as transformers' repeat_kv. Explicit rather than SDPA's enable_gqa, which not every SDPA backend takes
+// together with a mask.
+at::Tensor repeat_kv(const at::Tensor& x, int64_t n) {
+  if (n == 1) return x;
+  const int64_t b = x.size(0), h = x.size(1), t = x.size(2), d = x.size(3);
+  return x.unsqueeze(2).expand({b, h, n, t, d}).reshape({b, h * n, t, d});
+}
+
+}  // namespace
+
+at::Tensor attention(const at::Tensor& x, const AttentionWeights& w, const ModelConfig& config, int64_t layer,
+                     const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& pattern,
+                     const LinearAdapter* adapter) {
+  const int64_t b = x.size(0), t = x.size(1), dh = config.head_dim;
+  // [B, T, heads*Dh] -> [B, heads, T, Dh]
+  auto heads = [&](const at::Tensor& y) { return y.view({b, t, -1, dh}).transpose(1, 2); };
+  at::Tensor q = heads(linear(x, w.q, {layer, Projection::q}, adapter));
+  at::Tensor k = heads(linear(x, w.k, {layer, Projection::k}, adapter));
+  at::Tensor v = heads(linear(x, w.v, {layer, Projection::v}, adapter));
+  q = apply_rope(q, cos, sin);
+  k = apply_rope(k, cos, sin);
+  const int64_t groups = config.num_heads / config.num_kv_heads;
+  at::Tensor out = at::scaled_dot_product_attention(q, repeat_kv(k, groups), repeat_kv(v, groups), pattern,
+                                                    /*dropout_p=*/0.0, /*is_causal=*/false,
+                                                    /*scale=*/std::pow(static_cast<double>(dh), -0.5));
+  // [B, H, T, Dh] -> [B, T, H*Dh]
+  out = out.transpose(1, 2).reshape({b, t, config.num_heads * dh});
+  return linear(out, w.o, {layer, Projection::o}, adapter);
+}
+
+}  // namespace abmll::model

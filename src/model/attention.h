@@ -1,0 +1,28 @@
+// Grouped-query self-attention of Llama / Qwen2: q/k/v projections, RoPE on q and k, causal + padding mask,
+// softmax(q k^T / sqrt(Dh)) v through at::scaled_dot_product_attention, and the output projection. Hkv key/value
+// heads are each shared by H / Hkv query heads.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+
+#include "model/linear.h"
+#include "model/model_config.h"
+
+namespace abmll::model {
+
+struct AttentionWeights {
+  LinearWeights q;  // [H*Dh, D] (+ bias [H*Dh] for Qwen2)
+  LinearWeights k;  // [Hkv*Dh, D]
+  LinearWeights v;  // [Hkv*Dh, D]
+  LinearWeights o;  // [D, H*Dh]
+};
+
+// x [B, T, D], (cos, sin) [B, T, Dh] from rope_tables, pattern [B, 1, T, T] bool from attention_pattern
+// -> [B, T, D]. Each projection goes through linear() at (layer, q/k/v/o).
+at::Tensor attention(const at::Tensor& x, const AttentionWeights& w, const ModelConfig& config, int64_t layer,
+                     const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& pattern,
+                     const LinearAdapter* adapter);
+
+}  // namespace abmll::model

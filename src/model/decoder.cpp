@@ -1,0 +1,73 @@
+// The decoder's forward pass (see decoder.h): embeddings, L pre-norm blocks
+//   h = h + attention(rms_norm(h)),  h = h + mlp(rms_norm(h)),
+// then the final RMSNorm; logits are the lm_head projection of chosen rows.
+#include "model/decoder.h"
+
+#include <ATen/TensorOperators.h>
+#include <ATen/ops/embedding.h>
+#include <ATen/ops/linear.h>
+#include <ATen/ops/ones_like.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "io/tensor_store.h"
+#include "model/padding.h"
+#include "model/rms_norm.h"
+#include "model/rope.h"
+#include "util/error.h"
+
+namespace abmll::model {
+
+Decoder Decoder::load(const std::filesystem::path& dir, const WeightOptions& options) {
+  ModelConfig config = load_model_config(dir);
+  io::TensorStore store = io::TensorStore::open(dir);
+  DecoderWeights weights = load_decoder_weights(store, config, options);
+  return Decoder(std::move(config), std::move(weights));
+}
+
+Decoder::Decoder(ModelConfig config, DecoderWeights weights)
+    : config_(std::move(config)), weights_(std::move(weights)) {
+  inv_freq_ = rope_inv_freq(config_).to(device());
+}
+
+at::Tensor Decoder::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                            const LinearAdapter* adapter) const {
+  if (input_ids.dim() != 2 || input_ids.scalar_type() != at::kLong)
+    throw Error(fmt::format("Decoder::forward: input_ids must be [B, T] int64, got {} [{}]",
+                            c10::toString(input_ids.scalar_type()), fmt::join(input_ids.sizes(), ", ")));
+  at::Tensor ids = input_ids.to(device());
+  at::Tensor mask = attention_mask.defined() ? attention_mask.to(device()) : at::ones_like(ids);
+  if (mask.sizes() != ids.sizes())
+    throw Error(fmt::format("Decoder::forward: attention_mask is [{}] but input_ids is [{}]",
+                            fmt::join(mask.sizes(), ", "), fmt::join(ids.sizes(), ", ")));
+  // Checked here rather than left to at::embedding, whose message names no id (and which reads out of bounds on
+  // some backends).
+  if (ids.numel() > 0) {
+    const int64_t lo = ids.min().item<int64_t>(), hi = ids.max().item<int64_t>();
+    if (lo < 0 || hi >= config_.vocab_size)
+      throw InputError(fmt::format("token id {} is outside the vocabulary [0, {})", lo < 0 ? lo : hi,
+                                   config_.vocab_size));
+  }
+
+  at::Tensor h = at::embedding(weights_.embed_tokens, ids);  // [B, T, D]
+  const auto [cos, sin] = rope_tables(position_ids_from_mask(mask), inv_freq_, h.scalar_type());  // [B, T, Dh]
+  const at::Tensor pattern = attention_pattern(mask);  // [B, 1, T, T]
+  const double eps = config_.rms_norm_eps;
+  for (int64_t i = 0; i < config_.num_layers; ++i) {
+    const LayerWeights& layer = weights_.layers[static_cast<std::size_t>(i)];
+    h = h + attention(rms_norm(h, layer.input_norm, eps), layer.attention, config_, i, cos, sin, pattern, adapter);
+    h = h + mlp(rms_norm(h, layer.post_attention_norm, eps), layer.mlp, i, adapter);
+  }
+  return rms_norm(h, weights_.norm, eps);
+}
+
+at::Tensor Decoder::logits(const at::Tensor& hidden) const { return at::linear(hidden, weights_.lm_head); }
+
+at::Tensor Decoder::logits_at(const at::Tensor& hidden, const at::Tensor& batch_index,
+                              const at::Tensor& time_index) const {
+  const int64_t t = hidden.size(1);
+  at::Tensor rows = (batch_index * t + time_index).to(hidden.device());   // [N] into the [B*T] rows
+  return logits(hidden.reshape({-1, hidden.size(2)}).index_select(0, rows));  // [N, V]
+}
+
+}  // namespace abmll::model

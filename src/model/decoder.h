@@ -1,0 +1,49 @@
+// A Llama / Qwen2 decoder from a Hugging Face model folder (config.json + safetensors), computing what
+// transformers' LlamaForCausalLM / Qwen2ForCausalLM compute, with frozen base weights and an adapter seam
+// (LinearAdapter) on every projection.
+//
+// Dimension letters: B batch, T sequence length, D hidden size, V vocabulary, N selected positions.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <filesystem>
+
+#include "model/decoder_weights.h"
+#include "model/linear.h"
+#include "model/model_config.h"
+
+namespace abmll::model {
+
+class Decoder {
+ public:
+  // Reads DIR/config.json and the checkpoint in DIR (model.safetensors, or a sharded index). Throws
+  // abmll::InputError for an unsupported or inconsistent config and for missing or mis-shaped tensors.
+  static Decoder load(const std::filesystem::path& dir, const WeightOptions& options = {});
+  Decoder(ModelConfig config, DecoderWeights weights);
+
+  const ModelConfig& config() const { return config_; }
+  const DecoderWeights& weights() const { return weights_; }
+  at::ScalarType dtype() const { return weights_.embed_tokens.scalar_type(); }
+  at::Device device() const { return weights_.embed_tokens.device(); }
+
+  // input_ids [B, T] int64, attention_mask [B, T] (1 = token, 0 = padding, left or right; undefined = no padding)
+  // -> final hidden states [B, T, D] (after the last RMSNorm) in dtype(). Positions count real tokens only (see
+  // padding.h). Rows at padding positions are meaningless. `adapter` (may be null) adds to every projection.
+  // Builds an autograd graph only when grad mode is on and something requires grad (the base weights do not).
+  at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                     const LinearAdapter* adapter = nullptr) const;
+
+  // hidden [..., D] -> logits [..., V] in dtype().
+  at::Tensor logits(const at::Tensor& hidden) const;
+  // Logits at selected positions only (the vocabulary projection dominates memory for large V):
+  // hidden [B, T, D], batch_index [N], time_index [N] (int64) -> [N, V].
+  at::Tensor logits_at(const at::Tensor& hidden, const at::Tensor& batch_index, const at::Tensor& time_index) const;
+
+ private:
+  ModelConfig config_;
+  DecoderWeights weights_;
+  at::Tensor inv_freq_;  // [Dh/2] float32 on device(), from rope_inv_freq
+};
+
+}  // namespace abmll::model

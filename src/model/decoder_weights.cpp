@@ -1,0 +1,65 @@
+// Loading the frozen weights by the name table (see decoder_weights.h).
+#include "model/decoder_weights.h"
+
+#include <fmt/format.h>
+
+#include <map>
+
+#include "model/weight_names.h"
+#include "util/error.h"
+
+namespace abmll::model {
+
+DecoderWeights load_decoder_weights(const io::TensorStore& store, const ModelConfig& config,
+                                    const WeightOptions& options) {
+  return with_context(fmt::format("loading weights from {}", store.source().string()), [&] {
+    const auto specs = weight_specs(config);
+    // Check everything before converting anything: a wrong checkpoint fails fast, naming the first bad tensor.
+    for (const auto& spec : specs) {
+      if (!store.has(spec.name))
+        throw InputError(fmt::format("tensor '{}' is missing; is this checkpoint for a different architecture? "
+                                     "config.json says {} with {} layers{}",
+                                     spec.name, to_string(config.architecture), config.num_layers,
+                                     spec.name == "lm_head.weight" ? " and tie_word_embeddings=false" : ""));
+      const io::StoreEntry entry = store.entry(spec.name);
+      check_weight_shape(spec, entry.entry.shape, config);
+    }
+
+    const at::Device device(options.device);
+    const at::ScalarType dtype = options.dtype.value_or(store.tensor("model.embed_tokens.weight").scalar_type());
+    std::map<std::string, at::Tensor> loaded;
+    for (const auto& spec : specs) {
+      at::Tensor t = store.tensor(spec.name);
+      if (!at::isFloatingType(t.scalar_type()))
+        throw InputError(fmt::format("tensor '{}' has dtype {}; expected a floating point type", spec.name,
+                                     c10::toString(t.scalar_type())));
+      // A no-op (a view of the mapping) when dtype and device already match.
+      loaded[spec.name] = t.to(device, dtype).set_requires_grad(false);
+    }
+
+    auto take = [&](const std::string& name) { return loaded.at(name); };
+    auto projection = [&](int64_t layer, Projection p) {
+      const std::string path = projection_path(layer, p);
+      LinearWeights w{take(path + ".weight"), {}};
+      if (projection_has_bias(config, p)) w.bias = take(path + ".bias");
+      return w;
+    };
+    DecoderWeights w;
+    w.embed_tokens = take("model.embed_tokens.weight");
+    for (int64_t i = 0; i < config.num_layers; ++i) {
+      const std::string prefix = fmt::format("model.layers.{}.", i);
+      LayerWeights layer;
+      layer.input_norm = take(prefix + "input_layernorm.weight");
+      layer.attention = {projection(i, Projection::q), projection(i, Projection::k), projection(i, Projection::v),
+                         projection(i, Projection::o)};
+      layer.post_attention_norm = take(prefix + "post_attention_layernorm.weight");
+      layer.mlp = {projection(i, Projection::gate), projection(i, Projection::up), projection(i, Projection::down)};
+      w.layers.push_back(std::move(layer));
+    }
+    w.norm = take("model.norm.weight");
+    w.lm_head = config.tie_word_embeddings ? w.embed_tokens : take("lm_head.weight");
+    return w;
+  });
+}
+
+}  // namespace abmll::model

@@ -1,0 +1,65 @@
+// The architecture of a Hugging Face decoder checkpoint, read from its config.json: Llama (Llama-2/3/3.1/3.2) and
+// Qwen2 (Qwen2, Qwen2.5). Both are the same pre-norm decoder (RMSNorm, RoPE, grouped-query attention, SwiGLU MLP);
+// they differ only in which projections carry biases and in their defaults. Anything this decoder does not
+// implement (another architecture, another RoPE type, sliding-window attention, another activation) is refused
+// when parsing, naming the field and its value, rather than computing something different from transformers.
+//
+// Both spellings transformers has used are read: the 4.x one (top-level `rope_theta`, `rope_scaling` with `type` or
+// `rope_type`, `torch_dtype`) and the 5.x one that save_pretrained writes today (`rope_parameters` holding
+// `rope_theta` and `rope_type`, `dtype`).
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+namespace abmll::model {
+
+enum class Architecture { llama, qwen2 };
+
+// "llama" or "qwen2" (the config's model_type).
+std::string to_string(Architecture arch);
+
+// Rotary position embedding parameters. `type` "default" is plain RoPE; "llama3" rescales the low frequencies
+// (Llama-3.1 and later) with the four fields below, which are unused otherwise.
+struct RopeConfig {
+  std::string type = "default";
+  double theta = 10000.0;
+  double factor = 1.0;
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+  int64_t original_max_position_embeddings = 0;
+};
+
+struct ModelConfig {
+  Architecture architecture = Architecture::llama;
+  int64_t hidden_size = 0;          // D
+  int64_t intermediate_size = 0;    // F, the MLP's inner width
+  int64_t num_layers = 0;           // L
+  int64_t num_heads = 0;            // H, query heads
+  int64_t num_kv_heads = 0;         // Hkv, key/value heads (H % Hkv == 0; H / Hkv queries share one kv head)
+  int64_t head_dim = 0;             // Dh (usually D / H, but Llama-style configs may set it)
+  int64_t vocab_size = 0;           // V
+  int64_t max_position_embeddings = 0;
+  double rms_norm_eps = 1e-6;
+  RopeConfig rope;
+  bool tie_word_embeddings = false;  // lm_head shares model.embed_tokens.weight (no lm_head.weight tensor)
+  bool attention_bias = false;       // q/k/v biases (Qwen2: always); Llama's attention_bias also adds o_proj's
+  bool output_bias = false;          // o_proj bias (Llama with attention_bias)
+  bool mlp_bias = false;             // gate/up/down biases (Llama's mlp_bias)
+  std::string dtype;                 // the checkpoint's dtype as the config names it ("bfloat16", ...); may be ""
+};
+
+// Parses config.json's JSON. `source` names the file in error messages. Throws abmll::InputError naming the source,
+// the field and the value for an unsupported architecture, RoPE type or activation, sliding-window attention, a
+// missing or mistyped field, or inconsistent sizes (non-positive, H not dividing D when head_dim is absent, Hkv not
+// dividing H).
+ModelConfig parse_model_config(const nlohmann::json& j, const std::string& source = "config.json");
+
+// Reads `path`: a config.json, or a model folder holding one.
+ModelConfig load_model_config(const std::filesystem::path& path);
+
+}  // namespace abmll::model

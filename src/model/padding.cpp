@@ -1,0 +1,26 @@
+// Position ids and attention pattern of a padded batch (see padding.h).
+#include "model/padding.h"
+
+#include <ATen/TensorOperators.h>
+#include <ATen/ops/cumsum.h>
+#include <ATen/ops/eye.h>
+#include <ATen/ops/ones.h>
+#include <ATen/ops/tril.h>
+
+namespace abmll::model {
+
+at::Tensor position_ids_from_mask(const at::Tensor& attention_mask) {
+  at::Tensor real = attention_mask.ne(0).to(at::kLong);  // [B, T]
+  return (at::cumsum(real, 1) - 1).clamp_min(0);
+}
+
+at::Tensor attention_pattern(const at::Tensor& attention_mask) {
+  const int64_t t = attention_mask.size(1);
+  const auto bool_options = at::TensorOptions().dtype(at::kBool).device(attention_mask.device());
+  at::Tensor causal = at::tril(at::ones({t, t}, bool_options));                    // [T(query), T(key)]
+  at::Tensor key_real = attention_mask.ne(0).view({-1, 1, 1, t});                   // [B, 1, 1, T]
+  at::Tensor self = at::eye(t, bool_options);                                        // [T, T]
+  return causal.logical_and(key_real).logical_or(self);                            // [B, 1, T, T]
+}
+
+}  // namespace abmll::model

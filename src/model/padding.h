@@ -1,0 +1,21 @@
+// From a padded batch's attention mask to what the decoder needs: position ids and the attention pattern.
+// Padding may be on the left or the right (or both): a sequence's tokens are numbered 0, 1, 2, ... from its first
+// real token, so a left-padded sequence gets the same logits as the same sequence unpadded. This is what
+// transformers' generate() does (cumsum of the mask); its plain forward() instead numbers every column 0..T-1
+// whatever the mask, which agrees with ours for right padding only.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+namespace abmll::model {
+
+// attention_mask [B, T] (1 = token, 0 = padding; any integer or bool dtype) -> position ids [B, T] int64:
+// (number of real tokens up to and including t) - 1, clamped at 0 for leading padding.
+at::Tensor position_ids_from_mask(const at::Tensor& attention_mask);
+
+// attention_mask [B, T] -> [B, 1, T, T] bool, true where query t may attend key s: s <= t and s is a real token.
+// A padding query also sees itself, so no row is empty (an all-false row makes attention NaN); the outputs at
+// padding positions are meaningless and must not be read.
+at::Tensor attention_pattern(const at::Tensor& attention_mask);
+
+}  // namespace abmll::model

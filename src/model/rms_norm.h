@@ -1,0 +1,12 @@
+// RMSNorm as transformers computes it (LlamaRMSNorm / Qwen2RMSNorm): normalised in float32, cast back to the input's
+// dtype, and only then multiplied by the weight, so bfloat16 models round where the reference rounds.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+namespace abmll::model {
+
+// x [..., D], weight [D] -> [..., D]: weight * (x / sqrt(mean(x^2) + eps)).
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
+
+}  // namespace abmll::model

@@ -1,0 +1,24 @@
+// Rotary position embeddings in transformers' "rotate_half" layout: a head's Dh values are two halves, and the pair
+// (i, i + Dh/2) is rotated by angle position * inv_freq[i]. Inverse frequencies are computed in float32 as
+// transformers does (including Llama-3.1's "llama3" rescaling), so the angles match bit for bit.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <utility>
+
+#include "model/model_config.h"
+
+namespace abmll::model {
+
+// [Dh/2] float32 on the CPU: theta^(-2i/Dh), rescaled for rope.type == "llama3".
+at::Tensor rope_inv_freq(const ModelConfig& config);
+
+// positions [B, T] int64 -> (cos, sin), each [B, T, Dh] in `dtype` (computed in float32, then cast, as transformers).
+std::pair<at::Tensor, at::Tensor> rope_tables(const at::Tensor& positions, const at::Tensor& inv_freq,
+                                              at::ScalarType dtype);
+
+// x [B, heads, T, Dh] rotated by (cos, sin) [B, T, Dh]: x * cos + rotate_half(x) * sin.
+at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+
+}  // namespace abmll::model

@@ -1,0 +1,95 @@
+// The HF tensor names of Llama / Qwen2 checkpoints and their shapes (see weight_names.h). Dimension letters as in
+// model_config.h: D hidden, F intermediate, H / Hkv heads, Dh head size, V vocabulary.
+#include "model/weight_names.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "util/error.h"
+
+namespace abmll::model {
+
+std::string projection_name(Projection p) {
+  switch (p) {
+    case Projection::q: return "q_proj";
+    case Projection::k: return "k_proj";
+    case Projection::v: return "v_proj";
+    case Projection::o: return "o_proj";
+    case Projection::gate: return "gate_proj";
+    case Projection::up: return "up_proj";
+    case Projection::down: return "down_proj";
+  }
+  return "?";
+}
+
+std::optional<Projection> parse_projection(const std::string& name) {
+  for (Projection p : kAllProjections) {
+    const std::string full = projection_name(p);
+    if (name == full || name == full.substr(0, full.size() - 5)) return p;
+  }
+  return std::nullopt;
+}
+
+std::string projection_path(int64_t layer, Projection p) {
+  const bool attention = p == Projection::q || p == Projection::k || p == Projection::v || p == Projection::o;
+  return fmt::format("model.layers.{}.{}.{}", layer, attention ? "self_attn" : "mlp", projection_name(p));
+}
+
+std::vector<int64_t> projection_shape(const ModelConfig& c, Projection p) {
+  const int64_t d = c.hidden_size, f = c.intermediate_size;
+  const int64_t q_width = c.num_heads * c.head_dim, kv_width = c.num_kv_heads * c.head_dim;
+  switch (p) {
+    case Projection::q: return {q_width, d};   // [H*Dh, D]
+    case Projection::k:
+    case Projection::v: return {kv_width, d};  // [Hkv*Dh, D]
+    case Projection::o: return {d, q_width};   // [D, H*Dh]
+    case Projection::gate:
+    case Projection::up: return {f, d};        // [F, D]
+    case Projection::down: return {d, f};      // [D, F]
+  }
+  return {};
+}
+
+bool projection_has_bias(const ModelConfig& c, Projection p) {
+  switch (p) {
+    case Projection::q:
+    case Projection::k:
+    case Projection::v: return c.attention_bias;
+    case Projection::o: return c.output_bias;
+    default: return c.mlp_bias;
+  }
+}
+
+std::vector<WeightSpec> weight_specs(const ModelConfig& c) {
+  const int64_t d = c.hidden_size;
+  std::vector<WeightSpec> specs;
+  specs.push_back({"model.embed_tokens.weight", {c.vocab_size, d}});
+  for (int64_t layer = 0; layer < c.num_layers; ++layer) {
+    const std::string prefix = fmt::format("model.layers.{}.", layer);
+    specs.push_back({prefix + "input_layernorm.weight", {d}});
+    auto add_projection = [&](Projection p) {
+      const std::string path = projection_path(layer, p);
+      const auto shape = projection_shape(c, p);
+      specs.push_back({path + ".weight", shape});
+      if (projection_has_bias(c, p)) specs.push_back({path + ".bias", {shape[0]}});
+    };
+    for (Projection p : {Projection::q, Projection::k, Projection::v, Projection::o}) add_projection(p);
+    specs.push_back({prefix + "post_attention_layernorm.weight", {d}});
+    for (Projection p : {Projection::gate, Projection::up, Projection::down}) add_projection(p);
+  }
+  specs.push_back({"model.norm.weight", {d}});
+  if (!c.tie_word_embeddings) specs.push_back({"lm_head.weight", {c.vocab_size, d}});
+  return specs;
+}
+
+void check_weight_shape(const WeightSpec& spec, const std::vector<int64_t>& actual, const ModelConfig& c) {
+  if (actual == spec.shape) return;
+  throw InputError(fmt::format(
+      "tensor '{}' has shape [{}] but config.json implies [{}]; is this checkpoint for a different model size? "
+      "config.json says hidden_size={}, intermediate_size={}, num_attention_heads={}, num_key_value_heads={}, "
+      "head_dim={}, vocab_size={}",
+      spec.name, fmt::join(actual, ", "), fmt::join(spec.shape, ", "), c.hidden_size, c.intermediate_size,
+      c.num_heads, c.num_kv_heads, c.head_dim, c.vocab_size));
+}
+
+}  // namespace abmll::model

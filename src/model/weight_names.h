@@ -1,0 +1,46 @@
+// The name table: every tensor a Llama / Qwen2 checkpoint holds, by its Hugging Face name, with the shape the
+// config implies. Loading checks each tensor against this table (presence and shape), and the LoRA code picks its
+// target modules from the same projection names.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/model_config.h"
+
+namespace abmll::model {
+
+// The linear projections of one decoder layer; the adaptable modules (LoRA targets).
+enum class Projection { q, k, v, o, gate, up, down };
+inline constexpr Projection kAllProjections[] = {Projection::q,    Projection::k,  Projection::v,   Projection::o,
+                                                 Projection::gate, Projection::up, Projection::down};
+
+// The module's HF name: "q_proj", ..., "down_proj".
+std::string projection_name(Projection p);
+// The projection named `name` ("q_proj" or "q"), if any.
+std::optional<Projection> parse_projection(const std::string& name);
+// "model.layers.{layer}.self_attn.q_proj" / "model.layers.{layer}.mlp.gate_proj": the module path, without
+// ".weight".
+std::string projection_path(int64_t layer, Projection p);
+// The projection's [out, in] weight shape and whether it has a bias under `config`.
+std::vector<int64_t> projection_shape(const ModelConfig& config, Projection p);
+bool projection_has_bias(const ModelConfig& config, Projection p);
+
+// One tensor of the checkpoint.
+struct WeightSpec {
+  std::string name;              // e.g. "model.layers.3.self_attn.k_proj.bias"
+  std::vector<int64_t> shape;    // what the config implies
+};
+
+// Every tensor the checkpoint must hold under `config`, in a fixed order: embeddings, then per layer the input
+// norm, q/k/v/o (weights then biases), the post-attention norm, gate/up/down, then the final norm and lm_head
+// (absent when tie_word_embeddings).
+std::vector<WeightSpec> weight_specs(const ModelConfig& config);
+
+// Checks a tensor's actual shape against its spec: throws abmll::InputError naming the tensor, both shapes and a
+// hint naming the config's sizes (a checkpoint of another model size, or a config.json from another model).
+void check_weight_shape(const WeightSpec& spec, const std::vector<int64_t>& actual, const ModelConfig& config);
+
+}  // namespace abmll::model

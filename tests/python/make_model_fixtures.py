@@ -1,0 +1,106 @@
+"""Tiny random Llama / Qwen2 checkpoints and their transformers logits, for tests/python/test_model_parity.py.
+
+Each fixture is a model folder written by transformers' save_pretrained (safetensors, float32) plus
+reference.safetensors holding, for fixed token ids:
+  single_ids [T], single_logits [T, V]                   one unpadded sequence (transformers' default positions)
+  batch_ids [2, T], batch_mask [2, T]                    sequence A and a shorter B, right-padded
+  right_logits [2, T, V]                                 transformers with the mask and its default positions
+  left_ids, left_mask [2, T], left_logits [2, T, V]      the same, left-padded, with position_ids passed explicitly
+                                                         as (cumsum(mask) - 1).clamp(0), which is what abmll does
+                                                         (and generate() does); transformers' plain forward would
+                                                         number the padding columns too.
+  bf16_single_logits [T, V]                              (llama3 only) the model cast to bfloat16
+The llama3 fixture also gets a tokenizer.json: byte-level BPE over the 256 byte tokens (no merges), to test --text.
+
+Usage: make_model_fixtures.py OUT_DIR [NAME ...]   (all fixtures when no name is given)
+"""
+import pathlib
+import sys
+
+import torch
+from safetensors.torch import save_file
+from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+SIZES = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, vocab_size=256,
+             initializer_range=0.1, rms_norm_eps=1e-6, max_position_embeddings=256)
+
+# name -> (model class, config, save_pretrained keyword arguments)
+FIXTURES = {
+    # Llama-3 shape: GQA ratio 2, theta 500000, untied.
+    "llama3": (LlamaForCausalLM, lambda: LlamaConfig(**SIZES, num_key_value_heads=2, rope_theta=500000.0), {}),
+    # Llama-3.1 RoPE scaling. original_max_position_embeddings=64 with theta 10000 and Dh=16 puts the wavelengths in
+    # all three bands (kept < 16 <= interpolated <= 64 < divided by factor).
+    "llama31": (LlamaForCausalLM, lambda: LlamaConfig(
+        **SIZES, num_key_value_heads=2, rope_theta=10000.0,
+        rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                      "original_max_position_embeddings": 64}), {}),
+    # Qwen2: q/k/v biases, tied embeddings, no GQA (ratio 1).
+    "qwen2_tied": (Qwen2ForCausalLM, lambda: Qwen2Config(
+        **SIZES, num_key_value_heads=4, tie_word_embeddings=True, rope_theta=1000000.0), {}),
+    # Qwen2 with GQA ratio 4 (one kv head), untied.
+    "qwen2_gqa": (Qwen2ForCausalLM, lambda: Qwen2Config(**SIZES, num_key_value_heads=1, tie_word_embeddings=False),
+                  {}),
+    # Llama saved in shards (model.safetensors.index.json + several files).
+    "llama3_sharded": (LlamaForCausalLM, lambda: LlamaConfig(**SIZES, num_key_value_heads=2, rope_theta=500000.0),
+                       {"max_shard_size": "40KB"}),
+}
+
+def write_byte_tokenizer(folder: pathlib.Path) -> None:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=256, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tok.train_from_iterator(["hello world"], trainer)
+    tok.save(str(folder / "tokenizer.json"))
+
+
+SEQ_A = [1, 17, 200, 45, 3, 99, 255, 0, 128, 64, 7]
+SEQ_B = [5, 250, 33, 8, 142]
+
+
+def build(name: str, out: pathlib.Path) -> pathlib.Path:
+    cls, make_config, save_kwargs = FIXTURES[name]
+    torch.manual_seed(sum(map(ord, name)))
+    model = cls(make_config()).to(torch.float32).eval()
+    # The default init leaves biases at 0 and norm weights at 1, which would hide a missing bias or norm weight.
+    with torch.no_grad():
+        for pname, p in model.named_parameters():
+            if pname.endswith("bias") or "norm" in pname:
+                p.add_(torch.randn_like(p) * 0.2)
+    folder = out / name
+    model.save_pretrained(folder, safe_serialization=True, **save_kwargs)
+
+    t = len(SEQ_A)
+    pad = t - len(SEQ_B)
+    single = torch.tensor([SEQ_A])
+    right_ids = torch.tensor([SEQ_A, SEQ_B + [0] * pad])
+    right_mask = torch.tensor([[1] * t, [1] * len(SEQ_B) + [0] * pad])
+    left_ids = torch.tensor([SEQ_A, [0] * pad + SEQ_B])
+    left_mask = torch.tensor([[1] * t, [0] * pad + [1] * len(SEQ_B)])
+    left_positions = (left_mask.cumsum(-1) - 1).clamp(min=0)
+    ref = {}
+    with torch.no_grad():
+        ref["single_ids"] = single[0]
+        ref["single_logits"] = model(input_ids=single).logits[0]
+        ref["batch_ids"], ref["batch_mask"] = right_ids, right_mask
+        ref["right_logits"] = model(input_ids=right_ids, attention_mask=right_mask).logits
+        ref["left_ids"], ref["left_mask"] = left_ids, left_mask
+        ref["left_logits"] = model(input_ids=left_ids, attention_mask=left_mask, position_ids=left_positions).logits
+        if name == "llama3":
+            write_byte_tokenizer(folder)
+            ref["bf16_single_logits"] = model.to(torch.bfloat16)(input_ids=single).logits[0].float()
+    save_file({k: v.contiguous() for k, v in ref.items()}, str(folder / "reference.safetensors"))
+    return folder
+
+
+def main(argv):
+    out = pathlib.Path(argv[1])
+    for name in argv[2:] or FIXTURES:
+        print(build(name, out))
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,129 @@
+// The decoder's invariants on a random tiny model written here (no Python): padding (left or right) does not change
+// a sequence's logits, frozen weights are views of the checkpoint, dtype overrides, logits_at picks rows, and the
+// adapter seam is reached at every projection. Parity with transformers is tests/python/test_model_parity.py.
+#include <catch2/catch.hpp>
+
+#include <ATen/TensorOperators.h>
+#include <ATen/Context.h>
+#include <ATen/ops/arange.h>
+#include <ATen/ops/cat.h>
+#include <ATen/ops/stack.h>
+#include <ATen/ops/ones.h>
+#include <ATen/ops/randn.h>
+#include <ATen/ops/tensor.h>
+#include <ATen/ops/zeros.h>
+#include <nlohmann/json.hpp>
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "io/safetensors_writer.h"
+#include "io/tensor_store.h"
+#include "model/decoder.h"
+#include "model/weight_names.h"
+#include "test_support.h"
+#include "util/error.h"
+
+using namespace abmll::model;
+using abmll::test::ScratchDir;
+
+namespace {
+
+// A random tiny Qwen2 (biases, GQA 2) or Llama-3.1 (llama3 RoPE) model folder.
+void write_tiny_model(const std::filesystem::path& dir, bool qwen2) {
+  nlohmann::json j = {{"architectures", {qwen2 ? "Qwen2ForCausalLM" : "LlamaForCausalLM"}},
+                      {"model_type", qwen2 ? "qwen2" : "llama"},
+                      {"hidden_size", 32}, {"intermediate_size", 48}, {"num_hidden_layers", 2},
+                      {"num_attention_heads", 4}, {"num_key_value_heads", 2}, {"vocab_size", 50},
+                      {"rms_norm_eps", 1e-6}, {"tie_word_embeddings", qwen2}};
+  if (!qwen2)
+    j["rope_parameters"] = {{"rope_type", "llama3"}, {"rope_theta", 500000.0}, {"factor", 8.0},
+                            {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0},
+                            {"original_max_position_embeddings", 16}};
+  abmll::test::write_text(dir / "config.json", j.dump());
+  const ModelConfig c = parse_model_config(j);
+  at::manual_seed(qwen2 ? 1 : 2);
+  abmll::io::NamedTensors tensors;
+  for (const auto& s : weight_specs(c)) tensors.emplace_back(s.name, at::randn(s.shape, at::kFloat) * 0.2 + (s.shape.size() == 1 ? 1.0 : 0.0));
+  abmll::io::write_safetensors(dir / "model.safetensors", tensors);
+}
+
+// Records the sites it is called at; adds nothing.
+class RecordingAdapter : public LinearAdapter {
+ public:
+  at::Tensor delta(const at::Tensor& x, const LinearSite& site) const override {
+    sites.insert(projection_path(site.layer, site.projection));
+    return {};
+  }
+  mutable std::set<std::string> sites;
+};
+
+at::Tensor ids_tensor(const std::vector<int64_t>& ids) { return at::tensor(ids, at::kLong).view({1, -1}); }
+
+}  // namespace
+
+TEST_CASE("model decoder: padding on either side leaves each sequence's logits unchanged", "[model]") {
+  for (bool qwen2 : {false, true}) {
+    INFO((qwen2 ? "qwen2" : "llama3.1"));
+    ScratchDir dir;
+    write_tiny_model(dir.path(), qwen2);
+    const Decoder decoder = Decoder::load(dir.path());
+    const std::vector<int64_t> a = {3, 17, 42, 8, 1, 49, 23}, b = {5, 9, 11};
+    const at::Tensor alone_a = decoder.logits(decoder.forward(ids_tensor(a), {}))[0];  // [7, V]
+    const at::Tensor alone_b = decoder.logits(decoder.forward(ids_tensor(b), {}))[0];  // [3, V]
+
+    for (bool left : {false, true}) {
+      INFO((left ? "left padding" : "right padding"));
+      const at::Tensor pad = at::zeros({4}, at::kLong);
+      at::Tensor row_b = left ? at::cat({pad, ids_tensor(b)[0]}) : at::cat({ids_tensor(b)[0], pad});
+      at::Tensor ids = at::stack({ids_tensor(a)[0], row_b});
+      at::Tensor mask = at::ones({2, 7}, at::kLong);
+      if (left) mask[1].narrow(0, 0, 4).fill_(0);
+      else mask[1].narrow(0, 3, 4).fill_(0);
+      const at::Tensor logits = decoder.logits(decoder.forward(ids, mask));  // [2, 7, V]
+      const at::Tensor got_b = logits[1].narrow(0, left ? 4 : 0, 3);
+      CHECK((logits[0] - alone_a).abs().max().item<float>() < 1e-5f);
+      CHECK((got_b - alone_b).abs().max().item<float>() < 1e-5f);
+      CHECK_FALSE(logits.isnan().any().item<bool>());  // padding rows are meaningless but finite
+    }
+  }
+}
+
+TEST_CASE("model decoder: frozen weights are views of the checkpoint, and dtype overrides convert", "[model]") {
+  ScratchDir dir;
+  write_tiny_model(dir.path(), true);
+  const ModelConfig c = load_model_config(dir.path());
+  const auto store = abmll::io::TensorStore::open(dir.path());
+  const DecoderWeights w = load_decoder_weights(store, c, {});
+  CHECK(w.layers[1].mlp.up.weight.data_ptr() == store.tensor("model.layers.1.mlp.up_proj.weight").data_ptr());
+  CHECK_FALSE(w.layers[1].mlp.up.weight.requires_grad());
+  CHECK(w.lm_head.data_ptr() == w.embed_tokens.data_ptr());  // tied
+  CHECK(w.layers[0].attention.v.bias.defined());
+  CHECK_FALSE(w.layers[0].attention.o.bias.defined());
+
+  WeightOptions bf16;
+  bf16.dtype = at::kBFloat16;
+  const Decoder decoder(c, load_decoder_weights(store, c, bf16));
+  CHECK(decoder.dtype() == at::kBFloat16);
+  const at::Tensor hidden = decoder.forward(ids_tensor({1, 2, 3, 4}), {});
+  CHECK(hidden.scalar_type() == at::kBFloat16);
+  CHECK(hidden.sizes() == std::vector<int64_t>{1, 4, 32});
+}
+
+TEST_CASE("model decoder: logits_at picks rows, the adapter seam sees every projection, bad ids are refused", "[model]") {
+  ScratchDir dir;
+  write_tiny_model(dir.path(), false);
+  const Decoder decoder = Decoder::load(dir.path());
+  at::Tensor ids = at::arange(12, at::kLong).view({2, 6}) * 3;
+  RecordingAdapter adapter;
+  const at::Tensor hidden = decoder.forward(ids, {}, &adapter);
+  CHECK(adapter.sites.size() == 2 * 7);
+  CHECK(adapter.sites.count("model.layers.1.mlp.down_proj") == 1);
+  const at::Tensor full = decoder.logits(hidden);  // [2, 6, V]
+  const at::Tensor picked = decoder.logits_at(hidden, at::tensor({1, 0}, at::kLong), at::tensor({5, 2}, at::kLong));
+  CHECK(picked.sizes() == std::vector<int64_t>{2, 50});
+  CHECK(picked[0].equal(full[1][5]));
+  CHECK(picked[1].equal(full[0][2]));
+  CHECK_THROWS_AS(decoder.forward(ids_tensor({1, 50}), {}), abmll::InputError);
+}

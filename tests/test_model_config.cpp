@@ -1,0 +1,238 @@
+// config.json parsing (both the transformers 4.x and 5.x spellings, and the refusals) and the name table's checks
+// on a checkpoint's tensors (missing tensors and shape mismatches, with their messages).
+#include <catch2/catch.hpp>
+
+#include <ATen/ops/zeros.h>
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+#include "io/safetensors_writer.h"
+#include "io/tensor_store.h"
+#include "model/decoder_weights.h"
+#include "model/model_config.h"
+#include "model/weight_names.h"
+#include "test_support.h"
+#include "util/error.h"
+
+using namespace abmll::model;
+using abmll::test::ScratchDir;
+using nlohmann::json;
+
+namespace {
+
+// What transformers 5.23 writes for a small Llama-3.1 (save_pretrained): rope_theta inside rope_parameters.
+json llama31_config() {
+  return json::parse(R"({
+    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "attention_bias": false, "dtype": "float32",
+    "head_dim": 16, "hidden_act": "silu", "hidden_size": 64, "intermediate_size": 128,
+    "max_position_embeddings": 2048, "mlp_bias": false, "num_attention_heads": 4, "num_hidden_layers": 2,
+    "num_key_value_heads": 2, "rms_norm_eps": 1e-05, "tie_word_embeddings": false, "vocab_size": 256,
+    "rope_parameters": {"factor": 8.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
+                        "original_max_position_embeddings": 64, "rope_theta": 500000.0, "rope_type": "llama3"}
+  })");
+}
+
+json qwen2_config() {
+  return json::parse(R"({
+    "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": 64, "intermediate_size": 96,
+    "num_attention_heads": 4, "num_hidden_layers": 2, "num_key_value_heads": 2, "vocab_size": 300,
+    "layer_types": ["full_attention", "full_attention"], "use_sliding_window": false, "sliding_window": null,
+    "max_window_layers": 28, "rope_parameters": {"rope_theta": 1000000.0, "rope_type": "default"},
+    "tie_word_embeddings": true, "torch_dtype": "bfloat16"
+  })");
+}
+
+void require_input_error(const json& j, const std::vector<std::string>& fragments) {
+  try {
+    parse_model_config(j, "dir/config.json");
+    FAIL("no error for " << j.dump());
+  } catch (const abmll::InputError& e) {
+    INFO("message: " << e.what());
+    for (const auto& f : fragments) CHECK(std::string(e.what()).find(f) != std::string::npos);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("model config: transformers 5.x Llama-3.1 (rope_parameters)", "[model]") {
+  const ModelConfig c = parse_model_config(llama31_config());
+  CHECK(c.architecture == Architecture::llama);
+  CHECK(c.hidden_size == 64);
+  CHECK(c.intermediate_size == 128);
+  CHECK(c.num_layers == 2);
+  CHECK(c.num_heads == 4);
+  CHECK(c.num_kv_heads == 2);
+  CHECK(c.head_dim == 16);
+  CHECK(c.vocab_size == 256);
+  CHECK(c.rms_norm_eps == 1e-5);
+  CHECK(c.rope.type == "llama3");
+  CHECK(c.rope.theta == 500000.0);
+  CHECK(c.rope.factor == 8.0);
+  CHECK(c.rope.low_freq_factor == 1.0);
+  CHECK(c.rope.high_freq_factor == 4.0);
+  CHECK(c.rope.original_max_position_embeddings == 64);
+  CHECK_FALSE(c.attention_bias);
+  CHECK_FALSE(c.tie_word_embeddings);
+  CHECK(c.dtype == "float32");
+}
+
+TEST_CASE("model config: transformers 4.x spelling (rope_scaling, top-level rope_theta, torch_dtype)", "[model]") {
+  json j = llama31_config();
+  j.erase("rope_parameters");
+  j.erase("head_dim");
+  j.erase("dtype");
+  j["rope_theta"] = 500000.0;
+  j["torch_dtype"] = "bfloat16";
+  j["rope_scaling"] = {{"type", "llama3"}, {"factor", 32.0}, {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0}};
+  const ModelConfig c = parse_model_config(j);
+  CHECK(c.head_dim == 16);  // hidden / heads
+  CHECK(c.rope.type == "llama3");
+  CHECK(c.rope.theta == 500000.0);
+  CHECK(c.rope.factor == 32.0);
+  CHECK(c.rope.original_max_position_embeddings == 2048);  // defaults to max_position_embeddings
+  CHECK(c.dtype == "bfloat16");
+
+  // rope_scaling null and no rope_parameters: default RoPE with the top-level theta, or 10000 without one.
+  j["rope_scaling"] = nullptr;
+  CHECK(parse_model_config(j).rope.type == "default");
+  CHECK(parse_model_config(j).rope.theta == 500000.0);
+  j.erase("rope_theta");
+  CHECK(parse_model_config(j).rope.theta == 10000.0);
+}
+
+TEST_CASE("model config: Qwen2 has q/k/v biases and may tie embeddings", "[model]") {
+  const ModelConfig c = parse_model_config(qwen2_config());
+  CHECK(c.architecture == Architecture::qwen2);
+  CHECK(c.attention_bias);
+  CHECK_FALSE(c.output_bias);
+  CHECK_FALSE(c.mlp_bias);
+  CHECK(c.tie_word_embeddings);
+  CHECK(c.rope.theta == 1000000.0);
+  CHECK(c.head_dim == 16);
+  CHECK(c.dtype == "bfloat16");
+
+  const auto specs = weight_specs(c);
+  auto has = [&](const std::string& name) {
+    for (const auto& s : specs)
+      if (s.name == name) return true;
+    return false;
+  };
+  CHECK(has("model.layers.1.self_attn.k_proj.bias"));
+  CHECK_FALSE(has("model.layers.1.self_attn.o_proj.bias"));
+  CHECK_FALSE(has("lm_head.weight"));  // tied
+  CHECK(specs.size() == 1 + 2 * (2 + 4 + 3 + 3) + 1);
+}
+
+TEST_CASE("model config: unsupported or inconsistent configs name the file, the field and the value", "[model]") {
+  json j = llama31_config();
+  j["architectures"] = {"MistralForCausalLM"};
+  require_input_error(j, {"dir/config.json", "architectures", "MistralForCausalLM"});
+
+  j = llama31_config();
+  j["model_type"] = "gemma";
+  j.erase("architectures");
+  require_input_error(j, {"dir/config.json", "model_type", "gemma"});
+
+  j = llama31_config();
+  j["rope_parameters"]["rope_type"] = "yarn";
+  require_input_error(j, {"dir/config.json", "rope_parameters", "rope_type", "yarn"});
+
+  j = llama31_config();
+  j.erase("rope_parameters");
+  j["rope_scaling"] = {{"type", "dynamic"}, {"factor", 2.0}};
+  require_input_error(j, {"rope_scaling", "'type'", "dynamic"});
+
+  j = llama31_config();
+  j["rope_parameters"].erase("low_freq_factor");
+  require_input_error(j, {"low_freq_factor", "missing"});
+
+  j = qwen2_config();
+  j["use_sliding_window"] = true;
+  require_input_error(j, {"dir/config.json", "use_sliding_window", "true"});
+
+  j = qwen2_config();
+  j["layer_types"] = {"full_attention", "sliding_attention"};
+  require_input_error(j, {"layer_types", "sliding_attention"});
+
+  j = llama31_config();
+  j["num_key_value_heads"] = 3;
+  require_input_error(j, {"num_key_value_heads", "3", "num_attention_heads=4"});
+
+  j = llama31_config();
+  j.erase("head_dim");
+  j["num_attention_heads"] = 6;
+  j["num_key_value_heads"] = 6;
+  require_input_error(j, {"num_attention_heads", "6", "hidden_size=64"});
+
+  j = llama31_config();
+  j["hidden_size"] = 0;
+  require_input_error(j, {"hidden_size", "positive", "0"});
+
+  j = llama31_config();
+  j.erase("vocab_size");
+  require_input_error(j, {"vocab_size", "missing"});
+
+  j = llama31_config();
+  j["hidden_size"] = "64";
+  require_input_error(j, {"hidden_size", "integer", "\"64\""});
+
+  j = llama31_config();
+  j["hidden_act"] = "gelu";
+  require_input_error(j, {"hidden_act", "gelu"});
+}
+
+TEST_CASE("model weights: a missing tensor or a wrong shape names the tensor, both shapes and the config", "[model]") {
+  const ModelConfig c = parse_model_config(llama31_config());
+  const auto specs = weight_specs(c);
+  const WeightSpec& k = specs[3];
+  REQUIRE(k.name == "model.layers.0.self_attn.k_proj.weight");
+  CHECK(k.shape == std::vector<int64_t>{32, 64});
+  try {
+    check_weight_shape(k, {64, 64}, c);
+    FAIL("no error");
+  } catch (const abmll::InputError& e) {
+    const std::string m = e.what();
+    INFO(m);
+    CHECK(m.find("model.layers.0.self_attn.k_proj.weight") != std::string::npos);
+    CHECK(m.find("[64, 64]") != std::string::npos);
+    CHECK(m.find("[32, 64]") != std::string::npos);
+    CHECK(m.find("different model size") != std::string::npos);
+    CHECK(m.find("hidden_size=64") != std::string::npos);
+  }
+
+  // Through the loader: a checkpoint whose up_proj is too wide, then one without lm_head.weight.
+  ScratchDir dir;
+  abmll::io::NamedTensors tensors;
+  for (const auto& s : specs) tensors.emplace_back(s.name, at::zeros(s.shape, at::kFloat));
+  for (auto& [name, t] : tensors)
+    if (name == "model.layers.1.mlp.up_proj.weight") t = at::zeros({129, 64}, at::kFloat);
+  abmll::io::write_safetensors(dir / "bad.safetensors", tensors);
+  auto store = abmll::io::TensorStore::open(dir / "bad.safetensors");
+  try {
+    load_decoder_weights(store, c, {});
+    FAIL("no error");
+  } catch (const abmll::InputError& e) {
+    const std::string m = e.what();
+    INFO(m);
+    CHECK(m.find("bad.safetensors") != std::string::npos);
+    CHECK(m.find("model.layers.1.mlp.up_proj.weight") != std::string::npos);
+    CHECK(m.find("[129, 64]") != std::string::npos);
+    CHECK(m.find("[128, 64]") != std::string::npos);
+  }
+
+  tensors.pop_back();  // lm_head.weight, the last of the table
+  for (auto& [name, t] : tensors)
+    if (name == "model.layers.1.mlp.up_proj.weight") t = at::zeros({128, 64}, at::kFloat);
+  abmll::io::write_safetensors(dir / "untied.safetensors", tensors);
+  try {
+    load_decoder_weights(abmll::io::TensorStore::open(dir / "untied.safetensors"), c, {});
+    FAIL("no error");
+  } catch (const abmll::InputError& e) {
+    const std::string m = e.what();
+    INFO(m);
+    CHECK(m.find("'lm_head.weight' is missing") != std::string::npos);
+    CHECK(m.find("tie_word_embeddings=false") != std::string::npos);
+  }
+}
