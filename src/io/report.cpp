@@ -61,16 +61,21 @@ nlohmann::json Report::to_json() const {
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   nlohmann::json timings = timings_;
   timings["total_seconds"] = wall;
-  return {{"schema_version", kReportSchemaVersion},
-          {"command", command_},
-          {"argv", argv_},
-          {"created_utc", created_utc_},
-          {"abmll", build_description()},
-          {"machine", describe_machine()},
-          {"device", device_},
-          {"config", config_},
-          {"timings", timings},
-          {"results", results_}};
+  nlohmann::json report = {{"schema_version", kReportSchemaVersion},
+                            {"command", command_},
+                            {"argv", argv_},
+                            {"created_utc", created_utc_},
+                            {"abmll", build_description()},
+                            {"machine", describe_machine()},
+                            {"device", device_},
+                            {"config", config_},
+                            {"timings", timings}};
+  if (results_at_top_level_) {
+    report.update(results_);
+  } else {
+    report["results"] = results_;
+  }
+  return report;
 }
 
 void Report::write(const std::filesystem::path& path) const { write_file_atomic(path, to_json().dump(2) + "\n"); }

@@ -24,6 +24,8 @@ class Report {
   // A result field (metrics, paths of outputs...). Overwrites an earlier value of the same key.
   void set_result(const std::string& key, nlohmann::json value) { results_[key] = std::move(value); }
   void add_timing(const std::string& phase, double seconds) { timings_[phase] = seconds; }
+  // Write the results as top-level fields instead of under "results" (for small reports read with `jq .ece`).
+  void put_results_at_top_level() { results_at_top_level_ = true; }
 
   nlohmann::json to_json() const;
   void write(const std::filesystem::path& path) const;
@@ -37,6 +39,7 @@ class Report {
   nlohmann::json device_ = nlohmann::json::object();
   nlohmann::json results_ = nlohmann::json::object();
   nlohmann::json timings_ = nlohmann::json::object();
+  bool results_at_top_level_ = false;
 };
 
 // Versions of abmll and the libraries it was built with.

@@ -1,0 +1,72 @@
+#include "eval/calibration.h"
+
+#include <algorithm>
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+
+namespace abmll::eval {
+
+std::vector<float> bin_edges(int bins) {
+  std::vector<float> edges(bins + 1);
+  for (int k = 0; k <= bins; ++k) edges[k] = static_cast<float>(k) / static_cast<float>(bins);
+  return edges;
+}
+
+CalibrationMetrics calibration_metrics(const std::vector<CategoricalPrediction>& predictions, int bins) {
+  if (predictions.empty()) throw std::invalid_argument("calibration_metrics: no predictions");
+  if (bins < 1) throw std::invalid_argument("calibration_metrics: bins must be >= 1");
+  const std::vector<float> edges = bin_edges(bins);
+
+  CalibrationMetrics m;
+  m.n = static_cast<std::int64_t>(predictions.size());
+  m.bins.resize(bins + 1);
+  for (int b = 0; b < bins; ++b) m.bins[b].lo = double(b) / bins, m.bins[b].hi = double(b + 1) / bins;
+  m.bins[bins].lo = m.bins[bins].hi = 1.0;
+
+  double correct_total = 0, nll_total = 0, brier_total = 0;
+  for (const auto& p : predictions) {
+    // First option with the largest probability, as torch.max(dim) picks it.
+    const auto top = std::max_element(p.probs.begin(), p.probs.end());
+    const double confidence = *top;
+    const bool correct = (top - p.probs.begin()) == p.label;
+    correct_total += correct;
+    nll_total += -std::log(p.probs[p.label]);
+    for (std::size_t k = 0; k < p.probs.size(); ++k) {
+      const double target = static_cast<std::int64_t>(k) == p.label ? 1.0 : 0.0;
+      brier_total += (p.probs[k] - target) * (p.probs[k] - target);
+    }
+    // bucketize(right=True) - 1: the last edge <= confidence.
+    const float binned = static_cast<float>(confidence);
+    const int b = static_cast<int>(std::upper_bound(edges.begin(), edges.end(), binned) - edges.begin()) - 1;
+    CalibrationBin& bin = m.bins[std::clamp(b, 0, bins)];
+    ++bin.count;
+    bin.accuracy += correct;
+    bin.confidence += confidence;
+  }
+  for (auto& bin : m.bins) {
+    if (bin.count == 0) continue;
+    bin.accuracy /= bin.count;
+    bin.confidence /= bin.count;
+    const double gap = std::abs(bin.accuracy - bin.confidence);
+    m.ece += gap * bin.count / m.n;
+    m.mce = std::max(m.mce, gap);
+  }
+  m.accuracy = correct_total / m.n;
+  m.nll = nll_total / m.n;
+  m.brier = brier_total / m.n;
+  return m;
+}
+
+nlohmann::json to_json(const CalibrationMetrics& m) {
+  nlohmann::json bins = nlohmann::json::array();
+  for (const auto& b : m.bins)
+    bins.push_back({{"lo", b.lo}, {"hi", b.hi}, {"count", b.count}, {"accuracy", b.accuracy},
+                    {"confidence", b.confidence}});
+  // JSON has no infinity: an infinite NLL (a label given probability 0) is written as null.
+  nlohmann::json nll = std::isfinite(m.nll) ? nlohmann::json(m.nll) : nlohmann::json(nullptr);
+  return {{"n", m.n},         {"accuracy", m.accuracy}, {"ece", m.ece}, {"mce", m.mce},
+          {"nll", nll},       {"brier", m.brier},       {"bins", bins}};
+}
+
+}  // namespace abmll::eval
