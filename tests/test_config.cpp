@@ -128,7 +128,7 @@ TEST_CASE("malformed YAML, duplicates and a non-mapping top level are refused wi
   CHECK_THAT(error_of("- a\n- b\n"), Contains("top level must be a mapping"));
 }
 
-TEST_CASE("--set overrides apply in order with the same validation", "[config]") {
+TEST_CASE("command-line overrides apply in order with the same validation", "[config]") {
   ExperimentConfig c = load(kMinimal, {"outer.lr=3e-4", "lora.targets=[q_proj, o_proj]", "outer.lr=5e-4",
                                        "method=abmll_icl"});
   CHECK(c.outer.lr == 5e-4);
@@ -175,4 +175,12 @@ TEST_CASE("the example configs in configs/ load", "[config]") {
     ++seen;
   }
   CHECK(seen >= 3);
+}
+
+TEST_CASE("floats are echoed in a form YAML 1.1 readers also take for numbers", "[config]") {
+  ExperimentConfig c = load(kMinimal, {"outer.beta=5e-10", "outer.gamma=1e+20"});
+  const std::string yaml = abmll::config_to_yaml(c);
+  CHECK_THAT(yaml, Contains("beta: 5.0e-10"));
+  CHECK_THAT(yaml, Contains("gamma: 1.0e+20"));
+  CHECK(load(yaml).outer.beta == 5e-10);
 }

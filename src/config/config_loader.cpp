@@ -114,6 +114,22 @@ void put(nlohmann::json& root, const std::string& path, nlohmann::json value) {
   (*node)[path.substr(start)] = std::move(value);
 }
 
+// A value as YAML text: JSON's scalars are YAML flow scalars (strings double-quoted, numbers with full precision),
+// except that YAML 1.1 readers (PyYAML) take an exponent without a dot ("5e-10") for a string, so floats get one.
+std::string yaml_scalar(const nlohmann::json& value) {
+  if (value.is_array()) {
+    std::string out = "[";
+    for (std::size_t i = 0; i < value.size(); ++i) out += (i ? ", " : "") + yaml_scalar(value[i]);
+    return out + "]";
+  }
+  std::string text = value.dump();
+  if (value.is_number_float()) {
+    const auto e = text.find('e');
+    if (e != std::string::npos && text.find('.') == std::string::npos) text.insert(e, ".0");
+  }
+  return text;
+}
+
 }  // namespace
 
 ExperimentConfig load_experiment_config(const std::optional<std::filesystem::path>& file,
@@ -158,13 +174,11 @@ nlohmann::json config_to_json(const ExperimentConfig& config) {
 }
 
 std::string config_to_yaml(const ExperimentConfig& config) {
-  // JSON scalars are valid YAML flow scalars (strings double-quoted, numbers with full precision), so each value is
-  // written as its JSON text and reads back exactly.
   std::string out;
   std::string section;
   for (const auto& key : config_keys()) {
     const auto dot = key.path.find('.');
-    std::string value = key.value(config).dump();
+    std::string value = yaml_scalar(key.value(config));
     if (dot == std::string::npos) {
       out += fmt::format("{}: {}\n", key.path, value);
       section.clear();

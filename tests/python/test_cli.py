@@ -6,7 +6,7 @@ import pathlib
 import pytest
 import yaml
 
-SUBCOMMANDS = ["meta-train", "adapt", "evaluate", "calibrate", "inspect"]
+SUBCOMMANDS = ["meta-train", "adapt", "evaluate", "calibrate", "inspect", "tokenize", "logits"]
 
 MINIMAL = "model:\n  path: /models/m\ndata:\n  path: /data/d\n"
 
