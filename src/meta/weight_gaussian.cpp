@@ -1,0 +1,213 @@
+#include "meta/weight_gaussian.h"
+
+#include "meta/gaussian.h"
+
+#include <ATen/TensorOperators.h>
+#include <ATen/ops/cat.h>
+#include <ATen/ops/ones_like.h>
+#include <ATen/ops/zeros.h>
+#include <ATen/ops/clamp_min.h>
+#include <ATen/ops/where.h>
+#include <ATen/ops/log.h>
+#include <ATen/ops/matmul.h>
+#include <ATen/ops/maximum.h>
+#include <ATen/ops/sigmoid.h>
+#include <ATen/ops/softplus.h>
+#include <ATen/ops/square.h>
+#include <ATen/ops/zeros_like.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <algorithm>
+
+namespace abmll::meta {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+at::ScalarType compute_type(const at::Tensor& t) { return t.scalar_type() == at::kDouble ? at::kDouble : at::kFloat; }
+
+// Scale S from its pre-activation Z = s B_sigma A_sigma.
+at::Tensor scale_of(const at::Tensor& z, WeightScale kind, double c) {
+  return kind == WeightScale::linear ? z + c : at::softplus(z) + c;
+}
+
+// dS/dZ.
+at::Tensor scale_slope(const at::Tensor& z, WeightScale kind) {
+  return kind == WeightScale::linear ? at::ones_like(z) : at::sigmoid(z);
+}
+
+// One tile's quantities for q or p: rows [r0, r1) of M, Z, S and the floored squared scale V.
+struct Tile {
+  at::Tensor m, z, s, v;
+};
+
+Tile tile_of(const at::Tensor& b_mu, const at::Tensor& a_mu, const at::Tensor& b_sigma, const at::Tensor& a_sigma,
+             int64_t r0, int64_t r1, const WeightScaleForm& form) {
+  Tile t;
+  t.m = form.scaling * at::matmul(b_mu.slice(0, r0, r1), a_mu);
+  t.z = form.scaling * at::matmul(b_sigma.slice(0, r0, r1), a_sigma);
+  t.s = scale_of(t.z, form.kind, form.floor);
+  t.v = at::clamp_min(at::square(t.s), form.floor * form.floor);
+  return t;
+}
+
+// u = Vq / Vp - 1 without cancellation: (Sq - Sp)(Sq + Sp) / Vp where neither scale is floored.
+at::Tensor variance_ratio_minus_one(const Tile& q, const Tile& p, double c2) {
+  const at::Tensor unfloored = (at::square(q.s) > c2) & (at::square(p.s) > c2);
+  return at::where(unfloored, (q.s - p.s) * (q.s + p.s), q.v - p.v) / p.v;
+}
+
+// KL = 1/2 (u - log1p(u)) + D^2 / (2 Vp), D = Mq - Mp (see gaussian.h for why this form).
+at::Tensor kl_of_tile(const Tile& q, const Tile& p, double c2) {
+  return (kl_scale_term(variance_ratio_minus_one(q, p, c2)) + at::square(q.m - p.m) / (2 * p.v)).sum();
+}
+
+// Inputs are the 8 factors (q then p, each b_mu, a_mu, b_sigma, a_sigma), already in the compute type.
+struct TiledWeightKl : public torch::autograd::Function<TiledWeightKl> {
+  static at::Tensor forward(AutogradContext* ctx, at::Tensor qb_mu, at::Tensor qa_mu, at::Tensor qb_sig,
+                            at::Tensor qa_sig, at::Tensor pb_mu, at::Tensor pa_mu, at::Tensor pb_sig,
+                            at::Tensor pa_sig, double scaling, double floor, int64_t kind, int64_t tile_rows,
+                            int64_t* floor_hits) {
+    const WeightScaleForm form{static_cast<WeightScale>(kind), scaling, floor};
+    const int64_t rows = qb_mu.size(0);
+    at::Tensor total = at::zeros({}, qb_mu.options());
+    int64_t hits = 0;
+    for (int64_t r0 = 0; r0 < rows; r0 += tile_rows) {
+      const int64_t r1 = std::min(rows, r0 + tile_rows);
+      const Tile q = tile_of(qb_mu, qa_mu, qb_sig, qa_sig, r0, r1, form);
+      const Tile p = tile_of(pb_mu, pa_mu, pb_sig, pa_sig, r0, r1, form);
+      total += kl_of_tile(q, p, floor * floor);
+      if (floor_hits) {
+        const double c2 = floor * floor;
+        hits += (at::square(q.s) < c2).sum().item<int64_t>() + (at::square(p.s) < c2).sum().item<int64_t>();
+      }
+    }
+    if (floor_hits) *floor_hits = hits;
+    ctx->save_for_backward({qb_mu, qa_mu, qb_sig, qa_sig, pb_mu, pa_mu, pb_sig, pa_sig});
+    ctx->saved_data["scaling"] = scaling;
+    ctx->saved_data["floor"] = floor;
+    ctx->saved_data["kind"] = kind;
+    ctx->saved_data["tile_rows"] = tile_rows;
+    return total;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &qb_mu = saved[0], &qa_mu = saved[1], &qb_sig = saved[2], &qa_sig = saved[3];
+    const at::Tensor &pb_mu = saved[4], &pa_mu = saved[5], &pb_sig = saved[6], &pa_sig = saved[7];
+    const WeightScaleForm form{static_cast<WeightScale>(ctx->saved_data["kind"].toInt()),
+                               ctx->saved_data["scaling"].toDouble(), ctx->saved_data["floor"].toDouble()};
+    const int64_t tile_rows = ctx->saved_data["tile_rows"].toInt();
+    const at::Tensor& g = grad_outputs[0];
+    const double s = form.scaling, c2 = form.floor * form.floor;
+
+    std::vector<at::Tensor> rows_b(4);  // gradients of the B factors, assembled from row tiles
+    std::vector<std::vector<at::Tensor>> b_tiles(4);
+    at::Tensor g_qa_mu = at::zeros_like(qa_mu), g_qa_sig = at::zeros_like(qa_sig);
+    at::Tensor g_pa_mu = at::zeros_like(pa_mu), g_pa_sig = at::zeros_like(pa_sig);
+    const int64_t rows = qb_mu.size(0);
+    for (int64_t r0 = 0; r0 < rows; r0 += tile_rows) {
+      const int64_t r1 = std::min(rows, r0 + tile_rows);
+      const Tile q = tile_of(qb_mu, qa_mu, qb_sig, qa_sig, r0, r1, form);
+      const Tile p = tile_of(pb_mu, pa_mu, pb_sig, pa_sig, r0, r1, form);
+      const at::Tensor d = q.m - p.m;
+      const at::Tensor u = variance_ratio_minus_one(q, p, c2);
+      // KL = 1/2 (u - log1p(u)) + D^2 / (2 Vp), u = Vq / Vp - 1, V = max(S^2, c^2):
+      // dKL/dVq = u / (2 Vq), dKL/dVp = -(u + D^2 / Vp) / (2 Vp), both free of cancellation.
+      const at::Tensor g_mq = g * d / p.v;
+      const at::Tensor g_vq = g * 0.5 * u / q.v;
+      const at::Tensor g_vp = g * -0.5 * (u + at::square(d) / p.v) / p.v;
+      // dV/dZ = 2 S dS/dZ where S^2 is above the floor, 0 where the floor holds.
+      const at::Tensor g_zq = g_vq * 2 * q.s * scale_slope(q.z, form.kind) * (at::square(q.s) > c2);
+      const at::Tensor g_zp = g_vp * 2 * p.s * scale_slope(p.z, form.kind) * (at::square(p.s) > c2);
+      // M = s B A: dB_rows = s dM A^T, dA += s B_rows^T dM (same for Z with the sigma factors).
+      b_tiles[0].push_back(s * at::matmul(g_mq, qa_mu.t()));
+      b_tiles[1].push_back(s * at::matmul(g_zq, qa_sig.t()));
+      b_tiles[2].push_back(s * at::matmul(-g_mq, pa_mu.t()));
+      b_tiles[3].push_back(s * at::matmul(g_zp, pa_sig.t()));
+      g_qa_mu = g_qa_mu + s * at::matmul(qb_mu.slice(0, r0, r1).t(), g_mq);
+      g_qa_sig = g_qa_sig + s * at::matmul(qb_sig.slice(0, r0, r1).t(), g_zq);
+      g_pa_mu = g_pa_mu + s * at::matmul(pb_mu.slice(0, r0, r1).t(), -g_mq);
+      g_pa_sig = g_pa_sig + s * at::matmul(pb_sig.slice(0, r0, r1).t(), g_zp);
+    }
+    for (int i = 0; i < 4; ++i) rows_b[i] = at::cat(b_tiles[i], 0);
+    return {rows_b[0], g_qa_mu, rows_b[1], g_qa_sig, rows_b[2], g_pa_mu, rows_b[3], g_pa_sig,
+            at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+// S^2 for the softplus form, built for one layer in forward and recomputed in backward. Inputs: x2 = x^2 [N, I],
+// b_sigma [O, R], a_sigma [R, I]; output v = x2 (S^2)^T [N, O].
+struct SoftplusVariance : public torch::autograd::Function<SoftplusVariance> {
+  static at::Tensor forward(AutogradContext* ctx, at::Tensor x2, at::Tensor b_sig, at::Tensor a_sig, double scaling,
+                            double floor) {
+    const at::Tensor z = scaling * at::matmul(b_sig, a_sig);
+    const at::Tensor s2 = at::square(at::softplus(z) + floor);
+    ctx->save_for_backward({x2, b_sig, a_sig});
+    ctx->saved_data["scaling"] = scaling;
+    ctx->saved_data["floor"] = floor;
+    return at::matmul(x2, s2.t());
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &x2 = saved[0], &b_sig = saved[1], &a_sig = saved[2];
+    const double scaling = ctx->saved_data["scaling"].toDouble(), floor = ctx->saved_data["floor"].toDouble();
+    const at::Tensor& gv = grad_outputs[0];  // [N, O]
+    const at::Tensor z = scaling * at::matmul(b_sig, a_sig);
+    const at::Tensor s = at::softplus(z) + floor;
+    const at::Tensor g_x2 = at::matmul(gv, at::square(s));   // [N, I]
+    const at::Tensor g_s2 = at::matmul(gv.t(), x2);          // [O, I]
+    const at::Tensor g_z = g_s2 * 2 * s * at::sigmoid(z);
+    return {g_x2, scaling * at::matmul(g_z, a_sig.t()), scaling * at::matmul(b_sig.t(), g_z), at::Tensor(),
+            at::Tensor()};
+  }
+};
+
+}  // namespace
+
+at::Tensor dense_mean(const WeightGaussianFactors& f, const WeightScaleForm& form) {
+  return form.scaling * at::matmul(f.b_mu, f.a_mu);
+}
+
+at::Tensor dense_scale(const WeightGaussianFactors& f, const WeightScaleForm& form) {
+  return scale_of(form.scaling * at::matmul(f.b_sigma, f.a_sigma), form.kind, form.floor);
+}
+
+at::Tensor weight_space_kl(const WeightGaussianFactors& q, const WeightGaussianFactors& p, const WeightScaleForm& form,
+                           std::int64_t tile_rows, std::int64_t* floor_hits) {
+  const at::ScalarType type = compute_type(q.b_mu);
+  auto w = [type](const at::Tensor& t) { return t.to(type); };
+  return TiledWeightKl::apply(w(q.b_mu), w(q.a_mu), w(q.b_sigma), w(q.a_sigma), w(p.b_mu), w(p.a_mu), w(p.b_sigma),
+                              w(p.a_sigma), form.scaling, form.floor, static_cast<int64_t>(form.kind),
+                              std::max<std::int64_t>(1, tile_rows), floor_hits);
+}
+
+at::Tensor weight_space_kl_dense(const WeightGaussianFactors& q, const WeightGaussianFactors& p,
+                                 const WeightScaleForm& form) {
+  const double c2 = form.floor * form.floor;
+  const at::Tensor vq = at::clamp_min(at::square(dense_scale(q, form)), c2);
+  const at::Tensor vp = at::clamp_min(at::square(dense_scale(p, form)), c2);
+  const at::Tensor d2 = at::square(dense_mean(q, form) - dense_mean(p, form));
+  return (0.5 * (at::log(vp) - at::log(vq)) + (vq + d2) / (2 * vp) - 0.5).sum();
+}
+
+at::Tensor local_reparam_variance(const at::Tensor& x, const WeightGaussianFactors& f, const WeightScaleForm& form) {
+  const at::Tensor x2 = at::square(x);  // [N, I]
+  if (form.kind == WeightScale::softplus)
+    return SoftplusVariance::apply(x2, f.b_sigma, f.a_sigma, form.scaling, form.floor);
+  const int64_t r = f.a_sigma.size(0);
+  const double s = form.scaling, c = form.floor;
+  // G(x) flattened: G[n, (r, t)] = sum_i x2[n, i] A[r, i] A[t, i]  ->  x2 @ K, K[i, (r, t)] = A[r, i] A[t, i].
+  const at::Tensor k = (f.a_sigma.t().unsqueeze(2) * f.a_sigma.t().unsqueeze(1)).reshape({-1, r * r});  // [I, R*R]
+  const at::Tensor g = at::matmul(x2, k);                                                                // [N, R*R]
+  const at::Tensor bb = (f.b_sigma.unsqueeze(2) * f.b_sigma.unsqueeze(1)).reshape({-1, r * r});         // [O, R*R]
+  const at::Tensor h = at::matmul(x2, f.a_sigma.t());                                                    // [N, R]
+  const at::Tensor q = x2.sum(-1, /*keepdim=*/true);                                                     // [N, 1]
+  const at::Tensor v = s * s * at::matmul(g, bb.t()) + 2 * c * s * at::matmul(h, f.b_sigma.t()) + c * c * q;
+  // Exact arithmetic gives v >= 0; rounding can leave tiny negatives where S ~ 0.
+  return at::clamp_min(v, 0.0);
+}
+
+}  // namespace abmll::meta

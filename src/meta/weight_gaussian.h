@@ -1,0 +1,52 @@
+// The `weight` variational family of ABMLL.md 2(b): an entry-wise Gaussian over a layer's weight update dW
+// (out x in) with low-rank mean and scale,
+//   M = s B_mu A_mu,   S = s B_sigma A_sigma + c            (scale form `linear`, the paper's)
+//                      S = softplus(s B_sigma A_sigma) + c  (scale form `softplus`)
+// where s is the LoRA scaling and c the scale floor. Nothing here keeps an out x in tensor alive across layers:
+// the KL is computed tile by tile and recomputed in backward, and sampling uses the local reparameterisation.
+//
+// Dimension letters: O out features, I in features, R LoRA rank, N tokens.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+
+#include "config/experiment_config.h"
+
+namespace abmll::meta {
+
+// Low-rank factors of one layer's Gaussian: b_mu, b_sigma [O, R]; a_mu, a_sigma [R, I].
+struct WeightGaussianFactors {
+  at::Tensor b_mu, a_mu, b_sigma, a_sigma;
+};
+
+struct WeightScaleForm {
+  WeightScale kind = WeightScale::linear;
+  double scaling = 1;  // s: alpha / r (or alpha / sqrt(r) with rsLoRA)
+  double floor = 0;    // c
+};
+
+// KL(q || p) summed over the O x I entries, with exact gradients to all eight factors of q and p. Computed in
+// float32 (float64 for float64 inputs) in tiles of `tile_rows` output rows, recomputed in backward, so peak extra
+// memory is O(tile_rows x I). Squared scales are floored at c^2 (with `linear`, S crosses zero where s B A = -c,
+// and log S^2, 1/S_p^2 would blow up there); `floor_hits`, when given, receives how many entries of S_q and S_p hit
+// the floor. The backward is written in differentiable ops, so second-order gradients flow through it.
+at::Tensor weight_space_kl(const WeightGaussianFactors& q, const WeightGaussianFactors& p, const WeightScaleForm& form,
+                           std::int64_t tile_rows = 256, std::int64_t* floor_hits = nullptr);
+
+// The same KL from the dense O x I tensors through autograd: the reference for tests, and fine for small layers.
+at::Tensor weight_space_kl_dense(const WeightGaussianFactors& q, const WeightGaussianFactors& p,
+                                 const WeightScaleForm& form);
+
+// Dense mean M and scale S [O, I] (tests and small layers only).
+at::Tensor dense_mean(const WeightGaussianFactors& f, const WeightScaleForm& form);
+at::Tensor dense_scale(const WeightGaussianFactors& f, const WeightScaleForm& form);
+
+// Variance of the layer's output under the local reparameterisation: for input rows x [N, I],
+// v [N, O] with v_no = sum_i x_ni^2 S_oi^2. `linear` uses the exact low-rank expansion
+//   v_o = s^2 b_o^T G(x) b_o + 2 c s b_o . h(x) + c^2 q(x),  G = A diag(x^2) A^T, h = A x^2, q = sum x^2
+// at O(N R^2 (I + O)); `softplus` builds S^2 for this layer only and recomputes it in backward.
+at::Tensor local_reparam_variance(const at::Tensor& x, const WeightGaussianFactors& f, const WeightScaleForm& form);
+
+}  // namespace abmll::meta
