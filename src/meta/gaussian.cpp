@@ -38,12 +38,17 @@ at::Tensor kl_scale_term(const at::Tensor& u) {
 
 at::Tensor diagonal_gaussian_kl(const at::Tensor& mu_q, const at::Tensor& sigma_q, const at::Tensor& mu_p,
                                 const at::Tensor& sigma_p) {
+  return diagonal_gaussian_kl_terms(mu_q, sigma_q, mu_p, sigma_p).sum();
+}
+
+at::Tensor diagonal_gaussian_kl_terms(const at::Tensor& mu_q, const at::Tensor& sigma_q, const at::Tensor& mu_p,
+                                      const at::Tensor& sigma_p) {
   const at::Tensor sq = widened(sigma_q), sp = widened(sigma_p);
   const at::Tensor diff = widened(mu_q) - widened(mu_p);
   const at::Tensor vp = at::square(sp);
   // log(sp/sq) + (sq^2 - sp^2) / (2 sp^2) = 1/2 (u - log1p(u)) with u = sq^2/sp^2 - 1.
   const at::Tensor u = (sq - sp) * (sq + sp) / vp;
-  return (kl_scale_term(u) + at::square(diff) / (2 * vp)).sum();
+  return kl_scale_term(u) + at::square(diff) / (2 * vp);
 }
 
 at::Tensor hyperprior_neg_log_density(const at::Tensor& means, const at::Tensor& sigmas, double mean_std, double a0,

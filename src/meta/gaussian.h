@@ -21,6 +21,10 @@ at::Tensor rho_from_scale(const at::Tensor& sigma, double floor_c);
 at::Tensor diagonal_gaussian_kl(const at::Tensor& mu_q, const at::Tensor& sigma_q, const at::Tensor& mu_p,
                                 const at::Tensor& sigma_p);
 
+// The same KL entry by entry (broadcast shape, not summed), e.g. to sum per task over a leading group dimension.
+at::Tensor diagonal_gaussian_kl_terms(const at::Tensor& mu_q, const at::Tensor& sigma_q, const at::Tensor& mu_p,
+                                      const at::Tensor& sigma_p);
+
 // The part of the KL that depends on the variance ratio: with u = v_q / v_p - 1 (pass it computed without
 // cancellation, e.g. (s_q - s_p)(s_q + s_p) / v_p), returns 1/2 (u - log(1 + u)) elementwise, by its Taylor series
 // where |u| is small (where u - log1p(u) would cancel) and directly elsewhere. Its gradient is accurate too.

@@ -1,0 +1,72 @@
+// The `factor` variational family of ABMLL.md 2(a): an entry-wise Gaussian over the LoRA factors of every adapted
+// site, sigma = softplus(rho) + c. The same container holds the prior theta (one set, no group dimension) and the
+// task posteriors phi (a leading group dimension G: one per task of a meta-batch), so that sampling, KLs and
+// posterior means are one code path for both.
+//
+// Dimension letters: G groups (tasks), S Monte Carlo samples per group, R rank, I / O a site's in / out features.
+#pragma once
+
+#include <ATen/core/Generator.h>
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <map>
+#include <vector>
+
+#include "model/linear.h"
+#include "model/lora.h"
+
+namespace abmll::meta {
+
+// One site's Gaussian: means and pre-softplus scales of A [.., R, I] and B [.., O, R].
+struct SiteGaussian {
+  at::Tensor a_mean, a_rho, b_mean, b_rho;
+};
+
+class FactorGaussian {
+ public:
+  FactorGaussian() = default;
+  FactorGaussian(std::map<model::LinearSite, SiteGaussian> sites, double scale_floor, bool grouped);
+
+  // The prior theta at initialisation: A's means as PEFT initialises lora_A (uniform in +-1/sqrt(I), drawn from
+  // `generator`), B's means 0 (so the posterior-mean adapter starts as the base model), every scale `init_scale`.
+  // float32 leaf tensors on `device` that require grad.
+  static FactorGaussian initial_prior(const std::vector<model::LinearSite>& sites, const model::ModelConfig& config,
+                                      int64_t rank, double init_scale, double scale_floor, at::Device device,
+                                      at::Generator generator);
+
+  // G copies of this prior as the starting posteriors phi^0 = theta. With `track_prior` (second-order), they stay
+  // differentiable functions of theta; otherwise they are new leaf tensors that require grad.
+  FactorGaussian posteriors_from(int64_t groups, bool track_prior) const;
+
+  bool grouped() const { return grouped_; }
+  int64_t groups() const;
+  double scale_floor() const { return scale_floor_; }
+  const std::map<model::LinearSite, SiteGaussian>& sites() const { return sites_; }
+  // Every parameter tensor (a_mean, a_rho, b_mean, b_rho per site, in site order).
+  std::vector<at::Tensor> tensors() const;
+  // A container with the same structure holding `tensors` (as returned by tensors(), e.g. after an update).
+  FactorGaussian with_tensors(const std::vector<at::Tensor>& tensors) const;
+
+  // Reparameterised draws for a grouped posterior: S samples per group, as LoRA factors with G * S groups ordered
+  // group-major (sample s of group g is group g * S + s). Differentiable in the parameters.
+  std::map<model::LinearSite, model::LoraFactors> sample(int64_t samples, at::Generator generator) const;
+  // The means as LoRA factors (grouped: G groups; ungrouped: 1 group).
+  std::map<model::LinearSite, model::LoraFactors> means() const;
+
+  // KL(this || prior) per group [G] (float32), summed over every entry of every site. `this` is grouped, `prior`
+  // is not.
+  at::Tensor kl_to(const FactorGaussian& prior) const;
+  // -log p(theta) under the hyperprior (means ~ N(0, mean_std^2), precisions ~ Gamma(a0, b0)); ungrouped only.
+  at::Tensor hyperprior_neg_log_density(double mean_std, double a0, double b0) const;
+
+ private:
+  std::map<model::LinearSite, SiteGaussian> sites_;
+  double scale_floor_ = 0;
+  bool grouped_ = false;
+};
+
+// Puts `factors` into `lora` (one call per site).
+void install_factors(model::BatchedLora& lora, const std::map<model::LinearSite, model::LoraFactors>& factors);
+
+}  // namespace abmll::meta
