@@ -1,0 +1,71 @@
+// The ABMLL objective (ABMLL.md section 3) for one meta-batch of G tasks, independent of how the NLL of a task's
+// examples is computed: the caller supplies an NllFunction (the LLM with per-sequence LoRA adapters in practice,
+// a toy model in tests). All G tasks advance through their inner steps in lock-step, each with its own posterior.
+//
+//   inner:  phi_i^0 = theta;  phi_i^{k+1} = phi_i^k - lr_in * grad[ NLL(S_i; phi_i^k) + beta KL(q_phi_i^k || p_theta) ]
+//   outer:  L(theta) = mean_i [ NLL(Q_i; phi_i^K) + beta KL(q_phi_i^K || p_theta) ] + gamma (-log p(theta)) / N
+//
+// First-order (default): the query NLL's gradient at phi_i^K is passed to theta as in first-order MAML, the KL and
+// hyperprior terms are differentiated in theta exactly (phi_i^K held fixed). Second-order: autograd through the
+// inner steps.
+#pragma once
+
+#include <ATen/core/Generator.h>
+#include <ATen/core/Tensor.h>
+
+#include <functional>
+#include <map>
+#include <vector>
+
+#include "config/experiment_config.h"
+#include "meta/factor_gaussian.h"
+#include "model/lora.h"
+
+namespace abmll::meta {
+
+enum class Split { support, query };
+
+// Per-task NLL [G] of `split` under LoRA `factors` holding G * S adapter groups (group-major: sample s of task g is
+// group g * S + s), averaged over the S samples and over the task's examples. Must be differentiable in factors.
+using NllFunction = std::function<at::Tensor(const std::map<model::LinearSite, model::LoraFactors>& factors,
+                                             int64_t samples, Split split)>;
+
+struct InnerLoop {
+  int64_t steps = 5;          // K
+  double lr = 1e-3;
+  InnerOptimizer optimizer = InnerOptimizer::sgd;
+  bool first_step_nll_only = false;
+  int64_t samples = 1;        // Monte Carlo draws per NLL estimate
+  double beta = 1e-7;         // KL weight
+};
+
+struct OuterObjective {
+  double beta = 1e-7;
+  double gamma = 1e-7;
+  double num_train_tasks = 1;  // N: the hyperprior is spread over the training tasks
+  bool second_order = false;
+  bool include_support = false;  // add NLL(S_i; phi_i^K) to the outer loss
+  double hyper_mean_std = 1, hyper_a0 = 1, hyper_b0 = 0.01;
+};
+
+// phi^K for G tasks from theta. With `track_prior` the result is a differentiable function of theta (second
+// order); otherwise each phi tensor is a fresh leaf. `support_nll`, when given, receives the mean support NLL
+// before each step (K values).
+FactorGaussian infer_posteriors(const FactorGaussian& theta, int64_t tasks, const NllFunction& nll,
+                                const InnerLoop& inner, bool track_prior, at::Generator generator,
+                                std::vector<double>* support_nll = nullptr);
+
+struct MetaGradient {
+  std::vector<at::Tensor> grads;  // one per theta.tensors() entry
+  double outer_loss = 0;          // L(theta)
+  double query_nll = 0;           // mean over tasks
+  double kl = 0;                  // mean over tasks of KL(q_phi^K || p_theta)
+  double hyperprior = 0;          // -log p(theta)
+  std::vector<double> support_nll;  // mean support NLL before each inner step
+};
+
+// Runs the inner loop for G tasks and returns L(theta) and its gradient in theta.
+MetaGradient abmll_meta_gradient(const FactorGaussian& theta, int64_t tasks, const NllFunction& nll,
+                                 const InnerLoop& inner, const OuterObjective& outer, at::Generator generator);
+
+}  // namespace abmll::meta
