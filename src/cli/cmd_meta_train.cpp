@@ -1,6 +1,5 @@
-// `abmll meta-train`: learns the prior theta over LoRA adapters across training tasks (ABMLL.md section 3).
-// This build loads and validates the config, resolves the device, writes the run folder (resolved config,
-// report) and states the run it would make; the training loop arrives with the model and ABMLL layers.
+// `abmll meta-train`: learns the prior theta over LoRA adapters across training tasks (ABMLL.md section 3) and
+// writes the run folder (see meta/meta_train.h), plus the resolved config and a report.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -9,8 +8,11 @@
 #include "cli/common.h"
 #include "config/config_loader.h"
 #include "io/report.h"
+#include "meta/meta_train.h"
 #include "util/atomic_file.h"
 #include "util/device.h"
+#include "util/error.h"
+#include "util/interrupt.h"
 #include "util/log.h"
 
 namespace abmll::cli {
@@ -47,19 +49,36 @@ int run_meta_train(const MetaTrainFlags& flags) {
   const DeviceChoice device = resolve_device(config->run.device);
   const std::int64_t steps = flags.max_steps > 0 ? std::min(flags.max_steps, config->outer.steps) : config->outer.steps;
   const auto out = output_folder(flags.out, flags.config, "meta-train");
-
+  if (!flags.resume && std::filesystem::exists(out / "checkpoints"))
+    throw InputError(fmt::format("{} already holds checkpoints: pass --resume to continue that run, or choose "
+                                 "another --out",
+                                 out.string()));
   write_file_atomic(out / "config.yaml", config_to_yaml(*config));
   describe_plan(*config, steps, device);
-  log::warn("meta-training is not implemented in this build yet: the config is valid, nothing was trained");
+  install_interrupt_handlers();
 
   Report report("meta-train", command_line());
   report.set_config(config_to_json(*config));
   report.set_device(device.name, device.description);
-  report.set_result("status", "planned");
-  report.set_result("outer_steps", steps);
-  report.set_result("resume", flags.resume);
+  meta::MetaTrainRun run{out, flags.resume, flags.max_steps, config_to_json(*config)};
+  const meta::MetaTrainResult result = meta::meta_train(*config, run);
+
+  report.set_result("status", result.interrupt_signal ? "interrupted" : "completed");
+  report.set_result("first_step", result.first_step);
+  report.set_result("steps_done", result.steps_done);
+  report.set_result("last_outer_loss", result.last_outer_loss);
+  report.set_result("checkpoint", result.checkpoint.string());
+  report.set_result("adapter", result.adapter.string());
+  report.set_result("tokens", result.tokens);
+  report.add_timing("meta_train_seconds", result.seconds);
   report.write(out / "report.json");
-  log::info("wrote {} and {}", (out / "config.yaml").string(), (out / "report.json").string());
+  if (result.interrupt_signal) {
+    log::warn("interrupted after step {}; resume with --resume (checkpoint {})", result.steps_done,
+              result.checkpoint.string());
+    return interrupt_exit_code(result.interrupt_signal);
+  }
+  log::info("done: {} steps, checkpoint {}, PEFT adapter {}", result.steps_done, result.checkpoint.string(),
+            result.adapter.string());
   return 0;
 }
 

@@ -1,0 +1,63 @@
+#include "meta/episode_nll.h"
+
+#include <ATen/TensorOperators.h>
+#include <ATen/ops/tensor.h>
+#include <ATen/ops/zeros.h>
+
+#include "meta/factor_gaussian.h"
+#include "text/tokenizer.h"
+#include "util/error.h"
+
+namespace abmll::meta {
+namespace {
+
+std::vector<int64_t> widen(const std::vector<int32_t>& ids) { return {ids.begin(), ids.end()}; }
+
+std::vector<TokenizedExample> tokenize(const std::vector<data::ScoredPrompt>& prompts, const text::Tokenizer& tok) {
+  std::vector<TokenizedExample> out;
+  out.reserve(prompts.size());
+  for (const auto& p : prompts) {
+    // The same split the scorer of answer options uses: prompt with special tokens, continuation without.
+    out.push_back({widen(tok.encode(p.prompt, true)), widen(tok.encode(p.continuations.at(p.label), false))});
+  }
+  return out;
+}
+
+}  // namespace
+
+TokenizedEpisode tokenize_episode(const data::Episode& episode, const text::Tokenizer& tokenizer) {
+  return {tokenize(episode.support, tokenizer), tokenize(episode.query, tokenizer)};
+}
+
+EpisodeNll::EpisodeNll(const model::Decoder& decoder, model::LoraSettings settings,
+                       std::vector<TokenizedEpisode> episodes)
+    : decoder_(decoder), settings_(std::move(settings)), episodes_(std::move(episodes)) {}
+
+at::Tensor EpisodeNll::operator()(const std::map<model::LinearSite, model::LoraFactors>& factors, int64_t samples,
+                                  Split split) {
+  const int64_t tasks = static_cast<int64_t>(episodes_.size());
+  std::vector<model::ScoringItem> items;
+  std::vector<int64_t> task_of_item;
+  std::vector<double> items_per_task(tasks, 0.0);
+  for (int64_t g = 0; g < tasks; ++g) {
+    const auto& examples = split == Split::support ? episodes_[g].support : episodes_[g].query;
+    if (examples.empty()) throw InputError("an episode has an empty support or query set");
+    for (const auto& ex : examples) {
+      for (int64_t s = 0; s < samples; ++s) {
+        items.push_back({ex.prompt, ex.answer, g * samples + s});
+        task_of_item.push_back(g);
+        tokens_processed_ += static_cast<int64_t>(ex.prompt.size() + ex.answer.size());
+      }
+      items_per_task[g] += samples;
+    }
+  }
+  model::BatchedLora lora(settings_, tasks * samples);
+  install_factors(lora, factors);
+  const model::ContinuationScores scores = model::score_continuations(decoder_, items, &lora);
+  const at::Tensor index = at::tensor(task_of_item, at::kLong).to(scores.log_prob.device());
+  const at::Tensor counts = at::tensor(items_per_task, at::kDouble).to(scores.log_prob.device());
+  const at::Tensor sums = at::zeros({tasks}, scores.log_prob.options()).index_add(0, index, -scores.log_prob);
+  return sums / counts.to(sums.scalar_type());
+}
+
+}  // namespace abmll::meta

@@ -1,0 +1,55 @@
+// The NLL of a meta-batch's episodes under the LLM with per-task sampled LoRA adapters: the NllFunction that
+// ABMLL's objective (abmll_objective.h) calls. All tasks' sequences (times the Monte Carlo samples) go through one
+// forward of the frozen base, each sequence with its own task's sample of the adapter (BatchedLora groups).
+// A task's NLL is the mean over its examples (and samples) of -log p(right answer tokens | prompt).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <map>
+#include <vector>
+
+#include "data/episode.h"
+#include "meta/abmll_objective.h"
+#include "model/decoder.h"
+#include "model/lora.h"
+#include "model/scoring.h"
+
+namespace abmll::text {
+class Tokenizer;
+}
+
+namespace abmll::meta {
+
+// An example as token ids: the prompt (with the tokenizer's special tokens) and the right answer's continuation.
+struct TokenizedExample {
+  std::vector<int64_t> prompt, answer;
+};
+
+struct TokenizedEpisode {
+  std::vector<TokenizedExample> support, query;
+};
+
+TokenizedEpisode tokenize_episode(const data::Episode& episode, const text::Tokenizer& tokenizer);
+
+class EpisodeNll {
+ public:
+  // `episodes[g]` is task g of the meta-batch. The decoder must outlive this object.
+  EpisodeNll(const model::Decoder& decoder, model::LoraSettings settings, std::vector<TokenizedEpisode> episodes);
+
+  // [G] per-task mean NLL of `split` under `factors` (G * samples groups, group-major).
+  at::Tensor operator()(const std::map<model::LinearSite, model::LoraFactors>& factors, int64_t samples,
+                        Split split);
+
+  // Tokens (prompt + answer) that went through the model so far, for throughput figures.
+  int64_t tokens_processed() const { return tokens_processed_; }
+
+ private:
+  const model::Decoder& decoder_;
+  model::LoraSettings settings_;
+  std::vector<TokenizedEpisode> episodes_;
+  int64_t tokens_processed_ = 0;
+};
+
+}  // namespace abmll::meta

@@ -1,0 +1,252 @@
+#include "meta/meta_train.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/ops/zeros.h>
+#include <ATen/core/grad_mode.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <chrono>
+#include <cmath>
+
+#include "data/episode.h"
+#include "data/task_set.h"
+#include "io/metrics_log.h"
+#include "meta/abmll_objective.h"
+#include "meta/adamw.h"
+#include "meta/checkpoint.h"
+#include "meta/episode_nll.h"
+#include "meta/factor_gaussian.h"
+#include "meta/lr_schedule.h"
+#include "model/decoder.h"
+#include "model/peft_adapter.h"
+#include "text/tokenizer.h"
+#include "util/device.h"
+#include "util/error.h"
+#include "util/interrupt.h"
+#include "util/log.h"
+#include "util/progress.h"
+#include "util/rng.h"
+
+namespace abmll::meta {
+namespace {
+
+model::LoraSettings lora_settings(const LoraConfig& c) {
+  model::LoraSettings s;
+  s.rank = c.rank;
+  s.alpha = c.alpha;
+  s.rslora = c.rslora;
+  s.dropout = c.dropout;
+  s.targets = model::parse_lora_targets(c.targets, "lora.targets");
+  return s;
+}
+
+std::optional<at::ScalarType> weight_dtype(ModelDType dtype, const std::string& device) {
+  switch (dtype) {
+    case ModelDType::float32: return at::kFloat;
+    case ModelDType::bfloat16: return at::kBFloat16;
+    case ModelDType::float16: return at::kHalf;
+    case ModelDType::auto_: return device == "cpu" ? at::kFloat : at::kBFloat16;
+  }
+  return std::nullopt;
+}
+
+// Checkpoint names of theta's tensors, in FactorGaussian::tensors() order.
+std::vector<std::string> theta_names(const FactorGaussian& theta) {
+  std::vector<std::string> names;
+  for (const auto& [site, g] : theta.sites()) {
+    const std::string path = model::projection_path(site.layer, site.projection);
+    for (const char* part : {"a_mean", "a_rho", "b_mean", "b_rho"}) names.push_back(fmt::format("{}.{}", path, part));
+  }
+  return names;
+}
+
+// The config keys that change what is trained (a resume under other values would not continue the same run).
+nlohmann::json training_keys(nlohmann::json config) {
+  if (config.contains("run")) {
+    for (const char* key : {"log_every", "checkpoint_every", "device"}) config["run"].erase(key);
+  }
+  return config;
+}
+
+void save(const std::filesystem::path& path, std::int64_t step, const FactorGaussian& theta, const AdamW& adam,
+          const nlohmann::json& config) {
+  Checkpoint c;
+  c.step = step;
+  const auto names = theta_names(theta);
+  const auto tensors = theta.tensors();
+  for (size_t i = 0; i < names.size(); ++i) c.tensors.emplace_back("theta." + names[i], tensors[i].detach());
+  for (size_t i = 0; i < names.size(); ++i) c.tensors.emplace_back("adamw.m." + names[i], adam.first_moments()[i]);
+  for (size_t i = 0; i < names.size(); ++i) c.tensors.emplace_back("adamw.v." + names[i], adam.second_moments()[i]);
+  c.metadata["adamw_steps"] = std::to_string(adam.steps_taken());
+  c.metadata["config"] = training_keys(config).dump();
+  c.metadata["method"] = "abmll";
+  save_checkpoint(path, c);
+}
+
+// Restores theta and AdamW from `c`, refusing a checkpoint of another method or training config.
+void restore(const Checkpoint& c, FactorGaussian& theta, AdamW& adam, const nlohmann::json& config) {
+  const auto method = c.metadata.find("method");
+  if (method == c.metadata.end() || method->second != "abmll")
+    throw InputError(fmt::format("{}: not an ABMLL meta-training checkpoint", c.source.string()));
+  const auto saved = c.metadata.find("config");
+  if (saved != c.metadata.end()) {
+    const nlohmann::json then = nlohmann::json::parse(saved->second), now = training_keys(config);
+    if (then != now) {
+      std::string differences;
+      for (const auto& d : nlohmann::json::diff(then, now)) differences += " " + d["path"].get<std::string>();
+      throw InputError(fmt::format("{}: written under a different training config (differs at{}); resume with the "
+                                   "same config, or start a new run folder",
+                                   c.source.string(), differences));
+    }
+  }
+  const auto names = theta_names(theta);
+  std::vector<at::Tensor> params = theta.tensors(), m, v;
+  at::NoGradGuard no_grad;
+  for (size_t i = 0; i < names.size(); ++i) {
+    const at::Tensor& t = c.tensor("theta." + names[i]);
+    if (!t.sizes().equals(params[i].sizes()))
+      throw InputError(fmt::format("{}: theta.{} has shape {}, this config makes {}", c.source.string(), names[i],
+                                   fmt::join(t.sizes(), "x"), fmt::join(params[i].sizes(), "x")));
+    params[i].copy_(t);
+    m.push_back(c.tensor("adamw.m." + names[i]));
+    v.push_back(c.tensor("adamw.v." + names[i]));
+  }
+  adam.restore(m, v, std::stoll(c.metadata.at("adamw_steps")));
+}
+
+}  // namespace
+
+MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& run) {
+  if (config.posterior.family != PosteriorFamily::factor)
+    throw InputError("posterior.family: meta-training supports `factor` so far (the `weight` family's pieces exist "
+                     "but are not wired into the run loop yet)");
+  const DeviceChoice device = resolve_device(config.run.device);
+  const auto start = std::chrono::steady_clock::now();
+
+  log::info("loading model {}", config.model.path);
+  const model::Decoder decoder =
+      model::Decoder::load(config.model.path, {weight_dtype(config.model.dtype, device.name), device.name});
+  const text::Tokenizer tokenizer = text::Tokenizer::from_file(std::filesystem::path(config.model.path) / "tokenizer.json");
+  const data::TaskSet tasks = data::load_task_set(config.data);
+  if (tasks.train.empty()) throw InputError("data: the partition has no training tasks");
+  const std::int64_t per_batch = config.outer.tasks_per_batch;
+  if (per_batch > static_cast<std::int64_t>(tasks.train.size()))
+    throw InputError(fmt::format("outer.tasks_per_batch ({}) exceeds the number of training tasks ({})", per_batch,
+                                 tasks.train.size()));
+  log::info("{} training tasks, {} held-out tasks", tasks.train.size(), tasks.test.size());
+
+  const std::uint64_t seed = static_cast<std::uint64_t>(config.run.seed);
+  const model::LoraSettings lora = lora_settings(config.lora);
+  FactorGaussian theta = FactorGaussian::initial_prior(
+      model::lora_sites(decoder.config(), lora), decoder.config(), lora.rank, config.posterior.init_scale,
+      config.posterior.scale_floor, decoder.device(),
+      at::make_generator<at::CPUGeneratorImpl>(Rng::stream(seed, "init").next_u64()));
+  AdamW adam(theta.tensors(), {0.9, 0.999, 1e-8, config.outer.weight_decay});
+
+  MetaTrainResult result;
+  if (run.resume) {
+    if (auto c = load_latest_checkpoint(run.run_dir)) {
+      restore(*c, theta, adam, run.resolved_config);
+      result.first_step = c->step;
+      log::info("resuming from {} (step {})", c->source.string(), c->step);
+    } else {
+      log::warn("--resume: no checkpoint in {}; starting from step 0", run.run_dir.string());
+    }
+  }
+  const std::int64_t total = config.outer.steps;
+  const std::int64_t last = run.max_steps > 0 ? std::min(run.max_steps, total) : total;
+  io::MetricsLog metrics(run.run_dir / "metrics.jsonl", result.first_step);
+
+  data::EpisodeOptions episode_options = data::episode_options(config.data);
+  episode_options.tokenizer = &tokenizer;
+  episode_options.max_length = config.model.max_length;
+  const InnerLoop inner{config.inner.steps, config.inner.lr, config.inner.optimizer, config.inner.first_step_nll_only,
+                        config.inner.samples, config.outer.beta};
+  const OuterObjective outer{config.outer.beta,
+                             config.outer.gamma,
+                             static_cast<double>(tasks.train.size()),
+                             config.outer.second_order,
+                             config.outer.outer_includes_support,
+                             config.posterior.hyperprior_mean_std,
+                             config.posterior.hyperprior_a0,
+                             config.posterior.hyperprior_b0};
+
+  Progress progress("meta-train", last - result.first_step);
+  std::int64_t step = result.first_step;
+  for (; step < last; ++step) {
+    const auto step_start = std::chrono::steady_clock::now();
+    // Step s's tasks, episodes and noise depend on (seed, s) only.
+    Rng task_rng = Rng::stream(seed, fmt::format("tasks/{}", step));
+    std::vector<TokenizedEpisode> episodes;
+    for (std::size_t index : task_rng.sample(tasks.train.size(), static_cast<std::size_t>(per_batch))) {
+      const data::Task& task = tasks.train[index];
+      data::EpisodeOptions o = episode_options;
+      const data::EpisodeSplits splits = data::episode_splits(task, /*held_out=*/false);
+      o.support_split = splits.support;
+      o.query_split = splits.query;
+      Rng rng = data::episode_rng(seed, task.name, step);
+      episodes.push_back(tokenize_episode(data::sample_episode(task, o, rng), tokenizer));
+    }
+    EpisodeNll nll(decoder, lora, std::move(episodes));
+    auto noise = at::make_generator<at::CPUGeneratorImpl>(Rng::stream(seed, fmt::format("noise/{}", step)).next_u64());
+    MetaGradient g = abmll_meta_gradient(
+        theta, per_batch, [&nll](const auto& f, int64_t s, Split split) { return nll(f, s, split); }, inner, outer,
+        noise);
+    const double grad_norm = clip_global_norm(g.grads, config.outer.grad_clip);
+    if (!std::isfinite(g.outer_loss) || !std::isfinite(grad_norm)) {
+      result.checkpoint = checkpoint_path(run.run_dir, step);
+      save(result.checkpoint, step, theta, adam, run.resolved_config);
+      throw Error(fmt::format("non-finite {} at step {} (outer loss {}, gradient norm {}); the last good state is "
+                              "saved in {}",
+                              std::isfinite(g.outer_loss) ? "gradient" : "loss", step + 1, g.outer_loss, grad_norm,
+                              result.checkpoint.string()));
+    }
+    const double lr = learning_rate(step, total, config.outer.warmup_steps, config.outer.lr, config.outer.schedule);
+    adam.step(g.grads, lr);
+
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
+    result.tokens += nll.tokens_processed();
+    metrics.append({{"step", step + 1},
+                    {"outer_loss", g.outer_loss},
+                    {"query_nll", g.query_nll},
+                    {"kl", g.kl},
+                    {"hyperprior", g.hyperprior},
+                    {"support_nll_first", g.support_nll.empty() ? g.query_nll : g.support_nll.front()},
+                    {"support_nll_last", g.support_nll.empty() ? g.query_nll : g.support_nll.back()},
+                    {"grad_norm", grad_norm},
+                    {"lr", lr},
+                    {"tokens_per_s", nll.tokens_processed() / seconds},
+                    {"elapsed_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()}});
+    result.last_outer_loss = g.outer_loss;
+    progress.update(step + 1 - result.first_step,
+                    fmt::format("loss {:.4f} query NLL {:.4f} KL {:.3g}", g.outer_loss, g.query_nll, g.kl));
+    if ((step + 1) % config.run.log_every == 0)
+      log::debug("step {}: loss {:.5f}, grad norm {:.4f}, lr {:.3g}", step + 1, g.outer_loss, grad_norm, lr);
+
+    const bool stop = interrupted();
+    const bool periodic = config.run.checkpoint_every > 0 && (step + 1) % config.run.checkpoint_every == 0;
+    if (periodic || stop || step + 1 == last) {
+      result.checkpoint = checkpoint_path(run.run_dir, step + 1);
+      save(result.checkpoint, step + 1, theta, adam, run.resolved_config);
+    }
+    if (stop) {
+      result.interrupt_signal = interrupt_signal();
+      ++step;
+      break;
+    }
+  }
+  result.steps_done = step;
+  progress.finish(fmt::format("loss {:.4f}", result.last_outer_loss));
+
+  if (result.interrupt_signal == 0) {
+    model::BatchedLora mean_adapter(lora, 1);
+    install_factors(mean_adapter, theta.means());
+    result.adapter = run.run_dir / "adapter";
+    model::write_peft_adapter(result.adapter, mean_adapter, decoder.config(), 0, config.model.path);
+  }
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+}  // namespace abmll::meta

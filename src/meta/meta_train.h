@@ -1,0 +1,39 @@
+// The meta-training run of ABMLL (`abmll meta-train`): loads the model, tokenizer and tasks a config names, learns
+// the prior theta over LoRA adapters with the ABMLL objective, and writes the run folder:
+//   metrics.jsonl                  one line per outer step
+//   checkpoints/step-N.safetensors theta, AdamW state and the config, every run.checkpoint_every steps and at the end
+//   adapter/                       the posterior-mean adapter of theta in PEFT's format
+// Randomness of step s (which tasks, their episodes, the Monte Carlo noise) is derived from (run.seed, s) alone, so
+// a resumed run continues exactly where the interrupted one stopped: the data position is the step.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <filesystem>
+
+#include "config/experiment_config.h"
+
+namespace abmll::meta {
+
+struct MetaTrainRun {
+  std::filesystem::path run_dir;
+  bool resume = false;             // continue from the newest complete checkpoint in run_dir
+  std::int64_t max_steps = 0;      // stop after this step (0: outer.steps); the schedule still spans outer.steps
+  nlohmann::json resolved_config;  // stored in checkpoints; a resume under a different training config is refused
+};
+
+struct MetaTrainResult {
+  std::int64_t first_step = 0;     // steps already done when this process started (resume)
+  std::int64_t steps_done = 0;     // outer steps completed in total
+  int interrupt_signal = 0;        // SIGINT / SIGTERM that stopped the run early, or 0
+  double last_outer_loss = 0;
+  std::filesystem::path checkpoint;  // the last checkpoint written
+  std::filesystem::path adapter;     // the PEFT export (empty when interrupted)
+  double seconds = 0;
+  std::int64_t tokens = 0;
+};
+
+MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& run);
+
+}  // namespace abmll::meta

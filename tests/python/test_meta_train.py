@@ -1,0 +1,168 @@
+"""`abmll meta-train` end to end on a tiny Llama and synthetic JSONL tasks: the run folder it writes, the PEFT export
+(loaded by PEFT on the transformers model), exact resume (after --max-steps and after SIGTERM), and refusals."""
+import json
+import pathlib
+import signal
+import subprocess
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from make_model_fixtures import write_byte_tokenizer
+
+LOSS_FIELDS = ["step", "outer_loss", "query_nll", "kl", "hyperprior", "support_nll_first", "support_nll_last",
+               "grad_norm", "lr"]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("meta_train")
+    model_dir = root / "model"
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=2, vocab_size=256,
+                                         max_position_embeddings=256)).eval()
+    model.save_pretrained(model_dir, safe_serialization=True)
+    write_byte_tokenizer(model_dir)
+
+    # Tasks: "is the word's first letter in the task's set?" with yes/no answers; five training tasks, two held out.
+    data = root / "tasks"
+    data.mkdir()
+    words = ["apple", "brick", "cloud", "dune", "ember", "frost", "grain", "haze", "ivory", "jade", "kite", "lemon",
+             "moss", "nectar", "onyx", "pearl", "quartz", "reef", "slate", "thorn"]
+    names = []
+    for t in range(7):
+        letters = set("abcdefghijklmnopqrst"[t::3])
+        rows = [{"input": f"word: {w}", "output": "yes" if w[0] in letters else "no"} for w in words * 2]
+        (data / f"rule{t}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        names.append(f"rule{t}")
+    (data / "partition.json").write_text(json.dumps({"train": names[:5], "dev": [], "test": names[5:]}))
+    config = root / "config.yaml"
+    config.write_text(f"""
+method: abmll
+run: {{seed: 3, device: cpu, checkpoint_every: 2}}
+model: {{path: {json.dumps(str(model_dir))}, max_length: 64}}
+lora: {{rank: 2, alpha: 4, targets: [q_proj, v_proj]}}
+posterior: {{init_scale: 0.01}}
+data: {{format: jsonl, path: {json.dumps(str(data))}, partition: {json.dumps(str(data / "partition.json"))},
+        shots: 4, query_size: 4}}
+inner: {{steps: 2, lr: 0.05, samples: 1}}
+outer: {{steps: 6, tasks_per_batch: 2, lr: 0.01, warmup_steps: 1, beta: 0.001, gamma: 0.001}}
+""")
+    return {"root": root, "model": model_dir, "config": config}
+
+
+def metrics(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def loss_view(lines):
+    return [{k: line[k] for k in LOSS_FIELDS} for line in lines]
+
+
+@pytest.fixture(scope="module")
+def full_run(workspace, abmll_bin):
+    out = workspace["root"] / "full"
+    result = subprocess.run([abmll_bin, "meta-train", "--config", workspace["config"], "--out", out],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_run_folder(full_run):
+    lines = metrics(full_run)
+    assert [line["step"] for line in lines] == [1, 2, 3, 4, 5, 6]
+    for line in lines:
+        for key in LOSS_FIELDS + ["tokens_per_s", "elapsed_s"]:
+            assert isinstance(line[key], (int, float)) and line[key] == line[key], (key, line)
+    assert lines[0]["kl"] == pytest.approx(0.0, abs=1e-6) or lines[0]["kl"] > 0
+    assert sorted(p.name for p in (full_run / "checkpoints").iterdir()) == [
+        "step-2.safetensors", "step-4.safetensors", "step-6.safetensors"]
+    report = json.loads((full_run / "report.json").read_text())
+    assert report["results"]["status"] == "completed" and report["results"]["steps_done"] == 6
+    assert (full_run / "config.yaml").exists()
+
+
+def test_peft_loads_the_exported_adapter(full_run, workspace, run_abmll, tmp_path):
+    from peft import PeftModel
+
+    adapter = full_run / "adapter"
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    assert config["r"] == 2 and config["lora_alpha"] == 4
+    assert sorted(config["target_modules"]) == ["q_proj", "v_proj"]
+    base = LlamaForCausalLM.from_pretrained(workspace["model"], torch_dtype=torch.float32).eval()
+    model = PeftModel.from_pretrained(base, adapter).eval()
+    ids = [5, 77, 120, 9, 200, 31]
+    with torch.no_grad():
+        want = model(input_ids=torch.tensor([ids])).logits[0]
+    out = tmp_path / "logits.safetensors"
+    result = run_abmll("logits", "--model", workspace["model"], "--adapter", adapter, "--ids",
+                       ",".join(map(str, ids)), "--out", out)
+    assert result.returncode == 0, result.stderr
+    got = load_file(str(out))["logits"]
+    diff = (got - want).abs().max().item()
+    print(f"PEFT vs abmll logits with the exported adapter: max abs diff {diff:.3g}")
+    assert diff <= 1e-4
+    # The adapter is not the identity: theta's B means moved away from PEFT's zero initialisation.
+    weights = load_file(str(adapter / "adapter_model.safetensors"))
+    assert any(name.endswith("lora_B.weight") and t.abs().max() > 0 for name, t in weights.items())
+
+
+def test_resume_after_max_steps_continues_exactly(full_run, workspace, abmll_bin):
+    out = workspace["root"] / "split"
+    first = subprocess.run([abmll_bin, "meta-train", "--config", workspace["config"], "--out", out,
+                            "--max-steps", "3"], capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+    assert len(metrics(out)) == 3
+    second = subprocess.run([abmll_bin, "meta-train", "--config", workspace["config"], "--out", out, "--resume"],
+                            capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr
+    assert "resuming from" in second.stderr
+    assert loss_view(metrics(out)) == loss_view(metrics(full_run))
+    a = load_file(str(out / "checkpoints/step-6.safetensors"))
+    b = load_file(str(full_run / "checkpoints/step-6.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_sigterm_checkpoints_and_resume_matches(workspace, abmll_bin):
+    out = workspace["root"] / "killed"
+    args = [abmll_bin, "meta-train", "--config", workspace["config"], "--out", out, "--set", "outer.steps=40",
+            "--set", "run.checkpoint_every=0"]
+    reference = workspace["root"] / "reference40"
+    done = subprocess.run(args[:5] + [reference] + args[6:] + ["--max-steps", "12"], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+
+    proc = subprocess.Popen(args + ["--max-steps", "12"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = out / "metrics.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (log.exists() and log.read_text().count("\n") >= 1):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 143, stderr
+    steps_done = len(metrics(out))
+    assert 1 <= steps_done < 12
+    assert (out / f"checkpoints/step-{steps_done}.safetensors").exists()
+    assert json.loads((out / "report.json").read_text())["results"]["status"] == "interrupted"
+
+    resumed = subprocess.run(args + ["--max-steps", "12", "--resume"], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert loss_view(metrics(out)) == loss_view(metrics(reference))
+
+
+def test_refusals(workspace, run_abmll, full_run):
+    cfg = workspace["config"]
+    result = run_abmll("meta-train", "--config", cfg, "--out", full_run)
+    assert result.returncode == 2 and "already holds checkpoints" in result.stderr
+    result = run_abmll("meta-train", "--config", cfg, "--out", workspace["root"] / "x", "--set",
+                       "outer.tasks_per_batch=9")
+    assert result.returncode == 2 and "exceeds the number of training tasks (5)" in result.stderr
+    result = run_abmll("meta-train", "--config", cfg, "--out", workspace["root"] / "y", "--set",
+                       "posterior.family=weight")
+    assert result.returncode == 2 and "posterior.family" in result.stderr
+    result = run_abmll("meta-train", "--config", cfg, "--out", full_run, "--resume", "--set", "lora.rank=3")
+    assert result.returncode == 2 and "different training config" in result.stderr
