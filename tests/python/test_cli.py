@@ -6,7 +6,7 @@ import pathlib
 import pytest
 import yaml
 
-SUBCOMMANDS = ["meta-train", "adapt", "evaluate", "calibrate", "inspect", "tokenize", "logits"]
+SUBCOMMANDS = ["meta-train", "adapt", "evaluate", "calibrate", "inspect", "tokenize", "logits", "make-demo"]
 
 MINIMAL = "model:\n  path: /models/m\ndata:\n  path: /data/d\n"
 
@@ -58,24 +58,27 @@ def test_bad_config_names_file_and_line(run_abmll, tmp_path):
 
 
 def test_meta_train_writes_resolved_config_and_report(run_abmll, tmp_path, source_dir):
+    assert run_abmll("make-demo", "--out", tmp_path / "demo").returncode == 0
     out = tmp_path / "run"
+    paths = ["--set", f"model.path={tmp_path / 'demo/model'}", "--set", f"data.path={tmp_path / 'demo/data'}",
+             "--set", f"data.partition={tmp_path / 'demo/data/partitions/demo.json'}"]
     result = run_abmll("meta-train", "--config", source_dir / "configs/demo.yaml", "--set", "outer.beta=5e-10",
-                       "--out", out, "--max-steps", "3")
+                       *paths, "--out", out, "--max-steps", "2")
     assert result.returncode == 0, result.stderr
     resolved = yaml.safe_load((out / "config.yaml").read_text())
     assert resolved["outer"]["beta"] == 5e-10
-    assert resolved["model"]["path"] == "runs/demo/model"
+    assert resolved["model"]["path"] == str(tmp_path / "demo/model")
     assert resolved["eval"]["bins"] == 15  # defaults are filled in
 
     report = json.loads((out / "report.json").read_text())
     assert report["schema_version"] == 1
     assert report["command"] == "meta-train"
     assert report["config"] == json.loads(json.dumps(resolved))
-    assert report["results"]["outer_steps"] == 3
+    assert report["results"]["steps_done"] == 2
     assert report["device"]["name"] == "cpu"
 
     # The echoed config is itself a valid config that resolves to the same values.
-    again = run_abmll("meta-train", "--config", out / "config.yaml", "--out", tmp_path / "again")
+    again = run_abmll("meta-train", "--config", out / "config.yaml", "--out", tmp_path / "again", "--max-steps", "1")
     assert again.returncode == 0, again.stderr
     assert (tmp_path / "again/config.yaml").read_text() == (out / "config.yaml").read_text()
 
