@@ -18,6 +18,7 @@
 #include "meta/episode_nll.h"
 #include "meta/factor_gaussian.h"
 #include "meta/lr_schedule.h"
+#include "meta/run_setup.h"
 #include "model/decoder.h"
 #include "model/peft_adapter.h"
 #include "text/tokenizer.h"
@@ -31,36 +32,6 @@
 namespace abmll::meta {
 namespace {
 
-model::LoraSettings lora_settings(const LoraConfig& c) {
-  model::LoraSettings s;
-  s.rank = c.rank;
-  s.alpha = c.alpha;
-  s.rslora = c.rslora;
-  s.dropout = c.dropout;
-  s.targets = model::parse_lora_targets(c.targets, "lora.targets");
-  return s;
-}
-
-std::optional<at::ScalarType> weight_dtype(ModelDType dtype, const std::string& device) {
-  switch (dtype) {
-    case ModelDType::float32: return at::kFloat;
-    case ModelDType::bfloat16: return at::kBFloat16;
-    case ModelDType::float16: return at::kHalf;
-    case ModelDType::auto_: return device == "cpu" ? at::kFloat : at::kBFloat16;
-  }
-  return std::nullopt;
-}
-
-// Checkpoint names of theta's tensors, in FactorGaussian::tensors() order.
-std::vector<std::string> theta_names(const FactorGaussian& theta) {
-  std::vector<std::string> names;
-  for (const auto& [site, g] : theta.sites()) {
-    const std::string path = model::projection_path(site.layer, site.projection);
-    for (const char* part : {"a_mean", "a_rho", "b_mean", "b_rho"}) names.push_back(fmt::format("{}.{}", path, part));
-  }
-  return names;
-}
-
 // The config keys that change what is trained (a resume under other values would not continue the same run).
 nlohmann::json training_keys(nlohmann::json config) {
   if (config.contains("run")) {
@@ -73,7 +44,7 @@ void save(const std::filesystem::path& path, std::int64_t step, const FactorGaus
           const nlohmann::json& config) {
   Checkpoint c;
   c.step = step;
-  const auto names = theta_names(theta);
+  const auto names = parameter_names(theta);
   const auto tensors = theta.tensors();
   for (size_t i = 0; i < names.size(); ++i) c.tensors.emplace_back("theta." + names[i], tensors[i].detach());
   for (size_t i = 0; i < names.size(); ++i) c.tensors.emplace_back("adamw.m." + names[i], adam.first_moments()[i]);
@@ -84,11 +55,8 @@ void save(const std::filesystem::path& path, std::int64_t step, const FactorGaus
   save_checkpoint(path, c);
 }
 
-// Restores theta and AdamW from `c`, refusing a checkpoint of another method or training config.
+// Restores theta and AdamW from `c`, refusing a checkpoint of another training config.
 void restore(const Checkpoint& c, FactorGaussian& theta, AdamW& adam, const nlohmann::json& config) {
-  const auto method = c.metadata.find("method");
-  if (method == c.metadata.end() || method->second != "abmll")
-    throw InputError(fmt::format("{}: not an ABMLL meta-training checkpoint", c.source.string()));
   const auto saved = c.metadata.find("config");
   if (saved != c.metadata.end()) {
     const nlohmann::json then = nlohmann::json::parse(saved->second), now = training_keys(config);
@@ -100,17 +68,12 @@ void restore(const Checkpoint& c, FactorGaussian& theta, AdamW& adam, const nloh
                                    c.source.string(), differences));
     }
   }
-  const auto names = theta_names(theta);
-  std::vector<at::Tensor> params = theta.tensors(), m, v;
-  at::NoGradGuard no_grad;
-  for (size_t i = 0; i < names.size(); ++i) {
-    const at::Tensor& t = c.tensor("theta." + names[i]);
-    if (!t.sizes().equals(params[i].sizes()))
-      throw InputError(fmt::format("{}: theta.{} has shape {}, this config makes {}", c.source.string(), names[i],
-                                   fmt::join(t.sizes(), "x"), fmt::join(params[i].sizes(), "x")));
-    params[i].copy_(t);
-    m.push_back(c.tensor("adamw.m." + names[i]));
-    v.push_back(c.tensor("adamw.v." + names[i]));
+  load_theta(c, theta);
+  const auto names = parameter_names(theta);
+  std::vector<at::Tensor> m, v;
+  for (const auto& name : names) {
+    m.push_back(c.tensor("adamw.m." + name));
+    v.push_back(c.tensor("adamw.v." + name));
   }
   adam.restore(m, v, std::stoll(c.metadata.at("adamw_steps")));
 }
@@ -124,24 +87,18 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
   const DeviceChoice device = resolve_device(config.run.device);
   const auto start = std::chrono::steady_clock::now();
 
-  log::info("loading model {}", config.model.path);
-  const model::Decoder decoder =
-      model::Decoder::load(config.model.path, {weight_dtype(config.model.dtype, device.name), device.name});
-  const text::Tokenizer tokenizer = text::Tokenizer::from_file(std::filesystem::path(config.model.path) / "tokenizer.json");
-  const data::TaskSet tasks = data::load_task_set(config.data);
+  const LoadedExperiment experiment = load_experiment(config, device.name);
+  const model::Decoder& decoder = experiment.decoder;
+  const text::Tokenizer& tokenizer = experiment.tokenizer;
+  const data::TaskSet& tasks = experiment.tasks;
+  const model::LoraSettings& lora = experiment.lora;
   if (tasks.train.empty()) throw InputError("data: the partition has no training tasks");
   const std::int64_t per_batch = config.outer.tasks_per_batch;
   if (per_batch > static_cast<std::int64_t>(tasks.train.size()))
     throw InputError(fmt::format("outer.tasks_per_batch ({}) exceeds the number of training tasks ({})", per_batch,
                                  tasks.train.size()));
-  log::info("{} training tasks, {} held-out tasks", tasks.train.size(), tasks.test.size());
-
   const std::uint64_t seed = static_cast<std::uint64_t>(config.run.seed);
-  const model::LoraSettings lora = lora_settings(config.lora);
-  FactorGaussian theta = FactorGaussian::initial_prior(
-      model::lora_sites(decoder.config(), lora), decoder.config(), lora.rank, config.posterior.init_scale,
-      config.posterior.scale_floor, decoder.device(),
-      at::make_generator<at::CPUGeneratorImpl>(Rng::stream(seed, "init").next_u64()));
+  FactorGaussian theta = initial_theta(config, experiment);
   AdamW adam(theta.tensors(), {0.9, 0.999, 1e-8, config.outer.weight_decay});
 
   MetaTrainResult result;

@@ -166,3 +166,32 @@ def test_refusals(workspace, run_abmll, full_run):
     assert result.returncode == 2 and "posterior.family" in result.stderr
     result = run_abmll("meta-train", "--config", cfg, "--out", full_run, "--resume", "--set", "lora.rank=3")
     assert result.returncode == 2 and "different training config" in result.stderr
+
+
+def test_adapt_to_a_held_out_task(full_run, workspace, run_abmll, tmp_path):
+    from peft import PeftModel
+
+    out = tmp_path / "adapt"
+    result = run_abmll("adapt", "--config", workspace["config"], "--checkpoint",
+                       full_run / "checkpoints/step-6.safetensors", "--task", "rule5", "--out", out,
+                       "--set", "inner.eval_steps=4")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "report.json").read_text())["results"]
+    assert report["held_out"] is True and report["support_size"] == 4
+    nll = report["support_nll"]
+    assert len(nll) == 5 and nll[-1] < nll[0]  # the inner steps fit the support set
+    phi = load_file(str(out / "phi.safetensors"))
+    theta = load_file(str(full_run / "checkpoints/step-6.safetensors"))
+    for name, t in phi.items():
+        assert name.startswith("phi.") and t.shape == theta["theta." + name[4:]].shape
+    assert any(not torch.equal(t, theta["theta." + name[4:]]) for name, t in phi.items())
+    base = LlamaForCausalLM.from_pretrained(workspace["model"], torch_dtype=torch.float32).eval()
+    PeftModel.from_pretrained(base, out / "adapter")  # loads
+
+    missing = run_abmll("adapt", "--config", workspace["config"], "--checkpoint",
+                        full_run / "checkpoints/step-6.safetensors", "--task", "rule9", "--out", tmp_path / "x")
+    assert missing.returncode == 2 and "no such task" in missing.stderr
+    other_rank = run_abmll("adapt", "--config", workspace["config"], "--checkpoint",
+                           full_run / "checkpoints/step-6.safetensors", "--task", "rule5", "--out", tmp_path / "y",
+                           "--set", "lora.rank=3")
+    assert other_rank.returncode == 2 and "a different lora.rank" in other_rank.stderr

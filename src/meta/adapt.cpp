@@ -1,0 +1,79 @@
+#include "meta/adapt.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
+
+#include "data/episode.h"
+#include "io/safetensors_writer.h"
+#include "meta/abmll_objective.h"
+#include "meta/checkpoint.h"
+#include "meta/episode_nll.h"
+#include "meta/run_setup.h"
+#include "model/peft_adapter.h"
+#include "util/device.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "util/rng.h"
+
+namespace abmll::meta {
+
+AdaptResult adapt_task(const ExperimentConfig& config, const AdaptRun& run) {
+  if (config.posterior.family != PosteriorFamily::factor)
+    throw InputError("posterior.family: adapt supports `factor` so far");
+  const DeviceChoice device = resolve_device(config.run.device);
+  const Checkpoint checkpoint = load_checkpoint(run.checkpoint);
+  const LoadedExperiment experiment = load_experiment(config, device.name);
+  FactorGaussian theta = initial_theta(config, experiment);
+  load_theta(checkpoint, theta);
+
+  AdaptResult result;
+  const data::Task* task = nullptr;
+  for (const auto* list : {&experiment.tasks.test, &experiment.tasks.train})
+    for (const auto& t : *list)
+      if (t.name == run.task) task = &t, result.held_out = list == &experiment.tasks.test;
+  if (!task) {
+    std::string names;
+    for (const auto& t : experiment.tasks.test) names += " " + t.name;
+    throw InputError(fmt::format("--task {}: no such task in the data config (held-out tasks:{})", run.task, names));
+  }
+
+  // The support set: k shots of the task's training split, drawn with the run's seed (episode index 0).
+  const std::uint64_t seed = static_cast<std::uint64_t>(config.run.seed);
+  data::EpisodeOptions options = data::episode_options(config.data);
+  options.tokenizer = &experiment.tokenizer;
+  options.max_length = config.model.max_length;
+  const data::EpisodeSplits splits = data::episode_splits(*task, result.held_out);
+  options.support_split = splits.support;
+  options.query_split = splits.query;
+  Rng rng = data::episode_rng(seed, task->name, 0);
+  const data::Episode episode = data::sample_episode(*task, options, rng);
+  result.support_size = episode.support.size();
+  EpisodeNll nll(experiment.decoder, experiment.lora, {tokenize_episode(episode, experiment.tokenizer)});
+
+  const InnerLoop inner{config.inner.eval_steps, config.inner.lr, config.inner.optimizer,
+                        config.inner.first_step_nll_only, config.inner.samples, config.outer.beta};
+  auto noise = at::make_generator<at::CPUGeneratorImpl>(Rng::stream(seed, "adapt/" + task->name).next_u64());
+  auto nll_fn = [&nll](const auto& f, int64_t s, Split split) { return nll(f, s, split); };
+  const FactorGaussian phi = infer_posteriors(theta, 1, nll_fn, inner, false, noise, &result.support_nll);
+  result.support_nll.push_back(nll(phi.means(), 1, Split::support).mean().item<double>());
+  log::info("task {}: support NLL {:.4f} -> {:.4f} (posterior mean) after {} inner steps on {} shots", task->name,
+            result.support_nll.front(), result.support_nll.back(), inner.steps, result.support_size);
+
+  io::NamedTensors tensors;
+  const auto names = parameter_names(phi);
+  const auto params = phi.tensors();
+  for (size_t i = 0; i < names.size(); ++i) tensors.emplace_back("phi." + names[i], params[i].detach()[0]);
+  result.phi_file = run.out / "phi.safetensors";
+  io::write_safetensors(result.phi_file, tensors,
+                        {{"task", task->name},
+                         {"inner_steps", std::to_string(inner.steps)},
+                         {"scale_floor", fmt::format("{}", config.posterior.scale_floor)},
+                         {"prior", run.checkpoint.string()}});
+  model::BatchedLora mean_adapter(experiment.lora, 1);
+  install_factors(mean_adapter, phi.means());
+  result.adapter_dir = run.out / "adapter";
+  model::write_peft_adapter(result.adapter_dir, mean_adapter, experiment.decoder.config(), 0, config.model.path);
+  return result;
+}
+
+}  // namespace abmll::meta

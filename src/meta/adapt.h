@@ -1,0 +1,30 @@
+// `abmll adapt`: a new task's adapter posterior phi from its support set, starting from a meta-trained prior theta
+// (ABMLL.md section 3, test time): K = inner.eval_steps inner steps on the task's k shots. Writes
+//   phi.safetensors  the posterior's means and scale parameters per adapted site, with the task and step count
+//   adapter/         the posterior-mean adapter in PEFT's format
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "config/experiment_config.h"
+
+namespace abmll::meta {
+
+struct AdaptRun {
+  std::filesystem::path checkpoint;  // a meta-train checkpoint (checkpoints/step-N.safetensors)
+  std::string task;                  // a task of the data config (held-out or training)
+  std::filesystem::path out;
+};
+
+struct AdaptResult {
+  std::filesystem::path phi_file, adapter_dir;
+  std::vector<double> support_nll;  // mean support NLL before each inner step, and after the last
+  bool held_out = true;
+  std::size_t support_size = 0;
+};
+
+AdaptResult adapt_task(const ExperimentConfig& config, const AdaptRun& run);
+
+}  // namespace abmll::meta

@@ -1,0 +1,82 @@
+#include "meta/run_setup.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "data/task_set.h"
+#include "model/weight_names.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "util/rng.h"
+
+namespace abmll::meta {
+
+model::LoraSettings lora_settings(const LoraConfig& config) {
+  model::LoraSettings s;
+  s.rank = config.rank;
+  s.alpha = config.alpha;
+  s.rslora = config.rslora;
+  s.dropout = config.dropout;
+  s.targets = model::parse_lora_targets(config.targets, "lora.targets");
+  return s;
+}
+
+std::optional<at::ScalarType> base_dtype(ModelDType dtype, const std::string& device) {
+  switch (dtype) {
+    case ModelDType::float32: return at::kFloat;
+    case ModelDType::bfloat16: return at::kBFloat16;
+    case ModelDType::float16: return at::kHalf;
+    case ModelDType::auto_: return device == "cpu" ? at::kFloat : at::kBFloat16;
+  }
+  return std::nullopt;
+}
+
+LoadedExperiment load_experiment(const ExperimentConfig& config, const std::string& device) {
+  log::info("loading model {}", config.model.path);
+  const std::filesystem::path model_dir = config.model.path;
+  LoadedExperiment e{model::Decoder::load(model_dir, {base_dtype(config.model.dtype, device), device}),
+                     text::Tokenizer::from_file(model_dir / "tokenizer.json"), data::load_task_set(config.data),
+                     lora_settings(config.lora)};
+  log::info("{} training tasks, {} held-out tasks", e.tasks.train.size(), e.tasks.test.size());
+  return e;
+}
+
+FactorGaussian initial_theta(const ExperimentConfig& config, const LoadedExperiment& experiment) {
+  const auto& decoder = experiment.decoder;
+  return FactorGaussian::initial_prior(
+      model::lora_sites(decoder.config(), experiment.lora), decoder.config(), experiment.lora.rank,
+      config.posterior.init_scale, config.posterior.scale_floor, decoder.device(),
+      at::make_generator<at::CPUGeneratorImpl>(
+          Rng::stream(static_cast<std::uint64_t>(config.run.seed), "init").next_u64()));
+}
+
+void load_theta(const Checkpoint& checkpoint, FactorGaussian& theta) {
+  const auto method = checkpoint.metadata.find("method");
+  if (method == checkpoint.metadata.end() || method->second != "abmll")
+    throw InputError(fmt::format("{}: not an ABMLL meta-training checkpoint", checkpoint.source.string()));
+  const auto names = parameter_names(theta);
+  std::vector<at::Tensor> params = theta.tensors();
+  at::NoGradGuard no_grad;
+  for (size_t i = 0; i < names.size(); ++i) {
+    const at::Tensor& t = checkpoint.tensor("theta." + names[i]);
+    if (!t.sizes().equals(params[i].sizes()))
+      throw InputError(fmt::format("{}: theta.{} has shape [{}], the config makes [{}] (a different lora.rank or "
+                                   "lora.targets?)",
+                                   checkpoint.source.string(), names[i], fmt::join(t.sizes(), ", "),
+                                   fmt::join(params[i].sizes(), ", ")));
+    params[i].copy_(t);
+  }
+}
+
+std::vector<std::string> parameter_names(const FactorGaussian& gaussian) {
+  std::vector<std::string> names;
+  for (const auto& [site, g] : gaussian.sites()) {
+    const std::string path = model::projection_path(site.layer, site.projection);
+    for (const char* part : {"a_mean", "a_rho", "b_mean", "b_rho"}) names.push_back(fmt::format("{}.{}", path, part));
+  }
+  return names;
+}
+
+}  // namespace abmll::meta

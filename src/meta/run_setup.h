@@ -1,0 +1,45 @@
+// What meta-train and adapt share: the LoRA settings and base dtype a config asks for, the model, tokenizer and
+// tasks it names, and the names under which theta and phi are stored in safetensors files.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/experiment_config.h"
+#include "data/task.h"
+#include "meta/checkpoint.h"
+#include "meta/factor_gaussian.h"
+#include "model/decoder.h"
+#include "model/lora.h"
+#include "text/tokenizer.h"
+
+namespace abmll::meta {
+
+model::LoraSettings lora_settings(const LoraConfig& config);
+
+// The base weights' dtype: model.dtype, with `auto` meaning float32 on the CPU and bfloat16 on a GPU.
+std::optional<at::ScalarType> base_dtype(ModelDType dtype, const std::string& device);
+
+struct LoadedExperiment {
+  model::Decoder decoder;
+  text::Tokenizer tokenizer;
+  data::TaskSet tasks;
+  model::LoraSettings lora;
+};
+
+// Loads model.path (config.json, weights, tokenizer.json) on `device` and the tasks of `data`.
+LoadedExperiment load_experiment(const ExperimentConfig& config, const std::string& device);
+
+// A prior with the config's shape (every adapted site of the model), initialised as FactorGaussian::initial_prior
+// with the run's "init" random stream.
+FactorGaussian initial_theta(const ExperimentConfig& config, const LoadedExperiment& experiment);
+
+// Copies theta ("theta.<name>" tensors of an ABMLL meta-training checkpoint) into `theta`, whose shapes come from
+// the config. Throws InputError naming the checkpoint for another method's checkpoint or a shape mismatch.
+void load_theta(const Checkpoint& checkpoint, FactorGaussian& theta);
+
+// "model.layers.0.self_attn.q_proj.a_mean", ...: one name per tensor of `gaussian`, in tensors() order.
+std::vector<std::string> parameter_names(const FactorGaussian& gaussian);
+
+}  // namespace abmll::meta
