@@ -23,6 +23,7 @@ struct MetaTrainFlags {
   std::string out;
   bool resume = false;
   std::int64_t max_steps = 0;
+  std::int64_t trace_step = 0;
 };
 
 void describe_plan(const ExperimentConfig& c, std::int64_t steps, const DeviceChoice& device) {
@@ -60,7 +61,7 @@ int run_meta_train(const MetaTrainFlags& flags) {
   Report report("meta-train", command_line());
   report.set_config(config_to_json(*config));
   report.set_device(device.name, device.description);
-  meta::MetaTrainRun run{out, flags.resume, flags.max_steps, config_to_json(*config)};
+  meta::MetaTrainRun run{out, flags.resume, flags.max_steps, config_to_json(*config), flags.trace_step};
   const meta::MetaTrainResult result = meta::meta_train(*config, run);
 
   report.set_result("status", result.interrupt_signal ? "interrupted" : "completed");
@@ -91,6 +92,9 @@ Command register_meta_train(CLI::App& root) {
   cmd->add_option("-o,--out", flags->out, "Run folder (default: runs/<config name>/meta-train)")->type_name("DIR");
   cmd->add_flag("--resume", flags->resume, "Continue from the newest complete checkpoint in the run folder");
   cmd->add_option("--max-steps", flags->max_steps, "Stop after this many outer steps (quick runs)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--trace-step", flags->trace_step,
+                  "Write step N's inputs, losses and theta gradient to DIR/trace-step-N.safetensors (debugging)")
       ->check(CLI::PositiveNumber);
   return {cmd, [flags] { return run_meta_train(*flags); }};
 }

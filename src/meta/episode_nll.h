@@ -44,6 +44,7 @@ class EpisodeNll {
 
   // Tokens (prompt + answer) that went through the model so far, for throughput figures.
   int64_t tokens_processed() const { return tokens_processed_; }
+  const std::vector<TokenizedEpisode>& episodes() const { return episodes_; }
 
  private:
   const model::Decoder& decoder_;

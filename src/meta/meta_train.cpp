@@ -1,6 +1,8 @@
 #include "meta/meta_train.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Context.h>
+#include <ATen/ops/tensor.h>
 #include <ATen/ops/zeros.h>
 #include <ATen/core/grad_mode.h>
 #include <fmt/format.h>
@@ -12,6 +14,7 @@
 #include "data/episode.h"
 #include "data/task_set.h"
 #include "io/metrics_log.h"
+#include "io/safetensors_writer.h"
 #include "meta/abmll_objective.h"
 #include "meta/adamw.h"
 #include "meta/checkpoint.h"
@@ -78,6 +81,43 @@ void restore(const Checkpoint& c, FactorGaussian& theta, AdamW& adam, const nloh
   adam.restore(m, v, std::stoll(c.metadata.at("adamw_steps")));
 }
 
+void write_trace(const std::filesystem::path& path, std::int64_t step, const FactorGaussian& theta,
+                 const MetaGradient& g, const EpisodeNll& nll, std::uint64_t noise_seed) {
+  io::NamedTensors tensors;
+  const auto names = parameter_names(theta);
+  const auto params = theta.tensors();
+  for (size_t i = 0; i < names.size(); ++i) tensors.emplace_back("theta." + names[i], params[i].detach());
+  for (size_t i = 0; i < names.size(); ++i) tensors.emplace_back("grad." + names[i], g.grads[i].detach());
+  for (const bool support : {true, false}) {
+    std::vector<int64_t> prompt_ids, answer_ids, prompt_lengths, answer_lengths, task;
+    for (size_t t = 0; t < nll.episodes().size(); ++t) {
+      for (const auto& ex : support ? nll.episodes()[t].support : nll.episodes()[t].query) {
+        prompt_ids.insert(prompt_ids.end(), ex.prompt.begin(), ex.prompt.end());
+        answer_ids.insert(answer_ids.end(), ex.answer.begin(), ex.answer.end());
+        prompt_lengths.push_back(static_cast<int64_t>(ex.prompt.size()));
+        answer_lengths.push_back(static_cast<int64_t>(ex.answer.size()));
+        task.push_back(static_cast<int64_t>(t));
+      }
+    }
+    const std::string split = support ? "support" : "query";
+    auto as_tensor = [](const std::vector<int64_t>& v) { return at::tensor(v, at::kLong); };
+    tensors.emplace_back(split + ".prompt_ids", as_tensor(prompt_ids));
+    tensors.emplace_back(split + ".answer_ids", as_tensor(answer_ids));
+    tensors.emplace_back(split + ".prompt_lengths", as_tensor(prompt_lengths));
+    tensors.emplace_back(split + ".answer_lengths", as_tensor(answer_lengths));
+    tensors.emplace_back(split + ".task", as_tensor(task));
+  }
+  nlohmann::json support_nll = g.support_nll;
+  io::write_safetensors(path, tensors,
+                        {{"step", std::to_string(step)},
+                         {"noise_seed", std::to_string(noise_seed)},
+                         {"outer_loss", fmt::format("{:.17g}", g.outer_loss)},
+                         {"query_nll", fmt::format("{:.17g}", g.query_nll)},
+                         {"kl", fmt::format("{:.17g}", g.kl)},
+                         {"hyperprior", fmt::format("{:.17g}", g.hyperprior)},
+                         {"support_nll", support_nll.dump()}});
+}
+
 }  // namespace
 
 MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& run) {
@@ -86,6 +126,13 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
                      "but are not wired into the run loop yet)");
   const DeviceChoice device = resolve_device(config.run.device);
   const auto start = std::chrono::steady_clock::now();
+  if (config.outer.second_order) {
+    // Second-order gradients differentiate attention's backward again; of LibTorch's attention kernels only the
+    // plain (math) one supports that.
+    at::globalContext().setSDPUseFlash(false);
+    at::globalContext().setSDPUseMemEfficient(false);
+    at::globalContext().setSDPUseCuDNN(false);
+  }
 
   const LoadedExperiment experiment = load_experiment(config, device.name);
   const model::Decoder& decoder = experiment.decoder;
@@ -146,10 +193,14 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
       episodes.push_back(tokenize_episode(data::sample_episode(task, o, rng), tokenizer));
     }
     EpisodeNll nll(decoder, lora, std::move(episodes));
-    auto noise = at::make_generator<at::CPUGeneratorImpl>(Rng::stream(seed, fmt::format("noise/{}", step)).next_u64());
+    const std::uint64_t noise_seed = Rng::stream(seed, fmt::format("noise/{}", step)).next_u64();
+    auto noise = at::make_generator<at::CPUGeneratorImpl>(noise_seed);
     MetaGradient g = abmll_meta_gradient(
         theta, per_batch, [&nll](const auto& f, int64_t s, Split split) { return nll(f, s, split); }, inner, outer,
         noise);
+    if (step + 1 == run.trace_step)
+      write_trace(run.run_dir / fmt::format("trace-step-{}.safetensors", step + 1), step + 1, theta, g, nll,
+                  noise_seed);
     const double grad_norm = clip_global_norm(g.grads, config.outer.grad_clip);
     if (!std::isfinite(g.outer_loss) || !std::isfinite(grad_norm)) {
       result.checkpoint = checkpoint_path(run.run_dir, step);

@@ -21,7 +21,13 @@ struct MetaTrainRun {
   bool resume = false;             // continue from the newest complete checkpoint in run_dir
   std::int64_t max_steps = 0;      // stop after this step (0: outer.steps); the schedule still spans outer.steps
   nlohmann::json resolved_config;  // stored in checkpoints; a resume under a different training config is refused
+  std::int64_t trace_step = 0;     // > 0: write run_dir/trace-step-N.safetensors for outer step N (see below)
 };
+
+// The trace of one outer step, for debugging and for checking against an independent implementation: theta before
+// the update ("theta.<name>"), its gradient before clipping ("grad.<name>"), the step's token ids
+// ("<split>.prompt_ids" / "<split>.answer_ids" concatenated, "<split>.prompt_lengths" / "<split>.answer_lengths",
+// "<split>.task" per example, split = support | query) and, as metadata, the noise seed and the losses.
 
 struct MetaTrainResult {
   std::int64_t first_step = 0;     // steps already done when this process started (resume)
