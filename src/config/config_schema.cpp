@@ -246,10 +246,14 @@ std::vector<ConfigKey> build_keys() {
   add<DataFormat>(k, KEY(data.format), DataFormat::crossfit, "Task file format.");
   add<S>(k, KEY(data.path), std::nullopt, "Data folder (CrossFit, UnifiedQA) or file (jsonl).");
   add<S>(k, KEY(data.partition), S(""), "CrossFit partition (e.g. cls-45) or partition JSON file.");
+  add<I>(k, KEY(data.crossfit_seed), 100, "CrossFit sampling seed of the files read ({task}_{k}_{seed}_...).",
+         at_least<I>(0));
+  add<bool>(k, KEY(data.skip_malformed), false, "Skip malformed data lines with a counted warning instead of stopping.");
   add<I>(k, KEY(data.shots), 16, "Support examples per task (k).", at_least<I>(1));
   add<I>(k, KEY(data.query_size), 16, "Query examples per task and episode.", at_least<I>(1));
   add<S>(k, KEY(data.prompt_template), S(""),
-         "Prompt with {input} (and optionally {output}); empty: the data format's convention.", prompt_template());
+         "Prompt with {input} (optionally {options} and {output}); empty: the data format's convention.",
+         prompt_template());
   add<I>(k, KEY(data.icl_demos), 0, "Demonstrations per prompt in ICL modes (0: the whole support set).",
          at_least<I>(0));
 

@@ -55,6 +55,8 @@ struct DataConfig {
   DataFormat format = DataFormat::crossfit;
   std::string path;       // data folder (or file, for jsonl)
   std::string partition;  // CrossFit partition name, e.g. cls-45, or a partition JSON file
+  std::int64_t crossfit_seed = 100;  // which of CrossFit's few-shot samplings (seeds 100, 13, 21, 42, 87) to read
+  bool skip_malformed = false;       // skip malformed lines with a counted warning instead of stopping
   std::int64_t shots = 0;       // k: support examples per task
   std::int64_t query_size = 0;  // query examples per task and episode
   std::string prompt_template;  // "{input}" and "{output}" placeholders

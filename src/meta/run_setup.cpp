@@ -33,11 +33,19 @@ std::optional<at::ScalarType> base_dtype(ModelDType dtype, const std::string& de
   return std::nullopt;
 }
 
+data::ReaderOptions reader_options(const DataConfig& config) {
+  data::ReaderOptions options;
+  options.skip_malformed = config.skip_malformed;
+  options.crossfit_seed = config.crossfit_seed;
+  return options;
+}
+
 LoadedExperiment load_experiment(const ExperimentConfig& config, const std::string& device) {
   log::info("loading model {}", config.model.path);
   const std::filesystem::path model_dir = config.model.path;
   LoadedExperiment e{model::Decoder::load(model_dir, {base_dtype(config.model.dtype, device), device}),
-                     text::Tokenizer::from_file(model_dir / "tokenizer.json"), data::load_task_set(config.data),
+                     text::Tokenizer::from_file(model_dir / "tokenizer.json"),
+                     data::load_task_set(config.data, reader_options(config.data)),
                      lora_settings(config.lora)};
   log::info("{} training tasks, {} held-out tasks", e.tasks.train.size(), e.tasks.test.size());
   return e;

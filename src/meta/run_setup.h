@@ -21,6 +21,9 @@ model::LoraSettings lora_settings(const LoraConfig& config);
 // The base weights' dtype: model.dtype, with `auto` meaning float32 on the CPU and bfloat16 on a GPU.
 std::optional<at::ScalarType> base_dtype(ModelDType dtype, const std::string& device);
 
+// How the data files are read, from the data config.
+data::ReaderOptions reader_options(const DataConfig& config);
+
 struct LoadedExperiment {
   model::Decoder decoder;
   text::Tokenizer tokenizer;
