@@ -1,10 +1,15 @@
-// `abmll evaluate`: scores answer options on held-out tasks and reports accuracy and calibration. Flags are final;
-// scoring and metrics arrive with the evaluation layer.
+// `abmll evaluate`: scores answer options on the held-out tasks of a config with its method and reports accuracy
+// and calibration (see meta/evaluate.h); predictions.jsonl and reliability.svg are written beside the report.
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "config/config_loader.h"
+#include "io/report.h"
+#include "meta/evaluate.h"
+#include "util/device.h"
 #include "util/error.h"
+#include "util/log.h"
 
 namespace abmll::cli {
 namespace {
@@ -14,20 +19,36 @@ struct EvaluateFlags {
   std::string checkpoint, out;
 };
 
+int run_evaluate(const EvaluateFlags& flags) {
+  auto config = load_config(flags.config);
+  if (!config) return 0;
+  if (flags.out.empty()) throw InputError("evaluate needs --out REPORT.json");
+  const meta::EvaluateRun run{flags.checkpoint, flags.out};
+  Report report("evaluate", command_line());
+  report.set_config(config_to_json(*config));
+  const DeviceChoice device = resolve_device(config->run.device);
+  report.set_device(device.name, device.description);
+  const meta::EvaluateResult result = meta::evaluate(*config, run);
+  for (const auto& [key, value] : result.results.items()) report.set_result(key, value);
+  report.add_timing("evaluate_seconds", result.seconds);
+  report.write(run.report);
+  log::info("wrote {}, {} and {}", run.report.string(), result.predictions.string(), result.plot.string());
+  return 0;
+}
+
 }  // namespace
 
 Command register_evaluate(CLI::App& root) {
   auto flags = std::make_shared<EvaluateFlags>();
   CLI::App* cmd = root.add_subcommand("evaluate", "Score held-out tasks: accuracy, ECE, NLL, Brier");
   add_config_flags(*cmd, flags->config);
-  cmd->add_option("--checkpoint", flags->checkpoint, "Checkpoint of a meta-trained method")->type_name("FILE");
-  cmd->add_option("-o,--out", flags->out, "Report file (JSON); predictions.jsonl is written beside it")
+  // Checked in run_evaluate rather than marked required, so that --help-config works without them.
+  cmd->add_option("--checkpoint", flags->checkpoint, "Meta-training checkpoint (required by abmll, abmll_icl)")
+      ->type_name("FILE");
+  cmd->add_option("-o,--out", flags->out, "Report file (JSON, required); predictions.jsonl and reliability.svg are "
+                                          "written beside it")
       ->type_name("REPORT.json");
-  return {cmd, [flags] {
-            if (!load_config(flags->config)) return 0;
-            throw Error("`abmll evaluate` is not implemented in this build yet (the config is valid)");
-            return 1;
-          }};
+  return {cmd, [flags] { return run_evaluate(*flags); }};
 }
 
 }  // namespace abmll::cli

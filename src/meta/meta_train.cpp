@@ -65,7 +65,7 @@ void restore(const Checkpoint& c, FactorGaussian& theta, AdamW& adam, const nloh
     const nlohmann::json then = nlohmann::json::parse(saved->second), now = training_keys(config);
     if (then != now) {
       std::string differences;
-      for (const auto& d : nlohmann::json::diff(then, now)) differences += " " + d["path"].get<std::string>();
+      for (const auto& d : nlohmann::json::diff(then, now)) differences.append(" ").append(d["path"].get<std::string>());
       throw InputError(fmt::format("{}: written under a different training config (differs at{}); resume with the "
                                    "same config, or start a new run folder",
                                    c.source.string(), differences));

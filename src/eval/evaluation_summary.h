@@ -1,0 +1,52 @@
+// What `abmll evaluate` reports about its predictions, independent of how they were made: metrics per task, their
+// mean over tasks, metrics pooled over every query, 95% bootstrap confidence intervals, and the predictions file.
+//
+// Bootstrap. Each resample draws, within every task, as many queries as the task has, with replacement (stratified
+// by task, so every task keeps its weight); pooled and mean-over-task accuracy and ECE are recomputed on it. The
+// interval is the 2.5th and 97.5th percentile (linear interpolation between order statistics) over the resamples.
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace abmll::eval {
+
+struct QueryResult {
+  std::int64_t id = 0;          // the query's index in its task's episode
+  std::vector<double> probs;    // predictive probability per option
+  std::vector<double> loglik;   // option log-likelihoods (mean over posterior samples)
+  std::int64_t label = 0;
+  std::string source;           // where the example came from ("file:line"), for analysis
+};
+
+struct TaskResult {
+  std::string task;
+  std::vector<QueryResult> queries;  // at least one
+  nlohmann::json extra;              // method-specific fields copied into the task's entry (support NLL, ...)
+};
+
+struct SummaryOptions {
+  int bins = 15;
+  int resamples = 1000;
+  std::uint64_t seed = 0;  // the run seed; the bootstrap draws from Rng::stream(seed, "bootstrap")
+};
+
+// {"per_task": [{"task", "n", "accuracy", "ece", "mce", "nll", "brier", "bins", ...extra}],
+//  "aggregate": {"mean_over_tasks": {"accuracy", "ece", "mce", "nll", "brier", "accuracy_ci95", "ece_ci95"},
+//                "pooled": {calibration metrics..., "accuracy_ci95", "ece_ci95"},
+//                "bootstrap": {"resamples", "stratified_by": "task", "seed_stream": "bootstrap"}}}
+// Throws InputError when no task has a query.
+nlohmann::json summarize(const std::vector<TaskResult>& tasks, const SummaryOptions& options);
+
+// One JSON line per query: {"task", "id", "probs", "label", "option_loglik", "source"}, readable by
+// `abmll calibrate` (which reads "probs" and "label").
+void write_predictions(const std::filesystem::path& path, const std::vector<TaskResult>& tasks);
+
+// The q-quantile (0 <= q <= 1) of `values` with linear interpolation (numpy's default); values non-empty.
+double quantile(std::vector<double> values, double q);
+
+}  // namespace abmll::eval

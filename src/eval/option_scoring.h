@@ -1,0 +1,53 @@
+// Answer-option scoring (ABMLL.md section 6): the log-likelihood of each option's continuation given the query's
+// prompt, a softmax over the options, and the posterior predictive, the mean of those option probabilities over
+// the groups of a BatchedLora (one group per posterior sample, or one group holding the posterior mean).
+//
+// Sharing the prompt. The decoder has no KV cache, so the prompt's hidden states cannot be computed once and reused
+// across options. What is shared is the forward: every option (and every posterior sample) of a query is one row
+// of the same right-padded batch, as many rows per forward as `max_tokens_per_forward` allows. Each row repeats
+// the prompt's computation; the result equals scoring every option on its own (tests/test_option_scoring.cpp).
+//
+// Dimension letters: Q queries, K options of a query (may differ between queries), G adapter groups.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "model/decoder.h"
+#include "model/lora.h"
+#include "model/scoring.h"
+
+namespace abmll::eval {
+
+struct OptionQuery {
+  std::vector<int64_t> prompt;                // with the tokenizer's special tokens; at least one token
+  std::vector<std::vector<int64_t>> options;  // one continuation per option (without special tokens); K >= 1
+};
+
+struct OptionScoringOptions {
+  bool length_normalize = false;          // mean instead of summed token log-likelihood per option
+  int64_t max_tokens_per_forward = 16384;  // padded tokens (rows x longest row) of one forward; >= one row
+  model::ScoringOptions scoring;
+};
+
+// loglik[q][g][k]: log-likelihood of option k of query q under adapter group g (summed over the continuation's
+// tokens, or their mean with length_normalize; an empty continuation scores 0). G = adapter->groups(), or 1
+// without an adapter. Runs without autograd. Throws InputError for a query without options or with an empty prompt.
+using OptionLogLikelihoods = std::vector<std::vector<std::vector<double>>>;
+OptionLogLikelihoods option_log_likelihoods(const model::Decoder& decoder, const std::vector<OptionQuery>& queries,
+                                            model::BatchedLora* adapter, const OptionScoringOptions& options = {});
+
+// One query's predictive distribution.
+struct OptionPrediction {
+  std::vector<double> probs;   // [K] mean over groups of softmax(loglik[g])
+  std::vector<double> loglik;  // [K] mean over groups of the option log-likelihoods
+};
+
+// The posterior predictive from per-group log-likelihoods (one prediction per query).
+std::vector<OptionPrediction> predictive(const OptionLogLikelihoods& loglik);
+
+// option_log_likelihoods then predictive.
+std::vector<OptionPrediction> score_options(const model::Decoder& decoder, const std::vector<OptionQuery>& queries,
+                                            model::BatchedLora* adapter, const OptionScoringOptions& options = {});
+
+}  // namespace abmll::eval

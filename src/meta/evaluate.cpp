@@ -1,0 +1,182 @@
+// Held-out evaluation of a method (see evaluate.h).
+#include "meta/evaluate.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+
+#include "data/episode.h"
+#include "eval/calibration.h"
+#include "eval/evaluation_summary.h"
+#include "eval/option_scoring.h"
+#include "eval/reliability_svg.h"
+#include "meta/abmll_objective.h"
+#include "meta/checkpoint.h"
+#include "meta/episode_nll.h"
+#include "meta/run_setup.h"
+#include "util/atomic_file.h"
+#include "util/device.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "util/rng.h"
+
+namespace abmll::meta {
+namespace {
+
+bool uses_posterior(Method m) { return m == Method::abmll || m == Method::abmll_icl; }
+bool uses_icl(Method m) { return m == Method::icl || m == Method::abmll_icl; }
+
+std::vector<int64_t> widen(const std::vector<int32_t>& ids) { return {ids.begin(), ids.end()}; }
+
+// The query prompts as token ids, split as the scorer of the training NLL splits them: prompt with special tokens,
+// continuations without.
+std::vector<eval::OptionQuery> tokenize_queries(const std::vector<data::ScoredPrompt>& prompts,
+                                                const text::Tokenizer& tokenizer) {
+  std::vector<eval::OptionQuery> out;
+  out.reserve(prompts.size());
+  for (const auto& p : prompts) {
+    eval::OptionQuery q{widen(tokenizer.encode(p.prompt, true)), {}};
+    for (const auto& c : p.continuations) q.options.push_back(widen(tokenizer.encode(c, false)));
+    out.push_back(std::move(q));
+  }
+  return out;
+}
+
+// The task's posterior phi (one group) from theta by K = inner.eval_steps steps on its support set; the same
+// computation and noise stream as `abmll adapt`, so both give the same phi.
+FactorGaussian task_posterior(const ExperimentConfig& config, const LoadedExperiment& experiment,
+                              const FactorGaussian& theta, const data::Episode& episode,
+                              std::vector<double>& support_nll) {
+  const auto seed = static_cast<std::uint64_t>(config.run.seed);
+  EpisodeNll nll(experiment.decoder, experiment.lora, {tokenize_episode(episode, experiment.tokenizer)});
+  const InnerLoop inner{config.inner.eval_steps, config.inner.lr, config.inner.optimizer,
+                        config.inner.first_step_nll_only, config.inner.samples, config.outer.beta};
+  auto noise = at::make_generator<at::CPUGeneratorImpl>(Rng::stream(seed, "adapt/" + episode.task).next_u64());
+  auto nll_fn = [&nll](const auto& f, int64_t s, Split split) { return nll(f, s, split); };
+  FactorGaussian phi = infer_posteriors(theta, 1, nll_fn, inner, false, noise, &support_nll);
+  const at::NoGradGuard no_grad;
+  support_nll.push_back(nll(phi.means(), 1, Split::support).mean().item<double>());
+  return phi;
+}
+
+}  // namespace
+
+EvaluateResult evaluate(const ExperimentConfig& config, const EvaluateRun& run) {
+  const auto start = std::chrono::steady_clock::now();
+  const Method method = config.method;
+  if (method != Method::pretrained && method != Method::icl && !uses_posterior(method))
+    throw InputError(fmt::format("method {} is not available in evaluate yet (available: pretrained, icl, abmll, "
+                                 "abmll_icl)",
+                                 to_string(method)));
+  std::optional<Checkpoint> checkpoint;
+  if (uses_posterior(method)) {
+    if (run.checkpoint.empty())
+      throw InputError(fmt::format("method {} needs --checkpoint (a meta-train checkpoint holding theta)",
+                                   to_string(method)));
+    if (config.posterior.family != PosteriorFamily::factor)
+      throw InputError("posterior.family: evaluate supports `factor` so far");
+    checkpoint = load_checkpoint(run.checkpoint);
+  }
+
+  const DeviceChoice device = resolve_device(config.run.device);
+  const LoadedExperiment experiment = load_experiment(config, device.name);
+  std::optional<FactorGaussian> theta;
+  if (checkpoint) {
+    theta = initial_theta(config, experiment);
+    load_theta(*checkpoint, *theta);
+  }
+  const auto seed = static_cast<std::uint64_t>(config.run.seed);
+  eval::OptionScoringOptions scoring;
+  scoring.length_normalize = config.eval.length_normalize;
+
+  std::vector<eval::TaskResult> tasks;
+  std::vector<std::string> skipped;
+  for (const data::Task& task : experiment.tasks.test) {
+    if (task.kind == data::TaskKind::generation) {
+      log::warn("task {}: a generation task has no answer options to score; skipped", task.name);
+      skipped.push_back(task.name);
+      continue;
+    }
+    data::EpisodeOptions options = data::episode_options(config.data);
+    options.tokenizer = &experiment.tokenizer;
+    options.max_length = config.model.max_length;
+    options.icl = uses_icl(method);
+    const data::EpisodeSplits splits = data::episode_splits(task, true);
+    options.support_split = splits.support;
+    options.query_split = splits.query;
+    Rng rng = data::episode_rng(seed, task.name, 0);
+    const data::Episode episode = data::sample_episode(task, options, rng);
+
+    eval::TaskResult result{task.name, {}, nlohmann::json::object()};
+    result.extra["support_size"] = episode.support.size();
+    std::optional<model::BatchedLora> adapter;
+    if (theta) {
+      std::vector<double> support_nll;
+      const FactorGaussian phi = task_posterior(config, experiment, *theta, episode, support_nll);
+      result.extra["support_nll"] = support_nll;
+      // Groups = posterior samples of this task (or one group: the posterior mean).
+      const at::NoGradGuard no_grad;
+      const int64_t samples = config.eval.samples;
+      auto draws = at::make_generator<at::CPUGeneratorImpl>(Rng::stream(seed, "eval/" + task.name).next_u64());
+      adapter.emplace(experiment.lora, samples > 0 ? samples : 1);
+      install_factors(*adapter, samples > 0 ? phi.sample(samples, draws) : phi.means());
+    }
+    const std::vector<eval::OptionPrediction> predictions =
+        eval::score_options(experiment.decoder, tokenize_queries(episode.query, experiment.tokenizer),
+                            adapter ? &*adapter : nullptr, scoring);
+    int64_t truncated = 0, demos = 0;
+    for (std::size_t i = 0; i < predictions.size(); ++i) {
+      const data::ScoredPrompt& q = episode.query[i];
+      result.queries.push_back(
+          {static_cast<int64_t>(i), predictions[i].probs, predictions[i].loglik, q.label, data::to_string(q.source)});
+      truncated += q.truncated ? 1 : 0;
+      demos += q.demos;
+    }
+    result.extra["truncated_prompts"] = truncated;
+    if (options.icl) result.extra["mean_demos"] = static_cast<double>(demos) / static_cast<double>(predictions.size());
+    int64_t correct = 0;
+    for (const auto& q : result.queries)
+      correct += std::max_element(q.probs.begin(), q.probs.end()) - q.probs.begin() == q.label ? 1 : 0;
+    log::info("task {}: {} queries, accuracy {:.4f}", task.name, result.queries.size(),
+              static_cast<double>(correct) / static_cast<double>(result.queries.size()));
+    tasks.push_back(std::move(result));
+  }
+  if (tasks.empty()) throw InputError("evaluate: the data config has no held-out task with answer options to score");
+
+  EvaluateResult out;
+  const std::filesystem::path folder = run.report.parent_path();
+  out.predictions = folder / "predictions.jsonl";
+  out.plot = folder / "reliability.svg";
+  eval::write_predictions(out.predictions, tasks);
+  std::vector<eval::CategoricalPrediction> pooled;
+  for (const auto& t : tasks)
+    for (const auto& q : t.queries) pooled.push_back({q.probs, q.label});
+  const eval::CalibrationMetrics pooled_metrics = eval::calibration_metrics(pooled, static_cast<int>(config.eval.bins));
+  write_file_atomic(out.plot, eval::reliability_svg(pooled_metrics, fmt::format("{}: {} held-out tasks, {} queries",
+                                                                                to_string(method), tasks.size(),
+                                                                                pooled.size())));
+
+  out.results = eval::summarize(tasks, {static_cast<int>(config.eval.bins), 1000, seed});
+  out.results["method"] = to_string(method);
+  out.results["n_tasks"] = tasks.size();
+  out.results["skipped_tasks"] = skipped;
+  out.results["predictions"] = out.predictions.string();
+  out.results["plot"] = out.plot.string();
+  if (uses_posterior(method)) {
+    out.results["checkpoint"] = run.checkpoint.string();
+    out.results["inner_steps"] = config.inner.eval_steps;
+    out.results["posterior_samples"] = config.eval.samples;
+  }
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const auto& agg = out.results["aggregate"]["pooled"];
+  log::info("{}: {} tasks, {} queries: accuracy {:.4f}, ECE {:.4f}, NLL {:.4f} (pooled)", to_string(method),
+            tasks.size(), pooled.size(), agg["accuracy"].get<double>(), agg["ece"].get<double>(),
+            pooled_metrics.nll);
+  return out;
+}
+
+}  // namespace abmll::meta

@@ -1,0 +1,39 @@
+// `abmll evaluate`: scores the held-out tasks of a config with one method and reports accuracy and calibration
+// (ABMLL.md sections 3 test time, 4 and 6). Per held-out task, one episode (episode_rng(seed, task, 0): support
+// from the task's training file, query from its test file, data.query_size examples or all of them when 0), the
+// same for every method so that methods are compared on the same queries:
+//   pretrained  the base model, query prompts without demonstrations
+//   icl         the base model, each query prompt led by demonstrations from the support set
+//   abmll       theta from the checkpoint; phi from inner.eval_steps inner steps on the support set (as
+//               `abmll adapt`); the posterior predictive over eval.samples draws of phi (0: its mean)
+//   abmll_icl   both
+// Tasks without answer options (generation) are skipped with a warning.
+//
+// This lives in meta, not eval: it drives the methods (posterior inference, checkpoints), which sit above the
+// scoring and metrics of src/eval that it uses.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+
+#include "config/experiment_config.h"
+
+namespace abmll::meta {
+
+struct EvaluateRun {
+  std::filesystem::path checkpoint;  // a meta-train checkpoint; required by abmll and abmll_icl
+  std::filesystem::path report;      // REPORT.json (written by the caller); outputs go beside it
+};
+
+struct EvaluateResult {
+  nlohmann::json results;  // {"method", "n_tasks", "per_task", "aggregate", "predictions", "plot", ...}
+  std::filesystem::path predictions, plot;
+  double seconds = 0;
+};
+
+// Writes predictions.jsonl and reliability.svg beside run.report and returns the results for the report. Throws
+// InputError for a method evaluate does not handle yet, a missing checkpoint, or no scorable held-out task.
+EvaluateResult evaluate(const ExperimentConfig& config, const EvaluateRun& run);
+
+}  // namespace abmll::meta

@@ -1,0 +1,165 @@
+"""`abmll evaluate` on the embedded demo (`abmll make-demo`): the report, predictions.jsonl and reliability diagram it
+writes for each method; the option probabilities against transformers (the same prompts run through the HF model,
+log-probabilities of each option's tokens summed, softmax over options); `abmll calibrate` on the predictions
+reproducing the report's pooled metrics; and refusals of bad inputs (exit code 2)."""
+import json
+import math
+import pathlib
+
+import pytest
+import torch
+from tokenizers import Tokenizer
+from transformers import AutoModelForCausalLM
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory, abmll_bin, source_dir):
+    import subprocess
+
+    root = tmp_path_factory.mktemp("evaluate")
+    assert subprocess.run([abmll_bin, "make-demo", "--out", root / "demo"], capture_output=True).returncode == 0
+    sets = ["--config", source_dir / "configs/demo.yaml", "--set", f"model.path={root / 'demo/model'}",
+            "--set", f"data.path={root / 'demo/data'}",
+            "--set", f"data.partition={root / 'demo/data/partitions/demo.json'}"]
+    train = subprocess.run([abmll_bin, "meta-train", *sets, "--max-steps", "3", "--out", root / "run"],
+                           capture_output=True, text=True, timeout=300)
+    assert train.returncode == 0, train.stderr
+    checkpoints = sorted((root / "run/checkpoints").glob("step-*.safetensors"))
+    assert checkpoints, "meta-train wrote no checkpoint"
+    return {"root": root, "sets": sets, "checkpoint": checkpoints[-1], "model": root / "demo/model"}
+
+
+def evaluate(run_abmll, demo, name, *extra):
+    out = demo["root"] / name / "REPORT.json"
+    result = run_abmll("evaluate", *demo["sets"], *extra, "--out", out, timeout=300)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    predictions = [json.loads(line) for line in (out.parent / "predictions.jsonl").read_text().splitlines()]
+    return report, predictions, out.parent
+
+
+def check_outputs(report, predictions, folder, method):
+    results = report["results"]
+    assert results["method"] == method and results["n_tasks"] == 4 and len(results["per_task"]) == 4
+    assert len(predictions) == sum(t["n"] for t in results["per_task"]) == 4 * 8
+    pooled = results["aggregate"]["pooled"]
+    assert pooled["n"] == 32 and len(pooled["bins"]) == 16
+    for key in ("accuracy", "ece"):
+        lo, hi = pooled[f"{key}_ci95"]
+        assert 0 <= lo <= hi <= 1
+        lo, hi = results["aggregate"]["mean_over_tasks"][f"{key}_ci95"]
+        assert 0 <= lo <= hi <= 1
+    mean_acc = sum(t["accuracy"] for t in results["per_task"]) / 4
+    assert results["aggregate"]["mean_over_tasks"]["accuracy"] == pytest.approx(mean_acc)
+    for p in predictions:
+        assert set(p) == {"task", "id", "probs", "label", "option_loglik", "source"}
+        assert len(p["probs"]) == len(p["option_loglik"]) == 2 and sum(p["probs"]) == pytest.approx(1, abs=1e-12)
+    svg = (folder / "reliability.svg").read_text()
+    assert "<svg" in svg and "</svg>" in svg
+
+
+@pytest.fixture(scope="module")
+def pretrained(demo, abmll_bin):
+    import subprocess
+
+    out = demo["root"] / "pretrained/REPORT.json"
+    result = subprocess.run([abmll_bin, "evaluate", *demo["sets"], "--set", "method=pretrained", "--out", out],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    predictions = [json.loads(line) for line in (out.parent / "predictions.jsonl").read_text().splitlines()]
+    return json.loads(out.read_text()), predictions, out.parent
+
+
+def test_pretrained_outputs(pretrained):
+    check_outputs(*pretrained, "pretrained")
+    assert all(t["truncated_prompts"] == 0 for t in pretrained[0]["results"]["per_task"])
+
+
+def test_pretrained_probabilities_match_transformers(pretrained, demo):
+    """Oracle: each query's example (from its source line), prompt and continuation tokenized separately as the
+    scorer does, the HF model run on prompt + option, log-softmax summed over the option's tokens."""
+    _, predictions, _ = pretrained
+    tok = Tokenizer.from_file(str(demo["model"] / "tokenizer.json"))
+    model = AutoModelForCausalLM.from_pretrained(demo["model"], torch_dtype=torch.float32).eval()
+    worst_p = worst_ll = 0.0
+    for p in predictions:
+        file, line = p["source"].rsplit(":", 1)
+        text, output = pathlib.Path(file).read_text().splitlines()[int(line) - 1].split("\t")[:2]
+        options = ["no", "yes"]  # the demo's label set, sorted bytewise
+        assert options[p["label"]] == output
+        prompt = tok.encode(text).ids
+        logliks = []
+        for option in options:
+            cont = tok.encode(" " + option, add_special_tokens=False).ids
+            ids = torch.tensor([prompt + cont])
+            with torch.no_grad():
+                logp = torch.log_softmax(model(input_ids=ids).logits[0].float(), -1)
+            logliks.append(sum(logp[len(prompt) - 1 + j, t].item() for j, t in enumerate(cont)))
+        z = max(logliks)
+        probs = [math.exp(x - z) for x in logliks]
+        probs = [x / sum(probs) for x in probs]
+        worst_p = max(worst_p, *(abs(a - b) for a, b in zip(probs, p["probs"])))
+        worst_ll = max(worst_ll, *(abs(a - b) for a, b in zip(logliks, p["option_loglik"])))
+    print(f"abmll vs transformers option scoring: probs max abs diff {worst_p:.3g}, log-lik {worst_ll:.3g}")
+    assert worst_p <= 1e-4 and worst_ll <= 1e-4
+
+
+def calibrate(run_abmll, folder):
+    out = folder / "calibrate.json"
+    result = run_abmll("calibrate", "--predictions", folder / "predictions.jsonl", "--out", out)
+    assert result.returncode == 0, result.stderr
+    return json.loads(out.read_text())
+
+
+def test_calibrate_reproduces_the_pooled_metrics(pretrained, run_abmll):
+    report, _, folder = pretrained
+    pooled = report["results"]["aggregate"]["pooled"]
+    got = calibrate(run_abmll, folder)
+    for key in ("n", "accuracy", "ece", "mce", "brier"):
+        assert got[key] == pytest.approx(pooled[key], abs=1e-12), key
+
+
+def test_abmll_after_meta_training(demo, run_abmll):
+    fast = ["--set", "method=abmll", "--set", "inner.eval_steps=2", "--checkpoint", demo["checkpoint"]]
+    report, predictions, folder = evaluate(run_abmll, demo, "abmll", *fast, "--set", "eval.samples=3")
+    check_outputs(report, predictions, folder, "abmll")
+    results = report["results"]
+    assert results["inner_steps"] == 2 and results["posterior_samples"] == 3
+    for t in results["per_task"]:
+        assert t["support_size"] == 8 and len(t["support_nll"]) == 3
+        assert t["support_nll"][-1] < t["support_nll"][0]  # the inner steps fit the support set
+    got = calibrate(run_abmll, folder)
+    assert got["ece"] == pytest.approx(results["aggregate"]["pooled"]["ece"], abs=1e-12)
+    assert got["accuracy"] == pytest.approx(results["aggregate"]["pooled"]["accuracy"], abs=1e-12)
+    # Same seed, same predictions; the posterior-mean path (eval.samples=0) runs too and differs.
+    _, predictions_again, _ = evaluate(run_abmll, demo, "abmll_again", *fast, "--set", "eval.samples=3")
+    assert predictions_again == predictions
+    _, at_mean, _ = evaluate(run_abmll, demo, "abmll_mean", *fast, "--set", "eval.samples=0")
+    assert [p["probs"] for p in at_mean] != [p["probs"] for p in predictions]
+
+
+@pytest.mark.parametrize("method", ["icl", "abmll_icl"])
+def test_icl_methods_put_demonstrations_in_the_prompts(demo, run_abmll, method):
+    report, predictions, folder = evaluate(run_abmll, demo, method, "--set", f"method={method}", "--set",
+                                           "data.icl_demos=2", "--set", "eval.samples=2", "--set",
+                                           "inner.eval_steps=1", "--checkpoint", demo["checkpoint"])
+    check_outputs(report, predictions, folder, method)
+    assert all(t["mean_demos"] > 0 for t in report["results"]["per_task"])
+
+
+def test_bad_inputs_exit_2(demo, run_abmll):
+    out = demo["root"] / "bad/REPORT.json"
+    cases = [
+        (["--set", "method=abmll"], "needs --checkpoint"),
+        (["--set", "method=abmll", "--checkpoint", demo["root"] / "missing.safetensors"], "missing.safetensors"),
+        (["--set", "method=lora"], "not available in evaluate"),
+        (["--set", "method=nonsense"], "nonsense"),
+    ]
+    for extra, message in cases:
+        result = run_abmll("evaluate", *demo["sets"], *extra, "--out", out)
+        assert result.returncode == 2, (extra, result.stderr)
+        assert message in result.stderr, (extra, result.stderr)
+    result = run_abmll("evaluate", *demo["sets"], "--set", "method=pretrained")
+    assert result.returncode == 2 and "--out" in result.stderr
+    assert not out.exists()
+    assert run_abmll("evaluate", "--help-config").returncode == 0

@@ -1,0 +1,102 @@
+// The evaluation summary: per-task, mean-over-task and pooled metrics agree with calibration_metrics, the bootstrap
+// intervals are reproducible and bracket the point estimates, quantiles follow numpy, and the predictions file is
+// what `abmll calibrate` reads.
+#include <catch2/catch.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include "eval/calibration.h"
+#include "eval/evaluation_summary.h"
+#include "eval/predictions_file.h"
+#include "test_support.h"
+#include "util/error.h"
+#include "util/rng.h"
+
+using namespace abmll;
+
+namespace {
+
+std::vector<eval::TaskResult> random_tasks() {
+  Rng rng(4);
+  std::vector<eval::TaskResult> tasks;
+  for (int t = 0; t < 3; ++t) {
+    eval::TaskResult task{"task" + std::to_string(t), {}, {{"support_size", 4}}};
+    for (int i = 0; i < 20 + 7 * t; ++i) {
+      const double p = 0.5 + 0.5 * rng.uniform();
+      const auto label = static_cast<std::int64_t>(rng.below(2));
+      task.queries.push_back({i, {p, 1 - p}, {std::log(p), std::log(1 - p)}, label, "f:" + std::to_string(i)});
+    }
+    tasks.push_back(std::move(task));
+  }
+  return tasks;
+}
+
+}  // namespace
+
+TEST_CASE("evaluation summary: quantiles interpolate as numpy's default does", "[eval]") {
+  CHECK(eval::quantile({3, 1, 2, 4}, 0.5) == Approx(2.5));
+  CHECK(eval::quantile({3, 1, 2, 4}, 0.025) == Approx(1.075));  // numpy.quantile([1,2,3,4], 0.025)
+  CHECK(eval::quantile({3, 1, 2, 4}, 1.0) == 4);
+  CHECK(eval::quantile({7}, 0.975) == 7);
+}
+
+TEST_CASE("evaluation summary: metrics per task, over tasks and pooled, with bootstrap intervals", "[eval]") {
+  const auto tasks = random_tasks();
+  const nlohmann::json s = eval::summarize(tasks, {15, 200, 7});
+  REQUIRE(s["per_task"].size() == 3);
+  std::vector<eval::CategoricalPrediction> pooled;
+  double mean_accuracy = 0, mean_ece = 0;
+  for (std::size_t t = 0; t < tasks.size(); ++t) {
+    std::vector<eval::CategoricalPrediction> own;
+    for (const auto& q : tasks[t].queries) own.push_back({q.probs, q.label});
+    pooled.insert(pooled.end(), own.begin(), own.end());
+    const auto m = eval::calibration_metrics(own, 15);
+    const auto& entry = s["per_task"][t];
+    CHECK(entry["task"] == tasks[t].task);
+    CHECK(entry["support_size"] == 4);
+    CHECK(entry["accuracy"].get<double>() == m.accuracy);
+    CHECK(entry["ece"].get<double>() == m.ece);
+    mean_accuracy += m.accuracy / 3;
+    mean_ece += m.ece / 3;
+  }
+  const auto& mean = s["aggregate"]["mean_over_tasks"];
+  CHECK(mean["accuracy"].get<double>() == Approx(mean_accuracy));
+  CHECK(mean["ece"].get<double>() == Approx(mean_ece));
+  const auto& all = s["aggregate"]["pooled"];
+  const auto m = eval::calibration_metrics(pooled, 15);
+  CHECK(all["n"] == pooled.size());
+  CHECK(all["accuracy"].get<double>() == m.accuracy);
+  CHECK(all["ece"].get<double>() == m.ece);
+  CHECK(all["bins"].size() == 16);
+  for (const auto* part : {&mean, &all})
+    for (const char* key : {"accuracy", "ece"}) {
+      const auto ci = (*part)[std::string(key) + "_ci95"];
+      INFO(key << " " << ci.dump() << " point " << (*part)[key]);
+      CHECK(ci[0].get<double>() <= ci[1].get<double>());
+      CHECK(ci[1].get<double>() - ci[0].get<double>() > 0);
+      if (std::string(key) == "accuracy") {  // ECE's bootstrap is biased upwards; accuracy's brackets the point
+        CHECK(ci[0].get<double>() <= (*part)[key].get<double>());
+        CHECK((*part)[key].get<double>() <= ci[1].get<double>());
+      }
+    }
+  CHECK(eval::summarize(tasks, {15, 200, 7}) == s);          // same seed: same intervals
+  CHECK(eval::summarize(tasks, {15, 200, 8})["aggregate"] != s["aggregate"]);
+
+  // All right with certainty: every interval collapses.
+  eval::TaskResult sure{"sure", {{0, {1.0, 0.0}, {0, -50}, 0, "a"}, {1, {0.0, 1.0}, {-50, 0}, 1, "b"}}, {}};
+  const nlohmann::json c = eval::summarize({sure}, {15, 50, 1});
+  CHECK(c["aggregate"]["pooled"]["accuracy_ci95"] == nlohmann::json::array({1.0, 1.0}));
+  CHECK(c["aggregate"]["pooled"]["ece_ci95"] == nlohmann::json::array({0.0, 0.0}));
+  CHECK_THROWS_AS(eval::summarize({}, {}), InputError);
+}
+
+TEST_CASE("evaluation summary: the predictions file reads back with read_predictions", "[eval]") {
+  test::ScratchDir dir;
+  const auto tasks = random_tasks();
+  eval::write_predictions(dir / "predictions.jsonl", tasks);
+  const auto records = eval::read_predictions(dir / "predictions.jsonl");
+  REQUIRE(records.size() == 20 + 27 + 34);
+  CHECK(records[21].probs == tasks[1].queries[1].probs);  // doubles round-trip exactly
+  CHECK(records[21].label == tasks[1].queries[1].label);
+  CHECK(!records[21].logits);  // option log-likelihoods sit under their own key
+}
