@@ -30,8 +30,8 @@ TokenizedEpisode tokenize_episode(const data::Episode& episode, const text::Toke
 }
 
 EpisodeNll::EpisodeNll(const model::Decoder& decoder, model::LoraSettings settings,
-                       std::vector<TokenizedEpisode> episodes)
-    : decoder_(decoder), settings_(std::move(settings)), episodes_(std::move(episodes)) {}
+                       std::vector<TokenizedEpisode> episodes, model::ScoringOptions scoring)
+    : decoder_(decoder), settings_(std::move(settings)), episodes_(std::move(episodes)), scoring_(scoring) {}
 
 at::Tensor EpisodeNll::operator()(const std::map<model::LinearSite, model::LoraFactors>& factors, int64_t samples,
                                   Split split) {
@@ -53,7 +53,7 @@ at::Tensor EpisodeNll::operator()(const std::map<model::LinearSite, model::LoraF
   }
   model::BatchedLora lora(settings_, tasks * samples);
   install_factors(lora, factors);
-  const model::ContinuationScores scores = model::score_continuations(decoder_, items, &lora);
+  const model::ContinuationScores scores = model::score_continuations(decoder_, items, &lora, scoring_);
   const at::Tensor index = at::tensor(task_of_item, at::kLong).to(scores.log_prob.device());
   const at::Tensor counts = at::tensor(items_per_task, at::kDouble).to(scores.log_prob.device());
   const at::Tensor sums = at::zeros({tasks}, scores.log_prob.options()).index_add(0, index, -scores.log_prob);

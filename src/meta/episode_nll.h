@@ -35,8 +35,10 @@ TokenizedEpisode tokenize_episode(const data::Episode& episode, const text::Toke
 
 class EpisodeNll {
  public:
-  // `episodes[g]` is task g of the meta-batch. The decoder must outlive this object.
-  EpisodeNll(const model::Decoder& decoder, model::LoraSettings settings, std::vector<TokenizedEpisode> episodes);
+  // `episodes[g]` is task g of the meta-batch. The decoder must outlive this object. `scoring` carries the forward
+  // options (gradient checkpointing; double_backward for second-order meta-gradients).
+  EpisodeNll(const model::Decoder& decoder, model::LoraSettings settings, std::vector<TokenizedEpisode> episodes,
+             model::ScoringOptions scoring = {});
 
   // [G] per-task mean NLL of `split` under `factors` (G * samples groups, group-major).
   at::Tensor operator()(const std::map<model::LinearSite, model::LoraFactors>& factors, int64_t samples,
@@ -50,6 +52,7 @@ class EpisodeNll {
   const model::Decoder& decoder_;
   model::LoraSettings settings_;
   std::vector<TokenizedEpisode> episodes_;
+  model::ScoringOptions scoring_;
   int64_t tokens_processed_ = 0;
 };
 

@@ -1,7 +1,6 @@
 #include "meta/meta_train.h"
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <ATen/Context.h>
 #include <ATen/ops/tensor.h>
 #include <ATen/ops/zeros.h>
 #include <ATen/core/grad_mode.h>
@@ -126,13 +125,6 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
                      "but are not wired into the run loop yet)");
   const DeviceChoice device = resolve_device(config.run.device);
   const auto start = std::chrono::steady_clock::now();
-  if (config.outer.second_order) {
-    // Second-order gradients differentiate attention's backward again; of LibTorch's attention kernels only the
-    // plain (math) one supports that.
-    at::globalContext().setSDPUseFlash(false);
-    at::globalContext().setSDPUseMemEfficient(false);
-    at::globalContext().setSDPUseCuDNN(false);
-  }
 
   const LoadedExperiment experiment = load_experiment(config, device.name);
   const model::Decoder& decoder = experiment.decoder;
@@ -176,6 +168,10 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
                              config.posterior.hyperprior_a0,
                              config.posterior.hyperprior_b0};
 
+  model::ScoringOptions scoring;
+  scoring.forward.checkpoint_layers = config.model.gradient_checkpointing;
+  scoring.forward.double_backward = config.outer.second_order;  // the inner steps' backward is differentiated again
+
   Progress progress("meta-train", last - result.first_step);
   std::int64_t step = result.first_step;
   for (; step < last; ++step) {
@@ -192,7 +188,7 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
       Rng rng = data::episode_rng(seed, task.name, step);
       episodes.push_back(tokenize_episode(data::sample_episode(task, o, rng), tokenizer));
     }
-    EpisodeNll nll(decoder, lora, std::move(episodes));
+    EpisodeNll nll(decoder, lora, std::move(episodes), scoring);
     const std::uint64_t noise_seed = Rng::stream(seed, fmt::format("noise/{}", step)).next_u64();
     auto noise = at::make_generator<at::CPUGeneratorImpl>(noise_seed);
     MetaGradient g = abmll_meta_gradient(
