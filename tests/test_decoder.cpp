@@ -9,45 +9,25 @@
 #include <ATen/ops/cat.h>
 #include <ATen/ops/stack.h>
 #include <ATen/ops/ones.h>
-#include <ATen/ops/randn.h>
 #include <ATen/ops/tensor.h>
 #include <ATen/ops/zeros.h>
-#include <nlohmann/json.hpp>
 
 #include <set>
 #include <string>
 #include <vector>
 
-#include "io/safetensors_writer.h"
 #include "io/tensor_store.h"
 #include "model/decoder.h"
 #include "model/weight_names.h"
 #include "test_support.h"
+#include "tiny_model.h"
 #include "util/error.h"
 
 using namespace abmll::model;
 using abmll::test::ScratchDir;
+using abmll::test::write_tiny_model;
 
 namespace {
-
-// A random tiny Qwen2 (biases, GQA 2) or Llama-3.1 (llama3 RoPE) model folder.
-void write_tiny_model(const std::filesystem::path& dir, bool qwen2) {
-  nlohmann::json j = {{"architectures", {qwen2 ? "Qwen2ForCausalLM" : "LlamaForCausalLM"}},
-                      {"model_type", qwen2 ? "qwen2" : "llama"},
-                      {"hidden_size", 32}, {"intermediate_size", 48}, {"num_hidden_layers", 2},
-                      {"num_attention_heads", 4}, {"num_key_value_heads", 2}, {"vocab_size", 50},
-                      {"rms_norm_eps", 1e-6}, {"tie_word_embeddings", qwen2}};
-  if (!qwen2)
-    j["rope_parameters"] = {{"rope_type", "llama3"}, {"rope_theta", 500000.0}, {"factor", 8.0},
-                            {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0},
-                            {"original_max_position_embeddings", 16}};
-  abmll::test::write_text(dir / "config.json", j.dump());
-  const ModelConfig c = parse_model_config(j);
-  at::manual_seed(qwen2 ? 1 : 2);
-  abmll::io::NamedTensors tensors;
-  for (const auto& s : weight_specs(c)) tensors.emplace_back(s.name, at::randn(s.shape, at::kFloat) * 0.2 + (s.shape.size() == 1 ? 1.0 : 0.0));
-  abmll::io::write_safetensors(dir / "model.safetensors", tensors);
-}
 
 // Records the sites it is called at; adds nothing.
 class RecordingAdapter : public LinearAdapter {

@@ -3,6 +3,7 @@
 // (--ids repeated) are padded into one batch (--padding right|left) and give `logits` [B, T, V] with
 // `attention_mask` [B, T] (rows at padding positions are meaningless). `input_ids` is written too. A debugging and
 // parity-testing tool: the comparison with transformers drives it (tests/python/test_model_parity.py).
+// --adapter DIR applies a PEFT LoRA adapter folder (tests/python/test_lora_parity.py compares with PEFT).
 #include <CLI/CLI.hpp>
 
 #include <ATen/ops/full.h>
@@ -12,12 +13,14 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "cli/commands.h"
 #include "io/safetensors_writer.h"
 #include "model/decoder.h"
+#include "model/peft_adapter.h"
 #include "text/tokenizer.h"
 #include "util/device.h"
 #include "util/error.h"
@@ -34,6 +37,7 @@ struct LogitsFlags {
   std::string dtype = "auto";
   std::string device = "cpu";
   std::string out;
+  std::string adapter;
   bool no_special = false;
 };
 
@@ -107,7 +111,10 @@ int run_logits(const LogitsFlags& flags) {
   options.device = resolve_device(flags.device).name;
   c10::InferenceMode inference;
   const model::Decoder decoder = model::Decoder::load(flags.model, options);
-  at::Tensor logits = decoder.logits(decoder.forward(ids, mask)).to(at::kCPU, at::kFloat);  // [B, T, V]
+  std::optional<model::BatchedLora> adapter;
+  if (!flags.adapter.empty()) adapter = model::load_peft_adapter(flags.adapter, decoder.config(), decoder.device());
+  const model::LinearAdapter* hook = adapter ? &*adapter : nullptr;
+  at::Tensor logits = decoder.logits(decoder.forward(ids, mask, hook)).to(at::kCPU, at::kFloat);  // [B, T, V]
   io::NamedTensors out;
   if (b == 1) {
     out = {{"logits", logits[0]}, {"input_ids", ids[0]}};
@@ -116,7 +123,7 @@ int run_logits(const LogitsFlags& flags) {
   }
   io::write_safetensors(flags.out, out,
                         {{"model", flags.model}, {"dtype", c10::toString(decoder.dtype())},
-                         {"padding", flags.padding}});
+                         {"padding", flags.padding}, {"adapter", flags.adapter}});
   log::info("wrote logits [{}{}, {}] to {}", b == 1 ? "" : std::to_string(b) + ", ", t,
             decoder.config().vocab_size, flags.out);
   return 0;
@@ -139,6 +146,9 @@ Command register_logits(CLI::App& root) {
   cmd->add_option("--dtype", flags->dtype, "Compute dtype: auto (the checkpoint's), float32, bfloat16, float16")
       ->capture_default_str();
   cmd->add_option("--device", flags->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
+  cmd->add_option("--adapter", flags->adapter,
+                  "PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors)")
+      ->type_name("DIR");
   cmd->add_option("--out", flags->out, "Output .safetensors file")->type_name("FILE")->required();
   cmd->add_flag("--no-special", flags->no_special, "With --text: encode without the template's special tokens");
   text->excludes(ids);

@@ -21,5 +21,8 @@ Command register_adapt(CLI::App& root);
 Command register_evaluate(CLI::App& root);
 Command register_calibrate(CLI::App& root);
 Command register_inspect(CLI::App& root);
+Command register_make_demo(CLI::App& root);
+Command register_tokenize(CLI::App& root);
+Command register_logits(CLI::App& root);
 
 }  // namespace abmll::cli

@@ -2,9 +2,15 @@
 #include "model/attention.h"
 
 #include <ATen/TensorOperators.h>
+#include <ATen/ops/_scaled_dot_product_attention_math.h>
+#include <ATen/ops/logical_not.h>
+#include <ATen/ops/masked_fill.h>
+#include <ATen/ops/zeros.h>
 #include <ATen/ops/scaled_dot_product_attention.h>
 
 #include <cmath>
+#include <optional>
+#include <tuple>
 
 #include "model/rope.h"
 
@@ -24,7 +30,7 @@ at::Tensor repeat_kv(const at::Tensor& x, int64_t n) {
 
 at::Tensor attention(const at::Tensor& x, const AttentionWeights& w, const ModelConfig& config, int64_t layer,
                      const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& pattern,
-                     const LinearAdapter* adapter) {
+                     const LinearAdapter* adapter, bool twice_differentiable) {
   const int64_t b = x.size(0), t = x.size(1), dh = config.head_dim;
   // [B, T, heads*Dh] -> [B, heads, T, Dh]
   auto heads = [&](const at::Tensor& y) { return y.view({b, t, -1, dh}).transpose(1, 2); };
@@ -34,9 +40,20 @@ at::Tensor attention(const at::Tensor& x, const AttentionWeights& w, const Model
   q = apply_rope(q, cos, sin);
   k = apply_rope(k, cos, sin);
   const int64_t groups = config.num_heads / config.num_kv_heads;
-  at::Tensor out = at::scaled_dot_product_attention(q, repeat_kv(k, groups), repeat_kv(v, groups), pattern,
-                                                    /*dropout_p=*/0.0, /*is_causal=*/false,
-                                                    /*scale=*/std::pow(static_cast<double>(dh), -0.5));
+  const double scale = std::pow(static_cast<double>(dh), -0.5);
+  at::Tensor out;
+  if (twice_differentiable) {
+    // The math kernel adds its mask to the scores: a boolean pattern must become 0 / -inf first (the public
+    // scaled_dot_product_attention converts it; this internal entry point does not).
+    const at::Tensor additive =
+        at::zeros(pattern.sizes(), q.options().requires_grad(false)).masked_fill(pattern.logical_not(), -INFINITY);
+    out = std::get<0>(at::_scaled_dot_product_attention_math(q, repeat_kv(k, groups), repeat_kv(v, groups), additive,
+                                                              /*dropout_p=*/0.0, /*is_causal=*/false,
+                                                              /*dropout_mask=*/std::nullopt, scale));
+  } else {
+    out = at::scaled_dot_product_attention(q, repeat_kv(k, groups), repeat_kv(v, groups), pattern,
+                                           /*dropout_p=*/0.0, /*is_causal=*/false, scale);
+  }
   // [B, H, T, Dh] -> [B, T, H*Dh]
   out = out.transpose(1, 2).reshape({b, t, config.num_heads * dh});
   return linear(out, w.o, {layer, Projection::o}, adapter);

@@ -10,7 +10,11 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <tuple>
+#include <vector>
+
 #include "io/tensor_store.h"
+#include "model/checkpoint.h"
 #include "model/padding.h"
 #include "model/rms_norm.h"
 #include "model/rope.h"
@@ -31,7 +35,7 @@ Decoder::Decoder(ModelConfig config, DecoderWeights weights)
 }
 
 at::Tensor Decoder::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
-                            const LinearAdapter* adapter) const {
+                            const LinearAdapter* adapter, const ForwardOptions& options) const {
   if (input_ids.dim() != 2 || input_ids.scalar_type() != at::kLong)
     throw Error(fmt::format("Decoder::forward: input_ids must be [B, T] int64, got {} [{}]",
                             c10::toString(input_ids.scalar_type()), fmt::join(input_ids.sizes(), ", ")));
@@ -50,13 +54,22 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const at::Tensor& atten
   }
 
   at::Tensor h = at::embedding(weights_.embed_tokens, ids);  // [B, T, D]
-  const auto [cos, sin] = rope_tables(position_ids_from_mask(mask), inv_freq_, h.scalar_type());  // [B, T, Dh]
+  at::Tensor cos, sin;  // [B, T, Dh]
+  std::tie(cos, sin) = rope_tables(position_ids_from_mask(mask), inv_freq_, h.scalar_type());
   const at::Tensor pattern = attention_pattern(mask);  // [B, 1, T, T]
   const double eps = config_.rms_norm_eps;
+  std::vector<at::Tensor> trainable;  // what checkpointed layers pass gradients to, besides their input
+  const bool checkpoint = options.checkpoint_layers && !options.double_backward;
+  if (checkpoint && adapter != nullptr) trainable = adapter->trainable_tensors();
   for (int64_t i = 0; i < config_.num_layers; ++i) {
-    const LayerWeights& layer = weights_.layers[static_cast<std::size_t>(i)];
-    h = h + attention(rms_norm(h, layer.input_norm, eps), layer.attention, config_, i, cos, sin, pattern, adapter);
-    h = h + mlp(rms_norm(h, layer.post_attention_norm, eps), layer.mlp, i, adapter);
+    // Captures by value what may go out of scope before backward (tensors are shared, not copied).
+    Block block = [this, i, cos, sin, pattern, adapter, eps, twice = options.double_backward](const at::Tensor& x) {
+      const LayerWeights& layer = weights_.layers[static_cast<std::size_t>(i)];
+      at::Tensor y = x + attention(rms_norm(x, layer.input_norm, eps), layer.attention, config_, i, cos, sin, pattern,
+                                   adapter, twice);
+      return y + mlp(rms_norm(y, layer.post_attention_norm, eps), layer.mlp, i, adapter);
+    };
+    h = checkpoint ? checkpointed(std::move(block), h, trainable) : block(h);
   }
   return rms_norm(h, weights_.norm, eps);
 }

@@ -15,6 +15,18 @@
 
 namespace abmll::model {
 
+struct ForwardOptions {
+  // Gradient checkpointing per layer (checkpoint.h): each layer keeps only its input for backward and is recomputed
+  // there, so activation memory is one [B, T, D] per layer. Takes effect only when grad mode is on and something
+  // requires grad; then the adapter (and this decoder) must outlive backward, and the adapter must list in
+  // trainable_tensors() every tensor that should get a gradient.
+  bool checkpoint_layers = false;
+  // Set when the graph will be differentiated twice (create_graph: second-order meta-gradients). Attention then
+  // runs the unfused math kernel (the fused SDPA kernels, CPU flash attention included, have no double backward),
+  // and checkpoint_layers is ignored (recomputation supports one differentiation only).
+  bool double_backward = false;
+};
+
 class Decoder {
  public:
   // Reads DIR/config.json and the checkpoint in DIR (model.safetensors, or a sharded index). Throws
@@ -32,7 +44,7 @@ class Decoder {
   // padding.h). Rows at padding positions are meaningless. `adapter` (may be null) adds to every projection.
   // Builds an autograd graph only when grad mode is on and something requires grad (the base weights do not).
   at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
-                     const LinearAdapter* adapter = nullptr) const;
+                     const LinearAdapter* adapter = nullptr, const ForwardOptions& options = {}) const;
 
   // hidden [..., D] -> logits [..., V] in dtype().
   at::Tensor logits(const at::Tensor& hidden) const;

@@ -5,7 +5,9 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <compare>
 #include <cstdint>
+#include <vector>
 
 #include "model/weight_names.h"
 
@@ -21,6 +23,7 @@ struct LinearWeights {
 struct LinearSite {
   int64_t layer = 0;
   Projection projection = Projection::q;
+  auto operator<=>(const LinearSite&) const = default;
 };
 
 // Adds a learned term to a projection's output. Implementations may hold per-sequence state (one adapter per
@@ -31,6 +34,13 @@ class LinearAdapter {
   // x: [B, T, in], the projection's input. Returns [B, T, out] to add to x W^T + b, or an undefined tensor when this
   // site is not adapted.
   virtual at::Tensor delta(const at::Tensor& x, const LinearSite& site) const = 0;
+  // The tensors delta() differentiates through that may require grad (e.g. LoRA factors, or the parameters they are
+  // sampled from). Gradient checkpointing passes them to its autograd node so that recomputation in backward
+  // reaches them; an adapter that hides one gets no gradient for it under checkpointing.
+  virtual std::vector<at::Tensor> trainable_tensors() const { return {}; }
+  // Which adapter group each sequence of the next forward's batch uses: [B] int64 (see BatchedLora). Callers that
+  // build batches (scoring) set it before each forward; adapters without groups ignore it.
+  virtual void set_group_of_sequence(const at::Tensor& group_of_sequence) {}
 };
 
 // x [B, T, in] -> [B, T, out]: x W^T + b, plus adapter->delta(x, site) when an adapter is given.

@@ -1,0 +1,139 @@
+"""Forward-pass benchmark: abmll's decoder (the abmll_bench binary) against transformers on a ~100M-parameter
+Llama-shaped model with random weights, on CPU, in float32 and bfloat16. Not a test.
+
+Each measurement runs in its own process (so the peak RSS, read from that process's rusage, is its own): load the
+model, run `warmup` forwards, then time `runs` forwards of a batch of random token ids (hidden states and logits at
+every position, as transformers' forward returns them) and take the median. On a shared machine other jobs slow
+some processes down, so each implementation is measured in `repeats` processes, abmll and transformers alternating,
+and the table reports the fastest of those medians (the least disturbed) and the largest peak RSS, with
+abmll/transformers ratios.
+
+Usage: forward.py --bin BUILD/abmll_bench [--model-dir DIR] [--batch 4] [--seq 256] [--warmup 2] [--runs 5]
+       [--repeats 3] [--dtypes float32,bfloat16]
+"""
+import argparse
+import json
+import os
+import pathlib
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+
+# A Llama-3-like shape at ~125M parameters (49M of them the untied embeddings and lm_head).
+SHAPE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, num_key_value_heads=4,
+             intermediate_size=2048, vocab_size=32000, max_position_embeddings=2048, rope_theta=500000.0,
+             tie_word_embeddings=False)
+
+
+def make_model(folder: pathlib.Path) -> None:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    if (folder / "model.safetensors").exists():
+        return
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(**SHAPE)).to(torch.float32)
+    model.save_pretrained(folder, safe_serialization=True)
+
+
+def transformers_child(args) -> None:
+    """Runs in a fresh process: times transformers and prints the same JSON line as abmll_bench."""
+    import time
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[args.dtype]
+    model = AutoModelForCausalLM.from_pretrained(args.model_dir, dtype=dtype).eval()
+    torch.manual_seed(args.seed)
+    ids = torch.randint(SHAPE["vocab_size"], (args.batch, args.seq))
+    seconds = []
+    with torch.inference_mode():
+        for i in range(args.warmup + args.runs):
+            start = time.perf_counter()
+            logits = model(input_ids=ids).logits
+            logits.sum().item()
+            if i >= args.warmup:
+                seconds.append(time.perf_counter() - start)
+    print(json.dumps({"seconds": seconds, "threads": torch.get_num_threads(), "dtype": args.dtype}))
+
+
+def measure(cmd):
+    """Runs cmd; returns (its JSON line, its peak RSS in MiB) from that process's own rusage (wait4)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            sys.exit(f"{cmd[0]} failed ({proc.returncode}):\n{err.read().decode(errors='replace')}")
+        line = json.loads(out.read().decode().strip().splitlines()[-1])
+    return line, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bin", help="the abmll_bench binary")
+    parser.add_argument("--model-dir", type=pathlib.Path,
+                        default=pathlib.Path.home() / ".cache" / "abmll" / "bench" / "llama-125m")
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--seq", type=int, default=256)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dtypes", default="float32,bfloat16")
+    parser.add_argument("--child", choices=["transformers"], help=argparse.SUPPRESS)
+    parser.add_argument("--dtype", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        transformers_child(args)
+        return
+    if not args.bin:
+        parser.error("--bin is required")
+
+    make_model(args.model_dir)
+    common = ["--batch", str(args.batch), "--seq", str(args.seq), "--warmup", str(args.warmup), "--runs",
+              str(args.runs), "--seed", str(args.seed)]
+    tokens = args.batch * args.seq
+    rows = []
+    for dtype in args.dtypes.split(","):
+        cmds = {"abmll": [args.bin, "--model", str(args.model_dir), "--dtype", dtype, *common],
+                "transformers": [sys.executable, __file__, "--child", "transformers", "--model-dir",
+                                 str(args.model_dir), "--dtype", dtype, *common]}
+        medians, rss, threads = {k: [] for k in cmds}, {k: 0.0 for k in cmds}, {}
+        for _ in range(args.repeats):
+            for impl, cmd in cmds.items():
+                line, peak = measure(cmd)
+                medians[impl].append(statistics.median(line["seconds"]))
+                rss[impl] = max(rss[impl], peak)
+                threads[impl] = line["threads"]
+        results = {impl: (tokens / min(medians[impl]), min(medians[impl]), rss[impl], threads[impl], medians[impl])
+                   for impl in cmds}
+        rows.append((dtype, results))
+
+    import torch
+    import transformers
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; torch {torch.__version__}, "
+          f"transformers {transformers.__version__}; model {args.model_dir} "
+          f"(hidden 768, 12 layers, 12 heads / 4 kv, MLP 2048, vocab 32000); batch {args.batch} x {args.seq} tokens; "
+          f"median of {args.runs} runs after {args.warmup} warm-up, fastest of {args.repeats} processes; "
+          f"forward + logits at every position")
+    header = f"{'dtype':<9} {'impl':<13} {'threads':>7} {'tokens/s':>9} {'median s':>9} {'peak RSS MiB':>12}"
+    print(header + f" {'speed ratio':>11} {'RSS ratio':>9}")
+    for dtype, results in rows:
+        ref = results["transformers"]
+        for impl in ("abmll", "transformers"):
+            tps, median, rss, threads, medians = results[impl]
+            ratio = f"{tps / ref[0]:>11.2f} {rss / ref[2]:>9.2f}" if impl == "abmll" else f"{'1.00':>11} {'1.00':>9}"
+            print(f"{dtype:<9} {impl:<13} {threads:>7} {tps:>9.0f} {median:>9.3f} {rss:>12.0f} {ratio}"
+                  f"   (medians: {', '.join(f'{m:.3f}' for m in medians)})")
+    print("ratios: abmll / transformers (speed > 1: abmll faster; RSS < 1: abmll smaller)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+// PEFT LoRA adapter folders, read and written: adapter_config.json (r, lora_alpha, use_rslora, lora_dropout,
+// target_modules) and adapter_model.safetensors holding, for every adapted module M of every layer,
+//   base_model.model.M.lora_A.weight [r, in]   and   base_model.model.M.lora_B.weight [out, r]
+// (M = projection_path(), e.g. model.layers.3.self_attn.q_proj), as PEFT 0.21's save_pretrained writes them for a
+// LlamaForCausalLM / Qwen2ForCausalLM. A loaded adapter is a BatchedLora with one group; a written one loads in
+// PeftModel.from_pretrained and computes what BatchedLora computes.
+//
+// Only plain LoRA is read: options that change the computation in ways BatchedLora does not implement (DoRA, LoRA
+// biases, per-module rank or alpha patterns, modules_to_save, layer subsets, adapters relative to modified base
+// weights such as PiSSA / OLoRA / LoftQ, ...) are refused rather than silently ignored.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include "model/lora.h"
+#include "model/model_config.h"
+
+namespace abmll::model {
+
+// The adapter's settings from DIR/adapter_config.json's JSON text. `source` names the file in errors. Throws
+// abmll::InputError naming the source and the field for a missing or mistyped field, a target that is not one of
+// the seven projections, or an unsupported option.
+LoraSettings parse_peft_adapter_config(const std::string& json_text, const std::string& source);
+
+// Reads a PEFT LoRA folder for a model of `config`: factors as float32 on `device` (copies, not views of the file),
+// not requiring grad. Throws abmll::InputError naming the file and the field or tensor for an unsupported config,
+// a missing tensor, an unexpected tensor (another module, a layer the model lacks) or a wrong shape.
+BatchedLora load_peft_adapter(const std::filesystem::path& dir, const ModelConfig& config,
+                              at::Device device = at::kCPU);
+
+// Writes group `group` of `lora` as a PEFT LoRA folder (creating it; each file replaced atomically): factors as
+// float32, and a config naming `base_model` (may be empty) as base_model_name_or_path. Every site of
+// lora_sites(config, settings) must have factors.
+void write_peft_adapter(const std::filesystem::path& dir, const BatchedLora& lora, const ModelConfig& config,
+                        int64_t group = 0, const std::string& base_model = "");
+
+}  // namespace abmll::model

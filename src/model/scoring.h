@@ -1,0 +1,52 @@
+// Scoring continuations: log p(continuation | prompt) under the decoder (and an adapter), for a batch of items in
+// one forward. This is the primitive behind answer-option scoring and the NLL of the training losses, so it runs
+// with grad on too.
+//
+// Memory: only the N positions that predict continuation tokens go through the vocabulary projection, in chunks of
+// rows whose [rows, V] float32 logits stay under a bound; a custom autograd node recomputes each chunk's logits in
+// backward instead of keeping them, so neither [B, T, V] nor [N, V] float32 is ever held.
+//
+// Dimension letters: I items, B = I sequences, T padded length, D hidden, V vocabulary, N scored tokens.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "model/decoder.h"
+#include "model/linear.h"
+
+namespace abmll::model {
+
+struct ScoringItem {
+  std::vector<int64_t> prompt;        // at least one token
+  std::vector<int64_t> continuation;  // may be empty (log-prob 0 over 0 tokens)
+  int64_t group = 0;                  // adapter group of this item (see BatchedLora); unused without an adapter
+};
+
+struct ContinuationScores {
+  at::Tensor log_prob;  // [I] float32 (float64 for a float64 model): sum over continuation tokens of
+                        // log p(token | all tokens before it)
+  at::Tensor tokens;    // [I] int64: continuation lengths, to length-normalise
+};
+
+struct ScoringOptions {
+  int64_t max_chunk_bytes = int64_t{64} << 20;  // bound on one chunk's [rows, V] float32 logits (>= one row)
+  ForwardOptions forward;
+};
+
+// Scores every item in one right-padded forward (item i is row i). With an adapter, sets its group_of_sequence to
+// the items' groups first. Differentiable with respect to whatever the adapter differentiates through. Throws
+// abmll::InputError for an item with an empty prompt or a token outside the vocabulary.
+ContinuationScores score_continuations(const Decoder& decoder, const std::vector<ScoringItem>& items,
+                                       LinearAdapter* adapter = nullptr, const ScoringOptions& options = {});
+
+// The building block: hidden [N, D] (final hidden states at the predicting positions), targets [N] int64
+// -> log_softmax(hidden lm_head^T)[n, targets[n]] as [N] float32, computing the logits in decoder.dtype() and the
+// log-softmax in float32 as transformers does (float64 throughout for a float64 model), `max_chunk_bytes` of
+// float32 logits at a time, recomputed in backward. The gradient flows to `hidden` (never to lm_head, which is frozen).
+at::Tensor token_log_probs(const Decoder& decoder, const at::Tensor& hidden, const at::Tensor& targets,
+                           int64_t max_chunk_bytes = int64_t{64} << 20);
+
+}  // namespace abmll::model

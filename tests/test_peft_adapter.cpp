@@ -1,0 +1,156 @@
+// PEFT adapter folders: config parsing and refusal of unsupported options (naming file and field), a written adapter
+// reads back identically, and broken folders name the tensor. Parity with PEFT itself (both directions) is
+// tests/python/test_lora_parity.py, which also drives the hidden "[.peft_export]" case below to write an adapter.
+#include <catch2/catch.hpp>
+
+#include <ATen/Context.h>
+#include <ATen/TensorOperators.h>
+#include <ATen/ops/randn.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdlib>
+#include <string>
+
+#include "io/safetensors_writer.h"
+#include "io/tensor_store.h"
+#include "model/peft_adapter.h"
+#include "test_support.h"
+#include "tiny_model.h"
+#include "util/error.h"
+
+using namespace abmll::model;
+using abmll::test::ScratchDir;
+
+namespace {
+
+const char* kConfig = R"({"peft_type": "LORA", "r": 4, "lora_alpha": 8, "use_rslora": false, "lora_dropout": 0.05,
+  "target_modules": ["q_proj", "v_proj", "down_proj"], "bias": "none", "use_dora": false, "rank_pattern": {},
+  "alpha_pattern": {}, "modules_to_save": null, "layers_to_transform": null, "init_lora_weights": true,
+  "task_type": "CAUSAL_LM", "peft_version": "0.21.2", "loftq_config": {}, "megatron_core": "megatron.core"})";
+
+std::string with(const std::string& key, const nlohmann::json& value) {
+  nlohmann::json j = nlohmann::json::parse(kConfig);
+  j[key] = value;
+  return j.dump();
+}
+
+// The message of the InputError `f` throws, or "" if it throws none.
+template <class F>
+std::string input_error(F&& f) {
+  try {
+    f();
+  } catch (const abmll::InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+BatchedLora random_adapter(const ModelConfig& c, int64_t groups, double alpha, bool rslora) {
+  LoraSettings s;
+  s.rank = 3;
+  s.alpha = alpha;
+  s.rslora = rslora;
+  s.targets = {Projection::k, Projection::o, Projection::up};
+  BatchedLora lora(s, groups);
+  for (const LinearSite& site : lora_sites(c, s)) {
+    const auto shape = projection_shape(c, site.projection);
+    lora.set_factors(site, {at::randn({groups, s.rank, shape[1]}) * 0.3, at::randn({groups, shape[0], s.rank}) * 0.3});
+  }
+  return lora;
+}
+
+}  // namespace
+
+TEST_CASE("model peft: adapter_config.json is read, unsupported options are refused by name", "[model][lora]") {
+  const LoraSettings s = parse_peft_adapter_config(kConfig, "a/adapter_config.json");
+  CHECK(s.rank == 4);
+  CHECK(s.alpha == 8);
+  CHECK(s.dropout == 0.05);
+  CHECK((s.targets == std::set<Projection>{Projection::q, Projection::v, Projection::down}));
+  CHECK(parse_peft_adapter_config(with("target_modules", "all-linear"), "x").targets.size() == 7);
+  CHECK(parse_peft_adapter_config(with("use_rslora", true), "x").scale() == 4.0);
+
+  const std::vector<std::pair<std::string, nlohmann::json>> refused = {
+      {"use_dora", true},
+      {"bias", "lora_only"},
+      {"rank_pattern", {{"q_proj", 8}}},
+      {"alpha_pattern", {{"q_proj", 8}}},
+      {"modules_to_save", {"lm_head"}},
+      {"layers_to_transform", {0}},
+      {"lora_bias", true},
+      {"fan_in_fan_out", true},
+      {"init_lora_weights", "pissa"},
+      {"target_modules", ".*q_proj"},
+      {"target_modules", {"q_proj", "lm_head"}},
+      {"peft_type", "IA3"},
+      {"r", 0},
+      {"some_future_option", {{"enabled", true}}},
+  };
+  for (const auto& [field, value] : refused) {
+    INFO(field << " = " << value.dump());
+    const std::string message =
+        input_error([&] { parse_peft_adapter_config(with(field, value), "a/adapter_config.json"); });
+    CHECK(message.find("a/adapter_config.json") != std::string::npos);
+    CHECK(message.find(field) != std::string::npos);
+  }
+  CHECK_THROWS_AS(parse_peft_adapter_config("{", "x"), abmll::InputError);
+}
+
+TEST_CASE("model peft: a written adapter reads back identically, a broken folder names the tensor", "[model][lora]") {
+  ScratchDir dir;
+  abmll::test::write_tiny_model(dir / "model", false);
+  const ModelConfig c = load_model_config(dir / "model");
+  at::manual_seed(9);
+  const BatchedLora lora = random_adapter(c, 2, 6.5, true);
+  write_peft_adapter(dir / "adapter", lora, c, /*group=*/1, "some/base");
+  const BatchedLora back = load_peft_adapter(dir / "adapter", c);
+  CHECK(back.groups() == 1);
+  CHECK(back.settings().rank == 3);
+  CHECK(back.settings().alpha == 6.5);
+  CHECK(back.settings().rslora);
+  CHECK(back.all_factors().size() == lora.all_factors().size());
+  for (const auto& [site, f] : lora.all_factors()) {
+    CHECK(back.factors(site)->a[0].equal(f.a[1]));
+    CHECK(back.factors(site)->b[0].equal(f.b[1]));
+  }
+
+  // A tensor missing, one mis-shaped, one unexpected.
+  const auto store = abmll::io::TensorStore::open(dir / "adapter" / "adapter_model.safetensors");
+  const std::string victim = "base_model.model.model.layers.1.mlp.up_proj.lora_B.weight";
+  auto rewrite = [&](auto edit) {
+    abmll::io::NamedTensors tensors;
+    for (const auto& name : store.names()) tensors.emplace_back(name, store.tensor(name).clone());
+    edit(tensors);
+    abmll::io::write_safetensors(dir / "broken" / "adapter_model.safetensors", tensors);
+    std::filesystem::copy_file(dir / "adapter" / "adapter_config.json", dir / "broken" / "adapter_config.json",
+                               std::filesystem::copy_options::overwrite_existing);
+    return input_error([&] { load_peft_adapter(dir / "broken", c); });
+  };
+  std::string message = rewrite([&](abmll::io::NamedTensors& t) {
+    std::erase_if(t, [&](const auto& p) { return p.first == victim; });
+  });
+  CHECK(message.find(victim) != std::string::npos);
+  message = rewrite([&](abmll::io::NamedTensors& t) {
+    for (auto& [name, tensor] : t)
+      if (name == victim) tensor = at::randn({48, 4});
+  });
+  CHECK(message.find(victim) != std::string::npos);
+  CHECK(message.find("[48, 4]") != std::string::npos);
+  message = rewrite([&](abmll::io::NamedTensors& t) {
+    t.emplace_back("base_model.model.model.layers.2.self_attn.k_proj.lora_A.weight", at::randn({3, 32}));
+  });
+  CHECK(message.find("layers.2.self_attn.k_proj") != std::string::npos);
+  CHECK(input_error([&] { load_peft_adapter(dir / "nowhere", c); }).find("adapter_config.json") != std::string::npos);
+}
+
+// Hidden: run by tests/python/test_lora_parity.py. Writes group 1 of a random 2-group adapter for the model folder
+// $ABMLL_PEFT_MODEL to the folder $ABMLL_PEFT_OUT, so that PEFT can load what abmll writes.
+TEST_CASE("model peft: write a random adapter for the Python parity test", "[.peft_export]") {
+  const char* model = std::getenv("ABMLL_PEFT_MODEL");
+  const char* out = std::getenv("ABMLL_PEFT_OUT");
+  REQUIRE(model != nullptr);
+  REQUIRE(out != nullptr);
+  const ModelConfig c = load_model_config(model);
+  at::manual_seed(2024);
+  write_peft_adapter(out, random_adapter(c, 2, 5, false), c, 1, model);
+}

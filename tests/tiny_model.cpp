@@ -1,0 +1,36 @@
+// Random tiny model folders (see tiny_model.h).
+#include "tiny_model.h"
+
+#include <ATen/Context.h>
+#include <ATen/TensorOperators.h>
+#include <ATen/ops/randn.h>
+#include <nlohmann/json.hpp>
+
+#include "io/safetensors_writer.h"
+#include "model/model_config.h"
+#include "model/weight_names.h"
+#include "test_support.h"
+
+namespace abmll::test {
+
+void write_tiny_model(const std::filesystem::path& dir, bool qwen2) {
+  nlohmann::json j = {{"architectures", {qwen2 ? "Qwen2ForCausalLM" : "LlamaForCausalLM"}},
+                      {"model_type", qwen2 ? "qwen2" : "llama"},
+                      {"hidden_size", 32}, {"intermediate_size", 48}, {"num_hidden_layers", 2},
+                      {"num_attention_heads", 4}, {"num_key_value_heads", 2}, {"vocab_size", 50},
+                      {"rms_norm_eps", 1e-6}, {"tie_word_embeddings", qwen2}};
+  if (!qwen2)
+    j["rope_parameters"] = {{"rope_type", "llama3"}, {"rope_theta", 500000.0}, {"factor", 8.0},
+                            {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0},
+                            {"original_max_position_embeddings", 16}};
+  std::filesystem::create_directories(dir);
+  write_text(dir / "config.json", j.dump());
+  const model::ModelConfig c = model::parse_model_config(j);
+  at::manual_seed(qwen2 ? 1 : 2);
+  io::NamedTensors tensors;
+  for (const auto& s : model::weight_specs(c))
+    tensors.emplace_back(s.name, at::randn(s.shape, at::kFloat) * 0.2 + (s.shape.size() == 1 ? 1.0 : 0.0));
+  io::write_safetensors(dir / "model.safetensors", tensors);
+}
+
+}  // namespace abmll::test

@@ -1,0 +1,13 @@
+// Random tiny Llama / Qwen2 model folders for the C++ model tests (no Python needed).
+#pragma once
+
+#include <filesystem>
+
+namespace abmll::test {
+
+// Writes config.json and model.safetensors (float32) of a random tiny model to `dir`: hidden 32, MLP 48, 2 layers,
+// 4 heads, 2 kv heads, vocabulary 50. qwen2: biases on q/k/v, tied embeddings; otherwise Llama-3.1 (llama3 RoPE),
+// untied. Norm weights and biases are random too (so a missing one shows).
+void write_tiny_model(const std::filesystem::path& dir, bool qwen2);
+
+}  // namespace abmll::test
