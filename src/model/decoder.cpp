@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "io/tensor_store.h"
-#include "model/checkpoint.h"
+#include "model/layer_checkpoint.h"
 #include "model/padding.h"
 #include "model/rms_norm.h"
 #include "model/rope.h"

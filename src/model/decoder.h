@@ -16,8 +16,8 @@
 namespace abmll::model {
 
 struct ForwardOptions {
-  // Gradient checkpointing per layer (checkpoint.h): each layer keeps only its input for backward and is recomputed
-  // there, so activation memory is one [B, T, D] per layer. Takes effect only when grad mode is on and something
+  // Gradient checkpointing per layer (layer_checkpoint.h): each layer keeps only its input for backward and is
+  // recomputed there, so activation memory is one [B, T, D] per layer. Takes effect only when grad mode is on and something
   // requires grad; then the adapter (and this decoder) must outlive backward, and the adapter must list in
   // trainable_tensors() every tensor that should get a gradient.
   bool checkpoint_layers = false;

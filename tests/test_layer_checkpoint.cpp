@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "io/tensor_store.h"
-#include "model/checkpoint.h"
+#include "model/layer_checkpoint.h"
 #include "model/decoder.h"
 #include "model/lora.h"
 #include "model/scoring.h"

@@ -1,7 +1,7 @@
-// Gradient checkpointing (see checkpoint.h) as a custom autograd function: forward runs the block without
+// Gradient checkpointing (see layer_checkpoint.h) as a custom autograd function: forward runs the block without
 // recording, backward reruns it with grad on from the saved input (detached) and backpropagates the incoming
 // gradient through that second run to the input and the params (the reentrant scheme of torch.utils.checkpoint).
-#include "model/checkpoint.h"
+#include "model/layer_checkpoint.h"
 
 #include <ATen/core/ivalue.h>
 #include <c10/core/GradMode.h>
