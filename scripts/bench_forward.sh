@@ -6,8 +6,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build_dir=${ABMLL_BUILD_DIR:-$root/build}
-cache_dir=${ABMLL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/abmll}
-python=${ABMLL_PYTHON:-$cache_dir/venv-$(sha256sum "$root/scripts/requirements.txt" | cut -c1-12)/bin/python}
+# The pinned environment's Python, as scripts/setup.sh configured the build with it.
+python=${ABMLL_PYTHON:-$(sed -n 's/^ABMLL_PYTHON:FILEPATH=//p' "$build_dir/CMakeCache.txt" 2>/dev/null)}
 [ -x "$python" ] || { echo "no Python at $python: run scripts/setup.sh or set ABMLL_PYTHON" >&2; exit 2; }
-cmake --build "$build_dir" --target abmll_bench -j "${ABMLL_BUILD_JOBS:-2}" >&2
+"$(dirname "$python")/cmake" --build "$build_dir" --target abmll_bench -j "${ABMLL_BUILD_JOBS:-2}" >&2
 exec "$python" "$root/scripts/bench/forward.py" --bin "$build_dir/abmll_bench" "$@"

@@ -13,7 +13,7 @@ export ABMLL_JOBS=${ABMLL_JOBS:-$(nproc)}
 ./scripts/setup.sh > "$out/setup.log" 2>&1 || { echo "setup failed; see setup.log"; tail -30 "$out/setup.log"; exit 1; }
 
 status=0
-ctest --test-dir build --output-on-failure -j 4 > "$out/ctest.log" 2>&1 || status=1
+"$(cat build/.abmll-venv)/bin/ctest" --test-dir build --output-on-failure -j 4 > "$out/ctest.log" 2>&1 || status=1
 tail -5 "$out/ctest.log"
 
 # The GPU is selected and described; the report records it.

@@ -15,8 +15,9 @@ cd "$root"
 say() { printf '[setup] %s\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------------------------------------------------
-apt_packages=(build-essential git ccache python3 python3-venv libcli11-dev libyaml-cpp-dev nlohmann-json3-dev
-              libfmt-dev catch2 libpcre2-dev libutf8proc-dev libopenblas0-pthread clang libclang-rt-dev)
+apt_packages=(build-essential git pkg-config ccache python3 python3-venv libcli11-dev libyaml-cpp-dev
+              nlohmann-json3-dev libfmt-dev catch2 libpcre2-dev libutf8proc-dev libopenblas0-pthread clang
+              libclang-rt-dev)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -29,9 +30,11 @@ if ((${#missing[@]})); then
 fi
 
 # --- Python virtual environment (LibTorch + build tools + reference implementations) ---------------------------------
+# Its folder name is a hash of the pinned requirements, so changing them makes a fresh environment.
 cache_dir=${ABMLL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/abmll}
 req="$root/scripts/requirements.txt"
-req_hash=$(sha256sum "$req" | cut -c1-12)
+req_nodeps="$root/scripts/requirements-nodeps.txt"
+req_hash=$(cat "$req" "$req_nodeps" | sha256sum | cut -c1-12)
 venv="$cache_dir/venv-$req_hash"
 if [ ! -f "$venv/.complete" ]; then
   say "creating Python environment $venv (pinned in scripts/requirements.txt)"
@@ -40,6 +43,7 @@ if [ ! -f "$venv/.complete" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check --upgrade pip >&2
   "$venv/bin/pip" install -q --disable-pip-version-check -r "$req" >&2
+  "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -r "$req_nodeps" >&2
   touch "$venv/.complete"
 fi
 export PATH="$venv/bin:$PATH"
@@ -61,4 +65,6 @@ if [ ! -f "$build_dir/build.ninja" ] || [ "$(cat "$build_dir/.abmll-configure" 2
 fi
 jobs=${ABMLL_JOBS:-$(nproc)}
 cmake --build "$build_dir" -j "$jobs" >&2
+# Where the environment is, for scripts that run its tools (ctest, Python) on this build.
+printf '%s\n' "$venv" > "$build_dir/.abmll-venv"
 say "built $build_dir/abmll"

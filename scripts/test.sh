@@ -8,4 +8,5 @@ cd "$root"
 "$root/scripts/setup.sh"
 build_dir=${ABMLL_BUILD_DIR:-build}
 jobs=${ABMLL_TEST_JOBS:-$(nproc)}
-exec ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" "$@"
+venv=$(cat "$build_dir/.abmll-venv")
+exec "$venv/bin/ctest" --test-dir "$build_dir" --output-on-failure -j "$jobs" "$@"
