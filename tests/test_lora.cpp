@@ -28,11 +28,7 @@ using abmll::test::ScratchDir;
 namespace {
 
 Decoder load_tiny(const ScratchDir& dir, bool qwen2, at::ScalarType dtype) {
-  abmll::test::write_tiny_model(dir.path(), qwen2);
-  const ModelConfig c = load_model_config(dir.path());
-  WeightOptions options;
-  options.dtype = dtype;
-  return Decoder(c, load_decoder_weights(abmll::io::TensorStore::open(dir.path()), c, options));
+  return abmll::test::load_tiny_model(dir.path(), qwen2, dtype);
 }
 
 LoraSettings settings(std::set<Projection> targets, int64_t rank = 2) {

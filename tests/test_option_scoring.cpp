@@ -27,11 +27,7 @@ using abmll::test::ScratchDir;
 
 namespace {
 
-model::Decoder load_tiny(const ScratchDir& dir) {
-  test::write_tiny_model(dir.path(), false);
-  const model::ModelConfig c = model::load_model_config(dir.path());
-  return model::Decoder(c, model::load_decoder_weights(io::TensorStore::open(dir.path()), c, {}));
-}
+model::Decoder load_tiny(const ScratchDir& dir) { return test::load_tiny_model(dir.path(), false); }
 
 model::LoraSettings settings() {
   model::LoraSettings s;

@@ -33,4 +33,11 @@ void write_tiny_model(const std::filesystem::path& dir, bool qwen2) {
   io::write_safetensors(dir / "model.safetensors", tensors);
 }
 
+model::Decoder load_tiny_model(const std::filesystem::path& dir, bool qwen2, at::ScalarType dtype) {
+  write_tiny_model(dir, qwen2);
+  model::WeightOptions options;
+  options.dtype = dtype;
+  return model::Decoder::load(dir, options);
+}
+
 }  // namespace abmll::test

@@ -1,7 +1,11 @@
 // Random tiny Llama / Qwen2 model folders for the C++ model tests (no Python needed).
 #pragma once
 
+#include <c10/core/ScalarType.h>
+
 #include <filesystem>
+
+#include "model/decoder.h"
 
 namespace abmll::test {
 
@@ -9,5 +13,8 @@ namespace abmll::test {
 // 4 heads, 2 kv heads, vocabulary 50. qwen2: biases on q/k/v, tied embeddings; otherwise Llama-3.1 (llama3 RoPE),
 // untied. Norm weights and biases are random too (so a missing one shows).
 void write_tiny_model(const std::filesystem::path& dir, bool qwen2);
+
+// write_tiny_model(dir, qwen2), loaded with its weights in `dtype`.
+model::Decoder load_tiny_model(const std::filesystem::path& dir, bool qwen2, at::ScalarType dtype = at::kFloat);
 
 }  // namespace abmll::test
