@@ -127,13 +127,22 @@ TEST_CASE("model config: Qwen2 has q/k/v biases and may tie embeddings", "[model
 
 TEST_CASE("model config: unsupported or inconsistent configs name the file, the field and the value", "[model]") {
   json j = llama31_config();
-  j["architectures"] = {"MistralForCausalLM"};
-  require_input_error(j, {"dir/config.json", "architectures", "MistralForCausalLM"});
+  j["architectures"] = {"GemmaForCausalLM"};
+  require_input_error(j, {"dir/config.json", "architectures", "GemmaForCausalLM"});
 
   j = llama31_config();
   j["model_type"] = "gemma";
   j.erase("architectures");
   require_input_error(j, {"dir/config.json", "model_type", "gemma"});
+
+  // Mistral is read as Llama's math, but not with sliding-window attention (v0.1's 4096).
+  j = llama31_config();
+  j["architectures"] = {"MistralForCausalLM"};
+  j["model_type"] = "mistral";
+  j["sliding_window"] = 4096;
+  require_input_error(j, {"dir/config.json", "sliding_window", "4096", "not supported"});
+  j["sliding_window"] = nullptr;
+  CHECK(abmll::model::parse_model_config(j, "dir/config.json").architecture == abmll::model::Architecture::mistral);
 
   j = llama31_config();
   j["rope_parameters"]["rope_type"] = "yarn";

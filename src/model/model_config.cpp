@@ -78,7 +78,8 @@ Architecture parse_architecture(const Fields& f) {
     const std::string type = f.string("model_type", "");
     if (type == "llama") from_type = Architecture::llama;
     else if (type == "qwen2") from_type = Architecture::qwen2;
-    else f.fail("model_type", fmt::format("is \"{}\"; supported: \"llama\", \"qwen2\"", type));
+    else if (type == "mistral") from_type = Architecture::mistral;
+    else f.fail("model_type", fmt::format("is \"{}\"; supported: \"llama\", \"qwen2\", \"mistral\"", type));
   }
   if (f.has("architectures")) {
     const auto& list = f.json().at("architectures");
@@ -87,9 +88,11 @@ Architecture parse_architecture(const Fields& f) {
     const std::string name = list[0].get<std::string>();
     if (name == "LlamaForCausalLM") from_list = Architecture::llama;
     else if (name == "Qwen2ForCausalLM") from_list = Architecture::qwen2;
+    else if (name == "MistralForCausalLM") from_list = Architecture::mistral;
     else
-      f.fail("architectures",
-             fmt::format("is [\"{}\"]; supported: \"LlamaForCausalLM\", \"Qwen2ForCausalLM\"", name));
+      f.fail("architectures", fmt::format("is [\"{}\"]; supported: \"LlamaForCausalLM\", \"Qwen2ForCausalLM\", "
+                                          "\"MistralForCausalLM\"",
+                                          name));
   }
   if (from_type && from_list && *from_type != *from_list)
     f.fail("architectures", fmt::format("is {} but model_type is {}", f.value_text("architectures"),
@@ -143,14 +146,21 @@ void require_positive(const Fields& f, const std::string& field, int64_t value) 
 
 }  // namespace
 
-std::string to_string(Architecture arch) { return arch == Architecture::llama ? "llama" : "qwen2"; }
+std::string to_string(Architecture arch) {
+  switch (arch) {
+    case Architecture::llama: return "llama";
+    case Architecture::qwen2: return "qwen2";
+    case Architecture::mistral: return "mistral";
+  }
+  return "?";
+}
 
 ModelConfig parse_model_config(const nlohmann::json& j, const std::string& source) {
   if (!j.is_object()) throw InputError(fmt::format("{}: expected a JSON object", source));
   const Fields f(j, source);
   ModelConfig c;
   c.architecture = parse_architecture(f);
-  const bool llama = c.architecture == Architecture::llama;
+  const bool llama = c.architecture != Architecture::qwen2;  // Llama's projections; Mistral shares them
 
   c.hidden_size = f.integer("hidden_size");
   c.intermediate_size = f.integer("intermediate_size");
@@ -188,8 +198,13 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& sourc
   const std::string act = f.string("hidden_act", "silu");
   if (act != "silu") f.fail("hidden_act", fmt::format("is \"{}\"; only \"silu\" is supported", act));
 
+  if (c.architecture == Architecture::mistral && f.has("sliding_window") && !j.at("sliding_window").is_null())
+    f.fail("sliding_window", fmt::format("is {}; sliding-window attention is not supported (Mistral configs from "
+                                         "v0.2 on set it to null)",
+                                         j.at("sliding_window").dump()));
   if (llama) {
-    // LlamaAttention gives all four projections a bias when attention_bias; LlamaMLP all three when mlp_bias.
+    // LlamaAttention gives all four projections a bias when attention_bias; LlamaMLP all three when mlp_bias
+    // (MistralAttention and MistralMLP have none, and their configs carry neither flag).
     c.attention_bias = f.boolean("attention_bias", false);
     c.output_bias = c.attention_bias;
     c.mlp_bias = f.boolean("mlp_bias", false);

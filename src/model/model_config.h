@@ -18,7 +18,7 @@
 
 namespace abmll::model {
 
-enum class Architecture { llama, qwen2 };
+enum class Architecture { llama, qwen2, mistral };  // mistral: Llama's math, without sliding windows
 
 // "llama" or "qwen2" (the config's model_type).
 std::string to_string(Architecture arch);

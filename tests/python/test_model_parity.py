@@ -96,12 +96,12 @@ def test_wrong_config_names_the_tensor(fixtures, run_abmll, tmp_path):
     assert "[96, 64]" in result.stderr and "[128, 64]" in result.stderr
     assert "intermediate_size=128" in result.stderr
 
-    config["architectures"] = ["MistralForCausalLM"]
-    config["model_type"] = "mistral"
+    config["architectures"] = ["GemmaForCausalLM"]
+    config["model_type"] = "gemma"
     (folder / "config.json").write_text(json.dumps(config))
     result = run_abmll("logits", "--model", folder, "--out", tmp_path / "x.safetensors", "--ids", "1,2,3")
     assert result.returncode == 2, result.stderr
-    assert "config.json" in result.stderr and "mistral" in result.stderr
+    assert "config.json" in result.stderr and "gemma" in result.stderr
 
 
 def test_bad_ids_are_input_errors(fixtures, run_abmll, tmp_path):
