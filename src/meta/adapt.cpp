@@ -1,6 +1,7 @@
 #include "meta/adapt.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
 #include <fmt/format.h>
 
 #include "data/episode.h"
@@ -16,6 +17,21 @@
 #include "util/rng.h"
 
 namespace abmll::meta {
+
+FactorGaussian infer_task_posterior(const ExperimentConfig& config, const LoadedExperiment& experiment,
+                                    const FactorGaussian& theta, const data::Episode& episode,
+                                    std::vector<double>& support_nll) {
+  const auto seed = static_cast<std::uint64_t>(config.run.seed);
+  EpisodeNll nll(experiment.decoder, experiment.lora, {tokenize_episode(episode, experiment.tokenizer)});
+  const InnerLoop inner{config.inner.eval_steps, config.inner.lr, config.inner.optimizer,
+                        config.inner.first_step_nll_only, config.inner.samples, config.outer.beta};
+  auto noise = at::make_generator<at::CPUGeneratorImpl>(Rng::stream(seed, "adapt/" + episode.task).next_u64());
+  auto nll_fn = [&nll](const auto& f, int64_t s, Split split) { return nll(f, s, split); };
+  FactorGaussian phi = infer_posteriors(theta, 1, nll_fn, inner, false, noise, &support_nll);
+  const at::NoGradGuard no_grad;
+  support_nll.push_back(nll(phi.means(), 1, Split::support).mean().item<double>());
+  return phi;
+}
 
 AdaptResult adapt_task(const ExperimentConfig& config, const AdaptRun& run) {
   if (config.posterior.family != PosteriorFamily::factor)
@@ -48,16 +64,9 @@ AdaptResult adapt_task(const ExperimentConfig& config, const AdaptRun& run) {
   Rng rng = data::episode_rng(seed, task->name, 0);
   const data::Episode episode = data::sample_episode(*task, options, rng);
   result.support_size = episode.support.size();
-  EpisodeNll nll(experiment.decoder, experiment.lora, {tokenize_episode(episode, experiment.tokenizer)});
-
-  const InnerLoop inner{config.inner.eval_steps, config.inner.lr, config.inner.optimizer,
-                        config.inner.first_step_nll_only, config.inner.samples, config.outer.beta};
-  auto noise = at::make_generator<at::CPUGeneratorImpl>(Rng::stream(seed, "adapt/" + task->name).next_u64());
-  auto nll_fn = [&nll](const auto& f, int64_t s, Split split) { return nll(f, s, split); };
-  const FactorGaussian phi = infer_posteriors(theta, 1, nll_fn, inner, false, noise, &result.support_nll);
-  result.support_nll.push_back(nll(phi.means(), 1, Split::support).mean().item<double>());
+  const FactorGaussian phi = infer_task_posterior(config, experiment, theta, episode, result.support_nll);
   log::info("task {}: support NLL {:.4f} -> {:.4f} (posterior mean) after {} inner steps on {} shots", task->name,
-            result.support_nll.front(), result.support_nll.back(), inner.steps, result.support_size);
+            result.support_nll.front(), result.support_nll.back(), config.inner.eval_steps, result.support_size);
 
   io::NamedTensors tensors;
   const auto names = parameter_names(phi);
@@ -66,7 +75,7 @@ AdaptResult adapt_task(const ExperimentConfig& config, const AdaptRun& run) {
   result.phi_file = run.out / "phi.safetensors";
   io::write_safetensors(result.phi_file, tensors,
                         {{"task", task->name},
-                         {"inner_steps", std::to_string(inner.steps)},
+                         {"inner_steps", std::to_string(config.inner.eval_steps)},
                          {"scale_floor", fmt::format("{}", config.posterior.scale_floor)},
                          {"prior", run.checkpoint.string()}});
   model::BatchedLora mean_adapter(experiment.lora, 1);

@@ -9,6 +9,9 @@
 #include <vector>
 
 #include "config/experiment_config.h"
+#include "data/episode.h"
+#include "meta/factor_gaussian.h"
+#include "meta/run_setup.h"
 
 namespace abmll::meta {
 
@@ -26,5 +29,12 @@ struct AdaptResult {
 };
 
 AdaptResult adapt_task(const ExperimentConfig& config, const AdaptRun& run);
+
+// A task's posterior phi (one group) from theta by K = inner.eval_steps inner steps on the episode's support set,
+// with the task's own noise stream: what `adapt` writes and what `evaluate` scores with. `support_nll` receives
+// the mean support NLL before each step and, last, under the posterior mean.
+FactorGaussian infer_task_posterior(const ExperimentConfig& config, const LoadedExperiment& experiment,
+                                    const FactorGaussian& theta, const data::Episode& episode,
+                                    std::vector<double>& support_nll);
 
 }  // namespace abmll::meta

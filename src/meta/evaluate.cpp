@@ -1,6 +1,8 @@
 // Held-out evaluation of a method (see evaluate.h).
 #include "meta/evaluate.h"
 
+#include "meta/adapt.h"
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/grad_mode.h>
 #include <fmt/format.h>
@@ -46,22 +48,6 @@ std::vector<eval::OptionQuery> tokenize_queries(const std::vector<data::ScoredPr
   return out;
 }
 
-// The task's posterior phi (one group) from theta by K = inner.eval_steps steps on its support set; the same
-// computation and noise stream as `abmll adapt`, so both give the same phi.
-FactorGaussian task_posterior(const ExperimentConfig& config, const LoadedExperiment& experiment,
-                              const FactorGaussian& theta, const data::Episode& episode,
-                              std::vector<double>& support_nll) {
-  const auto seed = static_cast<std::uint64_t>(config.run.seed);
-  EpisodeNll nll(experiment.decoder, experiment.lora, {tokenize_episode(episode, experiment.tokenizer)});
-  const InnerLoop inner{config.inner.eval_steps, config.inner.lr, config.inner.optimizer,
-                        config.inner.first_step_nll_only, config.inner.samples, config.outer.beta};
-  auto noise = at::make_generator<at::CPUGeneratorImpl>(Rng::stream(seed, "adapt/" + episode.task).next_u64());
-  auto nll_fn = [&nll](const auto& f, int64_t s, Split split) { return nll(f, s, split); };
-  FactorGaussian phi = infer_posteriors(theta, 1, nll_fn, inner, false, noise, &support_nll);
-  const at::NoGradGuard no_grad;
-  support_nll.push_back(nll(phi.means(), 1, Split::support).mean().item<double>());
-  return phi;
-}
 
 }  // namespace
 
@@ -116,7 +102,7 @@ EvaluateResult evaluate(const ExperimentConfig& config, const EvaluateRun& run) 
     std::optional<model::BatchedLora> adapter;
     if (theta) {
       std::vector<double> support_nll;
-      const FactorGaussian phi = task_posterior(config, experiment, *theta, episode, support_nll);
+      const FactorGaussian phi = infer_task_posterior(config, experiment, *theta, episode, support_nll);
       result.extra["support_nll"] = support_nll;
       // Groups = posterior samples of this task (or one group: the posterior mean).
       const at::NoGradGuard no_grad;
