@@ -213,7 +213,7 @@ std::vector<ConfigKey> build_keys() {
 
   add<I>(k, KEY(run.seed), 42, "Seed of every random stream (tasks, episodes, noise).", at_least<I>(0));
   add<S>(k, KEY(run.device), S("auto"), "Device: auto (GPU when present), cpu, cuda or cuda:N.", device_name());
-  add<I>(k, KEY(run.log_every), 10, "Outer steps between progress lines.", at_least<I>(1));
+  add<I>(k, KEY(run.log_every), 10, "Outer steps between progress lines in plain (non-terminal) logs.", at_least<I>(1));
   add<I>(k, KEY(run.checkpoint_every), 100, "Outer steps between checkpoints (0: only at the end).", at_least<I>(0));
 
   add<S>(k, KEY(model.path), std::nullopt,

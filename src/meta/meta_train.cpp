@@ -172,7 +172,7 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
   scoring.forward.checkpoint_layers = config.model.gradient_checkpointing;
   scoring.forward.double_backward = config.outer.second_order;  // the inner steps' backward is differentiated again
 
-  Progress progress("meta-train", last - result.first_step);
+  Progress progress("meta-train", last - result.first_step, 10.0, config.run.log_every);
   std::int64_t step = result.first_step;
   for (; step < last; ++step) {
     const auto step_start = std::chrono::steady_clock::now();
@@ -224,9 +224,8 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
                     {"elapsed_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()}});
     result.last_outer_loss = g.outer_loss;
     progress.update(step + 1 - result.first_step,
-                    fmt::format("loss {:.4f} query NLL {:.4f} KL {:.3g}", g.outer_loss, g.query_nll, g.kl));
-    if ((step + 1) % config.run.log_every == 0)
-      log::debug("step {}: loss {:.5f}, grad norm {:.4f}, lr {:.3g}", step + 1, g.outer_loss, grad_norm, lr);
+                    fmt::format("loss {:.4f} query NLL {:.4f} KL {:.3g} grad norm {:.3g} lr {:.3g}", g.outer_loss,
+                                g.query_nll, g.kl, grad_norm, lr));
 
     const bool stop = interrupted();
     const bool periodic = config.run.checkpoint_every > 0 && (step + 1) % config.run.checkpoint_every == 0;

@@ -21,10 +21,11 @@ std::string format_duration(double seconds) {
 
 }  // namespace
 
-Progress::Progress(std::string label, std::int64_t total, double plain_interval_s)
+Progress::Progress(std::string label, std::int64_t total, double plain_interval_s, std::int64_t plain_every_steps)
     : label_(std::move(label)),
       total_(std::max<std::int64_t>(total, 1)),
       plain_interval_s_(plain_interval_s),
+      plain_every_steps_(plain_every_steps),
       terminal_(::isatty(STDERR_FILENO)),
       start_(Clock::now()),
       last_draw_(start_) {}
@@ -55,7 +56,9 @@ void Progress::update(std::int64_t done, std::string_view status) {
     std::fprintf(stderr, "%s\033[K", text.c_str());
     std::fflush(stderr);
   } else {
-    if (since < plain_interval_s_ && done < total_) return;
+    // The last step's line is finish()'s.
+    const bool due = plain_every_steps_ > 0 && done % plain_every_steps_ == 0;
+    if (done >= total_ || (!due && since < plain_interval_s_)) return;
     log::info("{}", line(done, status));
   }
   last_draw_ = now;

@@ -11,8 +11,9 @@ namespace abmll {
 
 class Progress {
  public:
-  // `total` steps; `label` names the loop ("meta-train"). Plain lines are written at most every `plain_interval_s`.
-  Progress(std::string label, std::int64_t total, double plain_interval_s = 10.0);
+  // `total` steps; `label` names the loop ("meta-train"). Plain lines are written every `plain_every_steps` steps
+  // (0: never for that reason) and whenever `plain_interval_s` seconds have passed since the last one.
+  Progress(std::string label, std::int64_t total, double plain_interval_s = 10.0, std::int64_t plain_every_steps = 0);
   ~Progress();
   Progress(const Progress&) = delete;
   Progress& operator=(const Progress&) = delete;
@@ -29,6 +30,7 @@ class Progress {
   std::string label_;
   std::int64_t total_;
   double plain_interval_s_;
+  std::int64_t plain_every_steps_;
   bool terminal_;
   bool finished_ = false;
   std::int64_t done_ = 0;
