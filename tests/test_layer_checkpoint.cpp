@@ -60,11 +60,8 @@ TEST_CASE("model checkpoint: checkpointed() gives fn's value and gradients", "[m
 TEST_CASE("model checkpoint: per-layer checkpointing leaves the decoder's values and LoRA gradients unchanged",
           "[model][checkpoint]") {
   ScratchDir dir;
-  abmll::test::write_tiny_model(dir.path(), true);
-  const ModelConfig c = load_model_config(dir.path());
-  WeightOptions f64;
-  f64.dtype = at::kDouble;
-  const Decoder decoder(c, load_decoder_weights(abmll::io::TensorStore::open(dir.path()), c, f64));
+  const Decoder decoder = abmll::test::load_tiny_model(dir.path(), true, at::kDouble);
+  const ModelConfig& c = decoder.config();
 
   LoraSettings s;
   s.rank = 2;
@@ -126,11 +123,8 @@ TEST_CASE("model checkpoint: per-layer checkpointing leaves the decoder's values
 TEST_CASE("model checkpoint: second-order gradients through checkpointed layers and chunked scoring are exact",
           "[model][checkpoint][scoring]") {
   ScratchDir dir;
-  abmll::test::write_tiny_model(dir.path(), false);
-  const ModelConfig c = load_model_config(dir.path());
-  WeightOptions f64;
-  f64.dtype = at::kDouble;
-  const Decoder decoder(c, load_decoder_weights(abmll::io::TensorStore::open(dir.path()), c, f64));
+  const Decoder decoder = abmll::test::load_tiny_model(dir.path(), false, at::kDouble);
+  const ModelConfig& c = decoder.config();
   LoraSettings s;
   s.rank = 2;
   s.alpha = 4;
