@@ -25,19 +25,7 @@ namespace {
 
 const std::filesystem::path kTasks = std::filesystem::path(ABMLL_TEST_DATA) / "tasks";
 
-// Message of the InputError `body` throws (fails the test if it throws nothing or something else).
-template <class F>
-std::string input_error_of(F&& body) {
-  try {
-    body();
-  } catch (const abmll::InputError& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    FAIL("expected InputError, got: " << e.what());
-  }
-  FAIL("expected InputError, nothing thrown");
-  return {};
-}
+using abmll::test::input_error_of;
 
 ReaderOptions skipping() {
   ReaderOptions o;

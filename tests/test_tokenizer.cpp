@@ -71,17 +71,7 @@ std::vector<std::string> pre_tokenize(const std::string& pattern, const std::str
   return pieces;
 }
 
-// Message of the InputError `body` throws (fails the test if it throws nothing or something else).
-template <class F>
-std::string input_error_of(F&& body) {
-  try {
-    body();
-  } catch (const abmll::InputError& e) {
-    return e.what();
-  }
-  FAIL("expected an InputError");
-  return {};
-}
+using abmll::test::input_error_of;
 
 }  // namespace
 

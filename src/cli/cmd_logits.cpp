@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "io/safetensors_writer.h"
 #include "model/decoder.h"
 #include "model/peft_adapter.h"
@@ -40,31 +41,6 @@ struct LogitsFlags {
   std::string adapter;
   bool no_special = false;
 };
-
-// "1,2,3", "1 2 3" or "[1, 2, 3]".
-std::vector<int64_t> parse_id_list(const std::string& text) {
-  std::vector<int64_t> ids;
-  std::string current;
-  auto flush = [&] {
-    if (current.empty()) return;
-    try {
-      std::size_t used = 0;
-      long long v = std::stoll(current, &used);
-      if (used != current.size()) throw std::invalid_argument(current);
-      ids.push_back(v);
-    } catch (const std::logic_error&) {
-      throw InputError("--ids: '" + current + "' is not a token id");
-    }
-    current.clear();
-  };
-  for (char c : text) {
-    if (c == ',' || c == ' ' || c == '[' || c == ']' || c == '\n' || c == '\t') flush();
-    else current += c;
-  }
-  flush();
-  if (ids.empty()) throw InputError("--ids: '" + text + "' holds no token ids");
-  return ids;
-}
 
 std::optional<at::ScalarType> parse_dtype(const std::string& name) {
   if (name == "auto") return std::nullopt;

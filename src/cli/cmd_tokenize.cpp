@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "text/tokenizer.h"
 #include "util/error.h"
 
@@ -34,27 +35,13 @@ std::filesystem::path tokenizer_file(const std::string& model) {
   return std::filesystem::is_directory(path) ? path / "tokenizer.json" : path;
 }
 
-// "1,2,3", "1 2 3" or "[1, 2, 3]".
+// --ids as the tokenizer's id type.
 std::vector<int32_t> parse_ids(const std::string& text) {
   std::vector<int32_t> ids;
-  std::string current;
-  auto flush = [&] {
-    if (current.empty()) return;
-    try {
-      std::size_t used = 0;
-      long long v = std::stoll(current, &used);
-      if (used != current.size() || v < INT32_MIN || v > INT32_MAX) throw std::invalid_argument(current);
-      ids.push_back(static_cast<int32_t>(v));
-    } catch (const std::logic_error&) {
-      throw InputError("--ids: '" + current + "' is not a token id");
-    }
-    current.clear();
-  };
-  for (char c : text) {
-    if (c == ',' || c == ' ' || c == '[' || c == ']' || c == '\n' || c == '\t') flush();
-    else current += c;
+  for (int64_t id : parse_id_list(text)) {
+    if (id < INT32_MIN || id > INT32_MAX) throw InputError("--ids: " + std::to_string(id) + " is not a token id");
+    ids.push_back(static_cast<int32_t>(id));
   }
-  flush();
   return ids;
 }
 

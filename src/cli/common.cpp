@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "config/config_loader.h"
+#include "util/error.h"
 
 namespace abmll::cli {
 namespace {
@@ -32,6 +33,30 @@ std::optional<ExperimentConfig> load_config(const ConfigFlags& flags) {
   std::optional<std::filesystem::path> file;
   if (!flags.config_file.empty()) file = flags.config_file;
   return load_experiment_config(file, flags.overrides);
+}
+
+std::vector<int64_t> parse_id_list(const std::string& text) {
+  std::vector<int64_t> ids;
+  std::string current;
+  auto flush = [&] {
+    if (current.empty()) return;
+    try {
+      std::size_t used = 0;
+      long long v = std::stoll(current, &used);
+      if (used != current.size()) throw std::invalid_argument(current);
+      ids.push_back(v);
+    } catch (const std::logic_error&) {
+      throw InputError("--ids: '" + current + "' is not a token id");
+    }
+    current.clear();
+  };
+  for (char c : text) {
+    if (c == ',' || c == ' ' || c == '[' || c == ']' || c == '\n' || c == '\t') flush();
+    else current += c;
+  }
+  flush();
+  if (ids.empty()) throw InputError("--ids: '" + text + "' holds no token ids");
+  return ids;
 }
 
 std::vector<std::string> command_line() { return stored_command_line(); }

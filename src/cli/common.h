@@ -1,6 +1,7 @@
 // Pieces shared by the subcommands: the config flags (--config, --set, --help-config) and the run folder.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -25,6 +26,9 @@ void add_config_flags(CLI::App& command, ConfigFlags& flags);
 
 // The resolved config, or nullopt after printing the key list to stdout when --help-config was given.
 std::optional<ExperimentConfig> load_config(const ConfigFlags& flags);
+
+// Token ids written "1,2,3", "1 2 3" or "[1, 2, 3]" (--ids). InputError for anything else or no ids at all.
+std::vector<int64_t> parse_id_list(const std::string& text);
 
 // The command line as given, for reports.
 std::vector<std::string> command_line();
