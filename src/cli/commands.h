@@ -24,5 +24,6 @@ Command register_inspect(CLI::App& root);
 Command register_make_demo(CLI::App& root);
 Command register_tokenize(CLI::App& root);
 Command register_logits(CLI::App& root);
+Command register_report(CLI::App& root);
 
 }  // namespace abmll::cli

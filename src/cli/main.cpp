@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
 
   std::vector<cli::Command> commands = {
       cli::register_meta_train(app), cli::register_adapt(app),  cli::register_evaluate(app),
-      cli::register_calibrate(app),  cli::register_inspect(app),
+      cli::register_calibrate(app),  cli::register_report(app),  cli::register_inspect(app),
       cli::register_tokenize(app),
       cli::register_logits(app),     cli::register_make_demo(app),
   };

@@ -157,10 +157,11 @@ Check<std::vector<std::string>> lora_modules() {
     static const std::vector<std::string> known = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
                                                    "gate_proj", "up_proj", "down_proj"};
     if (modules.empty()) return "must name at least one module";
+    if (modules.size() == 1 && modules[0] == "all-linear") return "";  // PEFT's shorthand for all seven
     for (const auto& m : modules) {
       if (std::find(known.begin(), known.end(), m) != known.end()) continue;
       std::string hint = closest_match(m, known);
-      return fmt::format("unknown module '{}' (known: {}){}", m, fmt::join(known, ", "),
+      return fmt::format("unknown module '{}' (known: {}, or all-linear alone){}", m, fmt::join(known, ", "),
                          hint.empty() ? "" : fmt::format("; did you mean '{}'?", hint));
     }
     return "";
@@ -214,6 +215,8 @@ std::vector<ConfigKey> build_keys() {
   add<I>(k, KEY(run.seed), 42, "Seed of every random stream (tasks, episodes, noise).", at_least<I>(0));
   add<S>(k, KEY(run.device), S("auto"), "Device: auto (GPU when present), cpu, cuda or cuda:N.", device_name());
   add<I>(k, KEY(run.log_every), 10, "Outer steps between progress lines in plain (non-terminal) logs.", at_least<I>(1));
+  add<S>(k, KEY(run.benchmark), S(""),
+         "Benchmark label of this run in `abmll report` tables (empty: the data partition's or folder's name).");
   add<I>(k, KEY(run.checkpoint_every), 100, "Outer steps between checkpoints (0: only at the end).", at_least<I>(0));
 
   add<S>(k, KEY(model.path), std::nullopt,
@@ -250,7 +253,9 @@ std::vector<ConfigKey> build_keys() {
          at_least<I>(0));
   add<bool>(k, KEY(data.skip_malformed), false, "Skip malformed data lines with a counted warning instead of stopping.");
   add<I>(k, KEY(data.shots), 16, "Support examples per task (k).", at_least<I>(1));
-  add<I>(k, KEY(data.query_size), 16, "Query examples per task and episode.", at_least<I>(1));
+  add<I>(k, KEY(data.query_size), 16,
+         "Query examples per task in meta-training episodes (0: all of the split beyond the support set).",
+         at_least<I>(0));
   add<S>(k, KEY(data.prompt_template), S(""),
          "Prompt with {input} (optionally {options} and {output}); empty: the data format's convention.",
          prompt_template());
@@ -277,6 +282,8 @@ std::vector<ConfigKey> build_keys() {
   add<bool>(k, KEY(outer.outer_includes_support), false, "Add the support NLL to the outer loss.");
 
   add<I>(k, KEY(eval.samples), 10, "Posterior draws averaged per query (0: posterior mean).", at_least<I>(0));
+  add<I>(k, KEY(eval.query_size), 0, "Queries per held-out task at evaluation (0: the whole test split).",
+         at_least<I>(0));
   add<I>(k, KEY(eval.bins), 15, "Equal-width confidence bins of ECE.", at_least<I>(1));
   add<bool>(k, KEY(eval.length_normalize), false, "Score options by mean instead of summed token log-likelihood.");
   return k;

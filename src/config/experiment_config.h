@@ -25,6 +25,7 @@ struct RunConfig {
   std::string device;            // auto | cpu | cuda | cuda:N
   std::int64_t log_every = 0;    // outer steps between metric lines
   std::int64_t checkpoint_every = 0;
+  std::string benchmark;         // label of the run's benchmark in `abmll report` tables
 };
 
 struct ModelConfig {
@@ -58,7 +59,7 @@ struct DataConfig {
   std::int64_t crossfit_seed = 100;  // which of CrossFit's few-shot samplings (seeds 100, 13, 21, 42, 87) to read
   bool skip_malformed = false;       // skip malformed lines with a counted warning instead of stopping
   std::int64_t shots = 0;       // k: support examples per task
-  std::int64_t query_size = 0;  // query examples per task and episode
+  std::int64_t query_size = 0;  // query examples per task in meta-training episodes; 0: all the rest
   std::string prompt_template;  // "{input}" and "{output}" placeholders
   std::int64_t icl_demos = 0;   // demonstrations per prompt in ICL modes
 };
@@ -87,8 +88,9 @@ struct OuterConfig {
 };
 
 struct EvalConfig {
-  std::int64_t samples = 0;  // posterior draws averaged per query; 0 = posterior mean
-  std::int64_t bins = 0;     // ECE bins
+  std::int64_t samples = 0;     // posterior draws averaged per query; 0 = posterior mean
+  std::int64_t query_size = 0;  // queries per held-out task; 0 = the whole test split
+  std::int64_t bins = 0;        // ECE bins
   bool length_normalize = false;
 };
 

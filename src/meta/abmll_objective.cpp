@@ -2,22 +2,16 @@
 
 #include <ATen/TensorOperators.h>
 #include <ATen/core/grad_mode.h>
-#include <ATen/ops/sqrt.h>
 #include <ATen/ops/zeros_like.h>
 #include <torch/csrc/autograd/autograd.h>
 
 #include <cmath>
 
+#include "meta/inner_descent.h"
 #include "util/error.h"
 
 namespace abmll::meta {
 namespace {
-
-// Adam's moments for the inner loop, one set per phi tensor (each already carries the task dimension).
-struct InnerAdamState {
-  std::vector<at::Tensor> m, v;
-  int64_t t = 0;
-};
 
 std::vector<at::Tensor> detached(const std::vector<at::Tensor>& tensors) {
   std::vector<at::Tensor> out;
@@ -31,44 +25,19 @@ std::vector<at::Tensor> detached(const std::vector<at::Tensor>& tensors) {
 FactorGaussian infer_posteriors(const FactorGaussian& theta, int64_t tasks, const NllFunction& nll,
                                 const InnerLoop& inner, bool track_prior, at::Generator generator,
                                 std::vector<double>* support_nll) {
-  FactorGaussian phi = theta.posteriors_from(tasks, track_prior);
+  const FactorGaussian start = theta.posteriors_from(tasks, track_prior);
   // In first-order mode the prior inside the inner KL is a constant: no graph back to theta is built.
   const FactorGaussian prior = track_prior ? theta : theta.with_tensors(detached(theta.tensors()));
-  InnerAdamState adam;
-  for (int64_t k = 0; k < inner.steps; ++k) {
-    at::AutoGradMode grad_on(true);
+  const InnerLoss loss = [&](const std::vector<at::Tensor>& params, int64_t k) {
+    const FactorGaussian phi = start.with_tensors(params);
     const at::Tensor task_nll = nll(phi.sample(inner.samples, generator), inner.samples, Split::support);  // [G]
     if (support_nll) support_nll->push_back(task_nll.mean().item<double>());
-    // Each task's loss depends on its own phi only, so one backward of the sum gives every task its gradient.
-    at::Tensor loss = task_nll.sum();
-    if (!(k == 0 && inner.first_step_nll_only) && inner.beta != 0) loss = loss + inner.beta * phi.kl_to(prior).sum();
-    const std::vector<at::Tensor> params = phi.tensors();
-    const auto grads = torch::autograd::grad({loss}, params, {}, /*retain_graph=*/track_prior,
-                                             /*create_graph=*/track_prior, /*allow_unused=*/true);
-    std::vector<at::Tensor> next;
-    next.reserve(params.size());
-    if (inner.optimizer == InnerOptimizer::adam) {
-      ++adam.t;
-      if (adam.m.empty())
-        for (const auto& p : params) adam.m.push_back(at::zeros_like(p)), adam.v.push_back(at::zeros_like(p));
-    }
-    for (size_t i = 0; i < params.size(); ++i) {
-      const at::Tensor g = grads[i].defined() ? grads[i] : at::zeros_like(params[i]);
-      at::Tensor step;
-      if (inner.optimizer == InnerOptimizer::sgd) {
-        step = inner.lr * g;
-      } else {  // Adam (beta1 0.9, beta2 0.999, eps 1e-8), written in differentiable ops for second order
-        adam.m[i] = 0.9 * adam.m[i] + 0.1 * g;
-        adam.v[i] = 0.999 * adam.v[i] + 0.001 * g * g;
-        const double c1 = 1 - std::pow(0.9, double(adam.t)), c2 = 1 - std::pow(0.999, double(adam.t));
-        step = inner.lr * (adam.m[i] / c1) / (at::sqrt(adam.v[i] / c2) + 1e-8);
-      }
-      at::Tensor updated = params[i] - step;
-      next.push_back(track_prior ? updated : updated.detach().requires_grad_(true));
-    }
-    phi = phi.with_tensors(next);
-  }
-  return phi;
+    at::Tensor value = task_nll.sum();
+    if (!(k == 0 && inner.first_step_nll_only) && inner.beta != 0) value = value + inner.beta * phi.kl_to(prior).sum();
+    return value;
+  };
+  return start.with_tensors(
+      descend(start.tensors(), loss, {inner.steps, inner.lr, inner.optimizer}, /*create_graph=*/track_prior));
 }
 
 MetaGradient abmll_meta_gradient(const FactorGaussian& theta, int64_t tasks, const NllFunction& nll,

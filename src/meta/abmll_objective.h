@@ -23,7 +23,8 @@
 
 namespace abmll::meta {
 
-enum class Split { support, query };
+// Which examples of each task's episode an NLL covers (`all`: support and query together).
+enum class Split { support, query, all };
 
 // Per-task NLL [G] of `split` under LoRA `factors` holding G * S adapter groups (group-major: sample s of task g is
 // group g * S + s), averaged over the S samples and over the task's examples. Must be differentiable in factors.

@@ -9,6 +9,7 @@
 #include "meta/abmll_objective.h"
 #include "meta/checkpoint.h"
 #include "meta/episode_nll.h"
+#include "meta/point_methods.h"
 #include "meta/run_setup.h"
 #include "model/peft_adapter.h"
 #include "util/device.h"
@@ -33,14 +34,28 @@ FactorGaussian infer_task_posterior(const ExperimentConfig& config, const Loaded
   return phi;
 }
 
+PointLora adapt_task_lora(const ExperimentConfig& config, const LoadedExperiment& experiment, const PointLora& init,
+                          const data::Episode& episode, std::vector<double>& support_nll) {
+  EpisodeNll nll(experiment.decoder, experiment.lora, {tokenize_episode(episode, experiment.tokenizer)});
+  auto nll_fn = [&nll](const auto& f, int64_t s, Split split) { return nll(f, s, split); };
+  const PointLora adapted = adapt_point_lora(
+      init, 1, nll_fn, {config.inner.eval_steps, config.inner.lr, config.inner.optimizer}, &support_nll);
+  const at::NoGradGuard no_grad;
+  support_nll.push_back(nll(adapted.factors(1), 1, Split::support).mean().item<double>());
+  return adapted;
+}
+
 AdaptResult adapt_task(const ExperimentConfig& config, const AdaptRun& run) {
   if (config.posterior.family != PosteriorFamily::factor)
     throw InputError("posterior.family: adapt supports `factor` so far");
   const DeviceChoice device = resolve_device(config.run.device);
   const Checkpoint checkpoint = load_checkpoint(run.checkpoint);
   const LoadedExperiment experiment = load_experiment(config, device.name);
-  FactorGaussian theta = initial_theta(config, experiment);
-  load_theta(checkpoint, theta);
+  const bool bayesian = config.method == Method::abmll || config.method == Method::abmll_icl;
+  if (!bayesian && config.method != Method::lora && config.method != Method::fomaml &&
+      config.method != Method::reptile)
+    throw InputError(fmt::format("method {} adapts nothing (adapt needs abmll, abmll_icl, lora, fomaml or reptile)",
+                                 to_string(config.method)));
 
   AdaptResult result;
   const data::Task* task = nullptr;
@@ -64,24 +79,40 @@ AdaptResult adapt_task(const ExperimentConfig& config, const AdaptRun& run) {
   Rng rng = data::episode_rng(seed, task->name, 0);
   const data::Episode episode = data::sample_episode(*task, options, rng);
   result.support_size = episode.support.size();
-  const FactorGaussian phi = infer_task_posterior(config, experiment, theta, episode, result.support_nll);
-  log::info("task {}: support NLL {:.4f} -> {:.4f} (posterior mean) after {} inner steps on {} shots", task->name,
-            result.support_nll.front(), result.support_nll.back(), config.inner.eval_steps, result.support_size);
-
   io::NamedTensors tensors;
-  const auto names = parameter_names(phi);
-  const auto params = phi.tensors();
-  for (size_t i = 0; i < names.size(); ++i) tensors.emplace_back("phi." + names[i], params[i].detach()[0]);
+  std::map<model::LinearSite, model::LoraFactors> exported;
+  if (bayesian) {
+    FactorGaussian theta = initial_theta(config, experiment);
+    load_theta(checkpoint, theta);
+    const FactorGaussian phi = infer_task_posterior(config, experiment, theta, episode, result.support_nll);
+    const auto names = parameter_names(phi);
+    const auto params = phi.tensors();
+    for (size_t i = 0; i < names.size(); ++i) tensors.emplace_back("phi." + names[i], params[i].detach()[0]);
+    exported = phi.means();
+  } else {
+    const PointLora init = initial_point_lora(config, experiment);
+    load_parameters(checkpoint, config.method, init.names(), init.tensors());
+    const PointLora adapted = adapt_task_lora(config, experiment, init, episode, result.support_nll);
+    const auto names = adapted.names();
+    const auto params = adapted.tensors();
+    for (size_t i = 0; i < names.size(); ++i) tensors.emplace_back("phi." + names[i], params[i].detach()[0]);
+    exported = adapted.factors(1);
+  }
+  log::info("task {}: support NLL {:.4f} -> {:.4f} ({}) after {} inner steps on {} shots", task->name,
+            result.support_nll.front(), result.support_nll.back(), bayesian ? "posterior mean" : "adapted LoRA",
+            config.inner.eval_steps, result.support_size);
+
   result.phi_file = run.out / "phi.safetensors";
   io::write_safetensors(result.phi_file, tensors,
                         {{"task", task->name},
+                         {"method", std::string(to_string(config.method))},
                          {"inner_steps", std::to_string(config.inner.eval_steps)},
                          {"scale_floor", fmt::format("{}", config.posterior.scale_floor)},
                          {"prior", run.checkpoint.string()}});
-  model::BatchedLora mean_adapter(experiment.lora, 1);
-  install_factors(mean_adapter, phi.means());
+  model::BatchedLora adapter(experiment.lora, 1);
+  install_factors(adapter, exported);
   result.adapter_dir = run.out / "adapter";
-  model::write_peft_adapter(result.adapter_dir, mean_adapter, experiment.decoder.config(), 0, config.model.path);
+  model::write_peft_adapter(result.adapter_dir, adapter, experiment.decoder.config(), 0, config.model.path);
   return result;
 }
 

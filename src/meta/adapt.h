@@ -11,6 +11,7 @@
 #include "config/experiment_config.h"
 #include "data/episode.h"
 #include "meta/factor_gaussian.h"
+#include "meta/point_lora.h"
 #include "meta/run_setup.h"
 
 namespace abmll::meta {
@@ -36,5 +37,11 @@ AdaptResult adapt_task(const ExperimentConfig& config, const AdaptRun& run);
 FactorGaussian infer_task_posterior(const ExperimentConfig& config, const LoadedExperiment& experiment,
                                     const FactorGaussian& theta, const data::Episode& episode,
                                     std::vector<double>& support_nll);
+
+// The point-estimate methods' counterpart (lora, fomaml, reptile): the task's LoRA after inner.eval_steps steps
+// (inner.lr, inner.optimizer) on the support NLL from the learned initialisation `init`. `support_nll` receives
+// the mean support NLL before each step and, last, after the final one.
+PointLora adapt_task_lora(const ExperimentConfig& config, const LoadedExperiment& experiment, const PointLora& init,
+                          const data::Episode& episode, std::vector<double>& support_nll);
 
 }  // namespace abmll::meta

@@ -40,9 +40,14 @@ at::Tensor EpisodeNll::operator()(const std::map<model::LinearSite, model::LoraF
   std::vector<int64_t> task_of_item;
   std::vector<double> items_per_task(tasks, 0.0);
   for (int64_t g = 0; g < tasks; ++g) {
-    const auto& examples = split == Split::support ? episodes_[g].support : episodes_[g].query;
+    std::vector<const TokenizedExample*> examples;
+    if (split != Split::query)
+      for (const auto& ex : episodes_[g].support) examples.push_back(&ex);
+    if (split != Split::support)
+      for (const auto& ex : episodes_[g].query) examples.push_back(&ex);
     if (examples.empty()) throw InputError("an episode has an empty support or query set");
-    for (const auto& ex : examples) {
+    for (const TokenizedExample* ex_ptr : examples) {
+      const TokenizedExample& ex = *ex_ptr;
       for (int64_t s = 0; s < samples; ++s) {
         items.push_back({ex.prompt, ex.answer, g * samples + s});
         task_of_item.push_back(g);

@@ -30,6 +30,7 @@ namespace abmll::meta {
 namespace {
 
 bool uses_posterior(Method m) { return m == Method::abmll || m == Method::abmll_icl; }
+bool uses_point_lora(Method m) { return m == Method::lora || m == Method::fomaml || m == Method::reptile; }
 bool uses_icl(Method m) { return m == Method::icl || m == Method::abmll_icl; }
 
 std::vector<int64_t> widen(const std::vector<int32_t>& ids) { return {ids.begin(), ids.end()}; }
@@ -54,26 +55,31 @@ std::vector<eval::OptionQuery> tokenize_queries(const std::vector<data::ScoredPr
 EvaluateResult evaluate(const ExperimentConfig& config, const EvaluateRun& run) {
   const auto start = std::chrono::steady_clock::now();
   const Method method = config.method;
-  if (method != Method::pretrained && method != Method::icl && !uses_posterior(method))
-    throw InputError(fmt::format("method {} is not available in evaluate yet (available: pretrained, icl, abmll, "
-                                 "abmll_icl)",
-                                 to_string(method)));
   std::optional<Checkpoint> checkpoint;
-  if (uses_posterior(method)) {
-    if (run.checkpoint.empty())
-      throw InputError(fmt::format("method {} needs --checkpoint (a meta-train checkpoint holding theta)",
-                                   to_string(method)));
+  if (!run.checkpoint.empty()) {
+    if (!uses_posterior(method) && !uses_point_lora(method))
+      throw InputError(fmt::format("--checkpoint: method {} uses no meta-trained parameters", to_string(method)));
     if (config.posterior.family != PosteriorFamily::factor)
       throw InputError("posterior.family: evaluate supports `factor` so far");
     checkpoint = load_checkpoint(run.checkpoint);
+  } else if (uses_posterior(method) || method == Method::fomaml || method == Method::reptile) {
+    throw InputError(fmt::format("method {} needs --checkpoint (a checkpoint of `abmll meta-train` with method {})",
+                                 to_string(method), to_string(method == Method::abmll_icl ? Method::abmll : method)));
   }
 
   const DeviceChoice device = resolve_device(config.run.device);
   const LoadedExperiment experiment = load_experiment(config, device.name);
+  // What each task adapts from: ABMLL's prior theta, or a LoRA (meta-learned, trained on the training tasks, or
+  // -- `lora` without a checkpoint -- PEFT's initialisation: LoRA from scratch on the support set).
   std::optional<FactorGaussian> theta;
-  if (checkpoint) {
+  std::optional<PointLora> lora_init;
+  if (uses_posterior(method)) {
     theta = initial_theta(config, experiment);
     load_theta(*checkpoint, *theta);
+  } else if (uses_point_lora(method)) {
+    lora_init = initial_point_lora(config, experiment);
+    if (checkpoint) load_parameters(*checkpoint, method, lora_init->names(), lora_init->tensors());
+    else log::info("method lora without --checkpoint: each task's LoRA is trained from PEFT's initialisation");
   }
   const auto seed = static_cast<std::uint64_t>(config.run.seed);
   eval::OptionScoringOptions scoring;
@@ -91,6 +97,7 @@ EvaluateResult evaluate(const ExperimentConfig& config, const EvaluateRun& run) 
     options.tokenizer = &experiment.tokenizer;
     options.max_length = config.model.max_length;
     options.icl = uses_icl(method);
+    options.query_size = config.eval.query_size;
     const data::EpisodeSplits splits = data::episode_splits(task, true);
     options.support_split = splits.support;
     options.query_split = splits.query;
@@ -110,6 +117,13 @@ EvaluateResult evaluate(const ExperimentConfig& config, const EvaluateRun& run) 
       auto draws = at::make_generator<at::CPUGeneratorImpl>(Rng::stream(seed, "eval/" + task.name).next_u64());
       adapter.emplace(experiment.lora, samples > 0 ? samples : 1);
       install_factors(*adapter, samples > 0 ? phi.sample(samples, draws) : phi.means());
+    } else if (lora_init) {
+      std::vector<double> support_nll;
+      const PointLora adapted = adapt_task_lora(config, experiment, *lora_init, episode, support_nll);
+      result.extra["support_nll"] = support_nll;
+      const at::NoGradGuard no_grad;
+      adapter.emplace(experiment.lora, 1);
+      install_factors(*adapter, adapted.factors(1));
     }
     const std::vector<eval::OptionPrediction> predictions =
         eval::score_options(experiment.decoder, tokenize_queries(episode.query, experiment.tokenizer),
@@ -152,11 +166,10 @@ EvaluateResult evaluate(const ExperimentConfig& config, const EvaluateRun& run) 
   out.results["skipped_tasks"] = skipped;
   out.results["predictions"] = out.predictions.string();
   out.results["plot"] = out.plot.string();
-  if (uses_posterior(method)) {
-    out.results["checkpoint"] = run.checkpoint.string();
-    out.results["inner_steps"] = config.inner.eval_steps;
-    out.results["posterior_samples"] = config.eval.samples;
-  }
+  if (checkpoint) out.results["checkpoint"] = run.checkpoint.string();
+  if (uses_posterior(method) || uses_point_lora(method)) out.results["inner_steps"] = config.inner.eval_steps;
+  if (uses_posterior(method)) out.results["posterior_samples"] = config.eval.samples;
+  if (uses_point_lora(method)) out.results["adapted_from"] = checkpoint ? "checkpoint" : "peft_init";
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const auto& agg = out.results["aggregate"]["pooled"];
   log::info("{}: {} tasks, {} queries: accuracy {:.4f}, ECE {:.4f}, NLL {:.4f} (pooled)", to_string(method),

@@ -1,12 +1,15 @@
 // `abmll evaluate`: scores the held-out tasks of a config with one method and reports accuracy and calibration
 // (ABMLL.md sections 3 test time, 4 and 6). Per held-out task, one episode (episode_rng(seed, task, 0): support
-// from the task's training file, query from its test file, data.query_size examples or all of them when 0), the
+// from the task's training file, query from its test file, eval.query_size examples or all of them when 0), the
 // same for every method so that methods are compared on the same queries:
 //   pretrained  the base model, query prompts without demonstrations
 //   icl         the base model, each query prompt led by demonstrations from the support set
 //   abmll       theta from the checkpoint; phi from inner.eval_steps inner steps on the support set (as
 //               `abmll adapt`); the posterior predictive over eval.samples draws of phi (0: its mean)
 //   abmll_icl   both
+//   lora, fomaml, reptile
+//               the LoRA from the checkpoint (lora without one: PEFT's initialisation, i.e. LoRA from scratch),
+//               trained inner.eval_steps inner steps on the support set (as `abmll adapt`), then scored
 // Tasks without answer options (generation) are skipped with a warning.
 //
 // This lives in meta, not eval: it drives the methods (posterior inference, checkpoints), which sit above the
@@ -22,7 +25,7 @@
 namespace abmll::meta {
 
 struct EvaluateRun {
-  std::filesystem::path checkpoint;  // a meta-train checkpoint; required by abmll and abmll_icl
+  std::filesystem::path checkpoint;  // a meta-train checkpoint of the method; required by all but pretrained, icl, lora
   std::filesystem::path report;      // REPORT.json (written by the caller); outputs go beside it
 };
 
@@ -33,7 +36,7 @@ struct EvaluateResult {
 };
 
 // Writes predictions.jsonl and reliability.svg beside run.report and returns the results for the report. Throws
-// InputError for a method evaluate does not handle yet, a missing checkpoint, or no scorable held-out task.
+// InputError for a missing checkpoint or one of another method, or no scorable held-out task.
 EvaluateResult evaluate(const ExperimentConfig& config, const EvaluateRun& run);
 
 }  // namespace abmll::meta

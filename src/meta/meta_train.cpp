@@ -15,6 +15,7 @@
 #include "io/metrics_log.h"
 #include "io/safetensors_writer.h"
 #include "meta/abmll_objective.h"
+#include "meta/meta_learner.h"
 #include "meta/adamw.h"
 #include "meta/checkpoint.h"
 #include "meta/episode_nll.h"
@@ -42,23 +43,24 @@ nlohmann::json training_keys(nlohmann::json config) {
   return config;
 }
 
-void save(const std::filesystem::path& path, std::int64_t step, const FactorGaussian& theta, const AdamW& adam,
-          const nlohmann::json& config) {
+void save(const std::filesystem::path& path, std::int64_t step, const MetaLearner& learner, const AdamW& adam,
+          Method method, const nlohmann::json& config) {
   Checkpoint c;
   c.step = step;
-  const auto names = parameter_names(theta);
-  const auto tensors = theta.tensors();
+  const auto names = learner.parameter_names();
+  const auto tensors = learner.parameters();
   for (size_t i = 0; i < names.size(); ++i) c.tensors.emplace_back("theta." + names[i], tensors[i].detach());
   for (size_t i = 0; i < names.size(); ++i) c.tensors.emplace_back("adamw.m." + names[i], adam.first_moments()[i]);
   for (size_t i = 0; i < names.size(); ++i) c.tensors.emplace_back("adamw.v." + names[i], adam.second_moments()[i]);
   c.metadata["adamw_steps"] = std::to_string(adam.steps_taken());
   c.metadata["config"] = training_keys(config).dump();
-  c.metadata["method"] = "abmll";
+  c.metadata["method"] = to_string(method == Method::abmll_icl ? Method::abmll : method);
   save_checkpoint(path, c);
 }
 
 // Restores theta and AdamW from `c`, refusing a checkpoint of another training config.
-void restore(const Checkpoint& c, FactorGaussian& theta, AdamW& adam, const nlohmann::json& config) {
+void restore(const Checkpoint& c, const MetaLearner& learner, Method method, AdamW& adam,
+             const nlohmann::json& config) {
   const auto saved = c.metadata.find("config");
   if (saved != c.metadata.end()) {
     const nlohmann::json then = nlohmann::json::parse(saved->second), now = training_keys(config);
@@ -70,8 +72,8 @@ void restore(const Checkpoint& c, FactorGaussian& theta, AdamW& adam, const nloh
                                    c.source.string(), differences));
     }
   }
-  load_theta(c, theta);
-  const auto names = parameter_names(theta);
+  const auto names = learner.parameter_names();
+  load_parameters(c, method, names, learner.parameters());
   std::vector<at::Tensor> m, v;
   for (const auto& name : names) {
     m.push_back(c.tensor("adamw.m." + name));
@@ -80,11 +82,11 @@ void restore(const Checkpoint& c, FactorGaussian& theta, AdamW& adam, const nloh
   adam.restore(m, v, std::stoll(c.metadata.at("adamw_steps")));
 }
 
-void write_trace(const std::filesystem::path& path, std::int64_t step, const FactorGaussian& theta,
-                 const MetaGradient& g, const EpisodeNll& nll, std::uint64_t noise_seed) {
+void write_trace(const std::filesystem::path& path, std::int64_t step, const MetaLearner& learner,
+                 const MetaBatchGradient& g, const EpisodeNll& nll, std::uint64_t noise_seed) {
   io::NamedTensors tensors;
-  const auto names = parameter_names(theta);
-  const auto params = theta.tensors();
+  const auto names = learner.parameter_names();
+  const auto params = learner.parameters();
   for (size_t i = 0; i < names.size(); ++i) tensors.emplace_back("theta." + names[i], params[i].detach());
   for (size_t i = 0; i < names.size(); ++i) tensors.emplace_back("grad." + names[i], g.grads[i].detach());
   for (const bool support : {true, false}) {
@@ -106,15 +108,13 @@ void write_trace(const std::filesystem::path& path, std::int64_t step, const Fac
     tensors.emplace_back(split + ".answer_lengths", as_tensor(answer_lengths));
     tensors.emplace_back(split + ".task", as_tensor(task));
   }
-  nlohmann::json support_nll = g.support_nll;
-  io::write_safetensors(path, tensors,
-                        {{"step", std::to_string(step)},
-                         {"noise_seed", std::to_string(noise_seed)},
-                         {"outer_loss", fmt::format("{:.17g}", g.outer_loss)},
-                         {"query_nll", fmt::format("{:.17g}", g.query_nll)},
-                         {"kl", fmt::format("{:.17g}", g.kl)},
-                         {"hyperprior", fmt::format("{:.17g}", g.hyperprior)},
-                         {"support_nll", support_nll.dump()}});
+  std::map<std::string, std::string> metadata{{"step", std::to_string(step)},
+                                              {"noise_seed", std::to_string(noise_seed)},
+                                              {"outer_loss", fmt::format("{:.17g}", g.loss)}};
+  if (g.query_nll) metadata["query_nll"] = fmt::format("{:.17g}", *g.query_nll);
+  metadata["support_nll"] = nlohmann::json(g.support_nll).dump();
+  for (const auto& [key, value] : g.extra.items()) metadata[key] = fmt::format("{:.17g}", value.get<double>());
+  io::write_safetensors(path, tensors, metadata);
 }
 
 }  // namespace
@@ -130,20 +130,19 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
   const model::Decoder& decoder = experiment.decoder;
   const text::Tokenizer& tokenizer = experiment.tokenizer;
   const data::TaskSet& tasks = experiment.tasks;
-  const model::LoraSettings& lora = experiment.lora;
   if (tasks.train.empty()) throw InputError("data: the partition has no training tasks");
   const std::int64_t per_batch = config.outer.tasks_per_batch;
   if (per_batch > static_cast<std::int64_t>(tasks.train.size()))
     throw InputError(fmt::format("outer.tasks_per_batch ({}) exceeds the number of training tasks ({})", per_batch,
                                  tasks.train.size()));
   const std::uint64_t seed = static_cast<std::uint64_t>(config.run.seed);
-  FactorGaussian theta = initial_theta(config, experiment);
-  AdamW adam(theta.tensors(), {0.9, 0.999, 1e-8, config.outer.weight_decay});
+  const std::unique_ptr<MetaLearner> learner = make_meta_learner(config, experiment);
+  AdamW adam(learner->parameters(), {0.9, 0.999, 1e-8, config.outer.weight_decay});
 
   MetaTrainResult result;
   if (run.resume) {
     if (auto c = load_latest_checkpoint(run.run_dir)) {
-      restore(*c, theta, adam, run.resolved_config);
+      restore(*c, *learner, config.method, adam, run.resolved_config);
       result.first_step = c->step;
       log::info("resuming from {} (step {})", c->source.string(), c->step);
     } else {
@@ -153,24 +152,17 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
   const std::int64_t total = config.outer.steps;
   const std::int64_t last = run.max_steps > 0 ? std::min(run.max_steps, total) : total;
   io::MetricsLog metrics(run.run_dir / "metrics.jsonl", result.first_step);
+  auto save_at = [&](std::int64_t step) {
+    result.checkpoint = checkpoint_path(run.run_dir, step);
+    save(result.checkpoint, step, *learner, adam, config.method, run.resolved_config);
+  };
 
   data::EpisodeOptions episode_options = data::episode_options(config.data);
   episode_options.tokenizer = &tokenizer;
   episode_options.max_length = config.model.max_length;
-  const InnerLoop inner{config.inner.steps, config.inner.lr, config.inner.optimizer, config.inner.first_step_nll_only,
-                        config.inner.samples, config.outer.beta};
-  const OuterObjective outer{config.outer.beta,
-                             config.outer.gamma,
-                             static_cast<double>(tasks.train.size()),
-                             config.outer.second_order,
-                             config.outer.outer_includes_support,
-                             config.posterior.hyperprior_mean_std,
-                             config.posterior.hyperprior_a0,
-                             config.posterior.hyperprior_b0};
-
   model::ScoringOptions scoring;
   scoring.forward.checkpoint_layers = config.model.gradient_checkpointing;
-  scoring.forward.double_backward = config.outer.second_order;  // the inner steps' backward is differentiated again
+  scoring.forward.double_backward = learner->second_order();  // the inner steps' backward is differentiated again
 
   Progress progress("meta-train", last - result.first_step, 10.0, config.run.log_every);
   std::int64_t step = result.first_step;
@@ -188,22 +180,20 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
       Rng rng = data::episode_rng(seed, task.name, step);
       episodes.push_back(tokenize_episode(data::sample_episode(task, o, rng), tokenizer));
     }
-    EpisodeNll nll(decoder, lora, std::move(episodes), scoring);
+    EpisodeNll nll(decoder, experiment.lora, std::move(episodes), scoring);
     const std::uint64_t noise_seed = Rng::stream(seed, fmt::format("noise/{}", step)).next_u64();
     auto noise = at::make_generator<at::CPUGeneratorImpl>(noise_seed);
-    MetaGradient g = abmll_meta_gradient(
-        theta, per_batch, [&nll](const auto& f, int64_t s, Split split) { return nll(f, s, split); }, inner, outer,
-        noise);
+    MetaBatchGradient g = learner->meta_gradient(
+        [&nll](const auto& f, int64_t s, Split split) { return nll(f, s, split); }, per_batch, noise);
     if (step + 1 == run.trace_step)
-      write_trace(run.run_dir / fmt::format("trace-step-{}.safetensors", step + 1), step + 1, theta, g, nll,
+      write_trace(run.run_dir / fmt::format("trace-step-{}.safetensors", step + 1), step + 1, *learner, g, nll,
                   noise_seed);
     const double grad_norm = clip_global_norm(g.grads, config.outer.grad_clip);
-    if (!std::isfinite(g.outer_loss) || !std::isfinite(grad_norm)) {
-      result.checkpoint = checkpoint_path(run.run_dir, step);
-      save(result.checkpoint, step, theta, adam, run.resolved_config);
+    if (!std::isfinite(g.loss) || !std::isfinite(grad_norm)) {
+      save_at(step);
       throw Error(fmt::format("non-finite {} at step {} (outer loss {}, gradient norm {}); the last good state is "
                               "saved in {}",
-                              std::isfinite(g.outer_loss) ? "gradient" : "loss", step + 1, g.outer_loss, grad_norm,
+                              std::isfinite(g.loss) ? "gradient" : "loss", step + 1, g.loss, grad_norm,
                               result.checkpoint.string()));
     }
     const double lr = learning_rate(step, total, config.outer.warmup_steps, config.outer.lr, config.outer.schedule);
@@ -211,28 +201,27 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
 
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
     result.tokens += nll.tokens_processed();
-    metrics.append({{"step", step + 1},
-                    {"outer_loss", g.outer_loss},
-                    {"query_nll", g.query_nll},
-                    {"kl", g.kl},
-                    {"hyperprior", g.hyperprior},
-                    {"support_nll_first", g.support_nll.empty() ? g.query_nll : g.support_nll.front()},
-                    {"support_nll_last", g.support_nll.empty() ? g.query_nll : g.support_nll.back()},
-                    {"grad_norm", grad_norm},
-                    {"lr", lr},
-                    {"tokens_per_s", nll.tokens_processed() / seconds},
-                    {"elapsed_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()}});
-    result.last_outer_loss = g.outer_loss;
-    progress.update(step + 1 - result.first_step,
-                    fmt::format("loss {:.4f} query NLL {:.4f} KL {:.3g} grad norm {:.3g} lr {:.3g}", g.outer_loss,
-                                g.query_nll, g.kl, grad_norm, lr));
+    nlohmann::json line = {{"step", step + 1}, {"outer_loss", g.loss}};
+    if (g.query_nll) line["query_nll"] = *g.query_nll;
+    for (const auto& [key, value] : g.extra.items()) line[key] = value;
+    if (!g.support_nll.empty()) {
+      line["support_nll_first"] = g.support_nll.front();
+      line["support_nll_last"] = g.support_nll.back();
+    }
+    line["grad_norm"] = grad_norm;
+    line["lr"] = lr;
+    line["tokens_per_s"] = static_cast<double>(nll.tokens_processed()) / seconds;
+    line["elapsed_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    metrics.append(line);
+    result.last_outer_loss = g.loss;
+    std::string status = fmt::format("loss {:.4f}", g.loss);
+    if (g.query_nll) status += fmt::format(" query NLL {:.4f}", *g.query_nll);
+    if (g.extra.contains("kl")) status += fmt::format(" KL {:.3g}", g.extra["kl"].get<double>());
+    progress.update(step + 1 - result.first_step, status + fmt::format(" grad norm {:.3g} lr {:.3g}", grad_norm, lr));
 
     const bool stop = interrupted();
     const bool periodic = config.run.checkpoint_every > 0 && (step + 1) % config.run.checkpoint_every == 0;
-    if (periodic || stop || step + 1 == last) {
-      result.checkpoint = checkpoint_path(run.run_dir, step + 1);
-      save(result.checkpoint, step + 1, theta, adam, run.resolved_config);
-    }
+    if (periodic || stop || step + 1 == last) save_at(step + 1);
     if (stop) {
       result.interrupt_signal = interrupt_signal();
       ++step;
@@ -243,10 +232,10 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
   progress.finish(fmt::format("loss {:.4f}", result.last_outer_loss));
 
   if (result.interrupt_signal == 0) {
-    model::BatchedLora mean_adapter(lora, 1);
-    install_factors(mean_adapter, theta.means());
+    model::BatchedLora exported(experiment.lora, 1);
+    install_factors(exported, learner->exported_factors());
     result.adapter = run.run_dir / "adapter";
-    model::write_peft_adapter(result.adapter, mean_adapter, decoder.config(), 0, config.model.path);
+    model::write_peft_adapter(result.adapter, exported, decoder.config(), 0, config.model.path);
   }
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;

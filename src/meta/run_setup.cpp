@@ -60,12 +60,27 @@ FactorGaussian initial_theta(const ExperimentConfig& config, const LoadedExperim
           Rng::stream(static_cast<std::uint64_t>(config.run.seed), "init").next_u64()));
 }
 
-void load_theta(const Checkpoint& checkpoint, FactorGaussian& theta) {
+PointLora initial_point_lora(const ExperimentConfig& config, const LoadedExperiment& experiment) {
+  const auto& decoder = experiment.decoder;
+  return PointLora::initial(model::lora_sites(decoder.config(), experiment.lora), decoder.config(),
+                            experiment.lora.rank, decoder.device(),
+                            at::make_generator<at::CPUGeneratorImpl>(
+                                Rng::stream(static_cast<std::uint64_t>(config.run.seed), "init").next_u64()));
+}
+
+std::string checkpoint_method(const Checkpoint& checkpoint) {
   const auto method = checkpoint.metadata.find("method");
-  if (method == checkpoint.metadata.end() || method->second != "abmll")
-    throw InputError(fmt::format("{}: not an ABMLL meta-training checkpoint", checkpoint.source.string()));
-  const auto names = parameter_names(theta);
-  std::vector<at::Tensor> params = theta.tensors();
+  return method == checkpoint.metadata.end() ? std::string() : method->second;
+}
+
+void load_parameters(const Checkpoint& checkpoint, Method method, const std::vector<std::string>& names,
+                     const std::vector<at::Tensor>& params) {
+  const std::string wanted(to_string(method == Method::abmll_icl ? Method::abmll : method));
+  const std::string written = checkpoint_method(checkpoint);
+  if (written != wanted)
+    throw InputError(fmt::format("{}: a checkpoint of method {}, not {} (evaluate or adapt it with `method: {}`)",
+                                 checkpoint.source.string(), written.empty() ? "?" : written, wanted,
+                                 written.empty() ? "?" : written));
   at::NoGradGuard no_grad;
   for (size_t i = 0; i < names.size(); ++i) {
     const at::Tensor& t = checkpoint.tensor("theta." + names[i]);
@@ -76,6 +91,10 @@ void load_theta(const Checkpoint& checkpoint, FactorGaussian& theta) {
                                    fmt::join(params[i].sizes(), ", ")));
     params[i].copy_(t);
   }
+}
+
+void load_theta(const Checkpoint& checkpoint, FactorGaussian& theta) {
+  load_parameters(checkpoint, Method::abmll, parameter_names(theta), theta.tensors());
 }
 
 std::vector<std::string> parameter_names(const FactorGaussian& gaussian) {

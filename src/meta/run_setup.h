@@ -10,6 +10,7 @@
 #include "data/task.h"
 #include "meta/checkpoint.h"
 #include "meta/factor_gaussian.h"
+#include "meta/point_lora.h"
 #include "model/decoder.h"
 #include "model/lora.h"
 #include "text/tokenizer.h"
@@ -38,8 +39,20 @@ LoadedExperiment load_experiment(const ExperimentConfig& config, const std::stri
 // with the run's "init" random stream.
 FactorGaussian initial_theta(const ExperimentConfig& config, const LoadedExperiment& experiment);
 
-// Copies theta ("theta.<name>" tensors of an ABMLL meta-training checkpoint) into `theta`, whose shapes come from
-// the config. Throws InputError naming the checkpoint for another method's checkpoint or a shape mismatch.
+// The LoRA the point-estimate methods (lora, fomaml, reptile) start from: PointLora::initial with the same "init"
+// random stream, so its factors equal initial_theta's means.
+PointLora initial_point_lora(const ExperimentConfig& config, const LoadedExperiment& experiment);
+
+// The meta-training method a checkpoint was written by (its "method" metadata), or "" when it has none.
+std::string checkpoint_method(const Checkpoint& checkpoint);
+
+// Copies the checkpoint's "theta.<name>" tensors into `params` (shapes from the config), in place. Throws InputError
+// naming the checkpoint when it was written by a method other than `method` (abmll_icl reads abmll's), or a tensor
+// is missing or has another shape.
+void load_parameters(const Checkpoint& checkpoint, Method method, const std::vector<std::string>& names,
+                     const std::vector<at::Tensor>& params);
+
+// load_parameters for ABMLL's prior.
 void load_theta(const Checkpoint& checkpoint, FactorGaussian& theta);
 
 // "model.layers.0.self_attn.q_proj.a_mean", ...: one name per tensor of `gaussian`, in tensors() order.

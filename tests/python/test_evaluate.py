@@ -20,7 +20,7 @@ def demo(tmp_path_factory, abmll_bin, source_dir):
     assert subprocess.run([abmll_bin, "make-demo", "--out", root / "demo"], capture_output=True).returncode == 0
     sets = ["--config", source_dir / "configs/demo.yaml", "--set", f"model.path={root / 'demo/model'}",
             "--set", f"data.path={root / 'demo/data'}",
-            "--set", f"data.partition={root / 'demo/data/partitions/demo.json'}"]
+            "--set", f"data.partition={root / 'demo/data/partitions/demo.json'}", "--set", "eval.query_size=8"]
     train = subprocess.run([abmll_bin, "meta-train", *sets, "--max-steps", "3", "--out", root / "run"],
                            capture_output=True, text=True, timeout=300)
     assert train.returncode == 0, train.stderr
@@ -140,9 +140,10 @@ def test_abmll_after_meta_training(demo, run_abmll):
 
 @pytest.mark.parametrize("method", ["icl", "abmll_icl"])
 def test_icl_methods_put_demonstrations_in_the_prompts(demo, run_abmll, method):
+    prior = ["--checkpoint", demo["checkpoint"]] if method == "abmll_icl" else []
     report, predictions, folder = evaluate(run_abmll, demo, method, "--set", f"method={method}", "--set",
                                            "data.icl_demos=2", "--set", "eval.samples=2", "--set",
-                                           "inner.eval_steps=1", "--checkpoint", demo["checkpoint"])
+                                           "inner.eval_steps=1", *prior)
     check_outputs(report, predictions, folder, method)
     assert all(t["mean_demos"] > 0 for t in report["results"]["per_task"])
 
@@ -152,7 +153,9 @@ def test_bad_inputs_exit_2(demo, run_abmll):
     cases = [
         (["--set", "method=abmll"], "needs --checkpoint"),
         (["--set", "method=abmll", "--checkpoint", demo["root"] / "missing.safetensors"], "missing.safetensors"),
-        (["--set", "method=lora"], "not available in evaluate"),
+        (["--set", "method=fomaml"], "needs --checkpoint"),
+        (["--set", "method=lora", "--checkpoint", demo["checkpoint"]], "a checkpoint of method abmll, not lora"),
+        (["--set", "method=pretrained", "--checkpoint", demo["checkpoint"]], "uses no meta-trained parameters"),
         (["--set", "method=nonsense"], "nonsense"),
     ]
     for extra, message in cases:
@@ -163,3 +166,35 @@ def test_bad_inputs_exit_2(demo, run_abmll):
     assert result.returncode == 2 and "--out" in result.stderr
     assert not out.exists()
     assert run_abmll("evaluate", "--help-config").returncode == 0
+
+
+@pytest.mark.parametrize("method", ["lora", "fomaml", "reptile"])
+def test_point_estimate_baselines_adapt_from_their_checkpoint(demo, run_abmll, method):
+    """Each baseline meta-trains (3 steps) into a checkpoint of its own, and evaluate adapts that LoRA on each
+    held-out task's support set for inner.eval_steps steps; `lora` without a checkpoint starts from PEFT's init."""
+    run = demo["root"] / f"train-{method}"
+    result = run_abmll("meta-train", *demo["sets"], "--set", f"method={method}", "--max-steps", "3", "--out", run,
+                       timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(lines) == 3 and all(math.isfinite(l["outer_loss"]) and l["grad_norm"] > 0 for l in lines)
+    assert ("kl" in lines[0]) is False  # no posterior: no KL term
+    assert (run / "adapter/adapter_model.safetensors").exists()
+    checkpoint = run / "checkpoints/step-3.safetensors"
+    report, predictions, folder = evaluate(run_abmll, demo, f"eval-{method}", "--set", f"method={method}",
+                                           "--set", "inner.eval_steps=3", "--checkpoint", checkpoint)
+    check_outputs(report, predictions, folder, method)
+    results = report["results"]
+    assert results["adapted_from"] == "checkpoint" and results["inner_steps"] == 3
+    for t in results["per_task"]:
+        assert len(t["support_nll"]) == 4 and t["support_nll"][-1] < t["support_nll"][0]
+    # Someone else's checkpoint is refused by name rather than misread.
+    other = "fomaml" if method != "fomaml" else "reptile"
+    result = run_abmll("evaluate", *demo["sets"], "--set", f"method={other}", "--checkpoint", checkpoint,
+                       "--out", folder / "other.json")
+    assert result.returncode == 2 and f"a checkpoint of method {method}, not {other}" in result.stderr
+    if method == "lora":
+        report, predictions, folder = evaluate(run_abmll, demo, "eval-lora-scratch", "--set", "method=lora",
+                                               "--set", "inner.eval_steps=3")
+        check_outputs(report, predictions, folder, "lora")
+        assert report["results"]["adapted_from"] == "peft_init"

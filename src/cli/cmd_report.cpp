@@ -1,0 +1,53 @@
+// `abmll report`: the comparison table of evaluation runs (see eval/results_table.h) as Markdown, with a CSV copy
+// beside it.
+#include <CLI/CLI.hpp>
+
+#include <filesystem>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "eval/results_table.h"
+#include "util/atomic_file.h"
+#include "util/error.h"
+#include "util/log.h"
+
+namespace abmll::cli {
+namespace {
+
+struct ReportFlags {
+  std::vector<std::string> runs;
+  std::string out, csv;
+};
+
+int run_report(const ReportFlags& flags) {
+  if (flags.out.empty()) throw InputError("report needs --out TABLE.md");
+  std::vector<std::filesystem::path> paths(flags.runs.begin(), flags.runs.end());
+  const std::vector<eval::RunResult> runs = eval::collect_run_results(paths);
+  if (runs.empty()) throw InputError("report: no evaluation report (report.json of `abmll evaluate`) found");
+  const auto rows = eval::results_table(runs);
+  const std::string markdown = eval::table_markdown(rows);
+  const std::filesystem::path out = flags.out;
+  const std::filesystem::path csv = flags.csv.empty() ? std::filesystem::path(out).replace_extension(".csv")
+                                                      : std::filesystem::path(flags.csv);
+  write_file_atomic(out, markdown);
+  write_file_atomic(csv, eval::table_csv(rows));
+  std::cout << markdown;
+  log::info("{} runs in {} rows: wrote {} and {}", runs.size(), rows.size(), out.string(), csv.string());
+  return 0;
+}
+
+}  // namespace
+
+Command register_report(CLI::App& root) {
+  auto flags = std::make_shared<ReportFlags>();
+  CLI::App* cmd = root.add_subcommand(
+      "report", "Table of evaluation runs: accuracy, ECE, NLL, Brier per benchmark and method, mean ± std over seeds");
+  cmd->add_option("runs", flags->runs, "Evaluation reports, or folders searched for them (report.json)")
+      ->required()
+      ->type_name("RUN");
+  cmd->add_option("-o,--out", flags->out, "Markdown table (required); also printed")->type_name("TABLE.md");
+  cmd->add_option("--csv", flags->csv, "CSV copy (default: --out with .csv)")->type_name("TABLE.csv");
+  return {cmd, [flags] { return run_report(*flags); }};
+}
+
+}  // namespace abmll::cli

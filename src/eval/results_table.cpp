@@ -1,0 +1,216 @@
+#include "eval/results_table.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <tuple>
+
+#include "util/error.h"
+
+namespace abmll::eval {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::vector<std::string>& method_order() {
+  static const std::vector<std::string> order = {"pretrained", "icl",    "lora (from scratch)", "lora",
+                                                 "reptile",    "fomaml", "abmll",               "abmll_icl"};
+  return order;
+}
+
+std::size_t method_rank(const std::string& method) {
+  const auto& order = method_order();
+  return static_cast<std::size_t>(std::find(order.begin(), order.end(), method) - order.begin());
+}
+
+// The value at JSON pointer `where` in `report`, as T; throws InputError naming the file and the field.
+template <class T>
+T field(const nlohmann::json& report, const std::string& where, const fs::path& source) {
+  const nlohmann::json::json_pointer pointer(where);
+  if (!report.contains(pointer))
+    throw InputError(fmt::format("{}: not an evaluation report of abmll (no field {})", source.string(), where));
+  try {
+    return report.at(pointer).get<T>();
+  } catch (const nlohmann::json::exception&) {
+    throw InputError(fmt::format("{}: field {} has the wrong type", source.string(), where));
+  }
+}
+
+nlohmann::json parse_file(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) throw InputError(fmt::format("{}: cannot read", path.string()));
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw InputError(fmt::format("{}: malformed JSON: {}", path.string(), e.what()));
+  }
+}
+
+TableRow::Stat stat(const std::vector<double>& values) {
+  TableRow::Stat s;
+  for (double v : values) s.mean += v;
+  s.mean /= static_cast<double>(values.size());
+  if (values.size() > 1) {
+    double squares = 0;
+    for (double v : values) squares += (v - s.mean) * (v - s.mean);
+    s.std = std::sqrt(squares / static_cast<double>(values.size() - 1));
+  }
+  return s;
+}
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// "75.2 +- 1.3" (or "75.2" for one seed), values scaled by `scale`.
+std::string mean_std(const TableRow::Stat& s, std::size_t n, double scale, int digits) {
+  if (n <= 1) return fmt::format("{:.{}f}", s.mean * scale, digits);
+  return fmt::format("{:.{}f} ± {:.{}f}", s.mean * scale, digits, s.std * scale, digits);
+}
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+}  // namespace
+
+RunResult read_run_result(const fs::path& report) {
+  const nlohmann::json j = parse_file(report);
+  if (!j.is_object() || j.value("command", "") != "evaluate")
+    throw InputError(fmt::format("{}: not a report of `abmll evaluate`", report.string()));
+  RunResult r;
+  r.source = report;
+  r.method = field<std::string>(j, "/results/method", report);
+  if (r.method == "lora" && j["results"].value("adapted_from", "") == "peft_init") r.method = "lora (from scratch)";
+  r.seed = field<long long>(j, "/config/run/seed", report);
+  const std::string label = j["config"]["run"].value("benchmark", "");
+  const std::string partition = j["config"]["data"].value("partition", "");
+  const std::string data_path = field<std::string>(j, "/config/data/path", report);
+  r.benchmark = !label.empty()       ? label
+                : !partition.empty() ? fs::path(partition).stem().string()
+                                     : fs::path(data_path).lexically_normal().filename().string();
+  fs::path model = fs::path(field<std::string>(j, "/config/model/path", report)).lexically_normal();
+  if (model.filename().empty()) model = model.parent_path();
+  r.model = model.filename().string();
+  const std::string agg = "/results/aggregate/mean_over_tasks/";
+  r.accuracy = field<double>(j, agg + "accuracy", report);
+  r.ece = field<double>(j, agg + "ece", report);
+  r.nll = field<double>(j, agg + "nll", report);
+  r.brier = field<double>(j, agg + "brier", report);
+  return r;
+}
+
+std::vector<RunResult> collect_run_results(const std::vector<fs::path>& paths) {
+  std::vector<RunResult> runs;
+  for (const auto& path : paths) {
+    std::error_code ec;
+    if (fs::is_directory(path, ec)) {
+      std::vector<fs::path> found;
+      for (const auto& entry : fs::recursive_directory_iterator(path))
+        if (entry.is_regular_file() && entry.path().filename() == "report.json") found.push_back(entry.path());
+      std::sort(found.begin(), found.end());
+      for (const auto& report : found) {
+        const nlohmann::json j = parse_file(report);
+        if (j.is_object() && j.value("command", "") == "evaluate") runs.push_back(read_run_result(report));
+      }
+    } else if (fs::is_regular_file(path, ec)) {
+      runs.push_back(read_run_result(path));
+    } else {
+      throw InputError(fmt::format("{}: no such report file or folder", path.string()));
+    }
+  }
+  std::map<std::tuple<std::string, std::string, std::string, long long>, fs::path> seen;
+  for (const auto& r : runs) {
+    auto [it, fresh] = seen.emplace(std::make_tuple(r.benchmark, r.model, r.method, r.seed), r.source);
+    if (!fresh)
+      throw InputError(fmt::format("{} and {}: both report {} on {} with {} and seed {}; a table counts each seed "
+                                   "once",
+                                   it->second.string(), r.source.string(), r.method, r.benchmark, r.model, r.seed));
+  }
+  return runs;
+}
+
+std::vector<TableRow> results_table(const std::vector<RunResult>& runs) {
+  std::map<std::tuple<std::string, std::string, std::size_t, std::string>, std::vector<const RunResult*>> groups;
+  for (const auto& r : runs) groups[{r.benchmark, r.model, method_rank(r.method), r.method}].push_back(&r);
+  std::vector<TableRow> rows;
+  for (const auto& [key, members] : groups) {
+    TableRow row;
+    row.benchmark = std::get<0>(key);
+    row.model = std::get<1>(key);
+    row.method = std::get<3>(key);
+    std::vector<double> acc, ece, nll, brier;
+    for (const RunResult* r : members) {
+      row.seeds.push_back(r->seed);
+      acc.push_back(r->accuracy), ece.push_back(r->ece), nll.push_back(r->nll), brier.push_back(r->brier);
+    }
+    std::sort(row.seeds.begin(), row.seeds.end());
+    row.accuracy = stat(acc), row.ece = stat(ece), row.nll = stat(nll), row.brier = stat(brier);
+    if (row.method == "abmll" || row.method == "abmll_icl") {
+      row.paper_accuracy = paper_abmll_accuracy(row.benchmark);
+      // The paper reports these benchmarks with ICL only: its figure belongs beside abmll_icl, not abmll.
+      const bool icl_only = row.paper_accuracy && row.paper_accuracy->find("with ICL") != std::string::npos;
+      if (icl_only && row.method != "abmll_icl") row.paper_accuracy.reset();
+    }
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+std::string table_markdown(const std::vector<TableRow>& rows) {
+  std::string out =
+      "| benchmark | model | method | seeds | accuracy (%) | ECE | NLL | Brier | paper ABMLL accuracy (%) |\n"
+      "|---|---|---|---|---|---|---|---|---|\n";
+  for (const auto& r : rows) {
+    const std::size_t n = r.seeds.size();
+    out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", r.benchmark, r.model, r.method, n,
+                       mean_std(r.accuracy, n, 100, 1), mean_std(r.ece, n, 1, 3), mean_std(r.nll, n, 1, 3),
+                       mean_std(r.brier, n, 1, 3), r.paper_accuracy.value_or(""));
+  }
+  return out;
+}
+
+std::string table_csv(const std::vector<TableRow>& rows) {
+  std::string out =
+      "benchmark,model,method,seeds,accuracy_mean,accuracy_std,ece_mean,ece_std,nll_mean,nll_std,brier_mean,"
+      "brier_std,paper_abmll_accuracy\n";
+  for (const auto& r : rows) {
+    out += fmt::format("{},{},{},{},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{}\n",
+                       csv_field(r.benchmark), csv_field(r.model), csv_field(r.method), r.seeds.size(),
+                       r.accuracy.mean, r.accuracy.std, r.ece.mean, r.ece.std, r.nll.mean, r.nll.std, r.brier.mean,
+                       r.brier.std, csv_field(r.paper_accuracy.value_or("")));
+  }
+  return out;
+}
+
+std::optional<std::string> paper_abmll_accuracy(const std::string& benchmark) {
+  // ABMLL.md section 8: the seed page's figures; where it gives two (the benchmark's dev-style split and its test
+  // split), both are shown.
+  static const std::vector<std::pair<std::string, std::string>> known = {
+      {"cls-23", "75.4"},        {"cls-45", "77.4 (test 75.2)"}, {"nli", "85.2 (test 83.6)"},
+      {"para", "66.1 (test)"},  {"mcqa", "82.1 (test 77.4)"},   {"legalbench", "79.5 (with ICL)"},
+      {"chembench", "58.4 (with ICL)"}};
+  const std::string label = lower(benchmark);
+  for (const auto& [key, value] : known) {
+    const auto at = label.find(key);
+    if (at == std::string::npos) continue;
+    // Whole words only: "para" must not match "paraphrase-free" inside another name by accident.
+    const bool starts = at == 0 || !std::isalnum(static_cast<unsigned char>(label[at - 1]));
+    const auto end = at + key.size();
+    const bool ends = end == label.size() || !std::isalnum(static_cast<unsigned char>(label[end]));
+    if (starts && ends) return value;
+  }
+  return std::nullopt;
+}
+
+}  // namespace abmll::eval

@@ -1,0 +1,58 @@
+// The comparison table of `abmll report`: evaluation reports (REPORT.json of `abmll evaluate`) grouped by
+// benchmark, model and method, with the mean and standard deviation over seeds of each run's mean-over-tasks
+// accuracy, ECE, NLL and Brier score, and the paper's reported ABMLL accuracy beside ours where it has one.
+// Rendered as Markdown (for READMEs and papers) and CSV (for scripts).
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace abmll::eval {
+
+// One evaluation run's figures.
+struct RunResult {
+  std::filesystem::path source;  // the report file
+  std::string benchmark;         // run.benchmark, else the data partition's file stem, else the data folder's name
+  std::string model;             // the model folder's name
+  std::string method;            // the method; `lora` adapted from PEFT's initialisation is "lora (from scratch)"
+  long long seed = 0;
+  double accuracy = 0, ece = 0, nll = 0, brier = 0;  // mean over the run's held-out tasks
+};
+
+// Reads an evaluation report. Throws InputError naming the file when it is not one (another command's report, a
+// missing field, malformed JSON).
+RunResult read_run_result(const std::filesystem::path& report);
+
+// Every evaluation report under `paths`: files are read as reports; folders are searched recursively for
+// report.json files of `abmll evaluate` (other commands' reports there are skipped). Sorted by path. Throws
+// InputError for a path that does not exist, an explicit file that is not an evaluation report, or the same
+// (benchmark, model, method, seed) reported twice.
+std::vector<RunResult> collect_run_results(const std::vector<std::filesystem::path>& paths);
+
+struct TableRow {
+  std::string benchmark, model, method;
+  std::vector<long long> seeds;
+  struct Stat {
+    double mean = 0, std = 0;  // std: sample standard deviation over seeds (0 for one seed)
+  };
+  Stat accuracy, ece, nll, brier;
+  std::optional<std::string> paper_accuracy;  // the paper's ABMLL accuracy (%): abmll rows, or abmll_icl for
+                                              // the benchmarks it reports with ICL only
+};
+
+// One row per (benchmark, model, method), benchmarks and models in name order, methods in the order pretrained,
+// icl, lora (from scratch), lora, reptile, fomaml, abmll, abmll_icl.
+std::vector<TableRow> results_table(const std::vector<RunResult>& runs);
+
+std::string table_markdown(const std::vector<TableRow>& rows);
+std::string table_csv(const std::vector<TableRow>& rows);
+
+// The paper's reported ABMLL accuracy (%) for a benchmark label (ABMLL.md section 8), matched on the label's
+// lower-cased words: "cls-45", "crossfit-nli", "unifiedqa-mcqa", "legalbench", ... Nothing for other labels.
+std::optional<std::string> paper_abmll_accuracy(const std::string& benchmark);
+
+}  // namespace abmll::eval

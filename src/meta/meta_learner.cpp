@@ -1,0 +1,95 @@
+#include "meta/meta_learner.h"
+
+#include <fmt/format.h>
+
+#include "meta/factor_gaussian.h"
+#include "meta/point_methods.h"
+#include "util/error.h"
+
+namespace abmll::meta {
+namespace {
+
+// ABMLL: theta is a prior over LoRA adapters (the `factor` family).
+class BayesianLearner final : public MetaLearner {
+ public:
+  BayesianLearner(const ExperimentConfig& config, const LoadedExperiment& experiment)
+      : theta_(initial_theta(config, experiment)),
+        inner_{config.inner.steps,   config.inner.lr,      config.inner.optimizer, config.inner.first_step_nll_only,
+               config.inner.samples, config.outer.beta},
+        outer_{config.outer.beta,
+               config.outer.gamma,
+               static_cast<double>(experiment.tasks.train.size()),
+               config.outer.second_order,
+               config.outer.outer_includes_support,
+               config.posterior.hyperprior_mean_std,
+               config.posterior.hyperprior_a0,
+               config.posterior.hyperprior_b0} {}
+
+  std::vector<at::Tensor> parameters() const override { return theta_.tensors(); }
+  std::vector<std::string> parameter_names() const override { return meta::parameter_names(theta_); }
+  bool second_order() const override { return outer_.second_order; }
+
+  MetaBatchGradient meta_gradient(const NllFunction& nll, int64_t tasks, at::Generator noise) const override {
+    MetaGradient g = abmll_meta_gradient(theta_, tasks, nll, inner_, outer_, noise);
+    return {std::move(g.grads), g.outer_loss, g.query_nll, std::move(g.support_nll),
+            {{"kl", g.kl}, {"hyperprior", g.hyperprior}}};
+  }
+
+  std::map<model::LinearSite, model::LoraFactors> exported_factors() const override { return theta_.means(); }
+
+ private:
+  FactorGaussian theta_;
+  InnerLoop inner_;
+  OuterObjective outer_;
+};
+
+// lora, fomaml, reptile: theta is one LoRA.
+class PointLearner final : public MetaLearner {
+ public:
+  PointLearner(const ExperimentConfig& config, const LoadedExperiment& experiment)
+      : method_(config.method),
+        theta_(initial_point_lora(config, experiment)),
+        inner_{config.inner.steps, config.inner.lr, config.inner.optimizer} {}
+
+  std::vector<at::Tensor> parameters() const override { return theta_.tensors(); }
+  std::vector<std::string> parameter_names() const override { return theta_.names(); }
+  bool second_order() const override { return false; }
+
+  MetaBatchGradient meta_gradient(const NllFunction& nll, int64_t tasks, at::Generator) const override {
+    PointGradient g = point_meta_gradient(method_, theta_, tasks, nll, inner_);
+    return {std::move(g.grads), g.outer_loss, g.query_nll, std::move(g.support_nll), nlohmann::json::object()};
+  }
+
+  std::map<model::LinearSite, model::LoraFactors> exported_factors() const override { return theta_.factors(1); }
+
+ private:
+  Method method_;
+  PointLora theta_;
+  InnerDescent inner_;
+};
+
+}  // namespace
+
+std::unique_ptr<MetaLearner> make_meta_learner(const ExperimentConfig& config, const LoadedExperiment& experiment) {
+  switch (config.method) {
+    case Method::abmll:
+    case Method::abmll_icl:
+      return std::make_unique<BayesianLearner>(config, experiment);
+    case Method::lora:
+    case Method::fomaml:
+    case Method::reptile:
+      if (config.outer.second_order)
+        throw InputError(fmt::format("outer.second_order: method {} is first-order (second-order meta-gradients "
+                                     "are available for abmll)",
+                                     to_string(config.method)));
+      return std::make_unique<PointLearner>(config, experiment);
+    case Method::pretrained:
+    case Method::icl:
+      break;
+  }
+  throw InputError(fmt::format("method {} learns nothing across tasks: there is nothing to meta-train (evaluate it "
+                               "directly with `abmll evaluate`)",
+                               to_string(config.method)));
+}
+
+}  // namespace abmll::meta

@@ -1,0 +1,51 @@
+// What the meta-training run loop (meta_train.cpp) needs from a method, so that ABMLL and the point-estimate
+// baselines share everything else: task sampling, episodes, the outer optimiser, checkpoints, metrics, the adapter
+// export. One implementation per kind of learned object: a prior over LoRA adapters (abmll, abmll_icl) or a LoRA
+// point estimate (lora, fomaml, reptile).
+#pragma once
+
+#include <ATen/core/Generator.h>
+#include <ATen/core/Tensor.h>
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/experiment_config.h"
+#include "meta/abmll_objective.h"
+#include "meta/run_setup.h"
+#include "model/lora.h"
+
+namespace abmll::meta {
+
+struct MetaBatchGradient {
+  std::vector<at::Tensor> grads;  // one per parameters() entry, before clipping
+  double loss = 0;                // the outer loss of the meta-batch
+  std::optional<double> query_nll;  // mean query NLL under the adapted parameters, where the method computes it
+  std::vector<double> support_nll;  // mean inner-loop NLL before each inner step (empty without an inner loop)
+  nlohmann::json extra = nlohmann::json::object();  // the method's own per-step figures (kl, hyperprior)
+};
+
+class MetaLearner {
+ public:
+  virtual ~MetaLearner() = default;
+  // The learned tensors (float32 leaves that the outer optimiser updates in place) and their names, in the same
+  // order; checkpoints store them as "theta.<name>".
+  virtual std::vector<at::Tensor> parameters() const = 0;
+  virtual std::vector<std::string> parameter_names() const = 0;
+  // One meta-batch of `tasks` tasks whose examples `nll` scores; `noise` drives every Monte Carlo draw.
+  virtual MetaBatchGradient meta_gradient(const NllFunction& nll, int64_t tasks, at::Generator noise) const = 0;
+  // The adapter users get from the run: theta's posterior mean, or the learned LoRA (one group).
+  virtual std::map<model::LinearSite, model::LoraFactors> exported_factors() const = 0;
+  // Whether the outer step differentiates through the inner steps (the forward must be twice differentiable).
+  virtual bool second_order() const = 0;
+};
+
+// The learner of config.method, initialised from the run's "init" random stream. Throws InputError for a method
+// that learns nothing across tasks (pretrained, icl).
+std::unique_ptr<MetaLearner> make_meta_learner(const ExperimentConfig& config, const LoadedExperiment& experiment);
+
+}  // namespace abmll::meta

@@ -1,0 +1,111 @@
+// `abmll report`'s table: evaluation reports grouped by benchmark, model and method, mean and sample standard
+// deviation over seeds, the paper's figures beside ABMLL, and the errors for inputs that are not evaluation runs.
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+
+#include "eval/results_table.h"
+#include "test_support.h"
+
+namespace {
+
+using abmll::test::input_error_of;
+using abmll::test::ScratchDir;
+using abmll::test::write_text;
+namespace eval = abmll::eval;
+
+// A report as `abmll evaluate` writes it, reduced to the fields the table reads.
+nlohmann::json evaluation_report(const std::string& method, long long seed, double accuracy, double ece,
+                                 const std::string& partition = "runs/x/data/partitions/cls-45.json") {
+  return {{"command", "evaluate"},
+          {"config",
+           {{"run", {{"seed", seed}, {"benchmark", ""}}},
+            {"model", {{"path", "models/Llama-3-8B/"}}},
+            {"data", {{"path", "data/crossfit"}, {"partition", partition}}}}},
+          {"results",
+           {{"method", method},
+            {"aggregate", {{"mean_over_tasks", {{"accuracy", accuracy}, {"ece", ece}, {"nll", 0.5}, {"brier", 0.25}}}}}}}};
+}
+
+void write_report(const std::filesystem::path& path, const nlohmann::json& report) {
+  std::filesystem::create_directories(path.parent_path());
+  write_text(path, report.dump());
+}
+
+}  // namespace
+
+TEST_CASE("the table averages each method over seeds and puts the paper's figure beside ABMLL", "[report]") {
+  ScratchDir dir;
+  write_report(dir / "runs/abmll-0/report.json", evaluation_report("abmll", 0, 0.70, 0.10));
+  write_report(dir / "runs/abmll-1/report.json", evaluation_report("abmll", 1, 0.80, 0.20));
+  write_report(dir / "runs/pretrained-0/report.json", evaluation_report("pretrained", 0, 0.50, 0.30));
+  nlohmann::json scratch = evaluation_report("lora", 0, 0.55, 0.25);
+  scratch["results"]["adapted_from"] = "peft_init";
+  write_report(dir / "runs/lora-scratch-0/report.json", scratch);
+  // Another command's report in the folder is not a run of the table.
+  write_report(dir / "runs/train/report.json", {{"command", "meta-train"}});
+
+  const auto runs = eval::collect_run_results({dir / "runs"});
+  REQUIRE(runs.size() == 4);
+  const auto rows = eval::results_table(runs);
+  REQUIRE(rows.size() == 3);
+  CHECK(rows[0].method == "pretrained");
+  CHECK(rows[1].method == "lora (from scratch)");
+  CHECK(rows[2].method == "abmll");
+  CHECK(rows[2].benchmark == "cls-45");
+  CHECK(rows[2].model == "Llama-3-8B");
+  CHECK(rows[2].seeds == std::vector<long long>{0, 1});
+  CHECK(rows[2].accuracy.mean == Approx(0.75));
+  CHECK(rows[2].accuracy.std == Approx(std::sqrt(0.005)));  // sample std of {0.7, 0.8}
+  CHECK(rows[2].ece.mean == Approx(0.15));
+  CHECK(rows[0].accuracy.std == 0);
+  REQUIRE(rows[2].paper_accuracy);
+  CHECK(*rows[2].paper_accuracy == "77.4 (test 75.2)");
+  CHECK_FALSE(rows[0].paper_accuracy);
+
+  const std::string md = eval::table_markdown(rows);
+  CHECK(md.find("| cls-45 | Llama-3-8B | abmll | 2 | 75.0 ± 7.1 | 0.150 ± 0.071 |") != std::string::npos);
+  CHECK(md.find("| cls-45 | Llama-3-8B | pretrained | 1 | 50.0 | 0.300 |") != std::string::npos);
+  const std::string csv = eval::table_csv(rows);
+  CHECK(csv.find("cls-45,Llama-3-8B,abmll,2,0.750000,0.070711,0.150000,0.070711,") != std::string::npos);
+}
+
+TEST_CASE("the benchmark label comes from run.benchmark, then the partition, then the data folder", "[report]") {
+  ScratchDir dir;
+  nlohmann::json labelled = evaluation_report("icl", 3, 0.6, 0.1);
+  labelled["config"]["run"]["benchmark"] = "LegalBench";
+  write_report(dir / "a.json", labelled);
+  CHECK(eval::read_run_result(dir / "a.json").benchmark == "LegalBench");
+  CHECK(eval::read_run_result(dir / "a.json").seed == 3);
+  write_report(dir / "b.json", evaluation_report("icl", 3, 0.6, 0.1, ""));
+  CHECK(eval::read_run_result(dir / "b.json").benchmark == "crossfit");
+
+  CHECK(eval::paper_abmll_accuracy("crossfit-nli") == std::optional<std::string>("85.2 (test 83.6)"));
+  CHECK(eval::paper_abmll_accuracy("unifiedqa-mcqa") == std::optional<std::string>("82.1 (test 77.4)"));
+  CHECK_FALSE(eval::paper_abmll_accuracy("paraphrase-free"));
+  CHECK_FALSE(eval::paper_abmll_accuracy("demo"));
+}
+
+TEST_CASE("report refuses files that are not evaluation runs, and a seed counted twice", "[report]") {
+  ScratchDir dir;
+  write_report(dir / "train.json", {{"command", "meta-train"}});
+  CHECK_THAT(input_error_of([&] { eval::read_run_result(dir / "train.json"); }),
+             Catch::Contains("train.json") && Catch::Contains("not a report of `abmll evaluate`"));
+  write_text(dir / "broken.json", "{\"command\": ");
+  CHECK_THAT(input_error_of([&] { eval::read_run_result(dir / "broken.json"); }),
+             Catch::Contains("broken.json") && Catch::Contains("malformed JSON"));
+  nlohmann::json partial = evaluation_report("abmll", 0, 0.7, 0.1);
+  partial["results"]["aggregate"]["mean_over_tasks"].erase("ece");
+  write_report(dir / "partial.json", partial);
+  CHECK_THAT(input_error_of([&] { eval::read_run_result(dir / "partial.json"); }),
+             Catch::Contains("/results/aggregate/mean_over_tasks/ece"));
+  CHECK_THAT(input_error_of([&] { eval::collect_run_results({dir / "missing"}); }),
+             Catch::Contains("no such report file or folder"));
+
+  write_report(dir / "x/1/report.json", evaluation_report("abmll", 0, 0.7, 0.1));
+  write_report(dir / "x/2/report.json", evaluation_report("abmll", 0, 0.8, 0.1));
+  CHECK_THAT(input_error_of([&] { eval::collect_run_results({dir / "x"}); }),
+             Catch::Contains("seed 0") && Catch::Contains("counts each seed once"));
+}
