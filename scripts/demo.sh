@@ -1,15 +1,11 @@
 #!/usr/bin/env bash
 # The main job on the embedded default, on CPU and with nothing downloaded: builds abmll if needed
-# (scripts/setup.sh), writes the built-in tiny Llama model and synthetic few-shot tasks (`abmll make-demo`), then
-# meta-trains ABMLL on them with configs/demo.yaml. Everything lands in runs/demo/ (replaced on each run).
-# Extra arguments go to `abmll meta-train` (e.g. --max-steps 10).
+# (scripts/setup.sh), then runs a small version of the paper's comparison end to end (scripts/demo_pipeline.sh):
+# the built-in tiny Llama-architecture model and synthetic few-shot tasks, meta-training of ABMLL and the
+# baselines, evaluation of every method on the held-out tasks, and the table. Everything lands in runs/demo/
+# (replaced on each run). Extra arguments go to the pipeline (e.g. --steps 10, --seeds "0").
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 "$root/scripts/setup.sh"
-abmll="${ABMLL_BUILD_DIR:-build}/abmll"
-rm -rf runs/demo
-"$abmll" make-demo --out runs/demo
-"$abmll" meta-train --config configs/demo.yaml --out runs/demo/meta-train "$@"
-echo "demo: metrics in runs/demo/meta-train/metrics.jsonl, report in runs/demo/meta-train/report.json," \
-     "PEFT adapter in runs/demo/meta-train/adapter/" >&2
+"$root/scripts/demo_pipeline.sh" "${ABMLL_BUILD_DIR:-build}/abmll" runs/demo "$@"

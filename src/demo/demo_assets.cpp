@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -20,8 +21,14 @@
 namespace abmll::demo {
 namespace {
 
-// Byte-level vocabulary (ids 0..255) plus two special tokens.
-constexpr int64_t kBos = 256, kEos = 257, kVocab = 258;
+// Byte-level vocabulary (ids 0..255), two special tokens, then the tokens of kMerges (ids 258...).
+constexpr int64_t kBos = 256, kEos = 257;
+// Merges that make the answers " yes" and " no" one token each, as in real LLM vocabularies: scored by summed
+// log-likelihood, answers of different token counts would otherwise favour the shorter one for every method.
+// ("Ġ" is byte-level BPE's spelling of the space byte.)
+const std::vector<std::pair<std::string, std::string>> kMerges = {
+    {"Ġ", "y"}, {"Ġy", "e"}, {"Ġye", "s"}, {"Ġ", "n"}, {"Ġn", "o"}};
+const int64_t kVocab = 258 + static_cast<int64_t>(kMerges.size());
 
 nlohmann::json model_config_json() {
   return {{"architectures", {"LlamaForCausalLM"}},
@@ -45,10 +52,15 @@ nlohmann::json model_config_json() {
           {"torch_dtype", "float32"}};
 }
 
-// A byte-level BPE tokenizer with no merges: one token per byte, <|begin_of_text|> prepended (Llama-3's template).
+// A byte-level BPE tokenizer: one token per byte but for kMerges, <|begin_of_text|> prepended (Llama-3's template).
 nlohmann::json tokenizer_json() {
   nlohmann::json vocab = nlohmann::json::object();
   for (int b = 0; b < 256; ++b) vocab[text::byte_level::encode(std::string(1, static_cast<char>(b)))] = b;
+  nlohmann::json merges = nlohmann::json::array();
+  for (std::size_t i = 0; i < kMerges.size(); ++i) {
+    vocab[kMerges[i].first + kMerges[i].second] = 258 + static_cast<int64_t>(i);
+    merges.push_back({kMerges[i].first, kMerges[i].second});
+  }
   auto special = [](int64_t id, const char* content) {
     return nlohmann::json{{"id", id},         {"content", content}, {"single_word", false}, {"lstrip", false},
                           {"rstrip", false},  {"normalized", false}, {"special", true}};
@@ -75,10 +87,13 @@ nlohmann::json tokenizer_json() {
           {"model", {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr},
                      {"continuing_subword_prefix", nullptr}, {"end_of_word_suffix", nullptr},
                      {"fuse_unk", false}, {"byte_fallback", false}, {"ignore_merges", false},
-                     {"vocab", vocab}, {"merges", nlohmann::json::array()}}}};
+                     {"vocab", vocab}, {"merges", merges}}}};
 }
 
-// Weights as transformers initialises a Llama: normal(0, 0.02) for matrices and embeddings, ones for norms.
+// Weights at the scale of a trained network rather than of a fresh one: embeddings N(0, 1), every matrix
+// N(0, 1/fan_in) (LeCun), norms 1, so activations and logits are O(1) throughout. (transformers' own init,
+// N(0, 0.02^2), leaves the logits within about +-1 of each other after the final RMSNorm: no adapter of the layers
+// could make such a model confident of any token, which a pretrained LLM's readout is.)
 void write_weights(const std::filesystem::path& dir, const model::ModelConfig& config, std::uint64_t seed) {
   auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
   io::NamedTensors tensors;
@@ -86,30 +101,28 @@ void write_weights(const std::filesystem::path& dir, const model::ModelConfig& c
     at::Tensor t;
     if (spec.name.find("norm") != std::string::npos) {
       t = at::ones(spec.shape, at::kFloat);
+    } else if (spec.name.find("embed_tokens") != std::string::npos) {
+      t = at::empty(spec.shape, at::kFloat).normal_(0.0, 1.0, generator);
     } else {
-      t = at::empty(spec.shape, at::kFloat).normal_(0.0, 0.02, generator);
+      const double fan_in = static_cast<double>(spec.shape.back());
+      t = at::empty(spec.shape, at::kFloat).normal_(0.0, 1.0 / std::sqrt(fan_in), generator);
     }
     tensors.emplace_back(spec.name, t);
   }
   io::write_safetensors(dir / "model.safetensors", tensors, {{"format", "pt"}});
 }
 
-// One task's examples: sequences of 6 letters from a..p; "yes" when the key letter occurs. Balanced by design.
-std::string task_file(Rng& rng, char key, int count) {
+// One task's examples: "letter: q" answered "yes" when the letter comes after the task's threshold letter in the
+// alphabet, "no" otherwise; half of each (letters drawn uniformly from each side of the threshold).
+std::string task_file(Rng& rng, char threshold, int count) {
+  const int below = threshold - 'a' + 1;  // letters a..threshold answer "no"
+  const int above = 26 - below;
   std::string out;
   for (int i = 0; i < count; ++i) {
     const bool positive = i % 2 == 0;
-    std::string letters;
-    for (int j = 0; j < 6; ++j) {
-      char c;
-      do c = static_cast<char>('a' + rng.below(16));
-      while (c == key);
-      letters += c;
-    }
-    if (positive) letters[rng.below(letters.size())] = key;
-    std::string spaced;
-    for (char c : letters) spaced += spaced.empty() ? std::string(1, c) : std::string(" ") + c;
-    out += fmt::format("letters: {}\t{}\n", spaced, positive ? "yes" : "no");
+    const char letter = positive ? static_cast<char>(threshold + 1 + static_cast<int>(rng.below(above)))
+                                 : static_cast<char>('a' + static_cast<int>(rng.below(below)));
+    out += fmt::format("letter: {}\t{}\n", letter, positive ? "yes" : "no");
   }
   return out;
 }
@@ -117,8 +130,9 @@ std::string task_file(Rng& rng, char key, int count) {
 }  // namespace
 
 DemoAssets write_demo_assets(const DemoAssetsOptions& options) {
-  if (options.train_tasks + options.test_tasks > 16)
-    throw InputError("the demo has 16 key letters: train_tasks + test_tasks must be at most 16");
+  if (options.train_tasks < 1 || options.test_tasks < 1 || options.train_tasks + options.test_tasks > 20)
+    throw InputError("the demo has 20 threshold letters (d..w): train_tasks and test_tasks must be at least 1 and "
+                     "sum to at most 20");
   DemoAssets assets{options.out / "model", options.out / "data", options.out / "data" / "partitions" / "demo.json"};
 
   const nlohmann::json config_json = model_config_json();
@@ -127,21 +141,22 @@ DemoAssets write_demo_assets(const DemoAssetsOptions& options) {
   const model::ModelConfig config = model::parse_model_config(config_json, (assets.model_dir / "config.json").string());
   write_weights(assets.model_dir, config, Rng::stream(options.seed, "demo/model").next_u64());
 
-  // Key letters in a seeded order: the first train_tasks for training, the next test_tasks held out.
-  std::vector<char> keys;
-  for (char c = 'a'; c < 'a' + 16; ++c) keys.push_back(c);
-  Rng order = Rng::stream(options.seed, "demo/keys");
-  order.shuffle(keys);
+  // Threshold letters d..w (at least three letters on each side) in a seeded order: the first train_tasks for
+  // training, the next test_tasks held out, so held-out thresholds fall between and beside the training ones.
+  std::vector<char> thresholds;
+  for (char c = 'd'; c <= 'w'; ++c) thresholds.push_back(c);
+  Rng order = Rng::stream(options.seed, "demo/thresholds");
+  order.shuffle(thresholds);
   nlohmann::json partition = {{"train", nlohmann::json::array()}, {"dev", nlohmann::json::array()},
                               {"test", nlohmann::json::array()}};
   for (int t = 0; t < options.train_tasks + options.test_tasks; ++t) {
     const bool held_out = t >= options.train_tasks;
-    const std::string name = fmt::format("has_{}", keys[t]);
+    const std::string name = fmt::format("after_{}", thresholds[t]);
     partition[held_out ? "test" : "train"].push_back(name);
     Rng rng = Rng::stream(options.seed, "demo/task/" + name);
     for (const char* split : {"train", "dev", "test"}) {
       write_file_atomic(assets.data_dir / name / fmt::format("{}_16_100_{}.tsv", name, split),
-                        task_file(rng, keys[t], options.examples_per_split));
+                        task_file(rng, thresholds[t], options.examples_per_split));
     }
   }
   write_file_atomic(assets.partition, partition.dump(2) + "\n");

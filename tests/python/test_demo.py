@@ -37,13 +37,20 @@ def test_make_demo_is_deterministic_and_loads_in_the_references(run_abmll, tmp_p
     assert (load_file(str(out))["logits"] - want).abs().max().item() <= 1e-4
 
     partition = json.loads((a / "data/partitions/demo.json").read_text())
-    assert len(partition["train"]) == 12 and len(partition["test"]) == 4
+    assert len(partition["train"]) == 16 and len(partition["test"]) == 4
     assert not set(partition["train"]) & set(partition["test"])
-    lines = (a / "data" / partition["test"][0] / f"{partition['test'][0]}_16_100_test.tsv").read_text().splitlines()
+    task = partition["test"][0]
+    lines = (a / "data" / task / f"{task}_16_100_test.tsv").read_text().splitlines()
     labels = [line.split("\t")[1] for line in lines]
     assert len(lines) == 64 and labels.count("yes") == labels.count("no")
-    key = partition["test"][0][-1]
-    assert all((key in line.split("\t")[0].split(": ")[1].split()) == (line.endswith("yes")) for line in lines)
+    threshold = task.removeprefix("after_")
+    for line in lines:
+        text, answer = line.split("\t")
+        letter = text.removeprefix("letter: ")
+        assert len(letter) == 1 and (letter > threshold) == (answer == "yes"), line
+    # The answers are one token each, so summed log-likelihoods do not favour the shorter one.
+    assert len(tok.encode(" yes", add_special_tokens=False).ids) == 1
+    assert len(tok.encode(" no", add_special_tokens=False).ids) == 1
 
 
 def test_demo_config_runs_a_few_steps(run_abmll, tmp_path, source_dir):
@@ -56,3 +63,34 @@ def test_demo_config_runs_a_few_steps(run_abmll, tmp_path, source_dir):
     lines = (tmp_path / "run/metrics.jsonl").read_text().splitlines()
     assert len(lines) == 3
     assert (tmp_path / "run/adapter/adapter_model.safetensors").exists()
+
+
+def test_demo_pipeline_writes_the_table(tmp_path, source_dir, abmll_bin):
+    """scripts/demo_pipeline.sh, shortened (2 meta-training steps, one seed): every method trains or evaluates, and
+    the table, reports, predictions and reliability diagrams are written and well-formed."""
+    import csv
+    import subprocess
+
+    out = tmp_path / "demo"
+    result = subprocess.run([source_dir / "scripts/demo_pipeline.sh", abmll_bin, out, "--steps", "2", "--seeds", "0"],
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    methods = ["pretrained", "icl", "lora (from scratch)", "lora", "reptile", "fomaml", "abmll", "abmll_icl"]
+    table = (out / "table.md").read_text().splitlines()
+    assert table[0].startswith("| benchmark | model | method | seeds | accuracy (%) | ECE |")
+    assert [row.split(" | ")[2] for row in table[2:]] == methods
+    assert result.stdout.splitlines() == table  # the table is also printed
+    rows = list(csv.DictReader((out / "table.csv").open()))
+    assert [r["method"] for r in rows] == methods
+    for r in rows:
+        assert r["benchmark"] == "demo" and r["model"] == "model" and r["seeds"] == "1"
+        assert 0 <= float(r["accuracy_mean"]) <= 1 and 0 <= float(r["ece_mean"]) <= 1
+    for name in ["pretrained", "icl", "lora-scratch", "lora", "reptile", "fomaml", "abmll", "abmll_icl"]:
+        folder = out / "eval" / f"{name}-seed0"
+        report = json.loads((folder / "report.json").read_text())
+        assert report["command"] == "evaluate" and report["results"]["n_tasks"] == 4
+        n = sum(1 for _ in (folder / "predictions.jsonl").open())
+        assert n == report["results"]["aggregate"]["pooled"]["n"] == 4 * 64
+        assert (folder / "reliability.svg").read_text().rstrip().endswith("</svg>")
+    for method in ["abmll", "fomaml", "reptile", "lora"]:
+        assert len((out / "train" / f"{method}-seed0/metrics.jsonl").read_text().splitlines()) == 2
