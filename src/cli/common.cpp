@@ -23,6 +23,8 @@ void add_config_flags(CLI::App& command, ConfigFlags& flags) {
       ->expected(1)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   command.add_flag("--help-config", flags.help_config, "List every config key with its type, default and help");
+  command.add_flag("--print-config", flags.print_config,
+                   "Print the resolved config (file, then --set) as YAML and exit, without running");
 }
 
 std::optional<ExperimentConfig> load_config(const ConfigFlags& flags) {
@@ -32,7 +34,12 @@ std::optional<ExperimentConfig> load_config(const ConfigFlags& flags) {
   }
   std::optional<std::filesystem::path> file;
   if (!flags.config_file.empty()) file = flags.config_file;
-  return load_experiment_config(file, flags.overrides);
+  ExperimentConfig config = load_experiment_config(file, flags.overrides);
+  if (flags.print_config) {
+    std::fputs(config_to_yaml(config).c_str(), stdout);
+    return std::nullopt;
+  }
+  return config;
 }
 
 std::vector<int64_t> parse_id_list(const std::string& text) {

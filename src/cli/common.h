@@ -19,12 +19,15 @@ struct ConfigFlags {
   std::string config_file;             // --config (optional: every key can come from --set)
   std::vector<std::string> overrides;  // --set key=value, in order
   bool help_config = false;            // --help-config: list every key and stop
+  bool print_config = false;           // --print-config: print the resolved config as YAML and stop
 };
 
-// Adds --config, --set and --help-config to `command`.
+// Adds --config, --set, --help-config and --print-config to `command`.
 void add_config_flags(CLI::App& command, ConfigFlags& flags);
 
-// The resolved config, or nullopt after printing the key list to stdout when --help-config was given.
+// The resolved config, or nullopt once it has printed what was asked for instead of a run: the key list
+// (--help-config), or the resolved config as YAML (--print-config; it checks the file and the overrides like a run
+// would, but touches no model, data or output folder).
 std::optional<ExperimentConfig> load_config(const ConfigFlags& flags);
 
 // Token ids written "1,2,3", "1 2 3" or "[1, 2, 3]" (--ids). InputError for anything else or no ids at all.
