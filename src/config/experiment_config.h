@@ -25,6 +25,7 @@ struct RunConfig {
   std::string device;            // auto | cpu | cuda | cuda:N
   std::int64_t log_every = 0;    // outer steps between metric lines
   std::int64_t checkpoint_every = 0;
+  double dist_timeout_s = 0;     // distributed runs: rendezvous and collective timeout
 };
 
 struct ModelConfig {

@@ -1,6 +1,5 @@
 #include "meta/meta_train.h"
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/ops/tensor.h>
 #include <ATen/ops/zeros.h>
 #include <ATen/core/grad_mode.h>
@@ -9,6 +8,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <optional>
 
 #include "data/episode.h"
 #include "data/task_set.h"
@@ -17,10 +17,12 @@
 #include "meta/abmll_objective.h"
 #include "meta/adamw.h"
 #include "meta/checkpoint.h"
+#include "meta/data_parallel.h"
 #include "meta/episode_nll.h"
 #include "meta/factor_gaussian.h"
 #include "meta/lr_schedule.h"
 #include "meta/run_setup.h"
+#include "meta/task_noise.h"
 #include "model/decoder.h"
 #include "model/peft_adapter.h"
 #include "text/tokenizer.h"
@@ -37,7 +39,7 @@ namespace {
 // The config keys that change what is trained (a resume under other values would not continue the same run).
 nlohmann::json training_keys(nlohmann::json config) {
   if (config.contains("run")) {
-    for (const char* key : {"log_every", "checkpoint_every", "device"}) config["run"].erase(key);
+    for (const char* key : {"log_every", "checkpoint_every", "device", "dist_timeout_s"}) config["run"].erase(key);
   }
   return config;
 }
@@ -81,7 +83,7 @@ void restore(const Checkpoint& c, FactorGaussian& theta, AdamW& adam, const nloh
 }
 
 void write_trace(const std::filesystem::path& path, std::int64_t step, const FactorGaussian& theta,
-                 const MetaGradient& g, const EpisodeNll& nll, std::uint64_t noise_seed) {
+                 const MetaGradient& g, const EpisodeNll& nll, const std::vector<std::uint64_t>& noise_seeds) {
   io::NamedTensors tensors;
   const auto names = parameter_names(theta);
   const auto params = theta.tensors();
@@ -109,7 +111,7 @@ void write_trace(const std::filesystem::path& path, std::int64_t step, const Fac
   nlohmann::json support_nll = g.support_nll;
   io::write_safetensors(path, tensors,
                         {{"step", std::to_string(step)},
-                         {"noise_seed", std::to_string(noise_seed)},
+                         {"noise_seeds", nlohmann::json(noise_seeds).dump()},
                          {"outer_loss", fmt::format("{:.17g}", g.outer_loss)},
                          {"query_nll", fmt::format("{:.17g}", g.query_nll)},
                          {"kl", fmt::format("{:.17g}", g.kl)},
@@ -137,6 +139,16 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
     throw InputError(fmt::format("outer.tasks_per_batch ({}) exceeds the number of training tasks ({})", per_batch,
                                  tasks.train.size()));
   const std::uint64_t seed = static_cast<std::uint64_t>(config.run.seed);
+  // Data parallelism: this rank runs `slice` of each step's tasks; rank 0 alone writes files.
+  const int rank = run.group ? run.group->rank() : 0, world = run.group ? run.group->size() : 1;
+  const bool writer = rank == 0;
+  if (world > per_batch)
+    throw InputError(fmt::format("outer.tasks_per_batch ({}) is below the number of ranks ({}): every rank needs at "
+                                 "least one task of each meta-batch",
+                                 per_batch, world));
+  if (world > 1 && run.trace_step > 0)
+    throw InputError("--trace-step: single-process runs only (a step's tasks are spread over the ranks)");
+  const TaskSlice slice = task_slice(per_batch, rank, world);
   FactorGaussian theta = initial_theta(config, experiment);
   AdamW adam(theta.tensors(), {0.9, 0.999, 1e-8, config.outer.weight_decay});
 
@@ -150,9 +162,11 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
       log::warn("--resume: no checkpoint in {}; starting from step 0", run.run_dir.string());
     }
   }
+  if (run.group) check_same_start(*run.group, result.first_step);
   const std::int64_t total = config.outer.steps;
   const std::int64_t last = run.max_steps > 0 ? std::min(run.max_steps, total) : total;
-  io::MetricsLog metrics(run.run_dir / "metrics.jsonl", result.first_step);
+  std::optional<io::MetricsLog> metrics;
+  if (writer) metrics.emplace(run.run_dir / "metrics.jsonl", result.first_step);
 
   data::EpisodeOptions episode_options = data::episode_options(config.data);
   episode_options.tokenizer = &tokenizer;
@@ -179,8 +193,9 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
     // Step s's tasks, episodes and noise depend on (seed, s) only.
     Rng task_rng = Rng::stream(seed, fmt::format("tasks/{}", step));
     std::vector<TokenizedEpisode> episodes;
-    for (std::size_t index : task_rng.sample(tasks.train.size(), static_cast<std::size_t>(per_batch))) {
-      const data::Task& task = tasks.train[index];
+    const auto picked = task_rng.sample(tasks.train.size(), static_cast<std::size_t>(per_batch));
+    for (std::int64_t position = slice.begin; position < slice.begin + slice.count; ++position) {
+      const data::Task& task = tasks.train[picked[position]];
       data::EpisodeOptions o = episode_options;
       const data::EpisodeSplits splits = data::episode_splits(task, /*held_out=*/false);
       o.support_split = splits.support;
@@ -189,18 +204,27 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
       episodes.push_back(tokenize_episode(data::sample_episode(task, o, rng), tokenizer));
     }
     EpisodeNll nll(decoder, lora, std::move(episodes), scoring);
-    const std::uint64_t noise_seed = Rng::stream(seed, fmt::format("noise/{}", step)).next_u64();
-    auto noise = at::make_generator<at::CPUGeneratorImpl>(noise_seed);
     MetaGradient g = abmll_meta_gradient(
-        theta, per_batch, [&nll](const auto& f, int64_t s, Split split) { return nll(f, s, split); }, inner, outer,
-        noise);
-    if (step + 1 == run.trace_step)
+        theta, slice.count, [&nll](const auto& f, int64_t s, Split split) { return nll(f, s, split); }, inner, outer,
+        step_noise(seed, step, slice.begin, slice.count));
+    std::int64_t step_tokens = nll.tokens_processed();
+    int signal = interrupt_signal();
+    if (run.group) {
+      const StepAgreement agreed =
+          combine_across_ranks(*run.group, g, slice.count, per_batch, step_tokens, signal, step + 1);
+      step_tokens = agreed.tokens;
+      signal = agreed.signal;
+    }
+    if (step + 1 == run.trace_step) {
+      std::vector<std::uint64_t> noise_seeds;
+      for (std::int64_t p = 0; p < per_batch; ++p) noise_seeds.push_back(task_noise_seed(seed, step, p));
       write_trace(run.run_dir / fmt::format("trace-step-{}.safetensors", step + 1), step + 1, theta, g, nll,
-                  noise_seed);
+                  noise_seeds);
+    }
     const double grad_norm = clip_global_norm(g.grads, config.outer.grad_clip);
     if (!std::isfinite(g.outer_loss) || !std::isfinite(grad_norm)) {
       result.checkpoint = checkpoint_path(run.run_dir, step);
-      save(result.checkpoint, step, theta, adam, run.resolved_config);
+      if (writer) save(result.checkpoint, step, theta, adam, run.resolved_config);
       throw Error(fmt::format("non-finite {} at step {} (outer loss {}, gradient norm {}); the last good state is "
                               "saved in {}",
                               std::isfinite(g.outer_loss) ? "gradient" : "loss", step + 1, g.outer_loss, grad_norm,
@@ -210,8 +234,8 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
     adam.step(g.grads, lr);
 
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
-    result.tokens += nll.tokens_processed();
-    metrics.append({{"step", step + 1},
+    result.tokens += step_tokens;
+    if (metrics) metrics->append({{"step", step + 1},
                     {"outer_loss", g.outer_loss},
                     {"query_nll", g.query_nll},
                     {"kl", g.kl},
@@ -220,21 +244,22 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
                     {"support_nll_last", g.support_nll.empty() ? g.query_nll : g.support_nll.back()},
                     {"grad_norm", grad_norm},
                     {"lr", lr},
-                    {"tokens_per_s", nll.tokens_processed() / seconds},
+                    {"tokens_per_s", step_tokens / seconds},
                     {"elapsed_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()}});
     result.last_outer_loss = g.outer_loss;
     progress.update(step + 1 - result.first_step,
                     fmt::format("loss {:.4f} query NLL {:.4f} KL {:.3g} grad norm {:.3g} lr {:.3g}", g.outer_loss,
                                 g.query_nll, g.kl, grad_norm, lr));
 
-    const bool stop = interrupted();
+    // Every rank stops at the same step: signals are combined with the step's losses.
+    const bool stop = run.group ? signal != 0 : interrupted();
     const bool periodic = config.run.checkpoint_every > 0 && (step + 1) % config.run.checkpoint_every == 0;
     if (periodic || stop || step + 1 == last) {
       result.checkpoint = checkpoint_path(run.run_dir, step + 1);
-      save(result.checkpoint, step + 1, theta, adam, run.resolved_config);
+      if (writer) save(result.checkpoint, step + 1, theta, adam, run.resolved_config);
     }
     if (stop) {
-      result.interrupt_signal = interrupt_signal();
+      result.interrupt_signal = run.group ? signal : interrupt_signal();
       ++step;
       break;
     }
@@ -242,12 +267,14 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
   result.steps_done = step;
   progress.finish(fmt::format("loss {:.4f}", result.last_outer_loss));
 
-  if (result.interrupt_signal == 0) {
+  if (result.interrupt_signal == 0 && writer) {
     model::BatchedLora mean_adapter(lora, 1);
     install_factors(mean_adapter, theta.means());
     result.adapter = run.run_dir / "adapter";
     model::write_peft_adapter(result.adapter, mean_adapter, decoder.config(), 0, config.model.path);
   }
+  // Rank 0 serves the rendezvous store: it leaves last, once every rank has finished.
+  if (run.group) run.group->barrier("the end of the run");
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }
