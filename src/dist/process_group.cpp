@@ -23,6 +23,15 @@ double seconds(std::chrono::milliseconds ms) { return ms.count() / 1000.0; }
 
 std::string as_string(const std::vector<uint8_t>& bytes) { return std::string(bytes.begin(), bytes.end()); }
 
+// An exception's message without LibTorch's C++ backtrace (c10::Error appends one), on one line.
+std::string message_of(const std::exception& e) {
+  const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
+  std::string text = c10_error ? c10_error->what_without_backtrace() : e.what();
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  std::replace(text.begin(), text.end(), '\n', ' ');
+  return text;
+}
+
 }  // namespace
 
 BackendKind parse_backend(std::string_view name, std::string_view source) {
@@ -67,7 +76,7 @@ std::unique_ptr<ProcessGroup> ProcessGroup::connect(const LaunchEnv& env, const 
   try {
     state->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, store_options);
   } catch (const std::exception& e) {
-    throw Error(fmt::format("rendezvous at {} ({}): {}{}", where, env.describe(), e.what(),
+    throw Error(fmt::format("rendezvous at {} ({}): {}{}", where, env.describe(), message_of(e),
                             env.rank == 0 ? fmt::format(" (within {:.0f} s every one of the {} ranks must start and "
                                                         "reach MASTER_ADDR:MASTER_PORT)",
                                                         seconds(options.timeout), env.world_size)
@@ -93,7 +102,7 @@ std::unique_ptr<ProcessGroup> ProcessGroup::connect(const LaunchEnv& env, const 
   } catch (const InputError&) {
     throw;
   } catch (const std::exception& e) {
-    throw Error(fmt::format("rendezvous at {} ({}): {}", where, env.describe(), e.what()));
+    throw Error(fmt::format("rendezvous at {} ({}): {}", where, env.describe(), message_of(e)));
   }
 
   try {
@@ -106,7 +115,7 @@ std::unique_ptr<ProcessGroup> ProcessGroup::connect(const LaunchEnv& env, const 
     throw;
   } catch (const std::exception& e) {
     throw Error(fmt::format("setting up the {} backend ({}): {}", to_string(options.backend), env.describe(),
-                            e.what()));
+                            message_of(e)));
   }
   log::info("distributed: {} with {} ({:.1f} s to meet), timeout {:.0f} s", env.describe(),
             to_string(options.backend), std::chrono::duration<double>(Clock::now() - start).count(),
@@ -119,7 +128,7 @@ void ProcessGroup::enter(const std::string& what) {
   try {
     s_->progress->set(fmt::format("at/{}", s_->env.rank), fmt::format("{} {}", s_->sequence, what));
   } catch (const std::exception& e) {
-    fail(what, e.what());
+    fail(what, message_of(e));
   }
 }
 
@@ -127,6 +136,7 @@ void ProcessGroup::fail(const std::string& what, const std::string& cause) {
   const State& s = *s_;
   // Which ranks never reached this collective? Ask the store, briefly: it may be gone too.
   std::vector<std::string> behind;
+  std::vector<int> arrived;  // other ranks that had reached this collective too
   std::string store_problem;
   try {
     s.progress->setTimeout(std::min<std::chrono::milliseconds>(s.options.timeout, std::chrono::seconds(10)));
@@ -140,12 +150,15 @@ void ProcessGroup::fail(const std::string& what, const std::string& cause) {
       const std::string record = as_string(s.progress->get(key));
       const std::size_t space = record.find(' ');
       const std::int64_t seq = std::stoll(record.substr(0, space));
-      if (seq < s.sequence)
+      if (seq < s.sequence) {
         behind.push_back(fmt::format("rank {} (last reached collective #{}: {})", r, seq,
                                      space == std::string::npos ? "" : record.substr(space + 1)));
+      } else {
+        arrived.push_back(r);
+      }
     }
   } catch (const std::exception& e) {
-    store_problem = e.what();
+    store_problem = message_of(e);
   }
   std::string verdict;
   if (!store_problem.empty() && s.env.rank != 0) {
@@ -157,7 +170,10 @@ void ProcessGroup::fail(const std::string& what, const std::string& cause) {
     verdict = fmt::format("{} did not arrive: died, hangs, or is slower than the {:.0f} s timeout", list,
                           seconds(s.options.timeout));
   } else {
-    verdict = "every rank had reached it, so a peer failed during the exchange";
+    std::string list;
+    for (int r : arrived) list += fmt::format("{}{}", list.empty() ? "" : ", ", r);
+    verdict = fmt::format("rank{} {} had reached it too, so {} failed (died or hung) during the exchange",
+                          arrived.size() == 1 ? "" : "s", list, arrived.size() == 1 ? "it" : "one of them");
   }
   throw Error(fmt::format("rank {} of {}: collective #{} ({}) failed: {}. The {} backend said: {}", s.env.rank,
                           s.env.world_size, s.sequence, what, verdict, to_string(s.options.backend), cause));
@@ -180,7 +196,7 @@ void ProcessGroup::all_reduce(std::vector<at::Tensor>& tensors, ReduceOp op, con
   } catch (const abmll::Error&) {
     throw;
   } catch (const std::exception& e) {
-    fail(what, e.what());
+    fail(what, message_of(e));
   }
 }
 
@@ -191,7 +207,7 @@ void ProcessGroup::barrier(const std::string& what) {
     opts.timeout = s_->options.timeout;
     s_->backend->barrier(opts)->wait(s_->options.timeout);
   } catch (const std::exception& e) {
-    fail(what, e.what());
+    fail(what, message_of(e));
   }
 }
 
