@@ -47,7 +47,8 @@ int free_port() {
 }  // namespace
 
 TEST_CASE("SLURM node lists expand as SLURM's hostlist does", "[dist]") {
-  CHECK(dist::expand_slurm_nodelist("gpu[01-04,07],cpu3") == Hosts{"gpu01", "gpu02", "gpu03", "gpu04", "gpu07", "cpu3"});
+  CHECK(dist::expand_slurm_nodelist("gpu[01-04,07],cpu3") ==
+        Hosts{"gpu01", "gpu02", "gpu03", "gpu04", "gpu07", "cpu3"});
   CHECK(dist::expand_slurm_nodelist("node1") == Hosts{"node1"});
   CHECK(dist::expand_slurm_nodelist("a,b,c") == Hosts{"a", "b", "c"});
   CHECK(dist::expand_slurm_nodelist("n[8-11]") == Hosts{"n8", "n9", "n10", "n11"});

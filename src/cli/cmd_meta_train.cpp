@@ -1,6 +1,7 @@
 // `abmll meta-train`: learns the prior theta over LoRA adapters across training tasks (ABMLL.md section 3) and
 // writes the run folder (see meta/meta_train.h), plus the resolved config and a report.
 #include <CLI/CLI.hpp>
+#include <torch/cuda.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -37,7 +38,10 @@ std::unique_ptr<dist::ProcessGroup> join_process_group(const dist::LaunchEnv& la
   if (!launch.distributed()) return nullptr;
   const bool on_gpu = device.name.rfind("cuda", 0) == 0;
   if (on_gpu && config.run.device.find(':') == std::string::npos) {
-    config.run.device = fmt::format("cuda:{}", launch.local_rank);
+    // One GPU per process: the local rank's, or the only visible one when the launcher binds a GPU to each task
+    // (srun --gpus-per-task=1 sets CUDA_VISIBLE_DEVICES per task).
+    const int visible = static_cast<int>(torch::cuda::device_count());
+    config.run.device = fmt::format("cuda:{}", visible == 1 ? 0 : launch.local_rank);
     device = resolve_device(config.run.device);
   }
   dist::GroupOptions options;

@@ -37,7 +37,8 @@ void all_reduce_weighted_sum(ProcessGroup& group, std::vector<at::Tensor>& tenso
     for (std::size_t i : bucket) parts.push_back(tensors[i].detach().reshape({-1}));
     flat.push_back(at::cat(parts).mul_(weight));
   }
-  group.all_reduce(flat, ReduceOp::sum, fmt::format("{} ({} bucket{})", what, flat.size(), flat.size() == 1 ? "" : "s"));
+  const std::string plural = flat.size() == 1 ? "" : "s";
+  group.all_reduce(flat, ReduceOp::sum, fmt::format("{} ({} bucket{})", what, flat.size(), plural));
   for (std::size_t b = 0; b < buckets.size(); ++b) {
     std::int64_t offset = 0;
     for (std::size_t i : buckets[b]) {

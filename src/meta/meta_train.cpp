@@ -209,11 +209,14 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
         step_noise(seed, step, slice.begin, slice.count));
     std::int64_t step_tokens = nll.tokens_processed();
     int signal = interrupt_signal();
+    double sync_seconds = 0;  // in the step's collectives: communication plus waiting for the slowest rank
     if (run.group) {
+      const auto sync_start = std::chrono::steady_clock::now();
       const StepAgreement agreed =
           combine_across_ranks(*run.group, g, slice.count, per_batch, step_tokens, signal, step + 1);
       step_tokens = agreed.tokens;
       signal = agreed.signal;
+      sync_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - sync_start).count();
     }
     if (step + 1 == run.trace_step) {
       std::vector<std::uint64_t> noise_seeds;
@@ -235,17 +238,20 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
 
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
     result.tokens += step_tokens;
-    if (metrics) metrics->append({{"step", step + 1},
-                    {"outer_loss", g.outer_loss},
-                    {"query_nll", g.query_nll},
-                    {"kl", g.kl},
-                    {"hyperprior", g.hyperprior},
-                    {"support_nll_first", g.support_nll.empty() ? g.query_nll : g.support_nll.front()},
-                    {"support_nll_last", g.support_nll.empty() ? g.query_nll : g.support_nll.back()},
-                    {"grad_norm", grad_norm},
-                    {"lr", lr},
-                    {"tokens_per_s", step_tokens / seconds},
-                    {"elapsed_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()}});
+    nlohmann::json line = {{"step", step + 1},
+                           {"outer_loss", g.outer_loss},
+                           {"query_nll", g.query_nll},
+                           {"kl", g.kl},
+                           {"hyperprior", g.hyperprior},
+                           {"support_nll_first", g.support_nll.empty() ? g.query_nll : g.support_nll.front()},
+                           {"support_nll_last", g.support_nll.empty() ? g.query_nll : g.support_nll.back()},
+                           {"grad_norm", grad_norm},
+                           {"lr", lr},
+                           {"tokens_per_s", step_tokens / seconds},
+                           {"elapsed_s",
+                            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()}};
+    if (run.group) line["sync_s"] = sync_seconds;
+    if (metrics) metrics->append(line);
     result.last_outer_loss = g.outer_loss;
     progress.update(step + 1 - result.first_step,
                     fmt::format("loss {:.4f} query NLL {:.4f} KL {:.3g} grad norm {:.3g} lr {:.3g}", g.outer_loss,
