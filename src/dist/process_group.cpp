@@ -76,10 +76,13 @@ std::unique_ptr<ProcessGroup> ProcessGroup::connect(const LaunchEnv& env, const 
   try {
     state->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, store_options);
   } catch (const std::exception& e) {
-    throw Error(fmt::format("rendezvous at {} ({}): {}{}", where, env.describe(), message_of(e),
+    throw Error(fmt::format("rendezvous ({}): {}{}", env.describe(), message_of(e),
                             env.rank == 0 ? fmt::format(" (within {:.0f} s every one of the {} ranks must start and "
-                                                        "reach MASTER_ADDR:MASTER_PORT)",
-                                                        seconds(options.timeout), env.world_size)
+                                                        "reach MASTER_ADDR:MASTER_PORT{})",
+                                                        seconds(options.timeout), env.world_size,
+                                                        env.launcher == Launcher::slurm
+                                                            ? "; under SLURM, start the ranks with srun"
+                                                            : "")
                                           : fmt::format(" (rank 0 serves the store: is it running, and is {} "
                                                         "reachable from here?)",
                                                         where)));

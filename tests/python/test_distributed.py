@@ -202,3 +202,16 @@ def test_bad_launches_exit_2(demo):
     procs = start_ranks(demo, 2, out, extra=["--set", "outer.tasks_per_batch=1"], timeout_s=10)
     for code, err in finish(procs, timeout=60):
         assert code == 2 and "below the number of ranks" in err, err
+
+
+def test_rank_that_never_starts_fails_the_rendezvous_within_the_timeout(demo):
+    out = demo["root"] / "alone"
+    env = clean_env(RANK=0, WORLD_SIZE=2, MASTER_ADDR="127.0.0.1", MASTER_PORT=free_port())
+    start = time.monotonic()
+    result = subprocess.run([demo["bin"], *demo["args"], "--out", str(out), "--set", "run.dist_timeout_s=3"],
+                            env=env, capture_output=True, text=True, timeout=120)
+    waited = time.monotonic() - start
+    print(f"rank 0 alone gave up after {waited:.1f} s: {result.stderr.strip().splitlines()[-1]}")
+    assert result.returncode == 1, result.stderr
+    assert "rendezvous" in result.stderr and "2 ranks must start" in result.stderr, result.stderr
+    assert waited < 3 + 20
