@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <thread>
 
 #include "dist/backends.h"
 #include "util/error.h"
@@ -65,44 +66,57 @@ std::unique_ptr<ProcessGroup> ProcessGroup::connect(const LaunchEnv& env, const 
   const std::string where = fmt::format("{}:{}", env.master_addr, env.master_port);
   const auto start = Clock::now();
 
-  // Rendezvous: rank 0 serves the store and waits for the other ranks to connect; the others retry connecting
-  // until the timeout.
+  // Rendezvous: rank 0 serves the store; the others retry connecting until the timeout. Rank 0 then waits for
+  // every rank to sign in (below) rather than inside TCPStore, so that it can name the missing ones.
   c10d::TCPStoreOptions store_options;
   store_options.port = static_cast<std::uint16_t>(env.master_port);
   store_options.isServer = env.rank == 0;
   store_options.numWorkers = static_cast<std::size_t>(env.world_size);
-  store_options.waitWorkers = true;
+  store_options.waitWorkers = false;
   store_options.timeout = options.timeout;
   try {
     state->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, store_options);
   } catch (const std::exception& e) {
-    throw Error(fmt::format("rendezvous ({}): {}{}", env.describe(), message_of(e),
-                            env.rank == 0 ? fmt::format(" (within {:.0f} s every one of the {} ranks must start and "
-                                                        "reach MASTER_ADDR:MASTER_PORT{})",
-                                                        seconds(options.timeout), env.world_size,
-                                                        env.launcher == Launcher::slurm
-                                                            ? "; under SLURM, start the ranks with srun"
-                                                            : "")
-                                          : fmt::format(" (rank 0 serves the store: is it running, and is {} "
-                                                        "reachable from here?)",
+    throw Error(fmt::format("rendezvous ({}): {} ({})", env.describe(), message_of(e),
+                            env.rank == 0 ? fmt::format("rank 0 serves the store: is port {} free on this host?",
+                                                        env.master_port)
+                                          : fmt::format("rank 0 serves the store: is it running, and is {} reachable "
+                                                        "from here?",
                                                         where)));
   }
   state->progress = c10::make_intrusive<c10d::PrefixStore>("abmll", state->store);
 
-  // Consistency of the launch: one process per rank, one world size.
+  // Consistency of the launch (one process per rank, one world size), then rank 0 waits for every rank to sign in.
   c10d::Store& progress = *state->progress;
   try {
-    if (progress.add(fmt::format("rank/{}", env.rank), 1) != 1)
-      throw InputError(fmt::format("two processes were started as rank {} of the job at {} (check RANK / "
-                                   "SLURM_PROCID)",
-                                   env.rank, where));
     if (env.rank == 0) progress.set("world_size", std::to_string(env.world_size));
     const std::string world0 = as_string(progress.get("world_size"));
     if (world0 != std::to_string(env.world_size))
       throw InputError(fmt::format("WORLD_SIZE mismatch: this process (rank {}) was started with a world size of {}, "
                                    "rank 0 with {}",
                                    env.rank, env.world_size, world0));
-  } catch (const InputError&) {
+    if (progress.add(fmt::format("rank/{}", env.rank), 1) != 1)
+      throw InputError(fmt::format("two processes were started as rank {} of the job at {} (check RANK / "
+                                   "SLURM_PROCID)",
+                                   env.rank, where));
+    progress.add("joined", 1);
+    if (env.rank == 0) {
+      const auto deadline = start + options.timeout;
+      std::int64_t joined = 0;
+      while ((joined = progress.add("joined", 0)) < env.world_size && Clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      if (joined < env.world_size) {
+        std::string missing;
+        for (int r = 1; r < env.world_size; ++r)
+          if (!progress.check({fmt::format("rank/{}", r)}))
+            missing += fmt::format("{}{}", missing.empty() ? "" : ", ", r);
+        throw Error(fmt::format("rendezvous ({}): {} of {} ranks joined within {:.0f} s; missing: rank{} {}{}",
+                                env.describe(), joined, env.world_size, seconds(options.timeout),
+                                missing.find(',') == std::string::npos ? "" : "s", missing,
+                                env.launcher == Launcher::slurm ? " (under SLURM, start the ranks with srun)" : ""));
+      }
+    }
+  } catch (const abmll::Error&) {
     throw;
   } catch (const std::exception& e) {
     throw Error(fmt::format("rendezvous at {} ({}): {}", where, env.describe(), message_of(e)));
