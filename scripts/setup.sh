@@ -15,9 +15,10 @@ cd "$root"
 say() { printf '[setup] %s\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------------------------------------------------
+# libgloo-dev: gloo's headers, needed only to compile against LibTorch's ProcessGroupGloo header (see CMakeLists.txt).
 apt_packages=(build-essential git pkg-config ccache python3 python3-venv libcli11-dev libyaml-cpp-dev
               nlohmann-json3-dev libfmt-dev catch2 libpcre2-dev libutf8proc-dev libopenblas0-pthread clang
-              libclang-rt-dev)
+              libclang-rt-dev libgloo-dev)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

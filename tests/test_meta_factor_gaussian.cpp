@@ -93,7 +93,7 @@ TEST_CASE("samples have the posterior's mean and scale and are ordered group-maj
   const meta::FactorGaussian prior = tiny_prior(0.3);
   const meta::FactorGaussian phi = prior.posteriors_from(2, false);
   const int64_t samples = 4000;
-  const auto draws = phi.sample(samples, at::make_generator<at::CPUGeneratorImpl>(9));
+  const auto draws = phi.sample(samples, meta::noise_from_seeds({9, 10}));
   const auto& [site, g] = *phi.sites().begin();
   const at::Tensor a = draws.at(site).a;  // [G * S, R, I]
   REQUIRE(a.size(0) == 2 * samples);
@@ -111,4 +111,21 @@ TEST_CASE("the hyperprior term is finite and grows as scales shrink below the Ga
   const double narrow = tiny_prior(1e-3).hyperprior_neg_log_density(1.0, 1.0, 0.01).item<double>();
   CHECK(std::isfinite(broad));
   CHECK(narrow > broad);  // precision 1e6 costs b0 * tau = 1e4 per entry
+}
+
+TEST_CASE("a group's noise depends on its own generator only", "[meta][dist]") {
+  // Data-parallel runs rely on it (task_noise.h): group 1 of three draws what the same group draws alone.
+  const meta::FactorGaussian prior = tiny_prior(0.3);
+  const auto three = prior.posteriors_from(3, false).sample(2, meta::noise_from_seeds({5, 6, 7}));
+  const auto alone = prior.posteriors_from(1, false).sample(2, meta::noise_from_seeds({6}));
+  for (const auto& [site, f] : three) {
+    CHECK(at::equal(f.a.slice(0, 2, 4), alone.at(site).a));
+    CHECK(at::equal(f.b.slice(0, 2, 4), alone.at(site).b));
+    CHECK(!at::equal(f.a.slice(0, 0, 2), f.a.slice(0, 2, 4)));
+  }
+  CHECK_THROWS(prior.posteriors_from(3, false).sample(2, meta::noise_from_seeds({5, 6})));
+  // Seeds: one per (step, position), all different.
+  CHECK(meta::task_noise_seed(1, 0, 0) != meta::task_noise_seed(1, 0, 1));
+  CHECK(meta::task_noise_seed(1, 0, 1) != meta::task_noise_seed(1, 1, 0));
+  CHECK(meta::task_noise_seed(1, 2, 3) == meta::task_noise_seed(1, 2, 3));
 }

@@ -8,6 +8,8 @@
 #include <torch/csrc/autograd/autograd.h>
 
 #include "meta/abmll_objective.h"
+#include "meta/data_parallel.h"
+#include "meta/task_noise.h"
 
 using namespace abmll;
 
@@ -64,10 +66,26 @@ Toy make_toy() {
   return toy;
 }
 
-meta::MetaGradient run(const Toy& toy, const meta::InnerLoop& inner, const meta::OuterObjective& outer) {
+// Task g's noise: a generator seeded 77 + g (fresh for every call: the same noise every call).
+meta::TaskNoise toy_noise(int64_t first, int64_t count) {
+  std::vector<std::uint64_t> seeds;
+  for (int64_t g = first; g < first + count; ++g) seeds.push_back(77 + static_cast<std::uint64_t>(g));
+  return meta::noise_from_seeds(seeds);
+}
+
+meta::MetaGradient run(const Toy& toy, const meta::InnerLoop& inner, const meta::OuterObjective& outer,
+                       int64_t first_task = 0) {
   auto nll = [&toy](const auto& f, int64_t s, meta::Split split) { return toy.nll(f, s, split); };
-  return meta::abmll_meta_gradient(toy.theta, toy.tasks, nll, inner, outer,
-                                   at::make_generator<at::CPUGeneratorImpl>(77));  // same noise every call
+  return meta::abmll_meta_gradient(toy.theta, toy.tasks, nll, inner, outer, toy_noise(first_task, toy.tasks));
+}
+
+// Tasks [first, first + count) of `toy`, as a toy of their own (what one rank of a data-parallel run holds).
+Toy slice_of(const Toy& toy, int64_t first, int64_t count) {
+  Toy out = toy;
+  out.tasks = count;
+  for (auto* targets : {&out.support_targets, &out.query_targets})
+    for (auto& [site, t] : *targets) t = t.narrow(0, first, count);
+  return out;
 }
 
 }  // namespace
@@ -119,9 +137,9 @@ TEST_CASE("first-order gradient passes the query gradient at phi^K through to th
   meta::OuterObjective outer{0.0, 0.0, 10, false};
   const auto result = run(toy, inner, outer);
   auto nll = [&toy](const auto& f, int64_t s, meta::Split split) { return toy.nll(f, s, split); };
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(77);
-  const meta::FactorGaussian phi = meta::infer_posteriors(toy.theta, toy.tasks, nll, inner, false, gen);
-  const at::Tensor q = toy.nll(phi.sample(1, gen), 1, meta::Split::query).mean();
+  const meta::TaskNoise noise = toy_noise(0, toy.tasks);
+  const meta::FactorGaussian phi = meta::infer_posteriors(toy.theta, toy.tasks, nll, inner, false, noise);
+  const at::Tensor q = toy.nll(phi.sample(1, noise), 1, meta::Split::query).mean();
   const auto g = torch::autograd::grad({q}, phi.tensors());
   for (size_t i = 0; i < g.size(); ++i) CHECK((g[i].sum(0) - result.grads[i]).abs().max().item<double>() < 1e-12);
 }
@@ -135,4 +153,57 @@ TEST_CASE("the inner loop lowers the support NLL and runs are reproducible", "[m
   CHECK(a.support_nll.back() < a.support_nll.front());
   CHECK(a.outer_loss == b.outer_loss);
   for (size_t i = 0; i < a.grads.size(); ++i) CHECK(at::equal(a.grads[i], b.grads[i]));
+}
+
+TEST_CASE("ranks' slices of a meta-batch, weighted by their share, give the meta-batch's gradient", "[meta][dist]") {
+  // What data-parallel meta-training relies on (meta/data_parallel.h): each task's noise is its own, so a slice
+  // of tasks computes exactly what those tasks compute inside the whole meta-batch, and sum_r (T_r / T) * result_r
+  // is the meta-batch's result, the hyperprior term included. Here 3 tasks on 2 "ranks" (2 + 1), in float64.
+  Toy toy = make_toy();
+  for (bool second_order : {false, true}) {
+    INFO((second_order ? "second" : "first") << " order");
+    meta::InnerLoop inner{2, 0.05, InnerOptimizer::sgd, false, 2, 0.5};
+    meta::OuterObjective outer{0.5, 0.1, 10, second_order};
+    const meta::MetaGradient whole = run(toy, inner, outer);
+    std::vector<at::Tensor> grads(whole.grads.size());
+    double loss = 0, query = 0, kl = 0;
+    std::vector<double> support(whole.support_nll.size(), 0.0);
+    for (int rank = 0; rank < 2; ++rank) {
+      const meta::TaskSlice slice = meta::task_slice(toy.tasks, rank, 2);
+      CHECK(slice.count == (rank == 0 ? 2 : 1));
+      const meta::MetaGradient part = run(slice_of(toy, slice.begin, slice.count), inner, outer, slice.begin);
+      const double w = double(slice.count) / double(toy.tasks);
+      for (size_t i = 0; i < grads.size(); ++i) grads[i] = rank == 0 ? w * part.grads[i] : grads[i] + w * part.grads[i];
+      loss += w * part.outer_loss, query += w * part.query_nll, kl += w * part.kl;
+      for (size_t k = 0; k < support.size(); ++k) support[k] += w * part.support_nll[k];
+      CHECK(part.hyperprior == whole.hyperprior);
+    }
+    CHECK(loss == Approx(whole.outer_loss).epsilon(1e-12));
+    CHECK(query == Approx(whole.query_nll).epsilon(1e-12));
+    CHECK(kl == Approx(whole.kl).epsilon(1e-12));
+    for (size_t k = 0; k < support.size(); ++k) CHECK(support[k] == Approx(whole.support_nll[k]).epsilon(1e-12));
+    double worst = 0;
+    for (size_t i = 0; i < grads.size(); ++i)
+      worst = std::max(worst, (grads[i] - whole.grads[i]).abs().max().item<double>() /
+                                  std::max(1e-300, whole.grads[i].abs().max().item<double>()));
+    INFO("largest relative gradient difference " << worst);
+    CHECK(worst < 1e-12);
+  }
+}
+
+TEST_CASE("task slices cover a meta-batch once, contiguously, balanced", "[meta][dist]") {
+  for (int64_t tasks : {1, 2, 5, 8, 13}) {
+    for (int world = 1; world <= tasks && world <= 8; ++world) {
+      int64_t next = 0;
+      for (int rank = 0; rank < world; ++rank) {
+        const meta::TaskSlice s = meta::task_slice(tasks, rank, world);
+        CHECK(s.begin == next);
+        CHECK((s.count == tasks / world || s.count == tasks / world + 1));
+        next += s.count;
+      }
+      CHECK(next == tasks);
+    }
+  }
+  CHECK(meta::task_slice(5, 1, 2).begin == 3);  // the first tasks mod world ranks take one more
+  CHECK_THROWS(meta::task_slice(2, 0, 3));      // fewer tasks than ranks
 }

@@ -149,7 +149,7 @@ TEST_CASE("option scoring: posterior samples as groups vs one adapter per sample
     const meta::FactorGaussian phi = prior.with_tensors(t).posteriors_from(1, false);
     at::NoGradGuard no_grad;
     const int64_t samples = 4;
-    const auto draws = phi.sample(samples, at::make_generator<at::CPUGeneratorImpl>(9));
+    const auto draws = phi.sample(samples, meta::noise_from_seeds({9}));
     model::BatchedLora grouped(settings(), samples);
     meta::install_factors(grouped, draws);
     const auto together = eval::score_options(decoder, kQueries, &grouped);

@@ -218,6 +218,10 @@ std::vector<ConfigKey> build_keys() {
   add<S>(k, KEY(run.benchmark), S(""),
          "Benchmark label of this run in `abmll report` tables (empty: the data partition's or folder's name).");
   add<I>(k, KEY(run.checkpoint_every), 100, "Outer steps between checkpoints (0: only at the end).", at_least<I>(0));
+  add<double>(k, KEY(run.dist_timeout_s), 300.0,
+              "Distributed runs: seconds to wait for the other ranks at rendezvous and at each collective before "
+              "failing with the missing rank named.",
+              positive());
 
   add<S>(k, KEY(model.path), std::nullopt,
          "Hugging Face model folder (config.json, *.safetensors, tokenizer.json).");

@@ -26,6 +26,7 @@ struct RunConfig {
   std::int64_t log_every = 0;    // outer steps between metric lines
   std::int64_t checkpoint_every = 0;
   std::string benchmark;         // label of the run's benchmark in `abmll report` tables
+  double dist_timeout_s = 0;     // distributed runs: rendezvous and collective timeout
 };
 
 struct ModelConfig {

@@ -23,14 +23,14 @@ std::vector<at::Tensor> detached(const std::vector<at::Tensor>& tensors) {
 }  // namespace
 
 FactorGaussian infer_posteriors(const FactorGaussian& theta, int64_t tasks, const NllFunction& nll,
-                                const InnerLoop& inner, bool track_prior, at::Generator generator,
+                                const InnerLoop& inner, bool track_prior, const TaskNoise& noise,
                                 std::vector<double>* support_nll) {
   const FactorGaussian start = theta.posteriors_from(tasks, track_prior);
   // In first-order mode the prior inside the inner KL is a constant: no graph back to theta is built.
   const FactorGaussian prior = track_prior ? theta : theta.with_tensors(detached(theta.tensors()));
   const InnerLoss loss = [&](const std::vector<at::Tensor>& params, int64_t k) {
     const FactorGaussian phi = start.with_tensors(params);
-    const at::Tensor task_nll = nll(phi.sample(inner.samples, generator), inner.samples, Split::support);  // [G]
+    const at::Tensor task_nll = nll(phi.sample(inner.samples, noise), inner.samples, Split::support);  // [G]
     if (support_nll) support_nll->push_back(task_nll.mean().item<double>());
     at::Tensor value = task_nll.sum();
     if (!(k == 0 && inner.first_step_nll_only) && inner.beta != 0) value = value + inner.beta * phi.kl_to(prior).sum();
@@ -41,16 +41,16 @@ FactorGaussian infer_posteriors(const FactorGaussian& theta, int64_t tasks, cons
 }
 
 MetaGradient abmll_meta_gradient(const FactorGaussian& theta, int64_t tasks, const NllFunction& nll,
-                                 const InnerLoop& inner, const OuterObjective& outer, at::Generator generator) {
+                                 const InnerLoop& inner, const OuterObjective& outer, const TaskNoise& noise) {
   at::AutoGradMode grad_on(true);
   MetaGradient result;
   const FactorGaussian phi =
-      infer_posteriors(theta, tasks, nll, inner, outer.second_order, generator, &result.support_nll);
+      infer_posteriors(theta, tasks, nll, inner, outer.second_order, noise, &result.support_nll);
 
-  const at::Tensor query_nll = nll(phi.sample(inner.samples, generator), inner.samples, Split::query);  // [G]
+  const at::Tensor query_nll = nll(phi.sample(inner.samples, noise), inner.samples, Split::query);  // [G]
   at::Tensor data_term = query_nll.mean();
   if (outer.include_support)
-    data_term = data_term + nll(phi.sample(inner.samples, generator), inner.samples, Split::support).mean();
+    data_term = data_term + nll(phi.sample(inner.samples, noise), inner.samples, Split::support).mean();
 
   const std::vector<at::Tensor> theta_params = theta.tensors();
   const at::Tensor hyper = theta.hyperprior_neg_log_density(outer.hyper_mean_std, outer.hyper_a0, outer.hyper_b0);

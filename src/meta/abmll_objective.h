@@ -10,7 +10,6 @@
 // inner steps.
 #pragma once
 
-#include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>
 
 #include <functional>
@@ -19,6 +18,7 @@
 
 #include "config/experiment_config.h"
 #include "meta/factor_gaussian.h"
+#include "meta/task_noise.h"
 #include "model/lora.h"
 
 namespace abmll::meta {
@@ -52,8 +52,9 @@ struct OuterObjective {
 // phi^K for G tasks from theta. With `track_prior` the result is a differentiable function of theta (second
 // order); otherwise each phi tensor is a fresh leaf. `support_nll`, when given, receives the mean support NLL
 // before each step (K values).
+// `noise` holds one generator per task (task_noise.h).
 FactorGaussian infer_posteriors(const FactorGaussian& theta, int64_t tasks, const NllFunction& nll,
-                                const InnerLoop& inner, bool track_prior, at::Generator generator,
+                                const InnerLoop& inner, bool track_prior, const TaskNoise& noise,
                                 std::vector<double>* support_nll = nullptr);
 
 struct MetaGradient {
@@ -65,8 +66,8 @@ struct MetaGradient {
   std::vector<double> support_nll;  // mean support NLL before each inner step
 };
 
-// Runs the inner loop for G tasks and returns L(theta) and its gradient in theta.
+// Runs the inner loop for G tasks and returns L(theta) and its gradient in theta; task g's noise comes from noise[g].
 MetaGradient abmll_meta_gradient(const FactorGaussian& theta, int64_t tasks, const NllFunction& nll,
-                                 const InnerLoop& inner, const OuterObjective& outer, at::Generator generator);
+                                 const InnerLoop& inner, const OuterObjective& outer, const TaskNoise& noise);
 
 }  // namespace abmll::meta

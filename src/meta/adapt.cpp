@@ -1,6 +1,5 @@
 #include "meta/adapt.h"
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/grad_mode.h>
 #include <fmt/format.h>
 
@@ -26,7 +25,7 @@ FactorGaussian infer_task_posterior(const ExperimentConfig& config, const Loaded
   EpisodeNll nll(experiment.decoder, experiment.lora, {tokenize_episode(episode, experiment.tokenizer)});
   const InnerLoop inner{config.inner.eval_steps, config.inner.lr, config.inner.optimizer,
                         config.inner.first_step_nll_only, config.inner.samples, config.outer.beta};
-  auto noise = at::make_generator<at::CPUGeneratorImpl>(Rng::stream(seed, "adapt/" + episode.task).next_u64());
+  const TaskNoise noise = noise_from_seeds({Rng::stream(seed, "adapt/" + episode.task).next_u64()});
   auto nll_fn = [&nll](const auto& f, int64_t s, Split split) { return nll(f, s, split); };
   FactorGaussian phi = infer_posteriors(theta, 1, nll_fn, inner, false, noise, &support_nll);
   const at::NoGradGuard no_grad;

@@ -3,7 +3,6 @@
 
 #include "meta/adapt.h"
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/grad_mode.h>
 #include <fmt/format.h>
 
@@ -114,7 +113,7 @@ EvaluateResult evaluate(const ExperimentConfig& config, const EvaluateRun& run) 
       // Groups = posterior samples of this task (or one group: the posterior mean).
       const at::NoGradGuard no_grad;
       const int64_t samples = config.eval.samples;
-      auto draws = at::make_generator<at::CPUGeneratorImpl>(Rng::stream(seed, "eval/" + task.name).next_u64());
+      const TaskNoise draws = noise_from_seeds({Rng::stream(seed, "eval/" + task.name).next_u64()});
       adapter.emplace(experiment.lora, samples > 0 ? samples : 1);
       install_factors(*adapter, samples > 0 ? phi.sample(samples, draws) : phi.means());
     } else if (lora_init) {

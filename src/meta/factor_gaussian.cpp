@@ -8,6 +8,8 @@
 #include <ATen/ops/stack.h>
 #include <ATen/ops/zeros.h>
 
+#include <fmt/format.h>
+
 #include <cmath>
 
 #include "meta/gaussian.h"
@@ -84,14 +86,21 @@ FactorGaussian FactorGaussian::with_tensors(const std::vector<at::Tensor>& tenso
   return FactorGaussian(std::move(out), scale_floor_, grouped_);
 }
 
-std::map<model::LinearSite, model::LoraFactors> FactorGaussian::sample(int64_t samples, at::Generator generator) const {
+std::map<model::LinearSite, model::LoraFactors> FactorGaussian::sample(int64_t samples, const TaskNoise& noise) const {
   if (!grouped_) throw Error("sample: expected grouped posteriors");
+  if (static_cast<int64_t>(noise.size()) != groups())
+    throw Error(fmt::format("sample: {} noise generators for {} groups", noise.size(), groups()));
   std::map<model::LinearSite, model::LoraFactors> out;
   for (const auto& [site, g] : sites_) {
     auto draw = [&](const at::Tensor& mean, const at::Tensor& rho) {
-      // [G, S, ...] noise, drawn on the CPU generator for device-independent reproducibility.
-      std::vector<int64_t> shape = {mean.size(0), samples, mean.size(1), mean.size(2)};
-      const at::Tensor eps = at::randn(shape, generator, at::TensorOptions().dtype(mean.scalar_type())).to(mean.device());
+      // [G, S, ...] noise: [S, ...] per group from its own generator, on the CPU for device-independent
+      // reproducibility.
+      const auto options = at::TensorOptions().dtype(mean.scalar_type());
+      std::vector<at::Tensor> per_group;
+      per_group.reserve(noise.size());
+      for (const at::Generator& generator : noise)
+        per_group.push_back(at::randn({samples, mean.size(1), mean.size(2)}, generator, options));
+      const at::Tensor eps = at::stack(per_group).to(mean.device());
       const at::Tensor w = mean.unsqueeze(1) + scale_from_rho(rho, scale_floor_).unsqueeze(1) * eps;
       return w.reshape({-1, mean.size(1), mean.size(2)});
     };

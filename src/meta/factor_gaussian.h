@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "model/linear.h"
+#include "meta/task_noise.h"
 #include "model/lora.h"
 
 namespace abmll::meta {
@@ -49,8 +50,9 @@ class FactorGaussian {
   FactorGaussian with_tensors(const std::vector<at::Tensor>& tensors) const;
 
   // Reparameterised draws for a grouped posterior: S samples per group, as LoRA factors with G * S groups ordered
-  // group-major (sample s of group g is group g * S + s). Differentiable in the parameters.
-  std::map<model::LinearSite, model::LoraFactors> sample(int64_t samples, at::Generator generator) const;
+  // group-major (sample s of group g is group g * S + s). Group g's noise comes from noise[g] alone (see
+  // task_noise.h for the layout); noise.size() must be G. Differentiable in the parameters.
+  std::map<model::LinearSite, model::LoraFactors> sample(int64_t samples, const TaskNoise& noise) const;
   // The means as LoRA factors (grouped: G groups; ungrouped: 1 group).
   std::map<model::LinearSite, model::LoraFactors> means() const;
 

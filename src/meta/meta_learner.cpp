@@ -29,7 +29,7 @@ class BayesianLearner final : public MetaLearner {
   std::vector<std::string> parameter_names() const override { return meta::parameter_names(theta_); }
   bool second_order() const override { return outer_.second_order; }
 
-  MetaBatchGradient meta_gradient(const NllFunction& nll, int64_t tasks, at::Generator noise) const override {
+  MetaBatchGradient meta_gradient(const NllFunction& nll, int64_t tasks, const TaskNoise& noise) const override {
     MetaGradient g = abmll_meta_gradient(theta_, tasks, nll, inner_, outer_, noise);
     return {std::move(g.grads), g.outer_loss, g.query_nll, std::move(g.support_nll),
             {{"kl", g.kl}, {"hyperprior", g.hyperprior}}};
@@ -55,7 +55,7 @@ class PointLearner final : public MetaLearner {
   std::vector<std::string> parameter_names() const override { return theta_.names(); }
   bool second_order() const override { return false; }
 
-  MetaBatchGradient meta_gradient(const NllFunction& nll, int64_t tasks, at::Generator) const override {
+  MetaBatchGradient meta_gradient(const NllFunction& nll, int64_t tasks, const TaskNoise&) const override {
     PointGradient g = point_meta_gradient(method_, theta_, tasks, nll, inner_);
     return {std::move(g.grads), g.outer_loss, g.query_nll, std::move(g.support_nll), nlohmann::json::object()};
   }

@@ -17,6 +17,7 @@
 #include "config/experiment_config.h"
 #include "meta/abmll_objective.h"
 #include "meta/run_setup.h"
+#include "meta/task_noise.h"
 #include "model/lora.h"
 
 namespace abmll::meta {
@@ -26,7 +27,9 @@ struct MetaBatchGradient {
   double loss = 0;                // the outer loss of the meta-batch
   std::optional<double> query_nll;  // mean query NLL under the adapted parameters, where the method computes it
   std::vector<double> support_nll;  // mean inner-loop NLL before each inner step (empty without an inner loop)
-  nlohmann::json extra = nlohmann::json::object();  // the method's own per-step figures (kl, hyperprior)
+  // The method's own per-step figures (kl, hyperprior): numbers that are means over the meta-batch's tasks, or the
+  // same for every task, so that ranks combine them like the loss.
+  nlohmann::json extra = nlohmann::json::object();
 };
 
 class MetaLearner {
@@ -36,8 +39,8 @@ class MetaLearner {
   // order; checkpoints store them as "theta.<name>".
   virtual std::vector<at::Tensor> parameters() const = 0;
   virtual std::vector<std::string> parameter_names() const = 0;
-  // One meta-batch of `tasks` tasks whose examples `nll` scores; `noise` drives every Monte Carlo draw.
-  virtual MetaBatchGradient meta_gradient(const NllFunction& nll, int64_t tasks, at::Generator noise) const = 0;
+  // One meta-batch of `tasks` tasks whose examples `nll` scores; noise[g] drives task g's Monte Carlo draws.
+  virtual MetaBatchGradient meta_gradient(const NllFunction& nll, int64_t tasks, const TaskNoise& noise) const = 0;
   // The adapter users get from the run: theta's posterior mean, or the learned LoRA (one group).
   virtual std::map<model::LinearSite, model::LoraFactors> exported_factors() const = 0;
   // Whether the outer step differentiates through the inner steps (the forward must be twice differentiable).

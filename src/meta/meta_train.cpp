@@ -1,6 +1,5 @@
 #include "meta/meta_train.h"
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/ops/tensor.h>
 #include <ATen/ops/zeros.h>
 #include <ATen/core/grad_mode.h>
@@ -9,6 +8,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <optional>
 
 #include "data/episode.h"
 #include "data/task_set.h"
@@ -18,10 +18,12 @@
 #include "meta/meta_learner.h"
 #include "meta/adamw.h"
 #include "meta/checkpoint.h"
+#include "meta/data_parallel.h"
 #include "meta/episode_nll.h"
 #include "meta/factor_gaussian.h"
 #include "meta/lr_schedule.h"
 #include "meta/run_setup.h"
+#include "meta/task_noise.h"
 #include "model/decoder.h"
 #include "model/peft_adapter.h"
 #include "text/tokenizer.h"
@@ -38,7 +40,7 @@ namespace {
 // The config keys that change what is trained (a resume under other values would not continue the same run).
 nlohmann::json training_keys(nlohmann::json config) {
   if (config.contains("run")) {
-    for (const char* key : {"log_every", "checkpoint_every", "device"}) config["run"].erase(key);
+    for (const char* key : {"log_every", "checkpoint_every", "device", "dist_timeout_s"}) config["run"].erase(key);
   }
   return config;
 }
@@ -83,7 +85,7 @@ void restore(const Checkpoint& c, const MetaLearner& learner, Method method, Ada
 }
 
 void write_trace(const std::filesystem::path& path, std::int64_t step, const MetaLearner& learner,
-                 const MetaBatchGradient& g, const EpisodeNll& nll, std::uint64_t noise_seed) {
+                 const MetaBatchGradient& g, const EpisodeNll& nll, const std::vector<std::uint64_t>& noise_seeds) {
   io::NamedTensors tensors;
   const auto names = learner.parameter_names();
   const auto params = learner.parameters();
@@ -109,7 +111,7 @@ void write_trace(const std::filesystem::path& path, std::int64_t step, const Met
     tensors.emplace_back(split + ".task", as_tensor(task));
   }
   std::map<std::string, std::string> metadata{{"step", std::to_string(step)},
-                                              {"noise_seed", std::to_string(noise_seed)},
+                                              {"noise_seeds", nlohmann::json(noise_seeds).dump()},
                                               {"outer_loss", fmt::format("{:.17g}", g.loss)}};
   if (g.query_nll) metadata["query_nll"] = fmt::format("{:.17g}", *g.query_nll);
   metadata["support_nll"] = nlohmann::json(g.support_nll).dump();
@@ -136,6 +138,16 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
     throw InputError(fmt::format("outer.tasks_per_batch ({}) exceeds the number of training tasks ({})", per_batch,
                                  tasks.train.size()));
   const std::uint64_t seed = static_cast<std::uint64_t>(config.run.seed);
+  // Data parallelism: this rank runs `slice` of each step's tasks; rank 0 alone writes files.
+  const int rank = run.group ? run.group->rank() : 0, world = run.group ? run.group->size() : 1;
+  const bool writer = rank == 0;
+  if (world > per_batch)
+    throw InputError(fmt::format("outer.tasks_per_batch ({}) is below the number of ranks ({}): every rank needs at "
+                                 "least one task of each meta-batch",
+                                 per_batch, world));
+  if (world > 1 && run.trace_step > 0)
+    throw InputError("--trace-step: single-process runs only (a step's tasks are spread over the ranks)");
+  const TaskSlice slice = task_slice(per_batch, rank, world);
   const std::unique_ptr<MetaLearner> learner = make_meta_learner(config, experiment);
   AdamW adam(learner->parameters(), {0.9, 0.999, 1e-8, config.outer.weight_decay});
 
@@ -149,12 +161,14 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
       log::warn("--resume: no checkpoint in {}; starting from step 0", run.run_dir.string());
     }
   }
+  if (run.group) check_same_start(*run.group, result.first_step);
   const std::int64_t total = config.outer.steps;
   const std::int64_t last = run.max_steps > 0 ? std::min(run.max_steps, total) : total;
-  io::MetricsLog metrics(run.run_dir / "metrics.jsonl", result.first_step);
+  std::optional<io::MetricsLog> metrics;
+  if (writer) metrics.emplace(run.run_dir / "metrics.jsonl", result.first_step);
   auto save_at = [&](std::int64_t step) {
     result.checkpoint = checkpoint_path(run.run_dir, step);
-    save(result.checkpoint, step, *learner, adam, config.method, run.resolved_config);
+    if (writer) save(result.checkpoint, step, *learner, adam, config.method, run.resolved_config);
   };
 
   data::EpisodeOptions episode_options = data::episode_options(config.data);
@@ -171,8 +185,9 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
     // Step s's tasks, episodes and noise depend on (seed, s) only.
     Rng task_rng = Rng::stream(seed, fmt::format("tasks/{}", step));
     std::vector<TokenizedEpisode> episodes;
-    for (std::size_t index : task_rng.sample(tasks.train.size(), static_cast<std::size_t>(per_batch))) {
-      const data::Task& task = tasks.train[index];
+    const auto picked = task_rng.sample(tasks.train.size(), static_cast<std::size_t>(per_batch));
+    for (std::int64_t position = slice.begin; position < slice.begin + slice.count; ++position) {
+      const data::Task& task = tasks.train[picked[position]];
       data::EpisodeOptions o = episode_options;
       const data::EpisodeSplits splits = data::episode_splits(task, /*held_out=*/false);
       o.support_split = splits.support;
@@ -181,13 +196,26 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
       episodes.push_back(tokenize_episode(data::sample_episode(task, o, rng), tokenizer));
     }
     EpisodeNll nll(decoder, experiment.lora, std::move(episodes), scoring);
-    const std::uint64_t noise_seed = Rng::stream(seed, fmt::format("noise/{}", step)).next_u64();
-    auto noise = at::make_generator<at::CPUGeneratorImpl>(noise_seed);
-    MetaBatchGradient g = learner->meta_gradient(
-        [&nll](const auto& f, int64_t s, Split split) { return nll(f, s, split); }, per_batch, noise);
-    if (step + 1 == run.trace_step)
+    MetaBatchGradient g =
+        learner->meta_gradient([&nll](const auto& f, int64_t s, Split split) { return nll(f, s, split); },
+                               slice.count, step_noise(seed, step, slice.begin, slice.count));
+    std::int64_t step_tokens = nll.tokens_processed();
+    int signal = interrupt_signal();
+    double sync_seconds = 0;  // in the step's collectives: communication plus waiting for the slowest rank
+    if (run.group) {
+      const auto sync_start = std::chrono::steady_clock::now();
+      const StepAgreement agreed =
+          combine_across_ranks(*run.group, g, slice.count, per_batch, step_tokens, signal, step + 1);
+      step_tokens = agreed.tokens;
+      signal = agreed.signal;
+      sync_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - sync_start).count();
+    }
+    if (step + 1 == run.trace_step) {
+      std::vector<std::uint64_t> noise_seeds;
+      for (std::int64_t p = 0; p < per_batch; ++p) noise_seeds.push_back(task_noise_seed(seed, step, p));
       write_trace(run.run_dir / fmt::format("trace-step-{}.safetensors", step + 1), step + 1, *learner, g, nll,
-                  noise_seed);
+                  noise_seeds);
+    }
     const double grad_norm = clip_global_norm(g.grads, config.outer.grad_clip);
     if (!std::isfinite(g.loss) || !std::isfinite(grad_norm)) {
       save_at(step);
@@ -200,7 +228,7 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
     adam.step(g.grads, lr);
 
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
-    result.tokens += nll.tokens_processed();
+    result.tokens += step_tokens;
     nlohmann::json line = {{"step", step + 1}, {"outer_loss", g.loss}};
     if (g.query_nll) line["query_nll"] = *g.query_nll;
     for (const auto& [key, value] : g.extra.items()) line[key] = value;
@@ -210,20 +238,22 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
     }
     line["grad_norm"] = grad_norm;
     line["lr"] = lr;
-    line["tokens_per_s"] = static_cast<double>(nll.tokens_processed()) / seconds;
+    line["tokens_per_s"] = static_cast<double>(step_tokens) / seconds;
     line["elapsed_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    metrics.append(line);
+    if (run.group) line["sync_s"] = sync_seconds;
+    if (metrics) metrics->append(line);
     result.last_outer_loss = g.loss;
     std::string status = fmt::format("loss {:.4f}", g.loss);
     if (g.query_nll) status += fmt::format(" query NLL {:.4f}", *g.query_nll);
     if (g.extra.contains("kl")) status += fmt::format(" KL {:.3g}", g.extra["kl"].get<double>());
     progress.update(step + 1 - result.first_step, status + fmt::format(" grad norm {:.3g} lr {:.3g}", grad_norm, lr));
 
-    const bool stop = interrupted();
+    // Every rank stops at the same step: signals are combined with the step's losses.
+    const bool stop = run.group ? signal != 0 : interrupted();
     const bool periodic = config.run.checkpoint_every > 0 && (step + 1) % config.run.checkpoint_every == 0;
     if (periodic || stop || step + 1 == last) save_at(step + 1);
     if (stop) {
-      result.interrupt_signal = interrupt_signal();
+      result.interrupt_signal = run.group ? signal : interrupt_signal();
       ++step;
       break;
     }
@@ -231,12 +261,14 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
   result.steps_done = step;
   progress.finish(fmt::format("loss {:.4f}", result.last_outer_loss));
 
-  if (result.interrupt_signal == 0) {
+  if (result.interrupt_signal == 0 && writer) {
     model::BatchedLora exported(experiment.lora, 1);
     install_factors(exported, learner->exported_factors());
     result.adapter = run.run_dir / "adapter";
     model::write_peft_adapter(result.adapter, exported, decoder.config(), 0, config.model.path);
   }
+  // Rank 0 serves the rendezvous store: it leaves last, once every rank has finished.
+  if (run.group) run.group->barrier("the end of the run");
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }

@@ -14,6 +14,10 @@
 
 #include "config/experiment_config.h"
 
+namespace abmll::dist {
+class ProcessGroup;
+}
+
 namespace abmll::meta {
 
 struct MetaTrainRun {
@@ -22,12 +26,16 @@ struct MetaTrainRun {
   std::int64_t max_steps = 0;      // stop after this step (0: outer.steps); the schedule still spans outer.steps
   nlohmann::json resolved_config;  // stored in checkpoints; a resume under a different training config is refused
   std::int64_t trace_step = 0;     // > 0: write run_dir/trace-step-N.safetensors for outer step N (see below)
+  // Data-parallel runs: the ranks' process group (null: one process). Each rank runs its slice of every meta-batch
+  // (meta/data_parallel.h); rank 0 alone writes metrics, checkpoints and the adapter; every rank reads checkpoints.
+  dist::ProcessGroup* group = nullptr;
 };
 
 // The trace of one outer step, for debugging and for checking against an independent implementation: theta before
 // the update ("theta.<name>"), its gradient before clipping ("grad.<name>"), the step's token ids
 // ("<split>.prompt_ids" / "<split>.answer_ids" concatenated, "<split>.prompt_lengths" / "<split>.answer_lengths",
-// "<split>.task" per example, split = support | query) and, as metadata, the noise seed and the losses.
+// "<split>.task" per example, split = support | query) and, as metadata, the losses and "noise_seeds": a JSON list of
+// each task's noise seed (task_noise.h), in meta-batch order.
 
 struct MetaTrainResult {
   std::int64_t first_step = 0;     // steps already done when this process started (resume)

@@ -39,9 +39,19 @@ std::mutex& write_mutex() {
   return m;
 }
 
+std::string& line_tag() {
+  static std::string tag;
+  return tag;
+}
+
 }  // namespace
 
 void set_level(Level level) { current_level() = level; }
+bool level_from_environment() { return std::getenv("ABMLL_LOG_LEVEL") != nullptr; }
+void set_tag(std::string tag) {
+  std::lock_guard<std::mutex> lock(write_mutex());
+  line_tag() = std::move(tag);
+}
 Level level() { return current_level(); }
 
 double elapsed_seconds() { return std::chrono::duration<double>(Clock::now() - start_time()).count(); }
@@ -56,9 +66,9 @@ void write(Level level, std::string_view message) {
     case Level::warn: tag = "warning: "; on = "\033[33m"; break;
     case Level::error: tag = "error: "; on = "\033[31m"; break;
   }
-  std::string line = fmt::format("[{:8.1f}s] {}{}{}{}\n", elapsed_seconds(), color ? on : "", tag,
-                                 color && *on ? "\033[0m" : "", message);
   std::lock_guard<std::mutex> lock(write_mutex());
+  std::string line = fmt::format("[{:8.1f}s] {}{}{}{}{}\n", elapsed_seconds(), line_tag(), color ? on : "", tag,
+                                 color && *on ? "\033[0m" : "", message);
   std::fwrite(line.data(), 1, line.size(), stderr);
   std::fflush(stderr);
 }

@@ -14,6 +14,10 @@ enum class Level { debug = 0, info = 1, warn = 2, error = 3 };
 // Lines below this level are dropped (default info; ABMLL_LOG_LEVEL=debug|info|warn|error overrides at start).
 void set_level(Level level);
 Level level();
+// Text put at the start of every line after the time (e.g. "[rank 3] " in distributed runs); empty by default.
+void set_tag(std::string tag);
+// Whether ABMLL_LOG_LEVEL chose the level.
+bool level_from_environment();
 
 void write(Level level, std::string_view message);
 

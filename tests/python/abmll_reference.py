@@ -47,16 +47,17 @@ def sigma(rho, floor):
     return F.softplus(rho) + floor
 
 
-def sample_factors(phi, sites, samples, generator, floor):
-    """Reparameterised draws, consuming the generator exactly as abmll does: per site, A's noise [G, S, r, in] then
-    B's [G, S, out, r]; group g * S + s."""
+def sample_factors(phi, sites, samples, generators, floor):
+    """Reparameterised draws, consuming each task's own generator exactly as abmll does: per site, A's noise then
+    B's, each as one draw [S, r, in] (resp. [S, out, r]) per task g from generators[g]; group g * S + s."""
     out = {}
     for s in sites:
         draws = []
         for mean, rho in ((phi[s]["a_mean"], phi[s]["a_rho"]), (phi[s]["b_mean"], phi[s]["b_rho"])):
             g, rows, cols = mean.shape
             # Drawn in float32 as abmll draws them (theta is float32), whatever precision the reference runs in.
-            eps = torch.randn((g, samples, rows, cols), generator=generator, dtype=torch.float32).to(mean.dtype)
+            eps = torch.stack([torch.randn((samples, rows, cols), generator=generators[t], dtype=torch.float32)
+                               for t in range(g)]).to(mean.dtype)
             w = mean.unsqueeze(1) + sigma(rho, floor).unsqueeze(1) * eps
             draws.append(w.reshape(g * samples, rows, cols))
         out[s] = tuple(draws)
@@ -104,10 +105,11 @@ def hyperprior(theta, sites, floor, mean_std, a0, b0):
     return total
 
 
-def abmll_step(model, theta, sites, support, query, tasks, noise_seed, cfg):
+def abmll_step(model, theta, sites, support, query, tasks, noise_seeds, cfg):
     """One ABMLL meta-gradient. theta: {site: {part: tensor requiring grad}}. support/query: [(prompt, answer,
-    task)]. Returns (losses dict, {site: {part: grad}})."""
-    generator = torch.Generator().manual_seed(noise_seed)
+    task)]. noise_seeds: one per task. Returns (losses dict, {site: {part: grad}})."""
+    assert len(noise_seeds) == tasks
+    generators = [torch.Generator().manual_seed(seed) for seed in noise_seeds]
     hooks = BayesianLoraHooks(model, sites, cfg["scale"])
     floor, samples, second = cfg["floor"], cfg["samples"], cfg["second_order"]
 
@@ -119,7 +121,7 @@ def abmll_step(model, theta, sites, support, query, tasks, noise_seed, cfg):
     prior = theta if second else {s: {p: theta[s][p].detach() for p in PARTS} for s in sites}
     support_nll = []
     for k in range(cfg["inner_steps"]):
-        hooks.factors = sample_factors(phi, sites, samples, generator, floor)
+        hooks.factors = sample_factors(phi, sites, samples, generators, floor)
         nll = task_nll(model, hooks, support, tasks, samples)
         support_nll.append(nll.mean().item())
         loss = nll.sum()
@@ -132,7 +134,7 @@ def abmll_step(model, theta, sites, support, query, tasks, noise_seed, cfg):
         if not second:
             phi = {s: {p: phi[s][p].detach().requires_grad_(True) for p in PARTS} for s in sites}
 
-    hooks.factors = sample_factors(phi, sites, samples, generator, floor)
+    hooks.factors = sample_factors(phi, sites, samples, generators, floor)
     query_nll = task_nll(model, hooks, query, tasks, samples)
     data_term = query_nll.mean()
     hyper = hyperprior(theta, sites, floor, cfg["hyper_mean_std"], cfg["hyper_a0"], cfg["hyper_b0"])

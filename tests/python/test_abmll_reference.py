@@ -63,8 +63,9 @@ def test_step_matches_reference(demo, run_abmll, source_dir, second_order, sampl
     support, query = split_items(trace, "support"), split_items(trace, "query")
     cfg = {"scale": 8 / 4, "floor": 2.0611536224385579e-09, "samples": samples, "second_order": second_order,
            "inner_steps": 2, "inner_lr": 5e-2, "first_step_nll_only": first_nll_only, "beta": 0.05, "gamma": 0.01,
-           "num_train_tasks": len(json.loads((demo / "demo/data/partitions/demo.json").read_text())["train"]), "hyper_mean_std": 1.0, "hyper_a0": 1.0, "hyper_b0": 0.01}
-    losses, grads = abmll_step(model, theta, sites, support, query, 2, int(meta["noise_seed"]), cfg)
+           "num_train_tasks": len(json.loads((demo / "demo/data/partitions/demo.json").read_text())["train"]),
+           "hyper_mean_std": 1.0, "hyper_a0": 1.0, "hyper_b0": 0.01}
+    losses, grads = abmll_step(model, theta, sites, support, query, 2, json.loads(meta["noise_seeds"]), cfg)
 
     for key in ["outer_loss", "query_nll", "kl", "hyperprior"]:
         got = float(meta[key])
