@@ -9,4 +9,7 @@ cd "$root"
 build_dir=${ABMLL_BUILD_DIR:-build}
 jobs=${ABMLL_TEST_JOBS:-$(nproc)}
 venv=$(cat "$build_dir/.abmll-venv")
+# Tests run side by side (-j) on small models: one intra-op thread each, or the processes' thread pools fight over
+# the cores and spin-wait on each other (several times slower on a loaded 2-core machine).
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 exec "$venv/bin/ctest" --test-dir "$build_dir" --output-on-failure -j "$jobs" "$@"
