@@ -8,27 +8,32 @@
 // First-order (default): the query NLL's gradient at phi_i^K is passed to theta as in first-order MAML, the KL and
 // hyperprior terms are differentiated in theta exactly (phi_i^K held fixed). Second-order: autograd through the
 // inner steps.
+//
+// The variational family (factor or weight, ABMLL.md section 2) is behind LoraPosterior: this file has one code
+// path for both.
 #pragma once
 
 #include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>
 
 #include <functional>
+#include <memory>
 #include <map>
 #include <vector>
 
 #include "config/experiment_config.h"
-#include "meta/factor_gaussian.h"
-#include "model/lora.h"
+#include "meta/lora_posterior.h"
+#include "model/linear.h"
 
 namespace abmll::meta {
 
 enum class Split { support, query };
 
-// Per-task NLL [G] of `split` under LoRA `factors` holding G * S adapter groups (group-major: sample s of task g is
-// group g * S + s), averaged over the S samples and over the task's examples. Must be differentiable in factors.
-using NllFunction = std::function<at::Tensor(const std::map<model::LinearSite, model::LoraFactors>& factors,
-                                             int64_t samples, Split split)>;
+// Per-task NLL [G] of `split` under `adapter`, which holds G * S adapter groups (group-major: sample s of task g is
+// group g * S + s; LoraPosterior::sample), averaged over the S samples and over the task's examples. Must be
+// differentiable in the adapter's trainable tensors. The objective keeps the adapter alive until the result's
+// backward has run (gradient checkpointing reruns layers through it then).
+using NllFunction = std::function<at::Tensor(model::LinearAdapter& adapter, int64_t samples, Split split)>;
 
 struct InnerLoop {
   int64_t steps = 5;          // K
@@ -50,10 +55,10 @@ struct OuterObjective {
 
 // phi^K for G tasks from theta. With `track_prior` the result is a differentiable function of theta (second
 // order); otherwise each phi tensor is a fresh leaf. `support_nll`, when given, receives the mean support NLL
-// before each step (K values).
-FactorGaussian infer_posteriors(const FactorGaussian& theta, int64_t tasks, const NllFunction& nll,
-                                const InnerLoop& inner, bool track_prior, at::Generator generator,
-                                std::vector<double>* support_nll = nullptr);
+// before each step (K values); `floor`, how often the scale floor held in the inner KLs.
+LoraPosterior infer_posteriors(const LoraPosterior& theta, int64_t tasks, const NllFunction& nll,
+                               const InnerLoop& inner, bool track_prior, at::Generator generator,
+                               std::vector<double>* support_nll = nullptr, FloorStats* floor = nullptr);
 
 struct MetaGradient {
   std::vector<at::Tensor> grads;  // one per theta.tensors() entry
@@ -62,10 +67,11 @@ struct MetaGradient {
   double kl = 0;                  // mean over tasks of KL(q_phi^K || p_theta)
   double hyperprior = 0;          // -log p(theta)
   std::vector<double> support_nll;  // mean support NLL before each inner step
+  FloorStats floor;                 // the scale floor in the step's KLs (inner and outer; weight family)
 };
 
 // Runs the inner loop for G tasks and returns L(theta) and its gradient in theta.
-MetaGradient abmll_meta_gradient(const FactorGaussian& theta, int64_t tasks, const NllFunction& nll,
+MetaGradient abmll_meta_gradient(const LoraPosterior& theta, int64_t tasks, const NllFunction& nll,
                                  const InnerLoop& inner, const OuterObjective& outer, at::Generator generator);
 
 }  // namespace abmll::meta

@@ -18,28 +18,26 @@
 
 namespace abmll::meta {
 
-FactorGaussian infer_task_posterior(const ExperimentConfig& config, const LoadedExperiment& experiment,
-                                    const FactorGaussian& theta, const data::Episode& episode,
-                                    std::vector<double>& support_nll) {
+LoraPosterior infer_task_posterior(const ExperimentConfig& config, const LoadedExperiment& experiment,
+                                   const LoraPosterior& theta, const data::Episode& episode,
+                                   std::vector<double>& support_nll) {
   const auto seed = static_cast<std::uint64_t>(config.run.seed);
   EpisodeNll nll(experiment.decoder, experiment.lora, {tokenize_episode(episode, experiment.tokenizer)});
   const InnerLoop inner{config.inner.eval_steps, config.inner.lr, config.inner.optimizer,
                         config.inner.first_step_nll_only, config.inner.samples, config.outer.beta};
   auto noise = at::make_generator<at::CPUGeneratorImpl>(Rng::stream(seed, "adapt/" + episode.task).next_u64());
-  auto nll_fn = [&nll](const auto& f, int64_t s, Split split) { return nll(f, s, split); };
-  FactorGaussian phi = infer_posteriors(theta, 1, nll_fn, inner, false, noise, &support_nll);
+  auto nll_fn = [&nll](model::LinearAdapter& a, int64_t s, Split split) { return nll(a, s, split); };
+  LoraPosterior phi = infer_posteriors(theta, 1, nll_fn, inner, false, noise, &support_nll);
   const at::NoGradGuard no_grad;
   support_nll.push_back(nll(phi.means(), 1, Split::support).mean().item<double>());
   return phi;
 }
 
 AdaptResult adapt_task(const ExperimentConfig& config, const AdaptRun& run) {
-  if (config.posterior.family != PosteriorFamily::factor)
-    throw InputError("posterior.family: adapt supports `factor` so far");
   const DeviceChoice device = resolve_device(config.run.device);
   const Checkpoint checkpoint = load_checkpoint(run.checkpoint);
   const LoadedExperiment experiment = load_experiment(config, device.name);
-  FactorGaussian theta = initial_theta(config, experiment);
+  LoraPosterior theta = initial_theta(config, experiment);
   load_theta(checkpoint, theta);
 
   AdaptResult result;
@@ -64,7 +62,7 @@ AdaptResult adapt_task(const ExperimentConfig& config, const AdaptRun& run) {
   Rng rng = data::episode_rng(seed, task->name, 0);
   const data::Episode episode = data::sample_episode(*task, options, rng);
   result.support_size = episode.support.size();
-  const FactorGaussian phi = infer_task_posterior(config, experiment, theta, episode, result.support_nll);
+  const LoraPosterior phi = infer_task_posterior(config, experiment, theta, episode, result.support_nll);
   log::info("task {}: support NLL {:.4f} -> {:.4f} (posterior mean) after {} inner steps on {} shots", task->name,
             result.support_nll.front(), result.support_nll.back(), config.inner.eval_steps, result.support_size);
 
@@ -77,9 +75,9 @@ AdaptResult adapt_task(const ExperimentConfig& config, const AdaptRun& run) {
                         {{"task", task->name},
                          {"inner_steps", std::to_string(config.inner.eval_steps)},
                          {"scale_floor", fmt::format("{}", config.posterior.scale_floor)},
+                         {"posterior_family", phi.description()},
                          {"prior", run.checkpoint.string()}});
-  model::BatchedLora mean_adapter(experiment.lora, 1);
-  install_factors(mean_adapter, phi.means());
+  const model::BatchedLora mean_adapter = phi.mean_adapter();
   result.adapter_dir = run.out / "adapter";
   model::write_peft_adapter(result.adapter_dir, mean_adapter, experiment.decoder.config(), 0, config.model.path);
   return result;

@@ -63,14 +63,12 @@ EvaluateResult evaluate(const ExperimentConfig& config, const EvaluateRun& run) 
     if (run.checkpoint.empty())
       throw InputError(fmt::format("method {} needs --checkpoint (a meta-train checkpoint holding theta)",
                                    to_string(method)));
-    if (config.posterior.family != PosteriorFamily::factor)
-      throw InputError("posterior.family: evaluate supports `factor` so far");
     checkpoint = load_checkpoint(run.checkpoint);
   }
 
   const DeviceChoice device = resolve_device(config.run.device);
   const LoadedExperiment experiment = load_experiment(config, device.name);
-  std::optional<FactorGaussian> theta;
+  std::optional<LoraPosterior> theta;
   if (checkpoint) {
     theta = initial_theta(config, experiment);
     load_theta(*checkpoint, *theta);
@@ -99,21 +97,20 @@ EvaluateResult evaluate(const ExperimentConfig& config, const EvaluateRun& run) 
 
     eval::TaskResult result{task.name, {}, nlohmann::json::object()};
     result.extra["support_size"] = episode.support.size();
-    std::optional<model::BatchedLora> adapter;
+    std::unique_ptr<model::LinearAdapter> adapter;
     if (theta) {
       std::vector<double> support_nll;
-      const FactorGaussian phi = infer_task_posterior(config, experiment, *theta, episode, support_nll);
+      const LoraPosterior phi = infer_task_posterior(config, experiment, *theta, episode, support_nll);
       result.extra["support_nll"] = support_nll;
       // Groups = posterior samples of this task (or one group: the posterior mean).
       const at::NoGradGuard no_grad;
       const int64_t samples = config.eval.samples;
       auto draws = at::make_generator<at::CPUGeneratorImpl>(Rng::stream(seed, "eval/" + task.name).next_u64());
-      adapter.emplace(experiment.lora, samples > 0 ? samples : 1);
-      install_factors(*adapter, samples > 0 ? phi.sample(samples, draws) : phi.means());
+      adapter = samples > 0 ? phi.sample(samples, draws) : std::make_unique<model::BatchedLora>(phi.mean_adapter());
     }
     const std::vector<eval::OptionPrediction> predictions =
         eval::score_options(experiment.decoder, tokenize_queries(episode.query, experiment.tokenizer),
-                            adapter ? &*adapter : nullptr, scoring);
+                            adapter.get(), scoring);
     int64_t truncated = 0, demos = 0;
     for (std::size_t i = 0; i < predictions.size(); ++i) {
       const data::ScoredPrompt& q = episode.query[i];

@@ -42,7 +42,7 @@ nlohmann::json training_keys(nlohmann::json config) {
   return config;
 }
 
-void save(const std::filesystem::path& path, std::int64_t step, const FactorGaussian& theta, const AdamW& adam,
+void save(const std::filesystem::path& path, std::int64_t step, const LoraPosterior& theta, const AdamW& adam,
           const nlohmann::json& config) {
   Checkpoint c;
   c.step = step;
@@ -54,11 +54,12 @@ void save(const std::filesystem::path& path, std::int64_t step, const FactorGaus
   c.metadata["adamw_steps"] = std::to_string(adam.steps_taken());
   c.metadata["config"] = training_keys(config).dump();
   c.metadata["method"] = "abmll";
+  record_family(theta, c.metadata);
   save_checkpoint(path, c);
 }
 
 // Restores theta and AdamW from `c`, refusing a checkpoint of another training config.
-void restore(const Checkpoint& c, FactorGaussian& theta, AdamW& adam, const nlohmann::json& config) {
+void restore(const Checkpoint& c, LoraPosterior& theta, AdamW& adam, const nlohmann::json& config) {
   const auto saved = c.metadata.find("config");
   if (saved != c.metadata.end()) {
     const nlohmann::json then = nlohmann::json::parse(saved->second), now = training_keys(config);
@@ -80,7 +81,7 @@ void restore(const Checkpoint& c, FactorGaussian& theta, AdamW& adam, const nloh
   adam.restore(m, v, std::stoll(c.metadata.at("adamw_steps")));
 }
 
-void write_trace(const std::filesystem::path& path, std::int64_t step, const FactorGaussian& theta,
+void write_trace(const std::filesystem::path& path, std::int64_t step, const LoraPosterior& theta,
                  const MetaGradient& g, const EpisodeNll& nll, std::uint64_t noise_seed) {
   io::NamedTensors tensors;
   const auto names = parameter_names(theta);
@@ -114,15 +115,22 @@ void write_trace(const std::filesystem::path& path, std::int64_t step, const Fac
                          {"query_nll", fmt::format("{:.17g}", g.query_nll)},
                          {"kl", fmt::format("{:.17g}", g.kl)},
                          {"hyperprior", fmt::format("{:.17g}", g.hyperprior)},
-                         {"support_nll", support_nll.dump()}});
+                         {"support_nll", support_nll.dump()},
+                         {"posterior_family", theta.description()},
+                         {"scale_floor_hits", std::to_string(g.floor.hits)}});
+}
+
+// The weight family's scale floor (ABMLL.md 2(b)): entries of S (posteriors and prior) at the floor c in the
+// step's KLs, inner and outer, and their fraction.
+void add_floor_metrics(nlohmann::json& line, const FloorStats& floor) {
+  line["scale_floor_hits"] = floor.hits;
+  line["scale_floor_fraction"] =
+      floor.entries > 0 ? static_cast<double>(floor.hits) / static_cast<double>(floor.entries) : 0.0;
 }
 
 }  // namespace
 
 MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& run) {
-  if (config.posterior.family != PosteriorFamily::factor)
-    throw InputError("posterior.family: meta-training supports `factor` so far (the `weight` family's pieces exist "
-                     "but are not wired into the run loop yet)");
   const DeviceChoice device = resolve_device(config.run.device);
   const auto start = std::chrono::steady_clock::now();
 
@@ -137,7 +145,7 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
     throw InputError(fmt::format("outer.tasks_per_batch ({}) exceeds the number of training tasks ({})", per_batch,
                                  tasks.train.size()));
   const std::uint64_t seed = static_cast<std::uint64_t>(config.run.seed);
-  FactorGaussian theta = initial_theta(config, experiment);
+  LoraPosterior theta = initial_theta(config, experiment);
   AdamW adam(theta.tensors(), {0.9, 0.999, 1e-8, config.outer.weight_decay});
 
   MetaTrainResult result;
@@ -192,8 +200,8 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
     const std::uint64_t noise_seed = Rng::stream(seed, fmt::format("noise/{}", step)).next_u64();
     auto noise = at::make_generator<at::CPUGeneratorImpl>(noise_seed);
     MetaGradient g = abmll_meta_gradient(
-        theta, per_batch, [&nll](const auto& f, int64_t s, Split split) { return nll(f, s, split); }, inner, outer,
-        noise);
+        theta, per_batch, [&nll](model::LinearAdapter& a, int64_t s, Split split) { return nll(a, s, split); }, inner,
+        outer, noise);
     if (step + 1 == run.trace_step)
       write_trace(run.run_dir / fmt::format("trace-step-{}.safetensors", step + 1), step + 1, theta, g, nll,
                   noise_seed);
@@ -211,17 +219,20 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
 
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
     result.tokens += nll.tokens_processed();
-    metrics.append({{"step", step + 1},
-                    {"outer_loss", g.outer_loss},
-                    {"query_nll", g.query_nll},
-                    {"kl", g.kl},
-                    {"hyperprior", g.hyperprior},
-                    {"support_nll_first", g.support_nll.empty() ? g.query_nll : g.support_nll.front()},
-                    {"support_nll_last", g.support_nll.empty() ? g.query_nll : g.support_nll.back()},
-                    {"grad_norm", grad_norm},
-                    {"lr", lr},
-                    {"tokens_per_s", nll.tokens_processed() / seconds},
-                    {"elapsed_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()}});
+    nlohmann::json line = {{"step", step + 1},
+                           {"outer_loss", g.outer_loss},
+                           {"query_nll", g.query_nll},
+                           {"kl", g.kl},
+                           {"hyperprior", g.hyperprior},
+                           {"support_nll_first", g.support_nll.empty() ? g.query_nll : g.support_nll.front()},
+                           {"support_nll_last", g.support_nll.empty() ? g.query_nll : g.support_nll.back()},
+                           {"grad_norm", grad_norm},
+                           {"lr", lr},
+                           {"tokens_per_s", nll.tokens_processed() / seconds},
+                           {"elapsed_s",
+                            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()}};
+    if (theta.family() == PosteriorFamily::weight) add_floor_metrics(line, g.floor);
+    metrics.append(line);
     result.last_outer_loss = g.outer_loss;
     progress.update(step + 1 - result.first_step,
                     fmt::format("loss {:.4f} query NLL {:.4f} KL {:.3g} grad norm {:.3g} lr {:.3g}", g.outer_loss,
@@ -243,8 +254,7 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
   progress.finish(fmt::format("loss {:.4f}", result.last_outer_loss));
 
   if (result.interrupt_signal == 0) {
-    model::BatchedLora mean_adapter(lora, 1);
-    install_factors(mean_adapter, theta.means());
+    model::BatchedLora mean_adapter = theta.mean_adapter();
     result.adapter = run.run_dir / "adapter";
     model::write_peft_adapter(result.adapter, mean_adapter, decoder.config(), 0, config.model.path);
   }
