@@ -123,7 +123,7 @@ TEST_CASE("weight family: tiled hyperprior equals the dense formula, values and 
   }
 }
 
-TEST_CASE("weight family: theta starts with M = 0 and S near init_scale; names and KL", "[meta][weight]") {
+TEST_CASE("weight family: theta starts with M = 0 and S near init_scale, its names and zero KL", "[meta][weight]") {
   model::ModelConfig c;
   c.hidden_size = 8;
   c.intermediate_size = 12;
