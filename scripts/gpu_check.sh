@@ -16,6 +16,11 @@ status=0
 "$(cat build/.abmll-venv)/bin/ctest" --test-dir build --output-on-failure -j 4 > "$out/ctest.log" 2>&1 || status=1
 tail -5 "$out/ctest.log"
 
+# The GPU kernels' tests (tag [cuda]) against their ATen references must have run here, not been skipped.
+./build/tests/abmll_tests "[cuda]" --success > "$out/cuda-tests.log" 2>&1 || status=1
+if grep -q "skipped:" "$out/cuda-tests.log"; then echo "GPU tests were skipped on the GPU machine"; status=1; fi
+tail -3 "$out/cuda-tests.log"
+
 # The GPU is selected and described; the report records it.
 ./build/abmll meta-train --config configs/demo.yaml --set run.device=cuda --out "$out/meta-train" \
   > "$out/meta-train.log" 2>&1 || status=1

@@ -33,11 +33,12 @@ struct Toy {
   const at::Tensor& target(const model::LinearSite& site, meta::Split split) const {
     return (split == meta::Split::query ? query : support).at(site);
   }
-  at::Tensor nll(const std::map<model::LinearSite, model::LoraFactors>& factors, int64_t,
-                 meta::Split split) const {
-    if (split == meta::Split::all) return (nll(factors, 1, meta::Split::support) + nll(factors, 1, meta::Split::query)) / 2;
+  // The adapter is the BatchedLora the baselines build; its factors are read directly.
+  at::Tensor nll(model::LinearAdapter& adapter, int64_t, meta::Split split) const {
+    if (split == meta::Split::all) return (nll(adapter, 1, meta::Split::support) + nll(adapter, 1, meta::Split::query)) / 2;
     at::Tensor total = at::zeros({tasks}, at::kDouble);
-    for (const auto& [site, f] : factors) total = total + (at::matmul(f.b, f.a) - target(site, split)).pow(2).sum({1, 2});
+    for (const auto& [site, f] : dynamic_cast<model::BatchedLora&>(adapter).all_factors())
+      total = total + (at::matmul(f.b, f.a) - target(site, split)).pow(2).sum({1, 2});
     return total;
   }
 };
@@ -47,8 +48,7 @@ Toy make_toy() {
   lora.rank = 2;
   lora.targets = {model::Projection::q, model::Projection::v};
   Toy toy;
-  const auto init = meta::PointLora::initial(model::lora_sites(toy_config(), lora), toy_config(), 2, at::kCPU,
-                                             at::make_generator<at::CPUGeneratorImpl>(1));
+  const auto init = meta::PointLora::initial(toy_config(), lora, at::kCPU, at::make_generator<at::CPUGeneratorImpl>(1));
   at::manual_seed(3);
   std::vector<at::Tensor> params;  // float64, and B != 0 so that A has a gradient
   for (const auto& t : init.tensors())
@@ -97,7 +97,7 @@ double max_diff(const at::Tensor& x, const at::Tensor& y) { return (x - y).abs()
 
 TEST_CASE("point-estimate meta-gradients equal hand-derived ones on a toy likelihood", "[meta][baselines]") {
   const Toy toy = make_toy();
-  auto nll = [&toy](const auto& f, int64_t s, meta::Split split) { return toy.nll(f, s, split); };
+  auto nll = [&toy](model::LinearAdapter& a, int64_t s, meta::Split split) { return toy.nll(a, s, split); };
   const meta::InnerDescent inner{3, 0.02, InnerOptimizer::sgd};
   const std::vector<at::Tensor> theta = toy.theta.tensors();
 
@@ -161,8 +161,7 @@ TEST_CASE("PointLora starts as PEFT does and expands to groups without copying t
   model::LoraSettings lora;
   lora.rank = 3;
   lora.targets = {model::Projection::v};
-  const auto sites = model::lora_sites(toy_config(), lora);
-  const auto p = meta::PointLora::initial(sites, toy_config(), 3, at::kCPU, at::make_generator<at::CPUGeneratorImpl>(5));
+  const auto p = meta::PointLora::initial(toy_config(), lora, at::kCPU, at::make_generator<at::CPUGeneratorImpl>(5));
   const auto& f = p.sites().begin()->second;
   CHECK(f.b.abs().max().item<double>() == 0);  // B = 0: the adapter starts as the base model
   CHECK(f.a.abs().max().item<double>() <= 1.0 / std::sqrt(4.0));

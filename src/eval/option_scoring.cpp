@@ -20,7 +20,7 @@ struct Slot {
 }  // namespace
 
 OptionLogLikelihoods option_log_likelihoods(const model::Decoder& decoder, const std::vector<OptionQuery>& queries,
-                                            model::BatchedLora* adapter, const OptionScoringOptions& options) {
+                                            model::LinearAdapter* adapter, const OptionScoringOptions& options) {
   const at::NoGradGuard no_grad;
   const std::size_t groups = adapter ? static_cast<std::size_t>(adapter->groups()) : 1;
   OptionLogLikelihoods out(queries.size());
@@ -90,7 +90,7 @@ std::vector<OptionPrediction> predictive(const OptionLogLikelihoods& loglik) {
 }
 
 std::vector<OptionPrediction> score_options(const model::Decoder& decoder, const std::vector<OptionQuery>& queries,
-                                            model::BatchedLora* adapter, const OptionScoringOptions& options) {
+                                            model::LinearAdapter* adapter, const OptionScoringOptions& options) {
   return predictive(option_log_likelihoods(decoder, queries, adapter, options));
 }
 

@@ -35,7 +35,7 @@ struct OptionScoringOptions {
 // without an adapter. Runs without autograd. Throws InputError for a query without options or with an empty prompt.
 using OptionLogLikelihoods = std::vector<std::vector<std::vector<double>>>;
 OptionLogLikelihoods option_log_likelihoods(const model::Decoder& decoder, const std::vector<OptionQuery>& queries,
-                                            model::BatchedLora* adapter, const OptionScoringOptions& options = {});
+                                            model::LinearAdapter* adapter, const OptionScoringOptions& options = {});
 
 // One query's predictive distribution.
 struct OptionPrediction {
@@ -48,6 +48,6 @@ std::vector<OptionPrediction> predictive(const OptionLogLikelihoods& loglik);
 
 // option_log_likelihoods then predictive.
 std::vector<OptionPrediction> score_options(const model::Decoder& decoder, const std::vector<OptionQuery>& queries,
-                                            model::BatchedLora* adapter, const OptionScoringOptions& options = {});
+                                            model::LinearAdapter* adapter, const OptionScoringOptions& options = {});
 
 }  // namespace abmll::eval

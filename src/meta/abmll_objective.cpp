@@ -22,42 +22,52 @@ std::vector<at::Tensor> detached(const std::vector<at::Tensor>& tensors) {
 
 }  // namespace
 
-FactorGaussian infer_posteriors(const FactorGaussian& theta, int64_t tasks, const NllFunction& nll,
-                                const InnerLoop& inner, bool track_prior, const TaskNoise& noise,
-                                std::vector<double>* support_nll) {
-  const FactorGaussian start = theta.posteriors_from(tasks, track_prior);
+LoraPosterior infer_posteriors(const LoraPosterior& theta, int64_t tasks, const NllFunction& nll,
+                               const InnerLoop& inner, bool track_prior, const TaskNoise& noise,
+                               std::vector<double>* support_nll, FloorStats* floor) {
+  const LoraPosterior start = theta.posteriors_from(tasks, track_prior);
   // In first-order mode the prior inside the inner KL is a constant: no graph back to theta is built.
-  const FactorGaussian prior = track_prior ? theta : theta.with_tensors(detached(theta.tensors()));
+  const LoraPosterior prior = track_prior ? theta : theta.with_tensors(detached(theta.tensors()));
+  // Each step's draw outlives that step's backward (gradient checkpointing reruns layers through it): it is
+  // replaced only when the next step draws.
+  std::unique_ptr<model::LinearAdapter> draw;
   const InnerLoss loss = [&](const std::vector<at::Tensor>& params, int64_t k) {
-    const FactorGaussian phi = start.with_tensors(params);
-    const at::Tensor task_nll = nll(phi.sample(inner.samples, noise), inner.samples, Split::support);  // [G]
+    const LoraPosterior phi = start.with_tensors(params);
+    draw = phi.sample(inner.samples, noise);
+    const at::Tensor task_nll = nll(*draw, inner.samples, Split::support);  // [G]
     if (support_nll) support_nll->push_back(task_nll.mean().item<double>());
     at::Tensor value = task_nll.sum();
-    if (!(k == 0 && inner.first_step_nll_only) && inner.beta != 0) value = value + inner.beta * phi.kl_to(prior).sum();
+    if (!(k == 0 && inner.first_step_nll_only) && inner.beta != 0)
+      value = value + inner.beta * phi.kl_to(prior, floor).sum();
     return value;
   };
   return start.with_tensors(
       descend(start.tensors(), loss, {inner.steps, inner.lr, inner.optimizer}, /*create_graph=*/track_prior));
 }
 
-MetaGradient abmll_meta_gradient(const FactorGaussian& theta, int64_t tasks, const NllFunction& nll,
+MetaGradient abmll_meta_gradient(const LoraPosterior& theta, int64_t tasks, const NllFunction& nll,
                                  const InnerLoop& inner, const OuterObjective& outer, const TaskNoise& noise) {
   at::AutoGradMode grad_on(true);
   MetaGradient result;
-  const FactorGaussian phi =
-      infer_posteriors(theta, tasks, nll, inner, outer.second_order, noise, &result.support_nll);
+  const LoraPosterior phi =
+      infer_posteriors(theta, tasks, nll, inner, outer.second_order, noise, &result.support_nll, &result.floor);
 
-  const at::Tensor query_nll = nll(phi.sample(inner.samples, noise), inner.samples, Split::query);  // [G]
+  // The draws outlive the backward below (gradient checkpointing reruns layers through them).
+  const std::unique_ptr<model::LinearAdapter> query_draw = phi.sample(inner.samples, noise);
+  const at::Tensor query_nll = nll(*query_draw, inner.samples, Split::query);  // [G]
   at::Tensor data_term = query_nll.mean();
-  if (outer.include_support)
-    data_term = data_term + nll(phi.sample(inner.samples, noise), inner.samples, Split::support).mean();
+  std::unique_ptr<model::LinearAdapter> support_draw;
+  if (outer.include_support) {
+    support_draw = phi.sample(inner.samples, noise);
+    data_term = data_term + nll(*support_draw, inner.samples, Split::support).mean();
+  }
 
   const std::vector<at::Tensor> theta_params = theta.tensors();
   const at::Tensor hyper = theta.hyperprior_neg_log_density(outer.hyper_mean_std, outer.hyper_a0, outer.hyper_b0);
   const at::Tensor hyper_term = outer.gamma * hyper / outer.num_train_tasks;
 
   if (outer.second_order) {
-    const at::Tensor kl = phi.kl_to(theta);  // phi depends on theta: full autograd
+    const at::Tensor kl = phi.kl_to(theta, &result.floor);  // phi depends on theta: full autograd
     const at::Tensor loss = data_term + outer.beta * kl.mean() + hyper_term;
     result.grads = torch::autograd::grad({loss}, theta_params, {}, false, false, /*allow_unused=*/true);
     result.outer_loss = loss.item<double>();
@@ -68,8 +78,8 @@ MetaGradient abmll_meta_gradient(const FactorGaussian& theta, int64_t tasks, con
     const std::vector<at::Tensor> phi_params = phi.tensors();
     const auto g_phi = torch::autograd::grad({data_term}, phi_params, {}, false, false, /*allow_unused=*/true);
     // KL and hyperprior: exact in theta with phi^K fixed.
-    const FactorGaussian phi_fixed = phi.with_tensors(detached(phi_params));
-    const at::Tensor kl = phi_fixed.kl_to(theta);
+    const LoraPosterior phi_fixed = phi.with_tensors(detached(phi_params));
+    const at::Tensor kl = phi_fixed.kl_to(theta, &result.floor);
     const at::Tensor regulariser = outer.beta * kl.mean() + hyper_term;
     const auto g_theta = torch::autograd::grad({regulariser}, theta_params, {}, false, false, true);
     for (size_t i = 0; i < theta_params.size(); ++i) {

@@ -8,28 +8,33 @@
 // First-order (default): the query NLL's gradient at phi_i^K is passed to theta as in first-order MAML, the KL and
 // hyperprior terms are differentiated in theta exactly (phi_i^K held fixed). Second-order: autograd through the
 // inner steps.
+//
+// The variational family (factor or weight, ABMLL.md section 2) is behind LoraPosterior: this file has one code
+// path for both.
 #pragma once
 
 #include <ATen/core/Tensor.h>
 
 #include <functional>
+#include <memory>
 #include <map>
 #include <vector>
 
 #include "config/experiment_config.h"
-#include "meta/factor_gaussian.h"
+#include "meta/lora_posterior.h"
 #include "meta/task_noise.h"
-#include "model/lora.h"
+#include "model/linear.h"
 
 namespace abmll::meta {
 
 // Which examples of each task's episode an NLL covers (`all`: support and query together).
 enum class Split { support, query, all };
 
-// Per-task NLL [G] of `split` under LoRA `factors` holding G * S adapter groups (group-major: sample s of task g is
-// group g * S + s), averaged over the S samples and over the task's examples. Must be differentiable in factors.
-using NllFunction = std::function<at::Tensor(const std::map<model::LinearSite, model::LoraFactors>& factors,
-                                             int64_t samples, Split split)>;
+// Per-task NLL [G] of `split` under `adapter`, which holds G * S adapter groups (group-major: sample s of task g is
+// group g * S + s; LoraPosterior::sample), averaged over the S samples and over the task's examples. Must be
+// differentiable in the adapter's trainable tensors. The objective keeps the adapter alive until the result's
+// backward has run (gradient checkpointing reruns layers through it then).
+using NllFunction = std::function<at::Tensor(model::LinearAdapter& adapter, int64_t samples, Split split)>;
 
 struct InnerLoop {
   int64_t steps = 5;          // K
@@ -51,11 +56,11 @@ struct OuterObjective {
 
 // phi^K for G tasks from theta. With `track_prior` the result is a differentiable function of theta (second
 // order); otherwise each phi tensor is a fresh leaf. `support_nll`, when given, receives the mean support NLL
-// before each step (K values).
-// `noise` holds one generator per task (task_noise.h).
-FactorGaussian infer_posteriors(const FactorGaussian& theta, int64_t tasks, const NllFunction& nll,
-                                const InnerLoop& inner, bool track_prior, const TaskNoise& noise,
-                                std::vector<double>* support_nll = nullptr);
+// before each step (K values); `floor`, how often the scale floor held in the inner KLs. `noise` holds one
+// generator per task (task_noise.h).
+LoraPosterior infer_posteriors(const LoraPosterior& theta, int64_t tasks, const NllFunction& nll,
+                               const InnerLoop& inner, bool track_prior, const TaskNoise& noise,
+                               std::vector<double>* support_nll = nullptr, FloorStats* floor = nullptr);
 
 struct MetaGradient {
   std::vector<at::Tensor> grads;  // one per theta.tensors() entry
@@ -64,10 +69,11 @@ struct MetaGradient {
   double kl = 0;                  // mean over tasks of KL(q_phi^K || p_theta)
   double hyperprior = 0;          // -log p(theta)
   std::vector<double> support_nll;  // mean support NLL before each inner step
+  FloorStats floor;                 // the scale floor in the step's KLs (inner and outer; weight family)
 };
 
 // Runs the inner loop for G tasks and returns L(theta) and its gradient in theta; task g's noise comes from noise[g].
-MetaGradient abmll_meta_gradient(const FactorGaussian& theta, int64_t tasks, const NllFunction& nll,
+MetaGradient abmll_meta_gradient(const LoraPosterior& theta, int64_t tasks, const NllFunction& nll,
                                  const InnerLoop& inner, const OuterObjective& outer, const TaskNoise& noise);
 
 }  // namespace abmll::meta

@@ -18,16 +18,16 @@
 
 namespace abmll::meta {
 
-FactorGaussian infer_task_posterior(const ExperimentConfig& config, const LoadedExperiment& experiment,
-                                    const FactorGaussian& theta, const data::Episode& episode,
-                                    std::vector<double>& support_nll) {
+LoraPosterior infer_task_posterior(const ExperimentConfig& config, const LoadedExperiment& experiment,
+                                   const LoraPosterior& theta, const data::Episode& episode,
+                                   std::vector<double>& support_nll) {
   const auto seed = static_cast<std::uint64_t>(config.run.seed);
   EpisodeNll nll(experiment.decoder, experiment.lora, {tokenize_episode(episode, experiment.tokenizer)});
   const InnerLoop inner{config.inner.eval_steps, config.inner.lr, config.inner.optimizer,
                         config.inner.first_step_nll_only, config.inner.samples, config.outer.beta};
   const TaskNoise noise = noise_from_seeds({Rng::stream(seed, "adapt/" + episode.task).next_u64()});
-  auto nll_fn = [&nll](const auto& f, int64_t s, Split split) { return nll(f, s, split); };
-  FactorGaussian phi = infer_posteriors(theta, 1, nll_fn, inner, false, noise, &support_nll);
+  auto nll_fn = [&nll](model::LinearAdapter& a, int64_t s, Split split) { return nll(a, s, split); };
+  LoraPosterior phi = infer_posteriors(theta, 1, nll_fn, inner, false, noise, &support_nll);
   const at::NoGradGuard no_grad;
   support_nll.push_back(nll(phi.means(), 1, Split::support).mean().item<double>());
   return phi;
@@ -36,7 +36,7 @@ FactorGaussian infer_task_posterior(const ExperimentConfig& config, const Loaded
 PointLora adapt_task_lora(const ExperimentConfig& config, const LoadedExperiment& experiment, const PointLora& init,
                           const data::Episode& episode, std::vector<double>& support_nll) {
   EpisodeNll nll(experiment.decoder, experiment.lora, {tokenize_episode(episode, experiment.tokenizer)});
-  auto nll_fn = [&nll](const auto& f, int64_t s, Split split) { return nll(f, s, split); };
+  auto nll_fn = [&nll](model::LinearAdapter& a, int64_t s, Split split) { return nll(a, s, split); };
   const PointLora adapted = adapt_point_lora(
       init, 1, nll_fn, {config.inner.eval_steps, config.inner.lr, config.inner.optimizer}, &support_nll);
   const at::NoGradGuard no_grad;
@@ -45,8 +45,6 @@ PointLora adapt_task_lora(const ExperimentConfig& config, const LoadedExperiment
 }
 
 AdaptResult adapt_task(const ExperimentConfig& config, const AdaptRun& run) {
-  if (config.posterior.family != PosteriorFamily::factor)
-    throw InputError("posterior.family: adapt supports `factor` so far");
   const DeviceChoice device = resolve_device(config.run.device);
   const Checkpoint checkpoint = load_checkpoint(run.checkpoint);
   const LoadedExperiment experiment = load_experiment(config, device.name);
@@ -80,14 +78,16 @@ AdaptResult adapt_task(const ExperimentConfig& config, const AdaptRun& run) {
   result.support_size = episode.support.size();
   io::NamedTensors tensors;
   std::map<model::LinearSite, model::LoraFactors> exported;
+  std::string family = "none (a LoRA point estimate)";
   if (bayesian) {
-    FactorGaussian theta = initial_theta(config, experiment);
+    LoraPosterior theta = initial_theta(config, experiment);
     load_theta(checkpoint, theta);
-    const FactorGaussian phi = infer_task_posterior(config, experiment, theta, episode, result.support_nll);
+    const LoraPosterior phi = infer_task_posterior(config, experiment, theta, episode, result.support_nll);
     const auto names = parameter_names(phi);
     const auto params = phi.tensors();
     for (size_t i = 0; i < names.size(); ++i) tensors.emplace_back("phi." + names[i], params[i].detach()[0]);
     exported = phi.means();
+    family = phi.description();
   } else {
     const PointLora init = initial_point_lora(config, experiment);
     load_parameters(checkpoint, config.method, init.names(), init.tensors());
@@ -107,6 +107,7 @@ AdaptResult adapt_task(const ExperimentConfig& config, const AdaptRun& run) {
                          {"method", std::string(to_string(config.method))},
                          {"inner_steps", std::to_string(config.inner.eval_steps)},
                          {"scale_floor", fmt::format("{}", config.posterior.scale_floor)},
+                         {"posterior_family", family},
                          {"prior", run.checkpoint.string()}});
   model::BatchedLora adapter(experiment.lora, 1);
   install_factors(adapter, exported);

@@ -10,7 +10,7 @@
 
 #include "config/experiment_config.h"
 #include "data/episode.h"
-#include "meta/factor_gaussian.h"
+#include "meta/lora_posterior.h"
 #include "meta/point_lora.h"
 #include "meta/run_setup.h"
 
@@ -34,9 +34,9 @@ AdaptResult adapt_task(const ExperimentConfig& config, const AdaptRun& run);
 // A task's posterior phi (one group) from theta by K = inner.eval_steps inner steps on the episode's support set,
 // with the task's own noise stream: what `adapt` writes and what `evaluate` scores with. `support_nll` receives
 // the mean support NLL before each step and, last, under the posterior mean.
-FactorGaussian infer_task_posterior(const ExperimentConfig& config, const LoadedExperiment& experiment,
-                                    const FactorGaussian& theta, const data::Episode& episode,
-                                    std::vector<double>& support_nll);
+LoraPosterior infer_task_posterior(const ExperimentConfig& config, const LoadedExperiment& experiment,
+                                   const LoraPosterior& theta, const data::Episode& episode,
+                                   std::vector<double>& support_nll);
 
 // The point-estimate methods' counterpart (lora, fomaml, reptile): the task's LoRA after inner.eval_steps steps
 // (inner.lr, inner.optimizer) on the support NLL from the learned initialisation `init`. `support_nll` receives

@@ -28,6 +28,7 @@ StepAgreement combine_across_ranks(dist::ProcessGroup& group, MetaBatchGradient&
   if (g.query_nll) values.push_back(weight * *g.query_nll);
   for (const auto& [key, value] : g.extra.items()) values.push_back(weight * value.get<double>());
   for (double s : g.support_nll) values.push_back(weight * s);
+  for (const auto& [key, value] : g.counts.items()) values.push_back(value.get<double>());
   values.push_back(static_cast<double>(tokens));
   values.push_back(signal == SIGTERM ? 1.0 : 0.0);
   values.push_back(signal == SIGINT ? 1.0 : 0.0);
@@ -40,6 +41,7 @@ StepAgreement combine_across_ranks(dist::ProcessGroup& group, MetaBatchGradient&
   if (g.query_nll) g.query_nll = v[k++];
   for (auto& [key, value] : g.extra.items()) value = v[k++];
   for (double& s : g.support_nll) s = v[k++];
+  for (auto& [key, value] : g.counts.items()) value = static_cast<std::int64_t>(v[k++]);
   StepAgreement out;
   out.tokens = static_cast<std::int64_t>(v[k++]);
   const bool term = v[k++] > 0, interrupt = v[k++] > 0;

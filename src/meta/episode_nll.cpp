@@ -8,6 +8,8 @@
 #include "text/tokenizer.h"
 #include "util/error.h"
 
+#include <fmt/format.h>
+
 namespace abmll::meta {
 namespace {
 
@@ -35,6 +37,12 @@ EpisodeNll::EpisodeNll(const model::Decoder& decoder, model::LoraSettings settin
 
 at::Tensor EpisodeNll::operator()(const std::map<model::LinearSite, model::LoraFactors>& factors, int64_t samples,
                                   Split split) {
+  model::BatchedLora lora(settings_, static_cast<int64_t>(episodes_.size()) * samples);
+  install_factors(lora, factors);
+  return (*this)(lora, samples, split);
+}
+
+at::Tensor EpisodeNll::operator()(model::LinearAdapter& adapter, int64_t samples, Split split) {
   const int64_t tasks = static_cast<int64_t>(episodes_.size());
   std::vector<model::ScoringItem> items;
   std::vector<int64_t> task_of_item;
@@ -56,9 +64,10 @@ at::Tensor EpisodeNll::operator()(const std::map<model::LinearSite, model::LoraF
       items_per_task[g] += samples;
     }
   }
-  model::BatchedLora lora(settings_, tasks * samples);
-  install_factors(lora, factors);
-  const model::ContinuationScores scores = model::score_continuations(decoder_, items, &lora, scoring_);
+  if (adapter.groups() != tasks * samples)
+    throw Error(fmt::format("EpisodeNll: the adapter has {} groups for {} tasks x {} samples", adapter.groups(),
+                            tasks, samples));
+  const model::ContinuationScores scores = model::score_continuations(decoder_, items, &adapter, scoring_);
   const at::Tensor index = at::tensor(task_of_item, at::kLong).to(scores.log_prob.device());
   const at::Tensor counts = at::tensor(items_per_task, at::kDouble).to(scores.log_prob.device());
   const at::Tensor sums = at::zeros({tasks}, scores.log_prob.options()).index_add(0, index, -scores.log_prob);

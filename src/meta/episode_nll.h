@@ -40,7 +40,11 @@ class EpisodeNll {
   EpisodeNll(const model::Decoder& decoder, model::LoraSettings settings, std::vector<TokenizedEpisode> episodes,
              model::ScoringOptions scoring = {});
 
-  // [G] per-task mean NLL of `split` under `factors` (G * samples groups, group-major).
+  // [G] per-task mean NLL of `split` under `adapter` (G * samples groups, group-major; either variational family's
+  // draws, LoraPosterior::sample). With gradient checkpointing, `adapter` must outlive the result's backward.
+  at::Tensor operator()(model::LinearAdapter& adapter, int64_t samples, Split split);
+  // The same under LoRA `factors` (G * samples groups, group-major), through an adapter local to the call: not for
+  // a result that is differentiated under gradient checkpointing (backward would rerun layers through it).
   at::Tensor operator()(const std::map<model::LinearSite, model::LoraFactors>& factors, int64_t samples,
                         Split split);
 

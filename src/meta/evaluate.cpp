@@ -58,8 +58,6 @@ EvaluateResult evaluate(const ExperimentConfig& config, const EvaluateRun& run) 
   if (!run.checkpoint.empty()) {
     if (!uses_posterior(method) && !uses_point_lora(method))
       throw InputError(fmt::format("--checkpoint: method {} uses no meta-trained parameters", to_string(method)));
-    if (config.posterior.family != PosteriorFamily::factor)
-      throw InputError("posterior.family: evaluate supports `factor` so far");
     checkpoint = load_checkpoint(run.checkpoint);
   } else if (uses_posterior(method) || method == Method::fomaml || method == Method::reptile) {
     throw InputError(fmt::format("method {} needs --checkpoint (a checkpoint of `abmll meta-train` with method {})",
@@ -70,7 +68,7 @@ EvaluateResult evaluate(const ExperimentConfig& config, const EvaluateRun& run) 
   const LoadedExperiment experiment = load_experiment(config, device.name);
   // What each task adapts from: ABMLL's prior theta, or a LoRA (meta-learned, trained on the training tasks, or
   // -- `lora` without a checkpoint -- PEFT's initialisation: LoRA from scratch on the support set).
-  std::optional<FactorGaussian> theta;
+  std::optional<LoraPosterior> theta;
   std::optional<PointLora> lora_init;
   if (uses_posterior(method)) {
     theta = initial_theta(config, experiment);
@@ -105,28 +103,28 @@ EvaluateResult evaluate(const ExperimentConfig& config, const EvaluateRun& run) 
 
     eval::TaskResult result{task.name, {}, nlohmann::json::object()};
     result.extra["support_size"] = episode.support.size();
-    std::optional<model::BatchedLora> adapter;
+    std::unique_ptr<model::LinearAdapter> adapter;
     if (theta) {
       std::vector<double> support_nll;
-      const FactorGaussian phi = infer_task_posterior(config, experiment, *theta, episode, support_nll);
+      const LoraPosterior phi = infer_task_posterior(config, experiment, *theta, episode, support_nll);
       result.extra["support_nll"] = support_nll;
       // Groups = posterior samples of this task (or one group: the posterior mean).
       const at::NoGradGuard no_grad;
       const int64_t samples = config.eval.samples;
       const TaskNoise draws = noise_from_seeds({Rng::stream(seed, "eval/" + task.name).next_u64()});
-      adapter.emplace(experiment.lora, samples > 0 ? samples : 1);
-      install_factors(*adapter, samples > 0 ? phi.sample(samples, draws) : phi.means());
+      adapter = samples > 0 ? phi.sample(samples, draws) : std::make_unique<model::BatchedLora>(phi.mean_adapter());
     } else if (lora_init) {
       std::vector<double> support_nll;
       const PointLora adapted = adapt_task_lora(config, experiment, *lora_init, episode, support_nll);
       result.extra["support_nll"] = support_nll;
       const at::NoGradGuard no_grad;
-      adapter.emplace(experiment.lora, 1);
-      install_factors(*adapter, adapted.factors(1));
+      auto lora = std::make_unique<model::BatchedLora>(experiment.lora, 1);
+      install_factors(*lora, adapted.factors(1));
+      adapter = std::move(lora);
     }
     const std::vector<eval::OptionPrediction> predictions =
         eval::score_options(experiment.decoder, tokenize_queries(episode.query, experiment.tokenizer),
-                            adapter ? &*adapter : nullptr, scoring);
+                            adapter.get(), scoring);
     int64_t truncated = 0, demos = 0;
     for (std::size_t i = 0; i < predictions.size(); ++i) {
       const data::ScoredPrompt& q = episode.query[i];

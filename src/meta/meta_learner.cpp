@@ -28,17 +28,25 @@ class BayesianLearner final : public MetaLearner {
   std::vector<at::Tensor> parameters() const override { return theta_.tensors(); }
   std::vector<std::string> parameter_names() const override { return meta::parameter_names(theta_); }
   bool second_order() const override { return outer_.second_order; }
+  void record(std::map<std::string, std::string>& metadata) const override { record_family(theta_, metadata); }
+  void load(const Checkpoint& checkpoint) override { load_theta(checkpoint, theta_); }
 
   MetaBatchGradient meta_gradient(const NllFunction& nll, int64_t tasks, const TaskNoise& noise) const override {
     MetaGradient g = abmll_meta_gradient(theta_, tasks, nll, inner_, outer_, noise);
-    return {std::move(g.grads), g.outer_loss, g.query_nll, std::move(g.support_nll),
-            {{"kl", g.kl}, {"hyperprior", g.hyperprior}}};
+    MetaBatchGradient out{std::move(g.grads), g.outer_loss, g.query_nll, std::move(g.support_nll),
+                          {{"kl", g.kl}, {"hyperprior", g.hyperprior}}};
+    if (theta_.family() == PosteriorFamily::weight) {
+      // The scale floor of ABMLL.md 2(b): entries of S at c in the step's KLs (inner and outer), of how many.
+      out.counts["scale_floor_hits"] = g.floor.hits;
+      out.counts["scale_floor_entries"] = g.floor.entries;
+    }
+    return out;
   }
 
   std::map<model::LinearSite, model::LoraFactors> exported_factors() const override { return theta_.means(); }
 
  private:
-  FactorGaussian theta_;
+  LoraPosterior theta_;
   InnerLoop inner_;
   OuterObjective outer_;
 };
@@ -54,10 +62,14 @@ class PointLearner final : public MetaLearner {
   std::vector<at::Tensor> parameters() const override { return theta_.tensors(); }
   std::vector<std::string> parameter_names() const override { return theta_.names(); }
   bool second_order() const override { return false; }
+  void record(std::map<std::string, std::string>&) const override {}
+  void load(const Checkpoint& checkpoint) override {
+    load_parameters(checkpoint, method_, theta_.names(), theta_.tensors());
+  }
 
   MetaBatchGradient meta_gradient(const NllFunction& nll, int64_t tasks, const TaskNoise&) const override {
     PointGradient g = point_meta_gradient(method_, theta_, tasks, nll, inner_);
-    return {std::move(g.grads), g.outer_loss, g.query_nll, std::move(g.support_nll), nlohmann::json::object()};
+    return {std::move(g.grads), g.outer_loss, g.query_nll, std::move(g.support_nll)};
   }
 
   std::map<model::LinearSite, model::LoraFactors> exported_factors() const override { return theta_.factors(1); }

@@ -16,6 +16,7 @@
 
 #include "config/experiment_config.h"
 #include "meta/abmll_objective.h"
+#include "meta/checkpoint.h"
 #include "meta/run_setup.h"
 #include "meta/task_noise.h"
 #include "model/lora.h"
@@ -30,6 +31,8 @@ struct MetaBatchGradient {
   // The method's own per-step figures (kl, hyperprior): numbers that are means over the meta-batch's tasks, or the
   // same for every task, so that ranks combine them like the loss.
   nlohmann::json extra = nlohmann::json::object();
+  // Per-step counts (scale_floor_hits of the weight family): ranks add them up.
+  nlohmann::json counts = nlohmann::json::object();
 };
 
 class MetaLearner {
@@ -45,6 +48,11 @@ class MetaLearner {
   virtual std::map<model::LinearSite, model::LoraFactors> exported_factors() const = 0;
   // Whether the outer step differentiates through the inner steps (the forward must be twice differentiable).
   virtual bool second_order() const = 0;
+  // Facts a checkpoint (and a trace) records beside the tensors, so that it is never read as something else.
+  virtual void record(std::map<std::string, std::string>& metadata) const = 0;
+  // Copies the learned tensors from a checkpoint of this learner (its method, family and shapes), in place.
+  // InputError naming the checkpoint otherwise.
+  virtual void load(const Checkpoint& checkpoint) = 0;
 };
 
 // The learner of config.method, initialised from the run's "init" random stream. Throws InputError for a method

@@ -57,12 +57,12 @@ void save(const std::filesystem::path& path, std::int64_t step, const MetaLearne
   c.metadata["adamw_steps"] = std::to_string(adam.steps_taken());
   c.metadata["config"] = training_keys(config).dump();
   c.metadata["method"] = to_string(method == Method::abmll_icl ? Method::abmll : method);
+  learner.record(c.metadata);
   save_checkpoint(path, c);
 }
 
 // Restores theta and AdamW from `c`, refusing a checkpoint of another training config.
-void restore(const Checkpoint& c, const MetaLearner& learner, Method method, AdamW& adam,
-             const nlohmann::json& config) {
+void restore(const Checkpoint& c, MetaLearner& learner, AdamW& adam, const nlohmann::json& config) {
   const auto saved = c.metadata.find("config");
   if (saved != c.metadata.end()) {
     const nlohmann::json then = nlohmann::json::parse(saved->second), now = training_keys(config);
@@ -74,8 +74,8 @@ void restore(const Checkpoint& c, const MetaLearner& learner, Method method, Ada
                                    c.source.string(), differences));
     }
   }
+  learner.load(c);
   const auto names = learner.parameter_names();
-  load_parameters(c, method, names, learner.parameters());
   std::vector<at::Tensor> m, v;
   for (const auto& name : names) {
     m.push_back(c.tensor("adamw.m." + name));
@@ -116,15 +116,14 @@ void write_trace(const std::filesystem::path& path, std::int64_t step, const Met
   if (g.query_nll) metadata["query_nll"] = fmt::format("{:.17g}", *g.query_nll);
   metadata["support_nll"] = nlohmann::json(g.support_nll).dump();
   for (const auto& [key, value] : g.extra.items()) metadata[key] = fmt::format("{:.17g}", value.get<double>());
+  for (const auto& [key, value] : g.counts.items()) metadata[key] = value.dump();
+  learner.record(metadata);
   io::write_safetensors(path, tensors, metadata);
 }
 
 }  // namespace
 
 MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& run) {
-  if (config.posterior.family != PosteriorFamily::factor)
-    throw InputError("posterior.family: meta-training supports `factor` so far (the `weight` family's pieces exist "
-                     "but are not wired into the run loop yet)");
   const DeviceChoice device = resolve_device(config.run.device);
   const auto start = std::chrono::steady_clock::now();
 
@@ -154,7 +153,7 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
   MetaTrainResult result;
   if (run.resume) {
     if (auto c = load_latest_checkpoint(run.run_dir)) {
-      restore(*c, *learner, config.method, adam, run.resolved_config);
+      restore(*c, *learner, adam, run.resolved_config);
       result.first_step = c->step;
       log::info("resuming from {} (step {})", c->source.string(), c->step);
     } else {
@@ -197,7 +196,7 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
     }
     EpisodeNll nll(decoder, experiment.lora, std::move(episodes), scoring);
     MetaBatchGradient g =
-        learner->meta_gradient([&nll](const auto& f, int64_t s, Split split) { return nll(f, s, split); },
+        learner->meta_gradient([&nll](model::LinearAdapter& a, int64_t s, Split split) { return nll(a, s, split); },
                                slice.count, step_noise(seed, step, slice.begin, slice.count));
     std::int64_t step_tokens = nll.tokens_processed();
     int signal = interrupt_signal();
@@ -232,6 +231,7 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
     nlohmann::json line = {{"step", step + 1}, {"outer_loss", g.loss}};
     if (g.query_nll) line["query_nll"] = *g.query_nll;
     for (const auto& [key, value] : g.extra.items()) line[key] = value;
+    for (const auto& [key, value] : g.counts.items()) line[key] = value;
     if (!g.support_nll.empty()) {
       line["support_nll_first"] = g.support_nll.front();
       line["support_nll_last"] = g.support_nll.back();

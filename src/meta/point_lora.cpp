@@ -11,21 +11,22 @@
 
 namespace abmll::meta {
 
-PointLora::PointLora(std::map<model::LinearSite, model::LoraFactors> sites, bool grouped)
-    : sites_(std::move(sites)), grouped_(grouped) {}
+PointLora::PointLora(std::map<model::LinearSite, model::LoraFactors> sites, model::LoraSettings lora, bool grouped)
+    : sites_(std::move(sites)), lora_(std::move(lora)), grouped_(grouped) {}
 
-PointLora PointLora::initial(const std::vector<model::LinearSite>& sites, const model::ModelConfig& config,
-                             int64_t rank, at::Device device, at::Generator generator) {
+PointLora PointLora::initial(const model::ModelConfig& config, const model::LoraSettings& lora, at::Device device,
+                             at::Generator generator) {
+  const int64_t rank = lora.rank;
   const auto f32 = at::TensorOptions().dtype(at::kFloat);
   std::map<model::LinearSite, model::LoraFactors> out;
-  for (const auto& site : sites) {
+  for (const auto& site : model::lora_sites(config, lora)) {
     const auto shape = model::projection_shape(config, site.projection);  // [O, I]
     const double bound = 1.0 / std::sqrt(double(shape[1]));
     at::Tensor a = at::empty({rank, shape[1]}, f32).uniform_(-bound, bound, generator).to(device);
     at::Tensor b = at::zeros({shape[0], rank}, f32.device(device));
     out.emplace(site, model::LoraFactors{a.requires_grad_(true), b.requires_grad_(true)});
   }
-  return PointLora(std::move(out), /*grouped=*/false);
+  return PointLora(std::move(out), lora, /*grouped=*/false);
 }
 
 PointLora PointLora::copies(int64_t groups, bool track) const {
@@ -36,7 +37,7 @@ PointLora PointLora::copies(int64_t groups, bool track) const {
   };
   std::map<model::LinearSite, model::LoraFactors> out;
   for (const auto& [site, f] : sites_) out.emplace(site, model::LoraFactors{copy(f.a), copy(f.b)});
-  return PointLora(std::move(out), /*grouped=*/true);
+  return PointLora(std::move(out), lora_, /*grouped=*/true);
 }
 
 std::vector<at::Tensor> PointLora::tensors() const {
@@ -54,7 +55,7 @@ PointLora PointLora::with_tensors(const std::vector<at::Tensor>& tensors) const 
     out.emplace(site, model::LoraFactors{tensors[k], tensors[k + 1]});
     k += 2;
   }
-  return PointLora(std::move(out), grouped_);
+  return PointLora(std::move(out), lora_, grouped_);
 }
 
 std::map<model::LinearSite, model::LoraFactors> PointLora::factors(int64_t groups) const {
@@ -70,6 +71,12 @@ std::map<model::LinearSite, model::LoraFactors> PointLora::factors(int64_t group
     }
   }
   return out;
+}
+
+std::unique_ptr<model::BatchedLora> PointLora::adapter(int64_t groups) const {
+  auto adapter = std::make_unique<model::BatchedLora>(lora_, groups);
+  for (auto& [site, f] : factors(groups)) adapter->set_factors(site, std::move(f));
+  return adapter;
 }
 
 std::vector<std::string> PointLora::names() const {

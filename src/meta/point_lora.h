@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -22,14 +23,15 @@ namespace abmll::meta {
 class PointLora {
  public:
   PointLora() = default;
-  PointLora(std::map<model::LinearSite, model::LoraFactors> sites, bool grouped);
+  PointLora(std::map<model::LinearSite, model::LoraFactors> sites, model::LoraSettings lora, bool grouped);
 
   // PEFT's initialisation of a new adapter: A uniform in +-1/sqrt(I) drawn from `generator` (on the CPU, so a seed
   // gives the same adapter on every device), B = 0 (the adapter starts as the base model). These are exactly the
   // means FactorGaussian::initial_prior draws from the same generator, so ABMLL and the baselines start alike.
   // float32 leaf tensors on `device` that require grad.
-  static PointLora initial(const std::vector<model::LinearSite>& sites, const model::ModelConfig& config,
-                           int64_t rank, at::Device device, at::Generator generator);
+  // The sites are lora_sites(config, lora).
+  static PointLora initial(const model::ModelConfig& config, const model::LoraSettings& lora, at::Device device,
+                           at::Generator generator);
 
   // G copies of this (ungrouped) adapter. With `track` they stay differentiable functions of it; otherwise they
   // are new leaf tensors that require grad.
@@ -44,12 +46,15 @@ class PointLora {
   // As LoRA factors with `groups` groups: a grouped adapter's own groups (groups must match), or an ungrouped
   // adapter repeated (differentiably) for every group.
   std::map<model::LinearSite, model::LoraFactors> factors(int64_t groups) const;
+  // The same as an adapter for the decoder (what an NllFunction runs).
+  std::unique_ptr<model::BatchedLora> adapter(int64_t groups) const;
 
   // "model.layers.0.self_attn.q_proj.lora_A", "...lora_B": one name per tensor, in tensors() order.
   std::vector<std::string> names() const;
 
  private:
   std::map<model::LinearSite, model::LoraFactors> sites_;
+  model::LoraSettings lora_;
   bool grouped_ = false;
 };
 

@@ -15,8 +15,11 @@ namespace {
 PointLora descend_copies(const PointLora& theta, int64_t tasks, const NllFunction& nll, const InnerDescent& inner,
                          Split split, std::vector<double>* nll_before) {
   const PointLora start = theta.copies(tasks, /*track=*/false);
+  // Each step's adapter outlives that step's backward (gradient checkpointing reruns layers through it).
+  std::unique_ptr<model::BatchedLora> adapter;
   const InnerLoss loss = [&](const std::vector<at::Tensor>& params, int64_t) {
-    const at::Tensor task_nll = nll(start.with_tensors(params).factors(tasks), 1, split);  // [G]
+    adapter = start.with_tensors(params).adapter(tasks);
+    const at::Tensor task_nll = nll(*adapter, 1, split);  // [G]
     if (nll_before) nll_before->push_back(task_nll.mean().item<double>());
     return task_nll.sum();
   };
@@ -37,14 +40,16 @@ PointGradient point_meta_gradient(Method method, const PointLora& theta, int64_t
   const std::vector<at::Tensor> theta_params = theta.tensors();
   switch (method) {
     case Method::lora: {
-      const at::Tensor loss = nll(theta.factors(tasks), 1, Split::all).mean();
+      const auto adapter = theta.adapter(tasks);
+      const at::Tensor loss = nll(*adapter, 1, Split::all).mean();
       result.grads = torch::autograd::grad({loss}, theta_params, {}, false, false, /*allow_unused=*/true);
       result.outer_loss = loss.item<double>();
       break;
     }
     case Method::fomaml: {
       const PointLora phi = adapt_point_lora(theta, tasks, nll, inner, &result.support_nll);
-      const at::Tensor loss = nll(phi.factors(tasks), 1, Split::query).mean();
+      const auto adapter = phi.adapter(tasks);
+      const at::Tensor loss = nll(*adapter, 1, Split::query).mean();
       const std::vector<at::Tensor> phi_params = phi.tensors();
       const auto g_phi = torch::autograd::grad({loss}, phi_params, {}, false, false, /*allow_unused=*/true);
       // Row g of each grouped gradient is task g's; the mean over tasks' losses already divides by G.
@@ -63,7 +68,7 @@ PointGradient point_meta_gradient(Method method, const PointLora& theta, int64_t
       result.support_nll = nll_before;
       result.outer_loss = nll_before.empty() ? 0.0 : nll_before.back();
       const at::NoGradGuard no_grad;
-      result.query_nll = nll(phi.factors(tasks), 1, Split::query).mean().item<double>();
+      result.query_nll = nll(*phi.adapter(tasks), 1, Split::query).mean().item<double>();
       break;
     }
     default:

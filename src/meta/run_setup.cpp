@@ -51,19 +51,26 @@ LoadedExperiment load_experiment(const ExperimentConfig& config, const std::stri
   return e;
 }
 
-FactorGaussian initial_theta(const ExperimentConfig& config, const LoadedExperiment& experiment) {
+LoraPosterior initial_theta(const ExperimentConfig& config, const LoadedExperiment& experiment) {
   const auto& decoder = experiment.decoder;
-  return FactorGaussian::initial_prior(
-      model::lora_sites(decoder.config(), experiment.lora), decoder.config(), experiment.lora.rank,
-      config.posterior.init_scale, config.posterior.scale_floor, decoder.device(),
-      at::make_generator<at::CPUGeneratorImpl>(
-          Rng::stream(static_cast<std::uint64_t>(config.run.seed), "init").next_u64()));
+  const auto sites = model::lora_sites(decoder.config(), experiment.lora);
+  auto init = at::make_generator<at::CPUGeneratorImpl>(
+      Rng::stream(static_cast<std::uint64_t>(config.run.seed), "init").next_u64());
+  if (config.posterior.family == PosteriorFamily::weight) {
+    const WeightScaleForm form{config.posterior.weight_scale, experiment.lora.scale(), config.posterior.scale_floor};
+    return LoraPosterior(WeightGaussian::initial_prior(sites, decoder.config(), experiment.lora.rank, form,
+                                                       config.posterior.init_scale, decoder.device(), init),
+                         experiment.lora);
+  }
+  return LoraPosterior(FactorGaussian::initial_prior(sites, decoder.config(), experiment.lora.rank,
+                                                     config.posterior.init_scale, config.posterior.scale_floor,
+                                                     decoder.device(), init),
+                       experiment.lora);
 }
 
 PointLora initial_point_lora(const ExperimentConfig& config, const LoadedExperiment& experiment) {
   const auto& decoder = experiment.decoder;
-  return PointLora::initial(model::lora_sites(decoder.config(), experiment.lora), decoder.config(),
-                            experiment.lora.rank, decoder.device(),
+  return PointLora::initial(decoder.config(), experiment.lora, decoder.device(),
                             at::make_generator<at::CPUGeneratorImpl>(
                                 Rng::stream(static_cast<std::uint64_t>(config.run.seed), "init").next_u64()));
 }
@@ -93,17 +100,33 @@ void load_parameters(const Checkpoint& checkpoint, Method method, const std::vec
   }
 }
 
-void load_theta(const Checkpoint& checkpoint, FactorGaussian& theta) {
+void record_family(const LoraPosterior& theta, std::map<std::string, std::string>& metadata) {
+  metadata["posterior_family"] = std::string(to_string(theta.family()));
+  if (const WeightGaussian* w = theta.weight()) metadata["weight_scale"] = std::string(to_string(w->form().kind));
+}
+
+void load_theta(const Checkpoint& checkpoint, LoraPosterior& theta) {
+  // The family and scale form decide what the tensors mean; shapes alone would not tell a linear from a softplus
+  // scale. Checkpoints from before the weight family carry no family: they are factor checkpoints.
+  if (checkpoint_method(checkpoint) == "abmll") {
+    std::map<std::string, std::string> expected;
+    record_family(theta, expected);
+    std::map<std::string, std::string> found{{"posterior_family", "factor"}};
+    for (const char* key : {"posterior_family", "weight_scale"})
+      if (const auto it = checkpoint.metadata.find(key); it != checkpoint.metadata.end()) found[key] = it->second;
+    auto describe = [](const std::map<std::string, std::string>& m) {
+      const auto scale = m.find("weight_scale");
+      return fmt::format("posterior.family: {}{}", m.at("posterior_family"),
+                         scale == m.end() ? "" : ", posterior.weight_scale: " + scale->second);
+    };
+    if (found != expected)
+      throw InputError(fmt::format("{}: theta was meta-trained with {}, but the config says {}; set the config's "
+                                   "posterior keys to the checkpoint's",
+                                   checkpoint.source.string(), describe(found), describe(expected)));
+  }
   load_parameters(checkpoint, Method::abmll, parameter_names(theta), theta.tensors());
 }
 
-std::vector<std::string> parameter_names(const FactorGaussian& gaussian) {
-  std::vector<std::string> names;
-  for (const auto& [site, g] : gaussian.sites()) {
-    const std::string path = model::projection_path(site.layer, site.projection);
-    for (const char* part : {"a_mean", "a_rho", "b_mean", "b_rho"}) names.push_back(fmt::format("{}.{}", path, part));
-  }
-  return names;
-}
+std::vector<std::string> parameter_names(const LoraPosterior& posterior) { return posterior.tensor_names(); }
 
 }  // namespace abmll::meta

@@ -9,7 +9,7 @@
 #include "config/experiment_config.h"
 #include "data/task.h"
 #include "meta/checkpoint.h"
-#include "meta/factor_gaussian.h"
+#include "meta/lora_posterior.h"
 #include "meta/point_lora.h"
 #include "model/decoder.h"
 #include "model/lora.h"
@@ -35,9 +35,9 @@ struct LoadedExperiment {
 // Loads model.path (config.json, weights, tokenizer.json) on `device` and the tasks of `data`.
 LoadedExperiment load_experiment(const ExperimentConfig& config, const std::string& device);
 
-// A prior with the config's shape (every adapted site of the model), initialised as FactorGaussian::initial_prior
-// with the run's "init" random stream.
-FactorGaussian initial_theta(const ExperimentConfig& config, const LoadedExperiment& experiment);
+// A prior of the config's family (posterior.family, posterior.weight_scale) and shape (every adapted site of the
+// model), initialised by the family's initial_prior with the run's "init" random stream.
+LoraPosterior initial_theta(const ExperimentConfig& config, const LoadedExperiment& experiment);
 
 // The LoRA the point-estimate methods (lora, fomaml, reptile) start from: PointLora::initial with the same "init"
 // random stream, so its factors equal initial_theta's means.
@@ -52,10 +52,17 @@ std::string checkpoint_method(const Checkpoint& checkpoint);
 void load_parameters(const Checkpoint& checkpoint, Method method, const std::vector<std::string>& names,
                      const std::vector<at::Tensor>& params);
 
-// load_parameters for ABMLL's prior.
-void load_theta(const Checkpoint& checkpoint, FactorGaussian& theta);
+// Checkpoint metadata naming theta's family ("posterior_family": factor | weight, "weight_scale": linear |
+// softplus for weight), written with theta so that it is never read under the other family.
+void record_family(const LoraPosterior& theta, std::map<std::string, std::string>& metadata);
 
-// "model.layers.0.self_attn.q_proj.a_mean", ...: one name per tensor of `gaussian`, in tensors() order.
-std::vector<std::string> parameter_names(const FactorGaussian& gaussian);
+// Copies theta ("theta.<name>" tensors of an ABMLL meta-training checkpoint) into `theta`, whose family and shapes
+// come from the config. Throws InputError naming the checkpoint for another method's checkpoint, one of another
+// variational family or scale form (a checkpoint without "posterior_family" is of the factor family), or a shape
+// mismatch.
+void load_theta(const Checkpoint& checkpoint, LoraPosterior& theta);
+
+// "model.layers.0.self_attn.q_proj.a_mean", ...: one name per tensor of `posterior`, in tensors() order.
+std::vector<std::string> parameter_names(const LoraPosterior& posterior);
 
 }  // namespace abmll::meta

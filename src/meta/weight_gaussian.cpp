@@ -1,6 +1,9 @@
 #include "meta/weight_gaussian.h"
 
 #include "meta/gaussian.h"
+#include "meta/weight_kl_cuda.h"
+
+#include <ATen/core/grad_mode.h>
 
 #include <ATen/TensorOperators.h>
 #include <ATen/ops/cat.h>
@@ -18,6 +21,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
+#include <cmath>
 
 namespace abmll::meta {
 namespace {
@@ -68,8 +72,16 @@ struct TiledWeightKl : public torch::autograd::Function<TiledWeightKl> {
   static at::Tensor forward(AutogradContext* ctx, at::Tensor qb_mu, at::Tensor qa_mu, at::Tensor qb_sig,
                             at::Tensor qa_sig, at::Tensor pb_mu, at::Tensor pa_mu, at::Tensor pb_sig,
                             at::Tensor pa_sig, double scaling, double floor, int64_t kind, int64_t tile_rows,
-                            int64_t* floor_hits) {
+                            int64_t* floor_hits, bool fused) {
     const WeightScaleForm form{static_cast<WeightScale>(kind), scaling, floor};
+    ctx->save_for_backward({qb_mu, qa_mu, qb_sig, qa_sig, pb_mu, pa_mu, pb_sig, pa_sig});
+    ctx->saved_data["scaling"] = scaling;
+    ctx->saved_data["floor"] = floor;
+    ctx->saved_data["kind"] = kind;
+    ctx->saved_data["tile_rows"] = tile_rows;
+    ctx->saved_data["fused"] = fused;
+    if (fused) return weight_kl_cuda_forward({qb_mu, qa_mu, qb_sig, qa_sig}, {pb_mu, pa_mu, pb_sig, pa_sig}, form,
+                                             floor_hits);
     const int64_t rows = qb_mu.size(0);
     at::Tensor total = at::zeros({}, qb_mu.options());
     int64_t hits = 0;
@@ -84,11 +96,6 @@ struct TiledWeightKl : public torch::autograd::Function<TiledWeightKl> {
       }
     }
     if (floor_hits) *floor_hits = hits;
-    ctx->save_for_backward({qb_mu, qa_mu, qb_sig, qa_sig, pb_mu, pa_mu, pb_sig, pa_sig});
-    ctx->saved_data["scaling"] = scaling;
-    ctx->saved_data["floor"] = floor;
-    ctx->saved_data["kind"] = kind;
-    ctx->saved_data["tile_rows"] = tile_rows;
     return total;
   }
 
@@ -101,6 +108,13 @@ struct TiledWeightKl : public torch::autograd::Function<TiledWeightKl> {
     const int64_t tile_rows = ctx->saved_data["tile_rows"].toInt();
     const at::Tensor& g = grad_outputs[0];
     const double s = form.scaling, c2 = form.floor * form.floor;
+    // The fused backward is not differentiable: a backward that builds a graph (second order) takes ATen's.
+    if (ctx->saved_data["fused"].toBool() && !at::GradMode::is_enabled()) {
+      const auto grads =
+          weight_kl_cuda_backward({qb_mu, qa_mu, qb_sig, qa_sig}, {pb_mu, pa_mu, pb_sig, pa_sig}, form, g);
+      return {grads[0], grads[1], grads[2], grads[3], grads[4], grads[5], grads[6], grads[7],
+              at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    }
 
     std::vector<at::Tensor> rows_b(4);  // gradients of the B factors, assembled from row tiles
     std::vector<std::vector<at::Tensor>> b_tiles(4);
@@ -133,7 +147,59 @@ struct TiledWeightKl : public torch::autograd::Function<TiledWeightKl> {
     }
     for (int i = 0; i < 4; ++i) rows_b[i] = at::cat(b_tiles[i], 0);
     return {rows_b[0], g_qa_mu, rows_b[1], g_qa_sig, rows_b[2], g_pa_mu, rows_b[3], g_pa_sig,
-            at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+            at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+// The hyperprior of one prior's factors (see weight_space_hyperprior), without its constant. Inputs: b_mu, a_mu,
+// b_sigma, a_sigma in the compute type.
+struct TiledWeightHyperprior : public torch::autograd::Function<TiledWeightHyperprior> {
+  static at::Tensor forward(AutogradContext* ctx, at::Tensor b_mu, at::Tensor a_mu, at::Tensor b_sig,
+                            at::Tensor a_sig, double scaling, double floor, int64_t kind, int64_t tile_rows,
+                            double mean_std, double a0, double b0) {
+    const WeightScaleForm form{static_cast<WeightScale>(kind), scaling, floor};
+    at::Tensor total = at::zeros({}, b_mu.options());
+    for (int64_t r0 = 0; r0 < b_mu.size(0); r0 += tile_rows) {
+      const Tile t = tile_of(b_mu, a_mu, b_sig, a_sig, r0, std::min(b_mu.size(0), r0 + tile_rows), form);
+      total += (at::square(t.m) / (2 * mean_std * mean_std) + b0 / t.v + (a0 - 1) * at::log(t.v)).sum();
+    }
+    ctx->save_for_backward({b_mu, a_mu, b_sig, a_sig});
+    ctx->saved_data["scaling"] = scaling;
+    ctx->saved_data["floor"] = floor;
+    ctx->saved_data["kind"] = kind;
+    ctx->saved_data["tile_rows"] = tile_rows;
+    ctx->saved_data["mean_std"] = mean_std;
+    ctx->saved_data["a0"] = a0;
+    ctx->saved_data["b0"] = b0;
+    return total;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &b_mu = saved[0], &a_mu = saved[1], &b_sig = saved[2], &a_sig = saved[3];
+    const WeightScaleForm form{static_cast<WeightScale>(ctx->saved_data["kind"].toInt()),
+                               ctx->saved_data["scaling"].toDouble(), ctx->saved_data["floor"].toDouble()};
+    const int64_t tile_rows = ctx->saved_data["tile_rows"].toInt();
+    const double mean_std = ctx->saved_data["mean_std"].toDouble(), a0 = ctx->saved_data["a0"].toDouble(),
+                 b0 = ctx->saved_data["b0"].toDouble();
+    const at::Tensor& g = grad_outputs[0];
+    const double s = form.scaling, c2 = form.floor * form.floor;
+    std::vector<at::Tensor> gb_mu, gb_sig;
+    at::Tensor ga_mu = at::zeros_like(a_mu), ga_sig = at::zeros_like(a_sig);
+    for (int64_t r0 = 0; r0 < b_mu.size(0); r0 += tile_rows) {
+      const int64_t r1 = std::min(b_mu.size(0), r0 + tile_rows);
+      const Tile t = tile_of(b_mu, a_mu, b_sig, a_sig, r0, r1, form);
+      // d/dM = M / std^2; d/dV = -b0 / V^2 + (a0 - 1) / V; dV/dZ = 2 S dS/dZ above the floor, 0 on it.
+      const at::Tensor g_m = g * t.m / (mean_std * mean_std);
+      const at::Tensor g_v = g * ((a0 - 1) / t.v - b0 / at::square(t.v));
+      const at::Tensor g_z = g_v * 2 * t.s * scale_slope(t.z, form.kind) * (at::square(t.s) > c2);
+      gb_mu.push_back(s * at::matmul(g_m, a_mu.t()));
+      gb_sig.push_back(s * at::matmul(g_z, a_sig.t()));
+      ga_mu = ga_mu + s * at::matmul(b_mu.slice(0, r0, r1).t(), g_m);
+      ga_sig = ga_sig + s * at::matmul(b_sig.slice(0, r0, r1).t(), g_z);
+    }
+    return {at::cat(gb_mu, 0), ga_mu, at::cat(gb_sig, 0), ga_sig, at::Tensor(), at::Tensor(), at::Tensor(),
+            at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -176,12 +242,14 @@ at::Tensor dense_scale(const WeightGaussianFactors& f, const WeightScaleForm& fo
 }
 
 at::Tensor weight_space_kl(const WeightGaussianFactors& q, const WeightGaussianFactors& p, const WeightScaleForm& form,
-                           std::int64_t tile_rows, std::int64_t* floor_hits) {
+                           std::int64_t tile_rows, std::int64_t* floor_hits, WeightKlBackend backend) {
   const at::ScalarType type = compute_type(q.b_mu);
   auto w = [type](const at::Tensor& t) { return t.to(type); };
-  return TiledWeightKl::apply(w(q.b_mu), w(q.a_mu), w(q.b_sigma), w(q.a_sigma), w(p.b_mu), w(p.a_mu), w(p.b_sigma),
+  const WeightGaussianFactors qc{w(q.b_mu), w(q.a_mu), w(q.b_sigma), w(q.a_sigma)};
+  const bool fused = backend == WeightKlBackend::automatic && weight_kl_cuda_applies(qc);
+  return TiledWeightKl::apply(qc.b_mu, qc.a_mu, qc.b_sigma, qc.a_sigma, w(p.b_mu), w(p.a_mu), w(p.b_sigma),
                               w(p.a_sigma), form.scaling, form.floor, static_cast<int64_t>(form.kind),
-                              std::max<std::int64_t>(1, tile_rows), floor_hits);
+                              std::max<std::int64_t>(1, tile_rows), floor_hits, fused);
 }
 
 at::Tensor weight_space_kl_dense(const WeightGaussianFactors& q, const WeightGaussianFactors& p,
@@ -191,6 +259,30 @@ at::Tensor weight_space_kl_dense(const WeightGaussianFactors& q, const WeightGau
   const at::Tensor vp = at::clamp_min(at::square(dense_scale(p, form)), c2);
   const at::Tensor d2 = at::square(dense_mean(q, form) - dense_mean(p, form));
   return (0.5 * (at::log(vp) - at::log(vq)) + (vq + d2) / (2 * vp) - 0.5).sum();
+}
+
+static double hyperprior_constant(double mean_std, double a0, double b0) {
+  return std::log(mean_std) + 0.5 * std::log(2 * M_PI) - a0 * std::log(b0) + std::lgamma(a0);
+}
+
+at::Tensor weight_space_hyperprior(const WeightGaussianFactors& f, const WeightScaleForm& form, double mean_std,
+                                   double a0, double b0, std::int64_t tile_rows) {
+  const at::ScalarType type = compute_type(f.b_mu);
+  auto w = [type](const at::Tensor& t) { return t.to(type); };
+  const at::Tensor variable =
+      TiledWeightHyperprior::apply(w(f.b_mu), w(f.a_mu), w(f.b_sigma), w(f.a_sigma), form.scaling, form.floor,
+                                   static_cast<int64_t>(form.kind), std::max<std::int64_t>(1, tile_rows), mean_std,
+                                   a0, b0);
+  const double entries = static_cast<double>(f.b_mu.size(0)) * static_cast<double>(f.a_mu.size(1));
+  return variable + entries * hyperprior_constant(mean_std, a0, b0);
+}
+
+at::Tensor weight_space_hyperprior_dense(const WeightGaussianFactors& f, const WeightScaleForm& form,
+                                         double mean_std, double a0, double b0) {
+  const at::Tensor m = dense_mean(f, form);
+  const at::Tensor v = at::clamp_min(at::square(dense_scale(f, form)), form.floor * form.floor);
+  return (at::square(m) / (2 * mean_std * mean_std) + b0 / v + (a0 - 1) * at::log(v)).sum() +
+         static_cast<double>(m.numel()) * hyperprior_constant(mean_std, a0, b0);
 }
 
 at::Tensor local_reparam_variance(const at::Tensor& x, const WeightGaussianFactors& f, const WeightScaleForm& form) {

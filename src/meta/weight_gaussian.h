@@ -27,17 +27,33 @@ struct WeightScaleForm {
   double floor = 0;    // c
 };
 
+// Which implementation weight_space_kl runs: `automatic` takes the fused CUDA kernels (weight_kl_cuda.h) for float32
+// CUDA factors when they are built in (and ATen for a differentiable backward); `aten` always the tiled ATen code,
+// the kernels' reference.
+enum class WeightKlBackend { automatic, aten };
+
 // KL(q || p) summed over the O x I entries, with exact gradients to all eight factors of q and p. Computed in
 // float32 (float64 for float64 inputs) in tiles of `tile_rows` output rows, recomputed in backward, so peak extra
 // memory is O(tile_rows x I). Squared scales are floored at c^2 (with `linear`, S crosses zero where s B A = -c,
 // and log S^2, 1/S_p^2 would blow up there); `floor_hits`, when given, receives how many entries of S_q and S_p hit
-// the floor. The backward is written in differentiable ops, so second-order gradients flow through it.
+// the floor. The ATen backward is written in differentiable ops, so second-order gradients flow through it.
 at::Tensor weight_space_kl(const WeightGaussianFactors& q, const WeightGaussianFactors& p, const WeightScaleForm& form,
-                           std::int64_t tile_rows = 256, std::int64_t* floor_hits = nullptr);
+                           std::int64_t tile_rows = 256, std::int64_t* floor_hits = nullptr,
+                           WeightKlBackend backend = WeightKlBackend::automatic);
 
 // The same KL from the dense O x I tensors through autograd: the reference for tests, and fine for small layers.
 at::Tensor weight_space_kl_dense(const WeightGaussianFactors& q, const WeightGaussianFactors& p,
                                  const WeightScaleForm& form);
+
+// The weight family's hyperprior term -log p(theta) (see weight_family.h) for one site's prior factors:
+//   sum_oi [ M_oi^2 / (2 mean_std^2) + b0 / V_oi + (a0 - 1) log V_oi ] + O I (log(mean_std) + log(2 pi) / 2
+//   - a0 log b0 + lgamma(a0)),   V = max(S^2, c^2),
+// i.e. -log N(M; 0, mean_std^2) - log Gamma(1 / V; a0, b0) entry by entry. Tiled and recomputed in backward like
+// weight_space_kl, with the same compute type.
+at::Tensor weight_space_hyperprior(const WeightGaussianFactors& f, const WeightScaleForm& form, double mean_std,
+                                   double a0, double b0, std::int64_t tile_rows = 256);
+at::Tensor weight_space_hyperprior_dense(const WeightGaussianFactors& f, const WeightScaleForm& form,
+                                         double mean_std, double a0, double b0);
 
 // Dense mean M and scale S [O, I] (tests and small layers only).
 at::Tensor dense_mean(const WeightGaussianFactors& f, const WeightScaleForm& form);

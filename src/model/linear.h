@@ -41,6 +41,8 @@ class LinearAdapter {
   // Which adapter group each sequence of the next forward's batch uses: [B] int64 (see BatchedLora). Callers that
   // build batches (scoring) set it before each forward; adapters without groups ignore it.
   virtual void set_group_of_sequence(const at::Tensor& group_of_sequence) {}
+  // How many adapter groups a batch's sequences choose among (1 for adapters without groups).
+  virtual int64_t groups() const { return 1; }
 };
 
 // x [B, T, in] -> [B, T, out]: x W^T + b, plus adapter->delta(x, site) when an adapter is given.

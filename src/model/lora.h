@@ -60,7 +60,7 @@ class BatchedLora : public LinearAdapter {
                              at::ScalarType dtype, at::Device device);
 
   const LoraSettings& settings() const { return settings_; }
-  int64_t groups() const { return groups_; }
+  int64_t groups() const override { return groups_; }
 
   // Sets a site's factors. Throws abmll::Error if the site is not a target, or if shapes or dtypes disagree with
   // [G, r, in] / [G, out, r] (in / out are checked against the projection's input at delta()).

@@ -1,5 +1,6 @@
 """`abmll meta-train` end to end on a tiny Llama and synthetic JSONL tasks: the run folder it writes, the PEFT export
-(loaded by PEFT on the transformers model), exact resume (after --max-steps and after SIGTERM), and refusals."""
+(loaded by PEFT on the transformers model), exact resume (after --max-steps and after SIGTERM), refusals, and the
+`weight` variational family through meta-train, adapt and evaluate."""
 import json
 import pathlib
 import signal
@@ -161,9 +162,6 @@ def test_refusals(workspace, run_abmll, full_run):
     result = run_abmll("meta-train", "--config", cfg, "--out", workspace["root"] / "x", "--set",
                        "outer.tasks_per_batch=9")
     assert result.returncode == 2 and "exceeds the number of training tasks (5)" in result.stderr
-    result = run_abmll("meta-train", "--config", cfg, "--out", workspace["root"] / "y", "--set",
-                       "posterior.family=weight")
-    assert result.returncode == 2 and "posterior.family" in result.stderr
     result = run_abmll("meta-train", "--config", cfg, "--out", full_run, "--resume", "--set", "lora.rank=3")
     assert result.returncode == 2 and "different training config" in result.stderr
 
@@ -195,3 +193,61 @@ def test_adapt_to_a_held_out_task(full_run, workspace, run_abmll, tmp_path):
                            full_run / "checkpoints/step-6.safetensors", "--task", "rule5", "--out", tmp_path / "y",
                            "--set", "lora.rank=3")
     assert other_rank.returncode == 2 and "a different lora.rank" in other_rank.stderr
+
+
+def test_weight_family_end_to_end(workspace, run_abmll, tmp_path):
+    from peft import PeftModel
+
+    cfg = workspace["config"]
+    weight = ["--set", "posterior.family=weight", "--set", "posterior.weight_scale=linear"]
+    run = tmp_path / "weight"
+    result = run_abmll("meta-train", "--config", cfg, "--out", run, "--set", "outer.steps=3", *weight)
+    assert result.returncode == 0, result.stderr
+    lines = metrics(run)
+    assert [line["step"] for line in lines] == [1, 2, 3]
+    for line in lines:
+        assert line["scale_floor_hits"] == 0 and line["scale_floor_entries"] > 0
+        assert line["kl"] >= 0 and line["hyperprior"] > 0
+    # Under gradient checkpointing a recomputed layer draws the same noise: the same losses and gradients.
+    recomputed = tmp_path / "weight-checkpointed"
+    result = run_abmll("meta-train", "--config", cfg, "--out", recomputed, "--set", "outer.steps=3", "--max-steps", 2,
+                       "--set", "model.gradient_checkpointing=true", *weight)
+    assert result.returncode == 0, result.stderr
+    for ours, plain in zip(metrics(recomputed), lines[:2]):
+        for key in ["outer_loss", "query_nll", "kl", "grad_norm"]:
+            assert ours[key] == pytest.approx(plain[key], rel=1e-5), key
+    theta = load_file(str(run / "checkpoints/step-3.safetensors"))
+    assert {name.rsplit(".", 1)[1] for name in theta if name.startswith("theta.")} == \
+        {"b_mu", "a_mu", "b_sigma", "a_sigma"}
+
+    # The PEFT export is the posterior mean: lora_A = A_mu, lora_B = B_mu.
+    exported = load_file(str(run / "adapter/adapter_model.safetensors"))
+    site = "model.layers.1.self_attn.v_proj"
+    a = next(t for n, t in exported.items() if n.endswith(f"{site[6:]}.lora_A.weight"))
+    b = next(t for n, t in exported.items() if n.endswith(f"{site[6:]}.lora_B.weight"))
+    assert torch.equal(a, theta[f"theta.{site}.a_mu"]) and torch.equal(b, theta[f"theta.{site}.b_mu"])
+    base = LlamaForCausalLM.from_pretrained(workspace["model"], torch_dtype=torch.float32).eval()
+    PeftModel.from_pretrained(base, run / "adapter")  # loads
+
+    checkpoint = run / "checkpoints/step-3.safetensors"
+    adapted = run_abmll("adapt", "--config", cfg, "--checkpoint", checkpoint, "--task", "rule5", "--out",
+                        tmp_path / "adapt", *weight)
+    assert adapted.returncode == 0, adapted.stderr
+    phi = load_file(str(tmp_path / "adapt/phi.safetensors"))
+    assert set(phi) == {"phi." + name[6:] for name in theta if name.startswith("theta.")}
+
+    # A checkpoint is read under its own family and scale form only.
+    as_factor = run_abmll("adapt", "--config", cfg, "--checkpoint", checkpoint, "--task", "rule5", "--out",
+                          tmp_path / "x")
+    assert as_factor.returncode == 2
+    assert "meta-trained with posterior.family: weight, posterior.weight_scale: linear" in as_factor.stderr
+    assert "the config says posterior.family: factor" in as_factor.stderr
+    as_softplus = run_abmll("evaluate", "--config", cfg, "--checkpoint", checkpoint, "--out", tmp_path / "e.json",
+                            "--set", "posterior.family=weight", "--set", "posterior.weight_scale=softplus")
+    assert as_softplus.returncode == 2 and "posterior.weight_scale: linear" in as_softplus.stderr
+
+    evaluated = run_abmll("evaluate", "--config", cfg, "--checkpoint", checkpoint, "--out", tmp_path / "r.json",
+                          "--set", "eval.samples=3", *weight)
+    assert evaluated.returncode == 0, evaluated.stderr
+    results = json.loads((tmp_path / "r.json").read_text())["results"]
+    assert results["n_tasks"] == 2 and results["posterior_samples"] == 3

@@ -1,0 +1,148 @@
+// The weight-space KL on a GPU (see weight_kl_cuda.h).
+#include "meta/weight_kl_cuda.h"
+
+#include <ATen/TensorOperators.h>
+#include <ATen/ops/cat.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
+#include <ATen/ops/matmul.h>
+#include <ATen/ops/zeros_like.h>
+
+#include <algorithm>
+#include <stdexcept>
+#include <vector>
+
+#include "util/error.h"
+
+#ifdef ABMLL_HAVE_CUDA
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include "weight_kl.h"
+#endif
+
+namespace abmll::meta {
+
+#ifdef ABMLL_HAVE_CUDA
+namespace {
+
+// Entries per tile of the backward's entry gradients (three float32 [rows, I] buffers: 48 MiB at this size).
+constexpr std::int64_t kTileEntries = std::int64_t{1} << 22;
+
+cuda::WeightKlFactors pointers(const WeightGaussianFactors& f) {
+  return {f.b_mu.data_ptr<float>(), f.a_mu.data_ptr<float>(), f.b_sigma.data_ptr<float>(),
+          f.a_sigma.data_ptr<float>()};
+}
+
+WeightGaussianFactors contiguous(const WeightGaussianFactors& f) {
+  return {f.b_mu.contiguous(), f.a_mu.contiguous(), f.b_sigma.contiguous(), f.a_sigma.contiguous()};
+}
+
+cuda::WeightKlShape shape_of(const WeightGaussianFactors& q, const WeightScaleForm& form) {
+  cuda::WeightKlShape s;
+  s.out = q.b_mu.size(0);
+  s.in = q.a_mu.size(1);
+  s.rank = q.a_mu.size(0);
+  s.scaling = static_cast<float>(form.scaling);
+  s.floor = static_cast<float>(form.floor);
+  s.softplus = form.kind == WeightScale::softplus;
+  return s;
+}
+
+void check_inputs(const WeightGaussianFactors& q, const WeightGaussianFactors& p) {
+  if (!weight_kl_cuda_applies(q)) throw Error("weight_kl_cuda: expected float32 CUDA factors with O <= 65535");
+  const auto device = q.b_mu.device();
+  for (const WeightGaussianFactors* f : {&q, &p})
+    for (const at::Tensor* t : {&f->b_mu, &f->a_mu, &f->b_sigma, &f->a_sigma})
+      if (t->device() != device || t->scalar_type() != at::kFloat || t->dim() != 2)
+        throw Error("weight_kl_cuda: every factor must be a float32 matrix on the same CUDA device");
+  const int64_t o = q.b_mu.size(0), r = q.b_mu.size(1), i = q.a_mu.size(1);
+  for (const WeightGaussianFactors* f : {&q, &p})
+    if (f->b_mu.size(0) != o || f->b_sigma.size(0) != o || f->b_mu.size(1) != r || f->b_sigma.size(1) != r ||
+        f->a_mu.size(0) != r || f->a_sigma.size(0) != r || f->a_mu.size(1) != i || f->a_sigma.size(1) != i)
+      throw Error("weight_kl_cuda: factor shapes disagree (b [O, R], a [R, I] for q and p)");
+}
+
+}  // namespace
+
+bool weight_kl_cuda_built() { return true; }
+
+bool weight_kl_cuda_applies(const WeightGaussianFactors& q) {
+  return q.b_mu.is_cuda() && q.b_mu.scalar_type() == at::kFloat && q.b_mu.dim() == 2 && q.b_mu.size(0) <= 65535;
+}
+
+at::Tensor weight_kl_cuda_forward(const WeightGaussianFactors& q_in, const WeightGaussianFactors& p_in,
+                                  const WeightScaleForm& form, std::int64_t* floor_hits) {
+  check_inputs(q_in, p_in);
+  const c10::cuda::CUDAGuard guard(q_in.b_mu.device());
+  const WeightGaussianFactors q = contiguous(q_in), p = contiguous(p_in);
+  const cuda::WeightKlShape shape = shape_of(q, form);
+  const int64_t n = cuda::weight_kl_forward_partials(shape);
+  const auto on = at::TensorOptions().device(q.b_mu.device());
+  at::Tensor kl = at::empty({n}, on.dtype(at::kDouble)), hits = at::empty({n}, on.dtype(at::kLong));
+  try {
+    cuda::weight_kl_forward(pointers(q), pointers(p), shape, kl.data_ptr<double>(),
+                            reinterpret_cast<long long*>(hits.data_ptr<int64_t>()),
+                            c10::cuda::getCurrentCUDAStream().stream());
+  } catch (const std::runtime_error& e) {
+    throw Error(e.what());
+  }
+  if (floor_hits) *floor_hits = hits.sum().item<int64_t>();
+  return kl.sum().to(at::kFloat);
+}
+
+std::array<at::Tensor, 8> weight_kl_cuda_backward(const WeightGaussianFactors& q_in, const WeightGaussianFactors& p_in,
+                                                  const WeightScaleForm& form, const at::Tensor& grad) {
+  check_inputs(q_in, p_in);
+  const c10::cuda::CUDAGuard guard(q_in.b_mu.device());
+  const WeightGaussianFactors q = contiguous(q_in), p = contiguous(p_in);
+  const cuda::WeightKlShape shape = shape_of(q, form);
+  const at::Tensor g = grad.to(q.b_mu.options()).reshape({1}).contiguous();
+  const double s = form.scaling;
+  const int64_t rows_per_tile = std::max<int64_t>(1, kTileEntries / shape.in);
+  std::vector<at::Tensor> b_tiles[4];
+  at::Tensor ga_qm = at::zeros_like(q.a_mu), ga_qs = at::zeros_like(q.a_sigma);
+  at::Tensor ga_pm = at::zeros_like(p.a_mu), ga_ps = at::zeros_like(p.a_sigma);
+  const auto stream = c10::cuda::getCurrentCUDAStream().stream();
+  for (int64_t r0 = 0; r0 < shape.out; r0 += rows_per_tile) {
+    const int64_t rows = std::min(rows_per_tile, shape.out - r0);
+    at::Tensor g_mq = at::empty({rows, shape.in}, q.b_mu.options());
+    at::Tensor g_zq = at::empty_like(g_mq), g_zp = at::empty_like(g_mq);
+    try {
+      cuda::weight_kl_entry_gradients(pointers(q), pointers(p), shape, r0, rows, g.data_ptr<float>(),
+                                      g_mq.data_ptr<float>(), g_zq.data_ptr<float>(), g_zp.data_ptr<float>(), stream);
+    } catch (const std::runtime_error& e) {
+      throw Error(e.what());
+    }
+    // M = s B A: dB_rows = s dM A^T, dA += s B_rows^T dM; the same for Z with the sigma factors. dMp = -dMq.
+    b_tiles[0].push_back(s * at::matmul(g_mq, q.a_mu.t()));
+    b_tiles[1].push_back(s * at::matmul(g_zq, q.a_sigma.t()));
+    b_tiles[2].push_back(-s * at::matmul(g_mq, p.a_mu.t()));
+    b_tiles[3].push_back(s * at::matmul(g_zp, p.a_sigma.t()));
+    ga_qm += s * at::matmul(q.b_mu.slice(0, r0, r0 + rows).t(), g_mq);
+    ga_qs += s * at::matmul(q.b_sigma.slice(0, r0, r0 + rows).t(), g_zq);
+    ga_pm -= s * at::matmul(p.b_mu.slice(0, r0, r0 + rows).t(), g_mq);
+    ga_ps += s * at::matmul(p.b_sigma.slice(0, r0, r0 + rows).t(), g_zp);
+  }
+  return {at::cat(b_tiles[0]), ga_qm, at::cat(b_tiles[1]), ga_qs, at::cat(b_tiles[2]), ga_pm, at::cat(b_tiles[3]),
+          ga_ps};
+}
+
+#else  // built without cuda/: the ATen implementation is used everywhere
+
+bool weight_kl_cuda_built() { return false; }
+bool weight_kl_cuda_applies(const WeightGaussianFactors&) { return false; }
+
+at::Tensor weight_kl_cuda_forward(const WeightGaussianFactors&, const WeightGaussianFactors&, const WeightScaleForm&,
+                                  std::int64_t*) {
+  throw Error("weight_kl_cuda: abmll was built without CUDA (no nvcc found); the ATen weight-space KL is used");
+}
+
+std::array<at::Tensor, 8> weight_kl_cuda_backward(const WeightGaussianFactors&, const WeightGaussianFactors&,
+                                                  const WeightScaleForm&, const at::Tensor&) {
+  throw Error("weight_kl_cuda: abmll was built without CUDA (no nvcc found); the ATen weight-space KL is used");
+}
+
+#endif
+
+}  // namespace abmll::meta

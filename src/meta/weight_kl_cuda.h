@@ -1,0 +1,31 @@
+// The weight-space KL on a GPU: tensors in, tensors out, over the fused kernels of cuda/weight_kl.cu. The ATen
+// implementation (weight_gaussian.cpp) is the reference and the fallback: weight_space_kl dispatches here for
+// float32 CUDA tensors when abmll is built with CUDA, and uses ATen otherwise (CPU, float64, a build without
+// cuda/, or a differentiable backward, which the fused backward is not).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <array>
+#include <cstdint>
+
+#include "meta/weight_gaussian.h"
+
+namespace abmll::meta {
+
+// Whether the fused kernels were built in, and whether they take these factors (float32, on a CUDA device, at most
+// 65535 output rows).
+bool weight_kl_cuda_built();
+bool weight_kl_cuda_applies(const WeightGaussianFactors& q);
+
+// KL(q || p) summed, a 0-dim float32 tensor on the factors' device; `floor_hits` as weight_space_kl's. Throws
+// abmll::Error when the kernels are not built in or do not apply.
+at::Tensor weight_kl_cuda_forward(const WeightGaussianFactors& q, const WeightGaussianFactors& p,
+                                  const WeightScaleForm& form, std::int64_t* floor_hits);
+
+// Gradients of `grad` * KL with respect to q's and p's factors, in the order b_mu, a_mu, b_sigma, a_sigma of q, then
+// of p. Not differentiable.
+std::array<at::Tensor, 8> weight_kl_cuda_backward(const WeightGaussianFactors& q, const WeightGaussianFactors& p,
+                                                  const WeightScaleForm& form, const at::Tensor& grad);
+
+}  // namespace abmll::meta
