@@ -9,22 +9,13 @@
 #include "meta/factor_gaussian.h"
 #include "meta/gaussian.h"
 #include "model/lora.h"
+#include "tiny_model.h"
 
 using namespace abmll;
 
 namespace {
 
-model::ModelConfig tiny_config() {
-  model::ModelConfig c;
-  c.hidden_size = 12;
-  c.intermediate_size = 20;
-  c.num_layers = 2;
-  c.num_heads = 3;
-  c.num_kv_heads = 1;
-  c.head_dim = 4;
-  c.vocab_size = 50;
-  return c;
-}
+model::ModelConfig tiny_config() { return test::small_model_config(12, 20, 2, 3, 1, 50); }
 
 meta::FactorGaussian tiny_prior(double init_scale = 0.1) {
   model::LoraSettings lora;

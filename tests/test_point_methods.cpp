@@ -8,22 +8,13 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "meta/point_methods.h"
+#include "tiny_model.h"
 
 using namespace abmll;
 
 namespace {
 
-model::ModelConfig toy_config() {
-  model::ModelConfig c;
-  c.hidden_size = 4;
-  c.intermediate_size = 6;
-  c.num_layers = 1;
-  c.num_heads = 2;
-  c.num_kv_heads = 1;
-  c.head_dim = 2;
-  c.vocab_size = 10;
-  return c;
-}
+model::ModelConfig toy_config() { return test::small_model_config(4, 6, 1, 2, 1, 10); }
 
 struct Toy {
   meta::PointLora theta;

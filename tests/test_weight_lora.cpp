@@ -14,6 +14,7 @@
 #include "meta/weight_gaussian.h"
 #include "meta/weight_lora.h"
 #include "util/error.h"
+#include "tiny_model.h"
 
 using namespace abmll;
 using abmll::WeightScale;
@@ -124,14 +125,7 @@ TEST_CASE("weight family: tiled hyperprior equals the dense formula, values and 
 }
 
 TEST_CASE("weight family: theta starts with M = 0 and S near init_scale, its names and zero KL", "[meta][weight]") {
-  model::ModelConfig c;
-  c.hidden_size = 8;
-  c.intermediate_size = 12;
-  c.num_layers = 2;
-  c.num_heads = 2;
-  c.num_kv_heads = 1;
-  c.head_dim = 4;
-  c.vocab_size = 10;
+  const model::ModelConfig c = test::small_model_config(8, 12, 2, 2, 1, 10);
   model::LoraSettings lora;
   lora.rank = 4;
   lora.alpha = 8;

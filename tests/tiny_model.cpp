@@ -40,4 +40,17 @@ model::Decoder load_tiny_model(const std::filesystem::path& dir, bool qwen2, at:
   return model::Decoder::load(dir, options);
 }
 
+model::ModelConfig small_model_config(int64_t hidden, int64_t intermediate, int64_t layers, int64_t heads,
+                                      int64_t kv_heads, int64_t vocab) {
+  model::ModelConfig c;
+  c.hidden_size = hidden;
+  c.intermediate_size = intermediate;
+  c.num_layers = layers;
+  c.num_heads = heads;
+  c.num_kv_heads = kv_heads;
+  c.head_dim = hidden / heads;
+  c.vocab_size = vocab;
+  return c;
+}
+
 }  // namespace abmll::test

@@ -17,4 +17,9 @@ void write_tiny_model(const std::filesystem::path& dir, bool qwen2);
 // write_tiny_model(dir, qwen2), loaded with its weights in `dtype`.
 model::Decoder load_tiny_model(const std::filesystem::path& dir, bool qwen2, at::ScalarType dtype = at::kFloat);
 
+// A model shape without weights, for tests of adapters and objectives that only need the projections' sizes:
+// head_dim = hidden / heads.
+model::ModelConfig small_model_config(int64_t hidden, int64_t intermediate, int64_t layers, int64_t heads,
+                                      int64_t kv_heads, int64_t vocab);
+
 }  // namespace abmll::test
