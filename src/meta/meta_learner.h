@@ -4,7 +4,6 @@
 // point estimate (lora, fomaml, reptile).
 #pragma once
 
-#include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>
 #include <nlohmann/json.hpp>
 
