@@ -5,10 +5,7 @@
 #include <ATen/ops/zeros_like.h>
 #include <torch/csrc/autograd/autograd.h>
 
-#include <cmath>
-
 #include "meta/inner_descent.h"
-#include "util/error.h"
 
 namespace abmll::meta {
 namespace {

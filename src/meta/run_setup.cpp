@@ -51,11 +51,20 @@ LoadedExperiment load_experiment(const ExperimentConfig& config, const std::stri
   return e;
 }
 
+namespace {
+
+// The run's "init" random stream: every method's starting adapter draws from it, so they start alike.
+at::Generator init_generator(const ExperimentConfig& config) {
+  return at::make_generator<at::CPUGeneratorImpl>(
+      Rng::stream(static_cast<std::uint64_t>(config.run.seed), "init").next_u64());
+}
+
+}  // namespace
+
 LoraPosterior initial_theta(const ExperimentConfig& config, const LoadedExperiment& experiment) {
   const auto& decoder = experiment.decoder;
   const auto sites = model::lora_sites(decoder.config(), experiment.lora);
-  auto init = at::make_generator<at::CPUGeneratorImpl>(
-      Rng::stream(static_cast<std::uint64_t>(config.run.seed), "init").next_u64());
+  auto init = init_generator(config);
   if (config.posterior.family == PosteriorFamily::weight) {
     const WeightScaleForm form{config.posterior.weight_scale, experiment.lora.scale(), config.posterior.scale_floor};
     return LoraPosterior(WeightGaussian::initial_prior(sites, decoder.config(), experiment.lora.rank, form,
@@ -70,9 +79,7 @@ LoraPosterior initial_theta(const ExperimentConfig& config, const LoadedExperime
 
 PointLora initial_point_lora(const ExperimentConfig& config, const LoadedExperiment& experiment) {
   const auto& decoder = experiment.decoder;
-  return PointLora::initial(decoder.config(), experiment.lora, decoder.device(),
-                            at::make_generator<at::CPUGeneratorImpl>(
-                                Rng::stream(static_cast<std::uint64_t>(config.run.seed), "init").next_u64()));
+  return PointLora::initial(decoder.config(), experiment.lora, decoder.device(), init_generator(config));
 }
 
 std::string checkpoint_method(const Checkpoint& checkpoint) {
