@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
     std::vector<double> seconds;
     for (int64_t i = 0; i < warmup + runs; ++i) {
       const auto start = std::chrono::steady_clock::now();
-      const at::Tensor logits = decoder.logits(decoder.forward(ids, {}));
+      const at::Tensor logits = decoder.logits(decoder.forward(ids, at::Tensor()));
       (void)logits.sum().item<float>();  // forces completion (and keeps the work from being dead)
       const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
       if (i >= warmup) seconds.push_back(took.count());

@@ -50,8 +50,8 @@ TEST_CASE("model decoder: padding on either side leaves each sequence's logits u
     write_tiny_model(dir.path(), qwen2);
     const Decoder decoder = Decoder::load(dir.path());
     const std::vector<int64_t> a = {3, 17, 42, 8, 1, 49, 23}, b = {5, 9, 11};
-    const at::Tensor alone_a = decoder.logits(decoder.forward(ids_tensor(a), {}))[0];  // [7, V]
-    const at::Tensor alone_b = decoder.logits(decoder.forward(ids_tensor(b), {}))[0];  // [3, V]
+    const at::Tensor alone_a = decoder.logits(decoder.forward(ids_tensor(a), at::Tensor()))[0];  // [7, V]
+    const at::Tensor alone_b = decoder.logits(decoder.forward(ids_tensor(b), at::Tensor()))[0];  // [3, V]
 
     for (bool left : {false, true}) {
       INFO((left ? "left padding" : "right padding"));
@@ -86,7 +86,7 @@ TEST_CASE("model decoder: frozen weights are views of the checkpoint, and dtype 
   bf16.dtype = at::kBFloat16;
   const Decoder decoder(c, load_decoder_weights(store, c, bf16));
   CHECK(decoder.dtype() == at::kBFloat16);
-  const at::Tensor hidden = decoder.forward(ids_tensor({1, 2, 3, 4}), {});
+  const at::Tensor hidden = decoder.forward(ids_tensor({1, 2, 3, 4}), at::Tensor());
   CHECK(hidden.scalar_type() == at::kBFloat16);
   CHECK(hidden.sizes() == std::vector<int64_t>{1, 4, 32});
 }
@@ -97,7 +97,7 @@ TEST_CASE("model decoder: logits_at picks rows, the adapter seam sees every proj
   const Decoder decoder = Decoder::load(dir.path());
   at::Tensor ids = at::arange(12, at::kLong).view({2, 6}) * 3;
   RecordingAdapter adapter;
-  const at::Tensor hidden = decoder.forward(ids, {}, &adapter);
+  const at::Tensor hidden = decoder.forward(ids, at::Tensor(), &adapter);
   CHECK(adapter.sites.size() == 2 * 7);
   CHECK(adapter.sites.count("model.layers.1.mlp.down_proj") == 1);
   const at::Tensor full = decoder.logits(hidden);  // [2, 6, V]
@@ -105,5 +105,5 @@ TEST_CASE("model decoder: logits_at picks rows, the adapter seam sees every proj
   CHECK(picked.sizes() == std::vector<int64_t>{2, 50});
   CHECK(picked[0].equal(full[1][5]));
   CHECK(picked[1].equal(full[0][2]));
-  CHECK_THROWS_AS(decoder.forward(ids_tensor({1, 50}), {}), abmll::InputError);
+  CHECK_THROWS_AS(decoder.forward(ids_tensor({1, 50}), at::Tensor()), abmll::InputError);
 }

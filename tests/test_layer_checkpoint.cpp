@@ -157,7 +157,7 @@ TEST_CASE("model checkpoint: second-order gradients through checkpointed layers 
       std::vector<int64_t> ids = item.prompt;
       ids.insert(ids.end(), item.continuation.begin(), item.continuation.end());
       const at::Tensor lsm = at::log_softmax(
-          decoder.logits(decoder.forward(at::tensor(ids, at::kLong).view({1, -1}), {}, &lora, twice))[0], -1);
+          decoder.logits(decoder.forward(at::tensor(ids, at::kLong).view({1, -1}), at::Tensor(), &lora, twice))[0], -1);
       for (std::size_t j = 0; j < item.continuation.size(); ++j)
         nll = nll - lsm[static_cast<int64_t>(item.prompt.size() + j) - 1][item.continuation[j]];
     }

@@ -63,14 +63,18 @@ double alone(const model::Decoder& d, const eval::OptionQuery& q, std::size_t k,
 
 }  // namespace
 
-TEST_CASE("option scoring: shared forwards equal each option scored separately", "[eval][scoring]") {
+TEST_CASE("option scoring: shared prompts and shared forwards equal each option scored separately",
+          "[eval][scoring]") {
   ScratchDir dir;
   const model::Decoder decoder = load_tiny(dir);
   at::manual_seed(11);
   model::BatchedLora lora = random_lora(decoder.config(), 3);
-  for (int64_t budget : {int64_t{1}, int64_t{12}, int64_t{1} << 20}) {  // one row per forward, a few, all in one
-    INFO("max_tokens_per_forward " << budget);
+  const bool share_prompt = GENERATE(true, false);
+  const int64_t budget = GENERATE(int64_t{1}, int64_t{12}, int64_t{1} << 20);  // one row per forward, a few, all
+  {
+    INFO("share_prompt " << share_prompt << ", max_tokens_per_forward " << budget);
     eval::OptionScoringOptions options;
+    options.share_prompt = share_prompt;
     options.max_tokens_per_forward = budget;
     const eval::OptionLogLikelihoods got = eval::option_log_likelihoods(decoder, kQueries, &lora, options);
     REQUIRE(got.size() == kQueries.size());
@@ -83,7 +87,8 @@ TEST_CASE("option scoring: shared forwards equal each option scored separately",
           worst = std::max(worst, std::abs(got[q][g][k] - alone(decoder, kQueries[q], k, g, &lora)));
       }
     }
-    WARN("shared vs separate option scoring: max abs diff " << worst);
+    WARN("option scoring (share_prompt " << share_prompt << ", budget " << budget
+                                         << ") vs each option alone: max abs diff " << worst);
     CHECK(worst < 1e-5);
     CHECK(got[2][1][0] == 0.0);  // empty continuation
   }

@@ -54,7 +54,7 @@ const std::vector<ScoringItem> kItems = {
 at::Tensor naive_score(const Decoder& decoder, const ScoringItem& item, const LinearAdapter* adapter) {
   std::vector<int64_t> ids = item.prompt;
   ids.insert(ids.end(), item.continuation.begin(), item.continuation.end());
-  const at::Tensor logits = decoder.logits(decoder.forward(at::tensor(ids, at::kLong).view({1, -1}), {}, adapter))[0];
+  const at::Tensor logits = decoder.logits(decoder.forward(at::tensor(ids, at::kLong).view({1, -1}), at::Tensor(), adapter))[0];
   const at::Tensor lsm = at::log_softmax(logits.to(at::promote_types(logits.scalar_type(), at::kFloat)), -1);
   at::Tensor sum = at::zeros({}, lsm.options());
   const auto p = static_cast<int64_t>(item.prompt.size());

@@ -31,6 +31,10 @@ int run_evaluate(const EvaluateFlags& flags) {
   const meta::EvaluateResult result = meta::evaluate(*config, run);
   for (const auto& [key, value] : result.results.items()) report.set_result(key, value);
   report.add_timing("evaluate_seconds", result.seconds);
+  report.add_timing("scoring_seconds", result.scoring_seconds);
+  // Scoring throughput (every option of a query, under every posterior sample), for comparing scoring settings.
+  if (result.scoring_seconds > 0)
+    report.set_result("scoring_queries_per_s", static_cast<double>(result.queries) / result.scoring_seconds);
   report.write(run.report);
   log::info("wrote {}, {} and {}", run.report.string(), result.predictions.string(), result.plot.string());
   return 0;

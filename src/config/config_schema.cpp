@@ -290,6 +290,8 @@ std::vector<ConfigKey> build_keys() {
          at_least<I>(0));
   add<I>(k, KEY(eval.bins), 15, "Equal-width confidence bins of ECE.", at_least<I>(1));
   add<bool>(k, KEY(eval.length_normalize), false, "Score options by mean instead of summed token log-likelihood.");
+  add<bool>(k, KEY(eval.share_prompt), true,
+            "Compute a query's prompt once for all its options (false: one forward row per option; same scores).");
   return k;
 }
 

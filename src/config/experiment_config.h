@@ -93,6 +93,7 @@ struct EvalConfig {
   std::int64_t query_size = 0;  // queries per held-out task; 0 = the whole test split
   std::int64_t bins = 0;        // ECE bins
   bool length_normalize = false;
+  bool share_prompt = true;     // compute a query's prompt once for all its options
 };
 
 struct ExperimentConfig {

@@ -2,10 +2,11 @@
 // prompt, a softmax over the options, and the posterior predictive, the mean of those option probabilities over
 // the groups of a BatchedLora (one group per posterior sample, or one group holding the posterior mean).
 //
-// Sharing the prompt. The decoder has no KV cache, so the prompt's hidden states cannot be computed once and reused
-// across options. What is shared is the forward: every option (and every posterior sample) of a query is one row
-// of the same right-padded batch, as many rows per forward as `max_tokens_per_forward` allows. Each row repeats
-// the prompt's computation; the result equals scoring every option on its own (tests/test_option_scoring.cpp).
+// Sharing the prompt. By default a query's options are packed into one row after its prompt (model/shared_prompt.h),
+// so the prompt is computed once per query and adapter group rather than once per option; with share_prompt off,
+// every option is its own row repeating the prompt (the naive way, kept as the reference and for benchmarks). Either
+// way rows are batched into forwards of at most `max_tokens_per_forward` padded tokens, and the result equals scoring
+// every option on its own (tests/test_option_scoring.cpp).
 //
 // Dimension letters: Q queries, K options of a query (may differ between queries), G adapter groups.
 #pragma once
@@ -26,6 +27,7 @@ struct OptionQuery {
 
 struct OptionScoringOptions {
   bool length_normalize = false;          // mean instead of summed token log-likelihood per option
+  bool share_prompt = true;               // one row per (query, group) with the options after the prompt
   int64_t max_tokens_per_forward = 16384;  // padded tokens (rows x longest row) of one forward; >= one row
   model::ScoringOptions scoring;
 };

@@ -81,8 +81,10 @@ EvaluateResult evaluate(const ExperimentConfig& config, const EvaluateRun& run) 
   const auto seed = static_cast<std::uint64_t>(config.run.seed);
   eval::OptionScoringOptions scoring;
   scoring.length_normalize = config.eval.length_normalize;
+  scoring.share_prompt = config.eval.share_prompt;
 
   std::vector<eval::TaskResult> tasks;
+  double scoring_seconds = 0;
   std::vector<std::string> skipped;
   for (const data::Task& task : experiment.tasks.test) {
     if (task.kind == data::TaskKind::generation) {
@@ -122,9 +124,11 @@ EvaluateResult evaluate(const ExperimentConfig& config, const EvaluateRun& run) 
       install_factors(*lora, adapted.factors(1));
       adapter = std::move(lora);
     }
+    const std::vector<eval::OptionQuery> queries = tokenize_queries(episode.query, experiment.tokenizer);
+    const auto scoring_start = std::chrono::steady_clock::now();
     const std::vector<eval::OptionPrediction> predictions =
-        eval::score_options(experiment.decoder, tokenize_queries(episode.query, experiment.tokenizer),
-                            adapter.get(), scoring);
+        eval::score_options(experiment.decoder, queries, adapter.get(), scoring);
+    scoring_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - scoring_start).count();
     int64_t truncated = 0, demos = 0;
     for (std::size_t i = 0; i < predictions.size(); ++i) {
       const data::ScoredPrompt& q = episode.query[i];
@@ -168,6 +172,8 @@ EvaluateResult evaluate(const ExperimentConfig& config, const EvaluateRun& run) 
   if (uses_posterior(method)) out.results["posterior_samples"] = config.eval.samples;
   if (uses_point_lora(method)) out.results["adapted_from"] = checkpoint ? "checkpoint" : "peft_init";
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  out.scoring_seconds = scoring_seconds;
+  out.queries = static_cast<int64_t>(pooled.size());
   const auto& agg = out.results["aggregate"]["pooled"];
   log::info("{}: {} tasks, {} queries: accuracy {:.4f}, ECE {:.4f}, NLL {:.4f} (pooled)", to_string(method),
             tasks.size(), pooled.size(), agg["accuracy"].get<double>(), agg["ece"].get<double>(),

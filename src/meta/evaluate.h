@@ -32,7 +32,9 @@ struct EvaluateRun {
 struct EvaluateResult {
   nlohmann::json results;  // {"method", "n_tasks", "per_task", "aggregate", "predictions", "plot", ...}
   std::filesystem::path predictions, plot;
-  double seconds = 0;
+  double seconds = 0;          // the whole evaluation
+  double scoring_seconds = 0;  // scoring answer options only (no adaptation), summed over tasks
+  int64_t queries = 0;         // queries scored
 };
 
 // Writes predictions.jsonl and reliability.svg beside run.report and returns the results for the report. Throws

@@ -36,14 +36,25 @@ Decoder::Decoder(ModelConfig config, DecoderWeights weights)
 
 at::Tensor Decoder::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
                             const LinearAdapter* adapter, const ForwardOptions& options) const {
+  at::Tensor mask = attention_mask.defined() ? attention_mask.to(device()) : at::ones_like(input_ids, device());
+  if (mask.sizes() != input_ids.sizes())
+    throw Error(fmt::format("Decoder::forward: attention_mask is [{}] but input_ids is [{}]",
+                            fmt::join(mask.sizes(), ", "), fmt::join(input_ids.sizes(), ", ")));
+  return forward(input_ids, layout_from_mask(mask), adapter, options);
+}
+
+at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layout, const LinearAdapter* adapter,
+                            const ForwardOptions& options) const {
   if (input_ids.dim() != 2 || input_ids.scalar_type() != at::kLong)
     throw Error(fmt::format("Decoder::forward: input_ids must be [B, T] int64, got {} [{}]",
                             c10::toString(input_ids.scalar_type()), fmt::join(input_ids.sizes(), ", ")));
+  const int64_t b = input_ids.size(0), t = input_ids.size(1);
+  if (layout.positions.sizes() != input_ids.sizes() || layout.pattern.dim() != 4 || layout.pattern.size(0) != b ||
+      layout.pattern.size(1) != 1 || layout.pattern.size(2) != t || layout.pattern.size(3) != t)
+    throw Error(fmt::format("Decoder::forward: layout positions [{}] / pattern [{}] do not fit input_ids [{}]",
+                            fmt::join(layout.positions.sizes(), ", "), fmt::join(layout.pattern.sizes(), ", "),
+                            fmt::join(input_ids.sizes(), ", ")));
   at::Tensor ids = input_ids.to(device());
-  at::Tensor mask = attention_mask.defined() ? attention_mask.to(device()) : at::ones_like(ids);
-  if (mask.sizes() != ids.sizes())
-    throw Error(fmt::format("Decoder::forward: attention_mask is [{}] but input_ids is [{}]",
-                            fmt::join(mask.sizes(), ", "), fmt::join(ids.sizes(), ", ")));
   // Checked here rather than left to at::embedding, whose message names no id (and which reads out of bounds on
   // some backends).
   if (ids.numel() > 0) {
@@ -53,10 +64,10 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const at::Tensor& atten
                                    config_.vocab_size));
   }
 
-  at::Tensor h = at::embedding(weights_.embed_tokens, ids);  // [B, T, D]
+at::Tensor h = at::embedding(weights_.embed_tokens, ids);  // [B, T, D]
   at::Tensor cos, sin;  // [B, T, Dh]
-  std::tie(cos, sin) = rope_tables(position_ids_from_mask(mask), inv_freq_, h.scalar_type());
-  const at::Tensor pattern = attention_pattern(mask);  // [B, 1, T, T]
+  std::tie(cos, sin) = rope_tables(layout.positions.to(device()), inv_freq_, h.scalar_type());
+  const at::Tensor pattern = layout.pattern.to(device());  // [B, 1, T, T]
   const double eps = config_.rms_norm_eps;
   std::vector<at::Tensor> trainable;  // what checkpointed layers pass gradients to, besides their input
   const bool checkpoint = options.checkpoint_layers && !options.double_backward;

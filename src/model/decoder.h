@@ -12,6 +12,7 @@
 #include "model/decoder_weights.h"
 #include "model/linear.h"
 #include "model/model_config.h"
+#include "model/padding.h"
 
 namespace abmll::model {
 
@@ -45,6 +46,9 @@ class Decoder {
   // Builds an autograd graph only when grad mode is on and something requires grad (the base weights do not).
   at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
                      const LinearAdapter* adapter = nullptr, const ForwardOptions& options = {}) const;
+  // The same with an explicit layout (positions and attention pattern of every token) instead of a padding mask.
+  at::Tensor forward(const at::Tensor& input_ids, const TokenLayout& layout, const LinearAdapter* adapter = nullptr,
+                     const ForwardOptions& options = {}) const;
 
   // hidden [..., D] -> logits [..., V] in dtype().
   at::Tensor logits(const at::Tensor& hidden) const;

@@ -23,4 +23,8 @@ at::Tensor attention_pattern(const at::Tensor& attention_mask) {
   return causal.logical_and(key_real).logical_or(self);                            // [B, 1, T, T]
 }
 
+TokenLayout layout_from_mask(const at::Tensor& attention_mask) {
+  return {position_ids_from_mask(attention_mask), attention_pattern(attention_mask)};
+}
+
 }  // namespace abmll::model

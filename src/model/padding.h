@@ -18,4 +18,15 @@ at::Tensor position_ids_from_mask(const at::Tensor& attention_mask);
 // padding positions are meaningless and must not be read.
 at::Tensor attention_pattern(const at::Tensor& attention_mask);
 
+// What the decoder needs besides the token ids: each token's position (for RoPE) and which tokens each token
+// attends to. A padded batch's layout comes from its mask (layout_from_mask); other layouts, such as several answer
+// options sharing one prompt in a row (shared_prompt.h), are built directly.
+struct TokenLayout {
+  at::Tensor positions;  // [B, T] int64
+  at::Tensor pattern;    // [B, 1, T, T] bool, true where query t may attend key s; every query row has a true entry
+};
+
+// attention_mask [B, T] -> {position_ids_from_mask, attention_pattern}.
+TokenLayout layout_from_mask(const at::Tensor& attention_mask);
+
 }  // namespace abmll::model

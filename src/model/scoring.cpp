@@ -130,4 +130,20 @@ ContinuationScores score_continuations(const Decoder& decoder, const std::vector
   return scores;
 }
 
+ContinuationScores score_shared_prompts(const Decoder& decoder, const std::vector<SharedPromptItem>& items,
+                                        LinearAdapter* adapter, const ScoringOptions& options) {
+  const SharedPromptBatch batch = pack_shared_prompts(items);
+  if (adapter != nullptr) adapter->set_group_of_sequence(at::tensor(batch.groups, at::kLong));
+  const at::Device device = decoder.device();
+  const at::Tensor hidden = decoder.forward(batch.input_ids, batch.layout, adapter, options.forward);  // [B, T, D]
+  const at::Tensor row_index = at::tensor(batch.rows, at::kLong).to(device);                           // [N]
+  const at::Tensor picked = hidden.reshape({-1, hidden.size(2)}).index_select(0, row_index);          // [N, D]
+  const at::Tensor lp = token_log_probs(decoder, picked, at::tensor(batch.targets, at::kLong), options.max_chunk_bytes);
+  ContinuationScores scores;
+  scores.tokens = at::tensor(batch.lengths, at::kLong);
+  scores.log_prob = at::zeros({static_cast<int64_t>(batch.lengths.size())}, lp.options())
+                        .index_add(0, at::tensor(batch.owner, at::kLong).to(device), lp);
+  return scores;
+}
+
 }  // namespace abmll::model

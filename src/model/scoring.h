@@ -16,6 +16,7 @@
 
 #include "model/decoder.h"
 #include "model/linear.h"
+#include "model/shared_prompt.h"
 
 namespace abmll::model {
 
@@ -41,6 +42,13 @@ struct ScoringOptions {
 // abmll::InputError for an item with an empty prompt or a token outside the vocabulary.
 ContinuationScores score_continuations(const Decoder& decoder, const std::vector<ScoringItem>& items,
                                        LinearAdapter* adapter = nullptr, const ScoringOptions& options = {});
+
+// Scores every continuation of every item with the item's prompt computed once (shared_prompt.h), one packed row
+// per item in one forward: log_prob and tokens are [pairs], item-major (item i's continuation k is entry
+// offsets[i] + k, offsets as pack_shared_prompts numbers them). Equal to score_continuations on each
+// (prompt, continuation) pair, in less compute. Differentiable like score_continuations.
+ContinuationScores score_shared_prompts(const Decoder& decoder, const std::vector<SharedPromptItem>& items,
+                                        LinearAdapter* adapter = nullptr, const ScoringOptions& options = {});
 
 // The building block: hidden [N, D] (final hidden states at the predicting positions), targets [N] int64
 // -> log_softmax(hidden lm_head^T)[n, targets[n]] as [N] float32, computing the logits in decoder.dtype() and the
