@@ -107,3 +107,25 @@ TEST_CASE("model decoder: logits_at picks rows, the adapter seam sees every proj
   CHECK(picked[1].equal(full[0][2]));
   CHECK_THROWS_AS(decoder.forward(ids_tensor({1, 50}), at::Tensor()), abmll::InputError);
 }
+
+TEST_CASE("decoder: random weights of a config's shape, reproducible from the seed", "[model][decoder]") {
+  const ModelConfig config = abmll::test::small_model_config(32, 48, 2, 4, 2, 50);
+  const WeightOptions options{at::kFloat, "cpu"};
+  const DecoderWeights a = random_decoder_weights(config, options, 7);
+  const DecoderWeights b = random_decoder_weights(config, options, 7);
+  const DecoderWeights c = random_decoder_weights(config, options, 8);
+  REQUIRE(a.layers.size() == 2);
+  CHECK(a.layers[1].mlp.down.weight.sizes() == at::IntArrayRef({32, 48}));
+  CHECK(a.embed_tokens.sizes() == at::IntArrayRef({50, 32}));
+  CHECK(at::equal(a.layers[1].attention.k.weight, b.layers[1].attention.k.weight));
+  CHECK(!at::equal(a.layers[1].attention.k.weight, c.layers[1].attention.k.weight));
+  CHECK(at::equal(a.layers[0].input_norm, at::ones({32})));
+  CHECK(at::equal(a.norm, at::ones({32})));
+  const double sd = a.layers[0].mlp.up.weight.std().item<double>();  // 48 x 32 draws of N(0, 0.02^2)
+  CHECK(sd == Approx(0.02).epsilon(0.1));
+  CHECK(!a.embed_tokens.requires_grad());
+  // A decoder built from them runs.
+  const Decoder decoder(config, random_decoder_weights(config, options, 7));
+  CHECK(decoder.forward(at::tensor({1, 2, 3}, at::kLong).view({1, 3}), at::Tensor()).sizes() ==
+        at::IntArrayRef({1, 3, 32}));
+}

@@ -228,6 +228,9 @@ std::vector<ConfigKey> build_keys() {
   add<ModelDType>(k, KEY(model.dtype), ModelDType::auto_,
                   "Dtype of the frozen base weights (auto: float32 on CPU, bfloat16 on GPU).");
   add<bool>(k, KEY(model.gradient_checkpointing), false, "Recompute each layer's activations in backward.");
+  add<bool>(k, KEY(model.random_weights), false,
+            "Random base weights of config.json's shape instead of the checkpoint's (benchmarks only: the folder "
+            "then needs only config.json and tokenizer.json).");
   add<I>(k, KEY(model.max_length), 512, "Tokens per sequence; longer prompts are cut from the left.",
          between(8, 1 << 20));
 

@@ -28,6 +28,7 @@
 #include "model/peft_adapter.h"
 #include "text/tokenizer.h"
 #include "util/device.h"
+#include "util/peak_memory.h"
 #include "util/error.h"
 #include "util/interrupt.h"
 #include "util/log.h"
@@ -240,6 +241,7 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
     line["lr"] = lr;
     line["tokens_per_s"] = static_cast<double>(step_tokens) / seconds;
     line["elapsed_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    line["peak_memory_mb"] = peak_memory_mb(device.name);
     if (run.group) line["sync_s"] = sync_seconds;
     if (metrics) metrics->append(line);
     result.last_outer_loss = g.loss;

@@ -40,10 +40,28 @@ data::ReaderOptions reader_options(const DataConfig& config) {
   return options;
 }
 
-LoadedExperiment load_experiment(const ExperimentConfig& config, const std::string& device) {
-  log::info("loading model {}", config.model.path);
+namespace {
+
+model::Decoder load_decoder(const ExperimentConfig& config, const std::string& device) {
   const std::filesystem::path model_dir = config.model.path;
-  LoadedExperiment e{model::Decoder::load(model_dir, {base_dtype(config.model.dtype, device), device}),
+  const model::WeightOptions options{base_dtype(config.model.dtype, device), device};
+  if (!config.model.random_weights) {
+    log::info("loading model {}", config.model.path);
+    return model::Decoder::load(model_dir, options);
+  }
+  log::warn("model.random_weights: random base weights of the shape of {} (for benchmarks; results mean nothing)",
+            (model_dir / "config.json").string());
+  model::ModelConfig shape = model::load_model_config(model_dir);
+  const std::uint64_t seed = Rng::stream(static_cast<std::uint64_t>(config.run.seed), "base-weights").next_u64();
+  model::DecoderWeights weights = model::random_decoder_weights(shape, options, seed);
+  return {std::move(shape), std::move(weights)};
+}
+
+}  // namespace
+
+LoadedExperiment load_experiment(const ExperimentConfig& config, const std::string& device) {
+  const std::filesystem::path model_dir = config.model.path;
+  LoadedExperiment e{load_decoder(config, device),
                      text::Tokenizer::from_file(model_dir / "tokenizer.json"),
                      data::load_task_set(config.data, reader_options(config.data)),
                      lora_settings(config.lora)};

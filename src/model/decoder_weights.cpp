@@ -1,14 +1,50 @@
 // Loading the frozen weights by the name table (see decoder_weights.h).
 #include "model/decoder_weights.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Context.h>
+#include <ATen/core/grad_mode.h>
+#include <ATen/ops/normal.h>
+#include <ATen/ops/ones.h>
 #include <fmt/format.h>
 
 #include <map>
+#include <mutex>
 
 #include "model/weight_names.h"
 #include "util/error.h"
 
 namespace abmll::model {
+
+namespace {
+
+// DecoderWeights from tensors by their checkpoint names (every name of weight_specs(config)).
+DecoderWeights assemble(const ModelConfig& config, const std::map<std::string, at::Tensor>& loaded) {
+  auto take = [&](const std::string& name) { return loaded.at(name); };
+  auto projection = [&](int64_t layer, Projection p) {
+    const std::string path = projection_path(layer, p);
+    LinearWeights w{take(path + ".weight"), {}};
+    if (projection_has_bias(config, p)) w.bias = take(path + ".bias");
+    return w;
+  };
+  DecoderWeights w;
+  w.embed_tokens = take("model.embed_tokens.weight");
+  for (int64_t i = 0; i < config.num_layers; ++i) {
+    const std::string prefix = fmt::format("model.layers.{}.", i);
+    LayerWeights layer;
+    layer.input_norm = take(prefix + "input_layernorm.weight");
+    layer.attention = {projection(i, Projection::q), projection(i, Projection::k), projection(i, Projection::v),
+                       projection(i, Projection::o)};
+    layer.post_attention_norm = take(prefix + "post_attention_layernorm.weight");
+    layer.mlp = {projection(i, Projection::gate), projection(i, Projection::up), projection(i, Projection::down)};
+    w.layers.push_back(std::move(layer));
+  }
+  w.norm = take("model.norm.weight");
+  w.lm_head = config.tie_word_embeddings ? w.embed_tokens : take("lm_head.weight");
+  return w;
+}
+
+}  // namespace
 
 DecoderWeights load_decoder_weights(const io::TensorStore& store, const ModelConfig& config,
                                     const WeightOptions& options) {
@@ -37,29 +73,29 @@ DecoderWeights load_decoder_weights(const io::TensorStore& store, const ModelCon
       loaded[spec.name] = t.to(device, dtype).set_requires_grad(false);
     }
 
-    auto take = [&](const std::string& name) { return loaded.at(name); };
-    auto projection = [&](int64_t layer, Projection p) {
-      const std::string path = projection_path(layer, p);
-      LinearWeights w{take(path + ".weight"), {}};
-      if (projection_has_bias(config, p)) w.bias = take(path + ".bias");
-      return w;
-    };
-    DecoderWeights w;
-    w.embed_tokens = take("model.embed_tokens.weight");
-    for (int64_t i = 0; i < config.num_layers; ++i) {
-      const std::string prefix = fmt::format("model.layers.{}.", i);
-      LayerWeights layer;
-      layer.input_norm = take(prefix + "input_layernorm.weight");
-      layer.attention = {projection(i, Projection::q), projection(i, Projection::k), projection(i, Projection::v),
-                         projection(i, Projection::o)};
-      layer.post_attention_norm = take(prefix + "post_attention_layernorm.weight");
-      layer.mlp = {projection(i, Projection::gate), projection(i, Projection::up), projection(i, Projection::down)};
-      w.layers.push_back(std::move(layer));
-    }
-    w.norm = take("model.norm.weight");
-    w.lm_head = config.tie_word_embeddings ? w.embed_tokens : take("lm_head.weight");
-    return w;
+    return assemble(config, loaded);
   });
+}
+
+DecoderWeights random_decoder_weights(const ModelConfig& config, const WeightOptions& options, std::uint64_t seed) {
+  const at::Device device(options.device);
+  const auto tensor_options = at::TensorOptions().dtype(options.dtype.value_or(at::kFloat)).device(device);
+  // On a GPU the device's default generator (reseeded here), so that the weights are drawn where they live.
+  at::Generator generator = device.is_cpu() ? at::make_generator<at::CPUGeneratorImpl>()
+                                            : at::globalContext().defaultGenerator(device);
+  {
+    const std::lock_guard<std::mutex> lock(generator.mutex());
+    generator.set_current_seed(seed);
+  }
+  const at::NoGradGuard no_grad;
+  std::map<std::string, at::Tensor> made;
+  for (const auto& spec : weight_specs(config)) {
+    const bool norm = spec.name.size() > 7 && spec.name.compare(spec.name.size() - 7, 7, ".weight") == 0 &&
+                      spec.shape.size() == 1;
+    made[spec.name] = norm ? at::ones(spec.shape, tensor_options)
+                           : at::normal(0.0, 0.02, spec.shape, generator, tensor_options);
+  }
+  return assemble(config, made);
 }
 
 }  // namespace abmll::model

@@ -5,6 +5,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -40,5 +41,11 @@ struct WeightOptions {
 // point tensor. Tensors the table does not know (e.g. a tied checkpoint's redundant lm_head.weight) are ignored.
 DecoderWeights load_decoder_weights(const io::TensorStore& store, const ModelConfig& config,
                                     const WeightOptions& options);
+
+// Random weights of the shape `config` implies, made directly on options.device in options.dtype (float32 when
+// unset): every matrix and bias N(0, 0.02^2) (transformers' default initializer_range), every norm weight 1, drawn
+// from a generator seeded with `seed`. For benchmarks of a model shape whose weights are not at hand (an 8B model
+// is made in seconds on a GPU instead of read from 16 GB of files); never for results.
+DecoderWeights random_decoder_weights(const ModelConfig& config, const WeightOptions& options, std::uint64_t seed);
 
 }  // namespace abmll::model

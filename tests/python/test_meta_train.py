@@ -77,7 +77,7 @@ def test_run_folder(full_run):
     lines = metrics(full_run)
     assert [line["step"] for line in lines] == [1, 2, 3, 4, 5, 6]
     for line in lines:
-        for key in LOSS_FIELDS + ["tokens_per_s", "elapsed_s"]:
+        for key in LOSS_FIELDS + ["tokens_per_s", "elapsed_s", "peak_memory_mb"]:
             assert isinstance(line[key], (int, float)) and line[key] == line[key], (key, line)
     assert lines[0]["kl"] == pytest.approx(0.0, abs=1e-6) or lines[0]["kl"] > 0
     assert sorted(p.name for p in (full_run / "checkpoints").iterdir()) == [
