@@ -105,7 +105,7 @@ at::Tensor WeightLora::group_noise(std::uint64_t task_seed, std::int64_t sample,
 at::Tensor WeightLora::batch_noise(const model::LinearSite& site, at::IntArrayRef shape,
                                    const at::TensorOptions& options) const {
   const std::int64_t time = shape[1], out = shape[2];
-  if (!posterior_of_sequence_.defined())  // one group: every row is its
+  if (!posterior_of_sequence_.defined())  // one group (checked by delta): every row is group 0's
     return group_noise(task_seeds_.front(), 0, forward_, site, shape[0], time, out, options);
   at::Tensor eps = at::empty(shape, options);
   for (std::int64_t k = 0; k < groups(); ++k) {
