@@ -194,10 +194,12 @@ TEST_CASE("ranks' slices of a meta-batch, weighted by their share, give the meta
   // What data-parallel meta-training relies on (meta/data_parallel.h): each task's noise is its own, so a slice
   // of tasks computes exactly what those tasks compute inside the whole meta-batch, and sum_r (T_r / T) * result_r
   // is the meta-batch's result, the hyperprior term included. Here 3 tasks on 2 "ranks" (2 + 1), in float64.
-  Toy toy = make_toy(Family::factor);  // the weight family draws noise per meta-batch, not per task
-  for (bool second_order : {false, true}) {
-    INFO((second_order ? "second" : "first") << " order");
-    meta::InnerLoop inner{2, 0.05, InnerOptimizer::sgd, false, 2, 0.5};
+  for (const auto& [family, second_order] : {std::pair{Family::factor, false}, std::pair{Family::factor, true},
+                                             std::pair{Family::weight_linear, false},
+                                             std::pair{Family::weight_softplus, true}}) {
+    INFO(name(family) << ", " << (second_order ? "second" : "first") << " order");
+    const Toy toy = make_toy(family);
+    meta::InnerLoop inner{2, family == Family::weight_linear ? 0.01 : 0.05, InnerOptimizer::sgd, false, 2, 0.5};
     meta::OuterObjective outer{0.5, 0.1, 10, second_order};
     const meta::MetaGradient whole = run(toy, inner, outer);
     std::vector<at::Tensor> grads(whole.grads.size());

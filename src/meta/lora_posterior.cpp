@@ -88,9 +88,7 @@ std::unique_ptr<model::LinearAdapter> LoraPosterior::sample(int64_t samples, con
                    return lora;
                  },
                  [&](const WeightGaussian& w) -> std::unique_ptr<model::LinearAdapter> {
-                   // The weight family's noise is drawn per token inside the adapter, from one seed per sample
-                   // taken from the first task's stream (see task_noise.h: not yet one stream per task).
-                   return w.sample(samples, noise.front());
+                   return w.sample(samples, noise);
                  }},
       family_);
 }

@@ -54,9 +54,9 @@ class LoraPosterior {
   // phi^0 = theta for G tasks (see the families).
   LoraPosterior posteriors_from(int64_t groups, bool track_prior) const;
 
-  // S reparameterised draws per group as an adapter with G * S groups, differentiable in tensors(). `factor`:
-  // group g's noise from noise[g] alone; `weight`: every group's from noise[0] (its noise is drawn per token in the
-  // adapter from one seed), so a rank's share of a meta-batch draws other noise than the whole would.
+  // S reparameterised draws per group as an adapter with G * S groups, differentiable in tensors(); group g's
+  // noise comes from noise[g] alone (`factor`: the factors' noise; `weight`: the seed of its per-token noise), so a
+  // rank's share of a meta-batch draws the noise those tasks draw in the whole.
   std::unique_ptr<model::LinearAdapter> sample(int64_t samples, const TaskNoise& noise) const;
   // The posterior mean as LoRA factors (grouped: G groups; ungrouped: 1), and as an adapter (PEFT export, eval with
   // eval.samples = 0). Both families' means are exactly a LoRA.

@@ -3,9 +3,10 @@
 // does not depend on which other tasks share its forward, how many there are, or which rank runs it: N ranks with
 // T/N tasks each draw exactly the noise one process with T tasks draws.
 //
-// Layout: a grouped posterior's sample() draws, per site and in site order, A's noise then B's, each as one
-// randn([S, R, I]) (resp. [S, O, R]) per task from that task's generator; a task's generator thus sees the same
-// sequence of draws (every sample() call of its inner steps, then its query) whatever G is.
+// Layout: a grouped posterior's sample() draws from task g's generator only what group g needs, so a task's
+// generator sees the same sequence of draws (every sample() call of its inner steps, then its query) whatever G is:
+//   factor  per site and in site order, A's noise then B's, each as one randn([S, R, I]) (resp. [S, O, R]);
+//   weight  one int64 in [0, 2^62) (randint), the seed of the task's per-token noise (weight_lora.h).
 #pragma once
 
 #include <ATen/core/Generator.h>

@@ -98,13 +98,18 @@ WeightGaussian WeightGaussian::with_tensors(const std::vector<at::Tensor>& tenso
   return WeightGaussian(std::move(out), form_, grouped_);
 }
 
-std::unique_ptr<WeightLora> WeightGaussian::sample(int64_t samples, at::Generator generator) const {
+std::unique_ptr<WeightLora> WeightGaussian::sample(int64_t samples, const TaskNoise& noise) const {
   if (!grouped_) throw Error("sample: expected grouped posteriors");
-  // One draw from the caller's stream seeds all of this sample's noise (torch.randint(2**62, (1,), generator=g)
-  // in Python draws the same number).
-  const int64_t seed =
-      at::randint(int64_t{1} << 62, {1}, generator, at::TensorOptions().dtype(at::kLong)).item<int64_t>();
-  auto adapter = std::make_unique<WeightLora>(form_, groups(), samples, static_cast<std::uint64_t>(seed));
+  if (static_cast<int64_t>(noise.size()) != groups())
+    throw Error(fmt::format("sample: {} noise generators for {} groups", noise.size(), groups()));
+  // One draw from each task's stream seeds all of that task's noise in this sample (torch.randint(2**62, (1,),
+  // generator=g) in Python draws the same number).
+  std::vector<std::uint64_t> seeds;
+  seeds.reserve(noise.size());
+  for (const at::Generator& generator : noise)
+    seeds.push_back(static_cast<std::uint64_t>(
+        at::randint(int64_t{1} << 62, {1}, generator, at::TensorOptions().dtype(at::kLong)).item<int64_t>()));
+  auto adapter = std::make_unique<WeightLora>(form_, std::move(seeds), samples);
   for (const auto& [site, f] : sites_) adapter->set_site(site, f);
   return adapter;
 }

@@ -23,6 +23,7 @@
 #include <memory>
 #include <vector>
 
+#include "meta/task_noise.h"
 #include "meta/weight_gaussian.h"
 #include "meta/weight_lora.h"
 #include "model/linear.h"
@@ -72,8 +73,9 @@ class WeightGaussian {
   WeightGaussian with_tensors(const std::vector<at::Tensor>& tensors) const;
 
   // S local-reparameterised draws per group of a grouped posterior: an adapter with G * S groups, group-major,
-  // whose noise comes from one 64-bit seed drawn from `generator` (see WeightLora). Differentiable in tensors().
-  std::unique_ptr<WeightLora> sample(int64_t samples, at::Generator generator) const;
+  // whose group g noise comes from one 64-bit seed drawn from noise[g] (see WeightLora, task_noise.h); noise.size()
+  // must be G. Differentiable in tensors().
+  std::unique_ptr<WeightLora> sample(int64_t samples, const TaskNoise& noise) const;
   // The means as LoRA factors: M = s B_mu A_mu is exactly a LoRA with A = A_mu, B = B_mu (grouped: G groups).
   std::map<model::LinearSite, model::LoraFactors> means() const;
 

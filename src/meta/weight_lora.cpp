@@ -4,7 +4,10 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
 #include <ATen/TensorOperators.h>
+#include <ATen/ops/arange.h>
 #include <ATen/ops/bmm.h>
+#include <ATen/ops/cat.h>
+#include <ATen/ops/empty.h>
 #include <ATen/ops/floor_divide.h>
 #include <ATen/ops/index_select.h>
 #include <ATen/ops/maximum.h>
@@ -20,6 +23,26 @@
 #include "util/error.h"
 
 namespace abmll::meta {
+namespace {
+
+// A generator for `device` seeded with `seed`: mt19937 on the CPU, a copy of the device's Philox otherwise (so that
+// the global generator's state is left alone).
+at::Generator seeded_generator(std::uint64_t seed, const at::Device& device) {
+  if (device.is_cpu()) return at::detail::createCPUGenerator(seed);
+  at::Generator gen = at::globalContext().defaultGenerator(device).clone();
+  gen.set_current_seed(seed);
+  return gen;
+}
+
+// [B] int64 (CPU) -> for each value v in [0, n), the positions holding v, in order ([0] int64 where none does).
+std::vector<at::Tensor> positions_of(const at::Tensor& values, std::int64_t n) {
+  std::vector<at::Tensor> out;
+  out.reserve(static_cast<std::size_t>(n));
+  for (std::int64_t v = 0; v < n; ++v) out.push_back(at::nonzero(values == v).squeeze(1));
+  return out;
+}
+
+}  // namespace
 
 std::uint64_t mix64(std::uint64_t z) {
   z += 0x9e3779b97f4a7c15ULL;
@@ -28,65 +51,89 @@ std::uint64_t mix64(std::uint64_t z) {
   return z ^ (z >> 31);
 }
 
-WeightLora::WeightLora(WeightScaleForm form, int64_t posteriors, int64_t samples, std::uint64_t seed)
-    : form_(form), posteriors_(posteriors), samples_(samples), seed_(seed) {
-  if (posteriors < 1 || samples < 1)
-    throw Error(fmt::format("WeightLora: {} posteriors x {} samples", posteriors, samples));
+WeightLora::WeightLora(WeightScaleForm form, std::vector<std::uint64_t> task_seeds, int64_t samples)
+    : form_(form), task_seeds_(std::move(task_seeds)), samples_(samples) {
+  if (task_seeds_.empty() || samples < 1)
+    throw Error(fmt::format("WeightLora: {} posteriors x {} samples", task_seeds_.size(), samples));
 }
 
 void WeightLora::set_site(const model::LinearSite& site, WeightGaussianFactors f) {
+  const int64_t g = posteriors();
   const bool ok = f.b_mu.defined() && f.a_mu.defined() && f.b_sigma.defined() && f.a_sigma.defined() &&
-                  f.b_mu.dim() == 3 && f.a_mu.dim() == 3 && f.b_mu.size(0) == posteriors_ &&
-                  f.a_mu.size(0) == posteriors_ && f.b_sigma.sizes() == f.b_mu.sizes() &&
-                  f.a_sigma.sizes() == f.a_mu.sizes() && f.b_mu.size(2) == f.a_mu.size(1);
+                  f.b_mu.dim() == 3 && f.a_mu.dim() == 3 && f.b_mu.size(0) == g && f.a_mu.size(0) == g &&
+                  f.b_sigma.sizes() == f.b_mu.sizes() && f.a_sigma.sizes() == f.a_mu.sizes() &&
+                  f.b_mu.size(2) == f.a_mu.size(1);
   if (!ok)
     throw Error(fmt::format("WeightLora: {}: factors must be b [G={}, O, R] and a [G, R, I] for mean and scale",
-                            model::projection_path(site.layer, site.projection), posteriors_));
+                            model::projection_path(site.layer, site.projection), g));
   sites_[site] = std::move(f);
 }
 
 void WeightLora::set_group_of_sequence(const at::Tensor& group_of_sequence) {
   ++forward_;
-  if (!group_of_sequence.defined()) {
-    posterior_of_sequence_ = at::Tensor();
-    return;
-  }
+  rows_of_group_.clear();
+  rows_of_posterior_.clear();
+  posterior_of_sequence_ = at::Tensor();
+  if (!group_of_sequence.defined()) return;
   if (group_of_sequence.dim() != 1 || group_of_sequence.scalar_type() != at::kLong)
     throw Error("WeightLora: group_of_sequence must be [B] int64");
   const at::Tensor g = group_of_sequence.cpu();
   if (g.numel() > 0 && (g.min().item<int64_t>() < 0 || g.max().item<int64_t>() >= groups()))
     throw Error(fmt::format("WeightLora: a group is outside [0, {})", groups()));
   posterior_of_sequence_ = at::floor_divide(g, samples_);
+  rows_of_group_ = positions_of(g, groups());
+  rows_of_posterior_ = positions_of(posterior_of_sequence_, posteriors());
 }
 
-at::Tensor WeightLora::noise(std::uint64_t seed, std::int64_t forward, const model::LinearSite& site,
-                             at::IntArrayRef shape, const at::TensorOptions& options) {
+at::Tensor WeightLora::group_noise(std::uint64_t task_seed, std::int64_t sample, std::int64_t forward,
+                                   const model::LinearSite& site, std::int64_t rows, std::int64_t time,
+                                   std::int64_t out, const at::TensorOptions& options) {
   const std::uint64_t key =
       static_cast<std::uint64_t>(site.layer) * 8 + static_cast<std::uint64_t>(site.projection) + 1;
-  const std::uint64_t site_seed = mix64(mix64(seed ^ static_cast<std::uint64_t>(forward)) ^ mix64(key));
-  at::Generator gen;
-  if (options.device().is_cpu()) {
-    gen = at::detail::createCPUGenerator(site_seed);
-  } else {
-    gen = at::globalContext().defaultGenerator(options.device()).clone();
-    gen.set_current_seed(site_seed);
+  const std::uint64_t site_seed = mix64(mix64(task_seed ^ static_cast<std::uint64_t>(forward)) ^ mix64(key));
+  std::vector<at::Tensor> chunks;  // [rows, C, O] each
+  for (std::int64_t c = 0; c * kNoiseChunk < time; ++c) {
+    const std::uint64_t chunk_seed =
+        mix64(site_seed ^ mix64((static_cast<std::uint64_t>(sample) << 32) + static_cast<std::uint64_t>(c)));
+    chunks.push_back(at::randn({rows, kNoiseChunk, out}, seeded_generator(chunk_seed, options.device()), options));
   }
-  return at::randn(shape, gen, options);
+  if (chunks.empty()) return at::empty({rows, 0, out}, options);
+  const at::Tensor all = chunks.size() == 1 ? chunks.front() : at::cat(chunks, 1);  // [rows, C * chunks, O]
+  return all.narrow(1, 0, time);
+}
+
+at::Tensor WeightLora::batch_noise(const model::LinearSite& site, at::IntArrayRef shape,
+                                   const at::TensorOptions& options) const {
+  const std::int64_t time = shape[1], out = shape[2];
+  if (!posterior_of_sequence_.defined())  // one group (checked by delta): every row is group 0's
+    return group_noise(task_seeds_.front(), 0, forward_, site, shape[0], time, out, options);
+  at::Tensor eps = at::empty(shape, options);
+  for (std::int64_t k = 0; k < groups(); ++k) {
+    const at::Tensor& rows = rows_of_group_[static_cast<std::size_t>(k)];
+    if (rows.numel() == 0) continue;
+    eps.index_copy_(0, rows.to(options.device()),
+                    group_noise(task_seeds_[static_cast<std::size_t>(k / samples_)], k % samples_, forward_, site,
+                                rows.numel(), time, out, options));
+  }
+  return eps;
 }
 
 at::Tensor WeightLora::delta(const at::Tensor& x, const model::LinearSite& site) const {
   const auto it = sites_.find(site);
   if (it == sites_.end()) return {};
   const WeightGaussianFactors& f = it->second;
-  const int64_t batch = x.size(0), in = f.a_mu.size(2), out = f.b_mu.size(1);
+  const int64_t in = f.a_mu.size(2), out = f.b_mu.size(1);
   if (x.dim() != 3 || x.size(2) != in)
     throw Error(fmt::format("WeightLora: {}: input [{}] does not match A [{}]",
                             model::projection_path(site.layer, site.projection), fmt::join(x.sizes(), ", "),
                             fmt::join(f.a_mu.sizes(), ", ")));
-  at::Tensor posterior = posterior_of_sequence_;
+  const int64_t batch = x.size(0), time = x.size(1);
+  at::Tensor posterior = posterior_of_sequence_;  // [B] int64 (CPU)
+  std::vector<at::Tensor> rows_of_posterior = rows_of_posterior_;
   if (!posterior.defined()) {
     if (groups() > 1) throw Error("WeightLora: several adapter groups but group_of_sequence is unset");
     posterior = at::zeros({batch}, at::kLong);
+    rows_of_posterior = {at::arange(batch, at::kLong)};
   }
   if (posterior.size(0) != batch)
     throw Error(fmt::format("WeightLora: group_of_sequence is {} for a batch of {}", posterior.size(0), batch));
@@ -100,9 +147,9 @@ at::Tensor WeightLora::delta(const at::Tensor& x, const model::LinearSite& site)
 
   // Variance: per posterior over its sequences' tokens, so that the low-rank pieces (K [I, R^2]) are built once per
   // posterior rather than once per sequence.
-  at::Tensor v = at::zeros({batch, x.size(1), out}, mean.options());
-  for (int64_t g = 0; g < posteriors_; ++g) {
-    const at::Tensor rows = at::nonzero(posterior == g).squeeze(1);
+  at::Tensor v = at::zeros({batch, time, out}, mean.options());
+  for (int64_t g = 0; g < posteriors(); ++g) {
+    const at::Tensor& rows = rows_of_posterior[static_cast<std::size_t>(g)];
     if (rows.numel() == 0) continue;
     const at::Tensor rows_here = rows.to(x.device());
     const at::Tensor xg = xf.index_select(0, rows_here);  // [Bg, T, I]
@@ -113,7 +160,7 @@ at::Tensor WeightLora::delta(const at::Tensor& x, const model::LinearSite& site)
   // v >= c^2 sum_i x_i^2 whenever every S^2 >= c^2; the bound also keeps sqrt's gradient finite where the low-rank
   // expansion rounds to 0 (and 1e-30 where x = 0).
   const at::Tensor bound = (form_.floor * form_.floor) * at::square(xf).sum(-1, /*keepdim=*/true) + 1e-30;
-  const at::Tensor eps = noise(seed_, forward_, site, {batch, x.size(1), out}, mean.options());
+  const at::Tensor eps = batch_noise(site, {batch, time, out}, mean.options());
   return (mean + at::sqrt(at::maximum(v, bound)) * eps).to(x.scalar_type());
 }
 

@@ -1,16 +1,29 @@
 // The `weight` family's adapter through the decoder's seam (model/linear.h): at an adapted site, a sequence of
-// adapter group k (posterior g = k / S, S samples per posterior) gets, per token with input row x,
+// adapter group k (posterior g = k / S, sample s = k % S, S samples per posterior) gets, per token with input row x,
 //   delta = x M_g^T + sqrt(v) * eps,   v_o = sum_i x_i^2 S_g,oi^2,   eps ~ N(0, 1) per token and output unit,
 // the local reparameterisation of ABMLL.md 2(b): the output a weight dW ~ N(M, S^2) (entry-wise) would give, with
 // noise drawn per token instead of per weight, without materialising dW. v comes from local_reparam_variance
 // (low-rank for `linear`, one transient S^2 per layer for `softplus`).
 //
-// Noise: each forward (counted by set_group_of_sequence, which the scorer calls once before every forward) draws,
-// per site, eps [B, T, O] (right-padded batch: row b, position t) from a generator seeded with
-//   mix64(mix64(seed ^ forward) ^ mix64(layer * 8 + projection + 1))     (projection q = 0 ... down = 6)
+// Noise, one stream per task: posterior g (the meta-batch's task g) has its own 64-bit seed seed_g, which
+// WeightGaussian::sample draws from that task's generator (task_noise.h). Each forward (counted by
+// set_group_of_sequence, which the scorer calls once before every forward) draws, per site and per group k, the
+// noise of the group's n_k sequences (its rows of the right-padded batch, in batch order) in chunks of
+// kNoiseChunk = C positions: chunk c (positions [c C, c C + C)) is eps_k,c [n_k, C, O] = randn from a generator
+// seeded with
+//   chunk_seed = mix64(site_seed ^ mix64(s * 2^32 + c)),
+//   site_seed  = mix64(mix64(seed_g ^ forward) ^ mix64(layer * 8 + projection + 1))     (projection q = 0 ... down = 6)
 // in the factors' dtype: the CPU generator (mt19937, as torch.Generator().manual_seed) for CPU inputs, the
-// device's Philox otherwise. So a forward is reproducible from (seed, forward), and a layer recomputed under
-// gradient checkpointing draws the same eps. Distinct sequences, samples and forwards get independent noise.
+// device's Philox otherwise. The group's noise [n_k, T, O] is the chunks concatenated along time, cut at T.
+// Hence a sequence's noise depends only on (seed_g, s, forward, site, its rank among its group's sequences), never
+// on the other groups sharing the forward, their order, or the padded length T (set by the batch's longest
+// sequence): a task run alone, or on another rank of a data-parallel run, draws exactly the noise it draws inside
+// the whole meta-batch. A layer recomputed under gradient checkpointing (delta called again without a new
+// set_group_of_sequence) draws the same eps. Distinct tasks, samples, sequences, forwards and sites get
+// independent noise.
+//
+// Cost: per site and forward, one randn per group and chunk (G S ceil(T / C) draws; C = 64 so that a typical
+// prompt is one chunk), and at most C - 1 positions of noise per group drawn beyond T and discarded.
 //
 // Dimension letters: G posteriors, S samples per posterior, B sequences, T time, R rank, I / O in / out features.
 #pragma once
@@ -31,8 +44,12 @@ std::uint64_t mix64(std::uint64_t z);
 
 class WeightLora : public model::LinearAdapter {
  public:
-  // `posteriors` G >= 1, `samples` S >= 1: G * S adapter groups.
-  WeightLora(WeightScaleForm form, int64_t posteriors, int64_t samples, std::uint64_t seed);
+  // Positions per noise chunk (C above).
+  static constexpr std::int64_t kNoiseChunk = 64;
+
+  // `task_seeds[g]` is posterior g's noise seed; G = task_seeds.size() >= 1 posteriors, `samples` S >= 1: G * S
+  // adapter groups.
+  WeightLora(WeightScaleForm form, std::vector<std::uint64_t> task_seeds, int64_t samples);
 
   // A site's factors with the posterior dimension: b [G, O, R], a [G, R, I] (may require grad).
   void set_site(const model::LinearSite& site, WeightGaussianFactors grouped);
@@ -42,19 +59,28 @@ class WeightLora : public model::LinearAdapter {
   std::vector<at::Tensor> trainable_tensors() const override;
   // [B] int64 in [0, G S) (undefined: every sequence in group 0); starts the next forward's noise.
   void set_group_of_sequence(const at::Tensor& group_of_sequence) override;
-  int64_t groups() const override { return posteriors_ * samples_; }
+  int64_t groups() const override { return posteriors() * samples_; }
+  int64_t posteriors() const { return static_cast<int64_t>(task_seeds_.size()); }
 
-  // The noise of `site` in forward `forward` for an output of `shape` [B, T, O] (exposed for tests).
-  static at::Tensor noise(std::uint64_t seed, std::int64_t forward, const model::LinearSite& site,
-                          at::IntArrayRef shape, const at::TensorOptions& options);
+  // The noise [rows, time, out] of the `rows` sequences of one group (task seed `task_seed`, sample `sample`) at
+  // `site` in forward `forward` (1 for an adapter's first forward), as documented above (exposed for tests).
+  static at::Tensor group_noise(std::uint64_t task_seed, std::int64_t sample, std::int64_t forward,
+                                const model::LinearSite& site, std::int64_t rows, std::int64_t time, std::int64_t out,
+                                const at::TensorOptions& options);
 
  private:
+  // The noise [B, T, O] of this forward at `site`: each group's rows from group_noise.
+  at::Tensor batch_noise(const model::LinearSite& site, at::IntArrayRef shape, const at::TensorOptions& options) const;
+
   WeightScaleForm form_;
-  int64_t posteriors_ = 1, samples_ = 1;
-  std::uint64_t seed_ = 0;
+  std::vector<std::uint64_t> task_seeds_;  // [G]
+  int64_t samples_ = 1;
   std::int64_t forward_ = 0;
   std::map<model::LinearSite, WeightGaussianFactors> sites_;
-  at::Tensor posterior_of_sequence_;  // [B] int64 (CPU): group / S, or undefined
+  // This forward's batch (all undefined / empty when group_of_sequence is undefined): each sequence's posterior
+  // [B], each group's [n_k] and each posterior's rows (CPU int64, in batch order; [0] for none).
+  at::Tensor posterior_of_sequence_;
+  std::vector<at::Tensor> rows_of_group_, rows_of_posterior_;
 };
 
 }  // namespace abmll::meta

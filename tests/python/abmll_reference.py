@@ -6,8 +6,8 @@ file), same losses and theta gradients.
 It shares no code with abmll and takes the simplest route everywhere: one sequence per forward (no padding, no
 batching of tasks), the textbook KL formula in float64, torch.distributions for the hyperprior. For the `weight`
 family (ABMLL.md 2(b)) it builds the dense mean M and scale S of every layer and applies the local
-reparameterisation from its definition, x M^T + sqrt(x^2 (S^2)^T) * eps, with eps regenerated from the noise seed
-as abmll documents it (src/meta/weight_lora.h)."""
+reparameterisation from its definition, x M^T + sqrt(x^2 (S^2)^T) * eps, with eps regenerated from each task's
+noise seed as abmll documents it (src/meta/weight_lora.h), for each task's sequences alone."""
 import math
 
 import torch
@@ -30,14 +30,14 @@ def site_names(num_layers, targets):
 
 
 class BayesianLoraHooks:
-    """Adds the adapter's term to each adapted projection's output for the current sequence (group `group`, row
-    `row` of abmll's batch). Factor family: scale * (x A_g^T) B_g^T with sampled factors. Weight family:
-    x M_t^T + sqrt(x^2 (S_t^2)^T) * eps[row, :T], t = group // samples the sequence's task."""
+    """Adds the adapter's term to each adapted projection's output for the current sequence (group `group`, the
+    `row`-th sequence of that group). Factor family: scale * (x A_g^T) B_g^T with sampled factors. Weight family:
+    x M_t^T + sqrt(x^2 (S_t^2)^T) * eps_group[row, :L], t = group // samples the sequence's task, L its length."""
 
     def __init__(self, model, sites, scale):
         self.factors = {}  # factor family: site -> (A [groups, r, in], B [groups, out, r])
         self.dense = {}    # weight family: site -> (M [tasks, out, in], S [tasks, out, in])
-        self.noise = {}    # weight family: site -> eps [rows, T, out]
+        self.noise = {}    # weight family: site -> {group: eps [rows of the group, length, out]}
         self.samples = 1
         self.group = 0
         self.row = 0
@@ -51,7 +51,7 @@ class BayesianLoraHooks:
             if site in self.dense:
                 m, s = self.dense[site]
                 t = self.group // self.samples
-                eps = self.noise[site][self.row, :x.shape[1]].to(x.dtype)
+                eps = self.noise[site][self.group][self.row, :x.shape[1]].to(x.dtype)
                 return output + x @ m[t].T + torch.sqrt((x * x) @ (s[t] * s[t]).T) * eps
             a, b = self.factors[site]
             return output + self.scale * (x @ a[self.group].T) @ b[self.group].T
@@ -80,17 +80,18 @@ def sample_factors(phi, sites, samples, generators, floor):
 
 
 def task_nll(model, hooks, items, tasks, samples):
-    """[G] mean over each task's examples and samples of -log p(answer | prompt), one sequence per forward. Rows are
-    numbered as abmll batches them: by task, example, then sample."""
+    """[G] mean over each task's examples and samples of -log p(answer | prompt), one sequence per forward. Sample s
+    of a task's j-th example is the j-th sequence of group task * samples + s."""
     totals = [0.0] * tasks
     counts = [0] * tasks
-    row = 0
+    examples = [0] * tasks
     for prompt, answer, task in items:
         ids = torch.tensor([prompt + answer])
+        row = examples[task]
+        examples[task] += 1
         for s in range(samples):
             hooks.group = task * samples + s
             hooks.row = row
-            row += 1
             logits = model(input_ids=ids).logits[0]
             logits = logits if logits.dtype == torch.float64 else logits.float()
             logp = torch.log_softmax(logits, dim=-1)
@@ -145,24 +146,38 @@ def weight_dense(f, cfg):
     return m, scale
 
 
-def weight_noise(seed, site, rows, length, out):
-    """eps [rows, length, out] of a site in an adapter's first forward, as src/meta/weight_lora.h defines it."""
+NOISE_CHUNK = 64  # positions per noise chunk (WeightLora::kNoiseChunk)
+
+
+def weight_group_noise(task_seed, sample, site, rows, length, out):
+    """eps [rows, length, out] of one group (a task's seed, one sample) at a site in an adapter's first forward, as
+    src/meta/weight_lora.h defines it: chunks of NOISE_CHUNK positions, each its own mt19937 draw."""
     parts = site.split(".")
     layer, proj = int(parts[2]), parts[4]
     key = layer * 8 + PROJ_INDEX[proj] + 1
-    site_seed = mix64(mix64(seed ^ 1) ^ mix64(key))
-    return torch.randn((rows, length, out), generator=torch.Generator().manual_seed(site_seed), dtype=torch.float32)
+    site_seed = mix64(mix64(task_seed ^ 1) ^ mix64(key))
+    chunks = []
+    for c in range(-(-length // NOISE_CHUNK)):
+        chunk_seed = mix64(site_seed ^ mix64((sample << 32) + c))
+        chunks.append(torch.randn((rows, NOISE_CHUNK, out), generator=torch.Generator().manual_seed(chunk_seed),
+                                  dtype=torch.float32))
+    return torch.cat(chunks, 1)[:, :length]
 
 
-def set_weight_draw(hooks, phi, sites, samples, generator, items, cfg):
-    """The weight family's 'sample': one seed from the step's generator, then each site's dense M, S and noise for
-    the forward over `items` (rows = items x samples, padded length = the longest item)."""
-    seed = torch.randint(1 << 62, (1,), generator=generator).item()
-    rows = len(items) * samples
-    length = max(len(p) + len(a) for p, a, _ in items)
+def set_weight_draw(hooks, phi, sites, samples, generators, items, cfg):
+    """The weight family's 'sample': one seed from each task's generator, then each site's dense M, S and each
+    group's noise for its sequences (its task's items) over the longest of them."""
+    seeds = [torch.randint(1 << 62, (1,), generator=g).item() for g in generators]
     hooks.samples = samples
     hooks.dense = {s: weight_dense(phi[s], cfg) for s in sites}
-    hooks.noise = {s: weight_noise(seed, s, rows, length, hooks.dense[s][0].shape[-2]) for s in sites}
+    hooks.noise = {}
+    for site in sites:
+        out = hooks.dense[site][0].shape[-2]
+        hooks.noise[site] = {}
+        for t, seed in enumerate(seeds):
+            lengths = [len(p) + len(a) for p, a, task in items if task == t]
+            for s in range(samples):
+                hooks.noise[site][t * samples + s] = weight_group_noise(seed, s, site, len(lengths), max(lengths), out)
 
 
 def weight_kl_per_task(phi, theta, sites, cfg):
@@ -202,8 +217,8 @@ def abmll_step(model, theta, sites, support, query, tasks, noise_seeds, cfg):
 
     def draw(phi, items):
         if weight:
-            # The weight family draws each sample's seed from the first task's stream (LoraPosterior::sample).
-            set_weight_draw(hooks, phi, sites, samples, generators[0], items, cfg)
+            # Each task's noise seed from its own stream (WeightGaussian::sample).
+            set_weight_draw(hooks, phi, sites, samples, generators, items, cfg)
         else:
             hooks.factors = sample_factors(phi, sites, samples, generators, floor)
 

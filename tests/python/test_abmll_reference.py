@@ -1,6 +1,7 @@
 """abmll's ABMLL meta-training step against the independent Python implementation in abmll_reference.py, on the
 same tiny checkpoint, token ids and noise: losses and theta gradients, first- and second-order, for both variational
-families (factor; weight with a linear and a softplus scale)."""
+families (factor; weight with a linear and a softplus scale). Both families draw each task's noise from that task's
+own seed (the trace's noise_seeds), so the reference regenerates it task by task, one sequence at a time."""
 import json
 import math
 

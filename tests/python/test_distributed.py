@@ -1,6 +1,7 @@
 """Data-parallel `abmll meta-train` over c10d with Gloo on CPU, ranks launched as torchrun would (RANK, WORLD_SIZE,
 LOCAL_RANK, MASTER_ADDR, MASTER_PORT) over loopback, on the embedded demo model:
-- 2 ranks with 2 tasks each give the losses and theta of 1 process with 4 tasks (float tolerance);
+- 2 ranks with 2 tasks each give the losses and theta of 1 process with 4 tasks (float tolerance), for both
+  variational families (each task draws its noise from its own stream, whichever rank runs it);
 - a 2-rank run resumed by 1 process continues as the uninterrupted run;
 - a rank that dies or hangs makes the other exit within the timeout, naming it;
 - bad launches are refused with exit code 2."""
@@ -101,6 +102,14 @@ def compare_runs(a_dir, b_dir, checkpoint_step):
     return worst_metric, worst_tensor, worst_name
 
 
+# Per variational family, the settings added to the demo's: the weight family with the paper's (linear) scale, and
+# smaller inner steps so that S stays away from zero (as in test_abmll_reference.py).
+FAMILY_SETTINGS = {
+    "factor": [],
+    "weight": ["--set", "posterior.family=weight", "--set", "posterior.weight_scale=linear", "--set", "inner.lr=0.02"],
+}
+
+
 @pytest.fixture(scope="module")
 def single(demo):
     out = demo["root"] / "single"
@@ -108,14 +117,22 @@ def single(demo):
     return out
 
 
-def test_two_ranks_match_one_process(demo, single):
-    out = demo["root"] / "two"
-    results = finish(start_ranks(demo, 2, out))
+@pytest.mark.parametrize("family", ["factor", "weight"])
+def test_two_ranks_match_one_process(demo, single, family):
+    settings = FAMILY_SETTINGS[family]
+    if family != "factor":
+        single = demo["root"] / f"single-{family}"
+        run_single(demo, single, extra=settings)
+    out = demo["root"] / f"two-{family}"
+    results = finish(start_ranks(demo, 2, out, extra=settings))
     for rank, (code, err) in enumerate(results):
         assert code == 0, f"rank {rank}: {err}"
     assert "rank 0 of 2" in results[0][1]
+    # The run is of the family asked for: its theta has that family's parameters.
+    names = load_file(str(out / "checkpoints/step-4.safetensors")).keys()
+    assert any(n.startswith("theta.") and n.endswith(".b_sigma" if family == "weight" else ".a_rho") for n in names)
     worst_metric, worst_tensor, name = compare_runs(out, single, 4)
-    print(f"largest relative difference, 2 ranks vs 1 process: metrics {worst_metric:.3g}, "
+    print(f"{family}: largest relative difference, 2 ranks vs 1 process: metrics {worst_metric:.3g}, "
           f"checkpoint tensors {worst_tensor:.3g} ({name})")
     assert worst_metric < RELATIVE
     assert worst_tensor < RELATIVE
