@@ -97,10 +97,11 @@ TEST_CASE("model checkpoint: per-layer checkpointing leaves the decoder's values
   lora.set_training(true, 99);
   const std::vector<ScoringItem> items = {{{3, 17, 42}, {8, 1}, 1}, {{5}, {9, 11, 2, 7}, 0}, {{4, 4}, {49}, 0}};
 
-  auto run = [&](bool checkpoint) {
+  auto run = [&](bool checkpoint, int64_t layers = -1) {
     sample();
     ScoringOptions options;
     options.forward.checkpoint_layers = checkpoint;
+    options.forward.checkpointed_layers = layers;
     const at::Tensor score = score_continuations(decoder, items, &lora, options).log_prob;
     score.sum().backward();
     std::vector<at::Tensor> grads;
@@ -118,6 +119,13 @@ TEST_CASE("model checkpoint: per-layer checkpointing leaves the decoder's values
   WARN("checkpointed vs plain LoRA gradients: max abs diff " << worst << " (gradients up to " << largest << ")");
   CHECK(largest > 1e-3);
   CHECK(worst < 1e-12);
+  // The policy "first layer only" (the tiny model has two): the same values and gradients.
+  const auto [first, first_grads] = run(true, 1);
+  CHECK(first.equal(plain));
+  double worst_first = 0;
+  for (std::size_t k = 0; k < leaves.size(); ++k)
+    worst_first = std::max(worst_first, (first_grads[k] - plain_grads[k]).abs().max().item<double>());
+  CHECK(worst_first < 1e-12);
 }
 
 TEST_CASE("model checkpoint: second-order gradients through checkpointed layers and chunked scoring are exact",

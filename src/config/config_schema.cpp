@@ -228,6 +228,9 @@ std::vector<ConfigKey> build_keys() {
   add<ModelDType>(k, KEY(model.dtype), ModelDType::auto_,
                   "Dtype of the frozen base weights (auto: float32 on CPU, bfloat16 on GPU).");
   add<bool>(k, KEY(model.gradient_checkpointing), false, "Recompute each layer's activations in backward.");
+  add<I>(k, KEY(model.checkpointed_layers), -1,
+         "With gradient_checkpointing, recompute only the first N layers, keeping the others' activations (-1: all).",
+         at_least<I>(-1));
   add<bool>(k, KEY(model.random_weights), false,
             "Random base weights of config.json's shape instead of the checkpoint's (benchmarks only: the folder "
             "then needs only config.json and tokenizer.json).");

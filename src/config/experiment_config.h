@@ -33,6 +33,7 @@ struct ModelConfig {
   std::string path;  // Hugging Face model folder: config.json, *.safetensors, tokenizer.json
   ModelDType dtype = ModelDType::auto_;
   bool gradient_checkpointing = false;
+  std::int64_t checkpointed_layers = -1;  // with gradient_checkpointing: the first N layers only (-1: all)
   bool random_weights = false;  // benchmarks: random base weights of config.json's shape, no checkpoint read
   std::int64_t max_length = 0;  // tokens per sequence; longer prompts are truncated from the left
 };

@@ -176,6 +176,7 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
   episode_options.max_length = config.model.max_length;
   model::ScoringOptions scoring;
   scoring.forward.checkpoint_layers = config.model.gradient_checkpointing;
+  scoring.forward.checkpointed_layers = config.model.checkpointed_layers;
   scoring.forward.double_backward = learner->second_order();  // the inner steps' backward is differentiated again
 
   Progress progress("meta-train", last - result.first_step, 10.0, config.run.log_every);

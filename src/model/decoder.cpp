@@ -80,7 +80,8 @@ at::Tensor h = at::embedding(weights_.embed_tokens, ids);  // [B, T, D]
                                    adapter, twice);
       return y + mlp(rms_norm(y, layer.post_attention_norm, eps), layer.mlp, i, adapter);
     };
-    h = checkpoint ? checkpointed(std::move(block), h, trainable) : block(h);
+    const bool recompute = checkpoint && (options.checkpointed_layers < 0 || i < options.checkpointed_layers);
+    h = recompute ? checkpointed(std::move(block), h, trainable) : block(h);
   }
   return rms_norm(h, weights_.norm, eps);
 }

@@ -17,11 +17,14 @@
 namespace abmll::model {
 
 struct ForwardOptions {
-  // Gradient checkpointing per layer (layer_checkpoint.h): each layer keeps only its input for backward and is
-  // recomputed there, so activation memory is one [B, T, D] per layer. Takes effect only when grad mode is on and something
-  // requires grad; then the adapter (and this decoder) must outlive backward, and the adapter must list in
+  // Gradient checkpointing per layer (layer_checkpoint.h): a checkpointed layer keeps only its input for backward
+  // and is recomputed there, so its activation memory is one [B, T, D]. Takes effect only when grad mode is on and
+  // something requires grad; then the adapter (and this decoder) must outlive backward, and the adapter must list in
   // trainable_tensors() every tensor that should get a gradient.
   bool checkpoint_layers = false;
+  // The policy: with checkpoint_layers, only the first `checkpointed_layers` layers are recomputed (-1: every
+  // layer); the others keep their activations, trading memory for the recomputation's time.
+  int64_t checkpointed_layers = -1;
   // Set when the graph will be differentiated twice (create_graph: second-order meta-gradients). Attention then
   // runs the unfused math kernel (the fused SDPA kernels, CPU flash attention included, have no double backward),
   // and checkpoint_layers is ignored (recomputation supports one differentiation only).
