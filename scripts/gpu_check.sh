@@ -27,7 +27,7 @@ tail -3 "$out/cuda-tests.log"
 grep -h '"description"' "$out/meta-train/report.json" 2>/dev/null | head -1
 
 # The 8B-shape meta-step (bf16, random weights): seconds per step, tokens/s, MFU, peak memory.
-timeout 900 "$(cat build/.abmll-venv)/bin/python" scripts/bench/shape_step.py --abmll build/abmll --device cuda \
+timeout 900 "$(cat build/.abmll-venv)/bin/python" scripts/bench/shape_step.py --abmll build/abmll --device cuda --reference \
   --json "$out/shape-step.json" > "$out/shape-step.log" 2>&1 || status=1
 tail -12 "$out/shape-step.log"
 exit $status

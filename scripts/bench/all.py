@@ -67,7 +67,7 @@ def main():
     gpu = None if args.cpu_only else gpu_name()
     if gpu:
         for r in run_json([sys.executable, HERE / "shape_step.py", "--abmll", args.abmll, "--device", "cuda",
-                           "--json", scratch / "shape.json"], scratch / "shape.json"):
+                           "--reference", "--json", scratch / "shape.json"], scratch / "shape.json"):
             records.append({**r, "device": gpu})
     elif not args.cpu_only:
         print("no GPU: the 8B-shape GPU case is not measured", flush=True)

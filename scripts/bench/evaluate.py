@@ -58,8 +58,8 @@ def main():
             values = []
             for i in range(args.runs):
                 out = cache / f"{method}-{'shared' if share else 'naive'}/report.json"
-                run([args.abmll, "evaluate", *config_args(demo, [f"method={method}", f"eval.share_prompt={str(share).lower()}"]),
-                     *extra, "--out", out])
+                settings = [f"method={method}", f"eval.share_prompt={str(share).lower()}"]
+                run([args.abmll, "evaluate", *config_args(demo, settings), *extra, "--out", out])
                 values.append(json.loads(out.read_text())["results"]["scoring_queries_per_s"])
             speeds[share] = statistics.median(values)
             probs[share] = predictions(out.parent / "predictions.jsonl")

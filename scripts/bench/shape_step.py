@@ -11,7 +11,11 @@ N_layers the decoder layers' parameters (embeddings excluded; the vocabulary pro
 computes it, at answer tokens), 4 = forward + input-gradient backward of frozen weights, attention
 QK^T and AV forward and twice that backward; recomputation by gradient checkpointing not counted (the usual MFU
 convention). Peak: --peak-tflops (default 989, dense bf16 of an H100/H200 SXM).
-Not a test: run through scripts/bench.sh. `--shape small --device cpu` checks the plumbing on a CPU."""
+With --reference, also the factor family (the same configuration otherwise, traced) against the Python reference of
+that step (reference_step.py: transformers with its gradient checkpointing, random weights of the same shape, the
+same token ids and hyperparameters), each in its own process.
+Not a test: run through scripts/bench.sh. `--shape small --device cpu --seq 64 --inner-steps 1` checks the plumbing
+on a CPU."""
 import argparse
 import json
 import pathlib
@@ -28,7 +32,8 @@ SHAPES = {
     "small": dict(hidden_size=256, intermediate_size=688, num_hidden_layers=4, num_attention_heads=8,
                   num_key_value_heads=4, vocab_size=32000, rope_theta=10000.0, max_position_embeddings=1024),
 }
-TASKS, SHOTS, SEQ, K = 4, 8, 256, 5
+TASKS, SHOTS = 4, 8
+PAPER_CONFIG = ROOT / "configs/paper/crossfit-cls-45/llama3-8b-abmll.yaml"
 
 
 def write_model(folder, shape, demo_tokenizer):
@@ -56,15 +61,32 @@ def write_tasks(folder, count=8):
     (folder / "partitions/long.json").write_text(json.dumps({"train": names[:-1], "dev": [], "test": names[-1:]}))
 
 
-def flops_per_step(shape, scored_tokens):
+def flops_per_step(shape, scored_tokens, seq, k):
     s = SHAPES[shape]
     d, i, l, v = s["hidden_size"], s["intermediate_size"], s["num_hidden_layers"], s["vocab_size"]
     dh = d // s["num_attention_heads"]
     per_layer = d * s["num_attention_heads"] * dh * 2 + d * s["num_key_value_heads"] * dh * 2 + 3 * d * i + 2 * d
     sequences = TASKS * SHOTS
-    tokens = sequences * SEQ
-    one_pass = 4 * per_layer * l * tokens + 12 * l * d * SEQ * SEQ * sequences + 4 * v * d * scored_tokens
-    return (K + 1) * one_pass
+    tokens = sequences * seq
+    one_pass = 4 * per_layer * l * tokens + 12 * l * d * seq * seq * sequences + 4 * v * d * scored_tokens
+    return (k + 1) * one_pass
+
+
+def run_abmll(args, overrides, out, trace=False):
+    """abmll meta-train for warmup + steps steps -> (median seconds per step, tokens/s, peak memory MB)."""
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [args.abmll, "meta-train", "--config", str(PAPER_CONFIG), "--max-steps", str(args.warmup + args.steps),
+           "--out", str(out)] + (["--trace-step", "1"] if trace else [])
+    for item in overrides:
+        cmd += ["--set", item]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"abmll failed ({result.returncode}): {' '.join(cmd)}\n{result.stderr[-3000:]}")
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    elapsed = [line["elapsed_s"] for line in lines]
+    seconds = statistics.median([b - a for a, b in zip(elapsed, elapsed[1:])][args.warmup - 1:])
+    tokens_per_s = statistics.median(line["tokens_per_s"] for line in lines[args.warmup:])
+    return seconds, tokens_per_s, max(line["peak_memory_mb"] for line in lines)
 
 
 def main():
@@ -76,6 +98,9 @@ def main():
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--peak-tflops", type=float, default=989.0)
     parser.add_argument("--cache", default=str(pathlib.Path.home() / ".cache/abmll/bench/shape-step"))
+    parser.add_argument("--seq", type=int, default=256, help="tokens per sequence")
+    parser.add_argument("--inner-steps", type=int, default=5, help="K")
+    parser.add_argument("--reference", action="store_true", help="also the factor family against the Python reference")
     parser.add_argument("--set", action="append", default=[], help="extra config overrides (KEY=VALUE)")
     parser.add_argument("--json", help="write the record here")
     args = parser.parse_args()
@@ -88,35 +113,48 @@ def main():
     data = cache / "data"
     if not (data / "partitions/long.json").exists():
         write_tasks(data)
-    out = cache / f"run-{args.shape}-{args.device.replace(':', '')}"
-    shutil.rmtree(out, ignore_errors=True)
+    gpu = args.device != "cpu"
     overrides = [f"model.path={model}", "model.random_weights=true", f"run.device={args.device}",
-                 "model.dtype=" + ("float32" if args.device == "cpu" else "bfloat16"), f"model.max_length={SEQ}",
+                 "model.dtype=" + ("bfloat16" if gpu else "float32"), f"model.max_length={args.seq}",
                  f"data.path={data}", f"data.partition={data / 'partitions/long.json'}", f"data.shots={SHOTS}",
-                 f"data.query_size={SHOTS}", f"outer.tasks_per_batch={TASKS}", f"inner.steps={K}",
+                 f"data.query_size={SHOTS}", f"outer.tasks_per_batch={TASKS}", f"inner.steps={args.inner_steps}",
                  "inner.samples=1", "run.log_every=1", "run.checkpoint_every=0", *args.set]
-    cmd = [args.abmll, "meta-train", "--config", str(ROOT / "configs/paper/crossfit-cls-45/llama3-8b-abmll.yaml"),
-           "--max-steps", str(args.warmup + args.steps), "--out", str(out)]
-    for item in overrides:
-        cmd += ["--set", item]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    if result.returncode != 0:
-        sys.exit(f"abmll failed ({result.returncode}): {' '.join(cmd)}\n{result.stderr[-3000:]}")
-    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    elapsed = [line["elapsed_s"] for line in lines]
-    seconds = statistics.median([b - a for a, b in zip(elapsed, elapsed[1:])][args.warmup - 1:])
-    tokens_per_s = statistics.median(line["tokens_per_s"] for line in lines[args.warmup:])
+    case = (f"meta-step {args.shape} random weights, {TASKS} tasks x ({SHOTS}+{SHOTS}) x {args.seq} tokens, "
+            f"K={args.inner_steps}")
     scored = 2 * TASKS * SHOTS  # one answer token (" yes" / " no") per support and per query sequence
-    flops = flops_per_step(args.shape, scored)
-    record = {"case": f"meta-step {args.shape} random weights, {TASKS} tasks x ({SHOTS}+{SHOTS}) x {SEQ} tokens, K={K}",
-              "impl": "abmll", "device": args.device, "seconds_per_step": seconds, "tokens_per_s": tokens_per_s,
-              "peak_memory_mb": max(line["peak_memory_mb"] for line in lines),
-              "tflops_per_step": flops / 1e12}
-    if args.device != "cpu":
-        record["mfu"] = flops / seconds / (args.peak_tflops * 1e12)
-    print(json.dumps(record, indent=2))
+    flops = flops_per_step(args.shape, scored, args.seq, args.inner_steps)
+    tag = f"{args.shape}-{args.device.replace(':', '')}"
+    records = []
+    seconds, tokens_per_s, peak = run_abmll(args, overrides, cache / f"run-{tag}")
+    records.append({"case": case + ", weight family (paper config)", "impl": "abmll", "device": args.device,
+                    "seconds_per_step": seconds, "tokens_per_s": tokens_per_s, "peak_memory_mb": peak,
+                    "tflops_per_step": flops / 1e12})
+    if gpu:
+        records[-1]["mfu"] = flops / seconds / (args.peak_tflops * 1e12)
+    if args.reference:
+        out = cache / f"run-{tag}-factor"
+        seconds, tokens_per_s, peak = run_abmll(args, overrides + ["posterior.family=factor"], out, trace=True)
+        factor_case = case + ", factor family"
+        records.append({"case": factor_case, "impl": "abmll", "device": args.device, "seconds_per_step": seconds,
+                        "tokens_per_s": tokens_per_s, "peak_memory_mb": peak})
+        # The reference's hyperparameters: the paper config's (as resolved by abmll) with this run's overrides.
+        hp = dict(rank=16, alpha=32.0, floor=2.061153622438558e-09, tasks=TASKS, samples=1,
+                  inner_steps=args.inner_steps, inner_lr=1e-3, beta=1e-7, gamma=1e-7, n_train=7, init_scale=1e-3)
+        cmd = [sys.executable, str(pathlib.Path(__file__).with_name("reference_step.py")), "--config-json",
+               str(model / "config.json"), "--trace", str(out / "trace-step-1.safetensors"), "--device", args.device,
+               "--dtype", "bf16" if gpu else "float32", "--checkpointing", "--steps", str(args.steps), "--warmup",
+               str(args.warmup), "--hp", json.dumps(hp)]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0:
+            sys.exit(f"reference failed: {result.stderr[-3000:]}")
+        ref = json.loads(result.stdout.strip().splitlines()[-1])
+        records.append({"case": factor_case, "impl": "reference", "device": args.device,
+                        "seconds_per_step": ref["seconds_per_step"],
+                        "tokens_per_s": tokens_per_s * seconds / ref["seconds_per_step"],  # the same tokens per step
+                        "peak_memory_mb": ref["peak_memory_mb"]})
+    print(json.dumps(records, indent=2))
     if args.json:
-        pathlib.Path(args.json).write_text(json.dumps([record], indent=2) + "\n")
+        pathlib.Path(args.json).write_text(json.dumps(records, indent=2) + "\n")
 
 
 if __name__ == "__main__":
