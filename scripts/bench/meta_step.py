@@ -25,10 +25,12 @@ def make_models(abmll, cache):
         subprocess.run([abmll, "make-demo", "--out", demo], check=True, capture_output=True)
     big = cache / "model-100m"
     if not (big / "model.safetensors").exists():
-        import torch
-        from transformers import LlamaConfig, LlamaForCausalLM
-        torch.manual_seed(0)
-        LlamaForCausalLM(LlamaConfig(**SHAPES["100m"])).to(torch.float32).save_pretrained(big, safe_serialization=True)
+        # In a child process: Linux carries a process's peak RSS into the children it forks, so building the model
+        # here would inflate every later peak-memory figure.
+        code = ("import sys, json, torch\nfrom transformers import LlamaConfig, LlamaForCausalLM\ntorch.manual_seed(0)\n"
+                "LlamaForCausalLM(LlamaConfig(**json.loads(sys.argv[1]))).to(torch.float32)"
+                ".save_pretrained(sys.argv[2], safe_serialization=True)")
+        subprocess.run([sys.executable, "-c", code, json.dumps(SHAPES["100m"]), str(big)], check=True)
         # The demo's byte-level tokenizer: its ids (< 263) are valid in the larger vocabulary.
         shutil.copy(demo / "model/tokenizer.json", big / "tokenizer.json")
     return {"tiny": demo / "model", "100m": big}, demo / "data"
