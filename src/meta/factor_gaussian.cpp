@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "meta/gaussian.h"
@@ -130,17 +131,18 @@ std::map<model::LinearSite, model::LoraFactors> FactorGaussian::sample(int64_t s
   // randn([S, ...]) of task_noise.h's layout from noise[g], drawn in that layout's order.
   const auto options = at::TensorOptions().dtype(mean.scalar_type());
   at::Tensor eps = at::empty({groups, samples, n}, options);
-  int64_t offset = 0;
-  for (const int64_t size : flat.sizes) {
-    for (int64_t g = 0; g < groups; ++g) {
-      if (samples == 1) {
-        // A contiguous stretch of eps: fill it in place (randn is empty + normal_, so the numbers are the same).
-        eps.as_strided({size}, {1}, eps.storage_offset() + g * n + offset).normal_(0, 1, noise[g]);
-      } else {
+  if (samples == 1 && std::all_of(flat.sizes.begin(), flat.sizes.end(), [](int64_t k) { return k % 16 == 0; })) {
+    // One draw per group. ATen's CPU randn takes one uniform per entry, in order, and transforms them 16 at a
+    // time (re-drawing a last partial block), so with every factor a whole number of blocks, one randn over a
+    // group's factors side by side gives exactly the numbers of one randn per factor in turn.
+    for (int64_t g = 0; g < groups; ++g) eps.select(0, g).normal_(0, 1, noise[g]);
+  } else {
+    int64_t offset = 0;
+    for (const int64_t size : flat.sizes) {
+      for (int64_t g = 0; g < groups; ++g)
         eps.select(0, g).narrow(1, offset, size).copy_(at::randn({samples, size}, noise[g], options));
-      }
+      offset += size;
     }
-    offset += size;
   }
   const at::Tensor w = mean.unsqueeze(1) + scale_from_rho(flat.rho, scale_floor_).unsqueeze(1) * eps.to(mean.device());
   // Back to each site's [G * S, R, I] and [G * S, O, R]: views of w (split's backward is one concatenation).
