@@ -42,9 +42,11 @@ at::Tensor EpisodeNll::operator()(const std::map<model::LinearSite, model::LoraF
   return (*this)(lora, samples, split);
 }
 
-at::Tensor EpisodeNll::operator()(model::LinearAdapter& adapter, int64_t samples, Split split) {
+const EpisodeNll::Batch& EpisodeNll::batch(Split split, int64_t samples) {
+  const auto key = std::make_pair(split, samples);
+  if (const auto it = batches_.find(key); it != batches_.end()) return it->second;
   const int64_t tasks = static_cast<int64_t>(episodes_.size());
-  std::vector<model::ScoringItem> items;
+  Batch b;
   std::vector<int64_t> task_of_item;
   std::vector<double> items_per_task(tasks, 0.0);
   for (int64_t g = 0; g < tasks; ++g) {
@@ -57,21 +59,29 @@ at::Tensor EpisodeNll::operator()(model::LinearAdapter& adapter, int64_t samples
     for (const TokenizedExample* ex_ptr : examples) {
       const TokenizedExample& ex = *ex_ptr;
       for (int64_t s = 0; s < samples; ++s) {
-        items.push_back({ex.prompt, ex.answer, g * samples + s});
+        b.items.push_back({ex.prompt, ex.answer, g * samples + s});
         task_of_item.push_back(g);
-        tokens_processed_ += static_cast<int64_t>(ex.prompt.size() + ex.answer.size());
+        b.tokens += static_cast<int64_t>(ex.prompt.size() + ex.answer.size());
       }
       items_per_task[g] += samples;
     }
   }
+  b.task_of_item = at::tensor(task_of_item, at::kLong).to(decoder_.device());
+  b.items_per_task = at::tensor(items_per_task, at::kDouble).to(decoder_.device());
+  return batches_.emplace(key, std::move(b)).first->second;
+}
+
+at::Tensor EpisodeNll::operator()(model::LinearAdapter& adapter, int64_t samples, Split split) {
+  const int64_t tasks = static_cast<int64_t>(episodes_.size());
   if (adapter.groups() != tasks * samples)
     throw Error(fmt::format("EpisodeNll: the adapter has {} groups for {} tasks x {} samples", adapter.groups(),
                             tasks, samples));
-  const model::ContinuationScores scores = model::score_continuations(decoder_, items, &adapter, scoring_);
-  const at::Tensor index = at::tensor(task_of_item, at::kLong).to(scores.log_prob.device());
-  const at::Tensor counts = at::tensor(items_per_task, at::kDouble).to(scores.log_prob.device());
-  const at::Tensor sums = at::zeros({tasks}, scores.log_prob.options()).index_add(0, index, -scores.log_prob);
-  return sums / counts.to(sums.scalar_type());
+  const Batch& b = batch(split, samples);
+  tokens_processed_ += b.tokens;
+  const model::ContinuationScores scores = model::score_continuations(decoder_, b.items, &adapter, scoring_);
+  const at::Tensor sums =
+      at::zeros({tasks}, scores.log_prob.options()).index_add(0, b.task_of_item, -scores.log_prob);
+  return sums / b.items_per_task.to(sums.scalar_type());
 }
 
 }  // namespace abmll::meta

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <map>
+#include <utility>
 #include <vector>
 
 #include "data/episode.h"
@@ -53,10 +54,21 @@ class EpisodeNll {
   const std::vector<TokenizedEpisode>& episodes() const { return episodes_; }
 
  private:
+  // One split's forward batch: the same for every call with that split and sample count (the inner steps score
+  // the support set K times), so it is built once.
+  struct Batch {
+    std::vector<model::ScoringItem> items;  // task-major, then example, then sample
+    at::Tensor task_of_item;                // [items] int64, on the decoder's device
+    at::Tensor items_per_task;              // [G] on the decoder's device
+    int64_t tokens = 0;                     // prompt + answer tokens of all items
+  };
+  const Batch& batch(Split split, int64_t samples);
+
   const model::Decoder& decoder_;
   model::LoraSettings settings_;
   std::vector<TokenizedEpisode> episodes_;
   model::ScoringOptions scoring_;
+  std::map<std::pair<Split, int64_t>, Batch> batches_;
   int64_t tokens_processed_ = 0;
 };
 
