@@ -1,6 +1,7 @@
 #include "meta/factor_gaussian.h"
 
 #include <ATen/TensorOperators.h>
+#include <ATen/core/grad_mode.h>
 #include <ATen/ops/cat.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/full.h>
@@ -105,13 +106,27 @@ FactorGaussian FactorGaussian::initial_prior(const std::vector<model::LinearSite
 FactorGaussian FactorGaussian::posteriors_from(int64_t groups, bool track_prior) const {
   if (grouped_) throw Error("posteriors_from: expected the (ungrouped) prior");
   if (sites().empty()) throw Error("posteriors_from: the prior has no sites");
-  const auto [mean, rho] = pack(sites(), /*grouped=*/false);  // [N]
+  const auto [mean, rho] = packed_prior();  // [N]
   auto copies = [&](const at::Tensor& t) {
     at::Tensor g = t.unsqueeze(0).expand({groups, -1});
     if (track_prior) return g.clone();                       // a function of theta: second-order gradients
     return g.detach().clone().requires_grad_(true);           // a fresh leaf per task
   };
   return FactorGaussian(layout_of(sites()), copies(mean), copies(rho), scale_floor_);
+}
+
+std::pair<at::Tensor, at::Tensor> FactorGaussian::packed_prior() const {
+  if (grouped_) throw Error("packed_prior: expected the (ungrouped) prior");
+  std::vector<uint32_t> versions;
+  versions.reserve(4 * sites().size());
+  for (const auto& [site, g] : sites())
+    for (const at::Tensor* t : {&g.a_mean, &g.a_rho, &g.b_mean, &g.b_rho}) versions.push_back(t->_version());
+  const bool grad_mode = at::GradMode::is_enabled();
+  if (!packed_prior_ || packed_prior_->versions != versions || packed_prior_->grad_mode != grad_mode) {
+    auto [mean, rho] = pack(sites(), /*grouped=*/false);
+    packed_prior_ = std::make_shared<const PackedPrior>(PackedPrior{mean, rho, std::move(versions), grad_mode});
+  }
+  return {packed_prior_->mean, packed_prior_->rho};
 }
 
 int64_t FactorGaussian::groups() const { return grouped_ ? packed_mean_.size(0) : 1; }
@@ -252,7 +267,8 @@ at::Tensor FactorGaussian::kl_to(const FactorGaussian& prior) const {
     prior_sites.emplace(site, it->second);
   }
   // Every entry of every site at once: [G, N] against the broadcast prior [N].
-  const auto [p_mean, p_rho] = pack(prior_sites, /*grouped=*/false);
+  const auto [p_mean, p_rho] =
+      prior_sites.size() == prior.sites().size() ? prior.packed_prior() : pack(prior_sites, /*grouped=*/false);
   const at::Tensor terms = diagonal_gaussian_kl_terms(packed_mean_, scale_from_rho(packed_rho_, scale_floor_), p_mean,
                                                       scale_from_rho(p_rho, scale_floor_));  // [G, N]
   // Summed per group, factor by factor and site by site, in that order (the sums of a per-site computation).
@@ -268,7 +284,7 @@ at::Tensor FactorGaussian::hyperprior_neg_log_density(double mean_std, double a0
   if (sites().empty()) return {};
   // The entries' terms for every site at once; sums and constants factor by factor, as meta::
   // hyperprior_neg_log_density would add them for each factor, then site by site.
-  const auto [mean, rho] = pack(sites(), /*grouped=*/false);
+  const auto [mean, rho] = packed_prior();
   const std::vector<int64_t> sizes = layout_of(sites())->sizes;
   const std::vector<at::Tensor> mean_terms = hyperprior_mean_terms(mean, mean_std).split_with_sizes(sizes);
   const std::vector<at::Tensor> scale_terms =

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "model/linear.h"
@@ -85,6 +86,17 @@ class FactorGaussian {
   };
   static std::shared_ptr<const Layout> layout_of(const std::map<model::LinearSite, SiteGaussian>& sites);
   FactorGaussian(std::shared_ptr<const Layout> layout, at::Tensor mean, at::Tensor rho, double scale_floor);
+
+  // The prior's factors packed as [N] means and rhos (pack of factor_gaussian.cpp), kept for as long as no tensor
+  // changes (the inner loop's KLs, the outer KL, the hyperprior and posteriors_from of one step share one), and
+  // redone after an in-place update (the outer optimiser's) or under another grad mode.
+  std::pair<at::Tensor, at::Tensor> packed_prior() const;
+  struct PackedPrior {
+    at::Tensor mean, rho;
+    std::vector<uint32_t> versions;  // of tensors(), when packed
+    bool grad_mode = false;
+  };
+  mutable std::shared_ptr<const PackedPrior> packed_prior_;
 
   // Ungrouped, or grouped made from per-site tensors: those. Grouped made from packed tensors: null until sites()
   // makes the views (shared by copies made after that).
