@@ -15,13 +15,15 @@ namespace {
 
 std::vector<int64_t> widen(const std::vector<int32_t>& ids) { return {ids.begin(), ids.end()}; }
 
+TokenizedExample tokenize(const data::ScoredPrompt& p, const text::Tokenizer& tok) {
+  // The same split the scorer of answer options uses: prompt with special tokens, continuation without.
+  return {widen(tok.encode(p.prompt, true)), widen(tok.encode(p.continuations.at(p.label), false))};
+}
+
 std::vector<TokenizedExample> tokenize(const std::vector<data::ScoredPrompt>& prompts, const text::Tokenizer& tok) {
   std::vector<TokenizedExample> out;
   out.reserve(prompts.size());
-  for (const auto& p : prompts) {
-    // The same split the scorer of answer options uses: prompt with special tokens, continuation without.
-    out.push_back({widen(tok.encode(p.prompt, true)), widen(tok.encode(p.continuations.at(p.label), false))});
-  }
+  for (const auto& p : prompts) out.push_back(tokenize(p, tok));
   return out;
 }
 
@@ -29,6 +31,27 @@ std::vector<TokenizedExample> tokenize(const std::vector<data::ScoredPrompt>& pr
 
 TokenizedEpisode tokenize_episode(const data::Episode& episode, const text::Tokenizer& tokenizer) {
   return {tokenize(episode.support, tokenizer), tokenize(episode.query, tokenizer)};
+}
+
+TokenizedEpisode TokenizedEpisodeSampler::sample(const data::Task& task, const data::EpisodeOptions& options,
+                                                 Rng& rng) {
+  if (options.icl) return tokenize_episode(data::sample_episode(task, options, rng), tokenizer_);
+  const data::EpisodeDraw draw = data::draw_episode(task, options, rng);
+  auto examples = [&](data::Split split, const std::vector<std::size_t>& indices) {
+    std::vector<TokenizedExample> out;
+    out.reserve(indices.size());
+    for (const std::size_t i : indices) {
+      const auto key = std::make_tuple(&task, split, i);
+      auto it = examples_.find(key);
+      if (it == examples_.end()) {
+        const data::ScoredPrompt p = data::episode_prompt(task, task.examples(split)[i], {}, options);
+        it = examples_.emplace(key, tokenize(p, tokenizer_)).first;
+      }
+      out.push_back(it->second);
+    }
+    return out;
+  };
+  return {examples(options.support_split, draw.support), examples(options.query_split, draw.query)};
 }
 
 EpisodeNll::EpisodeNll(const model::Decoder& decoder, model::LoraSettings settings,

@@ -196,6 +196,7 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
   scoring.forward.checkpointed_layers = config.model.checkpointed_layers;
   scoring.forward.double_backward = learner->second_order();  // the inner steps' backward is differentiated again
 
+  TokenizedEpisodeSampler episode_sampler(tokenizer);
   Progress progress("meta-train", last - result.first_step, 10.0, config.run.log_every);
   std::int64_t step = result.first_step;
   for (; step < last; ++step) {
@@ -211,7 +212,7 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
       o.support_split = splits.support;
       o.query_split = splits.query;
       Rng rng = data::episode_rng(seed, task.name, step);
-      episodes.push_back(tokenize_episode(data::sample_episode(task, o, rng), tokenizer));
+      episodes.push_back(episode_sampler.sample(task, o, rng));
     }
     EpisodeNll nll(decoder, experiment.lora, std::move(episodes), scoring);
     MetaBatchGradient g =
