@@ -6,13 +6,12 @@
 #include <ATen/TensorOperators.h>
 #include <ATen/ops/arange.h>
 #include <ATen/ops/cat.h>
-#include <ATen/ops/flip.h>
 #include <ATen/ops/pow.h>
 #include <ATen/ops/reciprocal.h>
+#include <ATen/ops/roll.h>
 #include <ATen/ops/where.h>
 
 #include <cmath>
-#include <vector>
 
 namespace abmll::model {
 
@@ -46,23 +45,13 @@ std::pair<at::Tensor, at::Tensor> rope_tables(const at::Tensor& positions, const
   return {angles.cos().to(dtype), angles.sin().to(dtype)};
 }
 
-namespace {
-// [..., Dh] -> [..., 2, Dh/2] (a view): the two halves as their own dimension.
-at::Tensor halves(const at::Tensor& t) {
-  std::vector<int64_t> sizes(t.sizes().begin(), t.sizes().end() - 1);
-  sizes.insert(sizes.end(), {2, t.size(-1) / 2});
-  return t.view(sizes);
-}
-}  // namespace
-
 at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
   at::Tensor c = cos.unsqueeze(1), s = sin.unsqueeze(1);  // [B, 1, T, Dh], broadcast over heads
-  // rotate_half(x) * sin = (-x2 s1, x1 s2) = (x2 (-s1), x1 s2): x's halves swapped (one flip, whose backward is
-  // one flip) times sin with its first half negated (negation is exact, so the products are bit for bit the same).
+  // rotate_half(x) * sin = (-x2 s1, x1 s2) = (x2 (-s1), x1 s2): x's halves swapped (one roll, whose backward is
+  // one roll) times sin with its first half negated (negation is exact, so the products are bit for bit the same).
   const int64_t half = x.size(-1) / 2;
-  const at::Tensor swapped = at::flip(halves(x), {-2}).reshape(x.sizes());
   const at::Tensor signed_sin = at::cat({-s.narrow(-1, 0, half), s.narrow(-1, half, half)}, -1);
-  return x * c + swapped * signed_sin;
+  return x * c + at::roll(x, {half}, {-1}) * signed_sin;
 }
 
 }  // namespace abmll::model
