@@ -1,6 +1,7 @@
 // Unit tests of episodes and prompts (src/data/episode.h, prompt.h): sampling is deterministic for a seed,
 // differs across seeds, keeps support and query disjoint; prompt templates and continuations; ICL demonstrations;
-// truncation to the context length, counted by a byte-level tokenizer whose tokens are single bytes.
+// truncation to the context length, counted by a byte-level tokenizer whose tokens are single bytes; episodes as
+// token ids (meta/episode_nll.h) with each example tokenized once.
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -12,6 +13,7 @@
 #include "data/episode.h"
 #include "data/jsonl_reader.h"
 #include "data/tsv_reader.h"
+#include "meta/episode_nll.h"
 #include "text/byte_level.h"
 #include "text/tokenizer.h"
 #include "util/error.h"
@@ -245,5 +247,40 @@ TEST_CASE("data: episode prompts fit the context length", "[data]") {
     std::size_t longest = 0;
     for (const auto& c : q.continuations) longest = std::max(longest, c.size());
     CHECK(q.prompt.size() + longest <= 40);
+  }
+}
+
+TEST_CASE("data: the tokenized-episode sampler equals tokenizing sampled episodes", "[data]") {
+  auto tok = byte_tokenizer();
+  Task t = numbered_task(40);
+  for (int i = 0; i < 6; ++i) t.examples(Split::test).push_back(t.examples(Split::train)[static_cast<size_t>(i)]);
+  for (const bool icl : {false, true}) {
+    for (const Split query_split : {Split::train, Split::test}) {
+      INFO("icl " << icl << ", query split " << to_string(query_split));
+      EpisodeOptions o;
+      o.shots = 4;
+      o.query_size = query_split == Split::test ? 0 : 3;  // 0: the whole test split
+      o.query_split = query_split;
+      o.icl = icl;
+      o.tokenizer = &tok;
+      o.max_length = 12;  // some prompts are cut to fit
+      abmll::meta::TokenizedEpisodeSampler sampler(tok);
+      for (int episode = 0; episode < 20; ++episode) {  // later episodes reuse earlier ones' examples
+        Rng a = episode_rng(1, t.name, episode), b = episode_rng(1, t.name, episode);
+        const auto want = abmll::meta::tokenize_episode(sample_episode(t, o, a), tok);
+        const auto got = sampler.sample(t, o, b);
+        REQUIRE(got.support.size() == want.support.size());
+        REQUIRE(got.query.size() == want.query.size());
+        for (size_t i = 0; i < got.support.size(); ++i) {
+          CHECK(got.support[i].prompt == want.support[i].prompt);
+          CHECK(got.support[i].answer == want.support[i].answer);
+        }
+        for (size_t i = 0; i < got.query.size(); ++i) {
+          CHECK(got.query[i].prompt == want.query[i].prompt);
+          CHECK(got.query[i].answer == want.query[i].answer);
+        }
+        CHECK(a.next_u64() == b.next_u64());  // the same draws from the stream
+      }
+    }
   }
 }

@@ -49,7 +49,10 @@ TEST_CASE("posteriors start at the prior with zero KL and are fresh leaves in fi
   const at::Tensor kl = phi.kl_to(prior);
   REQUIRE(kl.sizes() == at::IntArrayRef{3});
   CHECK(kl.abs().max().item<double>() < 1e-6);
-  for (const auto& t : phi.tensors()) CHECK(t.is_leaf());
+  // The inner loop's tensors are the packed ones; the per-site tensors are views of them.
+  REQUIRE(phi.packed_tensors().size() == 2);
+  for (const auto& t : phi.packed_tensors()) CHECK((t.is_leaf() && t.requires_grad()));
+  for (const auto& t : phi.tensors()) CHECK(t.requires_grad());
 
   const meta::FactorGaussian tracked = prior.posteriors_from(2, /*track_prior=*/true);
   const at::Tensor loss = tracked.tensors()[0].sum();
@@ -91,10 +94,11 @@ TEST_CASE("samples have the posterior's mean and scale and are ordered group-maj
   const at::Tensor group1 = a.slice(0, samples, 2 * samples);
   CHECK((group1.mean(0) - g.a_mean[1]).abs().max().item<double>() < 0.03);
   CHECK((group1.std(0) - 0.3).abs().max().item<double>() < 0.03);
-  // Gradients reach the means and the scales.
-  const auto grads = torch::autograd::grad({a.sum()}, {g.a_mean, g.a_rho});
-  CHECK(grads[0].eq(double(samples)).all().item<bool>());
-  CHECK(grads[1].abs().sum().item<double>() > 0);
+  // Gradients reach the means and the scales (summed over both groups' samples).
+  const auto grads = phi.group_sums(torch::autograd::grad({a.sum()}, phi.packed_tensors()));
+  CHECK(grads[0].eq(double(2 * samples)).all().item<bool>());  // the first site's a_mean
+  CHECK(grads[1].abs().sum().item<double>() > 0);              // its a_rho
+  CHECK(grads[2].abs().sum().item<double>() == 0);             // its b_mean: not in `a`
 }
 
 TEST_CASE("the hyperprior term is finite and grows as scales shrink below the Gamma's mode", "[meta]") {
@@ -119,4 +123,107 @@ TEST_CASE("a group's noise depends on its own generator only", "[meta][dist]") {
   CHECK(meta::task_noise_seed(1, 0, 0) != meta::task_noise_seed(1, 0, 1));
   CHECK(meta::task_noise_seed(1, 0, 1) != meta::task_noise_seed(1, 1, 0));
   CHECK(meta::task_noise_seed(1, 2, 3) == meta::task_noise_seed(1, 2, 3));
+}
+
+namespace {
+
+// The factor family computed site by site and factor by factor, as the layout of task_noise.h describes it: the
+// reference for the packed implementation.
+struct PerSite {
+  std::map<model::LinearSite, model::LoraFactors> draws;
+  at::Tensor kl;  // [G]
+};
+
+PerSite per_site(const std::map<model::LinearSite, meta::SiteGaussian>& phi,
+                 const std::map<model::LinearSite, meta::SiteGaussian>& prior, double floor, int64_t samples,
+                 const meta::TaskNoise& noise) {
+  auto s = [&](const at::Tensor& rho) { return meta::scale_from_rho(rho, floor); };
+  PerSite out;
+  std::vector<at::Tensor> kls;
+  for (const auto& [site, q] : phi) {
+    auto draw = [&](const at::Tensor& mean, const at::Tensor& rho) {
+      std::vector<at::Tensor> eps;
+      for (const at::Generator& g : noise)
+        eps.push_back(at::randn({samples, mean.size(1), mean.size(2)}, g, at::TensorOptions().dtype(at::kFloat)));
+      return (mean.unsqueeze(1) + s(rho).unsqueeze(1) * at::stack(eps)).reshape({-1, mean.size(1), mean.size(2)});
+    };
+    out.draws.emplace(site, model::LoraFactors{draw(q.a_mean, q.a_rho), draw(q.b_mean, q.b_rho)});
+    const meta::SiteGaussian& p = prior.at(site);
+    auto kl = [&](const at::Tensor& mq, const at::Tensor& rq, const at::Tensor& mp, const at::Tensor& rp) {
+      return meta::diagonal_gaussian_kl_terms(mq, s(rq), mp, s(rp)).flatten(1).sum(1);
+    };
+    kls.push_back(kl(q.a_mean, q.a_rho, p.a_mean, p.a_rho) + kl(q.b_mean, q.b_rho, p.b_mean, p.b_rho));
+  }
+  out.kl = at::stack(kls).sum(0);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("packed draws, KLs, hyperprior and their gradients equal the per-site computation", "[meta]") {
+  // Factor sizes that are multiples of 16 (hidden 32, rank 2): the same numbers bit for bit, noise drawn in one
+  // call per task. Other sizes (hidden 12, rank 3): the same noise (drawn factor by factor), values equal up to
+  // rounding (vectorised and scalar exp may differ in the last bit).
+  for (const bool aligned : {true, false}) {
+    for (const int64_t samples : {int64_t{1}, int64_t{2}}) {
+      INFO((aligned ? "aligned" : "unaligned") << ", " << samples << " sample(s)");
+      const model::ModelConfig config =
+          aligned ? test::small_model_config(32, 48, 2, 2, 1, 50) : tiny_config();
+      model::LoraSettings lora;
+      lora.rank = aligned ? 2 : 3;
+      lora.targets = {model::Projection::q, model::Projection::v, model::Projection::down};
+      const double floor = 1e-6;
+      const auto prior = meta::FactorGaussian::initial_prior(model::lora_sites(config, lora), config, lora.rank, 0.1,
+                                                             floor, at::kCPU,
+                                                             at::make_generator<at::CPUGeneratorImpl>(7));
+      // Posteriors away from the prior, as after inner steps.
+      at::manual_seed(1);
+      std::vector<at::Tensor> packed;
+      for (const auto& t : prior.posteriors_from(3, false).packed_tensors())
+        packed.push_back((t.detach() + 0.05 * at::randn_like(t)).requires_grad_(true));
+      const meta::FactorGaussian phi = prior.posteriors_from(3, false).with_packed_tensors(packed);
+      // The reference on per-site leaves holding the same numbers.
+      std::map<model::LinearSite, meta::SiteGaussian> leaves;
+      for (const auto& [site, g] : phi.sites()) {
+        auto leaf = [](const at::Tensor& t) { return t.detach().clone().requires_grad_(true); };
+        leaves.emplace(site, meta::SiteGaussian{leaf(g.a_mean), leaf(g.a_rho), leaf(g.b_mean), leaf(g.b_rho)});
+      }
+      const PerSite want = per_site(leaves, prior.sites(), floor, samples, meta::noise_from_seeds({3, 4, 5}));
+      const auto got = phi.sample(samples, meta::noise_from_seeds({3, 4, 5}));
+      const at::Tensor got_kl = phi.kl_to(prior);
+      auto same = [&](const at::Tensor& a, const at::Tensor& b) {
+        return aligned ? at::equal(a, b) : at::allclose(a, b, 1e-5, 1e-6);
+      };
+      CHECK(same(got_kl, want.kl));
+      // A loss that weighs every drawn entry differently, plus the KL.
+      at::Tensor loss_got = got_kl.sum(), loss_want = want.kl.sum();
+      for (const auto& [site, f] : got) {
+        const model::LoraFactors& w = want.draws.at(site);
+        CHECK(same(f.a, w.a));
+        CHECK(same(f.b, w.b));
+        const at::Tensor wa = at::linspace(-1, 1, f.a.numel()).view(f.a.sizes());
+        const at::Tensor wb = at::linspace(-1, 1, f.b.numel()).view(f.b.sizes());
+        loss_got = loss_got + (f.a * wa).sum() + (f.b * wb).sum();
+        loss_want = loss_want + (w.a * wa).sum() + (w.b * wb).sum();
+      }
+      const auto g_got = phi.group_sums(torch::autograd::grad({loss_got}, phi.packed_tensors()));
+      std::vector<at::Tensor> leaf_tensors;
+      for (const auto& [site, g] : leaves) leaf_tensors.insert(leaf_tensors.end(), {g.a_mean, g.a_rho, g.b_mean, g.b_rho});
+      const auto g_want = torch::autograd::grad({loss_want}, leaf_tensors);
+      REQUIRE(g_got.size() == g_want.size());
+      for (size_t i = 0; i < g_got.size(); ++i) {
+        INFO("tensor " << i << " largest difference " << (g_got[i] - g_want[i].sum(0)).abs().max().item<double>() << " of " << g_got[i].abs().max().item<double>());
+        CHECK(same(g_got[i], g_want[i].sum(0)));
+      }
+      // The hyperprior against meta::hyperprior_neg_log_density site by site.
+      at::Tensor hyper;
+      for (const auto& [site, g] : prior.sites()) {
+        const at::Tensor term =
+            meta::hyperprior_neg_log_density(g.a_mean, meta::scale_from_rho(g.a_rho, floor), 1.0, 1.0, 0.01) +
+            meta::hyperprior_neg_log_density(g.b_mean, meta::scale_from_rho(g.b_rho, floor), 1.0, 1.0, 0.01);
+        hyper = hyper.defined() ? hyper + term : term;
+      }
+      CHECK(same(prior.hyperprior_neg_log_density(1.0, 1.0, 0.01), hyper));
+    }
+  }
 }

@@ -111,49 +111,59 @@ EpisodeSplits episode_splits(const Task& task, bool held_out) {
   return out;
 }
 
-Episode sample_episode(const Task& task, const EpisodeOptions& options, Rng& rng) {
+EpisodeDraw draw_episode(const Task& task, const EpisodeOptions& options, Rng& rng) {
   const auto& support_pool = pool(task, options.support_split);
   const auto& query_pool = pool(task, options.query_split);
   const std::size_t shots = static_cast<std::size_t>(std::max<std::int64_t>(options.shots, 0));
   const std::size_t query_size = static_cast<std::size_t>(std::max<std::int64_t>(options.query_size, 0));
 
-  std::vector<Index> support, query;
+  EpisodeDraw draw;
   if (options.support_split == options.query_split) {
     const std::size_t n = support_pool.size();
     check_size(task, options.support_split, n, shots + std::max<std::size_t>(query_size, 1),
                query_size ? "(support and query)" : "(support, and at least one query)");
     std::vector<Index> drawn = rng.sample(n, query_size ? shots + query_size : n);
-    support.assign(drawn.begin(), drawn.begin() + static_cast<std::ptrdiff_t>(shots));
-    query.assign(drawn.begin() + static_cast<std::ptrdiff_t>(shots), drawn.end());
+    draw.support.assign(drawn.begin(), drawn.begin() + static_cast<std::ptrdiff_t>(shots));
+    draw.query.assign(drawn.begin() + static_cast<std::ptrdiff_t>(shots), drawn.end());
   } else {
     check_size(task, options.support_split, support_pool.size(), shots, "(support)");
-    support = rng.sample(support_pool.size(), shots);
+    draw.support = rng.sample(support_pool.size(), shots);
     check_size(task, options.query_split, query_pool.size(), std::max<std::size_t>(query_size, 1), "(query)");
-    query = rng.sample(query_pool.size(), query_size ? query_size : query_pool.size());
+    draw.query = rng.sample(query_pool.size(), query_size ? query_size : query_pool.size());
   }
-  if (query_size == 0) std::sort(query.begin(), query.end());  // "all": keep file order
+  if (query_size == 0) std::sort(draw.query.begin(), draw.query.end());  // "all": keep file order
+  return draw;
+}
 
+ScoredPrompt episode_prompt(const Task& task, const Example& ex, const std::vector<std::string>& demos,
+                            const EpisodeOptions& options) {
   const PromptTemplate& tpl = options.format.query_template;
-  const std::string& sep = options.format.demo_separator;
+  ScoredPrompt p = with_context(fmt::format("{} (task '{}')", to_string(ex.source), task.name), [&] {
+    return fit_prompt(demos, options.format.demo_separator, tpl.prompt(ex), continuations_of(ex, tpl),
+                      options.tokenizer, options.max_length);
+  });
+  p.label = ex.options.empty() ? 0 : ex.label;
+  p.source = ex.source;
+  return p;
+}
+
+Episode sample_episode(const Task& task, const EpisodeOptions& options, Rng& rng) {
+  const EpisodeDraw draw = draw_episode(task, options, rng);
+  const auto& support_pool = pool(task, options.support_split);
+  const auto& query_pool = pool(task, options.query_split);
   Episode episode;
   episode.task = task.name;
   episode.kind = task.kind;
-  auto scored = [&](const Example& ex, const std::vector<std::string>& demos) {
-    ScoredPrompt p = with_context(fmt::format("{} (task '{}')", to_string(ex.source), task.name), [&] {
-      return fit_prompt(demos, sep, tpl.prompt(ex), continuations_of(ex, tpl), options.tokenizer, options.max_length);
-    });
-    p.label = ex.options.empty() ? 0 : ex.label;
-    p.source = ex.source;
-    return p;
-  };
-  for (Index i : support) episode.support.push_back(scored(support_pool[i], {}));
+  for (Index i : draw.support) episode.support.push_back(episode_prompt(task, support_pool[i], {}, options));
 
   std::vector<std::string> demos;
   if (options.icl) {
-    std::size_t m = options.icl_demos > 0 ? std::min<std::size_t>(options.icl_demos, support.size()) : support.size();
-    for (std::size_t i = 0; i < m; ++i) demos.push_back(tpl.demonstration(support_pool[support[i]]));
+    const PromptTemplate& tpl = options.format.query_template;
+    std::size_t m = options.icl_demos > 0 ? std::min<std::size_t>(options.icl_demos, draw.support.size())
+                                          : draw.support.size();
+    for (std::size_t i = 0; i < m; ++i) demos.push_back(tpl.demonstration(support_pool[draw.support[i]]));
   }
-  for (Index i : query) episode.query.push_back(scored(query_pool[i], demos));
+  for (Index i : draw.query) episode.query.push_back(episode_prompt(task, query_pool[i], demos, options));
   return episode;
 }
 

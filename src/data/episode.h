@@ -78,6 +78,17 @@ EpisodeSplits episode_splits(const Task& task, bool held_out);
 // the split and both numbers).
 Episode sample_episode(const Task& task, const EpisodeOptions& options, Rng& rng);
 
+// sample_episode in two parts, for callers that keep examples' prompts across episodes (without ICL an example's
+// prompt does not depend on the episode): which examples an episode draws (indices into the examples of
+// options.support_split and options.query_split; the same draws from `rng` as sample_episode), and one example as
+// an episode presents it (`demos`: the ICL demonstrations of a query prompt, else empty).
+struct EpisodeDraw {
+  std::vector<std::size_t> support, query;
+};
+EpisodeDraw draw_episode(const Task& task, const EpisodeOptions& options, Rng& rng);
+ScoredPrompt episode_prompt(const Task& task, const Example& example, const std::vector<std::string>& demos,
+                            const EpisodeOptions& options);
+
 // The random stream of episode `index` of `task` in a run seeded with `seed`.
 Rng episode_rng(std::uint64_t seed, std::string_view task, std::int64_t index);
 

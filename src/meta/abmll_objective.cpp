@@ -29,7 +29,7 @@ LoraPosterior infer_posteriors(const LoraPosterior& theta, int64_t tasks, const 
   // replaced only when the next step draws.
   std::unique_ptr<model::LinearAdapter> draw;
   const InnerLoss loss = [&](const std::vector<at::Tensor>& params, int64_t k) {
-    const LoraPosterior phi = start.with_tensors(params);
+    const LoraPosterior phi = start.with_inner_tensors(params);
     draw = phi.sample(inner.samples, noise);
     const at::Tensor task_nll = nll(*draw, inner.samples, Split::support);  // [G]
     if (support_nll) support_nll->push_back(task_nll.mean().item<double>());
@@ -38,8 +38,8 @@ LoraPosterior infer_posteriors(const LoraPosterior& theta, int64_t tasks, const 
       value = value + inner.beta * phi.kl_to(prior, floor).sum();
     return value;
   };
-  return start.with_tensors(
-      descend(start.tensors(), loss, {inner.steps, inner.lr, inner.optimizer}, /*create_graph=*/track_prior));
+  return start.with_inner_tensors(
+      descend(start.inner_tensors(), loss, {inner.steps, inner.lr, inner.optimizer}, /*create_graph=*/track_prior));
 }
 
 MetaGradient abmll_meta_gradient(const LoraPosterior& theta, int64_t tasks, const NllFunction& nll,
@@ -72,16 +72,17 @@ MetaGradient abmll_meta_gradient(const LoraPosterior& theta, int64_t tasks, cons
   } else {
     // Query (and support) NLL: gradient at phi^K, passed to theta (first-order MAML). Each task's gradient sits
     // in its row of the grouped tensors; summing the rows gives theta's gradient of the task mean.
-    const std::vector<at::Tensor> phi_params = phi.tensors();
-    const auto g_phi = torch::autograd::grad({data_term}, phi_params, {}, false, false, /*allow_unused=*/true);
+    const std::vector<at::Tensor> phi_params = phi.inner_tensors();
+    const auto g_phi = phi.group_sums(
+        torch::autograd::grad({data_term}, phi_params, {}, false, false, /*allow_unused=*/true));
     // KL and hyperprior: exact in theta with phi^K fixed.
-    const LoraPosterior phi_fixed = phi.with_tensors(detached(phi_params));
+    const LoraPosterior phi_fixed = phi.with_inner_tensors(detached(phi_params));
     const at::Tensor kl = phi_fixed.kl_to(theta, &result.floor);
     const at::Tensor regulariser = outer.beta * kl.mean() + hyper_term;
     const auto g_theta = torch::autograd::grad({regulariser}, theta_params, {}, false, false, true);
     for (size_t i = 0; i < theta_params.size(); ++i) {
       at::Tensor g = g_theta[i].defined() ? g_theta[i] : at::zeros_like(theta_params[i]);
-      if (g_phi[i].defined()) g = g + g_phi[i].sum(0);
+      if (g_phi[i].defined()) g = g + g_phi[i];
       result.grads.push_back(g);
     }
     result.outer_loss = (data_term + regulariser).item<double>();

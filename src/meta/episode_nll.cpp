@@ -15,13 +15,15 @@ namespace {
 
 std::vector<int64_t> widen(const std::vector<int32_t>& ids) { return {ids.begin(), ids.end()}; }
 
+TokenizedExample tokenize(const data::ScoredPrompt& p, const text::Tokenizer& tok) {
+  // The same split the scorer of answer options uses: prompt with special tokens, continuation without.
+  return {widen(tok.encode(p.prompt, true)), widen(tok.encode(p.continuations.at(p.label), false))};
+}
+
 std::vector<TokenizedExample> tokenize(const std::vector<data::ScoredPrompt>& prompts, const text::Tokenizer& tok) {
   std::vector<TokenizedExample> out;
   out.reserve(prompts.size());
-  for (const auto& p : prompts) {
-    // The same split the scorer of answer options uses: prompt with special tokens, continuation without.
-    out.push_back({widen(tok.encode(p.prompt, true)), widen(tok.encode(p.continuations.at(p.label), false))});
-  }
+  for (const auto& p : prompts) out.push_back(tokenize(p, tok));
   return out;
 }
 
@@ -29,6 +31,27 @@ std::vector<TokenizedExample> tokenize(const std::vector<data::ScoredPrompt>& pr
 
 TokenizedEpisode tokenize_episode(const data::Episode& episode, const text::Tokenizer& tokenizer) {
   return {tokenize(episode.support, tokenizer), tokenize(episode.query, tokenizer)};
+}
+
+TokenizedEpisode TokenizedEpisodeSampler::sample(const data::Task& task, const data::EpisodeOptions& options,
+                                                 Rng& rng) {
+  if (options.icl) return tokenize_episode(data::sample_episode(task, options, rng), tokenizer_);
+  const data::EpisodeDraw draw = data::draw_episode(task, options, rng);
+  auto examples = [&](data::Split split, const std::vector<std::size_t>& indices) {
+    std::vector<TokenizedExample> out;
+    out.reserve(indices.size());
+    for (const std::size_t i : indices) {
+      const auto key = std::make_tuple(&task, split, i);
+      auto it = examples_.find(key);
+      if (it == examples_.end()) {
+        const data::ScoredPrompt p = data::episode_prompt(task, task.examples(split)[i], {}, options);
+        it = examples_.emplace(key, tokenize(p, tokenizer_)).first;
+      }
+      out.push_back(it->second);
+    }
+    return out;
+  };
+  return {examples(options.support_split, draw.support), examples(options.query_split, draw.query)};
 }
 
 EpisodeNll::EpisodeNll(const model::Decoder& decoder, model::LoraSettings settings,
@@ -42,9 +65,11 @@ at::Tensor EpisodeNll::operator()(const std::map<model::LinearSite, model::LoraF
   return (*this)(lora, samples, split);
 }
 
-at::Tensor EpisodeNll::operator()(model::LinearAdapter& adapter, int64_t samples, Split split) {
+const EpisodeNll::Batch& EpisodeNll::batch(Split split, int64_t samples) {
+  const auto key = std::make_pair(split, samples);
+  if (const auto it = batches_.find(key); it != batches_.end()) return it->second;
   const int64_t tasks = static_cast<int64_t>(episodes_.size());
-  std::vector<model::ScoringItem> items;
+  Batch b;
   std::vector<int64_t> task_of_item;
   std::vector<double> items_per_task(tasks, 0.0);
   for (int64_t g = 0; g < tasks; ++g) {
@@ -57,21 +82,29 @@ at::Tensor EpisodeNll::operator()(model::LinearAdapter& adapter, int64_t samples
     for (const TokenizedExample* ex_ptr : examples) {
       const TokenizedExample& ex = *ex_ptr;
       for (int64_t s = 0; s < samples; ++s) {
-        items.push_back({ex.prompt, ex.answer, g * samples + s});
+        b.items.push_back({ex.prompt, ex.answer, g * samples + s});
         task_of_item.push_back(g);
-        tokens_processed_ += static_cast<int64_t>(ex.prompt.size() + ex.answer.size());
+        b.tokens += static_cast<int64_t>(ex.prompt.size() + ex.answer.size());
       }
       items_per_task[g] += samples;
     }
   }
+  b.task_of_item = at::tensor(task_of_item, at::kLong).to(decoder_.device());
+  b.items_per_task = at::tensor(items_per_task, at::kDouble).to(decoder_.device());
+  return batches_.emplace(key, std::move(b)).first->second;
+}
+
+at::Tensor EpisodeNll::operator()(model::LinearAdapter& adapter, int64_t samples, Split split) {
+  const int64_t tasks = static_cast<int64_t>(episodes_.size());
   if (adapter.groups() != tasks * samples)
     throw Error(fmt::format("EpisodeNll: the adapter has {} groups for {} tasks x {} samples", adapter.groups(),
                             tasks, samples));
-  const model::ContinuationScores scores = model::score_continuations(decoder_, items, &adapter, scoring_);
-  const at::Tensor index = at::tensor(task_of_item, at::kLong).to(scores.log_prob.device());
-  const at::Tensor counts = at::tensor(items_per_task, at::kDouble).to(scores.log_prob.device());
-  const at::Tensor sums = at::zeros({tasks}, scores.log_prob.options()).index_add(0, index, -scores.log_prob);
-  return sums / counts.to(sums.scalar_type());
+  const Batch& b = batch(split, samples);
+  tokens_processed_ += b.tokens;
+  const model::ContinuationScores scores = model::score_continuations(decoder_, b.items, &adapter, scoring_);
+  const at::Tensor sums =
+      at::zeros({tasks}, scores.log_prob.options()).index_add(0, b.task_of_item, -scores.log_prob);
+  return sums / b.items_per_task.to(sums.scalar_type());
 }
 
 }  // namespace abmll::meta

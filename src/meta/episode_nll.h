@@ -8,13 +8,17 @@
 
 #include <cstdint>
 #include <map>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "data/episode.h"
+#include "data/task.h"
 #include "meta/abmll_objective.h"
 #include "model/decoder.h"
 #include "model/lora.h"
 #include "model/scoring.h"
+#include "util/rng.h"
 
 namespace abmll::text {
 class Tokenizer;
@@ -32,6 +36,21 @@ struct TokenizedEpisode {
 };
 
 TokenizedEpisode tokenize_episode(const data::Episode& episode, const text::Tokenizer& tokenizer);
+
+// Episodes as token ids for a run that samples many episodes of the same tasks: sample(task, options, rng) equals
+// tokenize_episode(data::sample_episode(task, options, rng), tokenizer), but without ICL each example is fitted
+// and tokenized once for the run rather than once per episode (with ICL, query prompts depend on the episode's
+// demonstrations and are built every time). Tasks must outlive the sampler and keep their examples.
+class TokenizedEpisodeSampler {
+ public:
+  explicit TokenizedEpisodeSampler(const text::Tokenizer& tokenizer) : tokenizer_(tokenizer) {}
+  TokenizedEpisode sample(const data::Task& task, const data::EpisodeOptions& options, Rng& rng);
+
+ private:
+  const text::Tokenizer& tokenizer_;
+  // (task, split, index into the split's examples) -> the example as an episode presents it without demos.
+  std::map<std::tuple<const data::Task*, data::Split, std::size_t>, TokenizedExample> examples_;
+};
 
 class EpisodeNll {
  public:
@@ -53,10 +72,21 @@ class EpisodeNll {
   const std::vector<TokenizedEpisode>& episodes() const { return episodes_; }
 
  private:
+  // One split's forward batch: the same for every call with that split and sample count (the inner steps score
+  // the support set K times), so it is built once.
+  struct Batch {
+    std::vector<model::ScoringItem> items;  // task-major, then example, then sample
+    at::Tensor task_of_item;                // [items] int64, on the decoder's device
+    at::Tensor items_per_task;              // [G] on the decoder's device
+    int64_t tokens = 0;                     // prompt + answer tokens of all items
+  };
+  const Batch& batch(Split split, int64_t samples);
+
   const model::Decoder& decoder_;
   model::LoraSettings settings_;
   std::vector<TokenizedEpisode> episodes_;
   model::ScoringOptions scoring_;
+  std::map<std::pair<Split, int64_t>, Batch> batches_;
   int64_t tokens_processed_ = 0;
 };
 

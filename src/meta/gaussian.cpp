@@ -51,16 +51,27 @@ at::Tensor diagonal_gaussian_kl_terms(const at::Tensor& mu_q, const at::Tensor& 
   return kl_scale_term(u) + at::square(diff) / (2 * vp);
 }
 
+at::Tensor hyperprior_mean_terms(const at::Tensor& means, double mean_std) {
+  // -log N(m; 0, std^2) = m^2 / (2 std^2) + log(std) + log(2 pi) / 2
+  return at::square(widened(means)) / (2 * mean_std * mean_std);
+}
+
+double hyperprior_mean_constant(double mean_std) { return std::log(mean_std) + 0.5 * std::log(2 * M_PI); }
+
+at::Tensor hyperprior_scale_terms(const at::Tensor& sigmas, double a0, double b0) {
+  // -log Gamma(tau; a0, b0) = -a0 log b0 + lgamma(a0) - (a0 - 1) log tau + b0 tau, tau = 1 / sigma^2
+  const at::Tensor tau = 1.0 / at::square(widened(sigmas));
+  return b0 * tau - (a0 - 1) * at::log(tau);
+}
+
+double hyperprior_scale_constant(double a0, double b0) { return -a0 * std::log(b0) + std::lgamma(a0); }
+
 at::Tensor hyperprior_neg_log_density(const at::Tensor& means, const at::Tensor& sigmas, double mean_std, double a0,
                                       double b0) {
-  const at::Tensor m = widened(means), s = widened(sigmas);
-  // -log N(m; 0, std^2) = m^2 / (2 std^2) + log(std) + log(2 pi) / 2
-  const double mean_const = std::log(mean_std) + 0.5 * std::log(2 * M_PI);
-  const at::Tensor mean_term = (at::square(m) / (2 * mean_std * mean_std)).sum() + mean_const * m.numel();
-  // -log Gamma(tau; a0, b0) = -a0 log b0 + lgamma(a0) - (a0 - 1) log tau + b0 tau, tau = 1 / sigma^2
-  const at::Tensor tau = 1.0 / at::square(s);
-  const double gamma_const = -a0 * std::log(b0) + std::lgamma(a0);
-  const at::Tensor scale_term = (b0 * tau - (a0 - 1) * at::log(tau)).sum() + gamma_const * s.numel();
+  const at::Tensor mean_term =
+      hyperprior_mean_terms(means, mean_std).sum() + hyperprior_mean_constant(mean_std) * means.numel();
+  const at::Tensor scale_term =
+      hyperprior_scale_terms(sigmas, a0, b0).sum() + hyperprior_scale_constant(a0, b0) * sigmas.numel();
   return mean_term + scale_term;
 }
 

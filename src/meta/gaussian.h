@@ -37,4 +37,13 @@ at::Tensor kl_scale_term(const at::Tensor& u);
 at::Tensor hyperprior_neg_log_density(const at::Tensor& means, const at::Tensor& sigmas, double mean_std, double a0,
                                       double b0);
 
+// The hyperprior's pieces, for callers that sum many tensors' terms at once: the entries of -log N(m; 0, std^2)
+// and of -log Gamma(1 / sigma^2; a0, b0) without their constants (elementwise, float32 or wider), and the constants
+// per entry. hyperprior_neg_log_density(m, s) = (mean_terms(m).sum() + mean_constant * numel)
+//                                              + (scale_terms(s).sum() + scale_constant * numel).
+at::Tensor hyperprior_mean_terms(const at::Tensor& means, double mean_std);
+at::Tensor hyperprior_scale_terms(const at::Tensor& sigmas, double a0, double b0);
+double hyperprior_mean_constant(double mean_std);
+double hyperprior_scale_constant(double a0, double b0);
+
 }  // namespace abmll::meta

@@ -79,6 +79,25 @@ LoraPosterior LoraPosterior::posteriors_from(int64_t groups, bool track_prior) c
   return out;
 }
 
+std::vector<at::Tensor> LoraPosterior::inner_tensors() const {
+  if (const FactorGaussian* f = factor()) return f->packed_tensors();
+  return tensors();
+}
+
+LoraPosterior LoraPosterior::with_inner_tensors(const std::vector<at::Tensor>& tensors) const {
+  if (!factor()) return with_tensors(tensors);
+  LoraPosterior out = *this;
+  out.family_ = factor()->with_packed_tensors(tensors);
+  return out;
+}
+
+std::vector<at::Tensor> LoraPosterior::group_sums(const std::vector<at::Tensor>& inner_grads) const {
+  if (const FactorGaussian* f = factor()) return f->group_sums(inner_grads);
+  std::vector<at::Tensor> out;
+  for (const at::Tensor& g : inner_grads) out.push_back(g.defined() ? g.sum(0) : at::Tensor());
+  return out;
+}
+
 std::unique_ptr<model::LinearAdapter> LoraPosterior::sample(int64_t samples, const TaskNoise& noise) const {
   if (noise.empty()) throw Error("LoraPosterior::sample: no noise generator");
   return std::visit(

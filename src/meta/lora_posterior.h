@@ -53,10 +53,16 @@ class LoraPosterior {
   LoraPosterior with_tensors(const std::vector<at::Tensor>& tensors) const;
   // phi^0 = theta for G tasks (see the families).
   LoraPosterior posteriors_from(int64_t groups, bool track_prior) const;
+  // What the inner loop descends on (grouped posteriors): the factor family's packed_tensors(), the weight
+  // family's tensors(); and their gradients summed over the groups, one per prior tensors() entry (undefined where
+  // the gradient is).
+  std::vector<at::Tensor> inner_tensors() const;
+  LoraPosterior with_inner_tensors(const std::vector<at::Tensor>& tensors) const;
+  std::vector<at::Tensor> group_sums(const std::vector<at::Tensor>& inner_grads) const;
 
-  // S reparameterised draws per group as an adapter with G * S groups, differentiable in tensors(); group g's
-  // noise comes from noise[g] alone (`factor`: the factors' noise; `weight`: the seed of its per-token noise), so a
-  // rank's share of a meta-batch draws the noise those tasks draw in the whole.
+  // S reparameterised draws per group as an adapter with G * S groups, differentiable in inner_tensors(); group
+  // g's noise comes from noise[g] alone (`factor`: the factors' noise; `weight`: the seed of its per-token noise),
+  // so a rank's share of a meta-batch draws the noise those tasks draw in the whole.
   std::unique_ptr<model::LinearAdapter> sample(int64_t samples, const TaskNoise& noise) const;
   // The posterior mean as LoRA factors (grouped: G groups; ungrouped: 1), and as an adapter (PEFT export, eval with
   // eval.samples = 0). Both families' means are exactly a LoRA.

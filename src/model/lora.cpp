@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "util/error.h"
@@ -117,7 +118,15 @@ void BatchedLora::set_group_of_sequence(const at::Tensor& group_of_sequence) {
     if (group_of_sequence.dim() != 1 || group_of_sequence.scalar_type() != at::kLong)
       throw Error("BatchedLora: group_of_sequence must be [B] int64");
     if (group_of_sequence.numel() > 0) {
-      const int64_t lo = group_of_sequence.min().item<int64_t>(), hi = group_of_sequence.max().item<int64_t>();
+      // Read in place where it lies on the CPU (one forward sets it; two reductions and reads cost more than it).
+      int64_t lo = 0, hi = 0;
+      if (group_of_sequence.is_cpu() && group_of_sequence.is_contiguous()) {
+        const int64_t* g = group_of_sequence.const_data_ptr<int64_t>();
+        const auto [min, max] = std::minmax_element(g, g + group_of_sequence.numel());
+        lo = *min, hi = *max;
+      } else {
+        lo = group_of_sequence.min().item<int64_t>(), hi = group_of_sequence.max().item<int64_t>();
+      }
       if (lo < 0 || hi >= groups_)
         throw Error(fmt::format("BatchedLora: group {} is outside [0, {})", lo < 0 ? lo : hi, groups_));
     }

@@ -8,6 +8,7 @@
 #include <ATen/ops/cat.h>
 #include <ATen/ops/pow.h>
 #include <ATen/ops/reciprocal.h>
+#include <ATen/ops/roll.h>
 #include <ATen/ops/where.h>
 
 #include <cmath>
@@ -44,17 +45,13 @@ std::pair<at::Tensor, at::Tensor> rope_tables(const at::Tensor& positions, const
   return {angles.cos().to(dtype), angles.sin().to(dtype)};
 }
 
-namespace {
-// [..., Dh]: (x1, x2) -> (-x2, x1) for the two halves.
-at::Tensor rotate_half(const at::Tensor& x) {
-  const int64_t half = x.size(-1) / 2;
-  return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
-}
-}  // namespace
-
 at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
   at::Tensor c = cos.unsqueeze(1), s = sin.unsqueeze(1);  // [B, 1, T, Dh], broadcast over heads
-  return x * c + rotate_half(x) * s;
+  // rotate_half(x) * sin = (-x2 s1, x1 s2) = (x2 (-s1), x1 s2): x's halves swapped (one roll, whose backward is
+  // one roll) times sin with its first half negated (negation is exact, so the products are bit for bit the same).
+  const int64_t half = x.size(-1) / 2;
+  const at::Tensor signed_sin = at::cat({-s.narrow(-1, 0, half), s.narrow(-1, half, half)}, -1);
+  return x * c + at::roll(x, {half}, {-1}) * signed_sin;
 }
 
 }  // namespace abmll::model
