@@ -70,6 +70,7 @@ const EpisodeNll::Batch& EpisodeNll::batch(Split split, int64_t samples) {
   if (const auto it = batches_.find(key); it != batches_.end()) return it->second;
   const int64_t tasks = static_cast<int64_t>(episodes_.size());
   Batch b;
+  std::vector<model::ScoringItem> items;
   std::vector<int64_t> task_of_item;
   std::vector<double> items_per_task(tasks, 0.0);
   for (int64_t g = 0; g < tasks; ++g) {
@@ -82,13 +83,14 @@ const EpisodeNll::Batch& EpisodeNll::batch(Split split, int64_t samples) {
     for (const TokenizedExample* ex_ptr : examples) {
       const TokenizedExample& ex = *ex_ptr;
       for (int64_t s = 0; s < samples; ++s) {
-        b.items.push_back({ex.prompt, ex.answer, g * samples + s});
+        items.push_back({ex.prompt, ex.answer, g * samples + s});
         task_of_item.push_back(g);
         b.tokens += static_cast<int64_t>(ex.prompt.size() + ex.answer.size());
       }
       items_per_task[g] += samples;
     }
   }
+  b.items = model::prepare_items(decoder_, items);
   b.task_of_item = at::tensor(task_of_item, at::kLong).to(decoder_.device());
   b.items_per_task = at::tensor(items_per_task, at::kDouble).to(decoder_.device());
   return batches_.emplace(key, std::move(b)).first->second;
@@ -101,7 +103,7 @@ at::Tensor EpisodeNll::operator()(model::LinearAdapter& adapter, int64_t samples
                             tasks, samples));
   const Batch& b = batch(split, samples);
   tokens_processed_ += b.tokens;
-  const model::ContinuationScores scores = model::score_continuations(decoder_, b.items, &adapter, scoring_);
+  const model::ContinuationScores scores = model::score_prepared(decoder_, b.items, &adapter, scoring_);
   const at::Tensor sums =
       at::zeros({tasks}, scores.log_prob.options()).index_add(0, b.task_of_item, -scores.log_prob);
   return sums / b.items_per_task.to(sums.scalar_type());

@@ -75,7 +75,7 @@ class EpisodeNll {
   // One split's forward batch: the same for every call with that split and sample count (the inner steps score
   // the support set K times), so it is built once.
   struct Batch {
-    std::vector<model::ScoringItem> items;  // task-major, then example, then sample
+    model::PreparedItems items;             // task-major, then example, then sample
     at::Tensor task_of_item;                // [items] int64, on the decoder's device
     at::Tensor items_per_task;              // [G] on the decoder's device
     int64_t tokens = 0;                     // prompt + answer tokens of all items

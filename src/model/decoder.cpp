@@ -4,6 +4,7 @@
 #include "model/decoder.h"
 
 #include <ATen/TensorOperators.h>
+#include <ATen/ops/aminmax.h>
 #include <ATen/ops/embedding.h>
 #include <ATen/ops/linear.h>
 #include <ATen/ops/ones_like.h>
@@ -58,15 +59,17 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layo
   // Checked here rather than left to at::embedding, whose message names no id (and which reads out of bounds on
   // some backends).
   if (ids.numel() > 0) {
-    const int64_t lo = ids.min().item<int64_t>(), hi = ids.max().item<int64_t>();
+    const auto [min, max] = at::aminmax(ids);
+    const int64_t lo = min.item<int64_t>(), hi = max.item<int64_t>();
     if (lo < 0 || hi >= config_.vocab_size)
       throw InputError(fmt::format("token id {} is outside the vocabulary [0, {})", lo < 0 ? lo : hi,
                                    config_.vocab_size));
   }
 
-at::Tensor h = at::embedding(weights_.embed_tokens, ids);  // [B, T, D]
-  at::Tensor cos, sin;  // [B, T, Dh]
-  std::tie(cos, sin) = rope_tables(layout.positions.to(device()), inv_freq_, h.scalar_type());
+  at::Tensor h = at::embedding(weights_.embed_tokens, ids);  // [B, T, D]
+  at::Tensor cos = layout.cos, sin = layout.sin;  // [B, T, Dh]
+  if (!cos.defined() || cos.scalar_type() != h.scalar_type() || cos.device() != h.device())
+    std::tie(cos, sin) = rope_tables(layout.positions.to(device()), inv_freq_, h.scalar_type());
   const at::Tensor pattern = layout.pattern.to(device());  // [B, 1, T, T]
   const double eps = config_.rms_norm_eps;
   std::vector<at::Tensor> trainable;  // what checkpointed layers pass gradients to, besides their input
@@ -84,6 +87,12 @@ at::Tensor h = at::embedding(weights_.embed_tokens, ids);  // [B, T, D]
     h = recompute ? checkpointed(std::move(block), h, trainable) : block(h);
   }
   return rms_norm(h, weights_.norm, eps);
+}
+
+TokenLayout Decoder::with_rope(const TokenLayout& layout) const {
+  TokenLayout out{layout.positions.to(device()), layout.pattern.to(device()), {}, {}};
+  std::tie(out.cos, out.sin) = rope_tables(out.positions, inv_freq_, dtype());
+  return out;
 }
 
 at::Tensor Decoder::logits(const at::Tensor& hidden) const { return at::linear(hidden, weights_.lm_head); }

@@ -53,6 +53,9 @@ class Decoder {
   at::Tensor forward(const at::Tensor& input_ids, const TokenLayout& layout, const LinearAdapter* adapter = nullptr,
                      const ForwardOptions& options = {}) const;
 
+  // `layout` on device() with its RoPE tables, for a batch that is run many times (the inner steps).
+  TokenLayout with_rope(const TokenLayout& layout) const;
+
   // hidden [..., D] -> logits [..., V] in dtype().
   at::Tensor logits(const at::Tensor& hidden) const;
   // Logits at selected positions only (the vocabulary projection dominates memory for large V):

@@ -24,6 +24,9 @@ at::Tensor attention_pattern(const at::Tensor& attention_mask);
 struct TokenLayout {
   at::Tensor positions;  // [B, T] int64
   at::Tensor pattern;    // [B, 1, T, T] bool, true where query t may attend key s; every query row has a true entry
+  // Optional: the RoPE tables (cos, sin) [B, T, Dh] of `positions`, on the decoder's device in its dtype, made once
+  // by Decoder::with_rope for a layout that is run many times; computed per forward when undefined.
+  at::Tensor cos, sin;
 };
 
 // attention_mask [B, T] -> {position_ids_from_mask, attention_pattern}.

@@ -89,8 +89,7 @@ at::Tensor token_log_probs(const Decoder& decoder, const at::Tensor& hidden, con
                                chunk_rows(weight.size(0), max_chunk_bytes));
 }
 
-ContinuationScores score_continuations(const Decoder& decoder, const std::vector<ScoringItem>& items,
-                                       LinearAdapter* adapter, const ScoringOptions& options) {
+PreparedItems prepare_items(const Decoder& decoder, const std::vector<ScoringItem>& items) {
   const int64_t count = static_cast<int64_t>(items.size());
   int64_t t = 0;
   for (std::size_t i = 0; i < items.size(); ++i) {
@@ -116,18 +115,34 @@ ContinuationScores score_continuations(const Decoder& decoder, const std::vector
     lengths.push_back(c);
     groups.push_back(item.group);
   }
-  if (adapter != nullptr) adapter->set_group_of_sequence(at::tensor(groups, at::kLong));
-
-  ContinuationScores scores;
-  scores.tokens = at::tensor(lengths, at::kLong);
   const at::Device device = decoder.device();
+  PreparedItems batch;
+  batch.input_ids = ids.to(device);
+  batch.layout = decoder.with_rope(layout_from_mask(mask));
+  batch.rows = at::tensor(rows, at::kLong).to(device);
+  batch.targets = at::tensor(targets, at::kLong).to(device);
+  batch.item_of_row = at::tensor(item_of_row, at::kLong).to(device);
+  batch.groups = at::tensor(groups, at::kLong);
+  batch.tokens = at::tensor(lengths, at::kLong);
+  return batch;
+}
+
+ContinuationScores score_prepared(const Decoder& decoder, const PreparedItems& batch, LinearAdapter* adapter,
+                                  const ScoringOptions& options) {
+  if (adapter != nullptr) adapter->set_group_of_sequence(batch.groups);
   // Continuation ids are checked by the forward (they are part of the sequence).
-  const at::Tensor hidden = decoder.forward(ids, mask, adapter, options.forward);  // [I, T, D]
-  const at::Tensor row_index = at::tensor(rows, at::kLong).to(device);                       // [N] into [I*T]
-  const at::Tensor picked = hidden.reshape({-1, hidden.size(2)}).index_select(0, row_index);  // [N, D]
-  const at::Tensor lp = token_log_probs(decoder, picked, at::tensor(targets, at::kLong), options.max_chunk_bytes);
-  scores.log_prob = at::zeros({count}, lp.options()).index_add(0, at::tensor(item_of_row, at::kLong).to(device), lp);
+  const at::Tensor hidden = decoder.forward(batch.input_ids, batch.layout, adapter, options.forward);  // [I, T, D]
+  const at::Tensor picked = hidden.reshape({-1, hidden.size(2)}).index_select(0, batch.rows);        // [N, D]
+  const at::Tensor lp = token_log_probs(decoder, picked, batch.targets, options.max_chunk_bytes);
+  ContinuationScores scores;
+  scores.tokens = batch.tokens;
+  scores.log_prob = at::zeros({batch.input_ids.size(0)}, lp.options()).index_add(0, batch.item_of_row, lp);
   return scores;
+}
+
+ContinuationScores score_continuations(const Decoder& decoder, const std::vector<ScoringItem>& items,
+                                       LinearAdapter* adapter, const ScoringOptions& options) {
+  return score_prepared(decoder, prepare_items(decoder, items), adapter, options);
 }
 
 ContinuationScores score_shared_prompts(const Decoder& decoder, const std::vector<SharedPromptItem>& items,

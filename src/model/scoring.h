@@ -43,6 +43,25 @@ struct ScoringOptions {
 ContinuationScores score_continuations(const Decoder& decoder, const std::vector<ScoringItem>& items,
                                        LinearAdapter* adapter = nullptr, const ScoringOptions& options = {});
 
+// A batch of items laid out once, on the decoder's device, for scoring many times (the inner steps score the same
+// support set under K successive adapters): what score_continuations builds on every call.
+struct PreparedItems {
+  at::Tensor input_ids;    // [I, T] int64, right-padded
+  TokenLayout layout;      // with its RoPE tables (Decoder::with_rope)
+  at::Tensor rows;         // [N] flat index into [I * T] of the position predicting each continuation token
+  at::Tensor targets;      // [N] the continuation tokens
+  at::Tensor item_of_row;  // [N] which item each belongs to
+  at::Tensor groups;       // [I] int64 on the CPU: each item's adapter group
+  at::Tensor tokens;       // [I] int64 on the CPU: continuation lengths
+};
+
+// Throws abmll::InputError for an item with an empty prompt.
+PreparedItems prepare_items(const Decoder& decoder, const std::vector<ScoringItem>& items);
+
+// score_continuations on a prepared batch.
+ContinuationScores score_prepared(const Decoder& decoder, const PreparedItems& batch, LinearAdapter* adapter = nullptr,
+                                  const ScoringOptions& options = {});
+
 // Scores every continuation of every item with the item's prompt computed once (shared_prompt.h), one packed row
 // per item in one forward: log_prob and tokens are [pairs], item-major (item i's continuation k is entry
 // offsets[i] + k, offsets as pack_shared_prompts numbers them). Equal to score_continuations on each
