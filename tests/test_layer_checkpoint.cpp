@@ -11,8 +11,11 @@
 #include <ATen/ops/tensor.h>
 #include <c10/core/GradMode.h>
 #include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/function.h>
 
 #include <functional>
+#include <set>
+#include <string>
 #include <vector>
 
 #include "io/tensor_store.h"
@@ -25,6 +28,25 @@
 
 using namespace abmll::model;
 using abmll::test::ScratchDir;
+
+namespace {
+
+// Nodes of an autograd graph whose name contains `part` (each node counted once).
+int64_t count_nodes(torch::autograd::Node* root, const std::string& part) {
+  std::set<const torch::autograd::Node*> seen;
+  std::vector<torch::autograd::Node*> stack = {root};
+  int64_t count = 0;
+  while (!stack.empty()) {
+    torch::autograd::Node* node = stack.back();
+    stack.pop_back();
+    if (node == nullptr || !seen.insert(node).second) continue;
+    if (node->name().find(part) != std::string::npos) ++count;
+    for (const auto& edge : node->next_edges()) stack.push_back(edge.function.get());
+  }
+  return count;
+}
+
+}  // namespace
 
 TEST_CASE("model checkpoint: checkpointed() gives fn's value and gradients", "[model][checkpoint]") {
   at::manual_seed(1);
@@ -97,19 +119,23 @@ TEST_CASE("model checkpoint: per-layer checkpointing leaves the decoder's values
   lora.set_training(true, 99);
   const std::vector<ScoringItem> items = {{{3, 17, 42}, {8, 1}, 1}, {{5}, {9, 11, 2, 7}, 0}, {{4, 4}, {49}, 0}};
 
+  int64_t recomputed_layers = 0;  // checkpoint nodes in the last run's graph
   auto run = [&](bool checkpoint, int64_t layers = -1) {
     sample();
     ScoringOptions options;
     options.forward.checkpoint_layers = checkpoint;
     options.forward.checkpointed_layers = layers;
     const at::Tensor score = score_continuations(decoder, items, &lora, options).log_prob;
+    recomputed_layers = count_nodes(score.grad_fn().get(), "Checkpoint");
     score.sum().backward();
     std::vector<at::Tensor> grads;
     for (const auto& t : leaves) grads.push_back(t.grad().clone()), t.mutable_grad().reset();
     return std::pair{score.detach(), grads};
   };
   const auto [plain, plain_grads] = run(false);
+  CHECK(recomputed_layers == 0);
   const auto [ckpt, ckpt_grads] = run(true);
+  CHECK(recomputed_layers == 2);  // both layers
   CHECK(ckpt.equal(plain));
   double worst = 0, largest = 0;
   for (std::size_t k = 0; k < leaves.size(); ++k) {
@@ -121,6 +147,7 @@ TEST_CASE("model checkpoint: per-layer checkpointing leaves the decoder's values
   CHECK(worst < 1e-12);
   // The policy "first layer only" (the tiny model has two): the same values and gradients.
   const auto [first, first_grads] = run(true, 1);
+  CHECK(recomputed_layers == 1);
   CHECK(first.equal(plain));
   double worst_first = 0;
   for (std::size_t k = 0; k < leaves.size(); ++k)
