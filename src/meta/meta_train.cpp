@@ -32,10 +32,10 @@
 #include "model/peft_adapter.h"
 #include "text/tokenizer.h"
 #include "util/device.h"
-#include "util/peak_memory.h"
 #include "util/error.h"
 #include "util/interrupt.h"
 #include "util/log.h"
+#include "util/peak_memory.h"
 #include "util/progress.h"
 #include "util/rng.h"
 
