@@ -131,12 +131,12 @@ ContinuationScores score_prepared(const Decoder& decoder, const PreparedItems& b
                                   const ScoringOptions& options) {
   if (adapter != nullptr) adapter->set_group_of_sequence(batch.groups);
   // Continuation ids are checked by the forward (they are part of the sequence).
-  const at::Tensor hidden = decoder.forward(batch.input_ids, batch.layout, adapter, options.forward);  // [I, T, D]
+  const at::Tensor hidden = decoder.forward(batch.input_ids, batch.layout, adapter, options.forward);  // [B, T, D]
   const at::Tensor picked = hidden.reshape({-1, hidden.size(2)}).index_select(0, batch.rows);        // [N, D]
   const at::Tensor lp = token_log_probs(decoder, picked, batch.targets, options.max_chunk_bytes);
   ContinuationScores scores;
   scores.tokens = batch.tokens;
-  scores.log_prob = at::zeros({batch.input_ids.size(0)}, lp.options()).index_add(0, batch.item_of_row, lp);
+  scores.log_prob = at::zeros({batch.tokens.size(0)}, lp.options()).index_add(0, batch.item_of_row, lp);
   return scores;
 }
 
@@ -147,18 +147,16 @@ ContinuationScores score_continuations(const Decoder& decoder, const std::vector
 
 ContinuationScores score_shared_prompts(const Decoder& decoder, const std::vector<SharedPromptItem>& items,
                                         LinearAdapter* adapter, const ScoringOptions& options) {
-  const SharedPromptBatch batch = pack_shared_prompts(items);
-  if (adapter != nullptr) adapter->set_group_of_sequence(at::tensor(batch.groups, at::kLong));
+  const SharedPromptBatch packed = pack_shared_prompts(items);
   const at::Device device = decoder.device();
-  const at::Tensor hidden = decoder.forward(batch.input_ids, batch.layout, adapter, options.forward);  // [B, T, D]
-  const at::Tensor row_index = at::tensor(batch.rows, at::kLong).to(device);                           // [N]
-  const at::Tensor picked = hidden.reshape({-1, hidden.size(2)}).index_select(0, row_index);          // [N, D]
-  const at::Tensor lp = token_log_probs(decoder, picked, at::tensor(batch.targets, at::kLong), options.max_chunk_bytes);
-  ContinuationScores scores;
-  scores.tokens = at::tensor(batch.lengths, at::kLong);
-  scores.log_prob = at::zeros({static_cast<int64_t>(batch.lengths.size())}, lp.options())
-                        .index_add(0, at::tensor(batch.owner, at::kLong).to(device), lp);
-  return scores;
+  const PreparedItems batch{packed.input_ids.to(device),
+                            decoder.with_rope(packed.layout),
+                            at::tensor(packed.rows, at::kLong).to(device),
+                            at::tensor(packed.targets, at::kLong).to(device),
+                            at::tensor(packed.owner, at::kLong).to(device),
+                            at::tensor(packed.groups, at::kLong),
+                            at::tensor(packed.lengths, at::kLong)};
+  return score_prepared(decoder, batch, adapter, options);
 }
 
 }  // namespace abmll::model

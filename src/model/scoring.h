@@ -43,16 +43,18 @@ struct ScoringOptions {
 ContinuationScores score_continuations(const Decoder& decoder, const std::vector<ScoringItem>& items,
                                        LinearAdapter* adapter = nullptr, const ScoringOptions& options = {});
 
-// A batch of items laid out once, on the decoder's device, for scoring many times (the inner steps score the same
-// support set under K successive adapters): what score_continuations builds on every call.
+// A batch laid out once, on the decoder's device, for scoring many times (the inner steps score the same support
+// set under K successive adapters): what score_continuations and score_shared_prompts build on every call. Its
+// E scored entries are the items' continuations (one per item for prepare_items, several per row with shared
+// prompts); B rows.
 struct PreparedItems {
-  at::Tensor input_ids;    // [I, T] int64, right-padded
+  at::Tensor input_ids;    // [B, T] int64, right-padded
   TokenLayout layout;      // with its RoPE tables (Decoder::with_rope)
-  at::Tensor rows;         // [N] flat index into [I * T] of the position predicting each continuation token
+  at::Tensor rows;         // [N] flat index into [B * T] of the position predicting each continuation token
   at::Tensor targets;      // [N] the continuation tokens
-  at::Tensor item_of_row;  // [N] which item each belongs to
-  at::Tensor groups;       // [I] int64 on the CPU: each item's adapter group
-  at::Tensor tokens;       // [I] int64 on the CPU: continuation lengths
+  at::Tensor item_of_row;  // [N] the entry each token belongs to
+  at::Tensor groups;       // [B] int64 on the CPU: each row's adapter group
+  at::Tensor tokens;       // [E] int64 on the CPU: each entry's continuation length
 };
 
 // Throws abmll::InputError for an item with an empty prompt.
