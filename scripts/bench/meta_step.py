@@ -79,8 +79,7 @@ def main():
         out = cache / f"run-{name}"
         ours, ours_mb, tokens = run_abmll(args.abmll, models[name], data, out, args.steps, args.warmup)
         child = subprocess.run([sys.executable, pathlib.Path(__file__).with_name("reference_step.py"), "--model",
-                                str(models[name]), "--trace",
-                                str(out / "trace-step-1.safetensors"), "--steps", str(args.steps), "--warmup",
+                                str(models[name]), "--run", str(out), "--steps", str(args.steps), "--warmup",
                                 str(args.warmup)], capture_output=True, text=True)
         if child.returncode != 0:
             sys.exit(f"reference failed: {child.stderr[-2000:]}")

@@ -8,19 +8,39 @@ in float32 whatever the base's dtype), NLL of the answer tokens from the full lo
 autograd for every gradient, optionally transformers' own gradient checkpointing. Only its speed and memory are
 measured; abmll's numerics are checked against an independent reference in tests/python/test_abmll_reference.py.
 
-Run in its own process (one thread count, a clean peak-memory figure):
-  python reference_step.py --trace T.safetensors (--model DIR | --config-json FILE) [--device cuda] [--dtype bf16]
+Run in its own process (one thread count, a clean peak-memory figure), on the folder of an abmll run traced at
+step 1 (its resolved config.yaml gives the step's hyperparameters, trace-step-1.safetensors the token ids):
+  python reference_step.py --run RUN (--model DIR | --config-json FILE) [--device cuda] [--dtype bf16]
 prints {"seconds_per_step", "peak_memory_mb"}: the median over timed steps after warm-up, and the process's peak
 resident memory on the CPU or the CUDA caching allocator's peak on a GPU."""
 import argparse
 import json
+import pathlib
 import resource
 import statistics
 import time
 
-# The step's hyperparameters; defaults are configs/demo.yaml's (what meta_step.py runs abmll with).
-DEFAULTS = dict(rank=4, alpha=8.0, floor=2.0611536224385579e-09, tasks=4, samples=1, inner_steps=3, inner_lr=0.1,
-                beta=1e-4, gamma=1e-4, n_train=16, init_scale=1e-2)
+import yaml
+
+
+def hyperparameters(run):
+    """The step's hyperparameters from an abmll run folder's resolved config (what the reference implements:
+    factor family, first order, plain SGD inner steps, one Monte Carlo sample, LoRA on q_proj and v_proj)."""
+    c = yaml.safe_load((run / "config.yaml").read_text())
+    expected = {"posterior.family": (c["posterior"]["family"], "factor"),
+                "outer.second_order": (c["outer"]["second_order"], False),
+                "inner.optimizer": (c["inner"]["optimizer"], "sgd"),
+                "inner.samples": (c["inner"]["samples"], 1),
+                "lora.rslora": (c["lora"]["rslora"], False),
+                "lora.targets": (sorted(c["lora"]["targets"]), ["q_proj", "v_proj"])}
+    for key, (got, want) in expected.items():
+        if got != want:
+            raise SystemExit(f"{run}/config.yaml: the reference implements {key} = {want}, the run has {got}")
+    train_tasks = json.loads(pathlib.Path(c["data"]["partition"]).read_text())["train"]
+    return dict(rank=c["lora"]["rank"], alpha=c["lora"]["alpha"], floor=c["posterior"]["scale_floor"],
+                tasks=c["outer"]["tasks_per_batch"], inner_steps=c["inner"]["steps"], inner_lr=c["inner"]["lr"],
+                beta=c["outer"]["beta"], gamma=c["outer"]["gamma"], n_train=len(train_tasks),
+                init_scale=c["posterior"]["init_scale"])
 
 
 def run(args, hp):
@@ -32,7 +52,7 @@ def run(args, hp):
     torch.manual_seed(0)
     device = torch.device(args.device)
     dtype = {"float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}[args.dtype]
-    trace = load_file(args.trace)
+    trace = load_file(pathlib.Path(args.run) / "trace-step-1.safetensors")
     if args.model:
         model = AutoModelForCausalLM.from_pretrained(args.model, dtype=dtype).to(device)
     else:  # random weights of a config's shape, made on the device
@@ -169,7 +189,7 @@ def run(args, hp):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--trace", required=True)
+    parser.add_argument("--run", required=True, help="an abmll meta-train folder run with --trace-step 1")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="a Hugging Face model folder")
     source.add_argument("--config-json", help="a config.json: random weights of its shape")
@@ -178,10 +198,8 @@ def main():
     parser.add_argument("--checkpointing", action="store_true")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--hp", default="{}", help="JSON overrides of the step's hyperparameters")
     args = parser.parse_args()
-    hp = {**DEFAULTS, **json.loads(args.hp)}
-    print(json.dumps(run(args, hp)))
+    print(json.dumps(run(args, hyperparameters(pathlib.Path(args.run)))))
 
 
 if __name__ == "__main__":

@@ -137,13 +137,10 @@ def main():
         factor_case = case + ", factor family"
         records.append({"case": factor_case, "impl": "abmll", "device": args.device, "seconds_per_step": seconds,
                         "tokens_per_s": tokens_per_s, "peak_memory_mb": peak})
-        # The reference's hyperparameters: the paper config's (as resolved by abmll) with this run's overrides.
-        hp = dict(rank=16, alpha=32.0, floor=2.061153622438558e-09, tasks=TASKS, samples=1,
-                  inner_steps=args.inner_steps, inner_lr=1e-3, beta=1e-7, gamma=1e-7, n_train=7, init_scale=1e-3)
         cmd = [sys.executable, str(pathlib.Path(__file__).with_name("reference_step.py")), "--config-json",
-               str(model / "config.json"), "--trace", str(out / "trace-step-1.safetensors"), "--device", args.device,
+               str(model / "config.json"), "--run", str(out), "--device", args.device,
                "--dtype", "bf16" if gpu else "float32", "--checkpointing", "--steps", str(args.steps), "--warmup",
-               str(args.warmup), "--hp", json.dumps(hp)]
+               str(args.warmup)]
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0:
             sys.exit(f"reference failed: {result.stderr[-3000:]}")
