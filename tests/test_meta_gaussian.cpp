@@ -7,6 +7,7 @@
 #include <torch/csrc/autograd/autograd.h>
 
 #include <cmath>
+#include <utility>
 
 #include "meta/gaussian.h"
 #include "meta/weight_gaussian.h"
@@ -129,12 +130,15 @@ TEST_CASE("tiled KL supports second-order gradients", "[meta]") {
 
 TEST_CASE("local reparameterisation variance equals sum_i x_i^2 S_oi^2", "[meta]") {
   at::manual_seed(11);
-  for (WeightScale kind : {WeightScale::linear, WeightScale::softplus}) {
+  for (auto [kind, route] : {std::pair{WeightScale::linear, VarianceRoute::low_rank},
+                              std::pair{WeightScale::linear, VarianceRoute::dense},
+                              std::pair{WeightScale::linear, VarianceRoute::automatic},
+                              std::pair{WeightScale::softplus, VarianceRoute::automatic}}) {
     const WeightGaussianFactors f = random_factors(6, 9, 3, 0.7);
     const WeightScaleForm form{kind, 2.0, 0.03};
     const at::Tensor x = randn64({5, 9});
     const at::Tensor dense = at::matmul(x.pow(2), dense_scale(f, form).pow(2).t());
-    const at::Tensor fast = local_reparam_variance(x, f, form);
+    const at::Tensor fast = local_reparam_variance(x, f, form, route);
     CHECK(max_abs_diff(dense, fast) < 1e-10);
 
     const std::vector<at::Tensor> inputs = {x, f.b_sigma, f.a_sigma};

@@ -7,6 +7,10 @@
 
 #include <ATen/TensorOperators.h>
 #include <ATen/ops/cat.h>
+#include <ATen/ops/full.h>
+#include <ATen/ops/index_select.h>
+#include <ATen/ops/ones.h>
+#include <ATen/ops/triu_indices.h>
 #include <ATen/ops/ones_like.h>
 #include <ATen/ops/zeros.h>
 #include <ATen/ops/clamp_min.h>
@@ -285,19 +289,39 @@ at::Tensor weight_space_hyperprior_dense(const WeightGaussianFactors& f, const W
          static_cast<double>(m.numel()) * hyperprior_constant(mean_std, a0, b0);
 }
 
-at::Tensor local_reparam_variance(const at::Tensor& x, const WeightGaussianFactors& f, const WeightScaleForm& form) {
-  const at::Tensor x2 = at::square(x);  // [N, I]
+at::Tensor local_reparam_variance(const at::Tensor& x, const WeightGaussianFactors& f, const WeightScaleForm& form,
+                                  VarianceRoute route) {
+  return variance_of_squared_inputs(at::square(x), f, form, route);
+}
+
+at::Tensor variance_of_squared_inputs(const at::Tensor& x2, const WeightGaussianFactors& f,
+                                      const WeightScaleForm& form, VarianceRoute route) {
   if (form.kind == WeightScale::softplus)
     return SoftplusVariance::apply(x2, f.b_sigma, f.a_sigma, form.scaling, form.floor);
-  const int64_t r = f.a_sigma.size(0);
-  const double s = form.scaling, c = form.floor;
-  // G(x) flattened: G[n, (r, t)] = sum_i x2[n, i] A[r, i] A[t, i]  ->  x2 @ K, K[i, (r, t)] = A[r, i] A[t, i].
-  const at::Tensor k = (f.a_sigma.t().unsqueeze(2) * f.a_sigma.t().unsqueeze(1)).reshape({-1, r * r});  // [I, R*R]
-  const at::Tensor g = at::matmul(x2, k);                                                                // [N, R*R]
-  const at::Tensor bb = (f.b_sigma.unsqueeze(2) * f.b_sigma.unsqueeze(1)).reshape({-1, r * r});         // [O, R*R]
-  const at::Tensor h = at::matmul(x2, f.a_sigma.t());                                                    // [N, R]
-  const at::Tensor q = x2.sum(-1, /*keepdim=*/true);                                                     // [N, 1]
-  const at::Tensor v = s * s * at::matmul(g, bb.t()) + 2 * c * s * at::matmul(h, f.b_sigma.t()) + c * c * q;
+  const int64_t n = x2.size(0), in = f.a_sigma.size(1), out = f.b_sigma.size(0), r1 = f.a_sigma.size(0) + 1;
+  const int64_t pairs = r1 * (r1 + 1) / 2;
+  // B' [O, R+1] and A' [R+1, I] (see the header): S = B' A'.
+  const at::Tensor b1 = at::cat({form.scaling * f.b_sigma, at::full({out, 1}, form.floor, f.b_sigma.options())}, 1);
+  const at::Tensor a1 = at::cat({f.a_sigma, at::ones({1, in}, f.a_sigma.options())}, 0);
+  if (route == VarianceRoute::automatic) {
+    // Multiply-adds of each route (forward; backward scales both alike).
+    const double low_rank = static_cast<double>(n + 1) * static_cast<double>(pairs) * static_cast<double>(in + out);
+    const double dense = static_cast<double>(n + r1) * static_cast<double>(in) * static_cast<double>(out);
+    route = dense < low_rank ? VarianceRoute::dense : VarianceRoute::low_rank;
+  }
+  at::Tensor v;
+  if (route == VarianceRoute::dense) {
+    v = at::matmul(x2, at::square(at::matmul(b1, a1)).t());
+  } else {
+    // Pairs r <= t of G's rows: K[i, p] = A'_r,i A'_t,i and W[o, p] = w_p b'_o,r b'_o,t, with w_p = 2 off the
+    // diagonal (G_rt = G_tr counted once), so that v = (x^2 K) W^T.
+    const at::Tensor pair = at::triu_indices(r1, r1, 0, at::TensorOptions().dtype(at::kLong).device(x2.device()));
+    const at::Tensor first = pair[0], second = pair[1];
+    const at::Tensor k = (a1.index_select(0, first) * a1.index_select(0, second)).t();  // [I, P]
+    const at::Tensor twice = at::where(first == second, 1.0, 2.0).to(b1.scalar_type());  // [P]
+    const at::Tensor w = b1.index_select(1, first) * b1.index_select(1, second) * twice;    // [O, P]
+    v = at::matmul(at::matmul(x2, k), w.t());
+  }
   // Exact arithmetic gives v >= 0; rounding can leave tiny negatives where S ~ 0.
   return at::clamp_min(v, 0.0);
 }

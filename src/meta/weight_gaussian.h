@@ -59,10 +59,21 @@ at::Tensor weight_space_hyperprior_dense(const WeightGaussianFactors& f, const W
 at::Tensor dense_mean(const WeightGaussianFactors& f, const WeightScaleForm& form);
 at::Tensor dense_scale(const WeightGaussianFactors& f, const WeightScaleForm& form);
 
+// How local_reparam_variance computes the `linear` form: `automatic` takes whichever of the two below costs fewer
+// multiply-adds for the given N, I, O, R (low_rank at 8B shapes, dense for layers a few hundred wide).
+enum class VarianceRoute { automatic, low_rank, dense };
+
 // Variance of the layer's output under the local reparameterisation: for input rows x [N, I],
-// v [N, O] with v_no = sum_i x_ni^2 S_oi^2. `linear` uses the exact low-rank expansion
-//   v_o = s^2 b_o^T G(x) b_o + 2 c s b_o . h(x) + c^2 q(x),  G = A diag(x^2) A^T, h = A x^2, q = sum x^2
-// at O(N R^2 (I + O)); `softplus` builds S^2 for this layer only and recomputes it in backward.
-at::Tensor local_reparam_variance(const at::Tensor& x, const WeightGaussianFactors& f, const WeightScaleForm& form);
+// v [N, O] with v_no = sum_i x_ni^2 S_oi^2. `linear` writes S = B' A' with B' = [s B_sigma | c 1] [O, R+1] and
+// A' = [A_sigma; 1^T] [R+1, I], so that
+//   v_o = b'_o^T G b'_o,   G = A' diag(x^2) A'^T   [(R+1) x (R+1), symmetric],
+// and `low_rank` computes it from G's P = (R+1)(R+2)/2 distinct entries: two GEMMs, x^2 [N, I] @ [I, P] and
+// [N, P] @ [P, O], at O(N P (I + O)), exact; `dense` builds S^2 [O, I] (O(N I O)). `softplus` is always dense, with
+// S^2 built for this layer only and recomputed in backward.
+at::Tensor local_reparam_variance(const at::Tensor& x, const WeightGaussianFactors& f, const WeightScaleForm& form,
+                                  VarianceRoute route = VarianceRoute::automatic);
+// The same from x^2 [N, I] (callers that have it already).
+at::Tensor variance_of_squared_inputs(const at::Tensor& x2, const WeightGaussianFactors& f,
+                                      const WeightScaleForm& form, VarianceRoute route = VarianceRoute::automatic);
 
 }  // namespace abmll::meta

@@ -4,7 +4,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
 #include <ATen/TensorOperators.h>
-#include <ATen/ops/arange.h>
+#include <ATen/ops/addcmul.h>
 #include <ATen/ops/bmm.h>
 #include <ATen/ops/cat.h>
 #include <ATen/ops/empty.h>
@@ -18,6 +18,8 @@
 #include <ATen/ops/zeros.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+
+#include <algorithm>
 
 #include "model/weight_names.h"
 #include "util/error.h"
@@ -73,6 +75,7 @@ void WeightLora::set_group_of_sequence(const at::Tensor& group_of_sequence) {
   ++forward_;
   rows_of_group_.clear();
   rows_of_posterior_.clear();
+  runs_.clear();
   posterior_of_sequence_ = at::Tensor();
   if (!group_of_sequence.defined()) return;
   if (group_of_sequence.dim() != 1 || group_of_sequence.scalar_type() != at::kLong)
@@ -83,6 +86,18 @@ void WeightLora::set_group_of_sequence(const at::Tensor& group_of_sequence) {
   posterior_of_sequence_ = at::floor_divide(g, samples_);
   rows_of_group_ = positions_of(g, groups());
   rows_of_posterior_ = positions_of(posterior_of_sequence_, posteriors());
+  for (int64_t p = 0; p < posteriors(); ++p) {
+    const at::Tensor& rows = rows_of_posterior_[static_cast<std::size_t>(p)];
+    const int64_t n = rows.numel();
+    if (n == 0) continue;
+    const int64_t start = rows[0].item<int64_t>();
+    if (rows[n - 1].item<int64_t>() - start != n - 1) {  // rows are increasing: contiguous iff first + n - 1 = last
+      runs_.clear();
+      return;
+    }
+    runs_.push_back({p, start, n});
+  }
+  std::sort(runs_.begin(), runs_.end(), [](const Run& a, const Run& b) { return a.start < b.start; });
 }
 
 at::Tensor WeightLora::group_noise(std::uint64_t task_seed, std::int64_t sample, std::int64_t forward,
@@ -129,15 +144,16 @@ at::Tensor WeightLora::delta(const at::Tensor& x, const model::LinearSite& site)
                             fmt::join(f.a_mu.sizes(), ", ")));
   const int64_t batch = x.size(0), time = x.size(1);
   at::Tensor posterior = posterior_of_sequence_;  // [B] int64 (CPU)
-  std::vector<at::Tensor> rows_of_posterior = rows_of_posterior_;
+  std::vector<Run> runs = runs_;
   if (!posterior.defined()) {
     if (groups() > 1) throw Error("WeightLora: several adapter groups but group_of_sequence is unset");
     posterior = at::zeros({batch}, at::kLong);
-    rows_of_posterior = {at::arange(batch, at::kLong)};
+    runs = {{0, 0, batch}};
   }
   if (posterior.size(0) != batch)
     throw Error(fmt::format("WeightLora: group_of_sequence is {} for a batch of {}", posterior.size(0), batch));
   const at::Tensor xf = x.to(f.b_mu.scalar_type());  // [B, T, I]
+  const at::Tensor x2 = at::square(xf);               // [B, T, I]
   const double s = form_.scaling;
 
   // Mean: each sequence's own factors, one batched matmul (as BatchedLora, for the same reasons).
@@ -145,23 +161,31 @@ at::Tensor WeightLora::delta(const at::Tensor& x, const model::LinearSite& site)
   const at::Tensor a = f.a_mu.index_select(0, index), b = f.b_mu.index_select(0, index);  // [B, R, I], [B, O, R]
   const at::Tensor mean = at::bmm(at::bmm(xf, a.transpose(1, 2)) * s, b.transpose(1, 2));  // [B, T, O]
 
-  // Variance: per posterior over its sequences' tokens, so that the low-rank pieces (K [I, R^2]) are built once per
-  // posterior rather than once per sequence.
-  at::Tensor v = at::zeros({batch, time, out}, mean.options());
-  for (int64_t g = 0; g < posteriors(); ++g) {
-    const at::Tensor& rows = rows_of_posterior[static_cast<std::size_t>(g)];
-    if (rows.numel() == 0) continue;
-    const at::Tensor rows_here = rows.to(x.device());
-    const at::Tensor xg = xf.index_select(0, rows_here);  // [Bg, T, I]
+  // Variance: per posterior over its sequences' tokens, so that the low-rank pieces are built once per posterior
+  // rather than once per sequence. On views of the batch where posteriors hold contiguous rows.
+  auto variance = [&](int64_t g, const at::Tensor& x2g) {  // x2g [Bg, T, I] -> [Bg, T, O]
     const WeightGaussianFactors fg{f.b_mu[g], f.a_mu[g], f.b_sigma[g], f.a_sigma[g]};
-    const at::Tensor vg = local_reparam_variance(xg.reshape({-1, in}), fg, form_).reshape({rows.size(0), -1, out});
-    v = v.index_copy(0, rows_here, vg);
+    return variance_of_squared_inputs(x2g.reshape({-1, in}), fg, form_).reshape({x2g.size(0), time, out});
+  };
+  at::Tensor v;
+  if (!runs.empty()) {
+    std::vector<at::Tensor> pieces;
+    for (const Run& run : runs) pieces.push_back(variance(run.posterior, x2.narrow(0, run.start, run.count)));
+    v = pieces.size() == 1 ? pieces.front() : at::cat(pieces, 0);
+  } else {
+    v = at::zeros({batch, time, out}, mean.options());
+    for (int64_t g = 0; g < posteriors(); ++g) {
+      const at::Tensor& rows = rows_of_posterior_[static_cast<std::size_t>(g)];
+      if (rows.numel() == 0) continue;
+      const at::Tensor rows_here = rows.to(x.device());
+      v.index_copy_(0, rows_here, variance(g, x2.index_select(0, rows_here)));
+    }
   }
   // v >= c^2 sum_i x_i^2 whenever every S^2 >= c^2; the bound also keeps sqrt's gradient finite where the low-rank
   // expansion rounds to 0 (and 1e-30 where x = 0).
-  const at::Tensor bound = (form_.floor * form_.floor) * at::square(xf).sum(-1, /*keepdim=*/true) + 1e-30;
+  const at::Tensor bound = (form_.floor * form_.floor) * x2.sum(-1, /*keepdim=*/true) + 1e-30;
   const at::Tensor eps = batch_noise(site, {batch, time, out}, mean.options());
-  return (mean + at::sqrt(at::maximum(v, bound)) * eps).to(x.scalar_type());
+  return at::addcmul(mean, at::sqrt(at::maximum(v, bound)), eps).to(x.scalar_type());
 }
 
 std::vector<at::Tensor> WeightLora::trainable_tensors() const {
