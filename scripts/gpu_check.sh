@@ -26,8 +26,9 @@ tail -3 "$out/cuda-tests.log"
   > "$out/meta-train.log" 2>&1 || status=1
 grep -h '"description"' "$out/meta-train/report.json" 2>/dev/null | head -1
 
-# The 8B-shape meta-step (bf16, random weights): seconds per step, tokens/s, MFU, peak memory.
+# The 8B-shape meta-step (bf16, random weights): seconds per step, tokens/s, MFU, peak memory; one more step under
+# the profiler (time per GPU kernel and operator: shape-step-profile/*.ops.tsv).
 timeout 900 "$(cat build/.abmll-venv)/bin/python" scripts/bench/shape_step.py --abmll build/abmll --device cuda --reference \
-  --json "$out/shape-step.json" > "$out/shape-step.log" 2>&1 || status=1
+  --json "$out/shape-step.json" --profile "$out/shape-step-profile" > "$out/shape-step.log" 2>&1 || status=1
 tail -12 "$out/shape-step.log"
 exit $status

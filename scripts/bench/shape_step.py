@@ -72,17 +72,24 @@ def flops_per_step(shape, scored_tokens, seq, k):
     return (k + 1) * one_pass
 
 
-def run_abmll(args, overrides, out, trace=False):
-    """abmll meta-train for warmup + steps steps -> (median seconds per step, tokens/s, peak memory MB)."""
+def run_abmll(args, overrides, out, trace=False, profile=None):
+    """abmll meta-train for warmup + steps steps -> (median seconds per step, tokens/s, peak memory MB). With
+    `profile` (a folder), one more step runs under LibTorch's profiler, untimed, and its operator table and trace
+    are copied there."""
     shutil.rmtree(out, ignore_errors=True)
-    cmd = [args.abmll, "meta-train", "--config", str(PAPER_CONFIG), "--max-steps", str(args.warmup + args.steps),
+    timed = args.warmup + args.steps
+    cmd = [args.abmll, "meta-train", "--config", str(PAPER_CONFIG), "--max-steps", str(timed + (1 if profile else 0)),
            "--out", str(out)] + (["--trace-step", "1"] if trace else [])
+    if profile:
+        cmd += ["--profile-step", str(timed + 1)]
     for item in overrides:
         cmd += ["--set", item]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         sys.exit(f"abmll failed ({result.returncode}): {' '.join(cmd)}\n{result.stderr[-3000:]}")
-    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()][:timed]
+    if profile:
+        shutil.copytree(out / "profile", profile, dirs_exist_ok=True)
     elapsed = [line["elapsed_s"] for line in lines]
     seconds = statistics.median([b - a for a, b in zip(elapsed, elapsed[1:])][args.warmup - 1:])
     tokens_per_s = statistics.median(line["tokens_per_s"] for line in lines[args.warmup:])
@@ -103,6 +110,7 @@ def main():
     parser.add_argument("--reference", action="store_true", help="also the factor family against the Python reference")
     parser.add_argument("--set", action="append", default=[], help="extra config overrides (KEY=VALUE)")
     parser.add_argument("--json", help="write the record here")
+    parser.add_argument("--profile", help="profile one more step of the weight-family run into this folder")
     args = parser.parse_args()
     cache = pathlib.Path(args.cache)
     demo = cache / "demo"
@@ -125,7 +133,7 @@ def main():
     flops = flops_per_step(args.shape, scored, args.seq, args.inner_steps)
     tag = f"{args.shape}-{args.device.replace(':', '')}"
     records = []
-    seconds, tokens_per_s, peak = run_abmll(args, overrides, cache / f"run-{tag}")
+    seconds, tokens_per_s, peak = run_abmll(args, overrides, cache / f"run-{tag}", profile=args.profile)
     records.append({"case": case + ", weight family (paper config)", "impl": "abmll", "device": args.device,
                     "seconds_per_step": seconds, "tokens_per_s": tokens_per_s, "peak_memory_mb": peak,
                     "tflops_per_step": flops / 1e12})

@@ -27,6 +27,7 @@ struct MetaTrainFlags {
   bool resume = false;
   std::int64_t max_steps = 0;
   std::int64_t trace_step = 0;
+  std::int64_t profile_step = 0, profile_steps = 1;
   std::string dist_backend = "auto";
 };
 
@@ -98,7 +99,10 @@ int run_meta_train(const MetaTrainFlags& flags) {
   Report report("meta-train", command_line());
   report.set_config(config_to_json(*config));
   report.set_device(device.name, device.description);
-  meta::MetaTrainRun run{out, flags.resume, flags.max_steps, config_to_json(*config), flags.trace_step, group.get()};
+  meta::MetaTrainRun run{out, flags.resume, flags.max_steps, config_to_json(*config), flags.trace_step};
+  run.profile_step = flags.profile_step;
+  run.profile_steps = flags.profile_steps;
+  run.group = group.get();
   const meta::MetaTrainResult result = meta::meta_train(*config, run);
 
   report.set_result("status", result.interrupt_signal ? "interrupted" : "completed");
@@ -134,6 +138,14 @@ Command register_meta_train(CLI::App& root) {
   cmd->add_option("--trace-step", flags->trace_step,
                   "Write step N's inputs, losses and theta gradient to DIR/trace-step-N.safetensors (debugging)")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--profile-step", flags->profile_step,
+                  "Profile outer steps N.. with LibTorch's profiler: DIR/profile/steps-N-M.ops.tsv (time per operator "
+                  "and GPU kernel) and .trace.json (Chrome trace). Profiled steps run slower")
+      ->check(CLI::PositiveNumber)
+      ->type_name("N");
+  cmd->add_option("--profile-steps", flags->profile_steps, "How many steps --profile-step covers (default 1)")
+      ->check(CLI::PositiveNumber)
+      ->type_name("COUNT");
   cmd->add_option("--dist-backend", flags->dist_backend,
                   "Distributed runs (RANK/WORLD_SIZE or SLURM variables set): c10d backend, auto (nccl on GPUs, gloo "
                   "on CPUs), gloo or nccl")

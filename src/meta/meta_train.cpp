@@ -38,6 +38,7 @@
 #include "util/peak_memory.h"
 #include "util/progress.h"
 #include "util/rng.h"
+#include "util/step_profiler.h"
 
 namespace abmll::meta {
 namespace {
@@ -199,7 +200,14 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
   TokenizedEpisodeSampler episode_sampler(tokenizer);
   Progress progress("meta-train", last - result.first_step, 10.0, config.run.log_every);
   std::int64_t step = result.first_step;
+  std::optional<StepProfiler> profiler;
+  std::int64_t profile_first = 0;
+  const std::int64_t profile_last = run.profile_step + std::max<std::int64_t>(run.profile_steps, 1) - 1;
   for (; step < last; ++step) {
+    if (run.profile_step > 0 && !profiler && step + 1 >= run.profile_step && step + 1 <= profile_last) {
+      profiler.emplace(decoder.device());
+      profile_first = step + 1;
+    }
     const auto step_start = std::chrono::steady_clock::now();
     // Step s's tasks, episodes and noise depend on (seed, s) only.
     Rng task_rng = Rng::stream(seed, fmt::format("tasks/{}", step));
@@ -246,6 +254,14 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
     const double lr = learning_rate(step, total, config.outer.warmup_steps, config.outer.lr, config.outer.schedule);
     adam.step(g.grads, lr);
 
+    if (profiler && (step + 1 == profile_last || step + 1 == last || interrupted())) {
+      std::string stem = fmt::format("steps-{}-{}", profile_first, step + 1);
+      if (world > 1) stem += fmt::format(".rank-{}", rank);
+      const std::filesystem::path path = run.run_dir / "profile" / stem;
+      profiler->finish(path);
+      profiler.reset();
+      log::info("profile of steps {}-{}: {}.ops.tsv and .trace.json", profile_first, step + 1, path.string());
+    }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
     result.tokens += step_tokens;
     nlohmann::json line = {{"step", step + 1}, {"outer_loss", g.loss}};
