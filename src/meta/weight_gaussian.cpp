@@ -1,6 +1,7 @@
 #include "meta/weight_gaussian.h"
 
 #include "meta/gaussian.h"
+#include "meta/reparam_ops.h"
 #include "meta/weight_kl_cuda.h"
 
 #include <ATen/core/grad_mode.h>
@@ -207,30 +208,31 @@ struct TiledWeightHyperprior : public torch::autograd::Function<TiledWeightHyper
   }
 };
 
-// S^2 for the softplus form, built for one layer in forward and recomputed in backward. Inputs: x2 = x^2 [N, I],
-// b_sigma [O, R], a_sigma [R, I]; output v = x2 (S^2)^T [N, O].
+// S^2 for the softplus form, built for one layer in forward and recomputed in backward. Inputs: x [N, I] (any
+// floating dtype, kept as given), b_sigma [O, R], a_sigma [R, I]; output v = x^2 (S^2)^T [N, O] in the factors'
+// dtype.
 struct SoftplusVariance : public torch::autograd::Function<SoftplusVariance> {
-  static at::Tensor forward(AutogradContext* ctx, at::Tensor x2, at::Tensor b_sig, at::Tensor a_sig, double scaling,
-                            double floor) {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& b_sig,
+                            const at::Tensor& a_sig, double scaling, double floor) {
     const at::Tensor z = scaling * at::matmul(b_sig, a_sig);
     const at::Tensor s2 = at::square(at::softplus(z) + floor);
-    ctx->save_for_backward({x2, b_sig, a_sig});
+    ctx->save_for_backward({x, b_sig, a_sig});
     ctx->saved_data["scaling"] = scaling;
     ctx->saved_data["floor"] = floor;
-    return at::matmul(x2, s2.t());
+    return at::matmul(at::square(x.to(b_sig.scalar_type())), s2.t());
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const auto saved = ctx->get_saved_variables();
-    const at::Tensor &x2 = saved[0], &b_sig = saved[1], &a_sig = saved[2];
+    const at::Tensor &x = saved[0], &b_sig = saved[1], &a_sig = saved[2];
     const double scaling = ctx->saved_data["scaling"].toDouble(), floor = ctx->saved_data["floor"].toDouble();
     const at::Tensor& gv = grad_outputs[0];  // [N, O]
+    const at::Tensor xc = x.to(b_sig.scalar_type());
     const at::Tensor z = scaling * at::matmul(b_sig, a_sig);
     const at::Tensor s = at::softplus(z) + floor;
-    const at::Tensor g_x2 = at::matmul(gv, at::square(s));   // [N, I]
-    const at::Tensor g_s2 = at::matmul(gv.t(), x2);          // [O, I]
-    const at::Tensor g_z = g_s2 * 2 * s * at::sigmoid(z);
-    return {g_x2, scaling * at::matmul(g_z, a_sig.t()), scaling * at::matmul(b_sig.t(), g_z), at::Tensor(),
+    const at::Tensor g_x = (2 * xc * at::matmul(gv, at::square(s))).to(x.scalar_type());  // [N, I]
+    const at::Tensor g_z = at::matmul(gv.t(), at::square(xc)) * 2 * s * at::sigmoid(z);    // [O, I]
+    return {g_x, scaling * at::matmul(g_z, a_sig.t()), scaling * at::matmul(b_sig.t(), g_z), at::Tensor(),
             at::Tensor()};
   }
 };
@@ -289,41 +291,43 @@ at::Tensor weight_space_hyperprior_dense(const WeightGaussianFactors& f, const W
          static_cast<double>(m.numel()) * hyperprior_constant(mean_std, a0, b0);
 }
 
-at::Tensor local_reparam_variance(const at::Tensor& x, const WeightGaussianFactors& f, const WeightScaleForm& form,
-                                  VarianceRoute route) {
-  return variance_of_squared_inputs(at::square(x), f, form, route);
-}
-
-at::Tensor variance_of_squared_inputs(const at::Tensor& x2, const WeightGaussianFactors& f,
-                                      const WeightScaleForm& form, VarianceRoute route) {
+OutputVariance output_variance(const at::Tensor& x, const WeightGaussianFactors& f, const WeightScaleForm& form,
+                               VarianceRoute route) {
+  const auto options = f.a_sigma.options();
+  const int64_t n = x.size(0), in = f.a_sigma.size(1), out = f.b_sigma.size(0), r1 = f.a_sigma.size(0) + 1;
   if (form.kind == WeightScale::softplus)
-    return SoftplusVariance::apply(x2, f.b_sigma, f.a_sigma, form.scaling, form.floor);
-  const int64_t n = x2.size(0), in = f.a_sigma.size(1), out = f.b_sigma.size(0), r1 = f.a_sigma.size(0) + 1;
+    return {SoftplusVariance::apply(x, f.b_sigma, f.a_sigma, form.scaling, form.floor),
+            squared_matmul(x, at::ones({in, 1}, options))};
   const int64_t pairs = r1 * (r1 + 1) / 2;
   // B' [O, R+1] and A' [R+1, I] (see the header): S = B' A'.
-  const at::Tensor b1 = at::cat({form.scaling * f.b_sigma, at::full({out, 1}, form.floor, f.b_sigma.options())}, 1);
-  const at::Tensor a1 = at::cat({f.a_sigma, at::ones({1, in}, f.a_sigma.options())}, 0);
+  const at::Tensor b1 = at::cat({form.scaling * f.b_sigma, at::full({out, 1}, form.floor, options)}, 1);
+  const at::Tensor a1 = at::cat({f.a_sigma, at::ones({1, in}, options)}, 0);
   if (route == VarianceRoute::automatic) {
     // Multiply-adds of each route (forward; backward scales both alike).
     const double low_rank = static_cast<double>(n + 1) * static_cast<double>(pairs) * static_cast<double>(in + out);
     const double dense = static_cast<double>(n + r1) * static_cast<double>(in) * static_cast<double>(out);
     route = dense < low_rank ? VarianceRoute::dense : VarianceRoute::low_rank;
   }
-  at::Tensor v;
+  // Both routes start with x^2 @ [M | 1]: the last column gives sum_i x_i^2.
+  const at::Tensor ones = at::ones({in, 1}, options);
   if (route == VarianceRoute::dense) {
-    v = at::matmul(x2, at::square(at::matmul(b1, a1)).t());
-  } else {
-    // Pairs r <= t of G's rows: K[i, p] = A'_r,i A'_t,i and W[o, p] = w_p b'_o,r b'_o,t, with w_p = 2 off the
-    // diagonal (G_rt = G_tr counted once), so that v = (x^2 K) W^T.
-    const at::Tensor pair = at::triu_indices(r1, r1, 0, at::TensorOptions().dtype(at::kLong).device(x2.device()));
-    const at::Tensor first = pair[0], second = pair[1];
-    const at::Tensor k = (a1.index_select(0, first) * a1.index_select(0, second)).t();  // [I, P]
-    const at::Tensor twice = at::where(first == second, 1.0, 2.0).to(b1.scalar_type());  // [P]
-    const at::Tensor w = b1.index_select(1, first) * b1.index_select(1, second) * twice;    // [O, P]
-    v = at::matmul(at::matmul(x2, k), w.t());
+    const at::Tensor y = squared_matmul(x, at::cat({at::square(at::matmul(b1, a1)).t(), ones}, 1));  // [N, O + 1]
+    return {y.narrow(1, 0, out), y.narrow(1, out, 1)};
   }
-  // Exact arithmetic gives v >= 0; rounding can leave tiny negatives where S ~ 0.
-  return at::clamp_min(v, 0.0);
+  // Pairs r <= t of G's rows: K[i, p] = A'_r,i A'_t,i and W[o, p] = w_p b'_o,r b'_o,t, with w_p = 2 off the
+  // diagonal (G_rt = G_tr counted once), so that v = (x^2 K) W^T.
+  const at::Tensor pair = at::triu_indices(r1, r1, 0, at::TensorOptions().dtype(at::kLong).device(x.device()));
+  const at::Tensor first = pair[0], second = pair[1];
+  const at::Tensor k = (a1.index_select(0, first) * a1.index_select(0, second)).t();  // [I, P]
+  const at::Tensor twice = at::where(first == second, 1.0, 2.0).to(b1.scalar_type());  // [P]
+  const at::Tensor w = b1.index_select(1, first) * b1.index_select(1, second) * twice;    // [O, P]
+  const at::Tensor y = squared_matmul(x, at::cat({k, ones}, 1));                         // [N, P + 1]
+  return {at::matmul(y.narrow(1, 0, pairs), w.t()), y.narrow(1, pairs, 1)};
+}
+
+at::Tensor local_reparam_variance(const at::Tensor& x, const WeightGaussianFactors& f, const WeightScaleForm& form,
+                                  VarianceRoute route) {
+  return at::clamp_min(output_variance(x, f, form, route).v, 0.0);
 }
 
 }  // namespace abmll::meta

@@ -59,21 +59,26 @@ at::Tensor weight_space_hyperprior_dense(const WeightGaussianFactors& f, const W
 at::Tensor dense_mean(const WeightGaussianFactors& f, const WeightScaleForm& form);
 at::Tensor dense_scale(const WeightGaussianFactors& f, const WeightScaleForm& form);
 
-// How local_reparam_variance computes the `linear` form: `automatic` takes whichever of the two below costs fewer
+// How output_variance computes the `linear` form: `automatic` takes whichever of the two below costs fewer
 // multiply-adds for the given N, I, O, R (low_rank at 8B shapes, dense for layers a few hundred wide).
 enum class VarianceRoute { automatic, low_rank, dense };
 
-// Variance of the layer's output under the local reparameterisation: for input rows x [N, I],
-// v [N, O] with v_no = sum_i x_ni^2 S_oi^2. `linear` writes S = B' A' with B' = [s B_sigma | c 1] [O, R+1] and
-// A' = [A_sigma; 1^T] [R+1, I], so that
+struct OutputVariance {
+  at::Tensor v;       // [N, O]: sum_i x_ni^2 S_oi^2, unclamped (rounding can leave tiny negatives where S ~ 0)
+  at::Tensor sum_sq;  // [N, 1]: sum_i x_ni^2
+};
+
+// Variance of the layer's output under the local reparameterisation for input rows x [N, I] (any floating dtype;
+// computed in the factors' dtype), and each row's sum of squares. `linear` writes S = B' A' with
+// B' = [s B_sigma | c 1] [O, R+1] and A' = [A_sigma; 1^T] [R+1, I], so that
 //   v_o = b'_o^T G b'_o,   G = A' diag(x^2) A'^T   [(R+1) x (R+1), symmetric],
 // and `low_rank` computes it from G's P = (R+1)(R+2)/2 distinct entries: two GEMMs, x^2 [N, I] @ [I, P] and
 // [N, P] @ [P, O], at O(N P (I + O)), exact; `dense` builds S^2 [O, I] (O(N I O)). `softplus` is always dense, with
-// S^2 built for this layer only and recomputed in backward.
+// S^2 built for this layer only and recomputed in backward. Keeps x, not x^2, for backward (reparam_ops.h).
+OutputVariance output_variance(const at::Tensor& x, const WeightGaussianFactors& f, const WeightScaleForm& form,
+                               VarianceRoute route = VarianceRoute::automatic);
+// output_variance's v clamped at 0.
 at::Tensor local_reparam_variance(const at::Tensor& x, const WeightGaussianFactors& f, const WeightScaleForm& form,
                                   VarianceRoute route = VarianceRoute::automatic);
-// The same from x^2 [N, I] (callers that have it already).
-at::Tensor variance_of_squared_inputs(const at::Tensor& x2, const WeightGaussianFactors& f,
-                                      const WeightScaleForm& form, VarianceRoute route = VarianceRoute::automatic);
 
 }  // namespace abmll::meta

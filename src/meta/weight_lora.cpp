@@ -4,23 +4,19 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
 #include <ATen/TensorOperators.h>
-#include <ATen/ops/addcmul.h>
-#include <ATen/ops/bmm.h>
 #include <ATen/ops/cat.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/floor_divide.h>
 #include <ATen/ops/index_select.h>
-#include <ATen/ops/maximum.h>
 #include <ATen/ops/nonzero.h>
 #include <ATen/ops/randn.h>
-#include <ATen/ops/sqrt.h>
-#include <ATen/ops/square.h>
 #include <ATen/ops/zeros.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include <algorithm>
 
+#include "meta/reparam_ops.h"
 #include "model/weight_names.h"
 #include "util/error.h"
 
@@ -152,40 +148,48 @@ at::Tensor WeightLora::delta(const at::Tensor& x, const model::LinearSite& site)
   }
   if (posterior.size(0) != batch)
     throw Error(fmt::format("WeightLora: group_of_sequence is {} for a batch of {}", posterior.size(0), batch));
-  const at::Tensor xf = x.to(f.b_mu.scalar_type());  // [B, T, I]
-  const at::Tensor x2 = at::square(xf);               // [B, T, I]
   const double s = form_.scaling;
 
   // Mean: each sequence's own factors, one batched matmul (as BatchedLora, for the same reasons).
   const at::Tensor index = posterior.to(x.device());
   const at::Tensor a = f.a_mu.index_select(0, index), b = f.b_mu.index_select(0, index);  // [B, R, I], [B, O, R]
-  const at::Tensor mean = at::bmm(at::bmm(xf, a.transpose(1, 2)) * s, b.transpose(1, 2));  // [B, T, O]
+  const at::Tensor mean = low_rank_product(x, a, b, s);                                    // [B, T, O]
 
-  // Variance: per posterior over its sequences' tokens, so that the low-rank pieces are built once per posterior
-  // rather than once per sequence. On views of the batch where posteriors hold contiguous rows.
-  auto variance = [&](int64_t g, const at::Tensor& x2g) {  // x2g [Bg, T, I] -> [Bg, T, O]
+  // Variance and sum of squares [B, T, 1]: per posterior over its sequences' tokens, so that the low-rank pieces
+  // are built once per posterior rather than once per sequence. On views of the batch where posteriors hold
+  // contiguous rows.
+  auto variance = [&](int64_t g, const at::Tensor& xg) {  // xg [Bg, T, I]
     const WeightGaussianFactors fg{f.b_mu[g], f.a_mu[g], f.b_sigma[g], f.a_sigma[g]};
-    return variance_of_squared_inputs(x2g.reshape({-1, in}), fg, form_).reshape({x2g.size(0), time, out});
+    const OutputVariance ov = output_variance(xg.reshape({-1, in}), fg, form_);
+    return OutputVariance{ov.v.reshape({xg.size(0), time, out}), ov.sum_sq.reshape({xg.size(0), time, 1})};
   };
-  at::Tensor v;
+  at::Tensor v, sum_sq;
   if (!runs.empty()) {
-    std::vector<at::Tensor> pieces;
-    for (const Run& run : runs) pieces.push_back(variance(run.posterior, x2.narrow(0, run.start, run.count)));
-    v = pieces.size() == 1 ? pieces.front() : at::cat(pieces, 0);
+    std::vector<at::Tensor> vs, sums;
+    for (const Run& run : runs) {
+      const OutputVariance piece = variance(run.posterior, x.narrow(0, run.start, run.count));
+      vs.push_back(piece.v);
+      sums.push_back(piece.sum_sq);
+    }
+    v = vs.size() == 1 ? vs.front() : at::cat(vs, 0);
+    sum_sq = sums.size() == 1 ? sums.front() : at::cat(sums, 0);
   } else {
     v = at::zeros({batch, time, out}, mean.options());
+    sum_sq = at::zeros({batch, time, 1}, mean.options());
     for (int64_t g = 0; g < posteriors(); ++g) {
       const at::Tensor& rows = rows_of_posterior_[static_cast<std::size_t>(g)];
       if (rows.numel() == 0) continue;
       const at::Tensor rows_here = rows.to(x.device());
-      v.index_copy_(0, rows_here, variance(g, x2.index_select(0, rows_here)));
+      const OutputVariance piece = variance(g, x.index_select(0, rows_here));
+      v.index_copy_(0, rows_here, piece.v);
+      sum_sq.index_copy_(0, rows_here, piece.sum_sq);
     }
   }
   // v >= c^2 sum_i x_i^2 whenever every S^2 >= c^2; the bound also keeps sqrt's gradient finite where the low-rank
-  // expansion rounds to 0 (and 1e-30 where x = 0).
-  const at::Tensor bound = (form_.floor * form_.floor) * x2.sum(-1, /*keepdim=*/true) + 1e-30;
+  // expansion rounds to 0 or below (and 1e-30 where x = 0).
+  const at::Tensor bound = (form_.floor * form_.floor) * sum_sq + 1e-30;
   const at::Tensor eps = batch_noise(site, {batch, time, out}, mean.options());
-  return at::addcmul(mean, at::sqrt(at::maximum(v, bound)), eps).to(x.scalar_type());
+  return noisy_output(mean, v, bound, eps).to(x.scalar_type());
 }
 
 std::vector<at::Tensor> WeightLora::trainable_tensors() const {

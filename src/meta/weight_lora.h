@@ -2,8 +2,8 @@
 // adapter group k (posterior g = k / S, sample s = k % S, S samples per posterior) gets, per token with input row x,
 //   delta = x M_g^T + sqrt(v) * eps,   v_o = sum_i x_i^2 S_g,oi^2,   eps ~ N(0, 1) per token and output unit,
 // the local reparameterisation of ABMLL.md 2(b): the output a weight dW ~ N(M, S^2) (entry-wise) would give, with
-// noise drawn per token instead of per weight, without materialising dW. v comes from local_reparam_variance
-// (low-rank for `linear`, one transient S^2 per layer for `softplus`).
+// noise drawn per token instead of per weight, without materialising dW. v comes from output_variance
+// (weight_gaussian.h); the pieces keep only their inputs, v and the noise for backward (reparam_ops.h).
 //
 // Noise, one stream per task: posterior g (the meta-batch's task g) has its own 64-bit seed seed_g, which
 // WeightGaussian::sample draws from that task's generator (task_noise.h). Each forward (counted by

@@ -1,0 +1,93 @@
+// Memory-lean autograd functions of the local reparameterisation (see reparam_ops.h).
+#include "meta/reparam_ops.h"
+
+#include <ATen/TensorOperators.h>
+#include <ATen/ops/bmm.h>
+#include <ATen/ops/matmul.h>
+#include <ATen/ops/maximum.h>
+#include <ATen/ops/sqrt.h>
+#include <ATen/ops/square.h>
+#include <ATen/ops/where.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+namespace abmll::meta {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+struct SquaredMatmul : public torch::autograd::Function<SquaredMatmul> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& m) {
+    ctx->save_for_backward({x, m});
+    return at::matmul(at::square(x.to(m.scalar_type())), m);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &x = saved[0], &m = saved[1];
+    const at::Tensor& g = grad_outputs[0];  // [N, K]
+    const at::Tensor xc = x.to(m.scalar_type());
+    at::Tensor g_x, g_m;
+    if (ctx->needs_input_grad(0)) g_x = (2 * xc * at::matmul(g, m.t())).to(x.scalar_type());
+    if (ctx->needs_input_grad(1)) g_m = at::matmul(at::square(xc).t(), g);
+    return {g_x, g_m};
+  }
+};
+
+struct LowRankProduct : public torch::autograd::Function<LowRankProduct> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& a, const at::Tensor& b,
+                            double s) {
+    ctx->save_for_backward({x, a, b});
+    ctx->saved_data["s"] = s;
+    return at::bmm(at::bmm(x.to(a.scalar_type()), a.transpose(1, 2)) * s, b.transpose(1, 2));
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &x = saved[0], &a = saved[1], &b = saved[2];
+    const double s = ctx->saved_data["s"].toDouble();
+    const at::Tensor& g = grad_outputs[0];  // [B, T, O]
+    const at::Tensor xc = x.to(a.scalar_type());
+    const at::Tensor g_h = at::bmm(g, b) * s;  // [B, T, R]: the gradient at h = x a^T
+    at::Tensor g_x, g_a, g_b;
+    if (ctx->needs_input_grad(0)) g_x = at::bmm(g_h, a).to(x.scalar_type());
+    if (ctx->needs_input_grad(1)) g_a = at::bmm(g_h.transpose(1, 2), xc);
+    if (ctx->needs_input_grad(2)) g_b = at::bmm(g.transpose(1, 2), at::bmm(xc, a.transpose(1, 2)) * s);
+    return {g_x, g_a, g_b, at::Tensor()};
+  }
+};
+
+struct NoisyOutput : public torch::autograd::Function<NoisyOutput> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& mean, const at::Tensor& v,
+                            const at::Tensor& bound, const at::Tensor& noise) {
+    ctx->save_for_backward({v, bound, noise});
+    return mean + at::sqrt(at::maximum(v, bound)) * noise;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &v = saved[0], &bound = saved[1], &noise = saved[2];
+    const at::Tensor& g = grad_outputs[0];
+    // d/d max(v, bound) of sqrt(.) * noise, then maximum's split: all to the larger, half each on a tie.
+    const at::Tensor g_max = g * noise * 0.5 / at::sqrt(at::maximum(v, bound));
+    const at::Tensor to_v = at::where(v > bound, 1.0, at::where(v == bound, 0.5, 0.0)).to(g_max.scalar_type());
+    const at::Tensor g_v = g_max * to_v;
+    const at::Tensor g_bound = (g_max - g_v).sum(-1, /*keepdim=*/true);
+    return {g, g_v, g_bound, at::Tensor()};
+  }
+};
+
+}  // namespace
+
+at::Tensor squared_matmul(const at::Tensor& x, const at::Tensor& m) { return SquaredMatmul::apply(x, m); }
+
+at::Tensor low_rank_product(const at::Tensor& x, const at::Tensor& a, const at::Tensor& b, double s) {
+  return LowRankProduct::apply(x, a, b, s);
+}
+
+at::Tensor noisy_output(const at::Tensor& mean, const at::Tensor& v, const at::Tensor& bound,
+                        const at::Tensor& noise) {
+  return NoisyOutput::apply(mean, v, bound, noise);
+}
+
+}  // namespace abmll::meta

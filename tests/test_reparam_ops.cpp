@@ -1,0 +1,101 @@
+// The local reparameterisation's memory-lean autograd functions (meta/reparam_ops.h) against the chains of ATen ops
+// they replace: values, gradients and second derivatives in float64, and the input dtype kept.
+#include <catch2/catch.hpp>
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/autograd.h>
+
+#include <vector>
+
+#include "meta/reparam_ops.h"
+
+namespace {
+
+using abmll::meta::low_rank_product;
+using abmll::meta::noisy_output;
+using abmll::meta::squared_matmul;
+
+double max_abs_diff(const at::Tensor& a, const at::Tensor& b) { return (a - b).abs().max().item<double>(); }
+
+at::Tensor leaf(at::IntArrayRef shape, double scale = 1.0) {
+  return (at::randn(shape, at::kDouble) * scale).requires_grad_(true);
+}
+
+// First and second derivatives of `f(inputs)` . w (w fixed random weights): the gradient g, then the gradient of
+// g . u (u random) to every input. Equal derivatives of two implementations give equal results here.
+std::vector<at::Tensor> derivatives(const at::Tensor& out, const at::Tensor& w, const std::vector<at::Tensor>& inputs,
+                                    const std::vector<at::Tensor>& u) {
+  const auto g = torch::autograd::grad({(out * w).sum()}, inputs, {}, /*retain_graph=*/true, /*create_graph=*/true);
+  at::Tensor dot = at::zeros({}, at::kDouble);
+  for (std::size_t i = 0; i < g.size(); ++i) dot = dot + (g[i] * u[i]).sum();
+  auto h = torch::autograd::grad({dot}, inputs, {}, /*retain_graph=*/false, /*create_graph=*/false,
+                                 /*allow_unused=*/true);
+  std::vector<at::Tensor> all(g.begin(), g.end());
+  for (auto& t : h) all.push_back(t.defined() ? t : at::zeros({}, at::kDouble));
+  for (auto& t : all) t = t.detach();
+  return all;
+}
+
+std::vector<at::Tensor> like(const std::vector<at::Tensor>& inputs) {
+  std::vector<at::Tensor> out;
+  for (const auto& t : inputs) out.push_back(at::randn_like(t));
+  return out;
+}
+
+void check_same(const std::vector<at::Tensor>& a, const std::vector<at::Tensor>& b) {
+  REQUIRE(a.size() == b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    INFO("derivative " << i);
+    CHECK(max_abs_diff(a[i], b[i]) < 1e-10);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("squared_matmul equals square then matmul, to second derivatives", "[meta]") {
+  at::manual_seed(1);
+  const at::Tensor x = leaf({7, 5}), m = leaf({5, 3});
+  const at::Tensor w = at::randn({7, 3}, at::kDouble);
+  const auto u = like({x, m});
+  const at::Tensor fast = squared_matmul(x, m), plain = at::matmul(at::square(x), m);
+  CHECK(max_abs_diff(fast, plain) < 1e-12);
+  check_same(derivatives(squared_matmul(x, m), w, {x, m}, u), derivatives(at::matmul(at::square(x), m), w, {x, m}, u));
+
+  // A lower-precision input is squared in m's dtype and gets its gradient in its own dtype.
+  const at::Tensor xf = at::randn({4, 5}, at::kFloat).requires_grad_(true);
+  const at::Tensor y = squared_matmul(xf, m.detach());
+  CHECK(y.scalar_type() == at::kDouble);
+  CHECK(max_abs_diff(y, at::matmul(at::square(xf.detach().to(at::kDouble)), m.detach())) < 1e-12);
+  const auto g = torch::autograd::grad({y.sum()}, {xf});
+  CHECK(g[0].scalar_type() == at::kFloat);
+}
+
+TEST_CASE("low_rank_product equals the two batched matmuls, to second derivatives", "[meta]") {
+  at::manual_seed(2);
+  const at::Tensor x = leaf({3, 4, 6}), a = leaf({3, 2, 6}), b = leaf({3, 5, 2});
+  const at::Tensor w = at::randn({3, 4, 5}, at::kDouble);
+  const auto u = like({x, a, b});
+  auto plain = [&] { return at::bmm(at::bmm(x, a.transpose(1, 2)) * 0.7, b.transpose(1, 2)); };
+  CHECK(max_abs_diff(low_rank_product(x, a, b, 0.7), plain()) < 1e-12);
+  check_same(derivatives(low_rank_product(x, a, b, 0.7), w, {x, a, b}, u), derivatives(plain(), w, {x, a, b}, u));
+}
+
+TEST_CASE("noisy_output equals mean + sqrt(max(v, bound)) * noise, to second derivatives", "[meta]") {
+  at::manual_seed(3);
+  // v below the bound in some entries, above in others.
+  const at::Tensor mean = leaf({2, 3, 4}), v = leaf({2, 3, 4}, 0.5), bound = (at::rand({2, 3, 1}, at::kDouble) * 0.3 +
+                                                                               0.05).requires_grad_(true);
+  const at::Tensor noise = at::randn({2, 3, 4}, at::kDouble);
+  {
+    at::NoGradGuard no_grad;
+    v.abs_();
+  }
+  REQUIRE((v < bound).any().item<bool>());
+  REQUIRE((v > bound).any().item<bool>());
+  const at::Tensor w = at::randn({2, 3, 4}, at::kDouble);
+  const auto u = like({mean, v, bound});
+  auto plain = [&] { return mean + at::sqrt(at::maximum(v, bound)) * noise; };
+  CHECK(max_abs_diff(noisy_output(mean, v, bound, noise), plain()) < 1e-12);
+  check_same(derivatives(noisy_output(mean, v, bound, noise), w, {mean, v, bound}, u),
+             derivatives(plain(), w, {mean, v, bound}, u));
+}
