@@ -8,10 +8,11 @@
 #include <vector>
 
 #include "meta/reparam_ops.h"
+#include "model/low_rank_product.h"
 
 namespace {
 
-using abmll::meta::low_rank_product;
+using abmll::model::low_rank_product;
 using abmll::meta::noisy_output;
 using abmll::meta::squared_matmul;
 

@@ -17,6 +17,7 @@
 #include <algorithm>
 
 #include "meta/reparam_ops.h"
+#include "model/low_rank_product.h"
 #include "model/weight_names.h"
 #include "util/error.h"
 
@@ -153,7 +154,7 @@ at::Tensor WeightLora::delta(const at::Tensor& x, const model::LinearSite& site)
   // Mean: each sequence's own factors, one batched matmul (as BatchedLora, for the same reasons).
   const at::Tensor index = posterior.to(x.device());
   const at::Tensor a = f.a_mu.index_select(0, index), b = f.b_mu.index_select(0, index);  // [B, R, I], [B, O, R]
-  const at::Tensor mean = low_rank_product(x, a, b, s);                                    // [B, T, O]
+  const at::Tensor mean = model::low_rank_product(x, a, b, s);                                    // [B, T, O]
 
   // Variance and sum of squares [B, T, 1]: per posterior over its sequences' tokens, so that the low-rank pieces
   // are built once per posterior rather than once per sequence. On views of the batch where posteriors hold

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "model/low_rank_product.h"
 #include "util/error.h"
 
 namespace abmll::model {
@@ -163,25 +164,28 @@ at::Tensor BatchedLora::delta(const at::Tensor& x, const LinearSite& site) const
     throw Error(fmt::format("BatchedLora: {}: input [{}] does not match A [{}]", site_name(site),
                             fmt::join(x.sizes(), ", "), fmt::join(f->a.sizes(), ", ")));
   const double s = settings_.scale();
-  // PEFT's order: cast to the adapter's dtype, then dropout.
-  const at::Tensor xa = dropout(x.to(f->a.scalar_type()), site);  // [B, T, in]
+  if (groups_ > 1 && (!group_of_sequence_.defined() || group_of_sequence_.size(0) != batch))
+    throw Error(fmt::format("BatchedLora: {} groups but group_of_sequence is {} for a batch of {}", groups_,
+                            group_of_sequence_.defined() ? std::to_string(group_of_sequence_.size(0)) : "unset",
+                            batch));
+  // Each sequence's own factors, then one batched matmul over sequences. Gathering the factors copies
+  // B r (in + out) numbers, far fewer than the activations (B T in); the alternative, gathering each group's
+  // sequences, multiplying per group and scattering back, copies the activations twice and runs G small GEMMs.
+  // Measured on CPU (2 threads; B x T = 8x256, 16x128, 4x512, 16x64; r 8..16; in/out 768..2048; G 4..16): bmm
+  // was faster in every case, 5x or more in forward and 1.2-4x in forward + backward.
+  const at::Tensor g = groups_ > 1 ? group_of_sequence_.to(x.device()) : at::Tensor();
+  const at::Tensor a = groups_ > 1 ? f->a.index_select(0, g) : f->a;  // [B, r, in] or [1, r, in]
+  const at::Tensor b = groups_ > 1 ? f->b.index_select(0, g) : f->b;  // [B, out, r] or [1, out, r]
   at::Tensor out;
-  if (groups_ == 1) {
-    out = at::matmul(at::matmul(xa, f->a[0].t()) * s, f->b[0].t());  // [B, T, r] -> [B, T, out]
+  if (!training_ || settings_.dropout == 0) {
+    // x is kept as it is for backward (the frozen projection keeps it too), not as a float32 copy.
+    const at::Tensor rows = groups_ > 1 ? x : x.reshape({1, -1, x.size(2)});  // one group: all rows at once
+    out = model::low_rank_product(rows, a, b, s).view({batch, x.size(1), -1});
   } else {
-    if (!group_of_sequence_.defined() || group_of_sequence_.size(0) != batch)
-      throw Error(fmt::format("BatchedLora: {} groups but group_of_sequence is {} for a batch of {}", groups_,
-                              group_of_sequence_.defined() ? std::to_string(group_of_sequence_.size(0)) : "unset",
-                              batch));
-    // Each sequence's own factors, then one batched matmul over sequences. Gathering the factors copies
-    // B r (in + out) numbers, far fewer than the activations (B T in); the alternative, gathering each group's
-    // sequences, multiplying per group and scattering back, copies the activations twice and runs G small GEMMs.
-    // Measured on CPU (2 threads; B x T = 8x256, 16x128, 4x512, 16x64; r 8..16; in/out 768..2048; G 4..16): bmm
-    // was faster in every case, 5x or more in forward and 1.2-4x in forward + backward.
-    const at::Tensor g = group_of_sequence_.to(x.device());
-    const at::Tensor a = f->a.index_select(0, g);  // [B, r, in]
-    const at::Tensor b = f->b.index_select(0, g);  // [B, out, r]
-    out = at::bmm(at::bmm(xa, a.transpose(1, 2)) * s, b.transpose(1, 2));  // [B, T, r] -> [B, T, out]
+    // PEFT's order: cast to the adapter's dtype, then dropout.
+    const at::Tensor xa = dropout(x.to(f->a.scalar_type()), site);  // [B, T, in]
+    out = groups_ > 1 ? at::bmm(at::bmm(xa, a.transpose(1, 2)) * s, b.transpose(1, 2))  // [B, T, out]
+                      : at::matmul(at::matmul(xa, a[0].t()) * s, b[0].t());
   }
   return out.to(x.scalar_type());
 }

@@ -1,0 +1,18 @@
+// A LoRA update as one autograd function that keeps its input as given: s (x a_b^T) b_b^T per sequence b, in the
+// factors' dtype. Written as ATen ops, x.to(float32) (for bfloat16 activations) and the [B, T, R] product would stay
+// alive until backward at every adapted site; here backward recomputes them from x, a and b (2 N R I multiply-adds,
+// a fraction of a percent of the frozen projection's). The backward is itself differentiable (second-order
+// meta-gradients).
+//
+// Dimension letters: B sequences, T time, I / O in / out features, R rank.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+namespace abmll::model {
+
+// x [B, T, I] (any floating dtype), a [B, R, I], b [B, O, R] -> [B, T, O] in a's dtype. A batch of 1 in a and b
+// applies to every sequence when x is [1, B T, I] (callers reshape).
+at::Tensor low_rank_product(const at::Tensor& x, const at::Tensor& a, const at::Tensor& b, double s);
+
+}  // namespace abmll::model
