@@ -129,6 +129,8 @@ def main():
                  "inner.samples=1", "run.log_every=1", "run.checkpoint_every=0", *args.set]
     case = (f"meta-step {args.shape} random weights, {TASKS} tasks x ({SHOTS}+{SHOTS}) x {args.seq} tokens, "
             f"K={args.inner_steps}")
+    if args.set:
+        case += " [" + ", ".join(args.set) + "]"
     scored = 2 * TASKS * SHOTS  # one answer token (" yes" / " no") per support and per query sequence
     flops = flops_per_step(args.shape, scored, args.seq, args.inner_steps)
     tag = f"{args.shape}-{args.device.replace(':', '')}"
