@@ -1,7 +1,10 @@
 // The fused weight-space KL and its entry gradients (see weight_kl.h). One thread per entry (o, i): threads of a
 // block run along i (coalesced reads of the A factors; the B row is the same for the whole block), blocks along
-// (i tiles, rows). Entry quantities are recomputed from the factors (4 R multiply-adds per entry and Gaussian).
+// (i tiles, rows). Entry quantities are recomputed from the factors (4 R multiply-adds per entry and Gaussian); the
+// entry's arithmetic is src/meta/weight_kl_entry.h, shared with (and tested through) the CPU loop.
 #include "weight_kl.h"
+
+#include "meta/weight_kl_entry.h"
 
 #include <cuda_runtime.h>
 
@@ -24,11 +27,12 @@ void check_shape(const WeightKlShape& shape) {
   if (shape.out > 65535) throw std::runtime_error("[weight_kl] more than 65535 output rows per launch");
 }
 
-struct EntryGaussian {
-  float m, z, s, v;
+// Entry (o, i)'s mean M and scale pre-activation Z, from the factors (R multiply-adds each).
+struct EntryInputs {
+  float m, z;
 };
 
-__device__ inline EntryGaussian entry_of(const WeightKlFactors& f, const WeightKlShape& shape, int64_t o, int64_t i) {
+__device__ inline EntryInputs entry_inputs(const WeightKlFactors& f, const WeightKlShape& shape, int64_t o, int64_t i) {
   float m = 0, z = 0;
   const float* bm = f.b_mu + o * shape.rank;
   const float* bs = f.b_sigma + o * shape.rank;
@@ -36,26 +40,7 @@ __device__ inline EntryGaussian entry_of(const WeightKlFactors& f, const WeightK
     m = fmaf(bm[r], f.a_mu[r * shape.in + i], m);
     z = fmaf(bs[r], f.a_sigma[r * shape.in + i], z);
   }
-  EntryGaussian e;
-  e.m = shape.scaling * m;
-  e.z = shape.scaling * z;
-  // softplus as ATen computes it (threshold 20).
-  e.s = (shape.softplus ? (e.z > 20.f ? e.z : log1pf(expf(e.z))) : e.z) + shape.floor;
-  e.v = fmaxf(e.s * e.s, shape.floor * shape.floor);
-  return e;
-}
-
-// u = Vq / Vp - 1 without cancellation where neither scale is floored.
-__device__ inline float ratio_minus_one(const EntryGaussian& q, const EntryGaussian& p, float c2) {
-  const bool unfloored = q.s * q.s > c2 && p.s * p.s > c2;
-  return (unfloored ? (q.s - p.s) * (q.s + p.s) : q.v - p.v) / p.v;
-}
-
-// 1/2 (u - log1p(u)): its series where |u| < 1e-2 (as src/meta/gaussian.cpp's kl_scale_term).
-__device__ inline float scale_term(float u) {
-  if (fabsf(u) < 1e-2f)
-    return 0.5f * u * u * (0.5f + u * (-1.f / 3 + u * (0.25f + u * (-0.2f + u * (1.f / 6 - u / 7)))));
-  return 0.5f * (u - log1pf(u));
+  return {shape.scaling * m, shape.scaling * z};
 }
 
 __global__ void forward_kernel(WeightKlFactors q, WeightKlFactors p, WeightKlShape shape, double* partial_kl,
@@ -64,14 +49,13 @@ __global__ void forward_kernel(WeightKlFactors q, WeightKlFactors p, WeightKlSha
   __shared__ long long hits[kThreads];
   const int64_t o = blockIdx.y;
   const int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
-  const float c2 = shape.floor * shape.floor;
   double kl = 0;
   long long hit = 0;
   if (i < shape.in) {
-    const EntryGaussian eq = entry_of(q, shape, o, i), ep = entry_of(p, shape, o, i);
-    const float d = eq.m - ep.m;
-    kl = static_cast<double>(scale_term(ratio_minus_one(eq, ep, c2))) + static_cast<double>(d * d / (2 * ep.v));
-    hit = (eq.s * eq.s < c2 ? 1 : 0) + (ep.s * ep.s < c2 ? 1 : 0);
+    const EntryInputs eq = entry_inputs(q, shape, o, i), ep = entry_inputs(p, shape, o, i);
+    int floored = 0;
+    kl = static_cast<double>(weight_kl::entry_kl(eq.m, eq.z, ep.m, ep.z, {shape.floor, shape.softplus}, &floored));
+    hit = floored;
   }
   sums[threadIdx.x] = kl;
   hits[threadIdx.x] = hit;
@@ -96,18 +80,13 @@ __global__ void entry_gradient_kernel(WeightKlFactors q, WeightKlFactors p, Weig
   const int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
   if (i >= shape.in) return;
   const int64_t o = row0 + row;
-  const float c2 = shape.floor * shape.floor, g = *grad;
-  const EntryGaussian eq = entry_of(q, shape, o, i), ep = entry_of(p, shape, o, i);
-  const float d = eq.m - ep.m;
-  const float u = ratio_minus_one(eq, ep, c2);
-  // dKL/dVq = u / (2 Vq), dKL/dVp = -(u + D^2 / Vp) / (2 Vp); dV/dZ = 2 S dS/dZ above the floor, 0 on it.
-  const float g_vq = g * 0.5f * u / eq.v;
-  const float g_vp = -g * 0.5f * (u + d * d / ep.v) / ep.v;
-  auto slope = [&](float z) { return shape.softplus ? 1.f / (1.f + expf(-z)) : 1.f; };
+  const EntryInputs eq = entry_inputs(q, shape, o, i), ep = entry_inputs(p, shape, o, i);
+  const weight_kl::EntryGradients e =
+      weight_kl::entry_gradients(eq.m, eq.z, ep.m, ep.z, *grad, {shape.floor, shape.softplus});
   const int64_t at = row * shape.in + i;
-  g_mq[at] = g * d / ep.v;
-  g_zq[at] = eq.s * eq.s > c2 ? g_vq * 2 * eq.s * slope(eq.z) : 0.f;
-  g_zp[at] = ep.s * ep.s > c2 ? g_vp * 2 * ep.s * slope(ep.z) : 0.f;
+  g_mq[at] = e.mq;
+  g_zq[at] = e.zq;
+  g_zp[at] = e.zp;
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include "meta/gaussian.h"
 #include "meta/reparam_ops.h"
+#include "meta/weight_kl_cpu.h"
 #include "meta/weight_kl_cuda.h"
 
 #include <ATen/core/grad_mode.h>
@@ -72,21 +73,25 @@ at::Tensor kl_of_tile(const Tile& q, const Tile& p, double c2) {
   return (kl_scale_term(variance_ratio_minus_one(q, p, c2)) + at::square(q.m - p.m) / (2 * p.v)).sum();
 }
 
+// Which implementation TiledWeightKl runs (an int in the node's saved data).
+constexpr int64_t kAten = 0, kCudaKernels = 1, kCpuLoop = 2;
+
 // Inputs are the 8 factors (q then p, each b_mu, a_mu, b_sigma, a_sigma), already in the compute type.
 struct TiledWeightKl : public torch::autograd::Function<TiledWeightKl> {
   static at::Tensor forward(AutogradContext* ctx, at::Tensor qb_mu, at::Tensor qa_mu, at::Tensor qb_sig,
                             at::Tensor qa_sig, at::Tensor pb_mu, at::Tensor pa_mu, at::Tensor pb_sig,
                             at::Tensor pa_sig, double scaling, double floor, int64_t kind, int64_t tile_rows,
-                            int64_t* floor_hits, bool fused) {
+                            int64_t* floor_hits, int64_t loop) {
     const WeightScaleForm form{static_cast<WeightScale>(kind), scaling, floor};
     ctx->save_for_backward({qb_mu, qa_mu, qb_sig, qa_sig, pb_mu, pa_mu, pb_sig, pa_sig});
     ctx->saved_data["scaling"] = scaling;
     ctx->saved_data["floor"] = floor;
     ctx->saved_data["kind"] = kind;
     ctx->saved_data["tile_rows"] = tile_rows;
-    ctx->saved_data["fused"] = fused;
-    if (fused) return weight_kl_cuda_forward({qb_mu, qa_mu, qb_sig, qa_sig}, {pb_mu, pa_mu, pb_sig, pa_sig}, form,
-                                             floor_hits);
+    ctx->saved_data["loop"] = loop;
+    const WeightGaussianFactors q{qb_mu, qa_mu, qb_sig, qa_sig}, p{pb_mu, pa_mu, pb_sig, pa_sig};
+    if (loop == kCudaKernels) return weight_kl_cuda_forward(q, p, form, floor_hits);
+    if (loop == kCpuLoop) return weight_kl_cpu_forward(q, p, form, tile_rows, floor_hits);
     const int64_t rows = qb_mu.size(0);
     at::Tensor total = at::zeros({}, qb_mu.options());
     int64_t hits = 0;
@@ -113,45 +118,31 @@ struct TiledWeightKl : public torch::autograd::Function<TiledWeightKl> {
     const int64_t tile_rows = ctx->saved_data["tile_rows"].toInt();
     const at::Tensor& g = grad_outputs[0];
     const double s = form.scaling, c2 = form.floor * form.floor;
-    // The fused backward is not differentiable: a backward that builds a graph (second order) takes ATen's.
-    if (ctx->saved_data["fused"].toBool() && !at::GradMode::is_enabled()) {
-      const auto grads =
-          weight_kl_cuda_backward({qb_mu, qa_mu, qb_sig, qa_sig}, {pb_mu, pa_mu, pb_sig, pa_sig}, form, g);
+    // The fused backwards are not differentiable: a backward that builds a graph (second order) takes ATen's.
+    const int64_t loop = ctx->saved_data["loop"].toInt();
+    if (loop != kAten && !at::GradMode::is_enabled()) {
+      const WeightGaussianFactors q{qb_mu, qa_mu, qb_sig, qa_sig}, p{pb_mu, pa_mu, pb_sig, pa_sig};
+      const auto grads = loop == kCudaKernels ? weight_kl_cuda_backward(q, p, form, g)
+                                              : weight_kl_cpu_backward(q, p, form, tile_rows, g);
       return {grads[0], grads[1], grads[2], grads[3], grads[4], grads[5], grads[6], grads[7],
               at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
     }
-
-    std::vector<at::Tensor> rows_b(4);  // gradients of the B factors, assembled from row tiles
-    std::vector<std::vector<at::Tensor>> b_tiles(4);
-    at::Tensor g_qa_mu = at::zeros_like(qa_mu), g_qa_sig = at::zeros_like(qa_sig);
-    at::Tensor g_pa_mu = at::zeros_like(pa_mu), g_pa_sig = at::zeros_like(pa_sig);
-    const int64_t rows = qb_mu.size(0);
-    for (int64_t r0 = 0; r0 < rows; r0 += tile_rows) {
-      const int64_t r1 = std::min(rows, r0 + tile_rows);
-      const Tile q = tile_of(qb_mu, qa_mu, qb_sig, qa_sig, r0, r1, form);
-      const Tile p = tile_of(pb_mu, pa_mu, pb_sig, pa_sig, r0, r1, form);
-      const at::Tensor d = q.m - p.m;
-      const at::Tensor u = variance_ratio_minus_one(q, p, c2);
-      // KL = 1/2 (u - log1p(u)) + D^2 / (2 Vp), u = Vq / Vp - 1, V = max(S^2, c^2):
-      // dKL/dVq = u / (2 Vq), dKL/dVp = -(u + D^2 / Vp) / (2 Vp), both free of cancellation.
-      const at::Tensor g_mq = g * d / p.v;
-      const at::Tensor g_vq = g * 0.5 * u / q.v;
-      const at::Tensor g_vp = g * -0.5 * (u + at::square(d) / p.v) / p.v;
-      // dV/dZ = 2 S dS/dZ where S^2 is above the floor, 0 where the floor holds.
-      const at::Tensor g_zq = g_vq * 2 * q.s * scale_slope(q.z, form.kind) * (at::square(q.s) > c2);
-      const at::Tensor g_zp = g_vp * 2 * p.s * scale_slope(p.z, form.kind) * (at::square(p.s) > c2);
-      // M = s B A: dB_rows = s dM A^T, dA += s B_rows^T dM (same for Z with the sigma factors).
-      b_tiles[0].push_back(s * at::matmul(g_mq, qa_mu.t()));
-      b_tiles[1].push_back(s * at::matmul(g_zq, qa_sig.t()));
-      b_tiles[2].push_back(s * at::matmul(-g_mq, pa_mu.t()));
-      b_tiles[3].push_back(s * at::matmul(g_zp, pa_sig.t()));
-      g_qa_mu = g_qa_mu + s * at::matmul(qb_mu.slice(0, r0, r1).t(), g_mq);
-      g_qa_sig = g_qa_sig + s * at::matmul(qb_sig.slice(0, r0, r1).t(), g_zq);
-      g_pa_mu = g_pa_mu + s * at::matmul(pb_mu.slice(0, r0, r1).t(), -g_mq);
-      g_pa_sig = g_pa_sig + s * at::matmul(pb_sig.slice(0, r0, r1).t(), g_zp);
-    }
-    for (int i = 0; i < 4; ++i) rows_b[i] = at::cat(b_tiles[i], 0);
-    return {rows_b[0], g_qa_mu, rows_b[1], g_qa_sig, rows_b[2], g_pa_mu, rows_b[3], g_pa_sig,
+    const auto grads = weight_kl_factor_gradients(
+        {qb_mu, qa_mu, qb_sig, qa_sig}, {pb_mu, pa_mu, pb_sig, pa_sig}, s, tile_rows,
+        [&](int64_t r0, int64_t r1) -> std::array<at::Tensor, 3> {
+          const Tile q = tile_of(qb_mu, qa_mu, qb_sig, qa_sig, r0, r1, form);
+          const Tile p = tile_of(pb_mu, pa_mu, pb_sig, pa_sig, r0, r1, form);
+          const at::Tensor d = q.m - p.m;
+          const at::Tensor u = variance_ratio_minus_one(q, p, c2);
+          // KL = 1/2 (u - log1p(u)) + D^2 / (2 Vp), u = Vq / Vp - 1, V = max(S^2, c^2):
+          // dKL/dVq = u / (2 Vq), dKL/dVp = -(u + D^2 / Vp) / (2 Vp), both free of cancellation.
+          const at::Tensor g_vq = g * 0.5 * u / q.v;
+          const at::Tensor g_vp = g * -0.5 * (u + at::square(d) / p.v) / p.v;
+          // dV/dZ = 2 S dS/dZ where S^2 is above the floor, 0 where the floor holds.
+          return {g * d / p.v, g_vq * 2 * q.s * scale_slope(q.z, form.kind) * (at::square(q.s) > c2),
+                  g_vp * 2 * p.s * scale_slope(p.z, form.kind) * (at::square(p.s) > c2)};
+        });
+    return {grads[0], grads[1], grads[2], grads[3], grads[4], grads[5], grads[6], grads[7],
             at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
@@ -247,15 +238,43 @@ at::Tensor dense_scale(const WeightGaussianFactors& f, const WeightScaleForm& fo
   return scale_of(form.scaling * at::matmul(f.b_sigma, f.a_sigma), form.kind, form.floor);
 }
 
+std::array<at::Tensor, 8> weight_kl_factor_gradients(const WeightGaussianFactors& q, const WeightGaussianFactors& p,
+                                                     double scaling, std::int64_t tile_rows,
+                                                     const WeightKlEntryGradients& entry_gradients) {
+  const double s = scaling;
+  std::vector<at::Tensor> b_tiles[4];  // gradients of the B factors, assembled from row tiles
+  at::Tensor ga_qm = at::zeros_like(q.a_mu), ga_qs = at::zeros_like(q.a_sigma);
+  at::Tensor ga_pm = at::zeros_like(p.a_mu), ga_ps = at::zeros_like(p.a_sigma);
+  const int64_t rows = q.b_mu.size(0);
+  for (int64_t r0 = 0; r0 < rows; r0 += tile_rows) {
+    const int64_t r1 = std::min(rows, r0 + tile_rows);
+    const auto [g_mq, g_zq, g_zp] = entry_gradients(r0, r1);
+    // M = s B A: dB_rows = s dM A^T, dA += s B_rows^T dM; the same for Z with the sigma factors. dMp = -dMq.
+    // (Out of place, so that a differentiable backward stays differentiable.)
+    b_tiles[0].push_back(s * at::matmul(g_mq, q.a_mu.t()));
+    b_tiles[1].push_back(s * at::matmul(g_zq, q.a_sigma.t()));
+    b_tiles[2].push_back(-s * at::matmul(g_mq, p.a_mu.t()));
+    b_tiles[3].push_back(s * at::matmul(g_zp, p.a_sigma.t()));
+    ga_qm = ga_qm + s * at::matmul(q.b_mu.slice(0, r0, r1).t(), g_mq);
+    ga_qs = ga_qs + s * at::matmul(q.b_sigma.slice(0, r0, r1).t(), g_zq);
+    ga_pm = ga_pm - s * at::matmul(p.b_mu.slice(0, r0, r1).t(), g_mq);
+    ga_ps = ga_ps + s * at::matmul(p.b_sigma.slice(0, r0, r1).t(), g_zp);
+  }
+  return {at::cat(b_tiles[0]), ga_qm, at::cat(b_tiles[1]), ga_qs, at::cat(b_tiles[2]), ga_pm, at::cat(b_tiles[3]),
+          ga_ps};
+}
+
 at::Tensor weight_space_kl(const WeightGaussianFactors& q, const WeightGaussianFactors& p, const WeightScaleForm& form,
                            std::int64_t tile_rows, std::int64_t* floor_hits, WeightKlBackend backend) {
   const at::ScalarType type = compute_type(q.b_mu);
   auto w = [type](const at::Tensor& t) { return t.to(type); };
   const WeightGaussianFactors qc{w(q.b_mu), w(q.a_mu), w(q.b_sigma), w(q.a_sigma)};
-  const bool fused = backend == WeightKlBackend::automatic && weight_kl_cuda_applies(qc);
+  int64_t loop = kAten;
+  if (backend == WeightKlBackend::automatic)
+    loop = weight_kl_cuda_applies(qc) ? kCudaKernels : weight_kl_cpu_applies(qc) ? kCpuLoop : kAten;
   return TiledWeightKl::apply(qc.b_mu, qc.a_mu, qc.b_sigma, qc.a_sigma, w(p.b_mu), w(p.a_mu), w(p.b_sigma),
                               w(p.a_sigma), form.scaling, form.floor, static_cast<int64_t>(form.kind),
-                              std::max<std::int64_t>(1, tile_rows), floor_hits, fused);
+                              std::max<std::int64_t>(1, tile_rows), floor_hits, loop);
 }
 
 at::Tensor weight_space_kl_dense(const WeightGaussianFactors& q, const WeightGaussianFactors& p,

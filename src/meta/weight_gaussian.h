@@ -10,7 +10,9 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <array>
 #include <cstdint>
+#include <functional>
 
 #include "config/experiment_config.h"
 
@@ -28,8 +30,8 @@ struct WeightScaleForm {
 };
 
 // Which implementation weight_space_kl runs: `automatic` takes the fused CUDA kernels (weight_kl_cuda.h) for float32
-// CUDA factors when they are built in (and ATen for a differentiable backward); `aten` always the tiled ATen code,
-// the kernels' reference.
+// CUDA factors when they are built in and the fused CPU loop (weight_kl_cpu.h) for float32 CPU factors (and ATen
+// for a differentiable backward); `aten` always the tiled ATen code, the reference of both.
 enum class WeightKlBackend { automatic, aten };
 
 // KL(q || p) summed over the O x I entries, with exact gradients to all eight factors of q and p. Computed in
@@ -40,6 +42,15 @@ enum class WeightKlBackend { automatic, aten };
 at::Tensor weight_space_kl(const WeightGaussianFactors& q, const WeightGaussianFactors& p, const WeightScaleForm& form,
                            std::int64_t tile_rows = 256, std::int64_t* floor_hits = nullptr,
                            WeightKlBackend backend = WeightKlBackend::automatic);
+
+// Gradients of the KL with respect to q's and p's factors (b_mu, a_mu, b_sigma, a_sigma of q, then of p) from its
+// gradients at the entries: `entry_gradients(r0, r1)` returns dKL/dMq, dKL/dZq and dKL/dZp of rows [r0, r1)
+// ([r1 - r0, I] each; dKL/dMp = -dKL/dMq), called once per tile of `tile_rows` rows; M = s B A turns them into
+// factor gradients by GEMMs. Differentiable when the entry gradients are. Shared by every implementation's backward.
+using WeightKlEntryGradients = std::function<std::array<at::Tensor, 3>(std::int64_t r0, std::int64_t r1)>;
+std::array<at::Tensor, 8> weight_kl_factor_gradients(const WeightGaussianFactors& q, const WeightGaussianFactors& p,
+                                                     double scaling, std::int64_t tile_rows,
+                                                     const WeightKlEntryGradients& entry_gradients);
 
 // The same KL from the dense O x I tensors through autograd: the reference for tests, and fine for small layers.
 at::Tensor weight_space_kl_dense(const WeightGaussianFactors& q, const WeightGaussianFactors& p,

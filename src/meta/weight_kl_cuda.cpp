@@ -98,34 +98,20 @@ std::array<at::Tensor, 8> weight_kl_cuda_backward(const WeightGaussianFactors& q
   const WeightGaussianFactors q = contiguous(q_in), p = contiguous(p_in);
   const cuda::WeightKlShape shape = shape_of(q, form);
   const at::Tensor g = grad.to(q.b_mu.options()).reshape({1}).contiguous();
-  const double s = form.scaling;
   const int64_t rows_per_tile = std::max<int64_t>(1, kTileEntries / shape.in);
-  std::vector<at::Tensor> b_tiles[4];
-  at::Tensor ga_qm = at::zeros_like(q.a_mu), ga_qs = at::zeros_like(q.a_sigma);
-  at::Tensor ga_pm = at::zeros_like(p.a_mu), ga_ps = at::zeros_like(p.a_sigma);
   const auto stream = c10::cuda::getCurrentCUDAStream().stream();
-  for (int64_t r0 = 0; r0 < shape.out; r0 += rows_per_tile) {
-    const int64_t rows = std::min(rows_per_tile, shape.out - r0);
-    at::Tensor g_mq = at::empty({rows, shape.in}, q.b_mu.options());
-    at::Tensor g_zq = at::empty_like(g_mq), g_zp = at::empty_like(g_mq);
+  return weight_kl_factor_gradients(q, p, form.scaling, rows_per_tile, [&](int64_t r0, int64_t r1) {
+    std::array<at::Tensor, 3> out;
+    for (at::Tensor& t : out) t = at::empty({r1 - r0, shape.in}, q.b_mu.options());
     try {
-      cuda::weight_kl_entry_gradients(pointers(q), pointers(p), shape, r0, rows, g.data_ptr<float>(),
-                                      g_mq.data_ptr<float>(), g_zq.data_ptr<float>(), g_zp.data_ptr<float>(), stream);
+      cuda::weight_kl_entry_gradients(pointers(q), pointers(p), shape, r0, r1 - r0, g.data_ptr<float>(),
+                                      out[0].data_ptr<float>(), out[1].data_ptr<float>(), out[2].data_ptr<float>(),
+                                      stream);
     } catch (const std::runtime_error& e) {
       throw Error(e.what());
     }
-    // M = s B A: dB_rows = s dM A^T, dA += s B_rows^T dM; the same for Z with the sigma factors. dMp = -dMq.
-    b_tiles[0].push_back(s * at::matmul(g_mq, q.a_mu.t()));
-    b_tiles[1].push_back(s * at::matmul(g_zq, q.a_sigma.t()));
-    b_tiles[2].push_back(-s * at::matmul(g_mq, p.a_mu.t()));
-    b_tiles[3].push_back(s * at::matmul(g_zp, p.a_sigma.t()));
-    ga_qm += s * at::matmul(q.b_mu.slice(0, r0, r0 + rows).t(), g_mq);
-    ga_qs += s * at::matmul(q.b_sigma.slice(0, r0, r0 + rows).t(), g_zq);
-    ga_pm -= s * at::matmul(p.b_mu.slice(0, r0, r0 + rows).t(), g_mq);
-    ga_ps += s * at::matmul(p.b_sigma.slice(0, r0, r0 + rows).t(), g_zp);
-  }
-  return {at::cat(b_tiles[0]), ga_qm, at::cat(b_tiles[1]), ga_qs, at::cat(b_tiles[2]), ga_pm, at::cat(b_tiles[3]),
-          ga_ps};
+    return out;
+  });
 }
 
 #else  // built without cuda/: the ATen implementation is used everywhere

@@ -1,6 +1,7 @@
-// The fused CUDA weight-space KL (cuda/weight_kl.cu) against its reference, the tiled ATen implementation, on odd
-// sizes, both scale forms, with and without entries at the scale floor: value, floor hits and the gradients of all
-// eight factors. Runs on a machine with a GPU; elsewhere it is reported as skipped.
+// The fused weight-space KLs, the CPU loop (meta/weight_kl_cpu.h) and the CUDA kernels (cuda/weight_kl.cu), against
+// their reference, the tiled ATen implementation, on odd sizes, both scale forms, with and without entries at the
+// scale floor: value, floor hits and the gradients of all eight factors. The CUDA case runs on a machine with a GPU;
+// elsewhere it is reported as skipped.
 #include <catch2/catch.hpp>
 
 #include <ATen/ATen.h>
@@ -8,6 +9,7 @@
 #include <torch/csrc/autograd/autograd.h>
 
 #include "meta/weight_gaussian.h"
+#include "meta/weight_kl_cpu.h"
 #include "meta/weight_kl_cuda.h"
 
 using namespace abmll::meta;
@@ -17,14 +19,9 @@ namespace {
 
 bool have_gpu() { return weight_kl_cuda_built() && at::hasCUDA(); }
 
-}  // namespace
-
-TEST_CASE("weight KL: the fused CUDA kernels equal the ATen reference", "[meta][weight][cuda]") {
-  if (!have_gpu()) {
-    WARN("skipped: " << (weight_kl_cuda_built() ? "no CUDA device" : "abmll built without CUDA"));
-    return;
-  }
-  const auto gpu = at::TensorOptions().dtype(at::kFloat).device(at::kCUDA);
+// The automatic implementation (the fused one for float32 on `device`) against ATen's.
+void check_fused_against_aten(const at::Device& device) {
+  const auto options = at::TensorOptions().dtype(at::kFloat).device(device);
   at::manual_seed(17);
   struct Size {
     int64_t out, in, rank;
@@ -36,7 +33,7 @@ TEST_CASE("weight KL: the fused CUDA kernels equal the ATen reference", "[meta][
                   << (kind == WeightScale::linear ? "linear" : "softplus") << ", floor " << floor);
         auto factors = [&](double sigma_scale) {
           auto make = [&](std::vector<int64_t> shape, double scale) {
-            return (at::randn(shape, gpu) * scale).requires_grad_(true);
+            return (at::randn(shape, options) * scale).requires_grad_(true);
           };
           return WeightGaussianFactors{make({size.out, size.rank}, 0.5), make({size.rank, size.in}, 0.5),
                                        make({size.out, size.rank}, sigma_scale),
@@ -44,7 +41,7 @@ TEST_CASE("weight KL: the fused CUDA kernels equal the ATen reference", "[meta][
         };
         const WeightGaussianFactors q = factors(0.6), p = factors(0.6);
         const WeightScaleForm form{kind, 1.3, floor};
-        REQUIRE(weight_kl_cuda_applies(q));
+        REQUIRE((device.is_cuda() ? weight_kl_cuda_applies(q) : weight_kl_cpu_applies(q)));
         std::int64_t hits_fused = -1, hits_aten = -1;
         const at::Tensor fused = weight_space_kl(q, p, form, 64, &hits_fused, WeightKlBackend::automatic);
         const at::Tensor aten = weight_space_kl(q, p, form, 64, &hits_aten, WeightKlBackend::aten);
@@ -63,4 +60,18 @@ TEST_CASE("weight KL: the fused CUDA kernels equal the ATen reference", "[meta][
       }
     }
   }
+}
+
+}  // namespace
+
+TEST_CASE("weight KL: the fused CPU loop equals the ATen reference", "[meta][weight]") {
+  check_fused_against_aten(at::kCPU);
+}
+
+TEST_CASE("weight KL: the fused CUDA kernels equal the ATen reference", "[meta][weight][cuda]") {
+  if (!have_gpu()) {
+    WARN("skipped: " << (weight_kl_cuda_built() ? "no CUDA device" : "abmll built without CUDA"));
+    return;
+  }
+  check_fused_against_aten(at::kCUDA);
 }

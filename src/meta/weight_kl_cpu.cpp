@@ -1,0 +1,99 @@
+// The fused CPU loop of the weight-space KL (see weight_kl_cpu.h).
+#include "meta/weight_kl_cpu.h"
+
+#include <ATen/Parallel.h>
+#include <ATen/TensorOperators.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/matmul.h>
+#include <ATen/ops/scalar_tensor.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "meta/weight_kl_entry.h"
+
+namespace abmll::meta {
+namespace {
+
+// Rows [r0, r1) of B A for the mean and the scale of one Gaussian, contiguous float32 [rows, I]: M and Z before the
+// scaling s, which the entry loop applies (one pass over the tile fewer per matrix).
+struct TileInputs {
+  at::Tensor m, z;
+};
+
+TileInputs tile_inputs(const WeightGaussianFactors& f, int64_t r0, int64_t r1) {
+  return {at::matmul(f.b_mu.slice(0, r0, r1), f.a_mu).contiguous(),
+          at::matmul(f.b_sigma.slice(0, r0, r1), f.a_sigma).contiguous()};
+}
+
+weight_kl::EntryForm entry_form(const WeightScaleForm& form) {
+  return {static_cast<float>(form.floor), form.kind == WeightScale::softplus};
+}
+
+}  // namespace
+
+bool weight_kl_cpu_applies(const WeightGaussianFactors& q) {
+  return q.b_mu.is_cpu() && q.b_mu.scalar_type() == at::kFloat;
+}
+
+at::Tensor weight_kl_cpu_forward(const WeightGaussianFactors& q, const WeightGaussianFactors& p,
+                                 const WeightScaleForm& form, std::int64_t tile_rows, std::int64_t* floor_hits) {
+  const int64_t rows = q.b_mu.size(0), in = q.a_mu.size(1);
+  const weight_kl::EntryForm ef = entry_form(form);
+  const float sc = static_cast<float>(form.scaling);
+  double total = 0;
+  int64_t hits = 0;
+  for (int64_t r0 = 0; r0 < rows; r0 += tile_rows) {
+    const int64_t r1 = std::min(rows, r0 + tile_rows);
+    const TileInputs tq = tile_inputs(q, r0, r1), tp = tile_inputs(p, r0, r1);
+    const float *mq = tq.m.const_data_ptr<float>(), *zq = tq.z.const_data_ptr<float>();
+    const float *mp = tp.m.const_data_ptr<float>(), *zp = tp.z.const_data_ptr<float>();
+    // One partial sum per row, added in row order: the same total for any number of threads.
+    std::vector<double> row_kl(static_cast<std::size_t>(r1 - r0));
+    std::vector<int64_t> row_hits(static_cast<std::size_t>(r1 - r0));
+    at::parallel_for(0, r1 - r0, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        double kl = 0;
+        int64_t h = 0;
+        for (int64_t i = r * in; i < (r + 1) * in; ++i) {
+          int floored = 0;
+          kl += weight_kl::entry_kl(sc * mq[i], sc * zq[i], sc * mp[i], sc * zp[i], ef, &floored);
+          h += floored;
+        }
+        row_kl[static_cast<std::size_t>(r)] = kl;
+        row_hits[static_cast<std::size_t>(r)] = h;
+      }
+    });
+    for (std::size_t r = 0; r < row_kl.size(); ++r) total += row_kl[r], hits += row_hits[r];
+  }
+  if (floor_hits) *floor_hits = hits;
+  return at::scalar_tensor(total, q.b_mu.options());
+}
+
+std::array<at::Tensor, 8> weight_kl_cpu_backward(const WeightGaussianFactors& q, const WeightGaussianFactors& p,
+                                                 const WeightScaleForm& form, std::int64_t tile_rows,
+                                                 const at::Tensor& grad) {
+  const int64_t in = q.a_mu.size(1);
+  const weight_kl::EntryForm ef = entry_form(form);
+  const float g = grad.item<float>(), sc = static_cast<float>(form.scaling);
+  return weight_kl_factor_gradients(q, p, form.scaling, tile_rows, [&](int64_t r0, int64_t r1) {
+    const TileInputs tq = tile_inputs(q, r0, r1), tp = tile_inputs(p, r0, r1);
+    const float *mq = tq.m.const_data_ptr<float>(), *zq = tq.z.const_data_ptr<float>();
+    const float *mp = tp.m.const_data_ptr<float>(), *zp = tp.z.const_data_ptr<float>();
+    std::array<at::Tensor, 3> out;
+    for (at::Tensor& t : out) t = at::empty({r1 - r0, in}, q.b_mu.options());
+    float *g_mq = out[0].data_ptr<float>(), *g_zq = out[1].data_ptr<float>(), *g_zp = out[2].data_ptr<float>();
+    at::parallel_for(0, (r1 - r0) * in, 4096, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const weight_kl::EntryGradients e =
+            weight_kl::entry_gradients(sc * mq[i], sc * zq[i], sc * mp[i], sc * zp[i], g, ef);
+        g_mq[i] = e.mq;
+        g_zq[i] = e.zq;
+        g_zp[i] = e.zp;
+      }
+    });
+    return out;
+  });
+}
+
+}  // namespace abmll::meta
