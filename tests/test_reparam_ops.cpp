@@ -96,7 +96,14 @@ TEST_CASE("noisy_output equals mean + sqrt(max(v, bound)) * noise, to second der
   const at::Tensor w = at::randn({2, 3, 4}, at::kDouble);
   const auto u = like({mean, v, bound});
   auto plain = [&] { return mean + at::sqrt(at::maximum(v, bound)) * noise; };
-  CHECK(max_abs_diff(noisy_output(mean, v, bound, noise), plain()) < 1e-12);
-  check_same(derivatives(noisy_output(mean, v, bound, noise), w, {mean, v, bound}, u),
+  int draws = 0;
+  auto draw = [&] {
+    ++draws;
+    return noise;
+  };
+  CHECK(max_abs_diff(noisy_output(mean, v, bound, draw), plain()) < 1e-12);
+  CHECK(draws == 1);
+  check_same(derivatives(noisy_output(mean, v, bound, draw), w, {mean, v, bound}, u),
              derivatives(plain(), w, {mean, v, bound}, u));
+  CHECK(draws == 3);  // the second output's forward and its backward (the noise is not kept)
 }

@@ -33,16 +33,24 @@ struct SquaredMatmul : public torch::autograd::Function<SquaredMatmul> {
   }
 };
 
+// The noise function, kept in the node's saved data.
+struct NoiseSource : torch::CustomClassHolder {
+  std::function<at::Tensor()> draw;
+};
+
 struct NoisyOutput : public torch::autograd::Function<NoisyOutput> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& mean, const at::Tensor& v,
-                            const at::Tensor& bound, const at::Tensor& noise) {
-    ctx->save_for_backward({v, bound, noise});
-    return mean + at::sqrt(at::maximum(v, bound)) * noise;
+                            const at::Tensor& bound, const c10::intrusive_ptr<NoiseSource>& noise) {
+    ctx->save_for_backward({v, bound});
+    ctx->saved_data["noise"] = c10::IValue::make_capsule(noise);
+    return mean + at::sqrt(at::maximum(v, bound)) * noise->draw();
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const auto saved = ctx->get_saved_variables();
-    const at::Tensor &v = saved[0], &bound = saved[1], &noise = saved[2];
+    const at::Tensor &v = saved[0], &bound = saved[1];
+    const auto source = c10::static_intrusive_pointer_cast<NoiseSource>(ctx->saved_data["noise"].toCapsule());
+    const at::Tensor noise = source->draw();
     const at::Tensor& g = grad_outputs[0];
     // d/d max(v, bound) of sqrt(.) * noise, then maximum's split: all to the larger, half each on a tie.
     const at::Tensor g_max = g * noise * 0.5 / at::sqrt(at::maximum(v, bound));
@@ -58,8 +66,10 @@ struct NoisyOutput : public torch::autograd::Function<NoisyOutput> {
 at::Tensor squared_matmul(const at::Tensor& x, const at::Tensor& m) { return SquaredMatmul::apply(x, m); }
 
 at::Tensor noisy_output(const at::Tensor& mean, const at::Tensor& v, const at::Tensor& bound,
-                        const at::Tensor& noise) {
-  return NoisyOutput::apply(mean, v, bound, noise);
+                        std::function<at::Tensor()> noise) {
+  auto source = c10::make_intrusive<NoiseSource>();
+  source->draw = std::move(noise);
+  return NoisyOutput::apply(mean, v, bound, source);
 }
 
 }  // namespace abmll::meta

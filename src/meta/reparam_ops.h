@@ -1,8 +1,8 @@
 // The local reparameterisation's pieces (weight_lora.h) as autograd functions that keep for backward only what they
 // were given, never the large intermediates a chain of ATen ops would keep: at an adapted site of the 8B shape with
 // 8192 tokens, 2 x [N, I] (the float32 input and its square) and 4 x [N, O] float32 tensors (the variance, clamped,
-// its square root, the noise), about 0.8 GB for q_proj, become the variance and the noise (the mean's low-rank
-// product is model/low_rank_product.h). Each backward is written in differentiable ops on the saved inputs, so
+// its square root, the noise), about 0.8 GB for q_proj, become the variance (the noise is drawn again in backward;
+// the mean's low-rank product is model/low_rank_product.h). Each backward is written in differentiable ops on the saved inputs, so
 // second-order meta-gradients flow through them.
 //
 // Dimension letters: B sequences, T time, N = B T rows, I / O in / out features, K columns.
@@ -10,15 +10,18 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <functional>
+
 namespace abmll::meta {
 
 // square(x) @ m in m's dtype: x [N, I] of any floating dtype (kept as given: usually the very tensor the frozen
 // projection keeps too), m [I, K].
 at::Tensor squared_matmul(const at::Tensor& x, const at::Tensor& m);
 
-// mean + sqrt(max(v, bound)) * noise: mean, v, noise [B, T, O], bound [B, T, 1] (> 0). Keeps v, bound and noise;
-// noise gets no gradient. At v = bound the gradient is split between v and bound, as ATen's maximum does.
+// mean + sqrt(max(v, bound)) * noise: mean, v [B, T, O], bound [B, T, 1] (> 0), and `noise` a function returning
+// the same [B, T, O] tensor every time it is called (a seeded draw): it is called in forward and again in backward,
+// so that only v and bound are kept. At v = bound the gradient is split between v and bound, as ATen's maximum does.
 at::Tensor noisy_output(const at::Tensor& mean, const at::Tensor& v, const at::Tensor& bound,
-                        const at::Tensor& noise);
+                        std::function<at::Tensor()> noise);
 
 }  // namespace abmll::meta

@@ -114,20 +114,25 @@ at::Tensor WeightLora::group_noise(std::uint64_t task_seed, std::int64_t sample,
   return all.narrow(1, 0, time);
 }
 
-at::Tensor WeightLora::batch_noise(const model::LinearSite& site, at::IntArrayRef shape,
-                                   const at::TensorOptions& options) const {
-  const std::int64_t time = shape[1], out = shape[2];
-  if (!posterior_of_sequence_.defined())  // one group (checked by delta): every row is group 0's
-    return group_noise(task_seeds_.front(), 0, forward_, site, shape[0], time, out, options);
-  at::Tensor eps = at::empty(shape, options);
-  for (std::int64_t k = 0; k < groups(); ++k) {
-    const at::Tensor& rows = rows_of_group_[static_cast<std::size_t>(k)];
-    if (rows.numel() == 0) continue;
-    eps.index_copy_(0, rows.to(options.device()),
-                    group_noise(task_seeds_[static_cast<std::size_t>(k / samples_)], k % samples_, forward_, site,
-                                rows.numel(), time, out, options));
-  }
-  return eps;
+std::function<at::Tensor()> WeightLora::batch_noise(const model::LinearSite& site, at::IntArrayRef shape,
+                                                     const at::TensorOptions& options) const {
+  // Everything by value: the function outlives this forward (it runs again in backward, after the adapter may have
+  // started another forward).
+  return [seeds = task_seeds_, samples = samples_, forward = forward_, rows_of_group = rows_of_group_, site,
+          shape = shape.vec(), options]() {
+    const std::int64_t time = shape[1], out = shape[2];
+    if (rows_of_group.empty())  // one group (checked by delta): every row is group 0's
+      return group_noise(seeds.front(), 0, forward, site, shape[0], time, out, options);
+    at::Tensor eps = at::empty(shape, options);
+    for (std::size_t k = 0; k < rows_of_group.size(); ++k) {
+      const at::Tensor& rows = rows_of_group[k];
+      if (rows.numel() == 0) continue;
+      eps.index_copy_(0, rows.to(options.device()),
+                      group_noise(seeds[k / static_cast<std::size_t>(samples)], static_cast<std::int64_t>(k) % samples,
+                                  forward, site, rows.numel(), time, out, options));
+    }
+    return eps;
+  };
 }
 
 at::Tensor WeightLora::delta(const at::Tensor& x, const model::LinearSite& site) const {
@@ -189,8 +194,7 @@ at::Tensor WeightLora::delta(const at::Tensor& x, const model::LinearSite& site)
   // v >= c^2 sum_i x_i^2 whenever every S^2 >= c^2; the bound also keeps sqrt's gradient finite where the low-rank
   // expansion rounds to 0 or below (and 1e-30 where x = 0).
   const at::Tensor bound = (form_.floor * form_.floor) * sum_sq + 1e-30;
-  const at::Tensor eps = batch_noise(site, {batch, time, out}, mean.options());
-  return noisy_output(mean, v, bound, eps).to(x.scalar_type());
+  return noisy_output(mean, v, bound, batch_noise(site, {batch, time, out}, mean.options())).to(x.scalar_type());
 }
 
 std::vector<at::Tensor> WeightLora::trainable_tensors() const {

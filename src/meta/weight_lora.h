@@ -31,6 +31,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <vector>
 
@@ -69,8 +70,10 @@ class WeightLora : public model::LinearAdapter {
                                 const at::TensorOptions& options);
 
  private:
-  // The noise [B, T, O] of this forward at `site`: each group's rows from group_noise.
-  at::Tensor batch_noise(const model::LinearSite& site, at::IntArrayRef shape, const at::TensorOptions& options) const;
+  // The noise [B, T, O] of this forward at `site` (each group's rows from group_noise), as a function that draws
+  // it: the autograd node of the output draws it again in backward rather than keeping it.
+  std::function<at::Tensor()> batch_noise(const model::LinearSite& site, at::IntArrayRef shape,
+                                          const at::TensorOptions& options) const;
 
   WeightScaleForm form_;
   std::vector<std::uint64_t> task_seeds_;  // [G]
