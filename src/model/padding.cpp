@@ -24,7 +24,10 @@ at::Tensor attention_pattern(const at::Tensor& attention_mask) {
 }
 
 TokenLayout layout_from_mask(const at::Tensor& attention_mask) {
-  return {position_ids_from_mask(attention_mask), attention_pattern(attention_mask)};
+  TokenLayout layout;
+  layout.positions = position_ids_from_mask(attention_mask);
+  layout.pattern = attention_pattern(attention_mask);
+  return layout;
 }
 
 }  // namespace abmll::model
