@@ -88,7 +88,7 @@ def run_abmll(args, overrides, out, trace=False, profile=None):
     if result.returncode != 0:
         sys.exit(f"abmll failed ({result.returncode}): {' '.join(cmd)}\n{result.stderr[-3000:]}")
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()][:timed]
-    if profile:
+    if profile and (out / "profile").is_dir():  # profiling failing leaves the timings standing
         shutil.copytree(out / "profile", profile, dirs_exist_ok=True)
     elapsed = [line["elapsed_s"] for line in lines]
     seconds = statistics.median([b - a for a, b in zip(elapsed, elapsed[1:])][args.warmup - 1:])

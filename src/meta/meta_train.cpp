@@ -202,11 +202,18 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
   std::int64_t step = result.first_step;
   std::optional<StepProfiler> profiler;
   std::int64_t profile_first = 0;
+  bool profiling_over = false;
   const std::int64_t profile_last = run.profile_step + std::max<std::int64_t>(run.profile_steps, 1) - 1;
   for (; step < last; ++step) {
-    if (run.profile_step > 0 && !profiler && step + 1 >= run.profile_step && step + 1 <= profile_last) {
-      profiler.emplace(decoder.device());
-      profile_first = step + 1;
+    if (run.profile_step > 0 && !profiler && !profiling_over && step + 1 >= run.profile_step &&
+        step + 1 <= profile_last) {
+      try {  // a profiler that cannot start (e.g. no CUPTI) costs the profile, not the run
+        profiler.emplace(decoder.device());
+        profile_first = step + 1;
+      } catch (const std::exception& e) {
+        log::warn("--profile-step: the profiler did not start ({}); continuing without it", e.what());
+        profiling_over = true;
+      }
     }
     const auto step_start = std::chrono::steady_clock::now();
     // Step s's tasks, episodes and noise depend on (seed, s) only.
@@ -258,9 +265,14 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
       std::string stem = fmt::format("steps-{}-{}", profile_first, step + 1);
       if (world > 1) stem += fmt::format(".rank-{}", rank);
       const std::filesystem::path path = run.run_dir / "profile" / stem;
-      profiler->finish(path);
+      try {
+        profiler->finish(path);
+        log::info("profile of steps {}-{}: {}.ops.tsv and .trace.json", profile_first, step + 1, path.string());
+      } catch (const std::exception& e) {
+        log::warn("--profile-step: the profile could not be written ({})", e.what());
+      }
       profiler.reset();
-      log::info("profile of steps {}-{}: {}.ops.tsv and .trace.json", profile_first, step + 1, path.string());
+      profiling_over = true;  // one profile per run
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
     result.tokens += step_tokens;
