@@ -193,6 +193,16 @@ TEST_CASE("model lora: float32 adapters on a bfloat16 base, shapes, groups and s
   h.to(at::kFloat).sum().backward();
   CHECK(lora.factors({1, Projection::gate})->b.grad().scalar_type() == at::kFloat);
 
+  // An empty batch or sequence passes through, with one group and with several.
+  BatchedLora single = random_lora(decoder.config(), s, 1, at::kFloat, false);
+  const int64_t in = single.factors({0, Projection::o})->a.size(2), out = single.factors({0, Projection::o})->b.size(1);
+  CHECK(single.delta(at::zeros({2, 0, in}, at::kBFloat16), {0, Projection::o}).sizes() ==
+        at::IntArrayRef({2, 0, out}));
+  CHECK(single.delta(at::zeros({0, 3, in}, at::kBFloat16), {0, Projection::o}).sizes() ==
+        at::IntArrayRef({0, 3, out}));
+  lora.set_group_of_sequence(at::tensor({2, 0}, at::kLong));
+  CHECK(lora.delta(at::zeros({2, 0, in}, at::kBFloat16), {0, Projection::o}).sizes() == at::IntArrayRef({2, 0, out}));
+
   CHECK_THROWS_AS(lora.set_factors({0, Projection::q}, *lora.factors({0, Projection::o})), abmll::Error);
   CHECK_THROWS_AS(lora.set_factors({0, Projection::o}, {at::zeros({3, 2, 32}), at::zeros({3, 32, 3})}),
                   abmll::Error);

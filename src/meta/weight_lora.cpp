@@ -166,7 +166,7 @@ at::Tensor WeightLora::delta(const at::Tensor& x, const model::LinearSite& site)
   // contiguous rows.
   auto variance = [&](int64_t g, const at::Tensor& xg) {  // xg [Bg, T, I]
     const WeightGaussianFactors fg{f.b_mu[g], f.a_mu[g], f.b_sigma[g], f.a_sigma[g]};
-    const OutputVariance ov = output_variance(xg.reshape({-1, in}), fg, form_);
+    const OutputVariance ov = output_variance(xg.reshape({xg.size(0) * time, in}), fg, form_);
     return OutputVariance{ov.v.reshape({xg.size(0), time, out}), ov.sum_sq.reshape({xg.size(0), time, 1})};
   };
   at::Tensor v, sum_sq;

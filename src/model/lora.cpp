@@ -179,8 +179,8 @@ at::Tensor BatchedLora::delta(const at::Tensor& x, const LinearSite& site) const
   at::Tensor out;
   if (!training_ || settings_.dropout == 0) {
     // x is kept as it is for backward (the frozen projection keeps it too), not as a float32 copy.
-    const at::Tensor rows = groups_ > 1 ? x : x.reshape({1, -1, x.size(2)});  // one group: all rows at once
-    out = model::low_rank_product(rows, a, b, s).view({batch, x.size(1), -1});
+    const at::Tensor rows = groups_ > 1 ? x : x.reshape({1, batch * x.size(1), x.size(2)});  // one group: all rows
+    out = model::low_rank_product(rows, a, b, s).view({batch, x.size(1), b.size(1)});
   } else {
     // PEFT's order: cast to the adapter's dtype, then dropout.
     const at::Tensor xa = dropout(x.to(f->a.scalar_type()), site);  // [B, T, in]
