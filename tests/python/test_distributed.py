@@ -146,9 +146,12 @@ def test_two_ranks_match_one_process(demo, single, family):
 
 def test_two_rank_run_resumed_by_one_process(demo, single):
     out = demo["root"] / "two-then-one"
-    results = finish(start_ranks(demo, 2, out, extra=["--max-steps", "2"]))
+    # Step 2 profiled on both ranks (each writes its own table and trace); the results stay those of one process.
+    results = finish(start_ranks(demo, 2, out, extra=["--max-steps", "2", "--profile-step", "2"]))
     assert all(code == 0 for code, _ in results), results
     assert [m["step"] for m in metrics(out)] == [1, 2]
+    assert sorted(p.name for p in (out / "profile").iterdir()) == [
+        f"steps-2-2.rank-{r}.{kind}" for r in (0, 1) for kind in ("ops.tsv", "trace.json")]
     run_single(demo, out, extra=["--resume"])
     worst_metric, worst_tensor, name = compare_runs(out, single, 4)
     print(f"largest relative difference, 2 ranks then 1 vs 1 throughout: metrics {worst_metric:.3g}, "
