@@ -53,15 +53,19 @@ TEST_CASE("weight adapter: output mean and standard deviation equal the dense fo
   const int64_t g = 3, samples = 2, o = 5, i = 7, r = 3, batch = 6, time = 70;
   const std::vector<std::uint64_t> seeds = {101, 202, 303};
   const model::LinearSite site{1, model::Projection::v};
-  for (WeightScale kind : {WeightScale::linear, WeightScale::softplus}) {
-    INFO("scale form " << (kind == WeightScale::linear ? "linear" : "softplus"));
+  // Posteriors interleaved (2, 0, 1, 1, 0, 2) and in contiguous runs (0, 0, 1, 1, 2, 2: views of the batch).
+  const std::vector<std::vector<int64_t>> layouts = {{5, 0, 3, 3, 1, 5}, {0, 1, 3, 2, 4, 5}};
+  const std::vector<std::pair<WeightScale, std::vector<int64_t>>> cases = {
+      {WeightScale::linear, layouts[0]}, {WeightScale::softplus, layouts[0]}, {WeightScale::linear, layouts[1]}};
+  for (const auto& [kind, groups] : cases) {
+    INFO("scale form " << (kind == WeightScale::linear ? "linear" : "softplus") << ", groups "
+                       << at::tensor(groups, at::kLong));
     const meta::WeightScaleForm form{kind, 1.5, 0.01};
     const meta::WeightGaussianFactors f{randn64({g, o, r}, 0.5), randn64({g, r, i}, 0.5), randn64({g, o, r}, 0.4),
                                         randn64({g, r, i}, 0.4)};
     meta::WeightLora adapter(form, seeds, samples);
     adapter.set_site(site, f);
     const at::Tensor x = at::randn({batch, time, i}, at::kDouble);
-    const std::vector<int64_t> groups = {5, 0, 3, 3, 1, 5};  // posteriors 2, 0, 1, 1, 0, 2
     adapter.set_group_of_sequence(at::tensor(groups, at::kLong));
     const at::Tensor out = adapter.delta(x, site);
     REQUIRE(out.sizes() == at::IntArrayRef({batch, time, o}));
@@ -91,6 +95,9 @@ TEST_CASE("weight adapter: output mean and standard deviation equal the dense fo
       CHECK(gr.abs().sum().item<double>() > 0);
       for (int64_t p = 0; p < g; ++p) CHECK(gr[p].abs().sum().item<double>() > 0);
     }
+    // An empty sequence passes through.
+    adapter.set_group_of_sequence(at::tensor(groups, at::kLong));
+    CHECK(adapter.delta(at::zeros({batch, 0, i}, at::kDouble), site).sizes() == at::IntArrayRef({batch, 0, o}));
   }
 }
 
