@@ -6,6 +6,7 @@
 #include <ATen/ops/empty.h>
 #include <ATen/ops/matmul.h>
 #include <ATen/ops/scalar_tensor.h>
+#include <ATen/record_function.h>
 
 #include <algorithm>
 #include <vector>
@@ -38,6 +39,7 @@ bool weight_kl_cpu_applies(const WeightGaussianFactors& q) {
 
 at::Tensor weight_kl_cpu_forward(const WeightGaussianFactors& q, const WeightGaussianFactors& p,
                                  const WeightScaleForm& form, std::int64_t tile_rows, std::int64_t* floor_hits) {
+  RECORD_USER_SCOPE("abmll::weight_kl_cpu_forward");
   const int64_t rows = q.b_mu.size(0), in = q.a_mu.size(1);
   const weight_kl::EntryForm ef = entry_form(form);
   const float sc = static_cast<float>(form.scaling);
@@ -73,6 +75,7 @@ at::Tensor weight_kl_cpu_forward(const WeightGaussianFactors& q, const WeightGau
 std::array<at::Tensor, 8> weight_kl_cpu_backward(const WeightGaussianFactors& q, const WeightGaussianFactors& p,
                                                  const WeightScaleForm& form, std::int64_t tile_rows,
                                                  const at::Tensor& grad) {
+  RECORD_USER_SCOPE("abmll::weight_kl_cpu_backward");
   const int64_t in = q.a_mu.size(1);
   const weight_kl::EntryForm ef = entry_form(form);
   const float g = grad.item<float>(), sc = static_cast<float>(form.scaling);

@@ -7,6 +7,7 @@
 #include <ATen/ops/empty_like.h>
 #include <ATen/ops/matmul.h>
 #include <ATen/ops/zeros_like.h>
+#include <ATen/record_function.h>
 
 #include <algorithm>
 #include <stdexcept>
@@ -73,8 +74,9 @@ bool weight_kl_cuda_applies(const WeightGaussianFactors& q) {
 
 at::Tensor weight_kl_cuda_forward(const WeightGaussianFactors& q_in, const WeightGaussianFactors& p_in,
                                   const WeightScaleForm& form, std::int64_t* floor_hits) {
+  RECORD_USER_SCOPE("abmll::weight_kl_cuda_forward");
   check_inputs(q_in, p_in);
-  const c10::cuda::CUDAGuard guard(q_in.b_mu.device());
+  const c10::cuda::CUDAGuard device_guard(q_in.b_mu.device());
   const WeightGaussianFactors q = contiguous(q_in), p = contiguous(p_in);
   const cuda::WeightKlShape shape = shape_of(q, form);
   const int64_t n = cuda::weight_kl_forward_partials(shape);
@@ -93,8 +95,9 @@ at::Tensor weight_kl_cuda_forward(const WeightGaussianFactors& q_in, const Weigh
 
 std::array<at::Tensor, 8> weight_kl_cuda_backward(const WeightGaussianFactors& q_in, const WeightGaussianFactors& p_in,
                                                   const WeightScaleForm& form, const at::Tensor& grad) {
+  RECORD_USER_SCOPE("abmll::weight_kl_cuda_backward");
   check_inputs(q_in, p_in);
-  const c10::cuda::CUDAGuard guard(q_in.b_mu.device());
+  const c10::cuda::CUDAGuard device_guard(q_in.b_mu.device());
   const WeightGaussianFactors q = contiguous(q_in), p = contiguous(p_in);
   const cuda::WeightKlShape shape = shape_of(q, form);
   const at::Tensor g = grad.to(q.b_mu.options()).reshape({1}).contiguous();

@@ -11,6 +11,7 @@
 #include <ATen/ops/nonzero.h>
 #include <ATen/ops/randn.h>
 #include <ATen/ops/zeros.h>
+#include <ATen/record_function.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -120,6 +121,7 @@ std::function<at::Tensor()> WeightLora::batch_noise(const model::LinearSite& sit
   // started another forward).
   return [seeds = task_seeds_, samples = samples_, forward = forward_, rows_of_group = rows_of_group_, site,
           shape = shape.vec(), options]() {
+    RECORD_USER_SCOPE("abmll::weight_lora_noise");
     const std::int64_t time = shape[1], out = shape[2];
     if (rows_of_group.empty())  // one group (checked by delta): every row is group 0's
       return group_noise(seeds.front(), 0, forward, site, shape[0], time, out, options);
