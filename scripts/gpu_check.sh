@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The device check, run on a machine with a GPU: builds, runs every test (GPU tests included: they run instead of
 # being skipped), checks that abmll selects and describes the GPU, and writes what it measured under $OUT
-# (default: build/gpu_check). Prepared to run unattended in one go within a few minutes.
+# (default: build/gpu_check). Prepared to run unattended in one go within a few minutes. For a GPU machine without
+# network access, run scripts/gpu_deps.sh where apt works and bring .gpu-deps along with the tree.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -10,7 +11,26 @@ mkdir -p "$out"
 export ABMLL_JOBS=${ABMLL_JOBS:-$(nproc)}
 
 { nvidia-smi || true; } > "$out/nvidia-smi.txt" 2>&1
-./scripts/setup.sh > "$out/setup.log" 2>&1 || { echo "setup failed; see setup.log"; tail -30 "$out/setup.log"; exit 1; }
+
+# The GPU machine reaches no network: it has PyTorch (python3), CMake, ninja and nvcc, and the C++ dependencies come
+# carried as Debian packages (scripts/gpu_deps.sh, run beforehand where apt works; carry .gpu-deps). They are
+# unpacked under /tmp, and the build uses the machine's own torch instead of creating an environment.
+if [ -d .gpu-deps ]; then
+  deps=/tmp/abmll-deps
+  mkdir -p "$deps"
+  for f in .gpu-deps/*.deb; do
+    dpkg -x "$f" "$deps" 2>/dev/null ||
+      (work=$(mktemp -d) && cd "$work" && ar x "$root/$f" && tar -xf data.tar.* -C "$deps" && rm -rf "$work")
+  done
+  export ABMLL_DEPS_PREFIX=$deps
+  export LD_LIBRARY_PATH="$deps/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
+if [ -z "${ABMLL_PYTHON:-}" ] && python3 -c 'import torch' 2>/dev/null; then
+  export ABMLL_PYTHON=$(command -v python3)
+fi
+{ echo "python: ${ABMLL_PYTHON:-(a fresh environment)}"; "${ABMLL_PYTHON:-python3}" -c 'import torch; print("torch", torch.__version__, torch.version.cuda)' 2>&1
+  command -v g++ nvcc cmake ninja; g++ --version | head -1; nvcc --version | tail -2; } > "$out/machine.txt" 2>&1
+./scripts/setup.sh > "$out/setup.log" 2>&1 || { echo "setup failed; see setup.log"; tail -40 "$out/setup.log"; exit 1; }
 
 status=0
 "$(cat build/.abmll-venv)/bin/ctest" --test-dir build --output-on-failure -j 4 > "$out/ctest.log" 2>&1 || status=1

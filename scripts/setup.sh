@@ -8,6 +8,11 @@
 #   ABMLL_BUILD_DIR   build folder (default: build)
 #   ABMLL_BUILD_TYPE  CMake build type (default: Release)
 #   ABMLL_TORCH_DIR   use this LibTorch (an unpacked official zip) instead of the torch wheel's
+# On a machine without network access (a GPU machine with its own PyTorch, say):
+#   ABMLL_PYTHON      a Python that already has torch and the test packages: used as is, no environment is created
+#   ABMLL_DEPS_PREFIX a folder holding the unpacked Debian packages of the C++ dependencies (scripts/gpu_deps.sh
+#                     downloads them, scripts/gpu_check.sh unpacks them): nothing is installed with apt, and CMake,
+#                     pkg-config and the loader look there
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -20,6 +25,7 @@ apt_packages=(build-essential git pkg-config ccache python3 python3-venv libcli1
               nlohmann-json3-dev libfmt-dev catch2 libpcre2-dev libutf8proc-dev libopenblas0-pthread clang
               libclang-rt-dev libgloo-dev)
 missing=()
+if [ -n "${ABMLL_DEPS_PREFIX:-}" ]; then apt_packages=(); fi  # they were unpacked there
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
@@ -37,7 +43,11 @@ req="$root/scripts/requirements.txt"
 req_nodeps="$root/scripts/requirements-nodeps.txt"
 req_hash=$(cat "$req" "$req_nodeps" | sha256sum | cut -c1-12)
 venv="$cache_dir/venv-$req_hash"
-if [ ! -f "$venv/.complete" ]; then
+if [ -n "${ABMLL_PYTHON:-}" ]; then
+  venv=$("$ABMLL_PYTHON" -c 'import sys; print(sys.prefix)')
+  say "using the Python environment $venv as it is (ABMLL_PYTHON)"
+  [ -x "$venv/bin/python" ] || ln -sf "$ABMLL_PYTHON" "$venv/bin/python" 2>/dev/null || true
+elif [ ! -f "$venv/.complete" ]; then
   say "creating Python environment $venv (pinned in scripts/requirements.txt)"
   mkdir -p "$cache_dir"
   rm -rf "$venv"
@@ -57,8 +67,19 @@ if [ -n "${ABMLL_TORCH_DIR:-}" ]; then
 else
   torch_prefix=$("$venv/bin/python" -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')
 fi
+prefix_path="$torch_prefix"
+if [ -n "${ABMLL_DEPS_PREFIX:-}" ]; then
+  deps=$(cd "$ABMLL_DEPS_PREFIX" && pwd)/usr
+  prefix_path="$torch_prefix;$deps"
+  multiarch=$deps/lib/x86_64-linux-gnu
+  # The packages' pkg-config files name /usr: point them at where they were unpacked.
+  sed -i "s#^prefix=/usr\$#prefix=$deps#" "$multiarch"/pkgconfig/*.pc
+  export PKG_CONFIG_PATH="$multiarch/pkgconfig:$deps/share/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+  export LD_LIBRARY_PATH="$multiarch${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  command -v pkg-config >/dev/null || export PKG_CONFIG="$deps/bin/pkgconf"
+fi
 configure_args=(-S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="$build_type"
-                -DCMAKE_PREFIX_PATH="$torch_prefix" -DABMLL_PYTHON="$venv/bin/python")
+                -DCMAKE_PREFIX_PATH="$prefix_path" -DABMLL_PYTHON="$venv/bin/python")
 if [ ! -f "$build_dir/build.ninja" ] || [ "$(cat "$build_dir/.abmll-configure" 2>/dev/null)" != "${configure_args[*]}" ]; then
   say "configuring $build_dir ($build_type)"
   cmake "${configure_args[@]}" >&2
