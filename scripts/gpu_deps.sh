@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Downloads the Debian packages of abmll's C++ build dependencies (and pkg-config) into .gpu-deps/ (git-ignored),
-# for a machine that cannot fetch them: the GPU machine reaches nothing outside itself and has PyTorch, CMake,
-# ninja and nvcc but not these. Run it here, carry .gpu-deps with the working tree, and scripts/gpu_check.sh
+# for a machine that cannot fetch them (a GPU node without network access that has PyTorch, CMake, ninja and nvcc
+# but not these). Run it where apt works, bring .gpu-deps along with the source tree, and scripts/gpu_check.sh
 # unpacks them there (into /tmp, never into /) and builds against them (setup.sh's ABMLL_DEPS_PREFIX).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
