@@ -41,6 +41,14 @@ if(_abmll_wheel_nvidia)
   set(ABMLL_TORCH_LINK_OPTIONS "LINKER:-rpath-link=${_abmll_rpath_link}")
 endif()
 
+# Some LibTorch builds (the 2.11 wheels, for one) export their own copy of std::filesystem from libtorch.so and
+# libtorch_cpu.so. An executable that needs libtorch before libstdc++ binds its std::filesystem calls to that copy,
+# which crashes (remove_all jumped to address 0 in abmll_tests). libstdc++ named first among the needed libraries
+# makes every std:: symbol resolve to libstdc++ itself.
+if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang" AND CMAKE_SYSTEM_NAME STREQUAL "Linux")
+  list(PREPEND ABMLL_TORCH_LINK_OPTIONS "LINKER:--push-state,--no-as-needed,-lstdc++,--pop-state")
+endif()
+
 # Does this LibTorch carry CUDA support? (The CPU-only zip does not; cuda/ then still builds, but the tensors it
 # would receive can never be on a GPU.)
 if(TARGET torch_cuda OR TORCH_CUDA_LIBRARIES)
