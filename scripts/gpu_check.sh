@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The device check, run on a machine with a GPU: builds, runs the GPU tests (they run instead of being skipped; the
 # whole suite too with --with-cpu-tests), checks that abmll selects and describes the GPU, and writes what it
-# measured under $OUT (default: build/gpu_check). Prepared to run unattended in one go within a few minutes. For a GPU machine without
-# network access, run scripts/gpu_deps.sh where apt works and bring .gpu-deps along with the tree.
+# measured under $OUT (default: build/gpu_check). Prepared to run unattended in one go within a few minutes. For a
+# GPU machine without network access, run scripts/gpu_deps.sh where apt works and bring .gpu-deps along.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
