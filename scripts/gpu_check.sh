@@ -8,19 +8,25 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 out=${OUT:-$root/build/gpu_check}
 mkdir -p "$out"
+# At most 8 files under $OUT (few and small enough to copy back whole): summary.txt, setup.log, cuda-tests.log,
+# the two benchmark runs' .json and .log, and the profile's operator table. Everything else stays in $work.
+work=/tmp/abmll-gpu-check
+rm -rf "$work" && mkdir -p "$work"
+summary="$out/summary.txt"
+note() { printf '%s\n' "$*" | tee -a "$summary"; }
 export ABMLL_JOBS=${ABMLL_JOBS:-$(nproc)}
 
-{ nvidia-smi || true; } > "$out/nvidia-smi.txt" 2>&1
+{ nvidia-smi || true; } > "$summary" 2>&1
 
 # The GPU machine reaches no network: it has PyTorch (python3), CMake, ninja and nvcc, and the C++ dependencies come
-# carried as Debian packages (scripts/gpu_deps.sh, run beforehand where apt works; carry .gpu-deps). They are
+# as Debian packages brought along in .gpu-deps (scripts/gpu_deps.sh, run beforehand where apt works). They are
 # unpacked under /tmp, and the build uses the machine's own torch instead of creating an environment.
 if [ -d .gpu-deps ]; then
   deps=/tmp/abmll-deps
   mkdir -p "$deps"
   for f in .gpu-deps/*.deb; do
     dpkg -x "$f" "$deps" 2>/dev/null ||
-      (work=$(mktemp -d) && cd "$work" && ar x "$root/$f" && tar -xf data.tar.* -C "$deps" && rm -rf "$work")
+      (tmp=$(mktemp -d) && cd "$tmp" && ar x "$root/$f" && tar -xf data.tar.* -C "$deps" && rm -rf "$tmp")
   done
   export ABMLL_DEPS_PREFIX=$deps
   export LD_LIBRARY_PATH="$deps/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -28,9 +34,17 @@ fi
 if [ -z "${ABMLL_PYTHON:-}" ] && python3 -c 'import torch' 2>/dev/null; then
   export ABMLL_PYTHON=$(command -v python3)
 fi
-{ echo "python: ${ABMLL_PYTHON:-(a fresh environment)}"; "${ABMLL_PYTHON:-python3}" -c 'import torch; print("torch", torch.__version__, torch.version.cuda)' 2>&1
-  command -v g++ nvcc cmake ninja; g++ --version | head -1; nvcc --version | tail -2; } > "$out/machine.txt" 2>&1
-./scripts/setup.sh > "$out/setup.log" 2>&1 || { echo "setup failed; see setup.log"; tail -40 "$out/setup.log"; exit 1; }
+{ echo "python: ${ABMLL_PYTHON:-(a fresh environment)}"
+  "${ABMLL_PYTHON:-python3}" -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda)' 2>&1
+  command -v g++ nvcc cmake ninja; g++ --version | head -1; nvcc --version | tail -2; } >> "$summary" 2>&1
+start=$(date +%s)
+if ! ./scripts/setup.sh > "$out/setup.log" 2>&1; then
+  note "setup failed; see setup.log"
+  tail -40 "$out/setup.log"
+  exit 1
+fi
+note "built in $(( $(date +%s) - start )) s"
+python=$(cat build/.abmll-venv)/bin/python
 
 status=0
 # The whole CPU suite only when asked (--with-cpu-tests): CI runs it on every change, and here it would take device
@@ -38,30 +52,33 @@ status=0
 if [ "${1:-}" = "--with-cpu-tests" ]; then
   ctest=$(cat build/.abmll-venv)/bin/ctest
   [ -x "$ctest" ] || ctest=ctest
-  timeout 300 "$ctest" --test-dir build --output-on-failure -j 8 > "$out/ctest.log" 2>&1 || status=1
-  tail -5 "$out/ctest.log"
+  timeout 300 "$ctest" --test-dir build --output-on-failure -j 8 > "$work/ctest.log" 2>&1 || status=1
+  tail -25 "$work/ctest.log" >> "$summary"
 fi
 
 # The GPU kernels' tests (tag [cuda]) against their ATen references must have run here, not been skipped.
 ./build/tests/abmll_tests "[cuda]" --success > "$out/cuda-tests.log" 2>&1 || status=1
-if grep -q "skipped:" "$out/cuda-tests.log"; then echo "GPU tests were skipped on the GPU machine"; status=1; fi
-tail -3 "$out/cuda-tests.log"
+if grep -q "skipped:" "$out/cuda-tests.log"; then note "GPU tests were skipped on the GPU machine"; status=1; fi
+tail -3 "$out/cuda-tests.log" | tee -a "$summary"
 
 # The GPU is selected and described; the report records it.
-./build/abmll meta-train --config configs/demo.yaml --set run.device=cuda --out "$out/meta-train" \
-  > "$out/meta-train.log" 2>&1 || status=1
-grep -h '"description"' "$out/meta-train/report.json" 2>/dev/null | head -1
+./build/abmll meta-train --config configs/demo.yaml --set run.device=cuda --out "$work/meta-train" \
+  > "$work/meta-train.log" 2>&1 || { status=1; tail -20 "$work/meta-train.log" >> "$summary"; }
+note "demo on cuda: $(grep -h '"description"' "$work/meta-train/report.json" 2>/dev/null | head -1)"
+note "demo metrics: $(tail -1 "$work/meta-train/metrics.jsonl" 2>/dev/null)"
 
-# The 8B-shape meta-step (bf16, random weights): seconds per step, tokens/s, MFU, peak memory; one more step under
-# the profiler (time per GPU kernel and operator: shape-step-profile/*.ops.tsv).
-timeout 900 "$(cat build/.abmll-venv)/bin/python" scripts/bench/shape_step.py --abmll build/abmll --device cuda --reference \
-  --json "$out/shape-step.json" --profile "$out/shape-step-profile" > "$out/shape-step.log" 2>&1 || status=1
-tail -12 "$out/shape-step.log"
+# The 8B-shape meta-step (bf16, random weights): seconds per step, tokens/s, MFU, peak memory, against the Python
+# reference (factor family); one more step under the profiler (time per GPU kernel and operator).
+timeout 300 "$python" scripts/bench/shape_step.py --abmll build/abmll --device cuda --reference \
+  --json "$out/shape-step.json" --profile "$work/profile" > "$out/shape-step.log" 2>&1 || status=1
+cp "$work"/profile/*.ops.tsv "$out/shape-step.ops.tsv" 2>/dev/null
+tail -12 "$out/shape-step.log" | tee -a "$summary"
 
 # The memory plan's trade: the last 8 of 32 layers keep their activations (about 2 GB each at this batch, measured
 # on the CPU at the 8B width), so less is recomputed; peak memory should stay under 40 GB.
-timeout 600 "$(cat build/.abmll-venv)/bin/python" scripts/bench/shape_step.py --abmll build/abmll --device cuda \
-  --steps 2 --warmup 1 --set model.checkpointed_layers=24 --json "$out/shape-step-partial.json" \
-  > "$out/shape-step-partial.log" 2>&1 || status=1
-tail -12 "$out/shape-step-partial.log"
+timeout 150 "$python" scripts/bench/shape_step.py --abmll build/abmll --device cuda --steps 2 --warmup 1 \
+  --set model.checkpointed_layers=24 --json "$out/shape-step-partial.json" > "$out/shape-step-partial.log" 2>&1 ||
+  status=1
+tail -12 "$out/shape-step-partial.log" | tee -a "$summary"
+note "total $(( $(date +%s) - start )) s after the start of the build, status $status"
 exit $status

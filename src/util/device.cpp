@@ -2,6 +2,7 @@
 
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
+#include <ATen/detail/CUDAHooksInterface.h>
 #include <fmt/format.h>
 #include <torch/cuda.h>
 
@@ -32,8 +33,9 @@ std::string cpu_model() {
 
 // Why no GPU can be used, in words; empty when one can.
 std::string why_no_gpu() {
-  if (!at::hasCUDA()) return "this build's LibTorch has no CUDA support";
-  if (torch::cuda::device_count() == 0) {
+  // LibTorch's CUDA hooks exist when it was built with CUDA; hasCUDA() is false also when no driver or device is.
+  if (!at::detail::getCUDAHooks().hasCUDART()) return "this build's LibTorch has no CUDA support";
+  if (!at::hasCUDA() || torch::cuda::device_count() == 0) {
     std::string reason = "no CUDA device is visible";
 #ifdef ABMLL_HAVE_CUDA
     std::string runtime;
