@@ -44,9 +44,18 @@ req_nodeps="$root/scripts/requirements-nodeps.txt"
 req_hash=$(cat "$req" "$req_nodeps" | sha256sum | cut -c1-12)
 venv="$cache_dir/venv-$req_hash"
 if [ -n "${ABMLL_PYTHON:-}" ]; then
-  venv=$("$ABMLL_PYTHON" -c 'import sys; print(sys.prefix)')
-  say "using the Python environment $venv as it is (ABMLL_PYTHON)"
-  [ -x "$venv/bin/python" ] || ln -sf "$ABMLL_PYTHON" "$venv/bin/python" 2>/dev/null || true
+  # A stand-in environment inside the build folder: bin/python runs that Python, bin/ctest the ctest beside it or
+  # on PATH (what the scripts take from an environment); nothing is written outside the checkout.
+  python_path=$(command -v "$ABMLL_PYTHON")
+  venv=${ABMLL_BUILD_DIR:-build}/python-env
+  [ "${venv#/}" != "$venv" ] || venv="$root/$venv"
+  mkdir -p "$venv/bin"
+  printf '#!/bin/sh\nexec "%s" "$@"\n' "$python_path" > "$venv/bin/python"
+  ctest_path=$(PATH="$(dirname "$python_path"):$PATH" command -v ctest || true)
+  if [ -n "$ctest_path" ]; then printf '#!/bin/sh\nexec "%s" "$@"\n' "$ctest_path" > "$venv/bin/ctest"; fi
+  chmod +x "$venv"/bin/*
+  export PATH="$(dirname "$python_path"):$PATH"  # its cmake and ninja, when it has them
+  say "using $python_path and its packages as they are (ABMLL_PYTHON)"
 elif [ ! -f "$venv/.complete" ]; then
   say "creating Python environment $venv (pinned in scripts/requirements.txt)"
   mkdir -p "$cache_dir"
