@@ -2,8 +2,8 @@
 // were given, never the large intermediates a chain of ATen ops would keep: at an adapted site of the 8B shape with
 // 8192 tokens, 2 x [N, I] (the float32 input and its square) and 4 x [N, O] float32 tensors (the variance, clamped,
 // its square root, the noise), about 0.8 GB for q_proj, become the variance (the noise is drawn again in backward;
-// the mean's low-rank product is model/low_rank_product.h). Each backward is written in differentiable ops on the saved inputs, so
-// second-order meta-gradients flow through them.
+// the mean's low-rank product is model/low_rank_product.h). Each backward is written in differentiable ops on the
+// saved inputs, so second-order meta-gradients flow through them.
 //
 // Dimension letters: B sequences, T time, N = B T rows, I / O in / out features, K columns.
 #pragma once
