@@ -138,7 +138,9 @@ TEST_CASE("local reparameterisation variance equals sum_i x_i^2 S_oi^2", "[meta]
     const WeightScaleForm form{kind, 2.0, 0.03};
     const at::Tensor x = randn64({5, 9});
     const at::Tensor dense = at::matmul(x.pow(2), dense_scale(f, form).pow(2).t());
-    const at::Tensor fast = local_reparam_variance(x, f, form, route);
+    const OutputVariance variance = output_variance(x, f, form, route);
+    const at::Tensor fast = variance.v;
+    CHECK(max_abs_diff(variance.sum_sq, x.pow(2).sum(-1, true)) < 1e-12);
     CHECK(max_abs_diff(dense, fast) < 1e-10);
 
     const std::vector<at::Tensor> inputs = {x, f.b_sigma, f.a_sigma};

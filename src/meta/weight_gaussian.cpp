@@ -344,9 +344,4 @@ OutputVariance output_variance(const at::Tensor& x, const WeightGaussianFactors&
   return {at::matmul(y.narrow(1, 0, pairs), w.t()), y.narrow(1, pairs, 1)};
 }
 
-at::Tensor local_reparam_variance(const at::Tensor& x, const WeightGaussianFactors& f, const WeightScaleForm& form,
-                                  VarianceRoute route) {
-  return at::clamp_min(output_variance(x, f, form, route).v, 0.0);
-}
-
 }  // namespace abmll::meta

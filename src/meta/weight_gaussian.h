@@ -88,8 +88,5 @@ struct OutputVariance {
 // S^2 built for this layer only and recomputed in backward. Keeps x, not x^2, for backward (reparam_ops.h).
 OutputVariance output_variance(const at::Tensor& x, const WeightGaussianFactors& f, const WeightScaleForm& form,
                                VarianceRoute route = VarianceRoute::automatic);
-// output_variance's v clamped at 0.
-at::Tensor local_reparam_variance(const at::Tensor& x, const WeightGaussianFactors& f, const WeightScaleForm& form,
-                                  VarianceRoute route = VarianceRoute::automatic);
 
 }  // namespace abmll::meta
