@@ -13,7 +13,10 @@
 
 namespace {
 
+using abmll::model::group_block_size;
+using abmll::model::grouped_low_rank_product;
 using abmll::model::low_rank_product;
+using abmll::meta::pair_products;
 using abmll::meta::noisy_output;
 using abmll::meta::squared_matmul;
 
@@ -107,4 +110,45 @@ TEST_CASE("noisy_output equals mean + sqrt(max(v, bound)) * noise, to second der
   check_same(derivatives(noisy_output(mean, v, bound, draw), w, {mean, v, bound}, u),
              derivatives(plain(), w, {mean, v, bound}, u));
   CHECK(draws == 3);  // the second output's forward and its backward (the noise is not kept)
+}
+
+TEST_CASE("pair_products equals the two gathers' product, to second derivatives", "[meta]") {
+  at::manual_seed(4);
+  const at::Tensor rows = leaf({4, 7});
+  const at::Tensor pairs = at::triu_indices(4, 4, 0, at::kLong);  // with repeats: rows meet themselves and others
+  const at::Tensor first = pairs[0], second = pairs[1];
+  const at::Tensor w = at::randn({pairs.size(1), 7}, at::kDouble);
+  const auto u = like({rows});
+  auto plain = [&] { return rows.index_select(0, first) * rows.index_select(0, second); };
+  CHECK(max_abs_diff(pair_products(rows, first, second), plain()) < 1e-12);
+  check_same(derivatives(pair_products(rows, first, second), w, {rows}, u), derivatives(plain(), w, {rows}, u));
+  // On a transposed view (the variance takes column pairs that way).
+  const at::Tensor cols = leaf({7, 4});
+  auto plain_t = [&] { return cols.t().index_select(0, first) * cols.t().index_select(0, second); };
+  const auto uc = like({cols});
+  check_same(derivatives(pair_products(cols.t(), first, second), w, {cols}, uc),
+             derivatives(plain_t(), w, {cols}, uc));
+}
+
+TEST_CASE("grouped_low_rank_product: blocks of sequences per group equal per-sequence gathering", "[meta]") {
+  CHECK(group_block_size(at::tensor({0, 0, 1, 1, 2, 2}, at::kLong)) == 2);
+  CHECK(group_block_size(at::tensor({0, 0, 0}, at::kLong)) == 3);
+  CHECK(group_block_size(at::tensor({0, 1}, at::kLong)) == 1);
+  CHECK(group_block_size(at::tensor({0, 0, 1}, at::kLong)) == 0);     // unequal blocks
+  CHECK(group_block_size(at::tensor({1, 1, 0, 0}, at::kLong)) == 0);  // out of order
+  CHECK(group_block_size(at::tensor({0, 1, 0, 1}, at::kLong)) == 0);
+  at::manual_seed(5);
+  // Four groups, of which the batch's blocks use the first three.
+  const at::Tensor x = leaf({6, 5, 4}), a = leaf({4, 2, 4}), b = leaf({4, 3, 2});
+  const at::Tensor group = at::tensor({0, 0, 1, 1, 2, 2}, at::kLong);
+  const at::Tensor w = at::randn({6, 5, 3}, at::kDouble);
+  const auto u = like({x, a, b});
+  auto gathered = [&] { return grouped_low_rank_product(x, a, b, 0.5, group, 0); };
+  auto blocks = [&] { return grouped_low_rank_product(x, a, b, 0.5, group, group_block_size(group)); };
+  CHECK(max_abs_diff(blocks(), gathered()) < 1e-12);
+  CHECK(max_abs_diff(gathered(), low_rank_product(x, a.index_select(0, group), b.index_select(0, group), 0.5)) <
+        1e-15);
+  check_same(derivatives(blocks(), w, {x, a, b}, u), derivatives(gathered(), w, {x, a, b}, u));
+  CHECK(grouped_low_rank_product(x.narrow(0, 0, 0), a, b, 0.5, group.narrow(0, 0, 0), 0).sizes() ==
+        at::IntArrayRef({0, 5, 3}));
 }

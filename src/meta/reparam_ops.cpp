@@ -2,11 +2,14 @@
 #include "meta/reparam_ops.h"
 
 #include <ATen/TensorOperators.h>
+#include <ATen/ops/index_add.h>
+#include <ATen/ops/index_select.h>
 #include <ATen/ops/matmul.h>
 #include <ATen/ops/maximum.h>
 #include <ATen/ops/sqrt.h>
 #include <ATen/ops/square.h>
 #include <ATen/ops/where.h>
+#include <ATen/ops/zeros_like.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 namespace abmll::meta {
@@ -61,7 +64,29 @@ struct NoisyOutput : public torch::autograd::Function<NoisyOutput> {
   }
 };
 
+struct PairProducts : public torch::autograd::Function<PairProducts> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& rows, const at::Tensor& first,
+                            const at::Tensor& second) {
+    ctx->save_for_backward({rows, first, second});
+    return rows.index_select(0, first) * rows.index_select(0, second);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &rows = saved[0], &first = saved[1], &second = saved[2];
+    const at::Tensor& g = grad_outputs[0];  // [P, X]
+    const at::Tensor g_rows = at::zeros_like(rows)
+                                  .index_add(0, first, g * rows.index_select(0, second))
+                                  .index_add(0, second, g * rows.index_select(0, first));
+    return {g_rows, at::Tensor(), at::Tensor()};
+  }
+};
+
 }  // namespace
+
+at::Tensor pair_products(const at::Tensor& rows, const at::Tensor& first, const at::Tensor& second) {
+  return PairProducts::apply(rows, first, second);
+}
 
 at::Tensor squared_matmul(const at::Tensor& x, const at::Tensor& m) { return SquaredMatmul::apply(x, m); }
 

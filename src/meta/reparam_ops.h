@@ -24,4 +24,9 @@ at::Tensor squared_matmul(const at::Tensor& x, const at::Tensor& m);
 at::Tensor noisy_output(const at::Tensor& mean, const at::Tensor& v, const at::Tensor& bound,
                         std::function<at::Tensor()> noise);
 
+// rows[first] * rows[second], row by row: rows [R, X], first and second [P] int64 indices into rows -> [P, X], keeping
+// only rows (its products over the pairs of the variance's Gram matrix, weight_gaussian.h, would otherwise keep
+// three [P, X] tensors per posterior and site: P = 153 at rank 16, about 7 MB at X = 4096).
+at::Tensor pair_products(const at::Tensor& rows, const at::Tensor& first, const at::Tensor& second);
+
 }  // namespace abmll::meta

@@ -337,9 +337,9 @@ OutputVariance output_variance(const at::Tensor& x, const WeightGaussianFactors&
   // diagonal (G_rt = G_tr counted once), so that v = (x^2 K) W^T.
   const at::Tensor pair = at::triu_indices(r1, r1, 0, at::TensorOptions().dtype(at::kLong).device(x.device()));
   const at::Tensor first = pair[0], second = pair[1];
-  const at::Tensor k = (a1.index_select(0, first) * a1.index_select(0, second)).t();  // [I, P]
+  const at::Tensor k = pair_products(a1, first, second).t();                           // [I, P]
   const at::Tensor twice = at::where(first == second, 1.0, 2.0).to(b1.scalar_type());  // [P]
-  const at::Tensor w = b1.index_select(1, first) * b1.index_select(1, second) * twice;    // [O, P]
+  const at::Tensor w = pair_products(b1.t(), first, second).t() * twice;               // [O, P]
   const at::Tensor y = squared_matmul(x, at::cat({k, ones}, 1));                         // [N, P + 1]
   return {at::matmul(y.narrow(1, 0, pairs), w.t()), y.narrow(1, pairs, 1)};
 }

@@ -158,10 +158,15 @@ at::Tensor WeightLora::delta(const at::Tensor& x, const model::LinearSite& site)
     throw Error(fmt::format("WeightLora: group_of_sequence is {} for a batch of {}", posterior.size(0), batch));
   const double s = form_.scaling;
 
-  // Mean: each sequence's own factors, one batched matmul (as BatchedLora, for the same reasons).
-  const at::Tensor index = posterior.to(x.device());
-  const at::Tensor a = f.a_mu.index_select(0, index), b = f.b_mu.index_select(0, index);  // [B, R, I], [B, O, R]
-  const at::Tensor mean = model::low_rank_product(x, a, b, s);                                    // [B, T, O]
+  // Mean: each sequence's own factors, one batched matmul (as BatchedLora, for the same reasons): over posteriors
+  // where their sequences are equal consecutive blocks.
+  const bool blocks = !runs.empty() && batch % static_cast<int64_t>(runs.size()) == 0 &&
+                      std::all_of(runs.begin(), runs.end(), [&](const Run& run) {
+                        const int64_t n = batch / static_cast<int64_t>(runs.size());
+                        return run.count == n && run.start == run.posterior * n;
+                      });
+  const at::Tensor mean = model::grouped_low_rank_product(  // [B, T, O]
+      x, f.a_mu, f.b_mu, s, posterior.to(x.device()), blocks ? batch / static_cast<int64_t>(runs.size()) : 0);
 
   // Variance and sum of squares [B, T, 1]: per posterior over its sequences' tokens, so that the low-rank pieces
   // are built once per posterior rather than once per sequence. On views of the batch where posteriors hold

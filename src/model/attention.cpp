@@ -42,17 +42,21 @@ at::Tensor attention(const at::Tensor& x, const AttentionWeights& w, const Model
   const int64_t groups = config.num_heads / config.num_kv_heads;
   const double scale = std::pow(static_cast<double>(dh), -0.5);
   at::Tensor out;
+  const bool causal = !pattern.defined();
   if (twice_differentiable) {
     // The math kernel adds its mask to the scores: a boolean pattern must become 0 / -inf first (the public
     // scaled_dot_product_attention converts it; this internal entry point does not).
-    const at::Tensor additive =
-        at::zeros(pattern.sizes(), q.options().requires_grad(false)).masked_fill(pattern.logical_not(), -INFINITY);
+    std::optional<at::Tensor> additive;
+    if (!causal)
+      additive =
+          at::zeros(pattern.sizes(), q.options().requires_grad(false)).masked_fill(pattern.logical_not(), -INFINITY);
     out = std::get<0>(at::_scaled_dot_product_attention_math(q, repeat_kv(k, groups), repeat_kv(v, groups), additive,
-                                                              /*dropout_p=*/0.0, /*is_causal=*/false,
+                                                              /*dropout_p=*/0.0, causal,
                                                               /*dropout_mask=*/std::nullopt, scale));
   } else {
-    out = at::scaled_dot_product_attention(q, repeat_kv(k, groups), repeat_kv(v, groups), pattern,
-                                           /*dropout_p=*/0.0, /*is_causal=*/false, scale);
+    out = at::scaled_dot_product_attention(q, repeat_kv(k, groups), repeat_kv(v, groups),
+                                           causal ? std::optional<at::Tensor>() : std::optional<at::Tensor>(pattern),
+                                           /*dropout_p=*/0.0, causal, scale);
   }
   // [B, H, T, Dh] -> [B, T, H*Dh]
   out = out.transpose(1, 2).reshape({b, t, config.num_heads * dh});

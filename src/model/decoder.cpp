@@ -70,7 +70,8 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layo
   at::Tensor cos = layout.cos, sin = layout.sin;  // [B, T, Dh]
   if (!cos.defined() || cos.scalar_type() != h.scalar_type() || cos.device() != h.device())
     std::tie(cos, sin) = rope_tables(layout.positions.to(device()), inv_freq_, h.scalar_type());
-  const at::Tensor pattern = layout.pattern.to(device());  // [B, 1, T, T]
+  // [B, 1, T, T], or undefined for plain causal attention
+  const at::Tensor pattern = layout.causal ? at::Tensor() : layout.pattern.to(device());
   const double eps = config_.rms_norm_eps;
   std::vector<at::Tensor> trainable;  // what checkpointed layers pass gradients to, besides their input
   const bool checkpoint = options.checkpoint_layers && !options.double_backward;
@@ -90,7 +91,7 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layo
 }
 
 TokenLayout Decoder::with_rope(const TokenLayout& layout) const {
-  TokenLayout out{layout.positions.to(device()), layout.pattern.to(device()), {}, {}};
+  TokenLayout out{layout.positions.to(device()), layout.pattern.to(device()), layout.causal, {}, {}};
   std::tie(out.cos, out.sin) = rope_tables(out.positions, inv_freq_, dtype());
   return out;
 }

@@ -133,6 +133,7 @@ void BatchedLora::set_group_of_sequence(const at::Tensor& group_of_sequence) {
     }
   }
   group_of_sequence_ = group_of_sequence;
+  block_ = group_of_sequence.defined() && group_of_sequence.numel() > 0 ? group_block_size(group_of_sequence) : 0;
 }
 
 void BatchedLora::set_training(bool training, uint64_t seed) {
@@ -168,21 +169,21 @@ at::Tensor BatchedLora::delta(const at::Tensor& x, const LinearSite& site) const
     throw Error(fmt::format("BatchedLora: {} groups but group_of_sequence is {} for a batch of {}", groups_,
                             group_of_sequence_.defined() ? std::to_string(group_of_sequence_.size(0)) : "unset",
                             batch));
-  // Each sequence's own factors, then one batched matmul over sequences. Gathering the factors copies
-  // B r (in + out) numbers, far fewer than the activations (B T in); the alternative, gathering each group's
-  // sequences, multiplying per group and scattering back, copies the activations twice and runs G small GEMMs.
-  // Measured on CPU (2 threads; B x T = 8x256, 16x128, 4x512, 16x64; r 8..16; in/out 768..2048; G 4..16): bmm
-  // was faster in every case, 5x or more in forward and 1.2-4x in forward + backward.
+  // Each sequence's own factors in one batched matmul: over groups where each group's sequences are consecutive
+  // blocks of one size (as episodes lay them out), otherwise over sequences with the factors gathered per sequence.
+  // Gathering copies B r (in + out) numbers, far fewer than the activations (B T in); the alternative, gathering
+  // each group's sequences, multiplying per group and scattering back, copies the activations twice and runs G
+  // small GEMMs. Measured on CPU (2 threads; B x T = 8x256, 16x128, 4x512, 16x64; r 8..16; in/out 768..2048; G
+  // 4..16): bmm was faster in every case, 5x or more in forward and 1.2-4x in forward + backward.
   const at::Tensor g = groups_ > 1 ? group_of_sequence_.to(x.device()) : at::Tensor();
-  const at::Tensor a = groups_ > 1 ? f->a.index_select(0, g) : f->a;  // [B, r, in] or [1, r, in]
-  const at::Tensor b = groups_ > 1 ? f->b.index_select(0, g) : f->b;  // [B, out, r] or [1, out, r]
   at::Tensor out;
   if (!training_ || settings_.dropout == 0) {
     // x is kept as it is for backward (the frozen projection keeps it too), not as a float32 copy.
-    const at::Tensor rows = groups_ > 1 ? x : x.reshape({1, batch * x.size(1), x.size(2)});  // one group: all rows
-    out = model::low_rank_product(rows, a, b, s).view({batch, x.size(1), b.size(1)});
+    out = grouped_low_rank_product(x, f->a, f->b, s, g, groups_ > 1 ? block_ : batch);  // one group: one block
   } else {
     // PEFT's order: cast to the adapter's dtype, then dropout.
+    const at::Tensor a = groups_ > 1 ? f->a.index_select(0, g) : f->a;  // [B, r, in] or [1, r, in]
+    const at::Tensor b = groups_ > 1 ? f->b.index_select(0, g) : f->b;  // [B, out, r] or [1, out, r]
     const at::Tensor xa = dropout(x.to(f->a.scalar_type()), site);  // [B, T, in]
     out = groups_ > 1 ? at::bmm(at::bmm(xa, a.transpose(1, 2)) * s, b.transpose(1, 2))  // [B, T, out]
                       : at::matmul(at::matmul(xa, a[0].t()) * s, b[0].t());

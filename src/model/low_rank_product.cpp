@@ -3,6 +3,8 @@
 
 #include <ATen/TensorOperators.h>
 #include <ATen/ops/bmm.h>
+#include <ATen/ops/index_select.h>
+#include <ATen/ops/zeros.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 namespace abmll::model {
@@ -38,6 +40,31 @@ struct LowRankProduct : public torch::autograd::Function<LowRankProduct> {
 
 at::Tensor low_rank_product(const at::Tensor& x, const at::Tensor& a, const at::Tensor& b, double s) {
   return LowRankProduct::apply(x, a, b, s);
+}
+
+int64_t group_block_size(const at::Tensor& group_of_sequence) {
+  const at::Tensor g = group_of_sequence.cpu().contiguous();
+  const int64_t batch = g.numel();
+  const int64_t* v = g.const_data_ptr<int64_t>();
+  if (batch == 0 || v[0] != 0) return 0;
+  int64_t n = 1;
+  while (n < batch && v[n] == 0) ++n;
+  if (batch % n != 0) return 0;
+  for (int64_t i = 0; i < batch; ++i)
+    if (v[i] != i / n) return 0;
+  return n;
+}
+
+at::Tensor grouped_low_rank_product(const at::Tensor& x, const at::Tensor& a, const at::Tensor& b, double s,
+                                    const at::Tensor& group, int64_t block) {
+  const int64_t batch = x.size(0), time = x.size(1), out = b.size(1);
+  if (batch == 0) return at::zeros({0, time, out}, a.options());
+  if (block > 0 && batch % block == 0 && batch / block <= a.size(0)) {
+    const int64_t used = batch / block;
+    const at::Tensor rows = x.reshape({used, block * time, x.size(2)});
+    return low_rank_product(rows, a.narrow(0, 0, used), b.narrow(0, 0, used), s).view({batch, time, out});
+  }
+  return low_rank_product(x, a.index_select(0, group), b.index_select(0, group), s);
 }
 
 }  // namespace abmll::model

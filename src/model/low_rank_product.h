@@ -15,4 +15,15 @@ namespace abmll::model {
 // applies to every sequence when x is [1, B T, I] (callers reshape).
 at::Tensor low_rank_product(const at::Tensor& x, const at::Tensor& a, const at::Tensor& b, double s);
 
+// n when sequence i of `group_of_sequence` ([B] int64, B > 0) uses group i / n for every i, B a multiple of n: each
+// group's sequences are one block of n consecutive ones (tasks' episodes in order, equal sizes). 0 otherwise.
+int64_t group_block_size(const at::Tensor& group_of_sequence);
+
+// The LoRA update with each sequence's own group's factors: x [B, T, I], a [G, R, I], b [G, O, R], `group` [B] int64
+// on x's device, `block` = group_block_size(group) -> [B, T, O] in a's dtype. With blocks, x is viewed as
+// [B / n, n T, I] against the first B / n groups' factors as they are; otherwise the factors are gathered per
+// sequence ([B, R, I] and [B, O, R] copies, kept for backward, and a backward that scatters them back).
+at::Tensor grouped_low_rank_product(const at::Tensor& x, const at::Tensor& a, const at::Tensor& b, double s,
+                                    const at::Tensor& group, int64_t block);
+
 }  // namespace abmll::model

@@ -24,12 +24,16 @@ at::Tensor attention_pattern(const at::Tensor& attention_mask);
 struct TokenLayout {
   at::Tensor positions;  // [B, T] int64
   at::Tensor pattern;    // [B, 1, T, T] bool, true where query t may attend key s; every query row has a true entry
+  // True when `pattern` is plain causal attention for every real token: no padding before a real token (right
+  // padding or none). The decoder then runs causal attention without the pattern (FlashAttention on a GPU, which
+  // takes no explicit mask); rows at padding positions differ and are meaningless either way.
+  bool causal = false;
   // Optional: the RoPE tables (cos, sin) [B, T, Dh] of `positions`, on the decoder's device in its dtype, made once
   // by Decoder::with_rope for a layout that is run many times; computed per forward when undefined.
   at::Tensor cos, sin;
 };
 
-// attention_mask [B, T] -> {position_ids_from_mask, attention_pattern}.
+// attention_mask [B, T] -> {position_ids_from_mask, attention_pattern, whether every row is right-padded}.
 TokenLayout layout_from_mask(const at::Tensor& attention_mask);
 
 }  // namespace abmll::model

@@ -1,0 +1,103 @@
+// The decoder's memory-lean autograd functions (model/swiglu.h, model/rms_norm.h) against the chains of ATen ops
+// they replace: values and gradients in float32 and bfloat16 (rounded where the chain rounds), first and second
+// derivatives in float64.
+#include <catch2/catch.hpp>
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/autograd.h>
+
+#include <vector>
+
+#include "model/rms_norm.h"
+#include "model/swiglu.h"
+
+namespace {
+
+using abmll::model::rms_norm;
+using abmll::model::swiglu;
+
+double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
+  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
+}
+
+// transformers' LlamaRMSNorm as ATen ops.
+at::Tensor rms_norm_chain(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  const at::Tensor h = x.to(at::promote_types(x.scalar_type(), at::kFloat));
+  return weight * (h * at::rsqrt(h.pow(2).mean(-1, true) + eps)).to(x.scalar_type());
+}
+
+at::Tensor swiglu_chain(const at::Tensor& gate, const at::Tensor& up) { return at::silu(gate) * up; }
+
+// The output, then the gradients of (out * w).sum() to `inputs`, then the gradients of (g . u) to `inputs` (second
+// derivatives), all detached; second derivatives only in float64.
+std::vector<at::Tensor> derivatives(const at::Tensor& out, const std::vector<at::Tensor>& inputs, bool second) {
+  const at::Tensor w = at::randn(out.sizes(), at::TensorOptions().dtype(at::kDouble)).to(out.scalar_type());
+  const auto g = torch::autograd::grad({(out * w).sum()}, inputs, {}, true, second);
+  std::vector<at::Tensor> all = {out.detach()};
+  for (const auto& t : g) all.push_back(t.detach());
+  if (second) {
+    at::Tensor dot = at::zeros({}, at::kDouble);
+    for (const auto& t : g) dot = dot + (t * at::randn(t.sizes(), at::kDouble)).sum();
+    for (const auto& t : torch::autograd::grad({dot}, inputs)) all.push_back(t.detach());
+  }
+  return all;
+}
+
+// Both functions' derivatives under the same random weights.
+void check_against_chain(const std::function<at::Tensor()>& lean, const std::function<at::Tensor()>& chain,
+                         const std::vector<at::Tensor>& inputs, double tolerance) {
+  const bool second = inputs.front().scalar_type() == at::kDouble;
+  at::manual_seed(99);
+  const auto got = derivatives(lean(), inputs, second);
+  at::manual_seed(99);
+  const auto want = derivatives(chain(), inputs, second);
+  REQUIRE(got.size() == want.size());
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    INFO("derivative " << i << " (0: value), dtype " << c10::toString(inputs.front().scalar_type()));
+    CHECK(got[i].scalar_type() == want[i].scalar_type());
+    const double scale = std::max(1.0, want[i].abs().max().item<double>());
+    INFO("largest difference " << max_abs_diff(got[i], want[i]) << " at magnitude " << scale);
+    CHECK(max_abs_diff(got[i], want[i]) <= tolerance * scale);
+  }
+}
+
+at::Tensor leaf(at::IntArrayRef shape, at::ScalarType dtype, double scale = 1.0, double shift = 0.0) {
+  return (at::randn(shape, at::kDouble) * scale + shift).to(dtype).requires_grad_(true);
+}
+
+}  // namespace
+
+TEST_CASE("swiglu equals silu(gate) * up, values and derivatives", "[model]") {
+  at::manual_seed(1);
+  // Odd sizes; float64 to second derivatives, float32 and bfloat16 gradients rounded where the chain rounds.
+  for (const auto& [dtype, tolerance] : {std::pair{at::kDouble, 1e-12}, {at::kFloat, 1e-6}, {at::kBFloat16, 0.0}}) {
+    const at::Tensor gate = leaf({3, 5, 7}, dtype, 2.0), up = leaf({3, 5, 7}, dtype);
+    check_against_chain([&] { return swiglu(gate, up); }, [&] { return swiglu_chain(gate, up); }, {gate, up},
+                        tolerance);
+  }
+  // A gate that needs no gradient (only up's is computed) and none at all (inference).
+  const at::Tensor gate = at::randn({4, 6}), up = leaf({4, 6}, at::kFloat);
+  const auto g = torch::autograd::grad({swiglu(gate, up).sum()}, {up});
+  CHECK(max_abs_diff(g[0], at::silu(gate)) < 1e-7);
+  CHECK(!swiglu(gate, up.detach()).requires_grad());
+}
+
+TEST_CASE("rms_norm equals transformers' RMSNorm chain, values and derivatives", "[model]") {
+  at::manual_seed(2);
+  // Rows of different scales (the reciprocal root matters); the weight needs a gradient too in one case.
+  const std::vector<std::tuple<at::ScalarType, double, bool>> cases = {
+      {at::kDouble, 1e-12, true}, {at::kDouble, 1e-12, false}, {at::kFloat, 1e-6, true}, {at::kBFloat16, 1e-2, false}};
+  for (const auto& [dtype, tolerance, weight_grad] : cases) {
+    const at::Tensor x = (at::randn({2, 5, 9}, at::kDouble) * at::rand({2, 5, 1}, at::kDouble) * 3)
+                             .to(dtype)
+                             .requires_grad_(true);
+    const at::Tensor weight = (at::rand({9}, at::kDouble) + 0.5).to(dtype).requires_grad_(weight_grad);
+    std::vector<at::Tensor> inputs = {x};
+    if (weight_grad) inputs.push_back(weight);
+    check_against_chain([&] { return rms_norm(x, weight, 1e-5); }, [&] { return rms_norm_chain(x, weight, 1e-5); },
+                        inputs, tolerance);
+  }
+  // The output keeps x's dtype with a weight of the same dtype.
+  const at::Tensor xb = at::randn({2, 3}).to(at::kBFloat16);
+  CHECK(rms_norm(xb, at::ones({3}, at::kBFloat16), 1e-6).scalar_type() == at::kBFloat16);
+}
