@@ -57,5 +57,17 @@ else()
   set(ABMLL_TORCH_HAS_CUDA OFF)
 endif()
 
+# The profiler's event tree (src/util/memory_at_peak.cpp) needs Kineto's headers, which the wheel ships apart,
+# under include/kineto.
+set(ABMLL_KINETO_INCLUDE_DIR "")
+foreach(_abmll_dir IN LISTS TORCH_INCLUDE_DIRS)
+  if(EXISTS "${_abmll_dir}/kineto/ActivityType.h")
+    set(ABMLL_KINETO_INCLUDE_DIR "${_abmll_dir}/kineto")
+  endif()
+endforeach()
+if(NOT ABMLL_KINETO_INCLUDE_DIR)
+  message(FATAL_ERROR "abmll: LibTorch at ${_abmll_torch_libdir} comes without Kineto's headers (include/kineto)")
+endif()
+
 message(STATUS "abmll: LibTorch ${Torch_VERSION} at ${_abmll_torch_libdir} (CUDA in LibTorch: ${ABMLL_TORCH_HAS_CUDA})")
 message(STATUS "abmll: cuda/ kernels: ${ABMLL_HAVE_CUDA} (architectures ${CMAKE_CUDA_ARCHITECTURES})")

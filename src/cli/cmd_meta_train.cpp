@@ -28,6 +28,7 @@ struct MetaTrainFlags {
   std::int64_t max_steps = 0;
   std::int64_t trace_step = 0;
   std::int64_t profile_step = 0, profile_steps = 1;
+  bool profile_memory = false;
   std::string dist_backend = "auto";
 };
 
@@ -102,6 +103,7 @@ int run_meta_train(const MetaTrainFlags& flags) {
   meta::MetaTrainRun run{out, flags.resume, flags.max_steps, config_to_json(*config), flags.trace_step};
   run.profile_step = flags.profile_step;
   run.profile_steps = flags.profile_steps;
+  run.profile_memory = flags.profile_memory;
   run.group = group.get();
   const meta::MetaTrainResult result = meta::meta_train(*config, run);
 
@@ -146,6 +148,9 @@ Command register_meta_train(CLI::App& root) {
   cmd->add_option("--profile-steps", flags->profile_steps, "How many steps --profile-step covers (default 1)")
       ->check(CLI::PositiveNumber)
       ->type_name("COUNT");
+  cmd->add_flag("--profile-memory", flags->profile_memory,
+                "With --profile-step: record allocations too, and write DIR/profile/steps-N-M.memory.tsv: what is "
+                "live at the profiled steps' peak (the GPU's on a GPU), per operator that allocated it");
   cmd->add_option("--dist-backend", flags->dist_backend,
                   "Distributed runs (RANK/WORLD_SIZE or SLURM variables set): c10d backend, auto (nccl on GPUs, gloo "
                   "on CPUs), gloo or nccl")

@@ -208,7 +208,7 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
     if (run.profile_step > 0 && !profiler && !profiling_over && step + 1 >= run.profile_step &&
         step + 1 <= profile_last) {
       try {  // a profiler that cannot start (e.g. no CUPTI) costs the profile, not the run
-        profiler.emplace(decoder.device());
+        profiler.emplace(decoder.device(), run.profile_memory);
         profile_first = step + 1;
       } catch (const std::exception& e) {
         log::warn("--profile-step: the profiler did not start ({}); continuing without it", e.what());
@@ -266,8 +266,13 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
       if (world > 1) stem += fmt::format(".rank-{}", rank);
       const std::filesystem::path path = run.run_dir / "profile" / stem;
       try {
-        profiler->finish(path);
-        log::info("profile of steps {}-{}: {}.ops.tsv and .trace.json", profile_first, step + 1, path.string());
+        const std::int64_t peak = profiler->finish(path);
+        if (run.profile_memory)
+          log::info("profile of steps {}-{}: {}.ops.tsv, .memory.tsv (peak {:.1f} MB above the profile's start) and "
+                    ".trace.json",
+                    profile_first, step + 1, path.string(), static_cast<double>(peak) / 1048576.0);
+        else
+          log::info("profile of steps {}-{}: {}.ops.tsv and .trace.json", profile_first, step + 1, path.string());
       } catch (const std::exception& e) {
         log::warn("--profile-step: the profile could not be written ({})", e.what());
       }

@@ -26,15 +26,14 @@ struct MetaTrainRun {
   std::int64_t max_steps = 0;      // stop after this step (0: outer.steps); the schedule still spans outer.steps
   nlohmann::json resolved_config;  // stored in checkpoints; a resume under a different training config is refused
   std::int64_t trace_step = 0;     // > 0: write run_dir/trace-step-N.safetensors for outer step N (see below)
-  // > 0: profile outer steps [N, N + profile_steps) with LibTorch's profiler into run_dir/profile/ (every rank;
-  // util/step_profiler.h): steps-N-M[.rank-R].trace.json and .ops.tsv.
   // Data-parallel runs: the ranks' process group (null: one process). Each rank runs its slice of every meta-batch
   // (meta/data_parallel.h); rank 0 alone writes metrics, checkpoints and the adapter; every rank reads checkpoints.
   dist::ProcessGroup* group = nullptr;
   // > 0: profile outer steps [N, N + profile_steps) with LibTorch's profiler into run_dir/profile/ (every rank;
-  // util/step_profiler.h): steps-N-M[.rank-R].trace.json and .ops.tsv.
+  // util/step_profiler.h): steps-N-M[.rank-R].trace.json and .ops.tsv, and with profile_memory .memory.tsv.
   std::int64_t profile_step = 0;
   std::int64_t profile_steps = 1;
+  bool profile_memory = false;
 };
 
 // The trace of one outer step, for debugging and for checking against an independent implementation: theta before

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "util/error.h"
+#include "util/memory_at_peak.h"
 
 namespace abmll {
 namespace {
@@ -90,8 +91,8 @@ void write_table(const std::filesystem::path& path, const std::vector<kineto::Ki
 
 }  // namespace
 
-StepProfiler::StepProfiler(c10::Device device) : device_(device) {
-  const ProfilerConfig config(ProfilerState::KINETO);
+StepProfiler::StepProfiler(c10::Device device, bool memory) : device_(device), memory_(memory) {
+  const ProfilerConfig config(ProfilerState::KINETO, /*report_input_shapes=*/false, /*profile_memory=*/memory);
   std::set<ActivityType> activities{ActivityType::CPU};
   if (device.is_cuda()) activities.insert(ActivityType::CUDA);
   kineto::prepareProfiler(config, activities);
@@ -103,7 +104,7 @@ StepProfiler::~StepProfiler() {
   if (running_) kineto::disableProfiler();
 }
 
-void StepProfiler::finish(const std::filesystem::path& stem) {
+std::int64_t StepProfiler::finish(const std::filesystem::path& stem) {
   if (!running_) throw Error("StepProfiler::finish: the profiler is not running");
   running_ = false;
   if (device_.is_cuda()) at::detail::getCUDAHooks().deviceSynchronize(device_.index() < 0 ? 0 : device_.index());
@@ -114,6 +115,10 @@ void StepProfiler::finish(const std::filesystem::path& stem) {
     throw Error(fmt::format("{}: cannot create the profile folder: {}", stem.parent_path().string(), ec.message()));
   result->save(stem.string() + ".trace.json");
   write_table(stem.string() + ".ops.tsv", result->events());
+  if (!memory_) return 0;
+  const MemoryAtPeak m = memory_at_peak(result->event_tree(), device_);
+  write_memory_table(stem.string() + ".memory.tsv", m);
+  return m.peak_bytes;
 }
 
 }  // namespace abmll

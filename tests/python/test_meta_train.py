@@ -278,3 +278,47 @@ def test_profile_steps(full_run, workspace, abmll_bin, tmp_path):
     trace = json.loads((out / "profile/steps-2-3.trace.json").read_text())
     names = {event.get("name") for event in trace["traceEvents"]}
     assert "aten::bmm" in names and "aten::mm" in names
+
+
+def test_profile_memory(full_run, workspace, abmll_bin, tmp_path):
+    """--profile-memory adds a table of what is live at the profiled step's peak, per allocating operator; its total
+    is what replaying the trace's own allocation records (address, bytes) gives at their peak."""
+    out = tmp_path / "profiled"
+    result = subprocess.run([abmll_bin, "meta-train", "--config", workspace["config"], "--out", out, "--max-steps", "3",
+                             "--profile-step", "2", "--profile-memory"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert loss_view(metrics(out)) == loss_view(metrics(full_run))[:3]
+    assert sorted(p.name for p in (out / "profile").iterdir()) == [
+        "steps-2-2.memory.tsv", "steps-2-2.ops.tsv", "steps-2-2.trace.json"]
+    assert ".memory.tsv (peak" in result.stderr
+
+    rows = [line.split("\t") for line in (out / "profile/steps-2-2.memory.tsv").read_text().splitlines()]
+    assert rows[0] == ["mb", "allocations", "allocated_in"]
+    total, parts = rows[1], rows[2:]
+    assert total[2].startswith("(all of the below; the peak was reached in: ")
+    sizes = [float(mb) for mb, _, _ in parts]
+    assert sizes == sorted(sizes, reverse=True) and sizes[0] > 0
+    assert abs(float(total[0]) - sum(sizes)) <= 1e-3 * len(parts)
+    assert int(total[1]) == sum(int(n) for _, n, _ in parts)
+    where = {w for _, _, w in parts}
+    assert any("aten::" in w for w in where)
+    assert len(where) == len(parts)
+
+    # The trace's allocation records replayed: the same peak, the same live allocations made while profiling.
+    trace = json.loads((out / "profile/steps-2-2.trace.json").read_text())
+    events = sorted((e for e in trace["traceEvents"] if e.get("name") == "[memory]" and e["args"]["Device Type"] == 0),
+                    key=lambda e: e["ts"])
+    assert events
+    level = peak = 0
+    live, at_peak = {}, {}
+    for e in events:
+        size, addr = e["args"]["Bytes"], e["args"]["Addr"]
+        level += size
+        if size > 0:
+            live[addr] = size
+        else:
+            live.pop(addr, None)
+        if level > peak:
+            peak, at_peak = level, dict(live)
+    assert abs(sum(at_peak.values()) / 2**20 - float(total[0])) <= 1e-3
+    assert len(at_peak) == int(total[1])
