@@ -74,14 +74,14 @@ def flops_per_step(shape, scored_tokens, seq, k):
 
 def run_abmll(args, overrides, out, trace=False, profile=None):
     """abmll meta-train for warmup + steps steps -> (median seconds per step, tokens/s, peak memory MB). With
-    `profile` (a folder), one more step runs under LibTorch's profiler, untimed, and its operator table and trace
-    are copied there."""
+    `profile` (a folder), one more step runs under LibTorch's profiler with memory recording, untimed, and its
+    operator and memory tables and trace are copied there."""
     shutil.rmtree(out, ignore_errors=True)
     timed = args.warmup + args.steps
     cmd = [args.abmll, "meta-train", "--config", str(PAPER_CONFIG), "--max-steps", str(timed + (1 if profile else 0)),
            "--out", str(out)] + (["--trace-step", "1"] if trace else [])
     if profile:
-        cmd += ["--profile-step", str(timed + 1)]
+        cmd += ["--profile-step", str(timed + 1), "--profile-memory"]
     for item in overrides:
         cmd += ["--set", item]
     result = subprocess.run(cmd, capture_output=True, text=True)

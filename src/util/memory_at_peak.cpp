@@ -33,11 +33,19 @@ bool only_allocates(const std::string& name) {
   return names.count(name) > 0;
 }
 
+// A custom autograd function's node, "torch::autograd::CppNode<abmll::model::(anonymous namespace)::RmsNorm>",
+// as "CppNode<abmll::model::RmsNorm>".
+std::string short_name(std::string name) {
+  for (const std::string drop : {"torch::autograd::", "(anonymous namespace)::"})
+    for (std::size_t at = name.find(drop); at != std::string::npos; at = name.find(drop, at)) name.erase(at, drop.size());
+  return name;
+}
+
 // The operators around `event`, outermost first.
 std::vector<std::string> operators_around(const Result* event) {
   std::vector<std::string> out;
   for (std::shared_ptr<Result> p = event->parent_.lock(); p; p = p->parent_.lock())
-    if (p->tag() == EventType::TorchOp) out.push_back(p->name());
+    if (p->tag() == EventType::TorchOp) out.push_back(short_name(p->name()));
   std::reverse(out.begin(), out.end());
   return out;
 }
