@@ -40,7 +40,7 @@ def hyperparameters(run):
     return dict(rank=c["lora"]["rank"], alpha=c["lora"]["alpha"], floor=c["posterior"]["scale_floor"],
                 tasks=c["outer"]["tasks_per_batch"], inner_steps=c["inner"]["steps"], inner_lr=c["inner"]["lr"],
                 beta=c["outer"]["beta"], gamma=c["outer"]["gamma"], n_train=len(train_tasks),
-                init_scale=c["posterior"]["init_scale"])
+                init_scale=c["posterior"]["init_scale"], tf32=c["model"].get("tf32", False))
 
 
 def run(args, hp):
@@ -51,6 +51,7 @@ def run(args, hp):
 
     torch.manual_seed(0)
     device = torch.device(args.device)
+    torch.backends.cuda.matmul.allow_tf32 = hp["tf32"]  # as the traced run (model.tf32); no effect on the CPU
     dtype = {"float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}[args.dtype]
     trace = load_file(pathlib.Path(args.run) / "trace-step-1.safetensors")
     if args.model:

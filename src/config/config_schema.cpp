@@ -234,6 +234,9 @@ std::vector<ConfigKey> build_keys() {
   add<bool>(k, KEY(model.random_weights), false,
             "Random base weights of config.json's shape instead of the checkpoint's (benchmarks only: the folder "
             "then needs only config.json and tokenizer.json).");
+  add<bool>(k, KEY(model.tf32), true,
+            "On a GPU, run float32 matrix products (the adapters' products, the weight family's variance) on TF32 "
+            "tensor cores; the weight family's KL keeps full float32. No effect on the CPU.");
   add<I>(k, KEY(model.max_length), 512, "Tokens per sequence; longer prompts are cut from the left.",
          between(8, 1 << 20));
 

@@ -4,6 +4,7 @@
 #include "meta/reparam_ops.h"
 #include "meta/weight_kl_cpu.h"
 #include "meta/weight_kl_cuda.h"
+#include "util/float32_products.h"
 
 #include <ATen/core/grad_mode.h>
 
@@ -82,6 +83,7 @@ struct TiledWeightKl : public torch::autograd::Function<TiledWeightKl> {
                             at::Tensor qa_sig, at::Tensor pb_mu, at::Tensor pa_mu, at::Tensor pb_sig,
                             at::Tensor pa_sig, double scaling, double floor, int64_t kind, int64_t tile_rows,
                             int64_t* floor_hits, int64_t loop) {
+    const FullFloat32Products full_float32;  // differences of large products
     const WeightScaleForm form{static_cast<WeightScale>(kind), scaling, floor};
     ctx->save_for_backward({qb_mu, qa_mu, qb_sig, qa_sig, pb_mu, pa_mu, pb_sig, pa_sig});
     ctx->saved_data["scaling"] = scaling;
@@ -110,6 +112,7 @@ struct TiledWeightKl : public torch::autograd::Function<TiledWeightKl> {
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const FullFloat32Products full_float32;
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &qb_mu = saved[0], &qa_mu = saved[1], &qb_sig = saved[2], &qa_sig = saved[3];
     const at::Tensor &pb_mu = saved[4], &pa_mu = saved[5], &pb_sig = saved[6], &pa_sig = saved[7];

@@ -18,8 +18,8 @@ namespace abmll::model {
 namespace {
 
 // [B, Hkv, T, Dh] -> [B, Hkv*n, T, Dh], each kv head repeated n times in place (head h of the result is kv head
-// h / n), as transformers' repeat_kv. Explicit rather than SDPA's enable_gqa, which not every SDPA backend takes
-// together with a mask.
+// h / n), as transformers' repeat_kv. Explicit where SDPA's enable_gqa is not taken by every kernel: with a mask,
+// for the unfused math kernel, and for 32-bit floats on a GPU.
 at::Tensor repeat_kv(const at::Tensor& x, int64_t n) {
   if (n == 1) return x;
   const int64_t b = x.size(0), h = x.size(1), t = x.size(2), d = x.size(3);
@@ -53,6 +53,12 @@ at::Tensor attention(const at::Tensor& x, const AttentionWeights& w, const Model
     out = std::get<0>(at::_scaled_dot_product_attention_math(q, repeat_kv(k, groups), repeat_kv(v, groups), additive,
                                                               /*dropout_p=*/0.0, causal,
                                                               /*dropout_mask=*/std::nullopt, scale));
+  } else if (causal && (q.is_cpu() || q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf)) {
+    // Grouped heads read in place by the kernel (FlashAttention, CPU or GPU): no [B, H, T, Dh] copies of k and v
+    // kept for backward. Only without a mask and, on a GPU, in 16 bits, where FlashAttention takes it (other CUDA
+    // kernels would fall back to the unfused one).
+    out = at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/std::nullopt, /*dropout_p=*/0.0, /*is_causal=*/true,
+                                           scale, /*enable_gqa=*/true);
   } else {
     out = at::scaled_dot_product_attention(q, repeat_kv(k, groups), repeat_kv(v, groups),
                                            causal ? std::optional<at::Tensor>() : std::optional<at::Tensor>(pattern),

@@ -2,6 +2,7 @@
 #include "model/rms_norm.h"
 
 #include <ATen/TensorOperators.h>
+#include <ATen/core/grad_mode.h>
 #include <ATen/ops/rsqrt.h>
 #include <ATen/ExpandUtils.h>
 #include <torch/csrc/autograd/custom_function.h>
@@ -38,8 +39,15 @@ struct RmsNorm : public torch::autograd::Function<RmsNorm> {
     if (ctx->needs_input_grad(0)) {
       // Through weight * n (rounded to x's dtype, as the chain's MulBackward), n = h rstd, rstd = (mean(h^2) +
       // eps)^(-1/2): dh = rstd g_n - h rstd^3 mean(g_n h).
-      const at::Tensor g_n = (g * weight).to(x.scalar_type()).to(h.scalar_type());
-      g_x = (rstd * g_n - h * (rstd.pow(3) * (g_n * h).mean(-1, /*keepdim=*/true))).to(x.scalar_type());
+      at::Tensor g_n = (g * weight).to(x.scalar_type()).to(h.scalar_type());  // a fresh tensor
+      if (at::GradMode::is_enabled()) {  // differentiated again: out of place
+        g_x = (rstd * g_n - h * (rstd.pow(3) * (g_n * h).mean(-1, /*keepdim=*/true))).to(x.scalar_type());
+      } else {
+        // In place, so that this backward, whose transient float32 [N, D] tensors can make the step's peak, holds
+        // three of them at most (h, g_n, and g_n h until reduced).
+        const at::Tensor c = (g_n * h).mean(-1, /*keepdim=*/true).mul_(rstd.pow(3));  // [..., 1]
+        g_x = g_n.mul_(rstd).addcmul_(h, c, -1).to(x.scalar_type());
+      }
     }
     if (ctx->needs_input_grad(1))
       g_weight = at::sum_to(g * (h * rstd).to(x.scalar_type()), weight.sizes()).to(weight.scalar_type());
