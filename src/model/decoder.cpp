@@ -37,7 +37,8 @@ Decoder::Decoder(ModelConfig config, DecoderWeights weights)
 
 at::Tensor Decoder::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
                             const LinearAdapter* adapter, const ForwardOptions& options) const {
-  at::Tensor mask = attention_mask.defined() ? attention_mask.to(device()) : at::ones_like(input_ids, device());
+  // The layout is made where the mask lies (usually the CPU: reading it there costs the GPU no wait).
+  const at::Tensor mask = attention_mask.defined() ? attention_mask : at::ones_like(input_ids);
   if (mask.sizes() != input_ids.sizes())
     throw Error(fmt::format("Decoder::forward: attention_mask is [{}] but input_ids is [{}]",
                             fmt::join(mask.sizes(), ", "), fmt::join(input_ids.sizes(), ", ")));
@@ -55,16 +56,16 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layo
     throw Error(fmt::format("Decoder::forward: layout positions [{}] / pattern [{}] do not fit input_ids [{}]",
                             fmt::join(layout.positions.sizes(), ", "), fmt::join(layout.pattern.sizes(), ", "),
                             fmt::join(input_ids.sizes(), ", ")));
-  at::Tensor ids = input_ids.to(device());
   // Checked here rather than left to at::embedding, whose message names no id (and which reads out of bounds on
-  // some backends).
-  if (ids.numel() > 0) {
-    const auto [min, max] = at::aminmax(ids);
+  // some backends); before the copy to the device, where the ids usually come from the CPU.
+  if (input_ids.numel() > 0) {
+    const auto [min, max] = at::aminmax(input_ids);
     const int64_t lo = min.item<int64_t>(), hi = max.item<int64_t>();
     if (lo < 0 || hi >= config_.vocab_size)
       throw InputError(fmt::format("token id {} is outside the vocabulary [0, {})", lo < 0 ? lo : hi,
                                    config_.vocab_size));
   }
+  const at::Tensor ids = input_ids.to(device());
 
   at::Tensor h = at::embedding(weights_.embed_tokens, ids);  // [B, T, D]
   at::Tensor cos = layout.cos, sin = layout.sin;  // [B, T, Dh]
