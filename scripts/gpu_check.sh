@@ -77,8 +77,8 @@ cp "$work"/profile/*.ops.tsv "$out/shape-step.ops.tsv" 2>/dev/null
 cp "$work"/profile/*.memory.tsv "$out/shape-step.memory.tsv" 2>/dev/null
 tail -12 "$out/shape-step.log" | tee -a "$summary"
 
-# The memory plan's trade: the last 16 of 32 layers keep their activations (about 1.3 GB each at this batch,
-# estimated from the CPU at the 8B width), so less is recomputed; peak memory should stay under 40 GB.
+# The memory plan's trade: the last 16 of 32 layers keep their activations (about 1.06 GB each at this batch,
+# measured on the CPU at the 8B width), so less is recomputed; peak memory should stay under 40 GB.
 echo "=== model.checkpointed_layers=16 ===" >> "$out/shape-step.log"
 timeout 150 "$python" scripts/bench/shape_step.py --abmll build/abmll --device cuda --steps 2 --warmup 1 \
   --set model.checkpointed_layers=16 --json "$out/shape-step-partial.json" >> "$out/shape-step.log" 2>&1 ||
