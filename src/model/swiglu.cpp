@@ -28,15 +28,19 @@ struct Swiglu : public torch::autograd::Function<Swiglu> {
     // As the chain's MulBackward then SiluBackward: each product rounded to the inputs' dtype. silu_backward has
     // no derivative of its own: when this backward is itself differentiated (second order), silu's derivative
     // s (1 + gate (1 - s)), s = sigmoid(gate), as differentiable ops, as ATen's silu does then.
+    // Not differentiated again: in place, so that at most two [N, F] tensors besides g are alive at once (this
+    // backward's transients can make the step's peak).
+    const bool twice = at::GradMode::is_enabled();
     if (ctx->needs_input_grad(0)) {
-      if (at::GradMode::is_enabled()) {
+      if (twice) {
         const at::Tensor s = at::sigmoid(gate);
         g_gate = g * up * (s * (1 + gate * (1 - s)));
       } else {
-        g_gate = at::silu_backward(g * up, gate);
+        g_gate = g * up;
+        at::silu_backward_out(g_gate, g_gate, gate);
       }
     }
-    if (ctx->needs_input_grad(1)) g_up = g * at::silu(gate);
+    if (ctx->needs_input_grad(1)) g_up = twice ? g * at::silu(gate) : at::silu(gate).mul_(g);
     return {g_gate, g_up};
   }
 };
