@@ -127,11 +127,19 @@ std::function<at::Tensor()> WeightLora::batch_noise(const model::LinearSite& sit
       return group_noise(seeds.front(), 0, forward, site, shape[0], time, out, options);
     at::Tensor eps = at::empty(shape, options);
     for (std::size_t k = 0; k < rows_of_group.size(); ++k) {
-      const at::Tensor& rows = rows_of_group[k];
-      if (rows.numel() == 0) continue;
-      eps.index_copy_(0, rows.to(options.device()),
-                      group_noise(seeds[k / static_cast<std::size_t>(samples)], static_cast<std::int64_t>(k) % samples,
-                                  forward, site, rows.numel(), time, out, options));
+      const at::Tensor& rows = rows_of_group[k];  // increasing, on the CPU
+      const std::int64_t n = rows.numel();
+      if (n == 0) continue;
+      const at::Tensor noise =
+          group_noise(seeds[k / static_cast<std::size_t>(samples)], static_cast<std::int64_t>(k) % samples, forward,
+                      site, n, time, out, options);
+      // Consecutive rows (episodes' layout): a plain copy, no index tensor to move to the device.
+      const std::int64_t first = rows[0].item<std::int64_t>();
+      if (rows[n - 1].item<std::int64_t>() - first == n - 1) {
+        eps.narrow(0, first, n).copy_(noise);
+      } else {
+        eps.index_copy_(0, rows.to(options.device()), noise);
+      }
     }
     return eps;
   };
@@ -166,7 +174,7 @@ at::Tensor WeightLora::delta(const at::Tensor& x, const model::LinearSite& site)
                         return run.count == n && run.start == run.posterior * n;
                       });
   const at::Tensor mean = model::grouped_low_rank_product(  // [B, T, O]
-      x, f.a_mu, f.b_mu, s, posterior.to(x.device()), blocks ? batch / static_cast<int64_t>(runs.size()) : 0);
+      x, f.a_mu, f.b_mu, s, posterior, blocks ? batch / static_cast<int64_t>(runs.size()) : 0);
 
   // Variance and sum of squares [B, T, 1]: per posterior over its sequences' tokens, so that the low-rank pieces
   // are built once per posterior rather than once per sequence. On views of the batch where posteriors hold

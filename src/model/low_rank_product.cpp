@@ -64,7 +64,8 @@ at::Tensor grouped_low_rank_product(const at::Tensor& x, const at::Tensor& a, co
     const at::Tensor rows = x.reshape({used, block * time, x.size(2)});
     return low_rank_product(rows, a.narrow(0, 0, used), b.narrow(0, 0, used), s).view({batch, time, out});
   }
-  return low_rank_product(x, a.index_select(0, group), b.index_select(0, group), s);
+  const at::Tensor index = group.to(x.device());
+  return low_rank_product(x, a.index_select(0, index), b.index_select(0, index), s);
 }
 
 }  // namespace abmll::model

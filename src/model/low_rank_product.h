@@ -20,9 +20,10 @@ at::Tensor low_rank_product(const at::Tensor& x, const at::Tensor& a, const at::
 int64_t group_block_size(const at::Tensor& group_of_sequence);
 
 // The LoRA update with each sequence's own group's factors: x [B, T, I], a [G, R, I], b [G, O, R], `group` [B] int64
-// on x's device, `block` = group_block_size(group) -> [B, T, O] in a's dtype. With blocks, x is viewed as
-// [B / n, n T, I] against the first B / n groups' factors as they are; otherwise the factors are gathered per
-// sequence ([B, R, I] and [B, O, R] copies, kept for backward, and a backward that scatters them back).
+// (any device), `block` = group_block_size(group) -> [B, T, O] in a's dtype. With blocks, x is viewed as
+// [B / n, n T, I] against the first B / n groups' factors as they are, and `group` is not read; otherwise the factors
+// are gathered per sequence ([B, R, I] and [B, O, R] copies, kept for backward, and a backward that scatters them
+// back), and `group` is copied to x's device (on a GPU, a copy from pageable memory waits for the device).
 at::Tensor grouped_low_rank_product(const at::Tensor& x, const at::Tensor& a, const at::Tensor& b, double s,
                                     const at::Tensor& group, int64_t block);
 
