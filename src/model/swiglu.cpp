@@ -25,11 +25,11 @@ struct Swiglu : public torch::autograd::Function<Swiglu> {
     const at::Tensor &gate = saved[0], &up = saved[1];
     const at::Tensor& g = grad_outputs[0];
     at::Tensor g_gate, g_up;
-    // As the chain's MulBackward then SiluBackward: each product rounded to the inputs' dtype. silu_backward has
-    // no derivative of its own: when this backward is itself differentiated (second order), silu's derivative
-    // s (1 + gate (1 - s)), s = sigmoid(gate), as differentiable ops, as ATen's silu does then.
-    // Not differentiated again: in place, so that at most two [N, F] tensors besides g are alive at once (this
-    // backward's transients can make the step's peak).
+    // g_gate = silu'(gate) (g up) and g_up = silu(gate) g, rounded where the chain's MulBackward and SiluBackward
+    // round. First order: in place, so that besides g at most two [N, F] tensors are alive at once (this backward's
+    // transients can make the step's peak). Differentiated again (second order): silu_backward has no derivative
+    // of its own, so silu's derivative s (1 + gate (1 - s)), s = sigmoid(gate), as differentiable ops, as ATen's
+    // silu does then.
     const bool twice = at::GradMode::is_enabled();
     if (ctx->needs_input_grad(0)) {
       if (twice) {

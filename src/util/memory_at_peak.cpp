@@ -37,7 +37,8 @@ bool only_allocates(const std::string& name) {
 // as "CppNode<abmll::model::RmsNorm>".
 std::string short_name(std::string name) {
   for (const std::string drop : {"torch::autograd::", "(anonymous namespace)::"})
-    for (std::size_t at = name.find(drop); at != std::string::npos; at = name.find(drop, at)) name.erase(at, drop.size());
+    for (std::size_t at = name.find(drop); at != std::string::npos; at = name.find(drop, at))
+      name.erase(at, drop.size());
   return name;
 }
 
