@@ -74,6 +74,7 @@ void WeightLora::set_group_of_sequence(const at::Tensor& group_of_sequence) {
   rows_of_group_.clear();
   rows_of_posterior_.clear();
   runs_.clear();
+  block_ = 0;
   posterior_of_sequence_ = at::Tensor();
   if (!group_of_sequence.defined()) return;
   if (group_of_sequence.dim() != 1 || group_of_sequence.scalar_type() != at::kLong)
@@ -82,6 +83,7 @@ void WeightLora::set_group_of_sequence(const at::Tensor& group_of_sequence) {
   if (g.numel() > 0 && (g.min().item<int64_t>() < 0 || g.max().item<int64_t>() >= groups()))
     throw Error(fmt::format("WeightLora: a group is outside [0, {})", groups()));
   posterior_of_sequence_ = at::floor_divide(g, samples_);
+  block_ = g.numel() > 0 ? model::group_block_size(posterior_of_sequence_) : 0;
   rows_of_group_ = positions_of(g, groups());
   rows_of_posterior_ = positions_of(posterior_of_sequence_, posteriors());
   for (int64_t p = 0; p < posteriors(); ++p) {
@@ -168,13 +170,8 @@ at::Tensor WeightLora::delta(const at::Tensor& x, const model::LinearSite& site)
 
   // Mean: each sequence's own factors, one batched matmul (as BatchedLora, for the same reasons): over posteriors
   // where their sequences are equal consecutive blocks.
-  const bool blocks = !runs.empty() && batch % static_cast<int64_t>(runs.size()) == 0 &&
-                      std::all_of(runs.begin(), runs.end(), [&](const Run& run) {
-                        const int64_t n = batch / static_cast<int64_t>(runs.size());
-                        return run.count == n && run.start == run.posterior * n;
-                      });
-  const at::Tensor mean = model::grouped_low_rank_product(  // [B, T, O]
-      x, f.a_mu, f.b_mu, s, posterior, blocks ? batch / static_cast<int64_t>(runs.size()) : 0);
+  const int64_t block = posterior_of_sequence_.defined() ? block_ : batch;
+  const at::Tensor mean = model::grouped_low_rank_product(x, f.a_mu, f.b_mu, s, posterior, block);  // [B, T, O]
 
   // Variance and sum of squares [B, T, 1]: per posterior over its sequences' tokens, so that the low-rank pieces
   // are built once per posterior rather than once per sequence. On views of the batch where posteriors hold

@@ -90,6 +90,7 @@ class WeightLora : public model::LinearAdapter {
     int64_t posterior, start, count;
   };
   std::vector<Run> runs_;
+  int64_t block_ = 0;  // model::group_block_size(posterior_of_sequence_): posteriors' sequences in equal blocks
 };
 
 }  // namespace abmll::meta
