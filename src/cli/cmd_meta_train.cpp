@@ -140,17 +140,19 @@ Command register_meta_train(CLI::App& root) {
   cmd->add_option("--trace-step", flags->trace_step,
                   "Write step N's inputs, losses and theta gradient to DIR/trace-step-N.safetensors (debugging)")
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--profile-step", flags->profile_step,
+  CLI::Option* profile_step = cmd->add_option("--profile-step", flags->profile_step,
                   "Profile outer steps N.. with LibTorch's profiler: DIR/profile/steps-N-M.ops.tsv (time per operator "
                   "and GPU kernel) and .trace.json (Chrome trace). Profiled steps run slower")
       ->check(CLI::PositiveNumber)
       ->type_name("N");
   cmd->add_option("--profile-steps", flags->profile_steps, "How many steps --profile-step covers (default 1)")
       ->check(CLI::PositiveNumber)
-      ->type_name("COUNT");
+      ->type_name("COUNT")
+      ->needs(profile_step);
   cmd->add_flag("--profile-memory", flags->profile_memory,
                 "With --profile-step: record allocations too, and write DIR/profile/steps-N-M.memory.tsv: what is "
-                "live at the profiled steps' peak (the GPU's on a GPU), per operator that allocated it");
+                "live at the profiled steps' peak (the GPU's on a GPU), per operator that allocated it")
+      ->needs(profile_step);
   cmd->add_option("--dist-backend", flags->dist_backend,
                   "Distributed runs (RANK/WORLD_SIZE or SLURM variables set): c10d backend, auto (nccl on GPUs, gloo "
                   "on CPUs), gloo or nccl")

@@ -30,6 +30,9 @@ def test_usage_errors_exit_2(run_abmll):
     assert run_abmll("train").returncode == 2                # unknown subcommand
     assert run_abmll("meta-train", "--bogus").returncode == 2
     assert run_abmll("calibrate").returncode == 2            # required flags missing
+    for flag in (["--profile-memory"], ["--profile-steps", "2"]):  # profiling options without --profile-step
+        result = run_abmll("meta-train", "--config", "configs/demo.yaml", *flag)
+        assert result.returncode == 2 and "requires --profile-step" in result.stderr
 
 
 def test_help_config_lists_keys(run_abmll):
