@@ -71,7 +71,11 @@ void save(const std::filesystem::path& path, std::int64_t step, const MetaLearne
 void restore(const Checkpoint& c, MetaLearner& learner, AdamW& adam, const nlohmann::json& config) {
   const auto saved = c.metadata.find("config");
   if (saved != c.metadata.end()) {
-    const nlohmann::json then = nlohmann::json::parse(saved->second), now = training_keys(config);
+    nlohmann::json then = nlohmann::json::parse(saved->second);
+    const nlohmann::json now = training_keys(config);
+    // Checkpoints from before model.tf32 existed ran full float32 products: resumable with model.tf32 = false.
+    if (then.contains("model") && then["model"].is_object() && !then["model"].contains("tf32"))
+      then["model"]["tf32"] = false;
     if (then != now) {
       std::string differences;
       for (const auto& d : nlohmann::json::diff(then, now)) differences.append(" ").append(d["path"].get<std::string>());

@@ -322,3 +322,29 @@ def test_profile_memory(full_run, workspace, abmll_bin, tmp_path):
             peak, at_peak = level, dict(live)
     assert abs(sum(at_peak.values()) / 2**20 - float(total[0])) <= 1e-3
     assert len(at_peak) == int(total[1])
+
+
+def test_resume_of_a_checkpoint_from_before_model_tf32(full_run, workspace, run_abmll, tmp_path):
+    """A checkpoint whose config has no model.tf32 (written before the key existed, with full float32 products)
+    resumes under model.tf32 = false, and is refused under the default (true), naming the key."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    out = tmp_path / "old"
+    (out / "checkpoints").mkdir(parents=True)
+    source = full_run / "checkpoints/step-4.safetensors"
+    with safe_open(str(source), "pt") as f:
+        metadata = f.metadata()
+        tensors = {name: f.get_tensor(name) for name in f.keys()}
+    config = json.loads(metadata["config"])
+    del config["model"]["tf32"]
+    metadata["config"] = json.dumps(config)
+    save_file(tensors, str(out / "checkpoints/step-4.safetensors"), metadata=metadata)
+    args = ["meta-train", "--config", workspace["config"], "--out", out, "--resume", "--max-steps", "5"]
+    refused = run_abmll(*args)
+    assert refused.returncode == 2 and "/model/tf32" in refused.stderr
+    resumed = run_abmll(*args, "--set", "model.tf32=false")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "(step 4)" in resumed.stderr
+    # On the CPU TF32 changes nothing: step 5 is the uninterrupted run's step 5.
+    assert loss_view(metrics(out)) == loss_view(metrics(full_run))[4:5]
