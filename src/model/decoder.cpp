@@ -92,7 +92,9 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layo
 }
 
 TokenLayout Decoder::with_rope(const TokenLayout& layout) const {
-  TokenLayout out{layout.positions.to(device()), layout.pattern.to(device()), layout.causal, {}, {}};
+  // A causal layout's pattern is never read: left where it is.
+  TokenLayout out{layout.positions.to(device()), layout.causal ? layout.pattern : layout.pattern.to(device()),
+                  layout.causal, {}, {}};
   std::tie(out.cos, out.sin) = rope_tables(out.positions, inv_freq_, dtype());
   return out;
 }
