@@ -21,6 +21,22 @@
 namespace abmll::cli {
 namespace {
 
+// A step number or count: a whole number >= 1 (CLI::PositiveNumber would say "Value 0 not in range 0.000000 to
+// 1.8e308").
+const CLI::Validator kPositiveInteger(
+    [](std::string& text) -> std::string {
+      std::size_t used = 0;
+      long long value = 0;
+      try {
+        value = std::stoll(text, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used != text.size() || value < 1) return "must be a whole number of at least 1, got '" + text + "'";
+      return {};
+    },
+    "N>=1");
+
 struct MetaTrainFlags {
   ConfigFlags config;
   std::string out;
@@ -136,17 +152,17 @@ Command register_meta_train(CLI::App& root) {
   cmd->add_option("-o,--out", flags->out, "Run folder (default: runs/<config name>/meta-train)")->type_name("DIR");
   cmd->add_flag("--resume", flags->resume, "Continue from the newest complete checkpoint in the run folder");
   cmd->add_option("--max-steps", flags->max_steps, "Stop after this many outer steps (quick runs)")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositiveInteger);
   cmd->add_option("--trace-step", flags->trace_step,
                   "Write step N's inputs, losses and theta gradient to DIR/trace-step-N.safetensors (debugging)")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositiveInteger);
   CLI::Option* profile_step = cmd->add_option("--profile-step", flags->profile_step,
                   "Profile outer steps N.. with LibTorch's profiler: DIR/profile/steps-N-M.ops.tsv (time per operator "
                   "and GPU kernel) and .trace.json (Chrome trace). Profiled steps run slower")
-      ->check(CLI::PositiveNumber)
+      ->check(kPositiveInteger)
       ->type_name("N");
   cmd->add_option("--profile-steps", flags->profile_steps, "How many steps --profile-step covers (default 1)")
-      ->check(CLI::PositiveNumber)
+      ->check(kPositiveInteger)
       ->type_name("COUNT")
       ->needs(profile_step);
   cmd->add_flag("--profile-memory", flags->profile_memory,

@@ -33,6 +33,10 @@ def test_usage_errors_exit_2(run_abmll):
     for flag in (["--profile-memory"], ["--profile-steps", "2"]):  # profiling options without --profile-step
         result = run_abmll("meta-train", "--config", "configs/demo.yaml", *flag)
         assert result.returncode == 2 and "requires --profile-step" in result.stderr
+    for value in ("0", "-3", "2x"):
+        result = run_abmll("meta-train", "--config", "configs/demo.yaml", "--max-steps", value)
+        assert result.returncode == 2
+        assert f"--max-steps: must be a whole number of at least 1, got '{value}'" in result.stderr
 
 
 def test_help_config_lists_keys(run_abmll):
