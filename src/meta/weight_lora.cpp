@@ -42,6 +42,14 @@ std::vector<at::Tensor> positions_of(const at::Tensor& values, std::int64_t n) {
   return out;
 }
 
+// Increasing positions (CPU) -> the first, where they are consecutive (first, first + 1, ...); -1 otherwise or empty.
+std::int64_t consecutive_start(const at::Tensor& rows) {
+  const std::int64_t n = rows.numel();
+  if (n == 0) return -1;
+  const std::int64_t first = rows[0].item<std::int64_t>();
+  return rows[n - 1].item<std::int64_t>() - first == n - 1 ? first : -1;
+}
+
 }  // namespace
 
 std::uint64_t mix64(std::uint64_t z) {
@@ -72,6 +80,7 @@ void WeightLora::set_site(const model::LinearSite& site, WeightGaussianFactors f
 void WeightLora::set_group_of_sequence(const at::Tensor& group_of_sequence) {
   ++forward_;
   rows_of_group_.clear();
+  start_of_group_.clear();
   rows_of_posterior_.clear();
   runs_.clear();
   block_ = 0;
@@ -83,15 +92,16 @@ void WeightLora::set_group_of_sequence(const at::Tensor& group_of_sequence) {
   if (g.numel() > 0 && (g.min().item<int64_t>() < 0 || g.max().item<int64_t>() >= groups()))
     throw Error(fmt::format("WeightLora: a group is outside [0, {})", groups()));
   posterior_of_sequence_ = at::floor_divide(g, samples_);
-  block_ = g.numel() > 0 ? model::group_block_size(posterior_of_sequence_) : 0;
+  block_ = model::group_block_size(posterior_of_sequence_);
   rows_of_group_ = positions_of(g, groups());
+  for (const at::Tensor& rows : rows_of_group_) start_of_group_.push_back(consecutive_start(rows));
   rows_of_posterior_ = positions_of(posterior_of_sequence_, posteriors());
   for (int64_t p = 0; p < posteriors(); ++p) {
     const at::Tensor& rows = rows_of_posterior_[static_cast<std::size_t>(p)];
     const int64_t n = rows.numel();
     if (n == 0) continue;
-    const int64_t start = rows[0].item<int64_t>();
-    if (rows[n - 1].item<int64_t>() - start != n - 1) {  // rows are increasing: contiguous iff first + n - 1 = last
+    const int64_t start = consecutive_start(rows);
+    if (start < 0) {
       runs_.clear();
       return;
     }
@@ -121,8 +131,8 @@ std::function<at::Tensor()> WeightLora::batch_noise(const model::LinearSite& sit
                                                      const at::TensorOptions& options) const {
   // Everything by value: the function outlives this forward (it runs again in backward, after the adapter may have
   // started another forward).
-  return [seeds = task_seeds_, samples = samples_, forward = forward_, rows_of_group = rows_of_group_, site,
-          shape = shape.vec(), options]() {
+  return [seeds = task_seeds_, samples = samples_, forward = forward_, rows_of_group = rows_of_group_,
+          start_of_group = start_of_group_, site, shape = shape.vec(), options]() {
     RECORD_USER_SCOPE("abmll::weight_lora_noise");
     const std::int64_t time = shape[1], out = shape[2];
     if (rows_of_group.empty())  // one group (checked by delta): every row is group 0's
@@ -136,8 +146,7 @@ std::function<at::Tensor()> WeightLora::batch_noise(const model::LinearSite& sit
           group_noise(seeds[k / static_cast<std::size_t>(samples)], static_cast<std::int64_t>(k) % samples, forward,
                       site, n, time, out, options);
       // Consecutive rows (episodes' layout): a plain copy, no index tensor to move to the device.
-      const std::int64_t first = rows[0].item<std::int64_t>();
-      if (rows[n - 1].item<std::int64_t>() - first == n - 1) {
+      if (const std::int64_t first = start_of_group[k]; first >= 0) {
         eps.narrow(0, first, n).copy_(noise);
       } else {
         eps.index_copy_(0, rows.to(options.device()), noise);

@@ -84,6 +84,7 @@ class WeightLora : public model::LinearAdapter {
   // [B], each group's [n_k] and each posterior's rows (CPU int64, in batch order; [0] for none).
   at::Tensor posterior_of_sequence_;
   std::vector<at::Tensor> rows_of_group_, rows_of_posterior_;
+  std::vector<int64_t> start_of_group_;  // each group's first row where its rows are consecutive, else -1
   // Where every posterior's rows are one contiguous range (as scoring lays out a meta-batch, task after task): the
   // ranges in batch order, so that delta works on views of the batch and joins the pieces once; else empty.
   struct Run {

@@ -133,7 +133,7 @@ void BatchedLora::set_group_of_sequence(const at::Tensor& group_of_sequence) {
     }
   }
   group_of_sequence_ = group_of_sequence;
-  block_ = group_of_sequence.defined() && group_of_sequence.numel() > 0 ? group_block_size(group_of_sequence) : 0;
+  block_ = group_of_sequence.defined() ? group_block_size(group_of_sequence) : 0;
 }
 
 void BatchedLora::set_training(bool training, uint64_t seed) {

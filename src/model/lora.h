@@ -92,7 +92,7 @@ class BatchedLora : public LinearAdapter {
   int64_t groups_ = 1;
   std::map<LinearSite, LoraFactors> factors_;
   at::Tensor group_of_sequence_;  // [B] int64, or undefined
-  int64_t block_ = 0;             // group_block_size(group_of_sequence_), 0 when undefined or empty
+  int64_t block_ = 0;             // group_block_size(group_of_sequence_), 0 when undefined
   bool training_ = false;
   uint64_t seed_ = 0;
 };

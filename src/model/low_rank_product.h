@@ -15,8 +15,9 @@ namespace abmll::model {
 // applies to every sequence when x is [1, B T, I] (callers reshape).
 at::Tensor low_rank_product(const at::Tensor& x, const at::Tensor& a, const at::Tensor& b, double s);
 
-// n when sequence i of `group_of_sequence` ([B] int64, B > 0) uses group i / n for every i, B a multiple of n: each
-// group's sequences are one block of n consecutive ones (tasks' episodes in order, equal sizes). 0 otherwise.
+// n when sequence i of `group_of_sequence` ([B] int64) uses group i / n for every i, B a multiple of n: each
+// group's sequences are one block of n consecutive ones (tasks' episodes in order, equal sizes). 0 otherwise, and
+// for an empty batch.
 int64_t group_block_size(const at::Tensor& group_of_sequence);
 
 // The LoRA update with each sequence's own group's factors: x [B, T, I], a [G, R, I], b [G, O, R], `group` [B] int64
