@@ -125,6 +125,43 @@ TEST_CASE("a group's noise depends on its own generator only", "[meta][dist]") {
   CHECK(meta::task_noise_seed(1, 2, 3) == meta::task_noise_seed(1, 2, 3));
 }
 
+TEST_CASE("on a GPU, noise is drawn on the device, per task, reproducibly", "[meta][cuda]") {
+  if (!at::hasCUDA()) {
+    WARN("skipped: no CUDA device");
+    return;
+  }
+  model::LoraSettings lora;
+  lora.rank = 3;
+  lora.targets = {model::Projection::q, model::Projection::down};
+  const auto sites = model::lora_sites(tiny_config(), lora);
+  const meta::FactorGaussian prior = meta::FactorGaussian::initial_prior(
+      sites, tiny_config(), lora.rank, 0.3, 1e-6, at::Device(at::kCUDA, 0), at::make_generator<at::CPUGeneratorImpl>(123));
+  const auto three = prior.posteriors_from(3, false).sample(2, meta::noise_from_seeds({5, 6, 7}));
+  const auto again = prior.posteriors_from(3, false).sample(2, meta::noise_from_seeds({5, 6, 7}));
+  const auto alone = prior.posteriors_from(1, false).sample(2, meta::noise_from_seeds({6}));
+  const auto cpu = tiny_prior(0.3).posteriors_from(1, false).sample(2, meta::noise_from_seeds({6}));
+  std::vector<at::Tensor> standardised;
+  for (const auto& [site, f] : three) {
+    CHECK(f.a.is_cuda());
+    CHECK(at::equal(f.a, again.at(site).a));
+    CHECK(at::equal(f.a.slice(0, 2, 4), alone.at(site).a));
+    CHECK(at::equal(f.b.slice(0, 2, 4), alone.at(site).b));
+    CHECK(!at::equal(f.a.slice(0, 0, 2), f.a.slice(0, 2, 4)));
+    CHECK(!at::equal(alone.at(site).a.cpu(), cpu.at(site).a));  // the device's generator, not the CPU's
+  }
+  // Standard normal noise: (draw - mean) / scale over every entry of A (B's mean and scale at the prior: zero, 0.3).
+  const auto phi = prior.posteriors_from(3, false).sites();
+  for (const auto& [site, f] : three) {
+    const meta::SiteGaussian& q = phi.at(site);
+    const at::Tensor mean = q.a_mean.repeat_interleave(2, 0), scale = meta::scale_from_rho(q.a_rho, 1e-6);
+    standardised.push_back(((f.a - mean) / scale.repeat_interleave(2, 0)).flatten());
+  }
+  const at::Tensor z = at::cat(standardised);
+  INFO(z.numel() << " entries: mean " << z.mean().item<double>() << ", std " << z.std().item<double>());
+  CHECK(std::abs(z.mean().item<double>()) < 5 / std::sqrt(static_cast<double>(z.numel())));
+  CHECK(std::abs(z.std().item<double>() - 1) < 0.1);
+}
+
 namespace {
 
 // The factor family computed site by site and factor by factor, as the layout of task_noise.h describes it: the

@@ -257,7 +257,7 @@ TEST_CASE("weight family: theta starts with M = 0 and S near init_scale, its nam
     const at::Tensor kl = phi.kl_to(theta, &floor);
     CHECK(kl.sizes() == at::IntArrayRef({3}));
     CHECK(kl.abs().max().item<double>() < 1e-6);
-    CHECK(floor.hits == 0);
+    CHECK(floor.hits.item<int64_t>() == 0);
     CHECK(floor.entries == 3 * 2 * 2 * (8 * 8 + 8 * 12));
     // init_scale at or below the floor is a configuration error.
     CHECK_THROWS_AS(meta::WeightGaussian::initial_prior(sites, c, lora.rank, {kind, 2.0, 0.5}, 0.5, at::kCPU,

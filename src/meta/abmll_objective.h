@@ -56,12 +56,13 @@ struct OuterObjective {
 
 // phi^K for G tasks from theta. With `track_prior` the result is a differentiable function of theta (second
 // order); otherwise each phi tensor is a fresh leaf. `support_nll`, when given, receives the mean support NLL
-// before each step (K values); `floor`, how often the scale floor held in the inner KLs. `noise` holds one
-// generator per task (task_noise.h).
+// before each step (K 0-dim tensors on the device, not read back: util/read_scalars.h); `floor`, how often the scale
+// floor held in the inner KLs. `noise` holds one generator per task (task_noise.h).
 LoraPosterior infer_posteriors(const LoraPosterior& theta, int64_t tasks, const NllFunction& nll,
                                const InnerLoop& inner, bool track_prior, const TaskNoise& noise,
-                               std::vector<double>* support_nll = nullptr, FloorStats* floor = nullptr);
+                               std::vector<at::Tensor>* support_nll = nullptr, FloorStats* floor = nullptr);
 
+// The figures below are read back from the device once, at the end (util/read_scalars.h).
 struct MetaGradient {
   std::vector<at::Tensor> grads;  // one per theta.tensors() entry
   double outer_loss = 0;          // L(theta)
@@ -69,7 +70,8 @@ struct MetaGradient {
   double kl = 0;                  // mean over tasks of KL(q_phi^K || p_theta)
   double hyperprior = 0;          // -log p(theta)
   std::vector<double> support_nll;  // mean support NLL before each inner step
-  FloorStats floor;                 // the scale floor in the step's KLs (inner and outer; weight family)
+  // The scale floor in the step's KLs (inner and outer; weight family): entries of S_q and S_p at c, of how many.
+  std::int64_t floor_hits = 0, floor_entries = 0;
 };
 
 // Runs the inner loop for G tasks and returns L(theta) and its gradient in theta; task g's noise comes from noise[g].

@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "util/error.h"
+#include "util/read_scalars.h"
 
 namespace abmll::meta {
 
@@ -48,9 +49,12 @@ void AdamW::restore(std::vector<at::Tensor> m, std::vector<at::Tensor> v, std::i
 }
 
 double global_norm(const std::vector<at::Tensor>& grads) {
-  double sum = 0;
+  // Each tensor's sum of squares stays on the device; one read for all (util/read_scalars.h).
+  std::vector<at::Tensor> squares;
   for (const auto& g : grads)
-    if (g.defined()) sum += g.detach().to(at::kFloat).pow(2).sum().item<double>();
+    if (g.defined()) squares.push_back(g.detach().to(at::kFloat).pow(2).sum());
+  double sum = 0;
+  for (double s : read_scalars(squares)) sum += s;
   return std::sqrt(sum);
 }
 

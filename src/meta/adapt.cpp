@@ -14,6 +14,7 @@
 #include "util/device.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/read_scalars.h"
 #include "util/rng.h"
 
 namespace abmll::meta {
@@ -27,9 +28,11 @@ LoraPosterior infer_task_posterior(const ExperimentConfig& config, const LoadedE
                         config.inner.first_step_nll_only, config.inner.samples, config.outer.beta};
   const TaskNoise noise = noise_from_seeds({Rng::stream(seed, "adapt/" + episode.task).next_u64()});
   auto nll_fn = [&nll](model::LinearAdapter& a, int64_t s, Split split) { return nll(a, s, split); };
-  LoraPosterior phi = infer_posteriors(theta, 1, nll_fn, inner, false, noise, &support_nll);
+  std::vector<at::Tensor> before;
+  LoraPosterior phi = infer_posteriors(theta, 1, nll_fn, inner, false, noise, &before);
   const at::NoGradGuard no_grad;
-  support_nll.push_back(nll(phi.means(), 1, Split::support).mean().item<double>());
+  before.push_back(nll(phi.means(), 1, Split::support).mean());
+  support_nll = read_scalars(before);
   return phi;
 }
 
@@ -37,10 +40,12 @@ PointLora adapt_task_lora(const ExperimentConfig& config, const LoadedExperiment
                           const data::Episode& episode, std::vector<double>& support_nll) {
   EpisodeNll nll(experiment.decoder, experiment.lora, {tokenize_episode(episode, experiment.tokenizer)});
   auto nll_fn = [&nll](model::LinearAdapter& a, int64_t s, Split split) { return nll(a, s, split); };
-  const PointLora adapted = adapt_point_lora(
-      init, 1, nll_fn, {config.inner.eval_steps, config.inner.lr, config.inner.optimizer}, &support_nll);
+  std::vector<at::Tensor> before;
+  const PointLora adapted =
+      adapt_point_lora(init, 1, nll_fn, {config.inner.eval_steps, config.inner.lr, config.inner.optimizer}, &before);
   const at::NoGradGuard no_grad;
-  support_nll.push_back(nll(adapted.factors(1), 1, Split::support).mean().item<double>());
+  before.push_back(nll(adapted.factors(1), 1, Split::support).mean());
+  support_nll = read_scalars(before);
   return adapted;
 }
 

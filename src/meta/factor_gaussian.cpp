@@ -216,14 +216,20 @@ std::map<model::LinearSite, model::LoraFactors> FactorGaussian::sample(int64_t s
     throw Error(fmt::format("sample: {} noise generators for {} groups", noise.size(), groups));
   const std::vector<int64_t>& sizes = layout_->sizes;
   const int64_t n = packed_mean_.size(1);
-  // eps [G, S, N] on the CPU, for device-independent reproducibility. Group g's part of (site, factor) is the
-  // randn([S, ...]) of task_noise.h's layout from noise[g], drawn in that layout's order.
+  const at::Device device = packed_mean_.device();
   const auto options = at::TensorOptions().dtype(packed_mean_.scalar_type());
-  at::Tensor eps = at::empty({groups, samples, n}, options);
-  if (samples == 1 && std::all_of(sizes.begin(), sizes.end(), [](int64_t k) { return k % 16 == 0; })) {
-    // One draw per group. ATen's CPU randn takes one uniform per entry, in order, and transforms them 16 at a
-    // time (re-drawing a last partial block), so with every factor a whole number of blocks, one randn over a
-    // group's factors side by side gives exactly the numbers of one randn per factor in turn.
+  at::Tensor eps = at::empty({groups, samples, n}, options.device(device));  // [G, S, N]
+  if (!device.is_cpu()) {
+    // On a GPU, group g's noise is one draw on the device from a generator seeded by noise[g] (task_noise.h): at 8B
+    // a host draw would be 27 MB of float32 per task and sample (~40 ms of host time each), then a copy that waits
+    // for the device.
+    for (int64_t g = 0; g < groups; ++g) eps.select(0, g).normal_(0, 1, seeded_generator(draw_seed(noise[g]), device));
+  } else if (samples == 1 && std::all_of(sizes.begin(), sizes.end(), [](int64_t k) { return k % 16 == 0; })) {
+    // On the CPU, group g's part of (site, factor) is the randn([S, ...]) of task_noise.h's layout from noise[g],
+    // drawn in that layout's order. Here in one draw per group: ATen's CPU randn takes one uniform per entry, in
+    // order, and transforms them 16 at a time (re-drawing a last partial block), so with every factor a whole number
+    // of blocks, one randn over a group's factors side by side gives exactly the numbers of one randn per factor in
+    // turn.
     for (int64_t g = 0; g < groups; ++g) eps.select(0, g).normal_(0, 1, noise[g]);
   } else {
     int64_t offset = 0;
@@ -233,8 +239,7 @@ std::map<model::LinearSite, model::LoraFactors> FactorGaussian::sample(int64_t s
       offset += size;
     }
   }
-  const at::Tensor w = packed_mean_.unsqueeze(1) +
-                       scale_from_rho(packed_rho_, scale_floor_).unsqueeze(1) * eps.to(packed_mean_.device());
+  const at::Tensor w = packed_mean_.unsqueeze(1) + scale_from_rho(packed_rho_, scale_floor_).unsqueeze(1) * eps;
   // Back to each site's [G * S, R, I] and [G * S, O, R]: views of w (split's backward is one concatenation).
   const std::vector<at::Tensor> parts = w.split_with_sizes(sizes, 2);  // [G, S, size] each
   std::map<model::LinearSite, model::LoraFactors> out;

@@ -37,8 +37,8 @@ class BayesianLearner final : public MetaLearner {
                           {{"kl", g.kl}, {"hyperprior", g.hyperprior}}};
     if (theta_.family() == PosteriorFamily::weight) {
       // The scale floor of ABMLL.md 2(b): entries of S at c in the step's KLs (inner and outer), of how many.
-      out.counts["scale_floor_hits"] = g.floor.hits;
-      out.counts["scale_floor_entries"] = g.floor.entries;
+      out.counts["scale_floor_hits"] = g.floor_hits;
+      out.counts["scale_floor_entries"] = g.floor_entries;
     }
     return out;
   }

@@ -21,6 +21,7 @@
 
 namespace abmll::meta {
 
+// The figures are read back from the device once, at the end (util/read_scalars.h).
 struct PointGradient {
   std::vector<at::Tensor> grads;    // one per theta.tensors() entry
   double outer_loss = 0;            // the loss the gradient is of (reptile: the mean NLL before the last step)
@@ -33,8 +34,9 @@ PointGradient point_meta_gradient(Method method, const PointLora& theta, int64_t
                                   const InnerDescent& inner);
 
 // G adapted copies of theta after inner.steps steps on each task's support NLL (first order: leaf tensors).
-// `support_nll`, when given, receives the mean support NLL before each step.
+// `support_nll`, when given, receives the mean support NLL before each step (0-dim tensors on the device, not read
+// back: util/read_scalars.h).
 PointLora adapt_point_lora(const PointLora& theta, int64_t tasks, const NllFunction& nll, const InnerDescent& inner,
-                           std::vector<double>* support_nll = nullptr);
+                           std::vector<at::Tensor>* support_nll = nullptr);
 
 }  // namespace abmll::meta

@@ -4,7 +4,6 @@
 #include <ATen/TensorOperators.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/full.h>
-#include <ATen/ops/randint.h>
 #include <ATen/ops/stack.h>
 #include <ATen/ops/zeros.h>
 #include <fmt/format.h>
@@ -102,13 +101,10 @@ std::unique_ptr<WeightLora> WeightGaussian::sample(int64_t samples, const TaskNo
   if (!grouped_) throw Error("sample: expected grouped posteriors");
   if (static_cast<int64_t>(noise.size()) != groups())
     throw Error(fmt::format("sample: {} noise generators for {} groups", noise.size(), groups()));
-  // One draw from each task's stream seeds all of that task's noise in this sample (torch.randint(2**62, (1,),
-  // generator=g) in Python draws the same number).
+  // One draw from each task's stream seeds all of that task's noise in this sample.
   std::vector<std::uint64_t> seeds;
   seeds.reserve(noise.size());
-  for (const at::Generator& generator : noise)
-    seeds.push_back(static_cast<std::uint64_t>(
-        at::randint(int64_t{1} << 62, {1}, generator, at::TensorOptions().dtype(at::kLong)).item<int64_t>()));
+  for (const at::Generator& generator : noise) seeds.push_back(draw_seed(generator));
   auto adapter = std::make_unique<WeightLora>(form_, std::move(seeds), samples);
   for (const auto& [site, f] : sites_) adapter->set_site(site, f);
   return adapter;
@@ -135,10 +131,10 @@ at::Tensor WeightGaussian::kl_to(const WeightGaussian& prior, FloorStats* floor)
       const auto it = prior.sites_.find(site);
       if (it == prior.sites_.end()) throw Error("kl_to: the prior lacks a site of the posterior");
       const WeightGaussianFactors qg{q.b_mu[g], q.a_mu[g], q.b_sigma[g], q.a_sigma[g]};
-      std::int64_t hits = 0;
+      at::Tensor hits;
       const at::Tensor kl = weight_space_kl(qg, it->second, form_, kTileRows, floor ? &hits : nullptr);
       if (floor) {
-        floor->hits += hits;
+        floor->hits = floor->hits.defined() ? floor->hits + hits : hits;
         floor->entries += 2 * q.b_mu.size(1) * q.a_mu.size(2);
       }
       total = total.defined() ? total + kl : kl;

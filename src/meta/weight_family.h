@@ -34,7 +34,8 @@ namespace abmll::meta {
 
 // How often the scale floor c held in the KLs evaluated (ABMLL.md 2(b): with `linear`, S crosses zero).
 struct FloorStats {
-  std::int64_t hits = 0;     // entries of S_q and S_p with S^2 < c^2
+  at::Tensor hits;           // entries of S_q and S_p with S^2 < c^2: a 0-dim int64 tensor on the factors' device,
+                             // added to where the KLs run (undefined until one does; util/read_scalars.h reads it)
   std::int64_t entries = 0;  // entries of S_q and S_p looked at
 };
 

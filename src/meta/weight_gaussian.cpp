@@ -24,6 +24,7 @@
 #include <ATen/ops/sigmoid.h>
 #include <ATen/ops/softplus.h>
 #include <ATen/ops/square.h>
+#include <ATen/ops/scalar_tensor.h>
 #include <ATen/ops/zeros_like.h>
 #include <torch/csrc/autograd/custom_function.h>
 
@@ -82,7 +83,7 @@ struct TiledWeightKl : public torch::autograd::Function<TiledWeightKl> {
   static at::Tensor forward(AutogradContext* ctx, at::Tensor qb_mu, at::Tensor qa_mu, at::Tensor qb_sig,
                             at::Tensor qa_sig, at::Tensor pb_mu, at::Tensor pa_mu, at::Tensor pb_sig,
                             at::Tensor pa_sig, double scaling, double floor, int64_t kind, int64_t tile_rows,
-                            int64_t* floor_hits, int64_t loop) {
+                            at::Tensor* floor_hits, int64_t loop) {
     const FullFloat32Products full_float32;  // differences of large products
     const WeightScaleForm form{static_cast<WeightScale>(kind), scaling, floor};
     ctx->save_for_backward({qb_mu, qa_mu, qb_sig, qa_sig, pb_mu, pa_mu, pb_sig, pa_sig});
@@ -93,10 +94,15 @@ struct TiledWeightKl : public torch::autograd::Function<TiledWeightKl> {
     ctx->saved_data["loop"] = loop;
     const WeightGaussianFactors q{qb_mu, qa_mu, qb_sig, qa_sig}, p{pb_mu, pa_mu, pb_sig, pa_sig};
     if (loop == kCudaKernels) return weight_kl_cuda_forward(q, p, form, floor_hits);
-    if (loop == kCpuLoop) return weight_kl_cpu_forward(q, p, form, tile_rows, floor_hits);
+    if (loop == kCpuLoop) {
+      int64_t hits = 0;
+      at::Tensor kl = weight_kl_cpu_forward(q, p, form, tile_rows, floor_hits ? &hits : nullptr);
+      if (floor_hits) *floor_hits = at::scalar_tensor(hits, at::kLong);
+      return kl;
+    }
     const int64_t rows = qb_mu.size(0);
     at::Tensor total = at::zeros({}, qb_mu.options());
-    int64_t hits = 0;
+    at::Tensor hits = at::zeros({}, qb_mu.options().dtype(at::kLong));
     for (int64_t r0 = 0; r0 < rows; r0 += tile_rows) {
       const int64_t r1 = std::min(rows, r0 + tile_rows);
       const Tile q = tile_of(qb_mu, qa_mu, qb_sig, qa_sig, r0, r1, form);
@@ -104,7 +110,7 @@ struct TiledWeightKl : public torch::autograd::Function<TiledWeightKl> {
       total += kl_of_tile(q, p, floor * floor);
       if (floor_hits) {
         const double c2 = floor * floor;
-        hits += (at::square(q.s) < c2).sum().item<int64_t>() + (at::square(p.s) < c2).sum().item<int64_t>();
+        hits += (at::square(q.s) < c2).sum() + (at::square(p.s) < c2).sum();
       }
     }
     if (floor_hits) *floor_hits = hits;
@@ -268,7 +274,7 @@ std::array<at::Tensor, 8> weight_kl_factor_gradients(const WeightGaussianFactors
 }
 
 at::Tensor weight_space_kl(const WeightGaussianFactors& q, const WeightGaussianFactors& p, const WeightScaleForm& form,
-                           std::int64_t tile_rows, std::int64_t* floor_hits, WeightKlBackend backend) {
+                           std::int64_t tile_rows, at::Tensor* floor_hits, WeightKlBackend backend) {
   const at::ScalarType type = compute_type(q.b_mu);
   auto w = [type](const at::Tensor& t) { return t.to(type); };
   const WeightGaussianFactors qc{w(q.b_mu), w(q.a_mu), w(q.b_sigma), w(q.a_sigma)};

@@ -73,7 +73,7 @@ bool weight_kl_cuda_applies(const WeightGaussianFactors& q) {
 }
 
 at::Tensor weight_kl_cuda_forward(const WeightGaussianFactors& q_in, const WeightGaussianFactors& p_in,
-                                  const WeightScaleForm& form, std::int64_t* floor_hits) {
+                                  const WeightScaleForm& form, at::Tensor* floor_hits) {
   RECORD_USER_SCOPE("abmll::weight_kl_cuda_forward");
   check_inputs(q_in, p_in);
   const c10::cuda::CUDAGuard device_guard(q_in.b_mu.device());
@@ -89,7 +89,7 @@ at::Tensor weight_kl_cuda_forward(const WeightGaussianFactors& q_in, const Weigh
   } catch (const std::runtime_error& e) {
     throw Error(e.what());
   }
-  if (floor_hits) *floor_hits = hits.sum().item<int64_t>();
+  if (floor_hits) *floor_hits = hits.sum();
   return kl.sum().to(at::kFloat);
 }
 
@@ -123,7 +123,7 @@ bool weight_kl_cuda_built() { return false; }
 bool weight_kl_cuda_applies(const WeightGaussianFactors&) { return false; }
 
 at::Tensor weight_kl_cuda_forward(const WeightGaussianFactors&, const WeightGaussianFactors&, const WeightScaleForm&,
-                                  std::int64_t*) {
+                                  at::Tensor*) {
   throw Error("weight_kl_cuda: abmll was built without CUDA (no nvcc found); the ATen weight-space KL is used");
 }
 

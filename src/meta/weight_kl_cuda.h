@@ -21,7 +21,7 @@ bool weight_kl_cuda_applies(const WeightGaussianFactors& q);
 // KL(q || p) summed, a 0-dim float32 tensor on the factors' device; `floor_hits` as weight_space_kl's. Throws
 // abmll::Error when the kernels are not built in or do not apply.
 at::Tensor weight_kl_cuda_forward(const WeightGaussianFactors& q, const WeightGaussianFactors& p,
-                                  const WeightScaleForm& form, std::int64_t* floor_hits);
+                                  const WeightScaleForm& form, at::Tensor* floor_hits);
 
 // Gradients of `grad` * KL with respect to q's and p's factors, in the order b_mu, a_mu, b_sigma, a_sigma of q, then
 // of p. Not differentiable.

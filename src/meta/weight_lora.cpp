@@ -1,8 +1,6 @@
 // The weight family's local-reparameterisation adapter (see weight_lora.h).
 #include "meta/weight_lora.h"
 
-#include <ATen/CPUGeneratorImpl.h>
-#include <ATen/Context.h>
 #include <ATen/TensorOperators.h>
 #include <ATen/ops/cat.h>
 #include <ATen/ops/empty.h>
@@ -18,21 +16,13 @@
 #include <algorithm>
 
 #include "meta/reparam_ops.h"
+#include "meta/task_noise.h"
 #include "model/low_rank_product.h"
 #include "model/weight_names.h"
 #include "util/error.h"
 
 namespace abmll::meta {
 namespace {
-
-// A generator for `device` seeded with `seed`: mt19937 on the CPU, a copy of the device's Philox otherwise (so that
-// the global generator's state is left alone).
-at::Generator seeded_generator(std::uint64_t seed, const at::Device& device) {
-  if (device.is_cpu()) return at::detail::createCPUGenerator(seed);
-  at::Generator gen = at::globalContext().defaultGenerator(device).clone();
-  gen.set_current_seed(seed);
-  return gen;
-}
 
 // [B] int64 (CPU) -> for each value v in [0, n), the positions holding v, in order ([0] int64 where none does).
 std::vector<at::Tensor> positions_of(const at::Tensor& values, std::int64_t n) {
