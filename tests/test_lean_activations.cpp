@@ -1,6 +1,6 @@
 // The decoder's memory-lean autograd functions (model/swiglu.h, model/rms_norm.h) against the chains of ATen ops
 // they replace: values and gradients in float32 and bfloat16 (rounded where the chain rounds), first and second
-// derivatives in float64.
+// derivatives in float64; on a GPU too (RMSNorm runs ATen's fused kernels there).
 #include <catch2/catch.hpp>
 
 #include <ATen/ATen.h>
@@ -31,13 +31,13 @@ at::Tensor swiglu_chain(const at::Tensor& gate, const at::Tensor& up) { return a
 // The output, then the gradients of (out * w).sum() to `inputs`, then the gradients of (g . u) to `inputs` (second
 // derivatives), all detached; second derivatives only in float64.
 std::vector<at::Tensor> derivatives(const at::Tensor& out, const std::vector<at::Tensor>& inputs, bool second) {
-  const at::Tensor w = at::randn(out.sizes(), at::TensorOptions().dtype(at::kDouble)).to(out.scalar_type());
+  const at::Tensor w = at::randn(out.sizes(), at::TensorOptions().dtype(at::kDouble)).to(out.device(), out.scalar_type());
   const auto g = torch::autograd::grad({(out * w).sum()}, inputs, {}, true, second);
   std::vector<at::Tensor> all = {out.detach()};
   for (const auto& t : g) all.push_back(t.detach());
   if (second) {
-    at::Tensor dot = at::zeros({}, at::kDouble);
-    for (const auto& t : g) dot = dot + (t * at::randn(t.sizes(), at::kDouble)).sum();
+    at::Tensor dot = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(out.device()));
+    for (const auto& t : g) dot = dot + (t * at::randn(t.sizes(), at::kDouble).to(t.device())).sum();
     for (const auto& t : torch::autograd::grad({dot}, inputs)) all.push_back(t.detach());
   }
   return all;
@@ -82,22 +82,40 @@ TEST_CASE("swiglu equals silu(gate) * up, values and derivatives", "[model]") {
   CHECK(!swiglu(gate, up.detach()).requires_grad());
 }
 
-TEST_CASE("rms_norm equals transformers' RMSNorm chain, values and derivatives", "[model]") {
+namespace {
+
+void check_rms_norm(const at::Device& device) {
   at::manual_seed(2);
-  // Rows of different scales (the reciprocal root matters); the weight needs a gradient too in one case.
-  const std::vector<std::tuple<at::ScalarType, double, bool>> cases = {
-      {at::kDouble, 1e-12, true}, {at::kDouble, 1e-12, false}, {at::kFloat, 1e-6, true}, {at::kBFloat16, 1e-2, false}};
-  for (const auto& [dtype, tolerance, weight_grad] : cases) {
-    const at::Tensor x = (at::randn({2, 5, 9}, at::kDouble) * at::rand({2, 5, 1}, at::kDouble) * 3)
+  // Rows of different scales (the reciprocal root matters); the weight needs a gradient too in some cases; odd
+  // sizes, and a row width past one warp.
+  const std::vector<std::tuple<at::ScalarType, double, bool, int64_t>> cases = {
+      {at::kDouble, 1e-12, true, 9},    {at::kDouble, 1e-12, false, 9}, {at::kFloat, 1e-6, true, 9},
+      {at::kFloat, 1e-6, false, 1031}, {at::kBFloat16, 1e-2, false, 9}, {at::kBFloat16, 1e-2, true, 1031}};
+  for (const auto& [dtype, tolerance, weight_grad, width] : cases) {
+    const auto options = at::TensorOptions().dtype(at::kDouble).device(device);
+    const at::Tensor x = (at::randn({2, 5, width}, options) * at::rand({2, 5, 1}, options) * 3)
                              .to(dtype)
                              .requires_grad_(true);
-    const at::Tensor weight = (at::rand({9}, at::kDouble) + 0.5).to(dtype).requires_grad_(weight_grad);
+    const at::Tensor weight = (at::rand({width}, options) + 0.5).to(dtype).requires_grad_(weight_grad);
     std::vector<at::Tensor> inputs = {x};
     if (weight_grad) inputs.push_back(weight);
+    INFO("width " << width << (weight_grad ? ", with the weight's gradient" : ""));
     check_against_chain([&] { return rms_norm(x, weight, 1e-5); }, [&] { return rms_norm_chain(x, weight, 1e-5); },
                         inputs, tolerance);
   }
   // The output keeps x's dtype with a weight of the same dtype.
-  const at::Tensor xb = at::randn({2, 3}).to(at::kBFloat16);
-  CHECK(rms_norm(xb, at::ones({3}, at::kBFloat16), 1e-6).scalar_type() == at::kBFloat16);
+  const at::Tensor xb = at::randn({2, 3}).to(device, at::kBFloat16);
+  CHECK(rms_norm(xb, at::ones({3}, xb.options()), 1e-6).scalar_type() == at::kBFloat16);
+}
+
+}  // namespace
+
+TEST_CASE("rms_norm equals transformers' RMSNorm chain, values and derivatives", "[model]") { check_rms_norm(at::kCPU); }
+
+TEST_CASE("on a GPU, rms_norm (ATen's fused kernels) equals transformers' RMSNorm chain", "[model][cuda]") {
+  if (!at::hasCUDA()) {
+    WARN("skipped: no CUDA device");
+    return;
+  }
+  check_rms_norm(at::Device(at::kCUDA, 0));
 }
