@@ -76,6 +76,13 @@ timeout 300 "$python" scripts/bench/shape_step.py --abmll build/abmll --device c
 cp "$work"/profile/*.ops.tsv "$out/shape-step.ops.tsv" 2>/dev/null
 cp "$work"/profile/*.memory.tsv "$out/shape-step.memory.tsv" 2>/dev/null
 tail -12 "$out/shape-step.log" | tee -a "$summary"
+# The profiled step at a glance: its costliest kernels, and what made the host wait for the device (a meta-step
+# should read its figures once, at its end: util/read_scalars.h).
+if [ -f "$out/shape-step.ops.tsv" ]; then
+  note "profiled step (kind, name, calls, self ms, total ms): top kernels, then synchronisations and copies"
+  { awk -F'\t' '$1 == "device"' "$out/shape-step.ops.tsv" | head -8
+    grep -E 'Synchronize|cudaMemcpy|Memcpy' "$out/shape-step.ops.tsv" | head -8; } | cut -c1-160 | tee -a "$summary"
+fi
 
 # The memory plan's trade: the last 16 of 32 layers keep their activations (about 1.06 GB each at this batch,
 # measured on the CPU at the 8B width), so less is recomputed; peak memory should stay under 40 GB.
