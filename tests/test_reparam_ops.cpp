@@ -112,6 +112,36 @@ TEST_CASE("noisy_output equals mean + sqrt(max(v, bound)) * noise, to second der
   CHECK(draws == 3);  // the second output's forward and its backward (the noise is not kept)
 }
 
+TEST_CASE("noisy_output with its variance recomputed in backward, to second derivatives", "[meta]") {
+  at::manual_seed(4);
+  // v = h wv^T from leaves (as the weight family's low-rank route: [N, P] x [P, O]), not kept but recomputed: the
+  // same values and derivatives, to second order, in mean, bound and the leaves v comes from.
+  const at::Tensor h = at::rand({6, 5}, at::kDouble).requires_grad_(true);
+  const at::Tensor wv = at::rand({4, 5}, at::kDouble).requires_grad_(true);
+  const at::Tensor mean = leaf({2, 3, 4});
+  const at::Tensor bound = (at::rand({2, 3, 1}, at::kDouble) * 1.5 + 0.2).requires_grad_(true);
+  const at::Tensor noise = at::randn({2, 3, 4}, at::kDouble);
+  auto v_of = [&] { return at::matmul(h, wv.t()).reshape({2, 3, 4}); };
+  {
+    at::NoGradGuard no_grad;
+    REQUIRE((v_of() < bound).any().item<bool>());
+    REQUIRE((v_of() > bound).any().item<bool>());
+  }
+  int recomputed = 0;
+  auto again = [&] {
+    ++recomputed;
+    return v_of();
+  };
+  const at::Tensor w = at::randn({2, 3, 4}, at::kDouble);
+  const auto u = like({mean, h, wv, bound});
+  auto plain = [&] { return mean + at::sqrt(at::maximum(v_of(), bound)) * noise; };
+  auto lean = [&] { return noisy_output(mean, v_of(), bound, [&] { return noise; }, again); };
+  CHECK(max_abs_diff(lean(), plain()) < 1e-12);
+  CHECK(recomputed == 0);  // forward uses v as given
+  check_same(derivatives(lean(), w, {mean, h, wv, bound}, u), derivatives(plain(), w, {mean, h, wv, bound}, u));
+  CHECK(recomputed == 1);  // once in backward (its graph carries the second derivatives)
+}
+
 TEST_CASE("pair_products equals the two gathers' product, to second derivatives", "[meta]") {
   at::manual_seed(4);
   const at::Tensor rows = leaf({4, 7});

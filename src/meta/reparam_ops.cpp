@@ -36,24 +36,26 @@ struct SquaredMatmul : public torch::autograd::Function<SquaredMatmul> {
   }
 };
 
-// The noise function, kept in the node's saved data.
-struct NoiseSource : torch::CustomClassHolder {
-  std::function<at::Tensor()> draw;
+// The functions that give noise and (optionally) the variance again in backward, kept in the node's saved data.
+struct Recomputed : torch::CustomClassHolder {
+  std::function<at::Tensor()> noise, variance;
 };
 
 struct NoisyOutput : public torch::autograd::Function<NoisyOutput> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& mean, const at::Tensor& v,
-                            const at::Tensor& bound, const c10::intrusive_ptr<NoiseSource>& noise) {
-    ctx->save_for_backward({v, bound});
-    ctx->saved_data["noise"] = c10::IValue::make_capsule(noise);
-    return mean + at::sqrt(at::maximum(v, bound)) * noise->draw();
+                            const at::Tensor& bound, const c10::intrusive_ptr<Recomputed>& recomputed) {
+    ctx->save_for_backward({recomputed->variance ? at::Tensor() : v, bound});
+    ctx->saved_data["recomputed"] = c10::IValue::make_capsule(recomputed);
+    return mean + at::sqrt(at::maximum(v, bound)) * recomputed->noise();
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const auto saved = ctx->get_saved_variables();
-    const at::Tensor &v = saved[0], &bound = saved[1];
-    const auto source = c10::static_intrusive_pointer_cast<NoiseSource>(ctx->saved_data["noise"].toCapsule());
-    const at::Tensor noise = source->draw();
+    const at::Tensor& bound = saved[1];
+    const auto recomputed =
+        c10::static_intrusive_pointer_cast<Recomputed>(ctx->saved_data["recomputed"].toCapsule());
+    const at::Tensor v = recomputed->variance ? recomputed->variance() : saved[0];
+    const at::Tensor noise = recomputed->noise();
     const at::Tensor& g = grad_outputs[0];
     // d/d max(v, bound) of sqrt(.) * noise, then maximum's split: all to the larger, half each on a tie.
     const at::Tensor g_max = g * noise * 0.5 / at::sqrt(at::maximum(v, bound));
@@ -91,10 +93,11 @@ at::Tensor pair_products(const at::Tensor& rows, const at::Tensor& first, const 
 at::Tensor squared_matmul(const at::Tensor& x, const at::Tensor& m) { return SquaredMatmul::apply(x, m); }
 
 at::Tensor noisy_output(const at::Tensor& mean, const at::Tensor& v, const at::Tensor& bound,
-                        std::function<at::Tensor()> noise) {
-  auto source = c10::make_intrusive<NoiseSource>();
-  source->draw = std::move(noise);
-  return NoisyOutput::apply(mean, v, bound, source);
+                        std::function<at::Tensor()> noise, std::function<at::Tensor()> variance) {
+  auto recomputed = c10::make_intrusive<Recomputed>();
+  recomputed->noise = std::move(noise);
+  recomputed->variance = std::move(variance);
+  return NoisyOutput::apply(mean, v, bound, recomputed);
 }
 
 }  // namespace abmll::meta

@@ -1,9 +1,10 @@
 // The local reparameterisation's pieces (weight_lora.h) as autograd functions that keep for backward only what they
 // were given, never the large intermediates a chain of ATen ops would keep: at an adapted site of the 8B shape with
 // 8192 tokens, 2 x [N, I] (the float32 input and its square) and 4 x [N, O] float32 tensors (the variance, clamped,
-// its square root, the noise), about 0.8 GB for q_proj, become the variance (the noise is drawn again in backward;
-// the mean's low-rank product is model/low_rank_product.h). Each backward is written in differentiable ops on the
-// saved inputs, so second-order meta-gradients flow through them.
+// its square root, the noise), about 0.8 GB for q_proj, are not kept at all: the noise is drawn again in backward,
+// and the variance is recomputed there from the small factors of its low-rank route (the mean's low-rank product is
+// model/low_rank_product.h). Each backward is written in differentiable ops on the saved inputs, so second-order
+// meta-gradients flow through them.
 //
 // Dimension letters: B sequences, T time, N = B T rows, I / O in / out features, K columns.
 #pragma once
@@ -20,9 +21,12 @@ at::Tensor squared_matmul(const at::Tensor& x, const at::Tensor& m);
 
 // mean + sqrt(max(v, bound)) * noise: mean, v [B, T, O], bound [B, T, 1] (> 0), and `noise` a function returning
 // the same [B, T, O] tensor every time it is called (a seeded draw): it is called in forward and again in backward,
-// so that only v and bound are kept. At v = bound the gradient is split between v and bound, as ATen's maximum does.
+// so that only v and bound are kept. `variance`, when given, returns v's value again, computed from tensors that v's
+// own graph keeps anyway (weight_gaussian.h: OutputVariance::recompute), and is called in backward instead of keeping
+// v (at the 8B shape, 160 MB per layer at 8192 tokens); it must be differentiable where v is, for second-order
+// meta-gradients. At v = bound the gradient is split between v and bound, as ATen's maximum does.
 at::Tensor noisy_output(const at::Tensor& mean, const at::Tensor& v, const at::Tensor& bound,
-                        std::function<at::Tensor()> noise);
+                        std::function<at::Tensor()> noise, std::function<at::Tensor()> variance = {});
 
 // rows[first] * rows[second], row by row: rows [R, X], first and second [P] int64 indices into rows -> [P, X], keeping
 // only rows (its products over the pairs of the variance's Gram matrix, weight_gaussian.h, would otherwise keep

@@ -350,7 +350,8 @@ OutputVariance output_variance(const at::Tensor& x, const WeightGaussianFactors&
   const at::Tensor twice = at::where(first == second, 1.0, 2.0).to(b1.scalar_type());  // [P]
   const at::Tensor w = pair_products(b1.t(), first, second).t() * twice;               // [O, P]
   const at::Tensor y = squared_matmul(x, at::cat({k, ones}, 1));                         // [N, P + 1]
-  return {at::matmul(y.narrow(1, 0, pairs), w.t()), y.narrow(1, pairs, 1)};
+  const at::Tensor by_pair = y.narrow(1, 0, pairs);
+  return {at::matmul(by_pair, w.t()), y.narrow(1, pairs, 1), [by_pair, w] { return at::matmul(by_pair, w.t()); }};
 }
 
 }  // namespace abmll::meta

@@ -77,6 +77,10 @@ enum class VarianceRoute { automatic, low_rank, dense };
 struct OutputVariance {
   at::Tensor v;       // [N, O]: sum_i x_ni^2 S_oi^2, unclamped (rounding can leave tiny negatives where S ~ 0)
   at::Tensor sum_sq;  // [N, 1]: sum_i x_ni^2
+  // v again, from tensors v's graph keeps for its own backward anyway (the low-rank route's [N, P] and [O, P]
+  // factors of its last product: one GEMM), differentiable as v is; empty where that would mean another pass over
+  // x (dense and softplus routes). Lets a consumer that needs v's value in backward not keep v (reparam_ops.h).
+  std::function<at::Tensor()> recompute;
 };
 
 // Variance of the layer's output under the local reparameterisation for input rows x [N, I] (any floating dtype;

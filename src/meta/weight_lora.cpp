@@ -178,18 +178,33 @@ at::Tensor WeightLora::delta(const at::Tensor& x, const model::LinearSite& site)
   auto variance = [&](int64_t g, const at::Tensor& xg) {  // xg [Bg, T, I]
     const WeightGaussianFactors fg{f.b_mu[g], f.a_mu[g], f.b_sigma[g], f.a_sigma[g]};
     const OutputVariance ov = output_variance(xg.reshape({xg.size(0) * time, in}), fg, form_);
-    return OutputVariance{ov.v.reshape({xg.size(0), time, out}), ov.sum_sq.reshape({xg.size(0), time, 1})};
+    const std::vector<int64_t> shape = {xg.size(0), time, out};
+    std::function<at::Tensor()> recompute;
+    if (ov.recompute) recompute = [again = ov.recompute, shape] { return again().reshape(shape); };
+    return OutputVariance{ov.v.reshape(shape), ov.sum_sq.reshape({xg.size(0), time, 1}), std::move(recompute)};
   };
   at::Tensor v, sum_sq;
+  // v's value again in backward (so that v is not kept) where every piece can give it cheaply.
+  std::function<at::Tensor()> v_again;
   if (!runs.empty()) {
     std::vector<at::Tensor> vs, sums;
+    std::vector<std::function<at::Tensor()>> agains;
     for (const Run& run : runs) {
-      const OutputVariance piece = variance(run.posterior, x.narrow(0, run.start, run.count));
+      OutputVariance piece = variance(run.posterior, x.narrow(0, run.start, run.count));
       vs.push_back(piece.v);
       sums.push_back(piece.sum_sq);
+      agains.push_back(std::move(piece.recompute));
     }
     v = vs.size() == 1 ? vs.front() : at::cat(vs, 0);
     sum_sq = sums.size() == 1 ? sums.front() : at::cat(sums, 0);
+    if (std::all_of(agains.begin(), agains.end(), [](const auto& a) { return static_cast<bool>(a); })) {
+      v_again = [agains = std::move(agains)] {
+        std::vector<at::Tensor> pieces;
+        pieces.reserve(agains.size());
+        for (const auto& again : agains) pieces.push_back(again());
+        return pieces.size() == 1 ? pieces.front() : at::cat(pieces, 0);
+      };
+    }
   } else {
     v = at::zeros({batch, time, out}, mean.options());
     sum_sq = at::zeros({batch, time, 1}, mean.options());
@@ -205,7 +220,8 @@ at::Tensor WeightLora::delta(const at::Tensor& x, const model::LinearSite& site)
   // v >= c^2 sum_i x_i^2 whenever every S^2 >= c^2; the bound also keeps sqrt's gradient finite where the low-rank
   // expansion rounds to 0 or below (and 1e-30 where x = 0).
   const at::Tensor bound = (form_.floor * form_.floor) * sum_sq + 1e-30;
-  return noisy_output(mean, v, bound, batch_noise(site, {batch, time, out}, mean.options())).to(x.scalar_type());
+  return noisy_output(mean, v, bound, batch_noise(site, {batch, time, out}, mean.options()), std::move(v_again))
+      .to(x.scalar_type());
 }
 
 std::vector<at::Tensor> WeightLora::trainable_tensors() const {
