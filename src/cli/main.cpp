@@ -10,6 +10,7 @@
 #include "cli/common.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/torch_errors.h"
 
 int main(int argc, char** argv) {
   namespace cli = abmll::cli;
@@ -42,8 +43,13 @@ int main(int argc, char** argv) {
     if (!command.app->parsed()) continue;
     try {
       return command.run();
-    } catch (const std::exception& e) {
+    } catch (const abmll::Error& e) {
       abmll::log::error("{}", e.what());
+      return e.exit_code();
+    } catch (const std::exception& e) {
+      // LibTorch's own errors: the message for the user, its C++ backtrace for a debug log.
+      abmll::log::error("{}", abmll::message_of(e));
+      abmll::log::debug("{}", e.what());
       return abmll::exit_code_for(e);
     }
   }

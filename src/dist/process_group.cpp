@@ -14,6 +14,7 @@
 #include "dist/backends.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/torch_errors.h"
 
 namespace abmll::dist {
 namespace {
@@ -23,15 +24,6 @@ using Clock = std::chrono::steady_clock;
 double seconds(std::chrono::milliseconds ms) { return ms.count() / 1000.0; }
 
 std::string as_string(const std::vector<uint8_t>& bytes) { return std::string(bytes.begin(), bytes.end()); }
-
-// An exception's message without LibTorch's C++ backtrace (c10::Error appends one), on one line.
-std::string message_of(const std::exception& e) {
-  const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
-  std::string text = c10_error ? c10_error->what_without_backtrace() : e.what();
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-  std::replace(text.begin(), text.end(), '\n', ' ');
-  return text;
-}
 
 }  // namespace
 

@@ -39,14 +39,20 @@
 #include "util/progress.h"
 #include "util/rng.h"
 #include "util/step_profiler.h"
+#include "util/torch_errors.h"
 
 namespace abmll::meta {
 namespace {
 
-// The config keys that change what is trained (a resume under other values would not continue the same run).
+// The config keys that change what is trained (a resume under other values would not continue the same run). Which
+// layers are recomputed in backward changes memory, not results: a run that ran out of memory resumes with more
+// recomputation.
 nlohmann::json training_keys(nlohmann::json config) {
   if (config.contains("run")) {
     for (const char* key : {"log_every", "checkpoint_every", "device", "dist_timeout_s"}) config["run"].erase(key);
+  }
+  if (config.contains("model") && config["model"].is_object()) {
+    for (const char* key : {"gradient_checkpointing", "checkpointed_layers"}) config["model"].erase(key);
   }
   return config;
 }
@@ -71,7 +77,7 @@ void save(const std::filesystem::path& path, std::int64_t step, const MetaLearne
 void restore(const Checkpoint& c, MetaLearner& learner, AdamW& adam, const nlohmann::json& config) {
   const auto saved = c.metadata.find("config");
   if (saved != c.metadata.end()) {
-    nlohmann::json then = nlohmann::json::parse(saved->second);
+    nlohmann::json then = training_keys(nlohmann::json::parse(saved->second));
     const nlohmann::json now = training_keys(config);
     // Checkpoints from before model.tf32 existed ran full float32 products: resumable with model.tf32 = false.
     if (then.contains("model") && then["model"].is_object() && !then["model"].contains("tf32"))
@@ -234,9 +240,29 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
       episodes.push_back(episode_sampler.sample(task, o, rng));
     }
     EpisodeNll nll(decoder, experiment.lora, std::move(episodes), scoring);
-    MetaBatchGradient g =
-        learner->meta_gradient([&nll](model::LinearAdapter& a, int64_t s, Split split) { return nll(a, s, split); },
-                               slice.count, step_noise(seed, step, slice.begin, slice.count));
+    MetaBatchGradient g;
+    try {
+      g = learner->meta_gradient([&nll](model::LinearAdapter& a, int64_t s, Split split) { return nll(a, s, split); },
+                                 slice.count, step_noise(seed, step, slice.begin, slice.count));
+    } catch (const std::exception& e) {
+      if (!is_out_of_memory(e)) throw;
+      // Nothing of this step was applied: theta and AdamW hold the state after the previous step.
+      std::string saved;
+      if (world == 1 && step > result.first_step) {
+        save_at(step);
+        saved = fmt::format(" The state after step {} is saved in {}: --resume with more recomputation continues the "
+                            "run exactly.",
+                            step, result.checkpoint.string());
+      }
+      std::string why = message_of(e);
+      if (why.empty() || why.back() != '.') why += '.';
+      throw Error(fmt::format("out of memory in step {} on {}: {}{} Less memory per step: recompute more layers in "
+                              "backward (model.gradient_checkpointing: true, model.checkpointed_layers larger or -1 "
+                              "for all), or fewer rows or tokens per forward (outer.tasks_per_batch, data.shots, "
+                              "data.query_size, inner.samples, model.max_length: a new run); `--profile-step {} "
+                              "--profile-memory` shows what holds memory at the peak",
+                              step + 1, device.name, why, saved, step + 1));
+    }
     std::int64_t step_tokens = nll.tokens_processed();
     int signal = interrupt_signal();
     double sync_seconds = 0;  // in the step's collectives: communication plus waiting for the slowest rank

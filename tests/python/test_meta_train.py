@@ -128,6 +128,33 @@ def test_resume_after_max_steps_continues_exactly(full_run, workspace, abmll_bin
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_resume_with_other_recomputation_continues_exactly(full_run, workspace, abmll_bin):
+    """Which layers are recomputed in backward changes memory, not results: a run resumes under another
+    model.gradient_checkpointing / model.checkpointed_layers (as after running out of memory) and continues exactly."""
+    out = workspace["root"] / "recompute"
+    args = [abmll_bin, "meta-train", "--config", workspace["config"], "--out", out]
+    first = subprocess.run(args + ["--max-steps", "3"], capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+    second = subprocess.run(args + ["--resume", "--set", "model.gradient_checkpointing=true", "--set",
+                                    "model.checkpointed_layers=1"], capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr
+    assert "resuming from" in second.stderr
+    assert loss_view(metrics(out)) == loss_view(metrics(full_run))
+
+
+def test_out_of_memory_is_reported_with_what_to_change(workspace, run_abmll, tmp_path):
+    """A step that cannot allocate (here: ten billion Monte Carlo samples per task) ends the run with exit code 1 and
+    one plain message naming the step, the device and the settings that lower memory; no C++ backtrace."""
+    result = run_abmll("meta-train", "--config", workspace["config"], "--out", tmp_path / "oom", "--set",
+                       "inner.samples=10000000000")
+    assert result.returncode == 1, result.stderr
+    message = result.stderr.strip().splitlines()[-1]
+    assert "error: out of memory in step 1 on cpu" in message
+    assert "can't allocate memory" in message
+    assert "model.checkpointed_layers" in message and "--profile-memory" in message
+    assert "frame #" not in result.stderr and "Exception raised from" not in result.stderr
+
+
 def test_sigterm_checkpoints_and_resume_matches(workspace, abmll_bin):
     out = workspace["root"] / "killed"
     args = [abmll_bin, "meta-train", "--config", workspace["config"], "--out", out, "--set", "outer.steps=40",
