@@ -93,7 +93,8 @@ def run_abmll(args, overrides, out, trace=False, profile=None):
     elapsed = [line["elapsed_s"] for line in lines]
     seconds = statistics.median([b - a for a, b in zip(elapsed, elapsed[1:])][args.warmup - 1:])
     tokens_per_s = statistics.median(line["tokens_per_s"] for line in lines[args.warmup:])
-    return seconds, tokens_per_s, max(line["peak_memory_mb"] for line in lines)
+    return seconds, tokens_per_s, max(line["peak_memory_mb"] for line in lines), max(
+        (line["peak_reserved_mb"] for line in lines if "peak_reserved_mb" in line), default=None)
 
 
 def main():
@@ -135,15 +136,17 @@ def main():
     flops = flops_per_step(args.shape, scored, args.seq, args.inner_steps)
     tag = f"{args.shape}-{args.device.replace(':', '')}"
     records = []
-    seconds, tokens_per_s, peak = run_abmll(args, overrides, cache / f"run-{tag}", profile=args.profile)
+    seconds, tokens_per_s, peak, reserved = run_abmll(args, overrides, cache / f"run-{tag}", profile=args.profile)
     records.append({"case": case + ", weight family (paper config)", "impl": "abmll", "device": args.device,
                     "seconds_per_step": seconds, "tokens_per_s": tokens_per_s, "peak_memory_mb": peak,
                     "tflops_per_step": flops / 1e12})
+    if reserved is not None:  # what the GPU must have free: tensors and the allocator's reserve
+        records[-1]["peak_reserved_mb"] = reserved
     if gpu:
         records[-1]["mfu"] = flops / seconds / (args.peak_tflops * 1e12)
     if args.reference:
         out = cache / f"run-{tag}-factor"
-        seconds, tokens_per_s, peak = run_abmll(args, overrides + ["posterior.family=factor"], out, trace=True)
+        seconds, tokens_per_s, peak, _ = run_abmll(args, overrides + ["posterior.family=factor"], out, trace=True)
         factor_case = case + ", factor family"
         records.append({"case": factor_case, "impl": "abmll", "device": args.device, "seconds_per_step": seconds,
                         "tokens_per_s": tokens_per_s, "peak_memory_mb": peak})

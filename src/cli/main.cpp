@@ -2,6 +2,7 @@
 // exit codes (0 success, 2 bad usage or bad input, 1 any other failure, 130 interrupted). The only place that does.
 #include <CLI/CLI.hpp>
 
+#include <cstdlib>
 #include <exception>
 #include <iostream>
 #include <vector>
@@ -13,6 +14,10 @@
 #include "util/torch_errors.h"
 
 int main(int argc, char** argv) {
+  // On a GPU, batches of varying padded length leave the caching allocator's fixed-size segments fragmented (memory
+  // reserved but unusable, near the limit an out-of-memory error); expandable segments grow in place instead. Read
+  // at the allocator's first use, after this; a user's own setting wins.
+  setenv("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True", /*overwrite=*/0);
   namespace cli = abmll::cli;
   cli::set_command_line(argc, argv);
   CLI::App app{

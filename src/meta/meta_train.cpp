@@ -324,6 +324,7 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
     line["tokens_per_s"] = static_cast<double>(step_tokens) / seconds;
     line["elapsed_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     line["peak_memory_mb"] = peak_memory_mb(device.name);
+    if (const auto reserved = peak_reserved_mb(device.name)) line["peak_reserved_mb"] = *reserved;
     if (run.group) line["sync_s"] = sync_seconds;
     if (metrics) metrics->append(line);
     result.last_outer_loss = g.loss;
