@@ -2,7 +2,8 @@
 # The device check, run on a machine with a GPU: builds, runs the GPU tests (they run instead of being skipped; the
 # whole suite too with --with-cpu-tests), checks that abmll selects and describes the GPU, and writes what it
 # measured under $OUT (default: build/gpu_check). Prepared to run unattended in one go within a few minutes. For a
-# GPU machine without network access, run scripts/gpu_deps.sh where apt works and bring .gpu-deps along.
+# GPU machine without network access, run scripts/gpu_deps.sh where apt works and bring .gpu-deps along; with
+# scripts/gpu_prebuild.sh's .gpu-prebuilt too, the build is skipped (the whole CPU suite, --with-cpu-tests, builds).
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -39,19 +40,50 @@ fi
   "${ABMLL_PYTHON:-python3}" -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda)' 2>&1
   command -v g++ nvcc cmake ninja; g++ --version | head -1; nvcc --version | tail -2; } >> "$summary" 2>&1
 start=$(date +%s)
-if ! ./scripts/setup.sh > "$out/setup.log" 2>&1; then
-  note "setup failed; see setup.log"
-  tail -40 "$out/setup.log"
-  exit 1
+# Binaries built beforehand against this machine's torch (scripts/gpu_prebuild.sh, carried as .gpu-prebuilt) save the
+# build's minutes: used if they come from these very sources and this torch version and start here; else the build.
+prebuilt=""
+if [ "${1:-}" != "--with-cpu-tests" ] && [ -x .gpu-prebuilt/abmll ] && [ -x .gpu-prebuilt/abmll_tests ]; then
+  here_torch=$(python3 -c 'import torch; print(torch.__version__)' 2>/dev/null || true)
+  if [ "$(cat .gpu-prebuilt/source-hash)" != "$(./scripts/source_hash.sh)" ]; then
+    prebuilt="not used: built from other sources"
+  elif [ "$(cat .gpu-prebuilt/torch-version)" != "$here_torch" ]; then
+    prebuilt="not used: built for torch $(cat .gpu-prebuilt/torch-version), here $here_torch"
+  else
+    # The wheel's libraries where this machine's torch has them (the binaries' run path names the build machine's).
+    libs=$(python3 -c 'import glob, os, torch
+site = os.path.dirname(os.path.dirname(torch.__file__))
+dirs = [os.path.join(site, "torch", "lib")] + sorted({os.path.dirname(f) for f in glob.glob(os.path.join(site, "nvidia", "**", "lib*.so*"), recursive=True)})
+print(":".join(dirs))')
+    if LD_LIBRARY_PATH="$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" .gpu-prebuilt/abmll --version > "$work/prebuilt.log" 2>&1; then
+      export LD_LIBRARY_PATH="$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+      mkdir -p build/tests
+      cp .gpu-prebuilt/abmll build/abmll
+      cp .gpu-prebuilt/abmll_tests build/tests/abmll_tests
+      prebuilt=used
+    else
+      prebuilt="not used: $(tail -1 "$work/prebuilt.log")"
+    fi
+  fi
+  note "prebuilt binaries: $prebuilt"
 fi
-note "built in $(( $(date +%s) - start )) s"
-python=$(cat build/.abmll-venv)/bin/python
+if [ "$prebuilt" = used ]; then
+  python=python3
+else
+  if ! ./scripts/setup.sh > "$out/setup.log" 2>&1; then
+    note "setup failed; see setup.log"
+    tail -40 "$out/setup.log"
+    exit 1
+  fi
+  note "built in $(( $(date +%s) - start )) s"
+  python=$(cat build/.abmll-venv)/bin/python
+fi
 
 status=0
 # The whole CPU suite only when asked (--with-cpu-tests): CI runs it on every change, and here it would take device
 # time (and a command's 10 minutes) from the GPU measurements. Bounded even then.
 if [ "${1:-}" = "--with-cpu-tests" ]; then
-  ctest=$(cat build/.abmll-venv)/bin/ctest
+  ctest=$(cat build/.abmll-venv 2>/dev/null)/bin/ctest
   [ -x "$ctest" ] || ctest=ctest
   timeout 300 "$ctest" --test-dir build --output-on-failure -j 8 > "$work/ctest.log" 2>&1 || status=1
   tail -25 "$work/ctest.log" >> "$summary"
@@ -62,7 +94,9 @@ fi
 if grep -q "skipped:" "$out/cuda-tests.log"; then note "GPU tests were skipped on the GPU machine"; status=1; fi
 tail -3 "$out/cuda-tests.log" | tee -a "$summary"
 
-# The GPU is selected and described; the report records it.
+# The GPU is selected and described; the report records it. (runs/ is not carried: the demo's model and tasks are
+# made here.)
+[ -d runs/demo/model ] || ./build/abmll make-demo --out runs/demo > "$work/make-demo.log" 2>&1 || status=1
 ./build/abmll meta-train --config configs/demo.yaml --set run.device=cuda --out "$work/meta-train" \
   > "$work/meta-train.log" 2>&1 || { status=1; tail -20 "$work/meta-train.log" >> "$summary"; }
 note "demo on cuda: $(grep -h '"description"' "$work/meta-train/report.json" 2>/dev/null | head -1)"
