@@ -325,7 +325,7 @@ OutputVariance output_variance(const at::Tensor& x, const WeightGaussianFactors&
   const int64_t n = x.size(0), in = f.a_sigma.size(1), out = f.b_sigma.size(0), r1 = f.a_sigma.size(0) + 1;
   if (form.kind == WeightScale::softplus)
     return {SoftplusVariance::apply(x, f.b_sigma, f.a_sigma, form.scaling, form.floor),
-            squared_matmul(x, at::ones({in, 1}, options))};
+            squared_matmul(x, at::ones({in, 1}, options)), /*recompute=*/{}};
   const int64_t pairs = r1 * (r1 + 1) / 2;
   // B' [O, R+1] and A' [R+1, I] (see the header): S = B' A'.
   const at::Tensor b1 = at::cat({form.scaling * f.b_sigma, at::full({out, 1}, form.floor, options)}, 1);
@@ -340,7 +340,7 @@ OutputVariance output_variance(const at::Tensor& x, const WeightGaussianFactors&
   const at::Tensor ones = at::ones({in, 1}, options);
   if (route == VarianceRoute::dense) {
     const at::Tensor y = squared_matmul(x, at::cat({at::square(at::matmul(b1, a1)).t(), ones}, 1));  // [N, O + 1]
-    return {y.narrow(1, 0, out), y.narrow(1, out, 1)};
+    return {y.narrow(1, 0, out), y.narrow(1, out, 1), /*recompute=*/{}};
   }
   // Pairs r <= t of G's rows: K[i, p] = A'_r,i A'_t,i and W[o, p] = w_p b'_o,r b'_o,t, with w_p = 2 off the
   // diagonal (G_rt = G_tr counted once), so that v = (x^2 K) W^T.
