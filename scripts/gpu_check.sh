@@ -53,10 +53,11 @@ if [ "${1:-}" != "--with-cpu-tests" ] && [ -x .gpu-prebuilt/abmll ] && [ -x .gpu
     # The wheel's libraries where this machine's torch has them (the binaries' run path names the build machine's).
     libs=$(python3 -c 'import glob, os, torch
 site = os.path.dirname(os.path.dirname(torch.__file__))
-dirs = [os.path.join(site, "torch", "lib")] + sorted({os.path.dirname(f) for f in glob.glob(os.path.join(site, "nvidia", "**", "lib*.so*"), recursive=True)})
-print(":".join(dirs))')
-    if LD_LIBRARY_PATH="$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" .gpu-prebuilt/abmll --version > "$work/prebuilt.log" 2>&1; then
-      export LD_LIBRARY_PATH="$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+nvidia = glob.glob(os.path.join(site, "nvidia", "**", "lib*.so*"), recursive=True)
+print(":".join([os.path.join(site, "torch", "lib")] + sorted({os.path.dirname(f) for f in nvidia})))')
+    loader_path="$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    if LD_LIBRARY_PATH="$loader_path" .gpu-prebuilt/abmll --version > "$work/prebuilt.log" 2>&1; then
+      export LD_LIBRARY_PATH="$loader_path"
       mkdir -p build/tests
       cp .gpu-prebuilt/abmll build/abmll
       cp .gpu-prebuilt/abmll_tests build/tests/abmll_tests

@@ -27,7 +27,8 @@ if [ ! -f "$cache/.complete" ]; then
   ln -s "$pinned_site/nvidia" "$cache/site/nvidia"
   touch "$cache/.complete"
 fi
-torch_version=$("$venv/bin/python" -c "import runpy; print(runpy.run_path('$cache/site/torch/version.py')['__version__'])")
+torch_version=$("$venv/bin/python" -c \
+  "import runpy; print(runpy.run_path('$cache/site/torch/version.py')['__version__'])")
 
 sources=$(./scripts/source_hash.sh)  # before building: binaries are labelled with what they were built from
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$cache/site/torch/share/cmake" \

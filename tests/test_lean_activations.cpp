@@ -31,7 +31,8 @@ at::Tensor swiglu_chain(const at::Tensor& gate, const at::Tensor& up) { return a
 // The output, then the gradients of (out * w).sum() to `inputs`, then the gradients of (g . u) to `inputs` (second
 // derivatives), all detached; second derivatives only in float64.
 std::vector<at::Tensor> derivatives(const at::Tensor& out, const std::vector<at::Tensor>& inputs, bool second) {
-  const at::Tensor w = at::randn(out.sizes(), at::TensorOptions().dtype(at::kDouble)).to(out.device(), out.scalar_type());
+  const at::Tensor w =
+      at::randn(out.sizes(), at::TensorOptions().dtype(at::kDouble)).to(out.device(), out.scalar_type());
   const auto g = torch::autograd::grad({(out * w).sum()}, inputs, {}, true, second);
   std::vector<at::Tensor> all = {out.detach()};
   for (const auto& t : g) all.push_back(t.detach());
@@ -110,7 +111,9 @@ void check_rms_norm(const at::Device& device) {
 
 }  // namespace
 
-TEST_CASE("rms_norm equals transformers' RMSNorm chain, values and derivatives", "[model]") { check_rms_norm(at::kCPU); }
+TEST_CASE("rms_norm equals transformers' RMSNorm chain, values and derivatives", "[model]") {
+  check_rms_norm(at::kCPU);
+}
 
 TEST_CASE("on a GPU, rms_norm (ATen's fused kernels) equals transformers' RMSNorm chain", "[model][cuda]") {
   if (!at::hasCUDA()) {

@@ -134,8 +134,9 @@ TEST_CASE("on a GPU, noise is drawn on the device, per task, reproducibly", "[me
   lora.rank = 3;
   lora.targets = {model::Projection::q, model::Projection::down};
   const auto sites = model::lora_sites(tiny_config(), lora);
-  const meta::FactorGaussian prior = meta::FactorGaussian::initial_prior(
-      sites, tiny_config(), lora.rank, 0.3, 1e-6, at::Device(at::kCUDA, 0), at::make_generator<at::CPUGeneratorImpl>(123));
+  const meta::FactorGaussian prior =
+      meta::FactorGaussian::initial_prior(sites, tiny_config(), lora.rank, 0.3, 1e-6, at::Device(at::kCUDA, 0),
+                                          at::make_generator<at::CPUGeneratorImpl>(123));
   const auto three = prior.posteriors_from(3, false).sample(2, meta::noise_from_seeds({5, 6, 7}));
   const auto again = prior.posteriors_from(3, false).sample(2, meta::noise_from_seeds({5, 6, 7}));
   const auto alone = prior.posteriors_from(1, false).sample(2, meta::noise_from_seeds({6}));

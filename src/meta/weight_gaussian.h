@@ -38,7 +38,8 @@ enum class WeightKlBackend { automatic, aten };
 // float32 (float64 for float64 inputs) in tiles of `tile_rows` output rows, recomputed in backward, so peak extra
 // memory is O(tile_rows x I). Squared scales are floored at c^2 (with `linear`, S crosses zero where s B A = -c,
 // and log S^2, 1/S_p^2 would blow up there); `floor_hits`, when given, receives how many entries of S_q and S_p hit
-// the floor, as a 0-dim int64 tensor on the factors' device (not read back here: util/read_scalars.h). The ATen backward is written in differentiable ops, so second-order gradients flow through it.
+// the floor, as a 0-dim int64 tensor on the factors' device (not read back here: util/read_scalars.h). The ATen
+// backward is written in differentiable ops, so second-order gradients flow through it.
 at::Tensor weight_space_kl(const WeightGaussianFactors& q, const WeightGaussianFactors& p, const WeightScaleForm& form,
                            std::int64_t tile_rows = 256, at::Tensor* floor_hits = nullptr,
                            WeightKlBackend backend = WeightKlBackend::automatic);
