@@ -10,7 +10,10 @@
 #include <ATen/ops/square.h>
 #include <ATen/ops/where.h>
 #include <ATen/ops/zeros_like.h>
+#include <ATen/core/grad_mode.h>
 #include <torch/csrc/autograd/custom_function.h>
+
+#include "meta/noisy_output_fused.h"
 
 namespace abmll::meta {
 namespace {
@@ -43,10 +46,15 @@ struct Recomputed : torch::CustomClassHolder {
 
 struct NoisyOutput : public torch::autograd::Function<NoisyOutput> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& mean, const at::Tensor& v,
-                            const at::Tensor& bound, const c10::intrusive_ptr<Recomputed>& recomputed) {
+                            const at::Tensor& bound, const c10::intrusive_ptr<Recomputed>& recomputed,
+                            at::ScalarType out) {
     ctx->save_for_backward({recomputed->variance ? at::Tensor() : v, bound});
     ctx->saved_data["recomputed"] = c10::IValue::make_capsule(recomputed);
-    return mean + at::sqrt(at::maximum(v, bound)) * recomputed->noise();
+    ctx->saved_data["mean_dtype"] = static_cast<int64_t>(mean.scalar_type());
+    const at::Tensor noise = recomputed->noise();
+    if (noisy_output_fused_applies(mean, v, bound, noise, out))
+      return noisy_output_fused_forward(mean, v, bound, noise, out);
+    return (mean + at::sqrt(at::maximum(v, bound)) * noise).to(out);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
@@ -56,13 +64,21 @@ struct NoisyOutput : public torch::autograd::Function<NoisyOutput> {
         c10::static_intrusive_pointer_cast<Recomputed>(ctx->saved_data["recomputed"].toCapsule());
     const at::Tensor v = recomputed->variance ? recomputed->variance() : saved[0];
     const at::Tensor noise = recomputed->noise();
-    const at::Tensor& g = grad_outputs[0];
+    const auto mean_dtype = static_cast<at::ScalarType>(ctx->saved_data["mean_dtype"].toInt());
+    // Differentiated again (second order): the reference chain, whose backward is a graph.
+    const bool twice = at::GradMode::is_enabled();
+    const at::Tensor& g_out = grad_outputs[0];
+    if (!twice && mean_dtype == at::kFloat && noisy_output_fused_applies(v, v, bound, noise, g_out.scalar_type())) {
+      NoisyOutputGradients d = noisy_output_fused_backward(g_out, v, bound, noise);
+      return {d.mean, d.v, d.bound, at::Tensor(), at::Tensor()};
+    }
+    const at::Tensor g = g_out.to(mean_dtype);
     // d/d max(v, bound) of sqrt(.) * noise, then maximum's split: all to the larger, half each on a tie.
     const at::Tensor g_max = g * noise * 0.5 / at::sqrt(at::maximum(v, bound));
     const at::Tensor to_v = at::where(v > bound, 1.0, at::where(v == bound, 0.5, 0.0)).to(g_max.scalar_type());
     const at::Tensor g_v = g_max * to_v;
     const at::Tensor g_bound = (g_max - g_v).sum(-1, /*keepdim=*/true);
-    return {g, g_v, g_bound, at::Tensor()};
+    return {g, g_v, g_bound, at::Tensor(), at::Tensor()};
   }
 };
 
@@ -93,11 +109,12 @@ at::Tensor pair_products(const at::Tensor& rows, const at::Tensor& first, const 
 at::Tensor squared_matmul(const at::Tensor& x, const at::Tensor& m) { return SquaredMatmul::apply(x, m); }
 
 at::Tensor noisy_output(const at::Tensor& mean, const at::Tensor& v, const at::Tensor& bound,
-                        std::function<at::Tensor()> noise, std::function<at::Tensor()> variance) {
+                        std::function<at::Tensor()> noise, std::function<at::Tensor()> variance,
+                        std::optional<at::ScalarType> out) {
   auto recomputed = c10::make_intrusive<Recomputed>();
   recomputed->noise = std::move(noise);
   recomputed->variance = std::move(variance);
-  return NoisyOutput::apply(mean, v, bound, recomputed);
+  return NoisyOutput::apply(mean, v, bound, recomputed, out.value_or(mean.scalar_type()));
 }
 
 }  // namespace abmll::meta

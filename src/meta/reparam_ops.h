@@ -4,7 +4,8 @@
 // its square root, the noise), about 0.8 GB for q_proj, are not kept at all: the noise is drawn again in backward,
 // and the variance is recomputed there from the small factors of its low-rank route (the mean's low-rank product is
 // model/low_rank_product.h). Each backward is written in differentiable ops on the saved inputs, so second-order
-// meta-gradients flow through them.
+// meta-gradients flow through them; the noisy output's first-order backward, and its forward, are one fused pass
+// (noisy_output_fused.h) where its inputs are float32.
 //
 // Dimension letters: B sequences, T time, N = B T rows, I / O in / out features, K columns.
 #pragma once
@@ -12,6 +13,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <functional>
+#include <optional>
 
 namespace abmll::meta {
 
@@ -24,9 +26,13 @@ at::Tensor squared_matmul(const at::Tensor& x, const at::Tensor& m);
 // so that only v and bound are kept. `variance`, when given, returns v's value again, computed from tensors that v's
 // own graph keeps anyway (weight_gaussian.h: OutputVariance::recompute), and is called in backward instead of keeping
 // v (at the 8B shape, 160 MB per layer at 8192 tokens); it must be differentiable where v is, for second-order
-// meta-gradients. At v = bound the gradient is split between v and bound, as ATen's maximum does.
+// meta-gradients. At v = bound the gradient is split between v and bound, as ATen's maximum does. The result is
+// rounded once to `out` (default: mean's dtype; the activations' dtype at an adapted site). With float32 inputs it
+// runs as one fused pass forward and, unless differentiated again, one backward (noisy_output_fused.h); otherwise,
+// and as their reference, as the chain of ATen ops above.
 at::Tensor noisy_output(const at::Tensor& mean, const at::Tensor& v, const at::Tensor& bound,
-                        std::function<at::Tensor()> noise, std::function<at::Tensor()> variance = {});
+                        std::function<at::Tensor()> noise, std::function<at::Tensor()> variance = {},
+                        std::optional<at::ScalarType> out = std::nullopt);
 
 // rows[first] * rows[second], row by row: rows [R, X], first and second [P] int64 indices into rows -> [P, X], keeping
 // only rows (its products over the pairs of the variance's Gram matrix, weight_gaussian.h, would otherwise keep

@@ -9,11 +9,7 @@
 
 #include <cmath>
 
-#if defined(__CUDACC__)
-#define ABMLL_HOST_DEVICE __host__ __device__
-#else
-#define ABMLL_HOST_DEVICE
-#endif
+#include "util/host_device.h"
 
 namespace abmll::weight_kl {
 

@@ -220,8 +220,8 @@ at::Tensor WeightLora::delta(const at::Tensor& x, const model::LinearSite& site)
   // v >= c^2 sum_i x_i^2 whenever every S^2 >= c^2; the bound also keeps sqrt's gradient finite where the low-rank
   // expansion rounds to 0 or below (and 1e-30 where x = 0).
   const at::Tensor bound = (form_.floor * form_.floor) * sum_sq + 1e-30;
-  return noisy_output(mean, v, bound, batch_noise(site, {batch, time, out}, mean.options()), std::move(v_again))
-      .to(x.scalar_type());
+  return noisy_output(mean, v, bound, batch_noise(site, {batch, time, out}, mean.options()), std::move(v_again),
+                      x.scalar_type());
 }
 
 std::vector<at::Tensor> WeightLora::trainable_tensors() const {

@@ -1,0 +1,37 @@
+// Host entry points of the fused noisy output of the `weight` family's local reparameterisation (see
+// src/meta/noisy_output_fused.h), callable from code built without nvcc. src/meta/noisy_output_fused.cpp checks
+// tensors and calls these; the entry arithmetic is src/meta/noisy_output_entry.h.
+//
+// Tensors are [B, T, X] with a contiguous last dimension: row (b, t) starts at data + b * batch_stride +
+// t * time_stride (in elements). Rows are processed one thread block each.
+#pragma once
+
+#include <cstdint>
+
+namespace abmll::cuda {
+
+template <class T>
+struct NoisyRows {
+  T* data = nullptr;
+  std::int64_t batch_stride = 0, time_stride = 0;
+};
+
+struct NoisyOutputShape {
+  std::int64_t batch = 0, time = 0, out = 0;  // B, T, O
+};
+
+enum class NoisyOutputDtype { float32, bfloat16, float16 };
+
+// out[b, t, :] = mean + sqrt(max(v, bound[b, t])) * noise, rounded once to `dtype`; `out` contiguous [B, T, O].
+// Throws std::runtime_error for a bad shape or a failed launch.
+void noisy_output_forward(const NoisyOutputShape& shape, NoisyRows<const float> mean, NoisyRows<const float> v,
+                          NoisyRows<const float> bound, NoisyRows<const float> noise, NoisyOutputDtype dtype,
+                          void* out, void* stream);
+
+// From the output's gradient g (in `dtype`): g_v [B, T, O] and g_bound [B, T] (each row's sum of its entries' shares),
+// both contiguous float32, and, where g_mean is not null, g as float32 into g_mean (contiguous [B, T, O]).
+void noisy_output_backward(const NoisyOutputShape& shape, NoisyRows<const void> g, NoisyOutputDtype dtype,
+                           NoisyRows<const float> v, NoisyRows<const float> bound, NoisyRows<const float> noise,
+                           float* g_mean, float* g_v, float* g_bound, void* stream);
+
+}  // namespace abmll::cuda
