@@ -97,7 +97,8 @@ TEST_CASE("model scoring: equals log_softmax of Decoder::logits at the predictin
     ScoringOptions tiny_chunks;
     tiny_chunks.max_chunk_bytes = 2 * 50 * 4;  // two rows of V = 50 float32
     const ContinuationScores chunked = score_continuations(decoder, kItems, &lora, tiny_chunks);
-    CHECK((chunked.log_prob - scores.log_prob).abs().max().item<float>() < 1e-6f);
+    // The same sums in other chunks: a few float32 ulps of log-probabilities up to ~10 apart.
+    CHECK((chunked.log_prob - scores.log_prob).abs().max().item<float>() < 1e-5f);
     // Without an adapter: the base model's scores.
     const ContinuationScores base = score_continuations(decoder, kItems);
     CHECK(std::abs(base.log_prob[1].item<float>() - naive_score(decoder, kItems[1], nullptr).item<float>()) < 1e-5f);

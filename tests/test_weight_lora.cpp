@@ -11,6 +11,7 @@
 #include <torch/csrc/autograd/autograd.h>
 
 #include "meta/lora_posterior.h"
+#include "meta/noisy_output_fused.h"
 #include "meta/task_noise.h"
 #include "meta/weight_family.h"
 #include "meta/weight_gaussian.h"
@@ -45,6 +46,15 @@ at::Tensor recipe_noise(std::uint64_t task_seed, std::uint64_t sample, std::uint
   return at::cat(chunks, 1).narrow(1, 0, time);
 }
 
+// The documented key of counter-based noise (weight_lora.h): mix64(mix64(site_seed ^ mix64(sample)) ^ mix64(rank)).
+std::uint64_t recipe_key(std::uint64_t task_seed, std::uint64_t sample, std::uint64_t forward,
+                         const model::LinearSite& site, std::uint64_t rank) {
+  const std::uint64_t site_key =
+      static_cast<std::uint64_t>(site.layer) * 8 + static_cast<std::uint64_t>(site.projection) + 1;
+  const std::uint64_t site_seed = meta::mix64(meta::mix64(task_seed ^ forward) ^ meta::mix64(site_key));
+  return meta::mix64(meta::mix64(site_seed ^ meta::mix64(sample)) ^ meta::mix64(rank));
+}
+
 }  // namespace
 
 TEST_CASE("weight adapter: output mean and standard deviation equal the dense formula", "[meta][weight]") {
@@ -55,15 +65,25 @@ TEST_CASE("weight adapter: output mean and standard deviation equal the dense fo
   const model::LinearSite site{1, model::Projection::v};
   // Posteriors interleaved (2, 0, 1, 1, 0, 2) and in contiguous runs (0, 0, 1, 1, 2, 2: views of the batch).
   const std::vector<std::vector<int64_t>> layouts = {{5, 0, 3, 3, 1, 5}, {0, 1, 3, 2, 4, 5}};
-  const std::vector<std::pair<WeightScale, std::vector<int64_t>>> cases = {
-      {WeightScale::linear, layouts[0]}, {WeightScale::softplus, layouts[0]}, {WeightScale::linear, layouts[1]}};
-  for (const auto& [kind, groups] : cases) {
+  // The last two: counter-based noise (a GPU's), drawn on the CPU.
+  struct Case {
+    WeightScale kind;
+    std::vector<int64_t> groups;
+    bool counter;
+  };
+  const std::vector<Case> cases = {{WeightScale::linear, layouts[0], false},
+                                   {WeightScale::softplus, layouts[0], false},
+                                   {WeightScale::linear, layouts[1], false},
+                                   {WeightScale::softplus, layouts[0], true},
+                                   {WeightScale::linear, layouts[1], true}};
+  for (const auto& [kind, groups, counter] : cases) {
     INFO("scale form " << (kind == WeightScale::linear ? "linear" : "softplus") << ", groups "
-                       << at::tensor(groups, at::kLong));
+                       << at::tensor(groups, at::kLong) << (counter ? ", counter-based noise" : ""));
     const meta::WeightScaleForm form{kind, 1.5, 0.01};
     const meta::WeightGaussianFactors f{randn64({g, o, r}, 0.5), randn64({g, r, i}, 0.5), randn64({g, o, r}, 0.4),
                                         randn64({g, r, i}, 0.4)};
     meta::WeightLora adapter(form, seeds, samples);
+    adapter.use_counter_noise(counter);
     adapter.set_site(site, f);
     const at::Tensor x = at::randn({batch, time, i}, at::kDouble);
     adapter.set_group_of_sequence(at::tensor(groups, at::kLong));
@@ -78,8 +98,11 @@ TEST_CASE("weight adapter: output mean and standard deviation equal the dense fo
       int64_t rank = 0, count = 0;
       for (int64_t c = 0; c < batch; ++c)
         if (groups[c] == k) (c < b ? ++rank : 0), ++count;
-      const at::Tensor eps =
-          recipe_noise(seeds[post], k % samples, 1, site, count, time, o, at::kDouble)[rank];  // [T, O]
+      const at::Tensor eps =  // [T, O]
+          counter ? meta::counter_noise_tensor({recipe_key(seeds[post], k % samples, 1, site, rank)}, time, o,
+                                               at::kCPU)[0]
+                        .to(at::kDouble)
+                  : recipe_noise(seeds[post], k % samples, 1, site, count, time, o, at::kDouble)[rank];
       const meta::WeightGaussianFactors fg{f.b_mu[post], f.a_mu[post], f.b_sigma[post], f.a_sigma[post]};
       const at::Tensor m = meta::dense_mean(fg, form), s = meta::dense_scale(fg, form);  // [O, I]
       const at::Tensor expected =
@@ -147,8 +170,10 @@ TEST_CASE("weight family: a task's draw does not depend on the tasks sharing its
   lora.alpha = 4;
   lora.targets = {model::Projection::q, model::Projection::up};
   const auto sites = model::lora_sites(c, lora);
-  for (WeightScale kind : {WeightScale::linear, WeightScale::softplus}) {
-    INFO("scale form " << (kind == WeightScale::linear ? "linear" : "softplus"));
+  for (const auto& [kind, counter] : std::vector<std::pair<WeightScale, bool>>{
+           {WeightScale::linear, false}, {WeightScale::softplus, false}, {WeightScale::softplus, true}}) {
+    INFO("scale form " << (kind == WeightScale::linear ? "linear" : "softplus")
+                       << (counter ? ", counter-based noise (a GPU's)" : ""));
     const meta::WeightScaleForm form{kind, lora.scale(), 1e-4};
     const meta::WeightGaussian prior = meta::WeightGaussian::initial_prior(
         sites, c, lora.rank, form, 0.1, at::kCPU, at::make_generator<at::CPUGeneratorImpl>(3));
@@ -165,6 +190,7 @@ TEST_CASE("weight family: a task's draw does not depend on the tasks sharing its
     const auto shuffled_draw = whole.sample(samples, meta::noise_from_seeds({5, 6, 7}));
     const auto alone_draw = alone.sample(samples, meta::noise_from_seeds({6}));
     const auto other_seed = alone.sample(samples, meta::noise_from_seeds({7}));
+    for (const auto* draw : {&all_draw, &shuffled_draw, &alone_draw, &other_seed}) (*draw)->use_counter_noise(counter);
 
     // Task 1's sequences: 2 examples x 2 samples (groups 2, 3), 20 positions; the batch adds tasks 0 and 2.
     const at::Tensor mine = at::randn({4, 20, 8}, at::kDouble);                       // groups 2, 3, 2, 3
@@ -266,3 +292,49 @@ TEST_CASE("weight family: theta starts with M = 0 and S near init_scale, its nam
   }
 }
 
+
+TEST_CASE("weight adapter on a GPU: noise drawn inside the fused kernels, the CPU's counter-based numbers",
+          "[meta][weight][cuda]") {
+  if (!at::hasCUDA()) {
+    WARN("skipped: no CUDA device");
+    return;
+  }
+  at::manual_seed(12);
+  const int64_t g = 3, samples = 2, o = 1031, i = 33, r = 4, batch = 6, time = 70;
+  const model::LinearSite site{0, model::Projection::q};
+  const meta::WeightScaleForm form{WeightScale::softplus, 1.5, 0.01};
+  std::vector<at::Tensor> cpu_factors, gpu_factors;
+  for (const auto& shape : std::vector<std::vector<int64_t>>{{g, o, r}, {g, r, i}, {g, o, r}, {g, r, i}}) {
+    cpu_factors.push_back((at::randn(shape) * 0.4).requires_grad_(true));
+    gpu_factors.push_back(cpu_factors.back().detach().cuda().requires_grad_(true));
+  }
+  auto adapter = [&](const std::vector<at::Tensor>& f, bool counter_on_cpu) {
+    auto a = std::make_unique<meta::WeightLora>(form, std::vector<std::uint64_t>{101, 202, 303}, samples);
+    a->use_counter_noise(counter_on_cpu);
+    a->set_site(site, {f[0], f[1], f[2], f[3]});
+    return a;
+  };
+  const auto on_cpu = adapter(cpu_factors, true), on_gpu = adapter(gpu_factors, false);
+  const at::Tensor groups = at::tensor({5, 0, 3, 3, 1, 5}, at::kLong);
+  on_cpu->set_group_of_sequence(groups);
+  on_gpu->set_group_of_sequence(groups);
+  const at::Tensor x = at::randn({batch, time, i});
+  const at::Tensor y_cpu = on_cpu->delta(x, site), y_gpu = on_gpu->delta(x.cuda(), site);
+  const double scale = y_cpu.abs().max().item<double>();
+  const double diff = (y_gpu.cpu() - y_cpu).abs().max().item<double>();
+  INFO("output: max abs difference " << diff << " (values up to " << scale << ")");
+  CHECK(diff < 1e-4 * scale);
+  // A recomputed layer draws the same noise.
+  CHECK((on_gpu->delta(x.cuda(), site) - y_gpu).abs().max().item<double>() < 1e-6 * scale);
+  const at::Tensor w = at::randn(y_cpu.sizes());
+  const auto g_cpu = torch::autograd::grad({(y_cpu * w).sum()}, cpu_factors);
+  const auto g_gpu = torch::autograd::grad({(y_gpu * w.cuda()).sum()}, gpu_factors);
+  for (std::size_t k = 0; k < g_cpu.size(); ++k) {
+    const double gs = g_cpu[k].abs().max().item<double>();
+    const double gd = (g_gpu[k].cpu() - g_cpu[k]).abs().max().item<double>();
+    INFO("factor " << k << ": max abs difference " << gd << " (gradients up to " << gs << ")");
+    CHECK(gd < 1e-3 * gs);
+  }
+  on_gpu->set_group_of_sequence(groups);  // the next forward draws new noise
+  CHECK((on_gpu->delta(x.cuda(), site) - y_gpu).abs().max().item<double>() > 1e-2 * scale);
+}

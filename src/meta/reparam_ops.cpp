@@ -14,6 +14,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "meta/noisy_output_fused.h"
+#include "util/error.h"
 
 namespace abmll::meta {
 namespace {
@@ -39,9 +40,22 @@ struct SquaredMatmul : public torch::autograd::Function<SquaredMatmul> {
   }
 };
 
-// The functions that give noise and (optionally) the variance again in backward, kept in the node's saved data.
+// What gives the noise and (optionally) the variance again in backward, kept in the node's saved data: a function
+// that draws the noise tensor, or the sequences' keys of counter-based noise.
 struct Recomputed : torch::CustomClassHolder {
   std::function<at::Tensor()> noise, variance;
+  std::vector<std::uint64_t> sequence_keys;
+
+  // For the fused pass: the keys, or the drawn tensor.
+  OutputNoise fused_noise() const {
+    return sequence_keys.empty() ? OutputNoise{noise(), {}} : OutputNoise{{}, sequence_keys};
+  }
+  // As a tensor [B, T, O] like `like`.
+  at::Tensor tensor(const OutputNoise& fused, const at::Tensor& like) const {
+    return fused.sequence_keys.empty() ? fused.tensor
+                                       : counter_noise_tensor(fused.sequence_keys, like.size(1), like.size(2),
+                                                              like.device()).to(like.scalar_type());
+  }
 };
 
 struct NoisyOutput : public torch::autograd::Function<NoisyOutput> {
@@ -51,10 +65,10 @@ struct NoisyOutput : public torch::autograd::Function<NoisyOutput> {
     ctx->save_for_backward({recomputed->variance ? at::Tensor() : v, bound});
     ctx->saved_data["recomputed"] = c10::IValue::make_capsule(recomputed);
     ctx->saved_data["mean_dtype"] = static_cast<int64_t>(mean.scalar_type());
-    const at::Tensor noise = recomputed->noise();
+    const OutputNoise noise = recomputed->fused_noise();
     if (noisy_output_fused_applies(mean, v, bound, noise, out))
       return noisy_output_fused_forward(mean, v, bound, noise, out);
-    return (mean + at::sqrt(at::maximum(v, bound)) * noise).to(out);
+    return (mean + at::sqrt(at::maximum(v, bound)) * recomputed->tensor(noise, mean)).to(out);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
@@ -63,16 +77,17 @@ struct NoisyOutput : public torch::autograd::Function<NoisyOutput> {
     const auto recomputed =
         c10::static_intrusive_pointer_cast<Recomputed>(ctx->saved_data["recomputed"].toCapsule());
     const at::Tensor v = recomputed->variance ? recomputed->variance() : saved[0];
-    const at::Tensor noise = recomputed->noise();
+    const OutputNoise fused = recomputed->fused_noise();
     const auto mean_dtype = static_cast<at::ScalarType>(ctx->saved_data["mean_dtype"].toInt());
     // Differentiated again (second order): the reference chain, whose backward is a graph.
     const bool twice = at::GradMode::is_enabled();
     const at::Tensor& g_out = grad_outputs[0];
-    if (!twice && mean_dtype == at::kFloat && noisy_output_fused_applies(v, v, bound, noise, g_out.scalar_type())) {
-      NoisyOutputGradients d = noisy_output_fused_backward(g_out, v, bound, noise);
+    if (!twice && mean_dtype == at::kFloat && noisy_output_fused_applies(v, v, bound, fused, g_out.scalar_type())) {
+      NoisyOutputGradients d = noisy_output_fused_backward(g_out, v, bound, fused);
       return {d.mean, d.v, d.bound, at::Tensor(), at::Tensor()};
     }
     const at::Tensor g = g_out.to(mean_dtype);
+    const at::Tensor noise = recomputed->tensor(fused, v);
     // d/d max(v, bound) of sqrt(.) * noise, then maximum's split: all to the larger, half each on a tie.
     const at::Tensor g_max = g * noise * 0.5 / at::sqrt(at::maximum(v, bound));
     const at::Tensor to_v = at::where(v > bound, 1.0, at::where(v == bound, 0.5, 0.0)).to(g_max.scalar_type());
@@ -110,10 +125,14 @@ at::Tensor squared_matmul(const at::Tensor& x, const at::Tensor& m) { return Squ
 
 at::Tensor noisy_output(const at::Tensor& mean, const at::Tensor& v, const at::Tensor& bound,
                         std::function<at::Tensor()> noise, std::function<at::Tensor()> variance,
-                        std::optional<at::ScalarType> out) {
+                        std::optional<at::ScalarType> out, std::vector<std::uint64_t> sequence_keys) {
+  if (!noise && sequence_keys.empty()) throw Error("noisy_output: neither a noise draw nor sequence keys");
+  if (!sequence_keys.empty() && static_cast<int64_t>(sequence_keys.size()) != mean.size(0))
+    throw Error("noisy_output: one noise key per sequence is needed");
   auto recomputed = c10::make_intrusive<Recomputed>();
   recomputed->noise = std::move(noise);
   recomputed->variance = std::move(variance);
+  recomputed->sequence_keys = std::move(sequence_keys);
   return NoisyOutput::apply(mean, v, bound, recomputed, out.value_or(mean.scalar_type()));
 }
 

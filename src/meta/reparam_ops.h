@@ -12,8 +12,10 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <cstdint>
 #include <functional>
 #include <optional>
+#include <vector>
 
 namespace abmll::meta {
 
@@ -29,10 +31,12 @@ at::Tensor squared_matmul(const at::Tensor& x, const at::Tensor& m);
 // meta-gradients. At v = bound the gradient is split between v and bound, as ATen's maximum does. The result is
 // rounded once to `out` (default: mean's dtype; the activations' dtype at an adapted site). With float32 inputs it
 // runs as one fused pass forward and, unless differentiated again, one backward (noisy_output_fused.h); otherwise,
-// and as their reference, as the chain of ATen ops above.
+// and as their reference, as the chain of ATen ops above. With `sequence_keys` (B keys), the noise is counter-based
+// (counter_noise.h), drawn inside the fused passes and never stored, and `noise` is not used.
 at::Tensor noisy_output(const at::Tensor& mean, const at::Tensor& v, const at::Tensor& bound,
                         std::function<at::Tensor()> noise, std::function<at::Tensor()> variance = {},
-                        std::optional<at::ScalarType> out = std::nullopt);
+                        std::optional<at::ScalarType> out = std::nullopt,
+                        std::vector<std::uint64_t> sequence_keys = {});
 
 // rows[first] * rows[second], row by row: rows [R, X], first and second [P] int64 indices into rows -> [P, X], keeping
 // only rows (its products over the pairs of the variance's Gram matrix, weight_gaussian.h, would otherwise keep

@@ -100,12 +100,45 @@ void WeightLora::set_group_of_sequence(const at::Tensor& group_of_sequence) {
   std::sort(runs_.begin(), runs_.end(), [](const Run& a, const Run& b) { return a.start < b.start; });
 }
 
+namespace {
+
+std::uint64_t site_seed_of(std::uint64_t task_seed, std::int64_t forward, const model::LinearSite& site) {
+  const std::uint64_t key =
+      static_cast<std::uint64_t>(site.layer) * 8 + static_cast<std::uint64_t>(site.projection) + 1;
+  return mix64(mix64(task_seed ^ static_cast<std::uint64_t>(forward)) ^ mix64(key));
+}
+
+}  // namespace
+
+std::uint64_t WeightLora::sequence_noise_key(std::uint64_t task_seed, std::int64_t sample, std::int64_t forward,
+                                             const model::LinearSite& site, std::int64_t rank) {
+  const std::uint64_t site_seed = site_seed_of(task_seed, forward, site);
+  const std::uint64_t sample_seed = mix64(site_seed ^ mix64(static_cast<std::uint64_t>(sample)));
+  return mix64(sample_seed ^ mix64(static_cast<std::uint64_t>(rank)));
+}
+
+std::vector<std::uint64_t> WeightLora::sequence_keys(const model::LinearSite& site, std::int64_t batch) const {
+  std::vector<std::uint64_t> keys(static_cast<std::size_t>(batch));
+  if (rows_of_group_.empty()) {  // one group: every row is group 0's
+    for (int64_t b = 0; b < batch; ++b)
+      keys[static_cast<std::size_t>(b)] = sequence_noise_key(task_seeds_.front(), 0, forward_, site, b);
+    return keys;
+  }
+  for (std::size_t k = 0; k < rows_of_group_.size(); ++k) {
+    const at::Tensor rows = rows_of_group_[k].contiguous();  // increasing, on the CPU
+    const int64_t* row = rows.const_data_ptr<int64_t>();
+    const std::uint64_t seed = task_seeds_[k / static_cast<std::size_t>(samples_)];
+    const auto sample = static_cast<std::int64_t>(k % static_cast<std::size_t>(samples_));
+    for (int64_t j = 0; j < rows.numel(); ++j)
+      keys[static_cast<std::size_t>(row[j])] = sequence_noise_key(seed, sample, forward_, site, j);
+  }
+  return keys;
+}
+
 at::Tensor WeightLora::group_noise(std::uint64_t task_seed, std::int64_t sample, std::int64_t forward,
                                    const model::LinearSite& site, std::int64_t rows, std::int64_t time,
                                    std::int64_t out, const at::TensorOptions& options) {
-  const std::uint64_t key =
-      static_cast<std::uint64_t>(site.layer) * 8 + static_cast<std::uint64_t>(site.projection) + 1;
-  const std::uint64_t site_seed = mix64(mix64(task_seed ^ static_cast<std::uint64_t>(forward)) ^ mix64(key));
+  const std::uint64_t site_seed = site_seed_of(task_seed, forward, site);
   std::vector<at::Tensor> chunks;  // [rows, C, O] each
   for (std::int64_t c = 0; c * kNoiseChunk < time; ++c) {
     const std::uint64_t chunk_seed =
@@ -220,6 +253,9 @@ at::Tensor WeightLora::delta(const at::Tensor& x, const model::LinearSite& site)
   // v >= c^2 sum_i x_i^2 whenever every S^2 >= c^2; the bound also keeps sqrt's gradient finite where the low-rank
   // expansion rounds to 0 or below (and 1e-30 where x = 0).
   const at::Tensor bound = (form_.floor * form_.floor) * sum_sq + 1e-30;
+  // Counter-based noise on a GPU (drawn inside the fused kernels), per-group draws on the CPU.
+  if (counter_noise_ || x.is_cuda())
+    return noisy_output(mean, v, bound, {}, std::move(v_again), x.scalar_type(), sequence_keys(site, batch));
   return noisy_output(mean, v, bound, batch_noise(site, {batch, time, out}, mean.options()), std::move(v_again),
                       x.scalar_type());
 }

@@ -25,6 +25,15 @@
 // Cost: per site and forward, one randn per group and chunk (G S ceil(T / C) draws; C = 64 so that a typical
 // prompt is one chunk), and at most C - 1 positions of noise per group drawn beyond T and discarded.
 //
+// On a GPU the noise is counter-based instead (counter_noise.h), drawn inside the fused noisy-output kernels
+// (noisy_output_fused.h) forward and again in backward and never stored: the sequence of rank j among group k's
+// sequences draws from the key
+//   sequence_key = mix64(mix64(site_seed ^ mix64(s)) ^ mix64(j)),
+// entry (t, o) a function of (sequence_key, t, o) alone. The same properties hold (a function of (seed_g, s,
+// forward, site, j) only; independent across them), without the per-group draws, their concatenation, or a
+// [B, T, O] noise tensor written and read twice per pass. GPU runs thus draw other numbers than CPU runs (as the
+// `factor` family's, task_noise.h); use_counter_noise() makes the CPU draw the GPU's, for tests.
+//
 // Dimension letters: G posteriors, S samples per posterior, B sequences, T time, R rank, I / O in / out features.
 #pragma once
 
@@ -68,16 +77,25 @@ class WeightLora : public model::LinearAdapter {
   static at::Tensor group_noise(std::uint64_t task_seed, std::int64_t sample, std::int64_t forward,
                                 const model::LinearSite& site, std::int64_t rows, std::int64_t time, std::int64_t out,
                                 const at::TensorOptions& options);
+  // The counter-based noise key of the sequence of rank `rank` in its group, as documented above.
+  static std::uint64_t sequence_noise_key(std::uint64_t task_seed, std::int64_t sample, std::int64_t forward,
+                                          const model::LinearSite& site, std::int64_t rank);
+
+  // Counter-based noise on the CPU too (it always is on a GPU): the GPU's noise, for tests of that path.
+  void use_counter_noise(bool on) { counter_noise_ = on; }
 
  private:
   // The noise [B, T, O] of this forward at `site` (each group's rows from group_noise), as a function that draws
   // it: the autograd node of the output draws it again in backward rather than keeping it.
   std::function<at::Tensor()> batch_noise(const model::LinearSite& site, at::IntArrayRef shape,
                                           const at::TensorOptions& options) const;
+  // Each of the batch's `batch` sequences' counter-based noise key at `site` in this forward.
+  std::vector<std::uint64_t> sequence_keys(const model::LinearSite& site, std::int64_t batch) const;
 
   WeightScaleForm form_;
   std::vector<std::uint64_t> task_seeds_;  // [G]
   int64_t samples_ = 1;
+  bool counter_noise_ = false;
   std::int64_t forward_ = 0;
   std::map<model::LinearSite, WeightGaussianFactors> sites_;
   // This forward's batch (all undefined / empty when group_of_sequence is undefined): each sequence's posterior
