@@ -68,9 +68,9 @@ __device__ inline counter_noise::Normals noise_quad(const float* row, std::uint6
 }
 
 template <class Out, bool kCounter>
-__global__ void forward_kernel(NoisyOutputShape shape, Sequences seq, NoisyRows<const float> mean,
-                               NoisyRows<const float> v, NoisyRows<const float> bound, NoisyRows<const float> noise,
-                               Out* out) {
+__global__ void noisy_forward_kernel(NoisyOutputShape shape, Sequences seq, NoisyRows<const float> mean,
+                                     NoisyRows<const float> v, NoisyRows<const float> bound,
+                                     NoisyRows<const float> noise, Out* out) {
   const int64_t local = blockIdx.x / shape.time, t = blockIdx.x % shape.time, b = seq.first + local;
   const float* m = row_of(mean, b, t);
   const float* vr = row_of(v, b, t);
@@ -88,9 +88,9 @@ __global__ void forward_kernel(NoisyOutputShape shape, Sequences seq, NoisyRows<
 }
 
 template <class G, bool kCounter>
-__global__ void backward_kernel(NoisyOutputShape shape, Sequences seq, NoisyRows<const G> g, NoisyRows<const float> v,
-                                NoisyRows<const float> bound, NoisyRows<const float> noise, float* g_mean, float* g_v,
-                                float* g_bound) {
+__global__ void noisy_backward_kernel(NoisyOutputShape shape, Sequences seq, NoisyRows<const G> g,
+                                      NoisyRows<const float> v, NoisyRows<const float> bound,
+                                      NoisyRows<const float> noise, float* g_mean, float* g_v, float* g_bound) {
   __shared__ float shares[kThreads];
   const int64_t local = blockIdx.x / shape.time, t = blockIdx.x % shape.time, b = seq.first + local;
   const int64_t row = b * shape.time + t;
@@ -121,7 +121,7 @@ __global__ void backward_kernel(NoisyOutputShape shape, Sequences seq, NoisyRows
   if (threadIdx.x == 0) g_bound[row] = shares[0];
 }
 
-__global__ void fill_kernel(NoisyOutputShape shape, Sequences seq, float* out) {
+__global__ void counter_noise_kernel(NoisyOutputShape shape, Sequences seq, float* out) {
   const int64_t local = blockIdx.x / shape.time, t = blockIdx.x % shape.time, b = seq.first + local;
   float* y = out + (b * shape.time + t) * shape.out;
   for (int64_t q = threadIdx.x; 4 * q < shape.out; q += kThreads) {
@@ -141,7 +141,7 @@ NoisyRows<const T> as(NoisyRows<const void> rows) {
 template <class Launch>
 void for_each_launch(const NoisyOutputShape& shape, const std::uint64_t* keys, Launch&& launch) {
   if (shape.batch * shape.time == 0) return;
-  Sequences seq;
+  Sequences seq{};
   if (!keys) {
     seq.count = shape.batch;
     launch(seq, static_cast<unsigned>(shape.batch * shape.time));
@@ -160,9 +160,9 @@ void forward_typed(const NoisyOutputShape& shape, NoisyRows<const float> mean, N
                    NoisyRows<const float> bound, const NoisyOutputNoise& noise, Out* out, cudaStream_t s) {
   for_each_launch(shape, noise.sequence_keys, [&](const Sequences& seq, unsigned blocks) {
     if (noise.sequence_keys)
-      forward_kernel<Out, true><<<blocks, kThreads, 0, s>>>(shape, seq, mean, v, bound, noise.rows, out);
+      noisy_forward_kernel<Out, true><<<blocks, kThreads, 0, s>>>(shape, seq, mean, v, bound, noise.rows, out);
     else
-      forward_kernel<Out, false><<<blocks, kThreads, 0, s>>>(shape, seq, mean, v, bound, noise.rows, out);
+      noisy_forward_kernel<Out, false><<<blocks, kThreads, 0, s>>>(shape, seq, mean, v, bound, noise.rows, out);
     check(cudaGetLastError(), "forward launch");
   });
 }
@@ -173,11 +173,11 @@ void backward_typed(const NoisyOutputShape& shape, NoisyRows<const void> g, Nois
                     float* g_bound, cudaStream_t s) {
   for_each_launch(shape, noise.sequence_keys, [&](const Sequences& seq, unsigned blocks) {
     if (noise.sequence_keys)
-      backward_kernel<G, true><<<blocks, kThreads, 0, s>>>(shape, seq, as<G>(g), v, bound, noise.rows, g_mean, g_v,
-                                                           g_bound);
+      noisy_backward_kernel<G, true>
+          <<<blocks, kThreads, 0, s>>>(shape, seq, as<G>(g), v, bound, noise.rows, g_mean, g_v, g_bound);
     else
-      backward_kernel<G, false><<<blocks, kThreads, 0, s>>>(shape, seq, as<G>(g), v, bound, noise.rows, g_mean, g_v,
-                                                            g_bound);
+      noisy_backward_kernel<G, false>
+          <<<blocks, kThreads, 0, s>>>(shape, seq, as<G>(g), v, bound, noise.rows, g_mean, g_v, g_bound);
     check(cudaGetLastError(), "backward launch");
   });
 }
@@ -225,7 +225,7 @@ void counter_noise_fill(const NoisyOutputShape& shape, const std::uint64_t* sequ
   if (!sequence_keys) throw std::runtime_error("[noisy_output] counter_noise_fill without keys");
   const auto s = static_cast<cudaStream_t>(stream);
   for_each_launch(shape, sequence_keys, [&](const Sequences& seq, unsigned blocks) {
-    fill_kernel<<<blocks, kThreads, 0, s>>>(shape, seq, out);
+    counter_noise_kernel<<<blocks, kThreads, 0, s>>>(shape, seq, out);
     check(cudaGetLastError(), "noise launch");
   });
 }

@@ -114,9 +114,11 @@ tail -12 "$out/shape-step.log" | tee -a "$summary"
 # The profiled step at a glance: its costliest kernels, and what made the host wait for the device (a meta-step
 # should read its figures once, at its end: util/read_scalars.h).
 if [ -f "$out/shape-step.ops.tsv" ]; then
-  note "profiled step (kind, name, calls, self ms, total ms): top kernels, then synchronisations and copies"
+  note "profiled step (kind, name, calls, self ms, total ms): top kernels, synchronisations and copies, abmll's kernels"
   { awk -F'\t' '$1 == "device"' "$out/shape-step.ops.tsv" | head -8
-    grep -E 'Synchronize|cudaMemcpy|Memcpy' "$out/shape-step.ops.tsv" | head -8; } | cut -c1-160 | tee -a "$summary"
+    grep -E 'Synchronize|cudaMemcpy|Memcpy' "$out/shape-step.ops.tsv" | head -8
+    awk -F'\t' '$1 == "device"' "$out/shape-step.ops.tsv" | grep -E 'noisy_|counter_noise|weight_kl|entry_gradient' |
+      head -6; } | cut -c1-160 | tee -a "$summary"
 fi
 
 # The memory plan's trade: the last 20 of 32 layers keep their activations (about 0.89 GB each at this batch,
@@ -127,17 +129,18 @@ timeout 150 "$python" scripts/bench/shape_step.py --abmll build/abmll --device c
   status=1
 tail -12 "$out/shape-step.log" | tee -a "$summary"
 
-# Last, bounded: abmll's own CUDA kernels (the weight-space KL) under compute-sanitizer's memcheck, which reports
-# out-of-bounds and misaligned accesses that a comparison of results can miss.
+# Last, bounded: abmll's own CUDA kernels (the weight family's KL, noisy output and counter-based noise) under
+# compute-sanitizer's memcheck, which reports out-of-bounds and misaligned accesses that a comparison of results can
+# miss.
 sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
 if [ -n "$sanitizer" ]; then
   echo "=== compute-sanitizer --tool memcheck, [weight][cuda] ===" >> "$out/cuda-tests.log"
   if timeout 60 "$sanitizer" --tool memcheck --error-exitcode 3 ./build/tests/abmll_tests "[weight][cuda]" \
       >> "$out/cuda-tests.log" 2>&1; then
-    note "compute-sanitizer memcheck of the weight KL kernels: clean"
+    note "compute-sanitizer memcheck of the weight family's kernels: clean"
   else
     status=1
-    note "compute-sanitizer memcheck of the weight KL kernels: errors or timeout (see cuda-tests.log)"
+    note "compute-sanitizer memcheck of the weight family's kernels: errors or timeout (see cuda-tests.log)"
   fi
 fi
 note "total $(( $(date +%s) - start )) s after the start of the build, status $status"

@@ -50,7 +50,9 @@ Inputs make_inputs(int64_t batch, int64_t time, int64_t out, const at::Device& d
   return in;
 }
 
-OutputNoise noise_of(const Inputs& in) { return in.keys.empty() ? OutputNoise{in.noise, {}} : OutputNoise{{}, in.keys}; }
+OutputNoise noise_of(const Inputs& in) {
+  return in.keys.empty() ? OutputNoise{in.noise, {}} : OutputNoise{{}, in.keys};
+}
 
 at::Tensor reference(const Inputs& in, at::ScalarType out) {
   return (in.mean + at::sqrt(at::maximum(in.v, in.bound)) * in.noise).to(out);

@@ -233,10 +233,10 @@ NoisyOutputGradients noisy_output_fused_backward(const at::Tensor& g_in, const a
 #ifdef ABMLL_HAVE_CUDA
   if (v.is_cuda()) {
     const c10::cuda::CUDAGuard guard(v.device());
+    float* g_mean = copy_g ? d.mean.mutable_data_ptr<float>() : nullptr;
     cuda::noisy_output_backward(cuda_shape(v), cuda_rows<void>(g), cuda_dtype(g.scalar_type()), cuda_rows(v),
-                                cuda_rows(bound), cuda_noise(noise), copy_g ? d.mean.mutable_data_ptr<float>() : nullptr,
-                                d.v.mutable_data_ptr<float>(), d.bound.mutable_data_ptr<float>(),
-                                c10::cuda::getCurrentCUDAStream().stream());
+                                cuda_rows(bound), cuda_noise(noise), g_mean, d.v.mutable_data_ptr<float>(),
+                                d.bound.mutable_data_ptr<float>(), c10::cuda::getCurrentCUDAStream().stream());
     return d;
   }
 #endif
