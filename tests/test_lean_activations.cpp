@@ -1,6 +1,6 @@
 // The decoder's memory-lean autograd functions (model/swiglu.h, model/rms_norm.h) against the chains of ATen ops
 // they replace: values and gradients in float32 and bfloat16 (rounded where the chain rounds), first and second
-// derivatives in float64; on a GPU too (RMSNorm runs ATen's fused kernels there).
+// derivatives in float64; on a GPU too (RMSNorm runs ATen's fused kernels there, SwiGLU abmll's).
 #include <catch2/catch.hpp>
 
 #include <ATen/ATen.h>
@@ -81,6 +81,42 @@ TEST_CASE("swiglu equals silu(gate) * up, values and derivatives", "[model]") {
   const auto g = torch::autograd::grad({swiglu(gate, up).sum()}, {up});
   CHECK(max_abs_diff(g[0], at::silu(gate)) < 1e-7);
   CHECK(!swiglu(gate, up.detach()).requires_grad());
+}
+
+TEST_CASE("on a GPU, swiglu (one kernel each way) equals silu(gate) * up, values and gradients", "[model][cuda]") {
+  if (!at::hasCUDA()) {
+    WARN("skipped: no CUDA device");
+    return;
+  }
+  at::manual_seed(3);
+  const auto cuda = at::TensorOptions().device(at::kCUDA);
+  // Rounded where the chain rounds: equal up to a fused multiply-add's last place. Sizes with a partial last
+  // 16-byte pack, whole packs, and storage 2 bytes off 16-byte alignment (the entry-by-entry path).
+  for (const auto& [dtype, tolerance] :
+       {std::pair{at::kFloat, 1e-6}, {at::kBFloat16, 1.0 / 128}, {at::kHalf, 1.0 / 1024}}) {
+    for (const bool misaligned : {false, true}) {
+      for (const std::vector<int64_t>& shape : {std::vector<int64_t>{3, 5, 7}, {4, 1031}, {2, 4096}}) {
+        INFO(c10::toString(dtype) << ", shape " << at::IntArrayRef(shape) << (misaligned ? ", misaligned" : ""));
+        auto make = [&](double scale) {
+          const int64_t n = c10::multiply_integers(shape);
+          const at::Tensor storage = at::empty({n + 1}, cuda.dtype(dtype));
+          const at::Tensor t = misaligned ? storage.narrow(0, 1, n).view(shape) : storage.narrow(0, 0, n).view(shape);
+          at::NoGradGuard no_grad;
+          t.copy_(at::randn(shape, at::kDouble) * scale);
+          return t.requires_grad_(true);
+        };
+        const at::Tensor gate = make(2.0), up = make(1.0);
+        REQUIRE(gate.is_contiguous());
+        check_against_chain([&] { return swiglu(gate, up); }, [&] { return swiglu_chain(gate, up); }, {gate, up},
+                            tolerance);
+      }
+    }
+  }
+  // Only up's gradient wanted.
+  const at::Tensor gate = at::randn({4, 6}, cuda), up = leaf({4, 6}, at::kFloat).to(at::kCUDA).detach();
+  up.requires_grad_(true);
+  const auto g = torch::autograd::grad({swiglu(gate, up).sum()}, {up});
+  CHECK(max_abs_diff(g[0], at::silu(gate)) < 1e-6);
 }
 
 namespace {
