@@ -2,7 +2,8 @@
 // ops, silu(gate) would be kept as well: the MLP's [N, F] activations kept for backward go from three to two (at the
 // Llama-3-8B shape, F = 14336, 28 MB per 1024 bf16 tokens and layer). Backward recomputes silu(gate) (elementwise)
 // and rounds where ATen's chain rounds, so values and gradients match it in every dtype; it is itself differentiable
-// (second-order meta-gradients). On a GPU, forward and first-order backward are one kernel each (cuda/swiglu_kernels.cu).
+// (second-order meta-gradients). On a GPU, forward and first-order backward are one kernel each
+// (cuda/swiglu_kernels.cu).
 #pragma once
 
 #include <ATen/core/Tensor.h>
