@@ -1,6 +1,6 @@
 // The decoder's memory-lean autograd functions (model/swiglu.h, model/rms_norm.h) against the chains of ATen ops
 // they replace: values and gradients in float32 and bfloat16 (rounded where the chain rounds), first and second
-// derivatives in float64; on a GPU too (RMSNorm runs ATen's fused kernels there, SwiGLU abmll's).
+// derivatives in float64; on a GPU too (RMSNorm runs ATen's fused kernels there, SwiGLU and RoPE abmll's).
 #include <catch2/catch.hpp>
 
 #include <ATen/ATen.h>
@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "model/rms_norm.h"
+#include "model/rope.h"
 #include "model/swiglu.h"
 
 namespace {
@@ -117,6 +118,44 @@ TEST_CASE("on a GPU, swiglu (one kernel each way) equals silu(gate) * up, values
   up.requires_grad_(true);
   const auto g = torch::autograd::grad({swiglu(gate, up).sum()}, {up});
   CHECK(max_abs_diff(g[0], at::silu(gate)) < 1e-6);
+}
+
+TEST_CASE("on a GPU, apply_rope (one kernel each way) equals x cos + rotate_half(x) sin", "[model][cuda]") {
+  if (!at::hasCUDA()) {
+    WARN("skipped: no CUDA device");
+    return;
+  }
+  at::manual_seed(4);
+  const auto cuda = at::TensorOptions().device(at::kCUDA);
+  // transformers' rotate_half form, against which rope.cpp's roll form is written.
+  auto reference = [](const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+    const int64_t half = x.size(-1) / 2;
+    const at::Tensor rotated = at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+    return x * cos.unsqueeze(1) + rotated * sin.unsqueeze(1);
+  };
+  for (const auto& [dtype, tolerance] :
+       {std::pair{at::kFloat, 1e-6}, {at::kBFloat16, 1.0 / 128}, {at::kHalf, 1.0 / 1024}}) {
+    for (const auto& [batch, heads, time, dim] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{2, 3, 5, 8},
+                                                  {1, 4, 37, 128}}) {
+      INFO(c10::toString(dtype) << ", B " << batch << ", H " << heads << ", T " << time << ", Dh " << dim);
+      const at::Tensor positions = at::arange(time, cuda.dtype(at::kLong)).repeat({batch, 1}) + 3;
+      const at::Tensor inv_freq = at::pow(10000.0, -at::arange(0, dim, 2, cuda.dtype(at::kFloat)) / dim);
+      const auto [cos, sin] = abmll::model::rope_tables(positions, inv_freq, dtype);
+      // x as the attention makes it: a [B, T, H, Dh] projection viewed as [B, H, T, Dh].
+      const at::Tensor base = (at::randn({batch, time, heads, dim}, cuda) * 2).to(dtype).requires_grad_(true);
+      check_against_chain([&] { return abmll::model::apply_rope(base.transpose(1, 2), cos, sin); },
+                          [&] { return reference(base.transpose(1, 2), cos, sin); }, {base}, tolerance);
+      // Differentiated twice (through the incoming gradient): the chain's backward as differentiable ops.
+      const at::Tensor w = at::randn({batch, heads, time, dim}, cuda.dtype(dtype)).requires_grad_(true);
+      auto twice = [&](const at::Tensor& y) {
+        const auto g = torch::autograd::grad({(y * w).sum()}, {base}, {}, true, true);
+        return torch::autograd::grad({(g[0] * g[0]).sum()}, {w})[0];
+      };
+      const at::Tensor got = twice(abmll::model::apply_rope(base.transpose(1, 2), cos, sin));
+      const at::Tensor want = twice(reference(base.transpose(1, 2), cos, sin));
+      CHECK(max_abs_diff(got, want) <= 4 * tolerance * std::max(1.0, want.abs().max().item<double>()));
+    }
+  }
 }
 
 namespace {

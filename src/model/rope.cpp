@@ -13,6 +13,16 @@
 
 #include <cmath>
 
+#ifdef ABMLL_HAVE_CUDA
+#include <ATen/core/grad_mode.h>
+#include <ATen/ops/empty_like.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include "rope_kernels.h"
+#endif
+
 namespace abmll::model {
 
 at::Tensor rope_inv_freq(const ModelConfig& config) {
@@ -45,13 +55,94 @@ std::pair<at::Tensor, at::Tensor> rope_tables(const at::Tensor& positions, const
   return {angles.cos().to(dtype), angles.sin().to(dtype)};
 }
 
+namespace {
+
+// sin with its first half negated, [B, 1, T, Dh]: rotate_half(x) * sin = (-x2 s1, x1 s2) = (x2 (-s1), x1 s2), x's
+// halves swapped (one roll, whose backward is one roll) times this (negation is exact, so the products are bit for
+// bit the same).
+at::Tensor signed_sin_of(const at::Tensor& sin) {
+  const at::Tensor s = sin.unsqueeze(1);
+  const int64_t half = s.size(-1) / 2;
+  return at::cat({-s.narrow(-1, 0, half), s.narrow(-1, half, half)}, -1);
+}
+
+at::Tensor rope_chain(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  return x * cos.unsqueeze(1) + at::roll(x, {x.size(-1) / 2}, {-1}) * signed_sin_of(sin);
+}
+
+#ifdef ABMLL_HAVE_CUDA
+// On a GPU (when cuda/ is built): cuda/rope_kernels.cu, one pass each way, for x [B, H, T, Dh] and tables [B, T, Dh]
+// of one floating dtype with contiguous last dimensions (x is usually a transposed view of a projection).
+bool kernels_apply(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  const auto t = x.scalar_type();
+  if (!x.is_cuda() || x.dim() != 4 || cos.dim() != 3 || x.size(-1) % 2 != 0 || x.numel() >= (int64_t{1} << 31))
+    return false;
+  if (!(t == at::kFloat || t == at::kBFloat16 || t == at::kHalf) || cos.requires_grad() || sin.requires_grad())
+    return false;
+  for (const at::Tensor* table : {&cos, &sin})
+    if (table->device() != x.device() || table->scalar_type() != t || table->stride(2) != 1 ||
+        table->size(0) != x.size(0) || table->size(1) != x.size(2) || table->size(2) != x.size(3) ||
+        table->strides() != cos.strides())
+      return false;
+  return x.stride(3) == 1;
+}
+
+cuda::RopeDtype kernel_dtype(at::ScalarType t) {
+  return t == at::kFloat ? cuda::RopeDtype::float32
+         : t == at::kBFloat16 ? cuda::RopeDtype::bfloat16
+                              : cuda::RopeDtype::float16;
+}
+
+// in -> out (both [B, H, T, Dh], last dimension contiguous): the rotation, or its transpose (backward).
+void rotate(const at::Tensor& in, const at::Tensor& cos, const at::Tensor& sin, at::Tensor& out, bool backward) {
+  const c10::cuda::CUDAGuard guard(in.device());
+  cuda::RopeLayout l;
+  l.batch = in.size(0);
+  l.heads = in.size(1);
+  l.time = in.size(2);
+  l.dim = in.size(3);
+  for (int d = 0; d < 3; ++d) {
+    l.in_strides[d] = in.stride(d);
+    l.out_strides[d] = out.stride(d);
+  }
+  l.table_strides[0] = cos.stride(0);
+  l.table_strides[1] = cos.stride(1);
+  cuda::rope_apply(in.const_data_ptr(), cos.const_data_ptr(), sin.const_data_ptr(), out.mutable_data_ptr(), l,
+                   kernel_dtype(in.scalar_type()), backward, c10::cuda::getCurrentCUDAStream().stream());
+}
+
+struct RopeRotation : public torch::autograd::Function<RopeRotation> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& cos,
+                            const at::Tensor& sin) {
+    ctx->save_for_backward({cos, sin});
+    at::Tensor y = at::empty_like(x);  // x's layout (a transposed view stays one)
+    rotate(x, cos, sin, y, false);
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &cos = saved[0], &sin = saved[1];
+    const at::Tensor g = grad_outputs[0].stride(3) == 1 ? grad_outputs[0] : grad_outputs[0].contiguous();
+    if (at::GradMode::is_enabled()) {  // differentiated again: the chain's backward, as differentiable ops
+      const at::Tensor g_x = g * cos.unsqueeze(1) + at::roll(g * signed_sin_of(sin), {-(g.size(-1) / 2)}, {-1});
+      return {g_x, at::Tensor(), at::Tensor()};
+    }
+    at::Tensor g_x = at::empty_like(g);
+    rotate(g, cos, sin, g_x, true);
+    return {g_x, at::Tensor(), at::Tensor()};
+  }
+};
+#endif
+
+}  // namespace
+
 at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
-  at::Tensor c = cos.unsqueeze(1), s = sin.unsqueeze(1);  // [B, 1, T, Dh], broadcast over heads
-  // rotate_half(x) * sin = (-x2 s1, x1 s2) = (x2 (-s1), x1 s2): x's halves swapped (one roll, whose backward is
-  // one roll) times sin with its first half negated (negation is exact, so the products are bit for bit the same).
-  const int64_t half = x.size(-1) / 2;
-  const at::Tensor signed_sin = at::cat({-s.narrow(-1, 0, half), s.narrow(-1, half, half)}, -1);
-  return x * c + at::roll(x, {half}, {-1}) * signed_sin;
+#ifdef ABMLL_HAVE_CUDA
+  if (kernels_apply(x, cos, sin)) return RopeRotation::apply(x, cos, sin);
+#endif
+  return rope_chain(x, cos, sin);
 }
 
 }  // namespace abmll::model

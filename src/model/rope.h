@@ -18,7 +18,8 @@ at::Tensor rope_inv_freq(const ModelConfig& config);
 std::pair<at::Tensor, at::Tensor> rope_tables(const at::Tensor& positions, const at::Tensor& inv_freq,
                                               at::ScalarType dtype);
 
-// x [B, heads, T, Dh] rotated by (cos, sin) [B, T, Dh]: x * cos + rotate_half(x) * sin.
+// x [B, heads, T, Dh] rotated by (cos, sin) [B, T, Dh]: x * cos + rotate_half(x) * sin, rounded where that chain of
+// ops rounds. On a GPU one kernel each way (cuda/rope_kernels.cu), instead of four passes over x.
 at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
 
 }  // namespace abmll::model
