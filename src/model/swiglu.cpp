@@ -22,19 +22,15 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+#ifdef ABMLL_HAVE_CUDA
 // On a GPU (when cuda/ is built): cuda/swiglu_kernels.cu's kernels, one pass over [N, F] forward and one backward, for
 // contiguous gate and up of one floating dtype.
 bool kernels_apply(const at::Tensor& gate, const at::Tensor& up) {
-#ifdef ABMLL_HAVE_CUDA
   const auto t = gate.scalar_type();
   return gate.is_cuda() && up.device() == gate.device() && up.scalar_type() == t && up.sizes() == gate.sizes() &&
          gate.is_contiguous() && up.is_contiguous() && (t == at::kFloat || t == at::kBFloat16 || t == at::kHalf);
-#else
-  return false;
-#endif
 }
 
-#ifdef ABMLL_HAVE_CUDA
 cuda::SwigluDtype kernel_dtype(at::ScalarType t) {
   return t == at::kFloat ? cuda::SwigluDtype::float32
          : t == at::kBFloat16 ? cuda::SwigluDtype::bfloat16
