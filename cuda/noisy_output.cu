@@ -5,6 +5,7 @@
 // travel in the launch's parameters, up to kKeysPerLaunch sequences per launch.
 #include "noisy_output.h"
 
+#include "float_conversions.cuh"
 #include "meta/counter_noise.h"
 #include "meta/noisy_output_entry.h"
 
@@ -46,12 +47,6 @@ __device__ inline T* row_of(NoisyRows<T> rows, int64_t b, int64_t t) {
   return rows.data + b * rows.batch_stride + t * rows.time_stride;
 }
 
-__device__ inline void store(float* p, float x) { *p = x; }
-__device__ inline void store(__nv_bfloat16* p, float x) { *p = __float2bfloat16_rn(x); }
-__device__ inline void store(__half* p, float x) { *p = __float2half_rn(x); }
-__device__ inline float load(const float* p) { return *p; }
-__device__ inline float load(const __nv_bfloat16* p) { return __bfloat162float(*p); }
-__device__ inline float load(const __half* p) { return __half2float(*p); }
 
 // Entries 4 q .. 4 q + 3 of the row's noise (those below O): drawn from the sequence's key, or read.
 template <bool kCounter>
@@ -82,7 +77,7 @@ __global__ void noisy_forward_kernel(NoisyOutputShape shape, Sequences seq, Nois
     const counter_noise::Normals n = noise_quad<kCounter>(e, key, q, t, shape.out);
     for (int i = 0; i < 4; ++i) {
       const int64_t o = 4 * q + i;
-      if (o < shape.out) store(y + o, noisy_output::value(m[o], vr[o], bo, n.z[i]));
+      if (o < shape.out) y[o] = from_float<Out>(noisy_output::value(m[o], vr[o], bo, n.z[i]));
     }
   }
 }
@@ -105,7 +100,7 @@ __global__ void noisy_backward_kernel(NoisyOutputShape shape, Sequences seq, Noi
     for (int i = 0; i < 4; ++i) {
       const int64_t o = 4 * q + i;
       if (o >= shape.out) break;
-      const float go = load(gr + o);
+      const float go = to_float(gr[o]);
       const noisy_output::EntryGradient d = noisy_output::gradient(go, vr[o], bo, n.z[i]);
       g_v[row * shape.out + o] = d.v;
       if (g_mean) g_mean[row * shape.out + o] = go;

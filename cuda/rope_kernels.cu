@@ -7,6 +7,8 @@
 // branches' gradients, then autograd's sum of them); negation is exact.
 #include "rope_kernels.h"
 
+#include "float_conversions.cuh"
+
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -24,19 +26,6 @@ void check(cudaError_t status, const char* what) {
     throw std::runtime_error(std::string("[rope] ") + what + ": " + cudaGetErrorString(status));
 }
 
-__device__ inline float to_float(float x) { return x; }
-__device__ inline float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
-__device__ inline float to_float(__half x) { return __half2float(x); }
-template <class T>
-__device__ inline T from_float(float x);
-template <>
-__device__ inline float from_float<float>(float x) { return x; }
-template <>
-__device__ inline __nv_bfloat16 from_float<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
-template <>
-__device__ inline __half from_float<__half>(float x) { return __float2half_rn(x); }
-template <class T>
-__device__ inline float rounded(float x) { return to_float(from_float<T>(x)); }
 
 template <class T, bool kBackward>
 __global__ void rope_kernel(const T* in, const T* cos, const T* sin, T* out, RopeLayout l, int total) {

@@ -4,6 +4,8 @@
 // float32, rounded to the activations' dtype where its chain of ops rounds.
 #include "swiglu_kernels.h"
 
+#include "float_conversions.cuh"
+
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -22,20 +24,6 @@ void check(cudaError_t status, const char* what) {
     throw std::runtime_error(std::string("[swiglu] ") + what + ": " + cudaGetErrorString(status));
 }
 
-__device__ inline float to_float(float x) { return x; }
-__device__ inline float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
-__device__ inline float to_float(__half x) { return __half2float(x); }
-template <class T>
-__device__ inline T from_float(float x);
-template <>
-__device__ inline float from_float<float>(float x) { return x; }
-template <>
-__device__ inline __nv_bfloat16 from_float<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
-template <>
-__device__ inline __half from_float<__half>(float x) { return __float2half_rn(x); }
-// x rounded to T and back: where the chain stores an intermediate in the activations' dtype.
-template <class T>
-__device__ inline float rounded(float x) { return to_float(from_float<T>(x)); }
 
 __device__ inline float silu(float x) { return x / (1.0f + expf(-x)); }
 
