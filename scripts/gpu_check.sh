@@ -129,6 +129,13 @@ timeout 150 "$python" scripts/bench/shape_step.py --abmll build/abmll --device c
   status=1
 tail -12 "$out/shape-step.log" | tee -a "$summary"
 
+# abmll's own kernels against their references, ATen's ops (model.cuda_kernels=false), on the same step: what the
+# kernels are worth; and figures even if a kernel failed above.
+echo "=== model.cuda_kernels=false ===" >> "$out/shape-step.log"
+timeout 120 "$python" scripts/bench/shape_step.py --abmll build/abmll --device cuda --steps 2 --warmup 1 \
+  --set model.cuda_kernels=false --json "$out/shape-step-aten.json" >> "$out/shape-step.log" 2>&1 || status=1
+tail -12 "$out/shape-step.log" | tee -a "$summary"
+
 # Last, bounded: abmll's own CUDA kernels (the weight family's KL, noisy output and counter-based noise) under
 # compute-sanitizer's memcheck, which reports out-of-bounds and misaligned accesses that a comparison of results can
 # miss.

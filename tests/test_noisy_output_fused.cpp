@@ -18,6 +18,7 @@
 #include "meta/noisy_output_fused.h"
 #include "meta/reparam_ops.h"
 #include "meta/weight_lora.h"
+#include "util/cuda_kernels.h"
 
 using abmll::meta::counter_noise_tensor;
 using abmll::meta::noisy_output;
@@ -173,6 +174,24 @@ TEST_CASE("noisy output: the fused CPU loop equals the ATen chain", "[meta][weig
   CHECK_FALSE(noisy_output_fused_applies(f, f, fb, {{}, {7, 8}}, at::kBFloat16));  // one key per sequence
   CHECK_FALSE(noisy_output_fused_applies(f, f, fb, {f.transpose(1, 2).contiguous().transpose(1, 2), {}}, at::kFloat));
   CHECK_FALSE(noisy_output_fused_applies(f, f, at::ones({1, 2, 3}), {f, {}}, at::kFloat));
+}
+
+TEST_CASE("model.cuda_kernels off: the CPU loop stays, GPU tensors take the ATen chain", "[meta][weight]") {
+  const at::Tensor f = at::zeros({1, 2, 3}), fb = at::ones({1, 2, 1});
+  abmll::use_cuda_kernels(false);
+  const bool cpu_taken = noisy_output_fused_applies(f, f, fb, {f, {}}, at::kFloat);
+  bool gpu_taken = false;
+  if (have_gpu()) {
+    const at::Tensor g = f.cuda(), gb = fb.cuda();
+    gpu_taken = noisy_output_fused_applies(g, g, gb, {g, {}}, at::kFloat);
+  }
+  abmll::use_cuda_kernels(true);
+  CHECK(cpu_taken);
+  CHECK_FALSE(gpu_taken);
+  if (have_gpu()) {
+    const at::Tensor g = f.cuda(), gb = fb.cuda();
+    CHECK(noisy_output_fused_applies(g, g, gb, {g, {}}, at::kFloat));
+  }
 }
 
 TEST_CASE("noisy output: the fused CUDA kernels equal the ATen chain", "[meta][weight][cuda]") {

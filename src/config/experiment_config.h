@@ -36,6 +36,7 @@ struct ModelConfig {
   std::int64_t checkpointed_layers = -1;  // with gradient_checkpointing: the first N layers only (-1: all)
   bool random_weights = false;  // benchmarks: random base weights of config.json's shape, no checkpoint read
   bool tf32 = true;             // GPU: float32 matrix products on TF32 tensor cores (util/float32_products.h)
+  bool cuda_kernels = true;     // GPU: abmll's own kernels where they apply (util/cuda_kernels.h)
   std::int64_t max_length = 0;  // tokens per sequence; longer prompts are truncated from the left
 };
 

@@ -82,6 +82,11 @@ void restore(const Checkpoint& c, MetaLearner& learner, AdamW& adam, const nlohm
     // Checkpoints from before model.tf32 existed ran full float32 products: resumable with model.tf32 = false.
     if (then.contains("model") && then["model"].is_object() && !then["model"].contains("tf32"))
       then["model"]["tf32"] = false;
+    // Nor model.cuda_kernels: those ran the weight family's KL kernel and ATen's ops otherwise, which neither value
+    // reproduces exactly on a GPU (and both do on the CPU); they resume under either.
+    if (then.contains("model") && then["model"].is_object() && !then["model"].contains("cuda_kernels") &&
+        now.contains("model") && now["model"].contains("cuda_kernels"))
+      then["model"]["cuda_kernels"] = now["model"]["cuda_kernels"];
     if (then != now) {
       std::string differences;
       for (const auto& d : nlohmann::json::diff(then, now)) differences.append(" ").append(d["path"].get<std::string>());

@@ -11,6 +11,7 @@
 
 #include "meta/counter_noise.h"
 #include "meta/noisy_output_entry.h"
+#include "util/cuda_kernels.h"
 #include "util/error.h"
 
 #ifdef ABMLL_HAVE_CUDA
@@ -27,7 +28,7 @@ bool output_dtype_applies(at::ScalarType t) { return t == at::kFloat || t == at:
 
 bool device_applies(const at::Device& device) {
 #ifdef ABMLL_HAVE_CUDA
-  return device.is_cpu() || device.is_cuda();
+  return device.is_cpu() || (device.is_cuda() && cuda_kernels_enabled());
 #else
   return device.is_cpu();
 #endif

@@ -8,6 +8,7 @@
 #include "data/task_set.h"
 #include "model/weight_names.h"
 #include "util/error.h"
+#include "util/cuda_kernels.h"
 #include "util/float32_products.h"
 #include "util/log.h"
 #include "util/rng.h"
@@ -63,6 +64,7 @@ model::Decoder load_decoder(const ExperimentConfig& config, const std::string& d
 LoadedExperiment load_experiment(const ExperimentConfig& config, const std::string& device) {
   const std::filesystem::path model_dir = config.model.path;
   if (device != "cpu") allow_tf32_products(config.model.tf32);
+  use_cuda_kernels(config.model.cuda_kernels);
   LoadedExperiment e{load_decoder(config, device),
                      text::Tokenizer::from_file(model_dir / "tokenizer.json"),
                      data::load_task_set(config.data, reader_options(config.data)),

@@ -19,6 +19,7 @@
 #include "meta/task_noise.h"
 #include "model/low_rank_product.h"
 #include "model/weight_names.h"
+#include "util/cuda_kernels.h"
 #include "util/error.h"
 
 namespace abmll::meta {
@@ -253,8 +254,8 @@ at::Tensor WeightLora::delta(const at::Tensor& x, const model::LinearSite& site)
   // v >= c^2 sum_i x_i^2 whenever every S^2 >= c^2; the bound also keeps sqrt's gradient finite where the low-rank
   // expansion rounds to 0 or below (and 1e-30 where x = 0).
   const at::Tensor bound = (form_.floor * form_.floor) * sum_sq + 1e-30;
-  // Counter-based noise on a GPU (drawn inside the fused kernels), per-group draws on the CPU.
-  if (counter_noise_ || x.is_cuda())
+  // Counter-based noise on a GPU (drawn inside the fused kernels), per-group draws on the CPU or without the kernels.
+  if (counter_noise_ || (x.is_cuda() && cuda_kernels_enabled()))
     return noisy_output(mean, v, bound, {}, std::move(v_again), x.scalar_type(), sequence_keys(site, batch));
   return noisy_output(mean, v, bound, batch_noise(site, {batch, time, out}, mean.options()), std::move(v_again),
                       x.scalar_type());

@@ -21,6 +21,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "rope_kernels.h"
+#include "util/cuda_kernels.h"
 #endif
 
 namespace abmll::model {
@@ -75,7 +76,7 @@ at::Tensor rope_chain(const at::Tensor& x, const at::Tensor& cos, const at::Tens
 // of one floating dtype with contiguous last dimensions (x is usually a transposed view of a projection).
 bool kernels_apply(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
   const auto t = x.scalar_type();
-  if (!x.is_cuda() || x.dim() != 4 || cos.dim() != 3 || x.size(-1) % 2 != 0 || x.numel() >= (int64_t{1} << 31))
+  if (!x.is_cuda() || !cuda_kernels_enabled() || x.dim() != 4 || cos.dim() != 3 || x.size(-1) % 2 != 0 || x.numel() >= (int64_t{1} << 31))
     return false;
   if (!(t == at::kFloat || t == at::kBFloat16 || t == at::kHalf) || cos.requires_grad() || sin.requires_grad())
     return false;

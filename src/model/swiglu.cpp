@@ -14,6 +14,7 @@
 #include <c10/cuda/CUDAStream.h>
 
 #include "swiglu_kernels.h"
+#include "util/cuda_kernels.h"
 #endif
 
 namespace abmll::model {
@@ -27,7 +28,7 @@ using torch::autograd::variable_list;
 // contiguous gate and up of one floating dtype.
 bool kernels_apply(const at::Tensor& gate, const at::Tensor& up) {
   const auto t = gate.scalar_type();
-  return gate.is_cuda() && up.device() == gate.device() && up.scalar_type() == t && up.sizes() == gate.sizes() &&
+  return gate.is_cuda() && cuda_kernels_enabled() && up.device() == gate.device() && up.scalar_type() == t && up.sizes() == gate.sizes() &&
          gate.is_contiguous() && up.is_contiguous() && (t == at::kFloat || t == at::kBFloat16 || t == at::kHalf);
 }
 
