@@ -47,7 +47,6 @@ __device__ inline T* row_of(NoisyRows<T> rows, int64_t b, int64_t t) {
   return rows.data + b * rows.batch_stride + t * rows.time_stride;
 }
 
-
 // Entries 4 q .. 4 q + 3 of the row's noise (those below O): drawn from the sequence's key, or read.
 template <bool kCounter>
 __device__ inline counter_noise::Normals noise_quad(const float* row, std::uint64_t key, int64_t q, int64_t t,

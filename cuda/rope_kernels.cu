@@ -26,7 +26,6 @@ void check(cudaError_t status, const char* what) {
     throw std::runtime_error(std::string("[rope] ") + what + ": " + cudaGetErrorString(status));
 }
 
-
 template <class T, bool kBackward>
 __global__ void rope_kernel(const T* in, const T* cos, const T* sin, T* out, RopeLayout l, int total) {
   const int e = blockIdx.x * kThreads + threadIdx.x;

@@ -24,7 +24,6 @@ void check(cudaError_t status, const char* what) {
     throw std::runtime_error(std::string("[swiglu] ") + what + ": " + cudaGetErrorString(status));
 }
 
-
 __device__ inline float silu(float x) { return x / (1.0f + expf(-x)); }
 
 template <class T>

@@ -25,9 +25,9 @@
 // Cost: per site and forward, one randn per group and chunk (G S ceil(T / C) draws; C = 64 so that a typical
 // prompt is one chunk), and at most C - 1 positions of noise per group drawn beyond T and discarded.
 //
-// On a GPU the noise is counter-based instead (counter_noise.h), drawn inside the fused noisy-output kernels
-// (noisy_output_fused.h) forward and again in backward and never stored: the sequence of rank j among group k's
-// sequences draws from the key
+// On a GPU (with model.cuda_kernels, the default: util/cuda_kernels.h) the noise is counter-based instead
+// (counter_noise.h), drawn inside the fused noisy-output kernels (noisy_output_fused.h) forward and again in backward
+// and never stored: the sequence of rank j among group k's sequences draws from the key
 //   sequence_key = mix64(mix64(site_seed ^ mix64(s)) ^ mix64(j)),
 // entry (t, o) a function of (sequence_key, t, o) alone. The same properties hold (a function of (seed_g, s,
 // forward, site, j) only; independent across them), without the per-group draws, their concatenation, or a
