@@ -78,7 +78,9 @@ void check_against_reference(const at::Device& device, bool counter) {
   struct Size {
     int64_t batch, time, out;
   };
-  for (const Size size : {Size{1, 1, 1}, Size{2, 3, 9}, Size{3, 5, 1031}, Size{2, 70, 64}, Size{1, 2, 4096}}) {
+  // 300 sequences: more than one launch's keys on a GPU.
+  for (const Size size :
+       {Size{1, 1, 1}, Size{2, 3, 9}, Size{3, 5, 1031}, Size{2, 70, 64}, Size{1, 2, 4096}, Size{300, 2, 9}}) {
     for (const at::ScalarType dtype : {at::kFloat, at::kBFloat16, at::kHalf}) {
       INFO("B " << size.batch << ", T " << size.time << ", O " << size.out << ", " << at::toString(dtype)
                 << (counter ? ", counter-based noise" : ", noise tensor"));
