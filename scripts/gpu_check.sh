@@ -136,18 +136,19 @@ timeout 120 "$python" scripts/bench/shape_step.py --abmll build/abmll --device c
   --set model.cuda_kernels=false --json "$out/shape-step-aten.json" >> "$out/shape-step.log" 2>&1 || status=1
 tail -12 "$out/shape-step.log" | tee -a "$summary"
 
-# Last, bounded: abmll's own CUDA kernels (the weight family's KL, noisy output and counter-based noise) under
-# compute-sanitizer's memcheck, which reports out-of-bounds and misaligned accesses that a comparison of results can
-# miss.
+# Last, bounded: abmll's own CUDA kernels (the weight family's KL, noisy output and counter-based noise; SwiGLU,
+# RoPE) under compute-sanitizer's memcheck, which reports out-of-bounds and misaligned accesses that a comparison of
+# results can miss.
 sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
 if [ -n "$sanitizer" ]; then
-  echo "=== compute-sanitizer --tool memcheck, [weight][cuda] ===" >> "$out/cuda-tests.log"
-  if timeout 60 "$sanitizer" --tool memcheck --error-exitcode 3 ./build/tests/abmll_tests "[weight][cuda]" \
+  kernel_tests="[weight][cuda],[model][cuda]"
+  echo "=== compute-sanitizer --tool memcheck, $kernel_tests ===" >> "$out/cuda-tests.log"
+  if timeout 60 "$sanitizer" --tool memcheck --error-exitcode 3 ./build/tests/abmll_tests "$kernel_tests" \
       >> "$out/cuda-tests.log" 2>&1; then
-    note "compute-sanitizer memcheck of the weight family's kernels: clean"
+    note "compute-sanitizer memcheck of abmll's kernels: clean"
   else
     status=1
-    note "compute-sanitizer memcheck of the weight family's kernels: errors or timeout (see cuda-tests.log)"
+    note "compute-sanitizer memcheck of abmll's kernels: errors or timeout (see cuda-tests.log)"
   fi
 fi
 note "total $(( $(date +%s) - start )) s after the start of the build, status $status"
