@@ -3,7 +3,8 @@
 // with M and S built densely from the factors and eps regenerated from the documented recipe, per sequence and group;
 // its noise is a deterministic function of (task seed, sample, forward, site) and, per sequence, independent of the
 // other tasks sharing the forward, their order and the padded length (what data-parallel training relies on);
-// theta's initialisation; the tiled hyperprior against its dense form, values and gradients.
+// both hold for the GPU's counter-based noise too (drawn here on the CPU), and on a GPU the adapter gives the CPU's
+// values with it; theta's initialisation; the tiled hyperprior against its dense form, values and gradients.
 #include <catch2/catch.hpp>
 
 #include <ATen/ATen.h>
