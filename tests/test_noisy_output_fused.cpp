@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <ATen/Context.h>
 #include <torch/csrc/autograd/autograd.h>
 
