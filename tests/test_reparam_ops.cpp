@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "meta/reparam_ops.h"
+#include "meta/squared_input.h"
 #include "model/low_rank_product.h"
 
 namespace {
@@ -73,6 +74,53 @@ TEST_CASE("squared_matmul equals square then matmul, to second derivatives", "[m
   CHECK(max_abs_diff(y, at::matmul(at::square(xf.detach().to(at::kDouble)), m.detach())) < 1e-12);
   const auto g = torch::autograd::grad({y.sum()}, {xf});
   CHECK(g[0].scalar_type() == at::kFloat);
+}
+
+namespace {
+
+// With float32 m, the fused passes (squared_input.h) against the chain, values and first derivatives, for inputs in
+// float32, bf16 and fp16 (contiguous, and a transposed copy that is not: the chain's path).
+void check_squared_matmul_fused(const at::Device& device) {
+  at::manual_seed(6);
+  for (const at::ScalarType dtype : {at::kFloat, at::kBFloat16, at::kHalf}) {
+    for (const bool contiguous : {true, false}) {
+      INFO(c10::toString(dtype) << (contiguous ? "" : ", not contiguous"));
+      const auto options = at::TensorOptions().device(device);
+      at::Tensor x = (at::randn({37, 1031}, options) * 3).to(dtype);
+      if (!contiguous) x = x.t().contiguous().t();
+      x.requires_grad_(true);
+      const at::Tensor m = at::rand({1031, 5}, options).requires_grad_(true);
+      CHECK(abmll::meta::squared_input_fused_applies(x, at::kFloat) == contiguous);
+      const at::Tensor w = at::randn({37, 5}, options);
+      const at::Tensor y = squared_matmul(x, m), y_ref = at::matmul(at::square(x.to(at::kFloat)), m);
+      const double scale = y_ref.abs().max().item<double>();
+      CHECK((y - y_ref).abs().max().item<double>() <= 1e-6 * scale);
+      const auto g = torch::autograd::grad({(y * w).sum()}, {x, m});
+      const auto g_ref = torch::autograd::grad({(y_ref * w).sum()}, {x, m});
+      for (std::size_t i = 0; i < g.size(); ++i) {
+        INFO("gradient " << i);
+        CHECK(g[i].scalar_type() == g_ref[i].scalar_type());
+        const double gs = g_ref[i].abs().max().item<double>();
+        // x's gradient in its own dtype: the same float32 product rounded once (within a last place of it).
+        const double tol = i == 0 && dtype != at::kFloat ? (dtype == at::kBFloat16 ? 1.0 / 128 : 1.0 / 1024) : 1e-6;
+        CHECK((g[i].to(at::kDouble) - g_ref[i].to(at::kDouble)).abs().max().item<double>() <= tol * gs);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("squared_matmul with float32 factors: one pass for x^2 and one for 2 x (g m^T), as the chain", "[meta]") {
+  check_squared_matmul_fused(at::kCPU);
+}
+
+TEST_CASE("on a GPU, squared_matmul's fused passes equal the chain", "[meta][weight][cuda]") {
+  if (!at::hasCUDA()) {
+    WARN("skipped: no CUDA device");
+    return;
+  }
+  check_squared_matmul_fused(at::kCUDA);
 }
 
 TEST_CASE("low_rank_product equals the two batched matmuls, to second derivatives", "[meta]") {

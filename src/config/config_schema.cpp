@@ -238,9 +238,9 @@ std::vector<ConfigKey> build_keys() {
             "On a GPU, run float32 matrix products (the adapters' products, the weight family's variance) on TF32 "
             "tensor cores; the weight family's KL keeps full float32. No effect on the CPU.");
   add<bool>(k, KEY(model.cuda_kernels), true,
-            "On a GPU, run abmll's own CUDA kernels (SwiGLU, RoPE, the weight family's KL, noisy output and "
-            "counter-based noise) where they apply; false: ATen's ops throughout (their references). No effect on "
-            "the CPU.");
+            "On a GPU, run abmll's own CUDA kernels (SwiGLU, RoPE, the weight family's KL, noisy output, "
+            "counter-based noise and squared input) where they apply; false: ATen's ops throughout (their "
+            "references). No effect on the CPU.");
   add<I>(k, KEY(model.max_length), 512, "Tokens per sequence; longer prompts are cut from the left.",
          between(8, 1 << 20));
 

@@ -14,6 +14,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "meta/noisy_output_fused.h"
+#include "meta/squared_input.h"
 #include "util/error.h"
 
 namespace abmll::meta {
@@ -22,16 +23,28 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+// x^2 in m's dtype: one fused pass where it applies (squared_input.h), else the chain.
+at::Tensor squared_as(const at::Tensor& x, const at::Tensor& m) {
+  return squared_input_fused_applies(x, m.scalar_type()) ? squared_input(x) : at::square(x.to(m.scalar_type()));
+}
+
 struct SquaredMatmul : public torch::autograd::Function<SquaredMatmul> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& m) {
     ctx->save_for_backward({x, m});
-    return at::matmul(at::square(x.to(m.scalar_type())), m);
+    return at::matmul(squared_as(x, m), m);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &x = saved[0], &m = saved[1];
     const at::Tensor& g = grad_outputs[0];  // [N, K]
+    // First order: x^2 and 2 x (g m^T) each one pass (squared_input.h). Differentiated again: the chain below.
+    if (!at::GradMode::is_enabled() && squared_input_fused_applies(x, m.scalar_type())) {
+      at::Tensor g_x, g_m;
+      if (ctx->needs_input_grad(0)) g_x = squared_input_gradient(x, at::matmul(g, m.t()));
+      if (ctx->needs_input_grad(1)) g_m = at::matmul(squared_input(x).t(), g);
+      return {g_x, g_m};
+    }
     const at::Tensor xc = x.to(m.scalar_type());
     at::Tensor g_x, g_m;
     if (ctx->needs_input_grad(0)) g_x = (2 * xc * at::matmul(g, m.t())).to(x.scalar_type());
