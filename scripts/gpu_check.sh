@@ -136,9 +136,9 @@ timeout 120 "$python" scripts/bench/shape_step.py --abmll build/abmll --device c
   --set model.cuda_kernels=false --json "$out/shape-step-aten.json" >> "$out/shape-step.log" 2>&1 || status=1
 tail -12 "$out/shape-step.log" | tee -a "$summary"
 
-# Last, bounded: abmll's own CUDA kernels (the weight family's KL, noisy output, counter-based noise and squared
-# input; SwiGLU, RoPE) under compute-sanitizer's memcheck, which reports out-of-bounds and misaligned accesses that a comparison of
-# results can miss.
+# Last, bounded: abmll's own CUDA kernels (the weight family's KL, noisy output, counter-based noise and squared input;
+# SwiGLU, RoPE) under compute-sanitizer's memcheck, which reports out-of-bounds and misaligned accesses that a
+# comparison of results can miss.
 sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
 if [ -n "$sanitizer" ]; then
   kernel_tests="[weight][cuda],[model][cuda]"
