@@ -43,7 +43,8 @@ start=$(date +%s)
 # Binaries built beforehand against this machine's torch (scripts/gpu_prebuild.sh, carried as .gpu-prebuilt) save the
 # build's minutes: used if they come from these very sources and this torch version and start here; else the build.
 prebuilt=""
-if [ "${1:-}" != "--with-cpu-tests" ] && [ -x .gpu-prebuilt/abmll ] && [ -x .gpu-prebuilt/abmll_tests ]; then
+if [ "${1:-}" != "--with-cpu-tests" ] && [ -x .gpu-prebuilt/abmll ] && [ -x .gpu-prebuilt/abmll_tests ] &&
+  [ -x .gpu-prebuilt/abmll_kernel_bench ]; then
   here_torch=$(python3 -c 'import torch; print(torch.__version__)' 2>/dev/null || true)
   if [ "$(cat .gpu-prebuilt/source-hash)" != "$(./scripts/source_hash.sh)" ]; then
     prebuilt="not used: built from other sources"
@@ -61,6 +62,7 @@ print(":".join([os.path.join(site, "torch", "lib")] + sorted({os.path.dirname(f)
       mkdir -p build/tests
       cp .gpu-prebuilt/abmll build/abmll
       cp .gpu-prebuilt/abmll_tests build/tests/abmll_tests
+      cp .gpu-prebuilt/abmll_kernel_bench build/abmll_kernel_bench
       prebuilt=used
     else
       prebuilt="not used: $(tail -1 "$work/prebuilt.log")"
@@ -94,6 +96,8 @@ fi
 ./build/tests/abmll_tests "[cuda]" --success > "$out/cuda-tests.log" 2>&1 || status=1
 if grep -q "skipped:" "$out/cuda-tests.log"; then note "GPU tests were skipped on the GPU machine"; status=1; fi
 tail -3 "$out/cuda-tests.log" | tee -a "$summary"
+# abmll's kernels against ATen's chains, piece by piece, at the 8B shape (bench/kernel_bench.cpp): each kernel's worth.
+timeout 90 ./build/abmll_kernel_bench --device cuda --json "$out/kernels.json" 2>&1 | tee -a "$summary" || status=1
 
 # The GPU is selected and described; the report records it. (runs/ is not carried: the demo's model and tasks are
 # made here.)

@@ -33,7 +33,7 @@ torch_version=$("$venv/bin/python" -c \
 sources=$(./scripts/source_hash.sh)  # before building: binaries are labelled with what they were built from
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$cache/site/torch/share/cmake" \
   -DABMLL_PYTHON="$venv/bin/python" > "$cache/configure.log" 2>&1 || { cat "$cache/configure.log" >&2; exit 1; }
-cmake --build "$build" -j "${ABMLL_JOBS:-$(nproc)}" --target abmll abmll_tests >&2
+cmake --build "$build" -j "${ABMLL_JOBS:-$(nproc)}" --target abmll abmll_tests abmll_kernel_bench >&2
 if [ "$(./scripts/source_hash.sh)" != "$sources" ]; then
   echo "gpu_prebuild: the sources changed during the build; run it again" >&2
   exit 1
@@ -41,7 +41,7 @@ fi
 
 rm -rf "$out"
 mkdir -p "$out"
-cp "$build/abmll" "$build/tests/abmll_tests" "$out/"
+cp "$build/abmll" "$build/tests/abmll_tests" "$build/abmll_kernel_bench" "$out/"
 printf '%s\n' "$torch_version" > "$out/torch-version"
 printf '%s\n' "$sources" > "$out/source-hash"
 echo "gpu_prebuild: $out ($(du -sh "$out" | cut -f1)) for torch $torch_version, sources $(cat "$out/source-hash")" >&2
