@@ -5,7 +5,7 @@
 // travel in the launch's parameters, up to kKeysPerLaunch sequences per launch.
 #include "noisy_output.h"
 
-#include "float_conversions.cuh"
+#include "kernel_common.cuh"
 #include "meta/counter_noise.h"
 #include "meta/noisy_output_entry.h"
 
@@ -28,11 +28,6 @@ struct Sequences {
   std::int64_t first = 0, count = 0;
   std::uint64_t key[kKeysPerLaunch];
 };
-
-void check(cudaError_t status, const char* what) {
-  if (status != cudaSuccess)
-    throw std::runtime_error(std::string("[noisy_output] ") + what + ": " + cudaGetErrorString(status));
-}
 
 void check_shape(const NoisyOutputShape& shape) {
   if (shape.batch < 0 || shape.time < 0 || shape.out <= 0)
@@ -157,7 +152,7 @@ void forward_typed(const NoisyOutputShape& shape, NoisyRows<const float> mean, N
       noisy_forward_kernel<Out, true><<<blocks, kThreads, 0, s>>>(shape, seq, mean, v, bound, noise.rows, out);
     else
       noisy_forward_kernel<Out, false><<<blocks, kThreads, 0, s>>>(shape, seq, mean, v, bound, noise.rows, out);
-    check(cudaGetLastError(), "forward launch");
+    check_launch("noisy_output", "forward launch");
   });
 }
 
@@ -172,46 +167,31 @@ void backward_typed(const NoisyOutputShape& shape, NoisyRows<const void> g, Nois
     else
       noisy_backward_kernel<G, false>
           <<<blocks, kThreads, 0, s>>>(shape, seq, as<G>(g), v, bound, noise.rows, g_mean, g_v, g_bound);
-    check(cudaGetLastError(), "backward launch");
+    check_launch("noisy_output", "backward launch");
   });
 }
 
 }  // namespace
 
 void noisy_output_forward(const NoisyOutputShape& shape, NoisyRows<const float> mean, NoisyRows<const float> v,
-                          NoisyRows<const float> bound, const NoisyOutputNoise& noise, NoisyOutputDtype dtype,
+                          NoisyRows<const float> bound, const NoisyOutputNoise& noise, ActivationDtype dtype,
                           void* out, void* stream) {
   check_shape(shape);
   const auto s = static_cast<cudaStream_t>(stream);
-  switch (dtype) {
-    case NoisyOutputDtype::float32:
-      forward_typed(shape, mean, v, bound, noise, static_cast<float*>(out), s);
-      break;
-    case NoisyOutputDtype::bfloat16:
-      forward_typed(shape, mean, v, bound, noise, static_cast<__nv_bfloat16*>(out), s);
-      break;
-    case NoisyOutputDtype::float16:
-      forward_typed(shape, mean, v, bound, noise, static_cast<__half*>(out), s);
-      break;
-  }
+  with_activation_type(dtype, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    forward_typed(shape, mean, v, bound, noise, static_cast<T*>(out), s);
+  });
 }
 
-void noisy_output_backward(const NoisyOutputShape& shape, NoisyRows<const void> g, NoisyOutputDtype dtype,
+void noisy_output_backward(const NoisyOutputShape& shape, NoisyRows<const void> g, ActivationDtype dtype,
                            NoisyRows<const float> v, NoisyRows<const float> bound, const NoisyOutputNoise& noise,
                            float* g_mean, float* g_v, float* g_bound, void* stream) {
   check_shape(shape);
   const auto s = static_cast<cudaStream_t>(stream);
-  switch (dtype) {
-    case NoisyOutputDtype::float32:
-      backward_typed<float>(shape, g, v, bound, noise, g_mean, g_v, g_bound, s);
-      break;
-    case NoisyOutputDtype::bfloat16:
-      backward_typed<__nv_bfloat16>(shape, g, v, bound, noise, g_mean, g_v, g_bound, s);
-      break;
-    case NoisyOutputDtype::float16:
-      backward_typed<__half>(shape, g, v, bound, noise, g_mean, g_v, g_bound, s);
-      break;
-  }
+  with_activation_type(dtype, [&](auto tag) {
+    backward_typed<typename decltype(tag)::type>(shape, g, v, bound, noise, g_mean, g_v, g_bound, s);
+  });
 }
 
 void counter_noise_fill(const NoisyOutputShape& shape, const std::uint64_t* sequence_keys, float* out, void* stream) {
@@ -220,7 +200,7 @@ void counter_noise_fill(const NoisyOutputShape& shape, const std::uint64_t* sequ
   const auto s = static_cast<cudaStream_t>(stream);
   for_each_launch(shape, sequence_keys, [&](const Sequences& seq, unsigned blocks) {
     counter_noise_kernel<<<blocks, kThreads, 0, s>>>(shape, seq, out);
-    check(cudaGetLastError(), "noise launch");
+    check_launch("noisy_output", "noise launch");
   });
 }
 

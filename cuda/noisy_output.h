@@ -9,6 +9,8 @@
 
 #include <cstdint>
 
+#include "activation_dtype.h"
+
 namespace abmll::cuda {
 
 template <class T>
@@ -21,8 +23,6 @@ struct NoisyOutputShape {
   std::int64_t batch = 0, time = 0, out = 0;  // B, T, O
 };
 
-enum class NoisyOutputDtype { float32, bfloat16, float16 };
-
 // The noise: the rows of a float32 [B, T, O] tensor, or, where `sequence_keys` (a host array of B keys) is set,
 // drawn inside the kernels from each sequence's key (counter_noise.h) and never stored.
 struct NoisyOutputNoise {
@@ -33,12 +33,12 @@ struct NoisyOutputNoise {
 // out[b, t, :] = mean + sqrt(max(v, bound[b, t])) * noise, rounded once to `dtype`; `out` contiguous [B, T, O].
 // Throws std::runtime_error for a bad shape or a failed launch.
 void noisy_output_forward(const NoisyOutputShape& shape, NoisyRows<const float> mean, NoisyRows<const float> v,
-                          NoisyRows<const float> bound, const NoisyOutputNoise& noise, NoisyOutputDtype dtype,
+                          NoisyRows<const float> bound, const NoisyOutputNoise& noise, ActivationDtype dtype,
                           void* out, void* stream);
 
 // From the output's gradient g (in `dtype`): g_v [B, T, O] and g_bound [B, T] (each row's sum of its entries' shares),
 // both contiguous float32, and, where g_mean is not null, g as float32 into g_mean (contiguous [B, T, O]).
-void noisy_output_backward(const NoisyOutputShape& shape, NoisyRows<const void> g, NoisyOutputDtype dtype,
+void noisy_output_backward(const NoisyOutputShape& shape, NoisyRows<const void> g, ActivationDtype dtype,
                            NoisyRows<const float> v, NoisyRows<const float> bound, const NoisyOutputNoise& noise,
                            float* g_mean, float* g_v, float* g_bound, void* stream);
 

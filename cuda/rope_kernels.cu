@@ -7,7 +7,7 @@
 // branches' gradients, then autograd's sum of them); negation is exact.
 #include "rope_kernels.h"
 
-#include "float_conversions.cuh"
+#include "kernel_common.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -20,11 +20,6 @@ namespace abmll::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-
-void check(cudaError_t status, const char* what) {
-  if (status != cudaSuccess)
-    throw std::runtime_error(std::string("[rope] ") + what + ": " + cudaGetErrorString(status));
-}
 
 template <class T, bool kBackward>
 __global__ void rope_kernel(const T* in, const T* cos, const T* sin, T* out, RopeLayout l, int total) {
@@ -62,12 +57,12 @@ void launch(const void* in, const void* cos, const void* sin, void* out, const R
   auto* y = static_cast<T*>(out);
   if (backward) rope_kernel<T, true><<<blocks, kThreads, 0, s>>>(x, c, sn, y, l, total);
   else rope_kernel<T, false><<<blocks, kThreads, 0, s>>>(x, c, sn, y, l, total);
-  check(cudaGetLastError(), backward ? "backward launch" : "forward launch");
+  check_launch("rope", backward ? "backward launch" : "forward launch");
 }
 
 }  // namespace
 
-void rope_apply(const void* in, const void* cos, const void* sin, void* out, const RopeLayout& layout, RopeDtype dtype,
+void rope_apply(const void* in, const void* cos, const void* sin, void* out, const RopeLayout& layout, ActivationDtype dtype,
                 bool backward, void* stream) {
   if (layout.dim <= 0 || layout.dim % 2 != 0) throw std::runtime_error("[rope] the head dimension must be even");
   const std::int64_t total = layout.batch * layout.heads * layout.time * layout.dim;
@@ -75,11 +70,9 @@ void rope_apply(const void* in, const void* cos, const void* sin, void* out, con
     throw std::runtime_error("[rope] sizes outside [0, 2^31)");
   if (total == 0) return;
   const auto s = static_cast<cudaStream_t>(stream);
-  switch (dtype) {
-    case RopeDtype::float32: launch<float>(in, cos, sin, out, layout, backward, s); break;
-    case RopeDtype::bfloat16: launch<__nv_bfloat16>(in, cos, sin, out, layout, backward, s); break;
-    case RopeDtype::float16: launch<__half>(in, cos, sin, out, layout, backward, s); break;
-  }
+  with_activation_type(dtype, [&](auto tag) {
+    launch<typename decltype(tag)::type>(in, cos, sin, out, layout, backward, s);
+  });
 }
 
 }  // namespace abmll::cuda

@@ -6,9 +6,9 @@
 
 #include <cstdint>
 
-namespace abmll::cuda {
+#include "activation_dtype.h"
 
-enum class RopeDtype { float32, bfloat16, float16 };
+namespace abmll::cuda {
 
 // x (and the result) [B, H, T, Dh], addressed through strides over (B, H, T) with a contiguous last dimension; the
 // tables [B, T, Dh] likewise over (B, T). Dh even; B H T Dh < 2^31.
@@ -21,7 +21,7 @@ struct RopeLayout {
 
 // backward = false: out = in cos + rotate_half(in) sin; backward = true: out = in cos + rotate_half^T(in sin), the
 // gradient of the former. Throws std::runtime_error for a bad layout or a failed launch.
-void rope_apply(const void* in, const void* cos, const void* sin, void* out, const RopeLayout& layout, RopeDtype dtype,
+void rope_apply(const void* in, const void* cos, const void* sin, void* out, const RopeLayout& layout, ActivationDtype dtype,
                 bool backward, void* stream);
 
 }  // namespace abmll::cuda

@@ -3,7 +3,7 @@
 // exact, its product with h is rounded once to float32 and then to x's dtype.
 #include "squared_input_kernels.h"
 
-#include "float_conversions.cuh"
+#include "kernel_common.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -16,11 +16,6 @@ namespace abmll::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-
-void check(cudaError_t status, const char* what) {
-  if (status != cudaSuccess)
-    throw std::runtime_error(std::string("[squared_input] ") + what + ": " + cudaGetErrorString(status));
-}
 
 template <class T>
 __global__ void square_kernel(const T* x, float* out, std::int64_t n) {
@@ -45,42 +40,27 @@ unsigned blocks_for(std::int64_t n) {
 
 }  // namespace
 
-void squared_input(const void* x, SquaredInputDtype dtype, float* out, std::int64_t n, void* stream) {
+void squared_input(const void* x, ActivationDtype dtype, float* out, std::int64_t n, void* stream) {
   if (n <= 0) return;
   const auto s = static_cast<cudaStream_t>(stream);
   const unsigned blocks = blocks_for(n);
-  switch (dtype) {
-    case SquaredInputDtype::float32:
-      square_kernel<<<blocks, kThreads, 0, s>>>(static_cast<const float*>(x), out, n);
-      break;
-    case SquaredInputDtype::bfloat16:
-      square_kernel<<<blocks, kThreads, 0, s>>>(static_cast<const __nv_bfloat16*>(x), out, n);
-      break;
-    case SquaredInputDtype::float16:
-      square_kernel<<<blocks, kThreads, 0, s>>>(static_cast<const __half*>(x), out, n);
-      break;
-  }
-  check(cudaGetLastError(), "square launch");
+  with_activation_type(dtype, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    square_kernel<<<blocks, kThreads, 0, s>>>(static_cast<const T*>(x), out, n);
+  });
+  check_launch("squared_input", "square launch");
 }
 
-void squared_input_gradient(const void* x, const float* h, SquaredInputDtype dtype, void* out, std::int64_t n,
+void squared_input_gradient(const void* x, const float* h, ActivationDtype dtype, void* out, std::int64_t n,
                             void* stream) {
   if (n <= 0) return;
   const auto s = static_cast<cudaStream_t>(stream);
   const unsigned blocks = blocks_for(n);
-  switch (dtype) {
-    case SquaredInputDtype::float32:
-      gradient_kernel<<<blocks, kThreads, 0, s>>>(static_cast<const float*>(x), h, static_cast<float*>(out), n);
-      break;
-    case SquaredInputDtype::bfloat16:
-      gradient_kernel<<<blocks, kThreads, 0, s>>>(static_cast<const __nv_bfloat16*>(x), h,
-                                                  static_cast<__nv_bfloat16*>(out), n);
-      break;
-    case SquaredInputDtype::float16:
-      gradient_kernel<<<blocks, kThreads, 0, s>>>(static_cast<const __half*>(x), h, static_cast<__half*>(out), n);
-      break;
-  }
-  check(cudaGetLastError(), "gradient launch");
+  with_activation_type(dtype, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    gradient_kernel<<<blocks, kThreads, 0, s>>>(static_cast<const T*>(x), h, static_cast<T*>(out), n);
+  });
+  check_launch("squared_input", "gradient launch");
 }
 
 }  // namespace abmll::cuda

@@ -5,15 +5,15 @@
 
 #include <cstdint>
 
+#include "activation_dtype.h"
+
 namespace abmll::cuda {
 
-enum class SquaredInputDtype { float32, bfloat16, float16 };
-
 // out[i] = float(x[i])^2. Throws std::runtime_error for a failed launch.
-void squared_input(const void* x, SquaredInputDtype dtype, float* out, std::int64_t n, void* stream);
+void squared_input(const void* x, ActivationDtype dtype, float* out, std::int64_t n, void* stream);
 
 // out[i] = (2 float(x[i]) h[i]) rounded to x's dtype.
-void squared_input_gradient(const void* x, const float* h, SquaredInputDtype dtype, void* out, std::int64_t n,
+void squared_input_gradient(const void* x, const float* h, ActivationDtype dtype, void* out, std::int64_t n,
                             void* stream);
 
 }  // namespace abmll::cuda

@@ -4,7 +4,7 @@
 // float32, rounded to the activations' dtype where its chain of ops rounds.
 #include "swiglu_kernels.h"
 
-#include "float_conversions.cuh"
+#include "kernel_common.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -18,11 +18,6 @@ namespace abmll::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-
-void check(cudaError_t status, const char* what) {
-  if (status != cudaSuccess)
-    throw std::runtime_error(std::string("[swiglu] ") + what + ": " + cudaGetErrorString(status));
-}
 
 __device__ inline float silu(float x) { return x / (1.0f + expf(-x)); }
 
@@ -115,7 +110,7 @@ void forward_typed(const void* gate, const void* up, void* out, std::int64_t n, 
     swiglu_forward_kernel<T, true><<<blocks, kThreads, 0, s>>>(g, u, y, n);
   else
     swiglu_forward_kernel<T, false><<<blocks, kThreads, 0, s>>>(g, u, y, n);
-  check(cudaGetLastError(), "forward launch");
+  check_launch("swiglu", "forward launch");
 }
 
 template <class T>
@@ -131,30 +126,24 @@ void backward_typed(const void* grad, const void* gate, const void* up, void* g_
     swiglu_backward_kernel<T, true><<<blocks, kThreads, 0, s>>>(dy, x, u, dg, du, n);
   else
     swiglu_backward_kernel<T, false><<<blocks, kThreads, 0, s>>>(dy, x, u, dg, du, n);
-  check(cudaGetLastError(), "backward launch");
+  check_launch("swiglu", "backward launch");
 }
 
 }  // namespace
 
-void swiglu_forward(const void* gate, const void* up, void* out, std::int64_t n, SwigluDtype dtype, void* stream) {
+void swiglu_forward(const void* gate, const void* up, void* out, std::int64_t n, ActivationDtype dtype, void* stream) {
   if (n <= 0) return;
   const auto s = static_cast<cudaStream_t>(stream);
-  switch (dtype) {
-    case SwigluDtype::float32: forward_typed<float>(gate, up, out, n, s); break;
-    case SwigluDtype::bfloat16: forward_typed<__nv_bfloat16>(gate, up, out, n, s); break;
-    case SwigluDtype::float16: forward_typed<__half>(gate, up, out, n, s); break;
-  }
+  with_activation_type(dtype, [&](auto tag) { forward_typed<typename decltype(tag)::type>(gate, up, out, n, s); });
 }
 
 void swiglu_backward(const void* g, const void* gate, const void* up, void* g_gate, void* g_up, std::int64_t n,
-                     SwigluDtype dtype, void* stream) {
+                     ActivationDtype dtype, void* stream) {
   if (n <= 0 || (!g_gate && !g_up)) return;
   const auto s = static_cast<cudaStream_t>(stream);
-  switch (dtype) {
-    case SwigluDtype::float32: backward_typed<float>(g, gate, up, g_gate, g_up, n, s); break;
-    case SwigluDtype::bfloat16: backward_typed<__nv_bfloat16>(g, gate, up, g_gate, g_up, n, s); break;
-    case SwigluDtype::float16: backward_typed<__half>(g, gate, up, g_gate, g_up, n, s); break;
-  }
+  with_activation_type(dtype, [&](auto tag) {
+    backward_typed<typename decltype(tag)::type>(g, gate, up, g_gate, g_up, n, s);
+  });
 }
 
 }  // namespace abmll::cuda

@@ -7,16 +7,16 @@
 
 #include <cstdint>
 
+#include "activation_dtype.h"
+
 namespace abmll::cuda {
 
-enum class SwigluDtype { float32, bfloat16, float16 };
-
 // out = silu(gate) * up over n contiguous entries of `dtype`. Throws std::runtime_error for a failed launch.
-void swiglu_forward(const void* gate, const void* up, void* out, std::int64_t n, SwigluDtype dtype, void* stream);
+void swiglu_forward(const void* gate, const void* up, void* out, std::int64_t n, ActivationDtype dtype, void* stream);
 
 // From the output's gradient g: g_gate = g up silu'(gate) and g_up = silu(gate) g (either may be null: not wanted),
 // over n contiguous entries.
 void swiglu_backward(const void* g, const void* gate, const void* up, void* g_gate, void* g_up, std::int64_t n,
-                     SwigluDtype dtype, void* stream);
+                     ActivationDtype dtype, void* stream);
 
 }  // namespace abmll::cuda

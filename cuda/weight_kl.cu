@@ -4,6 +4,7 @@
 // entry's arithmetic is src/meta/weight_kl_entry.h, shared with (and tested through) the CPU loop.
 #include "weight_kl.h"
 
+#include "kernel_common.cuh"
 #include "meta/weight_kl_entry.h"
 
 #include <cuda_runtime.h>
@@ -15,11 +16,6 @@ namespace abmll::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-
-void check(cudaError_t status, const char* what) {
-  if (status != cudaSuccess)
-    throw std::runtime_error(std::string("[weight_kl] ") + what + ": " + cudaGetErrorString(status));
-}
 
 void check_shape(const WeightKlShape& shape) {
   if (shape.out <= 0 || shape.in <= 0 || shape.rank <= 0)
@@ -100,7 +96,7 @@ void weight_kl_forward(const WeightKlFactors& q, const WeightKlFactors& p, const
   check_shape(shape);
   const dim3 grid(static_cast<unsigned>((shape.in + kThreads - 1) / kThreads), static_cast<unsigned>(shape.out));
   forward_kernel<<<grid, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(q, p, shape, partial_kl, partial_hits);
-  check(cudaGetLastError(), "forward launch");
+  check_launch("weight_kl", "forward launch");
 }
 
 void weight_kl_entry_gradients(const WeightKlFactors& q, const WeightKlFactors& p, const WeightKlShape& shape,
@@ -111,7 +107,7 @@ void weight_kl_entry_gradients(const WeightKlFactors& q, const WeightKlFactors& 
   const dim3 grid(static_cast<unsigned>((shape.in + kThreads - 1) / kThreads), static_cast<unsigned>(rows));
   entry_gradient_kernel<<<grid, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(q, p, shape, row0, grad, g_mq,
                                                                                   g_zq, g_zp);
-  check(cudaGetLastError(), "entry gradient launch");
+  check_launch("weight_kl", "entry gradient launch");
 }
 
 }  // namespace abmll::cuda

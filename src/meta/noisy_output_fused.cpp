@@ -24,8 +24,6 @@
 namespace abmll::meta {
 namespace {
 
-bool output_dtype_applies(at::ScalarType t) { return t == at::kFloat || t == at::kBFloat16 || t == at::kHalf; }
-
 bool device_applies(const at::Device& device) {
 #ifdef ABMLL_HAVE_CUDA
   return device.is_cpu() || (device.is_cuda() && cuda_kernels_enabled());
@@ -132,12 +130,6 @@ void backward_cpu_typed(const at::Tensor& g, const at::Tensor& v, const at::Tens
 }
 
 #ifdef ABMLL_HAVE_CUDA
-cuda::NoisyOutputDtype cuda_dtype(at::ScalarType t) {
-  return t == at::kFloat ? cuda::NoisyOutputDtype::float32
-         : t == at::kBFloat16 ? cuda::NoisyOutputDtype::bfloat16
-                              : cuda::NoisyOutputDtype::float16;
-}
-
 template <class T = float>
 cuda::NoisyRows<const T> cuda_rows(const at::Tensor& x) {
   if (!x.defined()) return {};
@@ -181,7 +173,7 @@ at::Tensor counter_noise_tensor(const std::vector<std::uint64_t>& sequence_keys,
 bool noisy_output_fused_applies(const at::Tensor& mean, const at::Tensor& v, const at::Tensor& bound,
                                 const OutputNoise& noise, at::ScalarType out) {
   const at::Device device = mean.device();
-  if (!device_applies(device) || !output_dtype_applies(out) || mean.dim() != 3 || mean.size(2) == 0) return false;
+  if (!device_applies(device) || !kernel_activation_dtype(out) || mean.dim() != 3 || mean.size(2) == 0) return false;
   if (device.is_cuda() && mean.size(0) * mean.size(1) > 0x7fffffffLL) return false;
   for (const at::Tensor* t : {&mean, &v})
     if (t->device() != device || t->scalar_type() != at::kFloat || t->sizes() != mean.sizes() || t->stride(2) != 1)
@@ -208,7 +200,7 @@ at::Tensor noisy_output_fused_forward(const at::Tensor& mean, const at::Tensor& 
   if (mean.is_cuda()) {
     const c10::cuda::CUDAGuard guard(mean.device());
     cuda::noisy_output_forward(cuda_shape(mean), cuda_rows(mean), cuda_rows(v), cuda_rows(bound), cuda_noise(noise),
-                               cuda_dtype(out), y.mutable_data_ptr(), c10::cuda::getCurrentCUDAStream().stream());
+                               activation_dtype(out), y.mutable_data_ptr(), c10::cuda::getCurrentCUDAStream().stream());
     return y;
   }
 #endif
@@ -235,7 +227,7 @@ NoisyOutputGradients noisy_output_fused_backward(const at::Tensor& g_in, const a
   if (v.is_cuda()) {
     const c10::cuda::CUDAGuard guard(v.device());
     float* g_mean = copy_g ? d.mean.mutable_data_ptr<float>() : nullptr;
-    cuda::noisy_output_backward(cuda_shape(v), cuda_rows<void>(g), cuda_dtype(g.scalar_type()), cuda_rows(v),
+    cuda::noisy_output_backward(cuda_shape(v), cuda_rows<void>(g), activation_dtype(g.scalar_type()), cuda_rows(v),
                                 cuda_rows(bound), cuda_noise(noise), g_mean, d.v.mutable_data_ptr<float>(),
                                 d.bound.mutable_data_ptr<float>(), c10::cuda::getCurrentCUDAStream().stream());
     return d;

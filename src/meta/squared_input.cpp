@@ -45,19 +45,11 @@ void gradient_cpu(const at::Tensor& x, const at::Tensor& h, at::Tensor& out) {
   });
 }
 
-#ifdef ABMLL_HAVE_CUDA
-cuda::SquaredInputDtype kernel_dtype(at::ScalarType t) {
-  return t == at::kFloat ? cuda::SquaredInputDtype::float32
-         : t == at::kBFloat16 ? cuda::SquaredInputDtype::bfloat16
-                              : cuda::SquaredInputDtype::float16;
-}
-#endif
-
 }  // namespace
 
 bool squared_input_fused_applies(const at::Tensor& x, at::ScalarType result) {
   const auto t = x.scalar_type();
-  if (result != at::kFloat || !(t == at::kFloat || t == at::kBFloat16 || t == at::kHalf) || !x.is_contiguous())
+  if (result != at::kFloat || !kernel_activation_dtype(t) || !x.is_contiguous())
     return false;
 #ifdef ABMLL_HAVE_CUDA
   if (x.is_cuda()) return cuda_kernels_enabled();
@@ -72,7 +64,7 @@ at::Tensor squared_input(const at::Tensor& x) {
 #ifdef ABMLL_HAVE_CUDA
   if (x.is_cuda()) {
     const c10::cuda::CUDAGuard guard(x.device());
-    cuda::squared_input(x.const_data_ptr(), kernel_dtype(x.scalar_type()), out.mutable_data_ptr<float>(), x.numel(),
+    cuda::squared_input(x.const_data_ptr(), activation_dtype(x.scalar_type()), out.mutable_data_ptr<float>(), x.numel(),
                         c10::cuda::getCurrentCUDAStream().stream());
     return out;
   }
@@ -93,7 +85,7 @@ at::Tensor squared_input_gradient(const at::Tensor& x, const at::Tensor& h_in) {
 #ifdef ABMLL_HAVE_CUDA
   if (x.is_cuda()) {
     const c10::cuda::CUDAGuard guard(x.device());
-    cuda::squared_input_gradient(x.const_data_ptr(), h.const_data_ptr<float>(), kernel_dtype(x.scalar_type()),
+    cuda::squared_input_gradient(x.const_data_ptr(), h.const_data_ptr<float>(), activation_dtype(x.scalar_type()),
                                  out.mutable_data_ptr(), x.numel(), c10::cuda::getCurrentCUDAStream().stream());
     return out;
   }

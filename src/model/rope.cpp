@@ -78,7 +78,7 @@ bool kernels_apply(const at::Tensor& x, const at::Tensor& cos, const at::Tensor&
   const auto t = x.scalar_type();
   if (!x.is_cuda() || !cuda_kernels_enabled() || x.dim() != 4 || cos.dim() != 3 || x.size(-1) % 2 != 0 || x.numel() >= (int64_t{1} << 31))
     return false;
-  if (!(t == at::kFloat || t == at::kBFloat16 || t == at::kHalf) || cos.requires_grad() || sin.requires_grad())
+  if (!kernel_activation_dtype(t) || cos.requires_grad() || sin.requires_grad())
     return false;
   for (const at::Tensor* table : {&cos, &sin})
     if (table->device() != x.device() || table->scalar_type() != t || table->stride(2) != 1 ||
@@ -86,12 +86,6 @@ bool kernels_apply(const at::Tensor& x, const at::Tensor& cos, const at::Tensor&
         table->strides() != cos.strides())
       return false;
   return x.stride(3) == 1;
-}
-
-cuda::RopeDtype kernel_dtype(at::ScalarType t) {
-  return t == at::kFloat ? cuda::RopeDtype::float32
-         : t == at::kBFloat16 ? cuda::RopeDtype::bfloat16
-                              : cuda::RopeDtype::float16;
 }
 
 // in -> out (both [B, H, T, Dh], last dimension contiguous): the rotation, or its transpose (backward).
@@ -109,7 +103,7 @@ void rotate(const at::Tensor& in, const at::Tensor& cos, const at::Tensor& sin, 
   l.table_strides[0] = cos.stride(0);
   l.table_strides[1] = cos.stride(1);
   cuda::rope_apply(in.const_data_ptr(), cos.const_data_ptr(), sin.const_data_ptr(), out.mutable_data_ptr(), l,
-                   kernel_dtype(in.scalar_type()), backward, c10::cuda::getCurrentCUDAStream().stream());
+                   activation_dtype(in.scalar_type()), backward, c10::cuda::getCurrentCUDAStream().stream());
 }
 
 struct RopeRotation : public torch::autograd::Function<RopeRotation> {

@@ -29,20 +29,14 @@ using torch::autograd::variable_list;
 bool kernels_apply(const at::Tensor& gate, const at::Tensor& up) {
   const auto t = gate.scalar_type();
   return gate.is_cuda() && cuda_kernels_enabled() && up.device() == gate.device() && up.scalar_type() == t && up.sizes() == gate.sizes() &&
-         gate.is_contiguous() && up.is_contiguous() && (t == at::kFloat || t == at::kBFloat16 || t == at::kHalf);
-}
-
-cuda::SwigluDtype kernel_dtype(at::ScalarType t) {
-  return t == at::kFloat ? cuda::SwigluDtype::float32
-         : t == at::kBFloat16 ? cuda::SwigluDtype::bfloat16
-                              : cuda::SwigluDtype::float16;
+         gate.is_contiguous() && up.is_contiguous() && kernel_activation_dtype(t);
 }
 
 at::Tensor forward_kernel(const at::Tensor& gate, const at::Tensor& up) {
   const c10::cuda::CUDAGuard guard(gate.device());
   at::Tensor out = at::empty_like(gate);
   cuda::swiglu_forward(gate.const_data_ptr(), up.const_data_ptr(), out.mutable_data_ptr(), gate.numel(),
-                       kernel_dtype(gate.scalar_type()), c10::cuda::getCurrentCUDAStream().stream());
+                       activation_dtype(gate.scalar_type()), c10::cuda::getCurrentCUDAStream().stream());
   return out;
 }
 
@@ -55,7 +49,7 @@ void backward_kernel(const at::Tensor& g, const at::Tensor& gate, const at::Tens
   if (g_up) *g_up = at::empty_like(up);
   cuda::swiglu_backward(gc.const_data_ptr(), gate.const_data_ptr(), up.const_data_ptr(),
                         g_gate ? g_gate->mutable_data_ptr() : nullptr, g_up ? g_up->mutable_data_ptr() : nullptr,
-                        gate.numel(), kernel_dtype(gate.scalar_type()), c10::cuda::getCurrentCUDAStream().stream());
+                        gate.numel(), activation_dtype(gate.scalar_type()), c10::cuda::getCurrentCUDAStream().stream());
 }
 #endif
 
