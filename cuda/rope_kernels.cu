@@ -62,8 +62,8 @@ void launch(const void* in, const void* cos, const void* sin, void* out, const R
 
 }  // namespace
 
-void rope_apply(const void* in, const void* cos, const void* sin, void* out, const RopeLayout& layout, ActivationDtype dtype,
-                bool backward, void* stream) {
+void rope_apply(const void* in, const void* cos, const void* sin, void* out, const RopeLayout& layout,
+                ActivationDtype dtype, bool backward, void* stream) {
   if (layout.dim <= 0 || layout.dim % 2 != 0) throw std::runtime_error("[rope] the head dimension must be even");
   const std::int64_t total = layout.batch * layout.heads * layout.time * layout.dim;
   if (layout.batch < 0 || layout.heads < 0 || layout.time < 0 || total >= 0x7fffffffLL)

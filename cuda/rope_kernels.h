@@ -21,7 +21,7 @@ struct RopeLayout {
 
 // backward = false: out = in cos + rotate_half(in) sin; backward = true: out = in cos + rotate_half^T(in sin), the
 // gradient of the former. Throws std::runtime_error for a bad layout or a failed launch.
-void rope_apply(const void* in, const void* cos, const void* sin, void* out, const RopeLayout& layout, ActivationDtype dtype,
-                bool backward, void* stream);
+void rope_apply(const void* in, const void* cos, const void* sin, void* out, const RopeLayout& layout,
+                ActivationDtype dtype, bool backward, void* stream);
 
 }  // namespace abmll::cuda

@@ -76,7 +76,8 @@ at::Tensor rope_chain(const at::Tensor& x, const at::Tensor& cos, const at::Tens
 // of one floating dtype with contiguous last dimensions (x is usually a transposed view of a projection).
 bool kernels_apply(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
   const auto t = x.scalar_type();
-  if (!x.is_cuda() || !cuda_kernels_enabled() || x.dim() != 4 || cos.dim() != 3 || x.size(-1) % 2 != 0 || x.numel() >= (int64_t{1} << 31))
+  if (!x.is_cuda() || !cuda_kernels_enabled() || x.dim() != 4 || cos.dim() != 3 || x.size(-1) % 2 != 0 ||
+      x.numel() >= (int64_t{1} << 31))
     return false;
   if (!kernel_activation_dtype(t) || cos.requires_grad() || sin.requires_grad())
     return false;

@@ -28,8 +28,8 @@ using torch::autograd::variable_list;
 // contiguous gate and up of one floating dtype.
 bool kernels_apply(const at::Tensor& gate, const at::Tensor& up) {
   const auto t = gate.scalar_type();
-  return gate.is_cuda() && cuda_kernels_enabled() && up.device() == gate.device() && up.scalar_type() == t && up.sizes() == gate.sizes() &&
-         gate.is_contiguous() && up.is_contiguous() && kernel_activation_dtype(t);
+  return gate.is_cuda() && cuda_kernels_enabled() && up.device() == gate.device() && up.scalar_type() == t &&
+         up.sizes() == gate.sizes() && gate.is_contiguous() && up.is_contiguous() && kernel_activation_dtype(t);
 }
 
 at::Tensor forward_kernel(const at::Tensor& gate, const at::Tensor& up) {
