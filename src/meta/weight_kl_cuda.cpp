@@ -70,7 +70,8 @@ void check_inputs(const WeightGaussianFactors& q, const WeightGaussianFactors& p
 bool weight_kl_cuda_built() { return true; }
 
 bool weight_kl_cuda_applies(const WeightGaussianFactors& q) {
-  return q.b_mu.is_cuda() && cuda_kernels_enabled() && q.b_mu.scalar_type() == at::kFloat && q.b_mu.dim() == 2 && q.b_mu.size(0) <= 65535;
+  return q.b_mu.is_cuda() && cuda_kernels_enabled() && q.b_mu.scalar_type() == at::kFloat && q.b_mu.dim() == 2 &&
+         q.b_mu.size(0) <= 65535;
 }
 
 at::Tensor weight_kl_cuda_forward(const WeightGaussianFactors& q_in, const WeightGaussianFactors& p_in,
