@@ -1,6 +1,7 @@
 // Gradient checkpointing: checkpointed() on a small function, and per decoder layer on a random tiny model in float64
 // (with LoRA dropout on, so recomputation must redraw the same masks, and with factors that are not leaves, as
-// sampled adapters are): outputs and gradients equal those without checkpointing.
+// sampled adapters are): outputs and gradients equal those without checkpointing. The policy a step runs under after
+// running out of memory (recompute_policy.h).
 #include <catch2/catch.hpp>
 
 #include <ATen/Context.h>
@@ -22,6 +23,7 @@
 #include "model/layer_checkpoint.h"
 #include "model/decoder.h"
 #include "model/lora.h"
+#include "model/recompute_policy.h"
 #include "model/scoring.h"
 #include "test_support.h"
 #include "tiny_model.h"
@@ -220,4 +222,32 @@ TEST_CASE("model checkpoint: second-order gradients through checkpointed layers 
   checkpointed_only.forward.checkpoint_layers = true;
   CHECK_THROWS(
       second_order([&] { return -score_continuations(decoder, items, &lora, checkpointed_only).log_prob.sum(); }));
+}
+
+TEST_CASE("model checkpoint: each retry after running out of memory halves the layers that keep activations",
+          "[model][checkpoint]") {
+  ForwardOptions options;  // no checkpointing: all 32 layers keep their activations
+  std::vector<int64_t> kept{layers_keeping_activations(options, 32)};
+  while (const auto more = with_more_recomputation(options, 32)) {
+    CHECK(more->checkpoint_layers);
+    options = *more;
+    kept.push_back(layers_keeping_activations(options, 32));
+  }
+  CHECK(kept == std::vector<int64_t>{32, 16, 8, 4, 2, 1, 0});
+  CHECK(options.checkpointed_layers == -1);  // the last policy recomputes every layer
+
+  ForwardOptions partial;
+  partial.checkpoint_layers = true;
+  partial.checkpointed_layers = 9;  // 23 of 32 keep theirs
+  CHECK(layers_keeping_activations(partial, 32) == 23);
+  CHECK(with_more_recomputation(partial, 32)->checkpointed_layers == 21);  // 11 keep theirs
+  partial.checkpointed_layers = 40;  // more than there are: every layer recomputed
+  CHECK(layers_keeping_activations(partial, 32) == 0);
+  CHECK_FALSE(with_more_recomputation(partial, 32));
+
+  ForwardOptions second_order;  // checkpointing does not apply when differentiating twice
+  second_order.checkpoint_layers = true;
+  second_order.double_backward = true;
+  CHECK(layers_keeping_activations(second_order, 32) == 32);
+  CHECK_FALSE(with_more_recomputation(second_order, 32));
 }

@@ -231,6 +231,10 @@ std::vector<ConfigKey> build_keys() {
   add<I>(k, KEY(model.checkpointed_layers), -1,
          "With gradient_checkpointing, recompute only the first N layers, keeping the others' activations (-1: all).",
          at_least<I>(-1));
+  add<bool>(k, KEY(model.recompute_on_oom), true,
+            "meta-train: a step that runs out of memory is retried with half as many layers keeping their "
+            "activations (down to none) instead of ending the run; the results are the same, the new policy is "
+            "logged and kept for the rest of the run.");
   add<bool>(k, KEY(model.random_weights), false,
             "Random base weights of config.json's shape instead of the checkpoint's (benchmarks only: the folder "
             "then needs only config.json and tokenizer.json).");

@@ -34,6 +34,7 @@ struct ModelConfig {
   ModelDType dtype = ModelDType::auto_;
   bool gradient_checkpointing = false;
   std::int64_t checkpointed_layers = -1;  // with gradient_checkpointing: the first N layers only (-1: all)
+  bool recompute_on_oom = true;  // meta-train: a step that runs out of memory is retried with more layers recomputed
   bool random_weights = false;  // benchmarks: random base weights of config.json's shape, no checkpoint read
   bool tf32 = true;             // GPU: float32 matrix products on TF32 tensor cores (util/float32_products.h)
   bool cuda_kernels = true;     // GPU: abmll's own kernels where they apply (util/cuda_kernels.h)

@@ -30,7 +30,9 @@
 #include "meta/task_noise.h"
 #include "model/decoder.h"
 #include "model/peft_adapter.h"
+#include "model/recompute_policy.h"
 #include "text/tokenizer.h"
+#include "util/cached_memory.h"
 #include "util/device.h"
 #include "util/error.h"
 #include "util/interrupt.h"
@@ -52,7 +54,8 @@ nlohmann::json training_keys(nlohmann::json config) {
     for (const char* key : {"log_every", "checkpoint_every", "device", "dist_timeout_s"}) config["run"].erase(key);
   }
   if (config.contains("model") && config["model"].is_object()) {
-    for (const char* key : {"gradient_checkpointing", "checkpointed_layers"}) config["model"].erase(key);
+    for (const char* key : {"gradient_checkpointing", "checkpointed_layers", "recompute_on_oom"})
+      config["model"].erase(key);
   }
   return config;
 }
@@ -231,44 +234,75 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
       }
     }
     const auto step_start = std::chrono::steady_clock::now();
-    // Step s's tasks, episodes and noise depend on (seed, s) only.
-    Rng task_rng = Rng::stream(seed, fmt::format("tasks/{}", step));
-    std::vector<TokenizedEpisode> episodes;
-    const auto picked = task_rng.sample(tasks.train.size(), static_cast<std::size_t>(per_batch));
-    for (std::int64_t position = slice.begin; position < slice.begin + slice.count; ++position) {
-      const data::Task& task = tasks.train[picked[position]];
-      data::EpisodeOptions o = episode_options;
-      const data::EpisodeSplits splits = data::episode_splits(task, /*held_out=*/false);
-      o.support_split = splits.support;
-      o.query_split = splits.query;
-      Rng rng = data::episode_rng(seed, task.name, step);
-      episodes.push_back(episode_sampler.sample(task, o, rng));
-    }
-    EpisodeNll nll(decoder, experiment.lora, std::move(episodes), scoring);
-    MetaBatchGradient g;
-    try {
-      g = learner->meta_gradient([&nll](model::LinearAdapter& a, int64_t s, Split split) { return nll(a, s, split); },
-                                 slice.count, step_noise(seed, step, slice.begin, slice.count));
-    } catch (const std::exception& e) {
-      if (!is_out_of_memory(e)) throw;
-      // Nothing of this step was applied: theta and AdamW hold the state after the previous step.
-      std::string saved;
-      if (world == 1 && step > result.first_step) {
-        save_at(step);
-        saved = fmt::format(" The state after step {} is saved in {}: --resume with more recomputation continues the "
-                            "run exactly.",
-                            step, result.checkpoint.string());
+    // Step s's tasks, episodes and noise depend on (seed, s) only, so a retried step computes what its first try
+    // would have.
+    auto step_episodes = [&] {
+      Rng task_rng = Rng::stream(seed, fmt::format("tasks/{}", step));
+      std::vector<TokenizedEpisode> episodes;
+      const auto picked = task_rng.sample(tasks.train.size(), static_cast<std::size_t>(per_batch));
+      for (std::int64_t position = slice.begin; position < slice.begin + slice.count; ++position) {
+        const data::Task& task = tasks.train[picked[position]];
+        data::EpisodeOptions o = episode_options;
+        const data::EpisodeSplits splits = data::episode_splits(task, /*held_out=*/false);
+        o.support_split = splits.support;
+        o.query_split = splits.query;
+        Rng rng = data::episode_rng(seed, task.name, step);
+        episodes.push_back(episode_sampler.sample(task, o, rng));
       }
-      std::string why = message_of(e);
-      if (why.empty() || why.back() != '.') why += '.';
-      throw Error(fmt::format("out of memory in step {} on {}: {}{} Less memory per step: recompute more layers in "
-                              "backward (model.gradient_checkpointing: true, model.checkpointed_layers larger or -1 "
-                              "for all), or fewer rows or tokens per forward (outer.tasks_per_batch, data.shots, "
-                              "data.query_size, inner.samples, model.max_length: a new run); `--profile-step {} "
-                              "--profile-memory` shows what holds memory at the peak",
-                              step + 1, device.name, why, saved, step + 1));
+      return episodes;
+    };
+    std::optional<EpisodeNll> nll;
+    MetaBatchGradient g;
+    for (;;) {
+      nll.emplace(decoder, experiment.lora, step_episodes(), scoring);
+      try {
+        g = learner->meta_gradient(
+            [&nll](model::LinearAdapter& a, int64_t s, Split split) { return (*nll)(a, s, split); }, slice.count,
+            step_noise(seed, step, slice.begin, slice.count));
+        break;
+      } catch (const std::exception& e) {
+        if (!is_out_of_memory(e)) throw;
+        // Nothing of this step was applied: theta and AdamW hold the state after the previous step.
+        const std::int64_t layers = decoder.config().num_layers;
+        const std::int64_t kept = model::layers_keeping_activations(scoring.forward, layers);
+        const auto more = config.model.recompute_on_oom ? model::with_more_recomputation(scoring.forward, layers)
+                                                        : std::nullopt;
+        if (more) {
+          log::warn("step {} ran out of memory on {} with {} of {} layers keeping their activations; retrying it "
+                    "with {} keeping them (model.gradient_checkpointing: true, model.checkpointed_layers: {}): the "
+                    "same results, more recomputation; set these to start there",
+                    step + 1, device.name, kept, layers, model::layers_keeping_activations(*more, layers),
+                    more->checkpointed_layers);
+          scoring.forward = *more;
+          nll.reset();
+          release_cached_memory(device.name);
+          continue;
+        }
+        std::string saved;
+        if (world == 1 && step > result.first_step) {
+          save_at(step);
+          saved = fmt::format(" The state after step {} is saved in {}: --resume with more recomputation continues "
+                              "the run exactly.",
+                              step, result.checkpoint.string());
+        }
+        std::string why = message_of(e);
+        if (why.empty() || why.back() != '.') why += '.';
+        const std::string policy =
+            kept == 0 ? "every layer recomputed in backward"
+                      : fmt::format("{} of {} layers keeping their activations", kept, layers);
+        const std::string remedy =
+            kept == 0 || scoring.forward.double_backward
+                ? ""
+                : "recompute more layers in backward (model.gradient_checkpointing: true, model.checkpointed_layers "
+                  "larger or -1 for all), or ";
+        throw Error(fmt::format("out of memory in step {} on {} with {}: {}{} Less memory per step: {}fewer rows or "
+                                "tokens per forward (outer.tasks_per_batch, data.shots, data.query_size, "
+                                "inner.samples, model.max_length: a new run); `--profile-step {} --profile-memory` "
+                                "shows what holds memory at the peak",
+                                step + 1, device.name, policy, why, saved, remedy, step + 1));
+      }
     }
-    std::int64_t step_tokens = nll.tokens_processed();
+    std::int64_t step_tokens = nll->tokens_processed();
     int signal = interrupt_signal();
     double sync_seconds = 0;  // in the step's collectives: communication plus waiting for the slowest rank
     if (run.group) {
@@ -282,7 +316,7 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
     if (step + 1 == run.trace_step) {
       std::vector<std::uint64_t> noise_seeds;
       for (std::int64_t p = 0; p < per_batch; ++p) noise_seeds.push_back(task_noise_seed(seed, step, p));
-      write_trace(run.run_dir / fmt::format("trace-step-{}.safetensors", step + 1), step + 1, *learner, g, nll,
+      write_trace(run.run_dir / fmt::format("trace-step-{}.safetensors", step + 1), step + 1, *learner, g, *nll,
                   noise_seeds);
     }
     const double grad_norm = clip_global_norm(g.grads, config.outer.grad_clip);

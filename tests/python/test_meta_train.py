@@ -143,15 +143,22 @@ def test_resume_with_other_recomputation_continues_exactly(full_run, workspace, 
 
 
 def test_out_of_memory_is_reported_with_what_to_change(workspace, run_abmll, tmp_path):
-    """A step that cannot allocate (here: ten billion Monte Carlo samples per task) ends the run with exit code 1 and
-    one plain message naming the step, the device and the settings that lower memory; no C++ backtrace."""
+    """A step that cannot allocate under any recomputation policy (here: ten billion Monte Carlo samples per task)
+    is retried with half as many layers keeping their activations, down to none, then ends the run with exit code 1
+    and one plain message naming the step, the device, the policy and the settings that lower memory; no C++
+    backtrace."""
     result = run_abmll("meta-train", "--config", workspace["config"], "--out", tmp_path / "oom", "--set",
                        "inner.samples=10000000000")
     assert result.returncode == 1, result.stderr
+    assert "step 1 ran out of memory on cpu with 2 of 2 layers keeping their activations; retrying it with 1 " \
+           "keeping them (model.gradient_checkpointing: true, model.checkpointed_layers: 1)" in result.stderr
+    assert "with 1 of 2 layers keeping their activations; retrying it with 0 keeping them (" \
+           "model.gradient_checkpointing: true, model.checkpointed_layers: -1)" in result.stderr
     message = result.stderr.strip().splitlines()[-1]
-    assert "error: out of memory in step 1 on cpu" in message
+    assert "error: out of memory in step 1 on cpu with every layer recomputed in backward" in message
     assert "can't allocate memory" in message
-    assert "model.checkpointed_layers" in message and "--profile-memory" in message
+    assert "inner.samples" in message and "--profile-memory" in message
+    assert "model.checkpointed_layers larger" not in message  # nothing left to recompute
     assert "frame #" not in result.stderr and "Exception raised from" not in result.stderr
 
 

@@ -1,0 +1,116 @@
+"""A meta-training step that runs out of memory is retried with more layers recomputed in backward
+(model.recompute_on_oom) and gives the results of a run that recomputed them from the start. The shortage is real:
+the process's address space is capped (RLIMIT_AS) between the peak of a run that recomputes every layer and the peak
+of one that keeps every layer's activations, both measured here first, so LibTorch's allocator itself refuses."""
+import json
+import pathlib
+import random
+import resource
+import subprocess
+import time
+
+import pytest
+
+from make_model_fixtures import write_byte_tokenizer
+
+LOSS_FIELDS = ["step", "outer_loss", "query_nll", "kl", "hyperprior", "support_nll_first", "support_nll_last",
+               "grad_norm", "lr"]
+LAYERS = 4
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """A 4-layer Llama of random weights (model.random_weights) wide and long enough that a layer's activations are
+    tens of MB, and tasks of 250-byte inputs (byte-level tokens)."""
+    root = tmp_path_factory.mktemp("recompute_on_oom")
+    model = root / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_act": "silu", "rms_norm_eps": 1e-5,
+        "hidden_size": 256, "intermediate_size": 688, "num_hidden_layers": LAYERS, "num_attention_heads": 8,
+        "num_key_value_heads": 4, "vocab_size": 256, "max_position_embeddings": 512, "rope_theta": 10000.0,
+        "tie_word_embeddings": False, "torch_dtype": "float32"}))
+    write_byte_tokenizer(model)
+    data = root / "tasks"
+    data.mkdir()
+    rng = random.Random(0)
+    names = [f"long{t}" for t in range(5)]
+    for name in names:
+        rows = [{"input": " ".join(rng.choice("abcdefgh") for _ in range(125)), "output": rng.choice(["yes", "no"])}
+                for _ in range(40)]
+        (data / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (data / "partition.json").write_text(json.dumps({"train": names[:4], "dev": [], "test": names[4:]}))
+    config = root / "config.yaml"
+    config.write_text(f"""
+method: abmll
+run: {{seed: 5, device: cpu, checkpoint_every: 0}}
+model: {{path: {json.dumps(str(model))}, max_length: 256, random_weights: true}}
+lora: {{rank: 4, alpha: 8, targets: [q_proj, v_proj]}}
+data: {{format: jsonl, path: {json.dumps(str(data))}, partition: {json.dumps(str(data / "partition.json"))},
+        shots: 8, query_size: 8}}
+inner: {{steps: 1, lr: 0.01, samples: 1}}
+outer: {{steps: 2, tasks_per_batch: 4, lr: 0.001, warmup_steps: 1}}
+""")
+    return {"root": root, "config": config}
+
+
+def run_meta_train(abmll_bin, config, out, settings, address_space_mb=None):
+    """meta-train for 2 steps with `settings` (--set); returns (returncode, stderr, peak address space in MB),
+    the peak read from /proc while it runs (VmPeak, the kernel's high-water mark)."""
+    cmd = [abmll_bin, "meta-train", "--config", str(config), "--out", str(out)]
+    for item in settings:
+        cmd += ["--set", item]
+
+    def cap():
+        limit = address_space_mb << 20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+                            preexec_fn=cap if address_space_mb else None)
+    peak_kb = 0
+    status = pathlib.Path(f"/proc/{proc.pid}/status")
+    deadline = time.time() + 600
+    while proc.poll() is None and time.time() < deadline:
+        try:
+            for line in status.read_text().splitlines():
+                if line.startswith("VmPeak:"):
+                    peak_kb = max(peak_kb, int(line.split()[1]))
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.005)
+    _, stderr = proc.communicate(timeout=60)
+    return proc.returncode, stderr, peak_kb // 1024
+
+
+def losses(out):
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return [{k: line[k] for k in LOSS_FIELDS} for line in lines]
+
+
+def test_step_out_of_memory_is_retried_with_more_recomputation(workspace, abmll_bin):
+    root, config = workspace["root"], workspace["config"]
+    rc, err, peak_recomputed = run_meta_train(abmll_bin, config, root / "recomputed",
+                                              ["model.gradient_checkpointing=true"])
+    assert rc == 0, err
+    rc, err, peak_kept = run_meta_train(abmll_bin, config, root / "kept", ["model.gradient_checkpointing=false"])
+    assert rc == 0, err
+    # The shape is chosen so that keeping every layer's activations costs well over 100 MB more.
+    assert peak_kept - peak_recomputed > 150, (peak_recomputed, peak_kept)
+    assert losses(root / "kept") == losses(root / "recomputed")
+    limit = (peak_recomputed + peak_kept) // 2
+
+    rc, err, _ = run_meta_train(abmll_bin, config, root / "capped", ["model.gradient_checkpointing=false"], limit)
+    assert rc == 0, err
+    assert f"step 1 ran out of memory on cpu with {LAYERS} of {LAYERS} layers keeping their activations" in err
+    assert "model.checkpointed_layers" in err
+    assert losses(root / "capped") == losses(root / "recomputed")
+
+    rc, err, _ = run_meta_train(abmll_bin, config, root / "refused",
+                                ["model.gradient_checkpointing=false", "model.recompute_on_oom=false"], limit)
+    assert rc == 1, err
+    message = err.strip().splitlines()[-1]
+    assert (f"error: out of memory in step 1 on cpu with {LAYERS} of {LAYERS} layers keeping their activations"
+            in message)
+    assert "model.checkpointed_layers larger or -1 for all" in message
+    assert "ran out of memory" not in err and "Traceback" not in err
