@@ -9,6 +9,7 @@
 #include "meta/checkpoint.h"
 #include "meta/episode_nll.h"
 #include "meta/point_methods.h"
+#include "meta/recompute_retry.h"
 #include "meta/run_setup.h"
 #include "model/peft_adapter.h"
 #include "util/device.h"
@@ -19,34 +20,57 @@
 
 namespace abmll::meta {
 
+namespace {
+
+// adapt(nll) with nll the episode's NLL, whose forwards recompute layers as `recompute` says; retried with more
+// recomputation when it runs out of memory (model.recompute_on_oom).
+template <class Adapt>
+auto on_episode(const ExperimentConfig& config, const LoadedExperiment& experiment, const data::Episode& episode,
+                model::ForwardOptions& recompute, Adapt&& adapt) {
+  const TokenizedEpisode tokens = tokenize_episode(episode, experiment.tokenizer);
+  return retry_with_more_recomputation(recompute, experiment.decoder.config().num_layers,
+                                       experiment.decoder.device().str(), config.model.recompute_on_oom,
+                                       fmt::format("task {}'s adaptation", episode.task), [&] {
+                                         model::ScoringOptions scoring;
+                                         scoring.forward = recompute;
+                                         EpisodeNll nll(experiment.decoder, experiment.lora, {tokens}, scoring);
+                                         return adapt(nll);
+                                       });
+}
+
+}  // namespace
+
 LoraPosterior infer_task_posterior(const ExperimentConfig& config, const LoadedExperiment& experiment,
                                    const LoraPosterior& theta, const data::Episode& episode,
-                                   std::vector<double>& support_nll) {
+                                   std::vector<double>& support_nll, model::ForwardOptions& recompute) {
   const auto seed = static_cast<std::uint64_t>(config.run.seed);
-  EpisodeNll nll(experiment.decoder, experiment.lora, {tokenize_episode(episode, experiment.tokenizer)});
   const InnerLoop inner{config.inner.eval_steps, config.inner.lr, config.inner.optimizer,
                         config.inner.first_step_nll_only, config.inner.samples, config.outer.beta};
-  const TaskNoise noise = noise_from_seeds({Rng::stream(seed, "adapt/" + episode.task).next_u64()});
-  auto nll_fn = [&nll](model::LinearAdapter& a, int64_t s, Split split) { return nll(a, s, split); };
-  std::vector<at::Tensor> before;
-  LoraPosterior phi = infer_posteriors(theta, 1, nll_fn, inner, false, noise, &before);
-  const at::NoGradGuard no_grad;
-  before.push_back(nll(phi.means(), 1, Split::support).mean());
-  support_nll = read_scalars(before);
-  return phi;
+  return on_episode(config, experiment, episode, recompute, [&](EpisodeNll& nll) {
+    const TaskNoise noise = noise_from_seeds({Rng::stream(seed, "adapt/" + episode.task).next_u64()});
+    auto nll_fn = [&nll](model::LinearAdapter& a, int64_t s, Split split) { return nll(a, s, split); };
+    std::vector<at::Tensor> before;
+    LoraPosterior phi = infer_posteriors(theta, 1, nll_fn, inner, false, noise, &before);
+    const at::NoGradGuard no_grad;
+    before.push_back(nll(phi.means(), 1, Split::support).mean());
+    support_nll = read_scalars(before);
+    return phi;
+  });
 }
 
 PointLora adapt_task_lora(const ExperimentConfig& config, const LoadedExperiment& experiment, const PointLora& init,
-                          const data::Episode& episode, std::vector<double>& support_nll) {
-  EpisodeNll nll(experiment.decoder, experiment.lora, {tokenize_episode(episode, experiment.tokenizer)});
-  auto nll_fn = [&nll](model::LinearAdapter& a, int64_t s, Split split) { return nll(a, s, split); };
-  std::vector<at::Tensor> before;
-  const PointLora adapted =
-      adapt_point_lora(init, 1, nll_fn, {config.inner.eval_steps, config.inner.lr, config.inner.optimizer}, &before);
-  const at::NoGradGuard no_grad;
-  before.push_back(nll(adapted.factors(1), 1, Split::support).mean());
-  support_nll = read_scalars(before);
-  return adapted;
+                          const data::Episode& episode, std::vector<double>& support_nll,
+                          model::ForwardOptions& recompute) {
+  return on_episode(config, experiment, episode, recompute, [&](EpisodeNll& nll) {
+    auto nll_fn = [&nll](model::LinearAdapter& a, int64_t s, Split split) { return nll(a, s, split); };
+    std::vector<at::Tensor> before;
+    PointLora adapted = adapt_point_lora(init, 1, nll_fn,
+                                         {config.inner.eval_steps, config.inner.lr, config.inner.optimizer}, &before);
+    const at::NoGradGuard no_grad;
+    before.push_back(nll(adapted.factors(1), 1, Split::support).mean());
+    support_nll = read_scalars(before);
+    return adapted;
+  });
 }
 
 AdaptResult adapt_task(const ExperimentConfig& config, const AdaptRun& run) {
@@ -84,10 +108,11 @@ AdaptResult adapt_task(const ExperimentConfig& config, const AdaptRun& run) {
   io::NamedTensors tensors;
   std::map<model::LinearSite, model::LoraFactors> exported;
   std::string family = "none (a LoRA point estimate)";
+  model::ForwardOptions recompute = recompute_policy(config.model);
   if (bayesian) {
     LoraPosterior theta = initial_theta(config, experiment);
     load_theta(checkpoint, theta);
-    const LoraPosterior phi = infer_task_posterior(config, experiment, theta, episode, result.support_nll);
+    const LoraPosterior phi = infer_task_posterior(config, experiment, theta, episode, result.support_nll, recompute);
     const auto names = parameter_names(phi);
     const auto params = phi.tensors();
     for (size_t i = 0; i < names.size(); ++i) tensors.emplace_back("phi." + names[i], params[i].detach()[0]);
@@ -96,7 +121,7 @@ AdaptResult adapt_task(const ExperimentConfig& config, const AdaptRun& run) {
   } else {
     const PointLora init = initial_point_lora(config, experiment);
     load_parameters(checkpoint, config.method, init.names(), init.tensors());
-    const PointLora adapted = adapt_task_lora(config, experiment, init, episode, result.support_nll);
+    const PointLora adapted = adapt_task_lora(config, experiment, init, episode, result.support_nll, recompute);
     const auto names = adapted.names();
     const auto params = adapted.tensors();
     for (size_t i = 0; i < names.size(); ++i) tensors.emplace_back("phi." + names[i], params[i].detach()[0]);

@@ -33,15 +33,18 @@ AdaptResult adapt_task(const ExperimentConfig& config, const AdaptRun& run);
 
 // A task's posterior phi (one group) from theta by K = inner.eval_steps inner steps on the episode's support set,
 // with the task's own noise stream: what `adapt` writes and what `evaluate` scores with. `support_nll` receives
-// the mean support NLL before each step and, last, under the posterior mean.
+// the mean support NLL before each step and, last, under the posterior mean. The inner steps recompute layers in
+// backward as `recompute` says (recompute_policy); when they run out of memory with model.recompute_on_oom, they are
+// retried with more recomputation, and `recompute` keeps that policy for the tasks that follow.
 LoraPosterior infer_task_posterior(const ExperimentConfig& config, const LoadedExperiment& experiment,
                                    const LoraPosterior& theta, const data::Episode& episode,
-                                   std::vector<double>& support_nll);
+                                   std::vector<double>& support_nll, model::ForwardOptions& recompute);
 
 // The point-estimate methods' counterpart (lora, fomaml, reptile): the task's LoRA after inner.eval_steps steps
 // (inner.lr, inner.optimizer) on the support NLL from the learned initialisation `init`. `support_nll` receives
-// the mean support NLL before each step and, last, after the final one.
+// the mean support NLL before each step and, last, after the final one. `recompute` as for infer_task_posterior.
 PointLora adapt_task_lora(const ExperimentConfig& config, const LoadedExperiment& experiment, const PointLora& init,
-                          const data::Episode& episode, std::vector<double>& support_nll);
+                          const data::Episode& episode, std::vector<double>& support_nll,
+                          model::ForwardOptions& recompute);
 
 }  // namespace abmll::meta

@@ -82,6 +82,7 @@ EvaluateResult evaluate(const ExperimentConfig& config, const EvaluateRun& run) 
   eval::OptionScoringOptions scoring;
   scoring.length_normalize = config.eval.length_normalize;
   scoring.share_prompt = config.eval.share_prompt;
+  model::ForwardOptions recompute = recompute_policy(config.model);  // of the adaptations' inner steps
 
   std::vector<eval::TaskResult> tasks;
   double scoring_seconds = 0;
@@ -108,7 +109,7 @@ EvaluateResult evaluate(const ExperimentConfig& config, const EvaluateRun& run) 
     std::unique_ptr<model::LinearAdapter> adapter;
     if (theta) {
       std::vector<double> support_nll;
-      const LoraPosterior phi = infer_task_posterior(config, experiment, *theta, episode, support_nll);
+      const LoraPosterior phi = infer_task_posterior(config, experiment, *theta, episode, support_nll, recompute);
       result.extra["support_nll"] = support_nll;
       // Groups = posterior samples of this task (or one group: the posterior mean).
       const at::NoGradGuard no_grad;
@@ -117,7 +118,7 @@ EvaluateResult evaluate(const ExperimentConfig& config, const EvaluateRun& run) 
       adapter = samples > 0 ? phi.sample(samples, draws) : std::make_unique<model::BatchedLora>(phi.mean_adapter());
     } else if (lora_init) {
       std::vector<double> support_nll;
-      const PointLora adapted = adapt_task_lora(config, experiment, *lora_init, episode, support_nll);
+      const PointLora adapted = adapt_task_lora(config, experiment, *lora_init, episode, support_nll, recompute);
       result.extra["support_nll"] = support_nll;
       const at::NoGradGuard no_grad;
       auto lora = std::make_unique<model::BatchedLora>(experiment.lora, 1);

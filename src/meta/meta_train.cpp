@@ -27,12 +27,11 @@
 #include "meta/factor_gaussian.h"
 #include "meta/lr_schedule.h"
 #include "meta/run_setup.h"
+#include "meta/recompute_retry.h"
 #include "meta/task_noise.h"
 #include "model/decoder.h"
 #include "model/peft_adapter.h"
-#include "model/recompute_policy.h"
 #include "text/tokenizer.h"
-#include "util/cached_memory.h"
 #include "util/device.h"
 #include "util/error.h"
 #include "util/interrupt.h"
@@ -211,8 +210,7 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
   episode_options.tokenizer = &tokenizer;
   episode_options.max_length = config.model.max_length;
   model::ScoringOptions scoring;
-  scoring.forward.checkpoint_layers = config.model.gradient_checkpointing;
-  scoring.forward.checkpointed_layers = config.model.checkpointed_layers;
+  scoring.forward = recompute_policy(config.model);
   scoring.forward.double_backward = learner->second_order();  // the inner steps' backward is differentiated again
 
   TokenizedEpisodeSampler episode_sampler(tokenizer);
@@ -253,54 +251,34 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
     };
     std::optional<EpisodeNll> nll;
     MetaBatchGradient g;
-    for (;;) {
-      nll.emplace(decoder, experiment.lora, step_episodes(), scoring);
-      try {
-        g = learner->meta_gradient(
-            [&nll](model::LinearAdapter& a, int64_t s, Split split) { return (*nll)(a, s, split); }, slice.count,
-            step_noise(seed, step, slice.begin, slice.count));
-        break;
-      } catch (const std::exception& e) {
-        if (!is_out_of_memory(e)) throw;
-        // Nothing of this step was applied: theta and AdamW hold the state after the previous step.
-        const std::int64_t layers = decoder.config().num_layers;
-        const std::int64_t kept = model::layers_keeping_activations(scoring.forward, layers);
-        const auto more = config.model.recompute_on_oom ? model::with_more_recomputation(scoring.forward, layers)
-                                                        : std::nullopt;
-        if (more) {
-          log::warn("step {} ran out of memory on {} with {} of {} layers keeping their activations; retrying it "
-                    "with {} keeping them (model.gradient_checkpointing: true, model.checkpointed_layers: {}): the "
-                    "same results, more recomputation; set these to start there",
-                    step + 1, device.name, kept, layers, model::layers_keeping_activations(*more, layers),
-                    more->checkpointed_layers);
-          scoring.forward = *more;
-          nll.reset();
-          release_cached_memory(device.name);
-          continue;
-        }
-        std::string saved;
-        if (world == 1 && step > result.first_step) {
-          save_at(step);
-          saved = fmt::format(" The state after step {} is saved in {}: --resume with more recomputation continues "
-                              "the run exactly.",
-                              step, result.checkpoint.string());
-        }
-        std::string why = message_of(e);
-        if (why.empty() || why.back() != '.') why += '.';
-        const std::string policy =
-            kept == 0 ? "every layer recomputed in backward"
-                      : fmt::format("{} of {} layers keeping their activations", kept, layers);
-        const std::string remedy =
-            kept == 0 || scoring.forward.double_backward
-                ? ""
-                : "recompute more layers in backward (model.gradient_checkpointing: true, model.checkpointed_layers "
-                  "larger or -1 for all), or ";
-        throw Error(fmt::format("out of memory in step {} on {} with {}: {}{} Less memory per step: {}fewer rows or "
-                                "tokens per forward (outer.tasks_per_batch, data.shots, data.query_size, "
-                                "inner.samples, model.max_length: a new run); `--profile-step {} --profile-memory` "
-                                "shows what holds memory at the peak",
-                                step + 1, device.name, policy, why, saved, remedy, step + 1));
+    try {
+      g = retry_with_more_recomputation(
+          scoring.forward, decoder.config().num_layers, device.name, config.model.recompute_on_oom,
+          fmt::format("step {}", step + 1), [&] {
+            nll.emplace(decoder, experiment.lora, step_episodes(), scoring);
+            return learner->meta_gradient(
+                [&nll](model::LinearAdapter& a, int64_t s, Split split) { return (*nll)(a, s, split); }, slice.count,
+                step_noise(seed, step, slice.begin, slice.count));
+          });
+    } catch (const std::exception& e) {
+      if (!is_out_of_memory(e)) throw;
+      // Nothing of this step was applied: theta and AdamW hold the state after the previous step.
+      std::string saved;
+      if (world == 1 && step > result.first_step) {
+        save_at(step);
+        saved = fmt::format(" The state after step {} is saved in {}: --resume continues the run exactly (with "
+                            "more recomputation, or on a device with more memory).",
+                            step, result.checkpoint.string());
       }
+      std::string why = message_of(e);
+      if (why.empty() || why.back() != '.') why += '.';
+      throw Error(fmt::format("out of memory in step {} on {} with {}: {}{} Less memory per step: {}fewer rows or "
+                              "tokens per forward (outer.tasks_per_batch, data.shots, data.query_size, inner.samples, "
+                              "model.max_length: a new run); `--profile-step {} --profile-memory` shows what holds "
+                              "memory at the peak",
+                              step + 1, device.name,
+                              model::describe_policy(scoring.forward, decoder.config().num_layers), why, saved,
+                              more_recomputation_hint(scoring.forward, decoder.config().num_layers), step + 1));
     }
     std::int64_t step_tokens = nll->tokens_processed();
     int signal = interrupt_signal();

@@ -15,6 +15,13 @@
 
 namespace abmll::meta {
 
+model::ForwardOptions recompute_policy(const ModelConfig& config) {
+  model::ForwardOptions options;
+  options.checkpoint_layers = config.gradient_checkpointing;
+  options.checkpointed_layers = config.checkpointed_layers;
+  return options;
+}
+
 model::LoraSettings lora_settings(const LoraConfig& config) {
   model::LoraSettings s;
   s.rank = config.rank;

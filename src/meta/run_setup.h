@@ -22,6 +22,10 @@ model::LoraSettings lora_settings(const LoraConfig& config);
 // The base weights' dtype: model.dtype, with `auto` meaning float32 on the CPU and bfloat16 on a GPU.
 std::optional<at::ScalarType> base_dtype(ModelDType dtype, const std::string& device);
 
+// Which layers recompute their activations in backward: model.gradient_checkpointing and model.checkpointed_layers
+// (meta-train's steps, and the inner steps of adapt and evaluate).
+model::ForwardOptions recompute_policy(const ModelConfig& config);
+
 // How the data files are read, from the data config.
 data::ReaderOptions reader_options(const DataConfig& config);
 

@@ -1,5 +1,7 @@
 #include "model/recompute_policy.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 
 namespace abmll::model {
@@ -8,6 +10,12 @@ int64_t layers_keeping_activations(const ForwardOptions& options, int64_t layers
   if (!options.checkpoint_layers || options.double_backward) return layers;
   if (options.checkpointed_layers < 0) return 0;
   return layers - std::min(options.checkpointed_layers, layers);
+}
+
+std::string describe_policy(const ForwardOptions& options, int64_t layers) {
+  const int64_t kept = layers_keeping_activations(options, layers);
+  if (kept == 0) return "every layer recomputed in backward";
+  return fmt::format("{} of {} layers keeping their activations", kept, layers);
 }
 
 std::optional<ForwardOptions> with_more_recomputation(const ForwardOptions& options, int64_t layers) {

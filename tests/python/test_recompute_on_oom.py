@@ -1,7 +1,7 @@
-"""A meta-training step that runs out of memory is retried with more layers recomputed in backward
-(model.recompute_on_oom) and gives the results of a run that recomputed them from the start. The shortage is real:
-the process's address space is capped (RLIMIT_AS) between the peak of a run that recomputes every layer and the peak
-of one that keeps every layer's activations, both measured here first, so LibTorch's allocator itself refuses."""
+"""A meta-training step or a task's adaptation that runs out of memory is retried with more layers recomputed in
+backward (model.recompute_on_oom) and gives the results of a run that recomputed them from the start. The shortage is
+real: the process's address space is capped (RLIMIT_AS) between the peak of a run that recomputes every layer and the
+peak of one that keeps every layer's activations, both measured here first, so LibTorch's allocator itself refuses."""
 import json
 import pathlib
 import random
@@ -10,6 +10,8 @@ import subprocess
 import time
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from make_model_fixtures import write_byte_tokenizer
 
@@ -20,15 +22,15 @@ LAYERS = 4
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
-    """A 4-layer Llama of random weights (model.random_weights) wide and long enough that a layer's activations are
-    tens of MB, and tasks of 250-byte inputs (byte-level tokens)."""
+    """A 4-layer Llama of random weights (model.random_weights) whose layers' activations are large for their
+    compute (hidden size 32, MLP width 8192), and tasks of 250-byte inputs (byte-level tokens)."""
     root = tmp_path_factory.mktemp("recompute_on_oom")
     model = root / "model"
     model.mkdir()
     (model / "config.json").write_text(json.dumps({
         "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_act": "silu", "rms_norm_eps": 1e-5,
-        "hidden_size": 256, "intermediate_size": 688, "num_hidden_layers": LAYERS, "num_attention_heads": 8,
-        "num_key_value_heads": 4, "vocab_size": 256, "max_position_embeddings": 512, "rope_theta": 10000.0,
+        "hidden_size": 32, "intermediate_size": 8192, "num_hidden_layers": LAYERS, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "vocab_size": 256, "max_position_embeddings": 512, "rope_theta": 10000.0,
         "tie_word_embeddings": False, "torch_dtype": "float32"}))
     write_byte_tokenizer(model)
     data = root / "tasks"
@@ -49,24 +51,21 @@ lora: {{rank: 4, alpha: 8, targets: [q_proj, v_proj]}}
 data: {{format: jsonl, path: {json.dumps(str(data))}, partition: {json.dumps(str(data / "partition.json"))},
         shots: 8, query_size: 8}}
 inner: {{steps: 1, lr: 0.01, samples: 1}}
-outer: {{steps: 2, tasks_per_batch: 4, lr: 0.001, warmup_steps: 1}}
+outer: {{steps: 2, tasks_per_batch: 2, lr: 0.001, warmup_steps: 1}}
 """)
     return {"root": root, "config": config}
 
 
-def run_meta_train(abmll_bin, config, out, settings, address_space_mb=None):
-    """meta-train for 2 steps with `settings` (--set); returns (returncode, stderr, peak address space in MB),
-    the peak read from /proc while it runs (VmPeak, the kernel's high-water mark)."""
-    cmd = [abmll_bin, "meta-train", "--config", str(config), "--out", str(out)]
-    for item in settings:
-        cmd += ["--set", item]
+def run(abmll_bin, args, address_space_mb=None):
+    """abmll with `args`; returns (returncode, stderr, peak address space in MB), the peak read from /proc while it
+    runs (VmPeak, the kernel's high-water mark)."""
 
     def cap():
         limit = address_space_mb << 20
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+    proc = subprocess.Popen([abmll_bin, *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, env={"OMP_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "1", "PATH": "/usr/bin:/bin"},
                             preexec_fn=cap if address_space_mb else None)
     peak_kb = 0
     status = pathlib.Path(f"/proc/{proc.pid}/status")
@@ -83,20 +82,34 @@ def run_meta_train(abmll_bin, config, out, settings, address_space_mb=None):
     return proc.returncode, stderr, peak_kb // 1024
 
 
+def run_meta_train(abmll_bin, config, out, settings, address_space_mb=None):
+    """meta-train for 2 steps with `settings` (--set)."""
+    return run(abmll_bin, ["meta-train", "--config", config, "--out", out, *sum((["--set", s] for s in settings), [])],
+               address_space_mb)
+
+
 def losses(out):
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     return [{k: line[k] for k in LOSS_FIELDS} for line in lines]
 
 
-def test_step_out_of_memory_is_retried_with_more_recomputation(workspace, abmll_bin):
-    root, config = workspace["root"], workspace["config"]
-    rc, err, peak_recomputed = run_meta_train(abmll_bin, config, root / "recomputed",
-                                              ["model.gradient_checkpointing=true"])
+@pytest.fixture(scope="module")
+def trained(workspace, abmll_bin):
+    """A 2-step meta-training run that recomputes every layer, and its peak address space in MB."""
+    out = workspace["root"] / "recomputed"
+    rc, err, peak = run_meta_train(abmll_bin, workspace["config"], out, ["model.gradient_checkpointing=true"])
     assert rc == 0, err
+    return out, peak
+
+
+def test_step_out_of_memory_is_retried_with_more_recomputation(workspace, trained, abmll_bin):
+    root, config = workspace["root"], workspace["config"]
+    _, peak_recomputed = trained
     rc, err, peak_kept = run_meta_train(abmll_bin, config, root / "kept", ["model.gradient_checkpointing=false"])
     assert rc == 0, err
-    # The shape is chosen so that keeping every layer's activations costs well over 100 MB more.
-    assert peak_kept - peak_recomputed > 150, (peak_recomputed, peak_kept)
+    # The shape (narrow, with a wide MLP) makes every layer's activations ~250 MB: far above the ~100 MB by which a
+    # process's peak address space varies with what started it.
+    assert peak_kept - peak_recomputed > 400, (peak_recomputed, peak_kept)
     assert losses(root / "kept") == losses(root / "recomputed")
     limit = (peak_recomputed + peak_kept) // 2
 
@@ -114,3 +127,29 @@ def test_step_out_of_memory_is_retried_with_more_recomputation(workspace, abmll_
             in message)
     assert "model.checkpointed_layers larger or -1 for all" in message
     assert "ran out of memory" not in err and "Traceback" not in err
+
+
+def test_adaptation_follows_the_policy_and_retries_out_of_memory(workspace, trained, abmll_bin):
+    """adapt (and evaluate, through the same function) runs its inner steps under the config's recomputation policy,
+    and retries an adaptation that runs out of memory with more of it, giving the same posterior."""
+    root, config = workspace["root"], workspace["config"]
+    checkpoint = trained[0] / "checkpoints/step-2.safetensors"
+
+    def adapt(out, checkpointing, address_space_mb=None):
+        return run(abmll_bin, ["adapt", "--config", config, "--checkpoint", checkpoint, "--task", "long4", "--out",
+                               root / out, "--set", "data.shots=16", "--set", "inner.eval_steps=1", "--set",
+                               f"model.gradient_checkpointing={checkpointing}"], address_space_mb)
+
+    rc, err, peak_recomputed = adapt("adapt-recomputed", "true")
+    assert rc == 0, err
+    rc, err, peak_kept = adapt("adapt-kept", "false")
+    assert rc == 0, err
+    assert peak_kept - peak_recomputed > 400, (peak_recomputed, peak_kept)  # the policy takes effect
+    rc, err, _ = adapt("adapt-capped", "false", (peak_recomputed + peak_kept) // 2)
+    assert rc == 0, err
+    assert (f"task long4's adaptation ran out of memory on cpu with {LAYERS} of {LAYERS} layers keeping their "
+            "activations; retrying it") in err
+    reference = load_file(str(root / "adapt-recomputed/phi.safetensors"))
+    for out in ("adapt-kept", "adapt-capped"):
+        phi = load_file(str(root / out / "phi.safetensors"))
+        assert phi.keys() == reference.keys() and all(torch.equal(phi[k], reference[k]) for k in phi), out
