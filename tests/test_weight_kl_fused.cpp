@@ -1,7 +1,7 @@
 // The fused weight-space KLs, the CPU loop (meta/weight_kl_cpu.h) and the CUDA kernels (cuda/weight_kl.cu), against
 // their reference, the tiled ATen implementation, on odd sizes, both scale forms, with and without entries at the
-// scale floor: value, floor hits and the gradients of all eight factors. The CUDA case runs on a machine with a GPU;
-// elsewhere it is reported as skipped.
+// scale floor: value, floor hits and the gradients of all eight factors, and of one side's four alone. The CUDA case
+// runs on a machine with a GPU; elsewhere it is reported as skipped.
 #include <catch2/catch.hpp>
 
 #include <ATen/ATen.h>
@@ -18,6 +18,10 @@ using abmll::WeightScale;
 namespace {
 
 bool have_gpu() { return weight_kl_cuda_built() && at::hasCUDA(); }
+
+WeightGaussianFactors detached(const WeightGaussianFactors& f) {
+  return {f.b_mu.detach(), f.a_mu.detach(), f.b_sigma.detach(), f.a_sigma.detach()};
+}
 
 // The automatic implementation (the fused one for float32 on `device`) against ATen's.
 void check_fused_against_aten(const at::Device& device) {
@@ -57,6 +61,21 @@ void check_fused_against_aten(const at::Device& device) {
           const double diff = (g_fused[i] - g_aten[i]).abs().max().item<double>();
           INFO("factor " << i << ": max abs diff " << diff << " (gradients up to " << scale << ")");
           CHECK(diff <= 1e-4 * std::max(1.0, scale));
+        }
+        // One side differentiated (a first-order inner step: q; the outer step's regulariser: p), the other
+        // side's GEMMs skipped: the same gradients to the bit.
+        for (const bool q_side : {true, false}) {
+          const WeightGaussianFactors qd = q_side ? q : detached(q), pd = q_side ? detached(p) : p;
+          const size_t first = q_side ? 0 : 4;
+          const std::vector<at::Tensor> side(inputs.begin() + first, inputs.begin() + first + 4);
+          for (const WeightKlBackend backend : {WeightKlBackend::automatic, WeightKlBackend::aten}) {
+            const auto g = torch::autograd::grad({weight_space_kl(qd, pd, form, 64, nullptr, backend)}, side);
+            const auto& both = backend == WeightKlBackend::aten ? g_aten : g_fused;
+            for (size_t i = 0; i < side.size(); ++i) {
+              INFO((q_side ? "q" : "p") << " only, factor " << i << (backend == WeightKlBackend::aten ? ", ATen" : ""));
+              CHECK(at::equal(g[i], both[first + i]));
+            }
+          }
         }
       }
     }

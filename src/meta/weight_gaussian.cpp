@@ -129,10 +129,12 @@ struct TiledWeightKl : public torch::autograd::Function<TiledWeightKl> {
     const double s = form.scaling, c2 = form.floor * form.floor;
     // The fused backwards are not differentiable: a backward that builds a graph (second order) takes ATen's.
     const int64_t loop = ctx->saved_data["loop"].toInt();
+    WeightKlNeeded needed;
+    for (std::size_t f = 0; f < needed.size(); ++f) needed[f] = ctx->needs_input_grad(f);
     if (loop != kAten && !at::GradMode::is_enabled()) {
       const WeightGaussianFactors q{qb_mu, qa_mu, qb_sig, qa_sig}, p{pb_mu, pa_mu, pb_sig, pa_sig};
-      const auto grads = loop == kCudaKernels ? weight_kl_cuda_backward(q, p, form, g)
-                                              : weight_kl_cpu_backward(q, p, form, tile_rows, g);
+      const auto grads = loop == kCudaKernels ? weight_kl_cuda_backward(q, p, form, g, needed)
+                                              : weight_kl_cpu_backward(q, p, form, tile_rows, g, needed);
       return {grads[0], grads[1], grads[2], grads[3], grads[4], grads[5], grads[6], grads[7],
               at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
     }
@@ -150,7 +152,8 @@ struct TiledWeightKl : public torch::autograd::Function<TiledWeightKl> {
           // dV/dZ = 2 S dS/dZ where S^2 is above the floor, 0 where the floor holds.
           return {g * d / p.v, g_vq * 2 * q.s * scale_slope(q.z, form.kind) * (at::square(q.s) > c2),
                   g_vp * 2 * p.s * scale_slope(p.z, form.kind) * (at::square(p.s) > c2)};
-        });
+        },
+        needed);
     return {grads[0], grads[1], grads[2], grads[3], grads[4], grads[5], grads[6], grads[7],
             at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
@@ -249,28 +252,34 @@ at::Tensor dense_scale(const WeightGaussianFactors& f, const WeightScaleForm& fo
 
 std::array<at::Tensor, 8> weight_kl_factor_gradients(const WeightGaussianFactors& q, const WeightGaussianFactors& p,
                                                      double scaling, std::int64_t tile_rows,
-                                                     const WeightKlEntryGradients& entry_gradients) {
+                                                     const WeightKlEntryGradients& entry_gradients,
+                                                     const WeightKlNeeded& needed) {
   const double s = scaling;
-  std::vector<at::Tensor> b_tiles[4];  // gradients of the B factors, assembled from row tiles
-  at::Tensor ga_qm = at::zeros_like(q.a_mu), ga_qs = at::zeros_like(q.a_sigma);
-  at::Tensor ga_pm = at::zeros_like(p.a_mu), ga_ps = at::zeros_like(p.a_sigma);
+  // Per factor (q's b_mu, a_mu, b_sigma, a_sigma, then p's): the other factor of its product, the entry gradient
+  // that reaches it and its coefficient (dMp = -dMq).
+  const at::Tensor* other[8] = {&q.a_mu, &q.b_mu, &q.a_sigma, &q.b_sigma, &p.a_mu, &p.b_mu, &p.a_sigma, &p.b_sigma};
+  const int entry[8] = {0, 0, 1, 1, 0, 0, 2, 2};
+  const double coefficient[8] = {s, s, s, s, -s, -s, s, s};
+  std::vector<at::Tensor> b_tiles[8];  // gradients of the B factors (even indices), assembled from row tiles
+  std::array<at::Tensor, 8> grads;
+  for (int f = 1; f < 8; f += 2)
+    if (needed[f]) grads[f] = at::zeros_like(*other[f - 1]);
   const int64_t rows = q.b_mu.size(0);
   for (int64_t r0 = 0; r0 < rows; r0 += tile_rows) {
     const int64_t r1 = std::min(rows, r0 + tile_rows);
-    const auto [g_mq, g_zq, g_zp] = entry_gradients(r0, r1);
-    // M = s B A: dB_rows = s dM A^T, dA += s B_rows^T dM; the same for Z with the sigma factors. dMp = -dMq.
-    // (Out of place, so that a differentiable backward stays differentiable.)
-    b_tiles[0].push_back(s * at::matmul(g_mq, q.a_mu.t()));
-    b_tiles[1].push_back(s * at::matmul(g_zq, q.a_sigma.t()));
-    b_tiles[2].push_back(-s * at::matmul(g_mq, p.a_mu.t()));
-    b_tiles[3].push_back(s * at::matmul(g_zp, p.a_sigma.t()));
-    ga_qm = ga_qm + s * at::matmul(q.b_mu.slice(0, r0, r1).t(), g_mq);
-    ga_qs = ga_qs + s * at::matmul(q.b_sigma.slice(0, r0, r1).t(), g_zq);
-    ga_pm = ga_pm - s * at::matmul(p.b_mu.slice(0, r0, r1).t(), g_mq);
-    ga_ps = ga_ps + s * at::matmul(p.b_sigma.slice(0, r0, r1).t(), g_zp);
+    const std::array<at::Tensor, 3> g = entry_gradients(r0, r1);  // dMq, dZq, dZp
+    // M = s B A: dB_rows = s dM A^T, dA += s B_rows^T dM; the same for Z with the sigma factors. (Out of place,
+    // so that a differentiable backward stays differentiable.)
+    for (int f = 0; f < 8; f += 2) {
+      const at::Tensor& g_entry = g[entry[f]];
+      if (needed[f]) b_tiles[f].push_back(coefficient[f] * at::matmul(g_entry, other[f]->t()));
+      if (needed[f + 1])
+        grads[f + 1] = grads[f + 1] + coefficient[f + 1] * at::matmul(other[f + 1]->slice(0, r0, r1).t(), g_entry);
+    }
   }
-  return {at::cat(b_tiles[0]), ga_qm, at::cat(b_tiles[1]), ga_qs, at::cat(b_tiles[2]), ga_pm, at::cat(b_tiles[3]),
-          ga_ps};
+  for (int f = 0; f < 8; f += 2)
+    if (needed[f]) grads[f] = at::cat(b_tiles[f]);
+  return grads;
 }
 
 at::Tensor weight_space_kl(const WeightGaussianFactors& q, const WeightGaussianFactors& p, const WeightScaleForm& form,

@@ -74,7 +74,7 @@ at::Tensor weight_kl_cpu_forward(const WeightGaussianFactors& q, const WeightGau
 
 std::array<at::Tensor, 8> weight_kl_cpu_backward(const WeightGaussianFactors& q, const WeightGaussianFactors& p,
                                                  const WeightScaleForm& form, std::int64_t tile_rows,
-                                                 const at::Tensor& grad) {
+                                                 const at::Tensor& grad, const WeightKlNeeded& needed) {
   RECORD_USER_SCOPE("abmll::weight_kl_cpu_backward");
   const int64_t in = q.a_mu.size(1);
   const weight_kl::EntryForm ef = entry_form(form);
@@ -96,7 +96,7 @@ std::array<at::Tensor, 8> weight_kl_cpu_backward(const WeightGaussianFactors& q,
       }
     });
     return out;
-  });
+  }, needed);
 }
 
 }  // namespace abmll::meta

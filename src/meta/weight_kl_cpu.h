@@ -23,9 +23,10 @@ at::Tensor weight_kl_cpu_forward(const WeightGaussianFactors& q, const WeightGau
                                  const WeightScaleForm& form, std::int64_t tile_rows, std::int64_t* floor_hits);
 
 // Gradients of `grad` * KL with respect to q's and p's factors, in the order b_mu, a_mu, b_sigma, a_sigma of q, then
-// of p.
+// of p; those not `needed` are undefined.
 std::array<at::Tensor, 8> weight_kl_cpu_backward(const WeightGaussianFactors& q, const WeightGaussianFactors& p,
                                                  const WeightScaleForm& form, std::int64_t tile_rows,
-                                                 const at::Tensor& grad);
+                                                 const at::Tensor& grad,
+                                                 const WeightKlNeeded& needed = kAllWeightKlFactors);
 
 }  // namespace abmll::meta

@@ -96,7 +96,8 @@ at::Tensor weight_kl_cuda_forward(const WeightGaussianFactors& q_in, const Weigh
 }
 
 std::array<at::Tensor, 8> weight_kl_cuda_backward(const WeightGaussianFactors& q_in, const WeightGaussianFactors& p_in,
-                                                  const WeightScaleForm& form, const at::Tensor& grad) {
+                                                  const WeightScaleForm& form, const at::Tensor& grad,
+                                                  const WeightKlNeeded& needed) {
   RECORD_USER_SCOPE("abmll::weight_kl_cuda_backward");
   check_inputs(q_in, p_in);
   const c10::cuda::CUDAGuard device_guard(q_in.b_mu.device());
@@ -116,7 +117,7 @@ std::array<at::Tensor, 8> weight_kl_cuda_backward(const WeightGaussianFactors& q
       throw Error(e.what());
     }
     return out;
-  });
+  }, needed);
 }
 
 #else  // built without cuda/: the ATen implementation is used everywhere
@@ -130,7 +131,7 @@ at::Tensor weight_kl_cuda_forward(const WeightGaussianFactors&, const WeightGaus
 }
 
 std::array<at::Tensor, 8> weight_kl_cuda_backward(const WeightGaussianFactors&, const WeightGaussianFactors&,
-                                                  const WeightScaleForm&, const at::Tensor&) {
+                                                  const WeightScaleForm&, const at::Tensor&, const WeightKlNeeded&) {
   throw Error("weight_kl_cuda: abmll was built without CUDA (no nvcc found); the ATen weight-space KL is used");
 }
 

@@ -24,8 +24,9 @@ at::Tensor weight_kl_cuda_forward(const WeightGaussianFactors& q, const WeightGa
                                   const WeightScaleForm& form, at::Tensor* floor_hits);
 
 // Gradients of `grad` * KL with respect to q's and p's factors, in the order b_mu, a_mu, b_sigma, a_sigma of q, then
-// of p. Not differentiable.
+// of p; those not `needed` are undefined. Not differentiable.
 std::array<at::Tensor, 8> weight_kl_cuda_backward(const WeightGaussianFactors& q, const WeightGaussianFactors& p,
-                                                  const WeightScaleForm& form, const at::Tensor& grad);
+                                                  const WeightScaleForm& form, const at::Tensor& grad,
+                                                  const WeightKlNeeded& needed = kAllWeightKlFactors);
 
 }  // namespace abmll::meta
