@@ -29,6 +29,11 @@ TEST_CASE("a failed allocation is recognised as out of memory, whatever reports 
   // A GPU's caching allocator throws c10::OutOfMemoryError; the C++ runtime std::bad_alloc.
   CHECK(is_out_of_memory(c10::OutOfMemoryError({"f", "file.cpp", 1}, "CUDA out of memory. Tried to allocate 2 GiB.")));
   CHECK(is_out_of_memory(std::bad_alloc()));
+  // CUDA calls' own allocations and cuBLAS's handle, reported as plain c10::Errors (LibTorch's wording).
+  CHECK(is_out_of_memory(c10::Error({"f", "file.cpp", 1}, "CUDA error: out of memory\nCUDA kernel errors might be "
+                                                          "asynchronously reported")));
+  CHECK(is_out_of_memory(
+      c10::Error({"f", "file.cpp", 1}, "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`")));
   // Other failures are not.
   CHECK_FALSE(is_out_of_memory(c10::Error({"f", "file.cpp", 1}, "shape mismatch")));
   CHECK_FALSE(is_out_of_memory(std::runtime_error("DefaultCPUAllocator elsewhere")));

@@ -17,9 +17,15 @@ std::string message_of(const std::exception& e) {
 
 bool is_out_of_memory(const std::exception& e) {
   if (dynamic_cast<const c10::OutOfMemoryError*>(&e) || dynamic_cast<const std::bad_alloc*>(&e)) return true;
-  // The CPU allocator reports failure as a plain c10::Error.
+  // Failures that come as a plain c10::Error: the CPU allocator's; a CUDA call's own allocation outside the caching
+  // allocator (cudaErrorMemoryAllocation, not sticky); cuBLAS failing to create a handle on a full device.
   const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
-  return c10_error && c10_error->msg().find("DefaultCPUAllocator: can't allocate memory") != std::string::npos;
+  if (!c10_error) return false;
+  const std::string& msg = c10_error->msg();
+  for (const char* marker : {"DefaultCPUAllocator: can't allocate memory", "CUDA error: out of memory",
+                             "CUBLAS_STATUS_ALLOC_FAILED"})
+    if (msg.find(marker) != std::string::npos) return true;
+  return false;
 }
 
 }  // namespace abmll

@@ -11,7 +11,7 @@ namespace abmll {
 std::string message_of(const std::exception& e);
 
 // Whether `e` reports a failed allocation: c10::OutOfMemoryError (a GPU's caching allocator), LibTorch's CPU
-// allocator refusing, or std::bad_alloc.
+// allocator refusing, a CUDA call or cuBLAS failing to allocate, or std::bad_alloc.
 bool is_out_of_memory(const std::exception& e);
 
 }  // namespace abmll
