@@ -37,10 +37,12 @@ __global__ void rope_kernel(const T* in, const T* cos, const T* sin, T* out, Rop
   const T* s = sin + b * l.table_strides[0] + t * l.table_strides[1];
   const bool first = i < half;
   const int p = first ? i + half : i - half;
-  const float direct = rounded<T>(to_float(x[i]) * to_float(c[i]));
+  // __fmul_rn: each product rounded on its own, never contracted with the sum into a fused multiply-add (for float32,
+  // where rounded<T> is the identity, nvcc would contract it; the chain rounds the product first).
+  const float direct = rounded<T>(__fmul_rn(to_float(x[i]), to_float(c[i])));
   float partner;
-  if (kBackward) partner = rounded<T>(to_float(x[p]) * to_float(s[p]));
-  else partner = rounded<T>(to_float(x[p]) * to_float(s[i]));
+  if (kBackward) partner = rounded<T>(__fmul_rn(to_float(x[p]), to_float(s[p])));
+  else partner = rounded<T>(__fmul_rn(to_float(x[p]), to_float(s[i])));
   // forward: sign(i) = -1 for the first half; backward: -sign(i).
   if (first != kBackward) partner = -partner;
   out[b * l.out_strides[0] + h * l.out_strides[1] + t * l.out_strides[2] + i] = from_float<T>(direct + partner);
@@ -49,8 +51,9 @@ __global__ void rope_kernel(const T* in, const T* cos, const T* sin, T* out, Rop
 template <class T>
 void launch(const void* in, const void* cos, const void* sin, void* out, const RopeLayout& l, bool backward,
             cudaStream_t s) {
-  const auto total = static_cast<int>(l.batch * l.heads * l.time * l.dim);
-  const unsigned blocks = static_cast<unsigned>((total + kThreads - 1) / kThreads);
+  const std::int64_t entries = l.batch * l.heads * l.time * l.dim;  // < 2^31 (rope_apply)
+  const auto total = static_cast<int>(entries);
+  const auto blocks = static_cast<unsigned>((entries + kThreads - 1) / kThreads);
   const auto* x = static_cast<const T*>(in);
   const auto* c = static_cast<const T*>(cos);
   const auto* sn = static_cast<const T*>(sin);

@@ -1,11 +1,13 @@
-// The fused weight-space KL and its entry gradients (see weight_kl.h). One thread per entry (o, i): threads of a
-// block run along i (coalesced reads of the A factors; the B row is the same for the whole block), blocks along
-// (i tiles, rows). Entry quantities are recomputed from the factors (4 R multiply-adds per entry and Gaussian); the
-// entry's arithmetic is src/meta/weight_kl_entry.h, shared with (and tested through) the CPU loop.
+// The fused weight-space KL and its entry gradients (see weight_kl.h). A thread block covers kTileRows output rows
+// and kThreads columns: the rows' B factors are staged in shared memory once, and each thread reads its column of the
+// A factors once for all the rows (src/meta/weight_kl_tile.h, whose CPU emulation the tests run), then takes the
+// tile's entries one by one through src/meta/weight_kl_entry.h's arithmetic, shared with (and tested through) the CPU
+// loop. Blocks run along (column tiles, row tiles).
 #include "weight_kl.h"
 
 #include "kernel_common.cuh"
 #include "meta/weight_kl_entry.h"
+#include "meta/weight_kl_tile.h"
 
 #include <cuda_runtime.h>
 
@@ -16,42 +18,61 @@ namespace abmll::cuda {
 namespace {
 
 constexpr int kThreads = 256;
+constexpr int kRows = weight_kl::kTileRows;
 
 void check_shape(const WeightKlShape& shape) {
   if (shape.out <= 0 || shape.in <= 0 || shape.rank <= 0)
     throw std::runtime_error("[weight_kl] O, I and R must be positive");
-  if (shape.out > 65535) throw std::runtime_error("[weight_kl] more than 65535 output rows per launch");
+  if (shape.rank > weight_kl::kMaxTileRank) throw std::runtime_error("[weight_kl] rank above 256");
+  if ((shape.out + kRows - 1) / kRows > 65535) throw std::runtime_error("[weight_kl] too many output rows");
 }
 
-// Entry (o, i)'s mean M and scale pre-activation Z, from the factors (R multiply-adds each).
-struct EntryInputs {
-  float m, z;
-};
-
-__device__ inline EntryInputs entry_inputs(const WeightKlFactors& f, const WeightKlShape& shape, int64_t o, int64_t i) {
-  float m = 0, z = 0;
-  const float* bm = f.b_mu + o * shape.rank;
-  const float* bs = f.b_sigma + o * shape.rank;
-  for (int64_t r = 0; r < shape.rank; ++r) {
-    m = fmaf(bm[r], f.a_mu[r * shape.in + i], m);
-    z = fmaf(bs[r], f.a_sigma[r * shape.in + i], z);
+weight_kl::TileOperands operands(const WeightKlFactors& q, const WeightKlFactors& p, const WeightKlShape& shape) {
+  weight_kl::TileOperands f;
+  const WeightKlFactors* side[2] = {&q, &p};
+  for (int s = 0; s < 2; ++s) {
+    f.b[2 * s] = side[s]->b_mu;
+    f.b[2 * s + 1] = side[s]->b_sigma;
+    f.a[2 * s] = side[s]->a_mu;
+    f.a[2 * s + 1] = side[s]->a_sigma;
   }
-  return {shape.scaling * m, shape.scaling * z};
+  f.out = shape.out;
+  f.in = shape.in;
+  f.rank = shape.rank;
+  return f;
 }
 
-__global__ void forward_kernel(WeightKlFactors q, WeightKlFactors p, WeightKlShape shape, double* partial_kl,
+std::size_t staged_bytes(const WeightKlShape& shape) { return 4 * kRows * shape.rank * sizeof(float); }
+
+__device__ inline weight_kl::EntryForm entry_form(const WeightKlShape& shape) {
+  return {shape.floor, shape.floor_squared, shape.softplus};
+}
+
+__global__ void forward_kernel(weight_kl::TileOperands f, WeightKlShape shape, double* partial_kl,
                                long long* partial_hits) {
+  extern __shared__ float4 staged_storage[];  // float4: 16-byte aligned
+  float* staged = reinterpret_cast<float*>(staged_storage);
   __shared__ double sums[kThreads];
   __shared__ long long hits[kThreads];
-  const int64_t o = blockIdx.y;
+  const int64_t o0 = static_cast<int64_t>(blockIdx.y) * kRows;
   const int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
+  weight_kl::stage_rows(f, o0, staged, threadIdx.x, kThreads);
+  __syncthreads();
   double kl = 0;
   long long hit = 0;
   if (i < shape.in) {
-    const EntryInputs eq = entry_inputs(q, shape, o, i), ep = entry_inputs(p, shape, o, i);
-    int floored = 0;
-    kl = static_cast<double>(weight_kl::entry_kl(eq.m, eq.z, ep.m, ep.z, {shape.floor, shape.softplus}, &floored));
-    hit = floored;
+    float acc[4][kRows];
+    weight_kl::tile_column(f, staged, i, acc);
+    const weight_kl::EntryForm form = entry_form(shape);
+#pragma unroll
+    for (int row = 0; row < kRows; ++row) {
+      if (o0 + row >= shape.out) continue;  // (not a loop bound: acc's indices stay constants, in registers)
+      int floored = 0;
+      const float s = shape.scaling;
+      kl += static_cast<double>(
+          weight_kl::entry_kl(s * acc[0][row], s * acc[1][row], s * acc[2][row], s * acc[3][row], form, &floored));
+      hit += floored;
+    }
   }
   sums[threadIdx.x] = kl;
   hits[threadIdx.x] = hit;
@@ -64,38 +85,54 @@ __global__ void forward_kernel(WeightKlFactors q, WeightKlFactors p, WeightKlSha
     __syncthreads();
   }
   if (threadIdx.x == 0) {
-    const int64_t block = o * gridDim.x + blockIdx.x;
+    const int64_t block = static_cast<int64_t>(blockIdx.y) * gridDim.x + blockIdx.x;
     partial_kl[block] = sums[0];
     partial_hits[block] = hits[0];
   }
 }
 
-__global__ void entry_gradient_kernel(WeightKlFactors q, WeightKlFactors p, WeightKlShape shape, int64_t row0,
+// Rows [row0, row0 + rows) of the entry gradients, row r of the range at (r - row0) I + i.
+__global__ void entry_gradient_kernel(weight_kl::TileOperands f, WeightKlShape shape, int64_t row0, int64_t rows,
                                       const float* grad, float* g_mq, float* g_zq, float* g_zp) {
-  const int64_t row = blockIdx.y;
+  extern __shared__ float4 staged_storage[];
+  float* staged = reinterpret_cast<float*>(staged_storage);
+  const int64_t o0 = row0 + static_cast<int64_t>(blockIdx.y) * kRows;
   const int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
+  weight_kl::stage_rows(f, o0, staged, threadIdx.x, kThreads);
+  __syncthreads();
   if (i >= shape.in) return;
-  const int64_t o = row0 + row;
-  const EntryInputs eq = entry_inputs(q, shape, o, i), ep = entry_inputs(p, shape, o, i);
-  const weight_kl::EntryGradients e =
-      weight_kl::entry_gradients(eq.m, eq.z, ep.m, ep.z, *grad, {shape.floor, shape.softplus});
-  const int64_t at = row * shape.in + i;
-  g_mq[at] = e.mq;
-  g_zq[at] = e.zq;
-  g_zp[at] = e.zp;
+  float acc[4][kRows];
+  weight_kl::tile_column(f, staged, i, acc);
+  const weight_kl::EntryForm form = entry_form(shape);
+  const float g = *grad, s = shape.scaling;
+#pragma unroll
+  for (int row = 0; row < kRows; ++row) {
+    if (o0 + row >= row0 + rows) continue;
+    const weight_kl::EntryGradients e =
+        weight_kl::entry_gradients(s * acc[0][row], s * acc[1][row], s * acc[2][row], s * acc[3][row], g, form);
+    const int64_t at = (o0 + row - row0) * shape.in + i;
+    g_mq[at] = e.mq;
+    g_zq[at] = e.zq;
+    g_zp[at] = e.zp;
+  }
+}
+
+unsigned column_blocks(const WeightKlShape& shape) {
+  return static_cast<unsigned>((shape.in + kThreads - 1) / kThreads);
 }
 
 }  // namespace
 
 std::int64_t weight_kl_forward_partials(const WeightKlShape& shape) {
-  return (shape.in + kThreads - 1) / kThreads * shape.out;
+  return column_blocks(shape) * ((shape.out + kRows - 1) / kRows);
 }
 
 void weight_kl_forward(const WeightKlFactors& q, const WeightKlFactors& p, const WeightKlShape& shape,
                        double* partial_kl, long long* partial_hits, void* stream) {
   check_shape(shape);
-  const dim3 grid(static_cast<unsigned>((shape.in + kThreads - 1) / kThreads), static_cast<unsigned>(shape.out));
-  forward_kernel<<<grid, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(q, p, shape, partial_kl, partial_hits);
+  const dim3 grid(column_blocks(shape), static_cast<unsigned>((shape.out + kRows - 1) / kRows));
+  forward_kernel<<<grid, kThreads, staged_bytes(shape), static_cast<cudaStream_t>(stream)>>>(
+      operands(q, p, shape), shape, partial_kl, partial_hits);
   check_launch("weight_kl", "forward launch");
 }
 
@@ -104,9 +141,9 @@ void weight_kl_entry_gradients(const WeightKlFactors& q, const WeightKlFactors& 
                                float* g_zp, void* stream) {
   check_shape(shape);
   if (row0 < 0 || rows <= 0 || row0 + rows > shape.out) throw std::runtime_error("[weight_kl] bad row range");
-  const dim3 grid(static_cast<unsigned>((shape.in + kThreads - 1) / kThreads), static_cast<unsigned>(rows));
-  entry_gradient_kernel<<<grid, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(q, p, shape, row0, grad, g_mq,
-                                                                                  g_zq, g_zp);
+  const dim3 grid(column_blocks(shape), static_cast<unsigned>((rows + kRows - 1) / kRows));
+  entry_gradient_kernel<<<grid, kThreads, staged_bytes(shape), static_cast<cudaStream_t>(stream)>>>(
+      operands(q, p, shape), shape, row0, rows, grad, g_mq, g_zq, g_zp);
   check_launch("weight_kl", "entry gradient launch");
 }
 

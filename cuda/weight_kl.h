@@ -6,8 +6,9 @@
 // entry (o, i) has M = s b_mu[o] . a_mu[:, i], Z = s b_sigma[o] . a_sigma[:, i], S = Z + c (linear) or
 // softplus(Z) + c, V = max(S^2, c^2), and
 //   KL_oi = 1/2 (u - log1p(u)) + (Mq - Mp)^2 / (2 Vp),   u = Vq / Vp - 1 (computed without cancellation).
-// Every entry is computed from the factors inside the kernels: no O x I tensor is ever stored by the forward, and
-// the backward stores only a tile of rows of its three entry gradients (the factor gradients are then GEMMs).
+// Every entry is computed from the factors inside the kernels (src/meta/weight_kl_tile.h: a block's rows share each
+// read of the A factors): no O x I tensor is ever stored by the forward, and the backward stores only a tile of rows
+// of its three entry gradients (the factor gradients are then GEMMs). R <= 256 (weight_kl::kMaxTileRank).
 #pragma once
 
 #include <cstdint>
@@ -25,6 +26,7 @@ struct WeightKlShape {
   std::int64_t out = 0, in = 0, rank = 0;  // O, I, R
   float scaling = 1;                       // s
   float floor = 0;                         // c
+  float floor_squared = 0;                 // c^2, rounded once from double
   bool softplus = false;                   // scale form
 };
 

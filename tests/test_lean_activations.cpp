@@ -92,22 +92,24 @@ TEST_CASE("on a GPU, swiglu (one kernel each way) equals silu(gate) * up, values
   }
   at::manual_seed(3);
   const auto cuda = at::TensorOptions().device(at::kCUDA);
-  // Rounded where the chain rounds: equal up to a fused multiply-add's last place. Sizes with a partial last
-  // 16-byte pack, whole packs, and storage 2 bytes off 16-byte alignment (the entry-by-entry path).
+  // Rounded where the chain rounds: equal up to a fused multiply-add's last place. Sizes below one 16-byte pack, with
+  // a partial last pack (in one block and after several), whole packs; storage 2 bytes off 16-byte alignment for both
+  // inputs or for up only (the entry-by-entry path).
   for (const auto& [dtype, tolerance] :
        {std::pair{at::kFloat, 1e-6}, {at::kBFloat16, 1.0 / 128}, {at::kHalf, 1.0 / 1024}}) {
-    for (const bool misaligned : {false, true}) {
-      for (const std::vector<int64_t>& shape : {std::vector<int64_t>{3, 5, 7}, {4, 1031}, {2, 4096}}) {
-        INFO(c10::toString(dtype) << ", shape " << at::IntArrayRef(shape) << (misaligned ? ", misaligned" : ""));
-        auto make = [&](double scale) {
+    for (const int misaligned : {0, 1, 2}) {  // none, both, up only
+      for (const std::vector<int64_t>& shape :
+           {std::vector<int64_t>{1, 3}, {3, 5, 7}, {4, 1031}, {3, 2051}, {2, 4096}}) {
+        INFO(c10::toString(dtype) << ", shape " << at::IntArrayRef(shape) << ", misaligned " << misaligned);
+        auto make = [&](double scale, bool off) {
           const int64_t n = c10::multiply_integers(shape);
           const at::Tensor storage = at::empty({n + 1}, cuda.dtype(dtype));
-          const at::Tensor t = misaligned ? storage.narrow(0, 1, n).view(shape) : storage.narrow(0, 0, n).view(shape);
+          const at::Tensor t = off ? storage.narrow(0, 1, n).view(shape) : storage.narrow(0, 0, n).view(shape);
           at::NoGradGuard no_grad;
           t.copy_(at::randn(shape, at::kDouble) * scale);
           return t.requires_grad_(true);
         };
-        const at::Tensor gate = make(2.0), up = make(1.0);
+        const at::Tensor gate = make(2.0, misaligned == 1), up = make(1.0, misaligned != 0);
         REQUIRE(gate.is_contiguous());
         check_against_chain([&] { return swiglu(gate, up); }, [&] { return swiglu_chain(gate, up); }, {gate, up},
                             tolerance);
@@ -134,6 +136,8 @@ TEST_CASE("on a GPU, apply_rope (one kernel each way) equals x cos + rotate_half
     const at::Tensor rotated = at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
     return x * cos.unsqueeze(1) + rotated * sin.unsqueeze(1);
   };
+  // Each product rounded, then their sum, as the chain: equal to it to the bit in every dtype (values and gradients);
+  // differentiated twice, the chain's own backward runs in both, in another order.
   for (const auto& [dtype, tolerance] :
        {std::pair{at::kFloat, 1e-6}, {at::kBFloat16, 1.0 / 128}, {at::kHalf, 1.0 / 1024}}) {
     for (const auto& [batch, heads, time, dim] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{2, 3, 5, 8},
@@ -145,7 +149,18 @@ TEST_CASE("on a GPU, apply_rope (one kernel each way) equals x cos + rotate_half
       // x as the attention makes it: a [B, T, H, Dh] projection viewed as [B, H, T, Dh].
       const at::Tensor base = (at::randn({batch, time, heads, dim}, cuda) * 2).to(dtype).requires_grad_(true);
       check_against_chain([&] { return abmll::model::apply_rope(base.transpose(1, 2), cos, sin); },
-                          [&] { return reference(base.transpose(1, 2), cos, sin); }, {base}, tolerance);
+                          [&] { return reference(base.transpose(1, 2), cos, sin); }, {base}, 0.0);
+      // x a view that is not dense (every other head dimension block of a wider projection), tables expanded over
+      // the batch (stride 0), and an incoming gradient that is not contiguous (expanded from a sum).
+      const at::Tensor wide = (at::randn({batch, time, heads, 2 * dim}, cuda) * 2).to(dtype).requires_grad_(true);
+      const at::Tensor cos1 = cos.narrow(0, 0, 1).expand_as(cos), sin1 = sin.narrow(0, 0, 1).expand_as(sin);
+      auto strided = [&](auto&& rope) { return rope(wide.narrow(3, dim, dim).transpose(1, 2), cos1, sin1); };
+      check_against_chain([&] { return strided([](auto... a) { return abmll::model::apply_rope(a...); }); },
+                          [&] { return strided(reference); }, {wide}, 0.0);
+      const at::Tensor summed = abmll::model::apply_rope(base.transpose(1, 2), cos, sin).sum();
+      const auto g_sum = torch::autograd::grad({summed}, {base});
+      const auto g_sum_ref = torch::autograd::grad({reference(base.transpose(1, 2), cos, sin).sum()}, {base});
+      CHECK(at::equal(g_sum[0], g_sum_ref[0]));
       // Differentiated twice (through the incoming gradient): the chain's backward as differentiable ops.
       const at::Tensor w = at::randn({batch, heads, time, dim}, cuda.dtype(dtype)).requires_grad_(true);
       auto twice = [&](const at::Tensor& y) {

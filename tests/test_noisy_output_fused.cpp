@@ -184,13 +184,19 @@ TEST_CASE("model.cuda_kernels off: the CPU loop stays, GPU tensors take the ATen
   abmll::use_cuda_kernels(false);
   const bool cpu_taken = noisy_output_fused_applies(f, f, fb, {f, {}}, at::kFloat);
   bool gpu_taken = false;
+  at::Tensor gpu_noise;  // counter-based noise asked for on a GPU without the kernel: the CPU's draws, moved
   if (have_gpu()) {
     const at::Tensor g = f.cuda(), gb = fb.cuda();
     gpu_taken = noisy_output_fused_applies(g, g, gb, {g, {}}, at::kFloat);
+    gpu_noise = counter_noise_tensor({7, 9}, 3, 5, g.device());
   }
   abmll::use_cuda_kernels(true);
   CHECK(cpu_taken);
   CHECK_FALSE(gpu_taken);
+  if (gpu_noise.defined()) {
+    CHECK(gpu_noise.is_cuda());
+    CHECK(at::equal(gpu_noise.cpu(), counter_noise_tensor({7, 9}, 3, 5, at::kCPU)));
+  }
   if (have_gpu()) {
     const at::Tensor g = f.cuda(), gb = fb.cuda();
     CHECK(noisy_output_fused_applies(g, g, gb, {g, {}}, at::kFloat));

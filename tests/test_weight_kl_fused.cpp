@@ -11,6 +11,11 @@
 #include "meta/weight_gaussian.h"
 #include "meta/weight_kl_cpu.h"
 #include "meta/weight_kl_cuda.h"
+#include "meta/weight_kl_entry.h"
+#include "meta/weight_kl_tile.h"
+
+#include <cmath>
+#include <vector>
 
 using namespace abmll::meta;
 using abmll::WeightScale;
@@ -18,6 +23,14 @@ using abmll::WeightScale;
 namespace {
 
 bool have_gpu() { return weight_kl_cuda_built() && at::hasCUDA(); }
+
+// Entries of f's scale S whose S^2 is within 1e-4 (relative) of the floor's c^2.
+int64_t entries_near_floor(const WeightGaussianFactors& f, const WeightScaleForm& form) {
+  const at::Tensor z = form.scaling * at::matmul(f.b_sigma.to(at::kDouble), f.a_sigma.to(at::kDouble));
+  const at::Tensor s = (form.kind == WeightScale::linear ? z : at::softplus(z)) + form.floor;
+  const double c2 = form.floor * form.floor;
+  return ((s * s - c2).abs() <= 1e-4 * c2).sum().item<int64_t>();
+}
 
 WeightGaussianFactors detached(const WeightGaussianFactors& f) {
   return {f.b_mu.detach(), f.a_mu.detach(), f.b_sigma.detach(), f.a_sigma.detach()};
@@ -51,12 +64,16 @@ void check_fused_against_aten(const at::Device& device) {
         const at::Tensor aten = weight_space_kl(q, p, form, 64, &hits_aten, WeightKlBackend::aten);
         CHECK(fused.item<double>() == Approx(aten.item<double>()).epsilon(2e-5));
         CHECK(hits_fused.device() == device);  // counted where the KL runs, not read back
-        CHECK(hits_fused.item<int64_t>() == hits_aten.item<int64_t>());
+        // On a GPU the kernels' sums of products and cuBLAS's differ in the last places: an entry whose S^2 lies
+        // within rounding of c^2 may fall on either side of the floor (its hit, and its scale gradient, flip).
+        const int64_t near = device.is_cuda() ? entries_near_floor(q, form) + entries_near_floor(p, form) : 0;
+        CHECK(std::abs(hits_fused.item<int64_t>() - hits_aten.item<int64_t>()) <= near);
         const std::vector<at::Tensor> inputs = {q.b_mu, q.a_mu, q.b_sigma, q.a_sigma,
                                                 p.b_mu, p.a_mu, p.b_sigma, p.a_sigma};
         const auto g_fused = torch::autograd::grad({fused}, inputs);
         const auto g_aten = torch::autograd::grad({aten}, inputs);
         for (size_t i = 0; i < inputs.size(); ++i) {
+          if (near > 0 && (i % 4 == 2 || i % 4 == 3)) continue;  // the sigma factors' gradients (see above)
           const double scale = g_aten[i].abs().max().item<double>();
           const double diff = (g_fused[i] - g_aten[i]).abs().max().item<double>();
           INFO("factor " << i << ": max abs diff " << diff << " (gradients up to " << scale << ")");
@@ -94,4 +111,69 @@ TEST_CASE("weight KL: the fused CUDA kernels equal the ATen reference", "[meta][
     return;
   }
   check_fused_against_aten(at::kCUDA);
+}
+
+TEST_CASE("weight KL: the CUDA kernels' tiling, run on the CPU block by block, forms every entry", "[meta][weight]") {
+  // The kernels' grid (blocks of kTileRows rows x 256 columns, B rows staged by the block's 256 threads, one column
+  // per thread) emulated with weight_kl_tile.h's functions: each entry's M and Z of q and p must equal the sum of
+  // products in order of r (what one thread per entry computed), over odd sizes that leave partial row tiles,
+  // partial column blocks and ranks that are no multiple of 4; and the KL summed from them equal the reference's.
+  constexpr int kThreads = 256, kRows = abmll::weight_kl::kTileRows;
+  at::manual_seed(23);
+  struct Size {
+    int64_t out, in, rank;
+  };
+  for (const Size size : {Size{1, 1, 1}, Size{9, 300, 3}, Size{17, 257, 4}, Size{8, 513, 17}}) {
+    INFO("O " << size.out << ", I " << size.in << ", R " << size.rank);
+    auto matrix = [](int64_t rows, int64_t cols) { return at::randn({rows, cols}) * 0.5; };
+    const WeightGaussianFactors q{matrix(size.out, size.rank), matrix(size.rank, size.in),
+                                  matrix(size.out, size.rank), matrix(size.rank, size.in)};
+    const WeightGaussianFactors p{matrix(size.out, size.rank), matrix(size.rank, size.in),
+                                  matrix(size.out, size.rank), matrix(size.rank, size.in)};
+    abmll::weight_kl::TileOperands f;
+    const at::Tensor* b[4] = {&q.b_mu, &q.b_sigma, &p.b_mu, &p.b_sigma};
+    const at::Tensor* a[4] = {&q.a_mu, &q.a_sigma, &p.a_mu, &p.a_sigma};
+    for (int k = 0; k < 4; ++k) {
+      f.b[k] = b[k]->const_data_ptr<float>();
+      f.a[k] = a[k]->const_data_ptr<float>();
+    }
+    f.out = size.out;
+    f.in = size.in;
+    f.rank = size.rank;
+    const WeightScaleForm form{WeightScale::linear, 1.3, 1e-3};
+    const abmll::weight_kl::EntryForm entry{1e-3f, static_cast<float>(1e-3 * 1e-3), false};
+    double kl = 0;
+    int64_t visited = 0, mismatched = 0;
+    std::vector<float> staged(static_cast<size_t>(4 * kRows * size.rank));
+    for (int64_t o0 = 0; o0 < size.out; o0 += kRows) {
+      for (int64_t i0 = 0; i0 < size.in; i0 += kThreads) {
+        for (int thread = 0; thread < kThreads; ++thread)
+          abmll::weight_kl::stage_rows(f, o0, staged.data(), thread, kThreads);
+        for (int thread = 0; thread < kThreads; ++thread) {
+          const int64_t i = i0 + thread;
+          if (i >= size.in) continue;
+          float acc[4][kRows];
+          abmll::weight_kl::tile_column(f, staged.data(), i, acc);
+          for (int row = 0; row < kRows && o0 + row < size.out; ++row) {
+            const int64_t o = o0 + row;
+            for (int k = 0; k < 4; ++k) {
+              float want = 0;
+              for (int64_t r = 0; r < size.rank; ++r)
+                want = std::fmaf(f.b[k][o * size.rank + r], f.a[k][r * size.in + i], want);
+              mismatched += acc[k][row] != want;
+            }
+            const float s = static_cast<float>(form.scaling);
+            int floored = 0;
+            kl += abmll::weight_kl::entry_kl(s * acc[0][row], s * acc[1][row], s * acc[2][row], s * acc[3][row],
+                                             entry, &floored);
+            ++visited;
+          }
+        }
+      }
+    }
+    CHECK(visited == size.out * size.in);  // every entry once
+    CHECK(mismatched == 0);
+    const double reference = weight_space_kl(q, p, form, 64, nullptr, WeightKlBackend::aten).item<double>();
+    CHECK(kl == Approx(reference).epsilon(2e-5));
+  }
 }

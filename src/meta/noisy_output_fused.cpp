@@ -149,6 +149,9 @@ at::Tensor counter_noise_tensor(const std::vector<std::uint64_t>& sequence_keys,
                                 const at::Device& device) {
   RECORD_USER_SCOPE("abmll::counter_noise");
   const auto batch = static_cast<int64_t>(sequence_keys.size());
+  // A GPU without the kernel (not built in, or model.cuda_kernels off): the same numbers drawn on the CPU.
+  if (device.is_cuda() && !device_applies(device) && time >= 0 && out >= 0)
+    return counter_noise_tensor(sequence_keys, time, out, at::kCPU).to(device);
   if (!device_applies(device) || time < 0 || out < 0)
     throw Error("counter_noise_tensor: a CPU or CUDA device and non-negative sizes are needed");
   at::Tensor noise = at::empty({batch, time, out}, at::TensorOptions().dtype(at::kFloat).device(device));

@@ -28,7 +28,8 @@ TileInputs tile_inputs(const WeightGaussianFactors& f, int64_t r0, int64_t r1) {
 }
 
 weight_kl::EntryForm entry_form(const WeightScaleForm& form) {
-  return {static_cast<float>(form.floor), form.kind == WeightScale::softplus};
+  return {static_cast<float>(form.floor), static_cast<float>(form.floor * form.floor),
+          form.kind == WeightScale::softplus};
 }
 
 }  // namespace

@@ -20,6 +20,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
+#include "meta/weight_kl_tile.h"
 #include "weight_kl.h"
 #endif
 
@@ -47,12 +48,14 @@ cuda::WeightKlShape shape_of(const WeightGaussianFactors& q, const WeightScaleFo
   s.rank = q.a_mu.size(0);
   s.scaling = static_cast<float>(form.scaling);
   s.floor = static_cast<float>(form.floor);
+  s.floor_squared = static_cast<float>(form.floor * form.floor);
   s.softplus = form.kind == WeightScale::softplus;
   return s;
 }
 
 void check_inputs(const WeightGaussianFactors& q, const WeightGaussianFactors& p) {
-  if (!weight_kl_cuda_applies(q)) throw Error("weight_kl_cuda: expected float32 CUDA factors with O <= 65535");
+  if (!weight_kl_cuda_applies(q))
+    throw Error("weight_kl_cuda: expected non-empty float32 CUDA factors of rank <= 256, O <= 524280");
   const auto device = q.b_mu.device();
   for (const WeightGaussianFactors* f : {&q, &p})
     for (const at::Tensor* t : {&f->b_mu, &f->a_mu, &f->b_sigma, &f->a_sigma})
@@ -70,8 +73,12 @@ void check_inputs(const WeightGaussianFactors& q, const WeightGaussianFactors& p
 bool weight_kl_cuda_built() { return true; }
 
 bool weight_kl_cuda_applies(const WeightGaussianFactors& q) {
-  return q.b_mu.is_cuda() && cuda_kernels_enabled() && q.b_mu.scalar_type() == at::kFloat && q.b_mu.dim() == 2 &&
-         q.b_mu.size(0) <= 65535;
+  if (!q.b_mu.is_cuda() || !cuda_kernels_enabled() || q.b_mu.scalar_type() != at::kFloat || q.b_mu.dim() != 2 ||
+      q.a_mu.dim() != 2)
+    return false;
+  const int64_t o = q.b_mu.size(0), r = q.b_mu.size(1), i = q.a_mu.size(1);
+  return o > 0 && r > 0 && i > 0 && r <= weight_kl::kMaxTileRank &&
+         (o + weight_kl::kTileRows - 1) / weight_kl::kTileRows <= 65535;
 }
 
 at::Tensor weight_kl_cuda_forward(const WeightGaussianFactors& q_in, const WeightGaussianFactors& p_in,

@@ -13,8 +13,8 @@
 
 namespace abmll::meta {
 
-// Whether the fused kernels were built in, and whether they take these factors (float32, on a CUDA device, at most
-// 65535 output rows).
+// Whether the fused kernels were built in, and whether they take these factors (non-empty float32 matrices on a CUDA
+// device, rank at most 256, at most 524280 output rows).
 bool weight_kl_cuda_built();
 bool weight_kl_cuda_applies(const WeightGaussianFactors& q);
 

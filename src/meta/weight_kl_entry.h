@@ -14,8 +14,9 @@
 namespace abmll::weight_kl {
 
 struct EntryForm {
-  float floor = 0;        // c
-  bool softplus = false;  // scale form
+  float floor = 0;          // c
+  float floor_squared = 0;  // c^2 rounded once from double, as ATen's comparisons with the double c^2 round it
+  bool softplus = false;    // scale form
 };
 
 struct EntryScale {
@@ -25,7 +26,7 @@ struct EntryScale {
 ABMLL_HOST_DEVICE inline EntryScale scale_of(float z, const EntryForm& form) {
   // softplus as ATen computes it (threshold 20).
   const float s = (form.softplus ? (z > 20.f ? z : log1pf(expf(z))) : z) + form.floor;
-  return {s, fmaxf(s * s, form.floor * form.floor)};
+  return {s, fmaxf(s * s, form.floor_squared)};
 }
 
 // dS/dZ.
@@ -48,7 +49,7 @@ ABMLL_HOST_DEVICE inline float scale_term(float u) {
 
 // KL of one entry; *floored gets how many of S_q, S_p are below the floor (0, 1 or 2).
 ABMLL_HOST_DEVICE inline float entry_kl(float mq, float zq, float mp, float zp, const EntryForm& form, int* floored) {
-  const float c2 = form.floor * form.floor;
+  const float c2 = form.floor_squared;
   const EntryScale q = scale_of(zq, form), p = scale_of(zp, form);
   const float d = mq - mp;
   *floored = (q.s * q.s < c2 ? 1 : 0) + (p.s * p.s < c2 ? 1 : 0);
@@ -61,7 +62,7 @@ struct EntryGradients {
 
 ABMLL_HOST_DEVICE inline EntryGradients entry_gradients(float mq, float zq, float mp, float zp, float g,
                                                         const EntryForm& form) {
-  const float c2 = form.floor * form.floor;
+  const float c2 = form.floor_squared;
   const EntryScale q = scale_of(zq, form), p = scale_of(zp, form);
   const float d = mq - mp;
   const float u = ratio_minus_one(q, p, c2);

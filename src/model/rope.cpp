@@ -76,13 +76,13 @@ at::Tensor rope_chain(const at::Tensor& x, const at::Tensor& cos, const at::Tens
 // of one floating dtype with contiguous last dimensions (x is usually a transposed view of a projection).
 bool kernels_apply(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
   const auto t = x.scalar_type();
-  if (!x.is_cuda() || !cuda_kernels_enabled() || x.dim() != 4 || cos.dim() != 3 || x.size(-1) % 2 != 0 ||
+  if (!x.is_cuda() || !cuda_kernels_enabled() || x.dim() != 4 || x.size(-1) == 0 || x.size(-1) % 2 != 0 ||
       x.numel() >= (int64_t{1} << 31))
     return false;
   if (!kernel_activation_dtype(t) || cos.requires_grad() || sin.requires_grad())
     return false;
   for (const at::Tensor* table : {&cos, &sin})
-    if (table->device() != x.device() || table->scalar_type() != t || table->stride(2) != 1 ||
+    if (table->dim() != 3 || table->device() != x.device() || table->scalar_type() != t || table->stride(2) != 1 ||
         table->size(0) != x.size(0) || table->size(1) != x.size(2) || table->size(2) != x.size(3) ||
         table->strides() != cos.strides())
       return false;

@@ -12,6 +12,12 @@ std::atomic<bool> enabled{true};
 
 void use_cuda_kernels(bool on) { enabled.store(on, std::memory_order_relaxed); }
 
-bool cuda_kernels_enabled() { return enabled.load(std::memory_order_relaxed); }
+bool cuda_kernels_enabled() {
+#ifdef ABMLL_HAVE_CUDA
+  return enabled.load(std::memory_order_relaxed);
+#else
+  return false;  // nothing to run: a GPU takes ATen's ops, as with model.cuda_kernels off
+#endif
+}
 
 }  // namespace abmll

@@ -15,6 +15,7 @@
 namespace abmll {
 
 void use_cuda_kernels(bool on);
+// Whether the kernels run where they apply: model.cuda_kernels, and false in a build without cuda/.
 bool cuda_kernels_enabled();
 
 // float32, bfloat16 or float16: the dtypes of activations the elementwise kernels (and their CPU loops) take.

@@ -7,3 +7,11 @@
 #else
 #define ABMLL_HOST_DEVICE
 #endif
+
+// Unrolls the loop that follows in device code (where a small array indexed by its counter then stays in registers);
+// nothing elsewhere.
+#if defined(__CUDA_ARCH__)
+#define ABMLL_UNROLL _Pragma("unroll")
+#else
+#define ABMLL_UNROLL
+#endif
