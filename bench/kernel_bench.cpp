@@ -1,7 +1,7 @@
-// abmll_kernel_bench: times abmll's elementwise pieces of the 8B step, each as the step calls it (the public
-// function: on a GPU abmll's kernel, on the CPU its loop or ATen's chain) against ATen's chain of ops written out
-// (the reference), forward and forward + backward, at the Llama-3-8B shape with 8192 tokens per forward. Not a test;
-// scripts/gpu_check.sh runs it on a GPU.
+// abmll_kernel_bench: times abmll's elementwise pieces of the 8B step and the weight family's KL, each as the step
+// calls it (the public function: on a GPU abmll's kernel, on the CPU its loop or ATen's chain) against ATen's chain
+// of ops written out (the reference), forward and forward + backward, at the Llama-3-8B shape with 8192 tokens per
+// forward. Not a test; scripts/gpu_check.sh runs it on a GPU.
 //
 //   abmll_kernel_bench [--device cuda|cpu] [--tokens 8192] [--warmup 3] [--runs 10] [--json FILE]
 // prints a table and, with --json, writes a list of records {case, impl, device, ms_forward, ms_forward_backward}
@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "meta/reparam_ops.h"
+#include "meta/weight_gaussian.h"
 #include "model/rope.h"
 #include "model/swiglu.h"
 #include "util/error.h"
@@ -152,6 +153,21 @@ int main(int argc, char** argv) {
           },
           device, warmup, runs);
       record("RoPE q [" + std::to_string(batch) + ", 32, 256, 128]", mine, chain);
+    }
+    {  // The weight family's KL at q_proj (rank 16) as a first-order inner step takes it: q differentiated and a few
+       // percent away from p (the prior, fixed); against the tiled ATen implementation, the reference.
+      const int64_t rank = 16;
+      const abmll::meta::WeightGaussianFactors p{
+          at::randn({hidden, rank}, f32) * 0.3, at::randn({rank, hidden}, f32) * 0.3,
+          at::randn({hidden, rank}, f32) * 0.3, at::randn({rank, hidden}, f32) * 0.3};
+      auto near = [&](const at::Tensor& t) { return leaf(t * (1 + 0.03 * at::randn(t.sizes(), f32))); };
+      const abmll::meta::WeightGaussianFactors q{near(p.b_mu), near(p.a_mu), near(p.b_sigma), near(p.a_sigma)};
+      const abmll::meta::WeightScaleForm form{abmll::WeightScale::linear, 2.0, 2.061153622438558e-09};
+      const Timing mine = time_case([&] { return abmll::meta::weight_space_kl(q, p, form); }, device, warmup, runs);
+      const Timing chain = time_case(
+          [&] { return abmll::meta::weight_space_kl(q, p, form, 256, nullptr, abmll::meta::WeightKlBackend::aten); },
+          device, warmup, runs);
+      record("weight KL [4096, 4096] rank 16, q differentiated", mine, chain);
     }
     if (!json_path.empty()) std::ofstream(json_path) << records.dump(2) << "\n";
     return 0;

@@ -48,12 +48,32 @@ __device__ inline weight_kl::EntryForm entry_form(const WeightKlShape& shape) {
   return {shape.floor, shape.floor_squared, shape.softplus};
 }
 
+// The block's sums of every thread's kl and hit, written by thread 0 at the block's index (x fastest). Every thread of
+// the block must call it.
+__device__ void write_block_sums(double kl, long long hit, double* partial_kl, long long* partial_hits) {
+  __shared__ double sums[kThreads];
+  __shared__ long long hits[kThreads];
+  sums[threadIdx.x] = kl;
+  hits[threadIdx.x] = hit;
+  __syncthreads();
+  for (int stride = kThreads / 2; stride > 0; stride /= 2) {
+    if (threadIdx.x < stride) {
+      sums[threadIdx.x] += sums[threadIdx.x + stride];
+      hits[threadIdx.x] += hits[threadIdx.x + stride];
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) {
+    const int64_t block = static_cast<int64_t>(blockIdx.y) * gridDim.x + blockIdx.x;
+    partial_kl[block] = sums[0];
+    partial_hits[block] = hits[0];
+  }
+}
+
 __global__ void forward_kernel(weight_kl::TileOperands f, WeightKlShape shape, double* partial_kl,
                                long long* partial_hits) {
   extern __shared__ float4 staged_storage[];  // float4: 16-byte aligned
   float* staged = reinterpret_cast<float*>(staged_storage);
-  __shared__ double sums[kThreads];
-  __shared__ long long hits[kThreads];
   const int64_t o0 = static_cast<int64_t>(blockIdx.y) * kRows;
   const int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
   weight_kl::stage_rows(f, o0, staged, threadIdx.x, kThreads);
@@ -74,47 +94,46 @@ __global__ void forward_kernel(weight_kl::TileOperands f, WeightKlShape shape, d
       hit += floored;
     }
   }
-  sums[threadIdx.x] = kl;
-  hits[threadIdx.x] = hit;
-  __syncthreads();
-  for (int stride = kThreads / 2; stride > 0; stride /= 2) {
-    if (threadIdx.x < stride) {
-      sums[threadIdx.x] += sums[threadIdx.x + stride];
-      hits[threadIdx.x] += hits[threadIdx.x + stride];
-    }
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) {
-    const int64_t block = static_cast<int64_t>(blockIdx.y) * gridDim.x + blockIdx.x;
-    partial_kl[block] = sums[0];
-    partial_hits[block] = hits[0];
-  }
+  write_block_sums(kl, hit, partial_kl, partial_hits);
 }
 
-// Rows [row0, row0 + rows) of the entry gradients, row r of the range at (r - row0) I + i.
+// Rows [row0, row0 + rows) of the entry gradients, row r of the range at (r - row0) I + i; with kWithValue also the
+// rows' KL and hits, as forward_kernel sums them.
+template <bool kWithValue>
 __global__ void entry_gradient_kernel(weight_kl::TileOperands f, WeightKlShape shape, int64_t row0, int64_t rows,
-                                      const float* grad, float* g_mq, float* g_zq, float* g_zp) {
+                                      const float* grad, float* g_mq, float* g_zq, float* g_zp, double* partial_kl,
+                                      long long* partial_hits) {
   extern __shared__ float4 staged_storage[];
   float* staged = reinterpret_cast<float*>(staged_storage);
   const int64_t o0 = row0 + static_cast<int64_t>(blockIdx.y) * kRows;
   const int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
   weight_kl::stage_rows(f, o0, staged, threadIdx.x, kThreads);
   __syncthreads();
-  if (i >= shape.in) return;
-  float acc[4][kRows];
-  weight_kl::tile_column(f, staged, i, acc);
-  const weight_kl::EntryForm form = entry_form(shape);
-  const float g = *grad, s = shape.scaling;
+  double kl = 0;
+  long long hit = 0;
+  if (i < shape.in) {  // (no early return: every thread reaches write_block_sums)
+    float acc[4][kRows];
+    weight_kl::tile_column(f, staged, i, acc);
+    const weight_kl::EntryForm form = entry_form(shape);
+    const float g = *grad, s = shape.scaling;
 #pragma unroll
-  for (int row = 0; row < kRows; ++row) {
-    if (o0 + row >= row0 + rows) continue;
-    const weight_kl::EntryGradients e =
-        weight_kl::entry_gradients(s * acc[0][row], s * acc[1][row], s * acc[2][row], s * acc[3][row], g, form);
-    const int64_t at = (o0 + row - row0) * shape.in + i;
-    g_mq[at] = e.mq;
-    g_zq[at] = e.zq;
-    g_zp[at] = e.zp;
+    for (int row = 0; row < kRows; ++row) {
+      if (o0 + row >= row0 + rows) continue;
+      const float mq = s * acc[0][row], zq = s * acc[1][row], mp = s * acc[2][row], zp = s * acc[3][row];
+      float entry = 0;
+      int floored = 0;
+      const weight_kl::EntryGradients e =
+          kWithValue ? weight_kl::entry_kl_and_gradients(mq, zq, mp, zp, g, form, &entry, &floored)
+                     : weight_kl::entry_gradients(mq, zq, mp, zp, g, form);
+      const int64_t at = (o0 + row - row0) * shape.in + i;
+      g_mq[at] = e.mq;
+      g_zq[at] = e.zq;
+      g_zp[at] = e.zp;
+      kl += static_cast<double>(entry);
+      hit += floored;
+    }
   }
+  if (kWithValue) write_block_sums(kl, hit, partial_kl, partial_hits);
 }
 
 unsigned column_blocks(const WeightKlShape& shape) {
@@ -136,14 +155,27 @@ void weight_kl_forward(const WeightKlFactors& q, const WeightKlFactors& p, const
   check_launch("weight_kl", "forward launch");
 }
 
+std::int64_t weight_kl_row_partials(const WeightKlShape& shape, std::int64_t rows) {
+  return column_blocks(shape) * ((rows + kRows - 1) / kRows);
+}
+
 void weight_kl_entry_gradients(const WeightKlFactors& q, const WeightKlFactors& p, const WeightKlShape& shape,
                                std::int64_t row0, std::int64_t rows, const float* grad, float* g_mq, float* g_zq,
-                               float* g_zp, void* stream) {
+                               float* g_zp, void* stream, double* partial_kl, long long* partial_hits) {
   check_shape(shape);
   if (row0 < 0 || rows <= 0 || row0 + rows > shape.out) throw std::runtime_error("[weight_kl] bad row range");
+  if ((partial_kl == nullptr) != (partial_hits == nullptr))
+    throw std::runtime_error("[weight_kl] partial sums need both outputs");
   const dim3 grid(column_blocks(shape), static_cast<unsigned>((rows + kRows - 1) / kRows));
-  entry_gradient_kernel<<<grid, kThreads, staged_bytes(shape), static_cast<cudaStream_t>(stream)>>>(
-      operands(q, p, shape), shape, row0, rows, grad, g_mq, g_zq, g_zp);
+  const auto s = static_cast<cudaStream_t>(stream);
+  if (partial_kl)
+    entry_gradient_kernel<true><<<grid, kThreads, staged_bytes(shape), s>>>(operands(q, p, shape), shape, row0, rows,
+                                                                            grad, g_mq, g_zq, g_zp, partial_kl,
+                                                                            partial_hits);
+  else
+    entry_gradient_kernel<false><<<grid, kThreads, staged_bytes(shape), s>>>(operands(q, p, shape), shape, row0,
+                                                                             rows, grad, g_mq, g_zq, g_zp, nullptr,
+                                                                             nullptr);
   check_launch("weight_kl", "entry gradient launch");
 }
 

@@ -163,10 +163,18 @@ TEST_CASE("weight KL: the CUDA kernels' tiling, run on the CPU block by block, f
               mismatched += acc[k][row] != want;
             }
             const float s = static_cast<float>(form.scaling);
-            int floored = 0;
-            kl += abmll::weight_kl::entry_kl(s * acc[0][row], s * acc[1][row], s * acc[2][row], s * acc[3][row],
-                                             entry, &floored);
+            const float mq = s * acc[0][row], zq = s * acc[1][row], mp = s * acc[2][row], zp = s * acc[3][row];
+            int floored = 0, floored_too = 0;
+            const float value = abmll::weight_kl::entry_kl(mq, zq, mp, zp, entry, &floored);
+            kl += value;
             ++visited;
+            // The value-and-gradient pass's arithmetic gives both calls' numbers.
+            float value_too = 0;
+            const auto both = abmll::weight_kl::entry_kl_and_gradients(mq, zq, mp, zp, 0.7f, entry, &value_too,
+                                                                       &floored_too);
+            const auto alone = abmll::weight_kl::entry_gradients(mq, zq, mp, zp, 0.7f, entry);
+            mismatched += value_too != value || floored_too != floored || both.mq != alone.mq ||
+                          both.zq != alone.zq || both.zp != alone.zp;
           }
         }
       }

@@ -75,24 +75,50 @@ at::Tensor kl_of_tile(const Tile& q, const Tile& p, double c2) {
   return (kl_scale_term(variance_ratio_minus_one(q, p, c2)) + at::square(q.m - p.m) / (2 * p.v)).sum();
 }
 
+// The factors' gradients, then none for the other 7 arguments of TiledWeightKl::forward.
+variable_list with_no_gradients_for_options(const std::array<at::Tensor, 8>& grads) {
+  variable_list out(grads.begin(), grads.end());
+  out.resize(15);
+  return out;
+}
+
 // Which implementation TiledWeightKl runs (an int in the node's saved data).
 constexpr int64_t kAten = 0, kCudaKernels = 1, kCpuLoop = 2;
 
-// Inputs are the 8 factors (q then p, each b_mu, a_mu, b_sigma, a_sigma), already in the compute type.
+// Inputs are the 8 factors (q then p, each b_mu, a_mu, b_sigma, a_sigma), already in the compute type. With a fused
+// implementation, `gradients_now` (bit f for factor f, those that require grad) has the forward compute the factors'
+// gradients with the value, in one pass over the entries, and the backward of a KL differentiated once (no graph)
+// only scales them; a backward that builds a graph (second order) takes ATen's as before.
 struct TiledWeightKl : public torch::autograd::Function<TiledWeightKl> {
   static at::Tensor forward(AutogradContext* ctx, at::Tensor qb_mu, at::Tensor qa_mu, at::Tensor qb_sig,
                             at::Tensor qa_sig, at::Tensor pb_mu, at::Tensor pa_mu, at::Tensor pb_sig,
                             at::Tensor pa_sig, double scaling, double floor, int64_t kind, int64_t tile_rows,
-                            at::Tensor* floor_hits, int64_t loop) {
+                            at::Tensor* floor_hits, int64_t loop, int64_t gradients_now) {
     const FullFloat32Products full_float32;  // differences of large products
     const WeightScaleForm form{static_cast<WeightScale>(kind), scaling, floor};
-    ctx->save_for_backward({qb_mu, qa_mu, qb_sig, qa_sig, pb_mu, pa_mu, pb_sig, pa_sig});
+    std::vector<at::Tensor> saved = {qb_mu, qa_mu, qb_sig, qa_sig, pb_mu, pa_mu, pb_sig, pa_sig};
     ctx->saved_data["scaling"] = scaling;
     ctx->saved_data["floor"] = floor;
     ctx->saved_data["kind"] = kind;
     ctx->saved_data["tile_rows"] = tile_rows;
     ctx->saved_data["loop"] = loop;
     const WeightGaussianFactors q{qb_mu, qa_mu, qb_sig, qa_sig}, p{pb_mu, pa_mu, pb_sig, pa_sig};
+    if (gradients_now != 0 && loop != kAten) {
+      WeightKlNeeded needed;
+      for (std::size_t f = 0; f < needed.size(); ++f) needed[f] = (gradients_now >> f & 1) != 0;
+      WeightKlValueAndGradients both;
+      if (loop == kCudaKernels) {
+        both = weight_kl_cuda_value_and_gradients(q, p, form, needed, floor_hits);
+      } else {
+        int64_t hits = 0;
+        both = weight_kl_cpu_value_and_gradients(q, p, form, tile_rows, needed, floor_hits ? &hits : nullptr);
+        if (floor_hits) *floor_hits = at::scalar_tensor(hits, at::kLong);
+      }
+      saved.insert(saved.end(), both.grads.begin(), both.grads.end());  // factor f's gradient at 8 + f
+      ctx->save_for_backward(saved);
+      return both.kl;
+    }
+    ctx->save_for_backward(saved);
     if (loop == kCudaKernels) return weight_kl_cuda_forward(q, p, form, floor_hits);
     if (loop == kCpuLoop) {
       int64_t hits = 0;
@@ -131,12 +157,17 @@ struct TiledWeightKl : public torch::autograd::Function<TiledWeightKl> {
     const int64_t loop = ctx->saved_data["loop"].toInt();
     WeightKlNeeded needed;
     for (std::size_t f = 0; f < needed.size(); ++f) needed[f] = ctx->needs_input_grad(f);
+    if (loop != kAten && !at::GradMode::is_enabled() && saved.size() == 16) {  // computed with the value
+      std::array<at::Tensor, 8> grads;
+      for (std::size_t f = 0; f < needed.size(); ++f)
+        if (needed[f] && saved[8 + f].defined()) grads[f] = saved[8 + f] * g;
+      return with_no_gradients_for_options(grads);
+    }
     if (loop != kAten && !at::GradMode::is_enabled()) {
       const WeightGaussianFactors q{qb_mu, qa_mu, qb_sig, qa_sig}, p{pb_mu, pa_mu, pb_sig, pa_sig};
       const auto grads = loop == kCudaKernels ? weight_kl_cuda_backward(q, p, form, g, needed)
                                               : weight_kl_cpu_backward(q, p, form, tile_rows, g, needed);
-      return {grads[0], grads[1], grads[2], grads[3], grads[4], grads[5], grads[6], grads[7],
-              at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+      return with_no_gradients_for_options(grads);
     }
     const auto grads = weight_kl_factor_gradients(
         {qb_mu, qa_mu, qb_sig, qa_sig}, {pb_mu, pa_mu, pb_sig, pa_sig}, s, tile_rows,
@@ -154,8 +185,7 @@ struct TiledWeightKl : public torch::autograd::Function<TiledWeightKl> {
                   g_vp * 2 * p.s * scale_slope(p.z, form.kind) * (at::square(p.s) > c2)};
         },
         needed);
-    return {grads[0], grads[1], grads[2], grads[3], grads[4], grads[5], grads[6], grads[7],
-            at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    return with_no_gradients_for_options(grads);
   }
 };
 
@@ -290,9 +320,18 @@ at::Tensor weight_space_kl(const WeightGaussianFactors& q, const WeightGaussianF
   int64_t loop = kAten;
   if (backend == WeightKlBackend::automatic)
     loop = weight_kl_cuda_applies(qc) ? kCudaKernels : weight_kl_cpu_applies(qc) ? kCpuLoop : kAten;
-  return TiledWeightKl::apply(qc.b_mu, qc.a_mu, qc.b_sigma, qc.a_sigma, w(p.b_mu), w(p.a_mu), w(p.b_sigma),
-                              w(p.a_sigma), form.scaling, form.floor, static_cast<int64_t>(form.kind),
-                              std::max<std::int64_t>(1, tile_rows), floor_hits, loop);
+  const WeightGaussianFactors pc{w(p.b_mu), w(p.a_mu), w(p.b_sigma), w(p.a_sigma)};
+  // A fused implementation computes the gradients of the factors that will want them with the value.
+  int64_t gradients_now = 0;
+  if (loop != kAten && at::GradMode::is_enabled()) {
+    const at::Tensor* factors[8] = {&qc.b_mu, &qc.a_mu, &qc.b_sigma, &qc.a_sigma,
+                                    &pc.b_mu, &pc.a_mu, &pc.b_sigma, &pc.a_sigma};
+    for (int f = 0; f < 8; ++f)
+      if (factors[f]->requires_grad()) gradients_now |= int64_t{1} << f;
+  }
+  return TiledWeightKl::apply(qc.b_mu, qc.a_mu, qc.b_sigma, qc.a_sigma, pc.b_mu, pc.a_mu, pc.b_sigma, pc.a_sigma,
+                              form.scaling, form.floor, static_cast<int64_t>(form.kind),
+                              std::max<std::int64_t>(1, tile_rows), floor_hits, loop, gradients_now);
 }
 
 at::Tensor weight_space_kl_dense(const WeightGaussianFactors& q, const WeightGaussianFactors& p,

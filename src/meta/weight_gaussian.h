@@ -44,6 +44,10 @@ at::Tensor weight_space_kl(const WeightGaussianFactors& q, const WeightGaussianF
                            std::int64_t tile_rows = 256, at::Tensor* floor_hits = nullptr,
                            WeightKlBackend backend = WeightKlBackend::automatic);
 
+// Which of the eight factors (q's b_mu, a_mu, b_sigma, a_sigma, then p's) get a KL gradient.
+using WeightKlNeeded = std::array<bool, 8>;
+constexpr WeightKlNeeded kAllWeightKlFactors{true, true, true, true, true, true, true, true};
+
 // Gradients of the KL with respect to q's and p's factors (b_mu, a_mu, b_sigma, a_sigma of q, then of p) from its
 // gradients at the entries: `entry_gradients(r0, r1)` returns dKL/dMq, dKL/dZq and dKL/dZp of rows [r0, r1)
 // ([r1 - r0, I] each; dKL/dMp = -dKL/dMq), called once per tile of `tile_rows` rows; M = s B A turns them into
@@ -51,12 +55,16 @@ at::Tensor weight_space_kl(const WeightGaussianFactors& q, const WeightGaussianF
 // Only the factors marked in `needed` get a gradient (the others' GEMMs are skipped; undefined tensors): a
 // first-order inner step needs q's, the outer step's regulariser p's.
 using WeightKlEntryGradients = std::function<std::array<at::Tensor, 3>(std::int64_t r0, std::int64_t r1)>;
-using WeightKlNeeded = std::array<bool, 8>;  // per factor, in the order of the gradients
-constexpr WeightKlNeeded kAllWeightKlFactors{true, true, true, true, true, true, true, true};
 std::array<at::Tensor, 8> weight_kl_factor_gradients(const WeightGaussianFactors& q, const WeightGaussianFactors& p,
                                                      double scaling, std::int64_t tile_rows,
                                                      const WeightKlEntryGradients& entry_gradients,
                                                      const WeightKlNeeded& needed = kAllWeightKlFactors);
+
+// A KL and its gradients computed in one pass (the fused implementations', for a KL differentiated once).
+struct WeightKlValueAndGradients {
+  at::Tensor kl;                    // 0-dim float32
+  std::array<at::Tensor, 8> grads;  // by factor, undefined where not needed
+};
 
 // The same KL from the dense O x I tensors through autograd: the reference for tests, and fine for small layers.
 at::Tensor weight_space_kl_dense(const WeightGaussianFactors& q, const WeightGaussianFactors& p,

@@ -6,6 +6,7 @@
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
 #include <ATen/ops/matmul.h>
+#include <ATen/ops/ones.h>
 #include <ATen/ops/zeros_like.h>
 #include <ATen/record_function.h>
 
@@ -102,6 +103,42 @@ at::Tensor weight_kl_cuda_forward(const WeightGaussianFactors& q_in, const Weigh
   return kl.sum().to(at::kFloat);
 }
 
+WeightKlValueAndGradients weight_kl_cuda_value_and_gradients(const WeightGaussianFactors& q_in,
+                                                             const WeightGaussianFactors& p_in,
+                                                             const WeightScaleForm& form, const WeightKlNeeded& needed,
+                                                             at::Tensor* floor_hits) {
+  RECORD_USER_SCOPE("abmll::weight_kl_cuda_value_and_gradients");
+  check_inputs(q_in, p_in);
+  const c10::cuda::CUDAGuard device_guard(q_in.b_mu.device());
+  const WeightGaussianFactors q = contiguous(q_in), p = contiguous(p_in);
+  const cuda::WeightKlShape shape = shape_of(q, form);
+  const auto on = at::TensorOptions().device(q.b_mu.device());
+  const at::Tensor one = at::ones({1}, on.dtype(at::kFloat));
+  const int64_t rows_per_tile = std::max<int64_t>(1, kTileEntries / shape.in);
+  const auto stream = c10::cuda::getCurrentCUDAStream().stream();
+  std::vector<at::Tensor> kl_parts, hit_parts;
+  WeightKlValueAndGradients out;
+  out.grads = weight_kl_factor_gradients(q, p, form.scaling, rows_per_tile, [&](int64_t r0, int64_t r1) {
+    std::array<at::Tensor, 3> g;
+    for (at::Tensor& t : g) t = at::empty({r1 - r0, shape.in}, q.b_mu.options());
+    const int64_t n = cuda::weight_kl_row_partials(shape, r1 - r0);
+    kl_parts.push_back(at::empty({n}, on.dtype(at::kDouble)));
+    hit_parts.push_back(at::empty({n}, on.dtype(at::kLong)));
+    try {
+      cuda::weight_kl_entry_gradients(pointers(q), pointers(p), shape, r0, r1 - r0, one.data_ptr<float>(),
+                                      g[0].data_ptr<float>(), g[1].data_ptr<float>(), g[2].data_ptr<float>(), stream,
+                                      kl_parts.back().data_ptr<double>(),
+                                      reinterpret_cast<long long*>(hit_parts.back().data_ptr<int64_t>()));
+    } catch (const std::runtime_error& e) {
+      throw Error(e.what());
+    }
+    return g;
+  }, needed);
+  out.kl = at::cat(kl_parts).sum().to(at::kFloat);
+  if (floor_hits) *floor_hits = at::cat(hit_parts).sum();
+  return out;
+}
+
 std::array<at::Tensor, 8> weight_kl_cuda_backward(const WeightGaussianFactors& q_in, const WeightGaussianFactors& p_in,
                                                   const WeightScaleForm& form, const at::Tensor& grad,
                                                   const WeightKlNeeded& needed) {
@@ -134,6 +171,12 @@ bool weight_kl_cuda_applies(const WeightGaussianFactors&) { return false; }
 
 at::Tensor weight_kl_cuda_forward(const WeightGaussianFactors&, const WeightGaussianFactors&, const WeightScaleForm&,
                                   at::Tensor*) {
+  throw Error("weight_kl_cuda: abmll was built without CUDA (no nvcc found); the ATen weight-space KL is used");
+}
+
+WeightKlValueAndGradients weight_kl_cuda_value_and_gradients(const WeightGaussianFactors&,
+                                                             const WeightGaussianFactors&, const WeightScaleForm&,
+                                                             const WeightKlNeeded&, at::Tensor*) {
   throw Error("weight_kl_cuda: abmll was built without CUDA (no nvcc found); the ATen weight-space KL is used");
 }
 

@@ -47,30 +47,40 @@ ABMLL_HOST_DEVICE inline float scale_term(float u) {
   return 0.5f * (u - log1pf(u));
 }
 
-// KL of one entry; *floored gets how many of S_q, S_p are below the floor (0, 1 or 2).
-ABMLL_HOST_DEVICE inline float entry_kl(float mq, float zq, float mp, float zp, const EntryForm& form, int* floored) {
-  const float c2 = form.floor_squared;
-  const EntryScale q = scale_of(zq, form), p = scale_of(zp, form);
-  const float d = mq - mp;
-  *floored = (q.s * q.s < c2 ? 1 : 0) + (p.s * p.s < c2 ? 1 : 0);
-  return scale_term(ratio_minus_one(q, p, c2)) + d * d / (2 * p.v);
-}
-
 struct EntryGradients {
   float mq, zq, zp;  // g dKL/dMq (dKL/dMp is its negative), g dKL/dZq, g dKL/dZp
 };
 
-ABMLL_HOST_DEVICE inline EntryGradients entry_gradients(float mq, float zq, float mp, float zp, float g,
-                                                        const EntryForm& form) {
+// One entry's KL in *kl, how many of S_q, S_p are below the floor (0, 1 or 2) in *floored, and g times its
+// gradients. entry_kl and entry_gradients below are this with the other outputs dropped (inlined, the compilers drop
+// their arithmetic), so a pass that wants both gets the same numbers as the two calls.
+ABMLL_HOST_DEVICE inline EntryGradients entry_kl_and_gradients(float mq, float zq, float mp, float zp, float g,
+                                                               const EntryForm& form, float* kl, int* floored) {
   const float c2 = form.floor_squared;
   const EntryScale q = scale_of(zq, form), p = scale_of(zp, form);
   const float d = mq - mp;
   const float u = ratio_minus_one(q, p, c2);
+  *floored = (q.s * q.s < c2 ? 1 : 0) + (p.s * p.s < c2 ? 1 : 0);
+  *kl = scale_term(u) + d * d / (2 * p.v);
   // dKL/dVq = u / (2 Vq), dKL/dVp = -(u + D^2 / Vp) / (2 Vp); dV/dZ = 2 S dS/dZ above the floor, 0 on it.
   const float g_vq = g * 0.5f * u / q.v;
   const float g_vp = -g * 0.5f * (u + d * d / p.v) / p.v;
   return {g * d / p.v, q.s * q.s > c2 ? g_vq * 2 * q.s * scale_slope(zq, form) : 0.f,
           p.s * p.s > c2 ? g_vp * 2 * p.s * scale_slope(zp, form) : 0.f};
+}
+
+// KL of one entry; *floored gets how many of S_q, S_p are below the floor (0, 1 or 2).
+ABMLL_HOST_DEVICE inline float entry_kl(float mq, float zq, float mp, float zp, const EntryForm& form, int* floored) {
+  float kl = 0;
+  (void)entry_kl_and_gradients(mq, zq, mp, zp, 0.f, form, &kl, floored);
+  return kl;
+}
+
+ABMLL_HOST_DEVICE inline EntryGradients entry_gradients(float mq, float zq, float mp, float zp, float g,
+                                                        const EntryForm& form) {
+  float kl = 0;
+  int floored = 0;
+  return entry_kl_and_gradients(mq, zq, mp, zp, g, form, &kl, &floored);
 }
 
 }  // namespace abmll::weight_kl
