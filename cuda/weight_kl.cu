@@ -97,9 +97,8 @@ __global__ void forward_kernel(weight_kl::TileOperands f, WeightKlShape shape, d
   write_block_sums(kl, hit, partial_kl, partial_hits);
 }
 
-// Rows [row0, row0 + rows) of the entry gradients, row r of the range at (r - row0) I + i; with kWithValue also the
-// rows' KL and hits, as forward_kernel sums them.
-template <bool kWithValue>
+// Rows [row0, row0 + rows) of the entry gradients, row r of the range at (r - row0) I + i, and the rows' KL and
+// hits, as forward_kernel sums them.
 __global__ void entry_gradient_kernel(weight_kl::TileOperands f, WeightKlShape shape, int64_t row0, int64_t rows,
                                       const float* grad, float* g_mq, float* g_zq, float* g_zp, double* partial_kl,
                                       long long* partial_hits) {
@@ -122,9 +121,7 @@ __global__ void entry_gradient_kernel(weight_kl::TileOperands f, WeightKlShape s
       const float mq = s * acc[0][row], zq = s * acc[1][row], mp = s * acc[2][row], zp = s * acc[3][row];
       float entry = 0;
       int floored = 0;
-      const weight_kl::EntryGradients e =
-          kWithValue ? weight_kl::entry_kl_and_gradients(mq, zq, mp, zp, g, form, &entry, &floored)
-                     : weight_kl::entry_gradients(mq, zq, mp, zp, g, form);
+      const weight_kl::EntryGradients e = weight_kl::entry_kl_and_gradients(mq, zq, mp, zp, g, form, &entry, &floored);
       const int64_t at = (o0 + row - row0) * shape.in + i;
       g_mq[at] = e.mq;
       g_zq[at] = e.zq;
@@ -133,7 +130,7 @@ __global__ void entry_gradient_kernel(weight_kl::TileOperands f, WeightKlShape s
       hit += floored;
     }
   }
-  if (kWithValue) write_block_sums(kl, hit, partial_kl, partial_hits);
+  write_block_sums(kl, hit, partial_kl, partial_hits);
 }
 
 unsigned column_blocks(const WeightKlShape& shape) {
@@ -161,21 +158,12 @@ std::int64_t weight_kl_row_partials(const WeightKlShape& shape, std::int64_t row
 
 void weight_kl_entry_gradients(const WeightKlFactors& q, const WeightKlFactors& p, const WeightKlShape& shape,
                                std::int64_t row0, std::int64_t rows, const float* grad, float* g_mq, float* g_zq,
-                               float* g_zp, void* stream, double* partial_kl, long long* partial_hits) {
+                               float* g_zp, double* partial_kl, long long* partial_hits, void* stream) {
   check_shape(shape);
   if (row0 < 0 || rows <= 0 || row0 + rows > shape.out) throw std::runtime_error("[weight_kl] bad row range");
-  if ((partial_kl == nullptr) != (partial_hits == nullptr))
-    throw std::runtime_error("[weight_kl] partial sums need both outputs");
   const dim3 grid(column_blocks(shape), static_cast<unsigned>((rows + kRows - 1) / kRows));
-  const auto s = static_cast<cudaStream_t>(stream);
-  if (partial_kl)
-    entry_gradient_kernel<true><<<grid, kThreads, staged_bytes(shape), s>>>(operands(q, p, shape), shape, row0, rows,
-                                                                            grad, g_mq, g_zq, g_zp, partial_kl,
-                                                                            partial_hits);
-  else
-    entry_gradient_kernel<false><<<grid, kThreads, staged_bytes(shape), s>>>(operands(q, p, shape), shape, row0,
-                                                                             rows, grad, g_mq, g_zq, g_zp, nullptr,
-                                                                             nullptr);
+  entry_gradient_kernel<<<grid, kThreads, staged_bytes(shape), static_cast<cudaStream_t>(stream)>>>(
+      operands(q, p, shape), shape, row0, rows, grad, g_mq, g_zq, g_zp, partial_kl, partial_hits);
   check_launch("weight_kl", "entry gradient launch");
 }
 

@@ -40,13 +40,12 @@ void weight_kl_forward(const WeightKlFactors& q, const WeightKlFactors& p, const
                        double* partial_kl, long long* partial_hits, void* stream);
 
 // For rows [row0, row0 + rows) and the incoming gradient *grad (a device scalar), writes the entry gradients
-// dKL/dMq (dKL/dMp is its negative), dKL/dZq and dKL/dZp, each [rows, I] row-major, on `stream`. With partial_kl and
-// partial_hits (else null), also the rows' KL and floor hits as weight_kl_forward writes them, in
-// weight_kl_row_partials(shape, rows) partial sums each: the value and its gradients in one pass.
+// dKL/dMq (dKL/dMp is its negative), dKL/dZq and dKL/dZp, each [rows, I] row-major, and the rows' KL and floor hits
+// as weight_kl_forward writes them, in weight_kl_row_partials(shape, rows) partial sums each (the value and its
+// gradients in one pass), on `stream`.
 void weight_kl_entry_gradients(const WeightKlFactors& q, const WeightKlFactors& p, const WeightKlShape& shape,
                                std::int64_t row0, std::int64_t rows, const float* grad, float* g_mq, float* g_zq,
-                               float* g_zp, void* stream, double* partial_kl = nullptr,
-                               long long* partial_hits = nullptr);
+                               float* g_zp, double* partial_kl, long long* partial_hits, void* stream);
 std::int64_t weight_kl_row_partials(const WeightKlShape& shape, std::int64_t rows);
 
 }  // namespace abmll::cuda

@@ -153,20 +153,14 @@ struct TiledWeightKl : public torch::autograd::Function<TiledWeightKl> {
     const int64_t tile_rows = ctx->saved_data["tile_rows"].toInt();
     const at::Tensor& g = grad_outputs[0];
     const double s = form.scaling, c2 = form.floor * form.floor;
-    // The fused backwards are not differentiable: a backward that builds a graph (second order) takes ATen's.
-    const int64_t loop = ctx->saved_data["loop"].toInt();
     WeightKlNeeded needed;
     for (std::size_t f = 0; f < needed.size(); ++f) needed[f] = ctx->needs_input_grad(f);
-    if (loop != kAten && !at::GradMode::is_enabled() && saved.size() == 16) {  // computed with the value
+    // The gradients the fused implementations computed with the value (saved at 8 + f) are not differentiable: a
+    // backward that builds a graph (second order) takes ATen's, below.
+    if (saved.size() == 16 && !at::GradMode::is_enabled()) {
       std::array<at::Tensor, 8> grads;
       for (std::size_t f = 0; f < needed.size(); ++f)
         if (needed[f] && saved[8 + f].defined()) grads[f] = saved[8 + f] * g;
-      return with_no_gradients_for_options(grads);
-    }
-    if (loop != kAten && !at::GradMode::is_enabled()) {
-      const WeightGaussianFactors q{qb_mu, qa_mu, qb_sig, qa_sig}, p{pb_mu, pa_mu, pb_sig, pa_sig};
-      const auto grads = loop == kCudaKernels ? weight_kl_cuda_backward(q, p, form, g, needed)
-                                              : weight_kl_cpu_backward(q, p, form, tile_rows, g, needed);
       return with_no_gradients_for_options(grads);
     }
     const auto grads = weight_kl_factor_gradients(

@@ -113,31 +113,4 @@ WeightKlValueAndGradients weight_kl_cpu_value_and_gradients(const WeightGaussian
   return out;
 }
 
-std::array<at::Tensor, 8> weight_kl_cpu_backward(const WeightGaussianFactors& q, const WeightGaussianFactors& p,
-                                                 const WeightScaleForm& form, std::int64_t tile_rows,
-                                                 const at::Tensor& grad, const WeightKlNeeded& needed) {
-  RECORD_USER_SCOPE("abmll::weight_kl_cpu_backward");
-  const int64_t in = q.a_mu.size(1);
-  const weight_kl::EntryForm ef = entry_form(form);
-  const float g = grad.item<float>(), sc = static_cast<float>(form.scaling);
-  return weight_kl_factor_gradients(q, p, form.scaling, tile_rows, [&](int64_t r0, int64_t r1) {
-    const TileInputs tq = tile_inputs(q, r0, r1), tp = tile_inputs(p, r0, r1);
-    const float *mq = tq.m.const_data_ptr<float>(), *zq = tq.z.const_data_ptr<float>();
-    const float *mp = tp.m.const_data_ptr<float>(), *zp = tp.z.const_data_ptr<float>();
-    std::array<at::Tensor, 3> out;
-    for (at::Tensor& t : out) t = at::empty({r1 - r0, in}, q.b_mu.options());
-    float *g_mq = out[0].data_ptr<float>(), *g_zq = out[1].data_ptr<float>(), *g_zp = out[2].data_ptr<float>();
-    at::parallel_for(0, (r1 - r0) * in, 4096, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        const weight_kl::EntryGradients e =
-            weight_kl::entry_gradients(sc * mq[i], sc * zq[i], sc * mp[i], sc * zp[i], g, ef);
-        g_mq[i] = e.mq;
-        g_zq[i] = e.zq;
-        g_zp[i] = e.zp;
-      }
-    });
-    return out;
-  }, needed);
-}
-
 }  // namespace abmll::meta

@@ -22,19 +22,12 @@ bool weight_kl_cpu_applies(const WeightGaussianFactors& q);
 at::Tensor weight_kl_cpu_forward(const WeightGaussianFactors& q, const WeightGaussianFactors& p,
                                  const WeightScaleForm& form, std::int64_t tile_rows, std::int64_t* floor_hits);
 
-// The KL (as weight_kl_cpu_forward) and its gradients with respect to the `needed` factors (as weight_kl_cpu_backward
-// with grad 1) in one pass over the tiles: for a KL that will be differentiated once, instead of a forward pass and a
-// backward pass that forms every entry again.
+// The KL (as weight_kl_cpu_forward) and its gradients with respect to the `needed` factors in one pass over the
+// tiles: for a KL that will be differentiated, instead of a forward pass and a backward pass that forms every entry
+// again.
 WeightKlValueAndGradients weight_kl_cpu_value_and_gradients(const WeightGaussianFactors& q,
                                                             const WeightGaussianFactors& p, const WeightScaleForm& form,
                                                             std::int64_t tile_rows, const WeightKlNeeded& needed,
                                                             std::int64_t* floor_hits);
-
-// Gradients of `grad` * KL with respect to q's and p's factors, in the order b_mu, a_mu, b_sigma, a_sigma of q, then
-// of p; those not `needed` are undefined.
-std::array<at::Tensor, 8> weight_kl_cpu_backward(const WeightGaussianFactors& q, const WeightGaussianFactors& p,
-                                                 const WeightScaleForm& form, std::int64_t tile_rows,
-                                                 const at::Tensor& grad,
-                                                 const WeightKlNeeded& needed = kAllWeightKlFactors);
 
 }  // namespace abmll::meta

@@ -126,9 +126,9 @@ WeightKlValueAndGradients weight_kl_cuda_value_and_gradients(const WeightGaussia
     hit_parts.push_back(at::empty({n}, on.dtype(at::kLong)));
     try {
       cuda::weight_kl_entry_gradients(pointers(q), pointers(p), shape, r0, r1 - r0, one.data_ptr<float>(),
-                                      g[0].data_ptr<float>(), g[1].data_ptr<float>(), g[2].data_ptr<float>(), stream,
+                                      g[0].data_ptr<float>(), g[1].data_ptr<float>(), g[2].data_ptr<float>(),
                                       kl_parts.back().data_ptr<double>(),
-                                      reinterpret_cast<long long*>(hit_parts.back().data_ptr<int64_t>()));
+                                      reinterpret_cast<long long*>(hit_parts.back().data_ptr<int64_t>()), stream);
     } catch (const std::runtime_error& e) {
       throw Error(e.what());
     }
@@ -137,31 +137,6 @@ WeightKlValueAndGradients weight_kl_cuda_value_and_gradients(const WeightGaussia
   out.kl = at::cat(kl_parts).sum().to(at::kFloat);
   if (floor_hits) *floor_hits = at::cat(hit_parts).sum();
   return out;
-}
-
-std::array<at::Tensor, 8> weight_kl_cuda_backward(const WeightGaussianFactors& q_in, const WeightGaussianFactors& p_in,
-                                                  const WeightScaleForm& form, const at::Tensor& grad,
-                                                  const WeightKlNeeded& needed) {
-  RECORD_USER_SCOPE("abmll::weight_kl_cuda_backward");
-  check_inputs(q_in, p_in);
-  const c10::cuda::CUDAGuard device_guard(q_in.b_mu.device());
-  const WeightGaussianFactors q = contiguous(q_in), p = contiguous(p_in);
-  const cuda::WeightKlShape shape = shape_of(q, form);
-  const at::Tensor g = grad.to(q.b_mu.options()).reshape({1}).contiguous();
-  const int64_t rows_per_tile = std::max<int64_t>(1, kTileEntries / shape.in);
-  const auto stream = c10::cuda::getCurrentCUDAStream().stream();
-  return weight_kl_factor_gradients(q, p, form.scaling, rows_per_tile, [&](int64_t r0, int64_t r1) {
-    std::array<at::Tensor, 3> out;
-    for (at::Tensor& t : out) t = at::empty({r1 - r0, shape.in}, q.b_mu.options());
-    try {
-      cuda::weight_kl_entry_gradients(pointers(q), pointers(p), shape, r0, r1 - r0, g.data_ptr<float>(),
-                                      out[0].data_ptr<float>(), out[1].data_ptr<float>(), out[2].data_ptr<float>(),
-                                      stream);
-    } catch (const std::runtime_error& e) {
-      throw Error(e.what());
-    }
-    return out;
-  }, needed);
 }
 
 #else  // built without cuda/: the ATen implementation is used everywhere
@@ -177,11 +152,6 @@ at::Tensor weight_kl_cuda_forward(const WeightGaussianFactors&, const WeightGaus
 WeightKlValueAndGradients weight_kl_cuda_value_and_gradients(const WeightGaussianFactors&,
                                                              const WeightGaussianFactors&, const WeightScaleForm&,
                                                              const WeightKlNeeded&, at::Tensor*) {
-  throw Error("weight_kl_cuda: abmll was built without CUDA (no nvcc found); the ATen weight-space KL is used");
-}
-
-std::array<at::Tensor, 8> weight_kl_cuda_backward(const WeightGaussianFactors&, const WeightGaussianFactors&,
-                                                  const WeightScaleForm&, const at::Tensor&, const WeightKlNeeded&) {
   throw Error("weight_kl_cuda: abmll was built without CUDA (no nvcc found); the ATen weight-space KL is used");
 }
 

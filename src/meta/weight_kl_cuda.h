@@ -23,17 +23,11 @@ bool weight_kl_cuda_applies(const WeightGaussianFactors& q);
 at::Tensor weight_kl_cuda_forward(const WeightGaussianFactors& q, const WeightGaussianFactors& p,
                                   const WeightScaleForm& form, at::Tensor* floor_hits);
 
-// The KL (as weight_kl_cuda_forward) and its gradients with respect to the `needed` factors (as
-// weight_kl_cuda_backward with grad 1) in one pass of the kernels over the entries.
+// The KL (as weight_kl_cuda_forward) and its gradients with respect to the `needed` factors in one pass of the
+// kernels over the entries. Not differentiable.
 WeightKlValueAndGradients weight_kl_cuda_value_and_gradients(const WeightGaussianFactors& q,
                                                              const WeightGaussianFactors& p,
                                                              const WeightScaleForm& form, const WeightKlNeeded& needed,
                                                              at::Tensor* floor_hits);
-
-// Gradients of `grad` * KL with respect to q's and p's factors, in the order b_mu, a_mu, b_sigma, a_sigma of q, then
-// of p; those not `needed` are undefined. Not differentiable.
-std::array<at::Tensor, 8> weight_kl_cuda_backward(const WeightGaussianFactors& q, const WeightGaussianFactors& p,
-                                                  const WeightScaleForm& form, const at::Tensor& grad,
-                                                  const WeightKlNeeded& needed = kAllWeightKlFactors);
 
 }  // namespace abmll::meta

@@ -52,8 +52,8 @@ struct EntryGradients {
 };
 
 // One entry's KL in *kl, how many of S_q, S_p are below the floor (0, 1 or 2) in *floored, and g times its
-// gradients. entry_kl and entry_gradients below are this with the other outputs dropped (inlined, the compilers drop
-// their arithmetic), so a pass that wants both gets the same numbers as the two calls.
+// gradients. entry_kl below is this with the gradients dropped (inlined, the compilers drop their arithmetic), so the
+// value is the same number whether or not the gradients come with it.
 ABMLL_HOST_DEVICE inline EntryGradients entry_kl_and_gradients(float mq, float zq, float mp, float zp, float g,
                                                                const EntryForm& form, float* kl, int* floored) {
   const float c2 = form.floor_squared;
@@ -74,13 +74,6 @@ ABMLL_HOST_DEVICE inline float entry_kl(float mq, float zq, float mp, float zp, 
   float kl = 0;
   (void)entry_kl_and_gradients(mq, zq, mp, zp, 0.f, form, &kl, floored);
   return kl;
-}
-
-ABMLL_HOST_DEVICE inline EntryGradients entry_gradients(float mq, float zq, float mp, float zp, float g,
-                                                        const EntryForm& form) {
-  float kl = 0;
-  int floored = 0;
-  return entry_kl_and_gradients(mq, zq, mp, zp, g, form, &kl, &floored);
 }
 
 }  // namespace abmll::weight_kl
