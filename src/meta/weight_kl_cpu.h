@@ -1,8 +1,8 @@
 // The weight-space KL on the CPU with one fused loop per tile: the tile's means and scale pre-activations come from
-// four GEMMs as in the ATen implementation (weight_gaussian.cpp, the reference), then every entry's KL, or its three
-// gradients, is computed in one pass (weight_kl_entry.h, the arithmetic the CUDA kernels share) instead of some
-// thirty elementwise ATen ops each reading and writing the whole tile. float32 only; not differentiable (a backward
-// that builds a graph, for second-order meta-gradients, takes ATen's).
+// four GEMMs as in the ATen implementation (weight_gaussian.cpp, the reference), then every entry's KL, and for a KL
+// that will be differentiated its three gradients too, is computed in one pass (weight_kl_entry.h, the arithmetic
+// the CUDA kernels share) instead of some thirty elementwise ATen ops each reading and writing the whole tile.
+// float32 only; not differentiable (a backward that builds a graph, for second-order meta-gradients, takes ATen's).
 #pragma once
 
 #include <ATen/core/Tensor.h>
