@@ -3,8 +3,6 @@
 // retried work gives what its first try would have.
 #pragma once
 
-#include <fmt/format.h>
-
 #include <cstdint>
 #include <exception>
 #include <string>

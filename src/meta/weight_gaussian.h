@@ -46,7 +46,6 @@ at::Tensor weight_space_kl(const WeightGaussianFactors& q, const WeightGaussianF
 
 // Which of the eight factors (q's b_mu, a_mu, b_sigma, a_sigma, then p's) get a KL gradient.
 using WeightKlNeeded = std::array<bool, 8>;
-constexpr WeightKlNeeded kAllWeightKlFactors{true, true, true, true, true, true, true, true};
 
 // Gradients of the KL with respect to q's and p's factors (b_mu, a_mu, b_sigma, a_sigma of q, then of p) from its
 // gradients at the entries: `entry_gradients(r0, r1)` returns dKL/dMq, dKL/dZq and dKL/dZp of rows [r0, r1)
@@ -58,7 +57,7 @@ using WeightKlEntryGradients = std::function<std::array<at::Tensor, 3>(std::int6
 std::array<at::Tensor, 8> weight_kl_factor_gradients(const WeightGaussianFactors& q, const WeightGaussianFactors& p,
                                                      double scaling, std::int64_t tile_rows,
                                                      const WeightKlEntryGradients& entry_gradients,
-                                                     const WeightKlNeeded& needed = kAllWeightKlFactors);
+                                                     const WeightKlNeeded& needed);
 
 // A KL and its gradients computed in one pass (the fused implementations', for a KL differentiated once).
 struct WeightKlValueAndGradients {
