@@ -130,6 +130,7 @@ int run_meta_train(const MetaTrainFlags& flags) {
   report.set_result("checkpoint", result.checkpoint.string());
   report.set_result("adapter", result.adapter.string());
   report.set_result("tokens", result.tokens);
+  if (!result.validation.is_null()) report.set_result("validation", result.validation);
   report.add_timing("meta_train_seconds", result.seconds);
   if (launch.distributed()) report.set_result("ranks", launch.world_size);
   if (writer) report.write(out / "report.json");

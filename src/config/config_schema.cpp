@@ -309,6 +309,24 @@ std::vector<ConfigKey> build_keys() {
   add<bool>(k, KEY(eval.length_normalize), false, "Score options by mean instead of summed token log-likelihood.");
   add<bool>(k, KEY(eval.share_prompt), true,
             "Compute a query's prompt once for all its options (false: one forward row per option; same scores).");
+
+  add<I>(k, KEY(validation.every), 0,
+         "meta-train: validate every N outer steps, at step 0 and at the last step, into validation.jsonl (0: "
+         "never). Each validation adapts and scores as `evaluate` does, with queries from the tasks' dev splits.",
+         at_least<I>(0));
+  add<ValidationTasks>(k, KEY(validation.tasks), ValidationTasks::held_out,
+                       "Tasks validated on: held_out (the held-out tasks' dev splits; evaluate scores their test "
+                       "splits) or train (the training tasks' dev splits; meta-training draws from their train "
+                       "splits).");
+  add<I>(k, KEY(validation.max_tasks), 0, "At most this many of those tasks, a seeded choice (0: all).",
+         at_least<I>(0));
+  add<I>(k, KEY(validation.query_size), 0, "Queries per task, drawn from its dev split (0: the whole split).",
+         at_least<I>(0));
+  add<ValidationMetric>(k, KEY(validation.metric), ValidationMetric::nll,
+                        "Pooled metric that selects the best validation (accuracy: highest; nll, ece, brier: "
+                        "lowest).");
+  add<bool>(k, KEY(validation.keep_best), true,
+            "Keep the checkpoint of the best validation so far as checkpoints/best.safetensors.");
   return k;
 }
 

@@ -19,6 +19,8 @@ enum class InnerOptimizer { sgd, adam };
 enum class ModelDType { auto_, float32, bfloat16, float16 };  // auto: float32 on CPU, bfloat16 on GPU
 enum class DataFormat { crossfit, unifiedqa, jsonl };
 enum class LrSchedule { cosine, linear, constant };
+enum class ValidationTasks { held_out, train };  // whose dev splits meta-training is validated on
+enum class ValidationMetric { nll, accuracy, ece, brier };  // what selects the best checkpoint
 
 struct RunConfig {
   std::int64_t seed = 0;         // drives task sampling, episode splits and noise
@@ -101,6 +103,16 @@ struct EvalConfig {
   bool share_prompt = true;     // compute a query's prompt once for all its options
 };
 
+// Validation during meta-training (meta/validation.h).
+struct ValidationConfig {
+  std::int64_t every = 0;  // outer steps between validations; 0: none
+  ValidationTasks tasks = ValidationTasks::held_out;
+  std::int64_t max_tasks = 0;   // validate on at most this many of them; 0: all
+  std::int64_t query_size = 0;  // queries per task from its dev split; 0: the whole split
+  ValidationMetric metric = ValidationMetric::nll;
+  bool keep_best = true;  // keep the checkpoint of the best validation as checkpoints/best.safetensors
+};
+
 struct ExperimentConfig {
   Method method = Method::abmll;
   RunConfig run;
@@ -111,6 +123,7 @@ struct ExperimentConfig {
   InnerConfig inner;
   OuterConfig outer;
   EvalConfig eval;
+  ValidationConfig validation;
 };
 
 // Names of enum values as they appear in configs. enum_names<E>() lists (value, name) pairs.

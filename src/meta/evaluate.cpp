@@ -1,9 +1,6 @@
 // Held-out evaluation of a method (see evaluate.h).
 #include "meta/evaluate.h"
 
-#include "meta/adapt.h"
-
-#include <ATen/core/grad_mode.h>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -13,41 +10,20 @@
 #include "data/episode.h"
 #include "eval/calibration.h"
 #include "eval/evaluation_summary.h"
-#include "eval/option_scoring.h"
 #include "eval/reliability_svg.h"
-#include "meta/abmll_objective.h"
 #include "meta/checkpoint.h"
-#include "meta/episode_nll.h"
 #include "meta/run_setup.h"
+#include "meta/task_evaluation.h"
 #include "util/atomic_file.h"
 #include "util/device.h"
 #include "util/error.h"
 #include "util/log.h"
-#include "util/rng.h"
 
 namespace abmll::meta {
 namespace {
 
 bool uses_posterior(Method m) { return m == Method::abmll || m == Method::abmll_icl; }
 bool uses_point_lora(Method m) { return m == Method::lora || m == Method::fomaml || m == Method::reptile; }
-bool uses_icl(Method m) { return m == Method::icl || m == Method::abmll_icl; }
-
-std::vector<int64_t> widen(const std::vector<int32_t>& ids) { return {ids.begin(), ids.end()}; }
-
-// The query prompts as token ids, split as the scorer of the training NLL splits them: prompt with special tokens,
-// continuations without.
-std::vector<eval::OptionQuery> tokenize_queries(const std::vector<data::ScoredPrompt>& prompts,
-                                                const text::Tokenizer& tokenizer) {
-  std::vector<eval::OptionQuery> out;
-  out.reserve(prompts.size());
-  for (const auto& p : prompts) {
-    eval::OptionQuery q{widen(tokenizer.encode(p.prompt, true)), {}};
-    for (const auto& c : p.continuations) q.options.push_back(widen(tokenizer.encode(c, false)));
-    out.push_back(std::move(q));
-  }
-  return out;
-}
-
 
 }  // namespace
 
@@ -79,9 +55,6 @@ EvaluateResult evaluate(const ExperimentConfig& config, const EvaluateRun& run) 
     else log::info("method lora without --checkpoint: each task's LoRA is trained from PEFT's initialisation");
   }
   const auto seed = static_cast<std::uint64_t>(config.run.seed);
-  eval::OptionScoringOptions scoring;
-  scoring.length_normalize = config.eval.length_normalize;
-  scoring.share_prompt = config.eval.share_prompt;
   model::ForwardOptions recompute = recompute_policy(config.model);  // of the adaptations' inner steps
 
   std::vector<eval::TaskResult> tasks;
@@ -93,53 +66,10 @@ EvaluateResult evaluate(const ExperimentConfig& config, const EvaluateRun& run) 
       skipped.push_back(task.name);
       continue;
     }
-    data::EpisodeOptions options = data::episode_options(config.data);
-    options.tokenizer = &experiment.tokenizer;
-    options.max_length = config.model.max_length;
-    options.icl = uses_icl(method);
-    options.query_size = config.eval.query_size;
-    const data::EpisodeSplits splits = data::episode_splits(task, true);
-    options.support_split = splits.support;
-    options.query_split = splits.query;
-    Rng rng = data::episode_rng(seed, task.name, 0);
-    const data::Episode episode = data::sample_episode(task, options, rng);
-
-    eval::TaskResult result{task.name, {}, nlohmann::json::object()};
-    result.extra["support_size"] = episode.support.size();
-    std::unique_ptr<model::LinearAdapter> adapter;
-    if (theta) {
-      std::vector<double> support_nll;
-      const LoraPosterior phi = infer_task_posterior(config, experiment, *theta, episode, support_nll, recompute);
-      result.extra["support_nll"] = support_nll;
-      // Groups = posterior samples of this task (or one group: the posterior mean).
-      const at::NoGradGuard no_grad;
-      const int64_t samples = config.eval.samples;
-      const TaskNoise draws = noise_from_seeds({Rng::stream(seed, "eval/" + task.name).next_u64()});
-      adapter = samples > 0 ? phi.sample(samples, draws) : std::make_unique<model::BatchedLora>(phi.mean_adapter());
-    } else if (lora_init) {
-      std::vector<double> support_nll;
-      const PointLora adapted = adapt_task_lora(config, experiment, *lora_init, episode, support_nll, recompute);
-      result.extra["support_nll"] = support_nll;
-      const at::NoGradGuard no_grad;
-      auto lora = std::make_unique<model::BatchedLora>(experiment.lora, 1);
-      install_factors(*lora, adapted.factors(1));
-      adapter = std::move(lora);
-    }
-    const std::vector<eval::OptionQuery> queries = tokenize_queries(episode.query, experiment.tokenizer);
-    const auto scoring_start = std::chrono::steady_clock::now();
-    const std::vector<eval::OptionPrediction> predictions =
-        eval::score_options(experiment.decoder, queries, adapter.get(), scoring);
-    scoring_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - scoring_start).count();
-    int64_t truncated = 0, demos = 0;
-    for (std::size_t i = 0; i < predictions.size(); ++i) {
-      const data::ScoredPrompt& q = episode.query[i];
-      result.queries.push_back(
-          {static_cast<int64_t>(i), predictions[i].probs, predictions[i].loglik, q.label, data::to_string(q.source)});
-      truncated += q.truncated ? 1 : 0;
-      demos += q.demos;
-    }
-    result.extra["truncated_prompts"] = truncated;
-    if (options.icl) result.extra["mean_demos"] = static_cast<double>(demos) / static_cast<double>(predictions.size());
+    const TaskQueries queries{data::episode_splits(task, /*held_out=*/true).query, config.eval.query_size};
+    eval::TaskResult result =
+        evaluate_task(config, experiment, {theta ? &*theta : nullptr, lora_init ? &*lora_init : nullptr}, task,
+                      queries, recompute, &scoring_seconds);
     int64_t correct = 0;
     for (const auto& q : result.queries)
       correct += std::max_element(q.probs.begin(), q.probs.end()) - q.probs.begin() == q.label ? 1 : 0;

@@ -30,6 +30,7 @@ class BayesianLearner final : public MetaLearner {
   bool second_order() const override { return outer_.second_order; }
   void record(std::map<std::string, std::string>& metadata) const override { record_family(theta_, metadata); }
   void load(const Checkpoint& checkpoint) override { load_theta(checkpoint, theta_); }
+  AdaptationStart adaptation_start() const override { return {&theta_, nullptr}; }
 
   MetaBatchGradient meta_gradient(const NllFunction& nll, int64_t tasks, const TaskNoise& noise) const override {
     MetaGradient g = abmll_meta_gradient(theta_, tasks, nll, inner_, outer_, noise);
@@ -66,6 +67,7 @@ class PointLearner final : public MetaLearner {
   void load(const Checkpoint& checkpoint) override {
     load_parameters(checkpoint, method_, theta_.names(), theta_.tensors());
   }
+  AdaptationStart adaptation_start() const override { return {nullptr, &theta_}; }
 
   MetaBatchGradient meta_gradient(const NllFunction& nll, int64_t tasks, const TaskNoise&) const override {
     PointGradient g = point_meta_gradient(method_, theta_, tasks, nll, inner_);

@@ -17,6 +17,7 @@
 #include "meta/abmll_objective.h"
 #include "meta/checkpoint.h"
 #include "meta/run_setup.h"
+#include "meta/task_evaluation.h"
 #include "meta/task_noise.h"
 #include "model/lora.h"
 
@@ -52,6 +53,8 @@ class MetaLearner {
   // Copies the learned tensors from a checkpoint of this learner (its method, family and shapes), in place.
   // InputError naming the checkpoint otherwise.
   virtual void load(const Checkpoint& checkpoint) = 0;
+  // What a task adapts from under the current theta, as `evaluate` adapts from a checkpoint of it (validation).
+  virtual AdaptationStart adaptation_start() const = 0;
 };
 
 // The learner of config.method, initialised from the run's "init" random stream. Throws InputError for a method

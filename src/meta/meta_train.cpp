@@ -29,6 +29,7 @@
 #include "meta/recompute_retry.h"
 #include "meta/run_setup.h"
 #include "meta/task_noise.h"
+#include "meta/validation.h"
 #include "model/decoder.h"
 #include "model/peft_adapter.h"
 #include "text/tokenizer.h"
@@ -47,7 +48,7 @@ namespace {
 
 // The config keys that change what is trained (a resume under other values would not continue the same run). Which
 // layers are recomputed in backward changes memory, not results: a run that ran out of memory resumes with more
-// recomputation.
+// recomputation. Nor does validation change theta.
 nlohmann::json training_keys(nlohmann::json config) {
   if (config.contains("run")) {
     for (const char* key : {"log_every", "checkpoint_every", "device", "dist_timeout_s"}) config["run"].erase(key);
@@ -56,12 +57,14 @@ nlohmann::json training_keys(nlohmann::json config) {
     for (const char* key : {"gradient_checkpointing", "checkpointed_layers", "recompute_on_oom"})
       config["model"].erase(key);
   }
+  config.erase("validation");  // watches the run without changing it
   return config;
 }
 
 void save(const std::filesystem::path& path, std::int64_t step, const MetaLearner& learner, const AdamW& adam,
-          Method method, const nlohmann::json& config) {
+          Method method, const nlohmann::json& config, const std::map<std::string, std::string>& extra) {
   Checkpoint c;
+  c.metadata = extra;
   c.step = step;
   const auto names = learner.parameter_names();
   const auto tensors = learner.parameters();
@@ -186,10 +189,14 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
   const std::unique_ptr<MetaLearner> learner = make_meta_learner(config, experiment);
   AdamW adam(learner->parameters(), {0.9, 0.999, 1e-8, config.outer.weight_decay});
 
+  Validator validator(config, experiment, run.group);
+  ValidationState validation;
+
   MetaTrainResult result;
   if (run.resume) {
     if (auto c = load_latest_checkpoint(run.run_dir)) {
       restore(*c, *learner, adam, run.resolved_config);
+      validation = validator.restore(c->metadata, c->source.string());
       result.first_step = c->step;
       log::info("resuming from {} (step {})", c->source.string(), c->step);
     } else {
@@ -199,11 +206,37 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
   if (run.group) check_same_start(*run.group, result.first_step);
   const std::int64_t total = config.outer.steps;
   const std::int64_t last = run.max_steps > 0 ? std::min(run.max_steps, total) : total;
-  std::optional<io::MetricsLog> metrics;
+  std::optional<io::MetricsLog> metrics, validation_log;
   if (writer) metrics.emplace(run.run_dir / "metrics.jsonl", result.first_step);
+  if (writer && validator.enabled())
+    validation_log.emplace(run.run_dir / "validation.jsonl", result.first_step > 0 ? result.first_step : -1);
+  auto save_to = [&](const std::filesystem::path& path, std::int64_t step) {
+    std::map<std::string, std::string> extra;
+    validator.record(validation, extra);
+    if (writer) save(path, step, *learner, adam, config.method, run.resolved_config, extra);
+  };
   auto save_at = [&](std::int64_t step) {
     result.checkpoint = checkpoint_path(run.run_dir, step);
-    if (writer) save(result.checkpoint, step, *learner, adam, config.method, run.resolved_config);
+    save_to(result.checkpoint, step);
+  };
+  // Validates theta after `step` outer steps; keeps the checkpoint of the best validation.
+  auto validate = [&](std::int64_t step) {
+    double value = 0;
+    nlohmann::json line = validator.run(step, learner->adaptation_start(), value);
+    const bool best = validator.improves(validation, value);
+    line["best"] = best;
+    validation.last_step = step;
+    if (best) {
+      validation.best_step = step;
+      validation.best_value = value;
+      if (config.validation.keep_best) save_to(run.run_dir / "checkpoints" / "best.safetensors", step);
+    }
+    if (validation_log) validation_log->append(line);
+    log::info("validation at step {}: accuracy {:.4f}, ECE {:.4f}, NLL {:.4f} on {} queries of {} tasks{} ({:.1f} s)",
+              step, line["accuracy"].get<double>(), line["ece"].get<double>(), line["nll"].get<double>(),
+              line["queries"].get<std::int64_t>(), line["tasks"].get<std::int64_t>(),
+              best ? fmt::format(", best {} so far", line["metric"].get<std::string>()) : "",
+              line["seconds"].get<double>());
   };
 
   data::EpisodeOptions episode_options = data::episode_options(config.data);
@@ -212,6 +245,9 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
   model::ScoringOptions scoring;
   scoring.forward = recompute_policy(config.model);
   scoring.forward.double_backward = learner->second_order();  // the inner steps' backward is differentiated again
+
+  // A run interrupted at a validation step saved its checkpoint first and validates on resuming.
+  if (validator.due(result.first_step, last) && validation.last_step < result.first_step) validate(result.first_step);
 
   TokenizedEpisodeSampler episode_sampler(tokenizer);
   Progress progress("meta-train", last - result.first_step, 10.0, config.run.log_every);
@@ -352,6 +388,8 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
 
     // Every rank stops at the same step: signals are combined with the step's losses.
     const bool stop = run.group ? signal != 0 : interrupted();
+    // An interrupted run stops without validating (which may take minutes); it validates when resumed.
+    if (!stop && validator.due(step + 1, last)) validate(step + 1);
     const bool periodic = config.run.checkpoint_every > 0 && (step + 1) % config.run.checkpoint_every == 0;
     if (periodic || stop || step + 1 == last) save_at(step + 1);
     if (stop) {
@@ -361,6 +399,19 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
     }
   }
   result.steps_done = step;
+  if (validator.enabled()) {
+    result.validation = {{"metric", to_string(config.validation.metric)}, {"last_step", validation.last_step}};
+    if (validation.best_step) {
+      result.validation["best_step"] = *validation.best_step;
+      result.validation["best_value"] = validation.best_value;
+      if (config.validation.keep_best)
+        result.validation["best_checkpoint"] = (run.run_dir / "checkpoints" / "best.safetensors").string();
+      log::info("best validation: step {} ({} {:.4f}){}", *validation.best_step, to_string(config.validation.metric),
+                validation.best_value,
+                config.validation.keep_best ? ", kept as " + result.validation["best_checkpoint"].get<std::string>()
+                                            : "");
+    }
+  }
   progress.finish(fmt::format("loss {:.4f}", result.last_outer_loss));
 
   if (result.interrupt_signal == 0 && writer) {

@@ -51,6 +51,9 @@ struct MetaTrainResult {
   std::filesystem::path adapter;     // the PEFT export (empty when interrupted)
   double seconds = 0;
   std::int64_t tokens = 0;
+  // With validation: {"metric", "last_step", "best_step", "best_value", "best_checkpoint"} (best_* once a
+  // validation ran); null without.
+  nlohmann::json validation;
 };
 
 MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& run);

@@ -3,6 +3,7 @@ LOCAL_RANK, MASTER_ADDR, MASTER_PORT) over loopback, on the embedded demo model:
 - 2 ranks with 2 tasks each give the losses and theta of 1 process with 4 tasks (float tolerance), for both
   variational families (each task draws its noise from its own stream, whichever rank runs it);
 - a 2-rank run resumed by 1 process continues as the uninterrupted run;
+- validation split over 2 ranks gives the figures of 1 process;
 - a rank that dies or hangs makes the other exit within the timeout, naming it;
 - bad launches are refused with exit code 2."""
 import json
@@ -236,3 +237,30 @@ def test_rank_that_never_starts_fails_the_rendezvous_within_the_timeout(demo):
     assert "rendezvous" in result.stderr and "1 of 2 ranks joined" in result.stderr, result.stderr
     assert "missing: rank 1" in result.stderr, result.stderr
     assert waited < 3 + 20
+
+
+def test_two_ranks_validate_as_one_process(demo):
+    """Validation split over the ranks (rank 0 two of three tasks, rank 1 one) and combined: the figures of one
+    process, exactly at step 0 (the same theta everywhere) and to float tolerance after training steps."""
+    settings = ["--set", "validation.every=2", "--set", "validation.max_tasks=3", "--set", "eval.samples=3"]
+    single = demo["root"] / "single-validated"
+    run_single(demo, single, extra=settings)
+    out = demo["root"] / "two-validated"
+    results = finish(start_ranks(demo, 2, out, extra=settings))
+    assert all(code == 0 for code, _ in results), results
+    read = lambda run: [json.loads(line) for line in (run / "validation.jsonl").read_text().splitlines()]
+    one, two = read(single), read(out)
+    assert [v["step"] for v in one] == [v["step"] for v in two] == [0, 2, 4]
+    assert all(v["tasks"] == 3 for v in one + two)
+    keys = ["queries", "accuracy", "ece", "nll", "brier", "mean_task_accuracy", "per_task_accuracy",
+            "support_nll_before", "support_nll_after"]
+    assert {k: one[0][k] for k in keys} == {k: two[0][k] for k in keys}
+    worst = 0.0
+    for a, b in zip(one[1:], two[1:]):
+        assert a["per_task_accuracy"].keys() == b["per_task_accuracy"].keys()
+        for k in ["accuracy", "ece", "nll", "brier", "support_nll_before", "support_nll_after"]:
+            worst = max(worst, abs(a[k] - b[k]) / max(abs(a[k]), 1e-12))
+    print(f"validation after training steps, 2 ranks vs 1 process: largest relative difference {worst:.3g}")
+    assert worst < 1e-4
+    assert [v["best"] for v in one] == [v["best"] for v in two]
+    assert (out / "checkpoints" / "best.safetensors").exists()  # written by rank 0

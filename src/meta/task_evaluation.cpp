@@ -1,0 +1,97 @@
+#include "meta/task_evaluation.h"
+
+#include <ATen/core/grad_mode.h>
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+
+#include "data/episode.h"
+#include "eval/option_scoring.h"
+#include "meta/adapt.h"
+#include "meta/task_noise.h"
+#include "util/log.h"
+#include "util/rng.h"
+
+namespace abmll::meta {
+namespace {
+
+std::vector<int64_t> widen(const std::vector<int32_t>& ids) { return {ids.begin(), ids.end()}; }
+
+// The query prompts as token ids, split as the scorer of the training NLL splits them: prompt with special tokens,
+// continuations without.
+std::vector<eval::OptionQuery> tokenize_queries(const std::vector<data::ScoredPrompt>& prompts,
+                                                const text::Tokenizer& tokenizer) {
+  std::vector<eval::OptionQuery> out;
+  out.reserve(prompts.size());
+  for (const auto& p : prompts) {
+    eval::OptionQuery q{widen(tokenizer.encode(p.prompt, true)), {}};
+    for (const auto& c : p.continuations) q.options.push_back(widen(tokenizer.encode(c, false)));
+    out.push_back(std::move(q));
+  }
+  return out;
+}
+
+}  // namespace
+
+bool method_uses_icl(Method method) { return method == Method::icl || method == Method::abmll_icl; }
+
+eval::TaskResult evaluate_task(const ExperimentConfig& config, const LoadedExperiment& experiment,
+                               const AdaptationStart& start, const data::Task& task, const TaskQueries& queries,
+                               model::ForwardOptions& recompute, double* scoring_seconds) {
+  const auto seed = static_cast<std::uint64_t>(config.run.seed);
+  data::EpisodeOptions options = data::episode_options(config.data);
+  options.tokenizer = &experiment.tokenizer;
+  options.max_length = config.model.max_length;
+  options.icl = method_uses_icl(config.method);
+  options.query_size = queries.size;
+  options.support_split = data::episode_splits(task, /*held_out=*/true).support;
+  options.query_split = queries.split;
+  Rng rng = data::episode_rng(seed, task.name, 0);
+  const data::Episode episode = data::sample_episode(task, options, rng);
+
+  eval::TaskResult result{task.name, {}, nlohmann::json::object()};
+  result.extra["support_size"] = episode.support.size();
+  std::unique_ptr<model::LinearAdapter> adapter;
+  if (start.theta) {
+    std::vector<double> support_nll;
+    const LoraPosterior phi =
+        infer_task_posterior(config, experiment, *start.theta, episode, support_nll, recompute);
+    result.extra["support_nll"] = support_nll;
+    // Groups = posterior samples of this task (or one group: the posterior mean).
+    const at::NoGradGuard no_grad;
+    const int64_t samples = config.eval.samples;
+    const TaskNoise draws = noise_from_seeds({Rng::stream(seed, "eval/" + task.name).next_u64()});
+    adapter = samples > 0 ? phi.sample(samples, draws) : std::make_unique<model::BatchedLora>(phi.mean_adapter());
+  } else if (start.lora) {
+    std::vector<double> support_nll;
+    const PointLora adapted = adapt_task_lora(config, experiment, *start.lora, episode, support_nll, recompute);
+    result.extra["support_nll"] = support_nll;
+    const at::NoGradGuard no_grad;
+    auto lora = std::make_unique<model::BatchedLora>(experiment.lora, 1);
+    install_factors(*lora, adapted.factors(1));
+    adapter = std::move(lora);
+  }
+  eval::OptionScoringOptions scoring;
+  scoring.length_normalize = config.eval.length_normalize;
+  scoring.share_prompt = config.eval.share_prompt;
+  const std::vector<eval::OptionQuery> tokenized = tokenize_queries(episode.query, experiment.tokenizer);
+  const auto scoring_start = std::chrono::steady_clock::now();
+  const std::vector<eval::OptionPrediction> predictions =
+      eval::score_options(experiment.decoder, tokenized, adapter.get(), scoring);
+  if (scoring_seconds)
+    *scoring_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - scoring_start).count();
+  int64_t truncated = 0, demos = 0;
+  for (std::size_t i = 0; i < predictions.size(); ++i) {
+    const data::ScoredPrompt& q = episode.query[i];
+    result.queries.push_back(
+        {static_cast<int64_t>(i), predictions[i].probs, predictions[i].loglik, q.label, data::to_string(q.source)});
+    truncated += q.truncated ? 1 : 0;
+    demos += q.demos;
+  }
+  result.extra["truncated_prompts"] = truncated;
+  if (options.icl) result.extra["mean_demos"] = static_cast<double>(demos) / static_cast<double>(predictions.size());
+  return result;
+}
+
+}  // namespace abmll::meta

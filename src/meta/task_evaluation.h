@@ -1,0 +1,42 @@
+// One task adapted and scored, as `abmll evaluate` does it for each held-out task (evaluate.h) and meta-training's
+// validation for each of its tasks (validation.h): an episode whose support set is the k shots of the task's
+// support split (episode index 0 of the run's seed) and whose queries come from `query_split`; the task's adapter,
+// adapted from `start` by inner.eval_steps inner steps on the support set; each query's predictive distribution
+// over its options (ABMLL: averaged over eval.samples posterior draws, or the posterior mean when 0).
+#pragma once
+
+#include <cstdint>
+
+#include "config/experiment_config.h"
+#include "data/task.h"
+#include "eval/evaluation_summary.h"
+#include "meta/lora_posterior.h"
+#include "meta/point_lora.h"
+#include "meta/run_setup.h"
+#include "model/decoder.h"
+
+namespace abmll::meta {
+
+// What a task's adapter starts from. At most one is set; neither: the base model, not adapted (pretrained, icl).
+struct AdaptationStart {
+  const LoraPosterior* theta = nullptr;  // abmll, abmll_icl: the prior, whose posterior the task infers
+  const PointLora* lora = nullptr;       // lora, fomaml, reptile: the LoRA the task fine-tunes
+};
+
+struct TaskQueries {
+  data::Split split = data::Split::test;  // where the queries come from
+  std::int64_t size = 0;                  // how many; 0: the whole split (beyond the support set, when the same)
+};
+
+// Whether config.method puts support demonstrations in the query prompts (icl, abmll_icl).
+bool method_uses_icl(Method method);
+
+// The task's result: its queries' option probabilities and log-likelihoods, and in `extra` the support set's size,
+// its NLL before each inner step and after the last ("support_nll"), and the prompts cut to fit. The inner steps
+// recompute layers as `recompute` says and keep a policy that a retry after running out of memory chose.
+// `scoring_seconds`, when given, receives the time spent scoring options (not adapting).
+eval::TaskResult evaluate_task(const ExperimentConfig& config, const LoadedExperiment& experiment,
+                               const AdaptationStart& start, const data::Task& task, const TaskQueries& queries,
+                               model::ForwardOptions& recompute, double* scoring_seconds = nullptr);
+
+}  // namespace abmll::meta

@@ -1,0 +1,246 @@
+#include "meta/validation.h"
+
+#include <ATen/ops/zeros.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "data/episode.h"
+#include "dist/process_group.h"
+#include "eval/evaluation_summary.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "util/rng.h"
+
+namespace abmll::meta {
+namespace {
+
+constexpr const char* kStateKey = "validation";
+
+std::string joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+double mean(const std::vector<double>& values) {
+  double sum = 0;
+  for (double v : values) sum += v;
+  return values.empty() ? 0 : sum / static_cast<double>(values.size());
+}
+
+// Every rank's results for the tasks it validated (slots[i] filled where rank owns task i) combined into all
+// tasks' results on every rank. The ranks add up zero-padded tables in which only a task's owner wrote: first each
+// task's query count and widest option list, then per query [options, label, probabilities...] and per task its
+// support NLL before and after adaptation. Sums with zeros are exact, so every rank reads back what the owner had.
+std::vector<eval::TaskResult> combine(dist::ProcessGroup& group, const at::Device& device,
+                                      std::vector<eval::TaskResult> slots, const std::vector<bool>& owned,
+                                      std::int64_t step) {
+  const auto n = static_cast<std::int64_t>(slots.size());
+  std::vector<at::Tensor> sizes = {at::zeros({n, 2}, at::kLong)};
+  for (std::int64_t i = 0; i < n; ++i) {
+    if (!owned[i]) continue;
+    std::int64_t width = 0;
+    for (const auto& q : slots[i].queries) width = std::max(width, static_cast<std::int64_t>(q.probs.size()));
+    sizes[0][i][0] = static_cast<std::int64_t>(slots[i].queries.size());
+    sizes[0][i][1] = width;
+  }
+  sizes[0] = sizes[0].to(device);
+  group.all_reduce(sizes, dist::ReduceOp::sum, fmt::format("the validation sizes of step {}", step));
+  const at::Tensor counts = sizes[0].cpu();
+  std::int64_t rows = 0, width = 0;
+  std::vector<std::int64_t> first_row(n);
+  for (std::int64_t i = 0; i < n; ++i) {
+    first_row[i] = rows;
+    rows += counts[i][0].item<std::int64_t>();
+    width = std::max(width, counts[i][1].item<std::int64_t>());
+  }
+  at::Tensor table = at::zeros({rows, width + 2}, at::kDouble), support = at::zeros({n, 2}, at::kDouble);
+  auto t = table.accessor<double, 2>();
+  auto s = support.accessor<double, 2>();
+  for (std::int64_t i = 0; i < n; ++i) {
+    if (!owned[i]) continue;
+    for (std::size_t j = 0; j < slots[i].queries.size(); ++j) {
+      const auto& q = slots[i].queries[j];
+      const std::int64_t r = first_row[i] + static_cast<std::int64_t>(j);
+      t[r][0] = static_cast<double>(q.probs.size());
+      t[r][1] = static_cast<double>(q.label);
+      for (std::size_t o = 0; o < q.probs.size(); ++o) t[r][2 + static_cast<std::int64_t>(o)] = q.probs[o];
+    }
+    const auto& nll = slots[i].extra["support_nll"];
+    s[i][0] = nll.front().get<double>();
+    s[i][1] = nll.back().get<double>();
+  }
+  std::vector<at::Tensor> data = {table.to(device), support.to(device)};
+  group.all_reduce(data, dist::ReduceOp::sum, fmt::format("the validation predictions of step {}", step));
+  table = data[0].cpu();
+  support = data[1].cpu();
+  t = table.accessor<double, 2>();
+  s = support.accessor<double, 2>();
+  for (std::int64_t i = 0; i < n; ++i) {
+    if (owned[i]) continue;
+    const std::int64_t queries = counts[i][0].item<std::int64_t>();
+    for (std::int64_t j = 0; j < queries; ++j) {
+      const std::int64_t r = first_row[i] + j;
+      eval::QueryResult q;
+      q.id = j;
+      q.label = static_cast<std::int64_t>(t[r][1]);
+      for (std::int64_t o = 0; o < static_cast<std::int64_t>(t[r][0]); ++o) q.probs.push_back(t[r][2 + o]);
+      slots[i].queries.push_back(std::move(q));
+    }
+    slots[i].extra["support_nll"] = {s[i][0], s[i][1]};
+  }
+  return slots;
+}
+
+}  // namespace
+
+Validator::Validator(const ExperimentConfig& config, const LoadedExperiment& experiment, dist::ProcessGroup* group)
+    : config_(config),
+      experiment_(experiment),
+      group_(group),
+      every_(config.validation.every),
+      recompute_(recompute_policy(config.model)) {
+  const ValidationConfig& v = config.validation;
+  settings_ = {{"tasks", to_string(v.tasks)},
+               {"max_tasks", v.max_tasks},
+               {"query_size", v.query_size},
+               {"metric", to_string(v.metric)}};
+  if (!enabled()) return;
+  const bool held_out = v.tasks == ValidationTasks::held_out;
+  const std::string key = fmt::format("validation.tasks: {}", to_string(v.tasks));
+  std::vector<const data::Task*> candidates;
+  std::vector<std::string> generation;
+  for (const data::Task& task : held_out ? experiment.tasks.test : experiment.tasks.train) {
+    if (task.kind == data::TaskKind::generation) generation.push_back(task.name);
+    else candidates.push_back(&task);
+  }
+  if (!generation.empty())
+    log::warn("{}: generation tasks have no answer options to score, not validated on: {}", key, joined(generation));
+  if (candidates.empty())
+    throw InputError(fmt::format("{}: the data config has no {} task with answer options to validate on", key,
+                                 held_out ? "held-out" : "training"));
+  const auto seed = static_cast<std::uint64_t>(config.run.seed);
+  if (v.max_tasks > 0 && static_cast<std::size_t>(v.max_tasks) < candidates.size()) {
+    std::vector<std::size_t> picked =
+        Rng::stream(seed, "validation/tasks").sample(candidates.size(), static_cast<std::size_t>(v.max_tasks));
+    std::sort(picked.begin(), picked.end());  // keep the data config's order
+    for (std::size_t i : picked) tasks_.push_back(candidates[i]);
+  } else {
+    tasks_ = candidates;
+  }
+
+  // Each task's episode is drawn once here, so that a task too small for it is an error now, not hours in.
+  std::vector<std::string> lacking;
+  for (const data::Task* task : tasks_) {
+    const data::EpisodeSplits splits = data::episode_splits(*task, /*held_out=*/true);
+    // The dev split must exist apart from the support split, and apart from what evaluate scores (a held-out task
+    // without a test split is evaluated on its dev split).
+    if (task->examples(data::Split::dev).empty() || splits.support == data::Split::dev ||
+        (held_out && splits.query == data::Split::dev)) {
+      lacking.push_back(task->name);
+      continue;
+    }
+    data::EpisodeOptions options = data::episode_options(config.data);
+    options.query_size = v.query_size;
+    options.support_split = splits.support;
+    options.query_split = data::Split::dev;
+    Rng rng = data::episode_rng(seed, task->name, 0);
+    data::draw_episode(*task, options, rng);
+  }
+  if (!lacking.empty())
+    throw InputError(fmt::format("{}: no dev split to draw validation queries from{} in task{} {}", key,
+                                 held_out ? " apart from the split `evaluate` scores" : "",
+                                 lacking.size() > 1 ? "s" : "", joined(lacking)));
+  std::vector<std::string> names;
+  for (const data::Task* task : tasks_) names.push_back(task->name);
+  log::info("validation every {} steps on {} {} task{}' dev splits: {}", every_, tasks_.size(),
+            held_out ? "held-out" : "training", tasks_.size() > 1 ? "s" : "", joined(names));
+}
+
+bool Validator::due(std::int64_t step, std::int64_t last) const {
+  return enabled() && (step % every_ == 0 || step == last);
+}
+
+nlohmann::json Validator::run(std::int64_t step, const AdaptationStart& start, double& value) {
+  const auto begin = std::chrono::steady_clock::now();
+  const int rank = group_ ? group_->rank() : 0, world = group_ ? group_->size() : 1;
+  const auto n = static_cast<std::int64_t>(tasks_.size());
+  std::vector<eval::TaskResult> results(tasks_.size());
+  std::vector<bool> owned(tasks_.size());
+  for (std::int64_t i = 0; i < n; ++i) {
+    owned[i] = i % world == rank;
+    if (!owned[i]) {
+      results[i].task = tasks_[i]->name;
+      continue;
+    }
+    results[i] = evaluate_task(config_, experiment_, start, *tasks_[i],
+                               {data::Split::dev, config_.validation.query_size}, recompute_);
+  }
+  if (group_) results = combine(*group_, experiment_.decoder.device(), std::move(results), owned, step);
+
+  const auto seed = static_cast<std::uint64_t>(config_.run.seed);
+  const nlohmann::json summary = eval::summarize(results, {static_cast<int>(config_.eval.bins), 0, seed});
+  const nlohmann::json& pooled = summary["aggregate"]["pooled"];
+  nlohmann::json per_task = nlohmann::json::object();
+  std::vector<double> before, after;
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    per_task[results[i].task] = summary["per_task"][i]["accuracy"];
+    before.push_back(results[i].extra["support_nll"].front().get<double>());
+    after.push_back(results[i].extra["support_nll"].back().get<double>());
+  }
+  value = pooled[std::string(to_string(config_.validation.metric))].get<double>();
+  return {{"step", step},
+          {"tasks", results.size()},
+          {"queries", pooled["n"]},
+          {"accuracy", pooled["accuracy"]},
+          {"ece", pooled["ece"]},
+          {"nll", pooled["nll"]},
+          {"brier", pooled["brier"]},
+          {"mean_task_accuracy", summary["aggregate"]["mean_over_tasks"]["accuracy"]},
+          {"per_task_accuracy", per_task},
+          {"support_nll_before", mean(before)},
+          {"support_nll_after", mean(after)},
+          {"metric", to_string(config_.validation.metric)},
+          {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count()}};
+}
+
+bool Validator::improves(const ValidationState& state, double value) const {
+  if (!state.best_step) return true;
+  return config_.validation.metric == ValidationMetric::accuracy ? value > state.best_value
+                                                                 : value < state.best_value;
+}
+
+void Validator::record(const ValidationState& state, std::map<std::string, std::string>& metadata) const {
+  nlohmann::json j = {{"settings", settings_}, {"last_step", state.last_step}};
+  if (state.best_step) j["best"] = {{"step", *state.best_step}, {"value", state.best_value}};
+  metadata[kStateKey] = j.dump();
+}
+
+ValidationState Validator::restore(const std::map<std::string, std::string>& metadata,
+                                   const std::string& source) const {
+  ValidationState state;
+  if (!enabled()) return state;
+  const auto it = metadata.find(kStateKey);
+  nlohmann::json j;
+  if (it != metadata.end()) j = nlohmann::json::parse(it->second, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || j.value("settings", nlohmann::json()) != settings_) {
+    log::warn("{}: written without validation or under other validation settings; the best validation is chosen "
+              "afresh from here",
+              source);
+    return state;
+  }
+  try {
+    state.last_step = j.at("last_step").get<std::int64_t>();
+    if (j.contains("best")) {
+      state.best_step = j["best"].at("step").get<std::int64_t>();
+      state.best_value = j["best"].at("value").get<double>();
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw InputError(fmt::format("{}: invalid validation state in its metadata ({})", source, e.what()));
+  }
+  return state;
+}
+
+}  // namespace abmll::meta
