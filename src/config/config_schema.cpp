@@ -326,7 +326,11 @@ std::vector<ConfigKey> build_keys() {
                         "Pooled metric that selects the best validation (accuracy: highest; nll, ece, brier: "
                         "lowest).");
   add<bool>(k, KEY(validation.keep_best), true,
-            "Keep the checkpoint of the best validation so far as checkpoints/best.safetensors.");
+            "Keep the best validation's checkpoint as checkpoints/best.safetensors and its adapter (PEFT) as "
+            "adapter-best/.");
+  add<I>(k, KEY(validation.patience), 0,
+         "End the run (as at its last step) after this many validations in a row without a new best (0: never).",
+         at_least<I>(0));
   return k;
 }
 

@@ -198,6 +198,7 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
       restore(*c, *learner, adam, run.resolved_config);
       validation = validator.restore(c->metadata, c->source.string());
       result.first_step = c->step;
+      result.checkpoint = c->source;
       log::info("resuming from {} (step {})", c->source.string(), c->step);
     } else {
       log::warn("--resume: no checkpoint in {}; starting from step 0", run.run_dir.string());
@@ -219,7 +220,12 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
     result.checkpoint = checkpoint_path(run.run_dir, step);
     save_to(result.checkpoint, step);
   };
-  // Validates theta after `step` outer steps; keeps the checkpoint of the best validation.
+  auto export_adapter = [&](const std::filesystem::path& dir) {
+    model::BatchedLora exported(experiment.lora, 1);
+    install_factors(exported, learner->exported_factors());
+    model::write_peft_adapter(dir, exported, decoder.config(), 0, config.model.path);
+  };
+  // Validates theta after `step` outer steps; keeps the checkpoint and adapter of the best validation.
   auto validate = [&](std::int64_t step) {
     double value = 0;
     nlohmann::json line = validator.run(step, learner->adaptation_start(), value);
@@ -229,7 +235,13 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
     if (best) {
       validation.best_step = step;
       validation.best_value = value;
-      if (config.validation.keep_best) save_to(run.run_dir / "checkpoints" / "best.safetensors", step);
+      validation.since_best = 0;
+      if (config.validation.keep_best) {
+        save_to(run.run_dir / "checkpoints" / "best.safetensors", step);
+        if (writer) export_adapter(run.run_dir / "adapter-best");
+      }
+    } else {
+      ++validation.since_best;
     }
     if (validation_log) validation_log->append(line);
     log::info("validation at step {}: accuracy {:.4f}, ECE {:.4f}, NLL {:.4f} on {} queries of {} tasks{} ({:.1f} s)",
@@ -248,6 +260,14 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
 
   // A run interrupted at a validation step saved its checkpoint first and validates on resuming.
   if (validator.due(result.first_step, last) && validation.last_step < result.first_step) validate(result.first_step);
+  // validation.patience: the run ends once that many validations in a row bring no new best.
+  bool out_of_patience = validator.out_of_patience(validation);
+  auto log_out_of_patience = [&](std::int64_t step) {
+    log::info("validation.patience: the {} validations after the best one (step {}) brought no better one; the run "
+              "ends at step {}",
+              validation.since_best, *validation.best_step, step);
+  };
+  if (out_of_patience) log_out_of_patience(result.first_step);
 
   TokenizedEpisodeSampler episode_sampler(tokenizer);
   Progress progress("meta-train", last - result.first_step, 10.0, config.run.log_every);
@@ -256,7 +276,7 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
   std::int64_t profile_first = 0;
   bool profiling_over = false;
   const std::int64_t profile_last = run.profile_step + std::max<std::int64_t>(run.profile_steps, 1) - 1;
-  for (; step < last; ++step) {
+  for (; step < last && !out_of_patience; ++step) {
     if (run.profile_step > 0 && !profiler && !profiling_over && step + 1 >= run.profile_step &&
         step + 1 <= profile_last) {
       try {  // a profiler that cannot start (e.g. no CUPTI) costs the profile, not the run
@@ -389,9 +409,17 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
     // Every rank stops at the same step: signals are combined with the step's losses.
     const bool stop = run.group ? signal != 0 : interrupted();
     // An interrupted run stops without validating (which may take minutes); it validates when resumed.
-    if (!stop && validator.due(step + 1, last)) validate(step + 1);
+    if (!stop && validator.due(step + 1, last)) {
+      validate(step + 1);
+      out_of_patience = validator.out_of_patience(validation);
+    }
     const bool periodic = config.run.checkpoint_every > 0 && (step + 1) % config.run.checkpoint_every == 0;
-    if (periodic || stop || step + 1 == last) save_at(step + 1);
+    if (periodic || stop || out_of_patience || step + 1 == last) save_at(step + 1);
+    if (out_of_patience) {
+      log_out_of_patience(step + 1);
+      ++step;
+      break;
+    }
     if (stop) {
       result.interrupt_signal = run.group ? signal : interrupt_signal();
       ++step;
@@ -401,11 +429,14 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
   result.steps_done = step;
   if (validator.enabled()) {
     result.validation = {{"metric", to_string(config.validation.metric)}, {"last_step", validation.last_step}};
+    if (out_of_patience) result.validation["stopped_early"] = true;
     if (validation.best_step) {
       result.validation["best_step"] = *validation.best_step;
       result.validation["best_value"] = validation.best_value;
-      if (config.validation.keep_best)
+      if (config.validation.keep_best) {
         result.validation["best_checkpoint"] = (run.run_dir / "checkpoints" / "best.safetensors").string();
+        result.validation["best_adapter"] = (run.run_dir / "adapter-best").string();
+      }
       log::info("best validation: step {} ({} {:.4f}){}", *validation.best_step, to_string(config.validation.metric),
                 validation.best_value,
                 config.validation.keep_best ? ", kept as " + result.validation["best_checkpoint"].get<std::string>()
@@ -415,10 +446,8 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
   progress.finish(fmt::format("loss {:.4f}", result.last_outer_loss));
 
   if (result.interrupt_signal == 0 && writer) {
-    model::BatchedLora exported(experiment.lora, 1);
-    install_factors(exported, learner->exported_factors());
     result.adapter = run.run_dir / "adapter";
-    model::write_peft_adapter(result.adapter, exported, decoder.config(), 0, config.model.path);
+    export_adapter(result.adapter);
   }
   // Rank 0 serves the rendezvous store: it leaves last, once every rank has finished.
   if (run.group) run.group->barrier("the end of the run");

@@ -51,8 +51,9 @@ struct MetaTrainResult {
   std::filesystem::path adapter;     // the PEFT export (empty when interrupted)
   double seconds = 0;
   std::int64_t tokens = 0;
-  // With validation: {"metric", "last_step", "best_step", "best_value", "best_checkpoint"} (best_* once a
-  // validation ran); null without.
+  // With validation: {"metric", "last_step", "best_step", "best_value", "best_checkpoint", "best_adapter",
+  // "stopped_early"} (best_* once a validation ran, stopped_early when validation.patience ended the run); null
+  // without.
   nlohmann::json validation;
 };
 

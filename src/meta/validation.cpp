@@ -107,7 +107,13 @@ Validator::Validator(const ExperimentConfig& config, const LoadedExperiment& exp
                {"max_tasks", v.max_tasks},
                {"query_size", v.query_size},
                {"metric", to_string(v.metric)}};
-  if (!enabled()) return;
+  if (!enabled()) {
+    if (v.patience > 0)
+      throw InputError(fmt::format("validation.patience: {} validations without a new best end the run, but "
+                                   "validation.every is 0 (no validation)",
+                                   v.patience));
+    return;
+  }
   const bool held_out = v.tasks == ValidationTasks::held_out;
   const std::string key = fmt::format("validation.tasks: {}", to_string(v.tasks));
   std::vector<const data::Task*> candidates;
@@ -147,7 +153,8 @@ Validator::Validator(const ExperimentConfig& config, const LoadedExperiment& exp
     options.support_split = splits.support;
     options.query_split = data::Split::dev;
     Rng rng = data::episode_rng(seed, task->name, 0);
-    data::draw_episode(*task, options, rng);
+    with_context(fmt::format("{} (data.shots {}, validation.query_size {})", key, options.shots, v.query_size),
+                 [&] { data::draw_episode(*task, options, rng); });
   }
   if (!lacking.empty())
     throw InputError(fmt::format("{}: no dev split to draw validation queries from{} in task{} {}", key,
@@ -212,9 +219,14 @@ bool Validator::improves(const ValidationState& state, double value) const {
                                                                  : value < state.best_value;
 }
 
+bool Validator::out_of_patience(const ValidationState& state) const {
+  return enabled() && config_.validation.patience > 0 && state.since_best >= config_.validation.patience;
+}
+
 void Validator::record(const ValidationState& state, std::map<std::string, std::string>& metadata) const {
   nlohmann::json j = {{"settings", settings_}, {"last_step", state.last_step}};
-  if (state.best_step) j["best"] = {{"step", *state.best_step}, {"value", state.best_value}};
+  if (state.best_step)
+    j["best"] = {{"step", *state.best_step}, {"value", state.best_value}, {"since", state.since_best}};
   metadata[kStateKey] = j.dump();
 }
 
@@ -236,6 +248,7 @@ ValidationState Validator::restore(const std::map<std::string, std::string>& met
     if (j.contains("best")) {
       state.best_step = j["best"].at("step").get<std::int64_t>();
       state.best_value = j["best"].at("value").get<double>();
+      state.since_best = j["best"].at("since").get<std::int64_t>();
     }
   } catch (const nlohmann::json::exception& e) {
     throw InputError(fmt::format("{}: invalid validation state in its metadata ({})", source, e.what()));

@@ -10,7 +10,8 @@
 // Each validation appends one line to validation.jsonl: the step, the pooled accuracy, ECE, NLL and Brier score,
 // the mean accuracy over tasks, each task's accuracy, the mean support NLL before and after adaptation, the
 // seconds taken, and whether it is the best so far by validation.metric. With validation.keep_best the checkpoint
-// of the best one is kept as checkpoints/best.safetensors (`abmll evaluate --checkpoint` reads it).
+// of the best one is kept as checkpoints/best.safetensors (`abmll evaluate --checkpoint` reads it) and its adapter
+// as adapter-best/. With validation.patience P the run ends after P validations in a row without a new best.
 //
 // Data-parallel runs: the ranks validate every world-th task each and combine their predictions, so every rank
 // gets the figures a single process computes.
@@ -45,6 +46,7 @@ struct ValidationState {
   std::int64_t last_step = -1;
   std::optional<std::int64_t> best_step;
   double best_value = 0;
+  std::int64_t since_best = 0;  // validations after the best one
 };
 
 class Validator {
@@ -63,6 +65,8 @@ class Validator {
 
   // Whether `value` beats the state's best (validation.metric's direction); ties keep the earlier.
   bool improves(const ValidationState& state, double value) const;
+  // Whether validation.patience validations in a row have passed without a new best.
+  bool out_of_patience(const ValidationState& state) const;
 
   // The state as checkpoint metadata, and back. A state recorded under other validation settings (or none) gives
   // a fresh state; `source` names the checkpoint in the warning that says so.

@@ -3,6 +3,7 @@
 - its figures are those `abmll evaluate` gives for the checkpoint of the same step with the dev files as test files
   (for ABMLL and a point-estimate method);
 - a run interrupted by SIGTERM (at a validation step) and resumed ends with the same validation.jsonl;
+- validation.patience ends a run whose validations stop improving, and a resume with more patience continues it;
 - tasks without a dev split, and other validation settings on resume, are reported."""
 import json
 import shutil
@@ -81,6 +82,10 @@ def test_lines_best_checkpoint_and_training_unchanged(demo, validated):
     assert best["step"] in (30, 40)
     step_file = load_file(str(validated / f"checkpoints/step-{best['step']}.safetensors"))
     assert all(torch.equal(kept[k], step_file[k]) for k in step_file)
+    best_adapter = load_file(str(validated / "adapter-best/adapter_model.safetensors"))
+    final_adapter = load_file(str(validated / "adapter/adapter_model.safetensors"))
+    assert best_adapter.keys() == final_adapter.keys()
+    assert all(torch.equal(best_adapter[k], final_adapter[k]) for k in final_adapter) == (best["step"] == 40)
     summary = json.loads((validated / "report.json").read_text())["results"]["validation"]
     assert summary["best_step"] == best["step"] and summary["best_value"] == best["nll"]
     assert summary["last_step"] == 40 and summary["best_checkpoint"].endswith("checkpoints/best.safetensors")
@@ -170,3 +175,31 @@ def test_training_tasks_and_refusals(demo, tmp_path):
     too_many = meta_train(demo, tmp_path / "too-many", "--set", "validation.every=20",
                           "--set", "validation.query_size=1000", check=False)
     assert too_many.returncode == 2 and "dev" in too_many.stderr and "1000" in too_many.stderr, too_many.stderr
+    no_validation = meta_train(demo, tmp_path / "no-validation", "--set", "validation.patience=3", check=False)
+    assert no_validation.returncode == 2 and "validation.every is 0" in no_validation.stderr, no_validation.stderr
+
+
+def test_patience_ends_the_run_and_more_patience_continues_it(demo, tmp_path):
+    """With a learning rate too small to move float32 theta, every validation equals the first: no new best after
+    step 0, so patience 2 with a validation every 5 steps ends the run at step 10."""
+    out = tmp_path / "patient"
+    settings = ["--set", "outer.lr=1e-30", "--set", "validation.every=5"]
+    result = meta_train(demo, out, *settings, "--set", "validation.patience=2")
+    assert "the 2 validations after the best one (step 0) brought no better one; the run ends at step 10" \
+        in result.stderr
+    assert len(lines(out / "metrics.jsonl")) == 10
+    assert [(g["step"], g["best"]) for g in figures(out)] == [(0, True), (5, False), (10, False)]
+    summary = json.loads((out / "report.json").read_text())["results"]
+    assert summary["steps_done"] == 10 and summary["validation"]["stopped_early"] is True
+    assert summary["validation"]["best_step"] == 0
+    assert (out / "checkpoints/step-10.safetensors").exists()
+    best_adapter = load_file(str(out / "adapter-best/adapter_model.safetensors"))
+    final_adapter = load_file(str(out / "adapter/adapter_model.safetensors"))
+    # Equal but for B, which moved from its zero initialisation by about the learning rate.
+    assert all((best_adapter[k] - final_adapter[k]).abs().max() < 1e-25 for k in final_adapter)
+
+    again = meta_train(demo, out, *settings, "--set", "validation.patience=2", "--resume")
+    assert "the run ends at step 10" in again.stderr and len(lines(out / "metrics.jsonl")) == 10
+    more = meta_train(demo, out, *settings, "--set", "validation.patience=4", "--resume")
+    assert "the run ends at step 20" in more.stderr
+    assert [g["step"] for g in figures(out)] == [0, 5, 10, 15, 20]
