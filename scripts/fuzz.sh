@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
-# Fuzzes the safetensors header and index parsers with libFuzzer (+ AddressSanitizer, UBSan) for N seconds
-# (default 60). Builds fuzz/ with clang in build-fuzz/, keeps its growing corpus in fuzz/corpus-work/ (git-ignored),
-# seeded from fuzz/corpus/safetensors and the regression corpus tests/data/safetensors_corpus.
-# Findings (crashes, leaks, timeouts, allocations over 256 MB) are written to build-fuzz/findings/: fix the parser,
-# then copy each finding into tests/data/safetensors_corpus/ so the unit tests replay it forever.
+# Fuzzes the parsers of untrusted input with libFuzzer (+ AddressSanitizer, UBSan), SECONDS (default 60) per target:
+#   safetensors  safetensors headers and shard indexes
+#   tokenizer    tokenizer.json files, and text round-tripped through Llama-3 / Qwen2-style tokenizers
+#   task_files   CrossFit, UnifiedQA and JSONL task files, partition files
+#   config       YAML configs and --set overrides, and their resolved YAML read back
+#   json_files   a model's config.json; predictions files and the calibration metrics computed from them
+# Builds fuzz/ with clang in build-fuzz/ and keeps each target's growing corpus in fuzz/corpus-work/<target>/
+# (git-ignored), seeded from fuzz/corpus/<target> and the regression corpus tests/data/<target>_corpus.
+# Findings (crashes, broken round trips or invariants, leaks, timeouts, allocations over 256 MB) are written to
+# build-fuzz/findings/<target>-*: fix the code, then copy each finding into tests/data/<target>_corpus/ so the unit
+# tests replay it forever (test_safetensors_malformed.cpp, test_fuzz_corpora.cpp). Exits 1 when a target found one.
 #
-#   scripts/fuzz.sh [SECONDS] [extra libFuzzer flags...]
+#   scripts/fuzz.sh [SECONDS] [TARGET...]          (default: every target)
+#   ABMLL_FUZZ_FLAGS="-jobs=2" scripts/fuzz.sh     (extra libFuzzer flags)
 set -euo pipefail
 seconds=${1:-60}
 shift || true
+targets=("$@")
+[[ ${#targets[@]} -gt 0 ]] || targets=(safetensors tokenizer task_files config json_files)
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=$root/build-fuzz
 jobs=${ABMLL_JOBS:-2}
@@ -16,9 +25,29 @@ jobs=${ABMLL_JOBS:-2}
 CC=clang CXX=clang++ cmake -S "$root/fuzz" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"$jobs"
 
-mkdir -p "$root/fuzz/corpus-work" "$build/findings"
-# The first folder receives new interesting inputs; the others are read-only seeds.
-"$build/safetensors_header_fuzz" \
-  -max_total_time="$seconds" -max_len=16384 -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=256 \
-  -dict="$root/fuzz/safetensors.dict" -artifact_prefix="$build/findings/" -print_final_stats=1 "$@" \
-  "$root/fuzz/corpus-work" "$root/fuzz/corpus/safetensors" "$root/tests/data/safetensors_corpus"
+mkdir -p "$build/findings"
+failed=()
+for target in "${targets[@]}"; do
+  case $target in
+    safetensors) binary=safetensors_header_fuzz; flags=(-max_len=16384 -dict="$root/fuzz/safetensors.dict") ;;
+    tokenizer) binary=tokenizer_fuzz; flags=(-max_len=16384) ;;
+    task_files) binary=task_files_fuzz; flags=(-max_len=4096) ;;
+    config) binary=config_fuzz; flags=(-max_len=4096) ;;
+    json_files) binary=json_files_fuzz; flags=(-max_len=4096) ;;
+    *) echo "fuzz.sh: unknown target '$target' (safetensors, tokenizer, task_files, config, json_files)" >&2; exit 2 ;;
+  esac
+  work=$root/fuzz/corpus-work/$target
+  mkdir -p "$work"
+  # The first folder receives new interesting inputs; the others are read-only seeds.
+  echo "== $target: $seconds s"
+  # shellcheck disable=SC2086
+  if ! "$build/$binary" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=256 \
+      -artifact_prefix="$build/findings/$target-" -print_final_stats=1 "${flags[@]}" ${ABMLL_FUZZ_FLAGS:-} \
+      "$work" "$root/fuzz/corpus/$target" "$root/tests/data/${target}_corpus"; then
+    failed+=("$target")
+  fi
+done
+if [[ ${#failed[@]} -gt 0 ]]; then
+  echo "fuzz.sh: findings from: ${failed[*]} (in $build/findings/)" >&2
+  exit 1
+fi

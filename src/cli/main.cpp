@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "util/build_info.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/torch_errors.h"
@@ -26,7 +27,7 @@ int main(int argc, char** argv) {
       "and reports accuracy and calibration.",
       "abmll"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", abmll::log::version_line());
+  app.set_version_flag("--version", abmll::build_info::version_line());
   app.footer("Run `abmll <command> --help` for a command's options.");
 
   std::vector<cli::Command> commands = {

@@ -52,8 +52,9 @@ std::string place(const std::filesystem::path& file, const YAML::Mark& mark) {
 void apply_mapping(ExperimentConfig& config, const YAML::Node& node, const std::string& prefix,
                    const std::filesystem::path& file, std::set<std::string>& given) {
   for (auto it = node.begin(); it != node.end(); ++it) {
-    const YAML::Node& name = it->first;
-    const YAML::Node& value = it->second;
+    // Copies: the iterator's pair is a temporary proxy, so references to its members would dangle.
+    const YAML::Node name = it->first;
+    const YAML::Node value = it->second;
     if (!name.IsScalar()) throw InputError(fmt::format("{}: a key must be a plain name", place(file, name.Mark())));
     const std::string path = prefix.empty() ? name.Scalar() : prefix + "." + name.Scalar();
     if (given.count(path)) throw InputError(fmt::format("{}: key '{}' is given twice", place(file, name.Mark()), path));

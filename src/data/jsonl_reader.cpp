@@ -51,6 +51,11 @@ void read_jsonl(const fs::path& file, ProblemLog& problems, std::vector<Example>
       problems.report(where, fmt::format("not JSON (at byte {}): {}", e.byte,
                                          p == std::string::npos ? what : what.substr(p + 2)));
       continue;
+    } catch (const json::out_of_range& e) {  // a number beyond double's range ("1e999")
+      std::string what = e.what();
+      std::size_t p = what.find("] ");
+      problems.report(where, fmt::format("not JSON: {}", p == std::string::npos ? what : what.substr(p + 2)));
+      continue;
     }
     if (!j.is_object()) {
       problems.report(where, fmt::format("expected a JSON object, found {}", j.type_name()));

@@ -93,7 +93,7 @@ Partition load_partition(const std::string& partition, const fs::path& data_root
   json j;
   try {
     j = json::parse(in);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // syntax errors, and numbers beyond double's range
     throw InputError(fmt::format("{}: not JSON: {}", file.string(), e.what()));
   }
   if (!j.is_object())

@@ -47,7 +47,7 @@ nlohmann::json parse_file(const fs::path& path) {
   if (!in) throw InputError(fmt::format("{}: cannot read", path.string()));
   try {
     return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // syntax errors, and numbers beyond double's range
     throw InputError(fmt::format("{}: malformed JSON: {}", path.string(), e.what()));
   }
 }

@@ -7,7 +7,9 @@
 namespace abmll::eval {
 namespace {
 
-// NLL of one query at inverse temperature a, and its derivative in a: E_p[z] - z_label.
+// NLL of one query at inverse temperature a, and its derivative in a: E_p[z] - z_label. Everything is taken
+// relative to the largest logit, so that logits near the limits of double (whose products with a, or whose sums,
+// would overflow to inf and give inf - inf) stay finite: only differences from the largest logit are scaled.
 struct NllAndSlope {
   double nll, slope;
 };
@@ -15,15 +17,15 @@ struct NllAndSlope {
 NllAndSlope query_nll(const std::vector<double>& z, std::int64_t label, double a) {
   double max = -std::numeric_limits<double>::infinity();
   for (double v : z) max = std::max(max, v);
-  double sum = 0, weighted = 0;
+  double sum = 0, weighted = 0;  // weighted: sum of e * (v - max), each term finite where e > 0
   for (double v : z) {
     if (std::isinf(v)) continue;  // -inf: probability 0 at every temperature
     const double e = std::exp(a * (v - max));
+    if (e == 0) continue;
     sum += e;
-    weighted += e * v;
+    weighted += e * (v - max);
   }
-  const double log_partition = a * max + std::log(sum);
-  return {log_partition - a * z[label], weighted / sum - z[label]};
+  return {std::log(sum) - a * (z[label] - max), weighted / sum + (max - z[label])};
 }
 
 }  // namespace
@@ -55,14 +57,16 @@ TemperatureFit fit_temperature(const std::vector<std::vector<double>>& logits,
     for (std::size_t i = 0; i < logits.size(); ++i) total += query_nll(logits[i], labels[i], a).slope;
     return total / logits.size();
   };
-  // Bisection on log a over [1e-4, 1e4]; the slope is non-decreasing in a (convexity).
-  double lo = std::log(1e-4), hi = std::log(1e4);
+  // Bisection on log a over [1e-4, 1e4]; the slope is non-decreasing in a (convexity). At a bound, the bound itself
+  // (exp(log(1e4)) is 1e4 within an ulp only).
+  constexpr double kMinA = 1e-4, kMaxA = 1e4;
+  double lo = std::log(kMinA), hi = std::log(kMaxA);
   TemperatureFit fit;
   double a;
-  if (slope(std::exp(hi)) <= 0) {
-    a = std::exp(hi), fit.at_bound = true;
-  } else if (slope(std::exp(lo)) >= 0) {
-    a = std::exp(lo), fit.at_bound = true;
+  if (slope(kMaxA) <= 0) {
+    a = kMaxA, fit.at_bound = true;
+  } else if (slope(kMinA) >= 0) {
+    a = kMinA, fit.at_bound = true;
   } else {
     for (int i = 0; i < 80; ++i) {
       const double mid = 0.5 * (lo + hi);

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <optional>
+#include <stdexcept>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -82,7 +83,10 @@ void save(const std::filesystem::path& path, std::int64_t step, const MetaLearne
 void restore(const Checkpoint& c, MetaLearner& learner, AdamW& adam, const nlohmann::json& config) {
   const auto saved = c.metadata.find("config");
   if (saved != c.metadata.end()) {
-    nlohmann::json then = training_keys(nlohmann::json::parse(saved->second));
+    nlohmann::json then = nlohmann::json::parse(saved->second, nullptr, /*allow_exceptions=*/false);
+    if (!then.is_object())
+      throw InputError(fmt::format("{}: its metadata's training config is not a JSON object", c.source.string()));
+    then = training_keys(std::move(then));
     const nlohmann::json now = training_keys(config);
     // Checkpoints from before model.tf32 existed ran full float32 products: resumable with model.tf32 = false.
     if (then.contains("model") && then["model"].is_object() && !then["model"].contains("tf32"))
@@ -107,7 +111,19 @@ void restore(const Checkpoint& c, MetaLearner& learner, AdamW& adam, const nlohm
     m.push_back(c.tensor("adamw.m." + name));
     v.push_back(c.tensor("adamw.v." + name));
   }
-  adam.restore(m, v, std::stoll(c.metadata.at("adamw_steps")));
+  const auto steps = c.metadata.find("adamw_steps");
+  std::int64_t adamw_steps = -1;
+  if (steps != c.metadata.end()) {
+    try {
+      std::size_t used = 0;
+      adamw_steps = std::stoll(steps->second, &used);
+      if (used != steps->second.size()) adamw_steps = -1;
+    } catch (const std::logic_error&) {
+    }
+  }
+  if (adamw_steps < 0)
+    throw InputError(fmt::format("{}: no valid adamw_steps in its metadata", c.source.string()));
+  adam.restore(m, v, adamw_steps);
 }
 
 void write_trace(const std::filesystem::path& path, std::int64_t step, const MetaLearner& learner,

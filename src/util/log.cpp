@@ -8,7 +8,6 @@
 #include <cstring>
 #include <mutex>
 
-#include "util/build_info.h"
 
 namespace abmll::log {
 namespace {
@@ -71,11 +70,6 @@ void write(Level level, std::string_view message) {
                                  color && *on ? "\033[0m" : "", message);
   std::fwrite(line.data(), 1, line.size(), stderr);
   std::fflush(stderr);
-}
-
-std::string version_line() {
-  return fmt::format("abmll {} (commit {}, LibTorch {})", build_info::version(), build_info::git_commit(),
-                     build_info::torch_version());
 }
 
 }  // namespace abmll::log

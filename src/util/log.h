@@ -41,7 +41,4 @@ void error(fmt::format_string<Args...> f, Args&&... args) {
 // Seconds since the process started logging (the first call of anything in this file).
 double elapsed_seconds();
 
-// "abmll 0.1.0 (commit ..., LibTorch x.y.z)".
-std::string version_line();
-
 }  // namespace abmll::log

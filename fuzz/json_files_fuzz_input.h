@@ -1,0 +1,90 @@
+// One fuzzing input, run through the readers of a model's config.json (src/model/model_config) and of predictions
+// files with what `abmll calibrate` computes from them (src/eval). Shared by the libFuzzer target
+// (json_files_fuzz.cpp) and the regression test over tests/data/json_files_corpus.
+//
+// The first byte says what the rest is:
+//   even  a config.json: it parses into a decoder shape with positive sizes, query heads a multiple of the
+//         key/value heads, or is refused with InputError;
+//   odd   a predictions file (JSON Lines), written under `scratch`: it reads or is refused with InputError; if it
+//         reads, its calibration metrics (15 bins) are probabilities where they must be (accuracy, ECE, MCE, Brier
+//         within [0, 2]), never NaN, and when every line gave logits a temperature is fitted within its bounds.
+// abmll::InputError is the only acceptable failure; anything else (another exception, a broken invariant: abort)
+// is a finding.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string_view>
+#include <vector>
+
+#include "eval/calibration.h"
+#include "eval/predictions_file.h"
+#include "eval/temperature.h"
+#include "model/model_config.h"
+#include "util/error.h"
+
+namespace abmll::fuzz {
+
+[[noreturn]] inline void json_finding(const char* what) {
+  std::fprintf(stderr, "json files fuzz finding: %s\n", what);
+  std::abort();
+}
+
+inline void run_model_config(std::string_view text) {
+  const nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return;
+  try {
+    const model::ModelConfig c = model::parse_model_config(j, "fuzz/config.json");
+    if (c.hidden_size <= 0 || c.intermediate_size <= 0 || c.num_layers <= 0 || c.num_heads <= 0 ||
+        c.num_kv_heads <= 0 || c.head_dim <= 0 || c.vocab_size <= 0)
+      json_finding("a config.json with a non-positive size was accepted");
+    if (c.num_heads % c.num_kv_heads != 0) json_finding("query heads not a multiple of key/value heads");
+    if (!(c.rms_norm_eps > 0) || !std::isfinite(c.rope.theta) || !(c.rope.theta > 0))
+      json_finding("a non-positive or non-finite rms_norm_eps or rope theta was accepted");
+  } catch (const InputError&) {
+  }
+}
+
+inline void run_predictions(std::string_view text, const std::filesystem::path& scratch) {
+  std::filesystem::create_directories(scratch);
+  const std::filesystem::path file = scratch / "predictions.jsonl";
+  std::ofstream(file, std::ios::binary).write(text.data(), static_cast<std::streamsize>(text.size()));
+  std::vector<eval::PredictionRecord> records;
+  try {
+    records = eval::read_predictions(file);
+  } catch (const InputError&) {
+    return;
+  }
+  if (records.empty()) return;
+  const eval::CalibrationMetrics m = eval::calibration_metrics(eval::as_categorical(records), 15);
+  auto within = [](double v, double lo, double hi) { return v >= lo && v <= hi; };
+  if (!within(m.accuracy, 0, 1) || !within(m.ece, 0, 1) || !within(m.mce, 0, 1) || !within(m.brier, 0, 2) ||
+      std::isnan(m.nll) || m.nll < 0)
+    json_finding("calibration metrics out of their ranges");
+  std::vector<std::vector<double>> logits;
+  std::vector<std::int64_t> labels;
+  for (const auto& r : records) {
+    if (!r.logits) return;
+    logits.push_back(*r.logits);
+    labels.push_back(r.label);
+  }
+  const eval::TemperatureFit fit = eval::fit_temperature(logits, labels);
+  if (!within(fit.temperature, 1e-4, 1e4) || std::isnan(fit.nll_after) || std::isnan(fit.nll_before))
+    json_finding("a fitted temperature out of its bounds, or a NaN NLL");
+}
+
+inline void run_json_files_input(const std::uint8_t* data, std::size_t size, const std::filesystem::path& scratch) {
+  if (size == 0) return;
+  const std::string_view rest(reinterpret_cast<const char*>(data) + 1, size - 1);
+  if (data[0] % 2 == 0) run_model_config(rest);
+  else run_predictions(rest, scratch);
+}
+
+}  // namespace abmll::fuzz

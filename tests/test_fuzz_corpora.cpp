@@ -1,0 +1,77 @@
+// The fuzzers' seed inputs (fuzz/corpus/<target>) and their findings (tests/data/<target>_corpus) replayed exactly as
+// the libFuzzer targets run them (fuzz/*_fuzz_input.h), so a parser that regresses on any of them fails here: only
+// abmll::InputError may come out, and the targets' own checks (round trips, task invariants) abort otherwise.
+// The safetensors corpus is replayed in test_safetensors_malformed.cpp.
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "../fuzz/config_fuzz_input.h"
+#include "../fuzz/json_files_fuzz_input.h"
+#include "../fuzz/task_files_fuzz_input.h"
+#include "../fuzz/tokenizer_fuzz_input.h"
+#include "test_support.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Every file of the target's seed corpus and regression corpus, as bytes.
+std::vector<std::pair<std::string, std::string>> corpus(const std::string& target) {
+  std::vector<std::pair<std::string, std::string>> files;
+  for (const fs::path& dir : {fs::path(ABMLL_SOURCE_DIR) / "fuzz" / "corpus" / target,
+                              fs::path(ABMLL_TEST_DATA) / (target + "_corpus")}) {
+    REQUIRE(fs::is_directory(dir));
+    for (const auto& item : fs::directory_iterator(dir))
+      if (item.is_regular_file())
+        files.emplace_back(item.path().string(), abmll::test::read_text(item.path()));
+  }
+  return files;
+}
+
+const std::uint8_t* bytes(const std::string& s) { return reinterpret_cast<const std::uint8_t*>(s.data()); }
+
+}  // namespace
+
+TEST_CASE("fuzz corpora: tokenizer inputs load, encode and round-trip or are refused cleanly", "[tokenizer][fuzz]") {
+  const auto files = corpus("tokenizer");
+  CHECK(files.size() >= 4);
+  for (const auto& [name, data] : files) {
+    INFO("corpus file: " << name);
+    CHECK_NOTHROW(abmll::fuzz::run_tokenizer_input(bytes(data), data.size()));
+  }
+}
+
+TEST_CASE("fuzz corpora: task files read into well-formed tasks or are refused cleanly", "[data][fuzz]") {
+  const auto files = corpus("task_files");
+  CHECK(files.size() >= 8);
+  const abmll::test::ScratchDir scratch;
+  for (const auto& [name, data] : files) {
+    INFO("corpus file: " << name);
+    CHECK_NOTHROW(abmll::fuzz::run_task_files_input(bytes(data), data.size(), scratch / "files"));
+  }
+}
+
+TEST_CASE("fuzz corpora: configs load and survive their resolved YAML, or are refused cleanly", "[config][fuzz]") {
+  const auto files = corpus("config");
+  CHECK(files.size() >= 3);
+  const abmll::test::ScratchDir scratch;
+  for (const auto& [name, data] : files) {
+    INFO("corpus file: " << name);
+    CHECK_NOTHROW(abmll::fuzz::run_config_input(bytes(data), data.size(), scratch / "files"));
+  }
+}
+
+TEST_CASE("fuzz corpora: config.json and predictions files parse into sane values or are refused cleanly",
+          "[model][eval][fuzz]") {
+  const auto files = corpus("json_files");
+  CHECK(files.size() >= 4);
+  const abmll::test::ScratchDir scratch;
+  for (const auto& [name, data] : files) {
+    INFO("corpus file: " << name);
+    CHECK_NOTHROW(abmll::fuzz::run_json_files_input(bytes(data), data.size(), scratch / "files"));
+  }
+}
