@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Reproduces the paper's tables: for every cell of a table (configs/paper/cells.tsv: benchmark x model x method)
 # and every seed, `abmll meta-train` where the method learns across tasks, `abmll evaluate` with the run's last
-# checkpoint, then `abmll report` over the evaluation reports (mean ± std over seeds, the paper's ABMLL numbers
-# beside ours). On one machine, one job after another, or as a Slurm job array (--slurm).
+# (or best validated) checkpoint, then `abmll report` over the evaluation reports (mean ± std over seeds, the
+# paper's ABMLL numbers beside ours). On one machine, one job after another, or as a Slurm job array (--slurm).
 #
 #   scripts/reproduce.sh TABLE [--models DIR] [--data DIR] [--seeds "42 43 44"] [--out runs/paper]
-#                        [--only REGEX] [--set KEY=VALUE ...] [--abmll BIN] [--slurm] [--dry-run]
+#                        [--only REGEX] [--set KEY=VALUE ...] [--checkpoint last|best] [--abmll BIN] [--slurm]
+#                        [--dry-run]
 #
 # TABLE: main (CrossFit cls-23, cls-45, NLI, Para; UnifiedQA MCQA), icl (LegalBench, ChemBench), or all.
 # --models DIR   holds the Hugging Face folders Meta-Llama-3-8B/ and Qwen2-7B/ (default: models)
@@ -18,6 +19,9 @@
 #                DIR/TABLE.md and DIR/TABLE.csv (default: runs/paper)
 # --only REGEX   keep the cells whose "benchmark/model/method" matches (grep -E), e.g. 'cls-45/llama3-8b/'
 # --set K=V      passed to every abmll meta-train and evaluate (repeatable), e.g. --set run.device=cuda:1
+# --checkpoint   which checkpoint of a training run is evaluated: last (default), or best: meta-training validates
+#                on the held-out tasks' dev splits (validation.every 100 unless a --set gives it) and the
+#                checkpoint of the best validation (checkpoints/best.safetensors) is evaluated on their test splits
 # --abmll BIN    the abmll binary (default: $ABMLL_BIN, else build/abmll)
 # --slurm        submit the jobs as a Slurm job array instead of running them (see "Slurm" below)
 # --dry-run      print the commands (and, with --slurm, the job list and the sbatch calls) without running them
@@ -42,7 +46,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CELLS="$ROOT/configs/paper/cells.tsv"
 
-usage() { sed -n '7,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; }
+usage() { sed -n '7,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; }
 die() { echo "reproduce.sh: error: $*" >&2; exit 2; }
 # An absolute path for a path given relative to the caller's folder.
 absolute() { case "$1" in /*) printf '%s\n' "$1" ;; *) printf '%s\n' "$PWD/$1" ;; esac; }
@@ -57,7 +61,7 @@ case "$1" in
   *) usage; die "unknown table '$1' (main, icl or all)" ;;
 esac
 shift
-MODELS=models DATA=data SEEDS="42 43 44" OUT=runs/paper ONLY="" SLURM=0 DRY_RUN=0
+MODELS=models DATA=data SEEDS="42 43 44" OUT=runs/paper ONLY="" SLURM=0 DRY_RUN=0 SELECT=last
 ABMLL="${ABMLL_BIN:-$ROOT/build/abmll}"
 EXTRA=()
 need_value() { [ $# -ge 2 ] && [ -n "$2" ] || die "$1 needs a value"; }
@@ -70,6 +74,8 @@ while [ $# -gt 0 ]; do
     --only) need_value "$@"; ONLY="$2"; shift 2 ;;
     --set) need_value "$@"; [[ "$2" == *=* ]] || die "--set $2: expected KEY=VALUE"; EXTRA+=(--set "$2"); shift 2 ;;
     --abmll) need_value "$@"; ABMLL="$2"; shift 2 ;;
+    --checkpoint) need_value "$@"; SELECT="$2"; shift 2
+      [[ "$SELECT" == last || "$SELECT" == best ]] || die "--checkpoint: expected last or best, got '$SELECT'" ;;
     --slurm) SLURM=1; shift ;;
     --dry-run) DRY_RUN=1; shift ;;
     *) usage; die "unknown option '$1'" ;;
@@ -83,10 +89,15 @@ MODELS="$(absolute "$MODELS")" DATA="$(absolute "$DATA")" OUT="$(absolute "$OUT"
 cd "$ROOT"
 
 # outer.steps as the runs will see it (a --set wins), to name the final checkpoint.
-STEPS_OVERRIDE=""
+STEPS_OVERRIDE="" VALIDATION_GIVEN=0
 for ((i = 1; i < ${#EXTRA[@]}; i += 2)); do
-  case "${EXTRA[i]}" in outer.steps=*) STEPS_OVERRIDE="${EXTRA[i]#outer.steps=}" ;; esac
+  case "${EXTRA[i]}" in
+    outer.steps=*) STEPS_OVERRIDE="${EXTRA[i]#outer.steps=}" ;;
+    validation.every=*) VALIDATION_GIVEN=1 ;;
+  esac
 done
+TRAIN_EXTRA=()  # settings of meta-training only
+if [ "$SELECT" = best ] && [ "$VALIDATION_GIVEN" -eq 0 ]; then TRAIN_EXTRA=(--set validation.every=100); fi
 
 # --- The cells of the table (cells.tsv columns: table benchmark model method config train model_folder data prepare
 # outer_steps shots), and the config of each (benchmark, model, method) for looking up training runs.
@@ -143,8 +154,10 @@ for seed in $SEEDS; do
     fi
     run="$base/$train-train"
     ckpt="$run/checkpoints/step-${STEPS_OVERRIDE:-$steps}.safetensors"
+    evaluated="$ckpt"
+    [ "$SELECT" = best ] && evaluated="$run/checkpoints/best.safetensors"
     evaluate="{ test -f $(quote "$report") || $(quote "$ABMLL" evaluate --config "$config" "${common[@]}" \
-      --checkpoint "$ckpt" --out "$report"); }"
+      --checkpoint "$evaluated" --out "$report"); }"
     key="$bench/$model/$train/seed-$seed"
     if [ -n "${JOB_INDEX[$key]:-}" ]; then  # a second method on the same training run (abmll_icl on abmll's)
       JOBS[${JOB_INDEX[$key]}]+=" && $evaluate"
@@ -155,7 +168,7 @@ for seed in $SEEDS; do
     JOB_INDEX["$key"]=${#JOBS[@]}
     JOB_NAMES+=("$key")
     JOBS+=("{ test -f $(quote "$ckpt") || $(quote "$ABMLL" meta-train --config "$train_config" "${common[@]}" \
-      --out "$run" --resume); } && $evaluate")
+      "${TRAIN_EXTRA[@]}" --out "$run" --resume); } && $evaluate")
   done
 done
 

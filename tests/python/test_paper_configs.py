@@ -210,6 +210,36 @@ def test_dry_run_prints_the_commands(source_dir, run_abmll, tmp_path):
             assert resolved["run.device"] == "cpu" and resolved["run.seed"] == 1
 
 
+def test_dry_run_with_the_best_checkpoint(source_dir, run_abmll, tmp_path):
+    """--checkpoint best: meta-training validates (every 100 steps unless a --set says otherwise), evaluations read
+    checkpoints/best.safetensors, and the job still skips a finished training run by its last checkpoint."""
+    models, data = make_inputs(tmp_path)
+    out = tmp_path / "out"
+    common = ["main", "--models", models, "--data", data, "--out", out, "--seeds", "1",
+              "--only", "cls-45/llama3-8b/abmll$", "--dry-run", "--checkpoint", "best"]
+    result = run_script(source_dir, *common)
+    assert result.returncode == 0, result.stderr
+    job = next(l for l in result.stdout.splitlines() if " meta-train " in l)
+    run = out / "crossfit-cls-45" / "llama3-8b" / "seed-1" / "abmll-train"
+    train, evaluate = job.split("&&", 1)
+    assert f"test -f {run / 'checkpoints' / 'step-2000.safetensors'}" in train
+    assert "--set validation.every=100" in train and "validation.every" not in evaluate
+    assert job.count(f"--checkpoint {run / 'checkpoints' / 'best.safetensors'}") == 1
+    # The meta-train command is one abmll accepts, with validation on.
+    words = shlex.split(train.split("||")[1].strip().rstrip("}").strip().rstrip(";"))
+    keep = [w for i, w in enumerate(words[1:], 1) if w not in ("--out", "--resume") and words[i - 1] != "--out"]
+    replay = run_abmll(*keep, "--print-config", cwd=source_dir)
+    assert replay.returncode == 0, replay.stderr
+    assert flatten(yaml.safe_load(replay.stdout))["validation.every"] == 100
+
+    given = run_script(source_dir, *common, "--set", "validation.every=25")
+    assert given.returncode == 0, given.stderr
+    job = next(l for l in given.stdout.splitlines() if " meta-train " in l)
+    assert "validation.every=100" not in job and "--set validation.every=25" in job
+    bad = run_script(source_dir, *common[:-1], "newest")
+    assert bad.returncode == 2 and "--checkpoint: expected last or best, got 'newest'" in bad.stderr
+
+
 def test_dry_run_icl_prepares_the_split_and_slurm(source_dir, tmp_path):
     models, data = make_inputs(tmp_path, data=("legalbench", "chembench"))
     out = tmp_path / "out"
