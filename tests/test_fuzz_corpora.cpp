@@ -32,46 +32,36 @@ std::vector<std::pair<std::string, std::string>> corpus(const std::string& targe
   return files;
 }
 
-const std::uint8_t* bytes(const std::string& s) { return reinterpret_cast<const std::uint8_t*>(s.data()); }
+// Replays every file of `target`'s corpora through `run(data, size, scratch)`: nothing but InputError may escape
+// (run_* functions catch it), and their own checks abort on a broken invariant.
+template <class Run>
+void replay(const std::string& target, std::size_t at_least, Run&& run) {
+  const auto files = corpus(target);
+  CHECK(files.size() >= at_least);
+  const abmll::test::ScratchDir scratch;
+  for (const auto& [name, data] : files) {
+    INFO("corpus file: " << name);
+    CHECK_NOTHROW(run(reinterpret_cast<const std::uint8_t*>(data.data()), data.size(), scratch / "files"));
+  }
+}
 
 }  // namespace
 
 TEST_CASE("fuzz corpora: tokenizer inputs load, encode and round-trip or are refused cleanly", "[tokenizer][fuzz]") {
-  const auto files = corpus("tokenizer");
-  CHECK(files.size() >= 4);
-  for (const auto& [name, data] : files) {
-    INFO("corpus file: " << name);
-    CHECK_NOTHROW(abmll::fuzz::run_tokenizer_input(bytes(data), data.size()));
-  }
+  replay("tokenizer", 6, [](const std::uint8_t* data, std::size_t size, const fs::path&) {
+    abmll::fuzz::run_tokenizer_input(data, size);
+  });
 }
 
 TEST_CASE("fuzz corpora: task files read into well-formed tasks or are refused cleanly", "[data][fuzz]") {
-  const auto files = corpus("task_files");
-  CHECK(files.size() >= 8);
-  const abmll::test::ScratchDir scratch;
-  for (const auto& [name, data] : files) {
-    INFO("corpus file: " << name);
-    CHECK_NOTHROW(abmll::fuzz::run_task_files_input(bytes(data), data.size(), scratch / "files"));
-  }
+  replay("task_files", 8, abmll::fuzz::run_task_files_input);
 }
 
 TEST_CASE("fuzz corpora: configs load and survive their resolved YAML, or are refused cleanly", "[config][fuzz]") {
-  const auto files = corpus("config");
-  CHECK(files.size() >= 3);
-  const abmll::test::ScratchDir scratch;
-  for (const auto& [name, data] : files) {
-    INFO("corpus file: " << name);
-    CHECK_NOTHROW(abmll::fuzz::run_config_input(bytes(data), data.size(), scratch / "files"));
-  }
+  replay("config", 3, abmll::fuzz::run_config_input);
 }
 
 TEST_CASE("fuzz corpora: config.json and predictions files parse into sane values or are refused cleanly",
           "[model][eval][fuzz]") {
-  const auto files = corpus("json_files");
-  CHECK(files.size() >= 4);
-  const abmll::test::ScratchDir scratch;
-  for (const auto& [name, data] : files) {
-    INFO("corpus file: " << name);
-    CHECK_NOTHROW(abmll::fuzz::run_json_files_input(bytes(data), data.size(), scratch / "files"));
-  }
+  replay("json_files", 5, abmll::fuzz::run_json_files_input);
 }
