@@ -14,6 +14,7 @@
 #include <regex>
 #include <type_traits>
 
+#include "text/utf8.h"
 #include "util/error.h"
 #include "util/text_distance.h"
 
@@ -32,9 +33,13 @@ std::string node_kind(const YAML::Node& node) {
   }
 }
 
+// The scalar's text. YAML is UTF-8, and resolved configs and reports are written as text: other bytes are refused.
 const std::string& scalar(const YAML::Node& node, std::string_view expected) {
   if (!node.IsScalar()) throw InputError(fmt::format("expected {}, got {}", expected, node_kind(node)));
-  return node.Scalar();
+  const std::string& text = node.Scalar();
+  if (const std::size_t bad = text::utf8::find_invalid(text); bad != std::string::npos)
+    throw InputError(fmt::format("expected {}, got text that is not valid UTF-8 (at byte {})", expected, bad));
+  return text;
 }
 
 template <class T>
