@@ -9,7 +9,7 @@
 //   3  a partition JSON file (train/dev/test task lists)
 // The file is written into a fresh folder under `scratch`. A task that reads must satisfy what episodes and
 // scoring rely on (task.h): non-empty valid UTF-8 inputs and answers; classification: every example's options are
-// the task's label set and its label points at its answer; multiple choice: at least two options, the label
+// the task's label set and its label points at its answer (data::find_option's match); multiple choice: at least two options, the label
 // pointing at the answer; generation: no options, label -1. abmll::InputError is the only acceptable failure;
 // anything else (another exception, a broken invariant: abort) is a finding.
 #pragma once
@@ -24,6 +24,7 @@
 #include <string_view>
 
 #include "data/jsonl_reader.h"
+#include "data/options.h"
 #include "data/partition.h"
 #include "data/task.h"
 #include "data/tsv_reader.h"
@@ -53,7 +54,9 @@ inline void check_task(const data::Task& task) {
             task_finding("fewer than two options", ex);
           if (ex.label < 0 || static_cast<std::size_t>(ex.label) >= ex.options.size())
             task_finding("label out of range", ex);
-          if (ex.options[static_cast<std::size_t>(ex.label)] != ex.output) task_finding("label is not the answer", ex);
+          // The answer matches its option exactly or ignoring ASCII case and whitespace runs (options.h).
+          if (data::find_option({ex.options[static_cast<std::size_t>(ex.label)]}, ex.output) != 0)
+            task_finding("label is not the answer", ex);
           break;
         case data::TaskKind::generation:
           if (!ex.options.empty() || ex.label != -1) task_finding("a generation example with options", ex);

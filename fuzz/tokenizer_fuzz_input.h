@@ -36,7 +36,8 @@ inline constexpr const char* kQwen2Pattern =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 
 // A small tokenizer.json of the Llama-3 / Qwen2 kind: the 256 byte tokens, a few merges, two special added tokens,
-// a Split + ByteLevel pre-tokenizer with `pattern`, optionally NFC, and the ByteLevel decoder.
+// a Split + ByteLevel pre-tokenizer with `pattern`, optionally NFC, a template that starts every text with
+// <|begin_of_text|> (as Llama-3's), and the ByteLevel decoder.
 inline nlohmann::json fuzz_tokenizer_json(const char* pattern, bool nfc) {
   nlohmann::json vocab = nlohmann::json::object();
   for (int b = 0; b < 256; ++b) vocab[text::byte_level::encode(std::string(1, static_cast<char>(b)))] = b;
@@ -62,7 +63,15 @@ inline nlohmann::json fuzz_tokenizer_json(const char* pattern, bool nfc) {
           {"added_tokens", {special(next, "<|begin_of_text|>"), special(next + 1, "<|end_of_text|>")}},
           {"normalizer", nfc ? nlohmann::json{{"type", "NFC"}} : nlohmann::json(nullptr)},
           {"pre_tokenizer", pre},
-          {"post_processor", nullptr},
+          {"post_processor",
+           {{"type", "TemplateProcessing"},
+            {"single", {{{"SpecialToken", {{"id", "<|begin_of_text|>"}, {"type_id", 0}}}},
+                        {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+            {"pair", {{{"SpecialToken", {{"id", "<|begin_of_text|>"}, {"type_id", 0}}}},
+                      {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
+                      {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}},
+            {"special_tokens", {{"<|begin_of_text|>", {{"id", "<|begin_of_text|>"}, {"ids", {next}},
+                                                       {"tokens", {"<|begin_of_text|>"}}}}}}}},
           {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}}},
           {"model", {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr},
                      {"continuing_subword_prefix", nullptr}, {"end_of_word_suffix", nullptr}, {"fuse_unk", false},

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "../fuzz/config_fuzz_input.h"
+#include "../fuzz/episodes_fuzz_input.h"
 #include "../fuzz/json_files_fuzz_input.h"
 #include "../fuzz/task_files_fuzz_input.h"
 #include "../fuzz/tokenizer_fuzz_input.h"
@@ -64,4 +65,9 @@ TEST_CASE("fuzz corpora: configs load and survive their resolved YAML, or are re
 TEST_CASE("fuzz corpora: config.json and predictions files parse into sane values or are refused cleanly",
           "[model][eval][fuzz]") {
   replay("json_files", 5, abmll::fuzz::run_json_files_input);
+}
+
+TEST_CASE("fuzz corpora: episodes fit max_length and keep support and query apart, or are refused cleanly",
+          "[data][fuzz]") {
+  replay("episodes", 4, abmll::fuzz::run_episodes_input);
 }

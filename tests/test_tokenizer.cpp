@@ -244,7 +244,11 @@ TEST_CASE("tokenizer: malformed tokenizer.json files are input errors naming the
   j = make_tokenizer({}, {});
   j["model"]["vocab"]["x"] = "seven";
   abmll::test::write_text(path, j.dump());
-  CHECK_THAT(input_error_of([&] { Tokenizer::from_file(path); }), Catch::Contains("model: "));
+  CHECK_THAT(input_error_of([&] { Tokenizer::from_file(path); }),
+             Catch::Contains("model vocab id of 'x' is \"seven\", not an integer"));
+  j["model"]["vocab"]["x"] = 2.5;  // a float is not converted to an id
+  abmll::test::write_text(path, j.dump());
+  CHECK_THAT(input_error_of([&] { Tokenizer::from_file(path); }), Catch::Contains("is 2.5, not an integer"));
 
   j = make_tokenizer({}, {});
   j["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "(unclosed"}}}, {"behavior", "Isolated"}};

@@ -243,15 +243,19 @@ ValidationState Validator::restore(const std::map<std::string, std::string>& met
               source);
     return state;
   }
-  try {
-    state.last_step = j.at("last_step").get<std::int64_t>();
-    if (j.contains("best")) {
-      state.best_step = j["best"].at("step").get<std::int64_t>();
-      state.best_value = j["best"].at("value").get<double>();
-      state.since_best = j["best"].at("since").get<std::int64_t>();
-    }
-  } catch (const nlohmann::json::exception& e) {
-    throw InputError(fmt::format("{}: invalid validation state in its metadata ({})", source, e.what()));
+  auto integer = [&](const nlohmann::json& object, const char* key) {
+    if (!object.is_object() || !object.contains(key) || !object[key].is_number_integer())
+      throw InputError(fmt::format("{}: invalid validation state in its metadata (no integer '{}')", source, key));
+    return object[key].get<std::int64_t>();
+  };
+  state.last_step = integer(j, "last_step");
+  if (j.contains("best")) {
+    const nlohmann::json& best = j["best"];
+    state.best_step = integer(best, "step");
+    state.since_best = integer(best, "since");
+    if (!best.contains("value") || !best["value"].is_number())
+      throw InputError(fmt::format("{}: invalid validation state in its metadata (no number 'value')", source));
+    state.best_value = best["value"].get<double>();
   }
   return state;
 }

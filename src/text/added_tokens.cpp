@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cstdint>
 
 #include "text/normalizer.h"
 #include "text/utf8.h"
@@ -31,7 +32,12 @@ AddedTokens AddedTokens::from_json(const nlohmann::json& j, const Normalizer& no
   if (!j.is_array()) throw InputError("added_tokens must be an array");
   for (const auto& item : j) {
     AddedToken t;
-    t.id = item.at("id").get<int32_t>();
+    const auto& id = item.at("id");
+    // get<int32_t> of a float or of a larger integer would convert it (undefined beyond int's range).
+    if (!id.is_number_integer() || (id.is_number_unsigned() ? id.get<uint64_t>() > INT32_MAX
+                                                            : id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX))
+      throw InputError(fmt::format("added token id {} is not an integer from 0 to {}", id.dump(), INT32_MAX));
+    t.id = id.get<int32_t>();
     t.content = item.at("content").get<std::string>();
     if (t.content.empty()) throw InputError(fmt::format("added token {} has empty content", t.id));
     if (utf8::find_invalid(t.content) != std::string::npos)

@@ -49,7 +49,11 @@ BpeModel BpeModel::from_json(const nlohmann::json& j) {
   m.vocab_.reserve(vocab.size());
   int32_t max_id = -1;
   for (const auto& [token, id_json] : vocab.items()) {
-    auto id = id_json.get<int64_t>();
+    // get<int64_t> of a float or of an unsigned beyond int64 would convert it (undefined beyond long's range).
+    if (!id_json.is_number_integer() || (id_json.is_number_unsigned() && id_json.get<uint64_t>() > INT32_MAX))
+      throw InputError(fmt::format("model vocab id of '{}' is {}, not an integer from 0 to {}", token,
+                                   id_json.dump(), INT32_MAX));
+    const auto id = id_json.get<int64_t>();
     if (id < 0 || id > INT32_MAX) throw InputError(fmt::format("model vocab id {} of '{}' is out of range", id, token));
     m.vocab_.emplace(token, static_cast<int32_t>(id));
     max_id = std::max(max_id, static_cast<int32_t>(id));
