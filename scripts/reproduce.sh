@@ -28,8 +28,8 @@
 #
 # A job is one meta-training run and the evaluations that use its checkpoint (abmll_icl evaluates abmll's prior),
 # or one evaluation of a method that trains nothing (pretrained, icl). Jobs skip what is already done (the final
-# checkpoint, a report), and meta-train runs with --resume: re-running the same command continues an interrupted
-# reproduction. A job that fails does not stop the others; the script then exits 1 after writing the table of what
+# checkpoint, a report), and meta-train and evaluate run with --resume: re-running the same command continues an
+# interrupted reproduction. A job that fails does not stop the others; the script then exits 1 after writing the table of what
 # finished.
 #
 # Slurm: the jobs are written one per line to DIR/slurm/TABLE-jobs.txt; each line is a complete bash command to
@@ -149,7 +149,7 @@ for seed in $SEEDS; do
     if [ "$train" = "-" ]; then
       JOB_NAMES+=("$bench/$model/$method/seed-$seed")
       JOBS+=("test -f $(quote "$report") || $(quote "$ABMLL" evaluate --config "$config" "${common[@]}" \
-        --out "$report")")
+        --out "$report" --resume)")
       continue
     fi
     run="$base/$train-train"
@@ -157,7 +157,7 @@ for seed in $SEEDS; do
     evaluated="$ckpt"
     [ "$SELECT" = best ] && evaluated="$run/checkpoints/best.safetensors"
     evaluate="{ test -f $(quote "$report") || $(quote "$ABMLL" evaluate --config "$config" "${common[@]}" \
-      --checkpoint "$evaluated" --out "$report"); }"
+      --checkpoint "$evaluated" --out "$report" --resume); }"
     key="$bench/$model/$train/seed-$seed"
     if [ -n "${JOB_INDEX[$key]:-}" ]; then  # a second method on the same training run (abmll_icl on abmll's)
       JOBS[${JOB_INDEX[$key]}]+=" && $evaluate"

@@ -2,6 +2,8 @@
 // and calibration (see meta/evaluate.h); predictions.jsonl and reliability.svg are written beside the report.
 #include <CLI/CLI.hpp>
 
+#include <filesystem>
+
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "config/config_loader.h"
@@ -9,6 +11,7 @@
 #include "meta/evaluate.h"
 #include "util/device.h"
 #include "util/error.h"
+#include "util/interrupt.h"
 #include "util/log.h"
 
 namespace abmll::cli {
@@ -17,18 +20,25 @@ namespace {
 struct EvaluateFlags {
   ConfigFlags config;
   std::string checkpoint, out;
+  bool resume = false;
 };
 
 int run_evaluate(const EvaluateFlags& flags) {
   auto config = load_config(flags.config);
   if (!config) return 0;
   if (flags.out.empty()) throw InputError("evaluate needs --out REPORT.json");
-  const meta::EvaluateRun run{flags.checkpoint, flags.out};
+  install_interrupt_handlers();
+  const meta::EvaluateRun run{flags.checkpoint, flags.out, flags.resume, config_to_json(*config)};
   Report report("evaluate", command_line());
   report.set_config(config_to_json(*config));
   const DeviceChoice device = resolve_device(config->run.device);
   report.set_device(device.name, device.description);
   const meta::EvaluateResult result = meta::evaluate(*config, run);
+  if (result.interrupt_signal) {
+    log::warn("interrupted after {} of {} tasks; `--resume` continues from them ({})", result.tasks_done,
+              result.tasks_total, result.progress.string());
+    return interrupt_exit_code(result.interrupt_signal);
+  }
   for (const auto& [key, value] : result.results.items()) report.set_result(key, value);
   report.add_timing("evaluate_seconds", result.seconds);
   report.add_timing("scoring_seconds", result.scoring_seconds);
@@ -36,6 +46,8 @@ int run_evaluate(const EvaluateFlags& flags) {
   if (result.scoring_seconds > 0)
     report.set_result("scoring_queries_per_s", static_cast<double>(result.queries) / result.scoring_seconds);
   report.write(run.report);
+  std::error_code ec;
+  std::filesystem::remove(result.progress, ec);  // the report holds every task now
   log::info("wrote {}, {} and {}", run.report.string(), result.predictions.string(), result.plot.string());
   return 0;
 }
@@ -52,6 +64,8 @@ Command register_evaluate(CLI::App& root) {
   cmd->add_option("-o,--out", flags->out, "Report file (JSON, required); predictions.jsonl and reliability.svg are "
                                           "written beside it")
       ->type_name("REPORT.json");
+  cmd->add_flag("--resume", flags->resume,
+                "Keep the tasks an interrupted evaluation with the same settings finished (REPORT.tasks.jsonl)");
   return {cmd, [flags] { return run_evaluate(*flags); }};
 }
 

@@ -12,17 +12,22 @@
 
 namespace abmll::io {
 
-MetricsLog::MetricsLog(std::filesystem::path path, std::int64_t keep_through_step) : path_(std::move(path)) {
+MetricsLog::MetricsLog(std::filesystem::path path, std::int64_t keep_through_step)
+    : MetricsLog(std::move(path), [keep_through_step](const nlohmann::json& j) {
+        return keep_through_step >= 0 && j.contains("step") && j["step"].is_number_integer() &&
+               j["step"].get<std::int64_t>() <= keep_through_step;
+      }) {}
+
+MetricsLog::MetricsLog(std::filesystem::path path, const std::function<bool(const nlohmann::json&)>& keep)
+    : path_(std::move(path)) {
   std::string kept;
-  if (keep_through_step >= 0 && std::filesystem::exists(path_)) {
+  if (std::filesystem::exists(path_)) {
     std::ifstream in(path_);
     std::string line;
     while (std::getline(in, line)) {
       if (in.eof()) break;  // no newline after it: a torn last line
       const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-      if (j.is_object() && j.contains("step") && j["step"].is_number_integer() &&
-          j["step"].get<std::int64_t>() <= keep_through_step)
-        kept += line + "\n";
+      if (j.is_object() && keep(j)) kept += line + "\n";
     }
   }
   write_file_atomic(path_, kept);

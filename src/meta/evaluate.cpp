@@ -12,11 +12,13 @@
 #include "eval/evaluation_summary.h"
 #include "eval/reliability_svg.h"
 #include "meta/checkpoint.h"
+#include "meta/evaluation_progress.h"
 #include "meta/run_setup.h"
 #include "meta/task_evaluation.h"
 #include "util/atomic_file.h"
 #include "util/device.h"
 #include "util/error.h"
+#include "util/interrupt.h"
 #include "util/log.h"
 
 namespace abmll::meta {
@@ -56,30 +58,49 @@ EvaluateResult evaluate(const ExperimentConfig& config, const EvaluateRun& run) 
   }
   const auto seed = static_cast<std::uint64_t>(config.run.seed);
   model::ForwardOptions recompute = recompute_policy(config.model);  // of the adaptations' inner steps
+  EvaluationProgress progress(run.report, evaluation_fingerprint(run.resolved_config, device.name, run.checkpoint),
+                              run.resume);
 
+  EvaluateResult out;
+  out.progress = progress.path();
   std::vector<eval::TaskResult> tasks;
   double scoring_seconds = 0;
   std::vector<std::string> skipped;
-  for (const data::Task& task : experiment.tasks.test) {
+  for (const data::Task& task : experiment.tasks.test)
+    if (task.kind != data::TaskKind::generation) ++out.tasks_total;
+  for (std::size_t index = 0; index < experiment.tasks.test.size(); ++index) {
+    const data::Task& task = experiment.tasks.test[index];
     if (task.kind == data::TaskKind::generation) {
       log::warn("task {}: a generation task has no answer options to score; skipped", task.name);
       skipped.push_back(task.name);
+      continue;
+    }
+    if (const eval::TaskResult* finished = progress.finished(index, task.name)) {
+      tasks.push_back(*finished);
+      ++out.tasks_done;
       continue;
     }
     const TaskQueries queries{data::episode_splits(task, /*held_out=*/true).query, config.eval.query_size};
     eval::TaskResult result =
         evaluate_task(config, experiment, {theta ? &*theta : nullptr, lora_init ? &*lora_init : nullptr}, task,
                       queries, recompute, &scoring_seconds);
+    progress.record(index, result);
     int64_t correct = 0;
     for (const auto& q : result.queries)
       correct += std::max_element(q.probs.begin(), q.probs.end()) - q.probs.begin() == q.label ? 1 : 0;
     log::info("task {}: {} queries, accuracy {:.4f}", task.name, result.queries.size(),
               static_cast<double>(correct) / static_cast<double>(result.queries.size()));
     tasks.push_back(std::move(result));
+    ++out.tasks_done;
+    // Stop between tasks: what is finished is recorded, and --resume continues from it.
+    if (interrupted() && out.tasks_done < out.tasks_total) {
+      out.interrupt_signal = interrupt_signal();
+      out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      return out;
+    }
   }
   if (tasks.empty()) throw InputError("evaluate: the data config has no held-out task with answer options to score");
 
-  EvaluateResult out;
   const std::filesystem::path folder = run.report.parent_path();
   out.predictions = folder / "predictions.jsonl";
   out.plot = folder / "reliability.svg";

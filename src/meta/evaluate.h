@@ -27,6 +27,10 @@ namespace abmll::meta {
 struct EvaluateRun {
   std::filesystem::path checkpoint;  // a meta-train checkpoint of the method; required by all but pretrained, icl, lora
   std::filesystem::path report;      // REPORT.json (written by the caller); outputs go beside it
+  // Resuming (evaluation_progress.h): each finished task is recorded beside the report as it finishes; with
+  // `resume`, tasks finished under the same settings (`resolved_config`, device, checkpoint) are not run again.
+  bool resume = false;
+  nlohmann::json resolved_config;
 };
 
 struct EvaluateResult {
@@ -35,6 +39,10 @@ struct EvaluateResult {
   double seconds = 0;          // the whole evaluation
   double scoring_seconds = 0;  // scoring answer options only (no adaptation), summed over tasks
   int64_t queries = 0;         // queries scored
+  // SIGINT / SIGTERM that stopped the evaluation after a task (results, predictions and plot then empty), or 0.
+  int interrupt_signal = 0;
+  std::size_t tasks_done = 0, tasks_total = 0;  // held-out tasks with options: finished, and in all
+  std::filesystem::path progress;  // the finished-task record; the caller removes it once the report is written
 };
 
 // Writes predictions.jsonl and reliability.svg beside run.report and returns the results for the report. Throws

@@ -198,3 +198,52 @@ def test_point_estimate_baselines_adapt_from_their_checkpoint(demo, run_abmll, m
                                                "--set", "inner.eval_steps=3")
         check_outputs(report, predictions, folder, "lora")
         assert report["results"]["adapted_from"] == "peft_init"
+
+
+def test_sigterm_between_tasks_and_resume_give_the_uninterrupted_report(demo, run_abmll, abmll_bin):
+    """SIGTERM during a task: the task finishes, is recorded in REPORT.tasks.jsonl, and the run exits 143 without a
+    report; --resume runs only the remaining tasks and writes the report an uninterrupted run writes (the same
+    figures and predictions), then removes the record. Settings that change the results void the record."""
+    import signal
+    import subprocess
+    import time
+
+    slow = ["--checkpoint", demo["checkpoint"], "--set", "inner.eval_steps=40", "--set", "eval.samples=60",
+            "--set", "eval.query_size=0"]
+    reference, reference_predictions, _ = evaluate(run_abmll, demo, "uninterrupted", *slow)
+
+    out = demo["root"] / "interrupted" / "REPORT.json"
+    record = out.parent / "REPORT.tasks.jsonl"
+    proc = subprocess.Popen([abmll_bin, "evaluate", *map(str, demo["sets"]), *map(str, slow), "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (record.exists() and record.read_text().count("\n") >= 1):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 143, stderr
+    assert not out.exists()
+    saved_record = record.read_text()
+    finished = len(saved_record.splitlines())
+    assert 1 <= finished < 4, stderr
+    assert f"interrupted after {finished} of 4 tasks; `--resume` continues" in stderr
+
+    resumed = run_abmll("evaluate", *demo["sets"], *slow, "--out", out, "--resume", timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"--resume: {finished} finished task" in resumed.stderr
+    assert resumed.stderr.count("queries, accuracy") == 4 - finished  # only the remaining tasks ran
+    report = json.loads(out.read_text())
+    assert report["results"]["per_task"] == reference["results"]["per_task"]
+    assert report["results"]["aggregate"] == reference["results"]["aggregate"]
+    predictions = [json.loads(line) for line in (out.parent / "predictions.jsonl").read_text().splitlines()]
+    assert predictions == reference_predictions
+    assert not record.exists()
+
+    # The record under other settings (one more posterior sample) is dropped, and a torn last line ignored.
+    record.write_text(saved_record + '{"fingerprint": "')
+    other = run_abmll("evaluate", *demo["sets"], *slow, "--set", "eval.samples=61", "--out", out, "--resume",
+                      timeout=300)
+    assert other.returncode == 0, other.stderr
+    assert "--resume: 0 finished tasks" in other.stderr
+    assert f"({finished} of other settings dropped" in other.stderr
+    assert other.stderr.count("queries, accuracy") == 4

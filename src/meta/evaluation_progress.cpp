@@ -1,0 +1,105 @@
+#include "meta/evaluation_progress.h"
+
+#include <fmt/format.h>
+
+#include <cstdint>
+#include <fstream>
+#include <utility>
+
+#include "util/error.h"
+#include "util/log.h"
+
+namespace abmll::meta {
+namespace {
+
+// FNV-1a, 64 bits: enough to tell settings apart (not a defence against forged files, which are trusted no more
+// than any other input: a line that does not parse is dropped).
+struct Fnv1a {
+  std::uint64_t state = 1469598103934665603ULL;
+  void add(std::string_view bytes) {
+    for (unsigned char c : bytes) state = (state ^ c) * 1099511628211ULL;
+    state = (state ^ 0xff) * 1099511628211ULL;  // separator, so that ("ab", "c") and ("a", "bc") differ
+  }
+};
+
+nlohmann::json to_json(const eval::TaskResult& r) {
+  nlohmann::json queries = nlohmann::json::array();
+  for (const auto& q : r.queries)
+    queries.push_back({{"id", q.id}, {"probs", q.probs}, {"loglik", q.loglik}, {"label", q.label},
+                       {"source", q.source}});
+  return {{"task", r.task}, {"queries", std::move(queries)}, {"extra", r.extra}};
+}
+
+// An integer field; InputError for anything else (get<int64_t> would convert a float).
+std::int64_t integer(const nlohmann::json& j, const char* key) {
+  if (!j.at(key).is_number_integer()) throw InputError(fmt::format("'{}' is not an integer", key));
+  return j.at(key).get<std::int64_t>();
+}
+
+eval::TaskResult from_json(const nlohmann::json& j) {
+  eval::TaskResult r;
+  r.task = j.at("task").get<std::string>();
+  for (const auto& q : j.at("queries")) {
+    r.queries.push_back({integer(q, "id"), q.at("probs").get<std::vector<double>>(),
+                         q.at("loglik").get<std::vector<double>>(), integer(q, "label"),
+                         q.at("source").get<std::string>()});
+  }
+  r.extra = j.at("extra");
+  return r;
+}
+
+}  // namespace
+
+std::string evaluation_fingerprint(const nlohmann::json& resolved_config, const std::string& device,
+                                   const std::filesystem::path& checkpoint) {
+  Fnv1a h;
+  h.add(resolved_config.dump());
+  h.add(device);
+  h.add(checkpoint.string());
+  if (!checkpoint.empty()) {
+    std::ifstream in(checkpoint, std::ios::binary);
+    if (!in) throw InputError(fmt::format("{}: cannot read", checkpoint.string()));
+    std::string chunk(1 << 20, '\0');
+    while (in.read(chunk.data(), static_cast<std::streamsize>(chunk.size())) || in.gcount() > 0)
+      h.add(std::string_view(chunk.data(), static_cast<std::size_t>(in.gcount())));
+  }
+  return fmt::format("{:016x}", h.state);
+}
+
+EvaluationProgress::EvaluationProgress(const std::filesystem::path& report, std::string fingerprint, bool resume)
+    : path_(report.parent_path() / (report.stem().string() + ".tasks.jsonl")), fingerprint_(std::move(fingerprint)) {
+  std::size_t other = 0;
+  log_.emplace(path_, [&](const nlohmann::json& line) {
+    if (!resume) return false;
+    if (line.value("fingerprint", "") != fingerprint_) {
+      ++other;
+      return false;
+    }
+    try {
+      eval::TaskResult r = from_json(line.at("result"));
+      const std::int64_t index = integer(line, "index");
+      if (index < 0 || r.task != line.at("task").get<std::string>() || r.queries.empty()) return false;
+      finished_[static_cast<std::size_t>(index)] = std::move(r);
+      return true;
+    } catch (const std::exception&) {  // JSON type errors, InputError: not a line written here; recompute the task
+      return false;
+    }
+  });
+  if (resume) {
+    log::info("--resume: {} finished task{} in {}{}", finished_.size(), finished_.size() == 1 ? "" : "s",
+              path_.string(),
+              other ? fmt::format(" ({} of other settings dropped: the config, device or checkpoint changed)", other)
+                    : "");
+  }
+}
+
+const eval::TaskResult* EvaluationProgress::finished(std::size_t index, const std::string& task) const {
+  const auto it = finished_.find(index);
+  return it != finished_.end() && it->second.task == task ? &it->second : nullptr;
+}
+
+void EvaluationProgress::record(std::size_t index, const eval::TaskResult& result) {
+  log_->append({{"fingerprint", fingerprint_}, {"index", index}, {"task", result.task}, {"result", to_json(result)}});
+}
+
+}  // namespace abmll::meta

@@ -1,0 +1,48 @@
+// The finished tasks of an `abmll evaluate` run, kept as they finish so that an interrupted evaluation (SIGINT,
+// SIGTERM, a preempted cluster job) resumes where it stopped: REPORT.tasks.jsonl beside the report, one line per
+// finished task {"fingerprint", "index", "task", "result"}, appended and flushed (io::MetricsLog). Each task's
+// result depends on the run's settings alone (its episode, adaptation noise and posterior draws come from its own
+// seeded streams), so a resumed evaluation reports exactly what an uninterrupted one would. The fingerprint ties a
+// line to those settings: the resolved config, the device, and the checkpoint's path and bytes; lines of another
+// fingerprint are dropped on resume. The caller removes the file once the report is written.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstddef>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "eval/evaluation_summary.h"
+#include "io/metrics_log.h"
+
+namespace abmll::meta {
+
+// A digest of what an evaluation's results depend on (hex, 16 digits): the resolved config, the device, and the
+// checkpoint's path and content (none: "").
+std::string evaluation_fingerprint(const nlohmann::json& resolved_config, const std::string& device,
+                                   const std::filesystem::path& checkpoint);
+
+class EvaluationProgress {
+ public:
+  // The progress file of the report at `report`. With `resume`, keeps the finished tasks of `fingerprint` (and
+  // says how many); otherwise starts empty.
+  EvaluationProgress(const std::filesystem::path& report, std::string fingerprint, bool resume);
+
+  // The result of task `index` (its position among the held-out tasks) named `task`, when a resumed run had it.
+  const eval::TaskResult* finished(std::size_t index, const std::string& task) const;
+  // Records task `index`'s result (flushed before returning).
+  void record(std::size_t index, const eval::TaskResult& result);
+
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+  std::string fingerprint_;
+  std::map<std::size_t, eval::TaskResult> finished_;
+  std::optional<io::MetricsLog> log_;
+};
+
+}  // namespace abmll::meta
