@@ -242,29 +242,15 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
     model::write_peft_adapter(dir, exported, decoder.config(), 0, config.model.path);
   };
   // Validates theta after `step` outer steps; keeps the checkpoint and adapter of the best validation.
+  const std::filesystem::path best_checkpoint = run.run_dir / "checkpoints" / "best.safetensors";
+  const std::filesystem::path best_adapter = run.run_dir / "adapter-best";
   auto validate = [&](std::int64_t step) {
-    double value = 0;
-    nlohmann::json line = validator.run(step, learner->adaptation_start(), value);
-    const bool best = validator.improves(validation, value);
-    line["best"] = best;
-    validation.last_step = step;
-    if (best) {
-      validation.best_step = step;
-      validation.best_value = value;
-      validation.since_best = 0;
-      if (config.validation.keep_best) {
-        save_to(run.run_dir / "checkpoints" / "best.safetensors", step);
-        if (writer) export_adapter(run.run_dir / "adapter-best");
-      }
-    } else {
-      ++validation.since_best;
+    const nlohmann::json line = validator.validate(step, learner->adaptation_start(), validation);
+    if (line["best"].get<bool>() && config.validation.keep_best) {
+      save_to(best_checkpoint, step);  // records the state that names this step the best
+      if (writer) export_adapter(best_adapter);
     }
     if (validation_log) validation_log->append(line);
-    log::info("validation at step {}: accuracy {:.4f}, ECE {:.4f}, NLL {:.4f} on {} queries of {} tasks{} ({:.1f} s)",
-              step, line["accuracy"].get<double>(), line["ece"].get<double>(), line["nll"].get<double>(),
-              line["queries"].get<std::int64_t>(), line["tasks"].get<std::int64_t>(),
-              best ? fmt::format(", best {} so far", line["metric"].get<std::string>()) : "",
-              line["seconds"].get<double>());
   };
 
   data::EpisodeOptions episode_options = data::episode_options(config.data);
@@ -444,19 +430,15 @@ MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& r
   }
   result.steps_done = step;
   if (validator.enabled()) {
-    result.validation = {{"metric", to_string(config.validation.metric)}, {"last_step", validation.last_step}};
+    result.validation = validator.summary(validation);
     if (out_of_patience) result.validation["stopped_early"] = true;
     if (validation.best_step) {
-      result.validation["best_step"] = *validation.best_step;
-      result.validation["best_value"] = validation.best_value;
       if (config.validation.keep_best) {
-        result.validation["best_checkpoint"] = (run.run_dir / "checkpoints" / "best.safetensors").string();
-        result.validation["best_adapter"] = (run.run_dir / "adapter-best").string();
+        result.validation["best_checkpoint"] = best_checkpoint.string();
+        result.validation["best_adapter"] = best_adapter.string();
       }
       log::info("best validation: step {} ({} {:.4f}){}", *validation.best_step, to_string(config.validation.metric),
-                validation.best_value,
-                config.validation.keep_best ? ", kept as " + result.validation["best_checkpoint"].get<std::string>()
-                                            : "");
+                validation.best_value, config.validation.keep_best ? ", kept as " + best_checkpoint.string() : "");
     }
   }
   progress.finish(fmt::format("loss {:.4f}", result.last_outer_loss));

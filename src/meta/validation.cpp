@@ -170,7 +170,7 @@ bool Validator::due(std::int64_t step, std::int64_t last) const {
   return enabled() && (step % every_ == 0 || step == last);
 }
 
-nlohmann::json Validator::run(std::int64_t step, const AdaptationStart& start, double& value) {
+nlohmann::json Validator::figures(std::int64_t step, const AdaptationStart& start, double& value) {
   const auto begin = std::chrono::steady_clock::now();
   const int rank = group_ ? group_->rank() : 0, world = group_ ? group_->size() : 1;
   const auto n = static_cast<std::int64_t>(tasks_.size());
@@ -213,10 +213,35 @@ nlohmann::json Validator::run(std::int64_t step, const AdaptationStart& start, d
           {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count()}};
 }
 
-bool Validator::improves(const ValidationState& state, double value) const {
-  if (!state.best_step) return true;
-  return config_.validation.metric == ValidationMetric::accuracy ? value > state.best_value
-                                                                 : value < state.best_value;
+nlohmann::json Validator::validate(std::int64_t step, const AdaptationStart& start, ValidationState& state) {
+  double value = 0;
+  nlohmann::json line = figures(step, start, value);
+  const bool higher_is_better = config_.validation.metric == ValidationMetric::accuracy;
+  const bool best = !state.best_step || (higher_is_better ? value > state.best_value : value < state.best_value);
+  line["best"] = best;
+  state.last_step = step;
+  if (best) {
+    state.best_step = step;
+    state.best_value = value;
+    state.since_best = 0;
+  } else {
+    ++state.since_best;
+  }
+  log::info("validation at step {}: accuracy {:.4f}, ECE {:.4f}, NLL {:.4f} on {} queries of {} tasks{} ({:.1f} s)",
+            step, line["accuracy"].get<double>(), line["ece"].get<double>(), line["nll"].get<double>(),
+            line["queries"].get<std::int64_t>(), line["tasks"].get<std::int64_t>(),
+            best ? fmt::format(", best {} so far", line["metric"].get<std::string>()) : "",
+            line["seconds"].get<double>());
+  return line;
+}
+
+nlohmann::json Validator::summary(const ValidationState& state) const {
+  nlohmann::json out = {{"metric", to_string(config_.validation.metric)}, {"last_step", state.last_step}};
+  if (state.best_step) {
+    out["best_step"] = *state.best_step;
+    out["best_value"] = state.best_value;
+  }
+  return out;
 }
 
 bool Validator::out_of_patience(const ValidationState& state) const {

@@ -59,14 +59,15 @@ class Validator {
   // Whether step `step` (outer steps done) is validated in a run that ends at `last`.
   bool due(std::int64_t step, std::int64_t last) const;
 
-  // Validates `start` (the learner's current theta) as step `step`: every rank calls it. Returns the line for
-  // validation.jsonl (without "best") and, in `value`, the selecting metric.
-  nlohmann::json run(std::int64_t step, const AdaptationStart& start, double& value);
+  // Validates `start` (the learner's current theta) as step `step`, on every rank; updates `state` (the last step,
+  // the best so far by validation.metric, ties keeping the earlier, and the validations since it) and logs the
+  // figures. Returns the line for validation.jsonl, whose "best" says whether this validation is the new best.
+  nlohmann::json validate(std::int64_t step, const AdaptationStart& start, ValidationState& state);
 
-  // Whether `value` beats the state's best (validation.metric's direction); ties keep the earlier.
-  bool improves(const ValidationState& state, double value) const;
   // Whether validation.patience validations in a row have passed without a new best.
   bool out_of_patience(const ValidationState& state) const;
+  // {"metric", "last_step"} and, once a validation ran, {"best_step", "best_value"}: for the run's report.
+  nlohmann::json summary(const ValidationState& state) const;
 
   // The state as checkpoint metadata, and back. A state recorded under other validation settings (or none) gives
   // a fresh state; `source` names the checkpoint in the warning that says so.
@@ -76,6 +77,9 @@ class Validator {
   const std::vector<const data::Task*>& tasks() const { return tasks_; }
 
  private:
+  // The figures of one validation (the line without "best") and, in `value`, the selecting metric.
+  nlohmann::json figures(std::int64_t step, const AdaptationStart& start, double& value);
+
   const ExperimentConfig& config_;
   const LoadedExperiment& experiment_;
   dist::ProcessGroup* group_;
