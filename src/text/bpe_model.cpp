@@ -58,6 +58,12 @@ BpeModel BpeModel::from_json(const nlohmann::json& j) {
     m.vocab_.emplace(token, static_cast<int32_t>(id));
     max_id = std::max(max_id, static_cast<int32_t>(id));
   }
+  // ids index a table: a vocabulary's ids are (nearly) dense, and a few entries with ids in the billions would ask
+  // for gigabytes.
+  const auto entries = static_cast<std::int64_t>(m.vocab_.size());
+  if (max_id >= 2 * entries + 1024)
+    throw InputError(fmt::format("model vocab ids run to {} for {} entries; ids must be (nearly) dense", max_id,
+                                 entries));
   m.id_to_token_.assign(static_cast<std::size_t>(max_id + 1), nullptr);
   for (const auto& [token, id] : m.vocab_) m.id_to_token_[static_cast<std::size_t>(id)] = &token;
 
