@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <cmath>
+#include <cstdint>
 #include <fstream>
 #include <sstream>
 
@@ -33,10 +35,14 @@ class Fields {
       fail(field, "is missing");
     }
     const auto& v = j_.at(field);
+    if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
+      fail(field, fmt::format("is out of range ({})", v.dump()));
     if (v.is_number_integer()) return v.get<int64_t>();
-    // Some tools write 8192.0 for integers; accept exact ones.
-    if (v.is_number_float() && v.get<double>() == static_cast<double>(static_cast<int64_t>(v.get<double>())))
-      return static_cast<int64_t>(v.get<double>());
+    // Some tools write 8192.0 for integers; accept exact ones (within int64: casting a larger double is undefined).
+    if (v.is_number_float()) {
+      const double d = v.get<double>();
+      if (std::trunc(d) == d && std::abs(d) < 9.2e18) return static_cast<int64_t>(d);
+    }
     fail(field, fmt::format("must be an integer, not {}", v.dump()));
   }
 
