@@ -162,8 +162,9 @@ Validator::Validator(const ExperimentConfig& config, const LoadedExperiment& exp
                                  lacking.size() > 1 ? "s" : "", joined(lacking)));
   std::vector<std::string> names;
   for (const data::Task* task : tasks_) names.push_back(task->name);
-  log::info("validation every {} steps on {} {} task{}' dev splits: {}", every_, tasks_.size(),
-            held_out ? "held-out" : "training", tasks_.size() > 1 ? "s" : "", joined(names));
+  log::info("validation every {} steps on {} {} {} dev split{}: {}", every_, tasks_.size(),
+            held_out ? "held-out" : "training", tasks_.size() > 1 ? "tasks'" : "task's", tasks_.size() > 1 ? "s" : "",
+            joined(names));
 }
 
 bool Validator::due(std::int64_t step, std::int64_t last) const {
