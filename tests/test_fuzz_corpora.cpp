@@ -20,12 +20,14 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Every file of the target's seed corpus and regression corpus, as bytes.
+// Every file of the target's seed corpus and of its regression corpus (absent while the target has found
+// nothing: git keeps no empty folder), as bytes.
 std::vector<std::pair<std::string, std::string>> corpus(const std::string& target) {
   std::vector<std::pair<std::string, std::string>> files;
-  for (const fs::path& dir : {fs::path(ABMLL_SOURCE_DIR) / "fuzz" / "corpus" / target,
-                              fs::path(ABMLL_TEST_DATA) / (target + "_corpus")}) {
-    REQUIRE(fs::is_directory(dir));
+  const fs::path seeds = fs::path(ABMLL_SOURCE_DIR) / "fuzz" / "corpus" / target;
+  REQUIRE(fs::is_directory(seeds));
+  for (const fs::path& dir : {seeds, fs::path(ABMLL_TEST_DATA) / (target + "_corpus")}) {
+    if (!fs::is_directory(dir)) continue;
     for (const auto& item : fs::directory_iterator(dir))
       if (item.is_regular_file())
         files.emplace_back(item.path().string(), abmll::test::read_text(item.path()));
