@@ -41,12 +41,15 @@ for target in "${targets[@]}"; do
   esac
   work=$root/fuzz/corpus-work/$target
   mkdir -p "$work"
-  # The first folder receives new interesting inputs; the others are read-only seeds.
+  # The first folder receives new interesting inputs; the others are read-only seeds (the regression folder exists
+  # once the target has found something).
+  corpora=("$work" "$root/fuzz/corpus/$target")
+  [[ -d "$root/tests/data/${target}_corpus" ]] && corpora+=("$root/tests/data/${target}_corpus")
   echo "== $target: $seconds s"
   # shellcheck disable=SC2086
   if ! "$build/$binary" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=256 \
       -artifact_prefix="$build/findings/$target-" -print_final_stats=1 "${flags[@]}" ${ABMLL_FUZZ_FLAGS:-} \
-      "$work" "$root/fuzz/corpus/$target" "$root/tests/data/${target}_corpus"; then
+      "${corpora[@]}"; then
     failed+=("$target")
   fi
 done
