@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "text/byte_level.h"
+#include "text/post_processor.h"
 #include "text/tokenizer.h"
 #include "util/error.h"
 
@@ -63,15 +64,7 @@ inline nlohmann::json fuzz_tokenizer_json(const char* pattern, bool nfc) {
           {"added_tokens", {special(next, "<|begin_of_text|>"), special(next + 1, "<|end_of_text|>")}},
           {"normalizer", nfc ? nlohmann::json{{"type", "NFC"}} : nlohmann::json(nullptr)},
           {"pre_tokenizer", pre},
-          {"post_processor",
-           {{"type", "TemplateProcessing"},
-            {"single", {{{"SpecialToken", {{"id", "<|begin_of_text|>"}, {"type_id", 0}}}},
-                        {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
-            {"pair", {{{"SpecialToken", {{"id", "<|begin_of_text|>"}, {"type_id", 0}}}},
-                      {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
-                      {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}},
-            {"special_tokens", {{"<|begin_of_text|>", {{"id", "<|begin_of_text|>"}, {"ids", {next}},
-                                                       {"tokens", {"<|begin_of_text|>"}}}}}}}},
+          {"post_processor", text::bos_template_json("<|begin_of_text|>", next)},
           {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}}},
           {"model", {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr},
                      {"continuing_subword_prefix", nullptr}, {"end_of_word_suffix", nullptr}, {"fuse_unk", false},

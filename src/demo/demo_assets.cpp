@@ -14,6 +14,7 @@
 #include "model/model_config.h"
 #include "model/weight_names.h"
 #include "text/byte_level.h"
+#include "text/post_processor.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/rng.h"
@@ -72,16 +73,7 @@ nlohmann::json tokenizer_json() {
           {"normalizer", nullptr},
           {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true},
                              {"use_regex", true}}},
-          {"post_processor",
-           {{"type", "TemplateProcessing"},
-            {"single", {{{"SpecialToken", {{"id", "<|begin_of_text|>"}, {"type_id", 0}}}},
-                        {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
-            {"pair", {{{"SpecialToken", {{"id", "<|begin_of_text|>"}, {"type_id", 0}}}},
-                      {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
-                      {{"SpecialToken", {{"id", "<|begin_of_text|>"}, {"type_id", 1}}}},
-                      {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}},
-            {"special_tokens", {{"<|begin_of_text|>", {{"id", "<|begin_of_text|>"}, {"ids", {kBos}},
-                                                       {"tokens", {"<|begin_of_text|>"}}}}}}}},
+          {"post_processor", text::bos_template_json("<|begin_of_text|>", static_cast<int32_t>(kBos))},
           {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true},
                        {"use_regex", true}}},
           {"model", {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr},

@@ -62,4 +62,15 @@ std::vector<int32_t> PostProcessor::apply(std::vector<int32_t> ids) const {
   return ids;
 }
 
+nlohmann::json bos_template_json(const std::string& bos, int32_t bos_id) {
+  auto special = [&](int type_id) { return nlohmann::json{{"SpecialToken", {{"id", bos}, {"type_id", type_id}}}}; };
+  auto sequence = [](const char* id, int type_id) {
+    return nlohmann::json{{"Sequence", {{"id", id}, {"type_id", type_id}}}};
+  };
+  return {{"type", "TemplateProcessing"},
+          {"single", {special(0), sequence("A", 0)}},
+          {"pair", {special(0), sequence("A", 0), special(1), sequence("B", 1)}},
+          {"special_tokens", {{bos, {{"id", bos}, {"ids", {bos_id}}, {"tokens", {bos}}}}}}};
+}
+
 }  // namespace abmll::text

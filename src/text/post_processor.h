@@ -6,6 +6,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace abmll::text {
@@ -27,5 +28,9 @@ class PostProcessor {
   static void add_processors(const nlohmann::json& j, std::vector<std::vector<Item>>& templates);
   std::vector<std::vector<Item>> templates_;  // applied in order (a Sequence may hold several)
 };
+
+// The TemplateProcessing post-processor of Llama-3's tokenizer.json: `bos` (id `bos_id`) before each sequence,
+// "bos $A" and, for pairs, "bos $A bos $B". For writing tokenizer.json files (the demo model's, test fixtures).
+nlohmann::json bos_template_json(const std::string& bos, int32_t bos_id);
 
 }  // namespace abmll::text

@@ -28,3 +28,4 @@ def run_abmll(abmll_bin):
                               timeout=timeout)
 
     return run
+

@@ -11,6 +11,8 @@ import torch
 from tokenizers import Tokenizer
 from transformers import AutoModelForCausalLM
 
+from interruption import sigterm_after_lines
+
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory, abmll_bin, source_dir):
@@ -204,24 +206,14 @@ def test_sigterm_between_tasks_and_resume_give_the_uninterrupted_report(demo, ru
     """SIGTERM during a task: the task finishes, is recorded in REPORT.tasks.jsonl, and the run exits 143 without a
     report; --resume runs only the remaining tasks and writes the report an uninterrupted run writes (the same
     figures and predictions), then removes the record. Settings that change the results void the record."""
-    import signal
-    import subprocess
-    import time
-
     slow = ["--checkpoint", demo["checkpoint"], "--set", "inner.eval_steps=40", "--set", "eval.samples=60",
             "--set", "eval.query_size=0"]
     reference, reference_predictions, _ = evaluate(run_abmll, demo, "uninterrupted", *slow)
 
     out = demo["root"] / "interrupted" / "REPORT.json"
     record = out.parent / "REPORT.tasks.jsonl"
-    proc = subprocess.Popen([abmll_bin, "evaluate", *map(str, demo["sets"]), *map(str, slow), "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    while time.time() < deadline and not (record.exists() and record.read_text().count("\n") >= 1):
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=300)
-    assert proc.returncode == 143, stderr
+    code, stderr = sigterm_after_lines([abmll_bin, "evaluate", *demo["sets"], *slow, "--out", out], record, 1)
+    assert code == 143, stderr
     assert not out.exists()
     saved_record = record.read_text()
     finished = len(saved_record.splitlines())

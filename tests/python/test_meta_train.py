@@ -3,15 +3,14 @@
 `weight` variational family through meta-train, adapt and evaluate."""
 import json
 import pathlib
-import signal
 import subprocess
-import time
 
 import pytest
 import torch
 from safetensors.torch import load_file
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from interruption import sigterm_after_lines
 from make_model_fixtures import write_byte_tokenizer
 
 LOSS_FIELDS = ["step", "outer_loss", "query_nll", "kl", "hyperprior", "support_nll_first", "support_nll_last",
@@ -171,14 +170,8 @@ def test_sigterm_checkpoints_and_resume_matches(workspace, abmll_bin):
                           timeout=600)
     assert done.returncode == 0, done.stderr
 
-    proc = subprocess.Popen(args + ["--max-steps", "12"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    log = out / "metrics.jsonl"
-    deadline = time.time() + 300
-    while time.time() < deadline and not (log.exists() and log.read_text().count("\n") >= 1):
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=300)
-    assert proc.returncode == 143, stderr
+    code, stderr = sigterm_after_lines(args + ["--max-steps", "12"], out / "metrics.jsonl", 1)
+    assert code == 143, stderr
     steps_done = len(metrics(out))
     assert 1 <= steps_done < 12
     assert (out / f"checkpoints/step-{steps_done}.safetensors").exists()

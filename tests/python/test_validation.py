@@ -7,13 +7,13 @@
 - tasks without a dev split, and other validation settings on resume, are reported."""
 import json
 import shutil
-import signal
 import subprocess
-import time
 
 import pytest
 import torch
 from safetensors.torch import load_file
+
+from interruption import sigterm_after_lines
 
 LOSS_FIELDS = ["step", "outer_loss", "query_nll", "kl", "hyperprior", "support_nll_first", "support_nll_last",
                "grad_norm", "lr"]
@@ -125,15 +125,9 @@ def test_sigterm_at_a_validation_step_resumes_to_the_same_file(demo, validated):
     settings = ["--set", "validation.every=1", "--set", "run.checkpoint_every=0", "--max-steps", "12"]
     meta_train(demo, reference, *settings)
     out = demo["root"] / "every-step-killed"
-    proc = subprocess.Popen([demo["bin"], "meta-train", *demo["args"], "--out", str(out), *settings],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    log = out / "validation.jsonl"
-    deadline = time.time() + 300
-    while time.time() < deadline and not (log.exists() and log.read_text().count("\n") >= 3):
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=300)
-    assert proc.returncode == 143, stderr
+    code, stderr = sigterm_after_lines([demo["bin"], "meta-train", *demo["args"], "--out", out, *settings],
+                                       out / "validation.jsonl", 3)
+    assert code == 143, stderr
     steps_done = len(lines(out / "metrics.jsonl"))
     assert 2 <= steps_done < 12
     assert [g["step"] for g in figures(out)] == list(range(steps_done))  # the last step's validation is pending
