@@ -71,7 +71,7 @@ EvaluationProgress::EvaluationProgress(const std::filesystem::path& report, std:
   std::size_t other = 0;
   log_.emplace(path_, [&](const nlohmann::json& line) {
     if (!resume) return false;
-    if (line.value("fingerprint", "") != fingerprint_) {
+    if (!line.contains("fingerprint") || line["fingerprint"] != fingerprint_) {
       ++other;
       return false;
     }

@@ -231,11 +231,12 @@ def test_sigterm_between_tasks_and_resume_give_the_uninterrupted_report(demo, ru
     assert predictions == reference_predictions
     assert not record.exists()
 
-    # The record under other settings (one more posterior sample) is dropped, and a torn last line ignored.
-    record.write_text(saved_record + '{"fingerprint": "')
+    # The record under other settings (one more posterior sample) is dropped, as are a line that is not a record and
+    # a torn last line.
+    record.write_text(saved_record + '{"fingerprint": 5}\n{"fingerprint": "')
     other = run_abmll("evaluate", *demo["sets"], *slow, "--set", "eval.samples=61", "--out", out, "--resume",
                       timeout=300)
     assert other.returncode == 0, other.stderr
     assert "--resume: 0 finished tasks" in other.stderr
-    assert f"({finished} of other settings dropped" in other.stderr
+    assert f"({finished + 1} of other settings dropped" in other.stderr
     assert other.stderr.count("queries, accuracy") == 4
