@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <optional>
+
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "config/config_loader.h"
@@ -15,6 +17,7 @@
 #include "util/atomic_file.h"
 #include "util/device.h"
 #include "util/error.h"
+#include "util/folder_lock.h"
 #include "util/interrupt.h"
 #include "util/log.h"
 
@@ -104,6 +107,9 @@ int run_meta_train(const MetaTrainFlags& flags) {
   DeviceChoice device = resolve_device(config->run.device);
   const std::int64_t steps = flags.max_steps > 0 ? std::min(flags.max_steps, config->outer.steps) : config->outer.steps;
   const auto out = output_folder(flags.out, flags.config, "meta-train");
+  // One process writes a run folder at a time (rank 0 of a distributed run).
+  std::optional<FolderLock> lock;
+  if (writer) lock.emplace(out, "meta-train");
   if (!flags.resume && std::filesystem::exists(out / "checkpoints"))
     throw InputError(fmt::format("{} already holds checkpoints: pass --resume to continue that run, or choose "
                                  "another --out",

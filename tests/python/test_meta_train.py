@@ -4,6 +4,7 @@
 import json
 import pathlib
 import subprocess
+import time
 
 import pytest
 import torch
@@ -375,3 +376,25 @@ def test_resume_of_a_checkpoint_from_before_model_tf32(full_run, workspace, run_
     assert "(step 4)" in resumed.stderr
     # On the CPU TF32 changes nothing: step 5 is the uninterrupted run's step 5.
     assert loss_view(metrics(out)) == loss_view(metrics(full_run))[4:5]
+
+
+def test_one_process_at_a_time_in_a_run_folder(workspace, abmll_bin, run_abmll):
+    """A second meta-train in a folder another one is writing (say, a requeued job whose predecessor still runs) is
+    refused with exit code 2 naming the holder; the lock goes with its holder, even one killed outright."""
+    out = workspace["root"] / "locked"
+    args = ["meta-train", "--config", workspace["config"], "--out", out, "--set", "outer.steps=100000"]
+    first = subprocess.Popen([abmll_bin, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not ((out / "metrics.jsonl").exists() and
+                                              (out / "metrics.jsonl").read_text().count("\n") >= 1):
+            time.sleep(0.01)
+        second = run_abmll(*args, "--resume")
+        assert second.returncode == 2, second.stderr
+        assert "another abmll process is using this folder (meta-train on host" in second.stderr
+        assert f"pid {first.pid})" in second.stderr
+    finally:
+        first.kill()
+        first.communicate(timeout=60)
+    third = run_abmll(*args, "--resume", "--max-steps", "1")
+    assert third.returncode == 0, third.stderr
