@@ -11,6 +11,7 @@
 #include "meta/evaluate.h"
 #include "util/device.h"
 #include "util/error.h"
+#include "util/folder_lock.h"
 #include "util/interrupt.h"
 #include "util/log.h"
 
@@ -27,6 +28,10 @@ int run_evaluate(const EvaluateFlags& flags) {
   auto config = load_config(flags.config);
   if (!config) return 0;
   if (flags.out.empty()) throw InputError("evaluate needs --out REPORT.json");
+  // predictions.jsonl, reliability.svg and the finished-task record go beside the report: one evaluation per folder
+  // at a time.
+  const std::filesystem::path folder = std::filesystem::path(flags.out).parent_path();
+  const FolderLock lock(folder.empty() ? std::filesystem::path(".") : folder, "evaluate");
   install_interrupt_handlers();
   const meta::EvaluateRun run{flags.checkpoint, flags.out, flags.resume, config_to_json(*config)};
   Report report("evaluate", command_line());

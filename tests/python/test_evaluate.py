@@ -240,3 +240,21 @@ def test_sigterm_between_tasks_and_resume_give_the_uninterrupted_report(demo, ru
     assert "--resume: 0 finished tasks" in other.stderr
     assert f"({finished + 1} of other settings dropped" in other.stderr
     assert other.stderr.count("queries, accuracy") == 4
+
+
+def test_one_evaluation_per_folder_at_a_time(demo, run_abmll):
+    """Predictions, plot and the finished-task record go beside the report, so a folder another process holds (here
+    Python's flock on its .abmll.lock, as abmll takes it) is refused with exit code 2; once released it is usable."""
+    import fcntl
+
+    folder = demo["root"] / "locked"
+    folder.mkdir()
+    with open(folder / ".abmll.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        held.write("another tool\n")
+        held.flush()
+        refused = run_abmll("evaluate", *demo["sets"], "--set", "method=pretrained", "--out", folder / "r.json")
+        assert refused.returncode == 2, refused.stderr
+        assert "another abmll process is using this folder (another tool)" in refused.stderr
+    done = run_abmll("evaluate", *demo["sets"], "--set", "method=pretrained", "--out", folder / "r.json")
+    assert done.returncode == 0, done.stderr
