@@ -25,7 +25,7 @@ std::string host_name() {
 FolderLock::FolderLock(const std::filesystem::path& folder, std::string_view command) {
   std::error_code ec;
   std::filesystem::create_directories(folder, ec);
-  const std::filesystem::path path = folder / ".abmll.lock";
+  const std::filesystem::path path = folder / fmt::format(".abmll-{}.lock", command);
   fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd_ < 0) throw Error(fmt::format("cannot create {}: {}", path.string(), std::strerror(errno)));
   if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
@@ -37,9 +37,8 @@ FolderLock::FolderLock(const std::filesystem::path& folder, std::string_view com
     ::close(fd_);
     fd_ = -1;
     if (why == EWOULDBLOCK)
-      throw InputError(fmt::format("{}: another abmll process is using this folder ({}); wait for it to end or "
-                                   "stop it before running {} here",
-                                   folder.string(), who, command));
+      throw InputError(fmt::format("{}: another abmll {} is using this folder ({}); wait for it to end or stop it",
+                                   folder.string(), command, who));
     throw Error(fmt::format("cannot lock {}: {}", path.string(), std::strerror(why)));
   }
   const std::string me = fmt::format("{} on host {}, pid {}\n", command, host_name(), ::getpid());

@@ -243,18 +243,22 @@ def test_sigterm_between_tasks_and_resume_give_the_uninterrupted_report(demo, ru
 
 
 def test_one_evaluation_per_folder_at_a_time(demo, run_abmll):
-    """Predictions, plot and the finished-task record go beside the report, so a folder another process holds (here
-    Python's flock on its .abmll.lock, as abmll takes it) is refused with exit code 2; once released it is usable."""
+    """Predictions, plot and the finished-task record go beside the report, so a folder another evaluation holds
+    (here Python's flock on .abmll-evaluate.lock, as abmll takes it) is refused with exit code 2; once released it is
+    usable. A meta-train's lock on the same folder does not stand in the way (they write different files)."""
     import fcntl
 
     folder = demo["root"] / "locked"
     folder.mkdir()
-    with open(folder / ".abmll.lock", "w") as held:
+    meta_train_lock = open(folder / ".abmll-meta-train.lock", "w")
+    fcntl.flock(meta_train_lock, fcntl.LOCK_EX)
+    with open(folder / ".abmll-evaluate.lock", "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         held.write("another tool\n")
         held.flush()
         refused = run_abmll("evaluate", *demo["sets"], "--set", "method=pretrained", "--out", folder / "r.json")
         assert refused.returncode == 2, refused.stderr
-        assert "another abmll process is using this folder (another tool)" in refused.stderr
+        assert "another abmll evaluate is using this folder (another tool)" in refused.stderr
     done = run_abmll("evaluate", *demo["sets"], "--set", "method=pretrained", "--out", folder / "r.json")
     assert done.returncode == 0, done.stderr
+    meta_train_lock.close()

@@ -391,7 +391,7 @@ def test_one_process_at_a_time_in_a_run_folder(workspace, abmll_bin, run_abmll):
             time.sleep(0.01)
         second = run_abmll(*args, "--resume")
         assert second.returncode == 2, second.stderr
-        assert "another abmll process is using this folder (meta-train on host" in second.stderr
+        assert "another abmll meta-train is using this folder (meta-train on host" in second.stderr
         assert f"pid {first.pid})" in second.stderr
     finally:
         first.kill()
