@@ -11,6 +11,7 @@
 #include <string>
 
 #include "util/error.h"
+#include "util/log.h"
 
 namespace abmll {
 namespace {
@@ -39,7 +40,11 @@ FolderLock::FolderLock(const std::filesystem::path& folder, std::string_view com
     if (why == EWOULDBLOCK)
       throw InputError(fmt::format("{}: another abmll {} is using this folder ({}); wait for it to end or stop it",
                                    folder.string(), command, who));
-    throw Error(fmt::format("cannot lock {}: {}", path.string(), std::strerror(why)));
+    // Some cluster file systems refuse locks (Lustre mounted without flock: ENOSYS, ENOLCK, EOPNOTSUPP). The lock
+    // guards against a mistake; it must not keep a run from starting.
+    log::warn("{}: the file system does not lock files ({}); not guarding the folder against a second {}",
+              path.string(), std::strerror(why), command);
+    return;
   }
   const std::string me = fmt::format("{} on host {}, pid {}\n", command, host_name(), ::getpid());
   // The note only improves the message a second process shows; the lock holds without it.

@@ -14,7 +14,8 @@ namespace abmll {
 class FolderLock {
  public:
   // Takes `command`'s lock on `folder`, creating the folder if needed. InputError naming the folder, the command and
-  // the holder when another process has it; Error when the lock file cannot be made.
+  // the holder when another process has it; Error when the lock file cannot be made. On a file system that refuses
+  // locks, warns and holds none.
   FolderLock(const std::filesystem::path& folder, std::string_view command);
   ~FolderLock();
   FolderLock(const FolderLock&) = delete;
