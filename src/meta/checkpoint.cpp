@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <optional>
+#include <stdexcept>
 #include <regex>
 
 #include "io/safetensors_file.h"
@@ -17,7 +19,27 @@ constexpr const char* kFormatName = "abmll-checkpoint";
 constexpr const char* kVersionKey = "abmll.format_version";
 constexpr const char* kStepKey = "abmll.step";
 
+// `text` as a non-negative integer, or nullopt when it is anything else.
+std::optional<std::int64_t> parse_count(const std::string& text) {
+  try {
+    std::size_t used = 0;
+    const std::int64_t value = std::stoll(text, &used);
+    if (used == text.size() && value >= 0) return value;
+  } catch (const std::logic_error&) {  // not a number, or out of range
+  }
+  return std::nullopt;
+}
+
 }  // namespace
+
+std::int64_t Checkpoint::count(const std::string& key) const {
+  const auto it = metadata.find(key);
+  const std::optional<std::int64_t> value = it == metadata.end() ? std::nullopt : parse_count(it->second);
+  if (!value)
+    throw InputError(fmt::format("{}: no valid {} in the checkpoint's metadata",
+                                 source.empty() ? std::string("checkpoint") : source.string(), key));
+  return *value;
+}
 
 const at::Tensor& Checkpoint::tensor(const std::string& name) const {
   for (const auto& [n, t] : tensors)
@@ -55,13 +77,10 @@ Checkpoint load_checkpoint(const std::filesystem::path& path) {
                                  path.string(), field(kVersionKey), kCheckpointFormatVersion));
   Checkpoint checkpoint;
   checkpoint.source = path;
-  try {
-    std::size_t used = 0;
-    checkpoint.step = std::stoll(field(kStepKey), &used);
-    if (used != field(kStepKey).size() || checkpoint.step < 0) throw std::invalid_argument("step");
-  } catch (const std::logic_error&) {
+  const std::optional<std::int64_t> step = parse_count(field(kStepKey));
+  if (!step)
     throw InputError(fmt::format("{}: invalid step '{}' in the checkpoint's metadata", path.string(), field(kStepKey)));
-  }
+  checkpoint.step = *step;
   for (const auto& [key, value] : meta)
     if (key.rfind("abmll.", 0) != 0) checkpoint.metadata[key] = value;
   for (const auto& name : file.names()) checkpoint.tensors.emplace_back(name, file.tensor(name));

@@ -23,6 +23,9 @@ struct Checkpoint {
 
   // The tensor named `name`; throws abmll::InputError naming the checkpoint when it is missing.
   const at::Tensor& tensor(const std::string& name) const;
+  // The metadata entry `key` as a count (a non-negative integer, digits only); throws abmll::InputError naming the
+  // checkpoint when it is missing or anything else.
+  std::int64_t count(const std::string& key) const;
   std::filesystem::path source;                 // the file it was loaded from (empty when built in memory)
 };
 

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "util/error.h"
+#include "util/json_fields.h"
 #include "util/log.h"
 
 namespace abmll::meta {
@@ -30,18 +31,12 @@ nlohmann::json to_json(const eval::TaskResult& r) {
   return {{"task", r.task}, {"queries", std::move(queries)}, {"extra", r.extra}};
 }
 
-// An integer field; InputError for anything else (get<int64_t> would convert a float).
-std::int64_t integer(const nlohmann::json& j, const char* key) {
-  if (!j.at(key).is_number_integer()) throw InputError(fmt::format("'{}' is not an integer", key));
-  return j.at(key).get<std::int64_t>();
-}
-
 eval::TaskResult from_json(const nlohmann::json& j) {
   eval::TaskResult r;
   r.task = j.at("task").get<std::string>();
   for (const auto& q : j.at("queries")) {
-    r.queries.push_back({integer(q, "id"), q.at("probs").get<std::vector<double>>(),
-                         q.at("loglik").get<std::vector<double>>(), integer(q, "label"),
+    r.queries.push_back({integer_field(q, "id"), q.at("probs").get<std::vector<double>>(),
+                         q.at("loglik").get<std::vector<double>>(), integer_field(q, "label"),
                          q.at("source").get<std::string>()});
   }
   r.extra = j.at("extra");
@@ -77,7 +72,7 @@ EvaluationProgress::EvaluationProgress(const std::filesystem::path& report, std:
     }
     try {
       eval::TaskResult r = from_json(line.at("result"));
-      const std::int64_t index = integer(line, "index");
+      const std::int64_t index = integer_field(line, "index");
       if (index < 0 || r.task != line.at("task").get<std::string>() || r.queries.empty()) return false;
       finished_[static_cast<std::size_t>(index)] = std::move(r);
       return true;

@@ -9,7 +9,6 @@
 #include <chrono>
 #include <cmath>
 #include <optional>
-#include <stdexcept>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -111,19 +110,7 @@ void restore(const Checkpoint& c, MetaLearner& learner, AdamW& adam, const nlohm
     m.push_back(c.tensor("adamw.m." + name));
     v.push_back(c.tensor("adamw.v." + name));
   }
-  const auto steps = c.metadata.find("adamw_steps");
-  std::int64_t adamw_steps = -1;
-  if (steps != c.metadata.end()) {
-    try {
-      std::size_t used = 0;
-      adamw_steps = std::stoll(steps->second, &used);
-      if (used != steps->second.size()) adamw_steps = -1;
-    } catch (const std::logic_error&) {
-    }
-  }
-  if (adamw_steps < 0)
-    throw InputError(fmt::format("{}: no valid adamw_steps in its metadata", c.source.string()));
-  adam.restore(m, v, adamw_steps);
+  adam.restore(m, v, c.count("adamw_steps"));
 }
 
 void write_trace(const std::filesystem::path& path, std::int64_t step, const MetaLearner& learner,

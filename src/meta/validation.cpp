@@ -10,6 +10,7 @@
 #include "dist/process_group.h"
 #include "eval/evaluation_summary.h"
 #include "util/error.h"
+#include "util/json_fields.h"
 #include "util/log.h"
 #include "util/rng.h"
 
@@ -269,20 +270,15 @@ ValidationState Validator::restore(const std::map<std::string, std::string>& met
               source);
     return state;
   }
-  auto integer = [&](const nlohmann::json& object, const char* key) {
-    if (!object.is_object() || !object.contains(key) || !object[key].is_number_integer())
-      throw InputError(fmt::format("{}: invalid validation state in its metadata (no integer '{}')", source, key));
-    return object[key].get<std::int64_t>();
-  };
-  state.last_step = integer(j, "last_step");
-  if (j.contains("best")) {
-    const nlohmann::json& best = j["best"];
-    state.best_step = integer(best, "step");
-    state.since_best = integer(best, "since");
-    if (!best.contains("value") || !best["value"].is_number())
-      throw InputError(fmt::format("{}: invalid validation state in its metadata (no number 'value')", source));
-    state.best_value = best["value"].get<double>();
-  }
+  with_context(fmt::format("{}: invalid validation state in its metadata", source), [&] {
+    state.last_step = integer_field(j, "last_step");
+    if (j.contains("best")) {
+      const nlohmann::json& best = j["best"];
+      state.best_step = integer_field(best, "step");
+      state.since_best = integer_field(best, "since");
+      state.best_value = number_field(best, "value");
+    }
+  });
   return state;
 }
 
