@@ -1,5 +1,5 @@
 // src/dist: SLURM host lists, launch variables, bucket plans, and a real two-rank Gloo process group in one
-// process (two threads over loopback) summing tensors bucket by bucket.
+// process (two threads over loopback) summing tensors bucket by bucket and gathering texts.
 #include <catch2/catch.hpp>
 
 #include <ATen/ATen.h>
@@ -7,9 +7,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <functional>
 #include <map>
 #include <thread>
 
+#include "dist/all_gather_text.h"
 #include "dist/bucketed_all_reduce.h"
 #include "dist/launch_env.h"
 #include "dist/process_group.h"
@@ -42,6 +44,32 @@ int free_port() {
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   ::close(fd);
   return ntohs(addr.sin_port);
+}
+
+// Runs `body(group)` as ranks 0 and 1 of a Gloo group over loopback (rank 1 on a thread of its own); returns each
+// rank's error message, empty when it finished.
+std::vector<std::string> run_two_ranks(const std::function<void(dist::ProcessGroup&)>& body) {
+  const int port = free_port();
+  std::vector<std::string> errors(2);
+  auto rank_main = [&](int rank) {
+    try {
+      dist::LaunchEnv env;
+      env.launcher = dist::Launcher::torchrun;
+      env.rank = rank, env.world_size = 2, env.local_rank = rank;
+      env.master_addr = "127.0.0.1", env.master_port = port;
+      dist::GroupOptions options;
+      options.timeout = std::chrono::seconds(30);
+      auto group = dist::ProcessGroup::connect(env, options);
+      body(*group);
+      group->barrier("the end of the test");
+    } catch (const std::exception& e) {
+      errors[rank] = e.what();
+    }
+  };
+  std::thread other(rank_main, 1);
+  rank_main(0);
+  other.join();
+  return errors;
 }
 
 }  // namespace
@@ -133,7 +161,6 @@ TEST_CASE("buckets: runs of one dtype, at most the byte budget", "[dist]") {
 }
 
 TEST_CASE("two Gloo ranks over loopback sum weighted tensors across buckets", "[dist]") {
-  const int port = free_port();
   // Rank r holds tensors filled with r + 1 (+ their index), shapes that span several 64-byte buckets.
   auto tensors_of = [](int rank) {
     std::vector<at::Tensor> t;
@@ -141,27 +168,11 @@ TEST_CASE("two Gloo ranks over loopback sum weighted tensors across buckets", "[
     return t;
   };
   std::vector<std::vector<at::Tensor>> results(2);
-  std::vector<std::string> errors(2);
-  auto body = [&](int rank) {
-    try {
-      dist::LaunchEnv env;
-      env.launcher = dist::Launcher::torchrun;
-      env.rank = rank, env.world_size = 2, env.local_rank = rank;
-      env.master_addr = "127.0.0.1", env.master_port = port;
-      dist::GroupOptions options;
-      options.timeout = std::chrono::seconds(30);
-      auto group = dist::ProcessGroup::connect(env, options);
-      std::vector<at::Tensor> t = tensors_of(rank);
-      dist::all_reduce_weighted_sum(*group, t, rank == 0 ? 0.25 : 0.75, 64, "test tensors");
-      group->barrier("the end of the test");
-      results[rank] = t;
-    } catch (const std::exception& e) {
-      errors[rank] = e.what();
-    }
-  };
-  std::thread other(body, 1);
-  body(0);
-  other.join();
+  const std::vector<std::string> errors = run_two_ranks([&](dist::ProcessGroup& group) {
+    std::vector<at::Tensor> t = tensors_of(group.rank());
+    dist::all_reduce_weighted_sum(group, t, group.rank() == 0 ? 0.25 : 0.75, 64, "test tensors");
+    results[group.rank()] = t;
+  });
   REQUIRE(errors[0].empty());
   REQUIRE(errors[1].empty());
   const auto a = tensors_of(0), b = tensors_of(1);
@@ -171,4 +182,20 @@ TEST_CASE("two Gloo ranks over loopback sum weighted tensors across buckets", "[
     CHECK(at::allclose(results[0][i], expected));
     CHECK(at::equal(results[0][i], results[1][i]));  // the same bits on every rank
   }
+}
+
+TEST_CASE("two Gloo ranks gather each other's texts byte for byte", "[dist]") {
+  // Every byte value (zeros and 0xff included), an empty text, and an exchange in which both are empty.
+  std::string all_bytes;
+  for (int b = 0; b < 256; ++b) all_bytes.push_back(static_cast<char>(b));
+  const std::vector<std::vector<std::string>> rounds = {{all_bytes, "{\"index\": 3}"}, {"", "x"}, {"", ""}};
+  std::vector<std::vector<std::vector<std::string>>> gathered(2);
+  const std::vector<std::string> errors = run_two_ranks([&](dist::ProcessGroup& group) {
+    for (const auto& texts : rounds)
+      gathered[group.rank()].push_back(dist::all_gather_text(group, texts[group.rank()], "test texts"));
+  });
+  REQUIRE(errors[0].empty());
+  REQUIRE(errors[1].empty());
+  CHECK(gathered[0] == rounds);
+  CHECK(gathered[1] == rounds);
 }

@@ -100,3 +100,25 @@ TEST_CASE("evaluation summary: the predictions file reads back with read_predict
   CHECK(records[21].label == tasks[1].queries[1].label);
   CHECK(!records[21].logits);  // option log-likelihoods sit under their own key
 }
+
+TEST_CASE("evaluation summary: a task's result reads back from its JSON bit for bit", "[eval]") {
+  eval::TaskResult task = random_tasks()[1];
+  // Doubles whose shortest decimal forms are long, tiny or subnormal.
+  task.queries[0].probs = {0.1 + 0.2, 1 - (0.1 + 0.2)};
+  task.queries[0].loglik = {-1e-300, -4.9e-324};
+  task.extra["support_nll"] = {2.718281828459045, 1.0 / 3.0};
+  const std::string text = eval::task_result_to_json(task).dump();
+  const eval::TaskResult back = eval::task_result_from_json(nlohmann::json::parse(text));
+  CHECK(back.task == task.task);
+  CHECK(back.extra == task.extra);
+  REQUIRE(back.queries.size() == task.queries.size());
+  for (std::size_t i = 0; i < task.queries.size(); ++i) {
+    const auto &a = task.queries[i], &b = back.queries[i];
+    CHECK(a.id == b.id);
+    CHECK(a.label == b.label);
+    CHECK(a.source == b.source);
+    CHECK(a.probs == b.probs);  // exact: the same doubles
+    CHECK(a.loglik == b.loglik);
+  }
+  CHECK_THROWS(eval::task_result_from_json(nlohmann::json::parse(R"({"task": "t", "queries": [{"id": 1.5}]})")));
+}

@@ -1,11 +1,15 @@
 // `abmll evaluate`: scores answer options on the held-out tasks of a config with its method and reports accuracy
 // and calibration (see meta/evaluate.h); predictions.jsonl and reliability.svg are written beside the report.
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 
 #include <filesystem>
+#include <memory>
+#include <optional>
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/distributed.h"
 #include "config/config_loader.h"
 #include "io/report.h"
 #include "meta/evaluate.h"
@@ -22,32 +26,42 @@ struct EvaluateFlags {
   ConfigFlags config;
   std::string checkpoint, out;
   bool resume = false;
+  std::string dist_backend = "auto";
 };
 
 int run_evaluate(const EvaluateFlags& flags) {
   auto config = load_config(flags.config);
   if (!config) return 0;
   if (flags.out.empty()) throw InputError("evaluate needs --out REPORT.json");
+  const dist::LaunchEnv launch = dist::read_launch_env(dist::process_environment());
+  const bool writer = launch.rank == 0;  // rank 0 alone writes the report and what goes beside it
+  tag_rank_logs(launch);
   // predictions.jsonl, reliability.svg and the finished-task record go beside the report: one evaluation per folder
   // at a time.
   const std::filesystem::path folder = std::filesystem::path(flags.out).parent_path();
-  const FolderLock lock(folder.empty() ? std::filesystem::path(".") : folder, "evaluate");
+  std::optional<FolderLock> lock;
+  if (writer) lock.emplace(folder.empty() ? std::filesystem::path(".") : folder, "evaluate");
   install_interrupt_handlers();
-  const meta::EvaluateRun run{flags.checkpoint, flags.out, flags.resume, config_to_json(*config)};
+  DeviceChoice device = resolve_device(config->run.device);
+  const std::unique_ptr<dist::ProcessGroup> group = join_process_group(launch, flags.dist_backend, *config, device);
+  meta::EvaluateRun run{flags.checkpoint, flags.out, flags.resume, config_to_json(*config)};
+  run.group = group.get();
   Report report("evaluate", command_line());
   report.set_config(config_to_json(*config));
-  const DeviceChoice device = resolve_device(config->run.device);
   report.set_device(device.name, device.description);
   const meta::EvaluateResult result = meta::evaluate(*config, run);
   if (result.interrupt_signal) {
-    log::warn("interrupted after {} of {} tasks; `--resume` continues from them ({})", result.tasks_done,
-              result.tasks_total, result.progress.string());
+    log::warn("interrupted after {} of {} tasks; `--resume` continues from them{}", result.tasks_done,
+              result.tasks_total, writer ? fmt::format(" ({})", result.progress.string()) : "");
     return interrupt_exit_code(result.interrupt_signal);
   }
+  if (!writer) return 0;
   for (const auto& [key, value] : result.results.items()) report.set_result(key, value);
   report.add_timing("evaluate_seconds", result.seconds);
   report.add_timing("scoring_seconds", result.scoring_seconds);
-  // Scoring throughput (every option of a query, under every posterior sample), for comparing scoring settings.
+  if (launch.distributed()) report.set_result("ranks", launch.world_size);
+  // Scoring throughput (every option of a query, under every posterior sample) of one process, for comparing
+  // scoring settings.
   if (result.scoring_seconds > 0)
     report.set_result("scoring_queries_per_s", static_cast<double>(result.queries) / result.scoring_seconds);
   report.write(run.report);
@@ -71,6 +85,7 @@ Command register_evaluate(CLI::App& root) {
       ->type_name("REPORT.json");
   cmd->add_flag("--resume", flags->resume,
                 "Keep the tasks an interrupted evaluation with the same settings finished (REPORT.tasks.jsonl)");
+  add_dist_backend_flag(*cmd, flags->dist_backend);
   return {cmd, [flags] { return run_evaluate(*flags); }};
 }
 

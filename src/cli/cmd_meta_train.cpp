@@ -1,7 +1,6 @@
 // `abmll meta-train`: learns the prior theta over LoRA adapters across training tasks (ABMLL.md section 3) and
 // writes the run folder (see meta/meta_train.h), plus the resolved config and a report.
 #include <CLI/CLI.hpp>
-#include <torch/cuda.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -9,9 +8,9 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/distributed.h"
 #include "config/config_loader.h"
 #include "dist/launch_env.h"
-#include "dist/process_group.h"
 #include "io/report.h"
 #include "meta/meta_train.h"
 #include "util/atomic_file.h"
@@ -51,32 +50,6 @@ struct MetaTrainFlags {
   std::string dist_backend = "auto";
 };
 
-// Distributed launches (dist/launch_env.h): the backend, and one GPU per process (LOCAL_RANK) unless the config
-// names a device index. Returns the process group, or null for a single process.
-std::unique_ptr<dist::ProcessGroup> join_process_group(const dist::LaunchEnv& launch, const std::string& backend_flag,
-                                                      ExperimentConfig& config, DeviceChoice& device) {
-  if (backend_flag != "auto") dist::parse_backend(backend_flag, "--dist-backend");  // refused even when unused
-  if (!launch.distributed()) return nullptr;
-  const bool on_gpu = device.name.rfind("cuda", 0) == 0;
-  if (on_gpu && config.run.device.find(':') == std::string::npos) {
-    // One GPU per process: the local rank's, or the only visible one when the launcher binds a GPU to each task
-    // (srun --gpus-per-task=1 sets CUDA_VISIBLE_DEVICES per task).
-    const int visible = static_cast<int>(torch::cuda::device_count());
-    config.run.device = fmt::format("cuda:{}", visible == 1 ? 0 : launch.local_rank);
-    device = resolve_device(config.run.device);
-  }
-  dist::GroupOptions options;
-  options.backend = backend_flag == "auto" ? (on_gpu ? dist::BackendKind::nccl : dist::BackendKind::gloo)
-                                           : dist::parse_backend(backend_flag, "--dist-backend");
-  if (options.backend == dist::BackendKind::nccl && !on_gpu)
-    throw InputError(fmt::format("--dist-backend nccl needs GPUs, but this run is on {} (run.device: {}); use "
-                                 "--dist-backend gloo on CPUs",
-                                 device.name, config.run.device));
-  options.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(config.run.dist_timeout_s * 1000));
-  options.cuda_device = on_gpu ? std::stoi(device.name.substr(5)) : -1;  // "cuda:N"
-  return dist::ProcessGroup::connect(launch, options);
-}
-
 void describe_plan(const ExperimentConfig& c, std::int64_t steps, const DeviceChoice& device) {
   const double scaling = c.lora.rslora ? c.lora.alpha / std::sqrt(double(c.lora.rank)) : c.lora.alpha / c.lora.rank;
   log::info("plan: method {} on {}", to_string(c.method), device.description);
@@ -100,10 +73,7 @@ int run_meta_train(const MetaTrainFlags& flags) {
   if (!config) return 0;
   const dist::LaunchEnv launch = dist::read_launch_env(dist::process_environment());
   const bool writer = launch.rank == 0;  // rank 0 alone writes the run folder's files
-  if (launch.distributed()) {
-    log::set_tag(fmt::format("[rank {}] ", launch.rank));
-    if (!writer && !log::level_from_environment()) log::set_level(log::Level::warn);
-  }
+  tag_rank_logs(launch);
   DeviceChoice device = resolve_device(config->run.device);
   const std::int64_t steps = flags.max_steps > 0 ? std::min(flags.max_steps, config->outer.steps) : config->outer.steps;
   const auto out = output_folder(flags.out, flags.config, "meta-train");
@@ -176,10 +146,7 @@ Command register_meta_train(CLI::App& root) {
                 "With --profile-step: record allocations too, and write DIR/profile/steps-N-M.memory.tsv: what is "
                 "live at the profiled steps' peak (the GPU's on a GPU), per operator that allocated it")
       ->needs(profile_step);
-  cmd->add_option("--dist-backend", flags->dist_backend,
-                  "Distributed runs (RANK/WORLD_SIZE or SLURM variables set): c10d backend, auto (nccl on GPUs, gloo "
-                  "on CPUs), gloo or nccl")
-      ->type_name("NAME");
+  add_dist_backend_flag(*cmd, flags->dist_backend);
   return {cmd, [flags] { return run_meta_train(*flags); }};
 }
 

@@ -50,6 +50,11 @@ ProcessGroup::~ProcessGroup() = default;
 int ProcessGroup::rank() const { return s_->env.rank; }
 int ProcessGroup::size() const { return s_->env.world_size; }
 BackendKind ProcessGroup::backend() const { return s_->options.backend; }
+at::Device ProcessGroup::device() const {
+  return s_->options.backend == BackendKind::nccl
+             ? at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(s_->options.cuda_device))
+             : at::Device(at::kCPU);
+}
 
 std::unique_ptr<ProcessGroup> ProcessGroup::connect(const LaunchEnv& env, const GroupOptions& options) {
   auto state = std::make_unique<State>();

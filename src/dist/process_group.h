@@ -48,6 +48,8 @@ class ProcessGroup {
   int rank() const;
   int size() const;
   BackendKind backend() const;
+  // Where the tensors of this group's collectives live: this rank's GPU for NCCL, the CPU for Gloo.
+  at::Device device() const;
 
   // Reduces each tensor in place across ranks (every rank passes tensors of the same shapes, dtypes and order).
   // The tensors are launched together and waited for together. `what` names the collective in errors ("theta's

@@ -9,6 +9,7 @@
 #include "eval/calibration.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
+#include "util/json_fields.h"
 #include "util/rng.h"
 
 namespace abmll::eval {
@@ -103,6 +104,26 @@ nlohmann::json summarize(const std::vector<TaskResult>& tasks, const SummaryOpti
             {"pooled", std::move(pooled_json)},
             {"bootstrap",
              {{"resamples", options.resamples}, {"stratified_by", "task"}, {"seed_stream", "bootstrap"}}}}}};
+}
+
+nlohmann::json task_result_to_json(const TaskResult& r) {
+  nlohmann::json queries = nlohmann::json::array();
+  for (const auto& q : r.queries)
+    queries.push_back({{"id", q.id}, {"probs", q.probs}, {"loglik", q.loglik}, {"label", q.label},
+                       {"source", q.source}});
+  return {{"task", r.task}, {"queries", std::move(queries)}, {"extra", r.extra}};
+}
+
+TaskResult task_result_from_json(const nlohmann::json& j) {
+  TaskResult r;
+  r.task = j.at("task").get<std::string>();
+  for (const auto& q : j.at("queries")) {
+    r.queries.push_back({integer_field(q, "id"), q.at("probs").get<std::vector<double>>(),
+                         q.at("loglik").get<std::vector<double>>(), integer_field(q, "label"),
+                         q.at("source").get<std::string>()});
+  }
+  r.extra = j.at("extra");
+  return r;
 }
 
 void write_predictions(const std::filesystem::path& path, const std::vector<TaskResult>& tasks) {

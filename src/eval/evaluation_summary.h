@@ -29,6 +29,13 @@ struct TaskResult {
   nlohmann::json extra;              // method-specific fields copied into the task's entry (support NLL, ...)
 };
 
+// A task's result as JSON ({"task", "queries": [{"id", "probs", "loglik", "label", "source"}], "extra"}) and back,
+// exactly (doubles are written with enough digits to read back unchanged): how finished tasks are recorded for
+// `evaluate --resume` and exchanged between ranks. task_result_from_json throws nlohmann's exceptions, or
+// InputError for an integer field out of range, on JSON of another shape.
+nlohmann::json task_result_to_json(const TaskResult& result);
+TaskResult task_result_from_json(const nlohmann::json& json);
+
 struct SummaryOptions {
   int bins = 15;
   int resamples = 1000;

@@ -1,13 +1,18 @@
 // Held-out evaluation of a method (see evaluate.h).
 #include "meta/evaluate.h"
 
+#include <ATen/ops/zeros.h>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <optional>
 
 #include "data/episode.h"
+#include "dist/all_gather_text.h"
+#include "dist/process_group.h"
 #include "eval/calibration.h"
 #include "eval/evaluation_summary.h"
 #include "eval/reliability_svg.h"
@@ -26,6 +31,64 @@ namespace {
 
 bool uses_posterior(Method m) { return m == Method::abmll || m == Method::abmll_icl; }
 bool uses_point_lora(Method m) { return m == Method::lora || m == Method::fomaml || m == Method::reptile; }
+
+// A task finished by one of the ranks.
+struct FinishedTask {
+  std::size_t index = 0;  // its position among the held-out tasks
+  eval::TaskResult result;
+  double scoring_seconds = 0;
+};
+
+// The tasks the ranks finished in a round (each rank one at most, `mine`), in task order, on every rank; `signal`
+// becomes the strongest interrupt any rank received (SIGTERM over SIGINT), so that all stop after the same round.
+std::vector<FinishedTask> exchange(dist::ProcessGroup* group, std::optional<FinishedTask> mine, int& signal,
+                                   std::size_t round) {
+  std::vector<FinishedTask> out;
+  if (!group) {
+    if (mine) out.push_back(std::move(*mine));
+    return out;
+  }
+  nlohmann::json payload = {{"signal", signal}};
+  if (mine) {
+    payload["index"] = mine->index;
+    payload["result"] = eval::task_result_to_json(mine->result);
+    payload["scoring_seconds"] = mine->scoring_seconds;
+  }
+  for (const std::string& text :
+       dist::all_gather_text(*group, payload.dump(), fmt::format("the results of evaluation round {}", round + 1))) {
+    const nlohmann::json theirs = nlohmann::json::parse(text);
+    signal = std::max(signal, theirs.at("signal").get<int>());
+    if (!theirs.contains("result")) continue;
+    out.push_back({theirs.at("index").get<std::size_t>(), eval::task_result_from_json(theirs.at("result")),
+                   theirs.at("scoring_seconds").get<double>()});
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.index < b.index; });
+  return out;
+}
+
+// A held-out task's scoring work, roughly: its queries times their options (the adaptation costs about the same
+// for every task).
+double scoring_cost(const data::Task& task, std::int64_t query_size) {
+  const std::vector<data::Example>& queries = task.examples(data::episode_splits(task, /*held_out=*/true).query);
+  std::size_t n = queries.size(), options = 0;
+  if (query_size > 0) n = std::min(n, static_cast<std::size_t>(query_size));
+  for (std::size_t i = 0; i < n; ++i) options += std::max<std::size_t>(queries[i].options.size(), 1);
+  return static_cast<double>(options);
+}
+
+// Which of the `tasks` held-out tasks rank 0's record of a resumed evaluation holds (`finished`, rank 0's), on
+// every rank.
+std::vector<bool> agree_on_finished(dist::ProcessGroup* group, std::vector<bool> finished) {
+  if (!group) return finished;
+  std::vector<at::Tensor> flags = {at::zeros({static_cast<std::int64_t>(finished.size())}, at::kLong)};
+  for (std::size_t i = 0; i < finished.size(); ++i)
+    if (finished[i]) flags[0][static_cast<std::int64_t>(i)] = 1;
+  flags[0] = flags[0].to(group->device());
+  group->all_reduce(flags, dist::ReduceOp::sum, "the tasks a resumed evaluation finished");
+  const at::Tensor agreed = flags[0].cpu();
+  for (std::size_t i = 0; i < finished.size(); ++i) finished[i] = agreed[static_cast<std::int64_t>(i)].item<std::int64_t>() > 0;
+  return finished;
+}
 
 }  // namespace
 
@@ -58,49 +121,84 @@ EvaluateResult evaluate(const ExperimentConfig& config, const EvaluateRun& run) 
   }
   const auto seed = static_cast<std::uint64_t>(config.run.seed);
   model::ForwardOptions recompute = recompute_policy(config.model);  // of the adaptations' inner steps
-  EvaluationProgress progress(run.report, evaluation_fingerprint(run.resolved_config, device.name, run.checkpoint),
-                              run.resume);
+  const int world = run.group ? run.group->size() : 1, rank = run.group ? run.group->rank() : 0;
+  const bool writer = rank == 0;
+  std::optional<EvaluationProgress> progress;  // rank 0's record of finished tasks
+  if (writer) {
+    progress.emplace(run.report, evaluation_fingerprint(run.resolved_config, device.description, run.checkpoint),
+                     run.resume);
+  }
 
   EvaluateResult out;
-  out.progress = progress.path();
-  std::vector<eval::TaskResult> tasks;
-  double scoring_seconds = 0;
+  if (progress) out.progress = progress->path();
+  const std::vector<data::Task>& held_out = experiment.tasks.test;
+  std::map<std::size_t, eval::TaskResult> results;  // rank 0's, by task position
   std::vector<std::string> skipped;
-  for (const data::Task& task : experiment.tasks.test)
-    if (task.kind != data::TaskKind::generation) ++out.tasks_total;
-  for (std::size_t index = 0; index < experiment.tasks.test.size(); ++index) {
-    const data::Task& task = experiment.tasks.test[index];
+  std::vector<bool> finished(held_out.size(), false);
+  for (std::size_t index = 0; index < held_out.size(); ++index) {
+    const data::Task& task = held_out[index];
     if (task.kind == data::TaskKind::generation) {
-      log::warn("task {}: a generation task has no answer options to score; skipped", task.name);
+      if (writer) log::warn("task {}: a generation task has no answer options to score; skipped", task.name);
       skipped.push_back(task.name);
       continue;
     }
-    if (const eval::TaskResult* finished = progress.finished(index, task.name)) {
-      tasks.push_back(*finished);
-      ++out.tasks_done;
-      continue;
+    ++out.tasks_total;
+    if (!progress) continue;
+    if (const eval::TaskResult* done = progress->finished(index, task.name)) {
+      results[index] = *done;
+      finished[index] = true;
     }
-    const TaskQueries queries{data::episode_splits(task, /*held_out=*/true).query, config.eval.query_size};
-    eval::TaskResult result =
-        evaluate_task(config, experiment, {theta ? &*theta : nullptr, lora_init ? &*lora_init : nullptr}, task,
-                      queries, recompute, &scoring_seconds);
-    progress.record(index, result);
-    int64_t correct = 0;
-    for (const auto& q : result.queries)
-      correct += std::max_element(q.probs.begin(), q.probs.end()) - q.probs.begin() == q.label ? 1 : 0;
-    log::info("task {}: {} queries, accuracy {:.4f}", task.name, result.queries.size(),
-              static_cast<double>(correct) / static_cast<double>(result.queries.size()));
-    tasks.push_back(std::move(result));
-    ++out.tasks_done;
+  }
+  if (out.tasks_total == 0)
+    throw InputError("evaluate: the data config has no held-out task with answer options to score");
+  finished = agree_on_finished(run.group, std::move(finished));
+  std::vector<std::size_t> pending;
+  for (std::size_t index = 0; index < held_out.size(); ++index) {
+    if (finished[index]) ++out.tasks_done;
+    else if (held_out[index].kind != data::TaskKind::generation) pending.push_back(index);
+  }
+  if (world > 1) {
+    // A round lasts as long as its slowest task: the largest tasks go first, together, so that the tasks of a
+    // round take about the same time.
+    std::vector<double> cost(held_out.size());
+    for (std::size_t index : pending) cost[index] = scoring_cost(held_out[index], config.eval.query_size);
+    std::stable_sort(pending.begin(), pending.end(), [&](std::size_t a, std::size_t b) { return cost[a] > cost[b]; });
+  }
+
+  double scoring_seconds = 0;
+  for (std::size_t round = 0; round * world < pending.size(); ++round) {
+    std::optional<FinishedTask> mine;
+    if (const std::size_t slot = round * world + rank; slot < pending.size()) {
+      const data::Task& task = held_out[pending[slot]];
+      const TaskQueries queries{data::episode_splits(task, /*held_out=*/true).query, config.eval.query_size};
+      mine.emplace();
+      mine->index = pending[slot];
+      mine->result = evaluate_task(config, experiment, {theta ? &*theta : nullptr, lora_init ? &*lora_init : nullptr},
+                                   task, queries, recompute, &mine->scoring_seconds);
+    }
+    int signal = interrupt_signal();
+    for (FinishedTask& f : exchange(run.group, std::move(mine), signal, round)) {
+      ++out.tasks_done;
+      scoring_seconds += f.scoring_seconds;
+      if (!writer) continue;
+      progress->record(f.index, f.result);
+      int64_t correct = 0;
+      for (const auto& q : f.result.queries)
+        correct += std::max_element(q.probs.begin(), q.probs.end()) - q.probs.begin() == q.label ? 1 : 0;
+      log::info("task {}: {} queries, accuracy {:.4f}", f.result.task, f.result.queries.size(),
+                static_cast<double>(correct) / static_cast<double>(f.result.queries.size()));
+      results[f.index] = std::move(f.result);
+    }
     // Stop between tasks: what is finished is recorded, and --resume continues from it.
-    if (interrupted() && out.tasks_done < out.tasks_total) {
-      out.interrupt_signal = interrupt_signal();
+    if (signal && out.tasks_done < out.tasks_total) {
+      out.interrupt_signal = signal;
       out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       return out;
     }
   }
-  if (tasks.empty()) throw InputError("evaluate: the data config has no held-out task with answer options to score");
-
+  if (!writer) return out;
+  std::vector<eval::TaskResult> tasks;
+  for (auto& [index, result] : results) tasks.push_back(std::move(result));
   const std::filesystem::path folder = run.report.parent_path();
   out.predictions = folder / "predictions.jsonl";
   out.plot = folder / "reliability.svg";

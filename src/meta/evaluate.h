@@ -12,6 +12,12 @@
 //               trained inner.eval_steps inner steps on the support set (as `abmll adapt`), then scored
 // Tasks without answer options (generation) are skipped with a warning.
 //
+// Data-parallel (a process group in EvaluateRun): the ranks take the tasks in rounds of `world` tasks, largest
+// first (queries times options), rank r the r-th task of each round, and exchange each round's results; rank 0
+// records them (--resume), logs them and writes the outputs. A signal to any rank stops all after the round. Every task's result depends on the settings alone (its episode, adaptation noise and posterior
+// draws come from its own seeded streams), so any number of ranks reports what one process would, and an
+// evaluation interrupted with one number of ranks resumes with another.
+//
 // This lives in meta, not eval: it drives the methods (posterior inference, checkpoints), which sit above the
 // scoring and metrics of src/eval that it uses.
 #pragma once
@@ -22,6 +28,10 @@
 
 #include "config/experiment_config.h"
 
+namespace abmll::dist {
+class ProcessGroup;
+}
+
 namespace abmll::meta {
 
 struct EvaluateRun {
@@ -31,15 +41,18 @@ struct EvaluateRun {
   // `resume`, tasks finished under the same settings (`resolved_config`, device, checkpoint) are not run again.
   bool resume = false;
   nlohmann::json resolved_config;
+  dist::ProcessGroup* group = nullptr;  // the ranks of a distributed launch, or null
 };
 
+// On ranks other than 0 only the interrupt and task counts are set: rank 0 alone has the results and writes files.
 struct EvaluateResult {
   nlohmann::json results;  // {"method", "n_tasks", "per_task", "aggregate", "predictions", "plot", ...}
   std::filesystem::path predictions, plot;
   double seconds = 0;          // the whole evaluation
-  double scoring_seconds = 0;  // scoring answer options only (no adaptation), summed over tasks
+  double scoring_seconds = 0;  // scoring answer options only (no adaptation), summed over tasks (and ranks)
   int64_t queries = 0;         // queries scored
-  // SIGINT / SIGTERM that stopped the evaluation after a task (results, predictions and plot then empty), or 0.
+  // SIGINT / SIGTERM that stopped the evaluation after a task (or a round of tasks, when any rank received it;
+  // results, predictions and plot then empty), or 0.
   int interrupt_signal = 0;
   std::size_t tasks_done = 0, tasks_total = 0;  // held-out tasks with options: finished, and in all
   std::filesystem::path progress;  // the finished-task record; the caller removes it once the report is written

@@ -23,33 +23,18 @@ struct Fnv1a {
   }
 };
 
-nlohmann::json to_json(const eval::TaskResult& r) {
-  nlohmann::json queries = nlohmann::json::array();
-  for (const auto& q : r.queries)
-    queries.push_back({{"id", q.id}, {"probs", q.probs}, {"loglik", q.loglik}, {"label", q.label},
-                       {"source", q.source}});
-  return {{"task", r.task}, {"queries", std::move(queries)}, {"extra", r.extra}};
-}
-
-eval::TaskResult from_json(const nlohmann::json& j) {
-  eval::TaskResult r;
-  r.task = j.at("task").get<std::string>();
-  for (const auto& q : j.at("queries")) {
-    r.queries.push_back({integer_field(q, "id"), q.at("probs").get<std::vector<double>>(),
-                         q.at("loglik").get<std::vector<double>>(), integer_field(q, "label"),
-                         q.at("source").get<std::string>()});
-  }
-  r.extra = j.at("extra");
-  return r;
-}
-
 }  // namespace
 
-std::string evaluation_fingerprint(const nlohmann::json& resolved_config, const std::string& device,
+std::string evaluation_fingerprint(const nlohmann::json& resolved_config, const std::string& device_description,
                                    const std::filesystem::path& checkpoint) {
+  nlohmann::json settings = resolved_config;
+  if (settings.contains("run") && settings["run"].is_object()) {
+    for (const char* key : {"device", "dist_timeout_s", "log_every", "checkpoint_every", "benchmark"})
+      settings["run"].erase(key);
+  }
   Fnv1a h;
-  h.add(resolved_config.dump());
-  h.add(device);
+  h.add(settings.dump());
+  h.add(device_description);
   h.add(checkpoint.string());
   if (!checkpoint.empty()) {
     std::ifstream in(checkpoint, std::ios::binary);
@@ -71,7 +56,7 @@ EvaluationProgress::EvaluationProgress(const std::filesystem::path& report, std:
       return false;
     }
     try {
-      eval::TaskResult r = from_json(line.at("result"));
+      eval::TaskResult r = eval::task_result_from_json(line.at("result"));
       const std::int64_t index = integer_field(line, "index");
       if (index < 0 || r.task != line.at("task").get<std::string>() || r.queries.empty()) return false;
       finished_[static_cast<std::size_t>(index)] = std::move(r);
@@ -94,7 +79,7 @@ const eval::TaskResult* EvaluationProgress::finished(std::size_t index, const st
 }
 
 void EvaluationProgress::record(std::size_t index, const eval::TaskResult& result) {
-  log_->append({{"fingerprint", fingerprint_}, {"index", index}, {"task", result.task}, {"result", to_json(result)}});
+  log_->append({{"fingerprint", fingerprint_}, {"index", index}, {"task", result.task}, {"result", eval::task_result_to_json(result)}});
 }
 
 }  // namespace abmll::meta

@@ -3,8 +3,8 @@
 // finished task {"fingerprint", "index", "task", "result"}, appended and flushed (io::MetricsLog). Each task's
 // result depends on the run's settings alone (its episode, adaptation noise and posterior draws come from its own
 // seeded streams), so a resumed evaluation reports exactly what an uninterrupted one would. The fingerprint ties a
-// line to those settings: the resolved config, the device, and the checkpoint's path and bytes; lines of another
-// fingerprint are dropped on resume. The caller removes the file once the report is written.
+// line to those settings: the resolved config, the kind of device, and the checkpoint's path and bytes; lines of
+// another fingerprint are dropped on resume. The caller removes the file once the report is written.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -20,9 +20,11 @@
 
 namespace abmll::meta {
 
-// A digest of what an evaluation's results depend on (hex, 16 digits): the resolved config, the device, and the
-// checkpoint's path and content (none: "").
-std::string evaluation_fingerprint(const nlohmann::json& resolved_config, const std::string& device,
+// A digest of what an evaluation's results depend on (hex, 16 digits): the resolved config but for the run keys
+// that leave results alone (which device index, timeouts, logging), the device as DeviceChoice describes it (the
+// GPU's model, or the CPU and its thread count: not its index, so that a GPU rank's record serves a resume on
+// another GPU of the same kind), and the checkpoint's path and content (none: "").
+std::string evaluation_fingerprint(const nlohmann::json& resolved_config, const std::string& device_description,
                                    const std::filesystem::path& checkpoint);
 
 class EvaluationProgress {

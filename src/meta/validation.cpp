@@ -1,12 +1,12 @@
 #include "meta/validation.h"
 
-#include <ATen/ops/zeros.h>
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <chrono>
 
 #include "data/episode.h"
+#include "dist/all_gather_text.h"
 #include "dist/process_group.h"
 #include "eval/evaluation_summary.h"
 #include "util/error.h"
@@ -31,66 +31,19 @@ double mean(const std::vector<double>& values) {
   return values.empty() ? 0 : sum / static_cast<double>(values.size());
 }
 
-// Every rank's results for the tasks it validated (slots[i] filled where rank owns task i) combined into all
-// tasks' results on every rank. The ranks add up zero-padded tables in which only a task's owner wrote: first each
-// task's query count and widest option list, then per query [options, label, probabilities...] and per task its
-// support NLL before and after adaptation. Sums with zeros are exact, so every rank reads back what the owner had.
-std::vector<eval::TaskResult> combine(dist::ProcessGroup& group, const at::Device& device,
-                                      std::vector<eval::TaskResult> slots, const std::vector<bool>& owned,
-                                      std::int64_t step) {
-  const auto n = static_cast<std::int64_t>(slots.size());
-  std::vector<at::Tensor> sizes = {at::zeros({n, 2}, at::kLong)};
-  for (std::int64_t i = 0; i < n; ++i) {
-    if (!owned[i]) continue;
-    std::int64_t width = 0;
-    for (const auto& q : slots[i].queries) width = std::max(width, static_cast<std::int64_t>(q.probs.size()));
-    sizes[0][i][0] = static_cast<std::int64_t>(slots[i].queries.size());
-    sizes[0][i][1] = width;
-  }
-  sizes[0] = sizes[0].to(device);
-  group.all_reduce(sizes, dist::ReduceOp::sum, fmt::format("the validation sizes of step {}", step));
-  const at::Tensor counts = sizes[0].cpu();
-  std::int64_t rows = 0, width = 0;
-  std::vector<std::int64_t> first_row(n);
-  for (std::int64_t i = 0; i < n; ++i) {
-    first_row[i] = rows;
-    rows += counts[i][0].item<std::int64_t>();
-    width = std::max(width, counts[i][1].item<std::int64_t>());
-  }
-  at::Tensor table = at::zeros({rows, width + 2}, at::kDouble), support = at::zeros({n, 2}, at::kDouble);
-  auto t = table.accessor<double, 2>();
-  auto s = support.accessor<double, 2>();
-  for (std::int64_t i = 0; i < n; ++i) {
-    if (!owned[i]) continue;
-    for (std::size_t j = 0; j < slots[i].queries.size(); ++j) {
-      const auto& q = slots[i].queries[j];
-      const std::int64_t r = first_row[i] + static_cast<std::int64_t>(j);
-      t[r][0] = static_cast<double>(q.probs.size());
-      t[r][1] = static_cast<double>(q.label);
-      for (std::size_t o = 0; o < q.probs.size(); ++o) t[r][2 + static_cast<std::int64_t>(o)] = q.probs[o];
+// Every rank's results for the tasks it validated (slots[i] filled where the rank owns task i) combined into all
+// tasks' results on every rank: each rank sends its tasks' results as JSON (exact), the others fill their slots.
+std::vector<eval::TaskResult> combine(dist::ProcessGroup& group, std::vector<eval::TaskResult> slots,
+                                      const std::vector<bool>& owned, std::int64_t step) {
+  nlohmann::json mine = nlohmann::json::array();
+  for (std::size_t i = 0; i < slots.size(); ++i)
+    if (owned[i]) mine.push_back({{"index", i}, {"result", eval::task_result_to_json(slots[i])}});
+  for (const std::string& text :
+       dist::all_gather_text(group, mine.dump(), fmt::format("the validation results of step {}", step))) {
+    for (const nlohmann::json& theirs : nlohmann::json::parse(text)) {
+      const auto i = theirs.at("index").get<std::size_t>();
+      if (!owned.at(i)) slots[i] = eval::task_result_from_json(theirs.at("result"));
     }
-    const auto& nll = slots[i].extra["support_nll"];
-    s[i][0] = nll.front().get<double>();
-    s[i][1] = nll.back().get<double>();
-  }
-  std::vector<at::Tensor> data = {table.to(device), support.to(device)};
-  group.all_reduce(data, dist::ReduceOp::sum, fmt::format("the validation predictions of step {}", step));
-  table = data[0].cpu();
-  support = data[1].cpu();
-  t = table.accessor<double, 2>();
-  s = support.accessor<double, 2>();
-  for (std::int64_t i = 0; i < n; ++i) {
-    if (owned[i]) continue;
-    const std::int64_t queries = counts[i][0].item<std::int64_t>();
-    for (std::int64_t j = 0; j < queries; ++j) {
-      const std::int64_t r = first_row[i] + j;
-      eval::QueryResult q;
-      q.id = j;
-      q.label = static_cast<std::int64_t>(t[r][1]);
-      for (std::int64_t o = 0; o < static_cast<std::int64_t>(t[r][0]); ++o) q.probs.push_back(t[r][2 + o]);
-      slots[i].queries.push_back(std::move(q));
-    }
-    slots[i].extra["support_nll"] = {s[i][0], s[i][1]};
   }
   return slots;
 }
@@ -187,7 +140,7 @@ nlohmann::json Validator::figures(std::int64_t step, const AdaptationStart& star
     results[i] = evaluate_task(config_, experiment_, start, *tasks_[i],
                                {data::Split::dev, config_.validation.query_size}, recompute_);
   }
-  if (group_) results = combine(*group_, experiment_.decoder.device(), std::move(results), owned, step);
+  if (group_) results = combine(*group_, std::move(results), owned, step);
 
   const auto seed = static_cast<std::uint64_t>(config_.run.seed);
   const nlohmann::json summary = eval::summarize(results, {static_cast<int>(config_.eval.bins), 0, seed});

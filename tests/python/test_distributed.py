@@ -4,6 +4,8 @@ LOCAL_RANK, MASTER_ADDR, MASTER_PORT) over loopback, on the embedded demo model:
   variational families (each task draws its noise from its own stream, whichever rank runs it);
 - a 2-rank run resumed by 1 process continues as the uninterrupted run;
 - validation split over 2 ranks gives the figures of 1 process;
+- `evaluate` over 2 or 3 ranks writes the report and predictions of 1 process, and a 2-rank evaluation stopped by
+  a signal to one rank is resumed by 1 process to the same report;
 - a rank that dies or hangs makes the other exit within the timeout, naming it;
 - bad launches are refused with exit code 2."""
 import json
@@ -49,15 +51,17 @@ def demo(tmp_path_factory, abmll_bin, source_dir):
     return {"root": root, "args": args, "bin": abmll_bin}
 
 
-def start_ranks(demo, world, out, extra=(), timeout_s=20, port=None, env_per_rank=None):
-    """Starts `world` ranks of meta-train (torchrun's variables); returns the Popen objects."""
+def start_ranks(demo, world, out, extra=(), timeout_s=20, port=None, env_per_rank=None, command="meta-train"):
+    """Starts `world` ranks of `command` (torchrun's variables) with the demo's settings; returns the Popen
+    objects."""
     port = port or free_port()
     procs = []
     for rank in range(world):
         env = clean_env(RANK=rank, WORLD_SIZE=world, LOCAL_RANK=rank, MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
         if env_per_rank:
             env.update({k: str(v) for k, v in env_per_rank(rank).items()})
-        cmd = [demo["bin"], *demo["args"], "--out", str(out), "--set", f"run.dist_timeout_s={timeout_s}", *extra]
+        cmd = [demo["bin"], command, *demo["args"][1:], "--out", str(out), "--set", f"run.dist_timeout_s={timeout_s}",
+               *extra]
         procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     return procs
 
@@ -264,3 +268,61 @@ def test_two_ranks_validate_as_one_process(demo):
     assert worst < 1e-4
     assert [v["best"] for v in one] == [v["best"] for v in two]
     assert (out / "checkpoints" / "best.safetensors").exists()  # written by rank 0
+
+
+def evaluate_single(demo, report, extra):
+    result = subprocess.run([demo["bin"], "evaluate", *demo["args"][1:], "--out", str(report), *extra],
+                            env=clean_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def evaluation(report):
+    """The report's figures and the predictions beside it."""
+    results = json.loads(report.read_text())["results"]
+    return results["per_task"], results["aggregate"], (report.parent / "predictions.jsonl").read_text()
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_ranks_evaluate_as_one_process(demo, single, world):
+    """The held-out tasks split over the ranks in rounds (3 ranks: 3 tasks, then 1) give, on rank 0, the report and
+    predictions of one process to the last digit: each task is adapted and scored as one process would."""
+    settings = ["--checkpoint", str(single / "checkpoints/step-4.safetensors"), "--set", "eval.samples=3"]
+    one = demo["root"] / "evaluate-one" / "REPORT.json"
+    if not one.exists():
+        evaluate_single(demo, one, settings)
+    out = demo["root"] / f"evaluate-{world}" / "REPORT.json"
+    results = finish(start_ranks(demo, world, out, extra=settings, command="evaluate"))
+    for rank, (code, err) in enumerate(results):
+        assert code == 0, f"rank {rank}: {err}"
+    assert results[0][1].count("queries, accuracy") == 4  # rank 0 logs every rank's tasks
+    assert evaluation(out) == evaluation(one)
+    report = json.loads(out.read_text())
+    assert report["results"]["ranks"] == world and report["results"]["n_tasks"] == 4
+    assert not (out.parent / "REPORT.tasks.jsonl").exists()
+
+
+def test_two_rank_evaluation_interrupted_resumed_by_one_process(demo, single):
+    """SIGTERM to rank 1 alone: both ranks finish the round (one task each), rank 0 records both, and both exit 143
+    without a report; one process resumes with the two other tasks and writes the uninterrupted report."""
+    settings = ["--checkpoint", str(single / "checkpoints/step-4.safetensors"), "--set", "eval.samples=30",
+                "--set", "inner.eval_steps=20"]
+    one = demo["root"] / "evaluate-slow-one" / "REPORT.json"
+    evaluate_single(demo, one, settings)
+    out = demo["root"] / "evaluate-slow-two" / "REPORT.json"
+    record = out.parent / "REPORT.tasks.jsonl"
+    procs = start_ranks(demo, 2, out, extra=settings, command="evaluate")
+    # Rank 0 creates the record once both ranks have joined (and installed their signal handlers).
+    deadline = time.monotonic() + 120
+    while not record.exists() and time.monotonic() < deadline:
+        assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
+        time.sleep(0.01)
+    procs[1].send_signal(signal.SIGTERM)
+    results = finish(procs)
+    assert [code for code, _ in results] == [143, 143], results
+    assert "interrupted after 2 of 4 tasks" in results[0][1]
+    assert not out.exists() and len(record.read_text().splitlines()) == 2
+    resumed = evaluate_single(demo, out, [*settings, "--resume"])
+    assert "--resume: 2 finished tasks" in resumed.stderr
+    assert resumed.stderr.count("queries, accuracy") == 2
+    assert evaluation(out) == evaluation(one)
