@@ -308,8 +308,12 @@ std::vector<ConfigKey> build_keys() {
   add<bool>(k, KEY(outer.outer_includes_support), false, "Add the support NLL to the outer loss.");
 
   add<I>(k, KEY(eval.samples), 10, "Posterior draws averaged per query (0: posterior mean).", at_least<I>(0));
-  add<I>(k, KEY(eval.query_size), 0, "Queries per held-out task at evaluation (0: the whole test split).",
+  add<I>(k, KEY(eval.query_size), 0, "Queries per held-out task at evaluation (0: the whole split).",
          at_least<I>(0));
+  add<EvalSplit>(k, KEY(eval.split), EvalSplit::test,
+                 "Split of the held-out tasks that evaluate scores: test (a task without a test file: its dev file) "
+                 "or dev (predictions to fit a temperature on with `abmll calibrate --fit-temperature`, test "
+                 "untouched).");
   add<I>(k, KEY(eval.bins), 15, "Equal-width confidence bins of ECE.", at_least<I>(1));
   add<bool>(k, KEY(eval.length_normalize), false, "Score options by mean instead of summed token log-likelihood.");
   add<bool>(k, KEY(eval.share_prompt), true,

@@ -21,6 +21,7 @@ ABMLL_ENUM_NAMES(DataFormat, {DataFormat::crossfit, "crossfit"}, {DataFormat::un
                  {DataFormat::jsonl, "jsonl"})
 ABMLL_ENUM_NAMES(LrSchedule, {LrSchedule::cosine, "cosine"}, {LrSchedule::linear, "linear"},
                  {LrSchedule::constant, "constant"})
+ABMLL_ENUM_NAMES(EvalSplit, {EvalSplit::test, "test"}, {EvalSplit::dev, "dev"})
 ABMLL_ENUM_NAMES(ValidationTasks, {ValidationTasks::held_out, "held_out"}, {ValidationTasks::train, "train"})
 ABMLL_ENUM_NAMES(ValidationMetric, {ValidationMetric::nll, "nll"}, {ValidationMetric::accuracy, "accuracy"},
                  {ValidationMetric::ece, "ece"}, {ValidationMetric::brier, "brier"})

@@ -19,6 +19,7 @@ enum class InnerOptimizer { sgd, adam };
 enum class ModelDType { auto_, float32, bfloat16, float16 };  // auto: float32 on CPU, bfloat16 on GPU
 enum class DataFormat { crossfit, unifiedqa, jsonl };
 enum class LrSchedule { cosine, linear, constant };
+enum class EvalSplit { test, dev };  // which split of the held-out tasks `evaluate` scores
 enum class ValidationTasks { held_out, train };  // whose dev splits meta-training is validated on
 enum class ValidationMetric { nll, accuracy, ece, brier };  // what selects the best checkpoint
 
@@ -97,7 +98,8 @@ struct OuterConfig {
 
 struct EvalConfig {
   std::int64_t samples = 0;     // posterior draws averaged per query; 0 = posterior mean
-  std::int64_t query_size = 0;  // queries per held-out task; 0 = the whole test split
+  std::int64_t query_size = 0;  // queries per held-out task; 0 = the whole split
+  EvalSplit split = EvalSplit::test;
   std::int64_t bins = 0;        // ECE bins
   bool length_normalize = false;
   bool share_prompt = true;     // compute a query's prompt once for all its options

@@ -111,6 +111,12 @@ EpisodeSplits episode_splits(const Task& task, bool held_out) {
   return out;
 }
 
+bool has_separate_dev_split(const Task& task, bool apart_from_scored) {
+  const EpisodeSplits splits = episode_splits(task, /*held_out=*/true);
+  return !task.examples(Split::dev).empty() && splits.support != Split::dev &&
+         !(apart_from_scored && splits.query == Split::dev);
+}
+
 EpisodeDraw draw_episode(const Task& task, const EpisodeOptions& options, Rng& rng) {
   const auto& support_pool = pool(task, options.support_split);
   const auto& query_pool = pool(task, options.query_split);

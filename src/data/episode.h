@@ -74,6 +74,11 @@ struct EpisodeSplits {
 // its only non-empty one (a single-file JSONL task: support and query both from it, disjoint).
 EpisodeSplits episode_splits(const Task& task, bool held_out);
 
+// Whether `task` has a dev split apart from its support split and, with `apart_from_scored`, apart from the split
+// a held-out evaluation scores (a task without a test file is scored on its dev file): the dev split can then
+// give validation queries that neither adaptation nor the reported figures see.
+bool has_separate_dev_split(const Task& task, bool apart_from_scored);
+
 // One episode of `task`. Throws InputError when a split holds fewer examples than asked for (naming the task,
 // the split and both numbers).
 Episode sample_episode(const Task& task, const EpisodeOptions& options, Rng& rng);

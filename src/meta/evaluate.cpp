@@ -3,6 +3,7 @@
 
 #include <ATen/ops/zeros.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -66,10 +67,16 @@ std::vector<FinishedTask> exchange(dist::ProcessGroup* group, std::optional<Fini
   return out;
 }
 
+// The split a held-out task's queries come from (eval.split).
+data::Split query_split(const data::Task& task, EvalSplit split) {
+  return split == EvalSplit::dev ? data::Split::dev : data::episode_splits(task, /*held_out=*/true).query;
+}
+
 // A held-out task's scoring work, roughly: its queries times their options (the adaptation costs about the same
 // for every task).
-double scoring_cost(const data::Task& task, std::int64_t query_size) {
-  const std::vector<data::Example>& queries = task.examples(data::episode_splits(task, /*held_out=*/true).query);
+double scoring_cost(const data::Task& task, const EvalConfig& eval) {
+  const std::vector<data::Example>& queries = task.examples(query_split(task, eval.split));
+  const std::int64_t query_size = eval.query_size;
   std::size_t n = queries.size(), options = 0;
   if (query_size > 0) n = std::min(n, static_cast<std::size_t>(query_size));
   for (std::size_t i = 0; i < n; ++i) options += std::max<std::size_t>(queries[i].options.size(), 1);
@@ -151,6 +158,18 @@ EvaluateResult evaluate(const ExperimentConfig& config, const EvaluateRun& run) 
   }
   if (out.tasks_total == 0)
     throw InputError("evaluate: the data config has no held-out task with answer options to score");
+  if (config.eval.split == EvalSplit::dev) {
+    // Dev predictions stand in for unseen data (a temperature fitted on them): they must share no example with
+    // the support set or with what eval.split test reports.
+    std::vector<std::string> lacking;
+    for (const data::Task& task : held_out)
+      if (task.kind != data::TaskKind::generation && !data::has_separate_dev_split(task, /*apart_from_scored=*/true))
+        lacking.push_back(task.name);
+    if (!lacking.empty())
+      throw InputError(fmt::format("eval.split: dev: no dev split apart from the support split and the split "
+                                   "eval.split test scores in task{} {}",
+                                   lacking.size() > 1 ? "s" : "", fmt::join(lacking, ", ")));
+  }
   finished = agree_on_finished(run.group, std::move(finished));
   std::vector<std::size_t> pending;
   for (std::size_t index = 0; index < held_out.size(); ++index) {
@@ -161,7 +180,7 @@ EvaluateResult evaluate(const ExperimentConfig& config, const EvaluateRun& run) 
     // A round lasts as long as its slowest task: the largest tasks go first, together, so that the tasks of a
     // round take about the same time.
     std::vector<double> cost(held_out.size());
-    for (std::size_t index : pending) cost[index] = scoring_cost(held_out[index], config.eval.query_size);
+    for (std::size_t index : pending) cost[index] = scoring_cost(held_out[index], config.eval);
     std::stable_sort(pending.begin(), pending.end(), [&](std::size_t a, std::size_t b) { return cost[a] > cost[b]; });
   }
 
@@ -170,7 +189,7 @@ EvaluateResult evaluate(const ExperimentConfig& config, const EvaluateRun& run) 
     std::optional<FinishedTask> mine;
     if (const std::size_t slot = round * world + rank; slot < pending.size()) {
       const data::Task& task = held_out[pending[slot]];
-      const TaskQueries queries{data::episode_splits(task, /*held_out=*/true).query, config.eval.query_size};
+      const TaskQueries queries{query_split(task, config.eval.split), config.eval.query_size};
       mine.emplace();
       mine->index = pending[slot];
       mine->result = evaluate_task(config, experiment, {theta ? &*theta : nullptr, lora_init ? &*lora_init : nullptr},
@@ -213,6 +232,7 @@ EvaluateResult evaluate(const ExperimentConfig& config, const EvaluateRun& run) 
 
   out.results = eval::summarize(tasks, {static_cast<int>(config.eval.bins), 1000, seed});
   out.results["method"] = to_string(method);
+  out.results["split"] = to_string(config.eval.split);
   out.results["n_tasks"] = tasks.size();
   out.results["skipped_tasks"] = skipped;
   out.results["predictions"] = out.predictions.string();

@@ -1,7 +1,8 @@
 // `abmll evaluate`: scores the held-out tasks of a config with one method and reports accuracy and calibration
 // (ABMLL.md sections 3 test time, 4 and 6). Per held-out task, one episode (episode_rng(seed, task, 0): support
-// from the task's training file, query from its test file, eval.query_size examples or all of them when 0), the
-// same for every method so that methods are compared on the same queries:
+// from the task's training file, query from its test file, else its dev file; with eval.split dev from its dev
+// file, which must then be a split of its own; eval.query_size examples or all of them when 0), the same for every
+// method so that methods are compared on the same queries:
 //   pretrained  the base model, query prompts without demonstrations
 //   icl         the base model, each query prompt led by demonstrations from the support set
 //   abmll       theta from the checkpoint; phi from inner.eval_steps inner steps on the support set (as

@@ -94,17 +94,13 @@ Validator::Validator(const ExperimentConfig& config, const LoadedExperiment& exp
   // Each task's episode is drawn once here, so that a task too small for it is an error now, not hours in.
   std::vector<std::string> lacking;
   for (const data::Task* task : tasks_) {
-    const data::EpisodeSplits splits = data::episode_splits(*task, /*held_out=*/true);
-    // The dev split must exist apart from the support split, and apart from what evaluate scores (a held-out task
-    // without a test split is evaluated on its dev split).
-    if (task->examples(data::Split::dev).empty() || splits.support == data::Split::dev ||
-        (held_out && splits.query == data::Split::dev)) {
+    if (!data::has_separate_dev_split(*task, /*apart_from_scored=*/held_out)) {
       lacking.push_back(task->name);
       continue;
     }
     data::EpisodeOptions options = data::episode_options(config.data);
     options.query_size = v.query_size;
-    options.support_split = splits.support;
+    options.support_split = data::episode_splits(*task, /*held_out=*/true).support;
     options.query_split = data::Split::dev;
     Rng rng = data::episode_rng(seed, task->name, 0);
     with_context(fmt::format("{} (data.shots {}, validation.query_size {})", key, options.shots, v.query_size),

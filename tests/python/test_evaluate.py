@@ -5,6 +5,7 @@ reproducing the report's pooled metrics; and refusals of bad inputs (exit code 2
 import json
 import math
 import pathlib
+import shutil
 
 import pytest
 import torch
@@ -168,6 +169,39 @@ def test_bad_inputs_exit_2(demo, run_abmll):
     assert result.returncode == 2 and "--out" in result.stderr
     assert not out.exists()
     assert run_abmll("evaluate", "--help-config").returncode == 0
+
+
+def test_dev_split_predictions_fit_the_temperature_of_the_test_predictions(demo, run_abmll, pretrained):
+    """eval.split dev scores the held-out tasks' dev files (the same support sets), and its predictions are what
+    `calibrate --fit-temperature` fits on: the temperature workflow without touching the test files. A held-out task
+    without a dev file of its own is refused with exit code 2, naming it."""
+    report, predictions, folder = evaluate(run_abmll, demo, "dev", "--set", "method=pretrained",
+                                           "--set", "eval.split=dev")
+    check_outputs(report, predictions, folder, "pretrained")
+    assert report["results"]["split"] == "dev" and pretrained[0]["results"]["split"] == "test"
+    assert all("_dev.tsv:" in p["source"] for p in predictions)
+    assert all("_test.tsv:" in p["source"] for p in pretrained[1])
+    assert {p["task"] for p in predictions} == {p["task"] for p in pretrained[1]}
+
+    out = demo["root"] / "dev" / "calibrated.json"
+    result = run_abmll("calibrate", "--predictions", pretrained[2] / "predictions.jsonl",
+                       "--fit-temperature", folder / "predictions.jsonl", "--out", out)
+    assert result.returncode == 0, result.stderr
+    calibrated = json.loads(out.read_text())
+    # The untrained demo model is confidently wrong, so the fit flattens it (the temperature reaches its bound).
+    assert calibrated["temperature"] > 1 and calibrated["validation"]["n"] == 32
+    assert calibrated["validation"]["file"] == str(folder / "predictions.jsonl")
+    assert calibrated["validation"]["nll_after"] < calibrated["validation"]["nll_before"]
+
+    data = demo["root"] / "data-without-dev"
+    shutil.copytree(demo["root"] / "demo/data", data)
+    held_out = json.loads((data / "partitions/demo.json").read_text())["test"]
+    (data / held_out[1] / f"{held_out[1]}_16_100_dev.tsv").unlink()
+    result = run_abmll("evaluate", *demo["sets"], "--set", f"data.path={data}", "--set", "method=pretrained",
+                       "--set", "eval.split=dev", "--out", demo["root"] / "dev-missing/REPORT.json")
+    assert result.returncode == 2, result.stderr
+    assert "eval.split: dev: no dev split apart from the support split" in result.stderr
+    assert held_out[1] in result.stderr and held_out[0] not in result.stderr.split("eval.split: dev")[1]
 
 
 @pytest.mark.parametrize("method", ["lora", "fomaml", "reptile"])

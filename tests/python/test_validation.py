@@ -1,7 +1,7 @@
 """Validation during `abmll meta-train` (validation.* keys) on the embedded demo:
 - it leaves training unchanged, writes one validation.jsonl line per validated step and keeps the best checkpoint;
-- its figures are those `abmll evaluate` gives for the checkpoint of the same step with the dev files as test files
-  (for ABMLL and a point-estimate method);
+- its figures are those `abmll evaluate --set eval.split=dev` gives for the checkpoint of the same step (for ABMLL
+  and a point-estimate method);
 - a run interrupted by SIGTERM (at a validation step) and resumed ends with the same validation.jsonl;
 - validation.patience ends a run whose validations stop improving, and a resume with more patience continues it;
 - tasks without a dev split, and other validation settings on resume, are reported."""
@@ -93,20 +93,15 @@ def test_lines_best_checkpoint_and_training_unchanged(demo, validated):
 
 @pytest.mark.parametrize("method", ["abmll", "fomaml"])
 def test_figures_are_evaluate_on_the_dev_files(demo, validated, method, tmp_path):
-    """The validation at step 30 against `abmll evaluate` of the step-30 checkpoint on a copy of the data whose
-    held-out tasks' test files are their dev files."""
+    """The validation at step 30 against `abmll evaluate` of the step-30 checkpoint on the dev split."""
     run = validated
     if method != "abmll":
         run = demo["root"] / f"validated-{method}"
         meta_train(demo, run, "--set", f"method={method}", "--set", "validation.every=15")
-    data = tmp_path / "data"
-    shutil.copytree(demo["data"], data)
-    for task in ["after_l", "after_m", "after_t", "after_u"]:
-        shutil.copy(data / task / f"{task}_16_100_dev.tsv", data / task / f"{task}_16_100_test.tsv")
     report = tmp_path / "report.json"
     result = subprocess.run([demo["bin"], "evaluate", *demo["args"], "--set", f"method={method}",
-                             "--set", f"data.path={data}", "--set", f"data.partition={data / 'partitions/demo.json'}",
-                             "--checkpoint", str(run / "checkpoints/step-30.safetensors"), "--out", str(report)],
+                             "--set", "eval.split=dev", "--checkpoint", str(run / "checkpoints/step-30.safetensors"),
+                             "--out", str(report)],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     results = json.loads(report.read_text())["results"]
