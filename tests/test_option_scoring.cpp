@@ -61,6 +61,22 @@ double alone(const model::Decoder& d, const eval::OptionQuery& q, std::size_t k,
   return model::score_continuations(d, one, lora).log_prob[0].item<double>();
 }
 
+// Largest |got - alone| over every query, group and option (checking that `got` has them all).
+double worst_against_alone(const model::Decoder& d, const std::vector<eval::OptionQuery>& queries,
+                           const eval::OptionLogLikelihoods& got, model::BatchedLora& lora) {
+  REQUIRE(got.size() == queries.size());
+  double worst = 0;
+  for (std::size_t q = 0; q < queries.size(); ++q) {
+    REQUIRE(got[q].size() == static_cast<std::size_t>(lora.groups()));
+    for (int64_t g = 0; g < lora.groups(); ++g) {
+      REQUIRE(got[q][g].size() == queries[q].options.size());
+      for (std::size_t k = 0; k < queries[q].options.size(); ++k)
+        worst = std::max(worst, std::abs(got[q][g][k] - alone(d, queries[q], k, g, &lora)));
+    }
+  }
+  return worst;
+}
+
 }  // namespace
 
 TEST_CASE("option scoring: shared prompts and shared forwards equal each option scored separately",
@@ -77,16 +93,7 @@ TEST_CASE("option scoring: shared prompts and shared forwards equal each option 
     options.share_prompt = share_prompt;
     options.max_tokens_per_forward = budget;
     const eval::OptionLogLikelihoods got = eval::option_log_likelihoods(decoder, kQueries, &lora, options);
-    REQUIRE(got.size() == kQueries.size());
-    double worst = 0;
-    for (std::size_t q = 0; q < kQueries.size(); ++q) {
-      REQUIRE(got[q].size() == 3);
-      for (int64_t g = 0; g < 3; ++g) {
-        REQUIRE(got[q][g].size() == kQueries[q].options.size());
-        for (std::size_t k = 0; k < kQueries[q].options.size(); ++k)
-          worst = std::max(worst, std::abs(got[q][g][k] - alone(decoder, kQueries[q], k, g, &lora)));
-      }
-    }
+    const double worst = worst_against_alone(decoder, kQueries, got, lora);
     WARN("option scoring (share_prompt " << share_prompt << ", budget " << budget
                                          << ") vs each option alone: max abs diff " << worst);
     CHECK(worst < 1e-5);
@@ -96,6 +103,41 @@ TEST_CASE("option scoring: shared prompts and shared forwards equal each option 
   const eval::OptionLogLikelihoods base = eval::option_log_likelihoods(decoder, kQueries, nullptr);
   REQUIRE(base[1].size() == 1);
   CHECK(std::abs(base[1][0][2] - alone(decoder, kQueries[1], 2, 0, nullptr)) < 1e-5);
+}
+
+TEST_CASE("option scoring: queries after a common prefix share rows and score as each option alone",
+          "[eval][scoring]") {
+  ScratchDir dir;
+  const model::Decoder decoder = load_tiny(dir);
+  at::manual_seed(12);
+  model::BatchedLora lora = random_lora(decoder.config(), 2);
+  // Three queries after the same 6 demonstration tokens (one of them whose prompt is the prefix plus one token),
+  // then one that starts otherwise, then two more after the demonstrations.
+  const std::vector<int64_t> demos = {2, 40, 41, 42, 43, 3};
+  auto after_demos = [&](std::vector<int64_t> own) {
+    own.insert(own.begin(), demos.begin(), demos.end());
+    return own;
+  };
+  const std::vector<eval::OptionQuery> queries = {
+      {after_demos({7, 8, 9}), {{8, 1}, {9}}},
+      {after_demos({5}), {{9, 11, 2, 7}, {4}, {30, 31}}},
+      {after_demos({7, 8, 10}), {{1}, {2}}},
+      {{2, 44, 45}, {{8}, {}}},
+      {after_demos({12, 13}), {{49, 2}, {48, 2, 2}}},
+      {after_demos({14}), {{6}, {7}}},
+  };
+  const int64_t max_row = GENERATE(int64_t{1} << 20, int64_t{14});  // every run whole; runs cut at 14 tokens
+  const int64_t budget = GENERATE(int64_t{1}, int64_t{1} << 20);       // a row per forward; all rows in one
+  INFO("max_row_tokens " << max_row << ", max_tokens_per_forward " << budget);
+  eval::OptionScoringOptions options;
+  options.min_shared_prefix = 4;
+  options.max_row_tokens = max_row;
+  options.max_tokens_per_forward = budget;
+  const eval::OptionLogLikelihoods got = eval::option_log_likelihoods(decoder, queries, &lora, options);
+  const double worst = worst_against_alone(decoder, queries, got, lora);
+  WARN("option scoring after shared prefixes vs each option alone: max abs diff " << worst);
+  CHECK(worst < 1e-5);
+  CHECK(got[3][1][1] == 0.0);  // empty continuation
 }
 
 TEST_CASE("option scoring: probabilities are per-group softmaxes averaged over groups", "[eval][scoring]") {

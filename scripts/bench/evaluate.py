@@ -1,10 +1,12 @@
-"""Benchmark of answer-option scoring in `abmll evaluate`: the prompt computed once per query for all its options
-(eval.share_prompt: true, the default) against the naive per-option forward (one row per option repeating the prompt,
-eval.share_prompt: false), on the demo's tiny model and held-out tasks, for `icl` (k = 8 demonstrations in each
-prompt, 2 options) and `abmll` (10 posterior samples, so 10 groups x 2 options per query). Throughput is the
-report's `scoring_queries_per_s` (queries over the time spent scoring, adaptation excluded), median over runs; the two
-settings' probabilities are compared query by query. Not a test: run through scripts/bench.sh or
-scripts/bench_evaluate.sh."""
+"""Benchmark of answer-option scoring in `abmll evaluate`, three ways: everything shared (the default: a query's prompt
+computed once for all its options, eval.share_prompt, and the demonstrations that consecutive ICL prompts begin with
+computed once per row of queries, eval.share_prefix), the prompt shared but not the prefix (share_prefix: false), and
+the naive per-option forward (one row per option repeating the prompt, share_prompt: false). Cases: the demo's tiny
+model and held-out tasks for `icl` (k = 8 demonstrations in each prompt, 2 options) and `abmll` (10 posterior
+samples, so 10 groups x 2 options per query), and `icl` on a ~100M-parameter Llama-shaped model with random weights
+(scripts/bench/meta_step.py's). Throughput is the report's `scoring_queries_per_s` (queries over the time spent
+scoring, adaptation excluded), median over runs; the settings' probabilities are compared query by query. Not a
+test: run through scripts/bench.sh, or alone: python scripts/bench/evaluate.py --abmll build/abmll."""
 import argparse
 import json
 import pathlib
@@ -49,27 +51,38 @@ def main():
     if not checkpoint.exists():  # a prior to adapt from; its quality does not matter for throughput
         run([args.abmll, "meta-train", *config_args(demo), "--max-steps", "20", "--out", cache / "meta-train"])
 
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+    from meta_step import make_models  # the ~100M model, built once into the same cache layout
+    models, _ = make_models(args.abmll, cache)
+    settings = (("abmll", ["eval.share_prompt=true", "eval.share_prefix=true"]),
+                ("abmll shared prompt only", ["eval.share_prompt=true", "eval.share_prefix=false"]),
+                ("abmll per-option", ["eval.share_prompt=false"]))
+    cases = (("icl", "tiny", [], "k=8 demonstrations"),
+             ("abmll", "tiny", ["--checkpoint", checkpoint], "10 posterior samples"),
+             ("icl", "100m", [], "k=8 demonstrations"))
     records = []
-    print("| method | queries/s, shared prompt | queries/s, one row per option | ratio | max abs prob. difference |")
-    print("|---|---|---|---|---|")
-    for method, extra in (("icl", []), ("abmll", ["--checkpoint", checkpoint])):
+    print("| method, model | queries/s: all shared | prompt shared | one row per option | ratios to the last | "
+          "max abs prob. difference |")
+    print("|---|---|---|---|---|---|")
+    for method, model, extra, what in cases:
         speeds, probs = {}, {}
-        for share in (True, False):
+        for impl, setting in settings:
             values = []
             for i in range(args.runs):
-                out = cache / f"{method}-{'shared' if share else 'naive'}/report.json"
-                settings = [f"method={method}", f"eval.share_prompt={str(share).lower()}"]
-                run([args.abmll, "evaluate", *config_args(demo, settings), *extra, "--out", out])
+                out = cache / f"{method}-{model}-{impl.replace(' ', '-')}/report.json"
+                overrides = [f"method={method}", f"model.path={models[model]}", *setting]
+                run([args.abmll, "evaluate", *config_args(demo, overrides), *extra, "--out", out])
                 values.append(json.loads(out.read_text())["results"]["scoring_queries_per_s"])
-            speeds[share] = statistics.median(values)
-            probs[share] = predictions(out.parent / "predictions.jsonl")
-            records.append({"case": f"evaluate {method} demo (tiny), 2 options"
-                                    + (", 10 posterior samples" if method == "abmll" else ", k=8 demonstrations"),
-                            "impl": "abmll" if share else "abmll per-option",
-                            "queries_per_s": speeds[share], "runs": values})
-        diff = max(abs(a - b) for pa, pb in zip(probs[True], probs[False]) for a, b in zip(pa, pb))
-        print(f"| {method} | {speeds[True]:.1f} | {speeds[False]:.1f} | {speeds[True] / speeds[False]:.2f} | "
-              f"{diff:.1e} |", flush=True)
+            speeds[impl] = statistics.median(values)
+            probs[impl] = predictions(out.parent / "predictions.jsonl")
+            records.append({"case": f"evaluate {method} demo tasks, {model} model, 2 options, {what}",
+                            "impl": impl, "queries_per_s": speeds[impl], "runs": values})
+        naive = speeds["abmll per-option"]
+        diff = max(abs(a - b) for other in probs.values() for pa, pb in zip(probs["abmll"], other)
+                   for a, b in zip(pa, pb))
+        print(f"| {method}, {model} | " + " | ".join(f"{speeds[impl]:.1f}" for impl, _ in settings) +
+              f" | {speeds['abmll'] / naive:.2f}, {speeds['abmll shared prompt only'] / naive:.2f} | {diff:.1e} |",
+              flush=True)
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(records, indent=2) + "\n")
 

@@ -103,6 +103,7 @@ struct EvalConfig {
   std::int64_t bins = 0;        // ECE bins
   bool length_normalize = false;
   bool share_prompt = true;     // compute a query's prompt once for all its options
+  bool share_prefix = true;     // and the common prefix of consecutive queries' prompts (ICL demonstrations) once
 };
 
 // Validation during meta-training (meta/validation.h).

@@ -3,10 +3,12 @@
 // the groups of a BatchedLora (one group per posterior sample, or one group holding the posterior mean).
 //
 // Sharing the prompt. By default a query's options are packed into one row after its prompt (model/shared_prompt.h),
-// so the prompt is computed once per query and adapter group rather than once per option; with share_prompt off,
-// every option is its own row repeating the prompt (the naive way, kept as the reference and for benchmarks). Either
-// way rows are batched into forwards of at most `max_tokens_per_forward` padded tokens, and the result equals scoring
-// every option on its own (tests/test_option_scoring.cpp).
+// so the prompt is computed once per query and adapter group rather than once per option; consecutive queries whose
+// prompts begin alike (the same ICL demonstrations) also share a row after that common prefix, computed once for all
+// of them (share_prefix). With share_prompt off, every option is its own row repeating the prompt (the naive way,
+// kept as the reference and for benchmarks). Either way rows are batched into forwards of at most
+// `max_tokens_per_forward` padded tokens, and the result equals scoring every option on its own
+// (tests/test_option_scoring.cpp).
 //
 // Dimension letters: Q queries, K options of a query (may differ between queries), G adapter groups.
 #pragma once
@@ -29,6 +31,11 @@ struct OptionScoringOptions {
   bool length_normalize = false;          // mean instead of summed token log-likelihood per option
   bool share_prompt = true;               // one row per (query, group) with the options after the prompt
   int64_t max_tokens_per_forward = 16384;  // padded tokens (rows x longest row) of one forward; >= one row
+  // With share_prompt: consecutive queries whose prompts begin with at least min_shared_prefix identical tokens (ICL
+  // demonstrations) share a row after that prefix, computed once, up to max_row_tokens per row.
+  bool share_prefix = true;
+  int64_t min_shared_prefix = 32;
+  int64_t max_row_tokens = 4096;
   model::ScoringOptions scoring;
 };
 

@@ -75,6 +75,7 @@ eval::TaskResult evaluate_task(const ExperimentConfig& config, const LoadedExper
   eval::OptionScoringOptions scoring;
   scoring.length_normalize = config.eval.length_normalize;
   scoring.share_prompt = config.eval.share_prompt;
+  scoring.share_prefix = config.eval.share_prefix;
   const std::vector<eval::OptionQuery> tokenized = tokenize_queries(episode.query, experiment.tokenizer);
   const auto scoring_start = std::chrono::steady_clock::now();
   const std::vector<eval::OptionPrediction> predictions =

@@ -145,9 +145,10 @@ ContinuationScores score_continuations(const Decoder& decoder, const std::vector
   return score_prepared(decoder, prepare_items(decoder, items), adapter, options);
 }
 
-ContinuationScores score_shared_prompts(const Decoder& decoder, const std::vector<SharedPromptItem>& items,
-                                        LinearAdapter* adapter, const ScoringOptions& options) {
-  const SharedPromptBatch packed = pack_shared_prompts(items);
+namespace {
+
+ContinuationScores score_packed(const Decoder& decoder, const SharedPromptBatch& packed, LinearAdapter* adapter,
+                                const ScoringOptions& options) {
   const at::Device device = decoder.device();
   const PreparedItems batch{packed.input_ids.to(device),
                             decoder.with_rope(packed.layout),
@@ -157,6 +158,18 @@ ContinuationScores score_shared_prompts(const Decoder& decoder, const std::vecto
                             at::tensor(packed.groups, at::kLong),
                             at::tensor(packed.lengths, at::kLong)};
   return score_prepared(decoder, batch, adapter, options);
+}
+
+}  // namespace
+
+ContinuationScores score_shared_prompts(const Decoder& decoder, const std::vector<SharedPromptItem>& items,
+                                        LinearAdapter* adapter, const ScoringOptions& options) {
+  return score_packed(decoder, pack_shared_prompts(items), adapter, options);
+}
+
+ContinuationScores score_prompt_rows(const Decoder& decoder, const std::vector<PromptRow>& rows,
+                                     LinearAdapter* adapter, const ScoringOptions& options) {
+  return score_packed(decoder, pack_prompt_rows(rows), adapter, options);
 }
 
 }  // namespace abmll::model

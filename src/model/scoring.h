@@ -71,6 +71,11 @@ ContinuationScores score_prepared(const Decoder& decoder, const PreparedItems& b
 ContinuationScores score_shared_prompts(const Decoder& decoder, const std::vector<SharedPromptItem>& items,
                                         LinearAdapter* adapter = nullptr, const ScoringOptions& options = {});
 
+// score_shared_prompts with several items per row after their common prefix (pack_prompt_rows): entries row-major,
+// then item-major, then continuation. Equal to scoring each (prefix ++ prompt, continuation) on its own.
+ContinuationScores score_prompt_rows(const Decoder& decoder, const std::vector<PromptRow>& rows,
+                                     LinearAdapter* adapter = nullptr, const ScoringOptions& options = {});
+
 // The building block: hidden [N, D] (final hidden states at the predicting positions), targets [N] int64
 // -> log_softmax(hidden lm_head^T)[n, targets[n]] as [N] float32, computing the logits in decoder.dtype() and the
 // log-softmax in float32 as transformers does (float64 throughout for a float64 model), `max_chunk_bytes` of

@@ -10,7 +10,13 @@
 // predicted at the prompt's last token, c_k[j] (j >= 1) at segment k's token j-1. Single-token continuations (class
 // labels) cost nothing beyond the prompt.
 //
-// Dimension letters: I items, B = I rows, T longest row, N scored tokens over all items and continuations.
+// One level up, items whose prompts begin with the same tokens (ICL demonstrations, the same for every query of a
+// task) can share a row after that common prefix x (X tokens): x, then each item's own prompt tokens r_i followed
+// by its continuation segments. r_i takes positions X, X+1, ... and attends to x and to its own earlier tokens; its
+// segments attend to x, r_i and themselves. Again every token sees what it would see in x ++ r_i ++ c_k alone, and
+// the prefix is computed once per row instead of once per item.
+//
+// Dimension letters: I items, B rows, T longest row, N scored tokens over all items and continuations.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -23,9 +29,16 @@
 namespace abmll::model {
 
 struct SharedPromptItem {
-  std::vector<int64_t> prompt;                      // at least one token
+  std::vector<int64_t> prompt;                      // at least one token (in a PromptRow: the tokens after its prefix)
   std::vector<std::vector<int64_t>> continuations;  // each may be empty (scores 0 over 0 tokens)
-  int64_t group = 0;                                // adapter group of the row (see BatchedLora)
+  int64_t group = 0;                                // adapter group of the row (see BatchedLora); unused in a PromptRow
+};
+
+// Items that share a row after a common prefix (empty: a row of its own per item, as pack_shared_prompts packs).
+struct PromptRow {
+  std::vector<int64_t> prefix;
+  std::vector<SharedPromptItem> items;  // at least one
+  int64_t group = 0;                    // adapter group of the row
 };
 
 // A right-padded batch of packed rows and where each scored token is predicted.
@@ -42,8 +55,14 @@ struct SharedPromptBatch {
 
 // Length of an item's packed row: P + sum_k max(L_k - 1, 0).
 int64_t shared_prompt_length(const SharedPromptItem& item);
+// Length of a packed row: X + sum_i shared_prompt_length(item i).
+int64_t prompt_row_length(const PromptRow& row);
 
 // Packs items (item i is row i). Throws abmll::InputError for an item with an empty prompt.
 SharedPromptBatch pack_shared_prompts(const std::vector<SharedPromptItem>& items);
+
+// Packs rows (row b holds its items in order; items are numbered across rows, row-major, in `offsets`). Throws
+// abmll::InputError for a row without items or an item with an empty prompt.
+SharedPromptBatch pack_prompt_rows(const std::vector<PromptRow>& rows);
 
 }  // namespace abmll::model

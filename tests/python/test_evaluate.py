@@ -144,11 +144,19 @@ def test_abmll_after_meta_training(demo, run_abmll):
 @pytest.mark.parametrize("method", ["icl", "abmll_icl"])
 def test_icl_methods_put_demonstrations_in_the_prompts(demo, run_abmll, method):
     prior = ["--checkpoint", demo["checkpoint"]] if method == "abmll_icl" else []
-    report, predictions, folder = evaluate(run_abmll, demo, method, "--set", f"method={method}", "--set",
-                                           "data.icl_demos=2", "--set", "eval.samples=2", "--set",
-                                           "inner.eval_steps=1", *prior)
+    # As many support examples as fit model.max_length (4 here) lead every prompt of a task: ~50 identical tokens.
+    settings = ["--set", f"method={method}", "--set", "eval.samples=2", "--set", "inner.eval_steps=1", *prior]
+    report, predictions, folder = evaluate(run_abmll, demo, method, *settings)
     check_outputs(report, predictions, folder, method)
-    assert all(t["mean_demos"] > 0 for t in report["results"]["per_task"])
+    assert all(t["mean_demos"] >= 3 for t in report["results"]["per_task"])
+    # The demonstrations, the same at the start of every query prompt of a task, are computed once per row of
+    # queries (eval.share_prefix); computing them in every query's own row gives the same option scores.
+    _, separate_predictions, _ = evaluate(run_abmll, demo, f"{method}-separate", *settings,
+                                          "--set", "eval.share_prefix=false")
+    worst = max(abs(a - b) for p, q in zip(predictions, separate_predictions)
+                for a, b in zip(p["option_loglik"], q["option_loglik"]))
+    print(f"{method}: shared demonstrations vs each query's own: max abs option log-likelihood difference {worst:.3g}")
+    assert worst < 1e-5
 
 
 def test_bad_inputs_exit_2(demo, run_abmll):
