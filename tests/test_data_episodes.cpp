@@ -100,8 +100,14 @@ TEST_CASE("data: episodes are deterministic for a seed, differ across seeds, sup
   CHECK(all.query.front().source.line < all.query.back().source.line);
   // Too few examples.
   o.shots = 40;
-  CHECK_THROWS_WITH(sample_episode(t, o, r), Catch::Matchers::Contains(
-                                                 "task 'numbered': its train split holds 40 examples, fewer than"));
+  CHECK_THROWS_WITH(sample_episode(t, o, r),
+                    Catch::Matchers::Contains("task 'numbered': its train split holds 40 examples, fewer than the 40 "
+                                              "support examples asked for and at least one query"));
+  o.shots = 30;
+  o.query_size = 11;
+  CHECK_THROWS_WITH(sample_episode(t, o, r),
+                    Catch::Matchers::Contains("task 'numbered': its train split holds 40 examples, fewer than the 41 "
+                                              "asked for (30 support and 11 query examples, apart)"));
 }
 
 TEST_CASE("data: episodes across splits; split choice", "[data]") {

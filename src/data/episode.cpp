@@ -37,10 +37,11 @@ std::vector<std::string> continuations_of(const Example& ex, const PromptTemplat
 
 const std::vector<Example>& pool(const Task& task, Split split) { return task.examples(split); }
 
-void check_size(const Task& task, Split split, std::size_t have, std::size_t need, std::string_view what) {
+// `asked` says what was asked for, e.g. "the 8 support examples asked for".
+void check_size(const Task& task, Split split, std::size_t have, std::size_t need, const std::string& asked) {
   if (have < need)
-    throw InputError(fmt::format("task '{}': its {} split holds {} examples, fewer than the {} asked for", task.name,
-                                 to_string(split), have, fmt::format("{} {}", need, what)));
+    throw InputError(fmt::format("task '{}': its {} split holds {} examples, fewer than {}", task.name,
+                                 to_string(split), have, asked));
 }
 
 }  // namespace
@@ -127,14 +128,18 @@ EpisodeDraw draw_episode(const Task& task, const EpisodeOptions& options, Rng& r
   if (options.support_split == options.query_split) {
     const std::size_t n = support_pool.size();
     check_size(task, options.support_split, n, shots + std::max<std::size_t>(query_size, 1),
-               query_size ? "(support and query)" : "(support, and at least one query)");
+               query_size ? fmt::format("the {} asked for ({} support and {} query examples, apart)",
+                                        shots + query_size, shots, query_size)
+                          : fmt::format("the {} support examples asked for and at least one query", shots));
     std::vector<Index> drawn = rng.sample(n, query_size ? shots + query_size : n);
     draw.support.assign(drawn.begin(), drawn.begin() + static_cast<std::ptrdiff_t>(shots));
     draw.query.assign(drawn.begin() + static_cast<std::ptrdiff_t>(shots), drawn.end());
   } else {
-    check_size(task, options.support_split, support_pool.size(), shots, "(support)");
+    check_size(task, options.support_split, support_pool.size(), shots,
+               fmt::format("the {} support examples asked for", shots));
     draw.support = rng.sample(support_pool.size(), shots);
-    check_size(task, options.query_split, query_pool.size(), std::max<std::size_t>(query_size, 1), "(query)");
+    check_size(task, options.query_split, query_pool.size(), std::max<std::size_t>(query_size, 1),
+               query_size ? fmt::format("the {} queries asked for", query_size) : std::string("one query"));
     draw.query = rng.sample(query_pool.size(), query_size ? query_size : query_pool.size());
   }
   if (query_size == 0) std::sort(draw.query.begin(), draw.query.end());  // "all": keep file order

@@ -26,6 +26,7 @@
 #include "util/error.h"
 #include "util/interrupt.h"
 #include "util/log.h"
+#include "util/rng.h"
 
 namespace abmll::meta {
 namespace {
@@ -169,6 +170,19 @@ EvaluateResult evaluate(const ExperimentConfig& config, const EvaluateRun& run) 
       throw InputError(fmt::format("eval.split: dev: no dev split apart from the support split and the split "
                                    "eval.split test scores in task{} {}",
                                    lacking.size() > 1 ? "s" : "", fmt::join(lacking, ", ")));
+  }
+  // Every task's episode drawn up front (which examples, not their prompts): a split too small for data.shots or
+  // eval.query_size is reported now, on every rank, instead of when the evaluation reaches that task.
+  for (const data::Task& task : held_out) {
+    if (task.kind == data::TaskKind::generation) continue;
+    data::EpisodeOptions options = data::episode_options(config.data);
+    options.query_size = config.eval.query_size;
+    options.support_split = data::episode_splits(task, /*held_out=*/true).support;
+    options.query_split = query_split(task, config.eval.split);
+    Rng rng = data::episode_rng(seed, task.name, 0);
+    with_context(fmt::format("evaluate (data.shots {}, eval.query_size {}, eval.split {})", options.shots,
+                             options.query_size, to_string(config.eval.split)),
+                 [&] { data::draw_episode(task, options, rng); });
   }
   finished = agree_on_finished(run.group, std::move(finished));
   std::vector<std::size_t> pending;

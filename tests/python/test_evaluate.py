@@ -168,11 +168,16 @@ def test_bad_inputs_exit_2(demo, run_abmll):
         (["--set", "method=lora", "--checkpoint", demo["checkpoint"]], "a checkpoint of method abmll, not lora"),
         (["--set", "method=pretrained", "--checkpoint", demo["checkpoint"]], "uses no meta-trained parameters"),
         (["--set", "method=nonsense"], "nonsense"),
+        # Found before any task is adapted or scored: every held-out task's episode is drawn first.
+        (["--checkpoint", demo["checkpoint"], "--set", "eval.query_size=65"],
+         "evaluate (data.shots 8, eval.query_size 65, eval.split test): task 'after_l': its test split holds 64 "
+         "examples, fewer than the 65 queries asked for"),
     ]
     for extra, message in cases:
         result = run_abmll("evaluate", *demo["sets"], *extra, "--out", out)
         assert result.returncode == 2, (extra, result.stderr)
         assert message in result.stderr, (extra, result.stderr)
+        assert "queries, accuracy" not in result.stderr
     result = run_abmll("evaluate", *demo["sets"], "--set", "method=pretrained")
     assert result.returncode == 2 and "--out" in result.stderr
     assert not out.exists()
