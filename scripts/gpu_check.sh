@@ -106,6 +106,23 @@ timeout 90 ./build/abmll_kernel_bench --device cuda --json "$out/kernels.json" 2
   > "$work/meta-train.log" 2>&1 || { status=1; tail -20 "$work/meta-train.log" >> "$summary"; }
 note "demo on cuda: $(grep -h '"description"' "$work/meta-train/report.json" 2>/dev/null | head -1)"
 note "demo metrics: $(tail -1 "$work/meta-train/metrics.jsonl" 2>/dev/null)"
+# ICL scoring on the GPU with the demonstrations shared by rows of queries (masked attention over packed rows) and
+# without: the same option scores.
+for share in true false; do
+  timeout 60 ./build/abmll evaluate --config configs/demo.yaml --set run.device=cuda --set method=icl \
+    --set eval.share_prefix=$share --out "$work/icl-$share/report.json" > "$work/icl-$share.log" 2>&1 || status=1
+done
+note "demo icl on cuda, shared demonstrations vs not: $("$python" - "$work" <<'PY' 2>&1
+import json, pathlib, sys
+read = lambda s: [json.loads(l) for l in (pathlib.Path(sys.argv[1]) / f"icl-{s}/predictions.jsonl").open()]
+a, b = read("true"), read("false")
+worst = max(abs(x - y) for p, q in zip(a, b) for x, y in zip(p["option_loglik"], q["option_loglik"]))
+report = lambda s: json.loads((pathlib.Path(sys.argv[1]) / f"icl-{s}/report.json").read_text())["results"]
+speed = [report(s)["scoring_queries_per_s"] for s in ("true", "false")]
+print(f"max abs option log-likelihood difference {worst:.3g} over {len(a)} queries; "
+      f"queries/s {speed[0]:.0f} vs {speed[1]:.0f}")
+PY
+)"
 
 # The 8B-shape meta-step (bf16, random weights): seconds per step, tokens/s, MFU, peak memory, against the Python
 # reference (factor family); one more step under the profiler (time per GPU kernel and operator, and what holds
