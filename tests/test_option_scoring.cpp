@@ -126,8 +126,10 @@ TEST_CASE("option scoring: queries after a common prefix share rows and score as
       {after_demos({12, 13}), {{49, 2}, {48, 2, 2}}},
       {after_demos({14}), {{6}, {7}}},
   };
-  const int64_t max_row = GENERATE(int64_t{1} << 20, int64_t{14});  // every run whole; runs cut at 14 tokens
-  const int64_t budget = GENERATE(int64_t{1}, int64_t{1} << 20);       // a row per forward; all rows in one
+  // Rows of at most max_row tokens, or twice their first query's (here 20); never beyond the budget, which also cuts
+  // the first run after two queries (16 tokens) or allows no sharing at all (1).
+  const int64_t max_row = GENERATE(int64_t{1} << 20, int64_t{14});
+  const int64_t budget = GENERATE(int64_t{1}, int64_t{16}, int64_t{1} << 20);
   INFO("max_row_tokens " << max_row << ", max_tokens_per_forward " << budget);
   eval::OptionScoringOptions options;
   options.min_shared_prefix = 4;

@@ -35,11 +35,14 @@ std::size_t common_prefix(const std::vector<int64_t>& a, const std::vector<int64
 }
 
 // Consecutive queries go into one row while they share at least `min_prefix` leading prompt tokens (each keeping one
-// of its own, which predicts its options' first tokens) and the row stays within `max_tokens`.
+// of its own, which predicts its options' first tokens) and the row stays within `max_tokens`, or within twice its
+// first query's own row where that is longer (prompts of several thousand tokens still share their demonstrations),
+// but never beyond `forward_tokens`.
 std::vector<QueryRun> query_runs(const std::vector<OptionQuery>& queries, bool share_prefix, int64_t min_prefix,
-                                 int64_t max_tokens) {
+                                 int64_t max_tokens, int64_t forward_tokens) {
   std::vector<QueryRun> runs;
   int64_t items_length = 0;  // of the run's queries on their own (shared_prompt_length)
+  int64_t limit = 0;         // of the run's row
   for (std::size_t q = 0; q < queries.size(); ++q) {
     const model::SharedPromptItem item{queries[q].prompt, queries[q].options, 0};
     const int64_t length = model::shared_prompt_length(item);
@@ -50,7 +53,7 @@ std::vector<QueryRun> query_runs(const std::vector<OptionQuery>& queries, bool s
                                            queries[q].prompt.size() - 1});
       const int64_t n = static_cast<int64_t>(run.end - run.begin);  // queries before this one
       const int64_t row_length = items_length + length - n * static_cast<int64_t>(prefix);
-      if (static_cast<int64_t>(prefix) >= min_prefix && row_length <= max_tokens) {
+      if (static_cast<int64_t>(prefix) >= min_prefix && row_length <= limit) {
         run.end = q + 1;
         run.prefix = prefix;
         items_length += length;
@@ -59,6 +62,7 @@ std::vector<QueryRun> query_runs(const std::vector<OptionQuery>& queries, bool s
     }
     runs.push_back({q, q + 1, 0});
     items_length = length;
+    limit = std::min(forward_tokens, std::max(max_tokens, 2 * length));
   }
   return runs;
 }
@@ -79,8 +83,8 @@ OptionLogLikelihoods option_log_likelihoods(const model::Decoder& decoder, const
   std::vector<Row> rows;
   if (options.share_prompt) {
     // A run's rows (one per group) are adjacent, so they share a forward.
-    const int64_t max_row = std::min(options.max_row_tokens, options.max_tokens_per_forward);
-    for (const QueryRun& run : query_runs(queries, options.share_prefix, options.min_shared_prefix, max_row)) {
+    for (const QueryRun& run : query_runs(queries, options.share_prefix, options.min_shared_prefix,
+                                          options.max_row_tokens, options.max_tokens_per_forward)) {
       for (std::size_t g = 0; g < groups; ++g) {
         Row row{{{}, {}, static_cast<int64_t>(g)}, {}};
         const std::vector<int64_t>& first = queries[run.begin].prompt;

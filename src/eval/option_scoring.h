@@ -32,7 +32,8 @@ struct OptionScoringOptions {
   bool share_prompt = true;               // one row per (query, group) with the options after the prompt
   int64_t max_tokens_per_forward = 16384;  // padded tokens (rows x longest row) of one forward; >= one row
   // With share_prompt: consecutive queries whose prompts begin with at least min_shared_prefix identical tokens (ICL
-  // demonstrations) share a row after that prefix, computed once, up to max_row_tokens per row.
+  // demonstrations) share a row after that prefix, computed once, up to max_row_tokens per row (or twice the first
+  // query's own row, where longer; at most max_tokens_per_forward).
   bool share_prefix = true;
   int64_t min_shared_prefix = 32;
   int64_t max_row_tokens = 4096;
