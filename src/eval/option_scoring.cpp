@@ -24,10 +24,13 @@ struct Row {
   std::vector<Slot> slots;  // one per continuation of the row's items, in order
 };
 
-// Consecutive queries [begin, end) that share a row, after their first `prefix` tokens (0 for one query alone).
+// Consecutive queries [begin, end) that share a row. `shared`: how many leading tokens all their prompts have in
+// common, leaving each at least one of its own; the row's prefix when the run has several queries (a query alone is
+// packed without one, as the plain shared-prompt row).
 struct QueryRun {
   std::size_t begin = 0, end = 0;
-  std::size_t prefix = 0;
+  std::size_t shared = 0;
+  std::size_t prefix() const { return end - begin > 1 ? shared : 0; }
 };
 
 std::size_t common_prefix(const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
@@ -48,19 +51,18 @@ std::vector<QueryRun> query_runs(const std::vector<OptionQuery>& queries, bool s
     const int64_t length = model::shared_prompt_length(item);
     if (share_prefix && !runs.empty()) {
       QueryRun& run = runs.back();
-      const std::size_t prefix = std::min({run.end - run.begin == 1 ? queries[run.begin].prompt.size() - 1 : run.prefix,
-                                           common_prefix(queries[run.begin].prompt, queries[q].prompt),
+      const std::size_t prefix = std::min({run.shared, common_prefix(queries[run.begin].prompt, queries[q].prompt),
                                            queries[q].prompt.size() - 1});
       const int64_t n = static_cast<int64_t>(run.end - run.begin);  // queries before this one
       const int64_t row_length = items_length + length - n * static_cast<int64_t>(prefix);
       if (static_cast<int64_t>(prefix) >= min_prefix && row_length <= limit) {
         run.end = q + 1;
-        run.prefix = prefix;
+        run.shared = prefix;
         items_length += length;
         continue;
       }
     }
-    runs.push_back({q, q + 1, 0});
+    runs.push_back({q, q + 1, queries[q].prompt.size() - 1});
     items_length = length;
     limit = std::min(forward_tokens, std::max(max_tokens, 2 * length));
   }
@@ -88,11 +90,11 @@ OptionLogLikelihoods option_log_likelihoods(const model::Decoder& decoder, const
       for (std::size_t g = 0; g < groups; ++g) {
         Row row{{{}, {}, static_cast<int64_t>(g)}, {}};
         const std::vector<int64_t>& first = queries[run.begin].prompt;
-        row.row.prefix.assign(first.begin(), first.begin() + static_cast<std::ptrdiff_t>(run.prefix));
+        const auto prefix = static_cast<std::ptrdiff_t>(run.prefix());
+        row.row.prefix.assign(first.begin(), first.begin() + prefix);
         for (std::size_t q = run.begin; q < run.end; ++q) {
           const std::vector<int64_t>& prompt = queries[q].prompt;
-          row.row.items.push_back({{prompt.begin() + static_cast<std::ptrdiff_t>(run.prefix), prompt.end()},
-                                   queries[q].options, static_cast<int64_t>(g)});
+          row.row.items.push_back({{prompt.begin() + prefix, prompt.end()}, queries[q].options, row.row.group});
           for (std::size_t k = 0; k < queries[q].options.size(); ++k) row.slots.push_back({q, g, k});
         }
         rows.push_back(std::move(row));

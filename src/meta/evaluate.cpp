@@ -94,8 +94,38 @@ std::vector<bool> agree_on_finished(dist::ProcessGroup* group, std::vector<bool>
   flags[0] = flags[0].to(group->device());
   group->all_reduce(flags, dist::ReduceOp::sum, "the tasks a resumed evaluation finished");
   const at::Tensor agreed = flags[0].cpu();
-  for (std::size_t i = 0; i < finished.size(); ++i) finished[i] = agreed[static_cast<std::int64_t>(i)].item<std::int64_t>() > 0;
+  for (std::size_t i = 0; i < finished.size(); ++i)
+    finished[i] = agreed[static_cast<std::int64_t>(i)].item<std::int64_t>() > 0;
   return finished;
+}
+
+// Throws InputError, before anything is adapted or scored (and on every rank), for held-out tasks whose episode
+// cannot be drawn: with eval.split dev, a task without a dev split of its own; a split too small for data.shots or
+// eval.query_size (only which examples are drawn, not their prompts).
+void check_episodes(const ExperimentConfig& config, const std::vector<data::Task>& held_out) {
+  if (config.eval.split == EvalSplit::dev) {
+    // Dev predictions stand in for unseen data (a temperature fitted on them): they must share no example with
+    // the support set or with what eval.split test reports.
+    std::vector<std::string> lacking;
+    for (const data::Task& task : held_out)
+      if (task.kind != data::TaskKind::generation && !data::has_separate_dev_split(task, /*apart_from_scored=*/true))
+        lacking.push_back(task.name);
+    if (!lacking.empty())
+      throw InputError(fmt::format("eval.split: dev: no dev split apart from the support split and the split "
+                                   "eval.split test scores in task{} {}",
+                                   lacking.size() > 1 ? "s" : "", fmt::join(lacking, ", ")));
+  }
+  for (const data::Task& task : held_out) {
+    if (task.kind == data::TaskKind::generation) continue;
+    data::EpisodeOptions options = data::episode_options(config.data);
+    options.query_size = config.eval.query_size;
+    options.support_split = data::episode_splits(task, /*held_out=*/true).support;
+    options.query_split = query_split(task, config.eval.split);
+    Rng rng = data::episode_rng(static_cast<std::uint64_t>(config.run.seed), task.name, 0);
+    with_context(fmt::format("evaluate (data.shots {}, eval.query_size {}, eval.split {})", options.shots,
+                             options.query_size, to_string(config.eval.split)),
+                 [&] { data::draw_episode(task, options, rng); });
+  }
 }
 
 }  // namespace
@@ -159,31 +189,7 @@ EvaluateResult evaluate(const ExperimentConfig& config, const EvaluateRun& run) 
   }
   if (out.tasks_total == 0)
     throw InputError("evaluate: the data config has no held-out task with answer options to score");
-  if (config.eval.split == EvalSplit::dev) {
-    // Dev predictions stand in for unseen data (a temperature fitted on them): they must share no example with
-    // the support set or with what eval.split test reports.
-    std::vector<std::string> lacking;
-    for (const data::Task& task : held_out)
-      if (task.kind != data::TaskKind::generation && !data::has_separate_dev_split(task, /*apart_from_scored=*/true))
-        lacking.push_back(task.name);
-    if (!lacking.empty())
-      throw InputError(fmt::format("eval.split: dev: no dev split apart from the support split and the split "
-                                   "eval.split test scores in task{} {}",
-                                   lacking.size() > 1 ? "s" : "", fmt::join(lacking, ", ")));
-  }
-  // Every task's episode drawn up front (which examples, not their prompts): a split too small for data.shots or
-  // eval.query_size is reported now, on every rank, instead of when the evaluation reaches that task.
-  for (const data::Task& task : held_out) {
-    if (task.kind == data::TaskKind::generation) continue;
-    data::EpisodeOptions options = data::episode_options(config.data);
-    options.query_size = config.eval.query_size;
-    options.support_split = data::episode_splits(task, /*held_out=*/true).support;
-    options.query_split = query_split(task, config.eval.split);
-    Rng rng = data::episode_rng(seed, task.name, 0);
-    with_context(fmt::format("evaluate (data.shots {}, eval.query_size {}, eval.split {})", options.shots,
-                             options.query_size, to_string(config.eval.split)),
-                 [&] { data::draw_episode(task, options, rng); });
-  }
+  check_episodes(config, held_out);
   finished = agree_on_finished(run.group, std::move(finished));
   std::vector<std::size_t> pending;
   for (std::size_t index = 0; index < held_out.size(); ++index) {
