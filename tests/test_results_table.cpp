@@ -82,6 +82,19 @@ TEST_CASE("the benchmark label comes from run.benchmark, then the partition, the
   write_report(dir / "b.json", evaluation_report("icl", 3, 0.6, 0.1, ""));
   CHECK(eval::read_run_result(dir / "b.json").benchmark == "crossfit");
 
+  // An evaluation of the dev files is a row of its own, without the paper's (test) figure.
+  nlohmann::json dev = evaluation_report("abmll", 0, 0.6, 0.1);
+  dev["results"]["split"] = "dev";
+  write_report(dir / "dev/report.json", dev);
+  write_report(dir / "test/report.json", evaluation_report("abmll", 0, 0.7, 0.1));
+  const auto rows = eval::results_table(eval::collect_run_results({dir / "dev", dir / "test"}));
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0].benchmark == "cls-45");
+  CHECK(rows[0].paper_accuracy);
+  CHECK(rows[1].benchmark == "cls-45 (dev split)");
+  CHECK(rows[1].accuracy.mean == Approx(0.6));
+  CHECK_FALSE(rows[1].paper_accuracy);
+
   CHECK(eval::paper_abmll_accuracy("crossfit-nli") == std::optional<std::string>("85.2 (test 83.6)"));
   CHECK(eval::paper_abmll_accuracy("unifiedqa-mcqa") == std::optional<std::string>("82.1 (test 77.4)"));
   CHECK_FALSE(eval::paper_abmll_accuracy("paraphrase-free"));

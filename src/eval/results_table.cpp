@@ -99,6 +99,8 @@ RunResult read_run_result(const fs::path& report) {
   r.benchmark = !label.empty()       ? label
                 : !partition.empty() ? fs::path(partition).stem().string()
                                      : fs::path(data_path).lexically_normal().filename().string();
+  if (j["results"].contains("split")) r.split = field<std::string>(j, "/results/split", report);
+  if (r.split != "test") r.benchmark += fmt::format(" ({} split)", r.split);
   fs::path model = fs::path(field<std::string>(j, "/config/model/path", report)).lexically_normal();
   if (model.filename().empty()) model = model.parent_path();
   r.model = model.filename().string();
@@ -156,7 +158,8 @@ std::vector<TableRow> results_table(const std::vector<RunResult>& runs) {
     }
     std::sort(row.seeds.begin(), row.seeds.end());
     row.accuracy = stat(acc), row.ece = stat(ece), row.nll = stat(nll), row.brier = stat(brier);
-    if (row.method == "abmll" || row.method == "abmll_icl") {
+    // The paper's figures are of test splits.
+    if ((row.method == "abmll" || row.method == "abmll_icl") && members.front()->split == "test") {
       row.paper_accuracy = paper_abmll_accuracy(row.benchmark);
       // The paper reports these benchmarks with ICL only: its figure belongs beside abmll_icl, not abmll.
       const bool icl_only = row.paper_accuracy && row.paper_accuracy->find("with ICL") != std::string::npos;

@@ -16,7 +16,10 @@ namespace abmll::eval {
 // One evaluation run's figures.
 struct RunResult {
   std::filesystem::path source;  // the report file
-  std::string benchmark;         // run.benchmark, else the data partition's file stem, else the data folder's name
+  // run.benchmark, else the data partition's file stem, else the data folder's name; " (dev split)" appended for an
+  // evaluation of the dev files (eval.split dev), so that they form rows of their own
+  std::string benchmark;
+  std::string split = "test";    // eval.split of the evaluation (reports without one: test)
   std::string model;             // the model folder's name
   std::string method;            // the method; `lora` adapted from PEFT's initialisation is "lora (from scratch)"
   long long seed = 0;
