@@ -1,5 +1,5 @@
 // src/dist: SLURM host lists, launch variables, bucket plans, and a real two-rank Gloo process group in one
-// process (two threads over loopback) summing tensors bucket by bucket and gathering texts.
+// process (two threads over loopback) summing tensors bucket by bucket and gathering bytes and JSON.
 #include <catch2/catch.hpp>
 
 #include <ATen/ATen.h>
@@ -7,11 +7,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <functional>
 #include <map>
 #include <thread>
 
-#include "dist/all_gather_text.h"
+#include "dist/all_gather.h"
 #include "dist/bucketed_all_reduce.h"
 #include "dist/launch_env.h"
 #include "dist/process_group.h"
@@ -184,18 +185,32 @@ TEST_CASE("two Gloo ranks over loopback sum weighted tensors across buckets", "[
   }
 }
 
-TEST_CASE("two Gloo ranks gather each other's texts byte for byte", "[dist]") {
-  // Every byte value (zeros and 0xff included), an empty text, and an exchange in which both are empty.
-  std::string all_bytes;
-  for (int b = 0; b < 256; ++b) all_bytes.push_back(static_cast<char>(b));
-  const std::vector<std::vector<std::string>> rounds = {{all_bytes, "{\"index\": 3}"}, {"", "x"}, {"", ""}};
-  std::vector<std::vector<std::vector<std::string>>> gathered(2);
+TEST_CASE("two Gloo ranks gather each other's bytes and JSON exactly", "[dist]") {
+  // Every byte value (zeros and 0xff included), an empty message, and an exchange in which both are empty.
+  std::vector<std::uint8_t> all_bytes;
+  for (int b = 0; b < 256; ++b) all_bytes.push_back(static_cast<std::uint8_t>(b));
+  using Bytes = std::vector<std::uint8_t>;
+  const std::vector<std::vector<Bytes>> rounds = {{all_bytes, {1, 2, 3}}, {{}, {7}}, {{}, {}}};
+  // JSON with the numbers text would lose: NaN and infinities become null in JSON text; CBOR keeps their bits.
+  const nlohmann::json odd = {{"nan", std::nan("")}, {"inf", -INFINITY}, {"third", 1.0 / 3.0}, {"tiny", 4.9e-324}};
+  std::vector<std::vector<std::vector<Bytes>>> gathered(2);
+  std::vector<std::vector<nlohmann::json>> documents(2);
   const std::vector<std::string> errors = run_two_ranks([&](dist::ProcessGroup& group) {
-    for (const auto& texts : rounds)
-      gathered[group.rank()].push_back(dist::all_gather_text(group, texts[group.rank()], "test texts"));
+    for (const auto& messages : rounds)
+      gathered[group.rank()].push_back(dist::all_gather_bytes(group, messages[group.rank()], "test bytes"));
+    documents[group.rank()] =
+        dist::all_gather_json(group, group.rank() == 0 ? odd : nlohmann::json{{"rank", 1}}, "test JSON");
   });
   REQUIRE(errors[0].empty());
   REQUIRE(errors[1].empty());
   CHECK(gathered[0] == rounds);
   CHECK(gathered[1] == rounds);
+  for (const auto& docs : documents) {
+    REQUIRE(docs.size() == 2);
+    CHECK(std::isnan(docs[0]["nan"].get<double>()));
+    CHECK(docs[0]["inf"].get<double>() == -INFINITY);
+    CHECK(docs[0]["third"].get<double>() == 1.0 / 3.0);
+    CHECK(docs[0]["tiny"].get<double>() == 4.9e-324);
+    CHECK(docs[1] == nlohmann::json{{"rank", 1}});
+  }
 }

@@ -30,8 +30,9 @@ struct TaskResult {
 };
 
 // A task's result as JSON ({"task", "queries": [{"id", "probs", "loglik", "label", "source"}], "extra"}) and back,
-// exactly (doubles are written with enough digits to read back unchanged): how finished tasks are recorded for
-// `evaluate --resume` and exchanged between ranks. task_result_from_json throws nlohmann's exceptions, or
+// exactly: how finished tasks are recorded for `evaluate --resume` (JSON text writes finite doubles with enough
+// digits to read back unchanged, and NaN or infinities as null, which then do not read back) and exchanged between
+// ranks (as CBOR, which keeps every double). task_result_from_json throws nlohmann's exceptions, or
 // InputError for an integer field out of range, on JSON of another shape.
 nlohmann::json task_result_to_json(const TaskResult& result);
 TaskResult task_result_from_json(const nlohmann::json& json);

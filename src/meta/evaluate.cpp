@@ -12,7 +12,7 @@
 #include <optional>
 
 #include "data/episode.h"
-#include "dist/all_gather_text.h"
+#include "dist/all_gather.h"
 #include "dist/process_group.h"
 #include "eval/calibration.h"
 #include "eval/evaluation_summary.h"
@@ -56,9 +56,8 @@ std::vector<FinishedTask> exchange(dist::ProcessGroup* group, std::optional<Fini
     payload["result"] = eval::task_result_to_json(mine->result);
     payload["scoring_seconds"] = mine->scoring_seconds;
   }
-  for (const std::string& text :
-       dist::all_gather_text(*group, payload.dump(), fmt::format("the results of evaluation round {}", round + 1))) {
-    const nlohmann::json theirs = nlohmann::json::parse(text);
+  for (const nlohmann::json& theirs :
+       dist::all_gather_json(*group, payload, fmt::format("the results of evaluation round {}", round + 1))) {
     signal = std::max(signal, theirs.at("signal").get<int>());
     if (!theirs.contains("result")) continue;
     out.push_back({theirs.at("index").get<std::size_t>(), eval::task_result_from_json(theirs.at("result")),

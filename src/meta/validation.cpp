@@ -6,7 +6,7 @@
 #include <chrono>
 
 #include "data/episode.h"
-#include "dist/all_gather_text.h"
+#include "dist/all_gather.h"
 #include "dist/process_group.h"
 #include "eval/evaluation_summary.h"
 #include "util/error.h"
@@ -32,15 +32,16 @@ double mean(const std::vector<double>& values) {
 }
 
 // Every rank's results for the tasks it validated (slots[i] filled where the rank owns task i) combined into all
-// tasks' results on every rank: each rank sends its tasks' results as JSON (exact), the others fill their slots.
+// tasks' results on every rank: each rank sends its tasks' results (dist::all_gather_json: every bit kept), the others
+// fill their slots.
 std::vector<eval::TaskResult> combine(dist::ProcessGroup& group, std::vector<eval::TaskResult> slots,
                                       const std::vector<bool>& owned, std::int64_t step) {
   nlohmann::json mine = nlohmann::json::array();
   for (std::size_t i = 0; i < slots.size(); ++i)
     if (owned[i]) mine.push_back({{"index", i}, {"result", eval::task_result_to_json(slots[i])}});
-  for (const std::string& text :
-       dist::all_gather_text(group, mine.dump(), fmt::format("the validation results of step {}", step))) {
-    for (const nlohmann::json& theirs : nlohmann::json::parse(text)) {
+  for (const nlohmann::json& results :
+       dist::all_gather_json(group, mine, fmt::format("the validation results of step {}", step))) {
+    for (const nlohmann::json& theirs : results) {
       const auto i = theirs.at("index").get<std::size_t>();
       if (!owned.at(i)) slots[i] = eval::task_result_from_json(theirs.at("result"));
     }
