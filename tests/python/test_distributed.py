@@ -4,8 +4,8 @@ LOCAL_RANK, MASTER_ADDR, MASTER_PORT) over loopback, on the embedded demo model:
   variational families (each task draws its noise from its own stream, whichever rank runs it);
 - a 2-rank run resumed by 1 process continues as the uninterrupted run;
 - validation split over 2 ranks gives the figures of 1 process;
-- `evaluate` over 2 or 3 ranks writes the report and predictions of 1 process, and a 2-rank evaluation stopped by
-  a signal to one rank is resumed by 1 process to the same report;
+- `evaluate` over 2 or 3 ranks writes the report and predictions of 1 process, a 2-rank evaluation stopped by a
+  signal to one rank is resumed by 1 process to the same report, and one that loses a rank names it;
 - a rank that dies or hangs makes the other exit within the timeout, naming it;
 - bad launches are refused with exit code 2."""
 import json
@@ -326,3 +326,33 @@ def test_two_rank_evaluation_interrupted_resumed_by_one_process(demo, single):
     assert "--resume: 2 finished tasks" in resumed.stderr
     assert resumed.stderr.count("queries, accuracy") == 2
     assert evaluation(out) == evaluation(one)
+
+
+def test_evaluation_rank_lost_mid_evaluation_is_named(demo, single):
+    """A rank killed while the ranks evaluate: the survivor (rank 0) exits within the timeout naming it, and what was
+    finished before stays recorded for --resume."""
+    timeout_s = 5
+    out = demo["root"] / "evaluate-lost" / "REPORT.json"
+    slow = ["--checkpoint", str(single / "checkpoints/step-4.safetensors"), "--set", "eval.samples=30",
+            "--set", "inner.eval_steps=20"]
+    procs = start_ranks(demo, 2, out, extra=slow, timeout_s=timeout_s, command="evaluate")
+    record = out.parent / "REPORT.tasks.jsonl"
+    try:
+        deadline = time.monotonic() + 120
+        while not (record.exists() and record.read_text().count("\n") >= 2) and time.monotonic() < deadline:
+            assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
+            time.sleep(0.01)
+        os.kill(procs[1].pid, signal.SIGKILL)  # during the second round
+        lost_at = time.monotonic()
+        _, err = procs[0].communicate(timeout=4 * timeout_s + 30)
+        waited = time.monotonic() - lost_at
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.communicate()
+    print(f"rank 0 exited {waited:.1f} s after rank 1 was killed: {err.strip().splitlines()[-1]}")
+    assert procs[0].returncode == 1, err
+    assert "rank 1" in err.splitlines()[-1] and "evaluation round 2" in err.splitlines()[-1], err
+    assert waited < 2 * timeout_s + 15
+    assert not out.exists() and len(record.read_text().splitlines()) == 2
