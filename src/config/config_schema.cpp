@@ -338,6 +338,10 @@ std::vector<ConfigKey> build_keys() {
   add<ValidationMetric>(k, KEY(validation.metric), ValidationMetric::nll,
                         "Pooled metric that selects the best validation (accuracy: highest; nll, ece, brier: "
                         "lowest).");
+  add<I>(k, KEY(validation.samples), -1,
+         "Posterior draws averaged per validation query (0: the posterior mean, fewer forwards; -1: eval.samples, "
+         "as `evaluate` scores).",
+         at_least<I>(-1));
   add<bool>(k, KEY(validation.keep_best), true,
             "Keep the best validation's checkpoint as checkpoints/best.safetensors and its adapter (PEFT) as "
             "adapter-best/.");

@@ -112,6 +112,7 @@ struct ValidationConfig {
   ValidationTasks tasks = ValidationTasks::held_out;
   std::int64_t max_tasks = 0;   // validate on at most this many of them; 0: all
   std::int64_t query_size = 0;  // queries per task from its dev split; 0: the whole split
+  std::int64_t samples = -1;    // posterior draws per query; -1: eval.samples
   ValidationMetric metric = ValidationMetric::nll;
   bool keep_best = true;       // keep the best validation's checkpoint (checkpoints/best.safetensors) and adapter
   std::int64_t patience = 0;  // stop after this many validations in a row without a new best; 0: never

@@ -53,15 +53,23 @@ std::vector<eval::TaskResult> combine(dist::ProcessGroup& group, std::vector<eva
 
 Validator::Validator(const ExperimentConfig& config, const LoadedExperiment& experiment, dist::ProcessGroup* group)
     : config_(config),
+      scoring_config_(config),
       experiment_(experiment),
       group_(group),
       every_(config.validation.every),
       recompute_(recompute_policy(config.model)) {
   const ValidationConfig& v = config.validation;
+  if (v.samples >= 0) scoring_config_.eval.samples = v.samples;
+  // Everything the figures depend on besides theta (and the data): a best value found under other settings is not
+  // comparable.
   settings_ = {{"tasks", to_string(v.tasks)},
                {"max_tasks", v.max_tasks},
                {"query_size", v.query_size},
-               {"metric", to_string(v.metric)}};
+               {"metric", to_string(v.metric)},
+               {"samples", scoring_config_.eval.samples},
+               {"inner_eval_steps", config.inner.eval_steps},
+               {"length_normalize", config.eval.length_normalize},
+               {"bins", config.eval.bins}};
   if (!enabled()) {
     if (v.patience > 0)
       throw InputError(fmt::format("validation.patience: {} validations without a new best end the run, but "
@@ -134,7 +142,7 @@ nlohmann::json Validator::figures(std::int64_t step, const AdaptationStart& star
       results[i].task = tasks_[i]->name;
       continue;
     }
-    results[i] = evaluate_task(config_, experiment_, start, *tasks_[i],
+    results[i] = evaluate_task(scoring_config_, experiment_, start, *tasks_[i],
                                {data::Split::dev, config_.validation.query_size}, recompute_);
   }
   if (group_) results = combine(*group_, std::move(results), owned, step);

@@ -81,6 +81,7 @@ class Validator {
   nlohmann::json figures(std::int64_t step, const AdaptationStart& start, double& value);
 
   const ExperimentConfig& config_;
+  ExperimentConfig scoring_config_;  // config_ with eval.samples replaced by validation.samples (when >= 0)
   const LoadedExperiment& experiment_;
   dist::ProcessGroup* group_;
   std::int64_t every_ = 0;

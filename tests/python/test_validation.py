@@ -192,3 +192,21 @@ def test_patience_ends_the_run_and_more_patience_continues_it(demo, tmp_path):
     more = meta_train(demo, out, *settings, "--set", "validation.patience=4", "--resume")
     assert "the run ends at step 20" in more.stderr
     assert [g["step"] for g in figures(out)] == [0, 5, 10, 15, 20]
+
+
+def test_posterior_mean_validation_is_evaluate_with_the_posterior_mean(demo, tmp_path):
+    """validation.samples 0: the figures of `evaluate --set eval.samples=0` on the dev split, not those of the
+    run's eval.samples; a resume that changes it chooses the best afresh."""
+    out = tmp_path / "mean"
+    meta_train(demo, out, "--set", "validation.every=10", "--set", "validation.samples=0", "--max-steps", "10")
+    report = tmp_path / "report.json"
+    evaluated = subprocess.run([demo["bin"], "evaluate", *demo["args"], "--set", "eval.split=dev",
+                                "--set", "eval.samples=0", "--checkpoint", str(out / "checkpoints/step-10.safetensors"),
+                                "--out", str(report)], capture_output=True, text=True, timeout=600)
+    assert evaluated.returncode == 0, evaluated.stderr
+    pooled = json.loads(report.read_text())["results"]["aggregate"]["pooled"]
+    line = next(g for g in figures(out) if g["step"] == 10)
+    assert {k: line[k] for k in ["accuracy", "ece", "nll", "brier"]} == \
+           {k: pooled[k] for k in ["accuracy", "ece", "nll", "brier"]}
+    resumed = meta_train(demo, out, "--set", "validation.every=10", "--max-steps", "20", "--resume")
+    assert "under other validation settings; the best validation is chosen afresh" in resumed.stderr
