@@ -142,6 +142,46 @@ TEST_CASE("option scoring: queries after a common prefix share rows and score as
   CHECK(got[3][1][1] == 0.0);  // empty continuation
 }
 
+TEST_CASE("option scoring: queries with the same demonstrations share rows wherever they stand", "[eval][scoring]") {
+  // Prompts after demonstrations A or B, interleaved (as prompts that kept different numbers of demonstrations to fit
+  // max_length are), and a prompt too short to share anything.
+  const std::vector<int64_t> a = {2, 40, 41, 42, 43, 3}, b = {2, 44, 45, 46, 47, 3};
+  auto after = [](std::vector<int64_t> demos, std::vector<int64_t> own) {
+    demos.insert(demos.end(), own.begin(), own.end());
+    return demos;
+  };
+  const std::vector<eval::OptionQuery> queries = {
+      {after(a, {7}), {{8}, {9}}},      {after(b, {8}), {{8}, {9}}},  {after(a, {9, 10}), {{1, 2}, {3}}},
+      {{5}, {{8}, {9}}},                {after(b, {11}), {{4}, {5}}}, {after(a, {12}), {{6}, {7}}},
+  };
+  eval::OptionScoringOptions options;
+  options.min_shared_prefix = 4;
+  const std::vector<eval::QueryRun> plan = eval::plan_query_rows(queries, options);
+  REQUIRE(plan.size() == 3);
+  CHECK(plan[0].queries == std::vector<std::size_t>{0, 2, 5});
+  CHECK(plan[0].prefix == 6);
+  CHECK(plan[1].queries == std::vector<std::size_t>{1, 4});
+  CHECK(plan[1].prefix == 6);
+  CHECK(plan[2].queries == std::vector<std::size_t>{3});
+  CHECK(plan[2].prefix == 0);
+  ScratchDir dir;
+  const model::Decoder decoder = load_tiny(dir);
+  at::manual_seed(13);
+  model::BatchedLora lora = random_lora(decoder.config(), 2);
+  const double worst =
+      worst_against_alone(decoder, queries, eval::option_log_likelihoods(decoder, queries, &lora, options), lora);
+  WARN("option scoring of interleaved demonstrations vs each option alone: max abs diff " << worst);
+  CHECK(worst < 1e-5);
+  // Without prefix sharing: every query alone, in order.
+  options.share_prefix = false;
+  const std::vector<eval::QueryRun> alone_plan = eval::plan_query_rows(queries, options);
+  REQUIRE(alone_plan.size() == queries.size());
+  for (std::size_t q = 0; q < queries.size(); ++q) {
+    CHECK(alone_plan[q].queries == std::vector<std::size_t>{q});
+    CHECK(alone_plan[q].prefix == 0);
+  }
+}
+
 TEST_CASE("option scoring: probabilities are per-group softmaxes averaged over groups", "[eval][scoring]") {
   // Two groups with opposite preferences: the mean of softmaxes, not the softmax of mean log-likelihoods.
   const eval::OptionLogLikelihoods ll = {{{0.0, std::log(3.0)}, {std::log(3.0), 0.0}}, {{-2.0, -2.0, -2.0}}};

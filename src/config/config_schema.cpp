@@ -319,9 +319,9 @@ std::vector<ConfigKey> build_keys() {
   add<bool>(k, KEY(eval.share_prompt), true,
             "Compute a query's prompt once for all its options (false: one forward row per option; same scores).");
   add<bool>(k, KEY(eval.share_prefix), true,
-            "With share_prompt: consecutive queries whose prompts begin with the same 32 or more tokens (ICL "
-            "demonstrations) share a forward row after that prefix, computed once (same scores; the weight family "
-            "draws its per-token noise per row, so its draws differ).");
+            "With share_prompt: queries whose prompts begin with the same 32 or more tokens (ICL demonstrations) "
+            "share forward rows after that prefix, computed once (same scores; the weight family draws its "
+            "per-token noise per row, so its draws differ).");
 
   add<I>(k, KEY(validation.every), 0,
          "meta-train: validate every N outer steps, at step 0 and at the last step, into validation.jsonl (0: "

@@ -103,7 +103,7 @@ struct EvalConfig {
   std::int64_t bins = 0;        // ECE bins
   bool length_normalize = false;
   bool share_prompt = true;     // compute a query's prompt once for all its options
-  bool share_prefix = true;     // and the common prefix of consecutive queries' prompts (ICL demonstrations) once
+  bool share_prefix = true;     // and the common prefix of queries' prompts (ICL demonstrations) once per row
 };
 
 // Validation during meta-training (meta/validation.h).

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <map>
 
 #include "eval/temperature.h"
 #include "util/error.h"
@@ -24,52 +25,67 @@ struct Row {
   std::vector<Slot> slots;  // one per continuation of the row's items, in order
 };
 
-// Consecutive queries [begin, end) that share a row. `shared`: how many leading tokens all their prompts have in
-// common, leaving each at least one of its own; the row's prefix when the run has several queries (a query alone is
-// packed without one, as the plain shared-prompt row).
-struct QueryRun {
-  std::size_t begin = 0, end = 0;
-  std::size_t shared = 0;
-  std::size_t prefix() const { return end - begin > 1 ? shared : 0; }
-};
-
 std::size_t common_prefix(const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
   return static_cast<std::size_t>(std::mismatch(a.begin(), a.end(), b.begin(), b.end()).first - a.begin());
 }
 
-// Consecutive queries go into one row while they share at least `min_prefix` leading prompt tokens (each keeping one
-// of its own, which predicts its options' first tokens) and the row stays within `max_tokens`, or within twice its
-// first query's own row where that is longer (prompts of several thousand tokens still share their demonstrations),
-// but never beyond `forward_tokens`.
-std::vector<QueryRun> query_runs(const std::vector<OptionQuery>& queries, bool share_prefix, int64_t min_prefix,
-                                 int64_t max_tokens, int64_t forward_tokens) {
-  std::vector<QueryRun> runs;
-  int64_t items_length = 0;  // of the run's queries on their own (shared_prompt_length)
-  int64_t limit = 0;         // of the run's row
+// The order queries are packed in: as given, except that with prefix sharing those whose prompts begin with the
+// same `min_prefix` tokens are taken together, where the first of them stands (so a later query with the
+// demonstrations of an earlier one joins it). Prompts too short to share anything keep their place.
+std::vector<std::size_t> packing_order(const std::vector<OptionQuery>& queries, bool share_prefix, int64_t min_prefix) {
+  std::vector<std::size_t> order;
+  if (!share_prefix) {
+    for (std::size_t q = 0; q < queries.size(); ++q) order.push_back(q);
+    return order;
+  }
+  const auto key_length = static_cast<std::size_t>(std::max<int64_t>(min_prefix, 0));
+  std::map<std::vector<int64_t>, std::size_t> group_of;  // a key's group
+  std::vector<std::vector<std::size_t>> groups;           // in the order of their first query
   for (std::size_t q = 0; q < queries.size(); ++q) {
-    const model::SharedPromptItem item{queries[q].prompt, queries[q].options, 0};
-    const int64_t length = model::shared_prompt_length(item);
-    if (share_prefix && !runs.empty()) {
+    const std::vector<int64_t>& prompt = queries[q].prompt;
+    if (prompt.size() < key_length + 1) {  // not enough tokens to share min_prefix and keep one
+      groups.push_back({q});
+      continue;
+    }
+    const std::vector<int64_t> key(prompt.begin(), prompt.begin() + static_cast<std::ptrdiff_t>(key_length));
+    const auto [it, fresh] = group_of.emplace(key, groups.size());
+    if (fresh) groups.emplace_back();
+    groups[it->second].push_back(q);
+  }
+  for (const auto& group : groups) order.insert(order.end(), group.begin(), group.end());
+  return order;
+}
+
+}  // namespace
+
+std::vector<QueryRun> plan_query_rows(const std::vector<OptionQuery>& queries, const OptionScoringOptions& options) {
+  std::vector<QueryRun> runs;
+  std::size_t shared = 0;    // leading tokens the current run's prompts share (each keeping one of its own)
+  int64_t items_length = 0;  // of the run's queries on their own rows (shared_prompt_length)
+  int64_t limit = 0;         // of the run's row
+  for (std::size_t q : packing_order(queries, options.share_prefix, options.min_shared_prefix)) {
+    const std::vector<int64_t>& prompt = queries[q].prompt;
+    const int64_t length = model::shared_prompt_length({prompt, queries[q].options, 0});
+    if (options.share_prefix && !runs.empty()) {
       QueryRun& run = runs.back();
-      const std::size_t prefix = std::min({run.shared, common_prefix(queries[run.begin].prompt, queries[q].prompt),
-                                           queries[q].prompt.size() - 1});
-      const int64_t n = static_cast<int64_t>(run.end - run.begin);  // queries before this one
+      const std::size_t prefix =
+          std::min({shared, common_prefix(queries[run.queries.front()].prompt, prompt), prompt.size() - 1});
+      const auto n = static_cast<int64_t>(run.queries.size());  // queries before this one
       const int64_t row_length = items_length + length - n * static_cast<int64_t>(prefix);
-      if (static_cast<int64_t>(prefix) >= min_prefix && row_length <= limit) {
-        run.end = q + 1;
-        run.shared = prefix;
+      if (static_cast<int64_t>(prefix) >= options.min_shared_prefix && row_length <= limit) {
+        run.queries.push_back(q);
+        run.prefix = shared = prefix;
         items_length += length;
         continue;
       }
     }
-    runs.push_back({q, q + 1, queries[q].prompt.size() - 1});
+    runs.push_back({{q}, 0});
+    shared = prompt.size() - 1;
     items_length = length;
-    limit = std::min(forward_tokens, std::max(max_tokens, 2 * length));
+    limit = std::min(options.max_tokens_per_forward, std::max(options.max_row_tokens, 2 * length));
   }
   return runs;
 }
-
-}  // namespace
 
 OptionLogLikelihoods option_log_likelihoods(const model::Decoder& decoder, const std::vector<OptionQuery>& queries,
                                             model::LinearAdapter* adapter, const OptionScoringOptions& options) {
@@ -85,14 +101,13 @@ OptionLogLikelihoods option_log_likelihoods(const model::Decoder& decoder, const
   std::vector<Row> rows;
   if (options.share_prompt) {
     // A run's rows (one per group) are adjacent, so they share a forward.
-    for (const QueryRun& run : query_runs(queries, options.share_prefix, options.min_shared_prefix,
-                                          options.max_row_tokens, options.max_tokens_per_forward)) {
+    for (const QueryRun& run : plan_query_rows(queries, options)) {
       for (std::size_t g = 0; g < groups; ++g) {
         Row row{{{}, {}, static_cast<int64_t>(g)}, {}};
-        const std::vector<int64_t>& first = queries[run.begin].prompt;
-        const auto prefix = static_cast<std::ptrdiff_t>(run.prefix());
+        const std::vector<int64_t>& first = queries[run.queries.front()].prompt;
+        const auto prefix = static_cast<std::ptrdiff_t>(run.prefix);
         row.row.prefix.assign(first.begin(), first.begin() + prefix);
-        for (std::size_t q = run.begin; q < run.end; ++q) {
+        for (std::size_t q : run.queries) {
           const std::vector<int64_t>& prompt = queries[q].prompt;
           row.row.items.push_back({{prompt.begin() + prefix, prompt.end()}, queries[q].options, row.row.group});
           for (std::size_t k = 0; k < queries[q].options.size(); ++k) row.slots.push_back({q, g, k});
