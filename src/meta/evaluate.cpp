@@ -26,6 +26,7 @@
 #include "util/error.h"
 #include "util/interrupt.h"
 #include "util/log.h"
+#include "util/progress.h"
 #include "util/rng.h"
 
 namespace abmll::meta {
@@ -204,6 +205,8 @@ EvaluateResult evaluate(const ExperimentConfig& config, const EvaluateRun& run) 
   }
 
   double scoring_seconds = 0;
+  const auto rounds_start = std::chrono::steady_clock::now();
+  std::size_t run_here = 0;  // tasks finished by this run (not read back from the record)
   for (std::size_t round = 0; round * world < pending.size(); ++round) {
     std::optional<FinishedTask> mine;
     if (const std::size_t slot = round * world + rank; slot < pending.size()) {
@@ -217,14 +220,18 @@ EvaluateResult evaluate(const ExperimentConfig& config, const EvaluateRun& run) 
     int signal = interrupt_signal();
     for (FinishedTask& f : exchange(run.group, std::move(mine), signal, round)) {
       ++out.tasks_done;
+      ++run_here;
       scoring_seconds += f.scoring_seconds;
       if (!writer) continue;
       progress->record(f.index, f.result);
       int64_t correct = 0;
       for (const auto& q : f.result.queries)
         correct += std::max_element(q.probs.begin(), q.probs.end()) - q.probs.begin() == q.label ? 1 : 0;
-      log::info("task {}: {} queries, accuracy {:.4f}", f.result.task, f.result.queries.size(),
-                static_cast<double>(correct) / static_cast<double>(f.result.queries.size()));
+      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - rounds_start).count();
+      const double left = elapsed / static_cast<double>(run_here) * static_cast<double>(pending.size() - run_here);
+      log::info("task {}: {} queries, accuracy {:.4f} ({} of {} tasks; elapsed {}, about {} left)", f.result.task,
+                f.result.queries.size(), static_cast<double>(correct) / static_cast<double>(f.result.queries.size()),
+                out.tasks_done, out.tasks_total, format_duration(elapsed), format_duration(left));
       results[f.index] = std::move(f.result);
     }
     // Stop between tasks: what is finished is recorded, and --resume continues from it.

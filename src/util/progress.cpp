@@ -9,7 +9,6 @@
 #include "util/log.h"
 
 namespace abmll {
-namespace {
 
 std::string format_duration(double seconds) {
   if (seconds < 0 || seconds > 1e7) return "?";
@@ -18,8 +17,6 @@ std::string format_duration(double seconds) {
   if (s < 3600) return fmt::format("{}m{:02}s", s / 60, s % 60);
   return fmt::format("{}h{:02}m", s / 3600, s % 3600 / 60);
 }
-
-}  // namespace
 
 Progress::Progress(std::string label, std::int64_t total, double plain_interval_s, std::int64_t plain_every_steps)
     : label_(std::move(label)),

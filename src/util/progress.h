@@ -9,6 +9,9 @@
 
 namespace abmll {
 
+// "42s", "3m07s", "2h05m"; "?" for a negative or absurd value (an unknown estimate).
+std::string format_duration(double seconds);
+
 class Progress {
  public:
   // `total` steps; `label` names the loop ("meta-train"). Plain lines are written every `plain_every_steps` steps
