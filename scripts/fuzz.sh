@@ -6,6 +6,7 @@
 #   config       YAML configs and --set overrides, and their resolved YAML read back
 #   json_files   a model's config.json; predictions files and the calibration metrics computed from them
 #   episodes     episode sampling from a JSONL task, prompts fitted to max_length tokens
+#   adapter_config  PEFT adapter_config.json files, and the file abmll writes for what they read into
 # Builds fuzz/ with clang in build-fuzz/ and keeps each target's growing corpus in fuzz/corpus-work/<target>/
 # (git-ignored), seeded from fuzz/corpus/<target> and the regression corpus tests/data/<target>_corpus.
 # Findings (crashes, broken round trips or invariants, leaks, timeouts, allocations over 256 MB) are written to
@@ -18,7 +19,7 @@ set -euo pipefail
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(safetensors tokenizer task_files config json_files episodes)
+[[ ${#targets[@]} -gt 0 ]] || targets=(safetensors tokenizer task_files config json_files episodes adapter_config)
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=$root/build-fuzz
 jobs=${ABMLL_JOBS:-2}
@@ -36,7 +37,9 @@ for target in "${targets[@]}"; do
     config) binary=config_fuzz; flags=(-max_len=4096) ;;
     json_files) binary=json_files_fuzz; flags=(-max_len=4096) ;;
     episodes) binary=episodes_fuzz; flags=(-max_len=4096) ;;
-    *) echo "fuzz.sh: unknown target '$target' (safetensors tokenizer task_files config json_files episodes)" >&2
+    adapter_config) binary=adapter_config_fuzz; flags=(-max_len=4096) ;;
+    *) echo "fuzz.sh: unknown target '$target' (safetensors tokenizer task_files config json_files episodes" \
+         "adapter_config)" >&2
        exit 2 ;;
   esac
   work=$root/fuzz/corpus-work/$target

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "../fuzz/adapter_config_fuzz_input.h"
 #include "../fuzz/config_fuzz_input.h"
 #include "../fuzz/episodes_fuzz_input.h"
 #include "../fuzz/json_files_fuzz_input.h"
@@ -72,4 +73,12 @@ TEST_CASE("fuzz corpora: config.json and predictions files parse into sane value
 TEST_CASE("fuzz corpora: episodes fit max_length and keep support and query apart, or are refused cleanly",
           "[data][fuzz]") {
   replay("episodes", 4, abmll::fuzz::run_episodes_input);
+}
+
+TEST_CASE("fuzz corpora: PEFT adapter configs read into usable settings that survive a round trip, or are refused "
+          "cleanly",
+          "[model][fuzz]") {
+  replay("adapter_config", 4, [](const std::uint8_t* data, std::size_t size, const fs::path&) {
+    abmll::fuzz::run_adapter_config_input(data, size);
+  });
 }

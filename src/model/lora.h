@@ -16,29 +16,11 @@
 #include <vector>
 
 #include "model/linear.h"
+#include "model/lora_settings.h"
 #include "model/model_config.h"
 #include "model/weight_names.h"
 
 namespace abmll::model {
-
-// What every adapted site shares.
-struct LoraSettings {
-  int64_t rank = 8;                   // r
-  double alpha = 16;
-  bool rslora = false;                // s = alpha / sqrt(r) instead of alpha / r
-  double dropout = 0;                 // on the adapter's input, training mode only; in [0, 1)
-  std::set<Projection> targets;       // adapted projections, in every layer
-
-  // s.
-  double scale() const;
-  // Throws abmll::InputError for a non-positive rank, a dropout outside [0, 1) or no targets.
-  void validate() const;
-};
-
-// PEFT / HF module names ("q_proj", ..., or "q", ...) -> projections. "all-linear" alone means all seven. Throws
-// abmll::InputError naming `source` and the unknown name.
-std::set<Projection> parse_lora_targets(const std::vector<std::string>& names, const std::string& source);
-std::vector<std::string> lora_target_names(const std::set<Projection>& targets);
 
 // One site's factors for G groups (any floating dtype, usually float32; may require grad, may be non-leaf).
 struct LoraFactors {

@@ -17,14 +17,10 @@
 #include <string>
 
 #include "model/lora.h"
+#include "model/peft_adapter_config.h"
 #include "model/model_config.h"
 
 namespace abmll::model {
-
-// The adapter's settings from DIR/adapter_config.json's JSON text. `source` names the file in errors. Throws
-// abmll::InputError naming the source and the field for a missing or mistyped field, a target that is not one of
-// the seven projections, or an unsupported option.
-LoraSettings parse_peft_adapter_config(const std::string& json_text, const std::string& source);
 
 // Reads a PEFT LoRA folder for a model of `config`: factors as float32 on `device` (copies, not views of the file),
 // not requiring grad. Throws abmll::InputError naming the file and the field or tensor for an unsupported config,
