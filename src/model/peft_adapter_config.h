@@ -1,5 +1,6 @@
-// PEFT's adapter_config.json, read into LoraSettings and written from them (torch-free: fuzzed in fuzz/). Only plain LoRA is accepted:
-// options that change what the adapter computes in ways abmll does not implement are refused (see peft_adapter.h).
+// PEFT's adapter_config.json, read into LoraSettings and written from them (torch-free: fuzzed in fuzz/). Only
+// plain LoRA is accepted: options that change what the adapter computes in ways abmll does not implement are refused
+// (see peft_adapter.h).
 #pragma once
 
 #include <nlohmann/json.hpp>
