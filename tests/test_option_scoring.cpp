@@ -182,6 +182,49 @@ TEST_CASE("option scoring: queries with the same demonstrations share rows where
   }
 }
 
+TEST_CASE("on a GPU, queries after shared demonstrations score as on the CPU, float32 and bfloat16",
+          "[eval][scoring][cuda]") {
+  if (!at::hasCUDA()) {
+    WARN("skipped: no CUDA device");
+    return;
+  }
+  // Rows with masks on the GPU's attention kernels (FlashAttention takes no mask): 12 queries after 40 tokens of
+  // demonstrations, packed into rows, against the same queries scored one row per option on the CPU in float32.
+  ScratchDir dir;
+  test::write_tiny_model(dir.path(), false);
+  model::WeightOptions cpu_weights;
+  cpu_weights.dtype = at::kFloat;
+  const model::Decoder cpu = model::Decoder::load(dir.path(), cpu_weights);
+  std::vector<int64_t> demos;
+  for (int64_t t = 0; t < 40; ++t) demos.push_back(2 + (t * 7) % 45);
+  std::vector<eval::OptionQuery> queries;
+  for (int64_t q = 0; q < 12; ++q) {
+    std::vector<int64_t> prompt = demos;
+    for (int64_t t = 0; t <= q % 4; ++t) prompt.push_back(3 + (q * 5 + t) % 40);
+    queries.push_back({prompt, {{8 + q % 3}, {9, 10 + q % 2}}});
+  }
+  eval::OptionScoringOptions per_option;
+  per_option.share_prompt = false;
+  const eval::OptionLogLikelihoods expected = eval::option_log_likelihoods(cpu, queries, nullptr, per_option);
+  for (const at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+    model::WeightOptions gpu_weights;
+    gpu_weights.dtype = dtype;
+    gpu_weights.device = "cuda";
+    const model::Decoder gpu = model::Decoder::load(dir.path(), gpu_weights);
+    eval::OptionScoringOptions shared;
+    shared.min_shared_prefix = 32;
+    REQUIRE(eval::plan_query_rows(queries, shared).size() == 1);  // every query in one row after the demonstrations
+    const eval::OptionLogLikelihoods got = eval::option_log_likelihoods(gpu, queries, nullptr, shared);
+    double worst = 0;
+    for (std::size_t q = 0; q < queries.size(); ++q)
+      for (std::size_t k = 0; k < queries[q].options.size(); ++k)
+        worst = std::max(worst, std::abs(got[q][0][k] - expected[q][0][k]));
+    WARN("GPU (" << c10::toString(dtype) << ") shared demonstrations vs CPU float32 one row per option: max abs diff "
+                 << worst);
+    CHECK(worst < (dtype == at::kFloat ? 1e-4 : 0.15));  // bfloat16: 0.077 on the CPU; float32 is the exact check
+  }
+}
+
 TEST_CASE("option scoring: probabilities are per-group softmaxes averaged over groups", "[eval][scoring]") {
   // Two groups with opposite preferences: the mean of softmaxes, not the softmax of mean log-likelihoods.
   const eval::OptionLogLikelihoods ll = {{{0.0, std::log(3.0)}, {std::log(3.0), 0.0}}, {{-2.0, -2.0, -2.0}}};
