@@ -1,7 +1,8 @@
 // Validation during meta-training (validation.* keys): every validation.every outer steps, and at step 0 and the
 // run's last step, the current theta is adapted to each validation task and scored exactly as `abmll evaluate`
-// would score a checkpoint of it (task_evaluation.h: the same support set, inner steps, posterior samples and
-// noise), with the queries taken from the tasks' dev splits:
+// would score a checkpoint of it with eval.split dev (task_evaluation.h: the same support set, inner steps,
+// posterior samples and noise; validation.samples may ask for other samples), the queries taken from the tasks' dev
+// splits:
 //   held_out  the held-out tasks; evaluate scores their test splits, so selecting a checkpoint on their dev splits
 //             does not look at the figures it will be reported by (CrossFit's few-shot dev files exist for this)
 //   train     the training tasks; meta-training draws its episodes from their train splits only
