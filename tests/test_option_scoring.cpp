@@ -180,6 +180,7 @@ TEST_CASE("option scoring: queries with the same demonstrations share rows where
     CHECK(alone_plan[q].queries == std::vector<std::size_t>{q});
     CHECK(alone_plan[q].prefix == 0);
   }
+  CHECK_THROWS_AS(eval::plan_query_rows({{{}, {{8}}}}, options), InputError);
 }
 
 TEST_CASE("on a GPU, queries after shared demonstrations score as on the CPU, float32 and bfloat16",

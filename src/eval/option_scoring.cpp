@@ -65,6 +65,7 @@ std::vector<QueryRun> plan_query_rows(const std::vector<OptionQuery>& queries, c
   int64_t limit = 0;         // of the run's row
   for (std::size_t q : packing_order(queries, options.share_prefix, options.min_shared_prefix)) {
     const std::vector<int64_t>& prompt = queries[q].prompt;
+    if (prompt.empty()) throw InputError(fmt::format("option scoring: query {} has an empty prompt", q));
     const int64_t length = model::shared_prompt_length({prompt, queries[q].options, 0});
     if (options.share_prefix && !runs.empty()) {
       QueryRun& run = runs.back();

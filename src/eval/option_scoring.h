@@ -46,7 +46,7 @@ struct OptionScoringOptions {
 // min_shared_prefix tokens are taken together where the first of them stands (ICL prompts that kept different
 // numbers of demonstrations to fit max_length interleave otherwise); consecutive ones share a row while they have
 // min_shared_prefix tokens in common and the row stays within max_row_tokens (or twice its first query's own row,
-// where longer; never beyond max_tokens_per_forward).
+// where longer; never beyond max_tokens_per_forward). InputError for a query with an empty prompt.
 struct QueryRun {
   std::vector<std::size_t> queries;
   std::size_t prefix = 0;
