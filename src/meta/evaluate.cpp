@@ -1,7 +1,6 @@
 // Held-out evaluation of a method (see evaluate.h).
 #include "meta/evaluate.h"
 
-#include <ATen/ops/zeros.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
@@ -27,7 +26,6 @@
 #include "util/interrupt.h"
 #include "util/log.h"
 #include "util/progress.h"
-#include "util/rng.h"
 
 namespace abmll::meta {
 namespace {
@@ -84,18 +82,16 @@ double scoring_cost(const data::Task& task, const EvalConfig& eval) {
   return static_cast<double>(options);
 }
 
-// Which of the `tasks` held-out tasks rank 0's record of a resumed evaluation holds (`finished`, rank 0's), on
+// Which held-out tasks rank 0's record of a resumed evaluation holds (`finished`: rank 0's, false elsewhere), on
 // every rank.
 std::vector<bool> agree_on_finished(dist::ProcessGroup* group, std::vector<bool> finished) {
   if (!group) return finished;
-  std::vector<at::Tensor> flags = {at::zeros({static_cast<std::int64_t>(finished.size())}, at::kLong)};
+  std::vector<std::size_t> mine;
   for (std::size_t i = 0; i < finished.size(); ++i)
-    if (finished[i]) flags[0][static_cast<std::int64_t>(i)] = 1;
-  flags[0] = flags[0].to(group->device());
-  group->all_reduce(flags, dist::ReduceOp::sum, "the tasks a resumed evaluation finished");
-  const at::Tensor agreed = flags[0].cpu();
-  for (std::size_t i = 0; i < finished.size(); ++i)
-    finished[i] = agreed[static_cast<std::int64_t>(i)].item<std::int64_t>() > 0;
+    if (finished[i]) mine.push_back(i);
+  for (const nlohmann::json& theirs :
+       dist::all_gather_json(*group, mine, "the tasks a resumed evaluation finished"))
+    for (const nlohmann::json& index : theirs) finished.at(index.get<std::size_t>()) = true;
   return finished;
 }
 
@@ -115,16 +111,13 @@ void check_episodes(const ExperimentConfig& config, const std::vector<data::Task
                                    "eval.split test scores in task{} {}",
                                    lacking.size() > 1 ? "s" : "", fmt::join(lacking, ", ")));
   }
+  const std::string context = fmt::format("evaluate (data.shots {}, eval.query_size {}, eval.split {})",
+                                          config.data.shots, config.eval.query_size, to_string(config.eval.split));
   for (const data::Task& task : held_out) {
     if (task.kind == data::TaskKind::generation) continue;
-    data::EpisodeOptions options = data::episode_options(config.data);
-    options.query_size = config.eval.query_size;
-    options.support_split = data::episode_splits(task, /*held_out=*/true).support;
-    options.query_split = query_split(task, config.eval.split);
-    Rng rng = data::episode_rng(static_cast<std::uint64_t>(config.run.seed), task.name, 0);
-    with_context(fmt::format("evaluate (data.shots {}, eval.query_size {}, eval.split {})", options.shots,
-                             options.query_size, to_string(config.eval.split)),
-                 [&] { data::draw_episode(task, options, rng); });
+    with_context(context, [&] {
+      check_task_episode(config, task, {query_split(task, config.eval.split), config.eval.query_size});
+    });
   }
 }
 

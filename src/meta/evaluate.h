@@ -13,11 +13,12 @@
 //               trained inner.eval_steps inner steps on the support set (as `abmll adapt`), then scored
 // Tasks without answer options (generation) are skipped with a warning.
 //
-// Data-parallel (a process group in EvaluateRun): the ranks take the tasks in rounds of `world` tasks, largest
-// first (queries times options), rank r the r-th task of each round, and exchange each round's results; rank 0
-// records them (--resume), logs them and writes the outputs. A signal to any rank stops all after the round. Every task's result depends on the settings alone (its episode, adaptation noise and posterior
-// draws come from its own seeded streams), so any number of ranks reports what one process would, and an
-// evaluation interrupted with one number of ranks resumes with another.
+// Data-parallel (a process group in EvaluateRun): the ranks take the tasks in rounds of `world` tasks, largest first
+// (queries times options), rank r the r-th task of each round, and exchange each round's results; rank 0 records
+// them (--resume), logs them and writes the outputs. A signal to any rank stops all after the round. Every task's
+// result depends on the settings alone (its episode, adaptation noise and posterior draws come from its own seeded
+// streams), so any number of ranks reports what one process would, and an evaluation interrupted with one number of
+// ranks resumes with another.
 //
 // This lives in meta, not eval: it drives the methods (posterior inference, checkpoints), which sit above the
 // scoring and metrics of src/eval that it uses.

@@ -79,7 +79,10 @@ const eval::TaskResult* EvaluationProgress::finished(std::size_t index, const st
 }
 
 void EvaluationProgress::record(std::size_t index, const eval::TaskResult& result) {
-  log_->append({{"fingerprint", fingerprint_}, {"index", index}, {"task", result.task}, {"result", eval::task_result_to_json(result)}});
+  log_->append({{"fingerprint", fingerprint_},
+                {"index", index},
+                {"task", result.task},
+                {"result", eval::task_result_to_json(result)}});
 }
 
 }  // namespace abmll::meta

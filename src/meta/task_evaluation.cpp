@@ -32,6 +32,16 @@ std::vector<eval::OptionQuery> tokenize_queries(const std::vector<data::ScoredPr
   return out;
 }
 
+// The episode evaluate_task draws for `task`, up to its prompts (which need the tokenizer).
+data::EpisodeOptions episode_selection(const ExperimentConfig& config, const data::Task& task,
+                                       const TaskQueries& queries) {
+  data::EpisodeOptions options = data::episode_options(config.data);
+  options.query_size = queries.size;
+  options.support_split = data::episode_splits(task, /*held_out=*/true).support;
+  options.query_split = queries.split;
+  return options;
+}
+
 }  // namespace
 
 bool method_uses_icl(Method method) { return method == Method::icl || method == Method::abmll_icl; }
@@ -40,13 +50,10 @@ eval::TaskResult evaluate_task(const ExperimentConfig& config, const LoadedExper
                                const AdaptationStart& start, const data::Task& task, const TaskQueries& queries,
                                model::ForwardOptions& recompute, double* scoring_seconds) {
   const auto seed = static_cast<std::uint64_t>(config.run.seed);
-  data::EpisodeOptions options = data::episode_options(config.data);
+  data::EpisodeOptions options = episode_selection(config, task, queries);
   options.tokenizer = &experiment.tokenizer;
   options.max_length = config.model.max_length;
   options.icl = method_uses_icl(config.method);
-  options.query_size = queries.size;
-  options.support_split = data::episode_splits(task, /*held_out=*/true).support;
-  options.query_split = queries.split;
   Rng rng = data::episode_rng(seed, task.name, 0);
   const data::Episode episode = data::sample_episode(task, options, rng);
 
@@ -93,6 +100,11 @@ eval::TaskResult evaluate_task(const ExperimentConfig& config, const LoadedExper
   result.extra["truncated_prompts"] = truncated;
   if (options.icl) result.extra["mean_demos"] = static_cast<double>(demos) / static_cast<double>(predictions.size());
   return result;
+}
+
+void check_task_episode(const ExperimentConfig& config, const data::Task& task, const TaskQueries& queries) {
+  Rng rng = data::episode_rng(static_cast<std::uint64_t>(config.run.seed), task.name, 0);
+  data::draw_episode(task, episode_selection(config, task, queries), rng);
 }
 
 }  // namespace abmll::meta

@@ -28,6 +28,10 @@ struct TaskQueries {
   std::int64_t size = 0;                  // how many; 0: the whole split (beyond the support set, when the same)
 };
 
+// Draws which examples evaluate_task's episode of `task` holds (not their prompts): InputError, naming the task and
+// the split, when a split is too small for data.shots or the queries. For checks before any task is adapted.
+void check_task_episode(const ExperimentConfig& config, const data::Task& task, const TaskQueries& queries);
+
 // Whether config.method puts support demonstrations in the query prompts (icl, abmll_icl).
 bool method_uses_icl(Method method);
 

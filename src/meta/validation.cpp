@@ -107,13 +107,8 @@ Validator::Validator(const ExperimentConfig& config, const LoadedExperiment& exp
       lacking.push_back(task->name);
       continue;
     }
-    data::EpisodeOptions options = data::episode_options(config.data);
-    options.query_size = v.query_size;
-    options.support_split = data::episode_splits(*task, /*held_out=*/true).support;
-    options.query_split = data::Split::dev;
-    Rng rng = data::episode_rng(seed, task->name, 0);
-    with_context(fmt::format("{} (data.shots {}, validation.query_size {})", key, options.shots, v.query_size),
-                 [&] { data::draw_episode(*task, options, rng); });
+    with_context(fmt::format("{} (data.shots {}, validation.query_size {})", key, config.data.shots, v.query_size),
+                 [&] { check_task_episode(config, *task, {data::Split::dev, v.query_size}); });
   }
   if (!lacking.empty())
     throw InputError(fmt::format("{}: no dev split to draw validation queries from{} in task{} {}", key,

@@ -165,14 +165,32 @@ def test_two_rank_run_resumed_by_one_process(demo, single):
     assert worst_tensor < RELATIVE
 
 
-def wait_for_first_step(out, procs, limit=120):
-    start = time.monotonic()
-    while time.monotonic() - start < limit:
-        if (out / "metrics.jsonl").exists() and (out / "metrics.jsonl").read_text().count("\n") >= 1:
+def wait_for_lines(path, lines, procs, limit=120):
+    """Waits until `path` exists with at least `lines` complete lines, every rank still running (one that exits
+    fails the test with its output)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text().count("\n") >= lines:
             return
         assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
-        time.sleep(0.1)
-    raise AssertionError("no step finished")
+        time.sleep(0.01)
+    raise AssertionError(f"{path} did not reach {lines} lines within {limit} s")
+
+
+def lose_rank(procs, victim, survivor, ready, how="kill", timeout_s=5):
+    """Once `ready()` returns, kills (SIGKILL) or stops (SIGSTOP) rank `victim` and waits for rank `survivor`;
+    returns its stderr and the seconds it took to exit. Every rank is reaped, whatever happens."""
+    try:
+        ready()
+        os.kill(procs[victim].pid, signal.SIGKILL if how == "kill" else signal.SIGSTOP)
+        lost_at = time.monotonic()
+        _, err = procs[survivor].communicate(timeout=4 * timeout_s + 30)
+        return err, time.monotonic() - lost_at
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.communicate()
 
 
 @pytest.mark.parametrize("victim,how", [(1, "kill"), (0, "kill"), (1, "hang")])
@@ -181,17 +199,8 @@ def test_lost_rank_is_named_within_the_timeout(demo, victim, how):
     out = demo["root"] / f"lost-{victim}-{how}"
     procs = start_ranks(demo, 2, out, extra=["--set", "outer.steps=100000"], timeout_s=timeout_s)
     survivor = procs[1 - victim]
-    try:
-        wait_for_first_step(out, procs)
-        os.kill(procs[victim].pid, signal.SIGKILL if how == "kill" else signal.SIGSTOP)
-        lost_at = time.monotonic()
-        _, err = survivor.communicate(timeout=4 * timeout_s + 30)
-        waited = time.monotonic() - lost_at
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-            p.communicate()
+    err, waited = lose_rank(procs, victim, 1 - victim, lambda: wait_for_lines(out / "metrics.jsonl", 1, procs), how,
+                            timeout_s)
     print(f"rank {1 - victim} exited {waited:.1f} s after rank {victim} was {'killed' if how == 'kill' else 'stopped'}"
           f" (timeout {timeout_s} s): {err.strip().splitlines()[-1]}")
     assert survivor.returncode == 1, err
@@ -313,10 +322,7 @@ def test_two_rank_evaluation_interrupted_resumed_by_one_process(demo, single):
     record = out.parent / "REPORT.tasks.jsonl"
     procs = start_ranks(demo, 2, out, extra=settings, command="evaluate")
     # Rank 0 creates the record once both ranks have joined (and installed their signal handlers).
-    deadline = time.monotonic() + 120
-    while not record.exists() and time.monotonic() < deadline:
-        assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
-        time.sleep(0.01)
+    wait_for_lines(record, 0, procs)
     procs[1].send_signal(signal.SIGTERM)
     results = finish(procs)
     assert [code for code, _ in results] == [143, 143], results
@@ -337,20 +343,8 @@ def test_evaluation_rank_lost_mid_evaluation_is_named(demo, single):
             "--set", "inner.eval_steps=20"]
     procs = start_ranks(demo, 2, out, extra=slow, timeout_s=timeout_s, command="evaluate")
     record = out.parent / "REPORT.tasks.jsonl"
-    try:
-        deadline = time.monotonic() + 120
-        while not (record.exists() and record.read_text().count("\n") >= 2) and time.monotonic() < deadline:
-            assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
-            time.sleep(0.01)
-        os.kill(procs[1].pid, signal.SIGKILL)  # during the second round
-        lost_at = time.monotonic()
-        _, err = procs[0].communicate(timeout=4 * timeout_s + 30)
-        waited = time.monotonic() - lost_at
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-            p.communicate()
+    # Killed during the second round, once the first is recorded.
+    err, waited = lose_rank(procs, 1, 0, lambda: wait_for_lines(record, 2, procs), timeout_s=timeout_s)
     print(f"rank 0 exited {waited:.1f} s after rank 1 was killed: {err.strip().splitlines()[-1]}")
     assert procs[0].returncode == 1, err
     assert "rank 1" in err.splitlines()[-1] and "evaluation round 2" in err.splitlines()[-1], err
