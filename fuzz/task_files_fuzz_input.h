@@ -5,12 +5,15 @@
 // The first byte says what the rest is (bits 0-1) and how malformed lines are treated (bit 2: skip_malformed):
 //   0  a CrossFit training file, task/task_16_100_train.tsv
 //   1  a UnifiedQA training file, task/train.tsv
-//   2  a JSONL task file, task.jsonl
+//   2  a JSONL task file, task.jsonl; with bit 3 also a query file (data/query_file.h), read for a classification,
+//      a multiple-choice and a generation task
 //   3  a partition JSON file (train/dev/test task lists)
 // The file is written into a fresh folder under `scratch`. A task that reads must satisfy what episodes and
 // scoring rely on (task.h): non-empty valid UTF-8 inputs and answers; classification: every example's options are
-// the task's label set and its label points at its answer (data::find_option's match); multiple choice: at least two options, the label
-// pointing at the answer; generation: no options, label -1. abmll::InputError is the only acceptable failure;
+// the task's label set and its label points at its answer (data::find_option's match); multiple choice: at least
+// two options, the label pointing at the answer; generation: no options, label -1. Queries: non-empty valid UTF-8
+// inputs, at least two options (the task's label set where the line gives none), a label pointing at the answer
+// where one was given, else -1. abmll::InputError is the only acceptable failure;
 // anything else (another exception, a broken invariant: abort) is a finding.
 #pragma once
 
@@ -22,10 +25,12 @@
 #include <fstream>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "data/jsonl_reader.h"
 #include "data/options.h"
 #include "data/partition.h"
+#include "data/query_file.h"
 #include "data/task.h"
 #include "data/tsv_reader.h"
 #include "text/utf8.h"
@@ -66,6 +71,37 @@ inline void check_task(const data::Task& task) {
   }
 }
 
+inline void check_queries(const std::vector<data::Example>& queries) {
+  if (queries.empty()) std::abort();  // read_query_file throws instead
+  for (const data::Example& ex : queries) {
+    if (ex.input.empty()) task_finding("empty query input", ex);
+    if (text::utf8::find_invalid(ex.input) != std::string_view::npos ||
+        text::utf8::find_invalid(ex.output) != std::string_view::npos)
+      task_finding("invalid UTF-8 in a query", ex);
+    if (ex.options.size() < 2) task_finding("a query with fewer than two options", ex);
+    if (ex.output.empty() != (ex.label == -1)) task_finding("a label without an answer, or the reverse", ex);
+    if (ex.label >= static_cast<std::int64_t>(ex.options.size()) || ex.label < -1)
+      task_finding("query label out of range", ex);
+    if (ex.label >= 0 && data::find_option({ex.options[static_cast<std::size_t>(ex.label)]}, ex.output) != 0)
+      task_finding("query label is not the answer", ex);
+  }
+}
+
+// read_query_file of `file` for a task of each kind.
+inline void run_query_file(const std::filesystem::path& file, const data::ReaderOptions& options) {
+  for (data::TaskKind kind :
+       {data::TaskKind::classification, data::TaskKind::multiple_choice, data::TaskKind::generation}) {
+    data::Task task;
+    task.name = "queried";
+    task.kind = kind;
+    if (kind == data::TaskKind::classification) task.options = {"negative", "positive"};
+    try {
+      check_queries(data::read_query_file(file, task, options));
+    } catch (const InputError&) {
+    }
+  }
+}
+
 inline void run_task_files_input(const std::uint8_t* data, std::size_t size, const std::filesystem::path& scratch) {
   if (size == 0) return;
   namespace fs = std::filesystem;
@@ -84,7 +120,10 @@ inline void run_task_files_input(const std::uint8_t* data, std::size_t size, con
     switch (kind) {
       case 0: check_task(data::read_crossfit_task(scratch, "task", options)); break;
       case 1: check_task(data::read_unifiedqa_task(scratch / "task", options)); break;
-      case 2: check_task(data::read_jsonl_task(file, options)); break;
+      case 2:
+        if (data[0] & 8) run_query_file(file, options);
+        check_task(data::read_jsonl_task(file, options));
+        break;
       default: data::load_partition(file.string(), scratch); break;
     }
   } catch (const InputError&) {

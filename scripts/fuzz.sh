@@ -2,7 +2,7 @@
 # Fuzzes the parsers of untrusted input with libFuzzer (+ AddressSanitizer, UBSan), SECONDS (default 60) per target:
 #   safetensors  safetensors headers and shard indexes
 #   tokenizer    tokenizer.json files, and text round-tripped through Llama-3 / Qwen2-style tokenizers
-#   task_files   CrossFit, UnifiedQA and JSONL task files, partition files
+#   task_files   CrossFit, UnifiedQA and JSONL task files, partition files, query files (predict)
 #   config       YAML configs and --set overrides, and their resolved YAML read back
 #   json_files   a model's config.json; predictions files and the calibration metrics computed from them
 #   episodes     episode sampling from a JSONL task, prompts fitted to max_length tokens

@@ -18,6 +18,7 @@ struct Command {
 
 Command register_meta_train(CLI::App& root);
 Command register_adapt(CLI::App& root);
+Command register_predict(CLI::App& root);
 Command register_evaluate(CLI::App& root);
 Command register_calibrate(CLI::App& root);
 Command register_inspect(CLI::App& root);

@@ -31,10 +31,10 @@ int main(int argc, char** argv) {
   app.footer("Run `abmll <command> --help` for a command's options.");
 
   std::vector<cli::Command> commands = {
-      cli::register_meta_train(app), cli::register_adapt(app),  cli::register_evaluate(app),
-      cli::register_calibrate(app),  cli::register_report(app),  cli::register_inspect(app),
-      cli::register_tokenize(app),
-      cli::register_logits(app),     cli::register_make_demo(app),
+      cli::register_meta_train(app), cli::register_adapt(app),   cli::register_predict(app),
+      cli::register_evaluate(app),   cli::register_calibrate(app), cli::register_report(app),
+      cli::register_inspect(app),    cli::register_tokenize(app),  cli::register_logits(app),
+      cli::register_make_demo(app),
   };
 
   try {

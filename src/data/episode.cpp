@@ -158,6 +158,17 @@ ScoredPrompt episode_prompt(const Task& task, const Example& ex, const std::vect
   return p;
 }
 
+std::vector<std::string> episode_demonstrations(const Task& task, const EpisodeOptions& options,
+                                                const EpisodeDraw& draw) {
+  const auto& support_pool = pool(task, options.support_split);
+  const std::size_t m = options.icl_demos > 0 ? std::min<std::size_t>(options.icl_demos, draw.support.size())
+                                              : draw.support.size();
+  std::vector<std::string> demos;
+  for (std::size_t i = 0; i < m; ++i)
+    demos.push_back(options.format.query_template.demonstration(support_pool[draw.support[i]]));
+  return demos;
+}
+
 Episode sample_episode(const Task& task, const EpisodeOptions& options, Rng& rng) {
   const EpisodeDraw draw = draw_episode(task, options, rng);
   const auto& support_pool = pool(task, options.support_split);
@@ -168,12 +179,7 @@ Episode sample_episode(const Task& task, const EpisodeOptions& options, Rng& rng
   for (Index i : draw.support) episode.support.push_back(episode_prompt(task, support_pool[i], {}, options));
 
   std::vector<std::string> demos;
-  if (options.icl) {
-    const PromptTemplate& tpl = options.format.query_template;
-    std::size_t m = options.icl_demos > 0 ? std::min<std::size_t>(options.icl_demos, draw.support.size())
-                                          : draw.support.size();
-    for (std::size_t i = 0; i < m; ++i) demos.push_back(tpl.demonstration(support_pool[draw.support[i]]));
-  }
+  if (options.icl) demos = episode_demonstrations(task, options, draw);
   for (Index i : draw.query) episode.query.push_back(episode_prompt(task, query_pool[i], demos, options));
   return episode;
 }

@@ -93,6 +93,10 @@ struct EpisodeDraw {
 EpisodeDraw draw_episode(const Task& task, const EpisodeOptions& options, Rng& rng);
 ScoredPrompt episode_prompt(const Task& task, const Example& example, const std::vector<std::string>& demos,
                             const EpisodeOptions& options);
+// The ICL demonstrations of a drawn episode's query prompts: the first icl_demos support examples (all of them when
+// 0), solved, in support order (whether or not options.icl is set).
+std::vector<std::string> episode_demonstrations(const Task& task, const EpisodeOptions& options,
+                                                const EpisodeDraw& draw);
 
 // The random stream of episode `index` of `task` in a run seeded with `seed`.
 Rng episode_rng(std::uint64_t seed, std::string_view task, std::int64_t index);

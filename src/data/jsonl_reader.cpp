@@ -36,7 +36,9 @@ std::string required_string(const json& j, const char* key, const SourceLine& wh
   return value;
 }
 
-void read_jsonl(const fs::path& file, ProblemLog& problems, std::vector<Example>& out) {
+}  // namespace
+
+void read_jsonl_examples(const fs::path& file, ProblemLog& problems, std::vector<Example>& out, bool need_output) {
   for (Line& line : read_lines(file)) {
     SourceLine where{file, line.number};
     if (trim(line.text).empty()) continue;
@@ -65,8 +67,10 @@ void read_jsonl(const fs::path& file, ProblemLog& problems, std::vector<Example>
     ex.source = where;
     ex.input = required_string(j, "input", where, problems);
     if (ex.input.empty()) continue;
-    ex.output = required_string(j, "output", where, problems);
-    if (ex.output.empty()) continue;
+    if (need_output || j.contains("output")) {
+      ex.output = required_string(j, "output", where, problems);
+      if (ex.output.empty()) continue;
+    }
     if (auto it = j.find("options"); it != j.end() && !it->is_null()) {
       bool ok = it->is_array() && it->size() >= 2 &&
                 std::all_of(it->begin(), it->end(), [](const json& o) { return o.is_string(); });
@@ -79,8 +83,6 @@ void read_jsonl(const fs::path& file, ProblemLog& problems, std::vector<Example>
     out.push_back(std::move(ex));
   }
 }
-
-}  // namespace
 
 bool is_jsonl_task(const fs::path& path) {
   std::error_code ec;
@@ -112,7 +114,7 @@ Task read_jsonl_task(const fs::path& path, const ReaderOptions& options) {
   std::error_code ec;
   if (fs::is_regular_file(path, ec)) {
     task.name = path.stem().string();
-    read_jsonl(path, problems, task.examples(Split::train));
+    read_jsonl_examples(path, problems, task.examples(Split::train));
     task.files.push_back(path);
   } else {
     task.name = path.filename().string();
@@ -121,7 +123,7 @@ Task read_jsonl_task(const fs::path& path, const ReaderOptions& options) {
       fs::path file = split_file(path, split);
       if (!fs::is_regular_file(file, ec)) continue;
       any = true;
-      read_jsonl(file, problems, task.examples(split));
+      read_jsonl_examples(file, problems, task.examples(split));
       task.files.push_back(file);
     }
     if (!any)

@@ -13,12 +13,19 @@
 #include <string>
 #include <vector>
 
+#include "data/lines.h"
 #include "data/task.h"
 
 namespace abmll::data {
 
 // The task of a {name}.jsonl file or of a {name}/ folder of split files.
 Task read_jsonl_task(const std::filesystem::path& path, const ReaderOptions& options);
+
+// The examples of one JSONL file as written (options as given, labels unset), appended to `out`; malformed lines
+// go to `problems`. Without `need_output` a line may leave out "output" (queries whose answer is unknown), which
+// then stays empty.
+void read_jsonl_examples(const std::filesystem::path& file, ProblemLog& problems, std::vector<Example>& out,
+                         bool need_output = true);
 
 // True for a {name}.jsonl file or a folder holding at least one of train.jsonl, dev.jsonl, test.jsonl.
 bool is_jsonl_task(const std::filesystem::path& path);

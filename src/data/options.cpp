@@ -48,6 +48,8 @@ std::vector<std::string> options_from(std::string_view input, std::size_t pos, s
   }
 }
 
+}  // namespace
+
 std::string option_list(const std::vector<std::string>& options) {
   std::string out;
   for (std::size_t i = 0; i < options.size(); ++i)
@@ -55,8 +57,6 @@ std::string option_list(const std::vector<std::string>& options) {
                        excerpt(options[i], 30));
   return out;
 }
-
-}  // namespace
 
 std::string excerpt(std::string_view text, std::size_t max) {
   if (text.size() <= max) return fmt::format("\"{}\"", text);

@@ -44,4 +44,7 @@ void assign_options(Task& task, OptionSource source, const ReaderOptions& option
 // `text` in double quotes, cut to `max` bytes (at a character boundary) with "..." when longer: for messages.
 std::string excerpt(std::string_view text, std::size_t max = 60);
 
+// `options` as "(A) "text" (B) "other"", each cut by excerpt: for messages.
+std::string option_list(const std::vector<std::string>& options);
+
 }  // namespace abmll::data

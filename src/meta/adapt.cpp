@@ -4,8 +4,8 @@
 #include <fmt/format.h>
 
 #include "data/episode.h"
-#include "io/safetensors_writer.h"
 #include "meta/abmll_objective.h"
+#include "meta/adapted_task.h"
 #include "meta/checkpoint.h"
 #include "meta/episode_nll.h"
 #include "meta/point_methods.h"
@@ -39,6 +39,26 @@ auto on_episode(const ExperimentConfig& config, const LoadedExperiment& experime
 }
 
 }  // namespace
+
+FoundTask find_task(const LoadedExperiment& experiment, const std::string& name) {
+  for (const auto* list : {&experiment.tasks.test, &experiment.tasks.train})
+    for (const auto& t : *list)
+      if (t.name == name) return {&t, list == &experiment.tasks.test};
+  std::string names;
+  for (const auto& t : experiment.tasks.test) names += " " + t.name;
+  throw InputError(fmt::format("--task {}: no such task in the data config (held-out tasks:{})", name, names));
+}
+
+data::EpisodeOptions adaptation_episode_options(const ExperimentConfig& config, const LoadedExperiment& experiment,
+                                                const data::Task& task, bool held_out) {
+  data::EpisodeOptions options = data::episode_options(config.data);
+  options.tokenizer = &experiment.tokenizer;
+  options.max_length = config.model.max_length;
+  const data::EpisodeSplits splits = data::episode_splits(task, held_out);
+  options.support_split = splits.support;
+  options.query_split = splits.query;
+  return options;
+}
 
 LoraPosterior infer_task_posterior(const ExperimentConfig& config, const LoadedExperiment& experiment,
                                    const LoraPosterior& theta, const data::Episode& episode,
@@ -77,68 +97,38 @@ AdaptResult adapt_task(const ExperimentConfig& config, const AdaptRun& run) {
   const DeviceChoice device = resolve_device(config.run.device);
   const Checkpoint checkpoint = load_checkpoint(run.checkpoint);
   const LoadedExperiment experiment = load_experiment(config, device.name);
-  const bool bayesian = config.method == Method::abmll || config.method == Method::abmll_icl;
-  if (!bayesian && config.method != Method::lora && config.method != Method::fomaml &&
+  if (!is_bayesian(config.method) && config.method != Method::lora && config.method != Method::fomaml &&
       config.method != Method::reptile)
     throw InputError(fmt::format("method {} adapts nothing (adapt needs abmll, abmll_icl, lora, fomaml or reptile)",
                                  to_string(config.method)));
 
   AdaptResult result;
-  const data::Task* task = nullptr;
-  for (const auto* list : {&experiment.tasks.test, &experiment.tasks.train})
-    for (const auto& t : *list)
-      if (t.name == run.task) task = &t, result.held_out = list == &experiment.tasks.test;
-  if (!task) {
-    std::string names;
-    for (const auto& t : experiment.tasks.test) names += " " + t.name;
-    throw InputError(fmt::format("--task {}: no such task in the data config (held-out tasks:{})", run.task, names));
-  }
-
-  // The support set: k shots of the task's training split, drawn with the run's seed (episode index 0).
-  const std::uint64_t seed = static_cast<std::uint64_t>(config.run.seed);
-  data::EpisodeOptions options = data::episode_options(config.data);
-  options.tokenizer = &experiment.tokenizer;
-  options.max_length = config.model.max_length;
-  const data::EpisodeSplits splits = data::episode_splits(*task, result.held_out);
-  options.support_split = splits.support;
-  options.query_split = splits.query;
-  Rng rng = data::episode_rng(seed, task->name, 0);
+  const FoundTask found = find_task(experiment, run.task);
+  const data::Task* task = found.task;
+  result.held_out = found.held_out;
+  const data::EpisodeOptions options = adaptation_episode_options(config, experiment, *task, result.held_out);
+  Rng rng = data::episode_rng(static_cast<std::uint64_t>(config.run.seed), task->name, 0);
   const data::Episode episode = data::sample_episode(*task, options, rng);
   result.support_size = episode.support.size();
-  io::NamedTensors tensors;
-  std::map<model::LinearSite, model::LoraFactors> exported;
-  std::string family = "none (a LoRA point estimate)";
+  AdaptedTask adapted{task->name, std::string(to_string(config.method)), std::nullopt, std::nullopt};
   model::ForwardOptions recompute = recompute_policy(config.model);
-  if (bayesian) {
+  if (is_bayesian(config.method)) {
     LoraPosterior theta = initial_theta(config, experiment);
     load_theta(checkpoint, theta);
-    const LoraPosterior phi = infer_task_posterior(config, experiment, theta, episode, result.support_nll, recompute);
-    const auto names = parameter_names(phi);
-    const auto params = phi.tensors();
-    for (size_t i = 0; i < names.size(); ++i) tensors.emplace_back("phi." + names[i], params[i].detach()[0]);
-    exported = phi.means();
-    family = phi.description();
+    adapted.posterior = infer_task_posterior(config, experiment, theta, episode, result.support_nll, recompute);
   } else {
     const PointLora init = initial_point_lora(config, experiment);
     load_parameters(checkpoint, config.method, init.names(), init.tensors());
-    const PointLora adapted = adapt_task_lora(config, experiment, init, episode, result.support_nll, recompute);
-    const auto names = adapted.names();
-    const auto params = adapted.tensors();
-    for (size_t i = 0; i < names.size(); ++i) tensors.emplace_back("phi." + names[i], params[i].detach()[0]);
-    exported = adapted.factors(1);
+    adapted.lora = adapt_task_lora(config, experiment, init, episode, result.support_nll, recompute);
   }
   log::info("task {}: support NLL {:.4f} -> {:.4f} ({}) after {} inner steps on {} shots", task->name,
-            result.support_nll.front(), result.support_nll.back(), bayesian ? "posterior mean" : "adapted LoRA",
-            config.inner.eval_steps, result.support_size);
+            result.support_nll.front(), result.support_nll.back(),
+            adapted.posterior ? "posterior mean" : "adapted LoRA", config.inner.eval_steps, result.support_size);
 
   result.phi_file = run.out / "phi.safetensors";
-  io::write_safetensors(result.phi_file, tensors,
-                        {{"task", task->name},
-                         {"method", std::string(to_string(config.method))},
-                         {"inner_steps", std::to_string(config.inner.eval_steps)},
-                         {"scale_floor", fmt::format("{}", config.posterior.scale_floor)},
-                         {"posterior_family", family},
-                         {"prior", run.checkpoint.string()}});
+  save_adapted_task(result.phi_file, adapted, config, run.checkpoint);
+  const std::map<model::LinearSite, model::LoraFactors> exported =
+      adapted.posterior ? adapted.posterior->means() : adapted.lora->factors(1);
   model::BatchedLora adapter(experiment.lora, 1);
   install_factors(adapter, exported);
   result.adapter_dir = run.out / "adapter";

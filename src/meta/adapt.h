@@ -31,6 +31,20 @@ struct AdaptResult {
 
 AdaptResult adapt_task(const ExperimentConfig& config, const AdaptRun& run);
 
+// The task named `name` among the experiment's tasks, and whether it is held out (held-out tasks first). Throws
+// InputError listing the held-out tasks when there is none.
+struct FoundTask {
+  const data::Task* task = nullptr;
+  bool held_out = true;
+};
+FoundTask find_task(const LoadedExperiment& experiment, const std::string& name);
+
+// How adapt draws `task`'s episode (episode index 0 of the run's seed, data.shots from the training split; the
+// query split as meta-training or evaluation takes it): its support set is the k shots the task is adapted on, and
+// the demonstrations of its ICL prompts.
+data::EpisodeOptions adaptation_episode_options(const ExperimentConfig& config, const LoadedExperiment& experiment,
+                                                const data::Task& task, bool held_out);
+
 // A task's posterior phi (one group) from theta by K = inner.eval_steps inner steps on the episode's support set,
 // with the task's own noise stream: what `adapt` writes and what `evaluate` scores with. `support_nll` receives
 // the mean support NLL before each step and, last, under the posterior mean. The inner steps recompute layers in

@@ -18,8 +18,18 @@ namespace {
 
 std::vector<int64_t> widen(const std::vector<int32_t>& ids) { return {ids.begin(), ids.end()}; }
 
-// The query prompts as token ids, split as the scorer of the training NLL splits them: prompt with special tokens,
-// continuations without.
+// The episode evaluate_task draws for `task`, up to its prompts (which need the tokenizer).
+data::EpisodeOptions episode_selection(const ExperimentConfig& config, const data::Task& task,
+                                       const TaskQueries& queries) {
+  data::EpisodeOptions options = data::episode_options(config.data);
+  options.query_size = queries.size;
+  options.support_split = data::episode_splits(task, /*held_out=*/true).support;
+  options.query_split = queries.split;
+  return options;
+}
+
+}  // namespace
+
 std::vector<eval::OptionQuery> tokenize_queries(const std::vector<data::ScoredPrompt>& prompts,
                                                 const text::Tokenizer& tokenizer) {
   std::vector<eval::OptionQuery> out;
@@ -32,17 +42,33 @@ std::vector<eval::OptionQuery> tokenize_queries(const std::vector<data::ScoredPr
   return out;
 }
 
-// The episode evaluate_task draws for `task`, up to its prompts (which need the tokenizer).
-data::EpisodeOptions episode_selection(const ExperimentConfig& config, const data::Task& task,
-                                       const TaskQueries& queries) {
-  data::EpisodeOptions options = data::episode_options(config.data);
-  options.query_size = queries.size;
-  options.support_split = data::episode_splits(task, /*held_out=*/true).support;
-  options.query_split = queries.split;
-  return options;
+eval::OptionScoringOptions scoring_options(const EvalConfig& config) {
+  eval::OptionScoringOptions scoring;
+  scoring.length_normalize = config.length_normalize;
+  scoring.share_prompt = config.share_prompt;
+  scoring.share_prefix = config.share_prefix;
+  return scoring;
 }
 
-}  // namespace
+std::unique_ptr<model::LinearAdapter> scoring_adapter(const ExperimentConfig& config,
+                                                      const LoadedExperiment& experiment, const std::string& task,
+                                                      const LoraPosterior* phi, const PointLora* lora) {
+  const at::NoGradGuard no_grad;
+  if (phi) {
+    // Groups = posterior samples of this task (or one group: the posterior mean).
+    const int64_t samples = config.eval.samples;
+    const auto seed = static_cast<std::uint64_t>(config.run.seed);
+    const TaskNoise draws = noise_from_seeds({Rng::stream(seed, "eval/" + task).next_u64()});
+    if (samples > 0) return phi->sample(samples, draws);
+    return std::make_unique<model::BatchedLora>(phi->mean_adapter());
+  }
+  if (lora) {
+    auto adapter = std::make_unique<model::BatchedLora>(experiment.lora, 1);
+    install_factors(*adapter, lora->factors(1));
+    return adapter;
+  }
+  return nullptr;
+}
 
 bool method_uses_icl(Method method) { return method == Method::icl || method == Method::abmll_icl; }
 
@@ -65,24 +91,14 @@ eval::TaskResult evaluate_task(const ExperimentConfig& config, const LoadedExper
     const LoraPosterior phi =
         infer_task_posterior(config, experiment, *start.theta, episode, support_nll, recompute);
     result.extra["support_nll"] = support_nll;
-    // Groups = posterior samples of this task (or one group: the posterior mean).
-    const at::NoGradGuard no_grad;
-    const int64_t samples = config.eval.samples;
-    const TaskNoise draws = noise_from_seeds({Rng::stream(seed, "eval/" + task.name).next_u64()});
-    adapter = samples > 0 ? phi.sample(samples, draws) : std::make_unique<model::BatchedLora>(phi.mean_adapter());
+    adapter = scoring_adapter(config, experiment, task.name, &phi, nullptr);
   } else if (start.lora) {
     std::vector<double> support_nll;
     const PointLora adapted = adapt_task_lora(config, experiment, *start.lora, episode, support_nll, recompute);
     result.extra["support_nll"] = support_nll;
-    const at::NoGradGuard no_grad;
-    auto lora = std::make_unique<model::BatchedLora>(experiment.lora, 1);
-    install_factors(*lora, adapted.factors(1));
-    adapter = std::move(lora);
+    adapter = scoring_adapter(config, experiment, task.name, nullptr, &adapted);
   }
-  eval::OptionScoringOptions scoring;
-  scoring.length_normalize = config.eval.length_normalize;
-  scoring.share_prompt = config.eval.share_prompt;
-  scoring.share_prefix = config.eval.share_prefix;
+  const eval::OptionScoringOptions scoring = scoring_options(config.eval);
   const std::vector<eval::OptionQuery> tokenized = tokenize_queries(episode.query, experiment.tokenizer);
   const auto scoring_start = std::chrono::steady_clock::now();
   const std::vector<eval::OptionPrediction> predictions =

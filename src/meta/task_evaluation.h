@@ -6,9 +6,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "config/experiment_config.h"
+#include "data/episode.h"
 #include "data/task.h"
+#include "eval/option_scoring.h"
 #include "eval/evaluation_summary.h"
 #include "meta/lora_posterior.h"
 #include "meta/point_lora.h"
@@ -31,6 +36,21 @@ struct TaskQueries {
 // Draws which examples evaluate_task's episode of `task` holds (not their prompts): InputError, naming the task and
 // the split, when a split is too small for data.shots or the queries. For checks before any task is adapted.
 void check_task_episode(const ExperimentConfig& config, const data::Task& task, const TaskQueries& queries);
+
+// Query prompts as token ids, split as the training NLL's scorer splits them: prompt with the tokenizer's special
+// tokens, continuations without.
+std::vector<eval::OptionQuery> tokenize_queries(const std::vector<data::ScoredPrompt>& prompts,
+                                                const text::Tokenizer& tokenizer);
+
+// Option scoring as the eval keys set it (length_normalize, share_prompt, share_prefix).
+eval::OptionScoringOptions scoring_options(const EvalConfig& config);
+
+// What a task's queries are scored with: eval.samples draws from its posterior `phi` (one group), from the task's
+// own "eval/<task>" stream of the run's seed, or phi's mean when eval.samples is 0; else its adapted LoRA `lora`
+// (one group); nullptr for neither (the base model).
+std::unique_ptr<model::LinearAdapter> scoring_adapter(const ExperimentConfig& config,
+                                                      const LoadedExperiment& experiment, const std::string& task,
+                                                      const LoraPosterior* phi, const PointLora* lora);
 
 // Whether config.method puts support demonstrations in the query prompts (icl, abmll_icl).
 bool method_uses_icl(Method method);

@@ -1,0 +1,45 @@
+// `abmll predict`: a task's predictions for queries of one's own (a JSONL file, data/query_file.h), from what
+// `abmll adapt` inferred for it: with abmll the posterior predictive over the answer options, averaged over
+// eval.samples posterior draws (the posterior mean when 0), with how uncertain each prediction is and how much of
+// that the draws' disagreement makes (eval/predictive_uncertainty.h); with lora, fomaml and reptile the adapted
+// LoRA's; with pretrained and icl the base model's. ICL methods put the task's support demonstrations (the shots
+// adapt fitted on) before each query, as evaluate does. Scoring is evaluate's (eval.* keys, the same draws), so a
+// held-out task's test examples predicted this way get the probabilities `evaluate` reports for them.
+//
+// Writes into the output folder predictions.jsonl, one line per query in input order:
+//   {"line", "probs", "option_loglik", "options", "prediction", "answer", "confidence", "entropy",
+//    "expected_entropy", "mutual_information", ["label", "correct"] where the query gave its answer,
+//    ["truncated": true] where its text was cut to fit model.max_length}
+// readable by `abmll calibrate` when every query gave its answer.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <string>
+
+#include "config/experiment_config.h"
+
+namespace abmll::meta {
+
+struct PredictRun {
+  std::filesystem::path adapted;  // adapt's output folder or its phi.safetensors; empty for pretrained and icl
+  std::string task;               // whose options and demonstrations the queries take; "": the adapted task
+  std::filesystem::path input;    // the queries
+  std::filesystem::path out;      // folder for predictions.jsonl
+};
+
+struct PredictResult {
+  std::filesystem::path predictions;
+  // {"task", "held_out", "method", "adapted", "input", "queries", "labelled", "samples", "truncated_prompts",
+  //  ["mean_demos"], "scoring_seconds", "scoring_queries_per_s", ["metrics": evaluate's pooled metrics with 95%
+  //  bootstrap intervals, over the queries that gave their answer]}
+  nlohmann::json summary;
+};
+
+// Throws InputError for a method that adapts without --adapted (or the reverse), an adapted file that does not fit
+// the config (adapted_task.h), a task the data config lacks or that differs from the adapted one, and malformed
+// queries (naming file and line).
+PredictResult predict(const ExperimentConfig& config, const PredictRun& run);
+
+}  // namespace abmll::meta

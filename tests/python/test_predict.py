@@ -1,0 +1,174 @@
+"""`abmll predict` on the embedded demo: predictions for a held-out task's test examples, written as a user's own
+JSONL queries, against what `abmll evaluate` reports for the same examples (every method that predicts: the same
+adaptation, draws and prompts, so the same probabilities); the uncertainty fields against their formulas; queries
+without answers and with options of their own; `abmll calibrate` on the output; and refusals (exit code 2) of an
+adapted file or queries that do not fit."""
+import json
+import math
+import subprocess
+
+import pytest
+from safetensors.torch import load_file, save_file
+
+TASK = "after_l"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory, abmll_bin, source_dir):
+    root = tmp_path_factory.mktemp("predict")
+    assert subprocess.run([abmll_bin, "make-demo", "--out", root / "demo"], capture_output=True).returncode == 0
+    sets = ["--config", source_dir / "configs/demo.yaml", "--set", f"model.path={root / 'demo/model'}",
+            "--set", f"data.path={root / 'demo/data'}",
+            "--set", f"data.partition={root / 'demo/data/partitions/demo.json'}"]
+    checkpoints = {}
+    for method in ("abmll", "lora"):
+        out = root / f"run-{method}"
+        train = subprocess.run([abmll_bin, "meta-train", *sets, "--set", f"method={method}", "--max-steps", "3",
+                                "--out", out], capture_output=True, text=True, timeout=300)
+        assert train.returncode == 0, train.stderr
+        checkpoints[method] = out / "checkpoints/step-3.safetensors"
+    # The held-out task's test file as a user's queries: input and answer, the options left to the task.
+    queries = root / "queries.jsonl"
+    with open(queries, "w") as f:
+        for line in (root / f"demo/data/{TASK}/{TASK}_16_100_test.tsv").read_text().splitlines():
+            text, answer = line.split("\t")[:2]
+            f.write(json.dumps({"input": text, "output": answer}) + "\n")
+    return {"root": root, "sets": sets, "checkpoints": checkpoints, "queries": queries}
+
+
+def adapt(run_abmll, demo, method):
+    out = demo["root"] / f"adapt-{method}"
+    if not out.exists():
+        trained = "abmll" if method == "abmll_icl" else method
+        result = run_abmll("adapt", *demo["sets"], "--set", f"method={method}", "--checkpoint",
+                           demo["checkpoints"][trained], "--task", TASK, "--out", out, timeout=300)
+        assert result.returncode == 0, result.stderr
+    return out
+
+
+def predict(run_abmll, demo, name, *args):
+    out = demo["root"] / name
+    result = run_abmll("predict", *demo["sets"], *args, "--out", out, timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    return lines, json.loads((out / "report.json").read_text())["results"]
+
+
+def entropy(probs):
+    return -sum(p * math.log(p) for p in probs if p > 0)
+
+
+@pytest.mark.parametrize("method", ["abmll", "abmll_icl", "lora", "icl"])
+def test_predictions_equal_evaluate(run_abmll, demo, method):
+    """The task's test examples predicted as queries get evaluate's probabilities for them, to the last digit."""
+    method_args = ["--set", f"method={method}"]
+    if method == "icl":
+        predicted = ["--task", TASK]
+        checkpoint = []
+    else:
+        predicted = ["--adapted", adapt(run_abmll, demo, method)]
+        checkpoint = ["--checkpoint", demo["checkpoints"]["abmll" if method == "abmll_icl" else method]]
+    lines, report = predict(run_abmll, demo, f"predict-{method}", *method_args, *predicted,
+                            "--input", demo["queries"])
+    out = demo["root"] / f"evaluate-{method}/report.json"
+    result = run_abmll("evaluate", *demo["sets"], *method_args, *checkpoint, "--out", out, timeout=300)
+    assert result.returncode == 0, result.stderr
+    evaluated = [json.loads(line) for line in (out.parent / "predictions.jsonl").read_text().splitlines()]
+    evaluated = [e for e in evaluated if e["task"] == TASK]
+    per_task = next(t for t in json.loads(out.read_text())["results"]["per_task"] if t["task"] == TASK)
+
+    assert len(lines) == len(evaluated) == 64
+    largest = max(abs(a - b) for line, e in zip(lines, evaluated) for a, b in zip(line["probs"], e["probs"]))
+    print(f"{method}: largest difference from evaluate's probabilities {largest:.3g}")
+    assert largest <= 1e-12
+    for n, (line, e) in enumerate(zip(lines, evaluated), start=1):
+        assert line["line"] == n and e["source"].endswith(f":{n}")
+        assert line["label"] == e["label"] and line["options"] == ["no", "yes"]
+        assert line["option_loglik"] == pytest.approx(e["option_loglik"], abs=1e-12)
+        best = max(range(2), key=lambda k: (line["probs"][k], -k))
+        assert line["prediction"] == best and line["answer"] == line["options"][best]
+        assert line["confidence"] == max(line["probs"]) and line["correct"] == (best == line["label"])
+        assert line["entropy"] == pytest.approx(entropy(line["probs"]), abs=1e-12)
+        assert line["mutual_information"] == pytest.approx(line["entropy"] - line["expected_entropy"], abs=1e-12)
+        assert line["mutual_information"] >= 0
+        if method in ("lora", "icl"):  # one adapter, nothing to disagree
+            assert line["mutual_information"] == 0
+    assert report["queries"] == report["labelled"] == 64 and report["task"] == TASK and report["held_out"]
+    assert report["metrics"]["accuracy"] == pytest.approx(per_task["accuracy"], abs=1e-12)
+    assert report["metrics"]["ece"] == pytest.approx(per_task["ece"], abs=1e-12)
+    if method in ("abmll_icl", "icl"):
+        assert report["mean_demos"] > 0
+    # The draws disagree somewhere under the posterior.
+    if method.startswith("abmll"):
+        assert report["samples"] == 10 and max(line["mutual_information"] for line in lines) > 0
+
+    # calibrate reads the output and agrees with the report's metrics.
+    calibrated = demo["root"] / f"calibrate-{method}.json"
+    result = run_abmll("calibrate", "--predictions", demo["root"] / f"predict-{method}/predictions.jsonl",
+                       "--out", calibrated)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(calibrated.read_text())
+    metrics = metrics.get("results", metrics)
+    assert metrics["ece"] == pytest.approx(report["metrics"]["ece"], abs=1e-12)
+
+
+def test_queries_without_answers_and_with_their_own_options(run_abmll, demo):
+    queries = demo["root"] / "mixed.jsonl"
+    queries.write_text("\n".join(json.dumps(q) for q in [
+        {"input": "letter: l"},
+        {"input": "letter: q", "output": "no"},
+        {"input": "letter: a", "options": ["yes", "no", "maybe"]},
+    ]) + "\n")
+    lines, report = predict(run_abmll, demo, "predict-mixed", "--adapted", adapt(run_abmll, demo, "abmll"),
+                            "--input", queries)
+    assert [line["line"] for line in lines] == [1, 2, 3]
+    assert "label" not in lines[0] and "correct" not in lines[0] and lines[1]["label"] == 0
+    assert lines[2]["options"] == ["yes", "no", "maybe"] and len(lines[2]["probs"]) == 3
+    for line in lines:
+        assert sum(line["probs"]) == pytest.approx(1, abs=1e-12)
+    assert report["queries"] == 3 and report["labelled"] == 1 and report["metrics"]["n"] == 1
+
+    # With the posterior mean (eval.samples 0) there is one adapter and no disagreement.
+    lines, report = predict(run_abmll, demo, "predict-mean", "--adapted", adapt(run_abmll, demo, "abmll"),
+                            "--set", "eval.samples=0", "--input", queries)
+    assert report["samples"] == 0 and all(line["mutual_information"] == 0 for line in lines)
+
+
+def test_refusals(run_abmll, demo):
+    adapted = adapt(run_abmll, demo, "abmll")
+    queries = demo["queries"]
+
+    def refused(*args):
+        result = run_abmll("predict", *demo["sets"], *args, "--out", demo["root"] / "refused", timeout=120)
+        assert result.returncode == 2, result.stderr
+        return result.stderr
+
+    phi = str(adapted / "phi.safetensors")
+    assert "lora.rank" in refused("--set", "lora.rank=2", "--adapted", adapted, "--input", queries)
+    assert phi in refused("--set", "lora.rank=2", "--adapted", adapted, "--input", queries)
+    assert "posterior.family" in refused("--set", "posterior.family=weight", "--adapted", adapted, "--input", queries)
+    assert "lora.alpha" in refused("--set", "lora.alpha=3", "--adapted", adapted, "--input", queries)
+    assert "lora.targets" in refused("--set", "lora.targets=[q_proj]", "--adapted", adapted, "--input", queries)
+    assert "method: abmll" in refused("--set", "method=lora", "--adapted", adapted, "--input", queries)
+    assert "run `abmll adapt`" in refused("--input", queries)
+    assert "after_m" in refused("--adapted", adapted, "--task", "after_m", "--input", queries)
+    assert "no such task" in refused("--set", "method=icl", "--task", "after_zz", "--input", queries)
+
+    # A phi with a value that is not finite.
+    tensors = load_file(phi)
+    name = sorted(tensors)[0]
+    tensors[name][0, 0] = float("nan")
+    broken = demo["root"] / "broken"
+    broken.mkdir(exist_ok=True)
+    with open(phi, "rb") as f:
+        header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+    save_file(tensors, str(broken / "phi.safetensors"), metadata=header["__metadata__"])
+    message = refused("--adapted", broken, "--input", queries)
+    assert name in message and "not finite" in message
+
+    # Queries: a line that is not JSON, an answer that is not an option.
+    bad = demo["root"] / "bad.jsonl"
+    bad.write_text('{"input": "letter: a"}\n{"input": "letter: b"\n')
+    assert f"{bad}:2" in refused("--adapted", adapted, "--input", bad)
+    bad.write_text('{"input": "letter: a", "output": "perhaps"}\n')
+    assert f"{bad}:1" in refused("--adapted", adapted, "--input", bad)
