@@ -16,7 +16,7 @@
 #                (scripts/paper/prepare_split.py; the paper's split is not known)
 # --seeds LIST   run.seed values, space-separated (default: "42 43 44")
 # --out DIR      runs go to DIR/BENCHMARK/MODEL/seed-S/{TRAIN-train/,METHOD/report.json}; the table to
-#                DIR/TABLE.md and DIR/TABLE.csv (default: runs/paper)
+#                DIR/TABLE.md and DIR/TABLE.csv, its reliability diagrams to DIR/TABLE-plots/ (default: runs/paper)
 # --only REGEX   keep the cells whose "benchmark/model/method" matches (grep -E), e.g. 'cls-45/llama3-8b/'
 # --set K=V      passed to every abmll meta-train and evaluate (repeatable), e.g. --set run.device=cuda:1
 # --checkpoint   which checkpoint of a training run is evaluated: last (default), or best: meta-training validates
@@ -175,7 +175,9 @@ done
 # `abmll report` over the benchmarks of the selected cells (earlier runs of other cells there are included).
 REPORT_ARGS=()
 for bench in "${BENCHES[@]}"; do REPORT_ARGS+=("$OUT/$bench"); done
-report_cmd() { quote "$ABMLL" report "$@" --out "$OUT/$TABLE.md" --csv "$OUT/$TABLE.csv"; }
+report_cmd() {
+  quote "$ABMLL" report "$@" --out "$OUT/$TABLE.md" --csv "$OUT/$TABLE.csv" --plots "$OUT/$TABLE-plots"
+}
 
 # --- Dry run: what would run, in order.
 if [ $DRY_RUN -eq 1 ]; then

@@ -3,6 +3,8 @@
 // what `abmll calibrate` reads.
 #include <catch2/catch.hpp>
 
+#include <cmath>
+
 #include <nlohmann/json.hpp>
 
 #include "eval/calibration.h"
@@ -121,4 +123,34 @@ TEST_CASE("evaluation summary: a task's result reads back from its JSON bit for 
     CHECK(a.loglik == b.loglik);
   }
   CHECK_THROWS(eval::task_result_from_json(nlohmann::json::parse(R"({"task": "t", "queries": [{"id": 1.5}]})")));
+}
+
+TEST_CASE("calibration: bins pooled over prediction sets equal the metrics of their union", "[eval]") {
+  std::vector<eval::CategoricalPrediction> all;
+  std::vector<std::vector<eval::CalibrationBin>> sets;
+  for (const auto& task : random_tasks()) {
+    std::vector<eval::CategoricalPrediction> set;
+    for (const auto& q : task.queries) set.push_back({q.probs, q.label});
+    all.insert(all.end(), set.begin(), set.end());
+    sets.push_back(eval::calibration_metrics(set, 10).bins);
+  }
+  // A set of confidence exactly 1, into the extra [1, 1] bin.
+  sets.push_back(eval::calibration_metrics({{{1.0, 0.0}, 0}}, 10).bins);
+  all.push_back({{1.0, 0.0}, 0});
+
+  const eval::CalibrationMetrics union_metrics = eval::calibration_metrics(all, 10);
+  const eval::CalibrationMetrics pooled = eval::pool_bins(sets);
+  CHECK(pooled.n == union_metrics.n);
+  CHECK(pooled.accuracy == Approx(union_metrics.accuracy).epsilon(1e-12));
+  CHECK(pooled.ece == Approx(union_metrics.ece).epsilon(1e-12));
+  CHECK(pooled.mce == Approx(union_metrics.mce).epsilon(1e-12));
+  CHECK(std::isnan(pooled.nll));
+  REQUIRE(pooled.bins.size() == union_metrics.bins.size());
+  for (std::size_t b = 0; b < pooled.bins.size(); ++b) {
+    CHECK(pooled.bins[b].count == union_metrics.bins[b].count);
+    CHECK(pooled.bins[b].lo == union_metrics.bins[b].lo);
+    CHECK(pooled.bins[b].accuracy == Approx(union_metrics.bins[b].accuracy).margin(1e-12));
+    CHECK(pooled.bins[b].confidence == Approx(union_metrics.bins[b].confidence).margin(1e-12));
+  }
+  CHECK(pooled.bins.back().count == 1);
 }

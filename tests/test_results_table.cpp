@@ -1,11 +1,13 @@
 // `abmll report`'s table: evaluation reports grouped by benchmark, model and method, mean and sample standard
-// deviation over seeds, the paper's figures beside ABMLL, and the errors for inputs that are not evaluation runs.
+// deviation over seeds, the paper's figures beside ABMLL, and the errors for inputs that are not evaluation runs;
+// its reliability figures: the methods' bins pooled over seeds, and refusals of bins that cannot be pooled.
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <cmath>
 
+#include "eval/reliability_figures.h"
 #include "eval/results_table.h"
 #include "test_support.h"
 
@@ -121,4 +123,87 @@ TEST_CASE("report refuses files that are not evaluation runs, and a seed counted
   write_report(dir / "x/2/report.json", evaluation_report("abmll", 0, 0.8, 0.1));
   CHECK_THAT(input_error_of([&] { eval::collect_run_results({dir / "x"}); }),
              Catch::Contains("seed 0") && Catch::Contains("counts each seed once"));
+}
+
+namespace {
+
+// Pooled bins as an evaluation report writes them: two regular bins and the [1, 1] bin.
+nlohmann::json bins_json(long long low, double low_accuracy, long long high, double high_accuracy) {
+  return nlohmann::json::array(
+      {{{"lo", 0.0}, {"hi", 0.5}, {"count", low}, {"accuracy", low_accuracy}, {"confidence", 0.4}},
+       {{"lo", 0.5}, {"hi", 1.0}, {"count", high}, {"accuracy", high_accuracy}, {"confidence", 0.8}},
+       {{"lo", 1.0}, {"hi", 1.0}, {"count", 0}, {"accuracy", 0.0}, {"confidence", 0.0}}});
+}
+
+nlohmann::json with_bins(nlohmann::json report, nlohmann::json bins) {
+  report["results"]["aggregate"]["pooled"]["bins"] = std::move(bins);
+  return report;
+}
+
+}  // namespace
+
+TEST_CASE("reliability figures: one per benchmark and model, a curve per method pooling its seeds' bins",
+          "[report]") {
+  ScratchDir dir;
+  write_report(dir / "runs/a0/report.json",
+               with_bins(evaluation_report("abmll", 0, 0.7, 0.1), bins_json(10, 0.5, 30, 0.9)));
+  write_report(dir / "runs/a1/report.json",
+               with_bins(evaluation_report("abmll", 1, 0.7, 0.1), bins_json(30, 0.1, 10, 0.7)));
+  write_report(dir / "runs/p0/report.json",
+               with_bins(evaluation_report("pretrained", 0, 0.5, 0.3), bins_json(0, 0.0, 4, 0.25)));
+  // Another benchmark, and a run without bins (left out of the figures).
+  write_report(dir / "runs/n0/report.json",
+               with_bins(evaluation_report("abmll", 0, 0.7, 0.1, "p/nli.json"), bins_json(2, 0.5, 2, 1.0)));
+  write_report(dir / "runs/n1/report.json", evaluation_report("pretrained", 0, 0.6, 0.2, "p/nli.json"));
+
+  const auto figures = eval::reliability_figures(eval::collect_run_results({dir / "runs"}));
+  REQUIRE(figures.size() == 2);
+  CHECK(figures[0].benchmark == "cls-45");
+  REQUIRE(figures[0].curves.size() == 2);
+  CHECK(figures[0].curves[0].method == "pretrained");
+  const eval::MethodCurve& abmll = figures[0].curves[1];
+  CHECK(abmll.seeds == std::vector<long long>{0, 1});
+  CHECK(abmll.pooled.n == 80);
+  CHECK(abmll.pooled.bins[0].count == 40);
+  CHECK(abmll.pooled.bins[0].accuracy == Approx((10 * 0.5 + 30 * 0.1) / 40));
+  CHECK(abmll.pooled.bins[1].accuracy == Approx((30 * 0.9 + 10 * 0.7) / 40));
+  CHECK(abmll.pooled.accuracy == Approx((5 + 3 + 27 + 7) / 80.0));
+  CHECK(abmll.pooled.ece == Approx((40 * std::abs(0.2 - 0.4) + 40 * std::abs(0.85 - 0.8)) / 80));
+  CHECK(figures[1].benchmark == "nli");
+  REQUIRE(figures[1].curves.size() == 1);
+  CHECK(eval::figure_file_stem(figures[1]) == "reliability-nli-Llama-3-8B");
+
+  const std::string svg = eval::figure_svg(figures[0]);
+  CHECK(svg.find("<polyline") != std::string::npos);
+  CHECK(svg.find("abmll (2 seeds)") != std::string::npos);
+  CHECK(svg.find("pretrained (1 seed)") != std::string::npos);
+  const nlohmann::json j = eval::to_json(figures[0]);
+  CHECK(j["curves"][1]["seeds"] == nlohmann::json::array({0, 1}));
+  CHECK(j["curves"][1]["n"] == 80);
+  CHECK_FALSE(j["curves"][1].contains("nll"));
+}
+
+TEST_CASE("reliability figures refuse bins of another layout, and reports whose bins are malformed", "[report]") {
+  ScratchDir dir;
+  nlohmann::json fewer = bins_json(1, 1.0, 1, 1.0);
+  fewer.erase(0);
+  write_report(dir / "x/a0/report.json", with_bins(evaluation_report("abmll", 0, 0.7, 0.1), bins_json(1, 0, 1, 1)));
+  write_report(dir / "x/a1/report.json", with_bins(evaluation_report("abmll", 1, 0.7, 0.1), fewer));
+  const auto runs = eval::collect_run_results({dir / "x"});
+  CHECK_THAT(input_error_of([&] { eval::reliability_figures(runs); }),
+             Catch::Contains("a0/report.json") && Catch::Contains("a1/report.json") &&
+                 Catch::Contains("another eval.bins"));
+
+  nlohmann::json bad = bins_json(1, 0.5, 1, 1.0);
+  bad[1]["accuracy"] = 1.5;
+  write_report(dir / "bad.json", with_bins(evaluation_report("abmll", 0, 0.7, 0.1), bad));
+  CHECK_THAT(input_error_of([&] { eval::read_run_result(dir / "bad.json"); }),
+             Catch::Contains("bad.json") && Catch::Contains("/results/aggregate/pooled/bins/1"));
+  bad = bins_json(1, 0.5, 1, 1.0);
+  bad[0]["count"] = -3;
+  write_report(dir / "bad.json", with_bins(evaluation_report("abmll", 0, 0.7, 0.1), bad));
+  CHECK_THAT(input_error_of([&] { eval::read_run_result(dir / "bad.json"); }), Catch::Contains("not a count"));
+  write_report(dir / "bad.json", with_bins(evaluation_report("abmll", 0, 0.7, 0.1), "many"));
+  CHECK_THAT(input_error_of([&] { eval::read_run_result(dir / "bad.json"); }),
+             Catch::Contains("not a list of at least two bins"));
 }

@@ -1,11 +1,13 @@
 // `abmll report`: the comparison table of evaluation runs (see eval/results_table.h) as Markdown, with a CSV copy
-// beside it.
+// beside it, and optionally reliability diagrams comparing the methods (eval/reliability_figures.h).
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <iostream>
 
 #include "cli/commands.h"
+#include "eval/reliability_figures.h"
 #include "eval/results_table.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
@@ -16,8 +18,24 @@ namespace {
 
 struct ReportFlags {
   std::vector<std::string> runs;
-  std::string out, csv;
+  std::string out, csv, plots;
 };
+
+// One SVG and one JSON file per figure in `folder`; returns how many figures.
+std::size_t write_figures(const std::vector<eval::RunResult>& runs, const std::filesystem::path& folder) {
+  const std::vector<eval::ReliabilityFigure> figures = eval::reliability_figures(runs);
+  if (figures.empty()) {
+    log::warn("report: no run reports confidence bins, so there is no reliability figure to draw");
+    return 0;
+  }
+  std::filesystem::create_directories(folder);
+  for (const auto& figure : figures) {
+    const std::string stem = eval::figure_file_stem(figure);
+    write_file_atomic(folder / (stem + ".svg"), eval::figure_svg(figure));
+    write_file_atomic(folder / (stem + ".json"), eval::to_json(figure).dump(2) + "\n");
+  }
+  return figures.size();
+}
 
 int run_report(const ReportFlags& flags) {
   if (flags.out.empty()) throw InputError("report needs --out TABLE.md");
@@ -33,6 +51,8 @@ int run_report(const ReportFlags& flags) {
   write_file_atomic(csv, eval::table_csv(rows));
   std::cout << markdown;
   log::info("{} runs in {} rows: wrote {} and {}", runs.size(), rows.size(), out.string(), csv.string());
+  if (!flags.plots.empty())
+    log::info("wrote {} reliability figures (SVG and JSON) into {}", write_figures(runs, flags.plots), flags.plots);
   return 0;
 }
 
@@ -47,6 +67,9 @@ Command register_report(CLI::App& root) {
       ->type_name("RUN");
   cmd->add_option("-o,--out", flags->out, "Markdown table (required); also printed")->type_name("TABLE.md");
   cmd->add_option("--csv", flags->csv, "CSV copy (default: --out with .csv)")->type_name("TABLE.csv");
+  cmd->add_option("--plots", flags->plots,
+                  "Folder for reliability diagrams comparing the methods, one per benchmark and model (SVG + JSON)")
+      ->type_name("DIR");
   return {cmd, [flags] { return run_report(*flags); }};
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
@@ -55,6 +56,37 @@ CalibrationMetrics calibration_metrics(const std::vector<CategoricalPrediction>&
   m.accuracy = correct_total / m.n;
   m.nll = nll_total / m.n;
   m.brier = brier_total / m.n;
+  return m;
+}
+
+CalibrationMetrics pool_bins(const std::vector<std::vector<CalibrationBin>>& sets) {
+  if (sets.empty() || sets.front().empty()) throw std::invalid_argument("pool_bins: no bins");
+  CalibrationMetrics m;
+  m.bins = sets.front();
+  for (auto& bin : m.bins) bin.count = 0, bin.accuracy = 0, bin.confidence = 0;
+  for (const auto& bins : sets) {
+    if (bins.size() != m.bins.size()) throw std::invalid_argument("pool_bins: different numbers of bins");
+    for (std::size_t b = 0; b < bins.size(); ++b) {
+      // Sums of correct answers and of confidences, from each set's means.
+      m.bins[b].count += bins[b].count;
+      m.bins[b].accuracy += bins[b].accuracy * static_cast<double>(bins[b].count);
+      m.bins[b].confidence += bins[b].confidence * static_cast<double>(bins[b].count);
+    }
+  }
+  double correct = 0;
+  for (const auto& bin : m.bins) m.n += bin.count, correct += bin.accuracy;
+  if (m.n == 0) throw std::invalid_argument("pool_bins: no predictions");
+  for (auto& bin : m.bins) {
+    if (bin.count == 0) continue;
+    bin.accuracy /= static_cast<double>(bin.count);
+    bin.confidence /= static_cast<double>(bin.count);
+    const double gap = std::abs(bin.accuracy - bin.confidence);
+    m.ece += gap * static_cast<double>(bin.count) / static_cast<double>(m.n);
+    m.mce = std::max(m.mce, gap);
+  }
+  m.accuracy = correct / static_cast<double>(m.n);
+  m.nll = std::numeric_limits<double>::quiet_NaN();
+  m.brier = std::numeric_limits<double>::quiet_NaN();
   return m;
 }
 

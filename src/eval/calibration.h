@@ -45,6 +45,11 @@ struct CalibrationMetrics {
 // Requires at least one prediction, bins >= 1, labels within their option lists (callers validate input).
 CalibrationMetrics calibration_metrics(const std::vector<CategoricalPrediction>& predictions, int bins);
 
+// The accuracy, ECE, MCE and bins of the union of several prediction sets from the bins of each (calibration_metrics'
+// bins, all with the same edges): counts add up, bin accuracies and confidences average weighted by count. NLL and
+// Brier cannot be had from bins: NaN. Requires at least one set, sets of equal bin counts, and one prediction.
+CalibrationMetrics pool_bins(const std::vector<std::vector<CalibrationBin>>& sets);
+
 // {"n", "accuracy", "ece", "mce", "nll", "brier", "bins": [{"lo", "hi", "count", "accuracy", "confidence"}]}
 nlohmann::json to_json(const CalibrationMetrics& metrics);
 

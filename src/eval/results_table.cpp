@@ -52,6 +52,36 @@ nlohmann::json parse_file(const fs::path& path) {
   }
 }
 
+// The report's pooled confidence bins ([{"lo", "hi", "count", "accuracy", "confidence"}], at least two, edges in
+// order), or none when it has no such field.
+std::vector<CalibrationBin> read_bins(const nlohmann::json& report, const fs::path& source) {
+  const std::string where = "/results/aggregate/pooled/bins";
+  if (!report.contains(nlohmann::json::json_pointer(where))) return {};
+  const auto& bins = report.at(nlohmann::json::json_pointer(where));
+  auto bad = [&](std::size_t b, const std::string& problem) {
+    return InputError(fmt::format("{}: field {}/{}: {}", source.string(), where, b, problem));
+  };
+  if (!bins.is_array() || bins.size() < 2)
+    throw InputError(fmt::format("{}: field {} is not a list of at least two bins", source.string(), where));
+  std::vector<CalibrationBin> out;
+  for (std::size_t b = 0; b < bins.size(); ++b) {
+    const auto& j = bins[b];
+    for (const char* key : {"lo", "hi", "count", "accuracy", "confidence"})
+      if (!j.is_object() || !j.contains(key) || !j.at(key).is_number())
+        throw bad(b, fmt::format("no number \"{}\"", key));
+    if (!j.at("count").is_number_integer() || j.at("count").get<long long>() < 0)
+      throw bad(b, "\"count\" is not a count");
+    CalibrationBin bin{j.at("lo").get<double>(), j.at("hi").get<double>(), j.at("count").get<std::int64_t>(),
+                       j.at("accuracy").get<double>(), j.at("confidence").get<double>()};
+    auto unit = [](double v) { return v >= 0 && v <= 1; };
+    if (!unit(bin.lo) || !unit(bin.hi) || bin.lo > bin.hi || !unit(bin.accuracy) || !unit(bin.confidence) ||
+        (b > 0 && bin.lo < out.back().lo))
+      throw bad(b, "edges, accuracy or confidence outside [0, 1] or out of order");
+    out.push_back(bin);
+  }
+  return out;
+}
+
 TableRow::Stat stat(const std::vector<double>& values) {
   TableRow::Stat s;
   for (double v : values) s.mean += v;
@@ -109,6 +139,7 @@ RunResult read_run_result(const fs::path& report) {
   r.ece = field<double>(j, agg + "ece", report);
   r.nll = field<double>(j, agg + "nll", report);
   r.brier = field<double>(j, agg + "brier", report);
+  r.bins = read_bins(j, report);
   return r;
 }
 

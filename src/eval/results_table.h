@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "eval/calibration.h"
+
 namespace abmll::eval {
 
 // One evaluation run's figures.
@@ -24,10 +26,11 @@ struct RunResult {
   std::string method;            // the method; `lora` adapted from PEFT's initialisation is "lora (from scratch)"
   long long seed = 0;
   double accuracy = 0, ece = 0, nll = 0, brier = 0;  // mean over the run's held-out tasks
+  std::vector<CalibrationBin> bins;  // the confidence bins pooled over its held-out tasks (empty when not reported)
 };
 
 // Reads an evaluation report. Throws InputError naming the file when it is not one (another command's report, a
-// missing field, malformed JSON).
+// missing field, malformed JSON, bins that are not calibration bins).
 RunResult read_run_result(const std::filesystem::path& report);
 
 // Every evaluation report under `paths`: files are read as reports; folders are searched recursively for

@@ -122,6 +122,38 @@ def test_calibrate_reproduces_the_pooled_metrics(pretrained, run_abmll):
         assert got[key] == pytest.approx(pooled[key], abs=1e-12), key
 
 
+def test_report_plots_compare_methods_pooled_over_seeds(demo, run_abmll):
+    """`abmll report --plots`: each method's curve holds the bins of its seeds' predictions taken together, as
+    `abmll calibrate` bins the concatenated predictions files."""
+    import xml.etree.ElementTree as ElementTree
+
+    folders = {}
+    for method, seed in (("pretrained", 0), ("pretrained", 1), ("icl", 0)):
+        *_, folders[method, seed] = evaluate(run_abmll, demo, f"plotted/{method}-{seed}", "--set", f"method={method}",
+                                             "--set", f"run.seed={seed}")
+    plots = demo["root"] / "plots"
+    reports = [folder / "REPORT.json" for folder in folders.values()]
+    result = run_abmll("report", *reports, "--out", demo["root"] / "plotted.md", "--plots", plots)
+    assert result.returncode == 0, result.stderr
+    figure = json.loads((plots / "reliability-demo-model.json").read_text())
+    assert [(c["method"], c["seeds"]) for c in figure["curves"]] == [("pretrained", [0, 1]), ("icl", [0])]
+    for curve in figure["curves"]:
+        together = demo["root"] / f"together-{curve['method']}"
+        together.mkdir()
+        (together / "predictions.jsonl").write_text("".join(
+            (folder / "predictions.jsonl").read_text() for (method, _), folder in folders.items()
+            if method == curve["method"]))
+        reference = calibrate(run_abmll, together)
+        for key in ("n", "accuracy", "ece", "mce"):
+            assert curve[key] == pytest.approx(reference[key], abs=1e-12), key
+        assert [b["count"] for b in curve["bins"]] == [b["count"] for b in reference["bins"]]
+        for got, want in zip(curve["bins"], reference["bins"]):
+            assert got["accuracy"] == pytest.approx(want["accuracy"], abs=1e-12)
+            assert got["confidence"] == pytest.approx(want["confidence"], abs=1e-12)
+    svg = ElementTree.parse(plots / "reliability-demo-model.svg").getroot()
+    assert len(svg.findall("{http://www.w3.org/2000/svg}polyline")) == 2
+
+
 def test_abmll_after_meta_training(demo, run_abmll):
     fast = ["--set", "method=abmll", "--set", "inner.eval_steps=2", "--checkpoint", demo["checkpoint"]]
     report, predictions, folder = evaluate(run_abmll, demo, "abmll", *fast, "--set", "eval.samples=3")
