@@ -154,3 +154,36 @@ TEST_CASE("calibration: bins pooled over prediction sets equal the metrics of th
   }
   CHECK(pooled.bins.back().count == 1);
 }
+
+TEST_CASE("calibration: the confidence's AUROC counts pairs of right and wrong answers, ties half", "[eval]") {
+  // Right answers at confidence 0.9, 0.7, 0.6; wrong ones at 0.7, 0.5 (two options, label 0 right).
+  const std::vector<eval::CategoricalPrediction> predictions = {
+      {{0.9, 0.1}, 0}, {{0.7, 0.3}, 0}, {{0.6, 0.4}, 0}, {{0.3, 0.7}, 0}, {{0.5, 0.5}, 1}};
+  // Pairs (right, wrong) ordered right: 0.9 beats both, 0.7 ties one and beats one, 0.6 beats one: 4.5 of 6.
+  CHECK(eval::confidence_auroc(predictions) == Approx(4.5 / 6).epsilon(1e-15));
+  CHECK(std::isnan(eval::confidence_auroc({{{0.9, 0.1}, 0}, {{0.2, 0.8}, 1}})));  // all right
+  CHECK(std::isnan(eval::confidence_auroc({{{0.9, 0.1}, 1}})));                   // all wrong
+
+  // In the summary: per task (null where a task has only right answers), its mean over the tasks where it is
+  // defined, and pooled.
+  std::vector<eval::TaskResult> tasks = random_tasks();
+  tasks[1].queries.resize(3);
+  for (auto& q : tasks[1].queries) q.label = q.probs[0] >= q.probs[1] ? 0 : 1;
+  const nlohmann::json summary = eval::summarize(tasks, {15, 0, 0});
+  std::vector<eval::CategoricalPrediction> pooled;
+  double mean = 0;
+  for (std::size_t t = 0; t < tasks.size(); ++t) {
+    std::vector<eval::CategoricalPrediction> task;
+    for (const auto& q : tasks[t].queries) task.push_back({q.probs, q.label});
+    pooled.insert(pooled.end(), task.begin(), task.end());
+    const nlohmann::json& got = summary["per_task"][t]["auroc"];
+    if (t == 1) {
+      CHECK(got.is_null());
+    } else {
+      CHECK(got.get<double>() == Approx(eval::confidence_auroc(task)));
+      mean += got.get<double>() / 2;
+    }
+  }
+  CHECK(summary["aggregate"]["mean_over_tasks"]["auroc"].get<double>() == Approx(mean));
+  CHECK(summary["aggregate"]["pooled"]["auroc"].get<double>() == Approx(eval::confidence_auroc(pooled)));
+}

@@ -1,5 +1,6 @@
-// `abmll calibrate`: accuracy and calibration metrics of a predictions file, optionally after temperature scaling
-// fitted on a validation file, and a reliability diagram.
+// `abmll calibrate`: accuracy, calibration metrics and the confidence's AUROC for telling right answers from wrong
+// ones, of a predictions file, optionally after temperature scaling fitted on a validation file, and a reliability
+// diagram.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -49,6 +50,7 @@ int run_calibrate(const CalibrateFlags& flags) {
   log::info("{}: n={} accuracy={:.4f} ECE={:.4f} MCE={:.4f} NLL={:.4f} Brier={:.4f}", flags.predictions, before.n,
             before.accuracy, before.ece, before.mce, before.nll, before.brier);
   nlohmann::json results = eval::to_json(before);
+  results["auroc"] = eval::metric_json(eval::confidence_auroc(eval::as_categorical(records)));
   results["predictions"] = flags.predictions;
 
   if (!flags.validation.empty()) {
@@ -76,6 +78,7 @@ int run_calibrate(const CalibrateFlags& flags) {
                              {"nll_after", fit.nll_after},
                              {"temperature_at_bound", fit.at_bound}};
     results["after"] = eval::to_json(after);
+    results["after"]["auroc"] = eval::metric_json(eval::confidence_auroc(scaled));
   }
   for (auto& [key, value] : results.items()) report.set_result(key, value);
 

@@ -59,6 +59,38 @@ CalibrationMetrics calibration_metrics(const std::vector<CategoricalPrediction>&
   return m;
 }
 
+double confidence_auroc(const std::vector<CategoricalPrediction>& predictions) {
+  struct Scored {
+    double confidence;
+    bool correct;
+  };
+  std::vector<Scored> scored;
+  scored.reserve(predictions.size());
+  double right = 0;
+  for (const auto& p : predictions) {
+    const auto top = std::max_element(p.probs.begin(), p.probs.end());
+    scored.push_back({*top, (top - p.probs.begin()) == p.label});
+    right += scored.back().correct ? 1 : 0;
+  }
+  const double wrong = static_cast<double>(scored.size()) - right;
+  if (right == 0 || wrong == 0) return std::numeric_limits<double>::quiet_NaN();
+  std::sort(scored.begin(), scored.end(), [](const Scored& a, const Scored& b) { return a.confidence < b.confidence; });
+  // Sum of the right predictions' ranks (1-based), tied confidences sharing their mean rank.
+  double rank_sum = 0;
+  for (std::size_t i = 0; i < scored.size();) {
+    std::size_t j = i;
+    double tied_right = 0;
+    while (j < scored.size() && scored[j].confidence == scored[i].confidence) tied_right += scored[j++].correct;
+    rank_sum += tied_right * (static_cast<double>(i + 1 + j) / 2);
+    i = j;
+  }
+  return (rank_sum - right * (right + 1) / 2) / (right * wrong);
+}
+
+nlohmann::json metric_json(double value) {
+  return std::isfinite(value) ? nlohmann::json(value) : nlohmann::json(nullptr);
+}
+
 CalibrationMetrics pool_bins(const std::vector<std::vector<CalibrationBin>>& sets) {
   if (sets.empty() || sets.front().empty()) throw std::invalid_argument("pool_bins: no bins");
   CalibrationMetrics m;
@@ -96,7 +128,7 @@ nlohmann::json to_json(const CalibrationMetrics& m) {
     bins.push_back({{"lo", b.lo}, {"hi", b.hi}, {"count", b.count}, {"accuracy", b.accuracy},
                     {"confidence", b.confidence}});
   // JSON has no infinity: an infinite NLL (a label given probability 0) is written as null.
-  nlohmann::json nll = std::isfinite(m.nll) ? nlohmann::json(m.nll) : nlohmann::json(nullptr);
+  const nlohmann::json nll = metric_json(m.nll);
   return {{"n", m.n},         {"accuracy", m.accuracy}, {"ece", m.ece}, {"mce", m.mce},
           {"nll", nll},       {"brier", m.brier},       {"bins", bins}};
 }

@@ -45,6 +45,17 @@ struct CalibrationMetrics {
 // Requires at least one prediction, bins >= 1, labels within their option lists (callers validate input).
 CalibrationMetrics calibration_metrics(const std::vector<CategoricalPrediction>& predictions, int bins);
 
+// How well confidence tells right predictions from wrong ones: the area under the ROC curve of the confidence (the
+// largest probability; the prediction as calibration_metrics picks it) as a score for being right, that is the
+// probability that a random right prediction is more confident than a random wrong one, ties counting half
+// (Mann-Whitney U). 0.5 is chance. Unlike ECE it cannot be met by a constant confidence equal to the accuracy. NaN
+// when every prediction is right, or every one wrong. Kept apart from calibration_metrics, which bootstrap
+// resampling calls a thousand times, because it sorts.
+double confidence_auroc(const std::vector<CategoricalPrediction>& predictions);
+
+// A metric for JSON: the number, or null where it is NaN or infinite (JSON has neither).
+nlohmann::json metric_json(double value);
+
 // The accuracy, ECE, MCE and bins of the union of several prediction sets from the bins of each (calibration_metrics'
 // bins, all with the same edges): counts add up, bin accuracies and confidences average weighted by count. NLL and
 // Brier cannot be had from bins: NaN. Requires at least one set, sets of equal bin counts, and one prediction.

@@ -59,17 +59,24 @@ nlohmann::json summarize(const std::vector<TaskResult>& tasks, const SummaryOpti
   const char* keys[] = {"accuracy", "ece", "mce", "nll", "brier"};
   nlohmann::json mean = nlohmann::json::object();
   for (const char* key : keys) mean[key] = 0.0;
+  double auroc_sum = 0;
+  int auroc_tasks = 0;
   for (std::size_t i = 0; i < tasks.size(); ++i) {
     const CalibrationMetrics m = calibration_metrics(per_task[i], options.bins);
     nlohmann::json entry = {{"task", tasks[i].task}};
     entry.update(to_json(m));
+    const double auroc = confidence_auroc(per_task[i]);
+    entry["auroc"] = metric_json(auroc);
+    if (std::isfinite(auroc)) auroc_sum += auroc, ++auroc_tasks;
     if (tasks[i].extra.is_object()) entry.update(tasks[i].extra);
     task_list.push_back(std::move(entry));
     const nlohmann::json s = scalars(m);
     for (const char* key : keys)
       mean[key] = mean[key].get<double>() + s[key].get<double>() / static_cast<double>(tasks.size());
   }
+  mean["auroc"] = metric_json(auroc_tasks ? auroc_sum / auroc_tasks : std::nan(""));
   nlohmann::json pooled_json = to_json(calibration_metrics(pooled, options.bins));
+  pooled_json["auroc"] = metric_json(confidence_auroc(pooled));
 
   // Stratified bootstrap over queries.
   Rng rng = Rng::stream(options.seed, "bootstrap");

@@ -1,5 +1,6 @@
-"""`abmll calibrate` against torchmetrics (ECE, MCE, accuracy), torch (NLL), a direct Brier score and a temperature
-fitted with torch's LBFGS as in Guo et al. 2017; plus the refusal of invalid prediction lines."""
+"""`abmll calibrate` against torchmetrics (ECE, MCE, accuracy, the confidence's AUROC for right answers), torch (NLL),
+a direct Brier score and a temperature fitted with torch's LBFGS as in Guo et al. 2017; plus the refusal of invalid
+prediction lines."""
 import json
 import math
 import xml.etree.ElementTree as ET
@@ -7,7 +8,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 import torch
-from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
+from torchmetrics.classification import BinaryAUROC, MulticlassAccuracy, MulticlassCalibrationError
 
 
 def write_jsonl(path, rows):
@@ -38,7 +39,21 @@ def reference(probs_rows, labels, bins=15):
         nll = torch.nn.functional.nll_loss(torch.log(probs), target).item()
     onehot = torch.nn.functional.one_hot(target, probs.shape[1]).to(torch.float64)
     brier = ((probs - onehot) ** 2).sum(dim=1).mean().item()
-    return dict(ece=ece, mce=mce, accuracy=acc, nll=nll, brier=brier)
+    # The confidence as a score for being right; undefined (null) when every answer is right, or every one wrong.
+    confidence, predicted = probs.max(dim=1)
+    right = (predicted == target).long()
+    auroc = BinaryAUROC()(confidence, right).item() if 0 < right.sum() < len(right) else None
+    return dict(ece=ece, mce=mce, accuracy=acc, nll=nll, brier=brier, auroc=auroc)
+
+
+def probs_rows_padded(probs_rows):
+    width = max(len(p) for p in probs_rows)
+    return [p + [0.0] * (width - len(p)) for p in probs_rows]
+
+
+def correct(probs_rows, labels):
+    """Whether each prediction (the first option with the largest probability) is the label."""
+    return [int(np.argmax(p)) == y for p, y in zip(probs_rows, labels)]
 
 
 def check_against_reference(got, probs_rows, labels, bins=15):
@@ -46,13 +61,20 @@ def check_against_reference(got, probs_rows, labels, bins=15):
     precision; NLL and Brier come from float64 references and agree to float64 precision."""
     want = reference(probs_rows, labels, bins)
     for key, value in want.items():
-        if key == "nll" and math.isinf(value):
+        if (key == "nll" and math.isinf(value)) or value is None:
             assert got[key] is None  # JSON has no infinity
             continue
-        tolerance = 2e-6 if key in ("ece", "mce", "accuracy") else 1e-12
+        # torchmetrics' AUROC comes back in float32.
+        tolerance = 2e-6 if key in ("ece", "mce", "accuracy", "auroc") else 1e-12
         assert got[key] == pytest.approx(value, abs=tolerance, rel=tolerance), (key, got[key], value)
     assert got["n"] == len(labels)
     assert sum(b["count"] for b in got["bins"]) == len(labels)
+    if want["auroc"] is not None:  # to float64 precision: every pair of a right and a wrong answer, ties half
+        confidence = np.max(np.array(probs_rows_padded(probs_rows)), axis=1)
+        right = np.array(correct(probs_rows, labels))
+        wins = (confidence[right][:, None] > confidence[~right][None, :]).sum()
+        ties = (confidence[right][:, None] == confidence[~right][None, :]).sum()
+        assert got["auroc"] == pytest.approx((wins + ties / 2) / (right.sum() * (~right).sum()), abs=1e-12)
 
 
 @pytest.mark.parametrize("seed,classes,scale", [(0, 2, 1.0), (1, 4, 3.0), (2, 10, 0.3), (3, 5, 8.0)])
@@ -67,7 +89,7 @@ def test_random_predictions_match_torchmetrics(run_abmll, tmp_path, seed, classe
     # Logits in, same metrics out.
     got_from_logits = calibrate(run_abmll, tmp_path, [{"logits": z, "label": y} for z, y in
                                                       zip(logits.tolist(), labels)], name="l.jsonl")
-    for key in ["ece", "mce", "accuracy", "nll", "brier"]:
+    for key in ["ece", "mce", "accuracy", "nll", "brier", "auroc"]:
         assert got_from_logits[key] == pytest.approx(got[key], abs=1e-12)
 
 
