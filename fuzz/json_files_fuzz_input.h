@@ -6,8 +6,12 @@
 //   even  a config.json: it parses into a decoder shape with positive sizes, query heads a multiple of the
 //         key/value heads, or is refused with InputError;
 //   odd   a predictions file (JSON Lines), written under `scratch`: it reads or is refused with InputError; if it
-//         reads, its calibration metrics (15 bins) are probabilities where they must be (accuracy, ECE, MCE, Brier
-//         within [0, 2]), never NaN, and when every line gave logits a temperature is fitted within its bounds.
+//         reads, its calibration metrics (15 bins) are probabilities where they must be (accuracy, ECE, MCE, AUROC
+//         where defined, Brier within [0, 2]), never NaN (but AUROC's), and when every line gave logits a
+//         temperature is fitted within its bounds;
+//   odd with bit 2 set: an evaluation report as `abmll report` reads it (eval/results_table.h): it reads or is
+//         refused with InputError; if it reads, its bins are calibration bins, and two seeds of it pool into a
+//         reliability figure with accuracies within [0, 1], drawn as SVG.
 // abmll::InputError is the only acceptable failure; anything else (another exception, a broken invariant: abort)
 // is a finding.
 #pragma once
@@ -26,6 +30,8 @@
 
 #include "eval/calibration.h"
 #include "eval/predictions_file.h"
+#include "eval/reliability_figures.h"
+#include "eval/results_table.h"
 #include "eval/temperature.h"
 #include "model/model_config.h"
 #include "util/error.h"
@@ -68,6 +74,8 @@ inline void run_predictions(std::string_view text, const std::filesystem::path& 
   if (!within(m.accuracy, 0, 1) || !within(m.ece, 0, 1) || !within(m.mce, 0, 1) || !within(m.brier, 0, 2) ||
       std::isnan(m.nll) || m.nll < 0)
     json_finding("calibration metrics out of their ranges");
+  const double auroc = eval::confidence_auroc(eval::as_categorical(records));
+  if (!std::isnan(auroc) && !within(auroc, 0, 1)) json_finding("an AUROC outside [0, 1]");
   std::vector<std::vector<double>> logits;
   std::vector<std::int64_t> labels;
   for (const auto& r : records) {
@@ -80,10 +88,37 @@ inline void run_predictions(std::string_view text, const std::filesystem::path& 
     json_finding("a fitted temperature out of its bounds, or a NaN NLL");
 }
 
+inline void run_evaluation_report(std::string_view text, const std::filesystem::path& scratch) {
+  std::filesystem::create_directories(scratch);
+  const std::filesystem::path file = scratch / "report.json";
+  std::ofstream(file, std::ios::binary).write(text.data(), static_cast<std::streamsize>(text.size()));
+  eval::RunResult run;
+  try {
+    run = eval::read_run_result(file);
+  } catch (const InputError&) {
+    return;
+  }
+  for (const eval::CalibrationBin& bin : run.bins)
+    if (bin.count < 0 || !(bin.accuracy >= 0 && bin.accuracy <= 1) || !(bin.lo <= bin.hi))
+      json_finding("a report's bins were accepted with counts, accuracies or edges that bins cannot have");
+  eval::RunResult other = run;
+  other.seed = run.seed + 1;
+  try {
+    for (const eval::ReliabilityFigure& figure : eval::reliability_figures({run, other})) {
+      for (const eval::MethodCurve& curve : figure.curves)
+        if (!(curve.pooled.accuracy >= 0 && curve.pooled.accuracy <= 1 + 1e-9) || std::isnan(curve.pooled.ece))
+          json_finding("a pooled curve with an accuracy outside [0, 1] or a NaN ECE");
+      if (eval::figure_svg(figure).find("</svg>") == std::string::npos) json_finding("an unfinished SVG");
+    }
+  } catch (const InputError&) {
+  }
+}
+
 inline void run_json_files_input(const std::uint8_t* data, std::size_t size, const std::filesystem::path& scratch) {
   if (size == 0) return;
   const std::string_view rest(reinterpret_cast<const char*>(data) + 1, size - 1);
   if (data[0] % 2 == 0) run_model_config(rest);
+  else if (data[0] & 4) run_evaluation_report(rest, scratch);
   else run_predictions(rest, scratch);
 }
 

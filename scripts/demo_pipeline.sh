@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The demo's comparison, given a built abmll: the built-in tiny model and synthetic tasks (`abmll make-demo`),
 # meta-training of ABMLL and of the baselines that learn across tasks (configs/demo.yaml), evaluation of every
-# method on the held-out tasks at the same number of adaptation steps, and the table (`abmll report`).
+# method on the held-out tasks at the same number of adaptation steps, and the table and reliability figure
+# (`abmll report`).
 #
 #   scripts/demo_pipeline.sh ABMLL OUT [--steps N] [--seeds "0 1 2"]
 #
-# OUT/table.md (and .csv) is the table; OUT/eval/<method>-seed<S>/ holds each report.json, predictions.jsonl and
-# reliability.svg; OUT/train/<method>-seed<S>/ each meta-training run. --steps caps meta-training (for quick checks).
+# OUT/table.md (and .csv) is the table; OUT/plots/ the methods' reliability diagrams in one figure; OUT/eval/
+# <method>-seed<S>/ holds each report.json, predictions.jsonl and reliability.svg; OUT/train/<method>-seed<S>/ each
+# meta-training run. --steps caps meta-training (for quick checks).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 abmll=$1 out=$2
@@ -51,5 +53,6 @@ for seed in $seeds; do
       --out "$out/eval/$method-seed$seed/report.json"
   done
 done
-"$abmll" report "$out/eval" --out "$out/table.md"
-say "table: $out/table.md (CSV beside it); reports, predictions and reliability diagrams under $out/eval/"
+"$abmll" report "$out/eval" --out "$out/table.md" --plots "$out/plots"
+say "table: $out/table.md (CSV beside it); the methods' reliability compared in $out/plots/; reports, predictions" \
+  "and reliability diagrams under $out/eval/"

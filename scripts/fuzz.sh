@@ -4,7 +4,8 @@
 #   tokenizer    tokenizer.json files, and text round-tripped through Llama-3 / Qwen2-style tokenizers
 #   task_files   CrossFit, UnifiedQA and JSONL task files, partition files, query files (predict)
 #   config       YAML configs and --set overrides, and their resolved YAML read back
-#   json_files   a model's config.json; predictions files and the calibration metrics computed from them
+#   json_files   a model's config.json; predictions files and the calibration metrics computed from them;
+#                evaluation reports as `abmll report` reads them, and the reliability figures drawn from them
 #   episodes     episode sampling from a JSONL task, prompts fitted to max_length tokens
 #   adapter_config  PEFT adapter_config.json files, and the file abmll writes for what they read into
 # Builds fuzz/ with clang in build-fuzz/ and keeps each target's growing corpus in fuzz/corpus-work/<target>/

@@ -65,9 +65,10 @@ TEST_CASE("fuzz corpora: configs load and survive their resolved YAML, or are re
   replay("config", 3, abmll::fuzz::run_config_input);
 }
 
-TEST_CASE("fuzz corpora: config.json and predictions files parse into sane values or are refused cleanly",
+TEST_CASE("fuzz corpora: config.json, predictions files and evaluation reports parse into sane values or are refused "
+          "cleanly",
           "[model][eval][fuzz]") {
-  replay("json_files", 5, abmll::fuzz::run_json_files_input);
+  replay("json_files", 6, abmll::fuzz::run_json_files_input);
 }
 
 TEST_CASE("fuzz corpora: episodes fit max_length and keep support and query apart, or are refused cleanly",

@@ -118,6 +118,20 @@ TEST_CASE("report refuses files that are not evaluation runs, and a seed counted
              Catch::Contains("/results/aggregate/mean_over_tasks/ece"));
   CHECK_THAT(input_error_of([&] { eval::collect_run_results({dir / "missing"}); }),
              Catch::Contains("no such report file or folder"));
+  // Fields missing or of another type deeper in: named, never read through.
+  nlohmann::json no_data = evaluation_report("abmll", 0, 0.7, 0.1);
+  no_data["config"].erase("data");
+  write_report(dir / "no-data.json", no_data);
+  CHECK_THAT(input_error_of([&] { eval::read_run_result(dir / "no-data.json"); }),
+             Catch::Contains("/config/data/path"));
+  nlohmann::json odd = evaluation_report("abmll", 0, 0.7, 0.1);
+  odd["config"]["run"]["benchmark"] = 7;
+  write_report(dir / "odd.json", odd);
+  CHECK_THAT(input_error_of([&] { eval::read_run_result(dir / "odd.json"); }),
+             Catch::Contains("/config/run/benchmark has the wrong type"));
+  write_report(dir / "command.json", {{"command", 3}});
+  CHECK_THAT(input_error_of([&] { eval::read_run_result(dir / "command.json"); }),
+             Catch::Contains("not a report of `abmll evaluate`"));
 
   write_report(dir / "x/1/report.json", evaluation_report("abmll", 0, 0.7, 0.1));
   write_report(dir / "x/2/report.json", evaluation_report("abmll", 0, 0.8, 0.1));
@@ -206,4 +220,36 @@ TEST_CASE("reliability figures refuse bins of another layout, and reports whose 
   write_report(dir / "bad.json", with_bins(evaluation_report("abmll", 0, 0.7, 0.1), "many"));
   CHECK_THAT(input_error_of([&] { eval::read_run_result(dir / "bad.json"); }),
              Catch::Contains("not a list of at least two bins"));
+}
+
+TEST_CASE("the table's AUROC averages the seeds that report it, blank where none does", "[report]") {
+  ScratchDir dir;
+  nlohmann::json a0 = evaluation_report("abmll", 0, 0.7, 0.1), a1 = evaluation_report("abmll", 1, 0.8, 0.2);
+  nlohmann::json a2 = evaluation_report("abmll", 2, 0.9, 0.3);
+  a0["results"]["aggregate"]["mean_over_tasks"]["auroc"] = 0.6;
+  a1["results"]["aggregate"]["mean_over_tasks"]["auroc"] = 0.8;
+  a2["results"]["aggregate"]["mean_over_tasks"]["auroc"] = nullptr;  // undefined in every task of that run
+  write_report(dir / "runs/a0/report.json", a0);
+  write_report(dir / "runs/a1/report.json", a1);
+  write_report(dir / "runs/a2/report.json", a2);
+  write_report(dir / "runs/p0/report.json", evaluation_report("pretrained", 0, 0.5, 0.3));  // an older report
+
+  const auto rows = eval::results_table(eval::collect_run_results({dir / "runs"}));
+  REQUIRE(rows.size() == 2);
+  CHECK_FALSE(rows[0].auroc);
+  REQUIRE(rows[1].auroc);
+  CHECK(rows[1].auroc_seeds == 2);
+  CHECK(rows[1].auroc->mean == Approx(0.7));
+  const std::string md = eval::table_markdown(rows);
+  CHECK(md.find("| 0.700 ± 0.141 | 77.4 (test 75.2) |") != std::string::npos);
+  CHECK(md.find("| 0.250 |  |  |") != std::string::npos);  // pretrained: Brier, then no AUROC, no paper figure
+  const std::string csv = eval::table_csv(rows);
+  CHECK(csv.find(",auroc_mean,auroc_std,paper_abmll_accuracy\n") != std::string::npos);
+  CHECK(csv.find(",0.700000,0.141421,77.4 (test 75.2)\n") != std::string::npos);
+  CHECK(csv.find(",0.250000,0.000000,,,\n") != std::string::npos);
+
+  a0["results"]["aggregate"]["mean_over_tasks"]["auroc"] = 1.5;
+  write_report(dir / "bad.json", a0);
+  CHECK_THAT(input_error_of([&] { eval::read_run_result(dir / "bad.json"); }),
+             Catch::Contains("bad.json") && Catch::Contains("auroc is 1.5, not within [0, 1]"));
 }

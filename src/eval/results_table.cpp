@@ -42,6 +42,19 @@ T field(const nlohmann::json& report, const std::string& where, const fs::path& 
   }
 }
 
+// The value at `where`, or `absent` when the report has no such field (InputError when it has another type).
+template <class T>
+T optional_field(const nlohmann::json& report, const std::string& where, const fs::path& source, T absent = T()) {
+  if (!report.contains(nlohmann::json::json_pointer(where))) return absent;
+  return field<T>(report, where, source);
+}
+
+bool is_evaluation_report(const nlohmann::json& j) {
+  if (!j.is_object()) return false;
+  const auto command = j.find("command");
+  return command != j.end() && command->is_string() && command->get_ref<const std::string&>() == "evaluate";
+}
+
 nlohmann::json parse_file(const fs::path& path) {
   std::ifstream in(path);
   if (!in) throw InputError(fmt::format("{}: cannot read", path.string()));
@@ -116,20 +129,21 @@ std::string csv_field(const std::string& s) {
 
 RunResult read_run_result(const fs::path& report) {
   const nlohmann::json j = parse_file(report);
-  if (!j.is_object() || j.value("command", "") != "evaluate")
+  if (!is_evaluation_report(j))
     throw InputError(fmt::format("{}: not a report of `abmll evaluate`", report.string()));
   RunResult r;
   r.source = report;
   r.method = field<std::string>(j, "/results/method", report);
-  if (r.method == "lora" && j["results"].value("adapted_from", "") == "peft_init") r.method = "lora (from scratch)";
+  if (r.method == "lora" && optional_field<std::string>(j, "/results/adapted_from", report) == "peft_init")
+    r.method = "lora (from scratch)";
   r.seed = field<long long>(j, "/config/run/seed", report);
-  const std::string label = j["config"]["run"].value("benchmark", "");
-  const std::string partition = j["config"]["data"].value("partition", "");
   const std::string data_path = field<std::string>(j, "/config/data/path", report);
+  const std::string label = optional_field<std::string>(j, "/config/run/benchmark", report);
+  const std::string partition = optional_field<std::string>(j, "/config/data/partition", report);
   r.benchmark = !label.empty()       ? label
                 : !partition.empty() ? fs::path(partition).stem().string()
                                      : fs::path(data_path).lexically_normal().filename().string();
-  if (j["results"].contains("split")) r.split = field<std::string>(j, "/results/split", report);
+  r.split = optional_field<std::string>(j, "/results/split", report, "test");
   if (r.split != "test") r.benchmark += fmt::format(" ({} split)", r.split);
   fs::path model = fs::path(field<std::string>(j, "/config/model/path", report)).lexically_normal();
   if (model.filename().empty()) model = model.parent_path();
@@ -139,6 +153,11 @@ RunResult read_run_result(const fs::path& report) {
   r.ece = field<double>(j, agg + "ece", report);
   r.nll = field<double>(j, agg + "nll", report);
   r.brier = field<double>(j, agg + "brier", report);
+  if (const nlohmann::json::json_pointer at(agg + "auroc"); j.contains(at) && !j.at(at).is_null()) {
+    r.auroc = field<double>(j, agg + "auroc", report);
+    if (!(*r.auroc >= 0 && *r.auroc <= 1))
+      throw InputError(fmt::format("{}: field {}auroc is {}, not within [0, 1]", report.string(), agg, *r.auroc));
+  }
   r.bins = read_bins(j, report);
   return r;
 }
@@ -154,7 +173,7 @@ std::vector<RunResult> collect_run_results(const std::vector<fs::path>& paths) {
       std::sort(found.begin(), found.end());
       for (const auto& report : found) {
         const nlohmann::json j = parse_file(report);
-        if (j.is_object() && j.value("command", "") == "evaluate") runs.push_back(read_run_result(report));
+        if (is_evaluation_report(j)) runs.push_back(read_run_result(report));
       }
     } else if (fs::is_regular_file(path, ec)) {
       runs.push_back(read_run_result(path));
@@ -182,11 +201,14 @@ std::vector<TableRow> results_table(const std::vector<RunResult>& runs) {
     row.benchmark = std::get<0>(key);
     row.model = std::get<1>(key);
     row.method = std::get<3>(key);
-    std::vector<double> acc, ece, nll, brier;
+    std::vector<double> acc, ece, nll, brier, auroc;
     for (const RunResult* r : members) {
       row.seeds.push_back(r->seed);
       acc.push_back(r->accuracy), ece.push_back(r->ece), nll.push_back(r->nll), brier.push_back(r->brier);
+      if (r->auroc) auroc.push_back(*r->auroc);
     }
+    if (!auroc.empty()) row.auroc = stat(auroc);
+    row.auroc_seeds = auroc.size();
     std::sort(row.seeds.begin(), row.seeds.end());
     row.accuracy = stat(acc), row.ece = stat(ece), row.nll = stat(nll), row.brier = stat(brier);
     // The paper's figures are of test splits.
@@ -203,13 +225,14 @@ std::vector<TableRow> results_table(const std::vector<RunResult>& runs) {
 
 std::string table_markdown(const std::vector<TableRow>& rows) {
   std::string out =
-      "| benchmark | model | method | seeds | accuracy (%) | ECE | NLL | Brier | paper ABMLL accuracy (%) |\n"
-      "|---|---|---|---|---|---|---|---|---|\n";
+      "| benchmark | model | method | seeds | accuracy (%) | ECE | NLL | Brier | AUROC | paper ABMLL accuracy (%) |\n"
+      "|---|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& r : rows) {
     const std::size_t n = r.seeds.size();
-    out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", r.benchmark, r.model, r.method, n,
+    const std::string auroc = r.auroc ? mean_std(*r.auroc, r.auroc_seeds, 1, 3) : "";
+    out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", r.benchmark, r.model, r.method, n,
                        mean_std(r.accuracy, n, 100, 1), mean_std(r.ece, n, 1, 3), mean_std(r.nll, n, 1, 3),
-                       mean_std(r.brier, n, 1, 3), r.paper_accuracy.value_or(""));
+                       mean_std(r.brier, n, 1, 3), auroc, r.paper_accuracy.value_or(""));
   }
   return out;
 }
@@ -217,12 +240,13 @@ std::string table_markdown(const std::vector<TableRow>& rows) {
 std::string table_csv(const std::vector<TableRow>& rows) {
   std::string out =
       "benchmark,model,method,seeds,accuracy_mean,accuracy_std,ece_mean,ece_std,nll_mean,nll_std,brier_mean,"
-      "brier_std,paper_abmll_accuracy\n";
+      "brier_std,auroc_mean,auroc_std,paper_abmll_accuracy\n";
   for (const auto& r : rows) {
-    out += fmt::format("{},{},{},{},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{}\n",
+    const std::string auroc = r.auroc ? fmt::format("{:.6f},{:.6f}", r.auroc->mean, r.auroc->std) : ",";
+    out += fmt::format("{},{},{},{},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{},{}\n",
                        csv_field(r.benchmark), csv_field(r.model), csv_field(r.method), r.seeds.size(),
                        r.accuracy.mean, r.accuracy.std, r.ece.mean, r.ece.std, r.nll.mean, r.nll.std, r.brier.mean,
-                       r.brier.std, csv_field(r.paper_accuracy.value_or("")));
+                       r.brier.std, auroc, csv_field(r.paper_accuracy.value_or("")));
   }
   return out;
 }

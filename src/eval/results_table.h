@@ -1,6 +1,6 @@
 // The comparison table of `abmll report`: evaluation reports (REPORT.json of `abmll evaluate`) grouped by
 // benchmark, model and method, with the mean and standard deviation over seeds of each run's mean-over-tasks
-// accuracy, ECE, NLL and Brier score, and the paper's reported ABMLL accuracy beside ours where it has one.
+// accuracy, ECE, NLL, Brier score and AUROC, and the paper's reported ABMLL accuracy beside ours where it has one.
 // Rendered as Markdown (for READMEs and papers) and CSV (for scripts).
 #pragma once
 
@@ -26,6 +26,7 @@ struct RunResult {
   std::string method;            // the method; `lora` adapted from PEFT's initialisation is "lora (from scratch)"
   long long seed = 0;
   double accuracy = 0, ece = 0, nll = 0, brier = 0;  // mean over the run's held-out tasks
+  std::optional<double> auroc;  // mean over the tasks where defined; none in older reports or where undefined
   std::vector<CalibrationBin> bins;  // the confidence bins pooled over its held-out tasks (empty when not reported)
 };
 
@@ -46,6 +47,8 @@ struct TableRow {
     double mean = 0, std = 0;  // std: sample standard deviation over seeds (0 for one seed)
   };
   Stat accuracy, ece, nll, brier;
+  std::optional<Stat> auroc;  // over the auroc_seeds seeds whose runs report it
+  std::size_t auroc_seeds = 0;
   std::optional<std::string> paper_accuracy;  // the paper's ABMLL accuracy (%): abmll rows, or abmll_icl for
                                               // the benchmarks it reports with ICL only
 };

@@ -94,3 +94,6 @@ def test_demo_pipeline_writes_the_table(tmp_path, source_dir, abmll_bin):
         assert (folder / "reliability.svg").read_text().rstrip().endswith("</svg>")
     for method in ["abmll", "fomaml", "reptile", "lora"]:
         assert len((out / "train" / f"{method}-seed0/metrics.jsonl").read_text().splitlines()) == 2
+    figure = json.loads((out / "plots/reliability-demo-model.json").read_text())
+    assert [c["method"] for c in figure["curves"]] == methods
+    assert (out / "plots/reliability-demo-model.svg").read_text().rstrip().endswith("</svg>")
