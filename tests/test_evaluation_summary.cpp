@@ -108,6 +108,7 @@ TEST_CASE("evaluation summary: a task's result reads back from its JSON bit for 
   // Doubles whose shortest decimal forms are long, tiny or subnormal.
   task.queries[0].probs = {0.1 + 0.2, 1 - (0.1 + 0.2)};
   task.queries[0].loglik = {-1e-300, -4.9e-324};
+  task.queries[1].expected_entropy = 1.0 / 7.0;
   task.extra["support_nll"] = {2.718281828459045, 1.0 / 3.0};
   const std::string text = eval::task_result_to_json(task).dump();
   const eval::TaskResult back = eval::task_result_from_json(nlohmann::json::parse(text));
@@ -121,7 +122,12 @@ TEST_CASE("evaluation summary: a task's result reads back from its JSON bit for 
     CHECK(a.source == b.source);
     CHECK(a.probs == b.probs);  // exact: the same doubles
     CHECK(a.loglik == b.loglik);
+    CHECK(a.expected_entropy == b.expected_entropy);
   }
+  // A record without the expected entropy (written before it was recorded) does not read: the task is recomputed.
+  nlohmann::json old = eval::task_result_to_json(task);
+  old["queries"][0].erase("expected_entropy");
+  CHECK_THROWS(eval::task_result_from_json(old));
   CHECK_THROWS(eval::task_result_from_json(nlohmann::json::parse(R"({"task": "t", "queries": [{"id": 1.5}]})")));
 }
 

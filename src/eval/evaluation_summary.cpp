@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "eval/calibration.h"
+#include "eval/predictive_uncertainty.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/json_fields.h"
@@ -116,8 +117,12 @@ nlohmann::json summarize(const std::vector<TaskResult>& tasks, const SummaryOpti
 nlohmann::json task_result_to_json(const TaskResult& r) {
   nlohmann::json queries = nlohmann::json::array();
   for (const auto& q : r.queries)
-    queries.push_back({{"id", q.id}, {"probs", q.probs}, {"loglik", q.loglik}, {"label", q.label},
-                       {"source", q.source}});
+    queries.push_back({{"id", q.id},
+                       {"probs", q.probs},
+                       {"loglik", q.loglik},
+                       {"label", q.label},
+                       {"source", q.source},
+                       {"expected_entropy", q.expected_entropy}});
   return {{"task", r.task}, {"queries", std::move(queries)}, {"extra", r.extra}};
 }
 
@@ -127,7 +132,7 @@ TaskResult task_result_from_json(const nlohmann::json& j) {
   for (const auto& q : j.at("queries")) {
     r.queries.push_back({integer_field(q, "id"), q.at("probs").get<std::vector<double>>(),
                          q.at("loglik").get<std::vector<double>>(), integer_field(q, "label"),
-                         q.at("source").get<std::string>()});
+                         q.at("source").get<std::string>(), q.at("expected_entropy").get<double>()});
   }
   r.extra = j.at("extra");
   return r;
@@ -137,9 +142,16 @@ void write_predictions(const std::filesystem::path& path, const std::vector<Task
   std::string text;
   for (const auto& t : tasks)
     for (const auto& q : t.queries) {
-      const nlohmann::json line = {{"task", t.task},   {"id", q.id},
-                                   {"probs", q.probs}, {"label", q.label},
-                                   {"option_loglik", q.loglik}, {"source", q.source}};
+      const double entropy = predictive_entropy(q.probs);
+      const nlohmann::json line = {{"task", t.task},
+                                   {"id", q.id},
+                                   {"probs", q.probs},
+                                   {"label", q.label},
+                                   {"option_loglik", q.loglik},
+                                   {"source", q.source},
+                                   {"entropy", entropy},
+                                   {"expected_entropy", q.expected_entropy},
+                                   {"mutual_information", std::max(0.0, entropy - q.expected_entropy)}};
       text += line.dump() + "\n";
     }
   write_file_atomic(path, text);

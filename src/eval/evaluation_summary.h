@@ -24,6 +24,10 @@ struct QueryResult {
   std::vector<double> loglik;   // option log-likelihoods (mean over posterior samples)
   std::int64_t label = 0;
   std::string source;           // where the example came from ("file:line"), for analysis
+  // The mean over posterior draws of each draw's entropy over the options (nats): with the entropy of `probs` it
+  // splits the predictive's uncertainty into the draws' own and their disagreement (predictive_uncertainty.h). With
+  // one draw (a point estimate, the posterior mean) it is the entropy of `probs`.
+  double expected_entropy = 0;
 };
 
 struct TaskResult {
@@ -32,7 +36,8 @@ struct TaskResult {
   nlohmann::json extra;              // method-specific fields copied into the task's entry (support NLL, ...)
 };
 
-// A task's result as JSON ({"task", "queries": [{"id", "probs", "loglik", "label", "source"}], "extra"}) and back,
+// A task's result as JSON ({"task", "queries": [{"id", "probs", "loglik", "label", "source", "expected_entropy"}],
+// "extra"}) and back,
 // exactly: how finished tasks are recorded for `evaluate --resume` (JSON text writes finite doubles with enough
 // digits to read back unchanged, and NaN or infinities as null, which then do not read back) and exchanged between
 // ranks (as CBOR, which keeps every double). task_result_from_json throws nlohmann's exceptions, or
@@ -54,7 +59,8 @@ struct SummaryOptions {
 // Throws InputError when no task has a query.
 nlohmann::json summarize(const std::vector<TaskResult>& tasks, const SummaryOptions& options);
 
-// One JSON line per query: {"task", "id", "probs", "label", "option_loglik", "source"}, readable by
+// One JSON line per query: {"task", "id", "probs", "label", "option_loglik", "source", "entropy",
+// "expected_entropy", "mutual_information"} (the last three as predictive_uncertainty.h defines them), readable by
 // `abmll calibrate` (which reads "probs" and "label").
 void write_predictions(const std::filesystem::path& path, const std::vector<TaskResult>& tasks);
 

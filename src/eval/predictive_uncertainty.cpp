@@ -7,17 +7,13 @@
 #include "util/error.h"
 
 namespace abmll::eval {
-namespace {
 
-// In nats; 0 log 0 = 0.
-double entropy(const std::vector<double>& probs) {
+double predictive_entropy(const std::vector<double>& probs) {
   double h = 0;
   for (double p : probs)
     if (p > 0) h -= p * std::log(p);
   return h;
 }
-
-}  // namespace
 
 PredictiveUncertainty predictive_uncertainty(const std::vector<std::vector<double>>& loglik) {
   if (loglik.empty()) throw Error("predictive_uncertainty: no draws");
@@ -28,9 +24,9 @@ PredictiveUncertainty predictive_uncertainty(const std::vector<std::vector<doubl
     if (ll.size() != mean.size()) throw Error("predictive_uncertainty: draws with different numbers of options");
     const std::vector<double> probs = softmax(ll);
     for (std::size_t k = 0; k < probs.size(); ++k) mean[k] += weight * probs[k];
-    u.expected_entropy += weight * entropy(probs);
+    u.expected_entropy += weight * predictive_entropy(probs);
   }
-  u.entropy = entropy(mean);
+  u.entropy = predictive_entropy(mean);
   // Rounding can leave a hair below zero where the draws agree.
   u.mutual_information = std::max(0.0, u.entropy - u.expected_entropy);
   return u;

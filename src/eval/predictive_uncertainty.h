@@ -16,6 +16,9 @@ struct PredictiveUncertainty {
   double mutual_information = 0;
 };
 
+// The entropy of a distribution over options, in nats (0 log 0 = 0).
+double predictive_entropy(const std::vector<double>& probs);
+
 // `loglik[g][k]`: option k's log-likelihood under draw g (at least one draw; every draw with the same options).
 PredictiveUncertainty predictive_uncertainty(const std::vector<std::vector<double>>& loglik);
 

@@ -109,12 +109,11 @@ PredictResult predict(const ExperimentConfig& config, const PredictRun& run) {
   eval::TaskResult labelled{task.name, {}, json::object()};
   std::int64_t truncated = 0, demos_kept = 0;
   for (std::size_t i = 0; i < queries.size(); ++i) {
-    const nlohmann::ordered_json line =
-        prediction_line(queries[i], prompts[i], predictions[i], eval::predictive_uncertainty(loglik[i]));
-    lines += line.dump() + "\n";
+    const eval::PredictiveUncertainty uncertainty = eval::predictive_uncertainty(loglik[i]);
+    lines += prediction_line(queries[i], prompts[i], predictions[i], uncertainty).dump() + "\n";
     if (queries[i].label >= 0)
       labelled.queries.push_back({static_cast<std::int64_t>(i), predictions[i].probs, predictions[i].loglik,
-                                  queries[i].label, data::to_string(queries[i].source)});
+                                  queries[i].label, data::to_string(queries[i].source), uncertainty.expected_entropy});
     truncated += prompts[i].truncated ? 1 : 0;
     demos_kept += prompts[i].demos;
   }

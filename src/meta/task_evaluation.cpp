@@ -8,6 +8,7 @@
 
 #include "data/episode.h"
 #include "eval/option_scoring.h"
+#include "eval/predictive_uncertainty.h"
 #include "meta/adapt.h"
 #include "meta/task_noise.h"
 #include "util/log.h"
@@ -101,15 +102,16 @@ eval::TaskResult evaluate_task(const ExperimentConfig& config, const LoadedExper
   const eval::OptionScoringOptions scoring = scoring_options(config.eval);
   const std::vector<eval::OptionQuery> tokenized = tokenize_queries(episode.query, experiment.tokenizer);
   const auto scoring_start = std::chrono::steady_clock::now();
-  const std::vector<eval::OptionPrediction> predictions =
-      eval::score_options(experiment.decoder, tokenized, adapter.get(), scoring);
+  const eval::OptionLogLikelihoods loglik =
+      eval::option_log_likelihoods(experiment.decoder, tokenized, adapter.get(), scoring);
   if (scoring_seconds)
     *scoring_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - scoring_start).count();
+  const std::vector<eval::OptionPrediction> predictions = eval::predictive(loglik);
   int64_t truncated = 0, demos = 0;
   for (std::size_t i = 0; i < predictions.size(); ++i) {
     const data::ScoredPrompt& q = episode.query[i];
-    result.queries.push_back(
-        {static_cast<int64_t>(i), predictions[i].probs, predictions[i].loglik, q.label, data::to_string(q.source)});
+    result.queries.push_back({static_cast<int64_t>(i), predictions[i].probs, predictions[i].loglik, q.label,
+                              data::to_string(q.source), eval::predictive_uncertainty(loglik[i]).expected_entropy});
     truncated += q.truncated ? 1 : 0;
     demos += q.demos;
   }

@@ -55,8 +55,14 @@ def check_outputs(report, predictions, folder, method):
     mean_acc = sum(t["accuracy"] for t in results["per_task"]) / 4
     assert results["aggregate"]["mean_over_tasks"]["accuracy"] == pytest.approx(mean_acc)
     for p in predictions:
-        assert set(p) == {"task", "id", "probs", "label", "option_loglik", "source"}
+        assert set(p) == {"task", "id", "probs", "label", "option_loglik", "source", "entropy", "expected_entropy",
+                          "mutual_information"}
         assert len(p["probs"]) == len(p["option_loglik"]) == 2 and sum(p["probs"]) == pytest.approx(1, abs=1e-12)
+        assert p["entropy"] == pytest.approx(-sum(q * math.log(q) for q in p["probs"] if q > 0), abs=1e-12)
+        assert p["mutual_information"] == pytest.approx(p["entropy"] - p["expected_entropy"], abs=1e-12)
+        assert p["mutual_information"] >= 0
+        if method in ("pretrained", "icl", "lora", "fomaml", "reptile"):  # one adapter: nothing to disagree
+            assert p["mutual_information"] == 0
     svg = (folder / "reliability.svg").read_text()
     assert "<svg" in svg and "</svg>" in svg
 
@@ -171,6 +177,9 @@ def test_abmll_after_meta_training(demo, run_abmll):
     assert predictions_again == predictions
     _, at_mean, _ = evaluate(run_abmll, demo, "abmll_mean", *fast, "--set", "eval.samples=0")
     assert [p["probs"] for p in at_mean] != [p["probs"] for p in predictions]
+    # Three posterior draws disagree somewhere; the posterior mean is one adapter.
+    assert max(p["mutual_information"] for p in predictions) > 0
+    assert all(p["mutual_information"] == 0 for p in at_mean)
 
 
 @pytest.mark.parametrize("method", ["icl", "abmll_icl"])
