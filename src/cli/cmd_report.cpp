@@ -21,20 +21,14 @@ struct ReportFlags {
   std::string out, csv, plots;
 };
 
-// One SVG and one JSON file per figure in `folder`; returns how many figures.
-std::size_t write_figures(const std::vector<eval::RunResult>& runs, const std::filesystem::path& folder) {
-  const std::vector<eval::ReliabilityFigure> figures = eval::reliability_figures(runs);
-  if (figures.empty()) {
-    log::warn("report: no run reports confidence bins, so there is no reliability figure to draw");
-    return 0;
-  }
+// One SVG and one JSON file per figure in `folder`.
+void write_figures(const std::vector<eval::ReliabilityFigure>& figures, const std::filesystem::path& folder) {
   std::filesystem::create_directories(folder);
   for (const auto& figure : figures) {
     const std::string stem = eval::figure_file_stem(figure);
     write_file_atomic(folder / (stem + ".svg"), eval::figure_svg(figure));
     write_file_atomic(folder / (stem + ".json"), eval::to_json(figure).dump(2) + "\n");
   }
-  return figures.size();
 }
 
 int run_report(const ReportFlags& flags) {
@@ -43,6 +37,9 @@ int run_report(const ReportFlags& flags) {
   const std::vector<eval::RunResult> runs = eval::collect_run_results(paths);
   if (runs.empty()) throw InputError("report: no evaluation report (report.json of `abmll evaluate`) found");
   const auto rows = eval::results_table(runs);
+  // Figures first: runs that cannot be pooled are refused before anything is written.
+  const std::vector<eval::ReliabilityFigure> figures =
+      flags.plots.empty() ? std::vector<eval::ReliabilityFigure>() : eval::reliability_figures(runs);
   const std::string markdown = eval::table_markdown(rows);
   const std::filesystem::path out = flags.out;
   const std::filesystem::path csv = flags.csv.empty() ? std::filesystem::path(out).replace_extension(".csv")
@@ -51,8 +48,13 @@ int run_report(const ReportFlags& flags) {
   write_file_atomic(csv, eval::table_csv(rows));
   std::cout << markdown;
   log::info("{} runs in {} rows: wrote {} and {}", runs.size(), rows.size(), out.string(), csv.string());
-  if (!flags.plots.empty())
-    log::info("wrote {} reliability figures (SVG and JSON) into {}", write_figures(runs, flags.plots), flags.plots);
+  if (!flags.plots.empty() && figures.empty())
+    log::warn("report: no run reports confidence bins, so there is no reliability figure to draw");
+  if (!figures.empty()) {
+    write_figures(figures, flags.plots);
+    log::info("wrote {} reliability figure{} (SVG and JSON) into {}", figures.size(), figures.size() == 1 ? "" : "s",
+              flags.plots);
+  }
   return 0;
 }
 
@@ -61,7 +63,8 @@ int run_report(const ReportFlags& flags) {
 Command register_report(CLI::App& root) {
   auto flags = std::make_shared<ReportFlags>();
   CLI::App* cmd = root.add_subcommand(
-      "report", "Table of evaluation runs: accuracy, ECE, NLL, Brier per benchmark and method, mean ± std over seeds");
+      "report",
+      "Table of evaluation runs: accuracy, ECE, NLL, Brier, AUROC per benchmark and method, mean ± std over seeds");
   cmd->add_option("runs", flags->runs, "Evaluation reports, or folders searched for them (report.json)")
       ->required()
       ->type_name("RUN");

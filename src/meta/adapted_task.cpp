@@ -111,7 +111,9 @@ AdaptedTask load_adapted_task(const fs::path& path, const ExperimentConfig& conf
       throw fail(fmt::format("adapted with {} {}, but the config's {} makes it {}; set the config's key to the file's",
                              key, found, config_key, expected));
   }
-  if (const std::string model = entry(metadata, "model"); !model.empty() && model != config.model.path)
+  // The same folder may be named another way (relative, through a link); only a different one is worth a warning.
+  if (const std::string model = entry(metadata, "model");
+      !model.empty() && model != config.model.path && !fs::equivalent(model, config.model.path, ec))
     log::warn("{}: adapted on the model at {}, predicting with {}", file.string(), model, config.model.path);
 
   std::set<std::string> expected_names;
