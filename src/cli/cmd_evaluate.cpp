@@ -75,7 +75,7 @@ int run_evaluate(const EvaluateFlags& flags) {
 
 Command register_evaluate(CLI::App& root) {
   auto flags = std::make_shared<EvaluateFlags>();
-  CLI::App* cmd = root.add_subcommand("evaluate", "Score held-out tasks: accuracy, ECE, NLL, Brier");
+  CLI::App* cmd = root.add_subcommand("evaluate", "Score held-out tasks: accuracy, ECE, NLL, Brier, AUROC");
   add_config_flags(*cmd, flags->config);
   // Checked in run_evaluate rather than marked required, so that --help-config works without them.
   cmd->add_option("--checkpoint", flags->checkpoint, "Meta-training checkpoint (required by abmll, abmll_icl)")

@@ -45,7 +45,8 @@ Command register_predict(CLI::App& root) {
                   "What `abmll adapt` wrote for the task (its folder or phi.safetensors); for methods that adapt")
       ->type_name("DIR");
   cmd->add_option("--task", flags->task,
-                  "Task whose options and demonstrations the queries take (default: the adapted task)");
+                  "Task whose options and demonstrations the queries take (default: the adapted task)")
+      ->type_name("TASK");
   cmd->add_option("--input", flags->input,
                   "Queries, one JSON object a line: {\"input\": ...} [\"options\": [...]] [\"output\": ...] (required)")
       ->type_name("FILE");
