@@ -110,7 +110,9 @@ AdaptResult adapt_task(const ExperimentConfig& config, const AdaptRun& run) {
   Rng rng = data::episode_rng(static_cast<std::uint64_t>(config.run.seed), task->name, 0);
   const data::Episode episode = data::sample_episode(*task, options, rng);
   result.support_size = episode.support.size();
-  AdaptedTask adapted{task->name, std::string(to_string(config.method)), std::nullopt, std::nullopt};
+  AdaptedTask adapted;
+  adapted.task = task->name;
+  adapted.method = std::string(to_string(config.method));
   model::ForwardOptions recompute = recompute_policy(config.model);
   if (is_bayesian(config.method)) {
     LoraPosterior theta = initial_theta(config, experiment);

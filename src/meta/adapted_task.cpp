@@ -74,6 +74,7 @@ AdaptedTask load_adapted_task(const fs::path& path, const ExperimentConfig& conf
   auto fail = [&](const std::string& problem) { return InputError(fmt::format("{}: {}", file.string(), problem)); };
 
   AdaptedTask adapted;
+  adapted.source = file;
   adapted.task = entry(metadata, "task");
   adapted.method = entry(metadata, "method");
   if (adapted.task.empty() || adapted.method.empty())

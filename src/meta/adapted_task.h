@@ -25,6 +25,7 @@ struct AdaptedTask {
   std::string method;                      // the method it was adapted by (as written)
   std::optional<LoraPosterior> posterior;  // abmll, abmll_icl: phi, grouped with one group
   std::optional<PointLora> lora;           // lora, fomaml, reptile: grouped with one group
+  std::filesystem::path source;            // the file it was read from (empty when built in memory)
 };
 
 // Writes `adapted` (exactly one of posterior and lora set, each with one group) to `file` atomically; `prior` is

@@ -156,8 +156,8 @@ EvaluateResult evaluate(const ExperimentConfig& config, const EvaluateRun& run) 
   const bool writer = rank == 0;
   std::optional<EvaluationProgress> progress;  // rank 0's record of finished tasks
   if (writer) {
-    progress.emplace(run.report, evaluation_fingerprint(run.resolved_config, device.description, run.checkpoint),
-                     run.resume);
+    progress.emplace(EvaluationProgress::record_path(run.report),
+                     evaluation_fingerprint(run.resolved_config, device.description, run.checkpoint), run.resume);
   }
 
   EvaluateResult out;

@@ -27,6 +27,11 @@ struct Fnv1a {
 
 std::string evaluation_fingerprint(const nlohmann::json& resolved_config, const std::string& device_description,
                                    const std::filesystem::path& checkpoint) {
+  return evaluation_fingerprint(resolved_config, device_description, std::vector<std::filesystem::path>{checkpoint});
+}
+
+std::string evaluation_fingerprint(const nlohmann::json& resolved_config, const std::string& device_description,
+                                   const std::vector<std::filesystem::path>& files) {
   nlohmann::json settings = resolved_config;
   if (settings.contains("run") && settings["run"].is_object()) {
     for (const char* key : {"device", "dist_timeout_s", "log_every", "checkpoint_every", "benchmark"})
@@ -35,10 +40,11 @@ std::string evaluation_fingerprint(const nlohmann::json& resolved_config, const 
   Fnv1a h;
   h.add(settings.dump());
   h.add(device_description);
-  h.add(checkpoint.string());
-  if (!checkpoint.empty()) {
-    std::ifstream in(checkpoint, std::ios::binary);
-    if (!in) throw InputError(fmt::format("{}: cannot read", checkpoint.string()));
+  for (const std::filesystem::path& file : files) {
+    h.add(file.string());
+    if (file.empty()) continue;
+    std::ifstream in(file, std::ios::binary);
+    if (!in) throw InputError(fmt::format("{}: cannot read", file.string()));
     std::string chunk(1 << 20, '\0');
     while (in.read(chunk.data(), static_cast<std::streamsize>(chunk.size())) || in.gcount() > 0)
       h.add(std::string_view(chunk.data(), static_cast<std::size_t>(in.gcount())));
@@ -46,8 +52,13 @@ std::string evaluation_fingerprint(const nlohmann::json& resolved_config, const 
   return fmt::format("{:016x}", h.state);
 }
 
-EvaluationProgress::EvaluationProgress(const std::filesystem::path& report, std::string fingerprint, bool resume)
-    : path_(report.parent_path() / (report.stem().string() + ".tasks.jsonl")), fingerprint_(std::move(fingerprint)) {
+std::filesystem::path EvaluationProgress::record_path(const std::filesystem::path& report) {
+  return report.parent_path() / (report.stem().string() + ".tasks.jsonl");
+}
+
+EvaluationProgress::EvaluationProgress(std::filesystem::path path, std::string fingerprint, bool resume,
+                                       std::string unit)
+    : path_(std::move(path)), fingerprint_(std::move(fingerprint)) {
   std::size_t other = 0;
   log_.emplace(path_, [&](const nlohmann::json& line) {
     if (!resume) return false;
@@ -66,7 +77,7 @@ EvaluationProgress::EvaluationProgress(const std::filesystem::path& report, std:
     }
   });
   if (resume) {
-    log::info("--resume: {} finished task{} in {}{}", finished_.size(), finished_.size() == 1 ? "" : "s",
+    log::info("--resume: {} finished {}{} in {}{}", finished_.size(), unit, finished_.size() == 1 ? "" : "s",
               path_.string(),
               other ? fmt::format(" ({} of other settings dropped: the config, device or checkpoint changed)", other)
                     : "");

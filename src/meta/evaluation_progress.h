@@ -4,7 +4,8 @@
 // result depends on the run's settings alone (its episode, adaptation noise and posterior draws come from its own
 // seeded streams), so a resumed evaluation reports exactly what an uninterrupted one would. The fingerprint ties a
 // line to those settings: the resolved config, the kind of device, and the checkpoint's path and bytes; lines of
-// another fingerprint are dropped on resume. The caller removes the file once the report is written.
+// another fingerprint are dropped on resume. The caller removes the file once the report is written. `abmll predict`
+// records its chunks of queries the same way.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -14,6 +15,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "eval/evaluation_summary.h"
 #include "io/metrics_log.h"
@@ -26,12 +28,20 @@ namespace abmll::meta {
 // another GPU of the same kind), and the checkpoint's path and content (none: "").
 std::string evaluation_fingerprint(const nlohmann::json& resolved_config, const std::string& device_description,
                                    const std::filesystem::path& checkpoint);
+// The same over several files whose path and content results depend on (`abmll predict`: the adapted file and the
+// queries); {checkpoint} gives evaluation_fingerprint's value.
+std::string evaluation_fingerprint(const nlohmann::json& resolved_config, const std::string& device_description,
+                                   const std::vector<std::filesystem::path>& files);
 
 class EvaluationProgress {
  public:
-  // The progress file of the report at `report`. With `resume`, keeps the finished tasks of `fingerprint` (and
-  // says how many); otherwise starts empty.
-  EvaluationProgress(const std::filesystem::path& report, std::string fingerprint, bool resume);
+  // The record at `path` (record_path(report) for an evaluation). With `resume`, keeps the finished units (tasks;
+  // `abmll predict`: chunks of queries) of `fingerprint` and says how many, naming them `unit`; otherwise starts
+  // empty.
+  EvaluationProgress(std::filesystem::path path, std::string fingerprint, bool resume, std::string unit = "task");
+
+  // REPORT.tasks.jsonl beside the report at `report`.
+  static std::filesystem::path record_path(const std::filesystem::path& report);
 
   // The result of task `index` (its position among the held-out tasks) named `task`, when a resumed run had it.
   const eval::TaskResult* finished(std::size_t index, const std::string& task) const;

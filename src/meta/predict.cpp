@@ -14,12 +14,15 @@
 #include "eval/predictive_uncertainty.h"
 #include "meta/adapt.h"
 #include "meta/adapted_task.h"
+#include "meta/evaluation_progress.h"
 #include "meta/run_setup.h"
 #include "meta/task_evaluation.h"
 #include "util/atomic_file.h"
 #include "util/device.h"
 #include "util/error.h"
+#include "util/interrupt.h"
 #include "util/log.h"
+#include "util/progress.h"
 #include "util/rng.h"
 
 namespace abmll::meta {
@@ -31,26 +34,53 @@ namespace {
 
 // One query's output line (see predict.h), its keys in that order.
 nlohmann::ordered_json prediction_line(const data::Example& query, const data::ScoredPrompt& prompt,
-                                       const eval::OptionPrediction& prediction,
-                                       const eval::PredictiveUncertainty& uncertainty) {
-  const auto best = std::max_element(prediction.probs.begin(), prediction.probs.end());  // the first largest
-  const auto k = static_cast<std::size_t>(best - prediction.probs.begin());
+                                       const eval::QueryResult& result) {
+  const auto best = std::max_element(result.probs.begin(), result.probs.end());  // the first largest
+  const auto k = static_cast<std::size_t>(best - result.probs.begin());
+  const double entropy = eval::predictive_entropy(result.probs);
   nlohmann::ordered_json line = {{"line", query.source.line},
-                                 {"probs", prediction.probs},
-                                 {"option_loglik", prediction.loglik},
+                                 {"probs", result.probs},
+                                 {"option_loglik", result.loglik},
                                  {"options", query.options},
                                  {"prediction", k},
                                  {"answer", query.options[k]},
                                  {"confidence", *best},
-                                 {"entropy", uncertainty.entropy},
-                                 {"expected_entropy", uncertainty.expected_entropy},
-                                 {"mutual_information", uncertainty.mutual_information}};
+                                 {"entropy", entropy},
+                                 {"expected_entropy", result.expected_entropy},
+                                 {"mutual_information", std::max(0.0, entropy - result.expected_entropy)}};
   if (query.label >= 0) {
     line["label"] = query.label;
     line["correct"] = static_cast<std::int64_t>(k) == query.label;
   }
   if (prompt.truncated) line["truncated"] = true;
   return line;
+}
+
+// Chunk `c` of the queries scored: a TaskResult named after the task, query ids their positions in the input.
+eval::TaskResult score_chunk(const LoadedExperiment& experiment, const std::vector<eval::OptionQuery>& tokenized,
+                             const std::vector<data::Example>& queries, std::size_t begin, std::size_t end,
+                             model::LinearAdapter* adapter, const eval::OptionScoringOptions& scoring,
+                             const std::string& task) {
+  const std::vector<eval::OptionQuery> part(tokenized.begin() + static_cast<std::ptrdiff_t>(begin),
+                                            tokenized.begin() + static_cast<std::ptrdiff_t>(end));
+  const eval::OptionLogLikelihoods loglik = eval::option_log_likelihoods(experiment.decoder, part, adapter, scoring);
+  const std::vector<eval::OptionPrediction> predictions = eval::predictive(loglik);
+  eval::TaskResult result{task, {}, json::object()};
+  for (std::size_t i = 0; i < part.size(); ++i) {
+    const data::Example& query = queries[begin + i];
+    result.queries.push_back({static_cast<std::int64_t>(begin + i), predictions[i].probs, predictions[i].loglik,
+                              query.label, data::to_string(query.source),
+                              eval::predictive_uncertainty(loglik[i]).expected_entropy});
+  }
+  return result;
+}
+
+// Whether a recorded chunk holds exactly the queries begin..end-1.
+bool holds_queries(const eval::TaskResult& chunk, std::size_t begin, std::size_t end) {
+  if (chunk.queries.size() != end - begin) return false;
+  for (std::size_t i = 0; i < chunk.queries.size(); ++i)
+    if (chunk.queries[i].id != static_cast<std::int64_t>(begin + i)) return false;
+  return true;
 }
 
 }  // namespace
@@ -99,28 +129,71 @@ PredictResult predict(const ExperimentConfig& config, const PredictRun& run) {
                       adapted && adapted->lora ? &*adapted->lora : nullptr);
   log::info("task {}: predicting {} queries of {} ({})", task.name, queries.size(), run.input.string(),
             adapted ? fmt::format("adapted by {}", adapted->method) : std::string("the base model"));
-  const auto start = std::chrono::steady_clock::now();
-  const eval::OptionLogLikelihoods loglik = eval::option_log_likelihoods(
-      experiment.decoder, tokenize_queries(prompts, experiment.tokenizer), adapter.get(), scoring_options(config.eval));
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const std::vector<eval::OptionPrediction> predictions = eval::predictive(loglik);
+  const std::vector<eval::OptionQuery> tokenized = tokenize_queries(prompts, experiment.tokenizer);
+  const eval::OptionScoringOptions scoring = scoring_options(config.eval);
+
+  // Chunks, recorded as they finish.
+  PredictResult result;
+  fs::create_directories(run.out);
+  result.record = run.out / "predictions.chunks.jsonl";
+  result.predictions = run.out / "predictions.jsonl";
+  json settings = run.resolved_config;
+  settings["predict"] = {{"task", task.name}, {"chunk", run.chunk}};
+  std::vector<fs::path> files{run.input};
+  if (adapted) files.insert(files.begin(), adapted->source);
+  EvaluationProgress progress(result.record, evaluation_fingerprint(settings, device.description, files), run.resume,
+                              "chunk");
+  const std::size_t chunk = std::max<std::size_t>(run.chunk, 1);
+  result.chunks = (queries.size() + chunk - 1) / chunk;
+  std::vector<eval::TaskResult> chunks(result.chunks);
+  std::vector<std::size_t> pending;
+  for (std::size_t c = 0; c < result.chunks; ++c) {
+    const eval::TaskResult* done = progress.finished(c, task.name);
+    if (done && holds_queries(*done, c * chunk, std::min(queries.size(), (c + 1) * chunk))) {
+      chunks[c] = *done;
+      ++result.chunks_done;
+    } else {
+      pending.push_back(c);
+    }
+  }
+  double seconds = 0;
+  std::size_t scored = 0;
+  const auto chunks_start = std::chrono::steady_clock::now();
+  for (std::size_t k = 0; k < pending.size(); ++k) {
+    const std::size_t c = pending[k], begin = c * chunk, end = std::min(queries.size(), begin + chunk);
+    const auto start = std::chrono::steady_clock::now();
+    chunks[c] = score_chunk(experiment, tokenized, queries, begin, end, adapter.get(), scoring, task.name);
+    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    progress.record(c, chunks[c]);
+    ++result.chunks_done;
+    scored += end - begin;
+    if (result.chunks > 1) {
+      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - chunks_start).count();
+      const double left = elapsed / static_cast<double>(k + 1) * static_cast<double>(pending.size() - k - 1);
+      log::info("task {}: {} of {} chunks of {} queries (elapsed {}, about {} left)", task.name, result.chunks_done,
+                result.chunks, chunk, format_duration(elapsed), format_duration(left));
+    }
+    // Stop between chunks: what is scored is recorded, and --resume continues from it.
+    if (const int signal = interrupt_signal(); signal && k + 1 < pending.size()) {
+      result.interrupt_signal = signal;
+      return result;
+    }
+  }
 
   std::string lines;
   eval::TaskResult labelled{task.name, {}, json::object()};
   std::int64_t truncated = 0, demos_kept = 0;
-  for (std::size_t i = 0; i < queries.size(); ++i) {
-    const eval::PredictiveUncertainty uncertainty = eval::predictive_uncertainty(loglik[i]);
-    lines += prediction_line(queries[i], prompts[i], predictions[i], uncertainty).dump() + "\n";
-    if (queries[i].label >= 0)
-      labelled.queries.push_back({static_cast<std::int64_t>(i), predictions[i].probs, predictions[i].loglik,
-                                  queries[i].label, data::to_string(queries[i].source), uncertainty.expected_entropy});
-    truncated += prompts[i].truncated ? 1 : 0;
-    demos_kept += prompts[i].demos;
-  }
-  PredictResult result;
-  result.predictions = run.out / "predictions.jsonl";
-  fs::create_directories(run.out);
+  for (const eval::TaskResult& part : chunks)
+    for (const eval::QueryResult& q : part.queries) {
+      const auto i = static_cast<std::size_t>(q.id);
+      lines += prediction_line(queries[i], prompts[i], q).dump() + "\n";
+      if (q.label >= 0) labelled.queries.push_back(q);
+      truncated += prompts[i].truncated ? 1 : 0;
+      demos_kept += prompts[i].demos;
+    }
   write_file_atomic(result.predictions, lines);
+  std::error_code ec;
+  fs::remove(result.record, ec);  // predictions.jsonl holds every chunk now
 
   const double n = static_cast<double>(queries.size());
   json& s = result.summary;
@@ -133,8 +206,9 @@ PredictResult predict(const ExperimentConfig& config, const PredictRun& run) {
        {"labelled", labelled.queries.size()},
        {"samples", adapted && adapted->posterior ? config.eval.samples : 0},
        {"truncated_prompts", truncated},
-       {"scoring_seconds", seconds},
-       {"scoring_queries_per_s", seconds > 0 ? n / seconds : 0.0},
+       {"chunks", result.chunks},
+       {"scoring_seconds", seconds},  // of the chunks this run scored
+       {"scoring_queries_per_s", seconds > 0 ? static_cast<double>(scored) / seconds : 0.0},
        {"predictions", result.predictions.string()}};
   if (options.icl) s["mean_demos"] = static_cast<double>(demos_kept) / n;
   if (!labelled.queries.empty()) {
@@ -145,7 +219,8 @@ PredictResult predict(const ExperimentConfig& config, const PredictRun& run) {
     log::info("task {}: {} of {} queries gave their answer: accuracy {:.4f}, ECE {:.4f}", task.name,
               labelled.queries.size(), queries.size(), m.at("accuracy").get<double>(), m.at("ece").get<double>());
   }
-  log::info("wrote {} ({:.1f} queries/s)", result.predictions.string(), seconds > 0 ? n / seconds : 0.0);
+  log::info("wrote {} ({:.1f} queries/s)", result.predictions.string(),
+            seconds > 0 ? static_cast<double>(scored) / seconds : 0.0);
   return result;
 }
 

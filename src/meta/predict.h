@@ -6,6 +6,13 @@
 // adapt fitted on) before each query, as evaluate does. Scoring is evaluate's (eval.* keys, the same draws), so a
 // held-out task's test examples predicted this way get the probabilities `evaluate` reports for them.
 //
+// Long runs. Queries are scored in chunks of `chunk` (1024 by default), each recorded as it finishes in
+// predictions.chunks.jsonl (evaluation_progress.h: tied to the resolved config, the device's kind, the adapted file
+// and the queries file, path and bytes). SIGINT/SIGTERM let the current chunk finish and stop without output;
+// `--resume` scores only the chunks not yet recorded, and writes what an uninterrupted run writes. The record is
+// removed once predictions.jsonl is written. (The `weight` family draws its per-token noise per forward row, so its
+// posterior draws depend on which queries share a chunk: the same for a given chunk size.)
+//
 // Writes into the output folder predictions.jsonl, one line per query in input order:
 //   {"line", "probs", "option_loglik", "options", "prediction", "answer", "confidence", "entropy",
 //    "expected_entropy", "mutual_information", ["label", "correct"] where the query gave its answer,
@@ -27,9 +34,15 @@ struct PredictRun {
   std::string task;               // whose options and demonstrations the queries take; "": the adapted task
   std::filesystem::path input;    // the queries
   std::filesystem::path out;      // folder for predictions.jsonl
+  bool resume = false;            // keep the chunks a stopped run with the same settings recorded
+  std::size_t chunk = 1024;       // queries per recorded chunk (>= 1)
+  nlohmann::json resolved_config; // what the record's fingerprint holds
 };
 
 struct PredictResult {
+  int interrupt_signal = 0;            // nonzero: stopped between chunks by this signal; nothing written but the record
+  std::size_t chunks_done = 0, chunks = 0;
+  std::filesystem::path record;        // predictions.chunks.jsonl
   std::filesystem::path predictions;
   // {"task", "held_out", "method", "adapted", "input", "queries", "labelled", "samples", "truncated_prompts",
   //  ["mean_demos"], "scoring_seconds", "scoring_queries_per_s", ["metrics": evaluate's pooled metrics with 95%

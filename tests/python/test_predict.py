@@ -2,13 +2,15 @@
 JSONL queries, against what `abmll evaluate` reports for the same examples (every method that predicts: the same
 adaptation, draws and prompts, so the same probabilities); the uncertainty fields against their formulas; queries
 without answers and with options of their own; `abmll calibrate` on the output; and refusals (exit code 2) of an
-adapted file or queries that do not fit."""
+adapted file or queries that do not fit; an interrupted prediction resumed to the uninterrupted output."""
 import json
 import math
 import subprocess
 
 import pytest
 from safetensors.torch import load_file, save_file
+
+from interruption import sigterm_after_lines
 
 TASK = "after_l"
 
@@ -172,3 +174,40 @@ def test_refusals(run_abmll, demo):
     assert f"{bad}:2" in refused("--adapted", adapted, "--input", bad)
     bad.write_text('{"input": "letter: a", "output": "perhaps"}\n')
     assert f"{bad}:1" in refused("--adapted", adapted, "--input", bad)
+
+
+def test_interrupted_prediction_resumes_to_the_uninterrupted_output(run_abmll, demo, abmll_bin):
+    """SIGTERM between chunks: the scored chunks stay recorded and the command exits 143 writing nothing else;
+    --resume scores the rest and writes, to the last digit, what an uninterrupted run writes."""
+    adapted = adapt(run_abmll, demo, "abmll")
+    queries = demo["root"] / "many.jsonl"
+    queries.write_text(demo["queries"].read_text() * 10)  # 640 queries
+    slow = ["--adapted", adapted, "--set", "eval.samples=40", "--chunk", "32", "--input", queries]  # 20 chunks
+    predict(run_abmll, demo, "predict-whole", *slow)
+    whole = (demo["root"] / "predict-whole/predictions.jsonl").read_text()
+
+    out = demo["root"] / "predict-stopped"
+    record = out / "predictions.chunks.jsonl"
+    command = [abmll_bin, "predict", *demo["sets"], *slow, "--out", out]
+    code, stderr = sigterm_after_lines(command, record, 2)
+    assert code == 143, stderr
+    assert "interrupted after" in stderr and "--resume" in stderr
+    assert not (out / "predictions.jsonl").exists() and not (out / "report.json").exists()
+    done = len(record.read_text().splitlines())
+    assert 2 <= done < 20
+
+    resumed = run_abmll("predict", *demo["sets"], *slow, "--resume", "--out", out, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"--resume: {done} finished chunks" in resumed.stderr
+    assert (out / "predictions.jsonl").read_text() == whole
+    assert not record.exists()
+    report = json.loads((out / "report.json").read_text())["results"]
+    assert report["chunks"] == 20 and report["queries"] == 640
+
+    # Other settings (here the number of draws) do not reuse the record of a stopped run.
+    code, _ = sigterm_after_lines(command, record, 2)
+    assert code == 143
+    other = run_abmll("predict", *demo["sets"], *slow, "--set", "eval.samples=41", "--resume", "--out", out,
+                      timeout=300)
+    assert other.returncode == 0, other.stderr
+    assert "--resume: 0 finished chunks" in other.stderr and "of other settings dropped" in other.stderr
