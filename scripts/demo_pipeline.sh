@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The demo's comparison, given a built abmll: the built-in tiny model and synthetic tasks (`abmll make-demo`),
 # meta-training of ABMLL and of the baselines that learn across tasks (configs/demo.yaml), evaluation of every
-# method on the held-out tasks at the same number of adaptation steps, and the table and reliability figure
-# (`abmll report`).
+# method on the held-out tasks at the same number of adaptation steps, the table and reliability figure
+# (`abmll report`), and one held-out task's posterior predictions for new queries (`abmll adapt`, `abmll predict`).
 #
 #   scripts/demo_pipeline.sh ABMLL OUT [--steps N] [--seeds "0 1 2"]
 #
 # OUT/table.md (and .csv) is the table; OUT/plots/ the methods' reliability diagrams in one figure; OUT/eval/
 # <method>-seed<S>/ holds each report.json, predictions.jsonl and reliability.svg; OUT/train/<method>-seed<S>/ each
-# meta-training run. --steps caps meta-training (for quick checks).
+# meta-training run; OUT/adapt/TASK/ the first held-out task's posterior and OUT/predict/TASK/ its predictions for
+# every letter. --steps caps meta-training (for quick checks).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 abmll=$1 out=$2
@@ -54,5 +55,21 @@ for seed in $seeds; do
   done
 done
 "$abmll" report "$out/eval" --out "$out/table.md" --plots "$out/plots"
+
+# The first held-out task's posterior under the first seed's prior, and its predictions, with their uncertainty,
+# for every letter as a new query (no answers given).
+seed=${seeds%% *}
+task=$(awk '/"test"/ { listed = 1; next } listed && /"/ { gsub(/[ ",]/, ""); print; exit }' \
+  "$out/data/partitions/demo.json")
+say "adapt abmll to $task, then predict (seed $seed)"
+"$abmll" adapt --config "$config" "${paths[@]}" --set "run.seed=$seed" \
+  --checkpoint "$(ls -v "$out/train/abmll-seed$seed"/checkpoints/*.safetensors | tail -1)" --task "$task" \
+  --out "$out/adapt/$task"
+mkdir -p "$out/predict"
+for letter in a b c d e f g h i j k l m n o p q r s t u v w x y z; do
+  printf '{"input": "letter: %s"}\n' "$letter"
+done > "$out/predict/letters.jsonl"
+"$abmll" predict --config "$config" "${paths[@]}" --set "run.seed=$seed" --adapted "$out/adapt/$task" \
+  --input "$out/predict/letters.jsonl" --out "$out/predict/$task"
 say "table: $out/table.md (CSV beside it); the methods' reliability compared in $out/plots/; reports, predictions" \
-  "and reliability diagrams under $out/eval/"
+  "and reliability diagrams under $out/eval/; $task's predictions for new queries in $out/predict/$task/"

@@ -94,6 +94,9 @@ def test_demo_pipeline_writes_the_table(tmp_path, source_dir, abmll_bin):
         assert (folder / "reliability.svg").read_text().rstrip().endswith("</svg>")
     for method in ["abmll", "fomaml", "reptile", "lora"]:
         assert len((out / "train" / f"{method}-seed0/metrics.jsonl").read_text().splitlines()) == 2
+    predictions = [json.loads(line) for line in (out / "predict/after_l/predictions.jsonl").read_text().splitlines()]
+    assert len(predictions) == 26 and all("label" not in p and p["mutual_information"] >= 0 for p in predictions)
+    assert [p["options"] for p in predictions] == [["no", "yes"]] * 26
     figure = json.loads((out / "plots/reliability-demo-model.json").read_text())
     assert [c["method"] for c in figure["curves"]] == methods
     assert (out / "plots/reliability-demo-model.svg").read_text().rstrip().endswith("</svg>")
