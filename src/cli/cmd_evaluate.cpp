@@ -24,7 +24,7 @@ namespace {
 
 struct EvaluateFlags {
   ConfigFlags config;
-  std::string checkpoint, out;
+  std::string checkpoint, out, save_adapted;
   bool resume = false;
   std::string dist_backend = "auto";
 };
@@ -44,8 +44,8 @@ int run_evaluate(const EvaluateFlags& flags) {
   install_interrupt_handlers();
   DeviceChoice device = resolve_device(config->run.device);
   const std::unique_ptr<dist::ProcessGroup> group = join_process_group(launch, flags.dist_backend, *config, device);
-  meta::EvaluateRun run{flags.checkpoint, flags.out, flags.resume, config_to_json(*config)};
-  run.group = group.get();
+  const meta::EvaluateRun run{flags.checkpoint, flags.out, flags.resume, config_to_json(*config), group.get(),
+                              flags.save_adapted};
   Report report("evaluate", command_line());
   report.set_config(config_to_json(*config));
   report.set_device(device.name, device.description);
@@ -85,6 +85,9 @@ Command register_evaluate(CLI::App& root) {
       ->type_name("REPORT.json");
   cmd->add_flag("--resume", flags->resume,
                 "Keep the tasks an interrupted evaluation with the same settings finished (REPORT.tasks.jsonl)");
+  cmd->add_option("--save-adapted", flags->save_adapted,
+                  "Also keep each task's adapted posterior or LoRA in DIR/<task>/, as `abmll adapt` writes it")
+      ->type_name("DIR");
   add_dist_backend_flag(*cmd, flags->dist_backend);
   return {cmd, [flags] { return run_evaluate(*flags); }};
 }

@@ -127,14 +127,9 @@ AdaptResult adapt_task(const ExperimentConfig& config, const AdaptRun& run) {
             result.support_nll.front(), result.support_nll.back(),
             adapted.posterior ? "posterior mean" : "adapted LoRA", config.inner.eval_steps, result.support_size);
 
-  result.phi_file = run.out / "phi.safetensors";
-  save_adapted_task(result.phi_file, adapted, config, run.checkpoint);
-  const std::map<model::LinearSite, model::LoraFactors> exported =
-      adapted.posterior ? adapted.posterior->means() : adapted.lora->factors(1);
-  model::BatchedLora adapter(experiment.lora, 1);
-  install_factors(adapter, exported);
-  result.adapter_dir = run.out / "adapter";
-  model::write_peft_adapter(result.adapter_dir, adapter, experiment.decoder.config(), 0, config.model.path);
+  const AdaptedFolder written = write_adapted_folder(run.out, adapted, config, experiment, run.checkpoint);
+  result.phi_file = written.phi;
+  result.adapter_dir = written.adapter;
   return result;
 }
 

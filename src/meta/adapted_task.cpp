@@ -10,6 +10,7 @@
 
 #include "io/safetensors_file.h"
 #include "io/safetensors_writer.h"
+#include "model/peft_adapter.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -60,6 +61,17 @@ void save_adapted_task(const fs::path& file, const AdaptedTask& adapted, const E
                          {"posterior_family", family},
                          {"model", config.model.path},
                          {"prior", prior.string()}});
+}
+
+AdaptedFolder write_adapted_folder(const fs::path& out, const AdaptedTask& adapted, const ExperimentConfig& config,
+                                   const LoadedExperiment& experiment, const fs::path& prior) {
+  AdaptedFolder folder{out / "phi.safetensors", out / "adapter"};
+  save_adapted_task(folder.phi, adapted, config, prior);
+  const at::NoGradGuard no_grad;
+  model::BatchedLora adapter(experiment.lora, 1);
+  install_factors(adapter, adapted.posterior ? adapted.posterior->means() : adapted.lora->factors(1));
+  model::write_peft_adapter(folder.adapter, adapter, experiment.decoder.config(), 0, config.model.path);
+  return folder;
 }
 
 AdaptedTask load_adapted_task(const fs::path& path, const ExperimentConfig& config,

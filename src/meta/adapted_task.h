@@ -33,6 +33,15 @@ struct AdaptedTask {
 void save_adapted_task(const std::filesystem::path& file, const AdaptedTask& adapted, const ExperimentConfig& config,
                        const std::filesystem::path& prior);
 
+// What `abmll adapt` writes for `adapted` into `out`: phi.safetensors (save_adapted_task) and adapter/, the
+// posterior-mean (or adapted) LoRA in PEFT's format. Returns the two paths.
+struct AdaptedFolder {
+  std::filesystem::path phi, adapter;
+};
+AdaptedFolder write_adapted_folder(const std::filesystem::path& out, const AdaptedTask& adapted,
+                                   const ExperimentConfig& config, const LoadedExperiment& experiment,
+                                   const std::filesystem::path& prior);
+
 // Reads `file` (phi.safetensors, or a folder holding one) for `config`, whose method must be the file's (abmll and
 // abmll_icl share theirs). Throws InputError naming the file for anything that does not fit, as above.
 AdaptedTask load_adapted_task(const std::filesystem::path& file, const ExperimentConfig& config,

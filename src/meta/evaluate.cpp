@@ -160,6 +160,12 @@ EvaluateResult evaluate(const ExperimentConfig& config, const EvaluateRun& run) 
                      evaluation_fingerprint(run.resolved_config, device.description, run.checkpoint), run.resume);
   }
 
+  std::optional<AdaptedOutput> save_adapted;  // where each task's adapted posterior or LoRA is kept
+  if (!run.save_adapted.empty()) {
+    if (theta || lora_init) save_adapted = AdaptedOutput{run.save_adapted, run.checkpoint};
+    else if (writer) log::warn("method {} adapts nothing: --save-adapted writes nothing", to_string(method));
+  }
+
   EvaluateResult out;
   if (progress) out.progress = progress->path();
   const std::vector<data::Task>& held_out = experiment.tasks.test;
@@ -208,7 +214,8 @@ EvaluateResult evaluate(const ExperimentConfig& config, const EvaluateRun& run) 
       mine.emplace();
       mine->index = pending[slot];
       mine->result = evaluate_task(config, experiment, {theta ? &*theta : nullptr, lora_init ? &*lora_init : nullptr},
-                                   task, queries, recompute, &mine->scoring_seconds);
+                                   task, queries, recompute, &mine->scoring_seconds,
+                                   save_adapted ? &*save_adapted : nullptr);
     }
     int signal = interrupt_signal();
     for (FinishedTask& f : exchange(run.group, std::move(mine), signal, round)) {

@@ -44,6 +44,10 @@ struct EvaluateRun {
   bool resume = false;
   nlohmann::json resolved_config;
   dist::ProcessGroup* group = nullptr;  // the ranks of a distributed launch, or null
+  // Non-empty: each task's adapted posterior (or LoRA) is also written to save_adapted/<task>/ as `abmll adapt`
+  // writes it (by whichever rank adapts the task), for `abmll predict`. Tasks a resumed run had finished are not
+  // adapted again.
+  std::filesystem::path save_adapted;
 };
 
 // On ranks other than 0 only the interrupt and task counts are set: rank 0 alone has the results and writes files.

@@ -10,6 +10,7 @@
 #include "eval/option_scoring.h"
 #include "eval/predictive_uncertainty.h"
 #include "meta/adapt.h"
+#include "meta/adapted_task.h"
 #include "meta/task_noise.h"
 #include "util/log.h"
 #include "util/rng.h"
@@ -75,7 +76,7 @@ bool method_uses_icl(Method method) { return method == Method::icl || method == 
 
 eval::TaskResult evaluate_task(const ExperimentConfig& config, const LoadedExperiment& experiment,
                                const AdaptationStart& start, const data::Task& task, const TaskQueries& queries,
-                               model::ForwardOptions& recompute, double* scoring_seconds) {
+                               model::ForwardOptions& recompute, double* scoring_seconds, const AdaptedOutput* save) {
   const auto seed = static_cast<std::uint64_t>(config.run.seed);
   data::EpisodeOptions options = episode_selection(config, task, queries);
   options.tokenizer = &experiment.tokenizer;
@@ -86,17 +87,23 @@ eval::TaskResult evaluate_task(const ExperimentConfig& config, const LoadedExper
 
   eval::TaskResult result{task.name, {}, nlohmann::json::object()};
   result.extra["support_size"] = episode.support.size();
+  const std::string method_name(to_string(config.method));
   std::unique_ptr<model::LinearAdapter> adapter;
   if (start.theta) {
     std::vector<double> support_nll;
     const LoraPosterior phi =
         infer_task_posterior(config, experiment, *start.theta, episode, support_nll, recompute);
     result.extra["support_nll"] = support_nll;
+    if (save) write_adapted_folder(save->folder / task.name, {task.name, method_name, phi, std::nullopt, {}}, config,
+                                   experiment, save->prior);
     adapter = scoring_adapter(config, experiment, task.name, &phi, nullptr);
   } else if (start.lora) {
     std::vector<double> support_nll;
     const PointLora adapted = adapt_task_lora(config, experiment, *start.lora, episode, support_nll, recompute);
     result.extra["support_nll"] = support_nll;
+    if (save)
+      write_adapted_folder(save->folder / task.name, {task.name, method_name, std::nullopt, adapted, {}}, config,
+                           experiment, save->prior);
     adapter = scoring_adapter(config, experiment, task.name, nullptr, &adapted);
   }
   const eval::OptionScoringOptions scoring = scoring_options(config.eval);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,6 +27,13 @@ namespace abmll::meta {
 struct AdaptationStart {
   const LoraPosterior* theta = nullptr;  // abmll, abmll_icl: the prior, whose posterior the task infers
   const PointLora* lora = nullptr;       // lora, fomaml, reptile: the LoRA the task fine-tunes
+};
+
+// Where evaluate_task keeps the task's adapted posterior or LoRA, as `abmll adapt` writes it: into folder/<task>/,
+// recording `prior` (the checkpoint adapted from) in its metadata.
+struct AdaptedOutput {
+  std::filesystem::path folder;
+  std::filesystem::path prior;
 };
 
 struct TaskQueries {
@@ -59,8 +67,10 @@ bool method_uses_icl(Method method);
 // its NLL before each inner step and after the last ("support_nll"), and the prompts cut to fit. The inner steps
 // recompute layers as `recompute` says and keep a policy that a retry after running out of memory chose.
 // `scoring_seconds`, when given, receives the time spent scoring options (not adapting).
+// With `save` (and a start to adapt from), the adapted task is written there before scoring.
 eval::TaskResult evaluate_task(const ExperimentConfig& config, const LoadedExperiment& experiment,
                                const AdaptationStart& start, const data::Task& task, const TaskQueries& queries,
-                               model::ForwardOptions& recompute, double* scoring_seconds = nullptr);
+                               model::ForwardOptions& recompute, double* scoring_seconds = nullptr,
+                               const AdaptedOutput* save = nullptr);
 
 }  // namespace abmll::meta

@@ -2,12 +2,14 @@
 JSONL queries, against what `abmll evaluate` reports for the same examples (every method that predicts: the same
 adaptation, draws and prompts, so the same probabilities); the uncertainty fields against their formulas; queries
 without answers and with options of their own; `abmll calibrate` on the output; and refusals (exit code 2) of an
-adapted file or queries that do not fit; an interrupted prediction resumed to the uninterrupted output."""
+adapted file or queries that do not fit; an interrupted prediction resumed to the uninterrupted output; and
+`evaluate --save-adapted` writing what `adapt` writes."""
 import json
 import math
 import subprocess
 
 import pytest
+import torch
 from safetensors.torch import load_file, save_file
 
 from interruption import sigterm_after_lines
@@ -211,3 +213,26 @@ def test_interrupted_prediction_resumes_to_the_uninterrupted_output(run_abmll, d
                       timeout=300)
     assert other.returncode == 0, other.stderr
     assert "--resume: 0 finished chunks" in other.stderr and "of other settings dropped" in other.stderr
+
+
+@pytest.mark.parametrize("method", ["abmll", "lora"])
+def test_evaluate_keeps_what_adapt_writes(run_abmll, demo, method):
+    """`evaluate --save-adapted DIR` writes each held-out task's adaptation as `adapt` does: the same tensors and
+    metadata, and a folder `predict` reads."""
+    saved = demo["root"] / f"saved-{method}"
+    out = demo["root"] / f"evaluate-saving-{method}/report.json"
+    result = run_abmll("evaluate", *demo["sets"], "--set", f"method={method}", "--checkpoint",
+                       demo["checkpoints"][method], "--save-adapted", saved, "--out", out, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in saved.iterdir()) == ["after_l", "after_m", "after_t", "after_u"]
+    adapted = adapt(run_abmll, demo, method)
+    want, got = load_file(str(adapted / "phi.safetensors")), load_file(str(saved / TASK / "phi.safetensors"))
+    assert sorted(want) == sorted(got)
+    for name in want:
+        assert torch.equal(want[name], got[name]), name
+    assert (saved / TASK / "adapter/adapter_model.safetensors").exists()
+    lines, _ = predict(run_abmll, demo, f"predict-saved-{method}", "--set", f"method={method}",
+                       "--adapted", saved / TASK, "--input", demo["queries"])
+    reference, _ = predict(run_abmll, demo, f"predict-adapted-{method}", "--set", f"method={method}",
+                           "--adapted", adapted, "--input", demo["queries"])
+    assert lines == reference
