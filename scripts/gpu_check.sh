@@ -124,6 +124,30 @@ print(f"max abs option log-likelihood difference {worst:.3g} over {len(a)} queri
 PY
 )"
 
+# adapt and predict on the GPU: a held-out task's posterior-mean predictions for every letter, against the CPU's
+# from the same adapted file (bf16 against float32).
+task=$(awk '/"test"/ { listed = 1; next } listed && /"/ { gsub(/[ ",]/, ""); print; exit }' \
+  runs/demo/data/partitions/demo.json)
+timeout 60 ./build/abmll adapt --config configs/demo.yaml --set run.device=cuda --task "$task" --out "$work/adapt" \
+  --checkpoint "$(ls -v "$work"/meta-train/checkpoints/step-*.safetensors | tail -1)" > "$work/adapt.log" 2>&1 \
+  || status=1
+for letter in a b c d e f g h i j k l m n o p q r s t u v w x y z; do printf '{"input": "letter: %s"}\n' "$letter"
+done > "$work/letters.jsonl"
+for device in cuda cpu; do
+  timeout 60 ./build/abmll predict --config configs/demo.yaml --set run.device=$device --set eval.samples=0 \
+    --adapted "$work/adapt" --input "$work/letters.jsonl" --out "$work/predict-$device" \
+    > "$work/predict-$device.log" 2>&1 || status=1
+done
+note "demo adapt + predict on cuda vs cpu: $("$python" - "$work" <<'PY' 2>&1
+import json, pathlib, sys
+read = lambda d: [json.loads(l) for l in (pathlib.Path(sys.argv[1]) / f"predict-{d}/predictions.jsonl").open()]
+a, b = read("cuda"), read("cpu")
+worst = max(abs(x - y) for p, q in zip(a, b) for x, y in zip(p["probs"], q["probs"]))
+same = sum(p["prediction"] == q["prediction"] for p, q in zip(a, b))
+print(f"max abs probability difference {worst:.3g}; the same answer for {same} of {len(a)} queries")
+PY
+)"
+
 # The 8B-shape meta-step (bf16, random weights): seconds per step, tokens/s, MFU, peak memory, against the Python
 # reference (factor family); one more step under the profiler (time per GPU kernel and operator, and what holds
 # memory at the step's peak).

@@ -4,7 +4,8 @@
 // that the draws' disagreement makes (eval/predictive_uncertainty.h); with lora, fomaml and reptile the adapted
 // LoRA's; with pretrained and icl the base model's. ICL methods put the task's support demonstrations (the shots
 // adapt fitted on) before each query, as evaluate does. Scoring is evaluate's (eval.* keys, the same draws), so a
-// held-out task's test examples predicted this way get the probabilities `evaluate` reports for them.
+// held-out task's test examples predicted this way get the probabilities `evaluate` reports for them (the `weight`
+// family's with posterior draws: when they fit in one chunk, see below).
 //
 // Long runs. Queries are scored in chunks of `chunk` (1024 by default), each recorded as it finishes in
 // predictions.chunks.jsonl (evaluation_progress.h: tied to the resolved config, the device's kind, the adapted file
