@@ -5,8 +5,8 @@
 // The first byte says what the rest is (bits 0-1) and how malformed lines are treated (bit 2: skip_malformed):
 //   0  a CrossFit training file, task/task_16_100_train.tsv
 //   1  a UnifiedQA training file, task/train.tsv
-//   2  a JSONL task file, task.jsonl; with bit 3 also a query file (data/query_file.h), read for a classification,
-//      a multiple-choice and a generation task
+//   2  a JSONL task file, task.jsonl; with bit 3 also a query file (data/query_file.h), as JSONL and as TSV, read
+//      for a classification, a multiple-choice and a generation task
 //   3  a partition JSON file (train/dev/test task lists)
 // The file is written into a fresh folder under `scratch`. A task that reads must satisfy what episodes and
 // scoring rely on (task.h): non-empty valid UTF-8 inputs and answers; classification: every example's options are
@@ -25,6 +25,7 @@
 #include <fstream>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "data/jsonl_reader.h"
@@ -87,17 +88,21 @@ inline void check_queries(const std::vector<data::Example>& queries) {
   }
 }
 
-// read_query_file of `file` for a task of each kind.
+// read_query_file of `file`, and of the same bytes as a .tsv (plain and UnifiedQA's), for a task of each kind.
 inline void run_query_file(const std::filesystem::path& file, const data::ReaderOptions& options) {
+  const std::filesystem::path tsv = std::filesystem::path(file).replace_extension(".tsv");
+  std::filesystem::copy_file(file, tsv, std::filesystem::copy_options::overwrite_existing);
   for (data::TaskKind kind :
        {data::TaskKind::classification, data::TaskKind::multiple_choice, data::TaskKind::generation}) {
     data::Task task;
     task.name = "queried";
     task.kind = kind;
     if (kind == data::TaskKind::classification) task.options = {"negative", "positive"};
-    try {
-      check_queries(data::read_query_file(file, task, options));
-    } catch (const InputError&) {
+    for (const auto& [path, unifiedqa] : {std::pair{file, false}, std::pair{tsv, false}, std::pair{tsv, true}}) {
+      try {
+        check_queries(data::read_query_file(path, task, options, unifiedqa));
+      } catch (const InputError&) {
+      }
     }
   }
 }

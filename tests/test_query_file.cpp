@@ -80,6 +80,36 @@ TEST_CASE("query file: a generation task's queries need options of their own", "
              Contains("q.jsonl:1") && Contains("free text"));
 }
 
+TEST_CASE("query file: TSV lines as the tasks' files hold them, the answer optional", "[data]") {
+  ScratchDir dir;
+  write_text(dir / "q.tsv", "great film\tpositive\tgood\n\ndull\n");
+  const Task task = task_of_kind(TaskKind::classification);
+  const auto crossfit = read_query_file(dir / "q.tsv", task, {});
+  REQUIRE(crossfit.size() == 2);
+  CHECK(crossfit[0].input == "great film");
+  CHECK(crossfit[0].label == 1);  // the first output is the answer
+  CHECK(crossfit[1].input == "dull");
+  CHECK(crossfit[1].label == -1);
+  CHECK(crossfit[1].source.line == 3);
+
+  // UnifiedQA's literal "\n" separators become newlines with `unifiedqa`, and stay as they are without.
+  write_text(dir / "mc.tsv", "sky? \\n (a) red (b) blue\tblue\n");
+  const Task mc = task_of_kind(TaskKind::multiple_choice);
+  const auto unifiedqa = read_query_file(dir / "mc.tsv", mc, {}, /*unifiedqa=*/true);
+  REQUIRE(unifiedqa.size() == 1);
+  CHECK(unifiedqa[0].input == "sky?\n(a) red (b) blue");
+  CHECK(unifiedqa[0].options == Strings{"red", "blue"});
+  CHECK(unifiedqa[0].label == 1);
+  CHECK(read_query_file(dir / "mc.tsv", mc, {})[0].input == "sky? \\n (a) red (b) blue");
+
+  write_text(dir / "bad.tsv", "ok\n\tno input\n");
+  CHECK_THAT(input_error_of([&] { read_query_file(dir / "bad.tsv", task, {}); }),
+             Contains("bad.tsv:2") && Contains("empty input"));
+  write_text(dir / "bad.tsv", "ok\tneutral\n");
+  CHECK_THAT(input_error_of([&] { read_query_file(dir / "bad.tsv", task, {}); }),
+             Contains("bad.tsv:1") && Contains("answer \"neutral\" is not among the options"));
+}
+
 TEST_CASE("query file: malformed lines name file and line, or are skipped under skip_malformed", "[data]") {
   ScratchDir dir;
   const std::string bad_answer = "{\"input\": \"ok\"}\n{\"input\": \"x\", \"output\": \"neutral\"}\n";

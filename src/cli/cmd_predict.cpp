@@ -62,7 +62,8 @@ Command register_predict(CLI::App& root) {
                   "Task whose options and demonstrations the queries take (default: the adapted task)")
       ->type_name("TASK");
   cmd->add_option("--input", flags->input,
-                  "Queries, one JSON object a line: {\"input\": ...} [\"options\": [...]] [\"output\": ...] (required)")
+                  "Queries, one a line: {\"input\": ...} [\"options\": [...]] [\"output\": ...] as JSON, or in a .tsv "
+                  "input[<TAB>answer] (required)")
       ->type_name("FILE");
   cmd->add_option("-o,--out", flags->out, "Output folder: predictions.jsonl, report.json (required)")
       ->type_name("DIR");

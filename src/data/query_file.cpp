@@ -5,18 +5,21 @@
 #include "data/jsonl_reader.h"
 #include "data/lines.h"
 #include "data/options.h"
+#include "data/tsv_reader.h"
 #include "util/error.h"
 
 namespace abmll::data {
 
 std::vector<Example> read_query_file(const std::filesystem::path& file, const Task& task,
-                                     const ReaderOptions& options) {
+                                     const ReaderOptions& options, bool unifiedqa) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(file, ec))
-    throw InputError(fmt::format("{}: no such file (queries to predict, one JSON object a line)", file.string()));
+    throw InputError(fmt::format("{}: no such file (queries to predict: JSON Lines, or TSV as the tasks' files)",
+                                 file.string()));
   ProblemLog problems(options.skip_malformed);
   std::vector<Example> read;
-  read_jsonl_examples(file, problems, read, /*need_output=*/false);
+  if (file.extension() == ".tsv") read_tsv_examples(file, unifiedqa, problems, read, /*need_output=*/false);
+  else read_jsonl_examples(file, problems, read, /*need_output=*/false);
 
   std::vector<Example> queries;
   queries.reserve(read.size());

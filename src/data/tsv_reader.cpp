@@ -37,24 +37,31 @@ std::string unescape_unifiedqa(std::string_view text) {
   }
 }
 
-// Examples of one TSV file, appended to `out`.
-void read_tsv(const fs::path& file, bool unifiedqa, ProblemLog& problems, std::vector<Example>& out) {
+
+}  // namespace
+
+void read_tsv_examples(const fs::path& file, bool unifiedqa, ProblemLog& problems, std::vector<Example>& out,
+                       bool need_output) {
   for (Line& line : read_lines(file)) {
     SourceLine where{file, line.number};
     if (!problems.check_utf8(where, line.text)) continue;
-    std::size_t tab = line.text.find('\t');
-    if (tab == std::string::npos) {
+    if (!need_output && trim(line.text).empty()) continue;
+    const std::size_t tab = line.text.find('\t');
+    if (tab == std::string::npos && need_output) {
       problems.report(where, "expected input<TAB>output, found no tab");
       continue;
     }
     std::string_view input = trim(std::string_view(line.text).substr(0, tab));
-    std::string_view rest = std::string_view(line.text).substr(tab + 1);
-    std::string_view output = trim(rest.substr(0, rest.find('\t')));
+    std::string_view output;
+    if (tab != std::string::npos) {
+      std::string_view rest = std::string_view(line.text).substr(tab + 1);
+      output = trim(rest.substr(0, rest.find('\t')));
+    }
     if (input.empty()) {
       problems.report(where, "empty input");
       continue;
     }
-    if (output.empty()) {
+    if (output.empty() && need_output) {
       problems.report(where, "empty output");
       continue;
     }
@@ -65,6 +72,8 @@ void read_tsv(const fs::path& file, bool unifiedqa, ProblemLog& problems, std::v
     out.push_back(std::move(ex));
   }
 }
+
+namespace {
 
 // k of a CrossFit file name "{task}_{k}_{seed}_{split}.tsv", if it is one of `task`'s with this seed and split.
 std::optional<std::int64_t> crossfit_k(const std::string& filename, const std::string& task, std::int64_t seed,
@@ -118,7 +127,7 @@ Task read_crossfit_task(const fs::path& root, const std::string& name, const Rea
   task.name = name;
   ProblemLog problems(options.skip_malformed);
   for (const auto& [split, file] : found.begin()->second) {
-    read_tsv(file, false, problems, task.examples(split));
+    read_tsv_examples(file, false, problems, task.examples(split));
     task.files.push_back(file);
   }
   finish_task(task, options, problems);
@@ -135,7 +144,7 @@ Task read_unifiedqa_task(const fs::path& folder, const ReaderOptions& options) {
     std::error_code ec;
     if (!fs::is_regular_file(file, ec)) continue;
     any = true;
-    read_tsv(file, true, problems, task.examples(split));
+    read_tsv_examples(file, true, problems, task.examples(split));
     task.files.push_back(file);
   }
   if (!any)

@@ -15,9 +15,16 @@
 #include <string>
 #include <vector>
 
+#include "data/lines.h"
 #include "data/task.h"
 
 namespace abmll::data {
+
+// The examples of one TSV file as written (labels unset), appended to `out`; malformed lines go to `problems`.
+// `unifiedqa`: the input's literal "\n" separators become newlines. Without `need_output` a line may be the input
+// alone (no tab: queries whose answer is unknown), and blank lines are skipped.
+void read_tsv_examples(const std::filesystem::path& file, bool unifiedqa, ProblemLog& problems,
+                       std::vector<Example>& out, bool need_output = true);
 
 // Task `name` of a CrossFit data folder, with ReaderOptions::crossfit_seed (and crossfit_k) picking the files.
 // Throws InputError naming the files looked for when the task has none, and when several k fit.

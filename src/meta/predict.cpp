@@ -110,7 +110,8 @@ PredictResult predict(const ExperimentConfig& config, const PredictRun& run) {
     throw InputError(fmt::format("method {} needs --task (whose options and demonstrations the queries take)", method));
   const FoundTask found = find_task(experiment, name);
   const data::Task& task = *found.task;
-  const std::vector<data::Example> queries = data::read_query_file(run.input, task, reader_options(config.data));
+  const std::vector<data::Example> queries = data::read_query_file(
+      run.input, task, reader_options(config.data), config.data.format == DataFormat::unifiedqa);
 
   // Prompts as evaluate builds them, with the demonstrations of the support set adapt fitted on.
   data::EpisodeOptions options = adaptation_episode_options(config, experiment, task, found.held_out);

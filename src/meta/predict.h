@@ -1,4 +1,4 @@
-// `abmll predict`: a task's predictions for queries of one's own (a JSONL file, data/query_file.h), from what
+// `abmll predict`: a task's predictions for queries of one's own (JSONL or TSV, data/query_file.h), from what
 // `abmll adapt` inferred for it: with abmll the posterior predictive over the answer options, averaged over
 // eval.samples posterior draws (the posterior mean when 0), with how uncertain each prediction is and how much of
 // that the draws' disagreement makes (eval/predictive_uncertainty.h); with lora, fomaml and reptile the adapted

@@ -236,3 +236,14 @@ def test_evaluate_keeps_what_adapt_writes(run_abmll, demo, method):
     reference, _ = predict(run_abmll, demo, f"predict-adapted-{method}", "--set", f"method={method}",
                            "--adapted", adapted, "--input", demo["queries"])
     assert lines == reference
+
+
+def test_a_tasks_own_tsv_file_as_queries(run_abmll, demo):
+    """The task's test file as CrossFit writes it gives the predictions of the same queries written as JSONL."""
+    adapted = adapt(run_abmll, demo, "abmll")
+    tsv = demo["root"] / f"demo/data/{TASK}/{TASK}_16_100_test.tsv"
+    from_tsv, report = predict(run_abmll, demo, "predict-tsv", "--adapted", adapted, "--input", tsv)
+    from_jsonl, _ = predict(run_abmll, demo, "predict-jsonl", "--adapted", adapted, "--input", demo["queries"])
+    assert len(from_tsv) == 64 and report["labelled"] == 64
+    assert [(p["probs"], p["label"], p["line"]) for p in from_tsv] == \
+        [(p["probs"], p["label"], p["line"]) for p in from_jsonl]
