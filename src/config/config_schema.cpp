@@ -322,6 +322,10 @@ std::vector<ConfigKey> build_keys() {
             "With share_prompt: queries whose prompts begin with the same 32 or more tokens (ICL demonstrations) "
             "share forward rows after that prefix, computed once (same scores; the weight family draws its "
             "per-token noise per row, so its draws differ).");
+  add<I>(k, KEY(eval.forward_tokens), 16384,
+         "Padded tokens (rows x longest row) of one scoring forward. A forward that runs out of memory is retried "
+         "with half as many, down to one row; lower it to start there.",
+         at_least<I>(1));
 
   add<I>(k, KEY(validation.every), 0,
          "meta-train: validate every N outer steps, at step 0 and at the last step, into validation.jsonl (0: "

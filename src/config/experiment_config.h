@@ -104,6 +104,7 @@ struct EvalConfig {
   bool length_normalize = false;
   bool share_prompt = true;     // compute a query's prompt once for all its options
   bool share_prefix = true;     // and the common prefix of queries' prompts (ICL demonstrations) once per row
+  std::int64_t forward_tokens = 16384;  // padded tokens of one scoring forward, halved on running out of memory
 };
 
 // Validation during meta-training (meta/validation.h).

@@ -56,14 +56,15 @@ nlohmann::ordered_json prediction_line(const data::Example& query, const data::S
   return line;
 }
 
-// Chunk `c` of the queries scored: a TaskResult named after the task, query ids their positions in the input.
+// Queries begin..end-1 scored: a TaskResult named after the task, query ids their positions in the input.
 eval::TaskResult score_chunk(const LoadedExperiment& experiment, const std::vector<eval::OptionQuery>& tokenized,
                              const std::vector<data::Example>& queries, std::size_t begin, std::size_t end,
-                             model::LinearAdapter* adapter, const eval::OptionScoringOptions& scoring,
+                             model::LinearAdapter* adapter, eval::OptionScoringOptions& scoring,
                              const std::string& task) {
   const std::vector<eval::OptionQuery> part(tokenized.begin() + static_cast<std::ptrdiff_t>(begin),
                                             tokenized.begin() + static_cast<std::ptrdiff_t>(end));
-  const eval::OptionLogLikelihoods loglik = eval::option_log_likelihoods(experiment.decoder, part, adapter, scoring);
+  const eval::OptionLogLikelihoods loglik =
+      score_queries(experiment, part, adapter, scoring, fmt::format("task {}, queries {}-{}", task, begin + 1, end));
   const std::vector<eval::OptionPrediction> predictions = eval::predictive(loglik);
   eval::TaskResult result{task, {}, json::object()};
   for (std::size_t i = 0; i < part.size(); ++i) {
@@ -131,7 +132,7 @@ PredictResult predict(const ExperimentConfig& config, const PredictRun& run) {
   log::info("task {}: predicting {} queries of {} ({})", task.name, queries.size(), run.input.string(),
             adapted ? fmt::format("adapted by {}", adapted->method) : std::string("the base model"));
   const std::vector<eval::OptionQuery> tokenized = tokenize_queries(prompts, experiment.tokenizer);
-  const eval::OptionScoringOptions scoring = scoring_options(config.eval);
+  eval::OptionScoringOptions scoring = scoring_options(config.eval);  // its forwards shrink if memory runs out
 
   // Chunks, recorded as they finish.
   PredictResult result;

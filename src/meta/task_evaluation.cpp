@@ -12,7 +12,9 @@
 #include "meta/adapt.h"
 #include "meta/adapted_task.h"
 #include "meta/task_noise.h"
+#include "util/cached_memory.h"
 #include "util/log.h"
+#include "util/torch_errors.h"
 #include "util/rng.h"
 
 namespace abmll::meta {
@@ -49,7 +51,28 @@ eval::OptionScoringOptions scoring_options(const EvalConfig& config) {
   scoring.length_normalize = config.length_normalize;
   scoring.share_prompt = config.share_prompt;
   scoring.share_prefix = config.share_prefix;
+  scoring.max_tokens_per_forward = config.forward_tokens;
   return scoring;
+}
+
+eval::OptionLogLikelihoods score_queries(const LoadedExperiment& experiment,
+                                         const std::vector<eval::OptionQuery>& queries, model::LinearAdapter* adapter,
+                                         eval::OptionScoringOptions& scoring, const std::string& what) {
+  const std::string device = experiment.decoder.device().str();
+  for (;;) {
+    try {
+      return eval::option_log_likelihoods(experiment.decoder, queries, adapter, scoring);
+    } catch (const std::exception& e) {
+      // Below one row's worth nothing more can be saved: a forward holds at least one row.
+      if (!is_out_of_memory(e) || scoring.max_tokens_per_forward <= 1) throw;
+      const int64_t fewer = scoring.max_tokens_per_forward / 2;
+      log::warn("{}: scoring ran out of memory on {} with forwards of {} tokens; retrying with {} (the same rows "
+                "in smaller forwards; set eval.forward_tokens to start there)",
+                what, device, scoring.max_tokens_per_forward, fewer);
+      scoring.max_tokens_per_forward = fewer;
+    }
+    release_cached_memory(device);  // after the handler: the failed try's tensors are gone
+  }
 }
 
 std::unique_ptr<model::LinearAdapter> scoring_adapter(const ExperimentConfig& config,
@@ -106,11 +129,11 @@ eval::TaskResult evaluate_task(const ExperimentConfig& config, const LoadedExper
                            experiment, save->prior);
     adapter = scoring_adapter(config, experiment, task.name, nullptr, &adapted);
   }
-  const eval::OptionScoringOptions scoring = scoring_options(config.eval);
+  eval::OptionScoringOptions scoring = scoring_options(config.eval);
   const std::vector<eval::OptionQuery> tokenized = tokenize_queries(episode.query, experiment.tokenizer);
   const auto scoring_start = std::chrono::steady_clock::now();
   const eval::OptionLogLikelihoods loglik =
-      eval::option_log_likelihoods(experiment.decoder, tokenized, adapter.get(), scoring);
+      score_queries(experiment, tokenized, adapter.get(), scoring, "task " + task.name);
   if (scoring_seconds)
     *scoring_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - scoring_start).count();
   const std::vector<eval::OptionPrediction> predictions = eval::predictive(loglik);

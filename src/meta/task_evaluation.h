@@ -50,8 +50,16 @@ void check_task_episode(const ExperimentConfig& config, const data::Task& task, 
 std::vector<eval::OptionQuery> tokenize_queries(const std::vector<data::ScoredPrompt>& prompts,
                                                 const text::Tokenizer& tokenizer);
 
-// Option scoring as the eval keys set it (length_normalize, share_prompt, share_prefix).
+// Option scoring as the eval keys set it (length_normalize, share_prompt, share_prefix, forward_tokens).
 eval::OptionScoringOptions scoring_options(const EvalConfig& config);
+
+// eval::option_log_likelihoods, retried with forwards of half as many tokens when it runs out of memory, down to
+// one row per forward: the same rows, so the same values up to the rounding of differently batched products (the
+// `weight` family's per-token noise follows the forwards, so its draws change). `scoring.max_tokens_per_forward`
+// keeps what worked, for the calls that follow. `what` names the work in the log ("task sst2").
+eval::OptionLogLikelihoods score_queries(const LoadedExperiment& experiment,
+                                         const std::vector<eval::OptionQuery>& queries, model::LinearAdapter* adapter,
+                                         eval::OptionScoringOptions& scoring, const std::string& what);
 
 // What a task's queries are scored with: eval.samples draws from its posterior `phi` (one group), from the task's
 // own "eval/<task>" stream of the run's seed, or phi's mean when eval.samples is 0; else its adapted LoRA `lora`

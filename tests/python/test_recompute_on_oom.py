@@ -1,7 +1,9 @@
 """A meta-training step or a task's adaptation that runs out of memory is retried with more layers recomputed in
-backward (model.recompute_on_oom) and gives the results of a run that recomputed them from the start. The shortage is
-real: the process's address space is capped (RLIMIT_AS) between the peak of a run that recomputes every layer and the
-peak of one that keeps every layer's activations, both measured here first, so LibTorch's allocator itself refuses."""
+backward (model.recompute_on_oom) and gives the results of a run that recomputed them from the start; option scoring
+that runs out of memory is retried with smaller forwards (eval.forward_tokens) and gives the scores of a run that
+started with them. The shortage is real: the process's address space is capped (RLIMIT_AS) between the peaks of the
+two settings (every layer recomputed or none; small or large forwards), both measured here first, so LibTorch's
+allocator itself refuses."""
 import json
 import pathlib
 import random
@@ -153,3 +155,36 @@ def test_adaptation_follows_the_policy_and_retries_out_of_memory(workspace, trai
     for out in ("adapt-kept", "adapt-capped"):
         phi = load_file(str(root / out / "phi.safetensors"))
         assert phi.keys() == reference.keys() and all(torch.equal(phi[k], reference[k]) for k in phi), out
+
+
+def test_scoring_out_of_memory_is_retried_with_smaller_forwards(workspace, abmll_bin):
+    """Option scoring that runs out of memory is retried with forwards of half as many tokens (eval.forward_tokens)
+    until it fits, giving the scores of a run that started there. 96 queries of ~250 tokens, the base model."""
+    root, config = workspace["root"], workspace["config"]
+    rng = random.Random(1)
+    queries = root / "queries.jsonl"
+    queries.write_text("".join(json.dumps({"input": " ".join(rng.choice("abcdefgh") for _ in range(125))}) + "\n"
+                               for _ in range(96)))
+
+    def predict(out, forward_tokens, address_space_mb=None):
+        rc, err, peak = run(abmll_bin, ["predict", "--config", config, "--set", "method=pretrained", "--task", "long4",
+                                        "--input", queries, "--out", root / out, "--set",
+                                        f"eval.forward_tokens={forward_tokens}"], address_space_mb)
+        probs = ([json.loads(line)["probs"] for line in (root / out / "predictions.jsonl").open()]
+                 if rc == 0 else None)
+        return rc, err, peak, probs
+
+    rc, err, peak_large, large = predict("scored-large", 16384)
+    assert rc == 0, err
+    rc, err, peak_small, small = predict("scored-small", 2048)
+    assert rc == 0, err
+    assert peak_large - peak_small > 400, (peak_small, peak_large)  # forwards of 64 rows against 8
+    rc, err, _, capped = predict("scored-capped", 16384, (peak_small + peak_large) // 2)
+    assert rc == 0, err
+    assert "scoring ran out of memory on cpu with forwards of 16384 tokens; retrying with 8192" in err
+    worst = max(abs(a - b) for p, q in zip(capped, small) for a, b in zip(p, q))
+    print(f"peak address space {peak_large} MB (forwards of 16384 tokens) vs {peak_small} MB (2048); capped at "
+          f"{(peak_small + peak_large) // 2} MB: largest probability difference, retried against started small, "
+          f"{worst:.3g}")
+    assert len(capped) == 96 and worst <= 1e-6
+    assert max(abs(a - b) for p, q in zip(large, small) for a, b in zip(p, q)) <= 1e-6
