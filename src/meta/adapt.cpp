@@ -97,8 +97,7 @@ AdaptResult adapt_task(const ExperimentConfig& config, const AdaptRun& run) {
   const DeviceChoice device = resolve_device(config.run.device);
   const Checkpoint checkpoint = load_checkpoint(run.checkpoint);
   const LoadedExperiment experiment = load_experiment(config, device.name);
-  if (!is_bayesian(config.method) && config.method != Method::lora && config.method != Method::fomaml &&
-      config.method != Method::reptile)
+  if (!uses_posterior(config.method) && !uses_point_lora(config.method))
     throw InputError(fmt::format("method {} adapts nothing (adapt needs abmll, abmll_icl, lora, fomaml or reptile)",
                                  to_string(config.method)));
 
@@ -114,7 +113,7 @@ AdaptResult adapt_task(const ExperimentConfig& config, const AdaptRun& run) {
   adapted.task = task->name;
   adapted.method = std::string(to_string(config.method));
   model::ForwardOptions recompute = recompute_policy(config.model);
-  if (is_bayesian(config.method)) {
+  if (uses_posterior(config.method)) {
     LoraPosterior theta = initial_theta(config, experiment);
     load_theta(checkpoint, theta);
     adapted.posterior = infer_task_posterior(config, experiment, theta, episode, result.support_nll, recompute);

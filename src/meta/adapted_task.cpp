@@ -34,8 +34,6 @@ std::string entry(const std::map<std::string, std::string>& metadata, const std:
 
 }  // namespace
 
-bool is_bayesian(Method method) { return method == Method::abmll || method == Method::abmll_icl; }
-
 void save_adapted_task(const fs::path& file, const AdaptedTask& adapted, const ExperimentConfig& config,
                        const fs::path& prior) {
   std::vector<std::string> names;
@@ -92,7 +90,7 @@ AdaptedTask load_adapted_task(const fs::path& path, const ExperimentConfig& conf
   if (adapted.task.empty() || adapted.method.empty())
     throw fail("no \"task\" or \"method\" in its metadata: not a file `abmll adapt` wrote");
   const std::string method(to_string(config.method));
-  const bool bayesian = is_bayesian(config.method);
+  const bool bayesian = uses_posterior(config.method);
   const bool same_method = bayesian ? (adapted.method == "abmll" || adapted.method == "abmll_icl")
                                     : adapted.method == method;
   if (!same_method)

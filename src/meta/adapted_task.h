@@ -47,7 +47,4 @@ AdaptedFolder write_adapted_folder(const std::filesystem::path& out, const Adapt
 AdaptedTask load_adapted_task(const std::filesystem::path& file, const ExperimentConfig& config,
                               const LoadedExperiment& experiment);
 
-// Whether `method` adapts a posterior (abmll, abmll_icl) rather than a LoRA point estimate.
-bool is_bayesian(Method method);
-
 }  // namespace abmll::meta

@@ -30,8 +30,6 @@
 namespace abmll::meta {
 namespace {
 
-bool uses_posterior(Method m) { return m == Method::abmll || m == Method::abmll_icl; }
-bool uses_point_lora(Method m) { return m == Method::lora || m == Method::fomaml || m == Method::reptile; }
 
 // A task finished by one of the ranks.
 struct FinishedTask {
@@ -157,7 +155,7 @@ EvaluateResult evaluate(const ExperimentConfig& config, const EvaluateRun& run) 
   std::optional<EvaluationProgress> progress;  // rank 0's record of finished tasks
   if (writer) {
     progress.emplace(EvaluationProgress::record_path(run.report),
-                     evaluation_fingerprint(run.resolved_config, device.description, run.checkpoint), run.resume);
+                     evaluation_fingerprint(run.resolved_config, device.description, {run.checkpoint}), run.resume);
   }
 
   std::optional<AdaptedOutput> save_adapted;  // where each task's adapted posterior or LoRA is kept

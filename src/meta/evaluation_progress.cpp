@@ -26,11 +26,6 @@ struct Fnv1a {
 }  // namespace
 
 std::string evaluation_fingerprint(const nlohmann::json& resolved_config, const std::string& device_description,
-                                   const std::filesystem::path& checkpoint) {
-  return evaluation_fingerprint(resolved_config, device_description, std::vector<std::filesystem::path>{checkpoint});
-}
-
-std::string evaluation_fingerprint(const nlohmann::json& resolved_config, const std::string& device_description,
                                    const std::vector<std::filesystem::path>& files) {
   nlohmann::json settings = resolved_config;
   if (settings.contains("run") && settings["run"].is_object()) {

@@ -25,11 +25,8 @@ namespace abmll::meta {
 // A digest of what an evaluation's results depend on (hex, 16 digits): the resolved config but for the run keys
 // that leave results alone (which device index, timeouts, logging), the device as DeviceChoice describes it (the
 // GPU's model, or the CPU and its thread count: not its index, so that a GPU rank's record serves a resume on
-// another GPU of the same kind), and the checkpoint's path and content (none: "").
-std::string evaluation_fingerprint(const nlohmann::json& resolved_config, const std::string& device_description,
-                                   const std::filesystem::path& checkpoint);
-// The same over several files whose path and content results depend on (`abmll predict`: the adapted file and the
-// queries); {checkpoint} gives evaluation_fingerprint's value.
+// another GPU of the same kind), and the path and content of the `files` results depend on (evaluate's checkpoint,
+// an empty path for none; predict's adapted file and queries).
 std::string evaluation_fingerprint(const nlohmann::json& resolved_config, const std::string& device_description,
                                    const std::vector<std::filesystem::path>& files);
 

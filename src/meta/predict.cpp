@@ -88,11 +88,11 @@ bool holds_queries(const eval::TaskResult& chunk, std::size_t begin, std::size_t
 
 PredictResult predict(const ExperimentConfig& config, const PredictRun& run) {
   const std::string method(to_string(config.method));
-  const bool adapts = config.method != Method::pretrained && config.method != Method::icl;
+  const bool adapts = uses_posterior(config.method) || uses_point_lora(config.method);
   if (adapts && run.adapted.empty())
     throw InputError(fmt::format("method {} predicts with a task's adapted {}: run `abmll adapt` for the task and "
                                  "pass its output folder as --adapted",
-                                 method, is_bayesian(config.method) ? "posterior" : "LoRA"));
+                                 method, uses_posterior(config.method) ? "posterior" : "LoRA"));
   if (!adapts && !run.adapted.empty())
     throw InputError(fmt::format("method {} adapts nothing, so --adapted does not apply (give --task)", method));
 

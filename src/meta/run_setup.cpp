@@ -22,6 +22,12 @@ model::ForwardOptions recompute_policy(const ModelConfig& config) {
   return options;
 }
 
+bool uses_posterior(Method method) { return method == Method::abmll || method == Method::abmll_icl; }
+
+bool uses_point_lora(Method method) {
+  return method == Method::lora || method == Method::fomaml || method == Method::reptile;
+}
+
 model::LoraSettings lora_settings(const LoraConfig& config) {
   model::LoraSettings s;
   s.rank = config.rank;

@@ -17,6 +17,11 @@
 
 namespace abmll::meta {
 
+// What a method adapts to each task: ABMLL's posterior (abmll, abmll_icl), or a LoRA point estimate (lora, fomaml,
+// reptile); pretrained and icl adapt nothing.
+bool uses_posterior(Method method);
+bool uses_point_lora(Method method);
+
 model::LoraSettings lora_settings(const LoraConfig& config);
 
 // The base weights' dtype: model.dtype, with `auto` meaning float32 on the CPU and bfloat16 on a GPU.
