@@ -12,7 +12,7 @@ using namespace abmll;
 
 TEST_CASE("the twice-differentiable attention path equals the fused one on a padded batch", "[model]") {
   test::ScratchDir dir;
-  test::write_tiny_model(dir.path(), /*qwen2=*/false);
+  test::write_tiny_model(dir.path(), test::TinyModel::llama31);
   const model::Decoder decoder = model::Decoder::load(dir.path());
   const at::Tensor ids = at::tensor({1, 7, 9, 3, 4, 2, 5, 8, 0, 0}, at::kLong).reshape({2, 5});
   const at::Tensor mask = at::tensor({1, 1, 1, 1, 1, 1, 1, 1, 0, 0}, at::kLong).reshape({2, 5});
@@ -30,7 +30,7 @@ TEST_CASE("the twice-differentiable attention path equals the fused one on a pad
 TEST_CASE("right padding runs plain causal attention, other padding the pattern; both agree at real tokens",
           "[model]") {
   test::ScratchDir dir;
-  test::write_tiny_model(dir.path(), /*qwen2=*/true);
+  test::write_tiny_model(dir.path(), test::TinyModel::qwen2);
   const model::Decoder decoder = model::Decoder::load(dir.path());
   const at::Tensor ids = at::tensor({1, 7, 9, 3, 4, 2, 5, 8, 0, 0, 0, 6, 3, 9, 2}, at::kLong).reshape({3, 5});
   const at::Tensor right = at::tensor({1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1}, at::kLong).reshape({3, 5});

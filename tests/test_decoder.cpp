@@ -26,6 +26,7 @@
 
 using namespace abmll::model;
 using abmll::test::ScratchDir;
+using abmll::test::TinyModel;
 using abmll::test::write_tiny_model;
 
 namespace {
@@ -45,10 +46,10 @@ at::Tensor ids_tensor(const std::vector<int64_t>& ids) { return at::tensor(ids, 
 }  // namespace
 
 TEST_CASE("model decoder: padding on either side leaves each sequence's logits unchanged", "[model]") {
-  for (bool qwen2 : {false, true}) {
-    INFO((qwen2 ? "qwen2" : "llama3.1"));
+  for (auto kind : {TinyModel::llama31, TinyModel::qwen2, TinyModel::qwen3}) {
+    INFO(abmll::test::to_string(kind));
     ScratchDir dir;
-    write_tiny_model(dir.path(), qwen2);
+    write_tiny_model(dir.path(), kind);
     const Decoder decoder = Decoder::load(dir.path());
     const std::vector<int64_t> a = {3, 17, 42, 8, 1, 49, 23}, b = {5, 9, 11};
     const at::Tensor alone_a = decoder.logits(decoder.forward(ids_tensor(a), at::Tensor()))[0];  // [7, V]
@@ -73,7 +74,7 @@ TEST_CASE("model decoder: padding on either side leaves each sequence's logits u
 
 TEST_CASE("model decoder: frozen weights are views of the checkpoint, and dtype overrides convert", "[model]") {
   ScratchDir dir;
-  write_tiny_model(dir.path(), true);
+  write_tiny_model(dir.path(), TinyModel::qwen2);
   const ModelConfig c = load_model_config(dir.path());
   const auto store = abmll::io::TensorStore::open(dir.path());
   const DecoderWeights w = load_decoder_weights(store, c, {});
@@ -94,7 +95,7 @@ TEST_CASE("model decoder: frozen weights are views of the checkpoint, and dtype 
 
 TEST_CASE("model decoder: logits_at picks rows, the adapter seam sees every projection, bad ids are refused", "[model]") {
   ScratchDir dir;
-  write_tiny_model(dir.path(), false);
+  write_tiny_model(dir.path(), TinyModel::llama31);
   const Decoder decoder = Decoder::load(dir.path());
   at::Tensor ids = at::arange(12, at::kLong).view({2, 6}) * 3;
   RecordingAdapter adapter;

@@ -84,7 +84,7 @@ TEST_CASE("model checkpoint: checkpointed() gives fn's value and gradients", "[m
 TEST_CASE("model checkpoint: per-layer checkpointing leaves the decoder's values and LoRA gradients unchanged",
           "[model][checkpoint]") {
   ScratchDir dir;
-  const Decoder decoder = abmll::test::load_tiny_model(dir.path(), true, at::kDouble);
+  const Decoder decoder = abmll::test::load_tiny_model(dir.path(), abmll::test::TinyModel::qwen2, at::kDouble);
   const ModelConfig& c = decoder.config();
 
   LoraSettings s;
@@ -160,7 +160,7 @@ TEST_CASE("model checkpoint: per-layer checkpointing leaves the decoder's values
 TEST_CASE("model checkpoint: second-order gradients through checkpointed layers and chunked scoring are exact",
           "[model][checkpoint][scoring]") {
   ScratchDir dir;
-  const Decoder decoder = abmll::test::load_tiny_model(dir.path(), false, at::kDouble);
+  const Decoder decoder = abmll::test::load_tiny_model(dir.path(), abmll::test::TinyModel::llama31, at::kDouble);
   const ModelConfig& c = decoder.config();
   LoraSettings s;
   s.rank = 2;

@@ -27,8 +27,8 @@ using abmll::test::ScratchDir;
 
 namespace {
 
-Decoder load_tiny(const ScratchDir& dir, bool qwen2, at::ScalarType dtype) {
-  return abmll::test::load_tiny_model(dir.path(), qwen2, dtype);
+Decoder load_tiny(const ScratchDir& dir, abmll::test::TinyModel kind, at::ScalarType dtype) {
+  return abmll::test::load_tiny_model(dir.path(), kind, dtype);
 }
 
 LoraSettings settings(std::set<Projection> targets, int64_t rank = 2) {
@@ -68,8 +68,11 @@ std::pair<at::Tensor, at::Tensor> pad_right(const std::vector<std::vector<int64_
 
 TEST_CASE("model lora: gradients reach A and B (finite differences, float64), never the base weights",
           "[model][lora]") {
+  // Qwen3 too: q_proj's adapter reaches the loss through the RMSNorm of each query head.
+  const auto kind = GENERATE(abmll::test::TinyModel::qwen2, abmll::test::TinyModel::qwen3);
+  INFO(abmll::test::to_string(kind));
   ScratchDir dir;
-  const Decoder decoder = load_tiny(dir, true, at::kDouble);
+  const Decoder decoder = load_tiny(dir, kind, at::kDouble);
   at::manual_seed(11);
   BatchedLora lora = random_lora(decoder.config(), settings({Projection::q, Projection::v, Projection::down}), 2,
                                  at::kDouble, true);
@@ -117,10 +120,10 @@ TEST_CASE("model lora: gradients reach A and B (finite differences, float64), ne
 }
 
 TEST_CASE("model lora: one batch mixing two adapters equals each sequence alone with its own", "[model][lora]") {
-  for (bool qwen2 : {false, true}) {
-    INFO((qwen2 ? "qwen2" : "llama3.1"));
+  for (auto kind : {abmll::test::TinyModel::llama31, abmll::test::TinyModel::qwen2, abmll::test::TinyModel::qwen3}) {
+    INFO(abmll::test::to_string(kind));
     ScratchDir dir;
-    const Decoder decoder = load_tiny(dir, qwen2, at::kFloat);
+    const Decoder decoder = load_tiny(dir, kind, at::kFloat);
     at::manual_seed(5);
     const auto all = std::set<Projection>(std::begin(kAllProjections), std::end(kAllProjections));
     const BatchedLora both = random_lora(decoder.config(), settings(all, 4), 2, at::kFloat, false);
@@ -148,7 +151,7 @@ TEST_CASE("model lora: one batch mixing two adapters equals each sequence alone 
 
 TEST_CASE("model lora: B = 0 leaves the model unchanged, dropout is seeded and off in evaluation", "[model][lora]") {
   ScratchDir dir;
-  const Decoder decoder = load_tiny(dir, false, at::kFloat);
+  const Decoder decoder = load_tiny(dir, abmll::test::TinyModel::llama31, at::kFloat);
   const auto [ids, mask] = pad_right({{3, 17, 42, 8, 1, 49}, {5, 9, 11, 2}});
   const at::Tensor base = decoder.forward(ids, mask);
 
@@ -179,7 +182,7 @@ TEST_CASE("model lora: B = 0 leaves the model unchanged, dropout is seeded and o
 TEST_CASE("model lora: float32 adapters on a bfloat16 base, shapes, groups and settings are checked",
           "[model][lora]") {
   ScratchDir dir;
-  const Decoder decoder = load_tiny(dir, true, at::kBFloat16);
+  const Decoder decoder = load_tiny(dir, abmll::test::TinyModel::qwen2, at::kBFloat16);
   const LoraSettings s = settings({Projection::o, Projection::gate});
   at::manual_seed(4);
   BatchedLora lora = random_lora(decoder.config(), s, 3, at::kFloat, true);

@@ -1,7 +1,7 @@
-// The full ABMLL outer loss on a tiny Llama (float64): second-order meta-gradients of theta against central finite
-// differences, with the LLM's per-task adapters, K inner steps, Monte Carlo samples, KL and hyperprior all in play,
-// for both variational families (the weight family with both scale forms: local reparameterisation noise, tiled KL
-// and hyperprior).
+// The full ABMLL outer loss on a tiny Llama and a tiny Qwen3 (float64): second-order meta-gradients of theta against
+// central finite differences, with the LLM's per-task adapters, K inner steps, Monte Carlo samples, KL and hyperprior
+// all in play, for both variational families (the weight family with both scale forms: local reparameterisation
+// noise, tiled KL and hyperprior; on the Llama model).
 #include <catch2/catch.hpp>
 
 #include <ATen/ATen.h>
@@ -30,8 +30,11 @@ meta::TokenizedExample example(std::vector<int64_t> prompt, std::vector<int64_t>
 }  // namespace
 
 TEST_CASE("second-order ABMLL meta-gradient on a tiny LLM matches finite differences", "[meta]") {
+  // Qwen3 too: the adapted q_proj reaches the loss through the RMSNorm of each query head, differentiated twice.
+  const auto kind = GENERATE(test::TinyModel::llama31, test::TinyModel::qwen3);
+  INFO(test::to_string(kind));
   test::ScratchDir dir;
-  test::write_tiny_model(dir.path(), /*qwen2=*/false);
+  test::write_tiny_model(dir.path(), kind);
   model::WeightOptions options;
   options.dtype = at::kDouble;
   const model::Decoder decoder = model::Decoder::load(dir.path(), options);
@@ -43,6 +46,12 @@ TEST_CASE("second-order ABMLL meta-gradient on a tiny LLM matches finite differe
   const auto sites = model::lora_sites(decoder.config(), lora);
   for (const char* family : {"factor", "weight-linear", "weight-softplus"}) {
     INFO("family " << family);
+    // Qwen3's head norms act after the projections, where both families' adapters have acted: the factor family
+    // covers them. The weight family's losses on the tiny Qwen3 are beyond what central differences resolve to
+    // 1e-5 (relative errors: linear scale 2e-2, 2e-4, 2e-3 at h = 1e-5, 1e-6, 1e-7, its higher derivatives being
+    // large where an entry of S = s B A + c nears zero, ABMLL.md 2(b); softplus 6e-5 at h = 1e-4 and 1e-3 at 1e-5;
+    // a fourth-order stencil does no better), so the weight family is checked on the Llama model.
+    if (kind == test::TinyModel::qwen3 && std::string(family) != "factor") continue;
     auto init = at::make_generator<at::CPUGeneratorImpl>(4);
     meta::LoraPosterior theta;
     if (std::string(family) == "factor") {
@@ -101,6 +110,6 @@ TEST_CASE("second-order ABMLL meta-gradient on a tiny LLM matches finite differe
         worst = std::max(worst, error);
       }
     }
-    WARN(family << ": largest relative difference to finite differences: " << worst);
+    WARN(test::to_string(kind) << ", " << family << ": largest relative difference to finite differences: " << worst);
   }
 }

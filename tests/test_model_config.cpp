@@ -44,6 +44,24 @@ json qwen2_config() {
   })");
 }
 
+// What transformers 5.23 writes for a small Qwen3 (Qwen3-0.6B's layout: head_dim 128, not hidden / heads).
+json qwen3_config() {
+  return json::parse(R"({
+    "architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "attention_bias": false, "head_dim": 128,
+    "hidden_size": 64, "intermediate_size": 96, "num_attention_heads": 4, "num_hidden_layers": 2,
+    "num_key_value_heads": 2, "vocab_size": 300, "layer_types": ["full_attention", "full_attention"],
+    "use_sliding_window": false, "sliding_window": null, "max_window_layers": 28,
+    "rope_parameters": {"rope_theta": 1000000.0, "rope_type": "default"}, "tie_word_embeddings": true,
+    "dtype": "bfloat16"
+  })");
+}
+
+bool has_spec(const std::vector<WeightSpec>& specs, const std::string& name) {
+  for (const auto& s : specs)
+    if (s.name == name) return true;
+  return false;
+}
+
 void require_input_error(const json& j, const std::vector<std::string>& fragments) {
   try {
     parse_model_config(j, "dir/config.json");
@@ -125,6 +143,61 @@ TEST_CASE("model config: Qwen2 has q/k/v biases and may tie embeddings", "[model
   CHECK(specs.size() == 1 + 2 * (2 + 4 + 3 + 3) + 1);
 }
 
+TEST_CASE("model config: Qwen3 normalises each query and key head; head_dim defaults to 128", "[model]") {
+  json j = qwen3_config();
+  ModelConfig c = parse_model_config(j);
+  CHECK(c.architecture == Architecture::qwen3);
+  CHECK(to_string(c.architecture) == "qwen3");
+  CHECK(c.qk_norm);
+  CHECK(c.head_dim == 128);
+  CHECK_FALSE(c.attention_bias);
+  CHECK_FALSE(c.output_bias);
+  CHECK_FALSE(c.mlp_bias);
+  CHECK(c.max_position_embeddings == 32768);
+  auto specs = weight_specs(c);
+  CHECK(has_spec(specs, "model.layers.1.self_attn.q_norm.weight"));
+  CHECK(has_spec(specs, "model.layers.0.self_attn.k_norm.weight"));
+  CHECK_FALSE(has_spec(specs, "model.layers.0.self_attn.q_proj.bias"));
+  CHECK(specs.size() == 1 + 2 * (2 + 4 + 2 + 3) + 1);
+  for (const auto& s : specs)
+    if (s.name == "model.layers.0.self_attn.q_norm.weight") CHECK(s.shape == std::vector<int64_t>{128});
+    else if (s.name == "model.layers.0.self_attn.q_proj.weight") CHECK(s.shape == std::vector<int64_t>{512, 64});
+
+  // Qwen3Config's default head_dim is 128 whatever hidden / heads is (here 16).
+  j.erase("head_dim");
+  CHECK(parse_model_config(j).head_dim == 128);
+
+  // attention_bias gives all four projections a bias (Qwen3Attention), unlike Qwen2's q/k/v only.
+  j = qwen3_config();
+  j["attention_bias"] = true;
+  c = parse_model_config(j);
+  specs = weight_specs(c);
+  CHECK(has_spec(specs, "model.layers.0.self_attn.v_proj.bias"));
+  CHECK(has_spec(specs, "model.layers.0.self_attn.o_proj.bias"));
+  CHECK_FALSE(has_spec(specs, "model.layers.0.mlp.up_proj.bias"));
+
+  // Neither Qwen2 nor Llama has the head norms.
+  CHECK_FALSE(parse_model_config(qwen2_config()).qk_norm);
+  CHECK_FALSE(parse_model_config(llama31_config()).qk_norm);
+
+  // A checkpoint without the head norms is not a Qwen3 one.
+  c = parse_model_config(qwen3_config());
+  ScratchDir dir;
+  abmll::io::NamedTensors tensors;
+  for (const auto& s : weight_specs(c))
+    if (s.name != "model.layers.1.self_attn.k_norm.weight") tensors.emplace_back(s.name, at::zeros(s.shape));
+  abmll::io::write_safetensors(dir / "no-k-norm.safetensors", tensors);
+  try {
+    load_decoder_weights(abmll::io::TensorStore::open(dir / "no-k-norm.safetensors"), c, {});
+    FAIL("no error");
+  } catch (const abmll::InputError& e) {
+    const std::string m = e.what();
+    INFO(m);
+    CHECK(m.find("'model.layers.1.self_attn.k_norm.weight' is missing") != std::string::npos);
+    CHECK(m.find("qwen3") != std::string::npos);
+  }
+}
+
 TEST_CASE("model config: unsupported or inconsistent configs name the file, the field and the value", "[model]") {
   json j = llama31_config();
   j["architectures"] = {"GemmaForCausalLM"};
@@ -164,6 +237,16 @@ TEST_CASE("model config: unsupported or inconsistent configs name the file, the 
   j = qwen2_config();
   j["layer_types"] = {"full_attention", "sliding_attention"};
   require_input_error(j, {"layer_types", "sliding_attention"});
+
+  j = qwen3_config();
+  j["use_sliding_window"] = true;
+  require_input_error(j, {"dir/config.json", "use_sliding_window", "true"});
+
+  // Qwen3's mixture-of-experts models are another architecture.
+  j = qwen3_config();
+  j["model_type"] = "qwen3_moe";
+  j["architectures"] = {"Qwen3MoeForCausalLM"};
+  require_input_error(j, {"dir/config.json", "qwen3_moe"});
 
   j = llama31_config();
   j["num_key_value_heads"] = 3;

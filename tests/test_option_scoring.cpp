@@ -27,7 +27,7 @@ using abmll::test::ScratchDir;
 
 namespace {
 
-model::Decoder load_tiny(const ScratchDir& dir) { return test::load_tiny_model(dir.path(), false); }
+model::Decoder load_tiny(const ScratchDir& dir) { return test::load_tiny_model(dir.path(), test::TinyModel::llama31); }
 
 model::LoraSettings settings() {
   model::LoraSettings s;
@@ -192,7 +192,7 @@ TEST_CASE("on a GPU, queries after shared demonstrations score as on the CPU, fl
   // Rows with masks on the GPU's attention kernels (FlashAttention takes no mask): 12 queries after 40 tokens of
   // demonstrations, packed into rows, against the same queries scored one row per option on the CPU in float32.
   ScratchDir dir;
-  test::write_tiny_model(dir.path(), false);
+  test::write_tiny_model(dir.path(), test::TinyModel::llama31);
   model::WeightOptions cpu_weights;
   cpu_weights.dtype = at::kFloat;
   const model::Decoder cpu = model::Decoder::load(dir.path(), cpu_weights);

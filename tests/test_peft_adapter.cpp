@@ -98,7 +98,7 @@ TEST_CASE("model peft: adapter_config.json is read, unsupported options are refu
 
 TEST_CASE("model peft: a written adapter reads back identically, a broken folder names the tensor", "[model][lora]") {
   ScratchDir dir;
-  abmll::test::write_tiny_model(dir / "model", false);
+  abmll::test::write_tiny_model(dir / "model", abmll::test::TinyModel::llama31);
   const ModelConfig c = load_model_config(dir / "model");
   at::manual_seed(9);
   const BatchedLora lora = random_adapter(c, 2, 6.5, true);

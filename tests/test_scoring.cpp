@@ -29,8 +29,8 @@ using abmll::test::ScratchDir;
 
 namespace {
 
-Decoder load_tiny(const ScratchDir& dir, bool qwen2, at::ScalarType dtype) {
-  return abmll::test::load_tiny_model(dir.path(), qwen2, dtype);
+Decoder load_tiny(const ScratchDir& dir, abmll::test::TinyModel kind, at::ScalarType dtype) {
+  return abmll::test::load_tiny_model(dir.path(), kind, dtype);
 }
 
 BatchedLora random_lora(const ModelConfig& c, int64_t groups, at::ScalarType dtype, bool grad) {
@@ -74,10 +74,10 @@ BatchedLora one_group(const BatchedLora& lora, int64_t g) {
 
 TEST_CASE("model scoring: equals log_softmax of Decoder::logits at the predicting positions, chunked or not",
           "[model][scoring]") {
-  for (bool qwen2 : {false, true}) {
-    INFO((qwen2 ? "qwen2" : "llama3.1"));
+  for (auto kind : {abmll::test::TinyModel::llama31, abmll::test::TinyModel::qwen2, abmll::test::TinyModel::qwen3}) {
+    INFO(abmll::test::to_string(kind));
     ScratchDir dir;
-    const Decoder decoder = load_tiny(dir, qwen2, at::kFloat);
+    const Decoder decoder = load_tiny(dir, kind, at::kFloat);
     at::manual_seed(6);
     BatchedLora lora = random_lora(decoder.config(), 2, at::kFloat, false);
     const ContinuationScores scores = score_continuations(decoder, kItems, &lora);
@@ -107,7 +107,7 @@ TEST_CASE("model scoring: equals log_softmax of Decoder::logits at the predictin
 
 TEST_CASE("model scoring: the chunked backward gives the plain log_softmax gradients (float64)", "[model][scoring]") {
   ScratchDir dir;
-  const Decoder decoder = load_tiny(dir, true, at::kDouble);
+  const Decoder decoder = load_tiny(dir, abmll::test::TinyModel::qwen2, at::kDouble);
   at::manual_seed(8);
   BatchedLora lora = random_lora(decoder.config(), 2, at::kDouble, true);
   const at::Tensor weights = at::tensor({0.5, -1.0, 2.0, 1.5}, at::kDouble);
@@ -135,7 +135,7 @@ TEST_CASE("model scoring: the chunked backward gives the plain log_softmax gradi
 
 TEST_CASE("model scoring: empty prompts and ids outside the vocabulary are input errors", "[model][scoring]") {
   ScratchDir dir;
-  const Decoder decoder = load_tiny(dir, false, at::kFloat);
+  const Decoder decoder = load_tiny(dir, abmll::test::TinyModel::llama31, at::kFloat);
   CHECK_THROWS_AS(score_continuations(decoder, {{{}, {1, 2}, 0}}), abmll::InputError);
   CHECK_THROWS_AS(score_continuations(decoder, {{{1}, {50}, 0}}), abmll::InputError);
 }

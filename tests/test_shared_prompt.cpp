@@ -81,10 +81,10 @@ TEST_CASE("shared prompt: rows of several prompts after a common prefix", "[mode
 }
 
 TEST_CASE("shared prompt: scores and adapter gradients equal separate scoring", "[model][scoring]") {
-  const bool qwen2 = GENERATE(false, true);
-  INFO((qwen2 ? "qwen2" : "llama"));
+  const auto kind = GENERATE(test::TinyModel::llama31, test::TinyModel::qwen2, test::TinyModel::qwen3);
+  INFO(test::to_string(kind));
   test::ScratchDir dir;
-  const model::Decoder decoder = test::load_tiny_model(dir.path(), qwen2, at::kDouble);
+  const model::Decoder decoder = test::load_tiny_model(dir.path(), kind, at::kDouble);
   model::LoraSettings settings;
   settings.rank = 2;
   settings.alpha = 4;

@@ -13,28 +13,50 @@
 
 namespace abmll::test {
 
-void write_tiny_model(const std::filesystem::path& dir, bool qwen2) {
-  nlohmann::json j = {{"architectures", {qwen2 ? "Qwen2ForCausalLM" : "LlamaForCausalLM"}},
-                      {"model_type", qwen2 ? "qwen2" : "llama"},
-                      {"hidden_size", 32}, {"intermediate_size", 48}, {"num_hidden_layers", 2},
+const char* to_string(TinyModel kind) {
+  switch (kind) {
+    case TinyModel::llama31: return "llama3.1";
+    case TinyModel::qwen2: return "qwen2";
+    case TinyModel::qwen3: return "qwen3";
+  }
+  return "?";
+}
+
+void write_tiny_model(const std::filesystem::path& dir, TinyModel kind) {
+  const bool llama = kind == TinyModel::llama31;
+  nlohmann::json j = {{"hidden_size", 32}, {"intermediate_size", 48}, {"num_hidden_layers", 2},
                       {"num_attention_heads", 4}, {"num_key_value_heads", 2}, {"vocab_size", 50},
-                      {"rms_norm_eps", 1e-6}, {"tie_word_embeddings", qwen2}};
-  if (!qwen2)
-    j["rope_parameters"] = {{"rope_type", "llama3"}, {"rope_theta", 500000.0}, {"factor", 8.0},
-                            {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0},
-                            {"original_max_position_embeddings", 16}};
+                      {"rms_norm_eps", 1e-6}, {"tie_word_embeddings", !llama}};
+  switch (kind) {
+    case TinyModel::llama31:
+      j["architectures"] = {"LlamaForCausalLM"};
+      j["model_type"] = "llama";
+      j["rope_parameters"] = {{"rope_type", "llama3"}, {"rope_theta", 500000.0}, {"factor", 8.0},
+                              {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0},
+                              {"original_max_position_embeddings", 16}};
+      break;
+    case TinyModel::qwen2:
+      j["architectures"] = {"Qwen2ForCausalLM"};
+      j["model_type"] = "qwen2";
+      break;
+    case TinyModel::qwen3:
+      j["architectures"] = {"Qwen3ForCausalLM"};
+      j["model_type"] = "qwen3";
+      j["head_dim"] = 12;
+      break;
+  }
   std::filesystem::create_directories(dir);
   write_text(dir / "config.json", j.dump());
   const model::ModelConfig c = model::parse_model_config(j);
-  at::manual_seed(qwen2 ? 1 : 2);
+  at::manual_seed(kind == TinyModel::llama31 ? 2 : kind == TinyModel::qwen2 ? 1 : 3);
   io::NamedTensors tensors;
   for (const auto& s : model::weight_specs(c))
     tensors.emplace_back(s.name, at::randn(s.shape, at::kFloat) * 0.2 + (s.shape.size() == 1 ? 1.0 : 0.0));
   io::write_safetensors(dir / "model.safetensors", tensors);
 }
 
-model::Decoder load_tiny_model(const std::filesystem::path& dir, bool qwen2, at::ScalarType dtype) {
-  write_tiny_model(dir, qwen2);
+model::Decoder load_tiny_model(const std::filesystem::path& dir, TinyModel kind, at::ScalarType dtype) {
+  write_tiny_model(dir, kind);
   model::WeightOptions options;
   options.dtype = dtype;
   return model::Decoder::load(dir, options);

@@ -1,4 +1,4 @@
-// Random tiny Llama / Qwen2 model folders for the C++ model tests (no Python needed).
+// Random tiny Llama / Qwen2 / Qwen3 model folders for the C++ model tests (no Python needed).
 #pragma once
 
 #include <c10/core/ScalarType.h>
@@ -9,13 +9,19 @@
 
 namespace abmll::test {
 
-// Writes config.json and model.safetensors (float32) of a random tiny model to `dir`: hidden 32, MLP 48, 2 layers,
-// 4 heads, 2 kv heads, vocabulary 50. qwen2: biases on q/k/v, tied embeddings; otherwise Llama-3.1 (llama3 RoPE),
-// untied. Norm weights and biases are random too (so a missing one shows).
-void write_tiny_model(const std::filesystem::path& dir, bool qwen2);
+// The tiny models' architectures: Llama-3.1 (llama3 RoPE, untied); Qwen2 (biases on q/k/v, tied embeddings); Qwen3
+// (RMSNorm of each query and key head, head_dim 12 rather than hidden / heads = 8, tied embeddings).
+enum class TinyModel { llama31, qwen2, qwen3 };
 
-// write_tiny_model(dir, qwen2), loaded with its weights in `dtype`.
-model::Decoder load_tiny_model(const std::filesystem::path& dir, bool qwen2, at::ScalarType dtype = at::kFloat);
+// The architecture's name, for test messages.
+const char* to_string(TinyModel kind);
+
+// Writes config.json and model.safetensors (float32) of a random tiny model to `dir`: hidden 32, MLP 48, 2 layers,
+// 4 heads, 2 kv heads, vocabulary 50. Norm weights and biases are random too (so a missing one shows).
+void write_tiny_model(const std::filesystem::path& dir, TinyModel kind);
+
+// write_tiny_model(dir, kind), loaded with its weights in `dtype`.
+model::Decoder load_tiny_model(const std::filesystem::path& dir, TinyModel kind, at::ScalarType dtype = at::kFloat);
 
 // A model shape without weights, for tests of adapters and objectives that only need the projections' sizes:
 // head_dim = hidden / heads.

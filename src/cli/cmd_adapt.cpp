@@ -7,6 +7,7 @@
 #include "config/config_loader.h"
 #include "io/report.h"
 #include "meta/adapt.h"
+#include "meta/checkpoint.h"
 #include "util/atomic_file.h"
 #include "util/device.h"
 #include "util/error.h"
@@ -25,7 +26,7 @@ int run_adapt(const AdaptFlags& flags) {
   if (!config) return 0;
   if (flags.checkpoint.empty() || flags.task.empty() || flags.out.empty())
     throw InputError("adapt needs --checkpoint, --task and --out");
-  const meta::AdaptRun run{flags.checkpoint, flags.task, flags.out};
+  const meta::AdaptRun run{meta::resolve_checkpoint(flags.checkpoint), flags.task, flags.out};
   Report report("adapt", command_line());
   report.set_config(config_to_json(*config));
   const DeviceChoice device = resolve_device(config->run.device);
@@ -50,8 +51,9 @@ Command register_adapt(CLI::App& root) {
   CLI::App* cmd = root.add_subcommand("adapt", "Infer a task's adapter posterior from its few shots");
   add_config_flags(*cmd, flags->config);
   // Checked in run_adapt rather than marked required, so that --help-config works without them.
-  cmd->add_option("--checkpoint", flags->checkpoint, "Meta-training checkpoint holding theta (required)")
-      ->type_name("FILE");
+  cmd->add_option("--checkpoint", flags->checkpoint,
+                  "Meta-training checkpoint holding theta, or a run folder for its newest checkpoint (required)")
+      ->type_name("FILE|RUN");
   cmd->add_option("--task", flags->task, "Task to adapt to: a task name of the data config (required)");
   cmd->add_option("-o,--out", flags->out, "Output folder for phi and its PEFT adapter (required)")->type_name("DIR");
   return {cmd, [flags] { return run_adapt(*flags); }};

@@ -12,6 +12,7 @@
 #include "cli/distributed.h"
 #include "config/config_loader.h"
 #include "io/report.h"
+#include "meta/checkpoint.h"
 #include "meta/evaluate.h"
 #include "util/device.h"
 #include "util/error.h"
@@ -44,7 +45,8 @@ int run_evaluate(const EvaluateFlags& flags) {
   install_interrupt_handlers();
   DeviceChoice device = resolve_device(config->run.device);
   const std::unique_ptr<dist::ProcessGroup> group = join_process_group(launch, flags.dist_backend, *config, device);
-  const meta::EvaluateRun run{flags.checkpoint, flags.out, flags.resume, config_to_json(*config), group.get(),
+  const std::filesystem::path checkpoint = flags.checkpoint.empty() ? "" : meta::resolve_checkpoint(flags.checkpoint);
+  const meta::EvaluateRun run{checkpoint, flags.out, flags.resume, config_to_json(*config), group.get(),
                               flags.save_adapted};
   Report report("evaluate", command_line());
   report.set_config(config_to_json(*config));
@@ -78,8 +80,9 @@ Command register_evaluate(CLI::App& root) {
   CLI::App* cmd = root.add_subcommand("evaluate", "Score held-out tasks: accuracy, ECE, NLL, Brier, AUROC");
   add_config_flags(*cmd, flags->config);
   // Checked in run_evaluate rather than marked required, so that --help-config works without them.
-  cmd->add_option("--checkpoint", flags->checkpoint, "Meta-training checkpoint (required by abmll, abmll_icl)")
-      ->type_name("FILE");
+  cmd->add_option("--checkpoint", flags->checkpoint,
+                  "Meta-training checkpoint, or a run folder for its newest checkpoint (required by abmll, abmll_icl)")
+      ->type_name("FILE|RUN");
   cmd->add_option("-o,--out", flags->out, "Report file (JSON, required); predictions.jsonl and reliability.svg are "
                                           "written beside it")
       ->type_name("REPORT.json");

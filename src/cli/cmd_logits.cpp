@@ -109,7 +109,8 @@ int run_logits(const LogitsFlags& flags) {
 
 Command register_logits(CLI::App& root) {
   auto flags = std::make_shared<LogitsFlags>();
-  CLI::App* cmd = root.add_subcommand("logits", "Run a Hugging Face Llama/Qwen2 model folder and write its logits");
+  CLI::App* cmd =
+      root.add_subcommand("logits", "Run a Hugging Face Llama/Qwen2/Qwen3 model folder and write its logits");
   cmd->add_option("--model", flags->model, "Model folder: config.json and model.safetensors (or a sharded index)")
       ->type_name("DIR")
       ->required();

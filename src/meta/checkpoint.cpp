@@ -112,4 +112,16 @@ std::optional<Checkpoint> load_latest_checkpoint(const std::filesystem::path& ru
   return std::nullopt;
 }
 
+std::filesystem::path resolve_checkpoint(const std::filesystem::path& given) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(given, ec)) return given;
+  const std::optional<Checkpoint> latest = load_latest_checkpoint(given);
+  if (!latest)
+    throw InputError(fmt::format("{}: a folder, but not a meta-training run's: no checkpoints/step-N.safetensors "
+                                 "in it loads",
+                                 given.string()));
+  log::info("{}: using its newest checkpoint, {}", given.string(), latest->source.string());
+  return latest->source;
+}
+
 }  // namespace abmll::meta

@@ -43,4 +43,9 @@ Checkpoint load_checkpoint(const std::filesystem::path& path);
 // are reported with a warning and skipped.
 std::optional<Checkpoint> load_latest_checkpoint(const std::filesystem::path& run_dir);
 
+// The checkpoint file a command's --checkpoint names: a file as given; for a meta-training run's folder, its newest
+// checkpoint that loads (checkpoints/step-N.safetensors, as --resume picks it; checkpoints/best.safetensors is used
+// only when named). Throws abmll::InputError naming the folder when it holds no checkpoint that loads.
+std::filesystem::path resolve_checkpoint(const std::filesystem::path& given);
+
 }  // namespace abmll::meta

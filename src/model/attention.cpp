@@ -12,6 +12,7 @@
 #include <optional>
 #include <tuple>
 
+#include "model/rms_norm.h"
 #include "model/rope.h"
 
 namespace abmll::model {
@@ -32,10 +33,15 @@ at::Tensor attention(const at::Tensor& x, const AttentionWeights& w, const Model
                      const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& pattern,
                      const LinearAdapter* adapter, bool twice_differentiable) {
   const int64_t b = x.size(0), t = x.size(1), dh = config.head_dim;
-  // [B, T, heads*Dh] -> [B, heads, T, Dh]
-  auto heads = [&](const at::Tensor& y) { return y.view({b, t, -1, dh}).transpose(1, 2); };
-  at::Tensor q = heads(linear(x, w.q, {layer, Projection::q}, adapter));
-  at::Tensor k = heads(linear(x, w.k, {layer, Projection::k}, adapter));
+  // [B, T, heads*Dh] -> [B, heads, T, Dh], with Qwen3's RMSNorm over Dh of each head (on the contiguous
+  // [B, T, heads, Dh] view, as transformers applies it) when a norm weight is given.
+  auto heads = [&](const at::Tensor& y, const at::Tensor& norm = {}) {
+    at::Tensor h = y.view({b, t, -1, dh});
+    if (norm.defined()) h = rms_norm(h, norm, config.rms_norm_eps);
+    return h.transpose(1, 2);
+  };
+  at::Tensor q = heads(linear(x, w.q, {layer, Projection::q}, adapter), w.q_norm);
+  at::Tensor k = heads(linear(x, w.k, {layer, Projection::k}, adapter), w.k_norm);
   at::Tensor v = heads(linear(x, w.v, {layer, Projection::v}, adapter));
   q = apply_rope(q, cos, sin);
   k = apply_rope(k, cos, sin);

@@ -1,6 +1,7 @@
-// Grouped-query self-attention of Llama / Qwen2: q/k/v projections, RoPE on q and k, causal + padding mask,
-// softmax(q k^T / sqrt(Dh)) v through at::scaled_dot_product_attention, and the output projection. Hkv key/value
-// heads are each shared by H / Hkv query heads.
+// Grouped-query self-attention of Llama / Qwen2 / Qwen3: q/k/v projections, (Qwen3) RMSNorm of each query and key
+// head, RoPE on q and k, causal + padding mask, softmax(q k^T / sqrt(Dh)) v through
+// at::scaled_dot_product_attention, and the output projection. Hkv key/value heads are each shared by H / Hkv query
+// heads.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -17,6 +18,8 @@ struct AttentionWeights {
   LinearWeights k;  // [Hkv*Dh, D]
   LinearWeights v;  // [Hkv*Dh, D]
   LinearWeights o;  // [D, H*Dh]
+  at::Tensor q_norm;  // [Dh], undefined without config.qk_norm
+  at::Tensor k_norm;  // [Dh], undefined without config.qk_norm
 };
 
 // x [B, T, D], (cos, sin) [B, T, Dh] from rope_tables, pattern [B, 1, T, T] bool from attention_pattern or

@@ -1,5 +1,5 @@
-// A Llama / Qwen2 decoder from a Hugging Face model folder (config.json + safetensors), computing what
-// transformers' LlamaForCausalLM / Qwen2ForCausalLM compute, with frozen base weights and an adapter seam
+// A Llama / Qwen2 / Qwen3 decoder from a Hugging Face model folder (config.json + safetensors), computing what
+// transformers' Llama-, Qwen2- and Qwen3ForCausalLM compute, with frozen base weights and an adapter seam
 // (LinearAdapter) on every projection.
 //
 // Dimension letters: B batch, T sequence length, D hidden size, V vocabulary, N selected positions.

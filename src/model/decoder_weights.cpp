@@ -34,7 +34,9 @@ DecoderWeights assemble(const ModelConfig& config, const std::map<std::string, a
     LayerWeights layer;
     layer.input_norm = take(prefix + "input_layernorm.weight");
     layer.attention = {projection(i, Projection::q), projection(i, Projection::k), projection(i, Projection::v),
-                       projection(i, Projection::o)};
+                       projection(i, Projection::o),
+                       config.qk_norm ? take(prefix + "self_attn.q_norm.weight") : at::Tensor(),
+                       config.qk_norm ? take(prefix + "self_attn.k_norm.weight") : at::Tensor()};
     layer.post_attention_norm = take(prefix + "post_attention_layernorm.weight");
     layer.mlp = {projection(i, Projection::gate), projection(i, Projection::up), projection(i, Projection::down)};
     w.layers.push_back(std::move(layer));

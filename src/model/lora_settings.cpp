@@ -29,7 +29,7 @@ std::set<Projection> parse_lora_targets(const std::vector<std::string>& names, c
     }
     const auto p = parse_projection(name);
     if (!p)
-      throw InputError(fmt::format("{}: '{}' is not a LoRA target module of Llama/Qwen2 (q_proj, k_proj, v_proj, "
+      throw InputError(fmt::format("{}: '{}' is not a LoRA target module of these decoders (q_proj, k_proj, v_proj, "
                                    "o_proj, gate_proj, up_proj, down_proj or all-linear)",
                                    source, name));
     out.insert(*p);

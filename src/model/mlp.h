@@ -1,4 +1,4 @@
-// The SwiGLU feed-forward block of Llama / Qwen2: down(silu(gate(x)) * up(x)).
+// The SwiGLU feed-forward block of Llama / Qwen2 / Qwen3: down(silu(gate(x)) * up(x)).
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -1,4 +1,5 @@
-// Parsing config.json (see model_config.h). Defaults follow transformers' LlamaConfig / Qwen2Config for the fields
+// Parsing config.json (see model_config.h). Defaults follow transformers' LlamaConfig / Qwen2Config / Qwen3Config
+// for the fields
 // real checkpoints sometimes leave out; the sizes themselves are required.
 #include "model/model_config.h"
 
@@ -84,8 +85,11 @@ Architecture parse_architecture(const Fields& f) {
     const std::string type = f.string("model_type", "");
     if (type == "llama") from_type = Architecture::llama;
     else if (type == "qwen2") from_type = Architecture::qwen2;
+    else if (type == "qwen3") from_type = Architecture::qwen3;
     else if (type == "mistral") from_type = Architecture::mistral;
-    else f.fail("model_type", fmt::format("is \"{}\"; supported: \"llama\", \"qwen2\", \"mistral\"", type));
+    else
+      f.fail("model_type",
+             fmt::format("is \"{}\"; supported: \"llama\", \"qwen2\", \"qwen3\", \"mistral\"", type));
   }
   if (f.has("architectures")) {
     const auto& list = f.json().at("architectures");
@@ -94,10 +98,11 @@ Architecture parse_architecture(const Fields& f) {
     const std::string name = list[0].get<std::string>();
     if (name == "LlamaForCausalLM") from_list = Architecture::llama;
     else if (name == "Qwen2ForCausalLM") from_list = Architecture::qwen2;
+    else if (name == "Qwen3ForCausalLM") from_list = Architecture::qwen3;
     else if (name == "MistralForCausalLM") from_list = Architecture::mistral;
     else
       f.fail("architectures", fmt::format("is [\"{}\"]; supported: \"LlamaForCausalLM\", \"Qwen2ForCausalLM\", "
-                                          "\"MistralForCausalLM\"",
+                                          "\"Qwen3ForCausalLM\", \"MistralForCausalLM\"",
                                           name));
   }
   if (from_type && from_list && *from_type != *from_list)
@@ -156,6 +161,7 @@ std::string to_string(Architecture arch) {
   switch (arch) {
     case Architecture::llama: return "llama";
     case Architecture::qwen2: return "qwen2";
+    case Architecture::qwen3: return "qwen3";
     case Architecture::mistral: return "mistral";
   }
   return "?";
@@ -166,7 +172,7 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& sourc
   const Fields f(j, source);
   ModelConfig c;
   c.architecture = parse_architecture(f);
-  const bool llama = c.architecture != Architecture::qwen2;  // Llama's projections; Mistral shares them
+  const bool llama = c.architecture == Architecture::llama || c.architecture == Architecture::mistral;
 
   c.hidden_size = f.integer("hidden_size");
   c.intermediate_size = f.integer("intermediate_size");
@@ -183,8 +189,8 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& sourc
   if (c.num_heads % c.num_kv_heads != 0)
     f.fail("num_key_value_heads", fmt::format("is {}, which does not divide num_attention_heads={}",
                                               c.num_kv_heads, c.num_heads));
-  if (f.has("head_dim")) {
-    c.head_dim = f.integer("head_dim");
+  if (f.has("head_dim") || c.architecture == Architecture::qwen3) {
+    c.head_dim = f.integer("head_dim", 128);  // Qwen3Config's default, whatever D / H is
     require_positive(f, "head_dim", c.head_dim);
   } else {
     if (c.hidden_size % c.num_heads != 0)
@@ -215,8 +221,16 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& sourc
     c.output_bias = c.attention_bias;
     c.mlp_bias = f.boolean("mlp_bias", false);
   } else {
-    // Qwen2Attention: q/k/v always have biases, o_proj never; the MLP never.
-    c.attention_bias = true;
+    if (c.architecture == Architecture::qwen2) {
+      // Qwen2Attention: q/k/v always have biases, o_proj never; the MLP never.
+      c.attention_bias = true;
+    } else {
+      // Qwen3Attention: all four projections have biases when attention_bias (the released models: none); the MLP
+      // never; q_norm and k_norm always.
+      c.attention_bias = f.boolean("attention_bias", false);
+      c.output_bias = c.attention_bias;
+      c.qk_norm = true;
+    }
     if (f.boolean("use_sliding_window", false))
       f.fail("use_sliding_window", "is true; sliding-window attention is not supported");
     if (f.has("layer_types")) {

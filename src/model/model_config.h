@@ -1,6 +1,7 @@
-// The architecture of a Hugging Face decoder checkpoint, read from its config.json: Llama (Llama-2/3/3.1/3.2) and
-// Qwen2 (Qwen2, Qwen2.5). Both are the same pre-norm decoder (RMSNorm, RoPE, grouped-query attention, SwiGLU MLP);
-// they differ only in which projections carry biases and in their defaults. Anything this decoder does not
+// The architecture of a Hugging Face decoder checkpoint, read from its config.json: Llama (Llama-2/3/3.1/3.2),
+// Qwen2 (Qwen2, Qwen2.5), Qwen3 (dense) and Mistral. All are the same pre-norm decoder (RMSNorm, RoPE, grouped-query
+// attention, SwiGLU MLP); they differ in which projections carry biases, in Qwen3's RMSNorm of each query and key
+// head before RoPE, and in their defaults. Anything this decoder does not
 // implement (another architecture, another RoPE type, sliding-window attention, another activation) is refused
 // when parsing, naming the field and its value, rather than computing something different from transformers.
 //
@@ -18,9 +19,9 @@
 
 namespace abmll::model {
 
-enum class Architecture { llama, qwen2, mistral };  // mistral: Llama's math, without sliding windows
+enum class Architecture { llama, qwen2, qwen3, mistral };  // mistral: Llama's math, without sliding windows
 
-// "llama" or "qwen2" (the config's model_type).
+// "llama", "qwen2", "qwen3" or "mistral" (the config's model_type).
 std::string to_string(Architecture arch);
 
 // Rotary position embedding parameters. `type` "default" is plain RoPE; "llama3" rescales the low frequencies
@@ -41,15 +42,16 @@ struct ModelConfig {
   int64_t num_layers = 0;           // L
   int64_t num_heads = 0;            // H, query heads
   int64_t num_kv_heads = 0;         // Hkv, key/value heads (H % Hkv == 0; H / Hkv queries share one kv head)
-  int64_t head_dim = 0;             // Dh (usually D / H, but Llama-style configs may set it)
+  int64_t head_dim = 0;             // Dh (D / H unless the config sets it; Qwen3's default is 128)
   int64_t vocab_size = 0;           // V
   int64_t max_position_embeddings = 0;
   double rms_norm_eps = 1e-6;
   RopeConfig rope;
   bool tie_word_embeddings = false;  // lm_head shares model.embed_tokens.weight (no lm_head.weight tensor)
-  bool attention_bias = false;       // q/k/v biases (Qwen2: always); Llama's attention_bias also adds o_proj's
-  bool output_bias = false;          // o_proj bias (Llama with attention_bias)
+  bool attention_bias = false;       // q/k/v biases (Qwen2: always); Llama's and Qwen3's also add o_proj's
+  bool output_bias = false;          // o_proj bias (Llama or Qwen3 with attention_bias)
   bool mlp_bias = false;             // gate/up/down biases (Llama's mlp_bias)
+  bool qk_norm = false;              // RMSNorm over Dh of every query and key head, before RoPE (Qwen3)
   std::string dtype;                 // the checkpoint's dtype as the config names it ("bfloat16", ...); may be ""
 };
 

@@ -1,5 +1,5 @@
-// The HF tensor names of Llama / Qwen2 checkpoints and their shapes (see weight_names.h). Dimension letters as in
-// model_config.h: D hidden, F intermediate, H / Hkv heads, Dh head size, V vocabulary.
+// The HF tensor names of Llama / Qwen2 / Qwen3 checkpoints and their shapes (see weight_names.h). Dimension
+// letters as in model_config.h: D hidden, F intermediate, H / Hkv heads, Dh head size, V vocabulary.
 #include "model/weight_names.h"
 
 #include <fmt/format.h>
@@ -74,6 +74,10 @@ std::vector<WeightSpec> weight_specs(const ModelConfig& c) {
       if (projection_has_bias(c, p)) specs.push_back({path + ".bias", {shape[0]}});
     };
     for (Projection p : {Projection::q, Projection::k, Projection::v, Projection::o}) add_projection(p);
+    if (c.qk_norm) {
+      specs.push_back({prefix + "self_attn.q_norm.weight", {c.head_dim}});
+      specs.push_back({prefix + "self_attn.k_norm.weight", {c.head_dim}});
+    }
     specs.push_back({prefix + "post_attention_layernorm.weight", {d}});
     for (Projection p : {Projection::gate, Projection::up, Projection::down}) add_projection(p);
   }

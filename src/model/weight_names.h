@@ -1,4 +1,4 @@
-// The name table: every tensor a Llama / Qwen2 checkpoint holds, by its Hugging Face name, with the shape the
+// The name table: every tensor a Llama / Qwen2 / Qwen3 checkpoint holds, by its Hugging Face name, with the shape the
 // config implies. Loading checks each tensor against this table (presence and shape), and the LoRA code picks its
 // target modules from the same projection names.
 #pragma once

@@ -1,4 +1,5 @@
-"""Tiny random Llama / Qwen2 checkpoints and their transformers logits, for tests/python/test_model_parity.py.
+"""Tiny random Llama / Qwen2 / Qwen3 / Mistral checkpoints and their transformers logits, for
+tests/python/test_model_parity.py.
 
 Each fixture is a model folder written by transformers' save_pretrained (safetensors, float32) plus
 reference.safetensors holding, for fixed token ids:
@@ -9,7 +10,7 @@ reference.safetensors holding, for fixed token ids:
                                                          as (cumsum(mask) - 1).clamp(0), which is what abmll does
                                                          (and generate() does); transformers' plain forward would
                                                          number the padding columns too.
-  bf16_single_logits [T, V]                              (llama3 only) the model cast to bfloat16
+  bf16_single_logits [T, V]                              (BF16_FIXTURES only) the model cast to bfloat16
 The llama3 fixture also gets a tokenizer.json: byte-level BPE over the 256 byte tokens (no merges), to test --text.
 
 Usage: make_model_fixtures.py OUT_DIR [NAME ...]   (all fixtures when no name is given)
@@ -20,7 +21,7 @@ import sys
 import torch
 from safetensors.torch import save_file
 from transformers import (LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config,
-                          Qwen2ForCausalLM)
+                          Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM)
 
 SIZES = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, vocab_size=256,
              initializer_range=0.1, rms_norm_eps=1e-6, max_position_embeddings=256)
@@ -41,12 +42,23 @@ FIXTURES = {
     # Qwen2 with GQA ratio 4 (one kv head), untied.
     "qwen2_gqa": (Qwen2ForCausalLM, lambda: Qwen2Config(**SIZES, num_key_value_heads=1, tie_word_embeddings=False),
                   {}),
+    # Qwen3: RMSNorm of each query and key head before RoPE, head_dim 24 (not hidden / heads = 16), GQA ratio 2,
+    # tied embeddings as in Qwen3-0.6B to 4B.
+    "qwen3": (Qwen3ForCausalLM, lambda: Qwen3Config(
+        **SIZES, num_key_value_heads=2, head_dim=24, tie_word_embeddings=True, rope_theta=1000000.0), {}),
+    # Qwen3 with attention_bias (biases on q, k, v and o), GQA ratio 4, untied, head_dim = hidden / heads.
+    "qwen3_bias": (Qwen3ForCausalLM, lambda: Qwen3Config(
+        **SIZES, num_key_value_heads=1, head_dim=16, attention_bias=True, tie_word_embeddings=False), {}),
     # Mistral without sliding windows (v0.2 on): Llama's math under another name, GQA ratio 2.
     "mistral": (MistralForCausalLM, lambda: MistralConfig(**SIZES, num_key_value_heads=2, sliding_window=None), {}),
     # Llama saved in shards (model.safetensors.index.json + several files).
     "llama3_sharded": (LlamaForCausalLM, lambda: LlamaConfig(**SIZES, num_key_value_heads=2, rope_theta=500000.0),
                        {"max_shard_size": "40KB"}),
 }
+
+# Fixtures whose reference also holds bfloat16 logits.
+BF16_FIXTURES = ["llama3", "qwen3"]
+
 
 def write_byte_tokenizer(folder: pathlib.Path) -> None:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -94,6 +106,7 @@ def build(name: str, out: pathlib.Path) -> pathlib.Path:
         ref["left_logits"] = model(input_ids=left_ids, attention_mask=left_mask, position_ids=left_positions).logits
         if name == "llama3":
             write_byte_tokenizer(folder)
+        if name in BF16_FIXTURES:
             ref["bf16_single_logits"] = model.to(torch.bfloat16)(input_ids=single).logits[0].float()
     save_file({k: v.contiguous() for k, v in ref.items()}, str(folder / "reference.safetensors"))
     return folder

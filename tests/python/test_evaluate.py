@@ -175,6 +175,11 @@ def test_abmll_after_meta_training(demo, run_abmll):
     # Same seed, same predictions; the posterior-mean path (eval.samples=0) runs too and differs.
     _, predictions_again, _ = evaluate(run_abmll, demo, "abmll_again", *fast, "--set", "eval.samples=3")
     assert predictions_again == predictions
+    # The run's folder names its newest checkpoint.
+    by_run = [a if a != demo["checkpoint"] else demo["root"] / "run" for a in fast]
+    report_by_run, predictions_by_run, _ = evaluate(run_abmll, demo, "abmll_by_run", *by_run, "--set", "eval.samples=3")
+    assert report_by_run["results"]["checkpoint"] == str(demo["checkpoint"])
+    assert predictions_by_run == predictions
     _, at_mean, _ = evaluate(run_abmll, demo, "abmll_mean", *fast, "--set", "eval.samples=0")
     assert [p["probs"] for p in at_mean] != [p["probs"] for p in predictions]
     # Three posterior draws disagree somewhere; the posterior mean is one adapter.
@@ -205,6 +210,8 @@ def test_bad_inputs_exit_2(demo, run_abmll):
     cases = [
         (["--set", "method=abmll"], "needs --checkpoint"),
         (["--set", "method=abmll", "--checkpoint", demo["root"] / "missing.safetensors"], "missing.safetensors"),
+        (["--set", "method=abmll", "--checkpoint", demo["root"] / "demo"],
+         f"{demo['root'] / 'demo'}: a folder, but not a meta-training run's"),
         (["--set", "method=fomaml"], "needs --checkpoint"),
         (["--set", "method=lora", "--checkpoint", demo["checkpoint"]], "a checkpoint of method abmll, not lora"),
         (["--set", "method=pretrained", "--checkpoint", demo["checkpoint"]], "uses no meta-trained parameters"),

@@ -23,7 +23,8 @@ TOLERANCE = 1e-4
 ALL = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 # (fixture, target modules, use_rslora)
 CASES = [("llama3", ALL, False), ("qwen2_tied", ["q_proj", "v_proj", "o_proj"], True),
-         ("llama31", ["k_proj", "gate_proj", "down_proj"], False), ("qwen2_gqa", ["k_proj", "up_proj"], True)]
+         ("llama31", ["k_proj", "gate_proj", "down_proj"], False), ("qwen2_gqa", ["k_proj", "up_proj"], True),
+         ("qwen3", ALL, False), ("qwen3_bias", ["q_proj", "k_proj", "o_proj", "down_proj"], True)]
 
 
 @pytest.fixture(scope="session")
@@ -92,7 +93,7 @@ def test_peft_adapter_in_abmll(name, targets, rslora, fixtures, run_abmll, tmp_p
     compare(f"{name} PEFT adapter {targets} rslora={rslora}", got, want, base, ref["batch_mask"])
 
 
-@pytest.mark.parametrize("name", ["llama3", "qwen2_tied"])
+@pytest.mark.parametrize("name", ["llama3", "qwen2_tied", "qwen3"])
 def test_abmll_adapter_in_peft(name, fixtures, run_abmll, tmp_path):
     from peft import PeftModel
 

@@ -214,6 +214,14 @@ def test_adapt_to_a_held_out_task(full_run, workspace, run_abmll, tmp_path):
     base = LlamaForCausalLM.from_pretrained(workspace["model"], torch_dtype=torch.float32).eval()
     PeftModel.from_pretrained(base, out / "adapter")  # loads
 
+    # The run's folder names its newest checkpoint, step 6.
+    by_run = run_abmll("adapt", "--config", workspace["config"], "--checkpoint", full_run, "--task", "rule5",
+                       "--out", tmp_path / "by_run", "--set", "inner.eval_steps=4")
+    assert by_run.returncode == 0, by_run.stderr
+    assert "step-6.safetensors" in by_run.stderr
+    phi_by_run = load_file(str(tmp_path / "by_run/phi.safetensors"))
+    assert phi_by_run.keys() == phi.keys() and all(torch.equal(t, phi_by_run[name]) for name, t in phi.items())
+
     missing = run_abmll("adapt", "--config", workspace["config"], "--checkpoint",
                         full_run / "checkpoints/step-6.safetensors", "--task", "rule9", "--out", tmp_path / "x")
     assert missing.returncode == 2 and "no such task" in missing.stderr

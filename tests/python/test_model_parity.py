@@ -1,13 +1,13 @@
-"""Parity of abmll's decoder with transformers 5.23 (LlamaForCausalLM, Qwen2ForCausalLM) on tiny random
+"""Parity of abmll's decoder with transformers 5.23 (Llama-, Qwen2-, Qwen3- and MistralForCausalLM) on tiny random
 checkpoints made at test time by make_model_fixtures.py: logits of one sequence, and of a padded batch with right
 and with left padding, through `abmll logits`. float32 must agree within 1e-4 (max abs difference over all real
 positions and the whole vocabulary); each test prints its largest difference.
 
-bfloat16 (llama3 fixture only): both sides round every op's output to bfloat16 (8 bits of mantissa, a relative step
-of 2^-8 = 0.4%), but not necessarily the same ops in the same order (SDPA kernels, fused vs unfused ops), so results
-differ by a few bfloat16 steps of the logits' scale. The check is max|diff| <= 0.05 * max|reference logit|, about
-a dozen steps at the largest logit; a wrong dtype path (e.g. RMSNorm not rounded before the weight) or a real bug
-gives differences of the order of the logits themselves.
+bfloat16 (llama3 and qwen3 fixtures): both sides round every op's output to bfloat16 (8 bits of mantissa, a relative
+step of 2^-8 = 0.4%), but not necessarily the same ops in the same order (SDPA kernels, fused vs unfused ops), so
+results differ by a few bfloat16 steps of the logits' scale. The check is max|diff| <= 0.05 * max|reference logit|,
+about a dozen steps at the largest logit; a wrong dtype path (e.g. RMSNorm not rounded before the weight) or a real
+bug gives differences of the order of the logits themselves.
 """
 import json
 import pathlib
@@ -73,12 +73,13 @@ def test_padded_batch(name, padding, fixtures, run_abmll, tmp_path):
     assert report(name, f"{padding}-padded batch", got["logits"][real], want[real]) <= FLOAT32_TOLERANCE
 
 
-def test_bfloat16(fixtures, run_abmll, tmp_path):
-    ref = load_file(str(fixtures["llama3"] / "reference.safetensors"))
-    got = run_logits(run_abmll, fixtures["llama3"], tmp_path / "out.safetensors", "--dtype", "bfloat16",
+@pytest.mark.parametrize("name", make_model_fixtures.BF16_FIXTURES)
+def test_bfloat16(name, fixtures, run_abmll, tmp_path):
+    ref = load_file(str(fixtures[name] / "reference.safetensors"))
+    got = run_logits(run_abmll, fixtures[name], tmp_path / "out.safetensors", "--dtype", "bfloat16",
                      "--ids", ids_flag(ref["single_ids"]))
     want = ref["bf16_single_logits"]
-    diff = report("llama3", "bfloat16", got["logits"], want)
+    diff = report(name, "bfloat16", got["logits"], want)
     assert diff <= BF16_RELATIVE_TOLERANCE * want.abs().max().item()
     # And bfloat16 really ran: it is not the float32 result.
     assert (got["logits"] - ref["single_logits"]).abs().max().item() > 0
