@@ -3,6 +3,9 @@
 #include <ATen/core/grad_mode.h>
 #include <fmt/format.h>
 
+#include <optional>
+#include <set>
+
 #include "data/episode.h"
 #include "meta/abmll_objective.h"
 #include "meta/adapted_task.h"
@@ -14,6 +17,7 @@
 #include "model/peft_adapter.h"
 #include "util/device.h"
 #include "util/error.h"
+#include "util/interrupt.h"
 #include "util/log.h"
 #include "util/read_scalars.h"
 #include "util/rng.h"
@@ -93,7 +97,8 @@ PointLora adapt_task_lora(const ExperimentConfig& config, const LoadedExperiment
   });
 }
 
-AdaptResult adapt_task(const ExperimentConfig& config, const AdaptRun& run) {
+std::vector<AdaptResult> adapt_tasks(const ExperimentConfig& config, const AdaptRun& run,
+                                     const std::function<void(const AdaptResult&)>& written) {
   const DeviceChoice device = resolve_device(config.run.device);
   const Checkpoint checkpoint = load_checkpoint(run.checkpoint);
   const LoadedExperiment experiment = load_experiment(config, device.name);
@@ -101,35 +106,59 @@ AdaptResult adapt_task(const ExperimentConfig& config, const AdaptRun& run) {
     throw InputError(fmt::format("method {} adapts nothing (adapt needs abmll, abmll_icl, lora, fomaml or reptile)",
                                  to_string(config.method)));
 
-  AdaptResult result;
-  const FoundTask found = find_task(experiment, run.task);
-  const data::Task* task = found.task;
-  result.held_out = found.held_out;
-  const data::EpisodeOptions options = adaptation_episode_options(config, experiment, *task, result.held_out);
-  Rng rng = data::episode_rng(static_cast<std::uint64_t>(config.run.seed), task->name, 0);
-  const data::Episode episode = data::sample_episode(*task, options, rng);
-  result.support_size = episode.support.size();
-  AdaptedTask adapted;
-  adapted.task = task->name;
-  adapted.method = std::string(to_string(config.method));
-  model::ForwardOptions recompute = recompute_policy(config.model);
-  if (uses_posterior(config.method)) {
-    LoraPosterior theta = initial_theta(config, experiment);
-    load_theta(checkpoint, theta);
-    adapted.posterior = infer_task_posterior(config, experiment, theta, episode, result.support_nll, recompute);
-  } else {
-    const PointLora init = initial_point_lora(config, experiment);
-    load_parameters(checkpoint, config.method, init.names(), init.tensors());
-    adapted.lora = adapt_task_lora(config, experiment, init, episode, result.support_nll, recompute);
+  std::vector<FoundTask> found;
+  std::set<std::string> named;
+  for (const std::string& name : run.tasks) {
+    if (!named.insert(name).second) throw InputError(fmt::format("--task {}: named twice", name));
+    found.push_back(find_task(experiment, name));
   }
-  log::info("task {}: support NLL {:.4f} -> {:.4f} ({}) after {} inner steps on {} shots", task->name,
-            result.support_nll.front(), result.support_nll.back(),
-            adapted.posterior ? "posterior mean" : "adapted LoRA", config.inner.eval_steps, result.support_size);
+  if (run.all_held_out)
+    for (const data::Task& task : experiment.tasks.test)
+      if (named.insert(task.name).second) found.push_back({&task, true});
+  if (found.empty()) throw InputError("adapt needs a task: --task NAME, or --held-out for every held-out task");
 
-  const AdaptedFolder written = write_adapted_folder(run.out, adapted, config, experiment, run.checkpoint);
-  result.phi_file = written.phi;
-  result.adapter_dir = written.adapter;
-  return result;
+  // Theta or the learned LoRA initialisation, read once for all tasks.
+  std::optional<LoraPosterior> theta;
+  std::optional<PointLora> init;
+  if (uses_posterior(config.method)) {
+    theta = initial_theta(config, experiment);
+    load_theta(checkpoint, *theta);
+  } else {
+    init = initial_point_lora(config, experiment);
+    load_parameters(checkpoint, config.method, init->names(), init->tensors());
+  }
+  model::ForwardOptions recompute = recompute_policy(config.model);
+  const bool one_folder = run.tasks.size() == 1 && !run.all_held_out;
+  std::vector<AdaptResult> results;
+  for (const FoundTask& f : found) {
+    if (interrupted()) break;
+    const data::Task& task = *f.task;
+    AdaptResult result;
+    result.task = task.name;
+    result.held_out = f.held_out;
+    const data::EpisodeOptions options = adaptation_episode_options(config, experiment, task, result.held_out);
+    Rng rng = data::episode_rng(static_cast<std::uint64_t>(config.run.seed), task.name, 0);
+    const data::Episode episode = data::sample_episode(task, options, rng);
+    result.support_size = episode.support.size();
+    AdaptedTask adapted;
+    adapted.task = task.name;
+    adapted.method = std::string(to_string(config.method));
+    if (theta)
+      adapted.posterior = infer_task_posterior(config, experiment, *theta, episode, result.support_nll, recompute);
+    else
+      adapted.lora = adapt_task_lora(config, experiment, *init, episode, result.support_nll, recompute);
+    log::info("task {}: support NLL {:.4f} -> {:.4f} ({}) after {} inner steps on {} shots", task.name,
+              result.support_nll.front(), result.support_nll.back(),
+              adapted.posterior ? "posterior mean" : "adapted LoRA", config.inner.eval_steps, result.support_size);
+
+    result.folder = one_folder ? run.out : run.out / task.name;
+    const AdaptedFolder folder = write_adapted_folder(result.folder, adapted, config, experiment, run.checkpoint);
+    result.phi_file = folder.phi;
+    result.adapter_dir = folder.adapter;
+    written(result);
+    results.push_back(std::move(result));
+  }
+  return results;
 }
 
 }  // namespace abmll::meta

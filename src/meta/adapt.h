@@ -1,10 +1,12 @@
 // `abmll adapt`: a new task's adapter posterior phi from its support set, starting from a meta-trained prior theta
-// (ABMLL.md section 3, test time): K = inner.eval_steps inner steps on the task's k shots. Writes
+// (ABMLL.md section 3, test time): K = inner.eval_steps inner steps on the task's k shots. Writes, per task,
 //   phi.safetensors  the posterior's means and scale parameters per adapted site, with the task and step count
 //   adapter/         the posterior-mean adapter in PEFT's format
+// Several tasks are adapted one after another under one loaded model and prior, each exactly as alone.
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -18,18 +20,25 @@ namespace abmll::meta {
 
 struct AdaptRun {
   std::filesystem::path checkpoint;  // a meta-train checkpoint (checkpoints/step-N.safetensors)
-  std::string task;                  // a task of the data config (held-out or training)
+  std::vector<std::string> tasks;    // tasks of the data config (held-out or training), each named once
+  bool all_held_out = false;         // and every held-out task not named already
+  // One task named (without all_held_out): its folder. Otherwise the parent of one folder per task, out/<task>/.
   std::filesystem::path out;
 };
 
 struct AdaptResult {
-  std::filesystem::path phi_file, adapter_dir;
+  std::string task;
+  std::filesystem::path folder, phi_file, adapter_dir;
   std::vector<double> support_nll;  // mean support NLL before each inner step, and after the last
   bool held_out = true;
   std::size_t support_size = 0;
 };
 
-AdaptResult adapt_task(const ExperimentConfig& config, const AdaptRun& run);
+// Adapts run's tasks in order, calling `written` after each task's folder is complete. Every task is looked up
+// before any is adapted (an unknown or repeated one throws InputError naming it). Stops between tasks on SIGINT or
+// SIGTERM, leaving the finished folders complete; returns the tasks done.
+std::vector<AdaptResult> adapt_tasks(const ExperimentConfig& config, const AdaptRun& run,
+                                     const std::function<void(const AdaptResult&)>& written);
 
 // The task named `name` among the experiment's tasks, and whether it is held out (held-out tasks first). Throws
 // InputError listing the held-out tasks when there is none.

@@ -222,6 +222,33 @@ def test_adapt_to_a_held_out_task(full_run, workspace, run_abmll, tmp_path):
     phi_by_run = load_file(str(tmp_path / "by_run/phi.safetensors"))
     assert phi_by_run.keys() == phi.keys() and all(torch.equal(t, phi_by_run[name]) for name, t in phi.items())
 
+    # Several tasks under one loaded model (a training task, and every held-out one): DIR/<task>/ each, the same
+    # tensors and report as adapting it alone.
+    several = run_abmll("adapt", "--config", workspace["config"], "--checkpoint", full_run, "--task", "rule2",
+                        "--held-out", "--out", tmp_path / "several", "--set", "inner.eval_steps=4")
+    assert several.returncode == 0, several.stderr
+    assert sorted(p.name for p in (tmp_path / "several").iterdir()) == ["rule2", "rule5", "rule6"]
+    alone_rule2 = run_abmll("adapt", "--config", workspace["config"], "--checkpoint", full_run, "--task", "rule2",
+                            "--out", tmp_path / "rule2", "--set", "inner.eval_steps=4")
+    assert alone_rule2.returncode == 0, alone_rule2.stderr
+    for task, alone in [("rule5", out), ("rule2", tmp_path / "rule2")]:
+        folder = tmp_path / "several" / task
+        got, want = load_file(str(folder / "phi.safetensors")), load_file(str(alone / "phi.safetensors"))
+        assert got.keys() == want.keys() and all(torch.equal(t, want[name]) for name, t in got.items()), task
+        got_report = json.loads((folder / "report.json").read_text())["results"]
+        want_report = json.loads((alone / "report.json").read_text())["results"]
+        for key in ["task", "held_out", "support_size", "support_nll"]:
+            assert got_report[key] == want_report[key], (task, key)
+        assert (folder / "config.yaml").exists() and (folder / "adapter/adapter_model.safetensors").exists()
+    assert json.loads((tmp_path / "several/rule2/report.json").read_text())["results"]["held_out"] is False
+    twice = run_abmll("adapt", "--config", workspace["config"], "--checkpoint", full_run, "--task", "rule5",
+                      "--task", "rule5", "--out", tmp_path / "twice")
+    assert twice.returncode == 2 and "--task rule5: named twice" in twice.stderr
+    unknown_later = run_abmll("adapt", "--config", workspace["config"], "--checkpoint", full_run, "--task", "rule5",
+                              "--task", "rule9", "--out", tmp_path / "unknown")
+    assert unknown_later.returncode == 2 and "rule9" in unknown_later.stderr
+    assert not (tmp_path / "unknown").exists()  # looked up before anything is adapted
+
     missing = run_abmll("adapt", "--config", workspace["config"], "--checkpoint",
                         full_run / "checkpoints/step-6.safetensors", "--task", "rule9", "--out", tmp_path / "x")
     assert missing.returncode == 2 and "no such task" in missing.stderr
@@ -229,6 +256,20 @@ def test_adapt_to_a_held_out_task(full_run, workspace, run_abmll, tmp_path):
                            full_run / "checkpoints/step-6.safetensors", "--task", "rule5", "--out", tmp_path / "y",
                            "--set", "lora.rank=3")
     assert other_rank.returncode == 2 and "a different lora.rank" in other_rank.stderr
+
+
+def test_adapting_several_tasks_stops_between_them(full_run, workspace, abmll_bin, tmp_path):
+    """SIGTERM while the second of three tasks adapts: it is finished and written, the third is not started, and
+    the exit code says so."""
+    out = tmp_path / "several"
+    code, stderr = sigterm_after_lines(
+        [abmll_bin, "adapt", "--config", workspace["config"], "--checkpoint", full_run, "--task", "rule2",
+         "--held-out", "--out", out, "--set", "inner.eval_steps=400"], out / "rule2/report.json", 1)
+    assert code == 143, stderr
+    assert "interrupted after 2 task(s)" in stderr
+    assert sorted(p.name for p in out.iterdir()) == ["rule2", "rule5"]
+    for task in ["rule2", "rule5"]:
+        assert json.loads((out / task / "report.json").read_text())["results"]["task"] == task
 
 
 def test_weight_family_end_to_end(workspace, run_abmll, tmp_path):
