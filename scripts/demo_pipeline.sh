@@ -6,7 +6,8 @@
 #
 #   scripts/demo_pipeline.sh ABMLL OUT [--steps N] [--seeds "0 1 2"]
 #
-# OUT/table.md (and .csv) is the table; OUT/plots/ the methods' reliability diagrams in one figure; OUT/eval/
+# OUT/table.md (and .csv) is the table, with each method's paired differences from lora (also in
+# table.paired.json); OUT/plots/ the methods' reliability diagrams in one figure; OUT/eval/
 # <method>-seed<S>/ holds each report.json, predictions.jsonl and reliability.svg; OUT/train/<method>-seed<S>/ each
 # meta-training run; OUT/adapt/TASK/ the first held-out task's posterior and OUT/predict/TASK/ its predictions for
 # every letter. --steps caps meta-training (for quick checks).
@@ -54,7 +55,7 @@ for seed in $seeds; do
       --out "$out/eval/$method-seed$seed/report.json"
   done
 done
-"$abmll" report "$out/eval" --out "$out/table.md" --plots "$out/plots"
+"$abmll" report "$out/eval" --out "$out/table.md" --plots "$out/plots" --baseline lora
 
 # The first held-out task's posterior under the first seed's prior, and its predictions, with their uncertainty,
 # for every letter as a new query (no answers given).

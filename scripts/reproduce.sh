@@ -2,7 +2,8 @@
 # Reproduces the paper's tables: for every cell of a table (configs/paper/cells.tsv: benchmark x model x method)
 # and every seed, `abmll meta-train` where the method learns across tasks, `abmll evaluate` with the run's last
 # (or best validated) checkpoint, then `abmll report` over the evaluation reports (mean ± std over seeds, the
-# paper's ABMLL numbers beside ours). On one machine, one job after another, or as a Slurm job array (--slurm).
+# paper's ABMLL numbers beside ours, each method's paired differences from regular LoRA). On one machine, one job
+# after another, or as a Slurm job array (--slurm).
 #
 #   scripts/reproduce.sh TABLE [--models DIR] [--data DIR] [--seeds "42 43 44"] [--out runs/paper]
 #                        [--only REGEX] [--set KEY=VALUE ...] [--checkpoint last|best] [--abmll BIN] [--slurm]
@@ -16,7 +17,8 @@
 #                (scripts/paper/prepare_split.py; the paper's split is not known)
 # --seeds LIST   run.seed values, space-separated (default: "42 43 44")
 # --out DIR      runs go to DIR/BENCHMARK/MODEL/seed-S/{TRAIN-train/,METHOD/report.json}; the table to
-#                DIR/TABLE.md and DIR/TABLE.csv, its reliability diagrams to DIR/TABLE-plots/ (default: runs/paper)
+#                DIR/TABLE.md and DIR/TABLE.csv (paired differences in DIR/TABLE.paired.json), its reliability
+#                diagrams to DIR/TABLE-plots/ (default: runs/paper)
 # --only REGEX   keep the cells whose "benchmark/model/method" matches (grep -E), e.g. 'cls-45/llama3-8b/'
 # --set K=V      passed to every abmll meta-train and evaluate (repeatable), e.g. --set run.device=cuda:1
 # --checkpoint   which checkpoint of a training run is evaluated: last (default), or best: meta-training validates
@@ -175,8 +177,13 @@ done
 # `abmll report` over the benchmarks of the selected cells (earlier runs of other cells there are included).
 REPORT_ARGS=()
 for bench in "${BENCHES[@]}"; do REPORT_ARGS+=("$OUT/$bench"); done
+# Paired differences from regular LoRA (the icl table, which has none, from in-context learning); groups without the
+# baseline's runs are left out of that section.
+BASELINE=lora
+[ "$TABLE" == icl ] && BASELINE=icl
 report_cmd() {
-  quote "$ABMLL" report "$@" --out "$OUT/$TABLE.md" --csv "$OUT/$TABLE.csv" --plots "$OUT/$TABLE-plots"
+  quote "$ABMLL" report "$@" --out "$OUT/$TABLE.md" --csv "$OUT/$TABLE.csv" --plots "$OUT/$TABLE-plots" \
+    --baseline "$BASELINE"
 }
 
 # --- Dry run: what would run, in order.

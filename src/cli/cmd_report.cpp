@@ -1,12 +1,15 @@
 // `abmll report`: the comparison table of evaluation runs (see eval/results_table.h) as Markdown, with a CSV copy
-// beside it, and optionally reliability diagrams comparing the methods (eval/reliability_figures.h).
+// beside it, and optionally paired differences from a baseline method (eval/paired_comparison.h) and reliability
+// diagrams comparing the methods (eval/reliability_figures.h).
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <iostream>
 
 #include "cli/commands.h"
+#include "eval/paired_comparison.h"
 #include "eval/reliability_figures.h"
 #include "eval/results_table.h"
 #include "util/atomic_file.h"
@@ -18,7 +21,8 @@ namespace {
 
 struct ReportFlags {
   std::vector<std::string> runs;
-  std::string out, csv, plots;
+  std::string out, csv, plots, baseline;
+  int resamples = 1000;
 };
 
 // One SVG and one JSON file per figure in `folder`.
@@ -40,12 +44,24 @@ int run_report(const ReportFlags& flags) {
   // Figures first: runs that cannot be pooled are refused before anything is written.
   const std::vector<eval::ReliabilityFigure> figures =
       flags.plots.empty() ? std::vector<eval::ReliabilityFigure>() : eval::reliability_figures(runs);
-  const std::string markdown = eval::table_markdown(rows);
+  // Paired differences from the baseline, read from the runs' predictions files before anything is written.
+  std::vector<eval::PairedRow> paired;
+  if (!flags.baseline.empty()) {
+    if (flags.resamples < 0) throw InputError(fmt::format("--resamples must be 0 or more, not {}", flags.resamples));
+    paired = eval::paired_table(runs, flags.baseline, flags.resamples);
+  }
+  std::string markdown = eval::table_markdown(rows);
+  if (!flags.baseline.empty()) markdown += eval::paired_markdown(paired, flags.baseline, flags.resamples);
   const std::filesystem::path out = flags.out;
   const std::filesystem::path csv = flags.csv.empty() ? std::filesystem::path(out).replace_extension(".csv")
                                                       : std::filesystem::path(flags.csv);
   write_file_atomic(out, markdown);
   write_file_atomic(csv, eval::table_csv(rows));
+  if (!flags.baseline.empty()) {
+    const std::filesystem::path json = std::filesystem::path(out).replace_extension(".paired.json");
+    write_file_atomic(json, eval::paired_json(paired, flags.baseline, flags.resamples).dump(2) + "\n");
+    log::info("paired differences from {} in {} rows: wrote {}", flags.baseline, paired.size(), json.string());
+  }
   std::cout << markdown;
   log::info("{} runs in {} rows: wrote {} and {}", runs.size(), rows.size(), out.string(), csv.string());
   if (!flags.plots.empty() && figures.empty())
@@ -73,6 +89,12 @@ Command register_report(CLI::App& root) {
   cmd->add_option("--plots", flags->plots,
                   "Folder for reliability diagrams comparing the methods, one per benchmark and model (SVG + JSON)")
       ->type_name("DIR");
+  cmd->add_option("--baseline", flags->baseline,
+                  "Also each method's differences from this one on the same queries, with paired bootstrap "
+                  "intervals (a section of the table and TABLE.paired.json)")
+      ->type_name("METHOD");
+  cmd->add_option("--resamples", flags->resamples, "Bootstrap resamples of --baseline's intervals (default 1000)")
+      ->type_name("N");
   return {cmd, [flags] { return run_report(*flags); }};
 }
 

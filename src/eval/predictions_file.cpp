@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <cstdint>
+#include <utility>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -57,6 +59,17 @@ PredictionRecord parse_line(const std::string& text) {
   r.label = label.get<std::int64_t>();
   if (r.label < 0 || r.label >= static_cast<std::int64_t>(r.probs.size()))
     throw InputError(fmt::format("\"label\" {} is out of range for {} options", r.label, r.probs.size()));
+  for (auto [key, field] : {std::pair{"task", &r.task}, std::pair{"source", &r.source}}) {
+    if (!j.contains(key)) continue;
+    if (!j[key].is_string()) throw InputError(fmt::format("\"{}\" must be a string", key));
+    *field = j[key].get<std::string>();
+  }
+  if (j.contains("id")) {
+    const auto& id = j["id"];
+    if (!id.is_number_integer() || (id.is_number_unsigned() && id.get<std::uint64_t>() > INT64_MAX))
+      throw InputError("\"id\" must be an integer (within 64 bits)");
+    r.id = j["id"].get<std::int64_t>();
+  }
   return r;
 }
 

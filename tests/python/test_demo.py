@@ -76,10 +76,16 @@ def test_demo_pipeline_writes_the_table(tmp_path, source_dir, abmll_bin):
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     methods = ["pretrained", "icl", "lora (from scratch)", "lora", "reptile", "fomaml", "abmll", "abmll_icl"]
-    table = (out / "table.md").read_text().splitlines()
+    text = (out / "table.md").read_text()
+    assert result.stdout.splitlines() == text.splitlines()  # the table is also printed
+    table, paired = text.split("\n## Paired differences from lora\n")
+    table = table.splitlines()
     assert table[0].startswith("| benchmark | model | method | seeds | accuracy (%) | ECE |")
     assert [row.split(" | ")[2] for row in table[2:]] == methods
-    assert result.stdout.splitlines() == table  # the table is also printed
+    paired_rows = [line for line in paired.splitlines() if line.startswith("| demo |")]
+    assert [row.split(" | ")[2] for row in paired_rows] == [m for m in methods if m != "lora"]
+    assert [r["method"] for r in json.loads((out / "table.paired.json").read_text())["rows"]] == \
+        [m for m in methods if m != "lora"]
     rows = list(csv.DictReader((out / "table.csv").open()))
     assert [r["method"] for r in rows] == methods
     for r in rows:

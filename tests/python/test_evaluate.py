@@ -160,6 +160,79 @@ def test_report_plots_compare_methods_pooled_over_seeds(demo, run_abmll):
     assert len(svg.findall("{http://www.w3.org/2000/svg}polyline")) == 2
 
 
+def test_report_baseline_pairs_the_queries(demo, run_abmll):
+    """`abmll report --baseline`: each method's differences from the baseline are the differences of the table's
+    figures over the seeds both have, with intervals of a paired bootstrap over queries, which an independent one
+    (numpy) reproduces; swapping the two negates them; runs that did not score the same queries are refused."""
+    import shutil
+
+    import numpy as np
+
+    folders = {}
+    for method, seed in (("pretrained", 0), ("pretrained", 1), ("icl", 0), ("icl", 1)):
+        *_, folders[method, seed] = evaluate(run_abmll, demo, f"paired/{method}-{seed}", "--set", f"method={method}",
+                                             "--set", f"run.seed={seed}")
+    reports = [folder / "REPORT.json" for folder in folders.values()]
+    result = run_abmll("report", *reports, "--out", demo["root"] / "paired.md", "--baseline", "pretrained",
+                       "--resamples", "4000")
+    assert result.returncode == 0, result.stderr
+    assert "## Paired differences from pretrained" in (demo["root"] / "paired.md").read_text()
+    rows = json.loads((demo["root"] / "paired.paired.json").read_text())["rows"]
+    assert [(r["method"], r["seeds"], r["queries"]) for r in rows] == [("icl", [0, 1], 64)]
+    row = rows[0]
+
+    def table_figure(method, key):
+        return np.mean([json.loads((folders[method, seed] / "REPORT.json").read_text())
+                        ["results"]["aggregate"]["mean_over_tasks"][key] for seed in (0, 1)])
+
+    for key in ("accuracy", "ece", "nll", "brier"):
+        want = table_figure("icl", key) - table_figure("pretrained", key)
+        assert row[key]["difference"] == pytest.approx(want, abs=1e-12), key
+        assert row[key]["ci95"][0] < row[key]["ci95"][1]
+
+    # The accuracy interval by numpy: within each (seed, task), queries drawn with replacement, the same for both.
+    strata = {}
+    for (method, seed), folder in folders.items():
+        for line in (folder / "predictions.jsonl").read_text().splitlines():
+            p = json.loads(line)
+            right = float(np.argmax(p["probs"]) == p["label"])
+            strata.setdefault((seed, p["task"]), {}).setdefault((p["id"], p["source"]), {})[method] = right
+    pairs = [np.array([[q["icl"], q["pretrained"]] for q in queries.values()]) for queries in strata.values()]
+    rng = np.random.default_rng(0)
+    draws = []
+    for _ in range(20000):
+        draws.append(np.mean([np.diff(p[rng.integers(0, len(p), len(p))][:, ::-1].mean(axis=0))[0] for p in pairs]))
+    lo, hi = np.percentile(draws, [2.5, 97.5])
+    print(f"icl - pretrained accuracy: {row['accuracy']['difference']:.4f}, abmll interval {row['accuracy']['ci95']}, "
+          f"numpy [{lo:.4f}, {hi:.4f}]")
+    assert row["accuracy"]["ci95"][0] == pytest.approx(lo, abs=0.1 * (hi - lo))
+    assert row["accuracy"]["ci95"][1] == pytest.approx(hi, abs=0.1 * (hi - lo))
+
+    result = run_abmll("report", *reports, "--out", demo["root"] / "swapped.md", "--baseline", "icl")
+    assert result.returncode == 0, result.stderr
+    swapped = json.loads((demo["root"] / "swapped.paired.json").read_text())["rows"][0]
+    assert swapped["method"] == "pretrained"
+    for key in ("accuracy", "ece", "nll", "brier"):
+        assert swapped[key]["difference"] == pytest.approx(-row[key]["difference"], abs=1e-12)
+
+    result = run_abmll("report", *reports, "--out", demo["root"] / "x.md", "--baseline", "lora")
+    assert result.returncode == 2 and "--baseline lora: no run of that method (the runs' methods: icl, pretrained)" \
+        in result.stderr
+    # Another episode's queries under the same seed: not the same data.
+    bad = demo["root"] / "paired-bad/pretrained-1"
+    shutil.copytree(folders["pretrained", 1], bad)
+    lines = (bad / "predictions.jsonl").read_text().splitlines()
+    first = json.loads(lines[0])
+    first["label"] = 1 - first["label"]
+    (bad / "predictions.jsonl").write_text("\n".join([json.dumps(first)] + lines[1:]) + "\n")
+    result = run_abmll("report", folders["pretrained", 0] / "REPORT.json", bad / "REPORT.json",
+                       folders["icl", 0] / "REPORT.json", folders["icl", 1] / "REPORT.json", "--out",
+                       demo["root"] / "y.md", "--baseline", "pretrained")
+    assert result.returncode == 2, result.stderr
+    assert f"{bad / 'predictions.jsonl'}:1" in result.stderr and "did not score the same data" in result.stderr
+    assert not (demo["root"] / "y.md").exists()
+
+
 def test_abmll_after_meta_training(demo, run_abmll):
     fast = ["--set", "method=abmll", "--set", "inner.eval_steps=2", "--checkpoint", demo["checkpoint"]]
     report, predictions, folder = evaluate(run_abmll, demo, "abmll", *fast, "--set", "eval.samples=3")

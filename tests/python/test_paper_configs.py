@@ -178,7 +178,7 @@ def test_dry_run_prints_the_commands(source_dir, run_abmll, tmp_path):
     assert len(lines) == 12 + 1
     assert lines[-1] == shlex.join([str(source_dir / "build" / "abmll"), "report", str(out / "crossfit-cls-45"),
                                     "--out", str(out / "main.md"), "--csv", str(out / "main.csv"),
-                                    "--plots", str(out / "main-plots")])
+                                    "--plots", str(out / "main-plots"), "--baseline", "lora"])
     abmll_jobs = [l for l in lines if "abmll-train" in l and "meta-train" in l]
     assert len(abmll_jobs) == 2
     job = abmll_jobs[0]
