@@ -13,9 +13,9 @@ QK^T and AV forward and twice that backward; recomputation by gradient checkpoin
 convention). Peak: --peak-tflops (default 989, dense bf16 of an H100/H200 SXM).
 With --reference, also the factor family (the same configuration otherwise, traced) against the Python reference of
 that step (reference_step.py: transformers with its gradient checkpointing, random weights of the same shape, the
-same token ids and hyperparameters), each in its own process.
-Not a test: run through scripts/bench.sh. `--shape small --device cpu --seq 64 --inner-steps 1` checks the plumbing
-on a CPU."""
+same token ids and hyperparameters), each in its own process. `--shape qwen3-8b` runs the same step at Qwen3-8B's
+shape. Not a test: run through scripts/bench.sh. `--shape small --device cpu --seq 64 --inner-steps 1` checks the
+plumbing on a CPU."""
 import argparse
 import json
 import pathlib
@@ -26,9 +26,14 @@ import subprocess
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+ARCHITECTURES = {"llama": "LlamaForCausalLM", "qwen3": "Qwen3ForCausalLM"}
 SHAPES = {
     "llama3-8b": dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
                       num_key_value_heads=8, vocab_size=128256, rope_theta=500000.0, max_position_embeddings=8192),
+    # Qwen3-8B: 36 layers, a narrower MLP, RMSNorm of each query and key head (its cost is not counted in FLOPs).
+    "qwen3-8b": dict(model_type="qwen3", hidden_size=4096, intermediate_size=12288, num_hidden_layers=36,
+                     num_attention_heads=32, num_key_value_heads=8, head_dim=128, vocab_size=151936,
+                     rope_theta=1000000.0, max_position_embeddings=40960, rms_norm_eps=1e-6),
     "small": dict(hidden_size=256, intermediate_size=688, num_hidden_layers=4, num_attention_heads=8,
                   num_key_value_heads=4, vocab_size=32000, rope_theta=10000.0, max_position_embeddings=1024),
 }
@@ -38,9 +43,13 @@ PAPER_CONFIG = ROOT / "configs/paper/crossfit-cls-45/llama3-8b-abmll.yaml"
 
 def write_model(folder, shape, demo_tokenizer):
     folder.mkdir(parents=True, exist_ok=True)
-    config = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_act": "silu",
-              "rms_norm_eps": 1e-5, "tie_word_embeddings": False, "attention_bias": False, "mlp_bias": False,
-              "bos_token_id": 256, "eos_token_id": 257, "torch_dtype": "bfloat16", **SHAPES[shape]}
+    sizes = dict(SHAPES[shape])
+    model_type = sizes.pop("model_type", "llama")
+    config = {"architectures": [ARCHITECTURES[model_type]], "model_type": model_type, "hidden_act": "silu",
+              "rms_norm_eps": 1e-5, "tie_word_embeddings": False, "attention_bias": False,
+              "bos_token_id": 256, "eos_token_id": 257, "torch_dtype": "bfloat16", **sizes}
+    if model_type == "llama":
+        config["mlp_bias"] = False
     (folder / "config.json").write_text(json.dumps(config, indent=2))
     shutil.copy(demo_tokenizer, folder / "tokenizer.json")  # byte-level: ids < 263 fit any vocabulary
 
@@ -64,7 +73,7 @@ def write_tasks(folder, count=8):
 def flops_per_step(shape, scored_tokens, seq, k):
     s = SHAPES[shape]
     d, i, l, v = s["hidden_size"], s["intermediate_size"], s["num_hidden_layers"], s["vocab_size"]
-    dh = d // s["num_attention_heads"]
+    dh = s.get("head_dim", d // s["num_attention_heads"])
     per_layer = d * s["num_attention_heads"] * dh * 2 + d * s["num_key_value_heads"] * dh * 2 + 3 * d * i + 2 * d
     sequences = TASKS * SHOTS
     tokens = sequences * seq
