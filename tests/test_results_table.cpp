@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 
 #include "eval/reliability_figures.h"
@@ -252,4 +253,49 @@ TEST_CASE("the table's AUROC averages the seeds that report it, blank where none
   write_report(dir / "bad.json", a0);
   CHECK_THAT(input_error_of([&] { eval::read_run_result(dir / "bad.json"); }),
              Catch::Contains("bad.json") && Catch::Contains("auroc is 1.5, not within [0, 1]"));
+}
+
+TEST_CASE("report --by splits rows by config values, ordered as numbers, with a column per key", "[report]") {
+  ScratchDir dir;
+  // An ablation of beta over two seeds, and a baseline whose runs all have one beta.
+  for (const auto& [beta, accuracy] : {std::pair{1e-16, 0.6}, std::pair{1e-7, 0.7}, std::pair{5e-10, 0.8}})
+    for (long long seed : {0, 1}) {
+      nlohmann::json report = evaluation_report("abmll", seed, accuracy + 0.01 * seed, 0.1);
+      report["config"]["outer"] = {{"beta", beta}};
+      report["config"]["lora"] = {{"targets", {"q_proj", "v_proj"}}};
+      write_report(dir / fmt::format("runs/abmll-{}-{}/report.json", beta, seed), report);
+    }
+  nlohmann::json lora = evaluation_report("lora", 0, 0.65, 0.2);
+  lora["config"]["outer"] = {{"beta", 1e-7}};
+  write_report(dir / "runs/lora-0/report.json", lora);
+
+  // Without --by the seeds of one method collide, and the message says how to tell them apart.
+  CHECK_THAT(input_error_of([&] { eval::collect_run_results({dir / "runs"}); }),
+             Catch::Contains("both report abmll on cls-45") && Catch::Contains("`--by KEY`"));
+
+  const auto runs = eval::collect_run_results({dir / "runs"}, {"outer.beta", "lora.targets"});
+  const auto rows = eval::results_table(runs);
+  REQUIRE(rows.size() == 4);
+  CHECK(rows[0].method == "lora");
+  CHECK(rows[0].variant == std::vector<std::pair<std::string, std::string>>{{"outer.beta", "1e-07"},
+                                                                            {"lora.targets", ""}});
+  // 1e-16 < 5e-10 < 1e-07 as numbers (not as text).
+  CHECK(rows[1].variant[0].second == "1e-16");
+  CHECK(rows[2].variant[0].second == "5e-10");
+  CHECK(rows[3].variant[0].second == "1e-07");
+  CHECK(rows[3].variant[1].second == "[\"q_proj\",\"v_proj\"]");
+  CHECK(rows[2].seeds == std::vector<long long>{0, 1});
+  CHECK(rows[2].accuracy.mean == Approx(0.805));
+  CHECK(eval::method_label(rows[1]) == "abmll (outer.beta=1e-16, lora.targets=[\"q_proj\",\"v_proj\"])");
+  for (const auto& run : runs)  // every run in exactly one row
+    CHECK(std::count_if(rows.begin(), rows.end(), [&](const auto& row) { return eval::in_row(run, row); }) == 1);
+
+  const std::string md = eval::table_markdown(rows);
+  CHECK(md.find("| benchmark | model | method | outer.beta | lora.targets | seeds | accuracy (%) |") == 0);
+  CHECK(md.find("| cls-45 | Llama-3-8B | abmll | 5e-10 | [\"q_proj\",\"v_proj\"] | 2 | 80.5 ± 0.7 |") !=
+        std::string::npos);
+  const std::string csv = eval::table_csv(rows);
+  CHECK(csv.find("benchmark,model,method,outer.beta,lora.targets,seeds,accuracy_mean,") == 0);
+  CHECK(csv.find("cls-45,Llama-3-8B,abmll,1e-16,\"[\"\"q_proj\"\",\"\"v_proj\"\"]\",2,0.605000,") !=
+        std::string::npos);
 }

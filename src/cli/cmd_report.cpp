@@ -5,22 +5,25 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 
 #include "cli/commands.h"
+#include "config/config_schema.h"
 #include "eval/paired_comparison.h"
 #include "eval/reliability_figures.h"
 #include "eval/results_table.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
+#include "util/text_distance.h"
 #include "util/log.h"
 
 namespace abmll::cli {
 namespace {
 
 struct ReportFlags {
-  std::vector<std::string> runs;
+  std::vector<std::string> runs, by;
   std::string out, csv, plots, baseline;
   int resamples = 1000;
 };
@@ -37,8 +40,17 @@ void write_figures(const std::vector<eval::ReliabilityFigure>& figures, const st
 
 int run_report(const ReportFlags& flags) {
   if (flags.out.empty()) throw InputError("report needs --out TABLE.md");
+  for (const std::string& key : flags.by) {
+    std::vector<std::string> known;
+    for (const ConfigKey& k : config_keys()) known.push_back(k.path);
+    if (std::find(known.begin(), known.end(), key) == known.end()) {
+      const std::string hint = closest_match(key, known);
+      throw InputError(fmt::format("--by {}: not a config key{}", key,
+                                   hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint)));
+    }
+  }
   std::vector<std::filesystem::path> paths(flags.runs.begin(), flags.runs.end());
-  const std::vector<eval::RunResult> runs = eval::collect_run_results(paths);
+  const std::vector<eval::RunResult> runs = eval::collect_run_results(paths, flags.by);
   if (runs.empty()) throw InputError("report: no evaluation report (report.json of `abmll evaluate`) found");
   const auto rows = eval::results_table(runs);
   // Figures first: runs that cannot be pooled are refused before anything is written.
@@ -89,6 +101,9 @@ Command register_report(CLI::App& root) {
   cmd->add_option("--plots", flags->plots,
                   "Folder for reliability diagrams comparing the methods, one per benchmark and model (SVG + JSON)")
       ->type_name("DIR");
+  cmd->add_option("--by", flags->by,
+                  "Also split the rows by this config key's values (repeatable), e.g. outer.beta for an ablation")
+      ->type_name("KEY");
   cmd->add_option("--baseline", flags->baseline,
                   "Also each method's differences from this one on the same queries, with paired bootstrap "
                   "intervals (a section of the table and TABLE.paired.json)")

@@ -198,18 +198,33 @@ std::vector<PairedRow> paired_table(const std::vector<RunResult>& runs, const st
   // The evaluation's eval.bins: its pooled bins hold one more, the closing [1, 1] (calibration.h).
   auto bins_of = [](const RunResult& run) { return run.bins.empty() ? 15 : static_cast<int>(run.bins.size()) - 1; };
 
+  // The baseline run a method's run is compared with: of the same benchmark, model and seed, and where the
+  // baseline has several such runs (the table is split by keys its runs differ in), of the same variant.
+  auto baseline_of = [&](const RunResult& run) -> const RunResult* {
+    std::vector<const RunResult*> candidates;
+    for (const RunResult& base : runs)
+      if (base.method == baseline && base.benchmark == run.benchmark && base.model == run.model &&
+          base.seed == run.seed)
+        candidates.push_back(&base);
+    if (candidates.size() <= 1) return candidates.empty() ? nullptr : candidates.front();
+    for (const RunResult* base : candidates)
+      if (base->variant == run.variant) return base;
+    throw InputError(fmt::format("{}: {} runs of {} with seed {} on {} with {}, none of them with this run's values "
+                                 "of the keys the table is split by; which to compare with is ambiguous",
+                                 run.source.string(), candidates.size(), baseline, run.seed, run.benchmark,
+                                 run.model));
+  };
+
   std::vector<PairedRow> rows;
   for (const TableRow& row : results_table(runs)) {
     if (row.method == baseline) continue;
-    PairedRow paired{row.benchmark, row.model, row.method, {}, {}};
+    PairedRow paired{row.benchmark, row.model, row.method, row.variant, {}, {}};
     std::vector<PairedSeed> seeds;
     std::optional<int> bins;
     for (const RunResult& run : runs) {
-      if (run.benchmark != row.benchmark || run.model != row.model || run.method != row.method) continue;
-      for (const RunResult& base : runs) {
-        if (base.benchmark != row.benchmark || base.model != row.model || base.method != baseline ||
-            base.seed != run.seed)
-          continue;
+      if (!in_row(run, row)) continue;
+      if (const RunResult* found = baseline_of(run)) {
+        const RunResult& base = *found;
         if (bins_of(run) != bins_of(base) || (bins && *bins != bins_of(run)))
           throw InputError(fmt::format("{} and {}: binned with {} and {} confidence bins; a paired comparison needs "
                                        "the same eval.bins",
@@ -228,17 +243,22 @@ std::vector<PairedRow> paired_table(const std::vector<RunResult>& runs, const st
 }
 
 std::string paired_markdown(const std::vector<PairedRow>& rows, const std::string& baseline, int resamples) {
+  std::string keys, rule;
+  if (!rows.empty())
+    for (const auto& [key, value] : rows.front().variant) keys += " " + key + " |", rule += "---|";
   std::string out = fmt::format(
       "\n## Paired differences from {0}\n\n"
       "Method minus {0} on the same queries: the table's figures over the seeds both have, with 95% intervals from "
       "a paired bootstrap over queries ({1} resamples, stratified by seed and task); intervals that exclude 0 are "
       "in bold.\n\n"
-      "| benchmark | model | method | seeds | queries | Δ accuracy (points) | Δ ECE | Δ NLL | Δ Brier |\n"
-      "|---|---|---|---|---|---|---|---|---|\n",
-      baseline, resamples);
+      "| benchmark | model | method |{2} seeds | queries | Δ accuracy (points) | Δ ECE | Δ NLL | Δ Brier |\n"
+      "|---|---|---|{3}---|---|---|---|---|---|\n",
+      baseline, resamples, keys, rule);
   for (const PairedRow& r : rows) {
     const PairedDifference& d = r.difference;
-    out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", r.benchmark, r.model, r.method,
+    std::string values;
+    for (const auto& [key, value] : r.variant) values += " " + value + " |";
+    out += fmt::format("| {} | {} | {} |{} {} | {} | {} | {} | {} | {} |\n", r.benchmark, r.model, r.method, values,
                        r.seeds.size(), d.queries, signed_interval(d.accuracy, 100, 1), signed_interval(d.ece, 1, 3),
                        signed_interval(d.nll, 1, 3), signed_interval(d.brier, 1, 3));
   }
@@ -249,9 +269,12 @@ nlohmann::json paired_json(const std::vector<PairedRow>& rows, const std::string
   nlohmann::json list = nlohmann::json::array();
   for (const PairedRow& r : rows) {
     const PairedDifference& d = r.difference;
+    nlohmann::json variant = nlohmann::json::object();
+    for (const auto& [key, value] : r.variant) variant[key] = value;
     list.push_back({{"benchmark", r.benchmark},
                     {"model", r.model},
                     {"method", r.method},
+                    {"variant", std::move(variant)},
                     {"seeds", r.seeds},
                     {"tasks", d.tasks},
                     {"queries", d.queries},

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "eval/predictions_file.h"
@@ -56,22 +57,27 @@ struct PairedOptions {
 // (a line without "task", a query in one file only or twice in one, different labels or option counts).
 PairedDifference paired_difference(const std::vector<PairedSeed>& seeds, const PairedOptions& options);
 
-// `abmll report --baseline`: one row per (benchmark, model, method) of the comparison table other than the
-// baseline, over the seeds that both the method and the baseline have (rows without any are left out).
+// `abmll report --baseline`: one row per row of the comparison table other than the baseline's, over the seeds
+// that both the method and the baseline have (rows without any are left out). A run is compared with the baseline's
+// run of the same benchmark, model and seed; where the baseline has several (the table is split by config keys its
+// runs differ in), with the one of the same variant.
 struct PairedRow {
   std::string benchmark, model, method;
+  std::vector<std::pair<std::string, std::string>> variant;  // the table row's (results_table.h)
   std::vector<long long> seeds;
   PairedDifference difference;
 };
 
 // Reads each run's predictions.jsonl (beside its report) for the rows. Throws InputError when no run has method
-// `baseline`, when paired runs were binned differently, or as paired_difference.
+// `baseline`, when the baseline's run to compare with is ambiguous, when paired runs were binned differently, or as
+// paired_difference.
 std::vector<PairedRow> paired_table(const std::vector<RunResult>& runs, const std::string& baseline,
                                     int resamples);
 
-// A Markdown section (heading, what the figures are, the table; intervals that exclude 0 in bold) and the same rows
-// as JSON: {"baseline", "resamples", "rows": [{"benchmark", "model", "method", "seeds", "tasks", "queries",
-// "accuracy": {"difference", "ci95"}, "ece": ..., "nll": ..., "brier": ...}]}.
+// A Markdown section (heading, what the figures are, the table with a column per key split by; intervals that
+// exclude 0 in bold) and the same rows as JSON: {"baseline", "resamples", "rows": [{"benchmark", "model", "method",
+// "variant": {key: value}, "seeds", "tasks", "queries", "accuracy": {"difference", "ci95"}, "ece": ..., "nll": ...,
+// "brier": ...}]}.
 std::string paired_markdown(const std::vector<PairedRow>& rows, const std::string& baseline, int resamples);
 nlohmann::json paired_json(const std::vector<PairedRow>& rows, const std::string& baseline, int resamples);
 

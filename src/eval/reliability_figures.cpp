@@ -28,8 +28,7 @@ std::vector<ReliabilityFigure> reliability_figures(const std::vector<RunResult>&
     std::vector<long long> seeds;
     const RunResult* first = nullptr;
     for (const RunResult& run : runs) {
-      if (run.benchmark != row.benchmark || run.model != row.model || run.method != row.method || run.bins.empty())
-        continue;
+      if (!in_row(run, row) || run.bins.empty()) continue;
       if (first && run.bins.size() != first->bins.size())
         throw InputError(fmt::format("{} and {}: {} confidence bins against {} (another eval.bins); a reliability "
                                      "figure pools the bins of runs binned alike",
@@ -43,7 +42,7 @@ std::vector<ReliabilityFigure> reliability_figures(const std::vector<RunResult>&
     if (figures.empty() || figures.back().benchmark != row.benchmark || figures.back().model != row.model)
       figures.push_back({row.benchmark, row.model, {}});
     std::sort(seeds.begin(), seeds.end());
-    figures.back().curves.push_back({row.method, seeds, pool_bins(sets)});
+    figures.back().curves.push_back({method_label(row), seeds, pool_bins(sets)});
   }
   return figures;
 }

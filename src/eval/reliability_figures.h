@@ -17,7 +17,7 @@
 namespace abmll::eval {
 
 struct MethodCurve {
-  std::string method;
+  std::string method;            // with the row's variant where the table is split by config keys (method_label)
   std::vector<long long> seeds;  // of its runs, ascending
   CalibrationMetrics pooled;  // n, accuracy, ECE, MCE and bins of the pooled queries (no NLL or Brier: NaN)
 };

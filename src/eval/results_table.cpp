@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <optional>
 #include <fstream>
 #include <map>
 #include <set>
@@ -118,6 +120,37 @@ std::string mean_std(const TableRow::Stat& s, std::size_t n, double scale, int d
   return fmt::format("{:.{}f} ± {:.{}f}", s.mean * scale, digits, s.std * scale, digits);
 }
 
+// "key=value, key=value".
+std::string variant_text(const std::vector<std::pair<std::string, std::string>>& variant) {
+  std::string out;
+  for (const auto& [key, value] : variant) out += fmt::format("{}{}={}", out.empty() ? "" : ", ", key, value);
+  return out;
+}
+
+// Orders variants value by value: numbers by value, before other text, which is in byte order.
+struct VariantOrder {
+  std::vector<std::pair<std::string, std::string>> values;
+
+  static std::optional<double> number(const std::string& text) {
+    if (text.empty()) return std::nullopt;
+    char* end = nullptr;
+    const double v = std::strtod(text.c_str(), &end);
+    if (end != text.c_str() + text.size() || !std::isfinite(v)) return std::nullopt;
+    return v;
+  }
+  bool operator<(const VariantOrder& other) const {
+    for (std::size_t i = 0; i < values.size() && i < other.values.size(); ++i) {
+      const std::string &a = values[i].second, &b = other.values[i].second;
+      if (a == b) continue;
+      const auto x = number(a), y = number(b);
+      if (x && y && *x != *y) return *x < *y;
+      if (x.has_value() != y.has_value()) return x.has_value();
+      return a < b;
+    }
+    return values.size() < other.values.size();
+  }
+};
+
 std::string csv_field(const std::string& s) {
   if (s.find_first_of(",\"\n") == std::string::npos) return s;
   std::string out = "\"";
@@ -127,7 +160,7 @@ std::string csv_field(const std::string& s) {
 
 }  // namespace
 
-RunResult read_run_result(const fs::path& report) {
+RunResult read_run_result(const fs::path& report, const std::vector<std::string>& by) {
   const nlohmann::json j = parse_file(report);
   if (!is_evaluation_report(j))
     throw InputError(fmt::format("{}: not a report of `abmll evaluate`", report.string()));
@@ -159,10 +192,18 @@ RunResult read_run_result(const fs::path& report) {
       throw InputError(fmt::format("{}: field {}auroc is {}, not within [0, 1]", report.string(), agg, *r.auroc));
   }
   r.bins = read_bins(j, report);
+  for (const std::string& key : by) {
+    std::string pointer = "/config/" + key;
+    std::replace(pointer.begin(), pointer.end(), '.', '/');
+    const nlohmann::json::json_pointer at(pointer);
+    std::string value;
+    if (j.contains(at)) value = j.at(at).is_string() ? j.at(at).get<std::string>() : j.at(at).dump();
+    r.variant.emplace_back(key, std::move(value));
+  }
   return r;
 }
 
-std::vector<RunResult> collect_run_results(const std::vector<fs::path>& paths) {
+std::vector<RunResult> collect_run_results(const std::vector<fs::path>& paths, const std::vector<std::string>& by) {
   std::vector<RunResult> runs;
   for (const auto& path : paths) {
     std::error_code ec;
@@ -173,34 +214,40 @@ std::vector<RunResult> collect_run_results(const std::vector<fs::path>& paths) {
       std::sort(found.begin(), found.end());
       for (const auto& report : found) {
         const nlohmann::json j = parse_file(report);
-        if (is_evaluation_report(j)) runs.push_back(read_run_result(report));
+        if (is_evaluation_report(j)) runs.push_back(read_run_result(report, by));
       }
     } else if (fs::is_regular_file(path, ec)) {
-      runs.push_back(read_run_result(path));
+      runs.push_back(read_run_result(path, by));
     } else {
       throw InputError(fmt::format("{}: no such report file or folder", path.string()));
     }
   }
-  std::map<std::tuple<std::string, std::string, std::string, long long>, fs::path> seen;
+  std::map<std::tuple<std::string, std::string, std::string, std::string, long long>, fs::path> seen;
   for (const auto& r : runs) {
-    auto [it, fresh] = seen.emplace(std::make_tuple(r.benchmark, r.model, r.method, r.seed), r.source);
+    auto [it, fresh] =
+        seen.emplace(std::make_tuple(r.benchmark, r.model, r.method, variant_text(r.variant), r.seed), r.source);
     if (!fresh)
-      throw InputError(fmt::format("{} and {}: both report {} on {} with {} and seed {}; a table counts each seed "
-                                   "once",
-                                   it->second.string(), r.source.string(), r.method, r.benchmark, r.model, r.seed));
+      throw InputError(fmt::format("{} and {}: both report {}{} on {} with {} and seed {}; a table counts each seed "
+                                   "once (runs that differ in a config key are told apart by `--by KEY`)",
+                                   it->second.string(), r.source.string(), r.method,
+                                   r.variant.empty() ? "" : " (" + variant_text(r.variant) + ")", r.benchmark, r.model,
+                                   r.seed));
   }
   return runs;
 }
 
 std::vector<TableRow> results_table(const std::vector<RunResult>& runs) {
-  std::map<std::tuple<std::string, std::string, std::size_t, std::string>, std::vector<const RunResult*>> groups;
-  for (const auto& r : runs) groups[{r.benchmark, r.model, method_rank(r.method), r.method}].push_back(&r);
+  std::map<std::tuple<std::string, std::string, std::size_t, std::string, VariantOrder>, std::vector<const RunResult*>>
+      groups;
+  for (const auto& r : runs)
+    groups[{r.benchmark, r.model, method_rank(r.method), r.method, VariantOrder{r.variant}}].push_back(&r);
   std::vector<TableRow> rows;
   for (const auto& [key, members] : groups) {
     TableRow row;
     row.benchmark = std::get<0>(key);
     row.model = std::get<1>(key);
     row.method = std::get<3>(key);
+    row.variant = std::get<4>(key).values;
     std::vector<double> acc, ece, nll, brier, auroc;
     for (const RunResult* r : members) {
       row.seeds.push_back(r->seed);
@@ -224,31 +271,52 @@ std::vector<TableRow> results_table(const std::vector<RunResult>& runs) {
 }
 
 std::string table_markdown(const std::vector<TableRow>& rows) {
-  std::string out =
-      "| benchmark | model | method | seeds | accuracy (%) | ECE | NLL | Brier | AUROC | paper ABMLL accuracy (%) |\n"
-      "|---|---|---|---|---|---|---|---|---|---|\n";
+  std::string keys, rule;
+  if (!rows.empty())
+    for (const auto& [key, value] : rows.front().variant) keys += " " + key + " |", rule += "---|";
+  std::string out = fmt::format(
+      "| benchmark | model | method |{} seeds | accuracy (%) | ECE | NLL | Brier | AUROC | paper ABMLL accuracy (%) |\n"
+      "|---|---|---|{}---|---|---|---|---|---|---|\n",
+      keys, rule);
   for (const auto& r : rows) {
     const std::size_t n = r.seeds.size();
     const std::string auroc = r.auroc ? mean_std(*r.auroc, r.auroc_seeds, 1, 3) : "";
-    out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", r.benchmark, r.model, r.method, n,
-                       mean_std(r.accuracy, n, 100, 1), mean_std(r.ece, n, 1, 3), mean_std(r.nll, n, 1, 3),
+    std::string values;
+    for (const auto& [key, value] : r.variant) values += " " + value + " |";
+    out += fmt::format("| {} | {} | {} |{} {} | {} | {} | {} | {} | {} | {} |\n", r.benchmark, r.model, r.method,
+                       values, n, mean_std(r.accuracy, n, 100, 1), mean_std(r.ece, n, 1, 3), mean_std(r.nll, n, 1, 3),
                        mean_std(r.brier, n, 1, 3), auroc, r.paper_accuracy.value_or(""));
   }
   return out;
 }
 
 std::string table_csv(const std::vector<TableRow>& rows) {
+  std::string keys;
+  if (!rows.empty())
+    for (const auto& [key, value] : rows.front().variant) keys += csv_field(key) + ",";
   std::string out =
-      "benchmark,model,method,seeds,accuracy_mean,accuracy_std,ece_mean,ece_std,nll_mean,nll_std,brier_mean,"
-      "brier_std,auroc_mean,auroc_std,paper_abmll_accuracy\n";
+      "benchmark,model,method," + keys +
+      "seeds,accuracy_mean,accuracy_std,ece_mean,ece_std,nll_mean,nll_std,brier_mean,brier_std,auroc_mean,"
+      "auroc_std,paper_abmll_accuracy\n";
   for (const auto& r : rows) {
     const std::string auroc = r.auroc ? fmt::format("{:.6f},{:.6f}", r.auroc->mean, r.auroc->std) : ",";
-    out += fmt::format("{},{},{},{},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{},{}\n",
-                       csv_field(r.benchmark), csv_field(r.model), csv_field(r.method), r.seeds.size(),
+    std::string values;
+    for (const auto& [key, value] : r.variant) values += csv_field(value) + ",";
+    out += fmt::format("{},{},{},{}{},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{},{}\n",
+                       csv_field(r.benchmark), csv_field(r.model), csv_field(r.method), values, r.seeds.size(),
                        r.accuracy.mean, r.accuracy.std, r.ece.mean, r.ece.std, r.nll.mean, r.nll.std, r.brier.mean,
                        r.brier.std, auroc, csv_field(r.paper_accuracy.value_or("")));
   }
   return out;
+}
+
+bool in_row(const RunResult& run, const TableRow& row) {
+  return run.benchmark == row.benchmark && run.model == row.model && run.method == row.method &&
+         run.variant == row.variant;
+}
+
+std::string method_label(const TableRow& row) {
+  return row.variant.empty() ? row.method : fmt::format("{} ({})", row.method, variant_text(row.variant));
 }
 
 std::optional<std::string> paper_abmll_accuracy(const std::string& benchmark) {

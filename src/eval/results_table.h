@@ -1,7 +1,8 @@
 // The comparison table of `abmll report`: evaluation reports (REPORT.json of `abmll evaluate`) grouped by
-// benchmark, model and method, with the mean and standard deviation over seeds of each run's mean-over-tasks
-// accuracy, ECE, NLL, Brier score and AUROC, and the paper's reported ABMLL accuracy beside ours where it has one.
-// Rendered as Markdown (for READMEs and papers) and CSV (for scripts).
+// benchmark, model and method, and by the values of chosen config keys (`--by`, for ablations: outer.beta,
+// data.shots, ...), with the mean and standard deviation over seeds of each run's mean-over-tasks accuracy, ECE,
+// NLL, Brier score and AUROC, and the paper's reported ABMLL accuracy beside ours where it has one. Rendered as
+// Markdown (for READMEs and papers) and CSV (for scripts).
 #pragma once
 
 #include <nlohmann/json_fwd.hpp>
@@ -9,6 +10,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "eval/calibration.h"
@@ -28,20 +30,26 @@ struct RunResult {
   double accuracy = 0, ece = 0, nll = 0, brier = 0;  // mean over the run's held-out tasks
   std::optional<double> auroc;  // mean over the tasks where defined; none in older reports or where undefined
   std::vector<CalibrationBin> bins;  // the confidence bins pooled over its held-out tasks (empty when not reported)
+  // (key, value) for each config key the table is split by, in their order: a string value as itself, any other as
+  // JSON ("1e-07", "[\"q_proj\",\"v_proj\"]"), "" where the run's config has no such key.
+  std::vector<std::pair<std::string, std::string>> variant;
 };
 
-// Reads an evaluation report. Throws InputError naming the file when it is not one (another command's report, a
-// missing field, malformed JSON, bins that are not calibration bins).
-RunResult read_run_result(const std::filesystem::path& report);
+// Reads an evaluation report, with the values of the config keys `by` (dotted paths, e.g. "outer.beta"). Throws
+// InputError naming the file when it is not one (another command's report, a missing field, malformed JSON, bins
+// that are not calibration bins).
+RunResult read_run_result(const std::filesystem::path& report, const std::vector<std::string>& by = {});
 
 // Every evaluation report under `paths`: files are read as reports; folders are searched recursively for
 // report.json files of `abmll evaluate` (other commands' reports there are skipped). Sorted by path. Throws
 // InputError for a path that does not exist, an explicit file that is not an evaluation report, or the same
-// (benchmark, model, method, seed) reported twice.
-std::vector<RunResult> collect_run_results(const std::vector<std::filesystem::path>& paths);
+// (benchmark, model, method, values of `by`, seed) reported twice.
+std::vector<RunResult> collect_run_results(const std::vector<std::filesystem::path>& paths,
+                                           const std::vector<std::string>& by = {});
 
 struct TableRow {
   std::string benchmark, model, method;
+  std::vector<std::pair<std::string, std::string>> variant;  // its runs' values of the keys split by
   std::vector<long long> seeds;
   struct Stat {
     double mean = 0, std = 0;  // std: sample standard deviation over seeds (0 for one seed)
@@ -53,10 +61,18 @@ struct TableRow {
                                               // the benchmarks it reports with ICL only
 };
 
-// One row per (benchmark, model, method), benchmarks and models in name order, methods in the order pretrained,
-// icl, lora (from scratch), lora, reptile, fomaml, abmll, abmll_icl.
+// One row per (benchmark, model, method, variant), benchmarks and models in name order, methods in the order
+// pretrained, icl, lora (from scratch), lora, reptile, fomaml, abmll, abmll_icl, and a method's variants in the
+// order of their values (numbers as numbers).
 std::vector<TableRow> results_table(const std::vector<RunResult>& runs);
 
+// Whether `run` is one of `row`'s runs: the same benchmark, model, method and variant.
+bool in_row(const RunResult& run, const TableRow& row);
+
+// The row's method with its variant, for figures: "abmll", or "abmll (outer.beta=1e-07)".
+std::string method_label(const TableRow& row);
+
+// The table, with a column after the method for each key split by (the rows' variant keys).
 std::string table_markdown(const std::vector<TableRow>& rows);
 std::string table_csv(const std::vector<TableRow>& rows);
 

@@ -215,6 +215,29 @@ def test_report_baseline_pairs_the_queries(demo, run_abmll):
     for key in ("accuracy", "ece", "nll", "brier"):
         assert swapped[key]["difference"] == pytest.approx(-row[key]["difference"], abs=1e-12)
 
+    # Split by a config key (ICL's demonstrations computed in each query's row, eval.share_prefix false, against
+    # shared): each variant is compared with the baseline run of its seed, the one of the same value where the
+    # baseline has several (seed 0 here).
+    unshared = ["--set", "eval.share_prefix=false"]
+    for seed in (0, 1):
+        *_, folders["icl-unshared", seed] = evaluate(run_abmll, demo, f"paired/icl-unshared-{seed}", "--set",
+                                                     "method=icl", "--set", f"run.seed={seed}", *unshared)
+    *_, folders["pretrained-unshared", 0] = evaluate(run_abmll, demo, "paired/pretrained-unshared-0", "--set",
+                                                     "method=pretrained", "--set", "run.seed=0", *unshared)
+    split = [folder / "REPORT.json" for folder in folders.values()]
+    result = run_abmll("report", *split, "--out", demo["root"] / "by.md", "--by", "eval.share_prefix", "--baseline",
+                       "pretrained", "--resamples", "200")
+    assert result.returncode == 0, result.stderr
+    by_rows = json.loads((demo["root"] / "by.paired.json").read_text())["rows"]
+    assert [(r["method"], r["variant"], r["seeds"]) for r in by_rows] == [
+        ("icl", {"eval.share_prefix": "false"}, [0, 1]), ("icl", {"eval.share_prefix": "true"}, [0, 1])]
+    assert by_rows[1]["accuracy"]["difference"] == pytest.approx(row["accuracy"]["difference"], abs=1e-12)
+    assert by_rows[0]["accuracy"]["difference"] == pytest.approx(row["accuracy"]["difference"], abs=1e-12)
+    assert "| benchmark | model | method | eval.share_prefix | seeds |" in (demo["root"] / "by.md").read_text()
+    # Without --by the two ICL runs of a seed collide.
+    result = run_abmll("report", *split, "--out", demo["root"] / "z.md")
+    assert result.returncode == 2 and "`--by KEY`" in result.stderr
+
     result = run_abmll("report", *reports, "--out", demo["root"] / "x.md", "--baseline", "lora")
     assert result.returncode == 2 and "--baseline lora: no run of that method (the runs' methods: icl, pretrained)" \
         in result.stderr
