@@ -7,8 +7,8 @@
 //         key/value heads, or is refused with InputError;
 //   odd   a predictions file (JSON Lines), written under `scratch`: it reads or is refused with InputError; if it
 //         reads, its calibration metrics (15 bins) are probabilities where they must be (accuracy, ECE, MCE, AUROC
-//         where defined, Brier within [0, 2]), never NaN (but AUROC's), and when every line gave logits a
-//         temperature is fitted within its bounds;
+//         where defined, Brier within [0, 2]), never NaN (but AUROC's), when every line gave logits a temperature
+//         is fitted within its bounds, and paired with itself (report --baseline) it is refused or differs by 0;
 //   odd with bit 2 set: an evaluation report as `abmll report` reads it (eval/results_table.h): it reads or is
 //         refused with InputError; if it reads, its bins are calibration bins, and two seeds of it pool into a
 //         reliability figure with accuracies within [0, 1], drawn as SVG.
@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "eval/calibration.h"
+#include "eval/paired_comparison.h"
 #include "eval/predictions_file.h"
 #include "eval/reliability_figures.h"
 #include "eval/results_table.h"
@@ -58,6 +59,21 @@ inline void run_model_config(std::string_view text) {
   }
 }
 
+// The file paired with itself, as `abmll report --baseline` pairs two runs' files: refused (no task, a query twice)
+// or every difference 0 with the interval [0, 0] (NaN where an NLL is infinite).
+inline void run_self_pairing(const std::vector<eval::PredictionRecord>& records) {
+  eval::PairedSeed seed{0, "fuzz/method.jsonl", "fuzz/baseline.jsonl", records, records};
+  eval::PairedDifference d;
+  try {
+    d = eval::paired_difference({seed}, {15, 20, 0});
+  } catch (const InputError&) {
+    return;
+  }
+  for (const eval::Difference* x : {&d.accuracy, &d.ece, &d.nll, &d.brier})
+    if (!std::isnan(x->value) && (x->value != 0 || x->lo != 0 || x->hi != 0))
+      json_finding("a predictions file paired with itself differs from itself");
+}
+
 inline void run_predictions(std::string_view text, const std::filesystem::path& scratch) {
   std::filesystem::create_directories(scratch);
   const std::filesystem::path file = scratch / "predictions.jsonl";
@@ -69,6 +85,7 @@ inline void run_predictions(std::string_view text, const std::filesystem::path& 
     return;
   }
   if (records.empty()) return;
+  run_self_pairing(records);
   const eval::CalibrationMetrics m = eval::calibration_metrics(eval::as_categorical(records), 15);
   auto within = [](double v, double lo, double hi) { return v >= lo && v <= hi; };
   if (!within(m.accuracy, 0, 1) || !within(m.ece, 0, 1) || !within(m.mce, 0, 1) || !within(m.brier, 0, 2) ||

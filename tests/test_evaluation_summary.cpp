@@ -9,6 +9,7 @@
 
 #include "eval/calibration.h"
 #include "eval/evaluation_summary.h"
+#include "eval/quantile.h"
 #include "eval/predictions_file.h"
 #include "test_support.h"
 #include "util/error.h"

@@ -9,6 +9,7 @@
 #include <random>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "eval/calibration.h"
 #include "eval/paired_comparison.h"
@@ -165,4 +166,26 @@ TEST_CASE("paired comparison: predictions that do not pair are refused, naming t
   s = good;
   s.method[1].probs = {0.2, 0.3, 0.5};
   CHECK_THAT(refused(s), Catch::Contains("of 3 options in one and"));
+}
+
+TEST_CASE("paired comparison: an infinite NLL gives no interval rather than a sort over NaN", "[eval]") {
+  eval::PairedSeed s;
+  s.method_file = "m.jsonl";
+  s.baseline_file = "b.jsonl";
+  for (int i = 0; i < 6; ++i) {
+    s.method.push_back(query("t", i, i == 2 ? 0.0 : 0.7, 0));    // the label given probability 0 once
+    s.baseline.push_back(query("t", i, i == 2 ? 0.0 : 0.6, 0));  // by both: inf - inf
+  }
+  const eval::PairedDifference d = eval::paired_difference({s}, {15, 100, 0});
+  CHECK(std::isnan(d.nll.value));
+  CHECK(std::isnan(d.nll.lo));
+  CHECK(std::isnan(d.nll.hi));
+  CHECK(d.accuracy.lo <= d.accuracy.hi);  // the other figures keep theirs
+  CHECK(d.brier.lo <= d.brier.hi);
+
+  eval::PairedRow row{"b", "m", "x", {}, {0}, d};
+  const nlohmann::json j = eval::paired_json({row}, "y", 100);
+  CHECK(j["rows"][0]["nll"]["difference"].is_null());
+  CHECK(j["rows"][0]["nll"]["ci95"].is_null());
+  CHECK(j["rows"][0]["accuracy"]["ci95"].is_array());
 }

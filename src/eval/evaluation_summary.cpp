@@ -8,6 +8,7 @@
 
 #include "eval/calibration.h"
 #include "eval/predictive_uncertainty.h"
+#include "eval/quantile.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/json_fields.h"
@@ -34,16 +35,6 @@ nlohmann::json interval(std::vector<double> values) {
 }
 
 }  // namespace
-
-double quantile(std::vector<double> values, double q) {
-  if (values.empty()) throw Error("quantile of no values");
-  std::sort(values.begin(), values.end());
-  const double pos = q * static_cast<double>(values.size() - 1);
-  const auto i = static_cast<std::size_t>(std::floor(pos));
-  if (i + 1 >= values.size()) return values.back();
-  const double frac = pos - static_cast<double>(i);
-  return values[i] + frac * (values[i + 1] - values[i]);
-}
 
 nlohmann::json summarize(const std::vector<TaskResult>& tasks, const SummaryOptions& options) {
   std::vector<std::vector<CategoricalPrediction>> per_task;

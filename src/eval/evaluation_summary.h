@@ -64,7 +64,4 @@ nlohmann::json summarize(const std::vector<TaskResult>& tasks, const SummaryOpti
 // `abmll calibrate` (which reads "probs" and "label").
 void write_predictions(const std::filesystem::path& path, const std::vector<TaskResult>& tasks);
 
-// The q-quantile (0 <= q <= 1) of `values` with linear interpolation (numpy's default); values non-empty.
-double quantile(std::vector<double> values, double q);
-
 }  // namespace abmll::eval

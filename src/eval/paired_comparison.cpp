@@ -4,12 +4,14 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <map>
 #include <optional>
 #include <set>
 
 #include "eval/calibration.h"
-#include "eval/evaluation_summary.h"
+#include "eval/quantile.h"
 #include "util/error.h"
 #include "util/rng.h"
 
@@ -121,7 +123,8 @@ std::string signed_interval(const Difference& d, double scale, int digits) {
 }
 
 nlohmann::json difference_json(const Difference& d) {
-  return {{"difference", d.value}, {"ci95", nlohmann::json::array({d.lo, d.hi})}};
+  return {{"difference", metric_json(d.value)},
+          {"ci95", std::isnan(d.lo) ? nlohmann::json() : nlohmann::json::array({d.lo, d.hi})}};
 }
 
 }  // namespace
@@ -168,8 +171,12 @@ PairedDifference paired_difference(const std::vector<PairedSeed>& seeds, const P
     nll.push_back(f.nll);
     brier.push_back(f.brier);
   }
+  // A label given probability 0 makes an NLL infinite, and a difference of two infinite ones NaN: such a figure has
+  // no interval (NaN, written as null), and NaN never reaches the sort of the quantiles.
   auto with_interval = [&](double value, const std::vector<double>& draws) {
     if (draws.empty()) return Difference{value, value, value};
+    if (std::isnan(value) || std::any_of(draws.begin(), draws.end(), [](double v) { return std::isnan(v); }))
+      return Difference{value, std::nan(""), std::nan("")};
     return Difference{value, quantile(draws, 0.025), quantile(draws, 0.975)};
   };
   out.accuracy = with_interval(point.accuracy, accuracy);
