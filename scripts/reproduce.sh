@@ -177,13 +177,18 @@ done
 # `abmll report` over the benchmarks of the selected cells (earlier runs of other cells there are included).
 REPORT_ARGS=()
 for bench in "${BENCHES[@]}"; do REPORT_ARGS+=("$OUT/$bench"); done
-# Paired differences from regular LoRA (the icl table, which has none, from in-context learning); groups without the
-# baseline's runs are left out of that section.
+# Paired differences from regular LoRA (the icl table, which has none, from in-context learning), when the selected
+# cells run it; groups without the baseline's runs are left out of that section.
 BASELINE=lora
 [ "$TABLE" == icl ] && BASELINE=icl
+PAIRED=()
+for row in "${SELECTED[@]}"; do
+  IFS=$'\t' read -r bench model method _ <<<"$row"
+  [ "$method" = "$BASELINE" ] && PAIRED=(--baseline "$BASELINE")
+done
 report_cmd() {
   quote "$ABMLL" report "$@" --out "$OUT/$TABLE.md" --csv "$OUT/$TABLE.csv" --plots "$OUT/$TABLE-plots" \
-    --baseline "$BASELINE"
+    "${PAIRED[@]}"
 }
 
 # --- Dry run: what would run, in order.

@@ -211,6 +211,20 @@ def test_dry_run_prints_the_commands(source_dir, run_abmll, tmp_path):
             assert resolved["run.device"] == "cpu" and resolved["run.seed"] == 1
 
 
+def test_dry_run_of_cells_without_the_baseline_reports_no_paired_differences(source_dir, tmp_path):
+    """A selection without lora (an ablation of ABMLL alone, as the README describes) renders its table without
+    --baseline lora, which would find no lora run to compare with."""
+    models, data = make_inputs(tmp_path)
+    out = tmp_path / "ablation"
+    result = run_script(source_dir, "main", "--models", models, "--data", data, "--out", out, "--seeds", "1",
+                        "--only", "cls-45/llama3-8b/abmll$", "--set", "outer.beta=1e-16", "--set",
+                        "outer.gamma=1e-16", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2 and "--set outer.beta=1e-16 --set outer.gamma=1e-16" in lines[0]
+    assert lines[-1].endswith(f"--plots {out / 'main-plots'}") and "--baseline" not in lines[-1]
+
+
 def test_dry_run_with_the_best_checkpoint(source_dir, run_abmll, tmp_path):
     """--checkpoint best: meta-training validates (every 100 steps unless a --set says otherwise), evaluations read
     checkpoints/best.safetensors, and the job still skips a finished training run by its last checkpoint."""
