@@ -256,7 +256,10 @@ std::vector<ConfigKey> build_keys() {
   add<I>(k, KEY(lora.rank), 16, "LoRA rank r.", between(1, 4096));
   add<double>(k, KEY(lora.alpha), 32.0, "LoRA alpha; the update is scaled by alpha / r.", positive());
   add<bool>(k, KEY(lora.rslora), false, "Scale by alpha / sqrt(r) instead (rsLoRA).");
-  add<double>(k, KEY(lora.dropout), 0.0, "Dropout on the LoRA input.", in_range_open_top(0.0, 1.0));
+  add<double>(k, KEY(lora.dropout), 0.0,
+              "Dropout on the LoRA input (PEFT's lora_dropout) while lora, reptile and fomaml train and adapt; "
+              "abmll refuses it (its adapters are posterior samples).",
+              in_range_open_top(0.0, 1.0));
   add<Strings>(k, KEY(lora.targets), Strings{"q_proj", "v_proj"}, "Adapted modules (PEFT's names).",
                lora_modules());
 
@@ -308,6 +311,9 @@ std::vector<ConfigKey> build_keys() {
   add<bool>(k, KEY(outer.outer_includes_support), false, "Add the support NLL to the outer loss.");
 
   add<I>(k, KEY(eval.samples), 10, "Posterior draws averaged per query (0: posterior mean).", at_least<I>(0));
+  add<bool>(k, KEY(eval.mc_dropout), false,
+            "lora, reptile, fomaml with lora.dropout: average each query's option probabilities over eval.samples "
+            "forwards with the adapter's dropout on (MC dropout), each with masks of its own.");
   add<I>(k, KEY(eval.query_size), 0, "Queries per held-out task at evaluation (0: the whole split).",
          at_least<I>(0));
   add<EvalSplit>(k, KEY(eval.split), EvalSplit::test,

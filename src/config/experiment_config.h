@@ -98,6 +98,7 @@ struct OuterConfig {
 
 struct EvalConfig {
   std::int64_t samples = 0;     // posterior draws averaged per query; 0 = posterior mean
+  bool mc_dropout = false;      // point-LoRA methods: `samples` forwards with the adapter's dropout on, averaged
   std::int64_t query_size = 0;  // queries per held-out task; 0 = the whole split
   EvalSplit split = EvalSplit::test;
   std::int64_t bins = 0;        // ECE bins

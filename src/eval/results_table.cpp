@@ -1,6 +1,7 @@
 #include "eval/results_table.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -21,8 +22,9 @@ namespace {
 namespace fs = std::filesystem;
 
 const std::vector<std::string>& method_order() {
-  static const std::vector<std::string> order = {"pretrained", "icl",    "lora (from scratch)", "lora",
-                                                 "reptile",    "fomaml", "abmll",               "abmll_icl"};
+  static const std::vector<std::string> order = {
+      "pretrained", "icl",    "lora (from scratch)", "lora (from scratch, MC dropout)", "lora", "lora (MC dropout)",
+      "reptile",    "reptile (MC dropout)", "fomaml", "fomaml (MC dropout)", "abmll", "abmll_icl"};
   return order;
 }
 
@@ -167,8 +169,13 @@ RunResult read_run_result(const fs::path& report, const std::vector<std::string>
   RunResult r;
   r.source = report;
   r.method = field<std::string>(j, "/results/method", report);
+  std::vector<std::string> how;  // what sets the run apart from its method's usual evaluation
   if (r.method == "lora" && optional_field<std::string>(j, "/results/adapted_from", report) == "peft_init")
-    r.method = "lora (from scratch)";
+    how.push_back("from scratch");
+  if ((r.method == "lora" || r.method == "reptile" || r.method == "fomaml") &&
+      optional_field<bool>(j, "/config/eval/mc_dropout", report))
+    how.push_back("MC dropout");
+  if (!how.empty()) r.method += fmt::format(" ({})", fmt::join(how, ", "));
   r.seed = field<long long>(j, "/config/run/seed", report);
   const std::string data_path = field<std::string>(j, "/config/data/path", report);
   const std::string label = optional_field<std::string>(j, "/config/run/benchmark", report);

@@ -25,7 +25,9 @@ struct RunResult {
   std::string benchmark;
   std::string split = "test";    // eval.split of the evaluation (reports without one: test)
   std::string model;             // the model folder's name
-  std::string method;            // the method; `lora` adapted from PEFT's initialisation is "lora (from scratch)"
+  // The method; `lora` adapted from PEFT's initialisation is "lora (from scratch)", and a point-LoRA method scored
+  // with eval.mc_dropout "<method> (MC dropout)" (both: "lora (from scratch, MC dropout)").
+  std::string method;
   long long seed = 0;
   double accuracy = 0, ece = 0, nll = 0, brier = 0;  // mean over the run's held-out tasks
   std::optional<double> auroc;  // mean over the tasks where defined; none in older reports or where undefined
@@ -62,8 +64,8 @@ struct TableRow {
 };
 
 // One row per (benchmark, model, method, variant), benchmarks and models in name order, methods in the order
-// pretrained, icl, lora (from scratch), lora, reptile, fomaml, abmll, abmll_icl, and a method's variants in the
-// order of their values (numbers as numbers).
+// pretrained, icl, lora (from scratch), lora, reptile, fomaml, abmll, abmll_icl (each MC dropout row after its
+// method's), and a method's variants in the order of their values (numbers as numbers).
 std::vector<TableRow> results_table(const std::vector<RunResult>& runs);
 
 // Whether `run` is one of `row`'s runs: the same benchmark, model, method and variant.

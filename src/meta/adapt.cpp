@@ -88,8 +88,12 @@ PointLora adapt_task_lora(const ExperimentConfig& config, const LoadedExperiment
   return on_episode(config, experiment, episode, recompute, [&](EpisodeNll& nll) {
     auto nll_fn = [&nll](model::LinearAdapter& a, int64_t s, Split split) { return nll(a, s, split); };
     std::vector<at::Tensor> before;
-    PointLora adapted = adapt_point_lora(init, 1, nll_fn,
-                                         {config.inner.eval_steps, config.inner.lr, config.inner.optimizer}, &before);
+    // The inner steps' dropout masks (lora.dropout) from the task's own stream, as the posterior's noise.
+    const std::uint64_t dropout_seed =
+        Rng::stream(static_cast<std::uint64_t>(config.run.seed), "adapt-dropout/" + episode.task).next_u64();
+    PointLora adapted =
+        adapt_point_lora(init, 1, nll_fn, {config.inner.eval_steps, config.inner.lr, config.inner.optimizer},
+                         &before, dropout_seed);
     const at::NoGradGuard no_grad;
     before.push_back(nll(adapted.factors(1), 1, Split::support).mean());
     support_nll = read_scalars(before);

@@ -69,8 +69,10 @@ class PointLearner final : public MetaLearner {
   }
   AdaptationStart adaptation_start() const override { return {nullptr, &theta_}; }
 
-  MetaBatchGradient meta_gradient(const NllFunction& nll, int64_t tasks, const TaskNoise&) const override {
-    PointGradient g = point_meta_gradient(method_, theta_, tasks, nll, inner_);
+  MetaBatchGradient meta_gradient(const NllFunction& nll, int64_t tasks, const TaskNoise& noise) const override {
+    // The step's dropout masks (lora.dropout) from the first task's noise stream: a resumed run draws them again.
+    const std::uint64_t dropout_seed = noise.empty() ? 0 : draw_seed(noise.front());
+    PointGradient g = point_meta_gradient(method_, theta_, tasks, nll, inner_, dropout_seed);
     return {std::move(g.grads), g.outer_loss, g.query_nll, std::move(g.support_nll)};
   }
 

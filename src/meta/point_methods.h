@@ -6,6 +6,11 @@
 //   reptile  Reptile (Nichol et al. 2018): phi_i = K inner steps from theta on S_i u Q_i; the update direction
 //            theta - mean_i phi_i, handed to the outer optimiser as a gradient.
 // At test time all three adapt the same way (adapt_point_lora): K inner steps on the task's support set.
+//
+// Dropout (lora.dropout, PEFT's lora_dropout on the adapter's input) is on in every forward whose gradient is taken:
+// the masks of inner step k and of the outer forward come from named streams of `dropout_seed` ("dropout/<k>",
+// "dropout/outer"), so a step is reproducible and a resumed run draws what an uninterrupted one does. Forwards that
+// only measure (reptile's query NLL) run without it.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -31,12 +36,12 @@ struct PointGradient {
 
 // `method` is lora, fomaml or reptile.
 PointGradient point_meta_gradient(Method method, const PointLora& theta, int64_t tasks, const NllFunction& nll,
-                                  const InnerDescent& inner);
+                                  const InnerDescent& inner, std::uint64_t dropout_seed = 0);
 
 // G adapted copies of theta after inner.steps steps on each task's support NLL (first order: leaf tensors).
 // `support_nll`, when given, receives the mean support NLL before each step (0-dim tensors on the device, not read
 // back: util/read_scalars.h).
 PointLora adapt_point_lora(const PointLora& theta, int64_t tasks, const NllFunction& nll, const InnerDescent& inner,
-                           std::vector<at::Tensor>* support_nll = nullptr);
+                           std::vector<at::Tensor>* support_nll = nullptr, std::uint64_t dropout_seed = 0);
 
 }  // namespace abmll::meta

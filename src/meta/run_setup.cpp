@@ -74,7 +74,28 @@ model::Decoder load_decoder(const ExperimentConfig& config, const std::string& d
 
 }  // namespace
 
+namespace {
+
+// The LoRA's dropout where the method has none to apply is refused, not ignored.
+void check_dropout(const ExperimentConfig& config) {
+  const std::string method(to_string(config.method));
+  if (config.lora.dropout > 0 && uses_posterior(config.method))
+    throw InputError(fmt::format("lora.dropout: {} with method {}: dropout applies to the LoRA of lora, reptile and "
+                                 "fomaml; ABMLL's adapters are posterior samples (set it to 0)",
+                                 config.lora.dropout, method));
+  if (!config.eval.mc_dropout) return;
+  if (!uses_point_lora(config.method))
+    throw InputError(fmt::format("eval.mc_dropout: method {} has no LoRA dropout to sample (lora, reptile and fomaml "
+                                 "have)",
+                                 method));
+  if (config.lora.dropout <= 0) throw InputError("eval.mc_dropout: needs lora.dropout above 0");
+  if (config.eval.samples < 1) throw InputError("eval.mc_dropout: needs eval.samples of 1 or more forwards to average");
+}
+
+}  // namespace
+
 LoadedExperiment load_experiment(const ExperimentConfig& config, const std::string& device) {
+  check_dropout(config);
   const std::filesystem::path model_dir = config.model.path;
   if (device != "cpu") allow_tf32_products(config.model.tf32);
   use_cuda_kernels(config.model.cuda_kernels);

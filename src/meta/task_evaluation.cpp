@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <memory>
 
 #include "data/episode.h"
@@ -88,8 +89,18 @@ std::unique_ptr<model::LinearAdapter> scoring_adapter(const ExperimentConfig& co
     return std::make_unique<model::BatchedLora>(phi->mean_adapter());
   }
   if (lora) {
-    auto adapter = std::make_unique<model::BatchedLora>(experiment.lora, 1);
-    install_factors(*adapter, lora->factors(1));
+    // MC dropout: one group per forward, the same LoRA with masks of its own (rows of different groups draw
+    // different masks), from the task's "eval/<task>" stream.
+    const int64_t groups = config.eval.mc_dropout ? config.eval.samples : 1;
+    auto adapter = std::make_unique<model::BatchedLora>(experiment.lora, groups);
+    std::map<model::LinearSite, model::LoraFactors> factors = lora->factors(1);
+    for (auto& [site, f] : factors) {  // [1, ...] -> [groups, ...], the same values
+      f.a = f.a.expand({groups, -1, -1});
+      f.b = f.b.expand({groups, -1, -1});
+    }
+    install_factors(*adapter, factors);
+    if (config.eval.mc_dropout)
+      adapter->set_training(true, Rng::stream(static_cast<std::uint64_t>(config.run.seed), "eval/" + task).next_u64());
     return adapter;
   }
   return nullptr;

@@ -393,6 +393,60 @@ def test_point_estimate_baselines_adapt_from_their_checkpoint(demo, run_abmll, m
         assert report["results"]["adapted_from"] == "peft_init"
 
 
+@pytest.mark.parametrize("method", ["lora", "fomaml"])
+def test_lora_dropout_trains_and_mc_dropout_averages_its_masks(demo, run_abmll, method):
+    """lora.dropout is on while the point-LoRA methods train and adapt: it changes the losses, reproducibly, and a
+    run stopped and resumed draws the masks an uninterrupted one draws. eval.mc_dropout averages eval.samples
+    forwards with their own masks: the draws disagree (mutual information), the same seed gives the same
+    predictions, and the table lists it apart. Dropout where the method has none is refused."""
+    def train(name, *extra, steps=3):
+        run = demo["root"] / name
+        result = run_abmll("meta-train", *demo["sets"], "--set", f"method={method}", "--max-steps", str(steps),
+                           "--out", run, *extra, timeout=300)
+        assert result.returncode == 0, result.stderr
+        return run, [json.loads(line)["outer_loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+    dropout = ["--set", "lora.dropout=0.3"]
+    _, plain = train(f"dropout-{method}-off")
+    run, with_dropout = train(f"dropout-{method}-on", *dropout)
+    _, again = train(f"dropout-{method}-again", *dropout)
+    assert with_dropout == again and with_dropout != plain
+    stopped, first = train(f"dropout-{method}-resumed", *dropout, steps=2)
+    result = run_abmll("meta-train", *demo["sets"], "--set", f"method={method}", "--max-steps", "3", "--out",
+                       stopped, "--resume", *dropout, timeout=300)
+    assert result.returncode == 0, result.stderr
+    resumed = [json.loads(line)["outer_loss"] for line in (stopped / "metrics.jsonl").read_text().splitlines()]
+    assert resumed == with_dropout
+
+    checkpoint = run / "checkpoints/step-3.safetensors"
+    mc = ["--set", f"method={method}", "--checkpoint", checkpoint, "--set", "inner.eval_steps=2", *dropout,
+          "--set", "eval.mc_dropout=true", "--set", "eval.samples=4"]
+    report, predictions, folder = evaluate(run_abmll, demo, f"mc-{method}", *mc)
+    assert report["results"]["method"] == method and len(predictions) == 32
+    assert all(p["mutual_information"] == pytest.approx(p["entropy"] - p["expected_entropy"], abs=1e-12)
+               for p in predictions)
+    assert max(p["mutual_information"] for p in predictions) > 0
+    _, repeated, _ = evaluate(run_abmll, demo, f"mc-{method}-again", *mc)
+    assert repeated == predictions
+    single_report, single, single_folder = evaluate(run_abmll, demo, f"mc-{method}-off", *mc[:-4])
+    check_outputs(single_report, single, single_folder, method)  # one adapter: no disagreement
+    assert [p["probs"] for p in single] != [p["probs"] for p in predictions]
+    result = run_abmll("report", folder / "REPORT.json", demo["root"] / f"mc-{method}-off/REPORT.json", "--out",
+                       demo["root"] / f"mc-{method}.md")
+    assert result.returncode == 0, result.stderr
+    assert f"| demo | model | {method} (MC dropout) | 1 |" in result.stdout
+
+    for extra, message in [
+            (["--set", "method=abmll", "--checkpoint", demo["checkpoint"], *dropout],
+             "lora.dropout: 0.3 with method abmll: dropout applies to the LoRA of lora, reptile and fomaml"),
+            (["--set", f"method={method}", "--checkpoint", checkpoint, "--set", "eval.mc_dropout=true"],
+             "eval.mc_dropout: needs lora.dropout above 0"),
+            (["--set", "method=pretrained", *dropout, "--set", "eval.mc_dropout=true"],
+             "eval.mc_dropout: method pretrained has no LoRA dropout to sample")]:
+        result = run_abmll("evaluate", *demo["sets"], *extra, "--out", demo["root"] / "refused/REPORT.json")
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
 def test_sigterm_between_tasks_and_resume_give_the_uninterrupted_report(demo, run_abmll, abmll_bin):
     """SIGTERM during a task: the task finishes, is recorded in REPORT.tasks.jsonl, and the run exits 143 without a
     report; --resume runs only the remaining tasks and writes the report an uninterrupted run writes (the same
