@@ -40,12 +40,12 @@ def demo(tmp_path_factory, abmll_bin, source_dir):
     return {"root": root, "sets": sets, "checkpoints": checkpoints, "queries": queries}
 
 
-def adapt(run_abmll, demo, method):
-    out = demo["root"] / f"adapt-{method}"
+def adapt(run_abmll, demo, method, *extra, name=None):
+    out = demo["root"] / f"adapt-{name or method}"
     if not out.exists():
         trained = "abmll" if method == "abmll_icl" else method
         result = run_abmll("adapt", *demo["sets"], "--set", f"method={method}", "--checkpoint",
-                           demo["checkpoints"][trained], "--task", TASK, "--out", out, timeout=300)
+                           demo["checkpoints"][trained], "--task", TASK, "--out", out, *extra, timeout=300)
         assert result.returncode == 0, result.stderr
     return out
 
@@ -62,19 +62,24 @@ def entropy(probs):
     return -sum(p * math.log(p) for p in probs if p > 0)
 
 
-@pytest.mark.parametrize("method", ["abmll", "abmll_icl", "lora", "icl"])
-def test_predictions_equal_evaluate(run_abmll, demo, method):
+# lora-mc: lora adapted with its dropout on and scored by MC dropout (4 forwards with their own masks).
+MC_DROPOUT = ["--set", "lora.dropout=0.3", "--set", "eval.mc_dropout=true", "--set", "eval.samples=4"]
+
+
+@pytest.mark.parametrize("name", ["abmll", "abmll_icl", "lora", "icl", "lora-mc"])
+def test_predictions_equal_evaluate(run_abmll, demo, name):
     """The task's test examples predicted as queries get evaluate's probabilities for them, to the last digit."""
-    method_args = ["--set", f"method={method}"]
+    method = "lora" if name == "lora-mc" else name
+    method_args = ["--set", f"method={method}", *(MC_DROPOUT if name == "lora-mc" else [])]
     if method == "icl":
         predicted = ["--task", TASK]
         checkpoint = []
     else:
-        predicted = ["--adapted", adapt(run_abmll, demo, method)]
+        predicted = ["--adapted", adapt(run_abmll, demo, method, *method_args[2:], name=name)]
         checkpoint = ["--checkpoint", demo["checkpoints"]["abmll" if method == "abmll_icl" else method]]
-    lines, report = predict(run_abmll, demo, f"predict-{method}", *method_args, *predicted,
+    lines, report = predict(run_abmll, demo, f"predict-{name}", *method_args, *predicted,
                             "--input", demo["queries"])
-    out = demo["root"] / f"evaluate-{method}/report.json"
+    out = demo["root"] / f"evaluate-{name}/report.json"
     result = run_abmll("evaluate", *demo["sets"], *method_args, *checkpoint, "--out", out, timeout=300)
     assert result.returncode == 0, result.stderr
     evaluated = [json.loads(line) for line in (out.parent / "predictions.jsonl").read_text().splitlines()]
@@ -83,7 +88,7 @@ def test_predictions_equal_evaluate(run_abmll, demo, method):
 
     assert len(lines) == len(evaluated) == 64
     largest = max(abs(a - b) for line, e in zip(lines, evaluated) for a, b in zip(line["probs"], e["probs"]))
-    print(f"{method}: largest difference from evaluate's probabilities {largest:.3g}")
+    print(f"{name}: largest difference from evaluate's probabilities {largest:.3g}")
     assert largest <= 1e-12
     for n, (line, e) in enumerate(zip(lines, evaluated), start=1):
         assert line["line"] == n and e["source"].endswith(f":{n}")
@@ -95,20 +100,22 @@ def test_predictions_equal_evaluate(run_abmll, demo, method):
         assert line["entropy"] == pytest.approx(entropy(line["probs"]), abs=1e-12)
         assert line["mutual_information"] == pytest.approx(line["entropy"] - line["expected_entropy"], abs=1e-12)
         assert line["mutual_information"] >= 0
-        if method in ("lora", "icl"):  # one adapter, nothing to disagree
+        if name in ("lora", "icl"):  # one adapter, nothing to disagree
             assert line["mutual_information"] == 0
     assert report["queries"] == report["labelled"] == 64 and report["task"] == TASK and report["held_out"]
     assert report["metrics"]["accuracy"] == pytest.approx(per_task["accuracy"], abs=1e-12)
     assert report["metrics"]["ece"] == pytest.approx(per_task["ece"], abs=1e-12)
     if method in ("abmll_icl", "icl"):
         assert report["mean_demos"] > 0
-    # The draws disagree somewhere under the posterior.
+    # The draws disagree somewhere under the posterior, and the masks under MC dropout.
     if method.startswith("abmll"):
         assert report["samples"] == 10 and max(line["mutual_information"] for line in lines) > 0
+    if name == "lora-mc":
+        assert max(line["mutual_information"] for line in lines) > 0
 
     # calibrate reads the output and agrees with the report's metrics.
-    calibrated = demo["root"] / f"calibrate-{method}.json"
-    result = run_abmll("calibrate", "--predictions", demo["root"] / f"predict-{method}/predictions.jsonl",
+    calibrated = demo["root"] / f"calibrate-{name}.json"
+    result = run_abmll("calibrate", "--predictions", demo["root"] / f"predict-{name}/predictions.jsonl",
                        "--out", calibrated)
     assert result.returncode == 0, result.stderr
     metrics = json.loads(calibrated.read_text())
