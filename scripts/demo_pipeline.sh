@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The demo's comparison, given a built abmll: the built-in tiny model and synthetic tasks (`abmll make-demo`),
-# meta-training of ABMLL and of the baselines that learn across tasks (configs/demo.yaml), evaluation of every
-# method on the held-out tasks at the same number of adaptation steps, the table and reliability figure
-# (`abmll report`), and one held-out task's posterior predictions for new queries (`abmll adapt`, `abmll predict`).
+# meta-training of ABMLL and of the baselines that learn across tasks (configs/demo.yaml; LoRA also with dropout, for
+# MC dropout), evaluation of every method on the held-out tasks at the same number of adaptation steps, the table and
+# reliability figure (`abmll report`), and one held-out task's posterior predictions for new queries (`abmll adapt`,
+# `abmll predict`).
 #
 #   scripts/demo_pipeline.sh ABMLL OUT [--steps N] [--seeds "0 1 2"]
 #
@@ -35,18 +36,25 @@ paths=(--set "model.path=$out/model" --set "data.path=$out/data" --set "data.par
 max_steps=()
 [ -n "$steps" ] && max_steps=(--max-steps "$steps")
 
+# MC dropout, the Bayesian baseline of regular LoRA: trained and adapted with dropout on the adapter's input, scored
+# by averaging eval.samples forwards with their own masks.
+mc_dropout=(--set method=lora --set lora.dropout=0.1)
 for seed in $seeds; do
-  for method in abmll fomaml reptile lora; do
+  for method in abmll fomaml reptile lora lora-dropout; do
     say "meta-train $method (seed $seed)"
-    "$abmll" meta-train --config "$config" "${paths[@]}" --set "method=$method" --set "run.seed=$seed" \
+    args=(--set "method=$method")
+    [ "$method" = lora-dropout ] && args=("${mc_dropout[@]}")
+    "$abmll" meta-train --config "$config" "${paths[@]}" "${args[@]}" --set "run.seed=$seed" \
       "${max_steps[@]}" --out "$out/train/$method-seed$seed"
   done
   # Every method on the same held-out episodes, adapting for inner.eval_steps steps where it adapts.
-  for method in pretrained icl lora-scratch lora reptile fomaml abmll abmll_icl; do
+  for method in pretrained icl lora-scratch lora lora-mc reptile fomaml abmll abmll_icl; do
     args=()
     case $method in
       pretrained | icl) args=(--set "method=$method") ;;
       lora-scratch) args=(--set method=lora) ;;
+      lora-mc) args=("${mc_dropout[@]}" --set eval.mc_dropout=true
+                     --checkpoint "$(ls -v "$out/train/lora-dropout-seed$seed"/checkpoints/*.safetensors | tail -1)") ;;
       abmll_icl) args=(--set method=abmll_icl --checkpoint "$(ls -v "$out/train/abmll-seed$seed"/checkpoints/*.safetensors | tail -1)") ;;
       *) args=(--set "method=$method" --checkpoint "$(ls -v "$out/train/$method-seed$seed"/checkpoints/*.safetensors | tail -1)") ;;
     esac

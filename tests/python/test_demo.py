@@ -75,7 +75,8 @@ def test_demo_pipeline_writes_the_table(tmp_path, source_dir, abmll_bin):
     result = subprocess.run([source_dir / "scripts/demo_pipeline.sh", abmll_bin, out, "--steps", "2", "--seeds", "0"],
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
-    methods = ["pretrained", "icl", "lora (from scratch)", "lora", "reptile", "fomaml", "abmll", "abmll_icl"]
+    methods = ["pretrained", "icl", "lora (from scratch)", "lora", "lora (MC dropout)", "reptile", "fomaml", "abmll",
+               "abmll_icl"]
     text = (out / "table.md").read_text()
     assert result.stdout.splitlines() == text.splitlines()  # the table is also printed
     table, paired = text.split("\n## Paired differences from lora\n")
@@ -91,14 +92,14 @@ def test_demo_pipeline_writes_the_table(tmp_path, source_dir, abmll_bin):
     for r in rows:
         assert r["benchmark"] == "demo" and r["model"] == "model" and r["seeds"] == "1"
         assert 0 <= float(r["accuracy_mean"]) <= 1 and 0 <= float(r["ece_mean"]) <= 1
-    for name in ["pretrained", "icl", "lora-scratch", "lora", "reptile", "fomaml", "abmll", "abmll_icl"]:
+    for name in ["pretrained", "icl", "lora-scratch", "lora", "lora-mc", "reptile", "fomaml", "abmll", "abmll_icl"]:
         folder = out / "eval" / f"{name}-seed0"
         report = json.loads((folder / "report.json").read_text())
         assert report["command"] == "evaluate" and report["results"]["n_tasks"] == 4
         n = sum(1 for _ in (folder / "predictions.jsonl").open())
         assert n == report["results"]["aggregate"]["pooled"]["n"] == 4 * 64
         assert (folder / "reliability.svg").read_text().rstrip().endswith("</svg>")
-    for method in ["abmll", "fomaml", "reptile", "lora"]:
+    for method in ["abmll", "fomaml", "reptile", "lora", "lora-dropout"]:
         assert len((out / "train" / f"{method}-seed0/metrics.jsonl").read_text().splitlines()) == 2
     predictions = [json.loads(line) for line in (out / "predict/after_l/predictions.jsonl").read_text().splitlines()]
     assert len(predictions) == 26 and all("label" not in p and p["mutual_information"] >= 0 for p in predictions)
