@@ -90,8 +90,10 @@ std::unique_ptr<model::LinearAdapter> scoring_adapter(const ExperimentConfig& co
   }
   if (lora) {
     // MC dropout: one group per forward, the same LoRA with masks of its own (rows of different groups draw
-    // different masks), from the task's "eval/<task>" stream.
-    const int64_t groups = config.eval.mc_dropout ? config.eval.samples : 1;
+    // different masks), from the task's "eval/<task>" stream. With no samples (validation.samples 0), the LoRA
+    // without dropout, as abmll's posterior mean.
+    const bool mc_dropout = config.eval.mc_dropout && config.eval.samples > 0;
+    const int64_t groups = mc_dropout ? config.eval.samples : 1;
     auto adapter = std::make_unique<model::BatchedLora>(experiment.lora, groups);
     std::map<model::LinearSite, model::LoraFactors> factors = lora->factors(1);
     for (auto& [site, f] : factors) {  // [1, ...] -> [groups, ...], the same values
@@ -99,7 +101,7 @@ std::unique_ptr<model::LinearAdapter> scoring_adapter(const ExperimentConfig& co
       f.b = f.b.expand({groups, -1, -1});
     }
     install_factors(*adapter, factors);
-    if (config.eval.mc_dropout)
+    if (mc_dropout)
       adapter->set_training(true, Rng::stream(static_cast<std::uint64_t>(config.run.seed), "eval/" + task).next_u64());
     return adapter;
   }

@@ -63,8 +63,8 @@ eval::OptionLogLikelihoods score_queries(const LoadedExperiment& experiment,
 
 // What a task's queries are scored with: eval.samples draws from its posterior `phi` (one group), from the task's
 // own "eval/<task>" stream of the run's seed, or phi's mean when eval.samples is 0; else its adapted LoRA `lora`
-// (one group), with eval.mc_dropout as eval.samples groups whose dropout is on (masks from the same stream);
-// nullptr for neither (the base model).
+// (one group), with eval.mc_dropout as eval.samples groups whose dropout is on (masks from the same stream; without
+// dropout when eval.samples is 0); nullptr for neither (the base model).
 std::unique_ptr<model::LinearAdapter> scoring_adapter(const ExperimentConfig& config,
                                                       const LoadedExperiment& experiment, const std::string& task,
                                                       const LoraPosterior* phi, const PointLora* lora);

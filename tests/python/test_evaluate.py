@@ -418,6 +418,11 @@ def test_lora_dropout_trains_and_mc_dropout_averages_its_masks(demo, run_abmll, 
     resumed = [json.loads(line)["outer_loss"] for line in (stopped / "metrics.jsonl").read_text().splitlines()]
     assert resumed == with_dropout
 
+    # Validation scores as evaluate does, by MC dropout, or with validation.samples 0 by the LoRA without dropout.
+    for samples in ("-1", "0"):
+        train(f"dropout-{method}-validated{samples}", *dropout, "--set", "eval.mc_dropout=true", "--set",
+              "validation.every=2", "--set", f"validation.samples={samples}", steps=2)
+
     checkpoint = run / "checkpoints/step-3.safetensors"
     mc = ["--set", f"method={method}", "--checkpoint", checkpoint, "--set", "inner.eval_steps=2", *dropout,
           "--set", "eval.mc_dropout=true", "--set", "eval.samples=4"]
