@@ -8,7 +8,8 @@
 //   odd   a predictions file (JSON Lines), written under `scratch`: it reads or is refused with InputError; if it
 //         reads, its calibration metrics (15 bins) are probabilities where they must be (accuracy, ECE, MCE, AUROC
 //         where defined, Brier within [0, 2]), never NaN (but AUROC's), when every line gave logits a temperature
-//         is fitted within its bounds, and paired with itself (report --baseline) it is refused or differs by 0;
+//         is fitted within its bounds, AURC is within [0, 1] and E-AURC within [0, AURC], and paired with itself
+//         (report --baseline) it is refused or differs by 0;
 //   odd with bit 2 set: an evaluation report as `abmll report` reads it (eval/results_table.h): it reads or is
 //         refused with InputError; if it reads, its bins are calibration bins, and two seeds of it pool into a
 //         reliability figure with accuracies within [0, 1], drawn as SVG.
@@ -33,6 +34,7 @@
 #include "eval/predictions_file.h"
 #include "eval/reliability_figures.h"
 #include "eval/results_table.h"
+#include "eval/selective_prediction.h"
 #include "eval/temperature.h"
 #include "model/model_config.h"
 #include "util/error.h"
@@ -93,6 +95,9 @@ inline void run_predictions(std::string_view text, const std::filesystem::path& 
     json_finding("calibration metrics out of their ranges");
   const double auroc = eval::confidence_auroc(eval::as_categorical(records));
   if (!std::isnan(auroc) && !within(auroc, 0, 1)) json_finding("an AUROC outside [0, 1]");
+  const eval::SelectiveRisk risk = eval::selective_risk(eval::as_categorical(records));
+  if (!within(risk.aurc, 0, 1) || !within(risk.e_aurc, -1e-12, risk.aurc + 1e-12))
+    json_finding("an AURC outside [0, 1], or an E-AURC outside [0, AURC]");
   std::vector<std::vector<double>> logits;
   std::vector<std::int64_t> labels;
   for (const auto& r : records) {

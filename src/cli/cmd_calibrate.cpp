@@ -11,6 +11,7 @@
 #include "eval/calibration.h"
 #include "eval/predictions_file.h"
 #include "eval/reliability_svg.h"
+#include "eval/selective_prediction.h"
 #include "eval/temperature.h"
 #include "io/report.h"
 #include "util/atomic_file.h"
@@ -51,6 +52,9 @@ int run_calibrate(const CalibrateFlags& flags) {
             before.accuracy, before.ece, before.mce, before.nll, before.brier);
   nlohmann::json results = eval::to_json(before);
   results["auroc"] = eval::metric_json(eval::confidence_auroc(eval::as_categorical(records)));
+  const eval::SelectiveRisk risk = eval::selective_risk(eval::as_categorical(records));
+  results["aurc"] = risk.aurc;
+  results["e_aurc"] = risk.e_aurc;
   results["predictions"] = flags.predictions;
 
   if (!flags.validation.empty()) {
@@ -79,6 +83,9 @@ int run_calibrate(const CalibrateFlags& flags) {
                              {"temperature_at_bound", fit.at_bound}};
     results["after"] = eval::to_json(after);
     results["after"]["auroc"] = eval::metric_json(eval::confidence_auroc(scaled));
+    const eval::SelectiveRisk risk_after = eval::selective_risk(scaled);
+    results["after"]["aurc"] = risk_after.aurc;
+    results["after"]["e_aurc"] = risk_after.e_aurc;
   }
   for (auto& [key, value] : results.items()) report.set_result(key, value);
 

@@ -9,6 +9,7 @@
 #include "eval/calibration.h"
 #include "eval/predictive_uncertainty.h"
 #include "eval/quantile.h"
+#include "eval/selective_prediction.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/json_fields.h"
@@ -59,6 +60,9 @@ nlohmann::json summarize(const std::vector<TaskResult>& tasks, const SummaryOpti
     entry.update(to_json(m));
     const double auroc = confidence_auroc(per_task[i]);
     entry["auroc"] = metric_json(auroc);
+    const SelectiveRisk risk = selective_risk(per_task[i]);
+    entry["aurc"] = risk.aurc;
+    entry["e_aurc"] = risk.e_aurc;
     if (std::isfinite(auroc)) auroc_sum += auroc, ++auroc_tasks;
     if (tasks[i].extra.is_object()) entry.update(tasks[i].extra);
     task_list.push_back(std::move(entry));
@@ -67,8 +71,18 @@ nlohmann::json summarize(const std::vector<TaskResult>& tasks, const SummaryOpti
       mean[key] = mean[key].get<double>() + s[key].get<double>() / static_cast<double>(tasks.size());
   }
   mean["auroc"] = metric_json(auroc_tasks ? auroc_sum / auroc_tasks : std::nan(""));
+  double aurc_sum = 0, e_aurc_sum = 0;
+  for (const auto& entry : task_list) {
+    aurc_sum += entry["aurc"].get<double>();
+    e_aurc_sum += entry["e_aurc"].get<double>();
+  }
+  mean["aurc"] = aurc_sum / static_cast<double>(tasks.size());
+  mean["e_aurc"] = e_aurc_sum / static_cast<double>(tasks.size());
   nlohmann::json pooled_json = to_json(calibration_metrics(pooled, options.bins));
   pooled_json["auroc"] = metric_json(confidence_auroc(pooled));
+  const SelectiveRisk pooled_risk = selective_risk(pooled);
+  pooled_json["aurc"] = pooled_risk.aurc;
+  pooled_json["e_aurc"] = pooled_risk.e_aurc;
 
   // Stratified bootstrap over queries.
   Rng rng = Rng::stream(options.seed, "bootstrap");

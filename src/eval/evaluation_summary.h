@@ -6,7 +6,8 @@
 // interval is the 2.5th and 97.5th percentile (linear interpolation between order statistics) over the resamples.
 //
 // AUROC is confidence_auroc (calibration.h), null where undefined (a task with only right or only wrong answers); its
-// mean over tasks is over the tasks where it is defined.
+// mean over tasks is over the tasks where it is defined. AURC and E-AURC are selective_risk's
+// (selective_prediction.h), per task, their mean over tasks, and pooled.
 #pragma once
 
 #include <nlohmann/json_fwd.hpp>
@@ -51,10 +52,11 @@ struct SummaryOptions {
   std::uint64_t seed = 0;  // the run seed; the bootstrap draws from Rng::stream(seed, "bootstrap")
 };
 
-// {"per_task": [{"task", "n", "accuracy", "ece", "mce", "nll", "brier", "bins", "auroc", ...extra}],
-//  "aggregate": {"mean_over_tasks": {"accuracy", "ece", "mce", "nll", "brier", "auroc", "accuracy_ci95",
-//                                    "ece_ci95"},
-//                "pooled": {calibration metrics..., "auroc", "accuracy_ci95", "ece_ci95"},
+// {"per_task": [{"task", "n", "accuracy", "ece", "mce", "nll", "brier", "bins", "auroc", "aurc", "e_aurc",
+//                ...extra}],
+//  "aggregate": {"mean_over_tasks": {"accuracy", "ece", "mce", "nll", "brier", "auroc", "aurc", "e_aurc",
+//                                    "accuracy_ci95", "ece_ci95"},
+//                "pooled": {calibration metrics..., "auroc", "aurc", "e_aurc", "accuracy_ci95", "ece_ci95"},
 //                "bootstrap": {"resamples", "stratified_by": "task", "seed_stream": "bootstrap"}}}
 // Throws InputError when no task has a query.
 nlohmann::json summarize(const std::vector<TaskResult>& tasks, const SummaryOptions& options);

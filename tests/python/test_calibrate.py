@@ -56,6 +56,23 @@ def correct(probs_rows, labels):
     return [int(np.argmax(p)) == y for p, y in zip(probs_rows, labels)]
 
 
+def selective_reference(probs_rows, labels):
+    """AURC and E-AURC, item by item: with K items more confident than item i and m as confident (itself
+    included), i is among the k most confident with probability clip((k - K) / m, 0, 1) over the orders of the tied
+    ones; the expected error count among the first k sums that over the wrong items."""
+    confidence = np.max(np.array(probs_rows_padded(probs_rows)), axis=1)
+    wrong = ~np.array(correct(probs_rows, labels))
+    n = len(labels)
+    more = (confidence[None, :] > confidence[:, None]).sum(axis=1)
+    same = (confidence[None, :] == confidence[:, None]).sum(axis=1)
+    k = np.arange(1, n + 1)[:, None]
+    errors = (wrong[None, :] * np.clip((k - more[None, :]) / same[None, :], 0, 1)).sum(axis=1)
+    aurc = np.mean(errors / k[:, 0])
+    right = n - wrong.sum()
+    best = np.mean(np.maximum(0, k[:, 0] - right) / k[:, 0])
+    return aurc, aurc - best
+
+
 def check_against_reference(got, probs_rows, labels, bins=15):
     """torchmetrics bins and averages in float32 (it casts confidences with .float()): ECE and MCE agree to float32
     precision; NLL and Brier come from float64 references and agree to float64 precision."""
@@ -69,6 +86,8 @@ def check_against_reference(got, probs_rows, labels, bins=15):
         assert got[key] == pytest.approx(value, abs=tolerance, rel=tolerance), (key, got[key], value)
     assert got["n"] == len(labels)
     assert sum(b["count"] for b in got["bins"]) == len(labels)
+    aurc, e_aurc = selective_reference(probs_rows, labels)
+    assert got["aurc"] == pytest.approx(aurc, abs=1e-12) and got["e_aurc"] == pytest.approx(e_aurc, abs=1e-12)
     if want["auroc"] is not None:  # to float64 precision: every pair of a right and a wrong answer, ties half
         confidence = np.max(np.array(probs_rows_padded(probs_rows)), axis=1)
         right = np.array(correct(probs_rows, labels))
@@ -89,7 +108,7 @@ def test_random_predictions_match_torchmetrics(run_abmll, tmp_path, seed, classe
     # Logits in, same metrics out.
     got_from_logits = calibrate(run_abmll, tmp_path, [{"logits": z, "label": y} for z, y in
                                                       zip(logits.tolist(), labels)], name="l.jsonl")
-    for key in ["ece", "mce", "accuracy", "nll", "brier", "auroc"]:
+    for key in ["ece", "mce", "accuracy", "nll", "brier", "auroc", "aurc", "e_aurc"]:
         assert got_from_logits[key] == pytest.approx(got[key], abs=1e-12)
 
 

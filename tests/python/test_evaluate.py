@@ -266,8 +266,10 @@ def test_abmll_after_meta_training(demo, run_abmll):
         assert t["support_size"] == 8 and len(t["support_nll"]) == 3
         assert t["support_nll"][-1] < t["support_nll"][0]  # the inner steps fit the support set
     got = calibrate(run_abmll, folder)
-    assert got["ece"] == pytest.approx(results["aggregate"]["pooled"]["ece"], abs=1e-12)
-    assert got["accuracy"] == pytest.approx(results["aggregate"]["pooled"]["accuracy"], abs=1e-12)
+    for key in ("ece", "accuracy", "aurc", "e_aurc"):
+        assert got[key] == pytest.approx(results["aggregate"]["pooled"][key], abs=1e-12), key
+    assert results["aggregate"]["mean_over_tasks"]["aurc"] == pytest.approx(
+        sum(t["aurc"] for t in results["per_task"]) / 4, abs=1e-12)
     # Same seed, same predictions; the posterior-mean path (eval.samples=0) runs too and differs.
     _, predictions_again, _ = evaluate(run_abmll, demo, "abmll_again", *fast, "--set", "eval.samples=3")
     assert predictions_again == predictions
