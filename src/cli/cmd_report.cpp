@@ -40,9 +40,9 @@ void write_figures(const std::vector<eval::ReliabilityFigure>& figures, const st
 
 int run_report(const ReportFlags& flags) {
   if (flags.out.empty()) throw InputError("report needs --out TABLE.md");
+  std::vector<std::string> known;
+  for (const ConfigKey& k : config_keys()) known.push_back(k.path);
   for (const std::string& key : flags.by) {
-    std::vector<std::string> known;
-    for (const ConfigKey& k : config_keys()) known.push_back(k.path);
     if (std::find(known.begin(), known.end(), key) == known.end()) {
       const std::string hint = closest_match(key, known);
       throw InputError(fmt::format("--by {}: not a config key{}", key,

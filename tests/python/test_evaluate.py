@@ -234,9 +234,12 @@ def test_report_baseline_pairs_the_queries(demo, run_abmll):
     assert by_rows[1]["accuracy"]["difference"] == pytest.approx(row["accuracy"]["difference"], abs=1e-12)
     assert by_rows[0]["accuracy"]["difference"] == pytest.approx(row["accuracy"]["difference"], abs=1e-12)
     assert "| benchmark | model | method | eval.share_prefix | seeds |" in (demo["root"] / "by.md").read_text()
-    # Without --by the two ICL runs of a seed collide.
+    # Without --by the two ICL runs of a seed collide; a key that is not one is refused with the nearest.
     result = run_abmll("report", *split, "--out", demo["root"] / "z.md")
     assert result.returncode == 2 and "`--by KEY`" in result.stderr
+    result = run_abmll("report", *split, "--out", demo["root"] / "z.md", "--by", "eval.share_prefx")
+    assert result.returncode == 2 and "--by eval.share_prefx: not a config key (did you mean 'eval.share_prefix'?)" \
+        in result.stderr
 
     result = run_abmll("report", *reports, "--out", demo["root"] / "x.md", "--baseline", "lora")
     assert result.returncode == 2 and "--baseline lora: no run of that method (the runs' methods: icl, pretrained)" \
