@@ -223,13 +223,16 @@ TEST_CASE("reliability figures refuse bins of another layout, and reports whose 
              Catch::Contains("not a list of at least two bins"));
 }
 
-TEST_CASE("the table's AUROC averages the seeds that report it, blank where none does", "[report]") {
+TEST_CASE("the table's AUROC and AURC average the seeds that report them, blank where none does", "[report]") {
   ScratchDir dir;
   nlohmann::json a0 = evaluation_report("abmll", 0, 0.7, 0.1), a1 = evaluation_report("abmll", 1, 0.8, 0.2);
   nlohmann::json a2 = evaluation_report("abmll", 2, 0.9, 0.3);
   a0["results"]["aggregate"]["mean_over_tasks"]["auroc"] = 0.6;
   a1["results"]["aggregate"]["mean_over_tasks"]["auroc"] = 0.8;
   a2["results"]["aggregate"]["mean_over_tasks"]["auroc"] = nullptr;  // undefined in every task of that run
+  a0["results"]["aggregate"]["mean_over_tasks"]["aurc"] = 0.1;
+  a1["results"]["aggregate"]["mean_over_tasks"]["aurc"] = 0.2;
+  a2["results"]["aggregate"]["mean_over_tasks"]["aurc"] = 0.3;
   write_report(dir / "runs/a0/report.json", a0);
   write_report(dir / "runs/a1/report.json", a1);
   write_report(dir / "runs/a2/report.json", a2);
@@ -241,13 +244,17 @@ TEST_CASE("the table's AUROC averages the seeds that report it, blank where none
   REQUIRE(rows[1].auroc);
   CHECK(rows[1].auroc_seeds == 2);
   CHECK(rows[1].auroc->mean == Approx(0.7));
+  CHECK_FALSE(rows[0].aurc);
+  REQUIRE(rows[1].aurc);
+  CHECK(rows[1].aurc_seeds == 3);
+  CHECK(rows[1].aurc->mean == Approx(0.2));
   const std::string md = eval::table_markdown(rows);
-  CHECK(md.find("| 0.700 ± 0.141 | 77.4 (test 75.2) |") != std::string::npos);
-  CHECK(md.find("| 0.250 |  |  |") != std::string::npos);  // pretrained: Brier, then no AUROC, no paper figure
+  CHECK(md.find("| 0.700 ± 0.141 | 0.200 ± 0.100 | 77.4 (test 75.2) |") != std::string::npos);
+  CHECK(md.find("| 0.250 |  |  |  |") != std::string::npos);  // pretrained: Brier, no AUROC, AURC, paper figure
   const std::string csv = eval::table_csv(rows);
-  CHECK(csv.find(",auroc_mean,auroc_std,paper_abmll_accuracy\n") != std::string::npos);
-  CHECK(csv.find(",0.700000,0.141421,77.4 (test 75.2)\n") != std::string::npos);
-  CHECK(csv.find(",0.250000,0.000000,,,\n") != std::string::npos);
+  CHECK(csv.find(",auroc_mean,auroc_std,aurc_mean,aurc_std,paper_abmll_accuracy\n") != std::string::npos);
+  CHECK(csv.find(",0.700000,0.141421,0.200000,0.100000,77.4 (test 75.2)\n") != std::string::npos);
+  CHECK(csv.find(",0.250000,0.000000,,,,,\n") != std::string::npos);
 
   a0["results"]["aggregate"]["mean_over_tasks"]["auroc"] = 1.5;
   write_report(dir / "bad.json", a0);

@@ -198,6 +198,11 @@ RunResult read_run_result(const fs::path& report, const std::vector<std::string>
     if (!(*r.auroc >= 0 && *r.auroc <= 1))
       throw InputError(fmt::format("{}: field {}auroc is {}, not within [0, 1]", report.string(), agg, *r.auroc));
   }
+  if (const nlohmann::json::json_pointer at(agg + "aurc"); j.contains(at)) {
+    r.aurc = field<double>(j, agg + "aurc", report);
+    if (!(*r.aurc >= 0 && *r.aurc <= 1))
+      throw InputError(fmt::format("{}: field {}aurc is {}, not within [0, 1]", report.string(), agg, *r.aurc));
+  }
   r.bins = read_bins(j, report);
   for (const std::string& key : by) {
     std::string pointer = "/config/" + key;
@@ -255,14 +260,17 @@ std::vector<TableRow> results_table(const std::vector<RunResult>& runs) {
     row.model = std::get<1>(key);
     row.method = std::get<3>(key);
     row.variant = std::get<4>(key).values;
-    std::vector<double> acc, ece, nll, brier, auroc;
+    std::vector<double> acc, ece, nll, brier, auroc, aurc;
     for (const RunResult* r : members) {
       row.seeds.push_back(r->seed);
       acc.push_back(r->accuracy), ece.push_back(r->ece), nll.push_back(r->nll), brier.push_back(r->brier);
       if (r->auroc) auroc.push_back(*r->auroc);
+      if (r->aurc) aurc.push_back(*r->aurc);
     }
     if (!auroc.empty()) row.auroc = stat(auroc);
     row.auroc_seeds = auroc.size();
+    if (!aurc.empty()) row.aurc = stat(aurc);
+    row.aurc_seeds = aurc.size();
     std::sort(row.seeds.begin(), row.seeds.end());
     row.accuracy = stat(acc), row.ece = stat(ece), row.nll = stat(nll), row.brier = stat(brier);
     // The paper's figures are of test splits.
@@ -282,17 +290,20 @@ std::string table_markdown(const std::vector<TableRow>& rows) {
   if (!rows.empty())
     for (const auto& [key, value] : rows.front().variant) keys += " " + key + " |", rule += "---|";
   std::string out = fmt::format(
-      "| benchmark | model | method |{} seeds | accuracy (%) | ECE | NLL | Brier | AUROC | paper ABMLL accuracy (%) |\n"
-      "|---|---|---|{}---|---|---|---|---|---|---|\n",
+      "| benchmark | model | method |{} seeds | accuracy (%) | ECE | NLL | Brier | AUROC | AURC | paper ABMLL accuracy "
+      "(%) |\n"
+      "|---|---|---|{}---|---|---|---|---|---|---|---|\n",
       keys, rule);
   for (const auto& r : rows) {
     const std::size_t n = r.seeds.size();
     const std::string auroc = r.auroc ? mean_std(*r.auroc, r.auroc_seeds, 1, 3) : "";
+    const std::string aurc = r.aurc ? mean_std(*r.aurc, r.aurc_seeds, 1, 3) : "";
     std::string values;
     for (const auto& [key, value] : r.variant) values += " " + value + " |";
-    out += fmt::format("| {} | {} | {} |{} {} | {} | {} | {} | {} | {} | {} |\n", r.benchmark, r.model, r.method,
-                       values, n, mean_std(r.accuracy, n, 100, 1), mean_std(r.ece, n, 1, 3), mean_std(r.nll, n, 1, 3),
-                       mean_std(r.brier, n, 1, 3), auroc, r.paper_accuracy.value_or(""));
+    out += fmt::format("| {} | {} | {} |{} {} | {} | {} | {} | {} | {} | {} | {} |\n", r.benchmark, r.model,
+                       r.method, values, n, mean_std(r.accuracy, n, 100, 1), mean_std(r.ece, n, 1, 3),
+                       mean_std(r.nll, n, 1, 3), mean_std(r.brier, n, 1, 3), auroc, aurc,
+                       r.paper_accuracy.value_or(""));
   }
   return out;
 }
@@ -304,15 +315,16 @@ std::string table_csv(const std::vector<TableRow>& rows) {
   std::string out =
       "benchmark,model,method," + keys +
       "seeds,accuracy_mean,accuracy_std,ece_mean,ece_std,nll_mean,nll_std,brier_mean,brier_std,auroc_mean,"
-      "auroc_std,paper_abmll_accuracy\n";
+      "auroc_std,aurc_mean,aurc_std,paper_abmll_accuracy\n";
   for (const auto& r : rows) {
     const std::string auroc = r.auroc ? fmt::format("{:.6f},{:.6f}", r.auroc->mean, r.auroc->std) : ",";
+    const std::string aurc = r.aurc ? fmt::format("{:.6f},{:.6f}", r.aurc->mean, r.aurc->std) : ",";
     std::string values;
     for (const auto& [key, value] : r.variant) values += csv_field(value) + ",";
-    out += fmt::format("{},{},{},{}{},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{},{}\n",
+    out += fmt::format("{},{},{},{}{},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{},{},{}\n",
                        csv_field(r.benchmark), csv_field(r.model), csv_field(r.method), values, r.seeds.size(),
                        r.accuracy.mean, r.accuracy.std, r.ece.mean, r.ece.std, r.nll.mean, r.nll.std, r.brier.mean,
-                       r.brier.std, auroc, csv_field(r.paper_accuracy.value_or("")));
+                       r.brier.std, auroc, aurc, csv_field(r.paper_accuracy.value_or("")));
   }
   return out;
 }

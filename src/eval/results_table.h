@@ -1,7 +1,7 @@
 // The comparison table of `abmll report`: evaluation reports (REPORT.json of `abmll evaluate`) grouped by
 // benchmark, model and method, and by the values of chosen config keys (`--by`, for ablations: outer.beta,
 // data.shots, ...), with the mean and standard deviation over seeds of each run's mean-over-tasks accuracy, ECE,
-// NLL, Brier score and AUROC, and the paper's reported ABMLL accuracy beside ours where it has one. Rendered as
+// NLL, Brier score, AUROC and AURC, and the paper's reported ABMLL accuracy beside ours where it has one. Rendered as
 // Markdown (for READMEs and papers) and CSV (for scripts).
 #pragma once
 
@@ -31,6 +31,7 @@ struct RunResult {
   long long seed = 0;
   double accuracy = 0, ece = 0, nll = 0, brier = 0;  // mean over the run's held-out tasks
   std::optional<double> auroc;  // mean over the tasks where defined; none in older reports or where undefined
+  std::optional<double> aurc;   // selective risk's area, mean over the tasks; none in older reports
   std::vector<CalibrationBin> bins;  // the confidence bins pooled over its held-out tasks (empty when not reported)
   // (key, value) for each config key the table is split by, in their order: a string value as itself, any other as
   // JSON ("1e-07", "[\"q_proj\",\"v_proj\"]"), "" where the run's config has no such key.
@@ -59,6 +60,8 @@ struct TableRow {
   Stat accuracy, ece, nll, brier;
   std::optional<Stat> auroc;  // over the auroc_seeds seeds whose runs report it
   std::size_t auroc_seeds = 0;
+  std::optional<Stat> aurc;   // over the aurc_seeds seeds whose runs report it
+  std::size_t aurc_seeds = 0;
   std::optional<std::string> paper_accuracy;  // the paper's ABMLL accuracy (%): abmll rows, or abmll_icl for
                                               // the benchmarks it reports with ICL only
 };
