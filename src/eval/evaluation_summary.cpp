@@ -52,7 +52,7 @@ nlohmann::json summarize(const std::vector<TaskResult>& tasks, const SummaryOpti
   const char* keys[] = {"accuracy", "ece", "mce", "nll", "brier"};
   nlohmann::json mean = nlohmann::json::object();
   for (const char* key : keys) mean[key] = 0.0;
-  double auroc_sum = 0;
+  double auroc_sum = 0, aurc_sum = 0, e_aurc_sum = 0;
   int auroc_tasks = 0;
   for (std::size_t i = 0; i < tasks.size(); ++i) {
     const CalibrationMetrics m = calibration_metrics(per_task[i], options.bins);
@@ -63,6 +63,8 @@ nlohmann::json summarize(const std::vector<TaskResult>& tasks, const SummaryOpti
     const SelectiveRisk risk = selective_risk(per_task[i]);
     entry["aurc"] = risk.aurc;
     entry["e_aurc"] = risk.e_aurc;
+    aurc_sum += risk.aurc;
+    e_aurc_sum += risk.e_aurc;
     if (std::isfinite(auroc)) auroc_sum += auroc, ++auroc_tasks;
     if (tasks[i].extra.is_object()) entry.update(tasks[i].extra);
     task_list.push_back(std::move(entry));
@@ -71,11 +73,6 @@ nlohmann::json summarize(const std::vector<TaskResult>& tasks, const SummaryOpti
       mean[key] = mean[key].get<double>() + s[key].get<double>() / static_cast<double>(tasks.size());
   }
   mean["auroc"] = metric_json(auroc_tasks ? auroc_sum / auroc_tasks : std::nan(""));
-  double aurc_sum = 0, e_aurc_sum = 0;
-  for (const auto& entry : task_list) {
-    aurc_sum += entry["aurc"].get<double>();
-    e_aurc_sum += entry["e_aurc"].get<double>();
-  }
   mean["aurc"] = aurc_sum / static_cast<double>(tasks.size());
   mean["e_aurc"] = e_aurc_sum / static_cast<double>(tasks.size());
   nlohmann::json pooled_json = to_json(calibration_metrics(pooled, options.bins));

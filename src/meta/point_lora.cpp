@@ -61,10 +61,12 @@ PointLora PointLora::with_tensors(const std::vector<at::Tensor>& tensors) const 
 std::map<model::LinearSite, model::LoraFactors> PointLora::factors(int64_t groups) const {
   std::map<model::LinearSite, model::LoraFactors> out;
   for (const auto& [site, f] : sites_) {
-    if (grouped_) {
-      if (f.a.size(0) != groups)
-        throw Error(fmt::format("PointLora::factors: {} groups asked of an adapter with {}", groups, f.a.size(0)));
+    if (grouped_ && f.a.size(0) == groups) {
       out.emplace(site, f);
+    } else if (grouped_ && f.a.size(0) != 1) {
+      throw Error(fmt::format("PointLora::factors: {} groups asked of an adapter with {}", groups, f.a.size(0)));
+    } else if (grouped_) {  // one group, repeated
+      out.emplace(site, model::LoraFactors{f.a.expand({groups, -1, -1}), f.b.expand({groups, -1, -1})});
     } else {
       out.emplace(site, model::LoraFactors{f.a.unsqueeze(0).expand({groups, -1, -1}),
                                            f.b.unsqueeze(0).expand({groups, -1, -1})});

@@ -43,8 +43,8 @@ class PointLora {
   std::vector<at::Tensor> tensors() const;
   PointLora with_tensors(const std::vector<at::Tensor>& tensors) const;
 
-  // As LoRA factors with `groups` groups: a grouped adapter's own groups (groups must match), or an ungrouped
-  // adapter repeated (differentiably) for every group.
+  // As LoRA factors with `groups` groups: a grouped adapter's own groups (groups must match, or its one group is
+  // repeated), or an ungrouped adapter repeated (differentiably) for every group.
   std::map<model::LinearSite, model::LoraFactors> factors(int64_t groups) const;
   // The same as an adapter for the decoder (what an NllFunction runs).
   std::unique_ptr<model::BatchedLora> adapter(int64_t groups) const;

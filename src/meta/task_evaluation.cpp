@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <map>
 #include <memory>
 
 #include "data/episode.h"
@@ -95,12 +94,7 @@ std::unique_ptr<model::LinearAdapter> scoring_adapter(const ExperimentConfig& co
     const bool mc_dropout = config.eval.mc_dropout && config.eval.samples > 0;
     const int64_t groups = mc_dropout ? config.eval.samples : 1;
     auto adapter = std::make_unique<model::BatchedLora>(experiment.lora, groups);
-    std::map<model::LinearSite, model::LoraFactors> factors = lora->factors(1);
-    for (auto& [site, f] : factors) {  // [1, ...] -> [groups, ...], the same values
-      f.a = f.a.expand({groups, -1, -1});
-      f.b = f.b.expand({groups, -1, -1});
-    }
-    install_factors(*adapter, factors);
+    install_factors(*adapter, lora->factors(groups));
     if (mc_dropout)
       adapter->set_training(true, Rng::stream(static_cast<std::uint64_t>(config.run.seed), "eval/" + task).next_u64());
     return adapter;
