@@ -3,9 +3,11 @@
 //
 // The first byte says what the rest is:
 //   even  text, encoded and decoded by four fixed byte-level BPE tokenizers: Llama-3's and Qwen2's pre-tokenizer
-//         patterns, each with no normalizer and with NFC. Invalid UTF-8 must be refused with InputError. Valid text
-//         must decode back to itself where no normalizer changes it (byte-level BPE loses nothing), and to its NFC
-//         form with NFC; every id must be in the vocabulary.
+//         patterns, each with no normalizer and with NFC, and by a SentencePiece-style one in Llama-2's legacy form
+//         (Prepend + Replace normalizer, byte fallback, Replace + ByteFallback + Fuse + Strip decoder). Invalid
+//         UTF-8 must be refused with InputError. Valid text must decode back to itself where no normalizer changes
+//         it (byte-level BPE and byte fallback lose nothing; for the SentencePiece one, text without "▁" or an
+//         added token), and to its NFC form with NFC; every id must be in the vocabulary.
 //   odd   a tokenizer.json. It loads or is refused with InputError; if it loads, a few texts are encoded and
 //         decoded with it (InputError allowed: e.g. a vocabulary without some byte).
 // abmll::InputError is the only acceptable failure; anything else (another exception, a broken round trip: abort)
@@ -71,6 +73,46 @@ inline nlohmann::json fuzz_tokenizer_json(const char* pattern, bool nfc) {
                      {"byte_fallback", false}, {"ignore_merges", false}, {"vocab", vocab}, {"merges", merges}}}};
 }
 
+// A small SentencePiece-style tokenizer.json in Llama-2's legacy form: <unk>, <s>, </s>, the 256 byte tokens, a
+// few pieces and merges; every character outside them takes the byte fallback.
+inline nlohmann::json fuzz_sentencepiece_json() {
+  const std::string meta = "\u2581";
+  nlohmann::json vocab = nlohmann::json::object();
+  for (const char* special : {"<unk>", "<s>", "</s>"}) vocab[special] = vocab.size();
+  for (int b = 0; b < 256; ++b) {
+    char name[8];
+    std::snprintf(name, sizeof name, "<0x%02X>", b);
+    vocab[name] = vocab.size();
+  }
+  for (const std::string& piece : {meta, std::string("t"), std::string("h"), std::string("e"), std::string("\u00e9")})
+    vocab[piece] = vocab.size();
+  const std::vector<std::pair<std::string, std::string>> pairs = {{meta, "t"}, {meta + "t", "h"}, {meta + "th", "e"}};
+  nlohmann::json merges = nlohmann::json::array();
+  for (const auto& [a, b] : pairs) {
+    vocab[a + b] = vocab.size();
+    merges.push_back({a, b});
+  }
+  nlohmann::json added = nlohmann::json::array();
+  for (const char* special : {"<unk>", "<s>", "</s>"})
+    added.push_back({{"id", vocab[special]}, {"content", special}, {"single_word", false}, {"lstrip", false},
+                     {"rstrip", false}, {"normalized", false}, {"special", true}});
+  return {{"version", "1.0"},
+          {"added_tokens", added},
+          {"normalizer", {{"type", "Sequence"},
+                          {"normalizers", {{{"type", "Prepend"}, {"prepend", meta}},
+                                           {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", meta}}}}}},
+          {"pre_tokenizer", nullptr},
+          {"post_processor", nullptr},
+          {"decoder", {{"type", "Sequence"},
+                       {"decoders", {{{"type", "Replace"}, {"pattern", {{"String", meta}}}, {"content", " "}},
+                                     {{"type", "ByteFallback"}},
+                                     {{"type", "Fuse"}},
+                                     {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}}}}},
+          {"model", {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", "<unk>"},
+                     {"continuing_subword_prefix", nullptr}, {"end_of_word_suffix", nullptr}, {"fuse_unk", true},
+                     {"byte_fallback", true}, {"ignore_merges", false}, {"vocab", vocab}, {"merges", merges}}}};
+}
+
 [[noreturn]] inline void finding(const char* what, std::string_view text) {
   std::fprintf(stderr, "tokenizer fuzz finding: %s (input of %zu bytes)\n", what, text.size());
   std::abort();
@@ -128,6 +170,24 @@ inline void run_text(std::string_view text) {
     if (f.nfc && text.find("<|") != std::string_view::npos) continue;
     if (back != (f.nfc ? nfc_of(text) : std::string(text))) finding("decode(encode(text)) differs", text);
   }
+
+  static const text::Tokenizer* sentencepiece =
+      new text::Tokenizer(text::Tokenizer::from_json(fuzz_sentencepiece_json()));
+  std::vector<std::int32_t> ids;
+  try {
+    ids = sentencepiece->encode(text, /*add_special_tokens=*/false);
+  } catch (const InputError&) {
+    if (valid) finding("valid UTF-8 refused (SentencePiece)", text);
+    return;
+  }
+  if (!valid) finding("invalid UTF-8 accepted (SentencePiece)", text);
+  for (std::int32_t id : ids)
+    if (id < 0 || static_cast<std::size_t>(id) >= sentencepiece->vocab_size()) finding("id out of range", text);
+  const std::string back = sentencepiece->decode(ids);
+  // "▁" decodes to a space, and the legacy normalizer puts one after each added token: those texts do not come back.
+  for (const char* lossy : {"\u2581", "<s>", "</s>", "<unk>"})
+    if (text.find(lossy) != std::string_view::npos) return;
+  if (back != text) finding("decode(encode(text)) differs (SentencePiece)", text);
 }
 
 inline void run_tokenizer_json(std::string_view json_text) {

@@ -67,7 +67,7 @@ json added_token(int id, const std::string& content, bool special = true) {
 std::vector<std::string> pre_tokenize(const std::string& pattern, const std::string& text) {
   json j = {{"type", "Split"}, {"pattern", {{"Regex", pattern}}}, {"behavior", "Isolated"}, {"invert", false}};
   std::vector<std::string> pieces;
-  abmll::text::PreTokenizer::from_json(j).split(text, pieces);
+  abmll::text::PreTokenizer::from_json(j).split(text, true, pieces);
   return pieces;
 }
 
@@ -145,7 +145,7 @@ TEST_CASE("tokenizer: Split behaviors and invert", "[tokenizer]") {
   auto split = [](const std::string& behavior, bool invert) {
     json j = {{"type", "Split"}, {"pattern", {{"String", "-"}}}, {"behavior", behavior}, {"invert", invert}};
     std::vector<std::string> pieces;
-    abmll::text::PreTokenizer::from_json(j).split("a-b--c", pieces);
+    abmll::text::PreTokenizer::from_json(j).split("a-b--c", true, pieces);
     return pieces;
   };
   using V = std::vector<std::string>;
@@ -211,8 +211,21 @@ TEST_CASE("tokenizer: unsupported components are errors naming them", "[tokenize
     j[key] = std::move(value);
     return input_error_of([&] { Tokenizer::from_json(j); });
   };
-  CHECK_THAT(message_for("pre_tokenizer", {{"type", "Metaspace"}}),
-             Catch::Contains("pre_tokenizer type 'Metaspace' is not supported (supported: Sequence, Split, ByteLevel)"));
+  CHECK_THAT(message_for("pre_tokenizer", {{"type", "Whitespace"}}),
+             Catch::Contains("pre_tokenizer type 'Whitespace' is not supported (supported: Sequence, Split, ByteLevel, "
+                             "Metaspace)"));
+  CHECK_THAT(message_for("pre_tokenizer", {{"type", "Metaspace"}, {"replacement", "ab"}}),
+             Catch::Contains("replacement must be one character, got 'ab'"));
+  CHECK_THAT(message_for("pre_tokenizer", {{"type", "Metaspace"}, {"replacement", "_"}, {"add_prefix_space", false}}),
+             Catch::Contains("add_prefix_space is false but prepend_scheme is 'always'"));
+  CHECK_THAT(message_for("pre_tokenizer", {{"type", "Metaspace"}, {"replacement", "_"}, {"prepend_scheme", "last"}}),
+             Catch::Contains("prepend_scheme 'last' is not one of always, first, never"));
+  CHECK_THAT(message_for("normalizer", {{"type", "Replace"}, {"pattern", {{"String", ""}}}, {"content", "x"}}),
+             Catch::Contains("normalizer Replace has an empty String pattern"));
+  CHECK_THAT(message_for("decoder", {{"type", "Replace"}, {"pattern", {{"Glob", "*"}}}, {"content", "x"}}),
+             Catch::Contains("decoder Replace pattern must be {\"String\": ...} or {\"Regex\": ...}"));
+  CHECK_THAT(message_for("decoder", {{"type", "Strip"}, {"content", ""}, {"start", 1}, {"stop", 0}}),
+             Catch::Contains("decoder Strip content must be one character"));
   CHECK_THAT(message_for("normalizer", {{"type", "Lowercase"}}), Catch::Contains("normalizer type 'Lowercase'"));
   CHECK_THAT(message_for("decoder", {{"type", "WordPiece"}}), Catch::Contains("decoder type 'WordPiece'"));
   CHECK_THAT(message_for("post_processor", {{"type", "BertProcessing"}}),

@@ -109,15 +109,19 @@ const std::string* BpeModel::id_to_token(int32_t id) const {
 }
 
 void BpeModel::initial_symbols(std::string_view piece, std::vector<int32_t>& ids) const {
-  bool previous_unk = false;
+  // An unknown character becomes the unk token, held back until the next character in the vocabulary so that a run
+  // of them fuses into one when fuse_unk is set. As in the reference, byte-fallback tokens do not release it: they
+  // come out before an unk that is still held.
+  bool unk_pending = false;
   std::size_t pos = 0;
   while (pos < piece.size()) {
     std::size_t begin = pos;
     utf8::next(piece, pos);
     std::string_view ch = piece.substr(begin, pos - begin);
     if (auto it = vocab_.find(ch); it != vocab_.end()) {
+      if (unk_pending) ids.push_back(*unk_id_);
+      unk_pending = false;
       ids.push_back(it->second);
-      previous_unk = false;
       continue;
     }
     if (byte_fallback_) {  // each byte as its "<0xXX>" token, when all of them exist
@@ -129,14 +133,14 @@ void BpeModel::initial_symbols(std::string_view piece, std::vector<int32_t>& ids
       }
       if (bytes.size() == ch.size()) {
         ids.insert(ids.end(), bytes.begin(), bytes.end());
-        previous_unk = false;
         continue;
       }
     }
-    // Unknown character: the unk token (consecutive ones fused if asked), or dropped when there is none.
-    if (unk_id_ && !(fuse_unk_ && previous_unk)) ids.push_back(*unk_id_);
-    previous_unk = unk_id_.has_value();
+    if (!unk_id_) continue;  // no unk token: the character is dropped
+    if (unk_pending && !fuse_unk_) ids.push_back(*unk_id_);
+    unk_pending = true;
   }
+  if (unk_pending) ids.push_back(*unk_id_);
 }
 
 void BpeModel::merge(std::vector<int32_t>& ids) const {

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "text/byte_level.h"
+#include "text/utf8.h"
 #include "util/error.h"
 
 namespace abmll::text {
@@ -40,13 +41,6 @@ std::vector<Span> spans_of(std::string_view text, const std::vector<std::pair<st
   return spans;
 }
 
-std::vector<std::pair<std::size_t, std::size_t>> literal_matches(std::string_view text, const std::string& literal) {
-  std::vector<std::pair<std::size_t, std::size_t>> matches;
-  for (std::size_t pos = text.find(literal); pos != std::string_view::npos; pos = text.find(literal, pos + literal.size()))
-    matches.emplace_back(pos, pos + literal.size());
-  return matches;
-}
-
 PreTokenizer::Behavior parse_behavior(const std::string& name) {
   if (name == "Removed") return PreTokenizer::Behavior::removed;
   if (name == "Isolated") return PreTokenizer::Behavior::isolated;
@@ -55,6 +49,29 @@ PreTokenizer::Behavior parse_behavior(const std::string& name) {
   if (name == "Contiguous") return PreTokenizer::Behavior::contiguous;
   throw InputError("pre_tokenizer Split behavior '" + name +
                    "' is not supported (supported: Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous)");
+}
+
+// Metaspace's prepend_scheme, with the older add_prefix_space flag read as the reference reads it: false demands
+// "never" (an absent prepend_scheme means "always", so false alone is refused, as by the reference).
+PreTokenizer::Prepend parse_prepend(const nlohmann::json& j) {
+  const std::string scheme = j.value("prepend_scheme", std::string("always"));
+  PreTokenizer::Prepend prepend;
+  if (scheme == "always") prepend = PreTokenizer::Prepend::always;
+  else if (scheme == "first") prepend = PreTokenizer::Prepend::first;
+  else if (scheme == "never") prepend = PreTokenizer::Prepend::never;
+  else throw InputError("Metaspace prepend_scheme '" + scheme + "' is not one of always, first, never");
+  if (j.contains("add_prefix_space") && !j.at("add_prefix_space").is_null() && !j.at("add_prefix_space").get<bool>() &&
+      prepend != PreTokenizer::Prepend::never)
+    throw InputError("Metaspace add_prefix_space is false but prepend_scheme is '" + scheme + "'");
+  return prepend;
+}
+
+// Metaspace's replacement: exactly one character.
+std::string parse_replacement(const nlohmann::json& j) {
+  std::string r = j.at("replacement").get<std::string>();
+  if (!utf8::is_one_character(r))
+    throw InputError("pre_tokenizer Metaspace replacement must be one character, got '" + r + "'");
+  return r;
 }
 
 }  // namespace
@@ -67,24 +84,23 @@ void PreTokenizer::add_steps(const nlohmann::json& j, std::vector<Step>& steps) 
     return;
   } else if (type == "Split") {
     step.kind = Step::Kind::split;
-    const auto& pattern = j.at("pattern");
-    if (pattern.contains("Regex")) {
-      step.regex = std::make_shared<const Regex>(pattern.at("Regex").get<std::string>());
-    } else if (pattern.contains("String")) {
-      step.literal = pattern.at("String").get<std::string>();
-      if (step.literal.empty()) throw InputError("pre_tokenizer Split has an empty String pattern");
-    } else {
-      throw InputError("pre_tokenizer Split pattern must have a 'Regex' or a 'String' key");
-    }
+    step.pattern = Pattern::from_json(j.at("pattern"), "pre_tokenizer Split");
     step.behavior = parse_behavior(j.at("behavior").get<std::string>());
     step.invert = j.value("invert", false);
   } else if (type == "ByteLevel") {
     step.kind = Step::Kind::byte_level;
     step.add_prefix_space = j.value("add_prefix_space", true);
     step.use_regex = j.value("use_regex", true);
-    if (step.use_regex) step.regex = std::make_shared<const Regex>(kGpt2Pattern);
+    if (step.use_regex) step.pattern = Pattern::from_json({{"Regex", kGpt2Pattern}}, "pre_tokenizer ByteLevel");
+  } else if (type == "Metaspace") {
+    step.kind = Step::Kind::metaspace;
+    step.replacement = parse_replacement(j);
+    step.prepend = parse_prepend(j);
+    step.split_on_replacement = j.value("split", true);
+    step.pattern = Pattern::from_json({{"String", step.replacement}}, "pre_tokenizer Metaspace");
   } else {
-    throw InputError("pre_tokenizer type '" + type + "' is not supported (supported: Sequence, Split, ByteLevel)");
+    throw InputError("pre_tokenizer type '" + type +
+                     "' is not supported (supported: Sequence, Split, ByteLevel, Metaspace)");
   }
   steps.push_back(std::move(step));
 }
@@ -95,13 +111,15 @@ PreTokenizer PreTokenizer::from_json(const nlohmann::json& j) {
   return p;
 }
 
-void PreTokenizer::apply_split(const Step& step, std::string_view piece, std::vector<std::string>& out) {
-  std::vector<Span> spans = spans_of(piece, step.regex ? step.regex->find_all(piece) : literal_matches(piece, step.literal));
+void PreTokenizer::apply_split(const Step& step, const Piece& piece, std::vector<Piece>& out) {
+  const std::string_view text = piece.text;
+  std::vector<Span> spans = spans_of(text, step.pattern->find_all(text));
   if (step.invert)
     for (auto& s : spans) s.is_match = !s.is_match;
 
+  // A sub-piece begins the input when its piece does and it starts at the piece's first byte.
   auto emit = [&](std::size_t begin, std::size_t end) {
-    if (end > begin) out.emplace_back(piece.substr(begin, end - begin));
+    if (end > begin) out.push_back({std::string(text.substr(begin, end - begin)), piece.at_input_start && begin == 0});
   };
   if (step.behavior == Behavior::isolated || step.behavior == Behavior::removed) {
     for (const auto& s : spans)
@@ -141,36 +159,56 @@ void PreTokenizer::apply_split(const Step& step, std::string_view piece, std::ve
   for (const auto& s : result) emit(s.begin, s.end);
 }
 
-void PreTokenizer::apply_byte_level(const Step& step, std::string_view piece, std::vector<std::string>& out) {
-  std::string prefixed;
-  if (step.add_prefix_space && (piece.empty() || piece.front() != ' ')) {
-    prefixed = " ";
-    prefixed += piece;
-    piece = prefixed;
-  }
+void PreTokenizer::apply_byte_level(const Step& step, const Piece& piece, std::vector<Piece>& out) {
+  Piece prefixed = piece;
+  if (step.add_prefix_space && (piece.text.empty() || piece.text.front() != ' ')) prefixed.text = ' ' + piece.text;
   if (!step.use_regex) {
-    if (!piece.empty()) out.push_back(byte_level::encode(piece));
+    if (!prefixed.text.empty()) out.push_back({byte_level::encode(prefixed.text), prefixed.at_input_start});
     return;
   }
-  std::vector<std::string> words;
+  std::vector<Piece> words;
   Step isolate;
-  isolate.regex = step.regex;
-  apply_split(isolate, piece, words);
-  for (const auto& w : words) out.push_back(byte_level::encode(w));
+  isolate.pattern = step.pattern;
+  apply_split(isolate, prefixed, words);
+  for (auto& w : words) out.push_back({byte_level::encode(w.text), w.at_input_start});
 }
 
-void PreTokenizer::split(std::string_view text, std::vector<std::string>& pieces) const {
-  std::vector<std::string> current{std::string(text)}, next;
+void PreTokenizer::apply_metaspace(const Step& step, const Piece& piece, std::vector<Piece>& out) {
+  Piece replaced{{}, piece.at_input_start};
+  replaced.text.reserve(piece.text.size() + step.replacement.size());
+  for (char c : piece.text) {
+    if (c == ' ') replaced.text += step.replacement;
+    else replaced.text += c;
+  }
+  // As the reference: nothing is put in front of empty text, nor of text that already begins with the replacement.
+  const bool prepend = !replaced.text.empty() && !replaced.text.starts_with(step.replacement) &&
+                       (step.prepend == Prepend::always || (step.prepend == Prepend::first && piece.at_input_start));
+  if (prepend) replaced.text.insert(0, step.replacement);
+  if (!step.split_on_replacement) {
+    if (!replaced.text.empty()) out.push_back(std::move(replaced));
+    return;
+  }
+  Step split;
+  split.pattern = step.pattern;
+  split.behavior = Behavior::merged_with_next;
+  apply_split(split, replaced, out);
+}
+
+void PreTokenizer::split(std::string_view text, bool at_input_start, std::vector<std::string>& pieces) const {
+  std::vector<Piece> current{{std::string(text), at_input_start}}, next;
   for (const auto& step : steps_) {
     next.clear();
     for (const auto& piece : current) {
-      if (step.kind == Step::Kind::split) apply_split(step, piece, next);
-      else apply_byte_level(step, piece, next);
+      switch (step.kind) {
+        case Step::Kind::split: apply_split(step, piece, next); break;
+        case Step::Kind::byte_level: apply_byte_level(step, piece, next); break;
+        case Step::Kind::metaspace: apply_metaspace(step, piece, next); break;
+      }
     }
     current.swap(next);
   }
   for (auto& piece : current)
-    if (!piece.empty()) pieces.push_back(std::move(piece));
+    if (!piece.text.empty()) pieces.push_back(std::move(piece.text));
 }
 
 }  // namespace abmll::text

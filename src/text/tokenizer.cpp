@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -94,16 +95,32 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
     throw InputError(fmt::format("text to encode is not valid UTF-8 (byte {})", bad));
   std::vector<int32_t> ids;
   std::vector<std::string> pieces;
-  for (const Segment& segment : impl_->added.split(text, impl_->normalizer)) {
+  const std::vector<Segment> segments = impl_->added.split(text, impl_->normalizer);
+  for (std::size_t i = 0; i < segments.size(); ++i) {
+    const Segment& segment = segments[i];
     if (segment.id) {
       ids.push_back(*segment.id);
       continue;
     }
     pieces.clear();
-    impl_->pre_tokenizer.split(segment.text, pieces);
+    // Only plain text ahead of every added token begins the input (Metaspace's prepend_scheme "first").
+    impl_->pre_tokenizer.split(segment.text, i == 0, pieces);
     for (const auto& piece : pieces) impl_->model.encode(piece, ids);
   }
   return add_special_tokens ? impl_->post_processor.apply(std::move(ids)) : ids;
+}
+
+std::vector<int32_t> Tokenizer::encode_continuation(std::string_view prompt, const std::vector<int32_t>& prompt_ids,
+                                                   std::string_view continuation) const {
+  std::string whole;
+  whole.reserve(prompt.size() + continuation.size());
+  whole.append(prompt).append(continuation);
+  std::vector<int32_t> ids = encode(whole, true);
+  if (ids.size() >= prompt_ids.size() && std::equal(prompt_ids.begin(), prompt_ids.end(), ids.begin())) {
+    ids.erase(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(prompt_ids.size()));
+    return ids;
+  }
+  return encode(continuation, false);
 }
 
 std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special_tokens) const {

@@ -74,6 +74,13 @@ std::size_t valid_length(std::string_view s, std::size_t pos, std::size_t* subpa
 
 }  // namespace
 
+bool is_one_character(std::string_view s) {
+  if (s.empty() || find_invalid(s) != std::string_view::npos) return false;
+  std::size_t pos = 0;
+  next(s, pos);
+  return pos == s.size();
+}
+
 std::size_t find_invalid(std::string_view s) {
   std::size_t pos = 0, subpart;
   while (pos < s.size()) {

@@ -32,6 +32,9 @@ void append(std::string& out, char32_t cp);
 // Byte offset of the first invalid sequence, or npos when `s` is valid UTF-8 (no surrogates, no overlongs).
 std::size_t find_invalid(std::string_view s);
 
+// Whether `s` is exactly one valid UTF-8 character (what tokenizer.json's `char` fields hold).
+bool is_one_character(std::string_view s);
+
 // `bytes` with each maximal invalid subsequence replaced by U+FFFD, following the Unicode "maximal subpart"
 // practice (the same output as Rust's String::from_utf8_lossy, which the reference tokenizers library uses).
 std::string to_valid_lossy(std::string_view bytes);

