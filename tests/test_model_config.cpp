@@ -208,14 +208,19 @@ TEST_CASE("model config: unsupported or inconsistent configs name the file, the 
   j.erase("architectures");
   require_input_error(j, {"dir/config.json", "model_type", "gemma"});
 
-  // Mistral is read as Llama's math, but not with sliding-window attention (v0.1's 4096).
+  // Mistral is read as Llama's math; v0.1's sliding window (4096) is kept, for the decoder to hold sequences to it.
   j = llama31_config();
   j["architectures"] = {"MistralForCausalLM"};
   j["model_type"] = "mistral";
   j["sliding_window"] = 4096;
-  require_input_error(j, {"dir/config.json", "sliding_window", "4096", "not supported"});
+  CHECK(abmll::model::parse_model_config(j, "dir/config.json").sliding_window == 4096);
+  j["sliding_window"] = 0;
+  require_input_error(j, {"dir/config.json", "sliding_window", "must be positive"});
+  j["sliding_window"] = "wide";
+  require_input_error(j, {"dir/config.json", "sliding_window"});
   j["sliding_window"] = nullptr;
   CHECK(abmll::model::parse_model_config(j, "dir/config.json").architecture == abmll::model::Architecture::mistral);
+  CHECK(abmll::model::parse_model_config(j, "dir/config.json").sliding_window == 0);
 
   j = llama31_config();
   j["rope_parameters"]["rope_type"] = "yarn";

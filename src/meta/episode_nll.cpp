@@ -16,8 +16,10 @@ namespace {
 std::vector<int64_t> widen(const std::vector<int32_t>& ids) { return {ids.begin(), ids.end()}; }
 
 TokenizedExample tokenize(const data::ScoredPrompt& p, const text::Tokenizer& tok) {
-  // The same split the scorer of answer options uses: prompt with special tokens, continuation without.
-  return {widen(tok.encode(p.prompt, true)), widen(tok.encode(p.continuations.at(p.label), false))};
+  // The same split the scorer of answer options uses: prompt with special tokens, then the continuation's ids in
+  // its context.
+  const std::vector<int32_t> prompt_ids = tok.encode(p.prompt, true);
+  return {widen(prompt_ids), widen(tok.encode_continuation(p.prompt, prompt_ids, p.continuations.at(p.label)))};
 }
 
 std::vector<TokenizedExample> tokenize(const std::vector<data::ScoredPrompt>& prompts, const text::Tokenizer& tok) {

@@ -39,8 +39,10 @@ std::vector<eval::OptionQuery> tokenize_queries(const std::vector<data::ScoredPr
   std::vector<eval::OptionQuery> out;
   out.reserve(prompts.size());
   for (const auto& p : prompts) {
-    eval::OptionQuery q{widen(tokenizer.encode(p.prompt, true)), {}};
-    for (const auto& c : p.continuations) q.options.push_back(widen(tokenizer.encode(c, false)));
+    const std::vector<int32_t> prompt_ids = tokenizer.encode(p.prompt, true);
+    eval::OptionQuery q{widen(prompt_ids), {}};
+    for (const auto& c : p.continuations)
+      q.options.push_back(widen(tokenizer.encode_continuation(p.prompt, prompt_ids, c)));
     out.push_back(std::move(q));
   }
   return out;

@@ -65,6 +65,17 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layo
       throw InputError(fmt::format("token id {} is outside the vocabulary [0, {})", lo < 0 ? lo : hi,
                                    config_.vocab_size));
   }
+  // Sliding-window attention equals the causal attention computed here while every position lies inside the
+  // window. Layouts are made on the CPU, so reading their largest position costs no device wait; the runs check
+  // model.max_length against the window when they start (`check_sliding_window`).
+  if (config_.sliding_window > 0 && layout.positions.numel() > 0 && layout.positions.device().is_cpu()) {
+    const int64_t last = layout.positions.max().item<int64_t>();
+    if (last >= config_.sliding_window)
+      throw InputError(fmt::format("a sequence of {} tokens reaches past the model's sliding window of {} (config.json "
+                                   "sliding_window); sliding-window attention is not computed, so sequences must fit "
+                                   "in the window",
+                                   last + 1, config_.sliding_window));
+  }
   const at::Tensor ids = input_ids.to(device());
 
   at::Tensor h = at::embedding(weights_.embed_tokens, ids);  // [B, T, D]

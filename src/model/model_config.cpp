@@ -210,10 +210,10 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& sourc
   const std::string act = f.string("hidden_act", "silu");
   if (act != "silu") f.fail("hidden_act", fmt::format("is \"{}\"; only \"silu\" is supported", act));
 
-  if (c.architecture == Architecture::mistral && f.has("sliding_window") && !j.at("sliding_window").is_null())
-    f.fail("sliding_window", fmt::format("is {}; sliding-window attention is not supported (Mistral configs from "
-                                         "v0.2 on set it to null)",
-                                         j.at("sliding_window").dump()));
+  if (c.architecture == Architecture::mistral && f.has("sliding_window") && !j.at("sliding_window").is_null()) {
+    c.sliding_window = f.integer("sliding_window", 0);
+    require_positive(f, "sliding_window", c.sliding_window);
+  }
   if (llama) {
     // LlamaAttention gives all four projections a bias when attention_bias; LlamaMLP all three when mlp_bias
     // (MistralAttention and MistralMLP have none, and their configs carry neither flag).

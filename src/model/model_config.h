@@ -45,6 +45,9 @@ struct ModelConfig {
   int64_t head_dim = 0;             // Dh (D / H unless the config sets it; Qwen3's default is 128)
   int64_t vocab_size = 0;           // V
   int64_t max_position_embeddings = 0;
+  // Mistral v0.1's window: a query attends to the `sliding_window` positions up to its own (0: no window). The
+  // decoder computes causal attention, the same while no sequence reaches past the window; longer ones are refused.
+  int64_t sliding_window = 0;
   double rms_norm_eps = 1e-6;
   RopeConfig rope;
   bool tie_word_embeddings = false;  // lm_head shares model.embed_tokens.weight (no lm_head.weight tensor)

@@ -51,6 +51,8 @@ FIXTURES = {
         **SIZES, num_key_value_heads=1, head_dim=16, attention_bias=True, tie_word_embeddings=False), {}),
     # Mistral without sliding windows (v0.2 on): Llama's math under another name, GQA ratio 2.
     "mistral": (MistralForCausalLM, lambda: MistralConfig(**SIZES, num_key_value_heads=2, sliding_window=None), {}),
+    # Mistral v0.1's sliding window, as long as SEQ_A: every sequence here fits in it.
+    "mistral_v01": (MistralForCausalLM, lambda: MistralConfig(**SIZES, num_key_value_heads=2, sliding_window=11), {}),
     # Llama saved in shards (model.safetensors.index.json + several files).
     "llama3_sharded": (LlamaForCausalLM, lambda: LlamaConfig(**SIZES, num_key_value_heads=2, rope_theta=500000.0),
                        {"max_shard_size": "40KB"}),

@@ -12,6 +12,7 @@ import torch
 from tokenizers import Tokenizer
 from transformers import AutoModelForCausalLM
 
+from hf_option_scores import option_scores
 from interruption import sigterm_after_lines
 
 
@@ -85,8 +86,9 @@ def test_pretrained_outputs(pretrained):
 
 
 def test_pretrained_probabilities_match_transformers(pretrained, demo):
-    """Oracle: each query's example (from its source line), prompt and continuation tokenized separately as the
-    scorer does, the HF model run on prompt + option, log-softmax summed over the option's tokens."""
+    """Oracle: each query's example (from its source line), prompt and continuation tokenized separately (for this
+    byte-level tokenizer the same ids as the scorer's options in context), the HF model run on prompt + option,
+    log-softmax summed over the option's tokens."""
     _, predictions, _ = pretrained
     tok = Tokenizer.from_file(str(demo["model"] / "tokenizer.json"))
     model = AutoModelForCausalLM.from_pretrained(demo["model"], torch_dtype=torch.float32).eval()
@@ -96,17 +98,7 @@ def test_pretrained_probabilities_match_transformers(pretrained, demo):
         text, output = pathlib.Path(file).read_text().splitlines()[int(line) - 1].split("\t")[:2]
         options = ["no", "yes"]  # the demo's label set, sorted bytewise
         assert options[p["label"]] == output
-        prompt = tok.encode(text).ids
-        logliks = []
-        for option in options:
-            cont = tok.encode(" " + option, add_special_tokens=False).ids
-            ids = torch.tensor([prompt + cont])
-            with torch.no_grad():
-                logp = torch.log_softmax(model(input_ids=ids).logits[0].float(), -1)
-            logliks.append(sum(logp[len(prompt) - 1 + j, t].item() for j, t in enumerate(cont)))
-        z = max(logliks)
-        probs = [math.exp(x - z) for x in logliks]
-        probs = [x / sum(probs) for x in probs]
+        logliks, probs = option_scores(model, tok, text, options)
         worst_p = max(worst_p, *(abs(a - b) for a, b in zip(probs, p["probs"])))
         worst_ll = max(worst_ll, *(abs(a - b) for a, b in zip(logliks, p["option_loglik"])))
     print(f"abmll vs transformers option scoring: probs max abs diff {worst_p:.3g}, log-lik {worst_ll:.3g}")

@@ -17,6 +17,7 @@ import sys
 import pytest
 import torch
 from safetensors.torch import load_file
+from transformers import MistralForCausalLM
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import make_model_fixtures  # noqa: E402
@@ -103,6 +104,27 @@ def test_wrong_config_names_the_tensor(fixtures, run_abmll, tmp_path):
     result = run_abmll("logits", "--model", folder, "--out", tmp_path / "x.safetensors", "--ids", "1,2,3")
     assert result.returncode == 2, result.stderr
     assert "config.json" in result.stderr and "gemma" in result.stderr
+
+
+def test_sliding_window_is_held_to(fixtures, run_abmll, tmp_path, source_dir):
+    """mistral_v01's window is 11 tokens: the sequences above fit and match transformers; one token more would
+    attend differently in transformers, and abmll (which computes causal attention) refuses it, as it refuses a run
+    whose model.max_length exceeds the window before reading any weight."""
+    folder = fixtures["mistral_v01"]
+    ids = torch.tensor([make_model_fixtures.SEQ_A + [5]])
+    windowed = MistralForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    causal = MistralForCausalLM.from_pretrained(folder, dtype=torch.float32, sliding_window=None).eval()
+    with torch.no_grad():
+        assert (windowed(input_ids=ids).logits - causal(input_ids=ids).logits).abs().max() > 1e-2
+    result = run_abmll("logits", "--model", folder, "--out", tmp_path / "x.safetensors", "--ids", ids_flag(ids[0]))
+    assert result.returncode == 2, result.stderr
+    assert "a sequence of 12 tokens reaches past the model's sliding window of 11" in result.stderr
+
+    result = run_abmll("meta-train", "--config", source_dir / "configs/demo.yaml", "--set", f"model.path={folder}",
+                       "--set", "model.max_length=12", "--out", tmp_path / "run")
+    assert result.returncode == 2, result.stderr
+    assert (f"model.max_length: 12 tokens reach past the sliding window of 11 ({folder / 'config.json'}: "
+            "sliding_window)") in result.stderr
 
 
 def test_bad_ids_are_input_errors(fixtures, run_abmll, tmp_path):
