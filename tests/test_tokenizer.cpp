@@ -219,7 +219,10 @@ TEST_CASE("tokenizer: unsupported components are errors naming them", "[tokenize
   CHECK_THAT(message_for("pre_tokenizer", {{"type", "Metaspace"}, {"replacement", "_"}, {"add_prefix_space", false}}),
              Catch::Contains("add_prefix_space is false but prepend_scheme is 'always'"));
   CHECK_THAT(message_for("pre_tokenizer", {{"type", "Metaspace"}, {"replacement", "_"}, {"prepend_scheme", "last"}}),
-             Catch::Contains("prepend_scheme 'last' is not one of always, first, never"));
+             Catch::Contains("pre_tokenizer Metaspace prepend_scheme 'last' is not one of always, first, never"));
+  CHECK_THAT(message_for("decoder", {{"type", "Metaspace"}, {"replacement", "_"}, {"add_prefix_space", false},
+                                     {"prepend_scheme", "first"}}),
+             Catch::Contains("decoder Metaspace add_prefix_space is false but prepend_scheme is 'first'"));
   CHECK_THAT(message_for("normalizer", {{"type", "Replace"}, {"pattern", {{"String", ""}}}, {"content", "x"}}),
              Catch::Contains("normalizer Replace has an empty String pattern"));
   CHECK_THAT(message_for("decoder", {{"type", "Replace"}, {"pattern", {{"Glob", "*"}}}, {"content", "x"}}),

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "text/byte_level.h"
+#include "text/pre_tokenizer.h"
 #include "text/utf8.h"
 #include "util/error.h"
 
@@ -72,14 +73,7 @@ void Decoder::add_steps(const nlohmann::json& j, std::vector<Step>& steps) {
   } else if (type == "Metaspace") {
     step.kind = Step::Kind::metaspace;
     step.text = one_character(j, "replacement", "decoder Metaspace");
-    const std::string scheme = j.value("prepend_scheme", std::string("always"));
-    if (scheme != "always" && scheme != "first" && scheme != "never")
-      throw InputError("decoder Metaspace prepend_scheme '" + scheme + "' is not one of always, first, never");
-    const bool no_prefix = j.contains("add_prefix_space") && !j.at("add_prefix_space").is_null() &&
-                           !j.at("add_prefix_space").get<bool>();
-    if (no_prefix && scheme != "never")
-      throw InputError("decoder Metaspace add_prefix_space is false but prepend_scheme is '" + scheme + "'");
-    step.drop_first = scheme != "never";
+    step.drop_first = PreTokenizer::metaspace_prepend(j, "decoder Metaspace") != PreTokenizer::Prepend::never;
   } else {
     throw InputError("decoder type '" + type +
                      "' is not supported (supported: ByteLevel, Replace, ByteFallback, Fuse, Strip, Metaspace, "

@@ -51,21 +51,6 @@ PreTokenizer::Behavior parse_behavior(const std::string& name) {
                    "' is not supported (supported: Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous)");
 }
 
-// Metaspace's prepend_scheme, with the older add_prefix_space flag read as the reference reads it: false demands
-// "never" (an absent prepend_scheme means "always", so false alone is refused, as by the reference).
-PreTokenizer::Prepend parse_prepend(const nlohmann::json& j) {
-  const std::string scheme = j.value("prepend_scheme", std::string("always"));
-  PreTokenizer::Prepend prepend;
-  if (scheme == "always") prepend = PreTokenizer::Prepend::always;
-  else if (scheme == "first") prepend = PreTokenizer::Prepend::first;
-  else if (scheme == "never") prepend = PreTokenizer::Prepend::never;
-  else throw InputError("Metaspace prepend_scheme '" + scheme + "' is not one of always, first, never");
-  if (j.contains("add_prefix_space") && !j.at("add_prefix_space").is_null() && !j.at("add_prefix_space").get<bool>() &&
-      prepend != PreTokenizer::Prepend::never)
-    throw InputError("Metaspace add_prefix_space is false but prepend_scheme is '" + scheme + "'");
-  return prepend;
-}
-
 // Metaspace's replacement: exactly one character.
 std::string parse_replacement(const nlohmann::json& j) {
   std::string r = j.at("replacement").get<std::string>();
@@ -75,6 +60,21 @@ std::string parse_replacement(const nlohmann::json& j) {
 }
 
 }  // namespace
+
+// add_prefix_space false demands "never": an absent prepend_scheme means "always", so false alone is refused, as by
+// the reference.
+PreTokenizer::Prepend PreTokenizer::metaspace_prepend(const nlohmann::json& j, std::string_view component) {
+  const std::string scheme = j.value("prepend_scheme", std::string("always"));
+  Prepend prepend;
+  if (scheme == "always") prepend = Prepend::always;
+  else if (scheme == "first") prepend = Prepend::first;
+  else if (scheme == "never") prepend = Prepend::never;
+  else throw InputError(std::string(component) + " prepend_scheme '" + scheme + "' is not one of always, first, never");
+  if (j.contains("add_prefix_space") && !j.at("add_prefix_space").is_null() && !j.at("add_prefix_space").get<bool>() &&
+      prepend != Prepend::never)
+    throw InputError(std::string(component) + " add_prefix_space is false but prepend_scheme is '" + scheme + "'");
+  return prepend;
+}
 
 void PreTokenizer::add_steps(const nlohmann::json& j, std::vector<Step>& steps) {
   const std::string type = j.at("type").get<std::string>();
@@ -95,7 +95,7 @@ void PreTokenizer::add_steps(const nlohmann::json& j, std::vector<Step>& steps) 
   } else if (type == "Metaspace") {
     step.kind = Step::Kind::metaspace;
     step.replacement = parse_replacement(j);
-    step.prepend = parse_prepend(j);
+    step.prepend = metaspace_prepend(j, "pre_tokenizer Metaspace");
     step.split_on_replacement = j.value("split", true);
     step.pattern = Pattern::from_json({{"String", step.replacement}}, "pre_tokenizer Metaspace");
   } else {

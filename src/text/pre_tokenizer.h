@@ -29,6 +29,11 @@ class PreTokenizer {
   // unsupported type, behavior or bad pattern.
   static PreTokenizer from_json(const nlohmann::json& j);
 
+  // Metaspace's prepend_scheme in a pre-tokenizer or decoder entry (default "always"), with the older
+  // add_prefix_space flag read as the reference reads it. Throws InputError for another scheme, or a false
+  // add_prefix_space beside a scheme other than "never", naming `component` in the message.
+  static Prepend metaspace_prepend(const nlohmann::json& j, std::string_view component);
+
   // Splits `text` (valid UTF-8) into non-empty pieces, appended to `pieces` in order. `at_input_start`: `text`
   // begins the input (no added token before it), which Metaspace's prepend_scheme "first" asks.
   void split(std::string_view text, bool at_input_start, std::vector<std::string>& pieces) const;
