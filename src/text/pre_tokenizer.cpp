@@ -160,16 +160,19 @@ void PreTokenizer::apply_split(const Step& step, const Piece& piece, std::vector
 }
 
 void PreTokenizer::apply_byte_level(const Step& step, const Piece& piece, std::vector<Piece>& out) {
-  Piece prefixed = piece;
-  if (step.add_prefix_space && (piece.text.empty() || piece.text.front() != ' ')) prefixed.text = ' ' + piece.text;
+  // The piece is copied only when a space is put in front (Llama-3 and Qwen2 put none).
+  Piece with_space;
+  const bool prefix = step.add_prefix_space && (piece.text.empty() || piece.text.front() != ' ');
+  if (prefix) with_space = {' ' + piece.text, piece.at_input_start};
+  const Piece& text = prefix ? with_space : piece;
   if (!step.use_regex) {
-    if (!prefixed.text.empty()) out.push_back({byte_level::encode(prefixed.text), prefixed.at_input_start});
+    if (!text.text.empty()) out.push_back({byte_level::encode(text.text), text.at_input_start});
     return;
   }
   std::vector<Piece> words;
   Step isolate;
   isolate.pattern = step.pattern;
-  apply_split(isolate, prefixed, words);
+  apply_split(isolate, text, words);
   for (auto& w : words) out.push_back({byte_level::encode(w.text), w.at_input_start});
 }
 
