@@ -1,6 +1,7 @@
-// The decoder's memory-lean autograd functions (model/swiglu.h, model/rms_norm.h) against the chains of ATen ops
-// they replace: values and gradients in float32 and bfloat16 (rounded where the chain rounds), first and second
-// derivatives in float64; on a GPU too (RMSNorm runs ATen's fused kernels there, SwiGLU and RoPE abmll's).
+// The decoder's memory-lean autograd functions (model/swiglu.h, model/rms_norm.h, in Llama's and Gemma's orders)
+// against the chains of ATen ops they replace: values and gradients in float32 and bfloat16 (rounded where the chain
+// rounds), first and second derivatives in float64; on a GPU too (RMSNorm runs ATen's fused kernels there, SwiGLU and
+// RoPE abmll's).
 #include <catch2/catch.hpp>
 
 #include <ATen/ATen.h>
@@ -26,6 +27,12 @@ double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
 at::Tensor rms_norm_chain(const at::Tensor& x, const at::Tensor& weight, double eps) {
   const at::Tensor h = x.to(at::promote_types(x.scalar_type(), at::kFloat));
   return weight * (h * at::rsqrt(h.pow(2).mean(-1, true) + eps)).to(x.scalar_type());
+}
+
+// transformers' GemmaRMSNorm as ATen ops: the weight (its 1 + w, float32) applied before rounding.
+at::Tensor gemma_rms_norm_chain(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  const at::Tensor h = x.to(at::promote_types(x.scalar_type(), at::kFloat));
+  return (h * at::rsqrt(h.pow(2).mean(-1, true) + eps) * weight).to(x.scalar_type());
 }
 
 at::Tensor swiglu_chain(const at::Tensor& gate, const at::Tensor& up) { return at::silu(gate) * up; }
@@ -194,6 +201,14 @@ void check_rms_norm(const at::Device& device) {
     INFO("width " << width << (weight_grad ? ", with the weight's gradient" : ""));
     check_against_chain([&] { return rms_norm(x, weight, 1e-5); }, [&] { return rms_norm_chain(x, weight, 1e-5); },
                         inputs, tolerance);
+    // Gemma's order, with the weight in float32 (float64 for float64 inputs).
+    INFO("weight applied before rounding");
+    const at::Tensor wide_weight =
+        weight.detach().to(at::promote_types(dtype, at::kFloat)).requires_grad_(weight_grad);
+    inputs.resize(1);
+    if (weight_grad) inputs.push_back(wide_weight);
+    check_against_chain([&] { return rms_norm(x, wide_weight, 1e-5, /*scale_before_rounding=*/true); },
+                        [&] { return gemma_rms_norm_chain(x, wide_weight, 1e-5); }, inputs, tolerance);
   }
   // The output keeps x's dtype with a weight of the same dtype.
   const at::Tensor xb = at::randn({2, 3}).to(device, at::kBFloat16);

@@ -34,6 +34,27 @@ json llama31_config() {
   })");
 }
 
+// Gemma-7B's config.json (its sizes shrunk): the legacy "gelu", no head_dim (GemmaConfig's default is 256).
+json gemma_config() {
+  return json::parse(R"({
+    "architectures": ["GemmaForCausalLM"], "model_type": "gemma", "hidden_act": "gelu", "hidden_size": 64,
+    "intermediate_size": 96, "num_attention_heads": 4, "num_hidden_layers": 2, "num_key_value_heads": 4,
+    "vocab_size": 300, "rms_norm_eps": 1e-06, "rope_theta": 10000.0, "torch_dtype": "bfloat16"
+  })");
+}
+
+// Gemma-2-9B's config.json (its sizes shrunk), as released: no layer_types.
+json gemma2_config() {
+  return json::parse(R"({
+    "architectures": ["Gemma2ForCausalLM"], "model_type": "gemma2", "attn_logit_softcapping": 50.0,
+    "final_logit_softcapping": 30.0, "head_dim": 16, "hidden_act": "gelu_pytorch_tanh",
+    "hidden_activation": "gelu_pytorch_tanh", "hidden_size": 64, "intermediate_size": 96,
+    "max_position_embeddings": 8192, "num_attention_heads": 4, "num_hidden_layers": 3, "num_key_value_heads": 2,
+    "query_pre_attn_scalar": 144, "rms_norm_eps": 1e-06, "rope_theta": 10000.0, "sliding_window": 4096,
+    "vocab_size": 300, "torch_dtype": "float32"
+  })");
+}
+
 json qwen2_config() {
   return json::parse(R"({
     "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": 64, "intermediate_size": 96,
@@ -198,15 +219,68 @@ TEST_CASE("model config: Qwen3 normalises each query and key head; head_dim defa
   }
 }
 
+TEST_CASE("model config: Gemma and Gemma-2, their defaults and their refusals", "[model]") {
+  ModelConfig c = parse_model_config(gemma_config(), "dir/config.json");
+  CHECK(c.architecture == Architecture::gemma);
+  CHECK(c.head_dim == 256);  // not hidden / heads = 16
+  CHECK(c.attention_scale == Approx(1.0 / 16));
+  CHECK(c.activation == Activation::gelu_tanh);  // the legacy "gelu", as GemmaConfig rewrites it
+  CHECK(c.tie_word_embeddings);
+  CHECK(c.max_position_embeddings == 8192);
+  CHECK((c.scaled_embeddings && c.unit_offset_norms));
+  CHECK((!c.output_norms && c.attention_softcap == 0.0 && c.logit_softcap == 0.0 && c.sliding_window == 0));
+  CHECK(!has_spec(weight_specs(c), "model.layers.0.pre_feedforward_layernorm.weight"));
+  json j = gemma_config();
+  j["hidden_act"] = "silu";
+  require_input_error(j, {"dir/config.json", "hidden_act", "silu", "gelu_pytorch_tanh"});
+  j = gemma_config();
+  j["use_bidirectional_attention"] = true;
+  require_input_error(j, {"dir/config.json", "use_bidirectional_attention"});
+
+  c = parse_model_config(gemma2_config(), "dir/config.json");
+  CHECK(c.architecture == Architecture::gemma2);
+  CHECK(c.attention_scale == Approx(1.0 / 12));  // query_pre_attn_scalar^-1/2, not head_dim^-1/2
+  CHECK((c.attention_softcap == 50.0 && c.logit_softcap == 30.0));
+  CHECK(c.sliding_window == 4096);  // layers 0 and 2 slide
+  CHECK((c.output_norms && c.unit_offset_norms && c.scaled_embeddings && c.tie_word_embeddings));
+  CHECK(c.activation == Activation::gelu_tanh);
+  const auto specs = weight_specs(c);
+  CHECK(has_spec(specs, "model.layers.2.pre_feedforward_layernorm.weight"));
+  CHECK(has_spec(specs, "model.layers.2.post_feedforward_layernorm.weight"));
+  CHECK(!has_spec(specs, "lm_head.weight"));
+  j = gemma2_config();
+  j["hidden_activation"] = "gelu";  // Gemma-2 reads it as the exact GELU
+  CHECK(parse_model_config(j, "dir/config.json").activation == Activation::gelu);
+  j["hidden_activation"] = "relu";
+  require_input_error(j, {"dir/config.json", "hidden_activation", "relu"});
+  // Caps: absent gives the defaults, null none; the window only where a layer slides.
+  j = gemma2_config();
+  j.erase("attn_logit_softcapping");
+  j["final_logit_softcapping"] = nullptr;
+  j["layer_types"] = {"full_attention", "full_attention", "full_attention"};
+  c = parse_model_config(j, "dir/config.json");
+  CHECK((c.attention_softcap == 50.0 && c.logit_softcap == 0.0 && c.sliding_window == 0));
+  j["final_logit_softcapping"] = -1.0;
+  require_input_error(j, {"dir/config.json", "final_logit_softcapping", "positive"});
+  j = gemma2_config();
+  j["layer_types"] = {"full_attention", "sliding_attention"};
+  require_input_error(j, {"dir/config.json", "layer_types", "num_hidden_layers=3"});
+  j["layer_types"] = {"full_attention", "chunked_attention", "full_attention"};
+  require_input_error(j, {"dir/config.json", "layer_types", "chunked_attention"});
+  j = gemma2_config();
+  j["query_pre_attn_scalar"] = 0;
+  require_input_error(j, {"dir/config.json", "query_pre_attn_scalar", "positive"});
+}
+
 TEST_CASE("model config: unsupported or inconsistent configs name the file, the field and the value", "[model]") {
   json j = llama31_config();
-  j["architectures"] = {"GemmaForCausalLM"};
-  require_input_error(j, {"dir/config.json", "architectures", "GemmaForCausalLM"});
+  j["architectures"] = {"Gemma3ForCausalLM"};
+  require_input_error(j, {"dir/config.json", "architectures", "Gemma3ForCausalLM"});
 
   j = llama31_config();
-  j["model_type"] = "gemma";
+  j["model_type"] = "gemma3_text";
   j.erase("architectures");
-  require_input_error(j, {"dir/config.json", "model_type", "gemma"});
+  require_input_error(j, {"dir/config.json", "model_type", "gemma3_text", "\"gemma2\""});
 
   // Mistral is read as Llama's math; v0.1's sliding window (4096) is kept, for the decoder to hold sequences to it.
   j = llama31_config();

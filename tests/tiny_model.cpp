@@ -18,6 +18,7 @@ const char* to_string(TinyModel kind) {
     case TinyModel::llama31: return "llama3.1";
     case TinyModel::qwen2: return "qwen2";
     case TinyModel::qwen3: return "qwen3";
+    case TinyModel::gemma2: return "gemma2";
   }
   return "?";
 }
@@ -44,11 +45,20 @@ void write_tiny_model(const std::filesystem::path& dir, TinyModel kind) {
       j["model_type"] = "qwen3";
       j["head_dim"] = 12;
       break;
+    case TinyModel::gemma2:
+      j["architectures"] = {"Gemma2ForCausalLM"};
+      j["model_type"] = "gemma2";
+      j["head_dim"] = 8;
+      j["query_pre_attn_scalar"] = 6;
+      j["attn_logit_softcapping"] = 1.5;
+      j["final_logit_softcapping"] = 2.0;
+      break;
   }
   std::filesystem::create_directories(dir);
   write_text(dir / "config.json", j.dump());
   const model::ModelConfig c = model::parse_model_config(j);
-  at::manual_seed(kind == TinyModel::llama31 ? 2 : kind == TinyModel::qwen2 ? 1 : 3);
+  const int seeds[] = {2, 1, 3, 4};  // by TinyModel
+  at::manual_seed(seeds[static_cast<int>(kind)]);
   io::NamedTensors tensors;
   for (const auto& s : model::weight_specs(c))
     tensors.emplace_back(s.name, at::randn(s.shape, at::kFloat) * 0.2 + (s.shape.size() == 1 ? 1.0 : 0.0));

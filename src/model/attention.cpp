@@ -5,6 +5,9 @@
 #include <ATen/ops/_scaled_dot_product_attention_math.h>
 #include <ATen/ops/logical_not.h>
 #include <ATen/ops/masked_fill.h>
+#include <ATen/ops/matmul.h>
+#include <ATen/ops/ones.h>
+#include <ATen/ops/softmax.h>
 #include <ATen/ops/zeros.h>
 #include <ATen/ops/scaled_dot_product_attention.h>
 
@@ -14,6 +17,7 @@
 
 #include "model/rms_norm.h"
 #include "model/rope.h"
+#include "model/soft_cap.h"
 
 namespace abmll::model {
 namespace {
@@ -25,6 +29,21 @@ at::Tensor repeat_kv(const at::Tensor& x, int64_t n) {
   if (n == 1) return x;
   const int64_t b = x.size(0), h = x.size(1), t = x.size(2), d = x.size(3);
   return x.unsqueeze(2).expand({b, h, n, t, d}).reshape({b, h * n, t, d});
+}
+
+// Gemma-2's attention with soft-capped scores, as transformers' eager attention computes it: scores in q's dtype,
+// capped, masked, softmax in float32 (float64 for float64) rounded back to q's dtype, then the weighted values. No SDPA
+// kernel caps scores, so this is unfused: it keeps [B, H, T, T] scores and weights for backward, and is differentiable
+// twice. q [B, H, T, Dh], k and v [B, H, T, Dh] (kv heads repeated), pattern [B, 1, T, T] bool or undefined (causal).
+at::Tensor softcapped_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                const at::Tensor& pattern, double scale, double cap) {
+  at::Tensor scores = soft_cap(at::matmul(q, k.transpose(-2, -1)) * scale, cap);  // [B, H, T, T]
+  const int64_t t = q.size(2);
+  const at::Tensor allowed = pattern.defined() ? pattern : at::ones({t, t}, q.options().dtype(at::kBool)).tril();
+  scores = scores.masked_fill(allowed.logical_not(), -INFINITY);  // every row keeps an entry (padding.h)
+  // float32 (float64 stays float64: the gradient checks)
+  const at::ScalarType softmax_type = at::promote_types(q.scalar_type(), at::kFloat);
+  return at::matmul(at::softmax(scores, -1, softmax_type).to(q.scalar_type()), v);
 }
 
 }  // namespace
@@ -46,10 +65,12 @@ at::Tensor attention(const at::Tensor& x, const AttentionWeights& w, const Model
   q = apply_rope(q, cos, sin);
   k = apply_rope(k, cos, sin);
   const int64_t groups = config.num_heads / config.num_kv_heads;
-  const double scale = std::pow(static_cast<double>(dh), -0.5);
+  const double scale = config.attention_scale > 0.0 ? config.attention_scale : std::pow(static_cast<double>(dh), -0.5);
   at::Tensor out;
   const bool causal = !pattern.defined();
-  if (twice_differentiable) {
+  if (config.attention_softcap > 0.0) {
+    out = softcapped_attention(q, repeat_kv(k, groups), repeat_kv(v, groups), pattern, scale, config.attention_softcap);
+  } else if (twice_differentiable) {
     // The math kernel adds its mask to the scores: a boolean pattern must become 0 / -inf first (the public
     // scaled_dot_product_attention converts it; this internal entry point does not).
     std::optional<at::Tensor> additive;

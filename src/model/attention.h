@@ -1,7 +1,7 @@
-// Grouped-query self-attention of Llama / Qwen2 / Qwen3: q/k/v projections, (Qwen3) RMSNorm of each query and key
-// head, RoPE on q and k, causal + padding mask, softmax(q k^T / sqrt(Dh)) v through
-// at::scaled_dot_product_attention, and the output projection. Hkv key/value heads are each shared by H / Hkv query
-// heads.
+// Grouped-query self-attention of Llama / Qwen2 / Qwen3 / Mistral / Gemma: q/k/v projections, (Qwen3) RMSNorm of
+// each query and key head, RoPE on q and k, causal + padding mask, softmax(q k^T / sqrt(Dh)) v through
+// at::scaled_dot_product_attention (Gemma-2: another scale, and soft-capped scores through an unfused path), and the
+// output projection. Hkv key/value heads are each shared by H / Hkv query heads.
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -1,6 +1,7 @@
-// The decoder's forward pass (see decoder.h): embeddings, L pre-norm blocks
-//   h = h + attention(rms_norm(h)),  h = h + mlp(rms_norm(h)),
-// then the final RMSNorm; logits are the lm_head projection of chosen rows.
+// The decoder's forward pass (see decoder.h): embeddings (Gemma: times sqrt(D)), L pre-norm blocks
+//   h = h + attention(rms_norm(h)),  h = h + mlp(rms_norm(h))
+// (Gemma-2: each block's output normed too before it is added, h = h + rms_norm(attention(rms_norm(h))), ...),
+// then the final RMSNorm; logits are the lm_head projection of chosen rows (Gemma-2: soft-capped).
 #include "model/decoder.h"
 
 #include <ATen/TensorOperators.h>
@@ -8,9 +9,11 @@
 #include <ATen/ops/embedding.h>
 #include <ATen/ops/linear.h>
 #include <ATen/ops/ones_like.h>
+#include <ATen/ops/scalar_tensor.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <cmath>
 #include <tuple>
 #include <vector>
 
@@ -19,6 +22,7 @@
 #include "model/padding.h"
 #include "model/rms_norm.h"
 #include "model/rope.h"
+#include "model/soft_cap.h"
 #include "util/error.h"
 
 namespace abmll::model {
@@ -79,27 +83,42 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layo
   const at::Tensor ids = input_ids.to(device());
 
   at::Tensor h = at::embedding(weights_.embed_tokens, ids);  // [B, T, D]
+  if (config_.scaled_embeddings) {
+    // sqrt(D) as a float32 scalar rounded to the weights' dtype, as Gemma's embedding multiplies by it (in bfloat16,
+    // sqrt(3584) = 59.87 becomes 60).
+    h = h * at::scalar_tensor(std::sqrt(static_cast<double>(config_.hidden_size)), at::kFloat)
+                .to(h.device(), h.scalar_type());
+  }
   at::Tensor cos = layout.cos, sin = layout.sin;  // [B, T, Dh]
   if (!cos.defined() || cos.scalar_type() != h.scalar_type() || cos.device() != h.device())
     std::tie(cos, sin) = rope_tables(layout.positions.to(device()), inv_freq_, h.scalar_type());
   // [B, 1, T, T], or undefined for plain causal attention
   const at::Tensor pattern = layout.causal ? at::Tensor() : layout.pattern.to(device());
   const double eps = config_.rms_norm_eps;
+  const bool unit_offset = config_.unit_offset_norms;
   std::vector<at::Tensor> trainable;  // what checkpointed layers pass gradients to, besides their input
   const bool checkpoint = options.checkpoint_layers && !options.double_backward;
   if (checkpoint && adapter != nullptr) trainable = adapter->trainable_tensors();
   for (int64_t i = 0; i < config_.num_layers; ++i) {
     // Captures by value what may go out of scope before backward (tensors are shared, not copied).
-    Block block = [this, i, cos, sin, pattern, adapter, eps, twice = options.double_backward](const at::Tensor& x) {
+    Block block = [this, i, cos, sin, pattern, adapter, eps, unit_offset,
+                   twice = options.double_backward](const at::Tensor& x) {
       const LayerWeights& layer = weights_.layers[static_cast<std::size_t>(i)];
-      at::Tensor y = x + attention(rms_norm(x, layer.input_norm, eps), layer.attention, config_, i, cos, sin, pattern,
-                                   adapter, twice);
-      return y + mlp(rms_norm(y, layer.post_attention_norm, eps), layer.mlp, i, adapter);
+      // An output norm (Gemma-2) when the layer has one.
+      auto output_norm = [&](const at::Tensor& out, const at::Tensor& weight) {
+        return weight.defined() ? rms_norm(out, weight, eps, unit_offset) : out;
+      };
+      at::Tensor y = x + output_norm(attention(rms_norm(x, layer.input_norm, eps, unit_offset), layer.attention,
+                                               config_, i, cos, sin, pattern, adapter, twice),
+                                     layer.attention_output_norm);
+      return y + output_norm(mlp(rms_norm(y, layer.mlp_input_norm, eps, unit_offset), layer.mlp,
+                                 config_.activation, i, adapter),
+                             layer.mlp_output_norm);
     };
     const bool recompute = checkpoint && (options.checkpointed_layers < 0 || i < options.checkpointed_layers);
     h = recompute ? checkpointed(std::move(block), h, trainable) : block(h);
   }
-  return rms_norm(h, weights_.norm, eps);
+  return rms_norm(h, weights_.norm, eps, unit_offset);
 }
 
 TokenLayout Decoder::with_rope(const TokenLayout& layout) const {
@@ -110,7 +129,9 @@ TokenLayout Decoder::with_rope(const TokenLayout& layout) const {
   return out;
 }
 
-at::Tensor Decoder::logits(const at::Tensor& hidden) const { return at::linear(hidden, weights_.lm_head); }
+at::Tensor Decoder::logits(const at::Tensor& hidden) const {
+  return soft_cap(at::linear(hidden, weights_.lm_head), config_.logit_softcap);
+}
 
 at::Tensor Decoder::logits_at(const at::Tensor& hidden, const at::Tensor& batch_index,
                               const at::Tensor& time_index) const {

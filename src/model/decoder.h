@@ -1,6 +1,6 @@
-// A Llama / Qwen2 / Qwen3 decoder from a Hugging Face model folder (config.json + safetensors), computing what
-// transformers' Llama-, Qwen2- and Qwen3ForCausalLM compute, with frozen base weights and an adapter seam
-// (LinearAdapter) on every projection.
+// A Llama / Qwen2 / Qwen3 / Mistral / Gemma / Gemma-2 decoder from a Hugging Face model folder (config.json +
+// safetensors), computing what transformers' ...ForCausalLM classes compute, with frozen base weights and an adapter
+// seam (LinearAdapter) on every projection.
 //
 // Dimension letters: B batch, T sequence length, D hidden size, V vocabulary, N selected positions.
 #pragma once
@@ -56,7 +56,7 @@ class Decoder {
   // `layout` on device() with its RoPE tables, for a batch that is run many times (the inner steps).
   TokenLayout with_rope(const TokenLayout& layout) const;
 
-  // hidden [..., D] -> logits [..., V] in dtype().
+  // hidden [..., D] -> logits [..., V] in dtype(), soft-capped when the model caps them (Gemma-2).
   at::Tensor logits(const at::Tensor& hidden) const;
   // Logits at selected positions only (the vocabulary projection dominates memory for large V):
   // hidden [B, T, D], batch_index [N], time_index [N] (int64) -> [N, V].

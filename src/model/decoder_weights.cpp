@@ -6,6 +6,8 @@
 #include <ATen/core/grad_mode.h>
 #include <ATen/ops/normal.h>
 #include <ATen/ops/ones.h>
+#include <ATen/ops/zeros.h>
+#include <ATen/TensorOperators.h>
 #include <fmt/format.h>
 
 #include <map>
@@ -21,6 +23,12 @@ namespace {
 // DecoderWeights from tensors by their checkpoint names (every name of weight_specs(config)).
 DecoderWeights assemble(const ModelConfig& config, const std::map<std::string, at::Tensor>& loaded) {
   auto take = [&](const std::string& name) { return loaded.at(name); };
+  // Gemma's norms scale by 1 + w, the 1 added in float32 (float64 stays float64) as GemmaRMSNorm adds it: kept in
+  // that form.
+  auto norm = [&](const std::string& name) {
+    const at::Tensor w = take(name);
+    return config.unit_offset_norms ? w.to(at::promote_types(w.scalar_type(), at::kFloat)) + 1.0 : w;
+  };
   auto projection = [&](int64_t layer, Projection p) {
     const std::string path = projection_path(layer, p);
     LinearWeights w{take(path + ".weight"), {}};
@@ -32,16 +40,22 @@ DecoderWeights assemble(const ModelConfig& config, const std::map<std::string, a
   for (int64_t i = 0; i < config.num_layers; ++i) {
     const std::string prefix = fmt::format("model.layers.{}.", i);
     LayerWeights layer;
-    layer.input_norm = take(prefix + "input_layernorm.weight");
+    layer.input_norm = norm(prefix + "input_layernorm.weight");
     layer.attention = {projection(i, Projection::q), projection(i, Projection::k), projection(i, Projection::v),
                        projection(i, Projection::o),
                        config.qk_norm ? take(prefix + "self_attn.q_norm.weight") : at::Tensor(),
                        config.qk_norm ? take(prefix + "self_attn.k_norm.weight") : at::Tensor()};
-    layer.post_attention_norm = take(prefix + "post_attention_layernorm.weight");
+    if (config.output_norms) {
+      layer.attention_output_norm = norm(prefix + "post_attention_layernorm.weight");
+      layer.mlp_input_norm = norm(prefix + "pre_feedforward_layernorm.weight");
+      layer.mlp_output_norm = norm(prefix + "post_feedforward_layernorm.weight");
+    } else {
+      layer.mlp_input_norm = norm(prefix + "post_attention_layernorm.weight");
+    }
     layer.mlp = {projection(i, Projection::gate), projection(i, Projection::up), projection(i, Projection::down)};
     w.layers.push_back(std::move(layer));
   }
-  w.norm = take("model.norm.weight");
+  w.norm = norm("model.norm.weight");
   w.lm_head = config.tie_word_embeddings ? w.embed_tokens : take("lm_head.weight");
   return w;
 }
@@ -94,8 +108,10 @@ DecoderWeights random_decoder_weights(const ModelConfig& config, const WeightOpt
   for (const auto& spec : weight_specs(config)) {
     const bool norm = spec.name.size() > 7 && spec.name.compare(spec.name.size() - 7, 7, ".weight") == 0 &&
                       spec.shape.size() == 1;
-    made[spec.name] = norm ? at::ones(spec.shape, tensor_options)
-                           : at::normal(0.0, 0.02, spec.shape, generator, tensor_options);
+    // A norm's stored weight is its scale, or for Gemma's (1 + w) norms 0 (as transformers initialises them).
+    made[spec.name] = !norm ? at::normal(0.0, 0.02, spec.shape, generator, tensor_options)
+                      : config.unit_offset_norms ? at::zeros(spec.shape, tensor_options)
+                                                 : at::ones(spec.shape, tensor_options);
   }
   return assemble(config, made);
 }

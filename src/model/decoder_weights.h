@@ -17,11 +17,15 @@
 
 namespace abmll::model {
 
+// A norm weight is as stored, in the model's dtype, or with config.unit_offset_norms (Gemma) the scale it stands
+// for, 1 + w, in float32 (the reference adds the 1 in float32).
 struct LayerWeights {
-  at::Tensor input_norm;           // [D]
+  at::Tensor input_norm;             // [D]
   AttentionWeights attention;
-  at::Tensor post_attention_norm;  // [D]
+  at::Tensor attention_output_norm;  // [D] Gemma-2's post_attention_layernorm, on the attention's output (else none)
+  at::Tensor mlp_input_norm;         // [D] post_attention_layernorm (Gemma-2: pre_feedforward_layernorm)
   MlpWeights mlp;
+  at::Tensor mlp_output_norm;        // [D] Gemma-2's post_feedforward_layernorm; else undefined
 };
 
 struct DecoderWeights {
@@ -43,7 +47,7 @@ DecoderWeights load_decoder_weights(const io::TensorStore& store, const ModelCon
                                     const WeightOptions& options);
 
 // Random weights of the shape `config` implies, made directly on options.device in options.dtype (float32 when
-// unset): every matrix and bias N(0, 0.02^2) (transformers' default initializer_range), every norm weight 1, drawn
+// unset): every matrix and bias N(0, 0.02^2) (transformers' default initializer_range), every norm a scale of 1, drawn
 // from a generator seeded with `seed`. For benchmarks of a model shape whose weights are not at hand (an 8B model
 // is made in seconds on a GPU instead of read from 16 GB of files); never for results.
 DecoderWeights random_decoder_weights(const ModelConfig& config, const WeightOptions& options, std::uint64_t seed);

@@ -1,4 +1,5 @@
-// The SwiGLU feed-forward block of Llama / Qwen2 / Qwen3: down(silu(gate(x)) * up(x)).
+// The gated feed-forward block: down(act(gate(x)) * up(x)), act SiLU (SwiGLU: Llama, Qwen, Mistral) or GELU (GeGLU:
+// Gemma).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -6,6 +7,7 @@
 #include <cstdint>
 
 #include "model/linear.h"
+#include "model/model_config.h"
 
 namespace abmll::model {
 
@@ -16,6 +18,7 @@ struct MlpWeights {
 };
 
 // x [B, T, D] -> [B, T, D]. Each projection goes through linear() at (layer, gate/up/down).
-at::Tensor mlp(const at::Tensor& x, const MlpWeights& w, int64_t layer, const LinearAdapter* adapter);
+at::Tensor mlp(const at::Tensor& x, const MlpWeights& w, Activation activation, int64_t layer,
+               const LinearAdapter* adapter);
 
 }  // namespace abmll::model

@@ -1,6 +1,5 @@
-// Parsing config.json (see model_config.h). Defaults follow transformers' LlamaConfig / Qwen2Config / Qwen3Config
-// for the fields
-// real checkpoints sometimes leave out; the sizes themselves are required.
+// Parsing config.json (see model_config.h). Defaults follow transformers' LlamaConfig / Qwen2Config / Qwen3Config /
+// GemmaConfig / Gemma2Config for the fields real checkpoints sometimes leave out; the sizes themselves are required.
 #include "model/model_config.h"
 
 #include <fmt/format.h>
@@ -79,31 +78,44 @@ class Fields {
   std::string source_;
 };
 
+// Each architecture's model_type and its class in `architectures`.
+struct ArchitectureName {
+  Architecture architecture;
+  const char* model_type;
+  const char* class_name;
+};
+constexpr ArchitectureName kArchitectures[] = {
+    {Architecture::llama, "llama", "LlamaForCausalLM"},       {Architecture::qwen2, "qwen2", "Qwen2ForCausalLM"},
+    {Architecture::qwen3, "qwen3", "Qwen3ForCausalLM"},       {Architecture::mistral, "mistral", "MistralForCausalLM"},
+    {Architecture::gemma, "gemma", "GemmaForCausalLM"},       {Architecture::gemma2, "gemma2", "Gemma2ForCausalLM"},
+};
+
+std::string supported_list(const char* ArchitectureName::*field) {
+  std::string out;
+  for (const auto& a : kArchitectures) out += fmt::format("{}\"{}\"", out.empty() ? "" : ", ", a.*field);
+  return out;
+}
+
 Architecture parse_architecture(const Fields& f) {
   std::optional<Architecture> from_type, from_list;
   if (f.has("model_type")) {
     const std::string type = f.string("model_type", "");
-    if (type == "llama") from_type = Architecture::llama;
-    else if (type == "qwen2") from_type = Architecture::qwen2;
-    else if (type == "qwen3") from_type = Architecture::qwen3;
-    else if (type == "mistral") from_type = Architecture::mistral;
-    else
+    for (const auto& a : kArchitectures)
+      if (type == a.model_type) from_type = a.architecture;
+    if (!from_type)
       f.fail("model_type",
-             fmt::format("is \"{}\"; supported: \"llama\", \"qwen2\", \"qwen3\", \"mistral\"", type));
+             fmt::format("is \"{}\"; supported: {}", type, supported_list(&ArchitectureName::model_type)));
   }
   if (f.has("architectures")) {
     const auto& list = f.json().at("architectures");
     if (!list.is_array() || list.size() != 1 || !list[0].is_string())
       f.fail("architectures", fmt::format("must list exactly one architecture, not {}", list.dump()));
     const std::string name = list[0].get<std::string>();
-    if (name == "LlamaForCausalLM") from_list = Architecture::llama;
-    else if (name == "Qwen2ForCausalLM") from_list = Architecture::qwen2;
-    else if (name == "Qwen3ForCausalLM") from_list = Architecture::qwen3;
-    else if (name == "MistralForCausalLM") from_list = Architecture::mistral;
-    else
-      f.fail("architectures", fmt::format("is [\"{}\"]; supported: \"LlamaForCausalLM\", \"Qwen2ForCausalLM\", "
-                                          "\"Qwen3ForCausalLM\", \"MistralForCausalLM\"",
-                                          name));
+    for (const auto& a : kArchitectures)
+      if (name == a.class_name) from_list = a.architecture;
+    if (!from_list)
+      f.fail("architectures",
+             fmt::format("is [\"{}\"]; supported: {}", name, supported_list(&ArchitectureName::class_name)));
   }
   if (from_type && from_list && *from_type != *from_list)
     f.fail("architectures", fmt::format("is {} but model_type is {}", f.value_text("architectures"),
@@ -151,19 +163,79 @@ RopeConfig parse_rope(const Fields& top, int64_t max_position_embeddings) {
   return rope;
 }
 
+// The MLP's activation. transformers reads `hidden_act` for Llama, Qwen, Mistral and Gemma (where the legacy
+// "gelu" of the first releases means the tanh approximation: GemmaConfig rewrites it), `hidden_activation` for
+// Gemma-2 (where "gelu" is the exact GELU).
+Activation parse_activation(const Fields& f, Architecture arch) {
+  if (arch == Architecture::gemma || arch == Architecture::gemma2) {
+    const bool gemma2 = arch == Architecture::gemma2;
+    const std::string field = gemma2 ? "hidden_activation" : "hidden_act";
+    const std::string act = f.string(field, "gelu_pytorch_tanh");
+    if (act == "gelu_pytorch_tanh") return Activation::gelu_tanh;
+    if (act == "gelu") return gemma2 ? Activation::gelu : Activation::gelu_tanh;
+    f.fail(field, fmt::format("is \"{}\"; supported: \"gelu_pytorch_tanh\", \"gelu\"", act));
+  }
+  const std::string act = f.string("hidden_act", "silu");
+  if (act != "silu") f.fail("hidden_act", fmt::format("is \"{}\"; only \"silu\" is supported", act));
+  return Activation::silu;
+}
+
+// A soft cap: absent gives Gemma2Config's default, null none (0), otherwise a positive number.
+double parse_softcap(const Fields& f, const std::string& field, double fallback) {
+  if (!f.json().contains(field)) return fallback;
+  if (f.json().at(field).is_null()) return 0.0;
+  const double cap = f.number(field);
+  if (!(cap > 0.0)) f.fail(field, fmt::format("must be positive or null, not {}", f.value_text(field)));
+  return cap;
+}
+
 void require_positive(const Fields& f, const std::string& field, int64_t value) {
   if (value <= 0) f.fail(field, fmt::format("must be positive, not {}", value));
 }
 
+// Gemma and Gemma-2 (GemmaModel, Gemma2Model): embeddings scaled by sqrt(D), (1 + w) norms; Gemma-2 also its output
+// norms, query_pre_attn_scalar, soft caps, and sliding windows on the layers `layer_types` names (every other layer,
+// from the first, when it is absent).
+void parse_gemma(const Fields& f, ModelConfig& c) {
+  c.scaled_embeddings = true;
+  c.unit_offset_norms = true;
+  if (f.boolean("use_bidirectional_attention", false))
+    f.fail("use_bidirectional_attention", "is true; only causal attention is supported");
+  if (c.architecture != Architecture::gemma2) return;
+  c.output_norms = true;
+  const double scalar = f.number("query_pre_attn_scalar", 256.0);
+  if (!(scalar > 0.0)) f.fail("query_pre_attn_scalar", fmt::format("must be positive, not {}", scalar));
+  c.attention_scale = std::pow(scalar, -0.5);
+  c.attention_softcap = parse_softcap(f, "attn_logit_softcapping", 50.0);
+  c.logit_softcap = parse_softcap(f, "final_logit_softcapping", 30.0);
+
+  bool any_sliding = true;  // the default alternation starts with a sliding layer
+  if (f.has("layer_types")) {
+    const auto& types = f.json().at("layer_types");
+    if (!types.is_array() || static_cast<int64_t>(types.size()) != c.num_layers)
+      f.fail("layer_types", fmt::format("must list num_hidden_layers={} layer types, not {}", c.num_layers,
+                                        types.dump()));
+    any_sliding = false;
+    for (const auto& t : types) {
+      if (t == "sliding_attention") any_sliding = true;
+      else if (t != "full_attention")
+        f.fail("layer_types", fmt::format("contains {}; supported: \"sliding_attention\", \"full_attention\"",
+                                          t.dump()));
+    }
+  }
+  // A null window leaves the sliding layers unbounded, as the reference's mask reads it.
+  if (any_sliding && (f.has("sliding_window") || !f.json().contains("sliding_window"))) {
+    c.sliding_window = f.integer("sliding_window", 4096);
+    require_positive(f, "sliding_window", c.sliding_window);
+  }
+}
+
+
 }  // namespace
 
 std::string to_string(Architecture arch) {
-  switch (arch) {
-    case Architecture::llama: return "llama";
-    case Architecture::qwen2: return "qwen2";
-    case Architecture::qwen3: return "qwen3";
-    case Architecture::mistral: return "mistral";
-  }
+  for (const auto& a : kArchitectures)
+    if (a.architecture == arch) return a.model_type;
   return "?";
 }
 
@@ -173,6 +245,8 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& sourc
   ModelConfig c;
   c.architecture = parse_architecture(f);
   const bool llama = c.architecture == Architecture::llama || c.architecture == Architecture::mistral;
+  const bool gemma = c.architecture == Architecture::gemma || c.architecture == Architecture::gemma2;
+  const bool qwen = !llama && !gemma;
 
   c.hidden_size = f.integer("hidden_size");
   c.intermediate_size = f.integer("intermediate_size");
@@ -189,8 +263,8 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& sourc
   if (c.num_heads % c.num_kv_heads != 0)
     f.fail("num_key_value_heads", fmt::format("is {}, which does not divide num_attention_heads={}",
                                               c.num_kv_heads, c.num_heads));
-  if (f.has("head_dim") || c.architecture == Architecture::qwen3) {
-    c.head_dim = f.integer("head_dim", 128);  // Qwen3Config's default, whatever D / H is
+  if (f.has("head_dim") || c.architecture == Architecture::qwen3 || gemma) {
+    c.head_dim = f.integer("head_dim", gemma ? 256 : 128);  // the configs' defaults, whatever D / H is
     require_positive(f, "head_dim", c.head_dim);
   } else {
     if (c.hidden_size % c.num_heads != 0)
@@ -199,28 +273,30 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& sourc
     c.head_dim = c.hidden_size / c.num_heads;
   }
   if (c.head_dim % 2 != 0) f.fail("head_dim", fmt::format("must be even for RoPE, not {}", c.head_dim));
+  c.attention_scale = std::pow(static_cast<double>(c.head_dim), -0.5);
 
-  c.max_position_embeddings = f.integer("max_position_embeddings", llama ? 2048 : 32768);
+  c.max_position_embeddings = f.integer("max_position_embeddings", llama ? 2048 : gemma ? 8192 : 32768);
   require_positive(f, "max_position_embeddings", c.max_position_embeddings);
   c.rms_norm_eps = f.number("rms_norm_eps", 1e-6);
   if (!(c.rms_norm_eps > 0.0)) f.fail("rms_norm_eps", fmt::format("must be positive, not {}", c.rms_norm_eps));
-  c.tie_word_embeddings = f.boolean("tie_word_embeddings", false);
+  c.tie_word_embeddings = f.boolean("tie_word_embeddings", gemma);
   c.rope = parse_rope(f, c.max_position_embeddings);
+  c.activation = parse_activation(f, c.architecture);
 
-  const std::string act = f.string("hidden_act", "silu");
-  if (act != "silu") f.fail("hidden_act", fmt::format("is \"{}\"; only \"silu\" is supported", act));
-
-  if (c.architecture == Architecture::mistral && f.has("sliding_window") && !j.at("sliding_window").is_null()) {
+  if (c.architecture == Architecture::mistral && f.has("sliding_window")) {
     c.sliding_window = f.integer("sliding_window", 0);
     require_positive(f, "sliding_window", c.sliding_window);
   }
-  if (llama) {
-    // LlamaAttention gives all four projections a bias when attention_bias; LlamaMLP all three when mlp_bias
-    // (MistralAttention and MistralMLP have none, and their configs carry neither flag).
+  if (llama || gemma) {
+    // LlamaAttention (and GemmaAttention, Gemma2Attention) give all four projections a bias when attention_bias;
+    // LlamaMLP all three when mlp_bias (MistralAttention and MistralMLP have none, and their configs carry neither
+    // flag; Gemma's MLPs never have one).
     c.attention_bias = f.boolean("attention_bias", false);
     c.output_bias = c.attention_bias;
-    c.mlp_bias = f.boolean("mlp_bias", false);
-  } else {
+    c.mlp_bias = llama && f.boolean("mlp_bias", false);
+  }
+  if (gemma) parse_gemma(f, c);
+  if (qwen) {
     if (c.architecture == Architecture::qwen2) {
       // Qwen2Attention: q/k/v always have biases, o_proj never; the MLP never.
       c.attention_bias = true;

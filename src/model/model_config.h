@@ -1,9 +1,11 @@
 // The architecture of a Hugging Face decoder checkpoint, read from its config.json: Llama (Llama-2/3/3.1/3.2),
-// Qwen2 (Qwen2, Qwen2.5), Qwen3 (dense) and Mistral. All are the same pre-norm decoder (RMSNorm, RoPE, grouped-query
-// attention, SwiGLU MLP); they differ in which projections carry biases, in Qwen3's RMSNorm of each query and key
-// head before RoPE, and in their defaults. Anything this decoder does not
-// implement (another architecture, another RoPE type, sliding-window attention, another activation) is refused
-// when parsing, naming the field and its value, rather than computing something different from transformers.
+// Qwen2 (Qwen2, Qwen2.5), Qwen3 (dense), Mistral, Gemma and Gemma-2. All are the same pre-norm decoder (RMSNorm, RoPE,
+// grouped-query attention, gated MLP); they differ in which projections carry biases, in Qwen3's RMSNorm of each
+// query and key head before RoPE, in Gemma's scaled embeddings, (1 + w) norms and GELU gate, in Gemma-2's norms on
+// the attention and MLP outputs and its soft-capped attention scores and logits, and in their defaults. Anything this
+// decoder does not implement (another architecture, another RoPE type, sliding-window attention that a sequence
+// would reach past, another activation) is refused when parsing, naming the field and its value, rather than
+// computing something different from transformers.
 //
 // Both spellings transformers has used are read: the 4.x one (top-level `rope_theta`, `rope_scaling` with `type` or
 // `rope_type`, `torch_dtype`) and the 5.x one that save_pretrained writes today (`rope_parameters` holding
@@ -19,10 +21,15 @@
 
 namespace abmll::model {
 
-enum class Architecture { llama, qwen2, qwen3, mistral };  // mistral: Llama's math, without sliding windows
+enum class Architecture { llama, qwen2, qwen3, mistral, gemma, gemma2 };  // mistral: Llama's math
 
-// "llama", "qwen2", "qwen3" or "mistral" (the config's model_type).
+// "llama", "qwen2", "qwen3", "mistral", "gemma" or "gemma2" (the config's model_type).
 std::string to_string(Architecture arch);
+
+// The MLP's gate activation: act(gate(x)) * up(x). silu: SwiGLU (Llama, Qwen, Mistral); gelu_tanh: GELU's tanh
+// approximation (Gemma's "gelu_pytorch_tanh", and Gemma's legacy "gelu", which transformers reads as it); gelu: the
+// exact GELU (a Gemma-2 config's "gelu").
+enum class Activation { silu, gelu_tanh, gelu };
 
 // Rotary position embedding parameters. `type` "default" is plain RoPE; "llama3" rescales the low frequencies
 // (Llama-3.1 and later) with the four fields below, which are unused otherwise.
@@ -45,8 +52,9 @@ struct ModelConfig {
   int64_t head_dim = 0;             // Dh (D / H unless the config sets it; Qwen3's default is 128)
   int64_t vocab_size = 0;           // V
   int64_t max_position_embeddings = 0;
-  // Mistral v0.1's window: a query attends to the `sliding_window` positions up to its own (0: no window). The
-  // decoder computes causal attention, the same while no sequence reaches past the window; longer ones are refused.
+  // Mistral v0.1's window, and Gemma-2's on every other layer: a query attends to the `sliding_window` positions up
+  // to its own (0: no window). The decoder computes causal attention, the same while no sequence reaches past the
+  // window; longer ones are refused.
   int64_t sliding_window = 0;
   double rms_norm_eps = 1e-6;
   RopeConfig rope;
@@ -55,6 +63,20 @@ struct ModelConfig {
   bool output_bias = false;          // o_proj bias (Llama or Qwen3 with attention_bias)
   bool mlp_bias = false;             // gate/up/down biases (Llama's mlp_bias)
   bool qk_norm = false;              // RMSNorm over Dh of every query and key head, before RoPE (Qwen3)
+  Activation activation = Activation::silu;
+  // Gemma: embeddings multiplied by sqrt(D), rounded to the model's dtype as transformers rounds it.
+  bool scaled_embeddings = false;
+  // Gemma: every RMSNorm scales by (1 + w), in float32 before rounding to the model's dtype (Llama's rounds first,
+  // then multiplies by w).
+  bool unit_offset_norms = false;
+  // Gemma-2: an RMSNorm on the attention's output and one on the MLP's output before each residual addition
+  // (post_attention_layernorm, post_feedforward_layernorm); the MLP's input norm is then pre_feedforward_layernorm.
+  bool output_norms = false;
+  // Multiplies q k^T: Dh^-1/2 (also when 0, as in hand-made configs), or Gemma-2's query_pre_attn_scalar^-1/2.
+  double attention_scale = 0.0;
+  // Gemma-2's soft caps: cap * tanh(x / cap) of the attention scores and of the final logits (0: none).
+  double attention_softcap = 0.0;
+  double logit_softcap = 0.0;
   std::string dtype;                 // the checkpoint's dtype as the config names it ("bfloat16", ...); may be ""
 };
 

@@ -33,8 +33,15 @@ bool fused_applies(const at::Tensor& x) {
 // ([..., 1] float32); backward recomputes the float32 copy (and the root on the CPU) from x, which also makes it
 // differentiable in x for second-order meta-gradients.
 struct RmsNorm : public torch::autograd::Function<RmsNorm> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight, double eps) {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight, double eps,
+                            bool scale_before_rounding) {
     ctx->saved_data["eps"] = eps;
+    ctx->saved_data["scale_before_rounding"] = scale_before_rounding;
+    if (scale_before_rounding) {
+      ctx->save_for_backward({x, weight, at::Tensor()});
+      const at::Tensor h = widened(x);
+      return (h * rstd_of(h, eps) * weight).to(x.scalar_type());
+    }
     if (fused_applies(x)) {
       // Normalised in float32 and rounded to x's dtype, then multiplied by the weight in that dtype: the reference's
       // rounding (the kernel's weight would be applied before rounding).
@@ -51,13 +58,15 @@ struct RmsNorm : public torch::autograd::Function<RmsNorm> {
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &x = saved[0], &weight = saved[1], &fused_rstd = saved[2];
     const double eps = ctx->saved_data["eps"].toDouble();
+    const bool scale_before_rounding = ctx->saved_data["scale_before_rounding"].toBool();
     const at::Tensor& g = grad_outputs[0];
     const bool twice = at::GradMode::is_enabled();  // differentiated again (second order)
     at::Tensor g_x, g_weight;
     if (ctx->needs_input_grad(0)) {
-      // Through weight * n (rounded to x's dtype, as the chain's MulBackward), n = h rstd, rstd = (mean(h^2) +
-      // eps)^(-1/2): dh = rstd g_n - h rstd^3 mean(g_n h).
-      const at::Tensor g_n = (g * weight).to(x.scalar_type());
+      // Through weight * n (rounded to x's dtype, as the chain's MulBackward; Gemma's order: in the weight's wider
+      // dtype), n = h rstd, rstd = (mean(h^2) + eps)^(-1/2): dh = rstd g_n - h rstd^3 mean(g_n h).
+      const at::Tensor g_n =
+          scale_before_rounding ? g.to(weight.scalar_type()) * weight : (g * weight).to(x.scalar_type());
       if (fused_rstd.defined() && !twice) {
         g_x = std::get<0>(at::_fused_rms_norm_backward(g_n, x, {x.size(-1)}, fused_rstd, std::nullopt, {true, false}));
       } else {
@@ -76,16 +85,17 @@ struct RmsNorm : public torch::autograd::Function<RmsNorm> {
     if (ctx->needs_input_grad(1)) {
       const at::Tensor h = widened(x);
       const at::Tensor rstd = fused_rstd.defined() && !twice ? fused_rstd : rstd_of(h, eps);
-      g_weight = at::sum_to(g * (h * rstd).to(x.scalar_type()), weight.sizes()).to(weight.scalar_type());
+      const at::Tensor n = scale_before_rounding ? h * rstd : (h * rstd).to(x.scalar_type());
+      g_weight = at::sum_to(g.to(n.scalar_type()) * n, weight.sizes()).to(weight.scalar_type());
     }
-    return {g_x, g_weight, at::Tensor()};
+    return {g_x, g_weight, at::Tensor(), at::Tensor()};
   }
 };
 
 }  // namespace
 
-at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
-  return RmsNorm::apply(x, weight, eps);
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps, bool scale_before_rounding) {
+  return RmsNorm::apply(x, weight, eps, scale_before_rounding);
 }
 
 }  // namespace abmll::model

@@ -9,7 +9,9 @@
 
 namespace abmll::model {
 
-// x [..., D], weight [D] -> [..., D]: weight * (x / sqrt(mean(x^2) + eps)).
-at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
+// x [..., D], weight [D] -> [..., D]: weight * (x / sqrt(mean(x^2) + eps)). `scale_before_rounding` is Gemma's
+// order (GemmaRMSNorm): the float32 normalised value times a float32 weight (its 1 + w), then rounded to x's dtype;
+// composed ops on every device (no fused kernel takes that order).
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps, bool scale_before_rounding = false);
 
 }  // namespace abmll::model

@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "model/soft_cap.h"
 #include "util/error.h"
 
 namespace abmll::model {
@@ -34,23 +35,27 @@ int64_t chunk_rows(int64_t vocab, int64_t bytes) {
   return std::max<int64_t>(1, bytes / (vocab * static_cast<int64_t>(sizeof(float))));  // (float64: twice that)
 }
 
-// log_softmax(h W^T)[target] per row, chunked; backward recomputes each chunk's logits:
-//   d/dh = (onehot(target) - softmax(h W^T)) W, scaled by the row's incoming gradient.
+// log_softmax(z)[target] per row with z = h W^T, or z = cap tanh(h W^T / cap) when the model soft-caps its logits
+// (Gemma-2; capped in the model's dtype, as the reference caps them), chunked; backward recomputes each chunk's
+// logits:
+//   d/dh = ((onehot(target) - softmax(z)) * dz/d(h W^T)) W, scaled by the row's incoming gradient,
+// where dz/d(h W^T) = 1 - tanh^2(h W^T / cap) with a cap, 1 without.
 struct ChunkedLogProb : public torch::autograd::Function<ChunkedLogProb> {
   // hidden [N, D], weight [V, D] (frozen), targets [N] -> [N] float32.
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& hidden, const at::Tensor& weight,
-                            const at::Tensor& targets, int64_t rows) {
+                            const at::Tensor& targets, int64_t rows, double cap) {
     const int64_t n = hidden.size(0);
     const at::ScalarType acc = accumulation_type(hidden.scalar_type());
     at::Tensor out = at::empty({n}, hidden.options().dtype(acc));
     for (int64_t s = 0; s < n; s += rows) {
       const int64_t m = std::min(rows, n - s);
-      const at::Tensor logits = at::linear(hidden.narrow(0, s, m), weight).to(acc);  // [m, V]
+      const at::Tensor logits = soft_cap(at::linear(hidden.narrow(0, s, m), weight), cap).to(acc);  // [m, V]
       out.narrow(0, s, m).copy_(logits.gather(1, targets.narrow(0, s, m).unsqueeze(1)).squeeze(1) -
                                 at::logsumexp(logits, {1}));
     }
     ctx->save_for_backward({hidden, weight, targets});
     ctx->saved_data["rows"] = rows;
+    ctx->saved_data["cap"] = cap;
     return out;
   }
 
@@ -62,17 +67,20 @@ struct ChunkedLogProb : public torch::autograd::Function<ChunkedLogProb> {
     const at::ScalarType acc = accumulation_type(hidden.scalar_type());
     const at::Tensor grad = grad_outputs[0].to(acc);  // [N]
     const int64_t rows = ctx->saved_data["rows"].toInt(), n = hidden.size(0);
+    const double cap = ctx->saved_data["cap"].toDouble();
     std::vector<at::Tensor> parts;
     for (int64_t s = 0; s < n; s += rows) {
       const int64_t m = std::min(rows, n - s);
-      const at::Tensor logits = at::linear(hidden.narrow(0, s, m), weight).to(acc);  // [m, V]
+      const at::Tensor raw = at::linear(hidden.narrow(0, s, m), weight);             // [m, V]
+      const at::Tensor logits = soft_cap(raw, cap).to(acc);                            // [m, V]
       const at::Tensor g = grad.narrow(0, s, m).unsqueeze(1);                         // [m, 1]
       at::Tensor grad_logits = at::softmax(logits, 1) * (-g);                          // -g softmax
       grad_logits = grad_logits.scatter_add(1, targets.narrow(0, s, m).unsqueeze(1), g);  // + g onehot
+      if (cap > 0.0) grad_logits = grad_logits * (1.0 - at::tanh(raw.to(acc) / cap).pow(2));  // through the cap
       parts.push_back(at::matmul(grad_logits.to(hidden.scalar_type()), weight));       // [m, D]
     }
     const at::Tensor grad_hidden = parts.empty() ? at::zeros_like(hidden) : at::cat(parts);
-    return {grad_hidden, at::Tensor(), at::Tensor(), at::Tensor()};
+    return {grad_hidden, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -86,7 +94,7 @@ at::Tensor token_log_probs(const Decoder& decoder, const at::Tensor& hidden, con
     throw Error(fmt::format("token_log_probs: hidden must be [N, D] and targets [N], got {} and {} dims",
                             hidden.dim(), targets.dim()));
   return ChunkedLogProb::apply(hidden, weight, targets.to(hidden.device(), at::kLong),
-                               chunk_rows(weight.size(0), max_chunk_bytes));
+                               chunk_rows(weight.size(0), max_chunk_bytes), decoder.config().logit_softcap);
 }
 
 PreparedItems prepare_items(const Decoder& decoder, const std::vector<ScoringItem>& items) {

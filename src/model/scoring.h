@@ -77,9 +77,10 @@ ContinuationScores score_prompt_rows(const Decoder& decoder, const std::vector<P
                                      LinearAdapter* adapter = nullptr, const ScoringOptions& options = {});
 
 // The building block: hidden [N, D] (final hidden states at the predicting positions), targets [N] int64
-// -> log_softmax(hidden lm_head^T)[n, targets[n]] as [N] float32, computing the logits in decoder.dtype() and the
-// log-softmax in float32 as transformers does (float64 throughout for a float64 model), `max_chunk_bytes` of
-// float32 logits at a time, recomputed in backward. The gradient flows to `hidden` (never to lm_head, which is frozen).
+// -> log_softmax(hidden lm_head^T)[n, targets[n]] as [N] float32 (the logits soft-capped as Decoder::logits caps
+// them), computing the logits in decoder.dtype() and the log-softmax in float32 as transformers does (float64
+// throughout for a float64 model), `max_chunk_bytes` of float32 logits at a time, recomputed in backward. The
+// gradient flows to `hidden` (never to lm_head, which is frozen).
 at::Tensor token_log_probs(const Decoder& decoder, const at::Tensor& hidden, const at::Tensor& targets,
                            int64_t max_chunk_bytes = int64_t{64} << 20);
 

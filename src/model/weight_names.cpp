@@ -1,5 +1,5 @@
-// The HF tensor names of Llama / Qwen2 / Qwen3 checkpoints and their shapes (see weight_names.h). Dimension
-// letters as in model_config.h: D hidden, F intermediate, H / Hkv heads, Dh head size, V vocabulary.
+// The HF tensor names of Llama / Qwen2 / Qwen3 / Mistral / Gemma checkpoints and their shapes (see weight_names.h).
+// Dimension letters as in model_config.h: D hidden, F intermediate, H / Hkv heads, Dh head size, V vocabulary.
 #include "model/weight_names.h"
 
 #include <fmt/format.h>
@@ -79,7 +79,9 @@ std::vector<WeightSpec> weight_specs(const ModelConfig& c) {
       specs.push_back({prefix + "self_attn.k_norm.weight", {c.head_dim}});
     }
     specs.push_back({prefix + "post_attention_layernorm.weight", {d}});
+    if (c.output_norms) specs.push_back({prefix + "pre_feedforward_layernorm.weight", {d}});
     for (Projection p : {Projection::gate, Projection::up, Projection::down}) add_projection(p);
+    if (c.output_norms) specs.push_back({prefix + "post_feedforward_layernorm.weight", {d}});
   }
   specs.push_back({"model.norm.weight", {d}});
   if (!c.tie_word_embeddings) specs.push_back({"lm_head.weight", {c.vocab_size, d}});

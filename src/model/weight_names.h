@@ -1,6 +1,6 @@
-// The name table: every tensor a Llama / Qwen2 / Qwen3 checkpoint holds, by its Hugging Face name, with the shape the
-// config implies. Loading checks each tensor against this table (presence and shape), and the LoRA code picks its
-// target modules from the same projection names.
+// The name table: every tensor a Llama / Qwen2 / Qwen3 / Mistral / Gemma checkpoint holds, by its Hugging Face name,
+// with the shape the config implies. Loading checks each tensor against this table (presence and shape), and the LoRA
+// code picks its target modules from the same projection names.
 #pragma once
 
 #include <cstdint>
@@ -35,8 +35,8 @@ struct WeightSpec {
 };
 
 // Every tensor the checkpoint must hold under `config`, in a fixed order: embeddings, then per layer the input
-// norm, q/k/v/o (weights then biases), the post-attention norm, gate/up/down, then the final norm and lm_head
-// (absent when tie_word_embeddings).
+// norm, q/k/v/o (weights then biases), the post-attention norm, (Gemma-2) the pre-feed-forward norm, gate/up/down,
+// (Gemma-2) the post-feed-forward norm, then the final norm and lm_head (absent when tie_word_embeddings).
 std::vector<WeightSpec> weight_specs(const ModelConfig& config);
 
 // Checks a tensor's actual shape against its spec: throws abmll::InputError naming the tensor, both shapes and a

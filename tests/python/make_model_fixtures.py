@@ -1,4 +1,4 @@
-"""Tiny random Llama / Qwen2 / Qwen3 / Mistral checkpoints and their transformers logits, for
+"""Tiny random Llama / Qwen2 / Qwen3 / Mistral / Gemma / Gemma-2 checkpoints and their transformers logits, for
 tests/python/test_model_parity.py.
 
 Each fixture is a model folder written by transformers' save_pretrained (safetensors, float32) plus
@@ -20,8 +20,9 @@ import sys
 
 import torch
 from safetensors.torch import save_file
-from transformers import (LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config,
-                          Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM)
+from transformers import (Gemma2Config, Gemma2ForCausalLM, GemmaConfig, GemmaForCausalLM, LlamaConfig,
+                          LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM,
+                          Qwen3Config, Qwen3ForCausalLM)
 
 SIZES = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, vocab_size=256,
              initializer_range=0.1, rms_norm_eps=1e-6, max_position_embeddings=256)
@@ -53,13 +54,23 @@ FIXTURES = {
     "mistral": (MistralForCausalLM, lambda: MistralConfig(**SIZES, num_key_value_heads=2, sliding_window=None), {}),
     # Mistral v0.1's sliding window, as long as SEQ_A: every sequence here fits in it.
     "mistral_v01": (MistralForCausalLM, lambda: MistralConfig(**SIZES, num_key_value_heads=2, sliding_window=11), {}),
+    # Gemma: embeddings times sqrt(D), (1 + w) norms, GeGLU (the legacy "gelu" spelling, read as its tanh
+    # approximation), head_dim 24 (not hidden / heads = 16), GQA ratio 2, tied embeddings.
+    "gemma": (GemmaForCausalLM, lambda: GemmaConfig(
+        **SIZES, num_key_value_heads=2, head_dim=24, hidden_act="gelu"), {}),
+    # Gemma-2: norms on the attention's and the MLP's outputs, query_pre_attn_scalar != head_dim, soft caps small
+    # enough to bend these weights' scores and logits (the released models' 50 and 30 barely would), a sliding
+    # window on layer 0 as long as SEQ_A, hidden 80 (sqrt(80) is not a bfloat16 number), attention biases.
+    "gemma2": (Gemma2ForCausalLM, lambda: Gemma2Config(
+        **dict(SIZES, hidden_size=80), num_key_value_heads=2, head_dim=16, query_pre_attn_scalar=24,
+        attn_logit_softcapping=1.0, final_logit_softcapping=2.0, sliding_window=11, attention_bias=True), {}),
     # Llama saved in shards (model.safetensors.index.json + several files).
     "llama3_sharded": (LlamaForCausalLM, lambda: LlamaConfig(**SIZES, num_key_value_heads=2, rope_theta=500000.0),
                        {"max_shard_size": "40KB"}),
 }
 
 # Fixtures whose reference also holds bfloat16 logits.
-BF16_FIXTURES = ["llama3", "qwen3"]
+BF16_FIXTURES = ["llama3", "qwen3", "gemma2"]
 
 
 def write_byte_tokenizer(folder: pathlib.Path) -> None:

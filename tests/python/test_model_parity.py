@@ -1,13 +1,13 @@
-"""Parity of abmll's decoder with transformers 5.23 (Llama-, Qwen2-, Qwen3- and MistralForCausalLM) on tiny random
-checkpoints made at test time by make_model_fixtures.py: logits of one sequence, and of a padded batch with right
-and with left padding, through `abmll logits`. float32 must agree within 1e-4 (max abs difference over all real
-positions and the whole vocabulary); each test prints its largest difference.
+"""Parity of abmll's decoder with transformers 5.23 (Llama-, Qwen2-, Qwen3-, Mistral-, Gemma- and Gemma2ForCausalLM)
+on tiny random checkpoints made at test time by make_model_fixtures.py: logits of one sequence, and of a padded
+batch with right and with left padding, through `abmll logits`. float32 must agree within 1e-4 (max abs difference
+over all real positions and the whole vocabulary); each test prints its largest difference.
 
-bfloat16 (llama3 and qwen3 fixtures): both sides round every op's output to bfloat16 (8 bits of mantissa, a relative
-step of 2^-8 = 0.4%), but not necessarily the same ops in the same order (SDPA kernels, fused vs unfused ops), so
-results differ by a few bfloat16 steps of the logits' scale. The check is max|diff| <= 0.05 * max|reference logit|,
-about a dozen steps at the largest logit; a wrong dtype path (e.g. RMSNorm not rounded before the weight) or a real
-bug gives differences of the order of the logits themselves.
+bfloat16 (llama3, qwen3 and gemma2 fixtures): both sides round every op's output to bfloat16 (8 bits of mantissa, a
+relative step of 2^-8 = 0.4%), but not necessarily the same ops in the same order (SDPA kernels, fused vs unfused
+ops), so results differ by a few bfloat16 steps of the logits' scale. The check is max|diff| <= 0.05 * max|reference
+logit|, about a dozen steps at the largest logit; a wrong dtype path (e.g. RMSNorm not rounded before the weight) or
+a real bug gives differences of the order of the logits themselves.
 """
 import json
 import pathlib
@@ -98,12 +98,12 @@ def test_wrong_config_names_the_tensor(fixtures, run_abmll, tmp_path):
     assert "[96, 64]" in result.stderr and "[128, 64]" in result.stderr
     assert "intermediate_size=128" in result.stderr
 
-    config["architectures"] = ["GemmaForCausalLM"]
-    config["model_type"] = "gemma"
+    config["architectures"] = ["Gemma3ForCausalLM"]
+    config["model_type"] = "gemma3_text"
     (folder / "config.json").write_text(json.dumps(config))
     result = run_abmll("logits", "--model", folder, "--out", tmp_path / "x.safetensors", "--ids", "1,2,3")
     assert result.returncode == 2, result.stderr
-    assert "config.json" in result.stderr and "gemma" in result.stderr
+    assert "config.json" in result.stderr and "gemma3_text" in result.stderr
 
 
 def test_sliding_window_is_held_to(fixtures, run_abmll, tmp_path, source_dir):
