@@ -4,7 +4,7 @@
 //
 // The first byte says what the rest is:
 //   even  a config.json: it parses into a decoder shape with positive sizes, query heads a multiple of the
-//         key/value heads, or is refused with InputError;
+//         key/value heads, a positive finite attention scale, finite soft caps, or is refused with InputError;
 //   odd   a predictions file (JSON Lines), written under `scratch`: it reads or is refused with InputError; if it
 //         reads, its calibration metrics (15 bins) are probabilities where they must be (accuracy, ECE, MCE, AUROC
 //         where defined, Brier within [0, 2]), never NaN (but AUROC's), when every line gave logits a temperature
@@ -57,6 +57,11 @@ inline void run_model_config(std::string_view text) {
     if (c.num_heads % c.num_kv_heads != 0) json_finding("query heads not a multiple of key/value heads");
     if (!(c.rms_norm_eps > 0) || !std::isfinite(c.rope.theta) || !(c.rope.theta > 0))
       json_finding("a non-positive or non-finite rms_norm_eps or rope theta was accepted");
+    if (!(c.attention_scale > 0) || !std::isfinite(c.attention_scale))
+      json_finding("a non-positive or non-finite attention scale was accepted");
+    if (!(c.attention_softcap >= 0) || !std::isfinite(c.attention_softcap) || !(c.logit_softcap >= 0) ||
+        !std::isfinite(c.logit_softcap) || c.sliding_window < 0)
+      json_finding("a negative or non-finite soft cap, or a negative sliding window, was accepted");
   } catch (const InputError&) {
   }
 }

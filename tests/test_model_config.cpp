@@ -282,6 +282,27 @@ TEST_CASE("model config: unsupported or inconsistent configs name the file, the 
   j.erase("architectures");
   require_input_error(j, {"dir/config.json", "model_type", "gemma3_text", "\"gemma2\""});
 
+  // Qwen's window binds only with use_sliding_window and on the layers from max_window_layers on (Qwen2-7B's 28 of
+  // 28 layers: none), or those layer_types names.
+  j = qwen2_config();
+  j["use_sliding_window"] = true;
+  j.erase("sliding_window");
+  CHECK(abmll::model::parse_model_config(j, "dir/config.json").sliding_window == 0);  // max_window_layers 28
+  j["max_window_layers"] = 1;
+  j.erase("layer_types");
+  CHECK(abmll::model::parse_model_config(j, "dir/config.json").sliding_window == 4096);
+  j["sliding_window"] = 64;
+  CHECK(abmll::model::parse_model_config(j, "dir/config.json").sliding_window == 64);
+  j["use_sliding_window"] = false;
+  CHECK(abmll::model::parse_model_config(j, "dir/config.json").sliding_window == 0);
+  j = qwen3_config();
+  j["use_sliding_window"] = true;
+  j["sliding_window"] = 64;
+  j["layer_types"] = {"sliding_attention", "full_attention"};
+  CHECK(abmll::model::parse_model_config(j, "dir/config.json").sliding_window == 64);
+  j["layer_types"] = {"full_attention", "chunked_attention"};
+  require_input_error(j, {"dir/config.json", "layer_types", "chunked_attention"});
+
   // Mistral is read as Llama's math; v0.1's sliding window (4096) is kept, for the decoder to hold sequences to it.
   j = llama31_config();
   j["architectures"] = {"MistralForCausalLM"};
@@ -310,16 +331,8 @@ TEST_CASE("model config: unsupported or inconsistent configs name the file, the 
   require_input_error(j, {"low_freq_factor", "missing"});
 
   j = qwen2_config();
-  j["use_sliding_window"] = true;
-  require_input_error(j, {"dir/config.json", "use_sliding_window", "true"});
-
-  j = qwen2_config();
-  j["layer_types"] = {"full_attention", "sliding_attention"};
-  require_input_error(j, {"layer_types", "sliding_attention"});
-
-  j = qwen3_config();
-  j["use_sliding_window"] = true;
-  require_input_error(j, {"dir/config.json", "use_sliding_window", "true"});
+  j["layer_types"] = {"full_attention"};
+  require_input_error(j, {"dir/config.json", "layer_types", "num_hidden_layers=2"});
 
   // Qwen3's mixture-of-experts models are another architecture.
   j = qwen3_config();

@@ -37,6 +37,12 @@ Decoder Decoder::load(const std::filesystem::path& dir, const WeightOptions& opt
 Decoder::Decoder(ModelConfig config, DecoderWeights weights)
     : config_(std::move(config)), weights_(std::move(weights)) {
   inv_freq_ = rope_inv_freq(config_).to(device());
+  // sqrt(D) as a float32 number rounded to the weights' dtype, as Gemma's embedding multiplies by it (in bfloat16,
+  // sqrt(3584) = 59.87 becomes 60); a scalar, so that a forward on a GPU copies nothing to it.
+  if (config_.scaled_embeddings)
+    embedding_scale_ = at::scalar_tensor(std::sqrt(static_cast<double>(config_.hidden_size)), at::kFloat)
+                           .to(dtype())
+                           .item<double>();
 }
 
 at::Tensor Decoder::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
@@ -83,12 +89,7 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layo
   const at::Tensor ids = input_ids.to(device());
 
   at::Tensor h = at::embedding(weights_.embed_tokens, ids);  // [B, T, D]
-  if (config_.scaled_embeddings) {
-    // sqrt(D) as a float32 scalar rounded to the weights' dtype, as Gemma's embedding multiplies by it (in bfloat16,
-    // sqrt(3584) = 59.87 becomes 60).
-    h = h * at::scalar_tensor(std::sqrt(static_cast<double>(config_.hidden_size)), at::kFloat)
-                .to(h.device(), h.scalar_type());
-  }
+  if (config_.scaled_embeddings) h = h * embedding_scale_;
   at::Tensor cos = layout.cos, sin = layout.sin;  // [B, T, Dh]
   if (!cos.defined() || cos.scalar_type() != h.scalar_type() || cos.device() != h.device())
     std::tie(cos, sin) = rope_tables(layout.positions.to(device()), inv_freq_, h.scalar_type());

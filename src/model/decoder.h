@@ -65,6 +65,7 @@ class Decoder {
  private:
   ModelConfig config_;
   DecoderWeights weights_;
+  double embedding_scale_ = 1.0;  // Gemma's sqrt(D), rounded to dtype()
   at::Tensor inv_freq_;  // [Dh/2] float32 on device(), from rope_inv_freq
 };
 

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include "util/error.h"
@@ -185,12 +186,46 @@ double parse_softcap(const Fields& f, const std::string& field, double fallback)
   if (!f.json().contains(field)) return fallback;
   if (f.json().at(field).is_null()) return 0.0;
   const double cap = f.number(field);
-  if (!(cap > 0.0)) f.fail(field, fmt::format("must be positive or null, not {}", f.value_text(field)));
+  if (!(cap > 0.0) || !std::isfinite(cap))
+    f.fail(field, fmt::format("must be positive and finite, or null, not {}", f.value_text(field)));
   return cap;
 }
 
 void require_positive(const Fields& f, const std::string& field, int64_t value) {
   if (value <= 0) f.fail(field, fmt::format("must be positive, not {}", value));
+}
+
+// config.json's `sliding_window`: absent gives the configs' default (4096), null no window (0), else a positive
+// integer.
+int64_t window_field(const Fields& f) {
+  if (!f.json().contains("sliding_window")) return 4096;
+  if (!f.has("sliding_window")) return 0;
+  const int64_t window = f.integer("sliding_window");
+  require_positive(f, "sliding_window", window);
+  return window;
+}
+
+// The window that binds, when any layer slides (0 otherwise): which layers do is `layer_types` ("sliding_attention"
+// or "full_attention", one per layer) when given, else `slides_by_default(layer)`; `window` is their window, 0 for
+// none (sliding layers then attend to everything, as the reference's mask reads a null window).
+int64_t sliding_window_of(const Fields& f, int64_t num_layers, int64_t window,
+                          const std::function<bool(int64_t)>& slides_by_default) {
+  bool any_sliding = false;
+  if (f.has("layer_types")) {
+    const auto& types = f.json().at("layer_types");
+    if (!types.is_array() || static_cast<int64_t>(types.size()) != num_layers)
+      f.fail("layer_types", fmt::format("must list num_hidden_layers={} layer types, not {}", num_layers,
+                                        types.dump()));
+    for (const auto& t : types) {
+      if (t == "sliding_attention") any_sliding = true;
+      else if (t != "full_attention")
+        f.fail("layer_types", fmt::format("contains {}; supported: \"sliding_attention\", \"full_attention\"",
+                                          t.dump()));
+    }
+  } else {
+    for (int64_t i = 0; i < num_layers && !any_sliding; ++i) any_sliding = slides_by_default(i);
+  }
+  return any_sliding ? window : 0;
 }
 
 // Gemma and Gemma-2 (GemmaModel, Gemma2Model): embeddings scaled by sqrt(D), (1 + w) norms; Gemma-2 also its output
@@ -204,32 +239,14 @@ void parse_gemma(const Fields& f, ModelConfig& c) {
   if (c.architecture != Architecture::gemma2) return;
   c.output_norms = true;
   const double scalar = f.number("query_pre_attn_scalar", 256.0);
-  if (!(scalar > 0.0)) f.fail("query_pre_attn_scalar", fmt::format("must be positive, not {}", scalar));
   c.attention_scale = std::pow(scalar, -0.5);
+  if (!(scalar > 0.0) || !std::isfinite(c.attention_scale) || !(c.attention_scale > 0.0))
+    f.fail("query_pre_attn_scalar", fmt::format("must be a positive (normal) number, not {}", scalar));
   c.attention_softcap = parse_softcap(f, "attn_logit_softcapping", 50.0);
   c.logit_softcap = parse_softcap(f, "final_logit_softcapping", 30.0);
 
-  bool any_sliding = true;  // the default alternation starts with a sliding layer
-  if (f.has("layer_types")) {
-    const auto& types = f.json().at("layer_types");
-    if (!types.is_array() || static_cast<int64_t>(types.size()) != c.num_layers)
-      f.fail("layer_types", fmt::format("must list num_hidden_layers={} layer types, not {}", c.num_layers,
-                                        types.dump()));
-    any_sliding = false;
-    for (const auto& t : types) {
-      if (t == "sliding_attention") any_sliding = true;
-      else if (t != "full_attention")
-        f.fail("layer_types", fmt::format("contains {}; supported: \"sliding_attention\", \"full_attention\"",
-                                          t.dump()));
-    }
-  }
-  // A null window leaves the sliding layers unbounded, as the reference's mask reads it.
-  if (any_sliding && (f.has("sliding_window") || !f.json().contains("sliding_window"))) {
-    c.sliding_window = f.integer("sliding_window", 4096);
-    require_positive(f, "sliding_window", c.sliding_window);
-  }
+  c.sliding_window = sliding_window_of(f, c.num_layers, window_field(f), [](int64_t i) { return i % 2 == 0; });
 }
-
 
 }  // namespace
 
@@ -307,15 +324,12 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& sourc
       c.output_bias = c.attention_bias;
       c.qk_norm = true;
     }
-    if (f.boolean("use_sliding_window", false))
-      f.fail("use_sliding_window", "is true; sliding-window attention is not supported");
-    if (f.has("layer_types")) {
-      const auto& types = j.at("layer_types");
-      if (!types.is_array()) f.fail("layer_types", fmt::format("must be a list, not {}", types.dump()));
-      for (const auto& t : types)
-        if (t != "full_attention")
-          f.fail("layer_types", fmt::format("contains {}; only \"full_attention\" is supported", t.dump()));
-    }
+    // Qwen2Config / Qwen3Config: the window only with use_sliding_window, on the layers from max_window_layers on
+    // unless layer_types says which.
+    const int64_t window = f.boolean("use_sliding_window", false) ? window_field(f) : 0;
+    const int64_t first_sliding = f.integer("max_window_layers", 28);
+    c.sliding_window =
+        sliding_window_of(f, c.num_layers, window, [first_sliding](int64_t i) { return i >= first_sliding; });
   }
 
   // 5.x writes `dtype`, 4.x `torch_dtype`.

@@ -52,8 +52,8 @@ struct ModelConfig {
   int64_t head_dim = 0;             // Dh (D / H unless the config sets it; Qwen3's default is 128)
   int64_t vocab_size = 0;           // V
   int64_t max_position_embeddings = 0;
-  // Mistral v0.1's window, and Gemma-2's on every other layer: a query attends to the `sliding_window` positions up
-  // to its own (0: no window). The decoder computes causal attention, the same while no sequence reaches past the
+  // Mistral v0.1's window, Gemma-2's on every other layer, Qwen's with use_sliding_window on the layers from
+  // max_window_layers on: a query attends to the `sliding_window` positions up to its own (0: no layer slides). The decoder computes causal attention, the same while no sequence reaches past the
   // window; longer ones are refused.
   int64_t sliding_window = 0;
   double rms_norm_eps = 1e-6;

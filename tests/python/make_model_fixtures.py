@@ -54,6 +54,9 @@ FIXTURES = {
     "mistral": (MistralForCausalLM, lambda: MistralConfig(**SIZES, num_key_value_heads=2, sliding_window=None), {}),
     # Mistral v0.1's sliding window, as long as SEQ_A: every sequence here fits in it.
     "mistral_v01": (MistralForCausalLM, lambda: MistralConfig(**SIZES, num_key_value_heads=2, sliding_window=11), {}),
+    # Qwen2 with use_sliding_window: a window as long as SEQ_A on layer 1 (from max_window_layers on).
+    "qwen2_window": (Qwen2ForCausalLM, lambda: Qwen2Config(
+        **SIZES, num_key_value_heads=2, use_sliding_window=True, sliding_window=11, max_window_layers=1), {}),
     # Gemma: embeddings times sqrt(D), (1 + w) norms, GeGLU (the legacy "gelu" spelling, read as its tanh
     # approximation), head_dim 24 (not hidden / heads = 16), GQA ratio 2, tied embeddings.
     "gemma": (GemmaForCausalLM, lambda: GemmaConfig(

@@ -17,7 +17,7 @@ import sys
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import MistralForCausalLM
+from transformers import AutoModelForCausalLM
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import make_model_fixtures  # noqa: E402
@@ -106,14 +106,16 @@ def test_wrong_config_names_the_tensor(fixtures, run_abmll, tmp_path):
     assert "config.json" in result.stderr and "gemma3_text" in result.stderr
 
 
-def test_sliding_window_is_held_to(fixtures, run_abmll, tmp_path, source_dir):
-    """mistral_v01's window is 11 tokens: the sequences above fit and match transformers; one token more would
-    attend differently in transformers, and abmll (which computes causal attention) refuses it, as it refuses a run
-    whose model.max_length exceeds the window before reading any weight."""
-    folder = fixtures["mistral_v01"]
+@pytest.mark.parametrize("name", ["mistral_v01", "qwen2_window", "gemma2"])
+def test_sliding_window_is_held_to(name, fixtures, run_abmll, tmp_path, source_dir):
+    """These fixtures' windows are 11 tokens (Mistral v0.1's on every layer, Qwen2's on layer 1, Gemma-2's on layer
+    0): the sequences above fit and match transformers; one token more would attend differently in transformers, and
+    abmll (which computes causal attention) refuses it, as it refuses a run whose model.max_length exceeds the window
+    before reading any weight."""
+    folder = fixtures[name]
     ids = torch.tensor([make_model_fixtures.SEQ_A + [5]])
-    windowed = MistralForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-    causal = MistralForCausalLM.from_pretrained(folder, dtype=torch.float32, sliding_window=None).eval()
+    windowed = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    causal = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, sliding_window=100).eval()
     with torch.no_grad():
         assert (windowed(input_ids=ids).logits - causal(input_ids=ids).logits).abs().max() > 1e-2
     result = run_abmll("logits", "--model", folder, "--out", tmp_path / "x.safetensors", "--ids", ids_flag(ids[0]))
