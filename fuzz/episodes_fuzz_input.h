@@ -1,15 +1,16 @@
-// One fuzzing input, run through episode sampling and prompt fitting (src/data/episode): a JSONL task, read as
-// `abmll` reads one, sampled into an episode with settings the input chooses, with a fixed Llama-3-style tokenizer
-// (fuzz_tokenizer_json: byte-level BPE, a <|begin_of_text|> template). Shared by the libFuzzer target
+// One fuzzing input, run through episode sampling and prompt fitting (src/data/episode): a JSONL task, read as `abmll`
+// reads one, sampled into an episode with settings the input chooses, with a fixed Llama-3-style tokenizer
+// (fuzz_tokenizer_json: byte-level BPE, a <|begin_of_text|> template) or a Llama-2-style one (fuzz_sentencepiece_json,
+// where an option alone and in its prompt's context tokenize differently). Shared by the libFuzzer target
 // (episodes_fuzz.cpp) and the regression test over tests/data/episodes_corpus.
 //
-// Input: byte 0: shots (bits 0-2), query size (bits 3-5), ICL (bit 6), the prompt template (bit 7 with byte 2's
-// bit 7); byte 1: max_length (0: no fitting, else 3 + byte1 % 125 tokens); byte 2: ICL demonstrations per prompt
-// (bits 0-1, 0: all); the rest: the task's JSONL file. What the episode must satisfy (episode.h): every prompt,
-// with the template's special tokens, plus its longest continuation fits in max_length tokens; prompts are valid
-// UTF-8; labels index the continuations; support and query share no example; a query prompt carries at most the
-// demonstrations asked for, support prompts none. abmll::InputError is the only acceptable failure; anything
-// else (another exception, a broken invariant: abort) is a finding.
+// Input: byte 0: shots (bits 0-2), query size (bits 3-5), ICL (bit 6), the prompt template (bit 7 with byte 2's bit 7);
+// byte 1: max_length (0: no fitting, else 3 + byte1 % 125 tokens); byte 2: ICL demonstrations per prompt (bits 0-1, 0:
+// all), the Llama-2-style tokenizer (bit 2); the rest: the task's JSONL file. What the episode must satisfy
+// (episode.h): every prompt, with the template's special tokens, plus its longest continuation in its context fits in
+// max_length tokens; prompts are valid UTF-8; labels index the continuations; support and query share no example; a
+// query prompt carries at most the demonstrations asked for, support prompts none. abmll::InputError is the only
+// acceptable failure; anything else (another exception, a broken invariant: abort) is a finding.
 #pragma once
 
 #include <cstddef>
@@ -38,7 +39,9 @@ namespace abmll::fuzz {
 
 inline void run_episodes_input(const std::uint8_t* data, std::size_t size, const std::filesystem::path& scratch) {
   if (size < 3) return;
-  static const text::Tokenizer tokenizer = text::Tokenizer::from_json(fuzz_tokenizer_json(kLlama3Pattern, false));
+  static const text::Tokenizer byte_level = text::Tokenizer::from_json(fuzz_tokenizer_json(kLlama3Pattern, false));
+  static const text::Tokenizer sentencepiece = text::Tokenizer::from_json(fuzz_sentencepiece_json());
+  const text::Tokenizer& tokenizer = (data[2] & 4) != 0 ? sentencepiece : byte_level;
   static const char* const templates[] = {"{input}", "Q: {input}\nA: {output}\n", "{input} {options} =>{output}.",
                                           "{input}\n{options}\nAnswer:"};
   std::filesystem::create_directories(scratch);
@@ -79,9 +82,11 @@ inline void run_episodes_input(const std::uint8_t* data, std::size_t size, const
       if (!is_query) support_sources.insert(source);
       else if (support_sources.count(source)) episode_finding("an example in both support and query", p);
       if (options.max_length > 0) {
+        const std::vector<std::int32_t> prompt_ids = tokenizer.encode(p.prompt, true);
         std::size_t longest = 0;
-        for (const std::string& c : p.continuations) longest = std::max(longest, tokenizer.encode(c, false).size());
-        if (tokenizer.encode(p.prompt, true).size() + longest > static_cast<std::size_t>(options.max_length))
+        for (const std::string& c : p.continuations)
+          longest = std::max(longest, tokenizer.encode_continuation(p.prompt, prompt_ids, c).size());
+        if (prompt_ids.size() + longest > static_cast<std::size_t>(options.max_length))
           episode_finding("a prompt and its continuation longer than max_length", p);
       }
     }

@@ -1,14 +1,15 @@
-// Unit tests of the SentencePiece-style pieces of the tokenizer.json tokenizer (Llama-2, Mistral, Gemma): the
-// Prepend and Replace normalizers, the Metaspace pre-tokenizer and its prepend schemes, the byte fallback and <unk>
-// handling of BPE, and the Replace, ByteFallback, Fuse, Strip and Metaspace decoders. Expected values are those of
-// the reference `tokenizers` library on the same files; tests/python/test_tokenizer_parity.py compares whole
-// vocabularies (trained and Mistral's real ones).
+// Unit tests of the SentencePiece-style pieces of the tokenizer.json tokenizer (Llama-2, Mistral, Gemma): the Prepend
+// and Replace normalizers, the Metaspace pre-tokenizer and its prepend schemes, the byte fallback and <unk> handling of
+// BPE, and the Replace, ByteFallback, Fuse, Strip and Metaspace decoders; continuations in context, and prompts fitted
+// to a length counting them so. Expected values are those of the reference `tokenizers` library on the same files;
+// tests/python/test_tokenizer_parity.py compares whole vocabularies (trained and Mistral's real ones).
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
 #include <string>
 #include <vector>
 
+#include "data/episode.h"
 #include "text/tokenizer.h"
 
 using abmll::text::Tokenizer;
@@ -151,4 +152,21 @@ TEST_CASE("sentencepiece: a continuation is tokenized in its context, not with a
   CHECK(legacy.encode_continuation("ab", prompt, " ab") == ids_of(legacy, {m + "ab"}));
   // When the prompt's own ids change in context, the continuation is encoded alone.
   CHECK(legacy.encode_continuation("a", legacy.encode("a", true), "b") == ids_of(legacy, {m, "b"}));
+}
+
+TEST_CASE("sentencepiece: prompts are fitted to max_length counting the options in their context", "[tokenizer]") {
+  auto legacy = Tokenizer::from_json(make_spm(kLegacyNormalizer, nullptr, kLlamaDecoder));
+  // "ab ab" is 2 tokens and " ab" after it 1 ("▁ab"; alone it would be 2, "▁" "▁ab"): 3 tokens fit it whole.
+  abmll::data::ScoredPrompt p = abmll::data::fit_prompt({}, "", "ab ab", {" ab"}, &legacy, 3);
+  CHECK_FALSE(p.truncated);
+  CHECK(p.prompt == "ab ab");
+  // With 2, the prompt is cut from the left: " ab" is "▁" "▁ab" and its option 1 more; "ab" and its option fit.
+  p = abmll::data::fit_prompt({}, "", "ab ab", {" ab"}, &legacy, 2);
+  CHECK(p.truncated);
+  CHECK(p.prompt == "ab");
+  // Demonstrations likewise: "ab" + " " + "ab ab" is 3 tokens, + 1.
+  p = abmll::data::fit_prompt({"ab"}, " ", "ab ab", {" ab"}, &legacy, 4);
+  CHECK(p.demos == 1);
+  p = abmll::data::fit_prompt({"ab"}, " ", "ab ab", {" ab"}, &legacy, 3);
+  CHECK((p.demos == 0 && p.prompt == "ab ab"));
 }

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "data/options.h"
 #include "text/tokenizer.h"
@@ -53,16 +54,28 @@ ScoredPrompt fit_prompt(const std::vector<std::string>& demos, const std::string
   out.continuations = std::move(continuations);
   std::size_t first = 0;
   if (tokenizer && max_length > 0) {
-    std::int64_t answer = 0;
-    for (const auto& c : out.continuations) answer = std::max(answer, count_tokens(*tokenizer, c, false));
-    const std::int64_t budget = max_length - answer;
-    auto fits = [&](const std::string& prompt) { return count_tokens(*tokenizer, prompt, true) <= budget; };
-    if (!fits(""))
+    // The prompt's tokens, and the longest option's in its context, as the scorer counts them.
+    auto lengths = [&](const std::string& prompt) {
+      const std::vector<std::int32_t> ids = tokenizer->encode(prompt, true);
+      std::int64_t answer = 0;
+      for (const auto& c : out.continuations)
+        answer = std::max(answer, static_cast<std::int64_t>(tokenizer->encode_continuation(prompt, ids, c).size()));
+      return std::pair{static_cast<std::int64_t>(ids.size()), answer};
+    };
+    auto fits = [&](const std::string& prompt) {
+      const auto [prompt_tokens, answer] = lengths(prompt);
+      return prompt_tokens + answer <= max_length;
+    };
+    if (const auto [prompt_tokens, answer] = lengths(""); prompt_tokens + answer > max_length)
       throw InputError(fmt::format("the answer options need {} tokens, leaving no room for a prompt within "
                                    "model.max_length {}",
                                    answer, max_length));
-    // Whole demonstrations, from the left. Estimate with per-part counts, then check the joined text exactly.
+    // Whole demonstrations, from the left. Estimate with per-part counts (options alone), then check the joined
+    // text exactly.
     if (!demos.empty()) {
+      std::int64_t answer = 0;
+      for (const auto& c : out.continuations) answer = std::max(answer, count_tokens(*tokenizer, c, false));
+      const std::int64_t budget = max_length - answer;
       std::int64_t total = count_tokens(*tokenizer, query, true);
       std::vector<std::int64_t> cost(demos.size());
       for (std::size_t i = 0; i < demos.size(); ++i) {

@@ -12,8 +12,9 @@
 // demonstrations.
 //
 // Context length. With a tokenizer and max_length > 0, each prompt is fitted so that
-//   tokens(prompt, with special tokens) + max over options of tokens(continuation, without) <= max_length,
-// counting as the scorer tokenizes. Over it, whole demonstrations are dropped from the left first, then the query's
+//   tokens(prompt, with special tokens) + max over options of tokens(continuation in the prompt's context)
+//     <= max_length,
+// counting as the scorer tokenizes (Tokenizer::encode_continuation). Over it, whole demonstrations are dropped from the left first, then the query's
 // own text is cut from the left (at a character boundary; as little as fits). InputError when the continuations
 // alone do not fit.
 #pragma once
