@@ -1,7 +1,7 @@
-// The full ABMLL outer loss on a tiny Llama, a tiny Qwen3 and a tiny Gemma-2 (float64): second-order meta-gradients of
-// theta against central finite differences, with the LLM's per-task adapters, K inner steps, Monte Carlo samples, KL
-// and hyperprior all in play, for both variational families (the weight family with both scale forms: local
-// reparameterisation noise, tiled KL and hyperprior; on the Llama model).
+// The full ABMLL outer loss on a tiny Llama, a tiny Qwen3, a tiny Gemma-2 and a tiny Gemma-3 (float64): second-order
+// meta-gradients of theta against central finite differences, with the LLM's per-task adapters, K inner steps, Monte
+// Carlo samples, KL and hyperprior all in play, for both variational families (the weight family with both scale forms:
+// local reparameterisation noise, tiled KL and hyperprior; on the Llama model).
 #include <catch2/catch.hpp>
 
 #include <ATen/ATen.h>
@@ -31,8 +31,9 @@ meta::TokenizedExample example(std::vector<int64_t> prompt, std::vector<int64_t>
 
 TEST_CASE("second-order ABMLL meta-gradient on a tiny LLM matches finite differences", "[meta]") {
   // Qwen3 too: the adapted q_proj reaches the loss through the RMSNorm of each query head, differentiated twice;
-  // and Gemma-2: soft-capped scores and logits, (1 + w) norms on the blocks' outputs, GeGLU.
-  const auto kind = GENERATE(test::TinyModel::llama31, test::TinyModel::qwen3, test::TinyModel::gemma2);
+  // Gemma-2: soft-capped scores and logits, (1 + w) norms on the blocks' outputs, GeGLU; Gemma-3: (1 + w) head norms.
+  const auto kind = GENERATE(test::TinyModel::llama31, test::TinyModel::qwen3, test::TinyModel::gemma2,
+                             test::TinyModel::gemma3);
   INFO(test::to_string(kind));
   test::ScratchDir dir;
   test::write_tiny_model(dir.path(), kind);

@@ -55,6 +55,19 @@ json gemma2_config() {
   })");
 }
 
+// Gemma-3-1B's text config.json in the 4.x spelling (its sizes shrunk): rope_theta and rope_local_base_freq at the top
+// level, sliding_window_pattern, no layer_types.
+json gemma3_config() {
+  return json::parse(R"({
+    "architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text", "attn_logit_softcapping": null,
+    "final_logit_softcapping": null, "head_dim": 16, "hidden_activation": "gelu_pytorch_tanh", "hidden_size": 64,
+    "intermediate_size": 96, "num_attention_heads": 4, "num_hidden_layers": 7, "num_key_value_heads": 1,
+    "query_pre_attn_scalar": 16, "rms_norm_eps": 1e-06, "rope_local_base_freq": 10000.0,
+    "rope_scaling": {"rope_type": "linear", "factor": 8.0}, "rope_theta": 1000000.0, "sliding_window": 512,
+    "sliding_window_pattern": 6, "vocab_size": 300
+  })");
+}
+
 json qwen2_config() {
   return json::parse(R"({
     "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": 64, "intermediate_size": 96,
@@ -272,15 +285,57 @@ TEST_CASE("model config: Gemma and Gemma-2, their defaults and their refusals", 
   require_input_error(j, {"dir/config.json", "query_pre_attn_scalar", "positive"});
 }
 
+TEST_CASE("model config: Gemma-3's two RoPEs, in both spellings, and its sliding layers", "[model]") {
+  ModelConfig c = parse_model_config(gemma3_config(), "dir/config.json");
+  CHECK(c.architecture == Architecture::gemma3);
+  CHECK((c.qk_norm && c.output_norms && c.unit_offset_norms && c.scaled_embeddings && c.tie_word_embeddings));
+  CHECK((c.attention_softcap == 0.0 && c.logit_softcap == 0.0));
+  CHECK(c.sliding_layers == std::vector<bool>{true, true, true, true, true, false, true});  // every 6th is full
+  CHECK(c.sliding_window == 512);
+  CHECK(c.max_position_embeddings == 131072);
+  CHECK((c.rope.type == "linear" && c.rope.factor == 8.0 && c.rope.theta == 1e6));
+  REQUIRE(c.local_rope.has_value());
+  CHECK((c.local_rope->type == "default" && c.local_rope->theta == 1e4));
+  CHECK(has_spec(weight_specs(c), "model.layers.6.self_attn.k_norm.weight"));
+
+  // 5.x's spelling: one dict per layer type; a theta missing from one is the top level's, else the default.
+  json j = gemma3_config();
+  for (const char* key : {"rope_scaling", "rope_theta", "rope_local_base_freq"}) j.erase(key);
+  j["rope_parameters"] = {{"full_attention", {{"rope_type", "linear"}, {"factor", 8.0}}},
+                          {"sliding_attention", {{"rope_type", "default"}, {"rope_theta", 5000.0}}}};
+  c = parse_model_config(j, "dir/config.json");
+  CHECK((c.rope.type == "linear" && c.rope.factor == 8.0 && c.rope.theta == 1e6));
+  CHECK((c.local_rope->type == "default" && c.local_rope->theta == 5000.0));
+  j["rope_parameters"]["chunked_attention"] = json::object();
+  require_input_error(j, {"dir/config.json", "rope_parameters", "chunked_attention", "not a layer type"});
+  j["rope_parameters"].erase("chunked_attention");
+  j["rope_parameters"]["full_attention"]["rope_type"] = "yarn";
+  require_input_error(j, {"dir/config.json", "rope_parameters.full_attention", "yarn"});
+  j["rope_parameters"]["full_attention"] = {{"rope_type", "linear"}, {"factor", 0.5}};
+  require_input_error(j, {"dir/config.json", "factor", "at least 1"});
+
+  j = gemma3_config();
+  j["layer_types"] = {"full_attention", "full_attention", "full_attention", "full_attention", "full_attention",
+                      "full_attention", "full_attention"};
+  c = parse_model_config(j, "dir/config.json");
+  CHECK(c.sliding_window == 0);
+  j = gemma3_config();
+  j["sliding_window_pattern"] = 0;
+  require_input_error(j, {"dir/config.json", "sliding_window_pattern", "positive"});
+  j = gemma3_config();
+  j["rope_local_base_freq"] = 1;
+  require_input_error(j, {"dir/config.json", "rope_local_base_freq"});
+}
+
 TEST_CASE("model config: unsupported or inconsistent configs name the file, the field and the value", "[model]") {
   json j = llama31_config();
-  j["architectures"] = {"Gemma3ForCausalLM"};
-  require_input_error(j, {"dir/config.json", "architectures", "Gemma3ForCausalLM"});
+  j["architectures"] = {"Gemma3ForConditionalGeneration"};
+  require_input_error(j, {"dir/config.json", "architectures", "Gemma3ForConditionalGeneration"});
 
   j = llama31_config();
-  j["model_type"] = "gemma3_text";
+  j["model_type"] = "gemma3";
   j.erase("architectures");
-  require_input_error(j, {"dir/config.json", "model_type", "gemma3_text", "\"gemma2\""});
+  require_input_error(j, {"dir/config.json", "model_type", "is \"gemma3\"", "\"gemma3_text\""});
 
   // Qwen's window binds only with use_sliding_window and on the layers from max_window_layers on (Qwen2-7B's 28 of
   // 28 layers: none), or those layer_types names.

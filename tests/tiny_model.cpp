@@ -19,6 +19,7 @@ const char* to_string(TinyModel kind) {
     case TinyModel::qwen2: return "qwen2";
     case TinyModel::qwen3: return "qwen3";
     case TinyModel::gemma2: return "gemma2";
+    case TinyModel::gemma3: return "gemma3";
   }
   return "?";
 }
@@ -53,11 +54,21 @@ void write_tiny_model(const std::filesystem::path& dir, TinyModel kind) {
       j["attn_logit_softcapping"] = 1.5;
       j["final_logit_softcapping"] = 2.0;
       break;
+    case TinyModel::gemma3:
+      j["architectures"] = {"Gemma3ForCausalLM"};
+      j["model_type"] = "gemma3_text";
+      j["head_dim"] = 8;
+      j["query_pre_attn_scalar"] = 6;
+      j["sliding_window"] = 16;
+      j["layer_types"] = {"sliding_attention", "full_attention"};
+      j["rope_parameters"] = {{"full_attention", {{"rope_type", "linear"}, {"factor", 4.0}, {"rope_theta", 1e6}}},
+                              {"sliding_attention", {{"rope_type", "default"}, {"rope_theta", 100.0}}}};
+      break;
   }
   std::filesystem::create_directories(dir);
   write_text(dir / "config.json", j.dump());
   const model::ModelConfig c = model::parse_model_config(j);
-  const int seeds[] = {2, 1, 3, 4};  // by TinyModel
+  const int seeds[] = {2, 1, 3, 4, 5};  // by TinyModel
   at::manual_seed(seeds[static_cast<int>(kind)]);
   io::NamedTensors tensors;
   for (const auto& s : model::weight_specs(c))

@@ -56,7 +56,7 @@ at::Tensor attention(const at::Tensor& x, const AttentionWeights& w, const Model
   // [B, T, heads, Dh] view, as transformers applies it) when a norm weight is given.
   auto heads = [&](const at::Tensor& y, const at::Tensor& norm = {}) {
     at::Tensor h = y.view({b, t, -1, dh});
-    if (norm.defined()) h = rms_norm(h, norm, config.rms_norm_eps);
+    if (norm.defined()) h = rms_norm(h, norm, config.rms_norm_eps, config.unit_offset_norms);
     return h.transpose(1, 2);
   };
   at::Tensor q = heads(linear(x, w.q, {layer, Projection::q}, adapter), w.q_norm);

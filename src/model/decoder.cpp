@@ -37,6 +37,7 @@ Decoder Decoder::load(const std::filesystem::path& dir, const WeightOptions& opt
 Decoder::Decoder(ModelConfig config, DecoderWeights weights)
     : config_(std::move(config)), weights_(std::move(weights)) {
   inv_freq_ = rope_inv_freq(config_).to(device());
+  if (config_.local_rope) local_inv_freq_ = rope_inv_freq(*config_.local_rope, config_.head_dim).to(device());
   // sqrt(D) as a float32 number rounded to the weights' dtype, as Gemma's embedding multiplies by it (in bfloat16,
   // sqrt(3584) = 59.87 becomes 60); a scalar, so that a forward on a GPU copies nothing to it.
   if (config_.scaled_embeddings)
@@ -90,9 +91,16 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layo
 
   at::Tensor h = at::embedding(weights_.embed_tokens, ids);  // [B, T, D]
   if (config_.scaled_embeddings) h = h * embedding_scale_;
-  at::Tensor cos = layout.cos, sin = layout.sin;  // [B, T, Dh]
-  if (!cos.defined() || cos.scalar_type() != h.scalar_type() || cos.device() != h.device())
-    std::tie(cos, sin) = rope_tables(layout.positions.to(device()), inv_freq_, h.scalar_type());
+  // [B, T, Dh], given or made here; a Gemma-3's sliding-window layers rotate by their own.
+  auto tables = [&](const at::Tensor& given_cos, const at::Tensor& given_sin, const at::Tensor& inv_freq) {
+    if (given_cos.defined() && given_cos.scalar_type() == h.scalar_type() && given_cos.device() == h.device())
+      return std::pair{given_cos, given_sin};
+    return rope_tables(layout.positions.to(device()), inv_freq, h.scalar_type());
+  };
+  const auto [cos, sin] = tables(layout.cos, layout.sin, inv_freq_);
+  at::Tensor local_cos, local_sin;
+  if (local_inv_freq_.defined()) std::tie(local_cos, local_sin) = tables(layout.local_cos, layout.local_sin,
+                                                                         local_inv_freq_);
   // [B, 1, T, T], or undefined for plain causal attention
   const at::Tensor pattern = layout.causal ? at::Tensor() : layout.pattern.to(device());
   const double eps = config_.rms_norm_eps;
@@ -102,8 +110,9 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layo
   if (checkpoint && adapter != nullptr) trainable = adapter->trainable_tensors();
   for (int64_t i = 0; i < config_.num_layers; ++i) {
     // Captures by value what may go out of scope before backward (tensors are shared, not copied).
-    Block block = [this, i, cos, sin, pattern, adapter, eps, unit_offset,
-                   twice = options.double_backward](const at::Tensor& x) {
+    const bool local = local_inv_freq_.defined() && config_.sliding_layers[static_cast<std::size_t>(i)];
+    Block block = [this, i, cos = local ? local_cos : cos, sin = local ? local_sin : sin, pattern, adapter, eps,
+                   unit_offset, twice = options.double_backward](const at::Tensor& x) {
       const LayerWeights& layer = weights_.layers[static_cast<std::size_t>(i)];
       // An output norm (Gemma-2) when the layer has one.
       auto output_norm = [&](const at::Tensor& out, const at::Tensor& weight) {
@@ -127,6 +136,8 @@ TokenLayout Decoder::with_rope(const TokenLayout& layout) const {
   TokenLayout out{layout.positions.to(device()), layout.causal ? layout.pattern : layout.pattern.to(device()),
                   layout.causal, {}, {}};
   std::tie(out.cos, out.sin) = rope_tables(out.positions, inv_freq_, dtype());
+  if (local_inv_freq_.defined())
+    std::tie(out.local_cos, out.local_sin) = rope_tables(out.positions, local_inv_freq_, dtype());
   return out;
 }
 

@@ -67,6 +67,7 @@ class Decoder {
   DecoderWeights weights_;
   double embedding_scale_ = 1.0;  // Gemma's sqrt(D), rounded to dtype()
   at::Tensor inv_freq_;  // [Dh/2] float32 on device(), from rope_inv_freq
+  at::Tensor local_inv_freq_;  // the same for config.local_rope (Gemma-3's sliding-window layers); else undefined
 };
 
 }  // namespace abmll::model

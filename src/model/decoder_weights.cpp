@@ -43,8 +43,8 @@ DecoderWeights assemble(const ModelConfig& config, const std::map<std::string, a
     layer.input_norm = norm(prefix + "input_layernorm.weight");
     layer.attention = {projection(i, Projection::q), projection(i, Projection::k), projection(i, Projection::v),
                        projection(i, Projection::o),
-                       config.qk_norm ? take(prefix + "self_attn.q_norm.weight") : at::Tensor(),
-                       config.qk_norm ? take(prefix + "self_attn.k_norm.weight") : at::Tensor()};
+                       config.qk_norm ? norm(prefix + "self_attn.q_norm.weight") : at::Tensor(),
+                       config.qk_norm ? norm(prefix + "self_attn.k_norm.weight") : at::Tensor()};
     if (config.output_norms) {
       layer.attention_output_norm = norm(prefix + "post_attention_layernorm.weight");
       layer.mlp_input_norm = norm(prefix + "pre_feedforward_layernorm.weight");

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <algorithm>
 #include <cstdint>
 #include <fstream>
 #include <functional>
@@ -89,7 +90,12 @@ constexpr ArchitectureName kArchitectures[] = {
     {Architecture::llama, "llama", "LlamaForCausalLM"},       {Architecture::qwen2, "qwen2", "Qwen2ForCausalLM"},
     {Architecture::qwen3, "qwen3", "Qwen3ForCausalLM"},       {Architecture::mistral, "mistral", "MistralForCausalLM"},
     {Architecture::gemma, "gemma", "GemmaForCausalLM"},       {Architecture::gemma2, "gemma2", "Gemma2ForCausalLM"},
+    {Architecture::gemma3, "gemma3_text", "Gemma3ForCausalLM"},
 };
+
+// Gemma-3's 4B to 27B checkpoints hold a vision tower beside the language model, under other names.
+constexpr const char* kGemma3Multimodal =
+    " (Gemma-3's multimodal checkpoints are not read; its text-only form, \"gemma3_text\", is)";
 
 std::string supported_list(const char* ArchitectureName::*field) {
   std::string out;
@@ -104,8 +110,8 @@ Architecture parse_architecture(const Fields& f) {
     for (const auto& a : kArchitectures)
       if (type == a.model_type) from_type = a.architecture;
     if (!from_type)
-      f.fail("model_type",
-             fmt::format("is \"{}\"; supported: {}", type, supported_list(&ArchitectureName::model_type)));
+      f.fail("model_type", fmt::format("is \"{}\"{}; supported: {}", type, type == "gemma3" ? kGemma3Multimodal : "",
+                                       supported_list(&ArchitectureName::model_type)));
   }
   if (f.has("architectures")) {
     const auto& list = f.json().at("architectures");
@@ -115,8 +121,9 @@ Architecture parse_architecture(const Fields& f) {
     for (const auto& a : kArchitectures)
       if (name == a.class_name) from_list = a.architecture;
     if (!from_list)
-      f.fail("architectures",
-             fmt::format("is [\"{}\"]; supported: {}", name, supported_list(&ArchitectureName::class_name)));
+      f.fail("architectures", fmt::format("is [\"{}\"]{}; supported: {}", name,
+                                          name == "Gemma3ForConditionalGeneration" ? kGemma3Multimodal : "",
+                                          supported_list(&ArchitectureName::class_name)));
   }
   if (from_type && from_list && *from_type != *from_list)
     f.fail("architectures", fmt::format("is {} but model_type is {}", f.value_text("architectures"),
@@ -126,30 +133,33 @@ Architecture parse_architecture(const Fields& f) {
   f.fail("model_type", "is missing (and so is architectures)");
 }
 
-// transformers' rules (modeling_rope_utils.py, RotaryEmbeddingConfigMixin): the parameters are `rope_scaling` when
-// given and not null (4.x), else `rope_parameters` (5.x); rope_theta is taken from that dict, else from the top
-// level, else 10000; the type from `rope_type`, else `type`, else "default"; llama3's
-// original_max_position_embeddings defaults to max_position_embeddings.
-RopeConfig parse_rope(const Fields& top, int64_t max_position_embeddings) {
-  std::string field = "rope_scaling";
-  if (!top.has(field)) field = "rope_parameters";
-  nlohmann::json params = top.has(field) ? top.json().at(field) : nlohmann::json::object();
-  if (!params.is_object()) top.fail(field, fmt::format("must be an object or null, not {}", params.dump()));
-  const Fields f(params, fmt::format("{}: field '{}'", top.source(), field));
-  // Per-layer-type RoPE (nested dicts) and partial rotary embeddings are other models' features.
+// One RoPE parameter dict, `params` (named `where` in messages): rope_theta from it, else from the top level, else
+// `default_theta`; the type from `rope_type`, else `type`, else "default"; llama3's original_max_position_embeddings
+// defaults to max_position_embeddings.
+RopeConfig parse_rope_params(const nlohmann::json& params, const std::string& where, const Fields& top,
+                             double default_theta, int64_t max_position_embeddings) {
+  const Fields f(params, fmt::format("{}: field '{}'", top.source(), where));
+  // Per-layer-type RoPE (nested dicts) other than Gemma-3's, and partial rotary embeddings, are other models'.
   for (const auto& [key, value] : params.items())
     if (value.is_object()) f.fail(key, "is a nested RoPE dict (per-layer RoPE is not supported)");
   if (f.has("partial_rotary_factor") && f.number("partial_rotary_factor") != 1.0)
     f.fail("partial_rotary_factor", fmt::format("is {}; only 1 is supported", f.value_text("partial_rotary_factor")));
 
   RopeConfig rope;
-  rope.theta = f.has("rope_theta") ? f.number("rope_theta") : top.number("rope_theta", 10000.0);
-  if (!(rope.theta > 1.0)) f.fail("rope_theta", fmt::format("must be greater than 1, not {}", rope.theta));
+  rope.theta = f.has("rope_theta") ? f.number("rope_theta") : top.number("rope_theta", default_theta);
+  if (!(rope.theta > 1.0) || !std::isfinite(rope.theta))
+    f.fail("rope_theta", fmt::format("must be greater than 1, not {}", rope.theta));
   rope.type = f.has("rope_type") ? f.string("rope_type", "") : f.string("type", "default");
   if (rope.type == "default") return rope;
+  const char* const type_field = f.has("rope_type") ? "rope_type" : "type";
+  if (rope.type == "linear") {  // every inverse frequency divided by `factor` (Gemma-3's full-attention layers)
+    rope.factor = f.number("factor");
+    if (!(rope.factor >= 1.0) || !std::isfinite(rope.factor))
+      f.fail("factor", fmt::format("must be at least 1, not {}", f.value_text("factor")));
+    return rope;
+  }
   if (rope.type != "llama3")
-    f.fail(f.has("rope_type") ? "rope_type" : "type",
-           fmt::format("is \"{}\"; supported: \"default\", \"llama3\"", rope.type));
+    f.fail(type_field, fmt::format("is \"{}\"; supported: \"default\", \"linear\", \"llama3\"", rope.type));
   rope.factor = f.number("factor");
   rope.low_freq_factor = f.number("low_freq_factor");
   rope.high_freq_factor = f.number("high_freq_factor");
@@ -164,12 +174,57 @@ RopeConfig parse_rope(const Fields& top, int64_t max_position_embeddings) {
   return rope;
 }
 
+// transformers' rules (modeling_rope_utils.py, RotaryEmbeddingConfigMixin): the parameters are `rope_scaling` when
+// given and not null (4.x), else `rope_parameters` (5.x); `default_theta` when neither nor the top level gives one.
+RopeConfig parse_rope(const Fields& top, int64_t max_position_embeddings, double default_theta = 10000.0) {
+  std::string field = "rope_scaling";
+  if (!top.has(field)) field = "rope_parameters";
+  nlohmann::json params = top.has(field) ? top.json().at(field) : nlohmann::json::object();
+  if (!params.is_object()) top.fail(field, fmt::format("must be an object or null, not {}", params.dump()));
+  return parse_rope_params(params, field, top, default_theta, max_position_embeddings);
+}
+
+// Gemma-3's two RoPEs, `rope` for its full-attention layers and `local_rope` for its sliding-window ones
+// (Gemma3TextConfig): 5.x's rope_parameters {"full_attention": {...}, "sliding_attention": {...}}, or 4.x's
+// rope_theta (default 1e6) with rope_scaling for the former and rope_local_base_freq (default 1e4) for the latter.
+void parse_gemma3_rope(const Fields& top, ModelConfig& c) {
+  const bool nested = top.has("rope_parameters") && top.json().at("rope_parameters").is_object() &&
+                      (top.json().at("rope_parameters").contains("full_attention") ||
+                       top.json().at("rope_parameters").contains("sliding_attention"));
+  if (!nested) {
+    c.rope = parse_rope(top, c.max_position_embeddings, 1e6);
+    RopeConfig local;
+    local.theta = top.number("rope_local_base_freq", 10000.0);
+    if (!(local.theta > 1.0) || !std::isfinite(local.theta))
+      top.fail("rope_local_base_freq", fmt::format("must be greater than 1, not {}", local.theta));
+    c.local_rope = local;
+    return;
+  }
+  const nlohmann::json& all = top.json().at("rope_parameters");
+  const Fields f(all, fmt::format("{}: field 'rope_parameters'", top.source()));
+  for (const auto& [key, value] : all.items())
+    if (key != "full_attention" && key != "sliding_attention")
+      f.fail(key, "is not a layer type (\"full_attention\", \"sliding_attention\")");
+  auto params = [&](const std::string& type, double default_theta) {
+    const nlohmann::json p = f.has(type) ? all.at(type) : nlohmann::json::object();
+    if (!p.is_object()) f.fail(type, fmt::format("must be an object, not {}", p.dump()));
+    // The nested dict's own theta, else the top level's (rope_theta, rope_local_base_freq), else the default.
+    nlohmann::json with_theta = p;
+    if (!with_theta.contains("rope_theta"))
+      with_theta["rope_theta"] = top.number(type == "full_attention" ? "rope_theta" : "rope_local_base_freq",
+                                            default_theta);
+    return parse_rope_params(with_theta, "rope_parameters." + type, top, default_theta, c.max_position_embeddings);
+  };
+  c.rope = params("full_attention", 1e6);
+  c.local_rope = params("sliding_attention", 10000.0);
+}
+
 // The MLP's activation. transformers reads `hidden_act` for Llama, Qwen, Mistral and Gemma (where the legacy
 // "gelu" of the first releases means the tanh approximation: GemmaConfig rewrites it), `hidden_activation` for
-// Gemma-2 (where "gelu" is the exact GELU).
+// Gemma-2 and Gemma-3 (where "gelu" is the exact GELU).
 Activation parse_activation(const Fields& f, Architecture arch) {
-  if (arch == Architecture::gemma || arch == Architecture::gemma2) {
-    const bool gemma2 = arch == Architecture::gemma2;
+  if (arch == Architecture::gemma || arch == Architecture::gemma2 || arch == Architecture::gemma3) {
+    const bool gemma2 = arch != Architecture::gemma;  // Gemma-2 and Gemma-3 read hidden_activation
     const std::string field = gemma2 ? "hidden_activation" : "hidden_act";
     const std::string act = f.string(field, "gelu_pytorch_tanh");
     if (act == "gelu_pytorch_tanh") return Activation::gelu_tanh;
@@ -205,47 +260,58 @@ int64_t window_field(const Fields& f) {
   return window;
 }
 
-// The window that binds, when any layer slides (0 otherwise): which layers do is `layer_types` ("sliding_attention"
-// or "full_attention", one per layer) when given, else `slides_by_default(layer)`; `window` is their window, 0 for
-// none (sliding layers then attend to everything, as the reference's mask reads a null window).
-int64_t sliding_window_of(const Fields& f, int64_t num_layers, int64_t window,
-                          const std::function<bool(int64_t)>& slides_by_default) {
-  bool any_sliding = false;
+// Which layers slide: `layer_types` ("sliding_attention" or "full_attention", one per layer) when given, else
+// `slides_by_default(layer)`.
+std::vector<bool> sliding_layers_of(const Fields& f, int64_t num_layers,
+                                    const std::function<bool(int64_t)>& slides_by_default) {
+  std::vector<bool> sliding(static_cast<std::size_t>(num_layers), false);
   if (f.has("layer_types")) {
     const auto& types = f.json().at("layer_types");
     if (!types.is_array() || static_cast<int64_t>(types.size()) != num_layers)
       f.fail("layer_types", fmt::format("must list num_hidden_layers={} layer types, not {}", num_layers,
                                         types.dump()));
-    for (const auto& t : types) {
-      if (t == "sliding_attention") any_sliding = true;
-      else if (t != "full_attention")
+    for (std::size_t i = 0; i < types.size(); ++i) {
+      if (types[i] == "sliding_attention") sliding[i] = true;
+      else if (types[i] != "full_attention")
         f.fail("layer_types", fmt::format("contains {}; supported: \"sliding_attention\", \"full_attention\"",
-                                          t.dump()));
+                                          types[i].dump()));
     }
   } else {
-    for (int64_t i = 0; i < num_layers && !any_sliding; ++i) any_sliding = slides_by_default(i);
+    for (int64_t i = 0; i < num_layers; ++i) sliding[static_cast<std::size_t>(i)] = slides_by_default(i);
   }
-  return any_sliding ? window : 0;
+  return sliding;
 }
 
-// Gemma and Gemma-2 (GemmaModel, Gemma2Model): embeddings scaled by sqrt(D), (1 + w) norms; Gemma-2 also its output
-// norms, query_pre_attn_scalar, soft caps, and sliding windows on the layers `layer_types` names (every other layer,
-// from the first, when it is absent).
+bool any_of(const std::vector<bool>& flags) { return std::find(flags.begin(), flags.end(), true) != flags.end(); }
+
+// Gemma, Gemma-2 and Gemma-3 (GemmaModel, Gemma2Model, Gemma3TextModel): embeddings scaled by sqrt(D), (1 + w)
+// norms; Gemma-2 and Gemma-3 also their output norms, query_pre_attn_scalar, soft caps (Gemma-2's by default,
+// Gemma-3's only when set), and sliding windows on the layers `layer_types` names (Gemma-2: every other layer from
+// the first; Gemma-3: all but every sliding_window_pattern-th); Gemma-3 also its (1 + w) query and key head norms and
+// its two RoPEs.
 void parse_gemma(const Fields& f, ModelConfig& c) {
   c.scaled_embeddings = true;
   c.unit_offset_norms = true;
   if (f.boolean("use_bidirectional_attention", false))
     f.fail("use_bidirectional_attention", "is true; only causal attention is supported");
-  if (c.architecture != Architecture::gemma2) return;
+  if (c.architecture == Architecture::gemma) return;
+  const bool gemma3 = c.architecture == Architecture::gemma3;
   c.output_norms = true;
+  c.qk_norm = gemma3;
   const double scalar = f.number("query_pre_attn_scalar", 256.0);
   c.attention_scale = std::pow(scalar, -0.5);
   if (!(scalar > 0.0) || !std::isfinite(c.attention_scale) || !(c.attention_scale > 0.0))
     f.fail("query_pre_attn_scalar", fmt::format("must be a positive (normal) number, not {}", scalar));
-  c.attention_softcap = parse_softcap(f, "attn_logit_softcapping", 50.0);
-  c.logit_softcap = parse_softcap(f, "final_logit_softcapping", 30.0);
+  c.attention_softcap = parse_softcap(f, "attn_logit_softcapping", gemma3 ? 0.0 : 50.0);
+  c.logit_softcap = parse_softcap(f, "final_logit_softcapping", gemma3 ? 0.0 : 30.0);
 
-  c.sliding_window = sliding_window_of(f, c.num_layers, window_field(f), [](int64_t i) { return i % 2 == 0; });
+  const int64_t pattern = gemma3 ? f.integer("sliding_window_pattern", 6) : 2;
+  require_positive(f, "sliding_window_pattern", pattern);
+  c.sliding_layers = sliding_layers_of(f, c.num_layers, [pattern, gemma3](int64_t i) {
+    return gemma3 ? (i + 1) % pattern != 0 : i % 2 == 0;
+  });
+  c.sliding_window = any_of(c.sliding_layers) ? window_field(f) : 0;
+  if (gemma3) parse_gemma3_rope(f, c);
 }
 
 }  // namespace
@@ -262,7 +328,8 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& sourc
   ModelConfig c;
   c.architecture = parse_architecture(f);
   const bool llama = c.architecture == Architecture::llama || c.architecture == Architecture::mistral;
-  const bool gemma = c.architecture == Architecture::gemma || c.architecture == Architecture::gemma2;
+  const bool gemma = c.architecture == Architecture::gemma || c.architecture == Architecture::gemma2 ||
+                     c.architecture == Architecture::gemma3;
   const bool qwen = !llama && !gemma;
 
   c.hidden_size = f.integer("hidden_size");
@@ -292,12 +359,15 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& sourc
   if (c.head_dim % 2 != 0) f.fail("head_dim", fmt::format("must be even for RoPE, not {}", c.head_dim));
   c.attention_scale = std::pow(static_cast<double>(c.head_dim), -0.5);
 
-  c.max_position_embeddings = f.integer("max_position_embeddings", llama ? 2048 : gemma ? 8192 : 32768);
+  c.max_position_embeddings = f.integer("max_position_embeddings", llama                                   ? 2048
+                                                                   : c.architecture == Architecture::gemma3 ? 131072
+                                                                   : gemma                                  ? 8192
+                                                                                                            : 32768);
   require_positive(f, "max_position_embeddings", c.max_position_embeddings);
   c.rms_norm_eps = f.number("rms_norm_eps", 1e-6);
   if (!(c.rms_norm_eps > 0.0)) f.fail("rms_norm_eps", fmt::format("must be positive, not {}", c.rms_norm_eps));
   c.tie_word_embeddings = f.boolean("tie_word_embeddings", gemma);
-  c.rope = parse_rope(f, c.max_position_embeddings);
+  if (c.architecture != Architecture::gemma3) c.rope = parse_rope(f, c.max_position_embeddings);  // else below
   c.activation = parse_activation(f, c.architecture);
 
   if (c.architecture == Architecture::mistral && f.has("sliding_window")) {
@@ -326,10 +396,11 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& sourc
     }
     // Qwen2Config / Qwen3Config: the window only with use_sliding_window, on the layers from max_window_layers on
     // unless layer_types says which.
-    const int64_t window = f.boolean("use_sliding_window", false) ? window_field(f) : 0;
+    // (Without use_sliding_window the window is null: layers named sliding attend to everything.)
     const int64_t first_sliding = f.integer("max_window_layers", 28);
-    c.sliding_window =
-        sliding_window_of(f, c.num_layers, window, [first_sliding](int64_t i) { return i >= first_sliding; });
+    const std::vector<bool> sliding =
+        sliding_layers_of(f, c.num_layers, [first_sliding](int64_t i) { return i >= first_sliding; });
+    if (f.boolean("use_sliding_window", false) && any_of(sliding)) c.sliding_window = window_field(f);
   }
 
   // 5.x writes `dtype`, 4.x `torch_dtype`.

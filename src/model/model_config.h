@@ -1,8 +1,9 @@
 // The architecture of a Hugging Face decoder checkpoint, read from its config.json: Llama (Llama-2/3/3.1/3.2),
-// Qwen2 (Qwen2, Qwen2.5), Qwen3 (dense), Mistral, Gemma and Gemma-2. All are the same pre-norm decoder (RMSNorm, RoPE,
-// grouped-query attention, gated MLP); they differ in which projections carry biases, in Qwen3's RMSNorm of each
-// query and key head before RoPE, in Gemma's scaled embeddings, (1 + w) norms and GELU gate, in Gemma-2's norms on
-// the attention and MLP outputs and its soft-capped attention scores and logits, and in their defaults. Anything this
+// Qwen2 (Qwen2, Qwen2.5), Qwen3 (dense), Mistral, Gemma, Gemma-2 and Gemma-3 (text). All are the same pre-norm decoder
+// (RMSNorm, RoPE, grouped-query attention, gated MLP); they differ in which projections carry biases, in Qwen3's and
+// Gemma-3's RMSNorm of each query and key head before RoPE, in Gemma's scaled embeddings, (1 + w) norms and GELU
+// gate, in Gemma-2's and Gemma-3's norms on the attention and MLP outputs, Gemma-2's soft-capped attention scores
+// and logits, Gemma-3's two RoPEs (one for its sliding-window layers), and in their defaults. Anything this
 // decoder does not implement (another architecture, another RoPE type, sliding-window attention that a sequence
 // would reach past, another activation) is refused when parsing, naming the field and its value, rather than
 // computing something different from transformers.
@@ -18,12 +19,13 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace abmll::model {
 
-enum class Architecture { llama, qwen2, qwen3, mistral, gemma, gemma2 };  // mistral: Llama's math
+enum class Architecture { llama, qwen2, qwen3, mistral, gemma, gemma2, gemma3 };  // mistral: Llama's math
 
-// "llama", "qwen2", "qwen3", "mistral", "gemma" or "gemma2" (the config's model_type).
+// "llama", "qwen2", "qwen3", "mistral", "gemma", "gemma2" or "gemma3_text" (the config's model_type).
 std::string to_string(Architecture arch);
 
 // The MLP's gate activation: act(gate(x)) * up(x). silu: SwiGLU (Llama, Qwen, Mistral); gelu_tanh: GELU's tanh
@@ -31,8 +33,9 @@ std::string to_string(Architecture arch);
 // exact GELU (a Gemma-2 config's "gelu").
 enum class Activation { silu, gelu_tanh, gelu };
 
-// Rotary position embedding parameters. `type` "default" is plain RoPE; "llama3" rescales the low frequencies
-// (Llama-3.1 and later) with the four fields below, which are unused otherwise.
+// Rotary position embedding parameters. `type` "default" is plain RoPE; "linear" divides every frequency by
+// `factor` (Gemma-3's full-attention layers); "llama3" rescales the low frequencies (Llama-3.1 and later) with the
+// four fields below.
 struct RopeConfig {
   std::string type = "default";
   double theta = 10000.0;
@@ -56,13 +59,18 @@ struct ModelConfig {
   // max_window_layers on: a query attends to the `sliding_window` positions up to its own (0: no layer slides). The decoder computes causal attention, the same while no sequence reaches past the
   // window; longer ones are refused.
   int64_t sliding_window = 0;
+  // Gemma-2 and Gemma-3: which layers are sliding-window layers (layer_types); empty for the others.
+  std::vector<bool> sliding_layers;
   double rms_norm_eps = 1e-6;
   RopeConfig rope;
+  // Gemma-3: the RoPE of its sliding-window layers (another theta, no scaling), `rope` being its full-attention
+  // layers'; unset elsewhere (every layer uses `rope`).
+  std::optional<RopeConfig> local_rope;
   bool tie_word_embeddings = false;  // lm_head shares model.embed_tokens.weight (no lm_head.weight tensor)
   bool attention_bias = false;       // q/k/v biases (Qwen2: always); Llama's and Qwen3's also add o_proj's
   bool output_bias = false;          // o_proj bias (Llama or Qwen3 with attention_bias)
   bool mlp_bias = false;             // gate/up/down biases (Llama's mlp_bias)
-  bool qk_norm = false;              // RMSNorm over Dh of every query and key head, before RoPE (Qwen3)
+  bool qk_norm = false;              // RMSNorm over Dh of every query and key head, before RoPE (Qwen3, Gemma-3)
   Activation activation = Activation::silu;
   // Gemma: embeddings multiplied by sqrt(D), rounded to the model's dtype as transformers rounds it.
   bool scaled_embeddings = false;

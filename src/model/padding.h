@@ -29,8 +29,10 @@ struct TokenLayout {
   // takes no explicit mask); rows at padding positions differ and are meaningless either way.
   bool causal = false;
   // Optional: the RoPE tables (cos, sin) [B, T, Dh] of `positions`, on the decoder's device in its dtype, made once
-  // by Decoder::with_rope for a layout that is run many times; computed per forward when undefined.
+  // by Decoder::with_rope for a layout that is run many times; computed per forward when undefined. local_cos and
+  // local_sin likewise for a Gemma-3's sliding-window layers (undefined for other models).
   at::Tensor cos, sin;
+  at::Tensor local_cos, local_sin;
 };
 
 // attention_mask [B, T] -> {position_ids_from_mask, attention_pattern, whether every row is right-padded}.

@@ -26,16 +26,17 @@
 
 namespace abmll::model {
 
-at::Tensor rope_inv_freq(const ModelConfig& config) {
-  const int64_t dim = config.head_dim;
+at::Tensor rope_inv_freq(const ModelConfig& config) { return rope_inv_freq(config.rope, config.head_dim); }
+
+at::Tensor rope_inv_freq(const RopeConfig& r, int64_t dim) {
   // 1 / theta^(arange(0, Dh, 2) / Dh), all float32.
   at::Tensor exponent = at::arange(0, dim, 2, at::TensorOptions().dtype(at::kFloat)) / static_cast<double>(dim);
-  at::Tensor inv_freq = at::reciprocal(at::pow(config.rope.theta, exponent));
-  if (config.rope.type != "llama3") return inv_freq;
+  at::Tensor inv_freq = at::reciprocal(at::pow(r.theta, exponent));
+  if (r.type == "linear") return inv_freq / r.factor;  // _compute_linear_scaling_rope_parameters
+  if (r.type != "llama3") return inv_freq;
 
   // Llama-3.1: wavelengths longer than original_max / low_freq_factor are stretched by `factor`, shorter than
   // original_max / high_freq_factor kept, and the band between interpolated smoothly.
-  const RopeConfig& r = config.rope;
   const double old_context = static_cast<double>(r.original_max_position_embeddings);
   const double low_freq_wavelen = old_context / r.low_freq_factor;
   const double high_freq_wavelen = old_context / r.high_freq_factor;

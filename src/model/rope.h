@@ -11,7 +11,9 @@
 
 namespace abmll::model {
 
-// [Dh/2] float32 on the CPU: theta^(-2i/Dh), rescaled for rope.type == "llama3".
+// [Dh/2] float32 on the CPU: theta^(-2i/Dh), divided by factor for rope.type == "linear", rescaled for "llama3".
+at::Tensor rope_inv_freq(const RopeConfig& rope, int64_t head_dim);
+// The same for config.rope (a Gemma-3's full-attention layers').
 at::Tensor rope_inv_freq(const ModelConfig& config);
 
 // positions [B, T] int64 -> (cos, sin), each [B, T, Dh] in `dtype` (computed in float32, then cast, as transformers).

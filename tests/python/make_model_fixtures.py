@@ -1,4 +1,4 @@
-"""Tiny random Llama / Qwen2 / Qwen3 / Mistral / Gemma / Gemma-2 checkpoints and their transformers logits, for
+"""Tiny random Llama / Qwen2 / Qwen3 / Mistral / Gemma / Gemma-2 / Gemma-3 checkpoints and their transformers logits, for
 tests/python/test_model_parity.py.
 
 Each fixture is a model folder written by transformers' save_pretrained (safetensors, float32) plus
@@ -20,7 +20,8 @@ import sys
 
 import torch
 from safetensors.torch import save_file
-from transformers import (Gemma2Config, Gemma2ForCausalLM, GemmaConfig, GemmaForCausalLM, LlamaConfig,
+from transformers import (Gemma2Config, Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig, GemmaConfig,
+                          GemmaForCausalLM, LlamaConfig,
                           LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM,
                           Qwen3Config, Qwen3ForCausalLM)
 
@@ -67,13 +68,20 @@ FIXTURES = {
     "gemma2": (Gemma2ForCausalLM, lambda: Gemma2Config(
         **dict(SIZES, hidden_size=80), num_key_value_heads=2, head_dim=16, query_pre_attn_scalar=24,
         attn_logit_softcapping=1.0, final_logit_softcapping=2.0, sliding_window=11, attention_bias=True), {}),
+    # Gemma-3: (1 + w) query and key head norms, no soft caps, layer 0 sliding (window as long as SEQ_A) with its own
+    # RoPE theta, layer 1 full with linear RoPE scaling (factor 4), query_pre_attn_scalar != head_dim.
+    "gemma3": (Gemma3ForCausalLM, lambda: Gemma3TextConfig(
+        **SIZES, num_key_value_heads=2, head_dim=16, query_pre_attn_scalar=20, sliding_window=11,
+        layer_types=["sliding_attention", "full_attention"],
+        rope_parameters={"full_attention": {"rope_type": "linear", "factor": 4.0, "rope_theta": 1000000.0},
+                         "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}}), {}),
     # Llama saved in shards (model.safetensors.index.json + several files).
     "llama3_sharded": (LlamaForCausalLM, lambda: LlamaConfig(**SIZES, num_key_value_heads=2, rope_theta=500000.0),
                        {"max_shard_size": "40KB"}),
 }
 
 # Fixtures whose reference also holds bfloat16 logits.
-BF16_FIXTURES = ["llama3", "qwen3", "gemma2"]
+BF16_FIXTURES = ["llama3", "qwen3", "gemma2", "gemma3"]
 
 
 def write_byte_tokenizer(folder: pathlib.Path) -> None:

@@ -25,7 +25,8 @@ ALL = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_pro
 CASES = [("llama3", ALL, False), ("qwen2_tied", ["q_proj", "v_proj", "o_proj"], True),
          ("llama31", ["k_proj", "gate_proj", "down_proj"], False), ("qwen2_gqa", ["k_proj", "up_proj"], True),
          ("qwen3", ALL, False), ("qwen3_bias", ["q_proj", "k_proj", "o_proj", "down_proj"], True),
-         ("gemma", ["q_proj", "v_proj", "up_proj"], False), ("gemma2", ALL, True)]
+         ("gemma", ["q_proj", "v_proj", "up_proj"], False), ("gemma2", ALL, True),
+         ("gemma3", ["q_proj", "k_proj", "down_proj"], False)]
 
 
 @pytest.fixture(scope="session")

@@ -98,18 +98,18 @@ def test_wrong_config_names_the_tensor(fixtures, run_abmll, tmp_path):
     assert "[96, 64]" in result.stderr and "[128, 64]" in result.stderr
     assert "intermediate_size=128" in result.stderr
 
-    config["architectures"] = ["Gemma3ForCausalLM"]
-    config["model_type"] = "gemma3_text"
+    config["architectures"] = ["Gemma3ForConditionalGeneration"]
+    config["model_type"] = "gemma3"
     (folder / "config.json").write_text(json.dumps(config))
     result = run_abmll("logits", "--model", folder, "--out", tmp_path / "x.safetensors", "--ids", "1,2,3")
     assert result.returncode == 2, result.stderr
-    assert "config.json" in result.stderr and "gemma3_text" in result.stderr
+    assert "config.json" in result.stderr and "\"gemma3\"" in result.stderr
 
 
-@pytest.mark.parametrize("name", ["mistral_v01", "qwen2_window", "gemma2"])
+@pytest.mark.parametrize("name", ["mistral_v01", "qwen2_window", "gemma2", "gemma3"])
 def test_sliding_window_is_held_to(name, fixtures, run_abmll, tmp_path, source_dir):
-    """These fixtures' windows are 11 tokens (Mistral v0.1's on every layer, Qwen2's on layer 1, Gemma-2's on layer
-    0): the sequences above fit and match transformers; one token more would attend differently in transformers, and
+    """These fixtures' windows are 11 tokens (Mistral v0.1's on every layer, Qwen2's on layer 1, Gemma-2's and
+    Gemma-3's on layer 0): the sequences above fit and match transformers; one token more would attend differently in transformers, and
     abmll (which computes causal attention) refuses it, as it refuses a run whose model.max_length exceeds the window
     before reading any weight."""
     folder = fixtures[name]

@@ -1,10 +1,10 @@
 """Models with SentencePiece-style tokenizers through the whole pipeline on the demo's tasks: a Mistral-v0.1-shaped
 model (sliding window 4096) with a tokenizer in the legacy form of Llama-2's and Mistral-7B-v0.1's files, and a
-Gemma-2-shaped model (soft caps, sliding window) with one in Gemma's form. `abmll meta-train` runs, and `abmll
-evaluate`'s option probabilities equal transformers' when each option's tokens are taken from the encoding of prompt
-+ option, as evaluation harnesses split a context from its continuation. (With the legacy form, " yes" encoded alone
-would give the tokens of "▁▁yes": a space token of its own that the model never sees before an answer in
-context.)"""
+Gemma-2- and a Gemma-3-shaped model (soft caps, sliding windows, two RoPEs) with one in Gemma's form. `abmll meta-
+train` runs, and `abmll evaluate`'s option probabilities equal transformers' when each option's tokens are taken from
+the encoding of prompt + option, as evaluation harnesses split a context from its continuation. (With the legacy
+form, " yes" encoded alone would give the tokens of "▁▁yes": a space token of its own that the model never sees
+before an answer in context.)"""
 import json
 import math
 import pathlib
@@ -14,7 +14,8 @@ import sys
 import pytest
 import torch
 from tokenizers import Tokenizer
-from transformers import Gemma2Config, Gemma2ForCausalLM, MistralConfig, MistralForCausalLM
+from transformers import (Gemma2Config, Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig, MistralConfig,
+                          MistralForCausalLM)
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import make_tokenizer_fixtures  # noqa: E402
@@ -31,6 +32,10 @@ MODELS = {
     "gemma2": (Gemma2ForCausalLM, lambda vocab: Gemma2Config(
         **SIZES, vocab_size=vocab, head_dim=16, query_pre_attn_scalar=24, attn_logit_softcapping=3.0,
         final_logit_softcapping=4.0, sliding_window=4096, pad_token_id=0),
+        make_tokenizer_fixtures.make_gemma_trained, "gemma-trained", False),
+    "gemma3": (Gemma3ForCausalLM, lambda vocab: Gemma3TextConfig(
+        **SIZES, vocab_size=vocab, head_dim=16, query_pre_attn_scalar=24, sliding_window=512,
+        layer_types=["sliding_attention", "full_attention"], pad_token_id=0),
         make_tokenizer_fixtures.make_gemma_trained, "gemma-trained", False),
 }
 
