@@ -95,7 +95,8 @@ constexpr ArchitectureName kArchitectures[] = {
 
 // Gemma-3's 4B to 27B checkpoints hold a vision tower beside the language model, under other names.
 constexpr const char* kGemma3Multimodal =
-    " (Gemma-3's multimodal checkpoints are not read; its text-only form, \"gemma3_text\", is)";
+    " (a multimodal Gemma-3 checkpoint: extract its language model, model_type \"gemma3_text\", with "
+    "scripts/models/gemma3_text.py)";
 
 std::string supported_list(const char* ArchitectureName::*field) {
   std::string out;
