@@ -360,15 +360,15 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& sourc
   if (c.head_dim % 2 != 0) f.fail("head_dim", fmt::format("must be even for RoPE, not {}", c.head_dim));
   c.attention_scale = std::pow(static_cast<double>(c.head_dim), -0.5);
 
-  c.max_position_embeddings = f.integer("max_position_embeddings", llama                                   ? 2048
-                                                                   : c.architecture == Architecture::gemma3 ? 131072
-                                                                   : gemma                                  ? 8192
-                                                                                                            : 32768);
+  const int64_t default_positions =
+      llama ? 2048 : c.architecture == Architecture::gemma3 ? 131072 : gemma ? 8192 : 32768;
+  c.max_position_embeddings = f.integer("max_position_embeddings", default_positions);
   require_positive(f, "max_position_embeddings", c.max_position_embeddings);
   c.rms_norm_eps = f.number("rms_norm_eps", 1e-6);
   if (!(c.rms_norm_eps > 0.0)) f.fail("rms_norm_eps", fmt::format("must be positive, not {}", c.rms_norm_eps));
   c.tie_word_embeddings = f.boolean("tie_word_embeddings", gemma);
-  if (c.architecture != Architecture::gemma3) c.rope = parse_rope(f, c.max_position_embeddings);  // else below
+  // (Gemma-3's two RoPEs: in parse_gemma.)
+  if (c.architecture != Architecture::gemma3) c.rope = parse_rope(f, c.max_position_embeddings);
   c.activation = parse_activation(f, c.architecture);
 
   if (c.architecture == Architecture::mistral && f.has("sliding_window")) {
@@ -395,9 +395,8 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& sourc
       c.output_bias = c.attention_bias;
       c.qk_norm = true;
     }
-    // Qwen2Config / Qwen3Config: the window only with use_sliding_window, on the layers from max_window_layers on
-    // unless layer_types says which.
-    // (Without use_sliding_window the window is null: layers named sliding attend to everything.)
+    // Qwen2Config / Qwen3Config: the window only with use_sliding_window (else it is null, and layers named sliding
+    // attend to everything), on the layers from max_window_layers on unless layer_types says which.
     const int64_t first_sliding = f.integer("max_window_layers", 28);
     const std::vector<bool> sliding =
         sliding_layers_of(f, c.num_layers, [first_sliding](int64_t i) { return i >= first_sliding; });

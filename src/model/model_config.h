@@ -52,12 +52,13 @@ struct ModelConfig {
   int64_t num_layers = 0;           // L
   int64_t num_heads = 0;            // H, query heads
   int64_t num_kv_heads = 0;         // Hkv, key/value heads (H % Hkv == 0; H / Hkv queries share one kv head)
-  int64_t head_dim = 0;             // Dh (D / H unless the config sets it; Qwen3's default is 128)
+  int64_t head_dim = 0;             // Dh (D / H unless the config sets it; Qwen3's default is 128, Gemma's 256)
   int64_t vocab_size = 0;           // V
   int64_t max_position_embeddings = 0;
-  // Mistral v0.1's window, Gemma-2's on every other layer, Qwen's with use_sliding_window on the layers from
-  // max_window_layers on: a query attends to the `sliding_window` positions up to its own (0: no layer slides). The decoder computes causal attention, the same while no sequence reaches past the
-  // window; longer ones are refused.
+  // Mistral v0.1's window, Gemma-2's and Gemma-3's on their sliding layers, Qwen's with use_sliding_window on the
+  // layers from max_window_layers on: a query attends to the `sliding_window` positions up to its own (0: no layer
+  // slides). The decoder computes causal attention, the same while no sequence reaches past the window; longer ones
+  // are refused.
   int64_t sliding_window = 0;
   // Gemma-2 and Gemma-3: which layers are sliding-window layers (layer_types); empty for the others.
   std::vector<bool> sliding_layers;
