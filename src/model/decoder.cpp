@@ -1,7 +1,8 @@
 // The decoder's forward pass (see decoder.h): embeddings (Gemma: times sqrt(D)), L pre-norm blocks
 //   h = h + attention(rms_norm(h)),  h = h + mlp(rms_norm(h))
-// (Gemma-2: each block's output normed too before it is added, h = h + rms_norm(attention(rms_norm(h))), ...),
-// then the final RMSNorm; logits are the lm_head projection of chosen rows (Gemma-2: soft-capped).
+// (Gemma-2 and -3: each block's output normed too before it is added, h = h + rms_norm(attention(rms_norm(h))), ...;
+// Gemma-3's sliding-window layers with a RoPE of their own), then the final RMSNorm; logits are the lm_head
+// projection of chosen rows (Gemma-2: soft-capped).
 #include "model/decoder.h"
 
 #include <ATen/TensorOperators.h>
@@ -110,11 +111,13 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layo
   if (checkpoint && adapter != nullptr) trainable = adapter->trainable_tensors();
   for (int64_t i = 0; i < config_.num_layers; ++i) {
     // Captures by value what may go out of scope before backward (tensors are shared, not copied).
-    const bool local = local_inv_freq_.defined() && config_.sliding_layers[static_cast<std::size_t>(i)];
+    const auto layer_index = static_cast<std::size_t>(i);
+    const bool local = local_inv_freq_.defined() && layer_index < config_.sliding_layers.size() &&
+                       config_.sliding_layers[layer_index];
     Block block = [this, i, cos = local ? local_cos : cos, sin = local ? local_sin : sin, pattern, adapter, eps,
                    unit_offset, twice = options.double_backward](const at::Tensor& x) {
       const LayerWeights& layer = weights_.layers[static_cast<std::size_t>(i)];
-      // An output norm (Gemma-2) when the layer has one.
+      // An output norm (Gemma-2 and -3) when the layer has one.
       auto output_norm = [&](const at::Tensor& out, const at::Tensor& weight) {
         return weight.defined() ? rms_norm(out, weight, eps, unit_offset) : out;
       };
