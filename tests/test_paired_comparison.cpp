@@ -13,6 +13,7 @@
 
 #include "eval/calibration.h"
 #include "eval/paired_comparison.h"
+#include "eval/selective_prediction.h"
 #include "test_support.h"
 
 namespace {
@@ -62,13 +63,17 @@ TEST_CASE("paired comparison: differences of the per-task figures, averaged over
   std::mt19937 rng(5);
   const std::vector<eval::PairedSeed> seeds = {random_seed(0, 40, rng), random_seed(1, 40, rng)};
   const eval::PairedDifference d = eval::paired_difference(seeds, {15, 200, 0});
-  double accuracy = 0, ece = 0, nll = 0, brier = 0;
+  double accuracy = 0, ece = 0, nll = 0, brier = 0, auroc = 0, aurc = 0;
   for (const auto& s : seeds)
     for (const char* task : {"alpha", "beta"}) {
       const auto a = eval::calibration_metrics(of_task(s.method, task), 15);
       const auto b = eval::calibration_metrics(of_task(s.baseline, task), 15);
       accuracy += (a.accuracy - b.accuracy) / 4, ece += (a.ece - b.ece) / 4, nll += (a.nll - b.nll) / 4;
       brier += (a.brier - b.brier) / 4;
+      auroc +=
+          (eval::confidence_auroc(of_task(s.method, task)) - eval::confidence_auroc(of_task(s.baseline, task))) / 4;
+      aurc += (eval::selective_risk(of_task(s.method, task)).aurc -
+               eval::selective_risk(of_task(s.baseline, task)).aurc) / 4;
     }
   CHECK(d.seeds == 2);
   CHECK(d.tasks == 4);
@@ -77,7 +82,9 @@ TEST_CASE("paired comparison: differences of the per-task figures, averaged over
   CHECK(d.ece.value == Approx(ece).margin(1e-12));
   CHECK(d.nll.value == Approx(nll).margin(1e-12));
   CHECK(d.brier.value == Approx(brier).margin(1e-12));
-  for (const eval::Difference* x : {&d.accuracy, &d.ece, &d.nll, &d.brier}) CHECK(x->lo < x->hi);
+  CHECK(d.auroc.value == Approx(auroc).margin(1e-12));
+  CHECK(d.aurc.value == Approx(aurc).margin(1e-12));
+  for (const eval::Difference* x : {&d.accuracy, &d.ece, &d.nll, &d.brier, &d.auroc, &d.aurc}) CHECK(x->lo < x->hi);
 
   // Pairing is by identity, not by line: the method's lines in another order give the same figures.
   std::vector<eval::PairedSeed> shuffled = seeds;
@@ -89,7 +96,7 @@ TEST_CASE("paired comparison: differences of the per-task figures, averaged over
   eval::PairedSeed self = seeds[0];
   self.baseline = self.method;
   const eval::PairedDifference none = eval::paired_difference({self}, {15, 200, 0});
-  for (const eval::Difference* x : {&none.accuracy, &none.ece, &none.nll, &none.brier}) {
+  for (const eval::Difference* x : {&none.accuracy, &none.ece, &none.nll, &none.brier, &none.auroc, &none.aurc}) {
     CHECK(x->value == 0);
     CHECK(x->lo == 0);
     CHECK(x->hi == 0);
@@ -188,4 +195,40 @@ TEST_CASE("paired comparison: an infinite NLL gives no interval rather than a so
   CHECK(j["rows"][0]["nll"]["difference"].is_null());
   CHECK(j["rows"][0]["nll"]["ci95"].is_null());
   CHECK(j["rows"][0]["accuracy"]["ci95"].is_array());
+}
+
+TEST_CASE("paired comparison: AUROC's difference over the tasks where both runs have one", "[eval]") {
+  std::mt19937 rng(9);
+  eval::PairedSeed s = random_seed(0, 30, rng);
+  // Task "sure": every query right in both runs (probability 0.9 of option 0, the label), so neither has an AUROC.
+  for (int i = 0; i < 10; ++i) {
+    s.method.push_back(query("sure", i, 0.9, 0));
+    s.baseline.push_back(query("sure", i, 0.8, 0));
+  }
+  const eval::PairedDifference d = eval::paired_difference({s}, {15, 300, 0});
+  double auroc = 0, aurc = 0;
+  for (const char* task : {"alpha", "beta"})
+    auroc += (eval::confidence_auroc(of_task(s.method, task)) - eval::confidence_auroc(of_task(s.baseline, task))) / 2;
+  for (const char* task : {"alpha", "beta", "sure"})
+    aurc += (eval::selective_risk(of_task(s.method, task)).aurc -
+             eval::selective_risk(of_task(s.baseline, task)).aurc) / 3;
+  CHECK(d.auroc.value == Approx(auroc).margin(1e-12));  // "sure" left out
+  CHECK(d.aurc.value == Approx(aurc).margin(1e-12));    // "sure" in (its AURC is 0 on both sides)
+  CHECK(d.auroc.lo < d.auroc.hi);
+
+  // Only such tasks: no AUROC difference, and no interval; the table shows a dash, the JSON null.
+  eval::PairedSeed sure;
+  sure.method_file = "m.jsonl";
+  sure.baseline_file = "b.jsonl";
+  for (int i = 0; i < 10; ++i) {
+    sure.method.push_back(query("sure", i, 0.9, 0));
+    sure.baseline.push_back(query("sure", i, 0.8, 0));
+  }
+  const eval::PairedDifference none = eval::paired_difference({sure}, {15, 100, 0});
+  CHECK(std::isnan(none.auroc.value));
+  CHECK(std::isnan(none.auroc.lo));
+  CHECK(none.aurc.value == 0);
+  eval::PairedRow row{"b", "m", "x", {}, {0}, none};
+  CHECK(eval::paired_json({row}, "y", 100)["rows"][0]["auroc"]["difference"].is_null());
+  CHECK(eval::paired_markdown({row}, "y", 100).find("| – | +0.000 [+0.000, +0.000] |") != std::string::npos);
 }

@@ -12,6 +12,7 @@
 
 #include "eval/calibration.h"
 #include "eval/quantile.h"
+#include "eval/selective_prediction.h"
 #include "util/error.h"
 #include "util/rng.h"
 
@@ -24,7 +25,8 @@ struct Stratum {
 };
 
 struct Figures {
-  double accuracy = 0, ece = 0, nll = 0, brier = 0;
+  double accuracy = 0, ece = 0, nll = 0, brier = 0, aurc = 0;
+  double auroc = 0;  // NaN where either side's AUROC is undefined (every query right, or every one wrong)
 };
 
 std::string where(const std::filesystem::path& file, const PredictionRecord& r) {
@@ -96,23 +98,32 @@ Figures difference_at(const Stratum& s, const std::vector<std::size_t>& rows, in
     b.push_back(s.baseline[i]);
   }
   const CalibrationMetrics ma = calibration_metrics(a, bins), mb = calibration_metrics(b, bins);
-  return {ma.accuracy - mb.accuracy, ma.ece - mb.ece, ma.nll - mb.nll, ma.brier - mb.brier};
+  return {ma.accuracy - mb.accuracy, ma.ece - mb.ece, ma.nll - mb.nll, ma.brier - mb.brier,
+          selective_risk(a).aurc - selective_risk(b).aurc, confidence_auroc(a) - confidence_auroc(b)};
 }
 
-// The mean over seeds of the mean over each seed's tasks, of `per_task` differences.
+// The mean over seeds of the mean over each seed's tasks, of `per_task` differences; AUROC's over the tasks where
+// it is defined on both sides, and the seeds that have one (NaN when none has).
 Figures average(const std::vector<std::vector<Figures>>& per_task) {
   Figures mean;
+  double auroc_sum = 0;
+  int auroc_seeds = 0;
   for (const auto& tasks : per_task) {
     Figures seed_mean;
+    double auroc = 0;
+    int auroc_tasks = 0;
     for (const Figures& f : tasks) {
       const double w = 1.0 / static_cast<double>(tasks.size());
       seed_mean.accuracy += w * f.accuracy, seed_mean.ece += w * f.ece, seed_mean.nll += w * f.nll;
-      seed_mean.brier += w * f.brier;
+      seed_mean.brier += w * f.brier, seed_mean.aurc += w * f.aurc;
+      if (!std::isnan(f.auroc)) auroc += f.auroc, ++auroc_tasks;
     }
     const double w = 1.0 / static_cast<double>(per_task.size());
     mean.accuracy += w * seed_mean.accuracy, mean.ece += w * seed_mean.ece, mean.nll += w * seed_mean.nll;
-    mean.brier += w * seed_mean.brier;
+    mean.brier += w * seed_mean.brier, mean.aurc += w * seed_mean.aurc;
+    if (auroc_tasks > 0) auroc_sum += auroc / auroc_tasks, ++auroc_seeds;
   }
+  mean.auroc = auroc_seeds > 0 ? auroc_sum / auroc_seeds : std::nan("");
   return mean;
 }
 
@@ -155,7 +166,7 @@ PairedDifference paired_difference(const std::vector<PairedSeed>& seeds, const P
   }
   const Figures point = average(per_task);
 
-  std::vector<double> accuracy, ece, nll, brier;
+  std::vector<double> accuracy, ece, nll, brier, aurc, auroc;
   Rng rng = Rng::stream(options.seed, "paired bootstrap");
   for (int r = 0; r < options.resamples; ++r) {
     for (std::size_t k = 0; k < strata.size(); ++k)
@@ -170,6 +181,8 @@ PairedDifference paired_difference(const std::vector<PairedSeed>& seeds, const P
     ece.push_back(f.ece);
     nll.push_back(f.nll);
     brier.push_back(f.brier);
+    aurc.push_back(f.aurc);
+    auroc.push_back(f.auroc);
   }
   // A label given probability 0 makes an NLL infinite, and a difference of two infinite ones NaN: such a figure has
   // no interval (NaN, written as null), and NaN never reaches the sort of the quantiles.
@@ -183,6 +196,8 @@ PairedDifference paired_difference(const std::vector<PairedSeed>& seeds, const P
   out.ece = with_interval(point.ece, ece);
   out.nll = with_interval(point.nll, nll);
   out.brier = with_interval(point.brier, brier);
+  out.aurc = with_interval(point.aurc, aurc);
+  out.auroc = with_interval(point.auroc, auroc);
   return out;
 }
 
@@ -258,16 +273,19 @@ std::string paired_markdown(const std::vector<PairedRow>& rows, const std::strin
       "Method minus {0} on the same queries: the table's figures over the seeds both have, with 95% intervals from "
       "a paired bootstrap over queries ({1} resamples, stratified by seed and task); intervals that exclude 0 are "
       "in bold.\n\n"
-      "| benchmark | model | method |{2} seeds | queries | Δ accuracy (points) | Δ ECE | Δ NLL | Δ Brier |\n"
-      "|---|---|---|{3}---|---|---|---|---|---|\n",
+      "| benchmark | model | method |{2} seeds | queries | Δ accuracy (points) | Δ ECE | Δ NLL | Δ Brier | Δ AUROC "
+      "| Δ AURC |\n"
+      "|---|---|---|{3}---|---|---|---|---|---|---|---|\n",
       baseline, resamples, keys, rule);
   for (const PairedRow& r : rows) {
     const PairedDifference& d = r.difference;
     std::string values;
     for (const auto& [key, value] : r.variant) values += " " + value + " |";
-    out += fmt::format("| {} | {} | {} |{} {} | {} | {} | {} | {} | {} |\n", r.benchmark, r.model, r.method, values,
-                       r.seeds.size(), d.queries, signed_interval(d.accuracy, 100, 1), signed_interval(d.ece, 1, 3),
-                       signed_interval(d.nll, 1, 3), signed_interval(d.brier, 1, 3));
+    out += fmt::format("| {} | {} | {} |{} {} | {} | {} | {} | {} | {} | {} | {} |\n", r.benchmark, r.model, r.method,
+                       values, r.seeds.size(), d.queries, signed_interval(d.accuracy, 100, 1),
+                       signed_interval(d.ece, 1, 3), signed_interval(d.nll, 1, 3), signed_interval(d.brier, 1, 3),
+                       std::isnan(d.auroc.value) ? std::string("–") : signed_interval(d.auroc, 1, 3),
+                       signed_interval(d.aurc, 1, 3));
   }
   return out;
 }
@@ -288,7 +306,9 @@ nlohmann::json paired_json(const std::vector<PairedRow>& rows, const std::string
                     {"accuracy", difference_json(d.accuracy)},
                     {"ece", difference_json(d.ece)},
                     {"nll", difference_json(d.nll)},
-                    {"brier", difference_json(d.brier)}});
+                    {"brier", difference_json(d.brier)},
+                    {"auroc", difference_json(d.auroc)},
+                    {"aurc", difference_json(d.aurc)}});
   }
   return {{"baseline", baseline}, {"resamples", resamples}, {"rows", std::move(list)}};
 }

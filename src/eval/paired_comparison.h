@@ -1,9 +1,12 @@
 // Paired comparison of a method with a baseline evaluated on the same queries (the same data, tasks and seeds):
 // the differences method - baseline of the table's figures, with 95% intervals from a paired bootstrap.
 //
-// Figures. As the comparison table has them (results_table.h): each run's accuracy, ECE, NLL and Brier score averaged
-// over its tasks, then over the seeds; the difference of those means is the mean over seeds and tasks of the per-task
-// differences, since both runs have the same tasks.
+// Figures. As the comparison table has them (results_table.h): each run's accuracy, ECE, NLL, Brier score, the
+// confidence's AUROC and the selective risk's AURC averaged over its tasks, then over the seeds; the difference of
+// those means is the mean over seeds and tasks of the per-task differences, since both runs have the same tasks.
+// AUROC is undefined for a task whose queries are all right or all wrong: its difference is averaged over the tasks
+// where both runs have one (so it can differ from the difference of the table's AUROCs, which average over the tasks
+// where each run has one), in the point estimate and in each resample alike; NaN (null) where no task has one.
 //
 // Pairing. A query is known by its task, its index in the task's episode and its example's file:line, as `abmll
 // evaluate` writes them in predictions.jsonl. Both runs of a seed must hold the same queries with the same labels
@@ -44,7 +47,7 @@ struct Difference {
 
 struct PairedDifference {
   std::size_t seeds = 0, tasks = 0, queries = 0;  // tasks: (seed, task) pairs
-  Difference accuracy, ece, nll, brier;
+  Difference accuracy, ece, nll, brier, auroc, aurc;
 };
 
 struct PairedOptions {
@@ -77,7 +80,7 @@ std::vector<PairedRow> paired_table(const std::vector<RunResult>& runs, const st
 // A Markdown section (heading, what the figures are, the table with a column per key split by; intervals that
 // exclude 0 in bold) and the same rows as JSON: {"baseline", "resamples", "rows": [{"benchmark", "model", "method",
 // "variant": {key: value}, "seeds", "tasks", "queries", "accuracy": {"difference", "ci95"}, "ece": ..., "nll": ...,
-// "brier": ...}]}.
+// "brier", "auroc", "aurc": ...}]}.
 std::string paired_markdown(const std::vector<PairedRow>& rows, const std::string& baseline, int resamples);
 nlohmann::json paired_json(const std::vector<PairedRow>& rows, const std::string& baseline, int resamples);
 

@@ -177,10 +177,20 @@ def test_report_baseline_pairs_the_queries(demo, run_abmll):
         return np.mean([json.loads((folders[method, seed] / "REPORT.json").read_text())
                         ["results"]["aggregate"]["mean_over_tasks"][key] for seed in (0, 1)])
 
-    for key in ("accuracy", "ece", "nll", "brier"):
+    for key in ("accuracy", "ece", "nll", "brier", "aurc"):
         want = table_figure("icl", key) - table_figure("pretrained", key)
         assert row[key]["difference"] == pytest.approx(want, abs=1e-12), key
         assert row[key]["ci95"][0] < row[key]["ci95"][1]
+    # AUROC: over the tasks where both runs have one.
+    seed_means = []
+    for seed in (0, 1):
+        per_task = [{t["task"]: t.get("auroc") for t in json.loads((folders[method, seed] / "REPORT.json").read_text())
+                     ["results"]["per_task"]} for method in ("icl", "pretrained")]
+        both = [per_task[0][t] - per_task[1][t] for t in per_task[0]
+                if per_task[0][t] is not None and per_task[1].get(t) is not None]
+        if both:
+            seed_means.append(np.mean(both))
+    assert row["auroc"]["difference"] == pytest.approx(np.mean(seed_means), abs=1e-12)
 
     # The accuracy interval by numpy: within each (seed, task), queries drawn with replacement, the same for both.
     strata = {}
@@ -204,7 +214,7 @@ def test_report_baseline_pairs_the_queries(demo, run_abmll):
     assert result.returncode == 0, result.stderr
     swapped = json.loads((demo["root"] / "swapped.paired.json").read_text())["rows"][0]
     assert swapped["method"] == "pretrained"
-    for key in ("accuracy", "ece", "nll", "brier"):
+    for key in ("accuracy", "ece", "nll", "brier", "auroc", "aurc"):
         assert swapped[key]["difference"] == pytest.approx(-row[key]["difference"], abs=1e-12)
 
     # Split by a config key (ICL's demonstrations computed in each query's row, eval.share_prefix false, against
