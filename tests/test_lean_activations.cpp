@@ -1,7 +1,7 @@
-// The decoder's memory-lean autograd functions (model/swiglu.h, model/rms_norm.h, in Llama's and Gemma's orders)
-// against the chains of ATen ops they replace: values and gradients in float32 and bfloat16 (rounded where the chain
-// rounds), first and second derivatives in float64; on a GPU too (RMSNorm runs ATen's fused kernels there, SwiGLU and
-// RoPE abmll's).
+// The decoder's memory-lean autograd functions (model/swiglu.h, model/geglu.h, model/rms_norm.h, in Llama's and Gemma's
+// orders) against the chains of ATen ops they replace: values and gradients in float32 and bfloat16 (rounded where the
+// chain rounds), first and second derivatives in float64; on a GPU too (RMSNorm runs ATen's fused kernels there, SwiGLU
+// and RoPE abmll's).
 #include <catch2/catch.hpp>
 
 #include <ATen/ATen.h>
@@ -10,6 +10,7 @@
 
 #include <vector>
 
+#include "model/geglu.h"
 #include "model/rms_norm.h"
 #include "model/rope.h"
 #include "model/swiglu.h"
@@ -36,6 +37,9 @@ at::Tensor gemma_rms_norm_chain(const at::Tensor& x, const at::Tensor& weight, d
 }
 
 at::Tensor swiglu_chain(const at::Tensor& gate, const at::Tensor& up) { return at::silu(gate) * up; }
+at::Tensor geglu_chain(const at::Tensor& gate, const at::Tensor& up, bool tanh) {
+  return at::gelu(gate, tanh ? "tanh" : "none") * up;
+}
 
 // The output, then the gradients of (out * w).sum() to `inputs`, then the gradients of (g . u) to `inputs` (second
 // derivatives), all detached; second derivatives only in float64.
@@ -76,6 +80,24 @@ at::Tensor leaf(at::IntArrayRef shape, at::ScalarType dtype, double scale = 1.0,
 }
 
 }  // namespace
+
+TEST_CASE("geglu equals gelu(gate) * up, exact and tanh-approximated, values and derivatives", "[model]") {
+  at::manual_seed(3);
+  for (const bool tanh : {true, false}) {
+    for (const auto& [dtype, tolerance] : {std::pair{at::kDouble, 1e-12}, {at::kFloat, 1e-6}, {at::kBFloat16, 0.0}}) {
+      INFO((tanh ? "tanh" : "exact") << ", " << c10::toString(dtype));
+      const at::Tensor gate = leaf({3, 5, 7}, dtype, 2.0), up = leaf({3, 5, 7}, dtype);
+      check_against_chain([&] { return abmll::model::geglu(gate, up, tanh); },
+                          [&] { return geglu_chain(gate, up, tanh); }, {gate, up}, tolerance);
+    }
+  }
+  // Only up's gradient, and none at all (inference).
+  const at::Tensor gate = at::randn({4, 6}), up = leaf({4, 6}, at::kFloat);
+  const auto g = torch::autograd::grad({abmll::model::geglu(gate, up, true).sum()}, {up});
+  CHECK(at::allclose(g[0], at::gelu(gate, "tanh")));
+  const at::NoGradGuard no_grad;
+  CHECK(!abmll::model::geglu(gate, up, false).requires_grad());
+}
 
 TEST_CASE("swiglu equals silu(gate) * up, values and derivatives", "[model]") {
   at::manual_seed(1);
