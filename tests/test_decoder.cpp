@@ -1,6 +1,7 @@
 // The decoder's invariants on a random tiny model written here (no Python): padding (left or right) does not change
-// a sequence's logits, frozen weights are views of the checkpoint, dtype overrides, logits_at picks rows, and the
-// adapter seam is reached at every projection. Parity with transformers is tests/python/test_model_parity.py.
+// a sequence's logits, frozen weights are views of the checkpoint, dtype overrides, logits_at picks rows, the
+// adapter seam is reached at every projection, and (with a GPU) every architecture computes there what it computes
+// on the CPU. Parity with transformers is tests/python/test_model_parity.py.
 #include <catch2/catch.hpp>
 
 #include <ATen/TensorOperators.h>
@@ -10,6 +11,8 @@
 #include <ATen/ops/stack.h>
 #include <ATen/ops/ones.h>
 #include <ATen/ops/tensor.h>
+#include <ATen/ops/matmul.h>
+#include <ATen/ops/randn.h>
 #include <ATen/ops/zeros.h>
 
 #include <algorithm>
@@ -23,6 +26,7 @@
 #include "test_support.h"
 #include "tiny_model.h"
 #include "util/error.h"
+#include "util/float32_products.h"
 
 using namespace abmll::model;
 using abmll::test::ScratchDir;
@@ -39,6 +43,15 @@ class RecordingAdapter : public LinearAdapter {
     return {};
   }
   mutable std::set<std::string> sites;
+};
+
+// Adds x update^T at layer 0's q_proj.
+struct QUpdate : public LinearAdapter {
+  explicit QUpdate(at::Tensor w) : weight(std::move(w)) {}
+  at::Tensor delta(const at::Tensor& x, const LinearSite& site) const override {
+    return site.layer == 0 && site.projection == Projection::q ? at::matmul(x, weight.t()) : at::Tensor();
+  }
+  at::Tensor weight;
 };
 
 at::Tensor ids_tensor(const std::vector<int64_t>& ids) { return at::tensor(ids, at::kLong).view({1, -1}); }
@@ -134,4 +147,47 @@ TEST_CASE("decoder: random weights of a config's shape, reproducible from the se
   const Decoder decoder(config, random_decoder_weights(config, options, 7));
   CHECK(decoder.forward(at::tensor({1, 2, 3}, at::kLong).view({1, 3}), at::Tensor()).sizes() ==
         at::IntArrayRef({1, 3, 32}));
+}
+
+TEST_CASE("on a GPU, every architecture's decoder gives the CPU's logits and gradients", "[model][cuda]") {
+  if (!at::hasCUDA()) {
+    WARN("skipped: no CUDA device");
+    return;
+  }
+  // Gemma-2's capped attention, Gemma-3's two RoPE tables and every family's norms run on the device; a causal batch
+  // (the fused attention kernels) and a left-padded one (an explicit pattern). Full float32 products (not TF32).
+  const abmll::FullFloat32Products full_float32;
+  for (TinyModel kind :
+       {TinyModel::llama31, TinyModel::qwen2, TinyModel::qwen3, TinyModel::gemma2, TinyModel::gemma3}) {
+    INFO(abmll::test::to_string(kind));
+    ScratchDir dir;
+    write_tiny_model(dir.path(), kind);
+    WeightOptions gpu;
+    gpu.dtype = at::kFloat;
+    gpu.device = "cuda:0";
+    const Decoder on_cpu = Decoder::load(dir.path()), on_gpu = Decoder::load(dir.path(), gpu);
+    const at::Tensor ids = at::tensor(std::vector<int64_t>{1, 5, 9, 2, 7, 3, 0, 4, 8, 6, 1, 5, 9, 2}, at::kLong)
+                               .view({2, 7});
+    for (const bool padded : {false, true}) {
+      INFO((padded ? "left-padded" : "causal"));
+      at::Tensor mask = at::ones({2, 7}, at::kLong);
+      if (padded) mask[1][0] = 0;
+      const at::Tensor want = on_cpu.logits(on_cpu.forward(ids, mask));
+      const at::Tensor hidden = on_gpu.forward(ids, mask);
+      const at::Tensor got = on_gpu.logits(hidden).cpu();
+      const at::Tensor rows = padded ? at::tensor(std::vector<int64_t>{1, 2, 3, 4, 5, 6}) : at::arange(7);
+      const double diff = (got.index_select(1, rows) - want.index_select(1, rows)).abs().max().item<double>();
+      INFO("largest logit difference " << diff);
+      CHECK(diff < 1e-4);
+    }
+    // Gradients through the whole stack, to an update of layer 0's q_proj: the same on both devices.
+    const at::Tensor update = at::randn(projection_shape(on_cpu.config(), Projection::q), at::kFloat) * 0.05;
+    auto grad_of = [&](const Decoder& d) {
+      const QUpdate adapter(update.to(d.device()).clone().requires_grad_(true));  // a leaf of its own
+      d.logits(d.forward(ids, at::Tensor(), &adapter)).logsumexp(-1).sum().backward();
+      return adapter.weight.grad().cpu();
+    };
+    const at::Tensor want = grad_of(on_cpu);
+    CHECK((grad_of(on_gpu) - want).abs().max().item<double>() < 1e-4 * std::max(1.0, want.abs().max().item<double>()));
+  }
 }
