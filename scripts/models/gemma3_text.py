@@ -7,9 +7,10 @@ Input: a Hugging Face model folder: config.json with its text_config, model.safe
 model.safetensors.index.json, and the tokenizer files. The language model's tensors are found under either naming,
 the original release's (language_model.model.*, language_model.lm_head.*) or the one transformers 5 saves
 (model.language_model.*, lm_head.*), and renamed to model.* and lm_head.*; the vision tower and the multimodal
-projector are left out. Output: config.json (text_config with its architecture, and the checkpoint's dtype), the
-tensors in shards of the input's (one output file per input file that holds any), their index when there are
-several, and the tokenizer files copied. Tensors are copied one file at a time, never all at once.
+projector are left out. Output: config.json (text_config completed with Gemma3TextConfig's defaults, with its
+architecture and the checkpoint's dtype), the tensors in shards of the input's (one output file per input file that
+holds any), their index when there are several, and the tokenizer files copied. Tensors are copied one file at a
+time, never all at once.
 
   python scripts/models/gemma3_text.py --model ~/models/gemma-3-12b-pt --out ~/models/gemma-3-12b-pt-text
 """
@@ -45,11 +46,18 @@ def text_config(model: Path) -> dict:
     if config.get("model_type") != "gemma3" or not isinstance(config.get("text_config"), dict):
         fail(f"{path}: not a multimodal Gemma-3 config (model_type 'gemma3' with a text_config); "
              f"model_type is {config.get('model_type')!r}")
-    text = dict(config["text_config"])
+    # Through transformers' own class, so that what a release's text_config leaves to the defaults (vocab_size,
+    # rms_norm_eps, ...) is written out.
+    from transformers import Gemma3TextConfig
+
+    try:
+        text = Gemma3TextConfig(**config["text_config"]).to_dict()
+    except (TypeError, ValueError) as e:
+        fail(f"{path}: text_config: {e}")
     text["architectures"] = ["Gemma3ForCausalLM"]
     text["model_type"] = "gemma3_text"
-    for key in ("dtype", "torch_dtype", "tie_word_embeddings"):
-        if key in config and key not in text:
+    for key in ("dtype", "torch_dtype"):
+        if config.get(key) is not None and text.get(key) is None:
             text[key] = config[key]
     return text
 

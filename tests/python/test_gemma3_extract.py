@@ -43,6 +43,11 @@ def multimodal(tmp_path_factory):
     root = tmp_path_factory.mktemp("gemma3")
     saved = root / "saved"
     model.save_pretrained(saved, safe_serialization=True)
+    # As the releases' config.json: fields left to Gemma3TextConfig's defaults (these equal them).
+    config_json = json.loads((saved / "config.json").read_text())
+    for key in ("rms_norm_eps", "hidden_activation", "attn_logit_softcapping"):
+        config_json["text_config"].pop(key, None)
+    (saved / "config.json").write_text(json.dumps(config_json))
     (saved / "tokenizer.json").write_text("{}")  # copied as it is
     # The modules' naming.
     modules = root / "modules"
@@ -75,6 +80,7 @@ def test_extracted_language_model_gives_the_multimodal_models_logits(naming, mul
     assert result.returncode == 0, result.stderr
     config = json.loads((out / "config.json").read_text())
     assert config["architectures"] == ["Gemma3ForCausalLM"] and config["model_type"] == "gemma3_text"
+    assert config["rms_norm_eps"] == 1e-6 and config["hidden_activation"] == "gelu_pytorch_tanh"  # the defaults
     assert (out / "tokenizer.json").read_text() == "{}"
     with safe_open(str(out / "model.safetensors"), "pt") as f:
         names = list(f.keys())
