@@ -346,6 +346,7 @@ TEST_CASE("model config: unsupported or inconsistent configs name the file, the 
   j["max_window_layers"] = 1;
   j.erase("layer_types");
   CHECK(abmll::model::parse_model_config(j, "dir/config.json").sliding_window == 4096);
+  CHECK(abmll::model::parse_model_config(j, "dir/config.json").sliding_layers == std::vector<bool>{false, true});
   j["sliding_window"] = 64;
   CHECK(abmll::model::parse_model_config(j, "dir/config.json").sliding_window == 64);
   j["use_sliding_window"] = false;
@@ -358,12 +359,13 @@ TEST_CASE("model config: unsupported or inconsistent configs name the file, the 
   j["layer_types"] = {"full_attention", "chunked_attention"};
   require_input_error(j, {"dir/config.json", "layer_types", "chunked_attention"});
 
-  // Mistral is read as Llama's math; v0.1's sliding window (4096) is kept, for the decoder to hold sequences to it.
+  // Mistral is read as Llama's math; v0.1's sliding window (4096) is kept, on every layer.
   j = llama31_config();
   j["architectures"] = {"MistralForCausalLM"};
   j["model_type"] = "mistral";
   j["sliding_window"] = 4096;
   CHECK(abmll::model::parse_model_config(j, "dir/config.json").sliding_window == 4096);
+  CHECK(abmll::model::parse_model_config(j, "dir/config.json").sliding_layers == std::vector<bool>{true, true});
   j["sliding_window"] = 0;
   require_input_error(j, {"dir/config.json", "sliding_window", "must be positive"});
   j["sliding_window"] = "wide";

@@ -92,24 +92,11 @@ void check_dropout(const ExperimentConfig& config) {
   if (config.eval.samples < 1) throw InputError("eval.mc_dropout: needs eval.samples of 1 or more forwards to average");
 }
 
-// A model with a sliding window (Mistral v0.1) is run with causal attention, which is the same only while no
-// sequence reaches past the window: refused before the weights are read rather than at the first long prompt.
-void check_sliding_window(const ExperimentConfig& config, const model::ModelConfig& shape,
-                          const std::filesystem::path& model_dir) {
-  if (shape.sliding_window > 0 && config.model.max_length > shape.sliding_window)
-    throw InputError(fmt::format("model.max_length: {} tokens reach past the sliding window of {} ({}: "
-                                 "sliding_window); sliding-window attention is not computed: set model.max_length "
-                                 "to {} or less",
-                                 config.model.max_length, shape.sliding_window, (model_dir / "config.json").string(),
-                                 shape.sliding_window));
-}
-
 }  // namespace
 
 LoadedExperiment load_experiment(const ExperimentConfig& config, const std::string& device) {
   check_dropout(config);
   const std::filesystem::path model_dir = config.model.path;
-  check_sliding_window(config, model::load_model_config(model_dir), model_dir);
   if (device != "cpu") allow_tf32_products(config.model.tf32);
   use_cuda_kernels(config.model.cuda_kernels);
   LoadedExperiment e{load_decoder(config, device),

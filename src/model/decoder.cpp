@@ -9,6 +9,8 @@
 #include <ATen/ops/aminmax.h>
 #include <ATen/ops/embedding.h>
 #include <ATen/ops/linear.h>
+#include <ATen/ops/logical_and.h>
+#include <ATen/ops/ones.h>
 #include <ATen/ops/ones_like.h>
 #include <ATen/ops/scalar_tensor.h>
 #include <fmt/format.h>
@@ -77,17 +79,6 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layo
       throw InputError(fmt::format("token id {} is outside the vocabulary [0, {})", lo < 0 ? lo : hi,
                                    config_.vocab_size));
   }
-  // Sliding-window attention equals the causal attention computed here while every position lies inside the
-  // window. Layouts are made on the CPU, so reading their largest position costs no device wait; the runs check
-  // model.max_length against the window when they start (`check_sliding_window`).
-  if (config_.sliding_window > 0 && layout.positions.numel() > 0 && layout.positions.device().is_cpu()) {
-    const int64_t last = layout.positions.max().item<int64_t>();
-    if (last >= config_.sliding_window)
-      throw InputError(fmt::format("a sequence of {} tokens reaches past the model's sliding window of {} (config.json "
-                                   "sliding_window); sliding-window attention is not computed, so sequences must fit "
-                                   "in the window",
-                                   last + 1, config_.sliding_window));
-  }
   const at::Tensor ids = input_ids.to(device());
 
   at::Tensor h = at::embedding(weights_.embed_tokens, ids);  // [B, T, D]
@@ -104,6 +95,12 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layo
                                                                          local_inv_freq_);
   // [B, 1, T, T], or undefined for plain causal attention
   const at::Tensor pattern = layout.causal ? at::Tensor() : layout.pattern.to(device());
+  // The sliding-window layers' pattern: `pattern` narrowed to the keys fewer than sliding_window positions back.
+  // Positions never exceed a token's index in the row, so only rows longer than the window need it; the others
+  // keep the pattern above (and causal rows FlashAttention).
+  at::Tensor window_pattern;
+  if (config_.sliding_window > 0 && t > config_.sliding_window)
+    window_pattern = sliding_window_pattern(layout, pattern);
   const double eps = config_.rms_norm_eps;
   const bool unit_offset = config_.unit_offset_norms;
   std::vector<at::Tensor> trainable;  // what checkpointed layers pass gradients to, besides their input
@@ -112,10 +109,11 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layo
   for (int64_t i = 0; i < config_.num_layers; ++i) {
     // Captures by value what may go out of scope before backward (tensors are shared, not copied).
     const auto layer_index = static_cast<std::size_t>(i);
-    const bool local = local_inv_freq_.defined() && layer_index < config_.sliding_layers.size() &&
-                       config_.sliding_layers[layer_index];
-    Block block = [this, i, cos = local ? local_cos : cos, sin = local ? local_sin : sin, pattern, adapter, eps,
-                   unit_offset, twice = options.double_backward](const at::Tensor& x) {
+    const bool sliding = layer_index < config_.sliding_layers.size() && config_.sliding_layers[layer_index];
+    const bool local = local_inv_freq_.defined() && sliding;
+    Block block = [this, i, cos = local ? local_cos : cos, sin = local ? local_sin : sin,
+                   pattern = sliding && window_pattern.defined() ? window_pattern : pattern, adapter, eps, unit_offset,
+                   twice = options.double_backward](const at::Tensor& x) {
       const LayerWeights& layer = weights_.layers[static_cast<std::size_t>(i)];
       // An output norm (Gemma-2 and -3) when the layer has one.
       auto output_norm = [&](const at::Tensor& out, const at::Tensor& weight) {
@@ -132,6 +130,16 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layo
     h = recompute ? checkpointed(std::move(block), h, trainable) : block(h);
   }
   return rms_norm(h, weights_.norm, eps, unit_offset);
+}
+
+at::Tensor Decoder::sliding_window_pattern(const TokenLayout& layout, const at::Tensor& pattern) const {
+  const at::Tensor positions = layout.positions.to(device());                                     // [B, T]
+  const at::Tensor back = positions.unsqueeze(2) - positions.unsqueeze(1);                        // [B, T, T] q - k
+  const at::Tensor in_window = back.lt(config_.sliding_window).unsqueeze(1);                      // [B, 1, T, T]
+  if (pattern.defined()) return pattern.logical_and(in_window);
+  const int64_t t = positions.size(1);
+  const at::Tensor causal = at::ones({t, t}, positions.options().dtype(at::kBool)).tril();        // [T, T]
+  return in_window.logical_and(causal);
 }
 
 TokenLayout Decoder::with_rope(const TokenLayout& layout) const {

@@ -66,6 +66,10 @@ class Decoder {
   ModelConfig config_;
   DecoderWeights weights_;
   double embedding_scale_ = 1.0;  // Gemma's sqrt(D), rounded to dtype()
+  // The attention pattern [B, 1, T, T] bool of a sliding-window layer: `pattern` (undefined: causal) and, for every
+  // query, only the keys fewer than config.sliding_window positions back.
+  at::Tensor sliding_window_pattern(const TokenLayout& layout, const at::Tensor& pattern) const;
+
   at::Tensor inv_freq_;  // [Dh/2] float32 on device(), from rope_inv_freq
   at::Tensor local_inv_freq_;  // the same for config.local_rope (Gemma-3's sliding-window layers); else undefined
 };

@@ -374,6 +374,7 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& sourc
   if (c.architecture == Architecture::mistral && f.has("sliding_window")) {
     c.sliding_window = f.integer("sliding_window", 0);
     require_positive(f, "sliding_window", c.sliding_window);
+    c.sliding_layers.assign(static_cast<std::size_t>(c.num_layers), true);  // every layer
   }
   if (llama || gemma) {
     // LlamaAttention (and GemmaAttention, Gemma2Attention) give all four projections a bias when attention_bias;
@@ -398,9 +399,12 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& sourc
     // Qwen2Config / Qwen3Config: the window only with use_sliding_window (else it is null, and layers named sliding
     // attend to everything), on the layers from max_window_layers on unless layer_types says which.
     const int64_t first_sliding = f.integer("max_window_layers", 28);
-    const std::vector<bool> sliding =
+    std::vector<bool> sliding =
         sliding_layers_of(f, c.num_layers, [first_sliding](int64_t i) { return i >= first_sliding; });
-    if (f.boolean("use_sliding_window", false) && any_of(sliding)) c.sliding_window = window_field(f);
+    if (f.boolean("use_sliding_window", false) && any_of(sliding)) {
+      c.sliding_window = window_field(f);
+      if (c.sliding_window > 0) c.sliding_layers = std::move(sliding);
+    }
   }
 
   // 5.x writes `dtype`, 4.x `torch_dtype`.

@@ -1,12 +1,11 @@
-// The architecture of a Hugging Face decoder checkpoint, read from its config.json: Llama (Llama-2/3/3.1/3.2),
-// Qwen2 (Qwen2, Qwen2.5), Qwen3 (dense), Mistral, Gemma, Gemma-2 and Gemma-3 (text). All are the same pre-norm decoder
+// The architecture of a Hugging Face decoder checkpoint, read from its config.json: Llama (Llama-2/3/3.1/3.2), Qwen2
+// (Qwen2, Qwen2.5), Qwen3 (dense), Mistral, Gemma, Gemma-2 and Gemma-3 (text). All are the same pre-norm decoder
 // (RMSNorm, RoPE, grouped-query attention, gated MLP); they differ in which projections carry biases, in Qwen3's and
-// Gemma-3's RMSNorm of each query and key head before RoPE, in Gemma's scaled embeddings, (1 + w) norms and GELU
-// gate, in Gemma-2's and Gemma-3's norms on the attention and MLP outputs, Gemma-2's soft-capped attention scores
-// and logits, Gemma-3's two RoPEs (one for its sliding-window layers), and in their defaults. Anything this
-// decoder does not implement (another architecture, another RoPE type, sliding-window attention that a sequence
-// would reach past, another activation) is refused when parsing, naming the field and its value, rather than
-// computing something different from transformers.
+// Gemma-3's RMSNorm of each query and key head before RoPE, in Gemma's scaled embeddings, (1 + w) norms and GELU gate,
+// in Gemma-2's and Gemma-3's norms on the attention and MLP outputs, Gemma-2's soft-capped attention scores and logits,
+// Gemma-3's two RoPEs (one for its sliding-window layers), and in their defaults. Anything this decoder does not
+// implement (another architecture, another RoPE type, another activation) is refused when parsing, naming the field and
+// its value, rather than computing something different from transformers.
 //
 // Both spellings transformers has used are read: the 4.x one (top-level `rope_theta`, `rope_scaling` with `type` or
 // `rope_type`, `torch_dtype`) and the 5.x one that save_pretrained writes today (`rope_parameters` holding
@@ -56,11 +55,11 @@ struct ModelConfig {
   int64_t vocab_size = 0;           // V
   int64_t max_position_embeddings = 0;
   // Mistral v0.1's window, Gemma-2's and Gemma-3's on their sliding layers, Qwen's with use_sliding_window on the
-  // layers from max_window_layers on: a query attends to the `sliding_window` positions up to its own (0: no layer
-  // slides). The decoder computes causal attention, the same while no sequence reaches past the window; longer ones
-  // are refused.
+  // layers from max_window_layers on: a query of those layers attends to the keys fewer than `sliding_window`
+  // positions back (0: no layer slides).
   int64_t sliding_window = 0;
-  // Gemma-2 and Gemma-3: which layers are sliding-window layers (layer_types); empty for the others.
+  // Which layers are sliding-window layers (with a window: layer_types, or every layer for Mistral); Gemma-3 also
+  // gives them local_rope. Empty when none is.
   std::vector<bool> sliding_layers;
   double rms_norm_eps = 1e-6;
   RopeConfig rope;

@@ -106,27 +106,34 @@ def test_wrong_config_names_the_tensor(fixtures, run_abmll, tmp_path):
     assert "config.json" in result.stderr and "\"gemma3\"" in result.stderr
 
 
+@pytest.mark.parametrize("padding", ["right", "left"])
 @pytest.mark.parametrize("name", ["mistral_v01", "qwen2_window", "gemma2", "gemma3"])
-def test_sliding_window_is_held_to(name, fixtures, run_abmll, tmp_path, source_dir):
+def test_sliding_window_past_its_end(name, padding, fixtures, run_abmll, tmp_path):
     """These fixtures' windows are 11 tokens (Mistral v0.1's on every layer, Qwen2's on layer 1, Gemma-2's and
-    Gemma-3's on layer 0): the sequences above fit and match transformers; one token more would attend differently in transformers, and
-    abmll (which computes causal attention) refuses it, as it refuses a run whose model.max_length exceeds the window
-    before reading any weight."""
+    Gemma-3's on layer 0); sequences of 30 and 23 tokens reach past them, so their sliding layers attend to the last 11
+    positions only, and abmll's logits must be transformers' (which differ from causal attention's there: checked)."""
     folder = fixtures[name]
-    ids = torch.tensor([make_model_fixtures.SEQ_A + [5]])
+    torch.manual_seed(3)
+    long, short = torch.randint(0, 256, (30,)), torch.randint(0, 256, (23,))
+    pad = len(long) - len(short)
+    if padding == "right":
+        ids = torch.stack([long, torch.cat([short, torch.zeros(pad, dtype=torch.long)])])
+        mask = torch.tensor([[1] * len(long), [1] * len(short) + [0] * pad])
+    else:
+        ids = torch.stack([long, torch.cat([torch.zeros(pad, dtype=torch.long), short])])
+        mask = torch.tensor([[1] * len(long), [0] * pad + [1] * len(short)])
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
     windowed = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     causal = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, sliding_window=100).eval()
     with torch.no_grad():
-        assert (windowed(input_ids=ids).logits - causal(input_ids=ids).logits).abs().max() > 1e-2
-    result = run_abmll("logits", "--model", folder, "--out", tmp_path / "x.safetensors", "--ids", ids_flag(ids[0]))
-    assert result.returncode == 2, result.stderr
-    assert "a sequence of 12 tokens reaches past the model's sliding window of 11" in result.stderr
-
-    result = run_abmll("meta-train", "--config", source_dir / "configs/demo.yaml", "--set", f"model.path={folder}",
-                       "--set", "model.max_length=12", "--out", tmp_path / "run")
-    assert result.returncode == 2, result.stderr
-    assert (f"model.max_length: 12 tokens reach past the sliding window of 11 ({folder / 'config.json'}: "
-            "sliding_window)") in result.stderr
+        want = windowed(input_ids=ids, attention_mask=mask, position_ids=positions).logits
+        unwindowed = causal(input_ids=ids, attention_mask=mask, position_ids=positions).logits
+    real = mask.bool()
+    assert (want[real] - unwindowed[real]).abs().max() > 1e-2
+    got = run_logits(run_abmll, folder, tmp_path / "out.safetensors", "--padding", padding,
+                     "--ids", ids_flag(long), "--ids", ids_flag(short))
+    assert torch.equal(got["input_ids"], ids)
+    assert report(name, f"{padding}-padded past the window", got["logits"][real], want[real]) <= FLOAT32_TOLERANCE
 
 
 def test_bad_ids_are_input_errors(fixtures, run_abmll, tmp_path):
