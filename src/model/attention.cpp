@@ -6,7 +6,6 @@
 #include <ATen/ops/logical_not.h>
 #include <ATen/ops/masked_fill.h>
 #include <ATen/ops/matmul.h>
-#include <ATen/ops/ones.h>
 #include <ATen/ops/softmax.h>
 #include <ATen/ops/zeros.h>
 #include <ATen/ops/scaled_dot_product_attention.h>
@@ -15,6 +14,7 @@
 #include <optional>
 #include <tuple>
 
+#include "model/padding.h"
 #include "model/rms_norm.h"
 #include "model/rope.h"
 #include "model/soft_cap.h"
@@ -38,8 +38,7 @@ at::Tensor repeat_kv(const at::Tensor& x, int64_t n) {
 at::Tensor softcapped_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                 const at::Tensor& pattern, double scale, double cap) {
   at::Tensor scores = soft_cap(at::matmul(q, k.transpose(-2, -1)) * scale, cap);  // [B, H, T, T]
-  const int64_t t = q.size(2);
-  const at::Tensor allowed = pattern.defined() ? pattern : at::ones({t, t}, q.options().dtype(at::kBool)).tril();
+  const at::Tensor allowed = pattern.defined() ? pattern : causal_pattern(q.size(2), q.device());
   scores = scores.masked_fill(allowed.logical_not(), -INFINITY);  // every row keeps an entry (padding.h)
   // float32 (float64 stays float64: the gradient checks)
   const at::ScalarType softmax_type = at::promote_types(q.scalar_type(), at::kFloat);

@@ -10,7 +10,6 @@
 #include <ATen/ops/embedding.h>
 #include <ATen/ops/linear.h>
 #include <ATen/ops/logical_and.h>
-#include <ATen/ops/ones.h>
 #include <ATen/ops/ones_like.h>
 #include <ATen/ops/scalar_tensor.h>
 #include <fmt/format.h>
@@ -137,9 +136,7 @@ at::Tensor Decoder::sliding_window_pattern(const TokenLayout& layout, const at::
   const at::Tensor back = positions.unsqueeze(2) - positions.unsqueeze(1);                        // [B, T, T] q - k
   const at::Tensor in_window = back.lt(config_.sliding_window).unsqueeze(1);                      // [B, 1, T, T]
   if (pattern.defined()) return pattern.logical_and(in_window);
-  const int64_t t = positions.size(1);
-  const at::Tensor causal = at::ones({t, t}, positions.options().dtype(at::kBool)).tril();        // [T, T]
-  return in_window.logical_and(causal);
+  return in_window.logical_and(causal_pattern(positions.size(1), positions.device()));
 }
 
 TokenLayout Decoder::with_rope(const TokenLayout& layout) const {

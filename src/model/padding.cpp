@@ -14,10 +14,14 @@ at::Tensor position_ids_from_mask(const at::Tensor& attention_mask) {
   return (at::cumsum(real, 1) - 1).clamp_min(0);
 }
 
+at::Tensor causal_pattern(int64_t t, const at::Device& device) {
+  return at::tril(at::ones({t, t}, at::TensorOptions().dtype(at::kBool).device(device)));
+}
+
 at::Tensor attention_pattern(const at::Tensor& attention_mask) {
   const int64_t t = attention_mask.size(1);
   const auto bool_options = at::TensorOptions().dtype(at::kBool).device(attention_mask.device());
-  at::Tensor causal = at::tril(at::ones({t, t}, bool_options));                    // [T(query), T(key)]
+  at::Tensor causal = causal_pattern(t, attention_mask.device());                  // [T(query), T(key)]
   at::Tensor key_real = attention_mask.ne(0).view({-1, 1, 1, t});                   // [B, 1, 1, T]
   at::Tensor self = at::eye(t, bool_options);                                        // [T, T]
   return causal.logical_and(key_real).logical_or(self);                            // [B, 1, T, T]

@@ -13,6 +13,9 @@ namespace abmll::model {
 // (number of real tokens up to and including t) - 1, clamped at 0 for leading padding.
 at::Tensor position_ids_from_mask(const at::Tensor& attention_mask);
 
+// [T, T] bool on `device`, true where query t may attend key s in plain causal attention: s <= t.
+at::Tensor causal_pattern(int64_t t, const at::Device& device);
+
 // attention_mask [B, T] -> [B, 1, T, T] bool, true where query t may attend key s: s <= t and s is a real token.
 // A padding query also sees itself, so no row is empty (an all-false row makes attention NaN); the outputs at
 // padding positions are meaningless and must not be read.
