@@ -26,11 +26,17 @@ namespace abmll::fuzz {
 
 inline void run_adapter_config_input(const std::uint8_t* data, std::size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
-  model::LoraSettings s;
+  model::PeftAdapterConfig parsed;
   try {
-    s = model::parse_peft_adapter_config(text, "fuzz/adapter_config.json");
+    parsed = model::parse_peft_adapter_config(text, "fuzz/adapter_config.json");
   } catch (const InputError&) {
     return;
+  }
+  model::LoraSettings s = parsed.settings;
+  if (!parsed.target_pattern.empty()) {
+    // The adapter's tensors will say which projections; any would do for the checks below.
+    if (!s.targets.empty()) adapter_config_finding("a target_modules pattern came with targets");
+    s.targets = {model::Projection::q};
   }
   if (s.rank <= 0 || s.targets.empty() || !(s.dropout >= 0 && s.dropout < 1))
     adapter_config_finding("settings LoRA cannot use were accepted");
@@ -40,15 +46,21 @@ inline void run_adapter_config_input(const std::uint8_t* data, std::size_t size)
   } catch (const InputError&) {
     adapter_config_finding("accepted settings fail LoraSettings::validate");
   }
-  model::LoraSettings back;
-  try {
-    back = model::parse_peft_adapter_config(model::peft_adapter_config_json(s, "base").dump(2), "fuzz/written.json");
-  } catch (const InputError&) {
-    adapter_config_finding("the adapter_config.json written for accepted settings is refused");
+  for (const bool multimodal : {false, true}) {
+    model::PeftAdapterConfig back;
+    try {
+      back = model::parse_peft_adapter_config(model::peft_adapter_config_json(s, "base", multimodal).dump(2),
+                                              "fuzz/written.json");
+    } catch (const InputError&) {
+      adapter_config_finding("the adapter_config.json written for accepted settings is refused");
+    }
+    const model::LoraSettings& b = back.settings;
+    if (b.rank != s.rank || b.alpha != s.alpha || b.rslora != s.rslora || b.dropout != s.dropout)
+      adapter_config_finding("settings changed in a write-read round trip");
+    if (multimodal ? back.target_pattern != model::language_model_targets(s.targets) || !b.targets.empty()
+                   : !back.target_pattern.empty() || b.targets != s.targets)
+      adapter_config_finding("targets changed in a write-read round trip");
   }
-  if (back.rank != s.rank || back.alpha != s.alpha || back.rslora != s.rslora || back.dropout != s.dropout ||
-      back.targets != s.targets)
-    adapter_config_finding("settings changed in a write-read round trip");
 }
 
 }  // namespace abmll::fuzz

@@ -2,9 +2,11 @@
 // on a checkpoint's tensors (missing tensors and shape mismatches, with their messages).
 #include <catch2/catch.hpp>
 
+#include <ATen/ops/full.h>
 #include <ATen/ops/zeros.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -327,15 +329,68 @@ TEST_CASE("model config: Gemma-3's two RoPEs, in both spellings, and its sliding
   require_input_error(j, {"dir/config.json", "rope_local_base_freq"});
 }
 
+// gemma-3-4b-pt's config.json (a multimodal release): the text_config gives only some sizes, the rest are
+// Gemma3TextConfig's defaults; the dtype is the top level's.
+json gemma3_multimodal_config() {
+  return json::parse(R"({
+    "architectures": ["Gemma3ForConditionalGeneration"], "boi_token_index": 255999, "eoi_token_index": 256000,
+    "eos_token_id": [1, 106], "image_token_index": 262144, "initializer_range": 0.02, "mm_tokens_per_image": 256,
+    "model_type": "gemma3",
+    "text_config": {"hidden_size": 2560, "intermediate_size": 10240, "model_type": "gemma3_text",
+                    "num_hidden_layers": 34, "rope_scaling": {"factor": 8.0, "rope_type": "linear"},
+                    "sliding_window": 1024},
+    "torch_dtype": "bfloat16", "transformers_version": "4.50.0.dev0",
+    "vision_config": {"hidden_size": 1152, "image_size": 896, "intermediate_size": 4304,
+                      "model_type": "siglip_vision_model", "num_attention_heads": 16, "num_hidden_layers": 27,
+                      "patch_size": 14, "vision_use_head": false}
+  })");
+}
+
+TEST_CASE("model config: a multimodal Gemma-3's language model, its text_config completed with the defaults",
+          "[model]") {
+  const ModelConfig c = parse_model_config(gemma3_multimodal_config(), "dir/config.json");
+  CHECK(c.multimodal);
+  CHECK(c.architecture == Architecture::gemma3);
+  CHECK((c.hidden_size == 2560 && c.intermediate_size == 10240 && c.num_layers == 34));
+  CHECK((c.num_heads == 8 && c.num_kv_heads == 4 && c.head_dim == 256 && c.vocab_size == 262208));
+  CHECK(c.attention_scale == 1.0 / 16.0);  // query_pre_attn_scalar 256
+  CHECK((c.tie_word_embeddings && c.dtype == "bfloat16" && c.sliding_window == 1024));
+  CHECK((c.rope.type == "linear" && c.rope.factor == 8.0 && c.rope.theta == 1e6 && c.local_rope->theta == 1e4));
+  CHECK(std::count(c.sliding_layers.begin(), c.sliding_layers.end(), false) == 5);  // layers 5, 11, ..., 29
+  CHECK(!c.sliding_layers[5]);
+  // A text-only config is not multimodal.
+  CHECK(!parse_model_config(gemma3_config(), "dir/config.json").multimodal);
+
+  json j = gemma3_multimodal_config();
+  j.erase("architectures");
+  CHECK(parse_model_config(j, "dir/config.json").multimodal);  // model_type alone
+  j["tie_word_embeddings"] = false;  // the top level's decides, as Gemma3ForConditionalGeneration ties by it
+  j["text_config"]["tie_word_embeddings"] = true;
+  CHECK(!parse_model_config(j, "dir/config.json").tie_word_embeddings);
+
+  j = gemma3_multimodal_config();
+  j.erase("text_config");
+  require_input_error(j, {"dir/config.json", "text_config", "must be an object"});
+  j = gemma3_multimodal_config();
+  j["text_config"]["model_type"] = "gemma2";
+  require_input_error(j, {"dir/config.json", "text_config", "model_type", "gemma2"});
+  j = gemma3_multimodal_config();
+  j["text_config"]["hidden_size"] = "wide";
+  require_input_error(j, {"dir/config.json", "field 'text_config': field 'hidden_size'", "wide"});
+  j = gemma3_multimodal_config();
+  j["text_config"]["num_attention_heads"] = 6;  // not a multiple of the default 4 key/value heads
+  require_input_error(j, {"dir/config.json", "text_config", "num_key_value_heads"});
+  j = gemma3_multimodal_config();
+  j["model_type"] = "gemma3_text";  // with Gemma3ForConditionalGeneration
+  require_input_error(j, {"dir/config.json", "architectures", "model_type"});
+}
+
 TEST_CASE("model config: unsupported or inconsistent configs name the file, the field and the value", "[model]") {
   json j = llama31_config();
   j["architectures"] = {"Gemma3ForConditionalGeneration"};
-  require_input_error(j, {"dir/config.json", "architectures", "Gemma3ForConditionalGeneration"});
-
-  j = llama31_config();
-  j["model_type"] = "gemma3";
-  j.erase("architectures");
-  require_input_error(j, {"dir/config.json", "model_type", "is \"gemma3\"", "\"gemma3_text\""});
+  require_input_error(j, {"dir/config.json", "architectures", "Gemma3ForConditionalGeneration", "model_type"});
+  j["architectures"] = {"LlavaForConditionalGeneration"};
+  require_input_error(j, {"dir/config.json", "architectures", "LlavaForConditionalGeneration", "supported"});
 
   // Qwen's window binds only with use_sliding_window and on the layers from max_window_layers on (Qwen2-7B's 28 of
   // 28 layers: none), or those layer_types names.
@@ -475,5 +530,60 @@ TEST_CASE("model weights: a missing tensor or a wrong shape names the tensor, bo
     INFO(m);
     CHECK(m.find("'lm_head.weight' is missing") != std::string::npos);
     CHECK(m.find("tie_word_embeddings=false") != std::string::npos);
+  }
+}
+
+TEST_CASE("model weights: a multimodal Gemma-3's language model is read under either naming, its vision tower "
+          "left out", "[model]") {
+  json j = gemma3_multimodal_config();
+  j["text_config"].update(json::parse(R"({"hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2,
+    "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "vocab_size": 300})"));
+  const ModelConfig c = parse_model_config(j);
+  const auto specs = weight_specs(c);
+  ScratchDir dir;
+  // The releases' naming (what transformers saves) and the modules' naming.
+  for (const std::string prefix : {"language_model.model.", "model.language_model."}) {
+    INFO(prefix);
+    abmll::io::NamedTensors tensors;
+    for (const auto& s : specs)
+      tensors.emplace_back(prefix + s.name.substr(6), at::full(s.shape, static_cast<double>(tensors.size())));
+    tensors.emplace_back(prefix == "model.language_model." ? "model.vision_tower.x.weight" : "vision_tower.x.weight",
+                         at::zeros({3}));
+    abmll::io::write_safetensors(dir / "mm.safetensors", tensors);
+    const DecoderWeights w = load_decoder_weights(abmll::io::TensorStore::open(dir / "mm.safetensors"), c, {});
+    CHECK(w.embed_tokens.flatten()[0].item<double>() == 0.0);
+    CHECK(w.layers[1].mlp.down.weight.flatten()[0].item<double>() ==
+          static_cast<double>(std::find_if(specs.begin(), specs.end(), [](const WeightSpec& s) {
+                                return s.name == "model.layers.1.mlp.down_proj.weight";
+                              }) - specs.begin()));
+    CHECK(w.lm_head.is_same(w.embed_tokens));
+
+    // A mis-shaped tensor is named as the checkpoint names it.
+    for (auto& [name, t] : tensors)
+      if (name == prefix + "layers.0.self_attn.q_proj.weight") t = at::zeros({63, 64});
+    abmll::io::write_safetensors(dir / "bad.safetensors", tensors);
+    try {
+      load_decoder_weights(abmll::io::TensorStore::open(dir / "bad.safetensors"), c, {});
+      FAIL("no error");
+    } catch (const abmll::InputError& e) {
+      INFO(e.what());
+      CHECK(std::string(e.what()).find("'" + prefix + "layers.0.self_attn.q_proj.weight' has shape [63, 64]") !=
+            std::string::npos);
+    }
+  }
+  // A text-only checkpoint under a multimodal config.
+  abmll::io::NamedTensors text;
+  for (const auto& s : specs) text.emplace_back(s.name, at::zeros(s.shape));
+  abmll::io::write_safetensors(dir / "text.safetensors", text);
+  try {
+    load_decoder_weights(abmll::io::TensorStore::open(dir / "text.safetensors"), c, {});
+    FAIL("no error");
+  } catch (const abmll::InputError& e) {
+    const std::string m = e.what();
+    INFO(m);
+    CHECK(m.find("text.safetensors") != std::string::npos);
+    CHECK(m.find("multimodal Gemma-3") != std::string::npos);
+    CHECK(m.find("'language_model.model.embed_tokens.weight' or 'model.language_model.embed_tokens.weight'") !=
+          std::string::npos);
   }
 }

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdlib>
+#include <fstream>
 #include <string>
 
 #include "io/safetensors_writer.h"
@@ -62,13 +63,23 @@ BatchedLora random_adapter(const ModelConfig& c, int64_t groups, double alpha, b
 }  // namespace
 
 TEST_CASE("model peft: adapter_config.json is read, unsupported options are refused by name", "[model][lora]") {
-  const LoraSettings s = parse_peft_adapter_config(kConfig, "a/adapter_config.json");
+  const PeftAdapterConfig read = parse_peft_adapter_config(kConfig, "a/adapter_config.json");
+  const LoraSettings& s = read.settings;
   CHECK(s.rank == 4);
   CHECK(s.alpha == 8);
   CHECK(s.dropout == 0.05);
   CHECK((s.targets == std::set<Projection>{Projection::q, Projection::v, Projection::down}));
-  CHECK(parse_peft_adapter_config(with("target_modules", "all-linear"), "x").targets.size() == 7);
-  CHECK(parse_peft_adapter_config(with("use_rslora", true), "x").scale() == 4.0);
+  CHECK(read.target_pattern.empty());
+  CHECK(parse_peft_adapter_config(with("target_modules", "all-linear"), "x").settings.targets.size() == 7);
+  CHECK(parse_peft_adapter_config(with("use_rslora", true), "x").settings.scale() == 4.0);
+  // A regular expression: the tensors will say which modules.
+  const PeftAdapterConfig pattern = parse_peft_adapter_config(with("target_modules", ".*q_proj"), "x");
+  CHECK(pattern.target_pattern == ".*q_proj");
+  CHECK(pattern.settings.targets.empty());
+  // What abmll writes for a multimodal model's language model.
+  const nlohmann::json written = peft_adapter_config_json(s, "", /*multimodal=*/true);
+  CHECK(written["target_modules"] == R"(.*language_model.*\.(q_proj|v_proj|down_proj))");
+  CHECK(parse_peft_adapter_config(written.dump(), "x").target_pattern == written["target_modules"]);
 
   const std::vector<std::pair<std::string, nlohmann::json>> refused = {
       {"use_dora", true},
@@ -80,7 +91,7 @@ TEST_CASE("model peft: adapter_config.json is read, unsupported options are refu
       {"lora_bias", true},
       {"fan_in_fan_out", true},
       {"init_lora_weights", "pissa"},
-      {"target_modules", ".*q_proj"},
+      {"target_modules", ""},
       {"target_modules", {"q_proj", "lm_head"}},
       {"peft_type", "IA3"},
       {"r", 0},
@@ -141,6 +152,36 @@ TEST_CASE("model peft: a written adapter reads back identically, a broken folder
   });
   CHECK(message.find("layers.2.self_attn.k_proj") != std::string::npos);
   CHECK(input_error([&] { load_peft_adapter(dir / "nowhere", c); }).find("adapter_config.json") != std::string::npos);
+}
+
+TEST_CASE("model peft: a target_modules pattern is read from the tensors, the same modules in every layer",
+          "[model][lora]") {
+  ScratchDir dir;
+  abmll::test::write_tiny_model(dir / "model", abmll::test::TinyModel::llama31);
+  const ModelConfig c = load_model_config(dir / "model");
+  at::manual_seed(3);
+  const BatchedLora lora = random_adapter(c, 1, 4, false);  // k, o, up
+  write_peft_adapter(dir / "adapter", lora, c);
+  const auto store = abmll::io::TensorStore::open(dir / "adapter" / "adapter_model.safetensors");
+  auto write_with_pattern = [&](const std::string& folder, auto keep) {
+    abmll::io::NamedTensors tensors;
+    for (const auto& name : store.names())
+      if (keep(name)) tensors.emplace_back(name, store.tensor(name).clone());
+    abmll::io::write_safetensors(dir / folder / "adapter_model.safetensors", tensors);
+    nlohmann::json j = nlohmann::json::parse(R"({"peft_type": "LORA", "r": 3, "lora_alpha": 4})");
+    j["target_modules"] = R"(.*\.(k_proj|o_proj|up_proj))";
+    std::ofstream(dir / folder / "adapter_config.json") << j.dump();
+  };
+  write_with_pattern("pattern", [](const std::string&) { return true; });
+  const BatchedLora back = load_peft_adapter(dir / "pattern", c);
+  CHECK((back.settings().targets == std::set<Projection>{Projection::k, Projection::o, Projection::up}));
+  for (const auto& [site, f] : lora.all_factors()) CHECK(back.factors(site)->a[0].equal(f.a[0]));
+
+  // Layer 1 without its up_proj: not what abmll can apply.
+  write_with_pattern("uneven", [](const std::string& name) { return name.find("layers.1.mlp.up_proj") == name.npos; });
+  const std::string message = input_error([&] { load_peft_adapter(dir / "uneven", c); });
+  CHECK(message.find("uneven") != std::string::npos);
+  CHECK(message.find("[k_proj, o_proj, up_proj] in layer 0 but [k_proj, o_proj] in layer 1") != std::string::npos);
 }
 
 // Hidden: run by tests/python/test_lora_parity.py. Writes group 1 of a random 2-group adapter for the model folder

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Extracts the language model of a multimodal Gemma-3 checkpoint (Gemma3ForConditionalGeneration: the 4B, 12B and
-27B models) into a text-only model folder (Gemma3ForCausalLM, model_type gemma3_text) that abmll and transformers
-read.
+27B models) into a text-only model folder (Gemma3ForCausalLM, model_type gemma3_text). abmll reads the multimodal
+folder as it is; this is for tools that take text-only models, or to drop the vision tower's weights.
 
 Input: a Hugging Face model folder: config.json with its text_config, model.safetensors or a sharded
 model.safetensors.index.json, and the tokenizer files. The language model's tensors are found under either naming,
@@ -56,6 +56,9 @@ def text_config(model: Path) -> dict:
         fail(f"{path}: text_config: {e}")
     text["architectures"] = ["Gemma3ForCausalLM"]
     text["model_type"] = "gemma3_text"
+    # The multimodal model ties its head by the top level's flag (Gemma3Config's, true by default), not by
+    # text_config's (which keeps its own default, true, when the top level's is false).
+    text["tie_word_embeddings"] = config.get("tie_word_embeddings", True)
     for key in ("dtype", "torch_dtype"):
         if config.get(key) is not None and text.get(key) is None:
             text[key] = config[key]

@@ -141,8 +141,10 @@ at::Tensor Decoder::sliding_window_pattern(const TokenLayout& layout, const at::
 
 TokenLayout Decoder::with_rope(const TokenLayout& layout) const {
   // A causal layout's pattern is never read: left where it is.
-  TokenLayout out{layout.positions.to(device()), layout.causal ? layout.pattern : layout.pattern.to(device()),
-                  layout.causal, {}, {}};
+  TokenLayout out;
+  out.positions = layout.positions.to(device());
+  out.pattern = layout.causal ? layout.pattern : layout.pattern.to(device());
+  out.causal = layout.causal;
   std::tie(out.cos, out.sin) = rope_tables(out.positions, inv_freq_, dtype());
   if (local_inv_freq_.defined())
     std::tie(out.local_cos, out.local_sin) = rope_tables(out.positions, local_inv_freq_, dtype());

@@ -13,6 +13,7 @@
 #include <map>
 #include <mutex>
 
+#include "model/tensor_naming.h"
 #include "model/weight_names.h"
 #include "util/error.h"
 
@@ -66,24 +67,27 @@ DecoderWeights load_decoder_weights(const io::TensorStore& store, const ModelCon
                                     const WeightOptions& options) {
   return with_context(fmt::format("loading weights from {}", store.source().string()), [&] {
     const auto specs = weight_specs(config);
+    const TensorNaming naming = tensor_naming(config, store);
     // Check everything before converting anything: a wrong checkpoint fails fast, naming the first bad tensor.
     for (const auto& spec : specs) {
-      if (!store.has(spec.name))
+      const std::string name = naming(spec.name);
+      if (!store.has(name))
         throw InputError(fmt::format("tensor '{}' is missing; is this checkpoint for a different architecture? "
                                      "config.json says {} with {} layers{}",
-                                     spec.name, to_string(config.architecture), config.num_layers,
+                                     name, to_string(config.architecture), config.num_layers,
                                      spec.name == "lm_head.weight" ? " and tie_word_embeddings=false" : ""));
-      const io::StoreEntry entry = store.entry(spec.name);
-      check_weight_shape(spec, entry.entry.shape, config);
+      const io::StoreEntry entry = store.entry(name);
+      check_weight_shape({name, spec.shape}, entry.entry.shape, config);
     }
 
     const at::Device device(options.device);
-    const at::ScalarType dtype = options.dtype.value_or(store.tensor("model.embed_tokens.weight").scalar_type());
+    const at::ScalarType dtype =
+        options.dtype.value_or(store.tensor(naming("model.embed_tokens.weight")).scalar_type());
     std::map<std::string, at::Tensor> loaded;
     for (const auto& spec : specs) {
-      at::Tensor t = store.tensor(spec.name);
+      at::Tensor t = store.tensor(naming(spec.name));
       if (!at::isFloatingType(t.scalar_type()))
-        throw InputError(fmt::format("tensor '{}' has dtype {}; expected a floating point type", spec.name,
+        throw InputError(fmt::format("tensor '{}' has dtype {}; expected a floating point type", naming(spec.name),
                                      c10::toString(t.scalar_type())));
       // A no-op (a view of the mapping) when dtype and device already match.
       loaded[spec.name] = t.to(device, dtype).set_requires_grad(false);

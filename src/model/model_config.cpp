@@ -1,5 +1,6 @@
 // Parsing config.json (see model_config.h). Defaults follow transformers' LlamaConfig / Qwen2Config / Qwen3Config /
-// GemmaConfig / Gemma2Config for the fields real checkpoints sometimes leave out; the sizes themselves are required.
+// GemmaConfig / Gemma2Config / Gemma3TextConfig for the fields real checkpoints sometimes leave out; the sizes
+// themselves are required, except in a multimodal Gemma-3's text_config (whose releases leave most of them out).
 #include "model/model_config.h"
 
 #include <fmt/format.h>
@@ -85,18 +86,18 @@ struct ArchitectureName {
   Architecture architecture;
   const char* model_type;
   const char* class_name;
+  bool multimodal;  // the language model of a vision-language checkpoint (its config's text_config)
 };
 constexpr ArchitectureName kArchitectures[] = {
-    {Architecture::llama, "llama", "LlamaForCausalLM"},       {Architecture::qwen2, "qwen2", "Qwen2ForCausalLM"},
-    {Architecture::qwen3, "qwen3", "Qwen3ForCausalLM"},       {Architecture::mistral, "mistral", "MistralForCausalLM"},
-    {Architecture::gemma, "gemma", "GemmaForCausalLM"},       {Architecture::gemma2, "gemma2", "Gemma2ForCausalLM"},
-    {Architecture::gemma3, "gemma3_text", "Gemma3ForCausalLM"},
+    {Architecture::llama, "llama", "LlamaForCausalLM", false},
+    {Architecture::qwen2, "qwen2", "Qwen2ForCausalLM", false},
+    {Architecture::qwen3, "qwen3", "Qwen3ForCausalLM", false},
+    {Architecture::mistral, "mistral", "MistralForCausalLM", false},
+    {Architecture::gemma, "gemma", "GemmaForCausalLM", false},
+    {Architecture::gemma2, "gemma2", "Gemma2ForCausalLM", false},
+    {Architecture::gemma3, "gemma3_text", "Gemma3ForCausalLM", false},
+    {Architecture::gemma3, "gemma3", "Gemma3ForConditionalGeneration", true},
 };
-
-// Gemma-3's 4B to 27B checkpoints hold a vision tower beside the language model, under other names.
-constexpr const char* kGemma3Multimodal =
-    " (a multimodal Gemma-3 checkpoint: extract its language model, model_type \"gemma3_text\", with "
-    "scripts/models/gemma3_text.py)";
 
 std::string supported_list(const char* ArchitectureName::*field) {
   std::string out;
@@ -104,15 +105,16 @@ std::string supported_list(const char* ArchitectureName::*field) {
   return out;
 }
 
-Architecture parse_architecture(const Fields& f) {
-  std::optional<Architecture> from_type, from_list;
+// The table's entry that model_type and architectures name (they must agree when both are given).
+const ArchitectureName& parse_architecture(const Fields& f) {
+  const ArchitectureName *from_type = nullptr, *from_list = nullptr;
   if (f.has("model_type")) {
     const std::string type = f.string("model_type", "");
     for (const auto& a : kArchitectures)
-      if (type == a.model_type) from_type = a.architecture;
-    if (!from_type)
-      f.fail("model_type", fmt::format("is \"{}\"{}; supported: {}", type, type == "gemma3" ? kGemma3Multimodal : "",
-                                       supported_list(&ArchitectureName::model_type)));
+      if (type == a.model_type) from_type = &a;
+    if (from_type == nullptr)
+      f.fail("model_type",
+             fmt::format("is \"{}\"; supported: {}", type, supported_list(&ArchitectureName::model_type)));
   }
   if (f.has("architectures")) {
     const auto& list = f.json().at("architectures");
@@ -120,17 +122,16 @@ Architecture parse_architecture(const Fields& f) {
       f.fail("architectures", fmt::format("must list exactly one architecture, not {}", list.dump()));
     const std::string name = list[0].get<std::string>();
     for (const auto& a : kArchitectures)
-      if (name == a.class_name) from_list = a.architecture;
-    if (!from_list)
-      f.fail("architectures", fmt::format("is [\"{}\"]{}; supported: {}", name,
-                                          name == "Gemma3ForConditionalGeneration" ? kGemma3Multimodal : "",
+      if (name == a.class_name) from_list = &a;
+    if (from_list == nullptr)
+      f.fail("architectures", fmt::format("is [\"{}\"]; supported: {}", name,
                                           supported_list(&ArchitectureName::class_name)));
   }
-  if (from_type && from_list && *from_type != *from_list)
+  if (from_type != nullptr && from_list != nullptr && from_type != from_list)
     f.fail("architectures", fmt::format("is {} but model_type is {}", f.value_text("architectures"),
                                         f.value_text("model_type")));
-  if (from_type) return *from_type;
-  if (from_list) return *from_list;
+  if (from_type != nullptr) return *from_type;
+  if (from_list != nullptr) return *from_list;
   f.fail("model_type", "is missing (and so is architectures)");
 }
 
@@ -323,11 +324,12 @@ std::string to_string(Architecture arch) {
   return "?";
 }
 
-ModelConfig parse_model_config(const nlohmann::json& j, const std::string& source) {
-  if (!j.is_object()) throw InputError(fmt::format("{}: expected a JSON object", source));
-  const Fields f(j, source);
+namespace {
+
+// A decoder's config: a text model's config.json, or a multimodal one's text_config.
+ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   ModelConfig c;
-  c.architecture = parse_architecture(f);
+  c.architecture = architecture;
   const bool llama = c.architecture == Architecture::llama || c.architecture == Architecture::mistral;
   const bool gemma = c.architecture == Architecture::gemma || c.architecture == Architecture::gemma2 ||
                      c.architecture == Architecture::gemma3;
@@ -410,6 +412,45 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& sourc
   // 5.x writes `dtype`, 4.x `torch_dtype`.
   c.dtype = f.has("dtype") ? f.string("dtype", "") : f.string("torch_dtype", "");
   return c;
+}
+
+// Gemma3TextConfig's defaults for the sizes, which the multimodal releases' text_config mostly leaves out (the 4B's
+// gives hidden_size, intermediate_size and num_hidden_layers; the heads, head_dim and vocab_size are the defaults).
+const std::pair<const char*, int64_t> kGemma3TextSizes[] = {
+    {"vocab_size", 262208},        {"hidden_size", 2304},      {"intermediate_size", 9216},
+    {"num_hidden_layers", 26},     {"num_attention_heads", 8}, {"num_key_value_heads", 4},
+    {"head_dim", 256},
+};
+
+// Gemma3ForConditionalGeneration (the Gemma-3 4B, 12B and 27B releases): the decoder is the language model its
+// text_config describes (a Gemma3TextConfig, completed with that class's defaults); tie_word_embeddings is the top
+// level's (Gemma3Config's, true by default), by which the multimodal model ties its lm_head; the dtype the text
+// config's, else the top level's. The vision tower's config is not read: abmll feeds the model text only.
+ModelConfig parse_gemma3_multimodal(const Fields& top) {
+  if (!top.has("text_config") || !top.json().at("text_config").is_object())
+    top.fail("text_config", "must be an object (the language model's config) in a multimodal Gemma-3 config");
+  nlohmann::json text = top.json().at("text_config");
+  const Fields given(text, fmt::format("{}: field 'text_config'", top.source()));
+  if (given.string("model_type", "gemma3_text") != "gemma3_text")
+    given.fail("model_type", fmt::format("is {}; a multimodal Gemma-3's language model is \"gemma3_text\"",
+                                         given.value_text("model_type")));
+  for (const auto& [key, value] : kGemma3TextSizes)
+    if (!text.contains(key) || text.at(key).is_null()) text[key] = value;
+  text["tie_word_embeddings"] = top.boolean("tie_word_embeddings", true);
+  for (const char* key : {"dtype", "torch_dtype"})
+    if (top.has(key) && !given.has("dtype") && !given.has("torch_dtype")) text[key] = top.json().at(key);
+  ModelConfig c = parse_language_model(Fields(text, given.source()), Architecture::gemma3);
+  c.multimodal = true;
+  return c;
+}
+
+}  // namespace
+
+ModelConfig parse_model_config(const nlohmann::json& j, const std::string& source) {
+  if (!j.is_object()) throw InputError(fmt::format("{}: expected a JSON object", source));
+  const Fields f(j, source);
+  const ArchitectureName& architecture = parse_architecture(f);
+  return architecture.multimodal ? parse_gemma3_multimodal(f) : parse_language_model(f, architecture.architecture);
 }
 
 ModelConfig load_model_config(const fs::path& path) {

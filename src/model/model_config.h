@@ -1,11 +1,12 @@
 // The architecture of a Hugging Face decoder checkpoint, read from its config.json: Llama (Llama-2/3/3.1/3.2), Qwen2
-// (Qwen2, Qwen2.5), Qwen3 (dense), Mistral, Gemma, Gemma-2 and Gemma-3 (text). All are the same pre-norm decoder
-// (RMSNorm, RoPE, grouped-query attention, gated MLP); they differ in which projections carry biases, in Qwen3's and
-// Gemma-3's RMSNorm of each query and key head before RoPE, in Gemma's scaled embeddings, (1 + w) norms and GELU gate,
-// in Gemma-2's and Gemma-3's norms on the attention and MLP outputs, Gemma-2's soft-capped attention scores and logits,
-// Gemma-3's two RoPEs (one for its sliding-window layers), and in their defaults. Anything this decoder does not
-// implement (another architecture, another RoPE type, another activation) is refused when parsing, naming the field and
-// its value, rather than computing something different from transformers.
+// (Qwen2, Qwen2.5), Qwen3 (dense), Mistral, Gemma, Gemma-2 and Gemma-3 (text-only, and the language model of the
+// multimodal 4B-27B releases). All are the same pre-norm decoder (RMSNorm, RoPE, grouped-query attention, gated MLP);
+// they differ in which projections carry biases, in Qwen3's and Gemma-3's RMSNorm of each query and key head before
+// RoPE, in Gemma's scaled embeddings, (1 + w) norms and GELU gate, in Gemma-2's and Gemma-3's norms on the attention
+// and MLP outputs, Gemma-2's soft-capped attention scores and logits, Gemma-3's two RoPEs (one for its sliding-window
+// layers), and in their defaults. Anything this decoder does not implement (another architecture, another RoPE type,
+// another activation) is refused when parsing, naming the field and its value, rather than computing something
+// different from transformers.
 //
 // Both spellings transformers has used are read: the 4.x one (top-level `rope_theta`, `rope_scaling` with `type` or
 // `rope_type`, `torch_dtype`) and the 5.x one that save_pretrained writes today (`rope_parameters` holding
@@ -86,6 +87,9 @@ struct ModelConfig {
   double attention_softcap = 0.0;
   double logit_softcap = 0.0;
   std::string dtype;                 // the checkpoint's dtype as the config names it ("bfloat16", ...); may be ""
+  // The language model of a vision-language checkpoint (Gemma3ForConditionalGeneration, model_type "gemma3"): its
+  // tensors are named under the multimodal model's (see tensor_naming.h), and so are its adapters' modules.
+  bool multimodal = false;
 };
 
 // Parses config.json's JSON. `source` names the file in error messages. Throws abmll::InputError naming the source,

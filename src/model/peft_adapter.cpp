@@ -15,16 +15,69 @@
 #include "io/tensor_store.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
+#include "util/log.h"
 
 namespace abmll::model {
 namespace {
 
 constexpr std::string_view kConfigFile = "adapter_config.json";
 constexpr std::string_view kWeightsFile = "adapter_model.safetensors";
-constexpr std::string_view kPrefix = "base_model.model.";
 
-std::string tensor_name(const LinearSite& site, char factor) {
-  return fmt::format("{}{}.lora_{}.weight", kPrefix, projection_path(site.layer, site.projection), factor);
+// PEFT names a tensor base_model.model.<module path>.lora_A.weight. The module paths of the decoder's layers are
+// projection_path()'s ("model.layers.3.self_attn.q_proj") in a text-only model; in a multimodal Gemma-3 they are
+// "model.language_model.layers.3..." (transformers 5) or "language_model.model.layers.3..." (4.x). `model_prefix`
+// stands for projection_path()'s leading "model.".
+constexpr std::string_view kTextPrefix = "base_model.model.model.";
+constexpr std::string_view kMultimodalPrefixes[] = {"base_model.model.model.language_model.",
+                                                    "base_model.model.language_model.model."};
+
+std::string tensor_name(std::string_view model_prefix, const LinearSite& site, char factor) {
+  return fmt::format("{}{}.lora_{}.weight", model_prefix, projection_path(site.layer, site.projection).substr(6),
+                     factor);
+}
+
+bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
+
+// The prefix under which `store` holds the adapter's layers: the text-only one, or for a Gemma-3 (whose language
+// model is the same, extracted or not) either multimodal one.
+std::string adapter_prefix(const io::TensorStore& store, const ModelConfig& config, const std::string& file) {
+  std::vector<std::string_view> candidates = {kTextPrefix};
+  if (config.architecture == Architecture::gemma3) {
+    candidates.assign(std::begin(kMultimodalPrefixes), std::end(kMultimodalPrefixes));
+    candidates.push_back(kTextPrefix);
+  }
+  for (const std::string_view prefix : candidates)
+    for (const std::string& name : store.names())
+      if (starts_with(name, std::string(prefix) + "layers.")) return std::string(prefix);
+  throw InputError(fmt::format("{}: no LoRA tensor of the model's layers ({}layers.N...; an adapter for another "
+                               "model?)", file, candidates.front()));
+}
+
+// A multimodal model's LoRA tensors outside its language model (the vision tower's, the projector's): they never
+// act on text.
+bool outside_language_model(const std::string& name) {
+  return name.find(".vision_tower.") != std::string::npos || name.find(".multi_modal_projector.") != std::string::npos;
+}
+
+// The projections an adapter whose target_modules is a regular expression adapts, from its tensors' names
+// (<prefix>layers.N.<self_attn|mlp>.<proj>.lora_A.weight): the same in every layer, as abmll adapts them.
+std::set<Projection> targets_from_tensors(const io::TensorStore& store, const std::string& prefix,
+                                          const ModelConfig& config, const std::string& file) {
+  std::vector<std::set<Projection>> per_layer(static_cast<std::size_t>(config.num_layers));
+  for (int64_t layer = 0; layer < config.num_layers; ++layer)
+    for (Projection p : kAllProjections)
+      if (store.has(tensor_name(prefix, {layer, p}, 'A'))) per_layer[static_cast<std::size_t>(layer)].insert(p);
+  if (per_layer.front().empty())
+    throw InputError(fmt::format("{}: no LoRA tensor in layer 0 ({}); abmll adapts the same modules in every layer",
+                                 file, tensor_name(prefix, {0, Projection::q}, 'A')));
+  for (int64_t layer = 1; layer < config.num_layers; ++layer)
+    if (per_layer[static_cast<std::size_t>(layer)] != per_layer.front())
+      throw InputError(fmt::format("{}: the adapter adapts [{}] in layer 0 but [{}] in layer {}; abmll adapts the "
+                                   "same modules in every layer",
+                                   file, fmt::join(lora_target_names(per_layer.front()), ", "),
+                                   fmt::join(lora_target_names(per_layer[static_cast<std::size_t>(layer)]), ", "),
+                                   layer));
+  return per_layer.front();
 }
 
 }  // namespace
@@ -41,40 +94,52 @@ BatchedLora load_peft_adapter(const std::filesystem::path& dir, const ModelConfi
     text.assign(std::istreambuf_iterator<char>(in), {});
     if (!in.good() && !in.eof()) throw InputError(fmt::format("cannot read {}", config_path.string()));
   }
-  BatchedLora lora(parse_peft_adapter_config(text, config_path.string()), 1);
+  PeftAdapterConfig adapter_config = parse_peft_adapter_config(text, config_path.string());
 
   const io::TensorStore store = io::TensorStore::open(weights_path);
+  const std::string file = weights_path.string();
+  const std::string prefix = adapter_prefix(store, config, file);
+  if (!adapter_config.target_pattern.empty())
+    adapter_config.settings.targets = targets_from_tensors(store, prefix, config, file);
+  BatchedLora lora(adapter_config.settings, 1);
   std::set<std::string> expected;
   for (const LinearSite& site : lora_sites(config, lora.settings())) {
     const auto shape = projection_shape(config, site.projection);  // [out, in]
     const int64_t r = lora.settings().rank;
     LoraFactors f;
     for (char factor : {'A', 'B'}) {
-      const std::string name = tensor_name(site, factor);
+      const std::string name = tensor_name(prefix, site, factor);
       expected.insert(name);
       if (!store.has(name))
         throw InputError(fmt::format("{}: no tensor '{}', which target_modules implies (an adapter for another "
-                                     "model?)", weights_path.string(), name));
+                                     "model?)", file, name));
       at::Tensor t = store.tensor(name);
       const std::vector<int64_t> want = factor == 'A' ? std::vector<int64_t>{r, shape[1]}
                                                       : std::vector<int64_t>{shape[0], r};
       if (t.sizes().vec() != want)
         throw InputError(fmt::format("{}: tensor '{}' is [{}], expected [{}] (r={}; an adapter for another "
-                                     "model?)", weights_path.string(), name, fmt::join(t.sizes(), ", "),
+                                     "model?)", file, name, fmt::join(t.sizes(), ", "),
                                      fmt::join(want, ", "), r));
       if (!at::isFloatingType(t.scalar_type()))
-        throw InputError(fmt::format("{}: tensor '{}' has dtype {}", weights_path.string(), name,
-                                     c10::toString(t.scalar_type())));
+        throw InputError(fmt::format("{}: tensor '{}' has dtype {}", file, name, c10::toString(t.scalar_type())));
       t = t.to(device, at::kFloat, /*non_blocking=*/false, /*copy=*/true).unsqueeze(0);  // [1, ...]
       (factor == 'A' ? f.a : f.b) = t;
     }
     lora.set_factors(site, std::move(f));
   }
-  for (const auto& name : store.names())
-    if (expected.count(name) == 0)
-      throw InputError(fmt::format("{}: unexpected tensor '{}' (only lora_A / lora_B of the target_modules of "
-                                   "layers 0..{} are supported)", weights_path.string(), name,
-                                   config.num_layers - 1));
+  int64_t vision_tensors = 0;
+  for (const auto& name : store.names()) {
+    if (expected.count(name) != 0) continue;
+    if (config.architecture == Architecture::gemma3 && outside_language_model(name)) {
+      ++vision_tensors;
+      continue;
+    }
+    throw InputError(fmt::format("{}: unexpected tensor '{}' (only lora_A / lora_B of the target_modules of "
+                                 "layers 0..{} are supported)", file, name, config.num_layers - 1));
+  }
+  if (vision_tensors > 0)
+    log::info("{}: {} LoRA tensors of the vision tower or projector left out (they do not act on text)", file,
+              vision_tensors);
   return lora;
 }
 
@@ -83,17 +148,19 @@ void write_peft_adapter(const std::filesystem::path& dir, const BatchedLora& lor
   const LoraSettings& s = lora.settings();
   if (group < 0 || group >= lora.groups())
     throw Error(fmt::format("write_peft_adapter: group {} of {}", group, lora.groups()));
+  // transformers 5's module paths: PeftModel.from_pretrained on the multimodal model finds them.
+  const std::string_view prefix = config.multimodal ? kMultimodalPrefixes[0] : kTextPrefix;
   io::NamedTensors tensors;
   for (const LinearSite& site : lora_sites(config, s)) {
     const LoraFactors* f = lora.factors(site);
     if (f == nullptr)
       throw Error(fmt::format("write_peft_adapter: no factors for {}", projection_path(site.layer, site.projection)));
-    tensors.emplace_back(tensor_name(site, 'A'), f->a[group].detach().to(at::kCPU, at::kFloat).contiguous());
-    tensors.emplace_back(tensor_name(site, 'B'), f->b[group].detach().to(at::kCPU, at::kFloat).contiguous());
+    tensors.emplace_back(tensor_name(prefix, site, 'A'), f->a[group].detach().to(at::kCPU, at::kFloat).contiguous());
+    tensors.emplace_back(tensor_name(prefix, site, 'B'), f->b[group].detach().to(at::kCPU, at::kFloat).contiguous());
   }
   std::filesystem::create_directories(dir);
   io::write_safetensors(dir / kWeightsFile, tensors, {{"format", "pt"}});
-  write_file_atomic(dir / kConfigFile, peft_adapter_config_json(s, base_model).dump(2) + "\n");
+  write_file_atomic(dir / kConfigFile, peft_adapter_config_json(s, base_model, config.multimodal).dump(2) + "\n");
 }
 
 }  // namespace abmll::model

@@ -31,7 +31,7 @@ const std::set<std::string, std::less<>> kRead = {"peft_type", "r", "lora_alpha"
 
 }  // namespace
 
-LoraSettings parse_peft_adapter_config(const std::string& json_text, const std::string& source) {
+PeftAdapterConfig parse_peft_adapter_config(const std::string& json_text, const std::string& source) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(json_text);
@@ -83,11 +83,12 @@ LoraSettings parse_peft_adapter_config(const std::string& json_text, const std::
 
   const auto* targets = get("target_modules");
   std::vector<std::string> names;
-  if (targets != nullptr && targets->is_string()) {
-    if (targets->get<std::string>() != "all-linear")
-      throw field_error("target_modules",
-                        fmt::format("is the regular expression {}; give a list of module names", targets->dump()));
+  std::string pattern;
+  if (targets != nullptr && targets->is_string() && targets->get<std::string>() == "all-linear") {
     names.push_back("all-linear");
+  } else if (targets != nullptr && targets->is_string()) {
+    pattern = targets->get<std::string>();
+    if (pattern.empty()) throw field_error("target_modules", "is an empty regular expression");
   } else if (targets != nullptr && targets->is_array()) {
     for (const auto& t : *targets) {
       if (!t.is_string()) throw field_error("target_modules", "must hold module names (strings)");
@@ -96,9 +97,11 @@ LoraSettings parse_peft_adapter_config(const std::string& json_text, const std::
   } else {
     throw field_error("target_modules", "must be a list of module names or \"all-linear\"");
   }
-  s.targets = with_context(fmt::format("{}: field 'target_modules'", source),
-                           [&] { return parse_lora_targets(names, "target_modules"); });
-  if (s.targets.empty()) throw field_error("target_modules", "is empty");
+  if (pattern.empty()) {
+    s.targets = with_context(fmt::format("{}: field 'target_modules'", source),
+                             [&] { return parse_lora_targets(names, "target_modules"); });
+    if (s.targets.empty()) throw field_error("target_modules", "is empty");
+  }
 
   // Everything else must be off (DoRA, rank/alpha patterns, modules_to_save, layers_to_transform, LoRA biases,
   // trainable tokens, other variants, and any option a newer PEFT adds).
@@ -107,10 +110,16 @@ LoraSettings parse_peft_adapter_config(const std::string& json_text, const std::
     throw field_error(key, fmt::format("is {}; abmll supports plain LoRA only (this option must be unset, false or "
                                        "empty)", value.dump()));
   }
-  return s;
+  return {s, pattern};
 }
 
-nlohmann::json peft_adapter_config_json(const LoraSettings& s, const std::string& base_model) {
+std::string language_model_targets(const std::set<Projection>& targets) {
+  std::string alternatives;
+  for (const std::string& name : lora_target_names(targets)) alternatives += (alternatives.empty() ? "" : "|") + name;
+  return fmt::format(R"(.*language_model.*\.({}))", alternatives);
+}
+
+nlohmann::json peft_adapter_config_json(const LoraSettings& s, const std::string& base_model, bool multimodal) {
   // An integral alpha is written as an integer, as PEFT does.
   const nlohmann::json alpha = s.alpha == std::floor(s.alpha) && std::abs(s.alpha) < 1e15
                                    ? nlohmann::json(static_cast<int64_t>(s.alpha))
@@ -123,7 +132,8 @@ nlohmann::json peft_adapter_config_json(const LoraSettings& s, const std::string
       {"lora_alpha", alpha},
       {"use_rslora", s.rslora},
       {"lora_dropout", s.dropout},
-      {"target_modules", lora_target_names(s.targets)},
+      {"target_modules", multimodal ? nlohmann::json(language_model_targets(s.targets))
+                                    : nlohmann::json(lora_target_names(s.targets))},
       {"bias", "none"},
       {"fan_in_fan_out", false},
       {"use_dora", false},

@@ -11,13 +11,30 @@
 
 namespace abmll::model {
 
-// The adapter's settings from DIR/adapter_config.json's JSON text. `source` names the file in errors. Throws
+// What adapter_config.json says. `settings.targets` are target_modules' projections; when target_modules is a
+// regular expression (which PEFT matches against whole module paths, e.g. to adapt a multimodal model's language
+// model and not its vision tower), `target_pattern` holds it and `settings.targets` is empty: the adapter's tensors
+// say which modules it adapts (see load_peft_adapter).
+struct PeftAdapterConfig {
+  LoraSettings settings;
+  std::string target_pattern;
+};
+
+// The adapter's config from DIR/adapter_config.json's JSON text. `source` names the file in errors. Throws
 // abmll::InputError naming the source and the field for a missing or mistyped field, a target that is not one of
 // the seven projections, or an unsupported option.
-LoraSettings parse_peft_adapter_config(const std::string& json_text, const std::string& source);
+PeftAdapterConfig parse_peft_adapter_config(const std::string& json_text, const std::string& source);
 
 // adapter_config.json for `settings` as PEFT writes a plain LoRA's (an integral alpha as an integer), naming
-// `base_model` (may be empty: null) as base_model_name_or_path; parse_peft_adapter_config reads it back unchanged.
-nlohmann::json peft_adapter_config_json(const LoraSettings& settings, const std::string& base_model = "");
+// `base_model` (may be empty: null) as base_model_name_or_path. target_modules lists the targets' names, or for a
+// multimodal model's language model (`multimodal`) is the regular expression language_model_targets() gives.
+// parse_peft_adapter_config reads the settings back unchanged (with that pattern and no targets when multimodal).
+nlohmann::json peft_adapter_config_json(const LoraSettings& settings, const std::string& base_model = "",
+                                        bool multimodal = false);
+
+// ".*language_model.*\.(q_proj|v_proj)": the targets' modules inside a multimodal model's language model only (PEFT
+// fullmatches it against module paths such as model.language_model.layers.3.self_attn.q_proj, and not against the
+// vision tower's model.vision_tower.encoder.layers.0.self_attn.q_proj).
+std::string language_model_targets(const std::set<Projection>& targets);
 
 }  // namespace abmll::model

@@ -98,12 +98,20 @@ def test_wrong_config_names_the_tensor(fixtures, run_abmll, tmp_path):
     assert "[96, 64]" in result.stderr and "[128, 64]" in result.stderr
     assert "intermediate_size=128" in result.stderr
 
+    # A multimodal Gemma-3 config without its language model's, then with it over a text-only checkpoint.
     config["architectures"] = ["Gemma3ForConditionalGeneration"]
     config["model_type"] = "gemma3"
     (folder / "config.json").write_text(json.dumps(config))
     result = run_abmll("logits", "--model", folder, "--out", tmp_path / "x.safetensors", "--ids", "1,2,3")
     assert result.returncode == 2, result.stderr
-    assert "config.json" in result.stderr and "\"gemma3\"" in result.stderr
+    assert "config.json" in result.stderr and "'text_config' must be an object" in result.stderr
+    config["text_config"] = {key: config[key] for key in ("hidden_size", "num_hidden_layers", "num_attention_heads",
+                                                          "num_key_value_heads", "vocab_size")}
+    config["text_config"].update(intermediate_size=96, head_dim=config["hidden_size"] // config["num_attention_heads"])
+    (folder / "config.json").write_text(json.dumps(config))
+    result = run_abmll("logits", "--model", folder, "--out", tmp_path / "x.safetensors", "--ids", "1,2,3")
+    assert result.returncode == 2, result.stderr
+    assert "model.safetensors" in result.stderr and "no language model embeddings" in result.stderr
 
 
 @pytest.mark.parametrize("padding", ["right", "left"])

@@ -1,10 +1,10 @@
 """Models with SentencePiece-style tokenizers through the whole pipeline on the demo's tasks: a Mistral-v0.1-shaped
 model (sliding window 4096) with a tokenizer in the legacy form of Llama-2's and Mistral-7B-v0.1's files, and a
-Gemma-2- and a Gemma-3-shaped model (soft caps, sliding windows, two RoPEs) with one in Gemma's form. `abmll meta-
-train` runs, and `abmll evaluate`'s option probabilities equal transformers' when each option's tokens are taken from
-the encoding of prompt + option, as evaluation harnesses split a context from its continuation. (With the legacy
-form, " yes" encoded alone would give the tokens of "▁▁yes": a space token of its own that the model never sees
-before an answer in context.)"""
+Gemma-2- and a Gemma-3-shaped model (soft caps, sliding windows, two RoPEs; the latter also inside a multimodal
+checkpoint) with one in Gemma's form. `abmll meta-train` runs, and `abmll evaluate`'s option probabilities equal
+transformers' when each option's tokens are taken from the encoding of prompt + option, as evaluation harnesses split
+a context from its continuation. (With the legacy form, " yes" encoded alone would give the tokens of "▁▁yes": a
+space token of its own that the model never sees before an answer in context.)"""
 import json
 import math
 import pathlib
@@ -14,8 +14,9 @@ import sys
 import pytest
 import torch
 from tokenizers import Tokenizer
-from transformers import (Gemma2Config, Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig, MistralConfig,
-                          MistralForCausalLM)
+from transformers import (Gemma2Config, Gemma2ForCausalLM, Gemma3Config, Gemma3ForCausalLM,
+                          Gemma3ForConditionalGeneration, Gemma3TextConfig, MistralConfig, MistralForCausalLM,
+                          SiglipVisionConfig)
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import make_tokenizer_fixtures  # noqa: E402
@@ -37,6 +38,14 @@ MODELS = {
         **SIZES, vocab_size=vocab, head_dim=16, query_pre_attn_scalar=24, sliding_window=512,
         layer_types=["sliding_attention", "full_attention"], pad_token_id=0),
         make_tokenizer_fixtures.make_gemma_trained, "gemma-trained", False),
+    # The same language model inside a multimodal checkpoint (a vision tower beside it), read as it is.
+    "gemma3_multimodal": (Gemma3ForConditionalGeneration, lambda vocab: Gemma3Config(
+        text_config=Gemma3TextConfig(**SIZES, vocab_size=vocab, head_dim=16, query_pre_attn_scalar=24,
+                                     sliding_window=512, layer_types=["sliding_attention", "full_attention"],
+                                     pad_token_id=0),
+        vision_config=SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                         num_attention_heads=2, image_size=28, patch_size=14),
+        mm_tokens_per_image=4), make_tokenizer_fixtures.make_gemma_trained, "gemma-trained", False),
 }
 
 
@@ -65,6 +74,9 @@ def test_meta_train_runs(setup, run_abmll):
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(lines) == 2 and all(math.isfinite(line["outer_loss"]) for line in lines)
+    # The exported adapter's modules: a multimodal model's language model only.
+    targets = json.loads((out / "adapter/adapter_config.json").read_text())["target_modules"]
+    assert isinstance(targets, str) == (setup["name"] == "gemma3_multimodal"), targets
 
 
 def test_option_probabilities_match_transformers_with_options_in_context(setup, run_abmll):
