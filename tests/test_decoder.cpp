@@ -159,7 +159,8 @@ TEST_CASE("on a GPU, every architecture's decoder gives the CPU's logits and gra
   // (the fused attention kernels) and a left-padded one (an explicit pattern). Full float32 products (not TF32).
   const abmll::FullFloat32Products full_float32;
   for (TinyModel kind :
-       {TinyModel::llama31, TinyModel::qwen2, TinyModel::qwen3, TinyModel::gemma2, TinyModel::gemma3}) {
+       {TinyModel::llama31, TinyModel::qwen2, TinyModel::qwen3, TinyModel::gemma2, TinyModel::gemma3,
+        TinyModel::olmo2}) {
     INFO(abmll::test::to_string(kind));
     ScratchDir dir;
     write_tiny_model(dir.path(), kind);

@@ -329,6 +329,49 @@ TEST_CASE("model config: Gemma-3's two RoPEs, in both spellings, and its sliding
   require_input_error(j, {"dir/config.json", "rope_local_base_freq"});
 }
 
+// OLMo-2-1124-7B's config.json, its sizes shrunk.
+json olmo2_config() {
+  return json::parse(R"({
+    "architectures": ["Olmo2ForCausalLM"], "attention_bias": false, "attention_dropout": 0.0, "eos_token_id": 100257,
+    "hidden_act": "silu", "hidden_size": 64, "initializer_range": 0.02, "intermediate_size": 96,
+    "max_position_embeddings": 4096, "model_type": "olmo2", "num_attention_heads": 4, "num_hidden_layers": 2,
+    "num_key_value_heads": 2, "pad_token_id": 100277, "rms_norm_eps": 1e-06, "rope_scaling": null,
+    "rope_theta": 500000, "tie_word_embeddings": false, "torch_dtype": "float32", "vocab_size": 300
+  })");
+}
+
+TEST_CASE("model config: OLMo-2 norms its blocks' outputs only, and whole queries and keys", "[model]") {
+  json j = olmo2_config();
+  ModelConfig c = parse_model_config(j);
+  CHECK(c.architecture == Architecture::olmo2);
+  CHECK(to_string(c.architecture) == "olmo2");
+  CHECK((!c.input_norms && c.output_norms && c.qk_norm && c.qk_norm_whole && c.norms_scale_in_float32));
+  CHECK((!c.unit_offset_norms && !c.scaled_embeddings && !c.tie_word_embeddings && c.rope.theta == 500000.0));
+  CHECK((c.rms_norm_eps == 1e-6 && c.max_position_embeddings == 4096 && c.activation == Activation::silu));
+  const auto specs = weight_specs(c);
+  CHECK_FALSE(has_spec(specs, "model.layers.0.input_layernorm.weight"));
+  CHECK_FALSE(has_spec(specs, "model.layers.0.pre_feedforward_layernorm.weight"));
+  CHECK(has_spec(specs, "model.layers.1.post_attention_layernorm.weight"));
+  CHECK(has_spec(specs, "model.layers.1.post_feedforward_layernorm.weight"));
+  CHECK_FALSE(has_spec(specs, "model.layers.0.self_attn.q_proj.bias"));
+  // embeddings, per layer q/k/v/o, two head norms, two output norms, gate/up/down; the final norm and lm_head
+  CHECK(specs.size() == 1 + 2 * (4 + 2 + 2 + 3) + 2);
+  for (const auto& s : specs) {
+    if (s.name == "model.layers.0.self_attn.q_norm.weight") CHECK(s.shape == std::vector<int64_t>{64});  // H*Dh
+    if (s.name == "model.layers.0.self_attn.k_norm.weight") CHECK(s.shape == std::vector<int64_t>{32});  // Hkv*Dh
+  }
+  // Olmo2Config's defaults, and biases on all four projections with attention_bias.
+  j.erase("rms_norm_eps");
+  j.erase("max_position_embeddings");
+  j["attention_bias"] = true;
+  c = parse_model_config(j);
+  CHECK((c.rms_norm_eps == 1e-5 && c.max_position_embeddings == 2048 && c.attention_bias && c.output_bias));
+  CHECK(has_spec(weight_specs(c), "model.layers.0.self_attn.o_proj.bias"));
+  CHECK_FALSE(has_spec(weight_specs(c), "model.layers.0.mlp.up_proj.bias"));
+  j["hidden_act"] = "gelu";
+  require_input_error(j, {"dir/config.json", "hidden_act", "gelu"});
+}
+
 // gemma-3-4b-pt's config.json (a multimodal release): the text_config gives only some sizes, the rest are
 // Gemma3TextConfig's defaults; the dtype is the top level's.
 json gemma3_multimodal_config() {

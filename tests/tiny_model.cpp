@@ -20,6 +20,7 @@ const char* to_string(TinyModel kind) {
     case TinyModel::qwen3: return "qwen3";
     case TinyModel::gemma2: return "gemma2";
     case TinyModel::gemma3: return "gemma3";
+    case TinyModel::olmo2: return "olmo2";
   }
   return "?";
 }
@@ -64,11 +65,16 @@ void write_tiny_model(const std::filesystem::path& dir, TinyModel kind) {
       j["rope_parameters"] = {{"full_attention", {{"rope_type", "linear"}, {"factor", 4.0}, {"rope_theta", 1e6}}},
                               {"sliding_attention", {{"rope_type", "default"}, {"rope_theta", 100.0}}}};
       break;
+    case TinyModel::olmo2:
+      j["architectures"] = {"Olmo2ForCausalLM"};
+      j["model_type"] = "olmo2";
+      j["attention_bias"] = true;
+      break;
   }
   std::filesystem::create_directories(dir);
   write_text(dir / "config.json", j.dump());
   const model::ModelConfig c = model::parse_model_config(j);
-  const int seeds[] = {2, 1, 3, 4, 5};  // by TinyModel
+  const int seeds[] = {2, 1, 3, 4, 5, 6};  // by TinyModel
   at::manual_seed(seeds[static_cast<int>(kind)]);
   io::NamedTensors tensors;
   for (const auto& s : model::weight_specs(c))

@@ -52,10 +52,13 @@ at::Tensor attention(const at::Tensor& x, const AttentionWeights& w, const Model
                      const LinearAdapter* adapter, bool twice_differentiable) {
   const int64_t b = x.size(0), t = x.size(1), dh = config.head_dim;
   // [B, T, heads*Dh] -> [B, heads, T, Dh], with Qwen3's RMSNorm over Dh of each head (on the contiguous
-  // [B, T, heads, Dh] view, as transformers applies it) when a norm weight is given.
+  // [B, T, heads, Dh] view, as transformers applies it), or OLMo-2's over all heads' [heads*Dh] before the split,
+  // when a norm weight is given.
   auto heads = [&](const at::Tensor& y, const at::Tensor& norm = {}) {
-    at::Tensor h = y.view({b, t, -1, dh});
-    if (norm.defined()) h = rms_norm(h, norm, config.rms_norm_eps, config.unit_offset_norms);
+    const bool whole = norm.defined() && config.qk_norm_whole;
+    at::Tensor h = (whole ? rms_norm(y, norm, config.rms_norm_eps, config.norms_scale_in_float32) : y)
+                       .view({b, t, -1, dh});
+    if (norm.defined() && !whole) h = rms_norm(h, norm, config.rms_norm_eps, config.norms_scale_in_float32);
     return h.transpose(1, 2);
   };
   at::Tensor q = heads(linear(x, w.q, {layer, Projection::q}, adapter), w.q_norm);

@@ -18,8 +18,8 @@ struct AttentionWeights {
   LinearWeights k;  // [Hkv*Dh, D]
   LinearWeights v;  // [Hkv*Dh, D]
   LinearWeights o;  // [D, H*Dh]
-  at::Tensor q_norm;  // [Dh], undefined without config.qk_norm
-  at::Tensor k_norm;  // [Dh], undefined without config.qk_norm
+  at::Tensor q_norm;  // [Dh] (OLMo-2: [H*Dh]), undefined without config.qk_norm
+  at::Tensor k_norm;  // [Dh] (OLMo-2: [Hkv*Dh]), undefined without config.qk_norm
 };
 
 // x [B, T, D], (cos, sin) [B, T, Dh] from rope_tables, pattern [B, 1, T, T] bool from attention_pattern or

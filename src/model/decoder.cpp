@@ -1,8 +1,8 @@
 // The decoder's forward pass (see decoder.h): embeddings (Gemma: times sqrt(D)), L pre-norm blocks
 //   h = h + attention(rms_norm(h)),  h = h + mlp(rms_norm(h))
 // (Gemma-2 and -3: each block's output normed too before it is added, h = h + rms_norm(attention(rms_norm(h))), ...;
-// Gemma-3's sliding-window layers with a RoPE of their own), then the final RMSNorm; logits are the lm_head
-// projection of chosen rows (Gemma-2: soft-capped).
+// OLMo-2: only the outputs, h = h + rms_norm(attention(h)), ...; Gemma-3's sliding-window layers with a RoPE of their
+// own), then the final RMSNorm; logits are the lm_head projection of chosen rows (Gemma-2: soft-capped).
 #include "model/decoder.h"
 
 #include <ATen/TensorOperators.h>
@@ -101,7 +101,7 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layo
   if (config_.sliding_window > 0 && t > config_.sliding_window)
     window_pattern = sliding_window_pattern(layout, pattern);
   const double eps = config_.rms_norm_eps;
-  const bool unit_offset = config_.unit_offset_norms;
+  const bool scale_in_float32 = config_.norms_scale_in_float32;
   std::vector<at::Tensor> trainable;  // what checkpointed layers pass gradients to, besides their input
   const bool checkpoint = options.checkpoint_layers && !options.double_backward;
   if (checkpoint && adapter != nullptr) trainable = adapter->trainable_tensors();
@@ -111,24 +111,23 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layo
     const bool sliding = layer_index < config_.sliding_layers.size() && config_.sliding_layers[layer_index];
     const bool local = local_inv_freq_.defined() && sliding;
     Block block = [this, i, cos = local ? local_cos : cos, sin = local ? local_sin : sin,
-                   pattern = sliding && window_pattern.defined() ? window_pattern : pattern, adapter, eps, unit_offset,
-                   twice = options.double_backward](const at::Tensor& x) {
+                   pattern = sliding && window_pattern.defined() ? window_pattern : pattern, adapter, eps,
+                   scale_in_float32, twice = options.double_backward](const at::Tensor& x) {
       const LayerWeights& layer = weights_.layers[static_cast<std::size_t>(i)];
-      // An output norm (Gemma-2 and -3) when the layer has one.
-      auto output_norm = [&](const at::Tensor& out, const at::Tensor& weight) {
-        return weight.defined() ? rms_norm(out, weight, eps, unit_offset) : out;
+      // A norm where the layer has one (input norms: not OLMo-2's; output norms: Gemma-2's, Gemma-3's, OLMo-2's).
+      auto norm = [&](const at::Tensor& h, const at::Tensor& weight) {
+        return weight.defined() ? rms_norm(h, weight, eps, scale_in_float32) : h;
       };
-      at::Tensor y = x + output_norm(attention(rms_norm(x, layer.input_norm, eps, unit_offset), layer.attention,
-                                               config_, i, cos, sin, pattern, adapter, twice),
-                                     layer.attention_output_norm);
-      return y + output_norm(mlp(rms_norm(y, layer.mlp_input_norm, eps, unit_offset), layer.mlp,
-                                 config_.activation, i, adapter),
-                             layer.mlp_output_norm);
+      at::Tensor y = x + norm(attention(norm(x, layer.input_norm), layer.attention, config_, i, cos, sin, pattern,
+                                        adapter, twice),
+                              layer.attention_output_norm);
+      return y + norm(mlp(norm(y, layer.mlp_input_norm), layer.mlp, config_.activation, i, adapter),
+                      layer.mlp_output_norm);
     };
     const bool recompute = checkpoint && (options.checkpointed_layers < 0 || i < options.checkpointed_layers);
     h = recompute ? checkpointed(std::move(block), h, trainable) : block(h);
   }
-  return rms_norm(h, weights_.norm, eps, unit_offset);
+  return rms_norm(h, weights_.norm, eps, scale_in_float32);
 }
 
 at::Tensor Decoder::sliding_window_pattern(const TokenLayout& layout, const at::Tensor& pattern) const {

@@ -24,11 +24,13 @@ namespace {
 // DecoderWeights from tensors by their checkpoint names (every name of weight_specs(config)).
 DecoderWeights assemble(const ModelConfig& config, const std::map<std::string, at::Tensor>& loaded) {
   auto take = [&](const std::string& name) { return loaded.at(name); };
-  // Gemma's norms scale by 1 + w, the 1 added in float32 (float64 stays float64) as GemmaRMSNorm adds it: kept in
-  // that form.
+  // Gemma's and OLMo-2's norms scale in float32 (float64 stays float64): kept in that dtype; Gemma's by 1 + w, the
+  // 1 added in float32 as GemmaRMSNorm adds it.
   auto norm = [&](const std::string& name) {
     const at::Tensor w = take(name);
-    return config.unit_offset_norms ? w.to(at::promote_types(w.scalar_type(), at::kFloat)) + 1.0 : w;
+    if (!config.norms_scale_in_float32) return w;
+    const at::Tensor wide = w.to(at::promote_types(w.scalar_type(), at::kFloat));
+    return config.unit_offset_norms ? wide + 1.0 : wide;
   };
   auto projection = [&](int64_t layer, Projection p) {
     const std::string path = projection_path(layer, p);
@@ -41,14 +43,14 @@ DecoderWeights assemble(const ModelConfig& config, const std::map<std::string, a
   for (int64_t i = 0; i < config.num_layers; ++i) {
     const std::string prefix = fmt::format("model.layers.{}.", i);
     LayerWeights layer;
-    layer.input_norm = norm(prefix + "input_layernorm.weight");
+    if (config.input_norms) layer.input_norm = norm(prefix + "input_layernorm.weight");
     layer.attention = {projection(i, Projection::q), projection(i, Projection::k), projection(i, Projection::v),
                        projection(i, Projection::o),
                        config.qk_norm ? norm(prefix + "self_attn.q_norm.weight") : at::Tensor(),
                        config.qk_norm ? norm(prefix + "self_attn.k_norm.weight") : at::Tensor()};
     if (config.output_norms) {
       layer.attention_output_norm = norm(prefix + "post_attention_layernorm.weight");
-      layer.mlp_input_norm = norm(prefix + "pre_feedforward_layernorm.weight");
+      if (config.input_norms) layer.mlp_input_norm = norm(prefix + "pre_feedforward_layernorm.weight");
       layer.mlp_output_norm = norm(prefix + "post_feedforward_layernorm.weight");
     } else {
       layer.mlp_input_norm = norm(prefix + "post_attention_layernorm.weight");

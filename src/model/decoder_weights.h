@@ -17,15 +17,16 @@
 
 namespace abmll::model {
 
-// A norm weight is as stored, in the model's dtype, or with config.unit_offset_norms (Gemma) the scale it stands
-// for, 1 + w, in float32 (the reference adds the 1 in float32).
+// A norm weight is as stored, in the model's dtype; with config.norms_scale_in_float32 (Gemma, OLMo-2) in float32,
+// and with config.unit_offset_norms (Gemma) the scale it stands for, 1 + w (the reference adds the 1 in float32).
+// An undefined norm is one the architecture does not have.
 struct LayerWeights {
-  at::Tensor input_norm;             // [D]
+  at::Tensor input_norm;             // [D] input_layernorm (OLMo-2: none)
   AttentionWeights attention;
-  at::Tensor attention_output_norm;  // [D] Gemma-2's post_attention_layernorm, on the attention's output (else none)
-  at::Tensor mlp_input_norm;         // [D] post_attention_layernorm (Gemma-2: pre_feedforward_layernorm)
+  at::Tensor attention_output_norm;  // [D] Gemma-2's and OLMo-2's post_attention_layernorm, on the attention's output
+  at::Tensor mlp_input_norm;         // [D] post_attention_layernorm (Gemma-2: pre_feedforward_layernorm; OLMo-2: none)
   MlpWeights mlp;
-  at::Tensor mlp_output_norm;        // [D] Gemma-2's post_feedforward_layernorm; else undefined
+  at::Tensor mlp_output_norm;        // [D] Gemma-2's and OLMo-2's post_feedforward_layernorm
 };
 
 struct DecoderWeights {

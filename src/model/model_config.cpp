@@ -97,6 +97,7 @@ constexpr ArchitectureName kArchitectures[] = {
     {Architecture::gemma2, "gemma2", "Gemma2ForCausalLM", false},
     {Architecture::gemma3, "gemma3_text", "Gemma3ForCausalLM", false},
     {Architecture::gemma3, "gemma3", "Gemma3ForConditionalGeneration", true},
+    {Architecture::olmo2, "olmo2", "Olmo2ForCausalLM", false},
 };
 
 std::string supported_list(const char* ArchitectureName::*field) {
@@ -294,6 +295,7 @@ bool any_of(const std::vector<bool>& flags) { return std::find(flags.begin(), fl
 void parse_gemma(const Fields& f, ModelConfig& c) {
   c.scaled_embeddings = true;
   c.unit_offset_norms = true;
+  c.norms_scale_in_float32 = true;
   if (f.boolean("use_bidirectional_attention", false))
     f.fail("use_bidirectional_attention", "is true; only causal attention is supported");
   if (c.architecture == Architecture::gemma) return;
@@ -333,7 +335,8 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   const bool llama = c.architecture == Architecture::llama || c.architecture == Architecture::mistral;
   const bool gemma = c.architecture == Architecture::gemma || c.architecture == Architecture::gemma2 ||
                      c.architecture == Architecture::gemma3;
-  const bool qwen = !llama && !gemma;
+  const bool olmo = c.architecture == Architecture::olmo2;
+  const bool qwen = c.architecture == Architecture::qwen2 || c.architecture == Architecture::qwen3;
 
   c.hidden_size = f.integer("hidden_size");
   c.intermediate_size = f.integer("intermediate_size");
@@ -363,10 +366,10 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   c.attention_scale = std::pow(static_cast<double>(c.head_dim), -0.5);
 
   const int64_t default_positions =
-      llama ? 2048 : c.architecture == Architecture::gemma3 ? 131072 : gemma ? 8192 : 32768;
+      llama || olmo ? 2048 : c.architecture == Architecture::gemma3 ? 131072 : gemma ? 8192 : 32768;
   c.max_position_embeddings = f.integer("max_position_embeddings", default_positions);
   require_positive(f, "max_position_embeddings", c.max_position_embeddings);
-  c.rms_norm_eps = f.number("rms_norm_eps", 1e-6);
+  c.rms_norm_eps = f.number("rms_norm_eps", olmo ? 1e-5 : 1e-6);
   if (!(c.rms_norm_eps > 0.0)) f.fail("rms_norm_eps", fmt::format("must be positive, not {}", c.rms_norm_eps));
   c.tie_word_embeddings = f.boolean("tie_word_embeddings", gemma);
   // (Gemma-3's two RoPEs: in parse_gemma.)
@@ -378,15 +381,25 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
     require_positive(f, "sliding_window", c.sliding_window);
     c.sliding_layers.assign(static_cast<std::size_t>(c.num_layers), true);  // every layer
   }
-  if (llama || gemma) {
-    // LlamaAttention (and GemmaAttention, Gemma2Attention) give all four projections a bias when attention_bias;
-    // LlamaMLP all three when mlp_bias (MistralAttention and MistralMLP have none, and their configs carry neither
-    // flag; Gemma's MLPs never have one).
+  if (llama || gemma || olmo) {
+    // LlamaAttention (and GemmaAttention, Gemma2Attention, Olmo2Attention) give all four projections a bias when
+    // attention_bias; LlamaMLP all three when mlp_bias (MistralAttention and MistralMLP have none, and their configs
+    // carry neither flag; Gemma's and OLMo-2's MLPs never have one).
     c.attention_bias = f.boolean("attention_bias", false);
     c.output_bias = c.attention_bias;
     c.mlp_bias = llama && f.boolean("mlp_bias", false);
   }
   if (gemma) parse_gemma(f, c);
+  if (olmo) {
+    // Olmo2DecoderLayer: h = h + post_attention_layernorm(attention(h)), h = h + post_feedforward_layernorm(mlp(h));
+    // Olmo2Attention: q_norm and k_norm over the whole projected query and key; Olmo2RMSNorm multiplies by its
+    // weight before rounding.
+    c.input_norms = false;
+    c.output_norms = true;
+    c.qk_norm = true;
+    c.qk_norm_whole = true;
+    c.norms_scale_in_float32 = true;
+  }
   if (qwen) {
     if (c.architecture == Architecture::qwen2) {
       // Qwen2Attention: q/k/v always have biases, o_proj never; the MLP never.

@@ -1,12 +1,12 @@
 // The architecture of a Hugging Face decoder checkpoint, read from its config.json: Llama (Llama-2/3/3.1/3.2), Qwen2
-// (Qwen2, Qwen2.5), Qwen3 (dense), Mistral, Gemma, Gemma-2 and Gemma-3 (text-only, and the language model of the
-// multimodal 4B-27B releases). All are the same pre-norm decoder (RMSNorm, RoPE, grouped-query attention, gated MLP);
+// (Qwen2, Qwen2.5), Qwen3 (dense), Mistral, Gemma, Gemma-2, Gemma-3 (text-only, and the language model of the
+// multimodal 4B-27B releases) and OLMo-2. All are the same decoder (RMSNorm, RoPE, grouped-query attention, gated MLP);
 // they differ in which projections carry biases, in Qwen3's and Gemma-3's RMSNorm of each query and key head before
 // RoPE, in Gemma's scaled embeddings, (1 + w) norms and GELU gate, in Gemma-2's and Gemma-3's norms on the attention
 // and MLP outputs, Gemma-2's soft-capped attention scores and logits, Gemma-3's two RoPEs (one for its sliding-window
-// layers), and in their defaults. Anything this decoder does not implement (another architecture, another RoPE type,
-// another activation) is refused when parsing, naming the field and its value, rather than computing something
-// different from transformers.
+// layers), in OLMo-2's norms on the blocks' outputs only and over whole queries and keys, and in their defaults.
+// Anything this decoder does not implement (another architecture, another RoPE type, another activation) is refused
+// when parsing, naming the field and its value, rather than computing something different from transformers.
 //
 // Both spellings transformers has used are read: the 4.x one (top-level `rope_theta`, `rope_scaling` with `type` or
 // `rope_type`, `torch_dtype`) and the 5.x one that save_pretrained writes today (`rope_parameters` holding
@@ -23,9 +23,9 @@
 
 namespace abmll::model {
 
-enum class Architecture { llama, qwen2, qwen3, mistral, gemma, gemma2, gemma3 };  // mistral: Llama's math
+enum class Architecture { llama, qwen2, qwen3, mistral, gemma, gemma2, gemma3, olmo2 };  // mistral: Llama's math
 
-// "llama", "qwen2", "qwen3", "mistral", "gemma", "gemma2" or "gemma3_text" (the config's model_type).
+// "llama", "qwen2", "qwen3", "mistral", "gemma", "gemma2", "gemma3_text" or "olmo2" (the config's model_type).
 std::string to_string(Architecture arch);
 
 // The MLP's gate activation: act(gate(x)) * up(x). silu: SwiGLU (Llama, Qwen, Mistral); gelu_tanh: GELU's tanh
@@ -72,15 +72,23 @@ struct ModelConfig {
   bool output_bias = false;          // o_proj bias (Llama or Qwen3 with attention_bias)
   bool mlp_bias = false;             // gate/up/down biases (Llama's mlp_bias)
   bool qk_norm = false;              // RMSNorm over Dh of every query and key head, before RoPE (Qwen3, Gemma-3)
+  // OLMo-2: the query and key RMSNorms are over each token's whole query ([H*Dh]) and key ([Hkv*Dh]), before they
+  // are split into heads (with qk_norm).
+  bool qk_norm_whole = false;
   Activation activation = Activation::silu;
   // Gemma: embeddings multiplied by sqrt(D), rounded to the model's dtype as transformers rounds it.
   bool scaled_embeddings = false;
-  // Gemma: every RMSNorm scales by (1 + w), in float32 before rounding to the model's dtype (Llama's rounds first,
-  // then multiplies by w).
+  // Gemma and OLMo-2: every RMSNorm multiplies by its weight in float32 before rounding to the model's dtype
+  // (Llama's rounds first, then multiplies by w in the model's dtype).
+  bool norms_scale_in_float32 = false;
+  // Gemma: every RMSNorm scales by (1 + w) (with norms_scale_in_float32).
   bool unit_offset_norms = false;
   // Gemma-2: an RMSNorm on the attention's output and one on the MLP's output before each residual addition
   // (post_attention_layernorm, post_feedforward_layernorm); the MLP's input norm is then pre_feedforward_layernorm.
   bool output_norms = false;
+  // false for OLMo-2, whose layers norm only their blocks' outputs (output_norms), not their inputs:
+  // h = h + norm(attention(h)), h = h + norm(mlp(h)).
+  bool input_norms = true;
   // Multiplies q k^T: Dh^-1/2 (also when 0, as in hand-made configs), or Gemma-2's query_pre_attn_scalar^-1/2.
   double attention_scale = 0.0;
   // Gemma-2's soft caps: cap * tanh(x / cap) of the attention scores and of the final logits (0: none).

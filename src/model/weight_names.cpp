@@ -66,7 +66,7 @@ std::vector<WeightSpec> weight_specs(const ModelConfig& c) {
   specs.push_back({"model.embed_tokens.weight", {c.vocab_size, d}});
   for (int64_t layer = 0; layer < c.num_layers; ++layer) {
     const std::string prefix = fmt::format("model.layers.{}.", layer);
-    specs.push_back({prefix + "input_layernorm.weight", {d}});
+    if (c.input_norms) specs.push_back({prefix + "input_layernorm.weight", {d}});
     auto add_projection = [&](Projection p) {
       const std::string path = projection_path(layer, p);
       const auto shape = projection_shape(c, p);
@@ -74,12 +74,13 @@ std::vector<WeightSpec> weight_specs(const ModelConfig& c) {
       if (projection_has_bias(c, p)) specs.push_back({path + ".bias", {shape[0]}});
     };
     for (Projection p : {Projection::q, Projection::k, Projection::v, Projection::o}) add_projection(p);
-    if (c.qk_norm) {
-      specs.push_back({prefix + "self_attn.q_norm.weight", {c.head_dim}});
-      specs.push_back({prefix + "self_attn.k_norm.weight", {c.head_dim}});
+    if (c.qk_norm) {  // per head, or (OLMo-2) over all heads
+      specs.push_back({prefix + "self_attn.q_norm.weight", {c.qk_norm_whole ? c.num_heads * c.head_dim : c.head_dim}});
+      specs.push_back(
+          {prefix + "self_attn.k_norm.weight", {c.qk_norm_whole ? c.num_kv_heads * c.head_dim : c.head_dim}});
     }
     specs.push_back({prefix + "post_attention_layernorm.weight", {d}});
-    if (c.output_norms) specs.push_back({prefix + "pre_feedforward_layernorm.weight", {d}});
+    if (c.output_norms && c.input_norms) specs.push_back({prefix + "pre_feedforward_layernorm.weight", {d}});
     for (Projection p : {Projection::gate, Projection::up, Projection::down}) add_projection(p);
     if (c.output_norms) specs.push_back({prefix + "post_feedforward_layernorm.weight", {d}});
   }

@@ -1,4 +1,4 @@
-// The name table: every tensor a Llama / Qwen2 / Qwen3 / Mistral / Gemma checkpoint holds, by its Hugging Face name,
+// The name table: every tensor a Llama / Qwen2 / Qwen3 / Mistral / Gemma / OLMo-2 checkpoint holds, by its Hugging Face name,
 // with the shape the config implies. Loading checks each tensor against this table (presence and shape), and the LoRA
 // code picks its target modules from the same projection names.
 #pragma once
@@ -35,8 +35,9 @@ struct WeightSpec {
 };
 
 // Every tensor the checkpoint must hold under `config`, in a fixed order: embeddings, then per layer the input
-// norm, q/k/v/o (weights then biases), the post-attention norm, (Gemma-2) the pre-feed-forward norm, gate/up/down,
-// (Gemma-2) the post-feed-forward norm, then the final norm and lm_head (absent when tie_word_embeddings).
+// norm (not OLMo-2's), q/k/v/o (weights then biases), (Qwen3, Gemma-3, OLMo-2) the query and key norms, the
+// post-attention norm, (Gemma-2 and -3) the pre-feed-forward norm, gate/up/down, (Gemma-2 and -3, OLMo-2) the
+// post-feed-forward norm, then the final norm and lm_head (absent when tie_word_embeddings).
 std::vector<WeightSpec> weight_specs(const ModelConfig& config);
 
 // Checks a tensor's actual shape against its spec: throws abmll::InputError naming the tensor, both shapes and a

@@ -1,5 +1,5 @@
-"""Tiny random Llama / Qwen2 / Qwen3 / Mistral / Gemma / Gemma-2 / Gemma-3 checkpoints and their transformers logits, for
-tests/python/test_model_parity.py.
+"""Tiny random Llama / Qwen2 / Qwen3 / Mistral / Gemma / Gemma-2 / Gemma-3 / OLMo-2 checkpoints and their transformers
+logits, for tests/python/test_model_parity.py.
 
 Each fixture is a model folder written by transformers' save_pretrained (safetensors, float32) plus
 reference.safetensors holding, for fixed token ids:
@@ -21,9 +21,9 @@ import sys
 import torch
 from safetensors.torch import save_file
 from transformers import (Gemma2Config, Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig, GemmaConfig,
-                          GemmaForCausalLM, LlamaConfig,
-                          LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM,
-                          Qwen3Config, Qwen3ForCausalLM)
+                          GemmaForCausalLM, LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM,
+                          Olmo2Config, Olmo2ForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config,
+                          Qwen3ForCausalLM)
 
 SIZES = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, vocab_size=256,
              initializer_range=0.1, rms_norm_eps=1e-6, max_position_embeddings=256)
@@ -75,13 +75,17 @@ FIXTURES = {
         layer_types=["sliding_attention", "full_attention"],
         rope_parameters={"full_attention": {"rope_type": "linear", "factor": 4.0, "rope_theta": 1000000.0},
                          "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}}), {}),
+    # OLMo-2: norms on the attention's and the MLP's outputs only, query and key norms over all heads at once, norms
+    # scaling before rounding, attention biases (the released models have none), GQA ratio 2.
+    "olmo2": (Olmo2ForCausalLM, lambda: Olmo2Config(
+        **SIZES, num_key_value_heads=2, rope_theta=500000.0, attention_bias=True), {}),
     # Llama saved in shards (model.safetensors.index.json + several files).
     "llama3_sharded": (LlamaForCausalLM, lambda: LlamaConfig(**SIZES, num_key_value_heads=2, rope_theta=500000.0),
                        {"max_shard_size": "40KB"}),
 }
 
 # Fixtures whose reference also holds bfloat16 logits.
-BF16_FIXTURES = ["llama3", "qwen3", "gemma2", "gemma3"]
+BF16_FIXTURES = ["llama3", "qwen3", "gemma2", "gemma3", "olmo2"]
 
 
 def write_byte_tokenizer(folder: pathlib.Path) -> None:
