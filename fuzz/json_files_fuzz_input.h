@@ -4,7 +4,8 @@
 //
 // The first byte says what the rest is:
 //   even  a config.json: it parses into a decoder shape with positive sizes, query heads a multiple of the
-//         key/value heads, a positive finite attention scale, finite soft caps, or is refused with InputError;
+//         key/value heads, a positive finite attention scale, finite soft caps, RoPEs the tables can be built from,
+//         or is refused with InputError;
 //   odd   a predictions file (JSON Lines), written under `scratch`: it reads or is refused with InputError; if it
 //         reads, its calibration metrics (15 bins) are probabilities where they must be (accuracy, ECE, MCE, AUROC
 //         where defined, Brier within [0, 2]), never NaN (but AUROC's), when every line gave logits a temperature
@@ -62,6 +63,17 @@ inline void run_model_config(std::string_view text) {
     if (!(c.attention_softcap >= 0) || !std::isfinite(c.attention_softcap) || !(c.logit_softcap >= 0) ||
         !std::isfinite(c.logit_softcap) || c.sliding_window < 0)
       json_finding("a negative or non-finite soft cap, or a negative sliding window, was accepted");
+    // Every RoPE the decoder will build its tables from (YaRN's takes logarithms of theta and of the original
+    // length, and divides by its ramp's width).
+    for (const model::RopeConfig* r : {&c.rope, c.local_rope ? &*c.local_rope : nullptr}) {
+      if (r == nullptr) continue;
+      if (!(r->theta > 1) || !std::isfinite(r->theta) || !(r->factor >= 1) || !std::isfinite(r->factor) ||
+          !(r->attention_factor > 0) || !std::isfinite(r->attention_factor))
+        json_finding("a RoPE with theta <= 1, a factor below 1 or a non-positive attention factor was accepted");
+      if (r->type == "yarn" && (r->original_max_position_embeddings <= 0 || !(r->beta_fast > 0) ||
+                                !(r->beta_slow > 0) || !std::isfinite(r->beta_fast) || !std::isfinite(r->beta_slow)))
+        json_finding("a YaRN RoPE without a positive original length and positive betas was accepted");
+    }
   } catch (const InputError&) {
   }
 }

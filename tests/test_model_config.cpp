@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -311,8 +312,8 @@ TEST_CASE("model config: Gemma-3's two RoPEs, in both spellings, and its sliding
   j["rope_parameters"]["chunked_attention"] = json::object();
   require_input_error(j, {"dir/config.json", "rope_parameters", "chunked_attention", "not a layer type"});
   j["rope_parameters"].erase("chunked_attention");
-  j["rope_parameters"]["full_attention"]["rope_type"] = "yarn";
-  require_input_error(j, {"dir/config.json", "rope_parameters.full_attention", "yarn"});
+  j["rope_parameters"]["full_attention"]["rope_type"] = "dynamic";
+  require_input_error(j, {"dir/config.json", "rope_parameters.full_attention", "dynamic"});
   j["rope_parameters"]["full_attention"] = {{"rope_type", "linear"}, {"factor", 0.5}};
   require_input_error(j, {"dir/config.json", "factor", "at least 1"});
 
@@ -327,6 +328,79 @@ TEST_CASE("model config: Gemma-3's two RoPEs, in both spellings, and its sliding
   j = gemma3_config();
   j["rope_local_base_freq"] = 1;
   require_input_error(j, {"dir/config.json", "rope_local_base_freq"});
+}
+
+TEST_CASE("model config: YaRN's fields and their defaults, as _compute_yarn_parameters reads them", "[model]") {
+  json j = qwen2_config();
+  j["max_position_embeddings"] = 131072;
+  j["rope_scaling"] = {{"type", "yarn"}, {"factor", 4.0}, {"original_max_position_embeddings", 32768}};  // Qwen2.5's
+  RopeConfig r = parse_model_config(j).rope;
+  CHECK((r.type == "yarn" && r.factor == 4.0 && r.original_max_position_embeddings == 32768));
+  CHECK(r.attention_factor == Approx(0.1 * std::log(4.0) + 1.0).epsilon(1e-15));
+  CHECK((r.beta_fast == 32.0 && r.beta_slow == 1.0 && r.truncate));
+  // The factor from the lengths; the original length from max_position_embeddings; betas of 0 read as absent.
+  j["rope_scaling"] = {{"rope_type", "yarn"}, {"original_max_position_embeddings", 16384}, {"beta_fast", 0},
+                       {"beta_slow", 2}, {"truncate", false}};
+  r = parse_model_config(j).rope;
+  CHECK((r.factor == 8.0 && r.beta_fast == 32.0 && r.beta_slow == 2.0 && !r.truncate));
+  j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 2.0}};
+  CHECK(parse_model_config(j).rope.original_max_position_embeddings == 131072);
+  // DeepSeek's form: mscale over mscale_all_dim; or given outright.
+  j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 40.0}, {"mscale", 1.0}, {"mscale_all_dim", 0.5}};
+  CHECK(parse_model_config(j).rope.attention_factor ==
+        Approx((0.1 * std::log(40.0) + 1.0) / (0.05 * std::log(40.0) + 1.0)).epsilon(1e-15));
+  j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 40.0}, {"attention_factor", 1.5}, {"mscale", 1.0}};
+  CHECK(parse_model_config(j).rope.attention_factor == 1.5);
+
+  j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 0.5}};
+  require_input_error(j, {"dir/config.json", "rope_scaling", "factor", "at least 1"});
+  j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 2.0}, {"attention_factor", -1.0}};
+  require_input_error(j, {"dir/config.json", "attention_factor", "positive"});
+  j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 2.0}, {"original_max_position_embeddings", 0}};
+  require_input_error(j, {"dir/config.json", "original_max_position_embeddings", "positive"});
+  j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 2.0}, {"beta_slow", -1}};
+  require_input_error(j, {"dir/config.json", "beta_fast", "beta_slow"});
+}
+
+// Olmo-3-1025-7B's config.json as transformers 4.57 wrote it, its sizes shrunk: rope_theta and a YaRN rope_scaling
+// at the top level, which Olmo3Config gives the full-attention layers only.
+json olmo3_config() {
+  return json::parse(R"({
+    "architectures": ["Olmo3ForCausalLM"], "attention_bias": false, "hidden_act": "silu", "hidden_size": 64,
+    "intermediate_size": 96, "max_position_embeddings": 65536, "model_type": "olmo3", "num_attention_heads": 4,
+    "num_hidden_layers": 8, "num_key_value_heads": 4, "rms_norm_eps": 1e-06,
+    "rope_scaling": {"attention_factor": 1.2079441541679836, "beta_fast": 32, "beta_slow": 1, "factor": 8.0,
+                     "original_max_position_embeddings": 8192, "rope_type": "yarn"},
+    "rope_theta": 500000, "sliding_window": 4096, "tie_word_embeddings": false, "vocab_size": 300
+  })");
+}
+
+TEST_CASE("model config: OLMo-3, OLMo-2's layers with sliding windows and two RoPEs", "[model]") {
+  json j = olmo3_config();
+  ModelConfig c = parse_model_config(j);
+  CHECK(c.architecture == Architecture::olmo3);
+  CHECK((!c.input_norms && c.output_norms && c.qk_norm_whole && c.norms_scale_in_float32));
+  CHECK(c.sliding_layers == std::vector<bool>{true, true, true, false, true, true, true, false});
+  CHECK(c.sliding_window == 4096);
+  CHECK((c.rope.type == "yarn" && c.rope.theta == 500000.0 && c.rope.factor == 8.0));
+  CHECK(c.rope.attention_factor == 1.2079441541679836);
+  REQUIRE(c.local_rope.has_value());
+  CHECK((c.local_rope->type == "default" && c.local_rope->theta == 500000.0 && c.local_rope->attention_factor == 1));
+  // rope_theta reaches the full-attention layers only (Olmo3Config), the sliding ones keep the default.
+  j["rope_theta"] = 10000;
+  c = parse_model_config(j);
+  CHECK((c.rope.theta == 10000.0 && c.local_rope->theta == 500000.0));
+  // 5.x's nested spelling.
+  j = olmo3_config();
+  j.erase("rope_scaling");
+  j.erase("rope_theta");
+  j["rope_parameters"] = {{"full_attention", {{"rope_type", "default"}, {"rope_theta", 1e6}}},
+                          {"sliding_attention", {{"rope_type", "default"}, {"rope_theta", 1e4}}}};
+  j["layer_types"] = std::vector<std::string>(8, "full_attention");
+  c = parse_model_config(j);
+  CHECK((c.rope.theta == 1e6 && c.local_rope->theta == 1e4 && c.sliding_window == 0));
+  j["rope_parameters"]["partial"] = json::object();
+  require_input_error(j, {"dir/config.json", "rope_parameters", "partial", "layer type"});
 }
 
 // OLMo-2-1124-7B's config.json, its sizes shrunk.
@@ -473,8 +547,8 @@ TEST_CASE("model config: unsupported or inconsistent configs name the file, the 
   CHECK(abmll::model::parse_model_config(j, "dir/config.json").sliding_window == 0);
 
   j = llama31_config();
-  j["rope_parameters"]["rope_type"] = "yarn";
-  require_input_error(j, {"dir/config.json", "rope_parameters", "rope_type", "yarn"});
+  j["rope_parameters"]["rope_type"] = "longrope";
+  require_input_error(j, {"dir/config.json", "rope_parameters", "rope_type", "longrope", "\"yarn\""});
 
   j = llama31_config();
   j.erase("rope_parameters");

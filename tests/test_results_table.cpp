@@ -221,6 +221,10 @@ TEST_CASE("reliability figures refuse bins of another layout, and reports whose 
   write_report(dir / "bad.json", with_bins(evaluation_report("abmll", 0, 0.7, 0.1), "many"));
   CHECK_THAT(input_error_of([&] { eval::read_run_result(dir / "bad.json"); }),
              Catch::Contains("not a list of at least two bins"));
+  // Bins without a prediction (which a figure could not pool).
+  write_report(dir / "bad.json", with_bins(evaluation_report("abmll", 0, 0.7, 0.1), bins_json(0, 0.5, 0, 1.0)));
+  CHECK_THAT(input_error_of([&] { eval::read_run_result(dir / "bad.json"); }),
+             Catch::Contains("bad.json") && Catch::Contains("holds no predictions"));
 }
 
 TEST_CASE("the table's AUROC and AURC average the seeds that report them, blank where none does", "[report]") {

@@ -70,7 +70,7 @@ nlohmann::json parse_file(const fs::path& path) {
 }
 
 // The report's pooled confidence bins ([{"lo", "hi", "count", "accuracy", "confidence"}], at least two, edges in
-// order), or none when it has no such field.
+// order, some prediction in them), or none when it has no such field.
 std::vector<CalibrationBin> read_bins(const nlohmann::json& report, const fs::path& source) {
   const std::string where = "/results/aggregate/pooled/bins";
   if (!report.contains(nlohmann::json::json_pointer(where))) return {};
@@ -96,6 +96,9 @@ std::vector<CalibrationBin> read_bins(const nlohmann::json& report, const fs::pa
       throw bad(b, "edges, accuracy or confidence outside [0, 1] or out of order");
     out.push_back(bin);
   }
+  // An evaluation scores at least one query; bins holding none are not a report's.
+  if (std::all_of(out.begin(), out.end(), [](const CalibrationBin& bin) { return bin.count == 0; }))
+    throw InputError(fmt::format("{}: field {} holds no predictions (every count is 0)", source.string(), where));
   return out;
 }
 

@@ -83,15 +83,17 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layo
   at::Tensor h = at::embedding(weights_.embed_tokens, ids);  // [B, T, D]
   if (config_.scaled_embeddings) h = h * embedding_scale_;
   // [B, T, Dh], given or made here; a Gemma-3's sliding-window layers rotate by their own.
-  auto tables = [&](const at::Tensor& given_cos, const at::Tensor& given_sin, const at::Tensor& inv_freq) {
+  auto tables = [&](const at::Tensor& given_cos, const at::Tensor& given_sin, const at::Tensor& inv_freq,
+                    double attention_factor) {
     if (given_cos.defined() && given_cos.scalar_type() == h.scalar_type() && given_cos.device() == h.device())
       return std::pair{given_cos, given_sin};
-    return rope_tables(layout.positions.to(device()), inv_freq, h.scalar_type());
+    return rope_tables(layout.positions.to(device()), inv_freq, h.scalar_type(), attention_factor);
   };
-  const auto [cos, sin] = tables(layout.cos, layout.sin, inv_freq_);
+  const auto [cos, sin] = tables(layout.cos, layout.sin, inv_freq_, config_.rope.attention_factor);
   at::Tensor local_cos, local_sin;
-  if (local_inv_freq_.defined()) std::tie(local_cos, local_sin) = tables(layout.local_cos, layout.local_sin,
-                                                                         local_inv_freq_);
+  if (local_inv_freq_.defined())
+    std::tie(local_cos, local_sin) =
+        tables(layout.local_cos, layout.local_sin, local_inv_freq_, config_.local_rope->attention_factor);
   // [B, 1, T, T], or undefined for plain causal attention
   const at::Tensor pattern = layout.causal ? at::Tensor() : layout.pattern.to(device());
   // The sliding-window layers' pattern: `pattern` narrowed to the keys fewer than sliding_window positions back.
@@ -144,9 +146,10 @@ TokenLayout Decoder::with_rope(const TokenLayout& layout) const {
   out.positions = layout.positions.to(device());
   out.pattern = layout.causal ? layout.pattern : layout.pattern.to(device());
   out.causal = layout.causal;
-  std::tie(out.cos, out.sin) = rope_tables(out.positions, inv_freq_, dtype());
+  std::tie(out.cos, out.sin) = rope_tables(out.positions, inv_freq_, dtype(), config_.rope.attention_factor);
   if (local_inv_freq_.defined())
-    std::tie(out.local_cos, out.local_sin) = rope_tables(out.positions, local_inv_freq_, dtype());
+    std::tie(out.local_cos, out.local_sin) =
+        rope_tables(out.positions, local_inv_freq_, dtype(), config_.local_rope->attention_factor);
   return out;
 }
 

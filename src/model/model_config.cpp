@@ -98,6 +98,7 @@ constexpr ArchitectureName kArchitectures[] = {
     {Architecture::gemma3, "gemma3_text", "Gemma3ForCausalLM", false},
     {Architecture::gemma3, "gemma3", "Gemma3ForConditionalGeneration", true},
     {Architecture::olmo2, "olmo2", "Olmo2ForCausalLM", false},
+    {Architecture::olmo3, "olmo3", "Olmo3ForCausalLM", false},
 };
 
 std::string supported_list(const char* ArchitectureName::*field) {
@@ -136,6 +137,43 @@ const ArchitectureName& parse_architecture(const Fields& f) {
   f.fail("model_type", "is missing (and so is architectures)");
 }
 
+// YaRN's fields (transformers' _compute_yarn_parameters): factor, else max_position_embeddings over
+// original_max_position_embeddings (which defaults to max_position_embeddings); attention_factor, else
+// get_mscale(factor, mscale) / get_mscale(factor, mscale_all_dim) when both are given, else get_mscale(factor), with
+// get_mscale(s, m) = 0.1 m ln(s) + 1 (1 for s <= 1); beta_fast and beta_slow 32 and 1 when absent or 0; truncate.
+RopeConfig parse_yarn(const Fields& f, RopeConfig rope, int64_t max_position_embeddings) {
+  rope.original_max_position_embeddings = f.integer("original_max_position_embeddings", max_position_embeddings);
+  if (rope.original_max_position_embeddings <= 0)
+    f.fail("original_max_position_embeddings",
+           fmt::format("must be positive, not {}", rope.original_max_position_embeddings));
+  rope.factor = f.has("factor") ? f.number("factor")
+                                : static_cast<double>(max_position_embeddings) /
+                                      static_cast<double>(rope.original_max_position_embeddings);
+  if (!(rope.factor >= 1.0) || !std::isfinite(rope.factor))
+    f.fail("factor", fmt::format("must be at least 1, not {}", rope.factor));
+  auto mscale = [](double scale, double m) { return scale <= 1.0 ? 1.0 : 0.1 * m * std::log(scale) + 1.0; };
+  if (f.has("attention_factor")) {
+    rope.attention_factor = f.number("attention_factor");
+  } else {
+    const double m = f.number("mscale", 0.0), m_all = f.number("mscale_all_dim", 0.0);
+    rope.attention_factor = m != 0.0 && m_all != 0.0 ? mscale(rope.factor, m) / mscale(rope.factor, m_all)
+                                                     : mscale(rope.factor, 1.0);
+  }
+  if (!(rope.attention_factor > 0.0) || !std::isfinite(rope.attention_factor))
+    f.fail("attention_factor", fmt::format("must be positive and finite, not {}", rope.attention_factor));
+  // Python's `x or default`: 0 reads as absent.
+  rope.beta_fast = f.number("beta_fast", 0.0);
+  if (rope.beta_fast == 0.0) rope.beta_fast = 32.0;
+  rope.beta_slow = f.number("beta_slow", 0.0);
+  if (rope.beta_slow == 0.0) rope.beta_slow = 1.0;
+  if (!(rope.beta_fast > 0.0) || !(rope.beta_slow > 0.0) || !std::isfinite(rope.beta_fast) ||
+      !std::isfinite(rope.beta_slow))
+    f.fail("beta_fast", fmt::format("and beta_slow must be positive and finite, not {} and {}", rope.beta_fast,
+                                    rope.beta_slow));
+  rope.truncate = f.boolean("truncate", true);
+  return rope;
+}
+
 // One RoPE parameter dict, `params` (named `where` in messages): rope_theta from it, else from the top level, else
 // `default_theta`; the type from `rope_type`, else `type`, else "default"; llama3's original_max_position_embeddings
 // defaults to max_position_embeddings.
@@ -161,8 +199,10 @@ RopeConfig parse_rope_params(const nlohmann::json& params, const std::string& wh
       f.fail("factor", fmt::format("must be at least 1, not {}", f.value_text("factor")));
     return rope;
   }
+  if (rope.type == "yarn") return parse_yarn(f, rope, max_position_embeddings);
   if (rope.type != "llama3")
-    f.fail(type_field, fmt::format("is \"{}\"; supported: \"default\", \"linear\", \"llama3\"", rope.type));
+    f.fail(type_field,
+           fmt::format("is \"{}\"; supported: \"default\", \"linear\", \"llama3\", \"yarn\"", rope.type));
   rope.factor = f.number("factor");
   rope.low_freq_factor = f.number("low_freq_factor");
   rope.high_freq_factor = f.number("high_freq_factor");
@@ -187,19 +227,31 @@ RopeConfig parse_rope(const Fields& top, int64_t max_position_embeddings, double
   return parse_rope_params(params, field, top, default_theta, max_position_embeddings);
 }
 
-// Gemma-3's two RoPEs, `rope` for its full-attention layers and `local_rope` for its sliding-window ones
-// (Gemma3TextConfig): 5.x's rope_parameters {"full_attention": {...}, "sliding_attention": {...}}, or 4.x's
-// rope_theta (default 1e6) with rope_scaling for the former and rope_local_base_freq (default 1e4) for the latter.
-void parse_gemma3_rope(const Fields& top, ModelConfig& c) {
+// The two RoPEs of Gemma-3 and OLMo-3: `rope` for their full-attention layers, `local_rope` for their sliding-window
+// ones. 5.x spells them rope_parameters {"full_attention": {...}, "sliding_attention": {...}}; 4.x gives rope_theta
+// and rope_scaling, which Gemma3TextConfig and Olmo3Config read for the full-attention layers only, the sliding ones
+// taking `sliding_theta_field` (Gemma-3's rope_local_base_freq) or, without one, the default theta (as Olmo3Config
+// does: rope_theta reaches its full-attention layers only).
+struct LayeredRopeDefaults {
+  double full_theta;
+  double sliding_theta;
+  const char* sliding_theta_field;  // may be nullptr
+};
+
+void parse_layered_rope(const Fields& top, ModelConfig& c, const LayeredRopeDefaults& d) {
   const bool nested = top.has("rope_parameters") && top.json().at("rope_parameters").is_object() &&
                       (top.json().at("rope_parameters").contains("full_attention") ||
                        top.json().at("rope_parameters").contains("sliding_attention"));
+  auto sliding_theta = [&] {
+    return d.sliding_theta_field != nullptr ? top.number(d.sliding_theta_field, d.sliding_theta) : d.sliding_theta;
+  };
   if (!nested) {
-    c.rope = parse_rope(top, c.max_position_embeddings, 1e6);
+    c.rope = parse_rope(top, c.max_position_embeddings, d.full_theta);
     RopeConfig local;
-    local.theta = top.number("rope_local_base_freq", 10000.0);
+    local.theta = sliding_theta();
     if (!(local.theta > 1.0) || !std::isfinite(local.theta))
-      top.fail("rope_local_base_freq", fmt::format("must be greater than 1, not {}", local.theta));
+      top.fail(d.sliding_theta_field != nullptr ? d.sliding_theta_field : "rope_theta",
+               fmt::format("must be greater than 1, not {}", local.theta));
     c.local_rope = local;
     return;
   }
@@ -208,18 +260,22 @@ void parse_gemma3_rope(const Fields& top, ModelConfig& c) {
   for (const auto& [key, value] : all.items())
     if (key != "full_attention" && key != "sliding_attention")
       f.fail(key, "is not a layer type (\"full_attention\", \"sliding_attention\")");
-  auto params = [&](const std::string& type, double default_theta) {
+  auto params = [&](const std::string& type) {
     const nlohmann::json p = f.has(type) ? all.at(type) : nlohmann::json::object();
     if (!p.is_object()) f.fail(type, fmt::format("must be an object, not {}", p.dump()));
-    // The nested dict's own theta, else the top level's (rope_theta, rope_local_base_freq), else the default.
+    // The nested dict's own theta, else the top level's (as above), else the default.
     nlohmann::json with_theta = p;
+    const bool full = type == "full_attention";
     if (!with_theta.contains("rope_theta"))
-      with_theta["rope_theta"] = top.number(type == "full_attention" ? "rope_theta" : "rope_local_base_freq",
-                                            default_theta);
-    return parse_rope_params(with_theta, "rope_parameters." + type, top, default_theta, c.max_position_embeddings);
+      with_theta["rope_theta"] = full ? top.number("rope_theta", d.full_theta) : sliding_theta();
+    RopeConfig rope = parse_rope_params(with_theta, "rope_parameters." + type, top,
+                                        full ? d.full_theta : d.sliding_theta, c.max_position_embeddings);
+    // _compute_yarn_parameters reads `truncate` from rope_parameters itself, here the dict of layer types.
+    rope.truncate = true;
+    return rope;
   };
-  c.rope = params("full_attention", 1e6);
-  c.local_rope = params("sliding_attention", 10000.0);
+  c.rope = params("full_attention");
+  c.local_rope = params("sliding_attention");
 }
 
 // The MLP's activation. transformers reads `hidden_act` for Llama, Qwen, Mistral and Gemma (where the legacy
@@ -315,7 +371,7 @@ void parse_gemma(const Fields& f, ModelConfig& c) {
     return gemma3 ? (i + 1) % pattern != 0 : i % 2 == 0;
   });
   c.sliding_window = any_of(c.sliding_layers) ? window_field(f) : 0;
-  if (gemma3) parse_gemma3_rope(f, c);
+  if (gemma3) parse_layered_rope(f, c, {1e6, 1e4, "rope_local_base_freq"});
 }
 
 }  // namespace
@@ -335,7 +391,7 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   const bool llama = c.architecture == Architecture::llama || c.architecture == Architecture::mistral;
   const bool gemma = c.architecture == Architecture::gemma || c.architecture == Architecture::gemma2 ||
                      c.architecture == Architecture::gemma3;
-  const bool olmo = c.architecture == Architecture::olmo2;
+  const bool olmo = c.architecture == Architecture::olmo2 || c.architecture == Architecture::olmo3;
   const bool qwen = c.architecture == Architecture::qwen2 || c.architecture == Architecture::qwen3;
 
   c.hidden_size = f.integer("hidden_size");
@@ -373,7 +429,9 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   if (!(c.rms_norm_eps > 0.0)) f.fail("rms_norm_eps", fmt::format("must be positive, not {}", c.rms_norm_eps));
   c.tie_word_embeddings = f.boolean("tie_word_embeddings", gemma);
   // (Gemma-3's two RoPEs: in parse_gemma.)
-  if (c.architecture != Architecture::gemma3) c.rope = parse_rope(f, c.max_position_embeddings);
+  // (Gemma-3's and OLMo-3's two RoPEs: below.)
+  if (c.architecture != Architecture::gemma3 && c.architecture != Architecture::olmo3)
+    c.rope = parse_rope(f, c.max_position_embeddings);
   c.activation = parse_activation(f, c.architecture);
 
   if (c.architecture == Architecture::mistral && f.has("sliding_window")) {
@@ -399,6 +457,13 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
     c.qk_norm = true;
     c.qk_norm_whole = true;
     c.norms_scale_in_float32 = true;
+  }
+  if (c.architecture == Architecture::olmo3) {
+    // Olmo3Config: three sliding-window layers (4096) to one full-attention layer unless layer_types says which,
+    // each kind with its RoPE (theta 500000 by default; YaRN on the full-attention layers of the released models).
+    c.sliding_layers = sliding_layers_of(f, c.num_layers, [](int64_t i) { return (i + 1) % 4 != 0; });
+    c.sliding_window = any_of(c.sliding_layers) ? window_field(f) : 0;
+    parse_layered_rope(f, c, {500000.0, 500000.0, nullptr});
   }
   if (qwen) {
     if (c.architecture == Architecture::qwen2) {

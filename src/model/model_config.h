@@ -1,12 +1,13 @@
 // The architecture of a Hugging Face decoder checkpoint, read from its config.json: Llama (Llama-2/3/3.1/3.2), Qwen2
 // (Qwen2, Qwen2.5), Qwen3 (dense), Mistral, Gemma, Gemma-2, Gemma-3 (text-only, and the language model of the
-// multimodal 4B-27B releases) and OLMo-2. All are the same decoder (RMSNorm, RoPE, grouped-query attention, gated MLP);
-// they differ in which projections carry biases, in Qwen3's and Gemma-3's RMSNorm of each query and key head before
-// RoPE, in Gemma's scaled embeddings, (1 + w) norms and GELU gate, in Gemma-2's and Gemma-3's norms on the attention
-// and MLP outputs, Gemma-2's soft-capped attention scores and logits, Gemma-3's two RoPEs (one for its sliding-window
-// layers), in OLMo-2's norms on the blocks' outputs only and over whole queries and keys, and in their defaults.
-// Anything this decoder does not implement (another architecture, another RoPE type, another activation) is refused
-// when parsing, naming the field and its value, rather than computing something different from transformers.
+// multimodal 4B-27B releases), OLMo-2 and OLMo-3. All are the same decoder (RMSNorm, RoPE, grouped-query attention,
+// gated MLP); they differ in which projections carry biases, in Qwen3's and Gemma-3's RMSNorm of each query and key
+// head before RoPE, in Gemma's scaled embeddings, (1 + w) norms and GELU gate, in Gemma-2's and Gemma-3's norms on the
+// attention and MLP outputs, Gemma-2's soft-capped attention scores and logits, Gemma-3's and OLMo-3's two RoPEs (one
+// for their sliding-window layers), in OLMo-2's norms on the blocks' outputs only and over whole queries and keys, and
+// in their defaults. Anything this decoder does not implement (another architecture, another RoPE type, another
+// activation) is refused when parsing, naming the field and its value, rather than computing something different from
+// transformers.
 //
 // Both spellings transformers has used are read: the 4.x one (top-level `rope_theta`, `rope_scaling` with `type` or
 // `rope_type`, `torch_dtype`) and the 5.x one that save_pretrained writes today (`rope_parameters` holding
@@ -23,9 +24,10 @@
 
 namespace abmll::model {
 
-enum class Architecture { llama, qwen2, qwen3, mistral, gemma, gemma2, gemma3, olmo2 };  // mistral: Llama's math
+enum class Architecture { llama, qwen2, qwen3, mistral, gemma, gemma2, gemma3, olmo2, olmo3 };  // mistral: Llama's
 
-// "llama", "qwen2", "qwen3", "mistral", "gemma", "gemma2", "gemma3_text" or "olmo2" (the config's model_type).
+// "llama", "qwen2", "qwen3", "mistral", "gemma", "gemma2", "gemma3_text", "olmo2" or "olmo3" (the config's
+// model_type).
 std::string to_string(Architecture arch);
 
 // The MLP's gate activation: act(gate(x)) * up(x). silu: SwiGLU (Llama, Qwen, Mistral); gelu_tanh: GELU's tanh
@@ -35,7 +37,9 @@ enum class Activation { silu, gelu_tanh, gelu };
 
 // Rotary position embedding parameters. `type` "default" is plain RoPE; "linear" divides every frequency by
 // `factor` (Gemma-3's full-attention layers); "llama3" rescales the low frequencies (Llama-3.1 and later) with the
-// four fields below.
+// four fields below; "yarn" blends each frequency between itself and itself / factor by how many rotations it makes
+// in original_max_position_embeddings (between beta_slow and beta_fast), and scales cos and sin by
+// attention_factor (YaRN: Qwen2.5's and Qwen3's long-context settings, OLMo-3's full-attention layers).
 struct RopeConfig {
   std::string type = "default";
   double theta = 10000.0;
@@ -43,6 +47,10 @@ struct RopeConfig {
   double low_freq_factor = 1.0;
   double high_freq_factor = 4.0;
   int64_t original_max_position_embeddings = 0;
+  double attention_factor = 1.0;  // multiplies cos and sin (YaRN's; 1 for every other type)
+  double beta_fast = 32.0;
+  double beta_slow = 1.0;
+  bool truncate = true;           // YaRN's correction range rounded outwards to whole dimensions
 };
 
 struct ModelConfig {
@@ -55,17 +63,17 @@ struct ModelConfig {
   int64_t head_dim = 0;             // Dh (D / H unless the config sets it; Qwen3's default is 128, Gemma's 256)
   int64_t vocab_size = 0;           // V
   int64_t max_position_embeddings = 0;
-  // Mistral v0.1's window, Gemma-2's and Gemma-3's on their sliding layers, Qwen's with use_sliding_window on the
-  // layers from max_window_layers on: a query of those layers attends to the keys fewer than `sliding_window`
+  // Mistral v0.1's window, Gemma-2's, Gemma-3's and OLMo-3's on their sliding layers, Qwen's with use_sliding_window
+  // on the layers from max_window_layers on: a query of those layers attends to the keys fewer than `sliding_window`
   // positions back (0: no layer slides).
   int64_t sliding_window = 0;
-  // Which layers are sliding-window layers (with a window: layer_types, or every layer for Mistral); Gemma-3 also
-  // gives them local_rope. Empty when none is.
+  // Which layers are sliding-window layers (with a window: layer_types, or every layer for Mistral); Gemma-3 and
+  // OLMo-3 also give them local_rope. Empty when none is.
   std::vector<bool> sliding_layers;
   double rms_norm_eps = 1e-6;
   RopeConfig rope;
-  // Gemma-3: the RoPE of its sliding-window layers (another theta, no scaling), `rope` being its full-attention
-  // layers'; unset elsewhere (every layer uses `rope`).
+  // Gemma-3 and OLMo-3: the RoPE of their sliding-window layers (another theta, or no scaling), `rope` being their
+  // full-attention layers'; unset elsewhere (every layer uses `rope`).
   std::optional<RopeConfig> local_rope;
   bool tie_word_embeddings = false;  // lm_head shares model.embed_tokens.weight (no lm_head.weight tensor)
   bool attention_bias = false;       // q/k/v biases (Qwen2: always); Llama's and Qwen3's also add o_proj's

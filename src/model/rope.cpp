@@ -1,6 +1,6 @@
 // RoPE tables and rotation (see rope.h). The inverse frequencies repeat transformers' arithmetic step by step
-// (modeling_rope_utils.py: the default parameters and _compute_llama3_parameters), in the same float32 ops and
-// order, so the angles are the reference's exactly rather than merely close.
+// (modeling_rope_utils.py: the default parameters, _compute_llama3_parameters and _compute_yarn_parameters), in the
+// same float32 ops and order, so the angles are the reference's exactly rather than merely close.
 #include "model/rope.h"
 
 #include <ATen/TensorOperators.h>
@@ -11,6 +11,7 @@
 #include <ATen/ops/roll.h>
 #include <ATen/ops/where.h>
 
+#include <algorithm>
 #include <cmath>
 
 #ifdef ABMLL_HAVE_CUDA
@@ -28,11 +29,44 @@ namespace abmll::model {
 
 at::Tensor rope_inv_freq(const ModelConfig& config) { return rope_inv_freq(config.rope, config.head_dim); }
 
+namespace {
+
+// YaRN (_compute_yarn_parameters): each frequency blended between itself (extrapolation: it turns many times in the
+// original context) and itself / factor (interpolation: it turns few times), by a linear ramp over the dimensions
+// whose rotation counts in original_max_position_embeddings lie between beta_fast and beta_slow. The range in double
+// precision, the frequencies in float32, as the reference computes them.
+at::Tensor yarn_inv_freq(const RopeConfig& r, int64_t dim) {
+  const auto f32 = at::TensorOptions().dtype(at::kFloat);
+  // The dimension whose frequency makes `rotations` turns in the original context.
+  auto correction_dim = [&](double rotations) {
+    return static_cast<double>(dim) *
+           std::log(static_cast<double>(r.original_max_position_embeddings) / (rotations * 2 * M_PI)) /
+           (2 * std::log(r.theta));
+  };
+  double low = correction_dim(r.beta_fast), high = correction_dim(r.beta_slow);
+  if (r.truncate) {
+    low = std::floor(low);
+    high = std::ceil(high);
+  }
+  low = std::max(low, 0.0);
+  high = std::min(high, static_cast<double>(dim - 1));
+  if (low == high) high += 0.001;  // no singular ramp
+  const at::Tensor pos_freqs = at::pow(r.theta, at::arange(0, dim, 2, f32) / static_cast<double>(dim));
+  const at::Tensor extrapolation = at::reciprocal(pos_freqs);
+  const at::Tensor interpolation = at::reciprocal(pos_freqs * r.factor);
+  const at::Tensor ramp = ((at::arange(dim / 2, f32) - low) / (high - low)).clamp(0, 1);
+  const at::Tensor extrapolation_share = 1 - ramp;
+  return interpolation * (1 - extrapolation_share) + extrapolation * extrapolation_share;
+}
+
+}  // namespace
+
 at::Tensor rope_inv_freq(const RopeConfig& r, int64_t dim) {
   // 1 / theta^(arange(0, Dh, 2) / Dh), all float32.
   at::Tensor exponent = at::arange(0, dim, 2, at::TensorOptions().dtype(at::kFloat)) / static_cast<double>(dim);
   at::Tensor inv_freq = at::reciprocal(at::pow(r.theta, exponent));
   if (r.type == "linear") return inv_freq / r.factor;  // _compute_linear_scaling_rope_parameters
+  if (r.type == "yarn") return yarn_inv_freq(r, dim);
   if (r.type != "llama3") return inv_freq;
 
   // Llama-3.1: wavelengths longer than original_max / low_freq_factor are stretched by `factor`, shorter than
@@ -50,11 +84,12 @@ at::Tensor rope_inv_freq(const RopeConfig& r, int64_t dim) {
 }
 
 std::pair<at::Tensor, at::Tensor> rope_tables(const at::Tensor& positions, const at::Tensor& inv_freq,
-                                              at::ScalarType dtype) {
+                                              at::ScalarType dtype, double attention_factor) {
   // [B, T, 1] * [Dh/2] -> [B, T, Dh/2], duplicated to [B, T, Dh] for the two halves.
   at::Tensor freqs = positions.unsqueeze(-1).to(at::kFloat) * inv_freq.to(positions.device(), at::kFloat);
   at::Tensor angles = at::cat({freqs, freqs}, -1);
-  return {angles.cos().to(dtype), angles.sin().to(dtype)};
+  if (attention_factor == 1.0) return {angles.cos().to(dtype), angles.sin().to(dtype)};
+  return {(angles.cos() * attention_factor).to(dtype), (angles.sin() * attention_factor).to(dtype)};
 }
 
 namespace {

@@ -11,14 +11,16 @@
 
 namespace abmll::model {
 
-// [Dh/2] float32 on the CPU: theta^(-2i/Dh), divided by factor for rope.type == "linear", rescaled for "llama3".
+// [Dh/2] float32 on the CPU: theta^(-2i/Dh), divided by factor for rope.type == "linear", rescaled for "llama3" and
+// "yarn".
 at::Tensor rope_inv_freq(const RopeConfig& rope, int64_t head_dim);
 // The same for config.rope (a Gemma-3's full-attention layers').
 at::Tensor rope_inv_freq(const ModelConfig& config);
 
-// positions [B, T] int64 -> (cos, sin), each [B, T, Dh] in `dtype` (computed in float32, then cast, as transformers).
+// positions [B, T] int64 -> (cos, sin), each [B, T, Dh] in `dtype` (computed in float32, times attention_factor
+// (RopeConfig's, YaRN's scaling), then cast, as transformers).
 std::pair<at::Tensor, at::Tensor> rope_tables(const at::Tensor& positions, const at::Tensor& inv_freq,
-                                              at::ScalarType dtype);
+                                              at::ScalarType dtype, double attention_factor = 1.0);
 
 // x [B, heads, T, Dh] rotated by (cos, sin) [B, T, Dh]: x * cos + rotate_half(x) * sin, rounded where that chain of
 // ops rounds. On a GPU one kernel each way (cuda/rope_kernels.cu), instead of four passes over x.

@@ -1,5 +1,5 @@
-"""Tiny random Llama / Qwen2 / Qwen3 / Mistral / Gemma / Gemma-2 / Gemma-3 / OLMo-2 checkpoints and their transformers
-logits, for tests/python/test_model_parity.py.
+"""Tiny random Llama / Qwen2 / Qwen3 / Mistral / Gemma / Gemma-2 / Gemma-3 / OLMo-2 / OLMo-3 checkpoints and their
+transformers logits, for tests/python/test_model_parity.py.
 
 Each fixture is a model folder written by transformers' save_pretrained (safetensors, float32) plus
 reference.safetensors holding, for fixed token ids:
@@ -22,8 +22,8 @@ import torch
 from safetensors.torch import save_file
 from transformers import (Gemma2Config, Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig, GemmaConfig,
                           GemmaForCausalLM, LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM,
-                          Olmo2Config, Olmo2ForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config,
-                          Qwen3ForCausalLM)
+                          Olmo2Config, Olmo2ForCausalLM, Olmo3Config, Olmo3ForCausalLM, Qwen2Config,
+                          Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM)
 
 SIZES = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, vocab_size=256,
              initializer_range=0.1, rms_norm_eps=1e-6, max_position_embeddings=256)
@@ -79,13 +79,26 @@ FIXTURES = {
     # scaling before rounding, attention biases (the released models have none), GQA ratio 2.
     "olmo2": (Olmo2ForCausalLM, lambda: Olmo2Config(
         **SIZES, num_key_value_heads=2, rope_theta=500000.0, attention_bias=True), {}),
+    # OLMo-3: OLMo-2's layers, layer 0 sliding (a window as long as SEQ_A) with its own RoPE, layer 1 full with YaRN
+    # (its range within the head's dimensions, attention_factor given).
+    "olmo3": (Olmo3ForCausalLM, lambda: Olmo3Config(
+        **SIZES, num_key_value_heads=2, sliding_window=11, layer_types=["sliding_attention", "full_attention"],
+        rope_parameters={"full_attention": {"rope_type": "yarn", "factor": 4.0, "rope_theta": 500000.0,
+                                            "original_max_position_embeddings": 4096, "attention_factor": 1.2},
+                         "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}}), {}),
+    # Qwen2 with YaRN (rope_scaling as Qwen2.5's long-context instructions give it): the ramp between dimensions 2.6
+    # and 5.6 of 8 left fractional (truncate false), attention_factor from mscale and mscale_all_dim.
+    "qwen2_yarn": (Qwen2ForCausalLM, lambda: Qwen2Config(
+        **SIZES, num_key_value_heads=2, rope_theta=10000.0,
+        rope_scaling={"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 4096,
+                      "truncate": False, "mscale": 1.0, "mscale_all_dim": 0.5}), {}),
     # Llama saved in shards (model.safetensors.index.json + several files).
     "llama3_sharded": (LlamaForCausalLM, lambda: LlamaConfig(**SIZES, num_key_value_heads=2, rope_theta=500000.0),
                        {"max_shard_size": "40KB"}),
 }
 
 # Fixtures whose reference also holds bfloat16 logits.
-BF16_FIXTURES = ["llama3", "qwen3", "gemma2", "gemma3", "olmo2"]
+BF16_FIXTURES = ["llama3", "qwen3", "gemma2", "gemma3", "olmo2", "olmo3"]
 
 
 def write_byte_tokenizer(folder: pathlib.Path) -> None:

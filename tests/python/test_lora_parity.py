@@ -27,7 +27,7 @@ CASES = [("llama3", ALL, False), ("qwen2_tied", ["q_proj", "v_proj", "o_proj"], 
          ("qwen3", ALL, False), ("qwen3_bias", ["q_proj", "k_proj", "o_proj", "down_proj"], True),
          ("gemma", ["q_proj", "v_proj", "up_proj"], False), ("gemma2", ALL, True),
          ("gemma3", ["q_proj", "k_proj", "down_proj"], False),
-         ("olmo2", ["q_proj", "k_proj", "o_proj", "up_proj"], True)]
+         ("olmo2", ["q_proj", "k_proj", "o_proj", "up_proj"], True), ("olmo3", ["v_proj", "gate_proj"], False)]
 
 
 @pytest.fixture(scope="session")
