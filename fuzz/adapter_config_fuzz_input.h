@@ -33,10 +33,12 @@ inline void run_adapter_config_input(const std::uint8_t* data, std::size_t size)
     return;
   }
   model::LoraSettings s = parsed.settings;
-  if (!parsed.target_pattern.empty()) {
+  if (parsed.targets_from_tensors) {
     // The adapter's tensors will say which projections; any would do for the checks below.
-    if (!s.targets.empty()) adapter_config_finding("a target_modules pattern came with targets");
+    if (!s.targets.empty()) adapter_config_finding("targets to be read from the tensors came with targets");
     s.targets = {model::Projection::q};
+  } else if (!parsed.target_pattern.empty()) {
+    adapter_config_finding("a target_modules pattern whose targets are not read from the tensors");
   }
   if (s.rank <= 0 || s.targets.empty() || !(s.dropout >= 0 && s.dropout < 1))
     adapter_config_finding("settings LoRA cannot use were accepted");
@@ -57,8 +59,9 @@ inline void run_adapter_config_input(const std::uint8_t* data, std::size_t size)
     const model::LoraSettings& b = back.settings;
     if (b.rank != s.rank || b.alpha != s.alpha || b.rslora != s.rslora || b.dropout != s.dropout)
       adapter_config_finding("settings changed in a write-read round trip");
-    if (multimodal ? back.target_pattern != model::language_model_targets(s.targets) || !b.targets.empty()
-                   : !back.target_pattern.empty() || b.targets != s.targets)
+    if (multimodal ? back.target_pattern != model::language_model_targets(s.targets) || !b.targets.empty() ||
+                         !back.targets_from_tensors
+                   : !back.target_pattern.empty() || b.targets != s.targets || back.targets_from_tensors)
       adapter_config_finding("targets changed in a write-read round trip");
   }
 }

@@ -48,11 +48,12 @@ class RecordingAdapter : public LinearAdapter {
 
 // Adds x update^T at layer 0's q_proj.
 struct QUpdate : public LinearAdapter {
-  explicit QUpdate(at::Tensor w) : weight(std::move(w)) {}
+  explicit QUpdate(at::Tensor w, Projection p = Projection::q) : weight(std::move(w)), projection(p) {}
   at::Tensor delta(const at::Tensor& x, const LinearSite& site) const override {
-    return site.layer == 0 && site.projection == Projection::q ? at::matmul(x, weight.t()) : at::Tensor();
+    return site.layer == 0 && site.projection == projection ? at::matmul(x, weight.t()) : at::Tensor();
   }
   at::Tensor weight;
+  Projection projection;  // q (Phi-3: qkv)
 };
 
 at::Tensor ids_tensor(const std::vector<int64_t>& ids) { return at::tensor(ids, at::kLong).view({1, -1}); }
@@ -160,7 +161,7 @@ TEST_CASE("on a GPU, every architecture's decoder gives the CPU's logits and gra
   const abmll::FullFloat32Products full_float32;
   for (TinyModel kind :
        {TinyModel::llama31, TinyModel::qwen2, TinyModel::qwen3, TinyModel::gemma2, TinyModel::gemma3,
-        TinyModel::olmo2}) {
+        TinyModel::olmo2, TinyModel::phi3}) {
     INFO(abmll::test::to_string(kind));
     ScratchDir dir;
     write_tiny_model(dir.path(), kind);
@@ -182,10 +183,12 @@ TEST_CASE("on a GPU, every architecture's decoder gives the CPU's logits and gra
       INFO("largest logit difference " << diff);
       CHECK(diff < 1e-4);
     }
-    // Gradients through the whole stack, to an update of layer 0's q_proj: the same on both devices.
-    const at::Tensor update = at::randn(projection_shape(on_cpu.config(), Projection::q), at::kFloat) * 0.05;
+    // Gradients through the whole stack, to an update of layer 0's q_proj (Phi-3: qkv_proj): the same on both
+    // devices.
+    const Projection q = model_projections(on_cpu.config()).front();
+    const at::Tensor update = at::randn(projection_shape(on_cpu.config(), q), at::kFloat) * 0.05;
     auto grad_of = [&](const Decoder& d) {
-      const QUpdate adapter(update.to(d.device()).clone().requires_grad_(true));  // a leaf of its own
+      const QUpdate adapter(update.to(d.device()).clone().requires_grad_(true), q);  // a leaf of its own
       d.logits(d.forward(ids, at::Tensor(), &adapter)).logsumexp(-1).sum().backward();
       return adapter.weight.grad().cpu();
     };

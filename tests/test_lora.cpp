@@ -120,12 +120,14 @@ TEST_CASE("model lora: gradients reach A and B (finite differences, float64), ne
 }
 
 TEST_CASE("model lora: one batch mixing two adapters equals each sequence alone with its own", "[model][lora]") {
-  for (auto kind : {abmll::test::TinyModel::llama31, abmll::test::TinyModel::qwen2, abmll::test::TinyModel::qwen3}) {
+  for (auto kind : {abmll::test::TinyModel::llama31, abmll::test::TinyModel::qwen2, abmll::test::TinyModel::qwen3,
+                    abmll::test::TinyModel::phi3}) {
     INFO(abmll::test::to_string(kind));
     ScratchDir dir;
     const Decoder decoder = load_tiny(dir, kind, at::kFloat);
     at::manual_seed(5);
-    const auto all = std::set<Projection>(std::begin(kAllProjections), std::end(kAllProjections));
+    const std::vector<Projection> projections = model_projections(decoder.config());
+    const auto all = std::set<Projection>(projections.begin(), projections.end());
     const BatchedLora both = random_lora(decoder.config(), settings(all, 4), 2, at::kFloat, false);
     const std::vector<std::vector<int64_t>> seqs = {{3, 17, 42, 8, 1, 49}, {5, 9, 11, 2}, {7, 7, 30, 12, 40}};
     const std::vector<int64_t> groups = {1, 0, 1};

@@ -32,9 +32,9 @@ meta::TokenizedExample example(std::vector<int64_t> prompt, std::vector<int64_t>
 TEST_CASE("second-order ABMLL meta-gradient on a tiny LLM matches finite differences", "[meta]") {
   // Qwen3 too: the adapted q_proj reaches the loss through the RMSNorm of each query head, differentiated twice;
   // Gemma-2: soft-capped scores and logits, (1 + w) norms on the blocks' outputs, GeGLU; Gemma-3: (1 + w) head norms;
-  // OLMo-2: norms over whole queries and keys, no input norms.
+  // OLMo-2: norms over whole queries and keys, no input norms; Phi-3: fused projections and a binding window.
   const auto kind = GENERATE(test::TinyModel::llama31, test::TinyModel::qwen3, test::TinyModel::gemma2,
-                             test::TinyModel::gemma3, test::TinyModel::olmo2);
+                             test::TinyModel::gemma3, test::TinyModel::olmo2, test::TinyModel::phi3);
   INFO(test::to_string(kind));
   test::ScratchDir dir;
   test::write_tiny_model(dir.path(), kind);
@@ -45,7 +45,9 @@ TEST_CASE("second-order ABMLL meta-gradient on a tiny LLM matches finite differe
   model::LoraSettings lora;
   lora.rank = 2;
   lora.alpha = 4;
-  lora.targets = {model::Projection::q, model::Projection::v, model::Projection::down};
+  lora.targets = decoder.config().fused_projections  // Phi-3: q and v are in its one qkv_proj
+                     ? model::fit_lora_targets({"qkv_proj", "down_proj"}, decoder.config(), "test")
+                     : model::fit_lora_targets({"q_proj", "v_proj", "down_proj"}, decoder.config(), "test");
   const auto sites = model::lora_sites(decoder.config(), lora);
   for (const char* family : {"factor", "weight-linear", "weight-softplus"}) {
     INFO("family " << family);

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include "io/tensor_store.h"
 #include "model/decoder_weights.h"
 #include "model/model_config.h"
+#include "model/lora_settings.h"
 #include "model/weight_names.h"
 #include "test_support.h"
 #include "util/error.h"
@@ -401,6 +403,62 @@ TEST_CASE("model config: OLMo-3, OLMo-2's layers with sliding windows and two Ro
   CHECK((c.rope.theta == 1e6 && c.local_rope->theta == 1e4 && c.sliding_window == 0));
   j["rope_parameters"]["partial"] = json::object();
   require_input_error(j, {"dir/config.json", "rope_parameters", "partial", "layer type"});
+}
+
+// Phi-3-mini-4k-instruct's config.json, its sizes shrunk.
+json phi3_config() {
+  return json::parse(R"({
+    "architectures": ["Phi3ForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 1, "embd_pdrop": 0.0,
+    "eos_token_id": 32000, "hidden_act": "silu", "hidden_size": 64, "initializer_range": 0.02,
+    "intermediate_size": 96, "max_position_embeddings": 4096, "model_type": "phi3", "num_attention_heads": 4,
+    "num_hidden_layers": 2, "num_key_value_heads": 2, "original_max_position_embeddings": 4096, "pad_token_id": 32000,
+    "resid_pdrop": 0.0, "rms_norm_eps": 1e-05, "rope_scaling": null, "rope_theta": 10000.0, "sliding_window": 2047,
+    "tie_word_embeddings": false, "torch_dtype": "bfloat16", "vocab_size": 300
+  })");
+}
+
+TEST_CASE("model config: Phi-3's fused projections, and LoRA targets fitted to them", "[model]") {
+  json j = phi3_config();
+  ModelConfig c = parse_model_config(j);
+  CHECK(c.architecture == Architecture::phi3);
+  CHECK((c.fused_projections && !c.attention_bias && !c.mlp_bias && c.sliding_window == 2047));
+  CHECK(c.sliding_layers == std::vector<bool>{true, true});
+  CHECK((model_projections(c) ==
+         std::vector<Projection>{Projection::qkv, Projection::o, Projection::gate_up, Projection::down}));
+  const auto specs = weight_specs(c);
+  CHECK(specs.size() == 1 + 2 * (2 + 2 + 2) + 2);  // per layer two norms, qkv and o, gate_up and down
+  CHECK_FALSE(has_spec(specs, "model.layers.0.self_attn.q_proj.weight"));
+  for (const auto& s : specs) {
+    if (s.name == "model.layers.1.self_attn.qkv_proj.weight") CHECK(s.shape == std::vector<int64_t>{128, 64});
+    if (s.name == "model.layers.1.mlp.gate_up_proj.weight") CHECK(s.shape == std::vector<int64_t>{192, 64});
+  }
+  // Phi3Config's defaults.
+  j.erase("rms_norm_eps");
+  j.erase("max_position_embeddings");
+  j.erase("sliding_window");
+  c = parse_model_config(j);
+  CHECK((c.rms_norm_eps == 1e-5 && c.max_position_embeddings == 4096 && c.sliding_window == 0));
+  j["partial_rotary_factor"] = 0.75;
+  require_input_error(j, {"dir/config.json", "partial_rotary_factor", "0.75"});
+
+  // LoRA targets: "all-linear" is the model's four; the separate q/k/v or gate/up are not its modules, nor are the
+  // fused ones another model's.
+  CHECK((fit_lora_targets({"all-linear"}, c, "lora.targets") ==
+         std::set<Projection>{Projection::qkv, Projection::o, Projection::gate_up, Projection::down}));
+  CHECK((fit_lora_targets({"qkv_proj", "down"}, c, "lora.targets") ==
+         std::set<Projection>{Projection::qkv, Projection::down}));
+  try {
+    fit_lora_targets({"q_proj", "v_proj"}, c, "lora.targets");
+    FAIL("no error");
+  } catch (const abmll::InputError& e) {
+    const std::string m = e.what();
+    INFO(m);
+    CHECK(m.find("lora.targets: 'q_proj' is not a module of this phi3 model") != std::string::npos);
+    CHECK(m.find("qkv_proj, o_proj, gate_up_proj, down_proj") != std::string::npos);
+  }
+  const ModelConfig llama = parse_model_config(llama31_config());
+  CHECK(fit_lora_targets({"all-linear"}, llama, "x").size() == 7);
+  CHECK_THROWS_AS(fit_lora_targets({"gate_up_proj"}, llama, "x"), abmll::InputError);
 }
 
 // OLMo-2-1124-7B's config.json, its sizes shrunk.

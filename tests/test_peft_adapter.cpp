@@ -51,7 +51,8 @@ BatchedLora random_adapter(const ModelConfig& c, int64_t groups, double alpha, b
   s.rank = 3;
   s.alpha = alpha;
   s.rslora = rslora;
-  s.targets = {Projection::k, Projection::o, Projection::up};
+  s.targets = c.fused_projections ? std::set<Projection>{Projection::qkv, Projection::o, Projection::gate_up}
+                                  : std::set<Projection>{Projection::k, Projection::o, Projection::up};
   BatchedLora lora(s, groups);
   for (const LinearSite& site : lora_sites(c, s)) {
     const auto shape = projection_shape(c, site.projection);
@@ -74,8 +75,13 @@ TEST_CASE("model peft: adapter_config.json is read, unsupported options are refu
   CHECK(parse_peft_adapter_config(with("use_rslora", true), "x").settings.scale() == 4.0);
   // A regular expression: the tensors will say which modules.
   const PeftAdapterConfig pattern = parse_peft_adapter_config(with("target_modules", ".*q_proj"), "x");
-  CHECK(pattern.target_pattern == ".*q_proj");
+  CHECK((pattern.target_pattern == ".*q_proj" && pattern.targets_from_tensors));
   CHECK(pattern.settings.targets.empty());
+  // Module paths, as PEFT writes "all-linear" resolved for small models: from the tensors too.
+  const PeftAdapterConfig paths =
+      parse_peft_adapter_config(with("target_modules", {"model.layers.0.mlp.up_proj", "q_proj"}), "x");
+  CHECK((paths.targets_from_tensors && paths.target_pattern.empty() && paths.settings.targets.empty()));
+  CHECK_FALSE(read.targets_from_tensors);
   // What abmll writes for a multimodal model's language model.
   const nlohmann::json written = peft_adapter_config_json(s, "", /*multimodal=*/true);
   CHECK(written["target_modules"] == R"(.*language_model.*\.(q_proj|v_proj|down_proj))");

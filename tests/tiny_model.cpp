@@ -21,6 +21,7 @@ const char* to_string(TinyModel kind) {
     case TinyModel::gemma2: return "gemma2";
     case TinyModel::gemma3: return "gemma3";
     case TinyModel::olmo2: return "olmo2";
+    case TinyModel::phi3: return "phi3";
   }
   return "?";
 }
@@ -70,11 +71,16 @@ void write_tiny_model(const std::filesystem::path& dir, TinyModel kind) {
       j["model_type"] = "olmo2";
       j["attention_bias"] = true;
       break;
+    case TinyModel::phi3:
+      j["architectures"] = {"Phi3ForCausalLM"};
+      j["model_type"] = "phi3";
+      j["sliding_window"] = 4;  // as Phi-3 mini 4k's 2047, on every layer; shorter than most test sequences
+      break;
   }
   std::filesystem::create_directories(dir);
   write_text(dir / "config.json", j.dump());
   const model::ModelConfig c = model::parse_model_config(j);
-  const int seeds[] = {2, 1, 3, 4, 5, 6};  // by TinyModel
+  const int seeds[] = {2, 1, 3, 4, 5, 6, 7};  // by TinyModel
   at::manual_seed(seeds[static_cast<int>(kind)]);
   io::NamedTensors tensors;
   for (const auto& s : model::weight_specs(c))

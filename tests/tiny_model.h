@@ -14,8 +14,9 @@ namespace abmll::test {
 // embeddings, (1 + w) norms on inputs and outputs, GeGLU, soft caps of 1.5 on the scores and 2 on the logits, small
 // enough to bend, query_pre_attn_scalar 6, tied embeddings); Gemma-3 (as Gemma-2 without caps, with (1 + w) query and
 // key head norms, layer 0 sliding (a window of 4 tokens) with its own RoPE, layer 1 with linear RoPE scaling); OLMo-2
-// (norms on the blocks' outputs only, query and key norms over all heads at once, attention biases, tied).
-enum class TinyModel { llama31, qwen2, qwen3, gemma2, gemma3, olmo2 };
+// (norms on the blocks' outputs only, query and key norms over all heads at once, attention biases, tied); Phi-3
+// (fused qkv and gate_up projections, a sliding window of 4 tokens on every layer, tied).
+enum class TinyModel { llama31, qwen2, qwen3, gemma2, gemma3, olmo2, phi3 };
 
 // The architecture's name, for test messages.
 const char* to_string(TinyModel kind);

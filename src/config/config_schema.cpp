@@ -159,10 +159,12 @@ Check<std::string> device_name() {
 }
 Check<std::vector<std::string>> lora_modules() {
   return [](const std::vector<std::string>& modules) -> std::string {
-    static const std::vector<std::string> known = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
-                                                   "gate_proj", "up_proj", "down_proj"};
+    // The seven of most decoders, and Phi-3's fused two (which of them a model has is checked when it is loaded).
+    static const std::vector<std::string> known = {"q_proj",  "k_proj",    "v_proj",   "o_proj",
+                                                   "gate_proj", "up_proj", "down_proj", "qkv_proj",
+                                                   "gate_up_proj"};
     if (modules.empty()) return "must name at least one module";
-    if (modules.size() == 1 && modules[0] == "all-linear") return "";  // PEFT's shorthand for all seven
+    if (modules.size() == 1 && modules[0] == "all-linear") return "";  // PEFT's shorthand for all of them
     for (const auto& m : modules) {
       if (std::find(known.begin(), known.end(), m) != known.end()) continue;
       std::string hint = closest_match(m, known);

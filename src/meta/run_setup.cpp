@@ -28,13 +28,13 @@ bool uses_point_lora(Method method) {
   return method == Method::lora || method == Method::fomaml || method == Method::reptile;
 }
 
-model::LoraSettings lora_settings(const LoraConfig& config) {
+model::LoraSettings lora_settings(const LoraConfig& config, const model::ModelConfig& model) {
   model::LoraSettings s;
   s.rank = config.rank;
   s.alpha = config.alpha;
   s.rslora = config.rslora;
   s.dropout = config.dropout;
-  s.targets = model::parse_lora_targets(config.targets, "lora.targets");
+  s.targets = model::fit_lora_targets(config.targets, model, "lora.targets");
   return s;
 }
 
@@ -99,10 +99,10 @@ LoadedExperiment load_experiment(const ExperimentConfig& config, const std::stri
   const std::filesystem::path model_dir = config.model.path;
   if (device != "cpu") allow_tf32_products(config.model.tf32);
   use_cuda_kernels(config.model.cuda_kernels);
-  LoadedExperiment e{load_decoder(config, device),
-                     text::Tokenizer::from_file(model_dir / "tokenizer.json"),
-                     data::load_task_set(config.data, reader_options(config.data)),
-                     lora_settings(config.lora)};
+  model::Decoder decoder = load_decoder(config, device);
+  model::LoraSettings lora = lora_settings(config.lora, decoder.config());
+  LoadedExperiment e{std::move(decoder), text::Tokenizer::from_file(model_dir / "tokenizer.json"),
+                     data::load_task_set(config.data, reader_options(config.data)), std::move(lora)};
   log::info("{} training tasks, {} held-out tasks", e.tasks.train.size(), e.tasks.test.size());
   return e;
 }

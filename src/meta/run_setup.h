@@ -22,7 +22,8 @@ namespace abmll::meta {
 bool uses_posterior(Method method);
 bool uses_point_lora(Method method);
 
-model::LoraSettings lora_settings(const LoraConfig& config);
+// The `lora` keys' adapter for a model of `model` (lora.targets fitted to its projections: fit_lora_targets).
+model::LoraSettings lora_settings(const LoraConfig& config, const model::ModelConfig& model);
 
 // The base weights' dtype: model.dtype, with `auto` meaning float32 on the CPU and bfloat16 on a GPU.
 std::optional<at::ScalarType> base_dtype(ModelDType dtype, const std::string& device);

@@ -61,9 +61,18 @@ at::Tensor attention(const at::Tensor& x, const AttentionWeights& w, const Model
     if (norm.defined() && !whole) h = rms_norm(h, norm, config.rms_norm_eps, config.norms_scale_in_float32);
     return h.transpose(1, 2);
   };
-  at::Tensor q = heads(linear(x, w.q, {layer, Projection::q}, adapter), w.q_norm);
-  at::Tensor k = heads(linear(x, w.k, {layer, Projection::k}, adapter), w.k_norm);
-  at::Tensor v = heads(linear(x, w.v, {layer, Projection::v}, adapter));
+  at::Tensor q, k, v;
+  if (w.qkv.weight.defined()) {  // Phi-3: one projection, split as Phi3Attention splits it (views)
+    const at::Tensor qkv = linear(x, w.qkv, {layer, Projection::qkv}, adapter);  // [B, T, (H + 2 Hkv)*Dh]
+    const int64_t q_width = config.num_heads * dh, kv_width = config.num_kv_heads * dh;
+    q = heads(qkv.narrow(-1, 0, q_width), w.q_norm);
+    k = heads(qkv.narrow(-1, q_width, kv_width), w.k_norm);
+    v = heads(qkv.narrow(-1, q_width + kv_width, kv_width));
+  } else {
+    q = heads(linear(x, w.q, {layer, Projection::q}, adapter), w.q_norm);
+    k = heads(linear(x, w.k, {layer, Projection::k}, adapter), w.k_norm);
+    v = heads(linear(x, w.v, {layer, Projection::v}, adapter));
+  }
   q = apply_rope(q, cos, sin);
   k = apply_rope(k, cos, sin);
   const int64_t groups = config.num_heads / config.num_kv_heads;

@@ -1,4 +1,5 @@
-// Grouped-query self-attention of Llama / Qwen2 / Qwen3 / Mistral / Gemma: q/k/v projections, (Qwen3) RMSNorm of
+// Grouped-query self-attention of Llama / Qwen2 / Qwen3 / Mistral / Gemma / OLMo / Phi-3: q/k/v projections (Phi-3:
+// one fused), (Qwen3) RMSNorm of
 // each query and key head, RoPE on q and k, causal + padding mask, softmax(q k^T / sqrt(Dh)) v through
 // at::scaled_dot_product_attention (Gemma-2: another scale, and soft-capped scores through an unfused path), and the
 // output projection. Hkv key/value heads are each shared by H / Hkv query heads.
@@ -18,6 +19,7 @@ struct AttentionWeights {
   LinearWeights k;  // [Hkv*Dh, D]
   LinearWeights v;  // [Hkv*Dh, D]
   LinearWeights o;  // [D, H*Dh]
+  LinearWeights qkv;  // Phi-3, instead of q, k and v: [(H + 2 Hkv)*Dh, D], q's rows first, then k's, then v's
   at::Tensor q_norm;  // [Dh] (OLMo-2: [H*Dh]), undefined without config.qk_norm
   at::Tensor k_norm;  // [Dh] (OLMo-2: [Hkv*Dh]), undefined without config.qk_norm
 };

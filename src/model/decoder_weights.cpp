@@ -44,10 +44,19 @@ DecoderWeights assemble(const ModelConfig& config, const std::map<std::string, a
     const std::string prefix = fmt::format("model.layers.{}.", i);
     LayerWeights layer;
     if (config.input_norms) layer.input_norm = norm(prefix + "input_layernorm.weight");
-    layer.attention = {projection(i, Projection::q), projection(i, Projection::k), projection(i, Projection::v),
-                       projection(i, Projection::o),
-                       config.qk_norm ? norm(prefix + "self_attn.q_norm.weight") : at::Tensor(),
-                       config.qk_norm ? norm(prefix + "self_attn.k_norm.weight") : at::Tensor()};
+    const bool fused = config.fused_projections;
+    layer.attention.o = projection(i, Projection::o);
+    if (fused) {
+      layer.attention.qkv = projection(i, Projection::qkv);
+    } else {
+      layer.attention.q = projection(i, Projection::q);
+      layer.attention.k = projection(i, Projection::k);
+      layer.attention.v = projection(i, Projection::v);
+    }
+    if (config.qk_norm) {
+      layer.attention.q_norm = norm(prefix + "self_attn.q_norm.weight");
+      layer.attention.k_norm = norm(prefix + "self_attn.k_norm.weight");
+    }
     if (config.output_norms) {
       layer.attention_output_norm = norm(prefix + "post_attention_layernorm.weight");
       if (config.input_norms) layer.mlp_input_norm = norm(prefix + "pre_feedforward_layernorm.weight");
@@ -55,7 +64,13 @@ DecoderWeights assemble(const ModelConfig& config, const std::map<std::string, a
     } else {
       layer.mlp_input_norm = norm(prefix + "post_attention_layernorm.weight");
     }
-    layer.mlp = {projection(i, Projection::gate), projection(i, Projection::up), projection(i, Projection::down)};
+    layer.mlp.down = projection(i, Projection::down);
+    if (fused) {
+      layer.mlp.gate_up = projection(i, Projection::gate_up);
+    } else {
+      layer.mlp.gate = projection(i, Projection::gate);
+      layer.mlp.up = projection(i, Projection::up);
+    }
     w.layers.push_back(std::move(layer));
   }
   w.norm = norm("model.norm.weight");

@@ -1,7 +1,9 @@
 #include "model/lora_settings.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cmath>
 #include <iterator>
 
@@ -24,15 +26,39 @@ std::set<Projection> parse_lora_targets(const std::vector<std::string>& names, c
   std::set<Projection> out;
   for (const auto& name : names) {
     if (name == "all-linear") {
-      out.insert(std::begin(kAllProjections), std::end(kAllProjections));
+      out.insert(std::begin(kSeparateProjections), std::end(kSeparateProjections));
       continue;
     }
     const auto p = parse_projection(name);
     if (!p)
       throw InputError(fmt::format("{}: '{}' is not a LoRA target module of these decoders (q_proj, k_proj, v_proj, "
-                                   "o_proj, gate_proj, up_proj, down_proj or all-linear)",
+                                   "o_proj, gate_proj, up_proj, down_proj, Phi-3's qkv_proj and gate_up_proj, or "
+                                   "all-linear)",
                                    source, name));
     out.insert(*p);
+  }
+  return out;
+}
+
+std::set<Projection> fit_lora_targets(const std::vector<std::string>& names, const ModelConfig& config,
+                                      const std::string& source) {
+  const std::vector<Projection> available = model_projections(config);
+  std::vector<std::string> available_names;
+  for (Projection p : available) available_names.push_back(projection_name(p));
+  std::set<Projection> out;
+  for (const auto& name : names) {
+    if (name == "all-linear") {
+      out.insert(available.begin(), available.end());
+      continue;
+    }
+    for (Projection p : parse_lora_targets({name}, source)) {
+      if (std::find(available.begin(), available.end(), p) == available.end())
+        throw InputError(fmt::format("{}: '{}' is not a module of this {} model; its layers' linear modules are {}{}",
+                                     source, name, to_string(config.architecture), fmt::join(available_names, ", "),
+                                     config.fused_projections ? " (q, k and v are one projection, gate and up another)"
+                                                              : ""));
+      out.insert(p);
+    }
   }
   return out;
 }

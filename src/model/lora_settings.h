@@ -26,9 +26,14 @@ struct LoraSettings {
   void validate() const;
 };
 
-// PEFT / HF module names ("q_proj", ..., or "q", ...) -> projections. "all-linear" alone means all seven. Throws
-// abmll::InputError naming `source` and the unknown name.
+// PEFT / HF module names ("q_proj", ..., or "q", ...) -> projections. "all-linear" means the seven of an unfused
+// layer. Throws abmll::InputError naming `source` and the unknown name.
 std::set<Projection> parse_lora_targets(const std::vector<std::string>& names, const std::string& source);
+// The same for a model of `config`: "all-linear" means every projection its layers have (model_projections), and a
+// projection they do not have (q_proj of Phi-3's fused layers, qkv_proj of another model's) is refused, naming
+// `source`, the name and the modules there are.
+std::set<Projection> fit_lora_targets(const std::vector<std::string>& names, const ModelConfig& config,
+                                      const std::string& source);
 std::vector<std::string> lora_target_names(const std::set<Projection>& targets);
 
 }  // namespace abmll::model

@@ -15,6 +15,7 @@ struct MlpWeights {
   LinearWeights gate;  // [F, D]
   LinearWeights up;    // [F, D]
   LinearWeights down;  // [D, F]
+  LinearWeights gate_up;  // Phi-3, instead of gate and up: [2F, D], gate's rows first
 };
 
 // x [B, T, D] -> [B, T, D]. Each projection goes through linear() at (layer, gate/up/down).

@@ -99,6 +99,7 @@ constexpr ArchitectureName kArchitectures[] = {
     {Architecture::gemma3, "gemma3", "Gemma3ForConditionalGeneration", true},
     {Architecture::olmo2, "olmo2", "Olmo2ForCausalLM", false},
     {Architecture::olmo3, "olmo3", "Olmo3ForCausalLM", false},
+    {Architecture::phi3, "phi3", "Phi3ForCausalLM", false},
 };
 
 std::string supported_list(const char* ArchitectureName::*field) {
@@ -389,6 +390,7 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   ModelConfig c;
   c.architecture = architecture;
   const bool llama = c.architecture == Architecture::llama || c.architecture == Architecture::mistral;
+  const bool phi = c.architecture == Architecture::phi3;
   const bool gemma = c.architecture == Architecture::gemma || c.architecture == Architecture::gemma2 ||
                      c.architecture == Architecture::gemma3;
   const bool olmo = c.architecture == Architecture::olmo2 || c.architecture == Architecture::olmo3;
@@ -422,10 +424,10 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   c.attention_scale = std::pow(static_cast<double>(c.head_dim), -0.5);
 
   const int64_t default_positions =
-      llama || olmo ? 2048 : c.architecture == Architecture::gemma3 ? 131072 : gemma ? 8192 : 32768;
+      llama || olmo ? 2048 : phi ? 4096 : c.architecture == Architecture::gemma3 ? 131072 : gemma ? 8192 : 32768;
   c.max_position_embeddings = f.integer("max_position_embeddings", default_positions);
   require_positive(f, "max_position_embeddings", c.max_position_embeddings);
-  c.rms_norm_eps = f.number("rms_norm_eps", olmo ? 1e-5 : 1e-6);
+  c.rms_norm_eps = f.number("rms_norm_eps", olmo || phi ? 1e-5 : 1e-6);
   if (!(c.rms_norm_eps > 0.0)) f.fail("rms_norm_eps", fmt::format("must be positive, not {}", c.rms_norm_eps));
   c.tie_word_embeddings = f.boolean("tie_word_embeddings", gemma);
   // (Gemma-3's two RoPEs: in parse_gemma.)
@@ -434,7 +436,15 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
     c.rope = parse_rope(f, c.max_position_embeddings);
   c.activation = parse_activation(f, c.architecture);
 
-  if (c.architecture == Architecture::mistral && f.has("sliding_window")) {
+  if (phi) {
+    // Phi3Attention: qkv_proj and o_proj, Phi3MLP: gate_up_proj and down_proj, none with a bias; the window (Phi-3
+    // mini 4k's 2047) on every layer when set.
+    c.fused_projections = true;
+    if (f.has("partial_rotary_factor") && f.number("partial_rotary_factor") != 1.0)
+      f.fail("partial_rotary_factor",
+             fmt::format("is {}; only 1 is supported", f.value_text("partial_rotary_factor")));
+  }
+  if ((c.architecture == Architecture::mistral || phi) && f.has("sliding_window")) {
     c.sliding_window = f.integer("sliding_window", 0);
     require_positive(f, "sliding_window", c.sliding_window);
     c.sliding_layers.assign(static_cast<std::size_t>(c.num_layers), true);  // every layer

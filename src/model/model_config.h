@@ -24,9 +24,10 @@
 
 namespace abmll::model {
 
-enum class Architecture { llama, qwen2, qwen3, mistral, gemma, gemma2, gemma3, olmo2, olmo3 };  // mistral: Llama's
+// mistral: Llama's math; phi3: Llama's with fused projections.
+enum class Architecture { llama, qwen2, qwen3, mistral, gemma, gemma2, gemma3, olmo2, olmo3, phi3 };
 
-// "llama", "qwen2", "qwen3", "mistral", "gemma", "gemma2", "gemma3_text", "olmo2" or "olmo3" (the config's
+// "llama", "qwen2", "qwen3", "mistral", "gemma", "gemma2", "gemma3_text", "olmo2", "olmo3" or "phi3" (the config's
 // model_type).
 std::string to_string(Architecture arch);
 
@@ -79,6 +80,9 @@ struct ModelConfig {
   bool attention_bias = false;       // q/k/v biases (Qwen2: always); Llama's and Qwen3's also add o_proj's
   bool output_bias = false;          // o_proj bias (Llama or Qwen3 with attention_bias)
   bool mlp_bias = false;             // gate/up/down biases (Llama's mlp_bias)
+  // Phi-3: q, k and v are one projection, qkv_proj (their outputs side by side), and gate and up are gate_up_proj
+  // (gate's half first).
+  bool fused_projections = false;
   bool qk_norm = false;              // RMSNorm over Dh of every query and key head, before RoPE (Qwen3, Gemma-3)
   // OLMo-2: the query and key RMSNorms are over each token's whole query ([H*Dh]) and key ([Hkv*Dh]), before they
   // are split into heads (with qk_norm).

@@ -60,7 +60,8 @@ bool outside_language_model(const std::string& name) {
 }
 
 // The projections an adapter whose target_modules is a regular expression adapts, from its tensors' names
-// (<prefix>layers.N.<self_attn|mlp>.<proj>.lora_A.weight): the same in every layer, as abmll adapts them.
+// (<prefix>layers.N.<self_attn|mlp>.<proj>.lora_A.weight): the same in every layer, as abmll adapts them, and
+// modules the model has (targets_from_tensors never finds another's: its names are not the model's).
 std::set<Projection> targets_from_tensors(const io::TensorStore& store, const std::string& prefix,
                                           const ModelConfig& config, const std::string& file) {
   std::vector<std::set<Projection>> per_layer(static_cast<std::size_t>(config.num_layers));
@@ -99,8 +100,11 @@ BatchedLora load_peft_adapter(const std::filesystem::path& dir, const ModelConfi
   const io::TensorStore store = io::TensorStore::open(weights_path);
   const std::string file = weights_path.string();
   const std::string prefix = adapter_prefix(store, config, file);
-  if (!adapter_config.target_pattern.empty())
-    adapter_config.settings.targets = targets_from_tensors(store, prefix, config, file);
+  adapter_config.settings.targets =
+      adapter_config.targets_from_tensors
+          ? targets_from_tensors(store, prefix, config, file)
+          : fit_lora_targets(adapter_config.target_names, config,
+                             fmt::format("{}: field 'target_modules'", config_path.string()));
   BatchedLora lora(adapter_config.settings, 1);
   std::set<std::string> expected;
   for (const LinearSite& site : lora_sites(config, lora.settings())) {

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 #include <string_view>
@@ -97,7 +98,12 @@ PeftAdapterConfig parse_peft_adapter_config(const std::string& json_text, const 
   } else {
     throw field_error("target_modules", "must be a list of module names or \"all-linear\"");
   }
-  if (pattern.empty()) {
+  // Module paths ("model.layers.0.mlp.up_proj", as PEFT writes "all-linear" resolved for a model with few modules,
+  // or "self_attn.q_proj"), which PEFT matches as suffixes: which modules they leave adapted is read from the
+  // tensors, as for a pattern.
+  const bool paths = std::any_of(names.begin(), names.end(),
+                                 [](const std::string& name) { return name.find('.') != std::string::npos; });
+  if (pattern.empty() && !paths) {
     s.targets = with_context(fmt::format("{}: field 'target_modules'", source),
                              [&] { return parse_lora_targets(names, "target_modules"); });
     if (s.targets.empty()) throw field_error("target_modules", "is empty");
@@ -110,7 +116,7 @@ PeftAdapterConfig parse_peft_adapter_config(const std::string& json_text, const 
     throw field_error(key, fmt::format("is {}; abmll supports plain LoRA only (this option must be unset, false or "
                                        "empty)", value.dump()));
   }
-  return {s, pattern};
+  return {s, !pattern.empty() || paths, pattern, names};
 }
 
 std::string language_model_targets(const std::set<Projection>& targets) {

@@ -6,18 +6,21 @@
 #include <nlohmann/json.hpp>
 
 #include <string>
+#include <vector>
 
 #include "model/lora_settings.h"
 
 namespace abmll::model {
 
-// What adapter_config.json says. `settings.targets` are target_modules' projections; when target_modules is a
+// What adapter_config.json says. `settings.targets` are target_modules' projections. When target_modules is a
 // regular expression (which PEFT matches against whole module paths, e.g. to adapt a multimodal model's language
-// model and not its vision tower), `target_pattern` holds it and `settings.targets` is empty: the adapter's tensors
-// say which modules it adapts (see load_peft_adapter).
+// model and not its vision tower), or lists module paths (which PEFT matches as suffixes), `settings.targets` is
+// empty and `targets_from_tensors` set: the adapter's tensors say which modules it adapts (see load_peft_adapter).
 struct PeftAdapterConfig {
   LoraSettings settings;
-  std::string target_pattern;
+  bool targets_from_tensors = false;
+  std::string target_pattern;             // target_modules when it is a regular expression
+  std::vector<std::string> target_names;  // target_modules' names as given (or "all-linear"), for fit_lora_targets
 };
 
 // The adapter's config from DIR/adapter_config.json's JSON text. `source` names the file in errors. Throws

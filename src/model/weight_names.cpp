@@ -1,9 +1,11 @@
-// The HF tensor names of Llama / Qwen2 / Qwen3 / Mistral / Gemma checkpoints and their shapes (see weight_names.h).
+// The HF tensor names of Llama / Qwen2 / Qwen3 / Mistral / Gemma / OLMo / Phi-3 checkpoints and their shapes (see weight_names.h).
 // Dimension letters as in model_config.h: D hidden, F intermediate, H / Hkv heads, Dh head size, V vocabulary.
 #include "model/weight_names.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+
+#include <iterator>
 
 #include "util/error.h"
 
@@ -18,8 +20,15 @@ std::string projection_name(Projection p) {
     case Projection::gate: return "gate_proj";
     case Projection::up: return "up_proj";
     case Projection::down: return "down_proj";
+    case Projection::qkv: return "qkv_proj";
+    case Projection::gate_up: return "gate_up_proj";
   }
   return "?";
+}
+
+std::vector<Projection> model_projections(const ModelConfig& config) {
+  if (config.fused_projections) return {Projection::qkv, Projection::o, Projection::gate_up, Projection::down};
+  return {std::begin(kSeparateProjections), std::end(kSeparateProjections)};
 }
 
 std::optional<Projection> parse_projection(const std::string& name) {
@@ -31,7 +40,8 @@ std::optional<Projection> parse_projection(const std::string& name) {
 }
 
 std::string projection_path(int64_t layer, Projection p) {
-  const bool attention = p == Projection::q || p == Projection::k || p == Projection::v || p == Projection::o;
+  const bool attention = p == Projection::q || p == Projection::k || p == Projection::v || p == Projection::o ||
+                         p == Projection::qkv;
   return fmt::format("model.layers.{}.{}.{}", layer, attention ? "self_attn" : "mlp", projection_name(p));
 }
 
@@ -46,6 +56,8 @@ std::vector<int64_t> projection_shape(const ModelConfig& c, Projection p) {
     case Projection::gate:
     case Projection::up: return {f, d};        // [F, D]
     case Projection::down: return {d, f};      // [D, F]
+    case Projection::qkv: return {q_width + 2 * kv_width, d};  // [(H + 2 Hkv)*Dh, D]
+    case Projection::gate_up: return {2 * f, d};               // [2F, D]
   }
   return {};
 }
@@ -54,7 +66,8 @@ bool projection_has_bias(const ModelConfig& c, Projection p) {
   switch (p) {
     case Projection::q:
     case Projection::k:
-    case Projection::v: return c.attention_bias;
+    case Projection::v:
+    case Projection::qkv: return c.attention_bias;
     case Projection::o: return c.output_bias;
     default: return c.mlp_bias;
   }
@@ -73,7 +86,11 @@ std::vector<WeightSpec> weight_specs(const ModelConfig& c) {
       specs.push_back({path + ".weight", shape});
       if (projection_has_bias(c, p)) specs.push_back({path + ".bias", {shape[0]}});
     };
-    for (Projection p : {Projection::q, Projection::k, Projection::v, Projection::o}) add_projection(p);
+    if (c.fused_projections) {
+      for (Projection p : {Projection::qkv, Projection::o}) add_projection(p);
+    } else {
+      for (Projection p : {Projection::q, Projection::k, Projection::v, Projection::o}) add_projection(p);
+    }
     if (c.qk_norm) {  // per head, or (OLMo-2) over all heads
       specs.push_back({prefix + "self_attn.q_norm.weight", {c.qk_norm_whole ? c.num_heads * c.head_dim : c.head_dim}});
       specs.push_back(
@@ -81,7 +98,11 @@ std::vector<WeightSpec> weight_specs(const ModelConfig& c) {
     }
     specs.push_back({prefix + "post_attention_layernorm.weight", {d}});
     if (c.output_norms && c.input_norms) specs.push_back({prefix + "pre_feedforward_layernorm.weight", {d}});
-    for (Projection p : {Projection::gate, Projection::up, Projection::down}) add_projection(p);
+    if (c.fused_projections) {
+      for (Projection p : {Projection::gate_up, Projection::down}) add_projection(p);
+    } else {
+      for (Projection p : {Projection::gate, Projection::up, Projection::down}) add_projection(p);
+    }
     if (c.output_norms) specs.push_back({prefix + "post_feedforward_layernorm.weight", {d}});
   }
   specs.push_back({"model.norm.weight", {d}});

@@ -12,12 +12,20 @@
 
 namespace abmll::model {
 
-// The linear projections of one decoder layer; the adaptable modules (LoRA targets).
-enum class Projection { q, k, v, o, gate, up, down };
-inline constexpr Projection kAllProjections[] = {Projection::q,    Projection::k,  Projection::v,   Projection::o,
-                                                 Projection::gate, Projection::up, Projection::down};
+// The linear projections of one decoder layer; the adaptable modules (LoRA targets). Phi-3 fuses q, k and v into
+// qkv (their outputs side by side) and gate and up into gate_up.
+enum class Projection { q, k, v, o, gate, up, down, qkv, gate_up };
+inline constexpr Projection kAllProjections[] = {Projection::q,    Projection::k,  Projection::v,
+                                                 Projection::o,    Projection::gate, Projection::up,
+                                                 Projection::down, Projection::qkv, Projection::gate_up};
+// The seven of an unfused layer (what "all-linear" means without a model at hand).
+inline constexpr Projection kSeparateProjections[] = {Projection::q,    Projection::k,  Projection::v,   Projection::o,
+                                                      Projection::gate, Projection::up, Projection::down};
 
-// The module's HF name: "q_proj", ..., "down_proj".
+// The projections `config`'s layers have: the seven, or Phi-3's qkv, o, gate_up and down.
+std::vector<Projection> model_projections(const ModelConfig& config);
+
+// The module's HF name: "q_proj", ..., "down_proj", "qkv_proj", "gate_up_proj".
 std::string projection_name(Projection p);
 // The projection named `name` ("q_proj" or "q"), if any.
 std::optional<Projection> parse_projection(const std::string& name);

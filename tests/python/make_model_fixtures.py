@@ -1,5 +1,5 @@
-"""Tiny random Llama / Qwen2 / Qwen3 / Mistral / Gemma / Gemma-2 / Gemma-3 / OLMo-2 / OLMo-3 checkpoints and their
-transformers logits, for tests/python/test_model_parity.py.
+"""Tiny random Llama / Qwen2 / Qwen3 / Mistral / Gemma / Gemma-2 / Gemma-3 / OLMo-2 / OLMo-3 / Phi-3 checkpoints and
+their transformers logits, for tests/python/test_model_parity.py.
 
 Each fixture is a model folder written by transformers' save_pretrained (safetensors, float32) plus
 reference.safetensors holding, for fixed token ids:
@@ -22,8 +22,8 @@ import torch
 from safetensors.torch import save_file
 from transformers import (Gemma2Config, Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig, GemmaConfig,
                           GemmaForCausalLM, LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM,
-                          Olmo2Config, Olmo2ForCausalLM, Olmo3Config, Olmo3ForCausalLM, Qwen2Config,
-                          Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM)
+                          Olmo2Config, Olmo2ForCausalLM, Olmo3Config, Olmo3ForCausalLM, Phi3Config, Phi3ForCausalLM,
+                          Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM)
 
 SIZES = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, vocab_size=256,
              initializer_range=0.1, rms_norm_eps=1e-6, max_position_embeddings=256)
@@ -92,13 +92,18 @@ FIXTURES = {
         **SIZES, num_key_value_heads=2, rope_theta=10000.0,
         rope_scaling={"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 4096,
                       "truncate": False, "mscale": 1.0, "mscale_all_dim": 0.5}), {}),
+    # Phi-3: q, k and v one projection, gate and up another, a window as long as SEQ_A on every layer (Phi-3 mini
+    # 4k's is 2047), GQA ratio 2 (the mini models have none, Phi-4 has), theta 250000 (Phi-4's).
+    "phi3": (Phi3ForCausalLM, lambda: Phi3Config(
+        **SIZES, num_key_value_heads=2, sliding_window=11, rope_theta=250000.0, pad_token_id=0, bos_token_id=1,
+        eos_token_id=2), {}),
     # Llama saved in shards (model.safetensors.index.json + several files).
     "llama3_sharded": (LlamaForCausalLM, lambda: LlamaConfig(**SIZES, num_key_value_heads=2, rope_theta=500000.0),
                        {"max_shard_size": "40KB"}),
 }
 
 # Fixtures whose reference also holds bfloat16 logits.
-BF16_FIXTURES = ["llama3", "qwen3", "gemma2", "gemma3", "olmo2", "olmo3"]
+BF16_FIXTURES = ["llama3", "qwen3", "gemma2", "gemma3", "olmo2", "olmo3", "phi3"]
 
 
 def write_byte_tokenizer(folder: pathlib.Path) -> None:

@@ -27,7 +27,8 @@ CASES = [("llama3", ALL, False), ("qwen2_tied", ["q_proj", "v_proj", "o_proj"], 
          ("qwen3", ALL, False), ("qwen3_bias", ["q_proj", "k_proj", "o_proj", "down_proj"], True),
          ("gemma", ["q_proj", "v_proj", "up_proj"], False), ("gemma2", ALL, True),
          ("gemma3", ["q_proj", "k_proj", "down_proj"], False),
-         ("olmo2", ["q_proj", "k_proj", "o_proj", "up_proj"], True), ("olmo3", ["v_proj", "gate_proj"], False)]
+         ("olmo2", ["q_proj", "k_proj", "o_proj", "up_proj"], True), ("olmo3", ["v_proj", "gate_proj"], False),
+         ("phi3", ["qkv_proj", "gate_up_proj"], True), ("phi3", "all-linear", False)]
 
 
 @pytest.fixture(scope="session")
@@ -96,7 +97,7 @@ def test_peft_adapter_in_abmll(name, targets, rslora, fixtures, run_abmll, tmp_p
     compare(f"{name} PEFT adapter {targets} rslora={rslora}", got, want, base, ref["batch_mask"])
 
 
-@pytest.mark.parametrize("name", ["llama3", "qwen2_tied", "qwen3", "olmo2"])
+@pytest.mark.parametrize("name", ["llama3", "qwen2_tied", "qwen3", "olmo2", "phi3"])
 def test_abmll_adapter_in_peft(name, fixtures, run_abmll, tmp_path):
     from peft import PeftModel
 

@@ -1,10 +1,11 @@
 """Models with SentencePiece-style tokenizers through the whole pipeline on the demo's tasks: a Mistral-v0.1-shaped
 model (sliding window 4096) with a tokenizer in the legacy form of Llama-2's and Mistral-7B-v0.1's files, and a
 Gemma-2- and a Gemma-3-shaped model (soft caps, sliding windows, two RoPEs; the latter also inside a multimodal
-checkpoint) with one in Gemma's form. `abmll meta-train` runs, and `abmll evaluate`'s option probabilities equal
-transformers' when each option's tokens are taken from the encoding of prompt + option, as evaluation harnesses split
-a context from its continuation. (With the legacy form, " yes" encoded alone would give the tokens of "▁▁yes": a
-space token of its own that the model never sees before an answer in context.)"""
+checkpoint) with one in Gemma's form, and a Phi-3-shaped one (fused projections) with one in Llama-2's form. `abmll
+meta-train` runs, and `abmll evaluate`'s option probabilities equal transformers' when each option's tokens are taken
+from the encoding of prompt + option, as evaluation harnesses split a context from its continuation. (With the legacy
+form, " yes" encoded alone would give the tokens of "▁▁yes": a space token of its own that the model never sees
+before an answer in context.)"""
 import json
 import math
 import pathlib
@@ -16,7 +17,7 @@ import torch
 from tokenizers import Tokenizer
 from transformers import (Gemma2Config, Gemma2ForCausalLM, Gemma3Config, Gemma3ForCausalLM,
                           Gemma3ForConditionalGeneration, Gemma3TextConfig, MistralConfig, MistralForCausalLM,
-                          SiglipVisionConfig)
+                          Phi3Config, Phi3ForCausalLM, SiglipVisionConfig)
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import make_tokenizer_fixtures  # noqa: E402
@@ -46,7 +47,13 @@ MODELS = {
         vision_config=SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                                          num_attention_heads=2, image_size=28, patch_size=14),
         mm_tokens_per_image=4), make_tokenizer_fixtures.make_gemma_trained, "gemma-trained", False),
+    # Phi-3 mini's shape (fused projections, a window on every layer) with Llama-2's tokenizer form, as it has.
+    "phi3": (Phi3ForCausalLM, lambda vocab: Phi3Config(**SIZES, vocab_size=vocab, sliding_window=2047,
+                                                       pad_token_id=0), make_tokenizer_fixtures.make_llama2_trained,
+             "llama2-trained", True),
 }
+# Settings a model needs besides the demo's (Phi-3 has no q_proj or v_proj of its own to adapt).
+EXTRA_SETS = {"phi3": ["--set", "lora.targets=[qkv_proj, down_proj]"]}
 
 
 @pytest.fixture(scope="module", params=list(MODELS))
@@ -63,13 +70,19 @@ def setup(request, tmp_path_factory, abmll_bin, source_dir):
                                               encoding="utf-8")
     sets = ["--config", source_dir / "configs/demo.yaml", "--set", f"model.path={model_dir}",
             "--set", f"data.path={root / 'demo/data'}",
-            "--set", f"data.partition={root / 'demo/data/partitions/demo.json'}", "--set", "eval.query_size=8"]
+            "--set", f"data.partition={root / 'demo/data/partitions/demo.json'}", "--set", "eval.query_size=8",
+            *EXTRA_SETS.get(request.param, [])]
     return {"name": request.param, "root": root, "model": model_dir, "model_class": model_class, "sets": sets,
             "tokenizer": tokenizer, "split_differs": split_differs}
 
 
 def test_meta_train_runs(setup, run_abmll):
     out = setup["root"] / "run"
+    if setup["name"] == "phi3":  # the demo's q_proj and v_proj are not modules of Phi-3's fused layers
+        result = run_abmll("meta-train", *setup["sets"], "--set", "lora.targets=[q_proj, v_proj]", "--max-steps", "1",
+                           "--out", setup["root"] / "refused")
+        assert result.returncode == 2, result.stderr
+        assert "'q_proj' is not a module of this phi3 model" in result.stderr and "qkv_proj" in result.stderr
     result = run_abmll("meta-train", *setup["sets"], "--max-steps", "2", "--out", out, timeout=300)
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
