@@ -73,7 +73,14 @@ inline void run_model_config(std::string_view text) {
       if (r->type == "yarn" && (r->original_max_position_embeddings <= 0 || !(r->beta_fast > 0) ||
                                 !(r->beta_slow > 0) || !std::isfinite(r->beta_fast) || !std::isfinite(r->beta_slow)))
         json_finding("a YaRN RoPE without a positive original length and positive betas was accepted");
+      if (r->type == "longrope" &&
+          (r->original_max_position_embeddings <= 0 ||
+           static_cast<int64_t>(r->short_factor.size()) * 2 != c.rotary_dim ||
+           static_cast<int64_t>(r->long_factor.size()) * 2 != c.rotary_dim))
+        json_finding("a LongRoPE without one factor per rotated pair, or without an original length, was accepted");
     }
+    if (c.rotary_dim <= 0 || c.rotary_dim > c.head_dim || c.rotary_dim % 2 != 0)
+      json_finding("a rotated width that is not an even number from 2 to head_dim was accepted");
   } catch (const InputError&) {
   }
 }

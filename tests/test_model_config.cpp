@@ -438,8 +438,30 @@ TEST_CASE("model config: Phi-3's fused projections, and LoRA targets fitted to t
   j.erase("sliding_window");
   c = parse_model_config(j);
   CHECK((c.rms_norm_eps == 1e-5 && c.max_position_embeddings == 4096 && c.sliding_window == 0));
+  // Phi-4-mini's partial rotation, and its LongRoPE (one factor per rotated pair).
   j["partial_rotary_factor"] = 0.75;
-  require_input_error(j, {"dir/config.json", "partial_rotary_factor", "0.75"});
+  CHECK(parse_model_config(j).rotary_dim == 12);  // of head_dim 16
+  j["rope_scaling"] = {{"type", "longrope"}, {"short_factor", {1.0, 1.1, 1.2, 1.3, 1.4, 1.5}},
+                       {"long_factor", {1.0, 2.0, 3.0, 4.0, 5.0, 6.0}}};
+  j["max_position_embeddings"] = 131072;
+  c = parse_model_config(j);
+  CHECK((c.rope.type == "longrope" && c.rope.original_max_position_embeddings == 4096));  // Phi3Config's default
+  CHECK(c.rope.attention_factor == Approx(std::sqrt(1 + std::log(32.0) / std::log(4096.0))).epsilon(1e-15));
+  CHECK(c.rope.long_factor[5] == 6.0);
+  j["original_max_position_embeddings"] = 8192;  // the top level's, over the dict's
+  j["rope_scaling"]["original_max_position_embeddings"] = 100;
+  CHECK(parse_model_config(j).rope.original_max_position_embeddings == 8192);
+  j["rope_scaling"]["short_factor"] = {1.0, 1.0};
+  require_input_error(j, {"dir/config.json", "rope_scaling", "short_factor of 2", "rotates 12", "must hold 6"});
+  j["rope_scaling"]["short_factor"] = {1.0, 1.0, 1.0, 1.0, -1.0, 1.0};
+  require_input_error(j, {"dir/config.json", "short_factor", "positive", "-1"});
+  j.erase("rope_scaling");
+  j["partial_rotary_factor"] = 0.1;  // 1.6 dimensions
+  require_input_error(j, {"dir/config.json", "partial_rotary_factor", "0.1", "even"});
+  // Other models' attention rotates whole heads.
+  json whole = llama31_config();
+  whole["rope_parameters"]["partial_rotary_factor"] = 0.5;
+  require_input_error(whole, {"dir/config.json", "partial_rotary_factor", "only 1"});
 
   // LoRA targets: "all-linear" is the model's four; the separate q/k/v or gate/up are not its modules, nor are the
   // fused ones another model's.
@@ -605,8 +627,8 @@ TEST_CASE("model config: unsupported or inconsistent configs name the file, the 
   CHECK(abmll::model::parse_model_config(j, "dir/config.json").sliding_window == 0);
 
   j = llama31_config();
-  j["rope_parameters"]["rope_type"] = "longrope";
-  require_input_error(j, {"dir/config.json", "rope_parameters", "rope_type", "longrope", "\"yarn\""});
+  j["rope_parameters"]["rope_type"] = "dynamic";
+  require_input_error(j, {"dir/config.json", "rope_parameters", "rope_type", "dynamic", "\"longrope\""});
 
   j = llama31_config();
   j.erase("rope_parameters");

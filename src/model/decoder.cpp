@@ -39,7 +39,8 @@ Decoder Decoder::load(const std::filesystem::path& dir, const WeightOptions& opt
 Decoder::Decoder(ModelConfig config, DecoderWeights weights)
     : config_(std::move(config)), weights_(std::move(weights)) {
   inv_freq_ = rope_inv_freq(config_).to(device());
-  if (config_.local_rope) local_inv_freq_ = rope_inv_freq(*config_.local_rope, config_.head_dim).to(device());
+  if (config_.rope.type == "longrope") long_inv_freq_ = rope_inv_freq(config_, /*long_context=*/true).to(device());
+  if (config_.local_rope) local_inv_freq_ = rope_inv_freq(*config_.local_rope, rotary_dim(config_)).to(device());
   // sqrt(D) as a float32 number rounded to the weights' dtype, as Gemma's embedding multiplies by it (in bfloat16,
   // sqrt(3584) = 59.87 becomes 60); a scalar, so that a forward on a GPU copies nothing to it.
   if (config_.scaled_embeddings)
@@ -89,7 +90,7 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layo
       return std::pair{given_cos, given_sin};
     return rope_tables(layout.positions.to(device()), inv_freq, h.scalar_type(), attention_factor);
   };
-  const auto [cos, sin] = tables(layout.cos, layout.sin, inv_freq_, config_.rope.attention_factor);
+  const auto [cos, sin] = tables(layout.cos, layout.sin, inv_freq_for(layout.positions), config_.rope.attention_factor);
   at::Tensor local_cos, local_sin;
   if (local_inv_freq_.defined())
     std::tie(local_cos, local_sin) =
@@ -140,13 +141,21 @@ at::Tensor Decoder::sliding_window_pattern(const TokenLayout& layout, const at::
   return in_window.logical_and(causal_pattern(positions.size(1), positions.device()));
 }
 
+const at::Tensor& Decoder::inv_freq_for(const at::Tensor& positions) const {
+  if (!long_inv_freq_.defined() || positions.numel() == 0) return inv_freq_;
+  // One read of the largest position (positions are usually on the CPU, where the layout is made).
+  const int64_t length = positions.max().item<int64_t>() + 1;
+  return length > config_.rope.original_max_position_embeddings ? long_inv_freq_ : inv_freq_;
+}
+
 TokenLayout Decoder::with_rope(const TokenLayout& layout) const {
   // A causal layout's pattern is never read: left where it is.
   TokenLayout out;
   out.positions = layout.positions.to(device());
   out.pattern = layout.causal ? layout.pattern : layout.pattern.to(device());
   out.causal = layout.causal;
-  std::tie(out.cos, out.sin) = rope_tables(out.positions, inv_freq_, dtype(), config_.rope.attention_factor);
+  std::tie(out.cos, out.sin) =
+      rope_tables(out.positions, inv_freq_for(out.positions), dtype(), config_.rope.attention_factor);
   if (local_inv_freq_.defined())
     std::tie(out.local_cos, out.local_sin) =
         rope_tables(out.positions, local_inv_freq_, dtype(), config_.local_rope->attention_factor);

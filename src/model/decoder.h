@@ -70,7 +70,12 @@ class Decoder {
   // query, only the keys fewer than config.sliding_window positions back.
   at::Tensor sliding_window_pattern(const TokenLayout& layout, const at::Tensor& pattern) const;
 
-  at::Tensor inv_freq_;  // [Dh/2] float32 on device(), from rope_inv_freq
+  // The frequencies of config.rope for `positions` [B, T]: inv_freq_, or LongRoPE's long ones once a position
+  // reaches original_max_position_embeddings (as transformers switches, for the whole batch).
+  const at::Tensor& inv_freq_for(const at::Tensor& positions) const;
+
+  at::Tensor inv_freq_;  // [R/2] float32 on device(), from rope_inv_freq (R: the rotated dimensions of a head)
+  at::Tensor long_inv_freq_;   // LongRoPE's frequencies past the original context; else undefined
   at::Tensor local_inv_freq_;  // the same for config.local_rope (Gemma-3's sliding-window layers); else undefined
 };
 

@@ -138,15 +138,24 @@ const ArchitectureName& parse_architecture(const Fields& f) {
   f.fail("model_type", "is missing (and so is architectures)");
 }
 
+// original_max_position_embeddings of the llama3, yarn and longrope types, as standardize_rope_params settles it:
+// the top level's when the config has one (Phi3Config always does: `class_default`, 4096), else the dict's, else
+// max_position_embeddings.
+int64_t original_length(const Fields& f, const Fields& top, int64_t max_position_embeddings, int64_t class_default) {
+  const std::string key = "original_max_position_embeddings";
+  const bool at_top = top.has(key);
+  const int64_t length = at_top              ? top.integer(key)
+                         : class_default > 0 ? class_default
+                                             : f.integer(key, max_position_embeddings);
+  if (length <= 0) (at_top ? top : f).fail(key, fmt::format("must be positive, not {}", length));
+  return length;
+}
+
 // YaRN's fields (transformers' _compute_yarn_parameters): factor, else max_position_embeddings over
 // original_max_position_embeddings (which defaults to max_position_embeddings); attention_factor, else
 // get_mscale(factor, mscale) / get_mscale(factor, mscale_all_dim) when both are given, else get_mscale(factor), with
 // get_mscale(s, m) = 0.1 m ln(s) + 1 (1 for s <= 1); beta_fast and beta_slow 32 and 1 when absent or 0; truncate.
 RopeConfig parse_yarn(const Fields& f, RopeConfig rope, int64_t max_position_embeddings) {
-  rope.original_max_position_embeddings = f.integer("original_max_position_embeddings", max_position_embeddings);
-  if (rope.original_max_position_embeddings <= 0)
-    f.fail("original_max_position_embeddings",
-           fmt::format("must be positive, not {}", rope.original_max_position_embeddings));
   rope.factor = f.has("factor") ? f.number("factor")
                                 : static_cast<double>(max_position_embeddings) /
                                       static_cast<double>(rope.original_max_position_embeddings);
@@ -175,19 +184,46 @@ RopeConfig parse_yarn(const Fields& f, RopeConfig rope, int64_t max_position_emb
   return rope;
 }
 
+// LongRoPE's fields (_compute_longrope_parameters): short_factor and long_factor (one per rotated pair, checked by
+// the caller), factor (else max_position_embeddings over the original length), attention_factor, else
+// sqrt(1 + ln(factor) / ln(original length)) (1 for a factor of at most 1).
+RopeConfig parse_longrope(const Fields& f, RopeConfig rope, int64_t max_position_embeddings) {
+  for (const char* key : {"short_factor", "long_factor"}) {
+    if (!f.has(key) || !f.json().at(key).is_array())
+      f.fail(key, "must be a list of numbers (one per rotated pair of dimensions)");
+    std::vector<double>& out = std::string(key) == "short_factor" ? rope.short_factor : rope.long_factor;
+    for (const auto& v : f.json().at(key)) {
+      if (!v.is_number() || !(v.get<double>() > 0.0) || !std::isfinite(v.get<double>()))
+        f.fail(key, fmt::format("must hold positive numbers, not {}", v.dump()));
+      out.push_back(v.get<double>());
+    }
+  }
+  rope.factor = f.has("factor") ? f.number("factor")
+                                : static_cast<double>(max_position_embeddings) /
+                                      static_cast<double>(rope.original_max_position_embeddings);
+  if (!(rope.factor > 0.0) || !std::isfinite(rope.factor))
+    f.fail("factor", fmt::format("must be positive, not {}", rope.factor));
+  const double original = static_cast<double>(rope.original_max_position_embeddings);
+  rope.attention_factor = f.has("attention_factor") ? f.number("attention_factor")
+                          : rope.factor <= 1.0      ? 1.0
+                                                    : std::sqrt(1.0 + std::log(rope.factor) / std::log(original));
+  if (!(rope.attention_factor > 0.0) || !std::isfinite(rope.attention_factor))
+    f.fail("attention_factor", fmt::format("must be positive and finite, not {}", rope.attention_factor));
+  return rope;
+}
+
 // One RoPE parameter dict, `params` (named `where` in messages): rope_theta from it, else from the top level, else
 // `default_theta`; the type from `rope_type`, else `type`, else "default"; llama3's original_max_position_embeddings
 // defaults to max_position_embeddings.
 RopeConfig parse_rope_params(const nlohmann::json& params, const std::string& where, const Fields& top,
-                             double default_theta, int64_t max_position_embeddings) {
+                             double default_theta, int64_t max_position_embeddings, int64_t class_original_length) {
   const Fields f(params, fmt::format("{}: field '{}'", top.source(), where));
-  // Per-layer-type RoPE (nested dicts) other than Gemma-3's, and partial rotary embeddings, are other models'.
+  // Per-layer-type RoPE (nested dicts) other than Gemma-3's and OLMo-3's are other models'.
   for (const auto& [key, value] : params.items())
     if (value.is_object()) f.fail(key, "is a nested RoPE dict (per-layer RoPE is not supported)");
-  if (f.has("partial_rotary_factor") && f.number("partial_rotary_factor") != 1.0)
-    f.fail("partial_rotary_factor", fmt::format("is {}; only 1 is supported", f.value_text("partial_rotary_factor")));
 
   RopeConfig rope;
+  rope.partial_rotary_factor = f.number("partial_rotary_factor", 1.0);  // (the caller says whether that is allowed)
   rope.theta = f.has("rope_theta") ? f.number("rope_theta") : top.number("rope_theta", default_theta);
   if (!(rope.theta > 1.0) || !std::isfinite(rope.theta))
     f.fail("rope_theta", fmt::format("must be greater than 1, not {}", rope.theta));
@@ -200,32 +236,32 @@ RopeConfig parse_rope_params(const nlohmann::json& params, const std::string& wh
       f.fail("factor", fmt::format("must be at least 1, not {}", f.value_text("factor")));
     return rope;
   }
+  if (rope.type != "llama3" && rope.type != "yarn" && rope.type != "longrope")
+    f.fail(type_field, fmt::format("is \"{}\"; supported: \"default\", \"linear\", \"llama3\", \"yarn\", "
+                                   "\"longrope\"",
+                                   rope.type));
+  rope.original_max_position_embeddings = original_length(f, top, max_position_embeddings, class_original_length);
   if (rope.type == "yarn") return parse_yarn(f, rope, max_position_embeddings);
-  if (rope.type != "llama3")
-    f.fail(type_field,
-           fmt::format("is \"{}\"; supported: \"default\", \"linear\", \"llama3\", \"yarn\"", rope.type));
+  if (rope.type == "longrope") return parse_longrope(f, rope, max_position_embeddings);
   rope.factor = f.number("factor");
   rope.low_freq_factor = f.number("low_freq_factor");
   rope.high_freq_factor = f.number("high_freq_factor");
-  rope.original_max_position_embeddings = f.integer("original_max_position_embeddings", max_position_embeddings);
   if (!(rope.factor >= 1.0)) f.fail("factor", fmt::format("must be at least 1, not {}", rope.factor));
   if (!(rope.low_freq_factor > 0.0) || !(rope.high_freq_factor > rope.low_freq_factor))
     f.fail("high_freq_factor", fmt::format("must exceed low_freq_factor > 0 (they are {} and {})",
                                            rope.high_freq_factor, rope.low_freq_factor));
-  if (rope.original_max_position_embeddings <= 0)
-    f.fail("original_max_position_embeddings",
-           fmt::format("must be positive, not {}", rope.original_max_position_embeddings));
   return rope;
 }
 
 // transformers' rules (modeling_rope_utils.py, RotaryEmbeddingConfigMixin): the parameters are `rope_scaling` when
 // given and not null (4.x), else `rope_parameters` (5.x); `default_theta` when neither nor the top level gives one.
-RopeConfig parse_rope(const Fields& top, int64_t max_position_embeddings, double default_theta = 10000.0) {
+RopeConfig parse_rope(const Fields& top, int64_t max_position_embeddings, double default_theta = 10000.0,
+                      int64_t class_original_length = 0) {
   std::string field = "rope_scaling";
   if (!top.has(field)) field = "rope_parameters";
   nlohmann::json params = top.has(field) ? top.json().at(field) : nlohmann::json::object();
   if (!params.is_object()) top.fail(field, fmt::format("must be an object or null, not {}", params.dump()));
-  return parse_rope_params(params, field, top, default_theta, max_position_embeddings);
+  return parse_rope_params(params, field, top, default_theta, max_position_embeddings, class_original_length);
 }
 
 // The two RoPEs of Gemma-3 and OLMo-3: `rope` for their full-attention layers, `local_rope` for their sliding-window
@@ -270,7 +306,7 @@ void parse_layered_rope(const Fields& top, ModelConfig& c, const LayeredRopeDefa
     if (!with_theta.contains("rope_theta"))
       with_theta["rope_theta"] = full ? top.number("rope_theta", d.full_theta) : sliding_theta();
     RopeConfig rope = parse_rope_params(with_theta, "rope_parameters." + type, top,
-                                        full ? d.full_theta : d.sliding_theta, c.max_position_embeddings);
+                                        full ? d.full_theta : d.sliding_theta, c.max_position_embeddings, 0);
     // _compute_yarn_parameters reads `truncate` from rope_parameters itself, here the dict of layer types.
     rope.truncate = true;
     return rope;
@@ -433,16 +469,16 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   // (Gemma-3's two RoPEs: in parse_gemma.)
   // (Gemma-3's and OLMo-3's two RoPEs: below.)
   if (c.architecture != Architecture::gemma3 && c.architecture != Architecture::olmo3)
-    c.rope = parse_rope(f, c.max_position_embeddings);
+    c.rope = parse_rope(f, c.max_position_embeddings, 10000.0, phi ? 4096 : 0);
   c.activation = parse_activation(f, c.architecture);
 
   if (phi) {
     // Phi3Attention: qkv_proj and o_proj, Phi3MLP: gate_up_proj and down_proj, none with a bias; the window (Phi-3
-    // mini 4k's 2047) on every layer when set.
+    // mini 4k's 2047) on every layer when set; RoPE on the first partial_rotary_factor of each head (Phi-4-mini's
+    // 0.75), the RoPE dict's factor, else the top level's.
     c.fused_projections = true;
-    if (f.has("partial_rotary_factor") && f.number("partial_rotary_factor") != 1.0)
-      f.fail("partial_rotary_factor",
-             fmt::format("is {}; only 1 is supported", f.value_text("partial_rotary_factor")));
+    if (c.rope.partial_rotary_factor == 1.0)  // the dict's is 1 or absent
+      c.rope.partial_rotary_factor = f.number("partial_rotary_factor", 1.0);
   }
   if ((c.architecture == Architecture::mistral || phi) && f.has("sliding_window")) {
     c.sliding_window = f.integer("sliding_window", 0);
@@ -497,6 +533,24 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
     }
   }
 
+  // Only Phi-3's attention rotates part of a head.
+  for (const RopeConfig* r : {&c.rope, c.local_rope ? &*c.local_rope : nullptr})
+    if (r != nullptr && r->partial_rotary_factor != 1.0 && !phi)
+      f.fail("partial_rotary_factor", fmt::format("is {}; only 1 is supported", r->partial_rotary_factor));
+  c.rotary_dim = static_cast<int64_t>(static_cast<double>(c.head_dim) * c.rope.partial_rotary_factor);
+  if (!(c.rope.partial_rotary_factor > 0.0) || c.rope.partial_rotary_factor > 1.0 || c.rotary_dim <= 0 ||
+      c.rotary_dim % 2 != 0)
+    f.fail("partial_rotary_factor", fmt::format("is {}, which rotates {} of head_dim={} dimensions (must be an even "
+                                                "number from 2 to head_dim)",
+                                                c.rope.partial_rotary_factor, c.rotary_dim, c.head_dim));
+  for (const RopeConfig* r : {&c.rope, c.local_rope ? &*c.local_rope : nullptr})
+    if (r != nullptr && r->type == "longrope" &&
+        (static_cast<int64_t>(r->short_factor.size()) * 2 != c.rotary_dim ||
+         static_cast<int64_t>(r->long_factor.size()) * 2 != c.rotary_dim))
+      f.fail(f.has("rope_scaling") ? "rope_scaling" : "rope_parameters",
+             fmt::format("has a short_factor of {} and a long_factor of {} numbers; the RoPE rotates {} dimensions "
+                         "of each head, so they must hold {}",
+                         r->short_factor.size(), r->long_factor.size(), c.rotary_dim, c.rotary_dim / 2));
   // 5.x writes `dtype`, 4.x `torch_dtype`.
   c.dtype = f.has("dtype") ? f.string("dtype", "") : f.string("torch_dtype", "");
   return c;

@@ -36,11 +36,12 @@ std::string to_string(Architecture arch);
 // exact GELU (a Gemma-2 config's "gelu").
 enum class Activation { silu, gelu_tanh, gelu };
 
-// Rotary position embedding parameters. `type` "default" is plain RoPE; "linear" divides every frequency by
-// `factor` (Gemma-3's full-attention layers); "llama3" rescales the low frequencies (Llama-3.1 and later) with the
-// four fields below; "yarn" blends each frequency between itself and itself / factor by how many rotations it makes
-// in original_max_position_embeddings (between beta_slow and beta_fast), and scales cos and sin by
-// attention_factor (YaRN: Qwen2.5's and Qwen3's long-context settings, OLMo-3's full-attention layers).
+// Rotary position embedding parameters. `type` "default" is plain RoPE; "linear" divides every frequency by `factor`
+// (Gemma-3's full-attention layers); "llama3" rescales the low frequencies (Llama-3.1 and later) with the four fields
+// below; "longrope" divides them by per-frequency factors; "yarn" blends each frequency between itself and itself /
+// factor by how many rotations it makes in original_max_position_embeddings (between beta_slow and beta_fast), and
+// scales cos and sin by attention_factor (YaRN: Qwen2.5's and Qwen3's long-context settings, OLMo-3's full-attention
+// layers).
 struct RopeConfig {
   std::string type = "default";
   double theta = 10000.0;
@@ -52,6 +53,11 @@ struct RopeConfig {
   double beta_fast = 32.0;
   double beta_slow = 1.0;
   bool truncate = true;           // YaRN's correction range rounded outwards to whole dimensions
+  // LongRoPE (Phi-3.5, Phi-4-mini): each frequency divided by its factor, short_factor's while every position is
+  // below original_max_position_embeddings, long_factor's once one reaches it; one factor per rotated pair.
+  std::vector<double> short_factor, long_factor;
+  // The share of each head's dimensions RoPE rotates, the first ones (Phi-4-mini: 0.75); 1 but for Phi-3.
+  double partial_rotary_factor = 1.0;
 };
 
 struct ModelConfig {
@@ -62,6 +68,7 @@ struct ModelConfig {
   int64_t num_heads = 0;            // H, query heads
   int64_t num_kv_heads = 0;         // Hkv, key/value heads (H % Hkv == 0; H / Hkv queries share one kv head)
   int64_t head_dim = 0;             // Dh (D / H unless the config sets it; Qwen3's default is 128, Gemma's 256)
+  int64_t rotary_dim = 0;           // the first dimensions of each head that RoPE rotates: Dh, or less (Phi-4-mini)
   int64_t vocab_size = 0;           // V
   int64_t max_position_embeddings = 0;
   // Mistral v0.1's window, Gemma-2's, Gemma-3's and OLMo-3's on their sliding layers, Qwen's with use_sliding_window

@@ -9,6 +9,7 @@
 #include <ATen/ops/pow.h>
 #include <ATen/ops/reciprocal.h>
 #include <ATen/ops/roll.h>
+#include <ATen/ops/tensor.h>
 #include <ATen/ops/where.h>
 
 #include <algorithm>
@@ -27,7 +28,11 @@
 
 namespace abmll::model {
 
-at::Tensor rope_inv_freq(const ModelConfig& config) { return rope_inv_freq(config.rope, config.head_dim); }
+int64_t rotary_dim(const ModelConfig& config) { return config.rotary_dim > 0 ? config.rotary_dim : config.head_dim; }
+
+at::Tensor rope_inv_freq(const ModelConfig& config, bool long_context) {
+  return rope_inv_freq(config.rope, rotary_dim(config), long_context);
+}
 
 namespace {
 
@@ -61,9 +66,15 @@ at::Tensor yarn_inv_freq(const RopeConfig& r, int64_t dim) {
 
 }  // namespace
 
-at::Tensor rope_inv_freq(const RopeConfig& r, int64_t dim) {
+at::Tensor rope_inv_freq(const RopeConfig& r, int64_t dim, bool long_context) {
   // 1 / theta^(arange(0, Dh, 2) / Dh), all float32.
   at::Tensor exponent = at::arange(0, dim, 2, at::TensorOptions().dtype(at::kFloat)) / static_cast<double>(dim);
+  if (r.type == "longrope") {  // _compute_longrope_parameters: 1 / (factor_i theta^(2i/Dh)), factors in float32
+    const at::Tensor factors =
+        at::tensor(long_context ? r.long_factor : r.short_factor, at::TensorOptions().dtype(at::kDouble))
+            .to(at::kFloat);
+    return at::reciprocal(factors * at::pow(r.theta, exponent));
+  }
   at::Tensor inv_freq = at::reciprocal(at::pow(r.theta, exponent));
   if (r.type == "linear") return inv_freq / r.factor;  // _compute_linear_scaling_rope_parameters
   if (r.type == "yarn") return yarn_inv_freq(r, dim);
@@ -171,6 +182,9 @@ struct RopeRotation : public torch::autograd::Function<RopeRotation> {
 }  // namespace
 
 at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  const int64_t rotated = cos.size(-1);
+  if (rotated < x.size(-1))  // as Phi-3's apply_rotary_pos_emb: the first `rotated` dimensions, the rest as they are
+    return at::cat({apply_rope(x.narrow(-1, 0, rotated), cos, sin), x.narrow(-1, rotated, x.size(-1) - rotated)}, -1);
 #ifdef ABMLL_HAVE_CUDA
   if (kernels_apply(x, cos, sin)) return RopeRotation::apply(x, cos, sin);
 #endif

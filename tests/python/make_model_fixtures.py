@@ -97,6 +97,13 @@ FIXTURES = {
     "phi3": (Phi3ForCausalLM, lambda: Phi3Config(
         **SIZES, num_key_value_heads=2, sliding_window=11, rope_theta=250000.0, pad_token_id=0, bos_token_id=1,
         eos_token_id=2), {}),
+    # Phi-4-mini's RoPE: three quarters of each head rotated (12 of 16), LongRoPE factors (short ones while positions
+    # stay below an original context of 8, long ones past it: SEQ_A reaches past it, SEQ_B alone does not), tied.
+    "phi3_longrope": (Phi3ForCausalLM, lambda: Phi3Config(
+        **SIZES, num_key_value_heads=2, partial_rotary_factor=0.75, original_max_position_embeddings=8,
+        rope_scaling={"rope_type": "longrope", "short_factor": [1.0, 1.2, 1.5, 2.0, 3.0, 5.0],
+                      "long_factor": [1.0, 2.0, 4.0, 8.0, 16.0, 32.0]},
+        tie_word_embeddings=True, pad_token_id=0, bos_token_id=1, eos_token_id=2), {}),
     # Llama saved in shards (model.safetensors.index.json + several files).
     "llama3_sharded": (LlamaForCausalLM, lambda: LlamaConfig(**SIZES, num_key_value_heads=2, rope_theta=500000.0),
                        {"max_shard_size": "40KB"}),

@@ -1,4 +1,4 @@
-"""Parity of abmll's decoder with transformers 5.23 (Llama-, Qwen2-, Qwen3-, Mistral-, Gemma- and Gemma2ForCausalLM)
+"""Parity of abmll's decoder with transformers 5.23 (every architecture of make_model_fixtures.py)
 on tiny random checkpoints made at test time by make_model_fixtures.py: logits of one sequence, and of a padded
 batch with right and with left padding, through `abmll logits`. float32 must agree within 1e-4 (max abs difference
 over all real positions and the whole vocabulary); each test prints its largest difference.
@@ -161,3 +161,29 @@ def test_text_uses_the_tokenizer(fixtures, run_abmll, tmp_path):
     by_ids = run_logits(run_abmll, folder, tmp_path / "b.safetensors", "--ids", ",".join(map(str, ids)))
     assert by_text["input_ids"].tolist() == ids
     assert torch.equal(by_text["logits"], by_ids["logits"])
+
+
+def test_longrope_switches_at_the_original_context(fixtures, run_abmll, tmp_path):
+    """LongRoPE's short factors while every position is below original_max_position_embeddings (8 here), its long
+    ones once one reaches it, for the whole batch, as transformers switches: SEQ_B alone (5 tokens) is short, and
+    beside SEQ_A (11 tokens) long. transformers' own logits of SEQ_B differ between the two (the test has teeth)."""
+    folder = fixtures["phi3_longrope"]
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    short_ids = torch.tensor([make_model_fixtures.SEQ_B])
+    a, b = make_model_fixtures.SEQ_A, make_model_fixtures.SEQ_B
+    batch = torch.tensor([a, b + [0] * (len(a) - len(b))])
+    mask = torch.tensor([[1] * len(a), [1] * len(b) + [0] * (len(a) - len(b))])
+    with torch.no_grad():
+        want_short = model(input_ids=short_ids).logits[0]
+        want_batch = model(input_ids=batch, attention_mask=mask).logits
+    moved = (want_batch[1, :len(b)] - want_short).abs().max().item()
+    assert moved > 100 * FLOAT32_TOLERANCE  # the long factors change SEQ_B's logits
+    got_short = run_logits(run_abmll, folder, tmp_path / "short.safetensors", "--ids", ids_flag(short_ids[0]))
+    got_batch = run_logits(run_abmll, folder, tmp_path / "batch.safetensors", "--ids", ids_flag(torch.tensor(a)),
+                           "--ids", ids_flag(torch.tensor(b)))
+    diff_short = report("phi3_longrope", "short context", got_short["logits"].reshape(want_short.shape), want_short)
+    diff_long = max(report("phi3_longrope", "long context, row A", got_batch["logits"][0], want_batch[0]),
+                    report("phi3_longrope", "long context, row B", got_batch["logits"][1, :len(b)],
+                           want_batch[1, :len(b)]))
+    print(f"phi3_longrope: SEQ_B's logits move by {moved:.3g} between the short and the long factors")
+    assert diff_short <= FLOAT32_TOLERANCE and diff_long <= FLOAT32_TOLERANCE
