@@ -82,6 +82,10 @@ TEST_CASE("model peft: adapter_config.json is read, unsupported options are refu
       parse_peft_adapter_config(with("target_modules", {"model.layers.0.mlp.up_proj", "q_proj"}), "x");
   CHECK((paths.targets_from_tensors && paths.target_pattern.empty() && paths.settings.targets.empty()));
   CHECK_FALSE(read.targets_from_tensors);
+  // exclude_modules leaves out some of the targets: from the tensors too.
+  const PeftAdapterConfig excluded = parse_peft_adapter_config(with("exclude_modules", ".*vision_tower.*"), "x");
+  CHECK((excluded.targets_from_tensors && excluded.settings.targets.empty()));
+  CHECK_FALSE(parse_peft_adapter_config(with("exclude_modules", nullptr), "x").targets_from_tensors);
   // What abmll writes for a multimodal model's language model.
   const nlohmann::json written = peft_adapter_config_json(s, "", /*multimodal=*/true);
   CHECK(written["target_modules"] == R"(.*language_model.*\.(q_proj|v_proj|down_proj))");
@@ -98,6 +102,7 @@ TEST_CASE("model peft: adapter_config.json is read, unsupported options are refu
       {"fan_in_fan_out", true},
       {"init_lora_weights", "pissa"},
       {"target_modules", ""},
+      {"exclude_modules", 3},
       {"target_modules", {"q_proj", "lm_head"}},
       {"peft_type", "IA3"},
       {"r", 0},

@@ -59,9 +59,9 @@ bool outside_language_model(const std::string& name) {
   return name.find(".vision_tower.") != std::string::npos || name.find(".multi_modal_projector.") != std::string::npos;
 }
 
-// The projections an adapter whose target_modules is a regular expression adapts, from its tensors' names
-// (<prefix>layers.N.<self_attn|mlp>.<proj>.lora_A.weight): the same in every layer, as abmll adapts them, and
-// modules the model has (targets_from_tensors never finds another's: its names are not the model's).
+// The projections an adapter whose target_modules is a regular expression or a list of module paths adapts, from
+// its tensors' names (<prefix>layers.N.<self_attn|mlp>.<proj>.lora_A.weight): the same in every layer, as abmll
+// adapts them. A projection the model lacks is never found (its tensors would be unexpected ones).
 std::set<Projection> targets_from_tensors(const io::TensorStore& store, const std::string& prefix,
                                           const ModelConfig& config, const std::string& file) {
   std::vector<std::set<Projection>> per_layer(static_cast<std::size_t>(config.num_layers));
@@ -70,7 +70,7 @@ std::set<Projection> targets_from_tensors(const io::TensorStore& store, const st
       if (store.has(tensor_name(prefix, {layer, p}, 'A'))) per_layer[static_cast<std::size_t>(layer)].insert(p);
   if (per_layer.front().empty())
     throw InputError(fmt::format("{}: no LoRA tensor in layer 0 ({}); abmll adapts the same modules in every layer",
-                                 file, tensor_name(prefix, {0, Projection::q}, 'A')));
+                                 file, tensor_name(prefix, {0, model_projections(config).front()}, 'A')));
   for (int64_t layer = 1; layer < config.num_layers; ++layer)
     if (per_layer[static_cast<std::size_t>(layer)] != per_layer.front())
       throw InputError(fmt::format("{}: the adapter adapts [{}] in layer 0 but [{}] in layer {}; abmll adapts the "

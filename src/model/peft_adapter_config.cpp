@@ -27,8 +27,9 @@ const std::set<std::string, std::less<>> kIgnored = {
     "peft_version", "loftq_config", "eva_config",              "corda_config", "lora_ga_config",
     "megatron_core", "qalora_group_size", "ensure_weight_tying"};
 // Fields this reader interprets itself.
-const std::set<std::string, std::less<>> kRead = {"peft_type", "r", "lora_alpha", "use_rslora", "lora_dropout",
-                                                  "target_modules", "bias", "init_lora_weights"};
+const std::set<std::string, std::less<>> kRead = {"peft_type",      "r",    "lora_alpha",       "use_rslora",
+                                                  "lora_dropout",   "bias", "init_lora_weights", "target_modules",
+                                                  "exclude_modules"};
 
 }  // namespace
 
@@ -101,8 +102,19 @@ PeftAdapterConfig parse_peft_adapter_config(const std::string& json_text, const 
   // Module paths ("model.layers.0.mlp.up_proj", as PEFT writes "all-linear" resolved for a model with few modules,
   // or "self_attn.q_proj"), which PEFT matches as suffixes: which modules they leave adapted is read from the
   // tensors, as for a pattern.
-  const bool paths = std::any_of(names.begin(), names.end(),
-                                 [](const std::string& name) { return name.find('.') != std::string::npos; });
+  bool paths = std::any_of(names.begin(), names.end(),
+                           [](const std::string& name) { return name.find('.') != std::string::npos; });
+  // exclude_modules (a pattern or names, e.g. a multimodal model's vision tower) leaves out some of what
+  // target_modules matches: the tensors say what is left.
+  if (const auto* v = get("exclude_modules"); v != nullptr && !is_off(*v)) {
+    const bool names_only = v->is_array() && std::all_of(v->begin(), v->end(), [](const nlohmann::json& e) {
+      return e.is_string();
+    });
+    if (!v->is_string() && !names_only)
+      throw field_error("exclude_modules", fmt::format("must be a regular expression or a list of module names, "
+                                                       "not {}", v->dump()));
+    paths = true;
+  }
   if (pattern.empty() && !paths) {
     s.targets = with_context(fmt::format("{}: field 'target_modules'", source),
                              [&] { return parse_lora_targets(names, "target_modules"); });

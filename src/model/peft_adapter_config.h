@@ -14,8 +14,9 @@ namespace abmll::model {
 
 // What adapter_config.json says. `settings.targets` are target_modules' projections. When target_modules is a
 // regular expression (which PEFT matches against whole module paths, e.g. to adapt a multimodal model's language
-// model and not its vision tower), or lists module paths (which PEFT matches as suffixes), `settings.targets` is
-// empty and `targets_from_tensors` set: the adapter's tensors say which modules it adapts (see load_peft_adapter).
+// model and not its vision tower), or lists module paths (which PEFT matches as suffixes), or exclude_modules leaves
+// some out, `settings.targets` is empty and `targets_from_tensors` set: the adapter's tensors say which modules it
+// adapts (see load_peft_adapter).
 struct PeftAdapterConfig {
   LoraSettings settings;
   bool targets_from_tensors = false;

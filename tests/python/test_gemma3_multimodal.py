@@ -4,7 +4,7 @@ language_model.model.*, vision_tower.*), renamed to its modules' names (model.la
 reads too: checked here), and untied (language_model.lm_head.weight):
   - read natively: `abmll logits` on the folder gives the logits transformers' multimodal model gives for text;
   - PEFT adapters both ways: PEFT's on the multimodal model (target_modules a list, which also adapts the vision
-    tower, whose tensors abmll leaves out; or a pattern for the language model only) applied by `abmll logits
+    tower, whose tensors abmll leaves out; a pattern for the language model only; a list with exclude_modules) applied by `abmll logits
     --adapter`, and abmll's (the hidden Catch2 case "[.peft_export]") loaded by PeftModel.from_pretrained on the
     multimodal model, adapting no module of the vision tower; an adapter PEFT trained on the extracted text-only
     model applies to the multimodal one too (the same language model);
@@ -141,17 +141,20 @@ def randomised(model):
     return model.eval()
 
 
-@pytest.mark.parametrize("targets", [["q_proj", "v_proj", "down_proj"], r".*language_model.*\.(k_proj|up_proj)"])
-def test_peft_adapter_of_the_multimodal_model_in_abmll(targets, multimodal, run_abmll, tmp_path):
+@pytest.mark.parametrize("targets,exclude", [(["q_proj", "v_proj", "down_proj"], None),
+                                             (r".*language_model.*\.(k_proj|up_proj)", None),
+                                             (["q_proj", "o_proj"], r".*vision_tower.*")])
+def test_peft_adapter_of_the_multimodal_model_in_abmll(targets, exclude, multimodal, run_abmll, tmp_path):
     from peft import LoraConfig, get_peft_model
 
     folder = multimodal["saved"]
-    config = LoraConfig(r=4, lora_alpha=6, target_modules=targets, task_type="CAUSAL_LM")
+    config = LoraConfig(r=4, lora_alpha=6, target_modules=targets, exclude_modules=exclude, task_type="CAUSAL_LM")
     model = randomised(get_peft_model(Gemma3ForConditionalGeneration.from_pretrained(folder), config))
     model.save_pretrained(tmp_path / "adapter")
     with safe_open(str(tmp_path / "adapter/adapter_model.safetensors"), "pt") as f:
         vision = [k for k in f.keys() if "vision_tower" in k]
-    assert bool(vision) == isinstance(targets, list)  # a list adapts the vision tower's q_proj and v_proj too
+    # A list adapts the vision tower's q_proj and v_proj too, unless exclude_modules leaves it out.
+    assert bool(vision) == (isinstance(targets, list) and exclude is None)
     want = text_logits(model)
     got = abmll_logits(run_abmll, folder, tmp_path / "out", tmp_path / "adapter")
     diff = max_diff(got, want)
