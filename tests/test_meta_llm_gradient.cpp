@@ -32,9 +32,11 @@ meta::TokenizedExample example(std::vector<int64_t> prompt, std::vector<int64_t>
 TEST_CASE("second-order ABMLL meta-gradient on a tiny LLM matches finite differences", "[meta]") {
   // Qwen3 too: the adapted q_proj reaches the loss through the RMSNorm of each query head, differentiated twice;
   // Gemma-2: soft-capped scores and logits, (1 + w) norms on the blocks' outputs, GeGLU; Gemma-3: (1 + w) head norms;
-  // OLMo-2: norms over whole queries and keys, no input norms; Phi-3: fused projections and a binding window.
+  // OLMo-2: norms over whole queries and keys, no input norms; Phi-3: fused projections and a binding window;
+  // Granite: its multipliers, the logits' divisor inside the chunked log-softmax's backward.
   const auto kind = GENERATE(test::TinyModel::llama31, test::TinyModel::qwen3, test::TinyModel::gemma2,
-                             test::TinyModel::gemma3, test::TinyModel::olmo2, test::TinyModel::phi3);
+                             test::TinyModel::gemma3, test::TinyModel::olmo2, test::TinyModel::phi3,
+                             test::TinyModel::granite);
   INFO(test::to_string(kind));
   test::ScratchDir dir;
   test::write_tiny_model(dir.path(), kind);

@@ -483,6 +483,30 @@ TEST_CASE("model config: Phi-3's fused projections, and LoRA targets fitted to t
   CHECK_THROWS_AS(fit_lora_targets({"gate_up_proj"}, llama, "x"), abmll::InputError);
 }
 
+TEST_CASE("model config: Granite's multipliers, and their defaults", "[model]") {
+  json j = llama31_config();
+  j["architectures"] = {"GraniteForCausalLM"};
+  j["model_type"] = "granite";
+  j["embedding_multiplier"] = 12.0;  // granite-3.1-8b's
+  j["residual_multiplier"] = 0.22;
+  j["attention_multiplier"] = 0.0078125;
+  j["logits_scaling"] = 16.0;
+  ModelConfig c = parse_model_config(j);
+  CHECK(c.architecture == Architecture::granite);
+  CHECK((c.embedding_multiplier == 12.0 && c.residual_multiplier == 0.22 && c.logits_scaling == 16.0));
+  CHECK(c.attention_scale == 0.0078125);  // instead of head_dim^-1/2
+  for (const char* key : {"embedding_multiplier", "residual_multiplier", "attention_multiplier", "logits_scaling"})
+    j.erase(key);
+  c = parse_model_config(j);  // GraniteConfig's defaults: all 1, the attention scale too
+  CHECK((c.embedding_multiplier == 1.0 && c.residual_multiplier == 1.0 && c.logits_scaling == 1.0 &&
+         c.attention_scale == 1.0));
+  j["logits_scaling"] = 0;
+  require_input_error(j, {"dir/config.json", "logits_scaling", "positive"});
+  // Llama's configs carry none of them.
+  const ModelConfig llama = parse_model_config(llama31_config());
+  CHECK((llama.embedding_multiplier == 1.0 && llama.logits_scaling == 1.0 && llama.attention_scale == 0.25));
+}
+
 // OLMo-2-1124-7B's config.json, its sizes shrunk.
 json olmo2_config() {
   return json::parse(R"({

@@ -22,6 +22,7 @@ const char* to_string(TinyModel kind) {
     case TinyModel::gemma3: return "gemma3";
     case TinyModel::olmo2: return "olmo2";
     case TinyModel::phi3: return "phi3";
+    case TinyModel::granite: return "granite";
   }
   return "?";
 }
@@ -76,11 +77,19 @@ void write_tiny_model(const std::filesystem::path& dir, TinyModel kind) {
       j["model_type"] = "phi3";
       j["sliding_window"] = 4;  // as Phi-3 mini 4k's 2047, on every layer; shorter than most test sequences
       break;
+    case TinyModel::granite:
+      j["architectures"] = {"GraniteForCausalLM"};
+      j["model_type"] = "granite";
+      j["embedding_multiplier"] = 3.0;
+      j["residual_multiplier"] = 0.5;
+      j["attention_multiplier"] = 0.2;
+      j["logits_scaling"] = 4.0;
+      break;
   }
   std::filesystem::create_directories(dir);
   write_text(dir / "config.json", j.dump());
   const model::ModelConfig c = model::parse_model_config(j);
-  const int seeds[] = {2, 1, 3, 4, 5, 6, 7};  // by TinyModel
+  const int seeds[] = {2, 1, 3, 4, 5, 6, 7, 8};  // by TinyModel
   at::manual_seed(seeds[static_cast<int>(kind)]);
   io::NamedTensors tensors;
   for (const auto& s : model::weight_specs(c))

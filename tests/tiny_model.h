@@ -15,8 +15,9 @@ namespace abmll::test {
 // enough to bend, query_pre_attn_scalar 6, tied embeddings); Gemma-3 (as Gemma-2 without caps, with (1 + w) query and
 // key head norms, layer 0 sliding (a window of 4 tokens) with its own RoPE, layer 1 with linear RoPE scaling); OLMo-2
 // (norms on the blocks' outputs only, query and key norms over all heads at once, attention biases, tied); Phi-3
-// (fused qkv and gate_up projections, a sliding window of 4 tokens on every layer, tied).
-enum class TinyModel { llama31, qwen2, qwen3, gemma2, gemma3, olmo2, phi3 };
+// (fused qkv and gate_up projections, a sliding window of 4 tokens on every layer, tied); Granite (multipliers of
+// the embeddings, of the blocks' additions, of attention scores, and logits divided by 4, tied).
+enum class TinyModel { llama31, qwen2, qwen3, gemma2, gemma3, olmo2, phi3, granite };
 
 // The architecture's name, for test messages.
 const char* to_string(TinyModel kind);

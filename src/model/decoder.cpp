@@ -83,6 +83,7 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layo
 
   at::Tensor h = at::embedding(weights_.embed_tokens, ids);  // [B, T, D]
   if (config_.scaled_embeddings) h = h * embedding_scale_;
+  if (config_.embedding_multiplier != 1.0) h = h * config_.embedding_multiplier;  // Granite's, in h's dtype
   // [B, T, Dh], given or made here; a Gemma-3's sliding-window layers rotate by their own.
   auto tables = [&](const at::Tensor& given_cos, const at::Tensor& given_sin, const at::Tensor& inv_freq,
                     double attention_factor) {
@@ -121,11 +122,14 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layo
       auto norm = [&](const at::Tensor& h, const at::Tensor& weight) {
         return weight.defined() ? rms_norm(h, weight, eps, scale_in_float32) : h;
       };
-      at::Tensor y = x + norm(attention(norm(x, layer.input_norm), layer.attention, config_, i, cos, sin, pattern,
-                                        adapter, twice),
-                              layer.attention_output_norm);
-      return y + norm(mlp(norm(y, layer.mlp_input_norm), layer.mlp, config_.activation, i, adapter),
-                      layer.mlp_output_norm);
+      // What a block adds to the residual stream (Granite: scaled by residual_multiplier, in h's dtype).
+      const double multiplier = config_.residual_multiplier;
+      auto added = [multiplier](const at::Tensor& h) { return multiplier != 1.0 ? h * multiplier : h; };
+      at::Tensor y = x + added(norm(attention(norm(x, layer.input_norm), layer.attention, config_, i, cos, sin,
+                                              pattern, adapter, twice),
+                                    layer.attention_output_norm));
+      return y + added(norm(mlp(norm(y, layer.mlp_input_norm), layer.mlp, config_.activation, i, adapter),
+                            layer.mlp_output_norm));
     };
     const bool recompute = checkpoint && (options.checkpointed_layers < 0 || i < options.checkpointed_layers);
     h = recompute ? checkpointed(std::move(block), h, trainable) : block(h);
@@ -163,7 +167,7 @@ TokenLayout Decoder::with_rope(const TokenLayout& layout) const {
 }
 
 at::Tensor Decoder::logits(const at::Tensor& hidden) const {
-  return soft_cap(at::linear(hidden, weights_.lm_head), config_.logit_softcap);
+  return final_logits(at::linear(hidden, weights_.lm_head), config_.logit_softcap, config_.logits_scaling);
 }
 
 at::Tensor Decoder::logits_at(const at::Tensor& hidden, const at::Tensor& batch_index,

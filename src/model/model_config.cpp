@@ -100,6 +100,7 @@ constexpr ArchitectureName kArchitectures[] = {
     {Architecture::olmo2, "olmo2", "Olmo2ForCausalLM", false},
     {Architecture::olmo3, "olmo3", "Olmo3ForCausalLM", false},
     {Architecture::phi3, "phi3", "Phi3ForCausalLM", false},
+    {Architecture::granite, "granite", "GraniteForCausalLM", false},
 };
 
 std::string supported_list(const char* ArchitectureName::*field) {
@@ -425,7 +426,8 @@ namespace {
 ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   ModelConfig c;
   c.architecture = architecture;
-  const bool llama = c.architecture == Architecture::llama || c.architecture == Architecture::mistral;
+  const bool granite = c.architecture == Architecture::granite;
+  const bool llama = c.architecture == Architecture::llama || c.architecture == Architecture::mistral || granite;
   const bool phi = c.architecture == Architecture::phi3;
   const bool gemma = c.architecture == Architecture::gemma || c.architecture == Architecture::gemma2 ||
                      c.architecture == Architecture::gemma3;
@@ -494,6 +496,18 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
     c.mlp_bias = llama && f.boolean("mlp_bias", false);
   }
   if (gemma) parse_gemma(f, c);
+  if (granite) {
+    // GraniteConfig: every multiplier 1 by default, attention_multiplier replacing Dh^-1/2 (1 by default, too).
+    auto multiplier = [&](const std::string& field) {
+      const double v = f.number(field, 1.0);
+      if (!(v > 0.0) || !std::isfinite(v)) f.fail(field, fmt::format("must be positive and finite, not {}", v));
+      return v;
+    };
+    c.embedding_multiplier = multiplier("embedding_multiplier");
+    c.residual_multiplier = multiplier("residual_multiplier");
+    c.logits_scaling = multiplier("logits_scaling");
+    c.attention_scale = multiplier("attention_multiplier");
+  }
   if (olmo) {
     // Olmo2DecoderLayer: h = h + post_attention_layernorm(attention(h)), h = h + post_feedforward_layernorm(mlp(h));
     // Olmo2Attention: q_norm and k_norm over the whole projected query and key; Olmo2RMSNorm multiplies by its

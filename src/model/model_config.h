@@ -1,13 +1,13 @@
 // The architecture of a Hugging Face decoder checkpoint, read from its config.json: Llama (Llama-2/3/3.1/3.2), Qwen2
 // (Qwen2, Qwen2.5), Qwen3 (dense), Mistral, Gemma, Gemma-2, Gemma-3 (text-only, and the language model of the
-// multimodal 4B-27B releases), OLMo-2 and OLMo-3. All are the same decoder (RMSNorm, RoPE, grouped-query attention,
-// gated MLP); they differ in which projections carry biases, in Qwen3's and Gemma-3's RMSNorm of each query and key
-// head before RoPE, in Gemma's scaled embeddings, (1 + w) norms and GELU gate, in Gemma-2's and Gemma-3's norms on the
-// attention and MLP outputs, Gemma-2's soft-capped attention scores and logits, Gemma-3's and OLMo-3's two RoPEs (one
-// for their sliding-window layers), in OLMo-2's norms on the blocks' outputs only and over whole queries and keys, and
-// in their defaults. Anything this decoder does not implement (another architecture, another RoPE type, another
-// activation) is refused when parsing, naming the field and its value, rather than computing something different from
-// transformers.
+// multimodal 4B-27B releases), OLMo-2, OLMo-3, Phi-3 and Granite. All are the same decoder (RMSNorm, RoPE,
+// grouped-query attention, gated MLP); they differ in which projections carry biases, in Qwen3's and Gemma-3's RMSNorm
+// of each query and key head before RoPE, in Gemma's scaled embeddings, (1 + w) norms and GELU gate, in Gemma-2's and
+// Gemma-3's norms on the attention and MLP outputs, Gemma-2's soft-capped attention scores and logits, Gemma-3's and
+// OLMo-3's two RoPEs (one for their sliding-window layers), in OLMo-2's norms on the blocks' outputs only and over
+// whole queries and keys, in Phi-3's fused projections, in Granite's multipliers, and in their defaults. Anything this
+// decoder does not implement (another architecture, another RoPE type, another activation) is refused when parsing,
+// naming the field and its value, rather than computing something different from transformers.
 //
 // Both spellings transformers has used are read: the 4.x one (top-level `rope_theta`, `rope_scaling` with `type` or
 // `rope_type`, `torch_dtype`) and the 5.x one that save_pretrained writes today (`rope_parameters` holding
@@ -24,11 +24,11 @@
 
 namespace abmll::model {
 
-// mistral: Llama's math; phi3: Llama's with fused projections.
-enum class Architecture { llama, qwen2, qwen3, mistral, gemma, gemma2, gemma3, olmo2, olmo3, phi3 };
+// mistral: Llama's math; phi3: Llama's with fused projections; granite: Llama's with multipliers.
+enum class Architecture { llama, qwen2, qwen3, mistral, gemma, gemma2, gemma3, olmo2, olmo3, phi3, granite };
 
-// "llama", "qwen2", "qwen3", "mistral", "gemma", "gemma2", "gemma3_text", "olmo2", "olmo3" or "phi3" (the config's
-// model_type).
+// "llama", "qwen2", "qwen3", "mistral", "gemma", "gemma2", "gemma3_text", "olmo2", "olmo3", "phi3" or "granite" (the
+// config's model_type).
 std::string to_string(Architecture arch);
 
 // The MLP's gate activation: act(gate(x)) * up(x). silu: SwiGLU (Llama, Qwen, Mistral); gelu_tanh: GELU's tanh
@@ -113,6 +113,11 @@ struct ModelConfig {
   // Gemma-2's soft caps: cap * tanh(x / cap) of the attention scores and of the final logits (0: none).
   double attention_softcap = 0.0;
   double logit_softcap = 0.0;
+  // Granite's multipliers: of the embeddings, of what each block adds to the residual stream, and the divisor of the
+  // logits (its attention_multiplier is attention_scale); 1 elsewhere.
+  double embedding_multiplier = 1.0;
+  double residual_multiplier = 1.0;
+  double logits_scaling = 1.0;
   std::string dtype;                 // the checkpoint's dtype as the config names it ("bfloat16", ...); may be ""
   // The language model of a vision-language checkpoint (Gemma3ForConditionalGeneration, model_type "gemma3"): its
   // tensors are named under the multimodal model's (see tensor_naming.h), and so are its adapters' modules.

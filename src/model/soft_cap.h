@@ -1,4 +1,5 @@
-// Gemma-2's soft cap, cap * tanh(x / cap): bounds attention scores and logits smoothly to (-cap, cap).
+// Gemma-2's soft cap, cap * tanh(x / cap): bounds attention scores and logits smoothly to (-cap, cap); and the
+// final transform of a model's logits.
 #pragma once
 
 #include <ATen/TensorOperators.h>
@@ -9,5 +10,12 @@ namespace abmll::model {
 
 // x capped in x's dtype, the reference's order of operations (divide, tanh, multiply); x itself when cap is 0.
 inline at::Tensor soft_cap(const at::Tensor& x, double cap) { return cap > 0.0 ? at::tanh(x / cap) * cap : x; }
+
+// A model's logits from the lm_head projection x: soft-capped (Gemma-2's final_logit_softcapping), then divided by
+// `divisor` (Granite's logits_scaling), each in x's dtype as the references compute them; x itself for 0 and 1.
+inline at::Tensor final_logits(const at::Tensor& x, double cap, double divisor) {
+  const at::Tensor capped = soft_cap(x, cap);
+  return divisor != 1.0 ? capped / divisor : capped;
+}
 
 }  // namespace abmll::model

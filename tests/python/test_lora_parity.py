@@ -28,7 +28,8 @@ CASES = [("llama3", ALL, False), ("qwen2_tied", ["q_proj", "v_proj", "o_proj"], 
          ("gemma", ["q_proj", "v_proj", "up_proj"], False), ("gemma2", ALL, True),
          ("gemma3", ["q_proj", "k_proj", "down_proj"], False),
          ("olmo2", ["q_proj", "k_proj", "o_proj", "up_proj"], True), ("olmo3", ["v_proj", "gate_proj"], False),
-         ("phi3", ["qkv_proj", "gate_up_proj"], True), ("phi3", "all-linear", False)]
+         ("phi3", ["qkv_proj", "gate_up_proj"], True), ("phi3", "all-linear", False),
+         ("granite", ["q_proj", "v_proj", "down_proj"], False)]
 
 
 @pytest.fixture(scope="session")
