@@ -1,8 +1,10 @@
-// The decoder's forward pass (see decoder.h): embeddings (Gemma: times sqrt(D)), L pre-norm blocks
+// The decoder's forward pass (see decoder.h): embeddings (Gemma: times sqrt(D); Granite: its multiplier), L pre-norm
+// blocks
 //   h = h + attention(rms_norm(h)),  h = h + mlp(rms_norm(h))
 // (Gemma-2 and -3: each block's output normed too before it is added, h = h + rms_norm(attention(rms_norm(h))), ...;
-// OLMo-2: only the outputs, h = h + rms_norm(attention(h)), ...; Gemma-3's sliding-window layers with a RoPE of their
-// own), then the final RMSNorm; logits are the lm_head projection of chosen rows (Gemma-2: soft-capped).
+// OLMo-2: only the outputs, h = h + rms_norm(attention(h)), ...; Granite: what a block adds times its multiplier;
+// Gemma-3's and OLMo-3's sliding-window layers with a RoPE of their own), then the final RMSNorm; logits are the
+// lm_head projection of chosen rows (Gemma-2: soft-capped; Granite: divided by logits_scaling).
 #include "model/decoder.h"
 
 #include <ATen/TensorOperators.h>
