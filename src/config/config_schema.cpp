@@ -14,6 +14,7 @@
 #include <regex>
 #include <type_traits>
 
+#include "model/weight_names.h"
 #include "text/utf8.h"
 #include "util/error.h"
 #include "util/text_distance.h"
@@ -159,10 +160,13 @@ Check<std::string> device_name() {
 }
 Check<std::vector<std::string>> lora_modules() {
   return [](const std::vector<std::string>& modules) -> std::string {
-    // The seven of most decoders, and Phi-3's fused two (which of them a model has is checked when it is loaded).
-    static const std::vector<std::string> known = {"q_proj",  "k_proj",    "v_proj",   "o_proj",
-                                                   "gate_proj", "up_proj", "down_proj", "qkv_proj",
-                                                   "gate_up_proj"};
+    // Every projection's name: the seven of most decoders and Phi-3's fused two (which of them a model has is
+    // checked when it is loaded, model::fit_lora_targets).
+    static const std::vector<std::string> known = [] {
+      std::vector<std::string> names;
+      for (model::Projection p : model::kAllProjections) names.push_back(model::projection_name(p));
+      return names;
+    }();
     if (modules.empty()) return "must name at least one module";
     if (modules.size() == 1 && modules[0] == "all-linear") return "";  // PEFT's shorthand for all of them
     for (const auto& m : modules) {

@@ -547,24 +547,23 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
     }
   }
 
-  // Only Phi-3's attention rotates part of a head.
-  for (const RopeConfig* r : {&c.rope, c.local_rope ? &*c.local_rope : nullptr})
-    if (r != nullptr && r->partial_rotary_factor != 1.0 && !phi)
-      f.fail("partial_rotary_factor", fmt::format("is {}; only 1 is supported", r->partial_rotary_factor));
   c.rotary_dim = static_cast<int64_t>(static_cast<double>(c.head_dim) * c.rope.partial_rotary_factor);
   if (!(c.rope.partial_rotary_factor > 0.0) || c.rope.partial_rotary_factor > 1.0 || c.rotary_dim <= 0 ||
       c.rotary_dim % 2 != 0)
     f.fail("partial_rotary_factor", fmt::format("is {}, which rotates {} of head_dim={} dimensions (must be an even "
                                                 "number from 2 to head_dim)",
                                                 c.rope.partial_rotary_factor, c.rotary_dim, c.head_dim));
-  for (const RopeConfig* r : {&c.rope, c.local_rope ? &*c.local_rope : nullptr})
-    if (r != nullptr && r->type == "longrope" &&
-        (static_cast<int64_t>(r->short_factor.size()) * 2 != c.rotary_dim ||
-         static_cast<int64_t>(r->long_factor.size()) * 2 != c.rotary_dim))
+  for (const RopeConfig* r : {&c.rope, c.local_rope ? &*c.local_rope : nullptr}) {
+    if (r == nullptr) continue;
+    if (r->partial_rotary_factor != 1.0 && !phi)  // only Phi-3's attention rotates part of a head
+      f.fail("partial_rotary_factor", fmt::format("is {}; only 1 is supported", r->partial_rotary_factor));
+    if (r->type == "longrope" && (static_cast<int64_t>(r->short_factor.size()) * 2 != c.rotary_dim ||
+                                  static_cast<int64_t>(r->long_factor.size()) * 2 != c.rotary_dim))
       f.fail(f.has("rope_scaling") ? "rope_scaling" : "rope_parameters",
              fmt::format("has a short_factor of {} and a long_factor of {} numbers; the RoPE rotates {} dimensions "
                          "of each head, so they must hold {}",
                          r->short_factor.size(), r->long_factor.size(), c.rotary_dim, c.rotary_dim / 2));
+  }
   // 5.x writes `dtype`, 4.x `torch_dtype`.
   c.dtype = f.has("dtype") ? f.string("dtype", "") : f.string("torch_dtype", "");
   return c;
@@ -593,8 +592,10 @@ ModelConfig parse_gemma3_multimodal(const Fields& top) {
   for (const auto& [key, value] : kGemma3TextSizes)
     if (!text.contains(key) || text.at(key).is_null()) text[key] = value;
   text["tie_word_embeddings"] = top.boolean("tie_word_embeddings", true);
-  for (const char* key : {"dtype", "torch_dtype"})
-    if (top.has(key) && !given.has("dtype") && !given.has("torch_dtype")) text[key] = top.json().at(key);
+  if (!given.has("dtype") && !given.has("torch_dtype")) {
+    const char* key = top.has("dtype") ? "dtype" : "torch_dtype";
+    if (top.has(key)) text[key] = top.json().at(key);
+  }
   ModelConfig c = parse_language_model(Fields(text, given.source()), Architecture::gemma3);
   c.multimodal = true;
   return c;

@@ -46,9 +46,12 @@ std::string adapter_prefix(const io::TensorStore& store, const ModelConfig& conf
     candidates.assign(std::begin(kMultimodalPrefixes), std::end(kMultimodalPrefixes));
     candidates.push_back(kTextPrefix);
   }
-  for (const std::string_view prefix : candidates)
-    for (const std::string& name : store.names())
-      if (starts_with(name, std::string(prefix) + "layers.")) return std::string(prefix);
+  const std::vector<std::string> names = store.names();
+  for (const std::string_view prefix : candidates) {
+    const std::string layers = std::string(prefix) + "layers.";
+    for (const std::string& name : names)
+      if (starts_with(name, layers)) return std::string(prefix);
+  }
   throw InputError(fmt::format("{}: no LoRA tensor of the model's layers ({}layers.N...; an adapter for another "
                                "model?)", file, candidates.front()));
 }
