@@ -5,7 +5,7 @@
 // The first byte says what the rest is:
 //   even  a config.json: it parses into a decoder shape with positive sizes, query heads a multiple of the
 //         key/value heads, a positive finite attention scale, finite soft caps, RoPEs the tables can be built from,
-//         or is refused with InputError;
+//         experts it can route to (k of E), or is refused with InputError;
 //   odd   a predictions file (JSON Lines), written under `scratch`: it reads or is refused with InputError; if it
 //         reads, its calibration metrics (15 bins) are probabilities where they must be (accuracy, ECE, MCE, AUROC
 //         where defined, Brier within [0, 2]), never NaN (but AUROC's), when every line gave logits a temperature
@@ -84,6 +84,14 @@ inline void run_model_config(std::string_view text) {
       json_finding("a non-positive or non-finite Granite multiplier was accepted");
     if (c.rotary_dim <= 0 || c.rotary_dim > c.head_dim || c.rotary_dim % 2 != 0)
       json_finding("a rotated width that is not an even number from 2 to head_dim was accepted");
+    // Experts: k of E (E, k and the widths positive), a flag per layer; a clip that is positive or none.
+    const model::MoeConfig& m = c.moe;
+    if (m.num_experts > 0 &&
+        (m.experts_per_token <= 0 || m.experts_per_token > m.num_experts || m.expert_size <= 0 ||
+         m.shared_expert_size < 0 || static_cast<int64_t>(m.layers.size()) != c.num_layers))
+      json_finding("experts with k outside 1..E, a non-positive width or no flag per layer were accepted");
+    if (m.num_experts < 0 || !(c.clip_qkv >= 0) || !std::isfinite(c.clip_qkv))
+      json_finding("a negative expert count or a negative or non-finite clip_qkv was accepted");
   } catch (const InputError&) {
   }
 }

@@ -1,4 +1,4 @@
-// The full ABMLL outer loss on a tiny Llama, a tiny Qwen3, a tiny Gemma-2 and a tiny Gemma-3 (float64): second-order
+// The full ABMLL outer loss on a tiny model of each decoder family (float64, tiny_model.h): second-order
 // meta-gradients of theta against central finite differences, with the LLM's per-task adapters, K inner steps, Monte
 // Carlo samples, KL and hyperprior all in play, for both variational families (the weight family with both scale forms:
 // local reparameterisation noise, tiled KL and hyperprior; on the Llama model).
@@ -33,10 +33,11 @@ TEST_CASE("second-order ABMLL meta-gradient on a tiny LLM matches finite differe
   // Qwen3 too: the adapted q_proj reaches the loss through the RMSNorm of each query head, differentiated twice;
   // Gemma-2: soft-capped scores and logits, (1 + w) norms on the blocks' outputs, GeGLU; Gemma-3: (1 + w) head norms;
   // OLMo-2: norms over whole queries and keys, no input norms; Phi-3: fused projections and a binding window;
-  // Granite: its multipliers, the logits' divisor inside the chunked log-softmax's backward.
+  // Granite: its multipliers, the logits' divisor inside the chunked log-softmax's backward; Qwen2-MoE and OLMoE:
+  // gradients through the experts and the router's probabilities, a shared expert, clipped q, k and v.
   const auto kind = GENERATE(test::TinyModel::llama31, test::TinyModel::qwen3, test::TinyModel::gemma2,
                              test::TinyModel::gemma3, test::TinyModel::olmo2, test::TinyModel::phi3,
-                             test::TinyModel::granite);
+                             test::TinyModel::granite, test::TinyModel::qwen2_moe, test::TinyModel::olmoe);
   INFO(test::to_string(kind));
   test::ScratchDir dir;
   test::write_tiny_model(dir.path(), kind);
@@ -47,8 +48,11 @@ TEST_CASE("second-order ABMLL meta-gradient on a tiny LLM matches finite differe
   model::LoraSettings lora;
   lora.rank = 2;
   lora.alpha = 4;
-  lora.targets = decoder.config().fused_projections  // Phi-3: q and v are in its one qkv_proj
-                     ? model::fit_lora_targets({"qkv_proj", "down_proj"}, decoder.config(), "test")
+  // Phi-3: q and v are in its one qkv_proj; a mixture of experts adapts its attention only.
+  lora.targets = decoder.config().fused_projections ? model::fit_lora_targets({"qkv_proj", "down_proj"},
+                                                                              decoder.config(), "test")
+                 : decoder.config().moe.num_experts > 0
+                     ? model::fit_lora_targets({"q_proj", "v_proj", "o_proj"}, decoder.config(), "test")
                      : model::fit_lora_targets({"q_proj", "v_proj", "down_proj"}, decoder.config(), "test");
   const auto sites = model::lora_sites(decoder.config(), lora);
   for (const char* family : {"factor", "weight-linear", "weight-softplus"}) {

@@ -667,11 +667,11 @@ TEST_CASE("model config: unsupported or inconsistent configs name the file, the 
   j["layer_types"] = {"full_attention"};
   require_input_error(j, {"dir/config.json", "layer_types", "num_hidden_layers=2"});
 
-  // Qwen3's mixture-of-experts models are another architecture.
+  // Qwen3-Next (linear attention layers, experts) is another architecture.
   j = qwen3_config();
-  j["model_type"] = "qwen3_moe";
-  j["architectures"] = {"Qwen3MoeForCausalLM"};
-  require_input_error(j, {"dir/config.json", "qwen3_moe"});
+  j["model_type"] = "qwen3_next";
+  j["architectures"] = {"Qwen3NextForCausalLM"};
+  require_input_error(j, {"dir/config.json", "qwen3_next", "supported: "});
 
   j = llama31_config();
   j["num_key_value_heads"] = 3;
@@ -807,4 +807,170 @@ TEST_CASE("model weights: a multimodal Gemma-3's language model is read under ei
     CHECK(m.find("'language_model.model.embed_tokens.weight' or 'model.language_model.embed_tokens.weight'") !=
           std::string::npos);
   }
+}
+
+namespace {
+
+// Qwen3-30B-A3B's config.json, its sizes shrunk.
+json qwen3_moe_config() {
+  return json::parse(R"({
+    "architectures": ["Qwen3MoeForCausalLM"], "attention_bias": false, "attention_dropout": 0.0,
+    "decoder_sparse_step": 1, "head_dim": 16, "hidden_act": "silu", "hidden_size": 64, "intermediate_size": 96,
+    "max_position_embeddings": 40960, "max_window_layers": 48, "mlp_only_layers": [], "model_type": "qwen3_moe",
+    "moe_intermediate_size": 24, "norm_topk_prob": true, "num_attention_heads": 4, "num_experts": 8,
+    "num_experts_per_tok": 2, "num_hidden_layers": 2, "num_key_value_heads": 2, "output_router_logits": false,
+    "rms_norm_eps": 1e-06, "rope_scaling": null, "rope_theta": 1000000.0, "router_aux_loss_coef": 0.001,
+    "sliding_window": null, "tie_word_embeddings": false, "torch_dtype": "bfloat16", "use_sliding_window": false,
+    "vocab_size": 256
+  })");
+}
+
+std::vector<int64_t> spec_shape(const std::vector<WeightSpec>& specs, const std::string& name) {
+  for (const auto& s : specs)
+    if (s.name == name) return s.shape;
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("model config: Qwen3-MoE's experts, their tensors, and LoRA on its attention only", "[model][moe]") {
+  const ModelConfig c = parse_model_config(qwen3_moe_config());
+  CHECK(c.architecture == Architecture::qwen3_moe);
+  CHECK(to_string(c.architecture) == "qwen3_moe");
+  const MoeConfig& m = c.moe;
+  CHECK((m.num_experts == 8 && m.experts_per_token == 2 && m.expert_size == 24 && m.normalize_weights));
+  CHECK((!m.float32_weights && m.shared_expert_size == 0 && m.layers == std::vector<bool>{true, true}));
+  CHECK((c.qk_norm && !c.qk_norm_whole && c.head_dim == 16 && !c.attention_bias && c.sliding_window == 0));
+  const auto specs = weight_specs(c);
+  CHECK(spec_shape(specs, "model.layers.1.mlp.gate.weight") == std::vector<int64_t>{8, 64});
+  CHECK(spec_shape(specs, "model.layers.0.mlp.experts.7.gate_proj.weight") == std::vector<int64_t>{24, 64});
+  CHECK(spec_shape(specs, "model.layers.0.mlp.experts.7.down_proj.weight") == std::vector<int64_t>{64, 24});
+  CHECK_FALSE(has_spec(specs, "model.layers.0.mlp.gate_proj.weight"));
+  CHECK_FALSE(has_spec(specs, "model.layers.0.mlp.experts.8.up_proj.weight"));
+  CHECK(specs.size() == 1 + 2 * (1 + 4 + 2 + 1 + 1 + 8 * 3) + 2);  // embeddings, layers, norm and lm_head
+
+  // LoRA: the attention's four projections ("all-linear" included); an MLP projection is refused by name.
+  CHECK((fit_lora_targets({"all-linear"}, c, "lora.targets") ==
+         std::set<Projection>{Projection::q, Projection::k, Projection::v, Projection::o}));
+  try {
+    fit_lora_targets({"q_proj", "gate_proj"}, c, "lora.targets");
+    FAIL("no error");
+  } catch (const abmll::InputError& e) {
+    const std::string msg = e.what();
+    INFO(msg);
+    CHECK(msg.find("'gate_proj' is not a module of this qwen3_moe model") != std::string::npos);
+    CHECK(msg.find("q_proj, k_proj, v_proj, o_proj (the experts' MLPs are not adapted)") != std::string::npos);
+  }
+
+  // Qwen3MoeConfig's defaults: head_dim hidden / heads (not Qwen3's 128), 128 experts, 8 per token, width 768, no
+  // renormalisation; transformers 5 saves the count as num_local_experts. With use_sliding_window every layer slides.
+  json j = qwen3_moe_config();
+  for (const char* key : {"head_dim", "num_experts", "num_experts_per_tok", "moe_intermediate_size", "norm_topk_prob"})
+    j.erase(key);
+  ModelConfig d = parse_model_config(j);
+  CHECK((d.head_dim == 16 && d.moe.num_experts == 128 && d.moe.experts_per_token == 8 && d.moe.expert_size == 768));
+  CHECK_FALSE(d.moe.normalize_weights);
+  j["num_local_experts"] = 16;
+  j["use_sliding_window"] = true;
+  j["sliding_window"] = 512;
+  d = parse_model_config(j);
+  CHECK((d.moe.num_experts == 16 && d.sliding_window == 512 && d.sliding_layers == std::vector<bool>{true, true}));
+}
+
+TEST_CASE("model config: Mixtral's, Qwen2-MoE's and OLMoE's experts", "[model][moe]") {
+  // Mixtral-8x7B's config, shrunk: its experts' w1 (gate), w3 (up) and w2 (down) under block_sparse_moe; the
+  // MixtralConfig defaults (8 experts, 2 per token, theta 1e6) when absent; weights renormalised, in float32.
+  json mixtral = llama31_config();
+  mixtral["architectures"] = {"MixtralForCausalLM"};
+  mixtral["model_type"] = "mixtral";
+  mixtral.erase("rope_parameters");
+  mixtral.erase("head_dim");
+  mixtral["sliding_window"] = nullptr;
+  ModelConfig c = parse_model_config(mixtral);
+  CHECK(c.architecture == Architecture::mixtral);
+  CHECK((c.moe.num_experts == 8 && c.moe.experts_per_token == 2 && c.moe.expert_size == 128));
+  CHECK((c.moe.normalize_weights && c.moe.float32_weights && c.rope.theta == 1e6 && c.sliding_window == 0));
+  auto specs = weight_specs(c);
+  CHECK(spec_shape(specs, "model.layers.0.block_sparse_moe.gate.weight") == std::vector<int64_t>{8, 64});
+  CHECK(spec_shape(specs, "model.layers.1.block_sparse_moe.experts.7.w1.weight") == std::vector<int64_t>{128, 64});
+  CHECK(spec_shape(specs, "model.layers.1.block_sparse_moe.experts.7.w3.weight") == std::vector<int64_t>{128, 64});
+  CHECK(spec_shape(specs, "model.layers.1.block_sparse_moe.experts.7.w2.weight") == std::vector<int64_t>{64, 128});
+  CHECK_FALSE(has_spec(specs, "model.layers.0.self_attn.q_proj.bias"));
+  mixtral["num_local_experts"] = 4;
+  mixtral["sliding_window"] = 4096;  // Mistral's window, on every layer
+  c = parse_model_config(mixtral);
+  CHECK((c.moe.num_experts == 4 && c.sliding_window == 4096 && c.sliding_layers == std::vector<bool>{true, true}));
+
+  // Qwen1.5-MoE-A2.7B's kind: q/k/v biases (qkv_bias), a shared expert with its gate; decoder_sparse_step and
+  // mlp_only_layers leave layers dense (a layer number past the model names none, as in transformers).
+  json qwen2 = qwen3_moe_config();
+  qwen2["architectures"] = {"Qwen2MoeForCausalLM"};
+  qwen2["model_type"] = "qwen2_moe";
+  qwen2["shared_expert_intermediate_size"] = 40;
+  qwen2["num_hidden_layers"] = 4;
+  qwen2["decoder_sparse_step"] = 2;
+  qwen2["mlp_only_layers"] = {3, 7};
+  qwen2.erase("head_dim");
+  c = parse_model_config(qwen2);
+  CHECK(c.architecture == Architecture::qwen2_moe);
+  CHECK((c.moe.layers == std::vector<bool>{false, true, false, false} && c.moe.shared_expert_size == 40));
+  CHECK((c.attention_bias && !c.output_bias && !c.qk_norm && c.moe.in_layer(1) && !c.moe.in_layer(4)));
+  specs = weight_specs(c);
+  CHECK(spec_shape(specs, "model.layers.0.mlp.gate_proj.weight") == std::vector<int64_t>{96, 64});  // dense
+  CHECK(spec_shape(specs, "model.layers.1.mlp.shared_expert.up_proj.weight") == std::vector<int64_t>{40, 64});
+  CHECK(spec_shape(specs, "model.layers.1.mlp.shared_expert.down_proj.weight") == std::vector<int64_t>{64, 40});
+  CHECK(spec_shape(specs, "model.layers.1.mlp.shared_expert_gate.weight") == std::vector<int64_t>{1, 64});
+  CHECK(spec_shape(specs, "model.layers.1.self_attn.q_proj.bias") == std::vector<int64_t>{64});
+  CHECK_FALSE(has_spec(specs, "model.layers.1.mlp.gate_proj.weight"));
+  qwen2["qkv_bias"] = false;
+  qwen2["use_sliding_window"] = true;  // every other layer from the first, below max_window_layers
+  qwen2["max_window_layers"] = 2;
+  qwen2["sliding_window"] = 128;
+  c = parse_model_config(qwen2);
+  CHECK((!c.attention_bias && c.sliding_window == 128 &&
+         c.sliding_layers == std::vector<bool>{true, false, false, false}));
+
+  // OLMoE-1B-7B's kind: Llama's layers with norms over whole queries and keys (rounding as Llama's), clip_qkv.
+  json olmoe = olmo2_config();
+  olmoe["architectures"] = {"OlmoeForCausalLM"};
+  olmoe["model_type"] = "olmoe";
+  olmoe["clip_qkv"] = 8.0;
+  c = parse_model_config(olmoe);  // OlmoeConfig's defaults: 64 experts, 8 per token, not renormalised
+  CHECK((c.moe.num_experts == 64 && c.moe.experts_per_token == 8 && !c.moe.normalize_weights));
+  olmoe["num_experts"] = 4;
+  olmoe["num_experts_per_tok"] = 2;
+  c = parse_model_config(olmoe);
+  CHECK(c.architecture == Architecture::olmoe);
+  CHECK((c.input_norms && !c.output_norms && c.qk_norm && c.qk_norm_whole && !c.norms_scale_in_float32));
+  CHECK((c.clip_qkv == 8.0 && c.moe.num_experts == 4 && c.moe.experts_per_token == 2 && c.moe.expert_size == 96));
+  specs = weight_specs(c);
+  CHECK(spec_shape(specs, "model.layers.0.self_attn.q_norm.weight") == std::vector<int64_t>{64});
+  CHECK(spec_shape(specs, "model.layers.0.mlp.experts.3.up_proj.weight") == std::vector<int64_t>{96, 64});
+  olmoe["clip_qkv"] = nullptr;
+  CHECK(parse_model_config(olmoe).clip_qkv == 0.0);
+}
+
+TEST_CASE("model config: inconsistent experts name the file and the field", "[model][moe]") {
+  json j = qwen3_moe_config();
+  j["num_experts_per_tok"] = 9;
+  require_input_error(j, {"dir/config.json", "num_experts_per_tok", "from 1 to num_experts=8, not 9"});
+  j = qwen3_moe_config();
+  j["num_experts"] = 0;
+  require_input_error(j, {"num_experts", "positive"});
+  j = qwen3_moe_config();
+  j["moe_intermediate_size"] = -1;
+  require_input_error(j, {"moe_intermediate_size", "positive"});
+  j = qwen3_moe_config();
+  j["decoder_sparse_step"] = 0;
+  require_input_error(j, {"decoder_sparse_step", "positive"});
+  j = qwen3_moe_config();
+  j["mlp_only_layers"] = "0";
+  require_input_error(j, {"mlp_only_layers", "list of layers"});
+  j["mlp_only_layers"] = {0.5};
+  require_input_error(j, {"mlp_only_layers", "layer numbers"});
+  j = olmo2_config();
+  j["model_type"] = "olmoe";
+  j["architectures"] = {"OlmoeForCausalLM"};
+  j["clip_qkv"] = -3;
+  require_input_error(j, {"clip_qkv", "positive"});
 }

@@ -23,6 +23,8 @@ const char* to_string(TinyModel kind) {
     case TinyModel::olmo2: return "olmo2";
     case TinyModel::phi3: return "phi3";
     case TinyModel::granite: return "granite";
+    case TinyModel::qwen2_moe: return "qwen2_moe";
+    case TinyModel::olmoe: return "olmoe";
   }
   return "?";
 }
@@ -85,11 +87,28 @@ void write_tiny_model(const std::filesystem::path& dir, TinyModel kind) {
       j["attention_multiplier"] = 0.2;
       j["logits_scaling"] = 4.0;
       break;
+    case TinyModel::qwen2_moe:
+      j["architectures"] = {"Qwen2MoeForCausalLM"};
+      j["model_type"] = "qwen2_moe";
+      j["num_experts"] = 4;
+      j["num_experts_per_tok"] = 2;
+      j["moe_intermediate_size"] = 16;
+      j["shared_expert_intermediate_size"] = 24;
+      j["mlp_only_layers"] = {1};
+      break;
+    case TinyModel::olmoe:
+      j["architectures"] = {"OlmoeForCausalLM"};
+      j["model_type"] = "olmoe";
+      j["num_experts"] = 4;
+      j["num_experts_per_tok"] = 2;
+      j["norm_topk_prob"] = true;
+      j["clip_qkv"] = 1.0;
+      break;
   }
   std::filesystem::create_directories(dir);
   write_text(dir / "config.json", j.dump());
   const model::ModelConfig c = model::parse_model_config(j);
-  const int seeds[] = {2, 1, 3, 4, 5, 6, 7, 8};  // by TinyModel
+  const int seeds[] = {2, 1, 3, 4, 5, 6, 7, 8, 9, 10};  // by TinyModel
   at::manual_seed(seeds[static_cast<int>(kind)]);
   io::NamedTensors tensors;
   for (const auto& s : model::weight_specs(c))

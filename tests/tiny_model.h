@@ -1,4 +1,4 @@
-// Random tiny Llama / Qwen2 / Qwen3 model folders for the C++ model tests (no Python needed).
+// Random tiny model folders of each decoder family for the C++ model tests (no Python needed).
 #pragma once
 
 #include <c10/core/ScalarType.h>
@@ -16,8 +16,10 @@ namespace abmll::test {
 // key head norms, layer 0 sliding (a window of 4 tokens) with its own RoPE, layer 1 with linear RoPE scaling); OLMo-2
 // (norms on the blocks' outputs only, query and key norms over all heads at once, attention biases, tied); Phi-3
 // (fused qkv and gate_up projections, a sliding window of 4 tokens on every layer, tied); Granite (multipliers of
-// the embeddings, of the blocks' additions, of attention scores, and logits divided by 4, tied).
-enum class TinyModel { llama31, qwen2, qwen3, gemma2, gemma3, olmo2, phi3, granite };
+// the embeddings, of the blocks' additions, of attention scores, and logits divided by 4, tied); Qwen2-MoE (layer 0
+// with 4 experts of width 16, 2 per token, and a shared expert of width 24; layer 1 a dense MLP; tied); OLMoE (norms
+// over whole queries and keys, q, k and v clipped at 1, 4 experts of width 48, 2 per token renormalised; tied).
+enum class TinyModel { llama31, qwen2, qwen3, gemma2, gemma3, olmo2, phi3, granite, qwen2_moe, olmoe };
 
 // The architecture's name, for test messages.
 const char* to_string(TinyModel kind);

@@ -1,5 +1,6 @@
 """Forward-pass benchmark: abmll's decoder (the abmll_bench binary) against transformers on a ~100M-parameter
-Llama-shaped model with random weights, on CPU, in float32 and bfloat16. Not a test.
+Llama-shaped model with random weights (or, with --arch qwen3_moe, a Qwen3-MoE-shaped one of ~200M parameters, 32
+experts, 4 per token), on CPU, in float32 and bfloat16. Not a test.
 
 Each measurement runs in its own process (so the peak RSS, read from that process's rusage, is its own): load the
 model, run `warmup` forwards, then time `runs` forwards of a batch of random token ids (hidden states and logits at
@@ -8,8 +9,8 @@ some processes down, so each implementation is measured in `repeats` processes, 
 and the table reports the fastest of those medians (the least disturbed) and the largest peak RSS, with
 abmll/transformers ratios.
 
-Usage: forward.py --bin BUILD/abmll_bench [--model-dir DIR] [--batch 4] [--seq 256] [--warmup 2] [--runs 5]
-       [--repeats 3] [--dtypes float32,bfloat16]
+Usage: forward.py --bin BUILD/abmll_bench [--arch llama|qwen3_moe] [--model-dir DIR] [--batch 4] [--seq 256]
+       [--warmup 2] [--runs 5] [--repeats 3] [--dtypes float32,bfloat16]
 """
 import argparse
 import json
@@ -25,16 +26,25 @@ import tempfile
 SHAPE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, num_key_value_heads=4,
              intermediate_size=2048, vocab_size=32000, max_position_embeddings=2048, rope_theta=500000.0,
              tie_word_embeddings=False)
+# The same attention and vocabulary with Qwen3-MoE's layers (per-head query and key norms, experts): 32 experts of
+# width 512, 4 per token renormalised (Qwen3-30B-A3B: 128 of width 768, 8 per token), ~200M parameters, ~60M active.
+MOE_SHAPE = dict(SHAPE, head_dim=64, num_experts=32, num_experts_per_tok=4, moe_intermediate_size=512,
+                 norm_topk_prob=True)
+ARCHS = {"llama": ("LlamaConfig", "LlamaForCausalLM", SHAPE, "llama-125m",
+                   "hidden 768, 12 layers, 12 heads / 4 kv, MLP 2048, vocab 32000"),
+         "qwen3_moe": ("Qwen3MoeConfig", "Qwen3MoeForCausalLM", MOE_SHAPE, "qwen3-moe-200m",
+                       "hidden 768, 12 layers, 12 heads / 4 kv, 32 experts of width 512, 4 per token, vocab 32000")}
 
 
-def make_model(folder: pathlib.Path) -> None:
+def make_model(folder: pathlib.Path, arch: str) -> None:
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    import transformers
 
     if (folder / "model.safetensors").exists():
         return
+    config_class, model_class, shape, _, _ = ARCHS[arch]
     torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(**SHAPE)).to(torch.float32)
+    model = getattr(transformers, model_class)(getattr(transformers, config_class)(**shape)).to(torch.float32)
     model.save_pretrained(folder, safe_serialization=True)
 
 
@@ -77,8 +87,8 @@ def measure(cmd):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bin", help="the abmll_bench binary")
-    parser.add_argument("--model-dir", type=pathlib.Path,
-                        default=pathlib.Path.home() / ".cache" / "abmll" / "bench" / "llama-125m")
+    parser.add_argument("--arch", choices=list(ARCHS), default="llama")
+    parser.add_argument("--model-dir", type=pathlib.Path, help="default: ~/.cache/abmll/bench/<the shape's name>")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--seq", type=int, default=256)
     parser.add_argument("--warmup", type=int, default=2)
@@ -95,7 +105,9 @@ def main() -> None:
     if not args.bin:
         parser.error("--bin is required")
 
-    make_model(args.model_dir)
+    if args.model_dir is None:
+        args.model_dir = pathlib.Path.home() / ".cache" / "abmll" / "bench" / ARCHS[args.arch][3]
+    make_model(args.model_dir, args.arch)
     common = ["--batch", str(args.batch), "--seq", str(args.seq), "--warmup", str(args.warmup), "--runs",
               str(args.runs), "--seed", str(args.seed)]
     tokens = args.batch * args.seq
@@ -120,7 +132,7 @@ def main() -> None:
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; torch {torch.__version__}, "
           f"transformers {transformers.__version__}; model {args.model_dir} "
-          f"(hidden 768, 12 layers, 12 heads / 4 kv, MLP 2048, vocab 32000); batch {args.batch} x {args.seq} tokens; "
+          f"({ARCHS[args.arch][4]}); batch {args.batch} x {args.seq} tokens; "
           f"median of {args.runs} runs after {args.warmup} warm-up, fastest of {args.repeats} processes; "
           f"forward + logits at every position")
     header = f"{'dtype':<9} {'impl':<13} {'threads':>7} {'tokens/s':>9} {'median s':>9} {'peak RSS MiB':>12}"

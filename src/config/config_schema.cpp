@@ -266,7 +266,9 @@ std::vector<ConfigKey> build_keys() {
               "Dropout on the LoRA input (PEFT's lora_dropout) while lora, reptile and fomaml train and adapt; "
               "abmll refuses it (its adapters are posterior samples).",
               in_range_open_top(0.0, 1.0));
-  add<Strings>(k, KEY(lora.targets), Strings{"q_proj", "v_proj"}, "Adapted modules (PEFT's names).",
+  add<Strings>(k, KEY(lora.targets), Strings{"q_proj", "v_proj"},
+               "Adapted modules (PEFT's names), or all-linear: every projection of the model's layers (of a mixture "
+               "of experts, its attention's).",
                lora_modules());
 
   add<PosteriorFamily>(k, KEY(posterior.family), PosteriorFamily::factor,

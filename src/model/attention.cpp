@@ -73,6 +73,11 @@ at::Tensor attention(const at::Tensor& x, const AttentionWeights& w, const Model
     k = heads(linear(x, w.k, {layer, Projection::k}, adapter), w.k_norm);
     v = heads(linear(x, w.v, {layer, Projection::v}, adapter));
   }
+  if (config.clip_qkv > 0.0) {  // OLMoE: after the norms, before RoPE
+    q = q.clamp(-config.clip_qkv, config.clip_qkv);
+    k = k.clamp(-config.clip_qkv, config.clip_qkv);
+    v = v.clamp(-config.clip_qkv, config.clip_qkv);
+  }
   q = apply_rope(q, cos, sin);
   k = apply_rope(k, cos, sin);
   const int64_t groups = config.num_heads / config.num_kv_heads;

@@ -3,8 +3,9 @@
 //   h = h + attention(rms_norm(h)),  h = h + mlp(rms_norm(h))
 // (Gemma-2 and -3: each block's output normed too before it is added, h = h + rms_norm(attention(rms_norm(h))), ...;
 // OLMo-2: only the outputs, h = h + rms_norm(attention(h)), ...; Granite: what a block adds times its multiplier;
-// Gemma-3's and OLMo-3's sliding-window layers with a RoPE of their own), then the final RMSNorm; logits are the
-// lm_head projection of chosen rows (Gemma-2: soft-capped; Granite: divided by logits_scaling).
+// Gemma-3's and OLMo-3's sliding-window layers with a RoPE of their own; a mixture of experts' layers with routed
+// experts instead of the MLP), then the final RMSNorm; logits are the lm_head projection of chosen rows (Gemma-2:
+// soft-capped; Granite: divided by logits_scaling).
 #include "model/decoder.h"
 
 #include <ATen/TensorOperators.h>
@@ -130,8 +131,10 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layo
       at::Tensor y = x + added(norm(attention(norm(x, layer.input_norm), layer.attention, config_, i, cos, sin,
                                               pattern, adapter, twice),
                                     layer.attention_output_norm));
-      return y + added(norm(mlp(norm(y, layer.mlp_input_norm), layer.mlp, config_.activation, i, adapter),
-                            layer.mlp_output_norm));
+      const at::Tensor z = norm(y, layer.mlp_input_norm);
+      const at::Tensor fed = layer.moe.defined() ? moe(z, layer.moe, config_.moe, config_.activation, i)
+                                                 : mlp(z, layer.mlp, config_.activation, i, adapter);
+      return y + added(norm(fed, layer.mlp_output_norm));
     };
     const bool recompute = checkpoint && (options.checkpointed_layers < 0 || i < options.checkpointed_layers);
     h = recompute ? checkpointed(std::move(block), h, trainable) : block(h);

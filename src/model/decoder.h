@@ -1,6 +1,6 @@
-// A Llama / Qwen2 / Qwen3 / Mistral / Gemma / Gemma-2 decoder from a Hugging Face model folder (config.json +
-// safetensors), computing what transformers' ...ForCausalLM classes compute, with frozen base weights and an adapter
-// seam (LinearAdapter) on every projection.
+// A decoder of any architecture model_config.h reads, from a Hugging Face model folder (config.json + safetensors),
+// computing what transformers' ...ForCausalLM classes compute, with frozen base weights and an adapter seam
+// (LinearAdapter) on every projection outside a mixture of experts' experts.
 //
 // Dimension letters: B batch, T sequence length, D hidden size, V vocabulary, N selected positions.
 #pragma once

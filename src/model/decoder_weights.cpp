@@ -10,6 +10,7 @@
 #include <ATen/TensorOperators.h>
 #include <fmt/format.h>
 
+#include <functional>
 #include <map>
 #include <mutex>
 
@@ -64,12 +65,29 @@ DecoderWeights assemble(const ModelConfig& config, const std::map<std::string, a
     } else {
       layer.mlp_input_norm = norm(prefix + "post_attention_layernorm.weight");
     }
-    layer.mlp.down = projection(i, Projection::down);
-    if (fused) {
-      layer.mlp.gate_up = projection(i, Projection::gate_up);
+    if (config.moe.in_layer(i)) {
+      auto gated_mlp = [&](const std::function<std::string(Projection)>& name) {
+        MlpWeights m;
+        m.gate.weight = take(name(Projection::gate));
+        m.up.weight = take(name(Projection::up));
+        m.down.weight = take(name(Projection::down));
+        return m;
+      };
+      layer.moe.router = take(router_weight_name(config, i));
+      for (int64_t e = 0; e < config.moe.num_experts; ++e)
+        layer.moe.experts.push_back(gated_mlp([&](Projection p) { return expert_weight_name(config, i, e, p); }));
+      if (config.moe.shared_expert_size > 0) {
+        layer.moe.shared_expert = gated_mlp([&](Projection p) { return shared_expert_weight_name(i, p); });
+        layer.moe.shared_expert_gate = take(shared_expert_gate_name(i));
+      }
     } else {
-      layer.mlp.gate = projection(i, Projection::gate);
-      layer.mlp.up = projection(i, Projection::up);
+      layer.mlp.down = projection(i, Projection::down);
+      if (fused) {
+        layer.mlp.gate_up = projection(i, Projection::gate_up);
+      } else {
+        layer.mlp.gate = projection(i, Projection::gate);
+        layer.mlp.up = projection(i, Projection::up);
+      }
     }
     w.layers.push_back(std::move(layer));
   }

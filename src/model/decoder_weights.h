@@ -13,6 +13,7 @@
 #include "io/tensor_store.h"
 #include "model/attention.h"
 #include "model/mlp.h"
+#include "model/moe.h"
 #include "model/model_config.h"
 
 namespace abmll::model {
@@ -25,7 +26,8 @@ struct LayerWeights {
   AttentionWeights attention;
   at::Tensor attention_output_norm;  // [D] Gemma-2's and OLMo-2's post_attention_layernorm, on the attention's output
   at::Tensor mlp_input_norm;         // [D] post_attention_layernorm (Gemma-2: pre_feedforward_layernorm; OLMo-2: none)
-  MlpWeights mlp;
+  MlpWeights mlp;                    // (undefined in a layer with experts)
+  MoeWeights moe;                    // a layer with experts (config.moe.in_layer): instead of mlp
   at::Tensor mlp_output_norm;        // [D] Gemma-2's and OLMo-2's post_feedforward_layernorm
 };
 

@@ -55,8 +55,9 @@ std::set<Projection> fit_lora_targets(const std::vector<std::string>& names, con
       if (std::find(available.begin(), available.end(), p) == available.end())
         throw InputError(fmt::format("{}: '{}' is not a module of this {} model; its layers' linear modules are {}{}",
                                      source, name, to_string(config.architecture), fmt::join(available_names, ", "),
-                                     config.fused_projections ? " (q, k and v are one projection, gate and up another)"
-                                                              : ""));
+                                     config.fused_projections  ? " (q, k and v are one projection, gate and up another)"
+                                     : config.moe.num_experts > 0 ? " (the experts' MLPs are not adapted)"
+                                                                  : ""));
       out.insert(p);
     }
   }

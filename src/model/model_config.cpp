@@ -1,6 +1,6 @@
-// Parsing config.json (see model_config.h). Defaults follow transformers' LlamaConfig / Qwen2Config / Qwen3Config /
-// GemmaConfig / Gemma2Config / Gemma3TextConfig for the fields real checkpoints sometimes leave out; the sizes
-// themselves are required, except in a multimodal Gemma-3's text_config (whose releases leave most of them out).
+// Parsing config.json (see model_config.h). Defaults follow transformers' config classes (LlamaConfig, Qwen2Config,
+// ..., OlmoeConfig) for the fields real checkpoints sometimes leave out; the sizes themselves are required, except in
+// a multimodal Gemma-3's text_config (whose releases leave most of them out).
 #include "model/model_config.h"
 
 #include <fmt/format.h>
@@ -101,6 +101,10 @@ constexpr ArchitectureName kArchitectures[] = {
     {Architecture::olmo3, "olmo3", "Olmo3ForCausalLM", false},
     {Architecture::phi3, "phi3", "Phi3ForCausalLM", false},
     {Architecture::granite, "granite", "GraniteForCausalLM", false},
+    {Architecture::mixtral, "mixtral", "MixtralForCausalLM", false},
+    {Architecture::qwen2_moe, "qwen2_moe", "Qwen2MoeForCausalLM", false},
+    {Architecture::qwen3_moe, "qwen3_moe", "Qwen3MoeForCausalLM", false},
+    {Architecture::olmoe, "olmoe", "OlmoeForCausalLM", false},
 };
 
 std::string supported_list(const char* ArchitectureName::*field) {
@@ -412,6 +416,57 @@ void parse_gemma(const Fields& f, ModelConfig& c) {
   if (gemma3) parse_layered_rope(f, c, {1e6, 1e4, "rope_local_base_freq"});
 }
 
+// The experts of Mixtral, Qwen2-MoE, Qwen3-MoE and OLMoE, as their configs and SparseMoeBlock / TopKRouter classes
+// define them (defaults: MixtralConfig's 8 experts, 2 per token; Qwen2MoeConfig's 60, 4, width 1408, shared expert
+// 5632; Qwen3MoeConfig's 128, 8, width 768; OlmoeConfig's 64, 8). Mixtral always renormalises the k probabilities and
+// weights in float32; the others renormalise with norm_topk_prob. Qwen's layers have experts when (i + 1) is a
+// multiple of decoder_sparse_step and i is not in mlp_only_layers.
+void parse_experts(const Fields& f, ModelConfig& c) {
+  const Architecture arch = c.architecture;
+  const bool mixtral = arch == Architecture::mixtral;
+  const bool qwen = arch == Architecture::qwen2_moe || arch == Architecture::qwen3_moe;
+  MoeConfig& m = c.moe;
+  // Mixtral's count is num_local_experts; Qwen3MoeConfig reads num_experts and saves it as num_local_experts.
+  const char* count = f.has("num_experts")         ? "num_experts"
+                      : f.has("num_local_experts") ? "num_local_experts"
+                      : mixtral                    ? "num_local_experts"
+                                                   : "num_experts";
+  m.num_experts = f.integer(count, mixtral                             ? 8
+                                   : arch == Architecture::qwen2_moe   ? 60
+                                   : arch == Architecture::qwen3_moe   ? 128
+                                                                       : 64);
+  require_positive(f, count, m.num_experts);
+  m.experts_per_token =
+      f.integer("num_experts_per_tok", mixtral ? 2 : arch == Architecture::qwen2_moe ? 4 : 8);
+  if (m.experts_per_token <= 0 || m.experts_per_token > m.num_experts)
+    f.fail("num_experts_per_tok", fmt::format("must be from 1 to {}={}, not {}", count, m.num_experts,
+                                              m.experts_per_token));
+  m.expert_size = qwen ? f.integer("moe_intermediate_size", arch == Architecture::qwen2_moe ? 1408 : 768)
+                       : c.intermediate_size;
+  require_positive(f, "moe_intermediate_size", m.expert_size);
+  m.normalize_weights = mixtral || f.boolean("norm_topk_prob", false);
+  m.float32_weights = mixtral;
+  if (arch == Architecture::qwen2_moe) {
+    m.shared_expert_size = f.integer("shared_expert_intermediate_size", 5632);
+    require_positive(f, "shared_expert_intermediate_size", m.shared_expert_size);
+  }
+  m.layers.assign(static_cast<std::size_t>(c.num_layers), true);
+  if (!qwen) return;
+  const int64_t step = f.integer("decoder_sparse_step", 1);
+  require_positive(f, "decoder_sparse_step", step);
+  for (int64_t i = 0; i < c.num_layers; ++i) m.layers[static_cast<std::size_t>(i)] = (i + 1) % step == 0;
+  if (f.has("mlp_only_layers")) {
+    const auto& dense = f.json().at("mlp_only_layers");
+    if (!dense.is_array()) f.fail("mlp_only_layers", fmt::format("must be a list of layers, not {}", dense.dump()));
+    for (const auto& layer : dense) {
+      if (!layer.is_number_integer())
+        f.fail("mlp_only_layers", fmt::format("must list layer numbers, not {}", layer.dump()));
+      const auto i = layer.get<int64_t>();
+      if (i >= 0 && i < c.num_layers) m.layers[static_cast<std::size_t>(i)] = false;  // others name no layer
+    }
+  }
+}
+
 }  // namespace
 
 std::string to_string(Architecture arch) {
@@ -433,6 +488,9 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
                      c.architecture == Architecture::gemma3;
   const bool olmo = c.architecture == Architecture::olmo2 || c.architecture == Architecture::olmo3;
   const bool qwen = c.architecture == Architecture::qwen2 || c.architecture == Architecture::qwen3;
+  const bool mixtral = c.architecture == Architecture::mixtral;
+  const bool olmoe = c.architecture == Architecture::olmoe;
+  const bool qwen_moe = c.architecture == Architecture::qwen2_moe || c.architecture == Architecture::qwen3_moe;
 
   c.hidden_size = f.integer("hidden_size");
   c.intermediate_size = f.integer("intermediate_size");
@@ -461,17 +519,20 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   if (c.head_dim % 2 != 0) f.fail("head_dim", fmt::format("must be even for RoPE, not {}", c.head_dim));
   c.attention_scale = std::pow(static_cast<double>(c.head_dim), -0.5);
 
-  const int64_t default_positions =
-      llama || olmo ? 2048 : phi ? 4096 : c.architecture == Architecture::gemma3 ? 131072 : gemma ? 8192 : 32768;
+  const int64_t default_positions = llama || olmo                                       ? 2048
+                                    : phi || olmoe                                      ? 4096
+                                    : mixtral || c.architecture == Architecture::gemma3 ? 131072
+                                    : gemma                                             ? 8192
+                                                                                        : 32768;
   c.max_position_embeddings = f.integer("max_position_embeddings", default_positions);
   require_positive(f, "max_position_embeddings", c.max_position_embeddings);
-  c.rms_norm_eps = f.number("rms_norm_eps", olmo || phi ? 1e-5 : 1e-6);
+  c.rms_norm_eps = f.number("rms_norm_eps", olmo || phi || mixtral || olmoe ? 1e-5 : 1e-6);
   if (!(c.rms_norm_eps > 0.0)) f.fail("rms_norm_eps", fmt::format("must be positive, not {}", c.rms_norm_eps));
   c.tie_word_embeddings = f.boolean("tie_word_embeddings", gemma);
   // (Gemma-3's two RoPEs: in parse_gemma.)
   // (Gemma-3's and OLMo-3's two RoPEs: below.)
   if (c.architecture != Architecture::gemma3 && c.architecture != Architecture::olmo3)
-    c.rope = parse_rope(f, c.max_position_embeddings, 10000.0, phi ? 4096 : 0);
+    c.rope = parse_rope(f, c.max_position_embeddings, mixtral ? 1e6 : 10000.0, phi ? 4096 : 0);
   c.activation = parse_activation(f, c.architecture);
 
   if (phi) {
@@ -482,12 +543,12 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
     if (c.rope.partial_rotary_factor == 1.0)  // the dict's is 1 or absent
       c.rope.partial_rotary_factor = f.number("partial_rotary_factor", 1.0);
   }
-  if ((c.architecture == Architecture::mistral || phi) && f.has("sliding_window")) {
+  if ((c.architecture == Architecture::mistral || phi || mixtral) && f.has("sliding_window")) {
     c.sliding_window = f.integer("sliding_window", 0);
     require_positive(f, "sliding_window", c.sliding_window);
     c.sliding_layers.assign(static_cast<std::size_t>(c.num_layers), true);  // every layer
   }
-  if (llama || gemma || olmo) {
+  if (llama || gemma || olmo || olmoe) {
     // LlamaAttention (and GemmaAttention, Gemma2Attention, Olmo2Attention) give all four projections a bias when
     // attention_bias; LlamaMLP all three when mlp_bias (MistralAttention and MistralMLP have none, and their configs
     // carry neither flag; Gemma's and OLMo-2's MLPs never have one).
@@ -518,6 +579,40 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
     c.qk_norm_whole = true;
     c.norms_scale_in_float32 = true;
   }
+  if (olmoe) {
+    // OlmoeAttention: q_norm and k_norm over the whole projected query and key (norms as Llama's), then q, k and v
+    // clamped to [-clip_qkv, clip_qkv] when clip_qkv is set; OlmoeDecoderLayer: Llama's pre-norm blocks.
+    c.qk_norm = true;
+    c.qk_norm_whole = true;
+    if (f.has("clip_qkv")) {
+      c.clip_qkv = f.number("clip_qkv");
+      if (!(c.clip_qkv > 0.0) || !std::isfinite(c.clip_qkv))
+        f.fail("clip_qkv", fmt::format("must be positive and finite, or null, not {}", f.value_text("clip_qkv")));
+    }
+  }
+  if (qwen_moe) {
+    // Qwen2MoeAttention: q/k/v biases when qkv_bias (true by default), o_proj none; Qwen3MoeAttention: Qwen3's.
+    // Windows only with use_sliding_window: Qwen3-MoE's on every layer, Qwen2-MoE's on the layers layer_types
+    // names, by default every other one (from the first) below max_window_layers.
+    const bool qwen3_moe = c.architecture == Architecture::qwen3_moe;
+    if (qwen3_moe) {
+      c.attention_bias = f.boolean("attention_bias", false);
+      c.output_bias = c.attention_bias;
+      c.qk_norm = true;
+    } else {
+      c.attention_bias = f.boolean("qkv_bias", true);
+    }
+    if (f.boolean("use_sliding_window", false)) {
+      const int64_t below = f.integer("max_window_layers", 28);
+      std::vector<bool> sliding = qwen3_moe ? std::vector<bool>(static_cast<std::size_t>(c.num_layers), true)
+                                            : sliding_layers_of(f, c.num_layers, [below](int64_t i) {
+                                                return (i + 1) % 2 != 0 && i < below;
+                                              });
+      c.sliding_window = any_of(sliding) ? window_field(f) : 0;
+      if (c.sliding_window > 0) c.sliding_layers = std::move(sliding);
+    }
+  }
+  if (mixtral || olmoe || qwen_moe) parse_experts(f, c);
   if (c.architecture == Architecture::olmo3) {
     // Olmo3Config: three sliding-window layers (4096) to one full-attention layer unless layer_types says which,
     // each kind with its RoPE (theta 500000 by default; YaRN on the full-attention layers of the released models).

@@ -1,13 +1,15 @@
 // The architecture of a Hugging Face decoder checkpoint, read from its config.json: Llama (Llama-2/3/3.1/3.2), Qwen2
 // (Qwen2, Qwen2.5), Qwen3 (dense), Mistral, Gemma, Gemma-2, Gemma-3 (text-only, and the language model of the
-// multimodal 4B-27B releases), OLMo-2, OLMo-3, Phi-3 and Granite. All are the same decoder (RMSNorm, RoPE,
-// grouped-query attention, gated MLP); they differ in which projections carry biases, in Qwen3's and Gemma-3's RMSNorm
-// of each query and key head before RoPE, in Gemma's scaled embeddings, (1 + w) norms and GELU gate, in Gemma-2's and
-// Gemma-3's norms on the attention and MLP outputs, Gemma-2's soft-capped attention scores and logits, Gemma-3's and
-// OLMo-3's two RoPEs (one for their sliding-window layers), in OLMo-2's norms on the blocks' outputs only and over
-// whole queries and keys, in Phi-3's fused projections, in Granite's multipliers, and in their defaults. Anything this
-// decoder does not implement (another architecture, another RoPE type, another activation) is refused when parsing,
-// naming the field and its value, rather than computing something different from transformers.
+// multimodal 4B-27B releases), OLMo-2, OLMo-3, Phi-3 and Granite, and the mixtures of experts Mixtral, Qwen2-MoE,
+// Qwen3-MoE and OLMoE. All are the same decoder (RMSNorm, RoPE, grouped-query attention, gated MLPs); they differ in
+// which projections carry biases, in Qwen3's and Gemma-3's RMSNorm of each query and key head before RoPE, in
+// Gemma's scaled embeddings, (1 + w) norms and GELU gate, in Gemma-2's and Gemma-3's norms on the attention and MLP
+// outputs, Gemma-2's soft-capped attention scores and logits, Gemma-3's and OLMo-3's two RoPEs (one for their
+// sliding-window layers), in OLMo-2's norms on the blocks' outputs only and over whole queries and keys, in Phi-3's
+// fused projections, in Granite's multipliers, in the routed experts that replace the MLP of a mixture of experts
+// (and OLMoE's clipped queries, keys and values), and in their defaults. Anything this decoder does not implement
+// (another architecture, another RoPE type, another activation) is refused when parsing, naming the field and its
+// value, rather than computing something different from transformers.
 //
 // Both spellings transformers has used are read: the 4.x one (top-level `rope_theta`, `rope_scaling` with `type` or
 // `rope_type`, `torch_dtype`) and the 5.x one that save_pretrained writes today (`rope_parameters` holding
@@ -24,11 +26,16 @@
 
 namespace abmll::model {
 
-// mistral: Llama's math; phi3: Llama's with fused projections; granite: Llama's with multipliers.
-enum class Architecture { llama, qwen2, qwen3, mistral, gemma, gemma2, gemma3, olmo2, olmo3, phi3, granite };
+// mistral: Llama's math; phi3: Llama's with fused projections; granite: Llama's with multipliers; mixtral: Mistral's
+// with experts; qwen2_moe, qwen3_moe: Qwen2's and Qwen3's with experts; olmoe: Llama's with OLMo-2's whole-query and
+// key norms, and experts.
+enum class Architecture {
+  llama, qwen2, qwen3, mistral, gemma, gemma2, gemma3, olmo2, olmo3, phi3, granite, mixtral, qwen2_moe, qwen3_moe,
+  olmoe
+};
 
-// "llama", "qwen2", "qwen3", "mistral", "gemma", "gemma2", "gemma3_text", "olmo2", "olmo3", "phi3" or "granite" (the
-// config's model_type).
+// The config's model_type: "llama", "qwen2", ..., "gemma3_text", ..., "granite", "mixtral", "qwen2_moe", "qwen3_moe"
+// or "olmoe".
 std::string to_string(Architecture arch);
 
 // The MLP's gate activation: act(gate(x)) * up(x). silu: SwiGLU (Llama, Qwen, Mistral); gelu_tanh: GELU's tanh
@@ -58,6 +65,28 @@ struct RopeConfig {
   std::vector<double> short_factor, long_factor;
   // The share of each head's dimensions RoPE rotates, the first ones (Phi-4-mini: 0.75); 1 but for Phi-3.
   double partial_rotary_factor = 1.0;
+};
+
+// The mixture of experts that replaces the MLP of a layer (Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE): a router scores the
+// E experts for each token (softmax in float32 of x R^T), the token goes through its k best, and their outputs are
+// summed, each times its router probability (renormalised over the k when `normalize_weights`). Each expert is a
+// gated MLP of width `expert_size`, none with biases. Qwen2-MoE adds a shared expert every token goes through, its
+// output times sigmoid(x g^T).
+struct MoeConfig {
+  int64_t num_experts = 0;         // E (0: a dense model)
+  int64_t experts_per_token = 0;   // k
+  int64_t expert_size = 0;         // each expert's inner width (moe_intermediate_size; Mixtral's, OLMoE's F)
+  bool normalize_weights = false;  // norm_topk_prob (Mixtral: always)
+  // Mixtral weights the experts' outputs by float32 probabilities (the product rounded once, to the model's
+  // dtype); the others round the probabilities to the model's dtype first.
+  bool float32_weights = false;
+  int64_t shared_expert_size = 0;  // Qwen2-MoE's shared expert's inner width (0: none)
+  // Which layers have experts (Qwen's decoder_sparse_step and mlp_only_layers may leave some dense, with an MLP of
+  // intermediate_size); empty in a dense model.
+  std::vector<bool> layers;
+  bool in_layer(int64_t layer) const {
+    return layer >= 0 && static_cast<std::size_t>(layer) < layers.size() && layers[static_cast<std::size_t>(layer)];
+  }
 };
 
 struct ModelConfig {
@@ -118,6 +147,9 @@ struct ModelConfig {
   double embedding_multiplier = 1.0;
   double residual_multiplier = 1.0;
   double logits_scaling = 1.0;
+  // OLMoE's clip_qkv: queries, keys and values clamped to [-c, c] after their norms (0: none).
+  double clip_qkv = 0.0;
+  MoeConfig moe;
   std::string dtype;                 // the checkpoint's dtype as the config names it ("bfloat16", ...); may be ""
   // The language model of a vision-language checkpoint (Gemma3ForConditionalGeneration, model_type "gemma3"): its
   // tensors are named under the multimodal model's (see tensor_naming.h), and so are its adapters' modules.

@@ -121,6 +121,13 @@ PeftAdapterConfig parse_peft_adapter_config(const std::string& json_text, const 
     if (s.targets.empty()) throw field_error("target_modules", "is empty");
   }
 
+  // What PEFT's "all-linear" adds on a mixture of experts (with rank and alpha patterns for it): named first.
+  if (const auto* v = get("target_parameters"); v != nullptr && !is_off(*v))
+    throw field_error("target_parameters",
+                      fmt::format("is {}: LoRA on a mixture of experts' expert or router weights is not supported; "
+                                  "abmll adapts the attention projections of such models (list them in "
+                                  "target_modules)",
+                                  v->dump()));
   // Everything else must be off (DoRA, rank/alpha patterns, modules_to_save, layers_to_transform, LoRA biases,
   // trainable tokens, other variants, and any option a newer PEFT adds).
   for (const auto& [key, value] : j.items()) {

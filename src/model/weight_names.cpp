@@ -1,10 +1,12 @@
-// The HF tensor names of Llama / Qwen2 / Qwen3 / Mistral / Gemma / OLMo / Phi-3 checkpoints and their shapes (see weight_names.h).
-// Dimension letters as in model_config.h: D hidden, F intermediate, H / Hkv heads, Dh head size, V vocabulary.
+// The HF tensor names of the decoders' checkpoints and their shapes (see weight_names.h). Dimension letters as in
+// model_config.h: D hidden, F intermediate, H / Hkv heads, Dh head size, V vocabulary; E experts, Fe an expert's
+// width, Fs the shared expert's.
 #include "model/weight_names.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <functional>
 #include <iterator>
 
 #include "util/error.h"
@@ -28,6 +30,7 @@ std::string projection_name(Projection p) {
 
 std::vector<Projection> model_projections(const ModelConfig& config) {
   if (config.fused_projections) return {Projection::qkv, Projection::o, Projection::gate_up, Projection::down};
+  if (config.moe.num_experts > 0) return {Projection::q, Projection::k, Projection::v, Projection::o};
   return {std::begin(kSeparateProjections), std::end(kSeparateProjections)};
 }
 
@@ -43,6 +46,26 @@ std::string projection_path(int64_t layer, Projection p) {
   const bool attention = p == Projection::q || p == Projection::k || p == Projection::v || p == Projection::o ||
                          p == Projection::qkv;
   return fmt::format("model.layers.{}.{}.{}", layer, attention ? "self_attn" : "mlp", projection_name(p));
+}
+
+std::string router_weight_name(const ModelConfig& config, int64_t layer) {
+  return fmt::format("model.layers.{}.{}.gate.weight", layer,
+                     config.architecture == Architecture::mixtral ? "block_sparse_moe" : "mlp");
+}
+
+std::string expert_weight_name(const ModelConfig& config, int64_t layer, int64_t expert, Projection p) {
+  if (config.architecture == Architecture::mixtral)  // MixtralBlockSparseTop2MLP: w2(act(w1 x) * w3 x)
+    return fmt::format("model.layers.{}.block_sparse_moe.experts.{}.{}.weight", layer, expert,
+                       p == Projection::gate ? "w1" : p == Projection::up ? "w3" : "w2");
+  return fmt::format("model.layers.{}.mlp.experts.{}.{}.weight", layer, expert, projection_name(p));
+}
+
+std::string shared_expert_weight_name(int64_t layer, Projection p) {
+  return fmt::format("model.layers.{}.mlp.shared_expert.{}.weight", layer, projection_name(p));
+}
+
+std::string shared_expert_gate_name(int64_t layer) {
+  return fmt::format("model.layers.{}.mlp.shared_expert_gate.weight", layer);
 }
 
 std::vector<int64_t> projection_shape(const ModelConfig& c, Projection p) {
@@ -98,7 +121,21 @@ std::vector<WeightSpec> weight_specs(const ModelConfig& c) {
     }
     specs.push_back({prefix + "post_attention_layernorm.weight", {d}});
     if (c.output_norms && c.input_norms) specs.push_back({prefix + "pre_feedforward_layernorm.weight", {d}});
-    if (c.fused_projections) {
+    if (c.moe.in_layer(layer)) {
+      const MoeConfig& m = c.moe;
+      specs.push_back({router_weight_name(c, layer), {m.num_experts, d}});  // [E, D]
+      // An MLP of width `width` without biases: gate and up [width, D], down [D, width].
+      auto add_mlp = [&](const std::function<std::string(Projection)>& name, int64_t width) {
+        for (Projection p : {Projection::gate, Projection::up}) specs.push_back({name(p), {width, d}});
+        specs.push_back({name(Projection::down), {d, width}});
+      };
+      for (int64_t e = 0; e < m.num_experts; ++e)
+        add_mlp([&](Projection p) { return expert_weight_name(c, layer, e, p); }, m.expert_size);
+      if (m.shared_expert_size > 0) {
+        add_mlp([&](Projection p) { return shared_expert_weight_name(layer, p); }, m.shared_expert_size);
+        specs.push_back({shared_expert_gate_name(layer), {1, d}});
+      }
+    } else if (c.fused_projections) {
       for (Projection p : {Projection::gate_up, Projection::down}) add_projection(p);
     } else {
       for (Projection p : {Projection::gate, Projection::up, Projection::down}) add_projection(p);

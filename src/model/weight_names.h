@@ -1,4 +1,4 @@
-// The name table: every tensor a Llama / Qwen2 / Qwen3 / Mistral / Gemma / OLMo-2 checkpoint holds, by its Hugging Face name,
+// The name table: every tensor a checkpoint of one of model_config.h's architectures holds, by its Hugging Face name,
 // with the shape the config implies. Loading checks each tensor against this table (presence and shape), and the LoRA
 // code picks its target modules from the same projection names.
 #pragma once
@@ -22,7 +22,8 @@ inline constexpr Projection kAllProjections[] = {Projection::q,    Projection::k
 inline constexpr Projection kSeparateProjections[] = {Projection::q,    Projection::k,  Projection::v,   Projection::o,
                                                       Projection::gate, Projection::up, Projection::down};
 
-// The projections `config`'s layers have: the seven, or Phi-3's qkv, o, gate_up and down.
+// The projections `config`'s layers have that LoRA may adapt: the seven, Phi-3's qkv, o, gate_up and down, or a
+// mixture of experts' q, k, v and o (its experts are not adapted).
 std::vector<Projection> model_projections(const ModelConfig& config);
 
 // The module's HF name: "q_proj", ..., "down_proj", "qkv_proj", "gate_up_proj".
@@ -36,6 +37,15 @@ std::string projection_path(int64_t layer, Projection p);
 std::vector<int64_t> projection_shape(const ModelConfig& config, Projection p);
 bool projection_has_bias(const ModelConfig& config, Projection p);
 
+// The tensors of a layer with experts (config.moe.in_layer(layer)): the router [E, D] ("model.layers.{layer}.mlp.gate
+// .weight"; Mixtral's block is "block_sparse_moe"), expert e's gate, up or down weight ("...mlp.experts.{e}.gate_proj
+// .weight"; Mixtral's w1, w3 and w2), Qwen2-MoE's shared expert's ("...mlp.shared_expert.gate_proj.weight") and the
+// gate of its output, [1, D] ("...mlp.shared_expert_gate.weight").
+std::string router_weight_name(const ModelConfig& config, int64_t layer);
+std::string expert_weight_name(const ModelConfig& config, int64_t layer, int64_t expert, Projection p);
+std::string shared_expert_weight_name(int64_t layer, Projection p);
+std::string shared_expert_gate_name(int64_t layer);
+
 // One tensor of the checkpoint.
 struct WeightSpec {
   std::string name;              // e.g. "model.layers.3.self_attn.k_proj.bias"
@@ -44,8 +54,9 @@ struct WeightSpec {
 
 // Every tensor the checkpoint must hold under `config`, in a fixed order: embeddings, then per layer the input
 // norm (not OLMo-2's), q/k/v/o (weights then biases), (Qwen3, Gemma-3, OLMo-2) the query and key norms, the
-// post-attention norm, (Gemma-2 and -3) the pre-feed-forward norm, gate/up/down, (Gemma-2 and -3, OLMo-2) the
-// post-feed-forward norm, then the final norm and lm_head (absent when tie_word_embeddings).
+// post-attention norm, (Gemma-2 and -3) the pre-feed-forward norm, gate/up/down (or the router, the experts' gate/up/
+// down, the shared expert's and its gate), (Gemma-2 and -3, OLMo-2) the post-feed-forward norm, then the final norm
+// and lm_head (absent when tie_word_embeddings).
 std::vector<WeightSpec> weight_specs(const ModelConfig& config);
 
 // Checks a tensor's actual shape against its spec: throws abmll::InputError naming the tensor, both shapes and a

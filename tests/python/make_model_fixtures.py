@@ -1,5 +1,6 @@
-"""Tiny random Llama / Qwen2 / Qwen3 / Mistral / Gemma / Gemma-2 / Gemma-3 / OLMo-2 / OLMo-3 / Phi-3 / Granite
-checkpoints and their transformers logits, for tests/python/test_model_parity.py.
+"""Tiny random Llama / Qwen2 / Qwen3 / Mistral / Gemma / Gemma-2 / Gemma-3 / OLMo-2 / OLMo-3 / Phi-3 / Granite /
+Mixtral / Qwen2-MoE / Qwen3-MoE / OLMoE checkpoints and their transformers logits, for
+tests/python/test_model_parity.py.
 
 Each fixture is a model folder written by transformers' save_pretrained (safetensors, float32) plus
 reference.safetensors holding, for fixed token ids:
@@ -22,9 +23,10 @@ import torch
 from safetensors.torch import save_file
 from transformers import (Gemma2Config, Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig, GemmaConfig,
                           GemmaForCausalLM, GraniteConfig, GraniteForCausalLM, LlamaConfig, LlamaForCausalLM,
-                          MistralConfig, MistralForCausalLM, Olmo2Config, Olmo2ForCausalLM, Olmo3Config,
-                          Olmo3ForCausalLM, Phi3Config, Phi3ForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config,
-                          Qwen3ForCausalLM)
+                          MistralConfig, MistralForCausalLM, MixtralConfig, MixtralForCausalLM, Olmo2Config,
+                          Olmo2ForCausalLM, Olmo3Config, Olmo3ForCausalLM, OlmoeConfig, OlmoeForCausalLM, Phi3Config,
+                          Phi3ForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen2MoeConfig, Qwen2MoeForCausalLM,
+                          Qwen3Config, Qwen3ForCausalLM, Qwen3MoeConfig, Qwen3MoeForCausalLM)
 
 SIZES = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, vocab_size=256,
              initializer_range=0.1, rms_norm_eps=1e-6, max_position_embeddings=256)
@@ -111,13 +113,32 @@ FIXTURES = {
         **SIZES, num_key_value_heads=2, embedding_multiplier=12.0, residual_multiplier=0.22,
         attention_multiplier=0.0625, logits_scaling=16.0, tie_word_embeddings=True, attention_bias=True,
         mlp_bias=True, pad_token_id=0, bos_token_id=1, eos_token_id=2), {}),
+    # Mixtral: Mistral's layers with 4 experts, 2 per token (the 8x7B has 8), probabilities renormalised over the two
+    # and kept in float32 for the weighting.
+    "mixtral": (MixtralForCausalLM, lambda: MixtralConfig(
+        **SIZES, num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2, sliding_window=None), {}),
+    # Qwen2-MoE: 4 experts of width 32, 2 per token, probabilities not renormalised, a shared expert of width 48 with
+    # its sigmoid gate; layer 1 a dense MLP (mlp_only_layers), q/k/v biases.
+    "qwen2_moe": (Qwen2MoeForCausalLM, lambda: Qwen2MoeConfig(
+        **SIZES, num_key_value_heads=2, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32,
+        shared_expert_intermediate_size=48, mlp_only_layers=[1]), {}),
+    # Qwen3-MoE: Qwen3's head norms, head_dim 24, 4 experts of width 32, 3 per token renormalised (norm_topk_prob,
+    # as in Qwen3-30B-A3B).
+    "qwen3_moe": (Qwen3MoeForCausalLM, lambda: Qwen3MoeConfig(
+        **SIZES, num_key_value_heads=2, head_dim=24, num_experts=4, num_experts_per_tok=3, moe_intermediate_size=32,
+        norm_topk_prob=True), {}),
+    # OLMoE: norms over whole queries and keys (Llama's rounding), q, k and v clipped at 1.5 (which binds here), 4
+    # experts, 2 per token, not renormalised.
+    "olmoe": (OlmoeForCausalLM, lambda: OlmoeConfig(
+        **SIZES, num_key_value_heads=2, num_experts=4, num_experts_per_tok=2, clip_qkv=1.5, pad_token_id=1,
+        eos_token_id=2), {}),
     # Llama saved in shards (model.safetensors.index.json + several files).
     "llama3_sharded": (LlamaForCausalLM, lambda: LlamaConfig(**SIZES, num_key_value_heads=2, rope_theta=500000.0),
                        {"max_shard_size": "40KB"}),
 }
 
 # Fixtures whose reference also holds bfloat16 logits.
-BF16_FIXTURES = ["llama3", "qwen3", "gemma2", "gemma3", "olmo2", "olmo3", "phi3", "granite"]
+BF16_FIXTURES = ["llama3", "qwen3", "gemma2", "gemma3", "olmo2", "olmo3", "phi3", "granite", "mixtral", "qwen3_moe"]
 
 
 def write_byte_tokenizer(folder: pathlib.Path) -> None:

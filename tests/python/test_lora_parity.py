@@ -29,7 +29,9 @@ CASES = [("llama3", ALL, False), ("qwen2_tied", ["q_proj", "v_proj", "o_proj"], 
          ("gemma3", ["q_proj", "k_proj", "down_proj"], False),
          ("olmo2", ["q_proj", "k_proj", "o_proj", "up_proj"], True), ("olmo3", ["v_proj", "gate_proj"], False),
          ("phi3", ["qkv_proj", "gate_up_proj"], True), ("phi3", "all-linear", False),
-         ("granite", ["q_proj", "v_proj", "down_proj"], False)]
+         ("granite", ["q_proj", "v_proj", "down_proj"], False), ("mixtral", ["q_proj", "v_proj"], False),
+         ("qwen2_moe", ["q_proj", "k_proj", "o_proj"], True),
+         ("qwen3_moe", ["q_proj", "k_proj", "v_proj", "o_proj"], False), ("olmoe", ["k_proj", "v_proj", "o_proj"], True)]
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +100,7 @@ def test_peft_adapter_in_abmll(name, targets, rslora, fixtures, run_abmll, tmp_p
     compare(f"{name} PEFT adapter {targets} rslora={rslora}", got, want, base, ref["batch_mask"])
 
 
-@pytest.mark.parametrize("name", ["llama3", "qwen2_tied", "qwen3", "olmo2", "phi3"])
+@pytest.mark.parametrize("name", ["llama3", "qwen2_tied", "qwen3", "olmo2", "phi3", "mixtral", "qwen3_moe"])
 def test_abmll_adapter_in_peft(name, fixtures, run_abmll, tmp_path):
     from peft import PeftModel
 
@@ -126,3 +128,16 @@ def test_unsupported_option_is_an_input_error(fixtures, run_abmll, tmp_path):
                        "--ids", "1,2,3")
     assert result.returncode == 2, result.stderr
     assert "adapter_config.json" in result.stderr and "use_dora" in result.stderr
+
+
+def test_lora_on_experts_is_an_input_error(fixtures, run_abmll, tmp_path):
+    """PEFT's "all-linear" on a mixture of experts also adapts the experts' and the router's weights
+    (target_parameters), which abmll does not: refused by name, not half applied."""
+    from peft import LoraConfig, get_peft_model
+
+    folder = fixtures["qwen3_moe"]
+    get_peft_model(base_model(folder), LoraConfig(r=2, target_modules="all-linear")).save_pretrained(tmp_path / "a")
+    result = run_abmll("logits", "--model", folder, "--adapter", tmp_path / "a", "--out", tmp_path / "x",
+                       "--ids", "1,2,3")
+    assert result.returncode == 2, result.stderr
+    assert "adapter_config.json" in result.stderr and "target_parameters" in result.stderr

@@ -1,11 +1,11 @@
 """Models with SentencePiece-style tokenizers through the whole pipeline on the demo's tasks: a Mistral-v0.1-shaped
 model (sliding window 4096) with a tokenizer in the legacy form of Llama-2's and Mistral-7B-v0.1's files, and a
 Gemma-2- and a Gemma-3-shaped model (soft caps, sliding windows, two RoPEs; the latter also inside a multimodal
-checkpoint) with one in Gemma's form, and a Phi-3-shaped one (fused projections) with one in Llama-2's form. `abmll
-meta-train` runs, and `abmll evaluate`'s option probabilities equal transformers' when each option's tokens are taken
-from the encoding of prompt + option, as evaluation harnesses split a context from its continuation. (With the legacy
-form, " yes" encoded alone would give the tokens of "▁▁yes": a space token of its own that the model never sees
-before an answer in context.)"""
+checkpoint) with one in Gemma's form, and a Phi-3-shaped one (fused projections) and a Mixtral-shaped one (experts)
+with one in Llama-2's form. `abmll meta-train` runs, and `abmll evaluate`'s option probabilities equal transformers'
+when each option's tokens are taken from the encoding of prompt + option, as evaluation harnesses split a context
+from its continuation. (With the legacy form, " yes" encoded alone would give the tokens of "▁▁yes": a space token of
+its own that the model never sees before an answer in context.)"""
 import json
 import math
 import pathlib
@@ -17,7 +17,7 @@ import torch
 from tokenizers import Tokenizer
 from transformers import (Gemma2Config, Gemma2ForCausalLM, Gemma3Config, Gemma3ForCausalLM,
                           Gemma3ForConditionalGeneration, Gemma3TextConfig, MistralConfig, MistralForCausalLM,
-                          Phi3Config, Phi3ForCausalLM, SiglipVisionConfig)
+                          MixtralConfig, MixtralForCausalLM, Phi3Config, Phi3ForCausalLM, SiglipVisionConfig)
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import make_tokenizer_fixtures  # noqa: E402
@@ -51,6 +51,10 @@ MODELS = {
     "phi3": (Phi3ForCausalLM, lambda vocab: Phi3Config(**SIZES, vocab_size=vocab, sliding_window=2047,
                                                        pad_token_id=0), make_tokenizer_fixtures.make_llama2_trained,
              "llama2-trained", True),
+    # Mixtral's shape (4 experts, 2 per token) with Llama-2's tokenizer form, as Mixtral-8x7B has.
+    "mixtral": (MixtralForCausalLM, lambda vocab: MixtralConfig(**SIZES, vocab_size=vocab, num_local_experts=4,
+                                                               num_experts_per_tok=2),
+                make_tokenizer_fixtures.make_llama2_trained, "llama2-trained", True),
 }
 # Settings a model needs besides the demo's (Phi-3 has no q_proj or v_proj of its own to adapt).
 EXTRA_SETS = {"phi3": ["--set", "lora.targets=[qkv_proj, down_proj]"]}
