@@ -1,6 +1,6 @@
 """Forward-pass benchmark: abmll's decoder (the abmll_bench binary) against transformers on a ~100M-parameter
-Llama-shaped model with random weights (or, with --arch qwen3_moe, a Qwen3-MoE-shaped one of ~200M parameters, 32
-experts, 4 per token), on CPU, in float32 and bfloat16. Not a test.
+Llama-shaped model with random weights (or, with --arch qwen3_moe, a Qwen3-MoE-shaped one: ~520M parameters, ~100M
+of them active per token), on CPU, in float32 and bfloat16. Not a test.
 
 Each measurement runs in its own process (so the peak RSS, read from that process's rusage, is its own): load the
 model, run `warmup` forwards, then time `runs` forwards of a batch of random token ids (hidden states and logits at
@@ -27,12 +27,13 @@ SHAPE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, num_
              intermediate_size=2048, vocab_size=32000, max_position_embeddings=2048, rope_theta=500000.0,
              tie_word_embeddings=False)
 # The same attention and vocabulary with Qwen3-MoE's layers (per-head query and key norms, experts): 32 experts of
-# width 512, 4 per token renormalised (Qwen3-30B-A3B: 128 of width 768, 8 per token), ~200M parameters, ~60M active.
+# width 512, 4 per token renormalised (Qwen3-30B-A3B: 128 of width 768, 8 per token): ~520M parameters (453M of them
+# the experts'), ~100M active per token.
 MOE_SHAPE = dict(SHAPE, head_dim=64, num_experts=32, num_experts_per_tok=4, moe_intermediate_size=512,
                  norm_topk_prob=True)
 ARCHS = {"llama": ("LlamaConfig", "LlamaForCausalLM", SHAPE, "llama-125m",
                    "hidden 768, 12 layers, 12 heads / 4 kv, MLP 2048, vocab 32000"),
-         "qwen3_moe": ("Qwen3MoeConfig", "Qwen3MoeForCausalLM", MOE_SHAPE, "qwen3-moe-200m",
+         "qwen3_moe": ("Qwen3MoeConfig", "Qwen3MoeForCausalLM", MOE_SHAPE, "qwen3-moe-520m",
                        "hidden 768, 12 layers, 12 heads / 4 kv, 32 experts of width 512, 4 per token, vocab 32000")}
 
 
