@@ -17,12 +17,14 @@
 #include <ATen/ops/zeros.h>
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "io/tensor_store.h"
 #include "model/decoder.h"
+#include "model/rope.h"
 #include "model/weight_names.h"
 #include "test_support.h"
 #include "tiny_model.h"
@@ -108,7 +110,8 @@ TEST_CASE("model decoder: frozen weights are views of the checkpoint, and dtype 
   CHECK(hidden.sizes() == std::vector<int64_t>{1, 4, 32});
 }
 
-TEST_CASE("model decoder: logits_at picks rows, the adapter seam sees every projection, bad ids are refused", "[model]") {
+TEST_CASE("model decoder: logits_at picks rows, the adapter seam sees every projection, bad ids are refused",
+          "[model]") {
   ScratchDir dir;
   write_tiny_model(dir.path(), TinyModel::llama31);
   const Decoder decoder = Decoder::load(dir.path());
@@ -151,6 +154,29 @@ TEST_CASE("decoder: random weights of a config's shape, reproducible from the se
         at::IntArrayRef({1, 3, 32}));
 }
 
+TEST_CASE("model rope: GLM's interleaved rotation turns adjacent pairs, a partial one passes the rest", "[model]") {
+  // Head size 6, the first 4 rotated: pairs (0, 1) by frequency 1 and (2, 3) by 0.1, at positions 0 and 3.
+  const at::Tensor inv_freq = at::tensor({1.0f, 0.1f});
+  const at::Tensor positions = at::tensor({0, 3}, at::kLong).view({1, 2});
+  const auto [cos, sin] = abmll::model::rope_tables(positions, inv_freq, at::kFloat, 1.0, /*interleaved=*/true);
+  REQUIRE(cos.sizes() == at::IntArrayRef({1, 2, 4}));
+  const at::Tensor x = at::randn({1, 1, 2, 6});
+  const at::Tensor got = abmll::model::apply_rope(x, cos, sin, /*interleaved=*/true);
+  at::Tensor want = x.clone();
+  for (int64_t t = 0; t < 2; ++t) {
+    for (int64_t pair = 0; pair < 2; ++pair) {
+      const double angle = static_cast<double>(positions[0][t].item<int64_t>()) * inv_freq[pair].item<double>();
+      const double a = x[0][0][t][2 * pair].item<double>(), b = x[0][0][t][2 * pair + 1].item<double>();
+      want[0][0][t][2 * pair] = a * std::cos(angle) - b * std::sin(angle);
+      want[0][0][t][2 * pair + 1] = b * std::cos(angle) + a * std::sin(angle);
+    }
+  }
+  CHECK((got - want).abs().max().item<double>() < 1e-6);
+  // rotate_half's layout turns other pairs: (0, 2) and (1, 3).
+  const auto [half_cos, half_sin] = abmll::model::rope_tables(positions, inv_freq, at::kFloat);
+  CHECK((abmll::model::apply_rope(x, half_cos, half_sin) - want).abs().max().item<double>() > 1e-2);
+}
+
 TEST_CASE("on a GPU, every architecture's decoder gives the CPU's logits and gradients", "[model][cuda]") {
   if (!at::hasCUDA()) {
     WARN("skipped: no CUDA device");
@@ -161,7 +187,8 @@ TEST_CASE("on a GPU, every architecture's decoder gives the CPU's logits and gra
   const abmll::FullFloat32Products full_float32;
   for (TinyModel kind :
        {TinyModel::llama31, TinyModel::qwen2, TinyModel::qwen3, TinyModel::gemma2, TinyModel::gemma3,
-        TinyModel::olmo2, TinyModel::phi3, TinyModel::granite, TinyModel::qwen2_moe, TinyModel::olmoe}) {
+        TinyModel::olmo2, TinyModel::phi3, TinyModel::granite, TinyModel::qwen2_moe, TinyModel::olmoe,
+        TinyModel::glm4}) {
     INFO(abmll::test::to_string(kind));
     ScratchDir dir;
     write_tiny_model(dir.path(), kind);

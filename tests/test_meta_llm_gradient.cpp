@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
+#include <vector>
 
 #include "meta/abmll_objective.h"
 #include "meta/task_noise.h"
@@ -34,10 +36,12 @@ TEST_CASE("second-order ABMLL meta-gradient on a tiny LLM matches finite differe
   // Gemma-2: soft-capped scores and logits, (1 + w) norms on the blocks' outputs, GeGLU; Gemma-3: (1 + w) head norms;
   // OLMo-2: norms over whole queries and keys, no input norms; Phi-3: fused projections and a binding window;
   // Granite: its multipliers, the logits' divisor inside the chunked log-softmax's backward; Qwen2-MoE and OLMoE:
-  // gradients through the experts and the router's probabilities, a shared expert, clipped q, k and v.
+  // gradients through the experts and the router's probabilities, a shared expert, clipped q, k and v; GLM-4: its
+  // fused gate_up, interleaved partial RoPE and output norms.
   const auto kind = GENERATE(test::TinyModel::llama31, test::TinyModel::qwen3, test::TinyModel::gemma2,
                              test::TinyModel::gemma3, test::TinyModel::olmo2, test::TinyModel::phi3,
-                             test::TinyModel::granite, test::TinyModel::qwen2_moe, test::TinyModel::olmoe);
+                             test::TinyModel::granite, test::TinyModel::qwen2_moe, test::TinyModel::olmoe,
+                             test::TinyModel::glm4);
   INFO(test::to_string(kind));
   test::ScratchDir dir;
   test::write_tiny_model(dir.path(), kind);
@@ -48,12 +52,15 @@ TEST_CASE("second-order ABMLL meta-gradient on a tiny LLM matches finite differe
   model::LoraSettings lora;
   lora.rank = 2;
   lora.alpha = 4;
-  // Phi-3: q and v are in its one qkv_proj; a mixture of experts adapts its attention only.
-  lora.targets = decoder.config().fused_projections ? model::fit_lora_targets({"qkv_proj", "down_proj"},
-                                                                              decoder.config(), "test")
-                 : decoder.config().moe.num_experts > 0
-                     ? model::fit_lora_targets({"q_proj", "v_proj", "o_proj"}, decoder.config(), "test")
-                     : model::fit_lora_targets({"q_proj", "v_proj", "down_proj"}, decoder.config(), "test");
+  // Phi-3: q and v are in its one qkv_proj; GLM-4: gate and up in its one gate_up_proj; a mixture of experts adapts
+  // its attention only.
+  const model::ModelConfig& shape = decoder.config();
+  using Names = std::vector<std::string>;
+  const Names targets = shape.fused_qkv               ? Names{"qkv_proj", "down_proj"}
+                        : shape.fused_gate_up         ? Names{"q_proj", "v_proj", "gate_up_proj"}
+                        : shape.moe.num_experts > 0   ? Names{"q_proj", "v_proj", "o_proj"}
+                                                      : Names{"q_proj", "v_proj", "down_proj"};
+  lora.targets = model::fit_lora_targets(targets, shape, "test");
   const auto sites = model::lora_sites(decoder.config(), lora);
   for (const char* family : {"factor", "weight-linear", "weight-softplus"}) {
     INFO("family " << family);

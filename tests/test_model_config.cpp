@@ -421,7 +421,7 @@ TEST_CASE("model config: Phi-3's fused projections, and LoRA targets fitted to t
   json j = phi3_config();
   ModelConfig c = parse_model_config(j);
   CHECK(c.architecture == Architecture::phi3);
-  CHECK((c.fused_projections && !c.attention_bias && !c.mlp_bias && c.sliding_window == 2047));
+  CHECK((c.fused_qkv && c.fused_gate_up && !c.attention_bias && !c.mlp_bias && c.sliding_window == 2047));
   CHECK(c.sliding_layers == std::vector<bool>{true, true});
   CHECK((model_projections(c) ==
          std::vector<Projection>{Projection::qkv, Projection::o, Projection::gate_up, Projection::down}));
@@ -973,4 +973,55 @@ TEST_CASE("model config: inconsistent experts name the file and the field", "[mo
   j["architectures"] = {"OlmoeForCausalLM"};
   j["clip_qkv"] = -3;
   require_input_error(j, {"clip_qkv", "positive"});
+}
+
+TEST_CASE("model config: GLM and GLM-4, their fused gate_up, interleaved partial RoPE and norm names", "[model]") {
+  // GLM-4-9B-0414's config.json, its sizes shrunk.
+  json j = json::parse(R"({
+    "architectures": ["Glm4ForCausalLM"], "attention_bias": true, "attention_dropout": 0.0,
+    "eos_token_id": [151329, 151336, 151338], "head_dim": 16, "hidden_act": "silu", "hidden_size": 64,
+    "initializer_range": 0.02, "intermediate_size": 96, "max_position_embeddings": 32768, "model_type": "glm4",
+    "num_attention_heads": 4, "num_hidden_layers": 2, "num_key_value_heads": 2, "pad_token_id": 151329,
+    "partial_rotary_factor": 0.5, "rms_norm_eps": 1e-05, "rope_theta": 10000.0, "tie_word_embeddings": false,
+    "torch_dtype": "bfloat16", "vocab_size": 256
+  })");
+  ModelConfig c = parse_model_config(j);
+  CHECK(c.architecture == Architecture::glm4);
+  CHECK((c.fused_gate_up && !c.fused_qkv && c.rope_interleaved && c.rotary_dim == 8 && c.output_norms));
+  CHECK((c.input_norms && c.attention_bias && !c.output_bias && !c.norms_scale_in_float32));
+  CHECK((model_projections(c) == std::vector<Projection>{Projection::q, Projection::k, Projection::v, Projection::o,
+                                                         Projection::gate_up, Projection::down}));
+  const auto specs = weight_specs(c);
+  for (const char* name :
+       {"model.layers.1.post_self_attn_layernorm.weight", "model.layers.1.post_attention_layernorm.weight",
+        "model.layers.1.post_mlp_layernorm.weight", "model.layers.1.input_layernorm.weight",
+        "model.layers.1.self_attn.v_proj.bias"})
+    CHECK(spec_shape(specs, name).size() == 1);
+  CHECK(spec_shape(specs, "model.layers.0.mlp.gate_up_proj.weight") == std::vector<int64_t>{192, 64});
+  CHECK_FALSE(has_spec(specs, "model.layers.0.self_attn.o_proj.bias"));
+  CHECK_FALSE(has_spec(specs, "model.layers.0.pre_feedforward_layernorm.weight"));
+  try {
+    fit_lora_targets({"gate_proj"}, c, "lora.targets");
+    FAIL("no error");
+  } catch (const abmll::InputError& e) {
+    CHECK(std::string(e.what()).find("gate_up_proj, down_proj (gate and up are one projection)") != std::string::npos);
+  }
+
+  // GlmConfig's defaults: a rotated half (the RoPE dict's share first, then the top level's), q/k/v biases, eps
+  // 1.5625e-7, head_dim 128; GLM's layers norm their inputs only.
+  j["model_type"] = "glm";
+  j["architectures"] = {"GlmForCausalLM"};
+  for (const char* key : {"partial_rotary_factor", "attention_bias", "rms_norm_eps", "head_dim"}) j.erase(key);
+  c = parse_model_config(j);
+  CHECK((c.architecture == Architecture::glm && !c.output_norms && c.attention_bias && c.head_dim == 128));
+  CHECK((c.rotary_dim == 64 && c.rms_norm_eps == 1.5625e-7));
+  CHECK(layer_norm_names(c, 0).attention_output.empty());
+  CHECK(layer_norm_names(c, 0).mlp_input == "model.layers.0.post_attention_layernorm.weight");
+  j["partial_rotary_factor"] = 0.25;
+  j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 10000.0}, {"partial_rotary_factor", 0.75}};
+  CHECK(parse_model_config(j).rotary_dim == 96);
+  j["rope_parameters"].erase("partial_rotary_factor");
+  CHECK(parse_model_config(j).rotary_dim == 32);
+  j["partial_rotary_factor"] = 0.28;  // 35 dimensions
+  require_input_error(j, {"partial_rotary_factor", "even number"});
 }

@@ -51,7 +51,8 @@ BatchedLora random_adapter(const ModelConfig& c, int64_t groups, double alpha, b
   s.rank = 3;
   s.alpha = alpha;
   s.rslora = rslora;
-  s.targets = c.fused_projections      ? std::set<Projection>{Projection::qkv, Projection::o, Projection::gate_up}
+  s.targets = c.fused_qkv              ? std::set<Projection>{Projection::qkv, Projection::o, Projection::gate_up}
+              : c.fused_gate_up       ? std::set<Projection>{Projection::k, Projection::o, Projection::gate_up}
               : c.moe.num_experts > 0 ? std::set<Projection>{Projection::q, Projection::k, Projection::o}
                                       : std::set<Projection>{Projection::k, Projection::o, Projection::up};
   BatchedLora lora(s, groups);

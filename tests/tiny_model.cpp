@@ -25,6 +25,7 @@ const char* to_string(TinyModel kind) {
     case TinyModel::granite: return "granite";
     case TinyModel::qwen2_moe: return "qwen2_moe";
     case TinyModel::olmoe: return "olmoe";
+    case TinyModel::glm4: return "glm4";
   }
   return "?";
 }
@@ -104,11 +105,16 @@ void write_tiny_model(const std::filesystem::path& dir, TinyModel kind) {
       j["norm_topk_prob"] = true;
       j["clip_qkv"] = 1.0;
       break;
+    case TinyModel::glm4:
+      j["architectures"] = {"Glm4ForCausalLM"};
+      j["model_type"] = "glm4";
+      j["head_dim"] = 8;
+      break;
   }
   std::filesystem::create_directories(dir);
   write_text(dir / "config.json", j.dump());
   const model::ModelConfig c = model::parse_model_config(j);
-  const int seeds[] = {2, 1, 3, 4, 5, 6, 7, 8, 9, 10};  // by TinyModel
+  const int seeds[] = {2, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11};  // by TinyModel
   at::manual_seed(seeds[static_cast<int>(kind)]);
   io::NamedTensors tensors;
   for (const auto& s : model::weight_specs(c))

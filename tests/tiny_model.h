@@ -18,8 +18,10 @@ namespace abmll::test {
 // (fused qkv and gate_up projections, a sliding window of 4 tokens on every layer, tied); Granite (multipliers of
 // the embeddings, of the blocks' additions, of attention scores, and logits divided by 4, tied); Qwen2-MoE (layer 0
 // with 4 experts of width 16, 2 per token, and a shared expert of width 24; layer 1 a dense MLP; tied); OLMoE (norms
-// over whole queries and keys, q, k and v clipped at 1, 4 experts of width 48, 2 per token renormalised; tied).
-enum class TinyModel { llama31, qwen2, qwen3, gemma2, gemma3, olmo2, phi3, granite, qwen2_moe, olmoe };
+// over whole queries and keys, q, k and v clipped at 1, 4 experts of width 48, 2 per token renormalised; tied); GLM-4
+// (q/k/v biases, a fused gate_up projection, RoPE on adjacent pairs of the first half of each head, norms on the
+// attention's and the MLP's outputs; tied).
+enum class TinyModel { llama31, qwen2, qwen3, gemma2, gemma3, olmo2, phi3, granite, qwen2_moe, olmoe, glm4 };
 
 // The architecture's name, for test messages.
 const char* to_string(TinyModel kind);

@@ -92,7 +92,8 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layo
                     double attention_factor) {
     if (given_cos.defined() && given_cos.scalar_type() == h.scalar_type() && given_cos.device() == h.device())
       return std::pair{given_cos, given_sin};
-    return rope_tables(layout.positions.to(device()), inv_freq, h.scalar_type(), attention_factor);
+    return rope_tables(layout.positions.to(device()), inv_freq, h.scalar_type(), attention_factor,
+                       config_.rope_interleaved);
   };
   const auto [cos, sin] = tables(layout.cos, layout.sin, inv_freq_for(layout.positions), config_.rope.attention_factor);
   at::Tensor local_cos, local_sin;
@@ -163,11 +164,12 @@ TokenLayout Decoder::with_rope(const TokenLayout& layout) const {
   out.positions = layout.positions.to(device());
   out.pattern = layout.causal ? layout.pattern : layout.pattern.to(device());
   out.causal = layout.causal;
-  std::tie(out.cos, out.sin) =
-      rope_tables(out.positions, inv_freq_for(out.positions), dtype(), config_.rope.attention_factor);
+  std::tie(out.cos, out.sin) = rope_tables(out.positions, inv_freq_for(out.positions), dtype(),
+                                           config_.rope.attention_factor, config_.rope_interleaved);
   if (local_inv_freq_.defined())
     std::tie(out.local_cos, out.local_sin) =
-        rope_tables(out.positions, local_inv_freq_, dtype(), config_.local_rope->attention_factor);
+        rope_tables(out.positions, local_inv_freq_, dtype(), config_.local_rope->attention_factor,
+                    config_.rope_interleaved);
   return out;
 }
 

@@ -44,10 +44,12 @@ DecoderWeights assemble(const ModelConfig& config, const std::map<std::string, a
   for (int64_t i = 0; i < config.num_layers; ++i) {
     const std::string prefix = fmt::format("model.layers.{}.", i);
     LayerWeights layer;
-    if (config.input_norms) layer.input_norm = norm(prefix + "input_layernorm.weight");
-    const bool fused = config.fused_projections;
+    const LayerNormNames norms = layer_norm_names(config, i);
+    // A norm the layer has; undefined where it has none.
+    auto optional_norm = [&](const std::string& name) { return name.empty() ? at::Tensor() : norm(name); };
+    layer.input_norm = optional_norm(norms.input);
     layer.attention.o = projection(i, Projection::o);
-    if (fused) {
+    if (config.fused_qkv) {
       layer.attention.qkv = projection(i, Projection::qkv);
     } else {
       layer.attention.q = projection(i, Projection::q);
@@ -58,13 +60,9 @@ DecoderWeights assemble(const ModelConfig& config, const std::map<std::string, a
       layer.attention.q_norm = norm(prefix + "self_attn.q_norm.weight");
       layer.attention.k_norm = norm(prefix + "self_attn.k_norm.weight");
     }
-    if (config.output_norms) {
-      layer.attention_output_norm = norm(prefix + "post_attention_layernorm.weight");
-      if (config.input_norms) layer.mlp_input_norm = norm(prefix + "pre_feedforward_layernorm.weight");
-      layer.mlp_output_norm = norm(prefix + "post_feedforward_layernorm.weight");
-    } else {
-      layer.mlp_input_norm = norm(prefix + "post_attention_layernorm.weight");
-    }
+    layer.attention_output_norm = optional_norm(norms.attention_output);
+    layer.mlp_input_norm = optional_norm(norms.mlp_input);
+    layer.mlp_output_norm = optional_norm(norms.mlp_output);
     if (config.moe.in_layer(i)) {
       auto gated_mlp = [&](const std::function<std::string(Projection)>& name) {
         MlpWeights m;
@@ -82,7 +80,7 @@ DecoderWeights assemble(const ModelConfig& config, const std::map<std::string, a
       }
     } else {
       layer.mlp.down = projection(i, Projection::down);
-      if (fused) {
+      if (config.fused_gate_up) {
         layer.mlp.gate_up = projection(i, Projection::gate_up);
       } else {
         layer.mlp.gate = projection(i, Projection::gate);

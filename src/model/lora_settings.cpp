@@ -52,12 +52,15 @@ std::set<Projection> fit_lora_targets(const std::vector<std::string>& names, con
       continue;
     }
     for (Projection p : parse_lora_targets({name}, source)) {
-      if (std::find(available.begin(), available.end(), p) == available.end())
+      if (std::find(available.begin(), available.end(), p) == available.end()) {
+        const char* note = config.fused_qkv             ? " (q, k and v are one projection, gate and up another)"
+                           : config.fused_gate_up       ? " (gate and up are one projection)"
+                           : config.moe.num_experts > 0 ? " (the experts' MLPs are not adapted)"
+                                                        : "";
         throw InputError(fmt::format("{}: '{}' is not a module of this {} model; its layers' linear modules are {}{}",
                                      source, name, to_string(config.architecture), fmt::join(available_names, ", "),
-                                     config.fused_projections  ? " (q, k and v are one projection, gate and up another)"
-                                     : config.moe.num_experts > 0 ? " (the experts' MLPs are not adapted)"
-                                                                  : ""));
+                                     note));
+      }
       out.insert(p);
     }
   }

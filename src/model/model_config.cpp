@@ -101,6 +101,8 @@ constexpr ArchitectureName kArchitectures[] = {
     {Architecture::olmo3, "olmo3", "Olmo3ForCausalLM", false},
     {Architecture::phi3, "phi3", "Phi3ForCausalLM", false},
     {Architecture::granite, "granite", "GraniteForCausalLM", false},
+    {Architecture::glm, "glm", "GlmForCausalLM", false},
+    {Architecture::glm4, "glm4", "Glm4ForCausalLM", false},
     {Architecture::mixtral, "mixtral", "MixtralForCausalLM", false},
     {Architecture::qwen2_moe, "qwen2_moe", "Qwen2MoeForCausalLM", false},
     {Architecture::qwen3_moe, "qwen3_moe", "Qwen3MoeForCausalLM", false},
@@ -259,14 +261,20 @@ RopeConfig parse_rope_params(const nlohmann::json& params, const std::string& wh
 }
 
 // transformers' rules (modeling_rope_utils.py, RotaryEmbeddingConfigMixin): the parameters are `rope_scaling` when
-// given and not null (4.x), else `rope_parameters` (5.x); `default_theta` when neither nor the top level gives one.
-RopeConfig parse_rope(const Fields& top, int64_t max_position_embeddings, double default_theta = 10000.0,
-                      int64_t class_original_length = 0) {
-  std::string field = "rope_scaling";
-  if (!top.has(field)) field = "rope_parameters";
+// given and not null (4.x), else `rope_parameters` (5.x), else none (an empty object).
+const char* rope_dict_field(const Fields& top) { return top.has("rope_scaling") ? "rope_scaling" : "rope_parameters"; }
+nlohmann::json rope_dict(const Fields& top) {
+  const char* field = rope_dict_field(top);
   nlohmann::json params = top.has(field) ? top.json().at(field) : nlohmann::json::object();
   if (!params.is_object()) top.fail(field, fmt::format("must be an object or null, not {}", params.dump()));
-  return parse_rope_params(params, field, top, default_theta, max_position_embeddings, class_original_length);
+  return params;
+}
+
+// The RoPE of rope_dict(top); `default_theta` when neither it nor the top level gives one.
+RopeConfig parse_rope(const Fields& top, int64_t max_position_embeddings, double default_theta = 10000.0,
+                      int64_t class_original_length = 0) {
+  return parse_rope_params(rope_dict(top), rope_dict_field(top), top, default_theta, max_position_embeddings,
+                           class_original_length);
 }
 
 // The two RoPEs of Gemma-3 and OLMo-3: `rope` for their full-attention layers, `local_rope` for their sliding-window
@@ -490,6 +498,7 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   const bool qwen = c.architecture == Architecture::qwen2 || c.architecture == Architecture::qwen3;
   const bool mixtral = c.architecture == Architecture::mixtral;
   const bool olmoe = c.architecture == Architecture::olmoe;
+  const bool glm = c.architecture == Architecture::glm || c.architecture == Architecture::glm4;
   const bool qwen_moe = c.architecture == Architecture::qwen2_moe || c.architecture == Architecture::qwen3_moe;
 
   c.hidden_size = f.integer("hidden_size");
@@ -507,7 +516,7 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   if (c.num_heads % c.num_kv_heads != 0)
     f.fail("num_key_value_heads", fmt::format("is {}, which does not divide num_attention_heads={}",
                                               c.num_kv_heads, c.num_heads));
-  if (f.has("head_dim") || c.architecture == Architecture::qwen3 || gemma) {
+  if (f.has("head_dim") || c.architecture == Architecture::qwen3 || gemma || glm) {
     c.head_dim = f.integer("head_dim", gemma ? 256 : 128);  // the configs' defaults, whatever D / H is
     require_positive(f, "head_dim", c.head_dim);
   } else {
@@ -521,12 +530,12 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
 
   const int64_t default_positions = llama || olmo                                       ? 2048
                                     : phi || olmoe                                      ? 4096
-                                    : mixtral || c.architecture == Architecture::gemma3 ? 131072
+                                    : mixtral || glm || c.architecture == Architecture::gemma3 ? 131072
                                     : gemma                                             ? 8192
                                                                                         : 32768;
   c.max_position_embeddings = f.integer("max_position_embeddings", default_positions);
   require_positive(f, "max_position_embeddings", c.max_position_embeddings);
-  c.rms_norm_eps = f.number("rms_norm_eps", olmo || phi || mixtral || olmoe ? 1e-5 : 1e-6);
+  c.rms_norm_eps = f.number("rms_norm_eps", olmo || phi || mixtral || olmoe ? 1e-5 : glm ? 1.5625e-7 : 1e-6);
   if (!(c.rms_norm_eps > 0.0)) f.fail("rms_norm_eps", fmt::format("must be positive, not {}", c.rms_norm_eps));
   c.tie_word_embeddings = f.boolean("tie_word_embeddings", gemma);
   // (Gemma-3's two RoPEs: in parse_gemma.)
@@ -539,10 +548,21 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
     // Phi3Attention: qkv_proj and o_proj, Phi3MLP: gate_up_proj and down_proj, none with a bias; the window (Phi-3
     // mini 4k's 2047) on every layer when set; RoPE on the first partial_rotary_factor of each head (Phi-4-mini's
     // 0.75), the RoPE dict's factor, else the top level's.
-    c.fused_projections = true;
-    if (c.rope.partial_rotary_factor == 1.0)  // the dict's is 1 or absent
-      c.rope.partial_rotary_factor = f.number("partial_rotary_factor", 1.0);
+    c.fused_qkv = true;
+    c.fused_gate_up = true;
   }
+  if (glm) {
+    // GlmAttention: q, k and v with biases when attention_bias (true by default), o_proj none; GlmMLP: gate_up_proj
+    // and down_proj, no biases; RoPE over the first partial_rotary_factor (0.5 by default) of each head, on adjacent
+    // pairs; Glm4DecoderLayer: norms on the attention's and the MLP's outputs too.
+    c.fused_gate_up = true;
+    c.rope_interleaved = true;
+    c.attention_bias = f.boolean("attention_bias", true);
+    c.output_norms = c.architecture == Architecture::glm4;
+  }
+  // The rotated share: the RoPE dict's, else the top level's, else the class's (GlmConfig's 0.5).
+  if ((phi || glm) && !rope_dict(f).contains("partial_rotary_factor"))
+    c.rope.partial_rotary_factor = f.number("partial_rotary_factor", glm ? 0.5 : 1.0);
   if ((c.architecture == Architecture::mistral || phi || mixtral) && f.has("sliding_window")) {
     c.sliding_window = f.integer("sliding_window", 0);
     require_positive(f, "sliding_window", c.sliding_window);
@@ -650,11 +670,11 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
                                                 c.rope.partial_rotary_factor, c.rotary_dim, c.head_dim));
   for (const RopeConfig* r : {&c.rope, c.local_rope ? &*c.local_rope : nullptr}) {
     if (r == nullptr) continue;
-    if (r->partial_rotary_factor != 1.0 && !phi)  // only Phi-3's attention rotates part of a head
+    if (r->partial_rotary_factor != 1.0 && !phi && !glm)  // only Phi-3's and GLM's attention rotate part of a head
       f.fail("partial_rotary_factor", fmt::format("is {}; only 1 is supported", r->partial_rotary_factor));
     if (r->type == "longrope" && (static_cast<int64_t>(r->short_factor.size()) * 2 != c.rotary_dim ||
                                   static_cast<int64_t>(r->long_factor.size()) * 2 != c.rotary_dim))
-      f.fail(f.has("rope_scaling") ? "rope_scaling" : "rope_parameters",
+      f.fail(rope_dict_field(f),
              fmt::format("has a short_factor of {} and a long_factor of {} numbers; the RoPE rotates {} dimensions "
                          "of each head, so they must hold {}",
                          r->short_factor.size(), r->long_factor.size(), c.rotary_dim, c.rotary_dim / 2));

@@ -1,15 +1,15 @@
 // The architecture of a Hugging Face decoder checkpoint, read from its config.json: Llama (Llama-2/3/3.1/3.2), Qwen2
 // (Qwen2, Qwen2.5), Qwen3 (dense), Mistral, Gemma, Gemma-2, Gemma-3 (text-only, and the language model of the
-// multimodal 4B-27B releases), OLMo-2, OLMo-3, Phi-3 and Granite, and the mixtures of experts Mixtral, Qwen2-MoE,
-// Qwen3-MoE and OLMoE. All are the same decoder (RMSNorm, RoPE, grouped-query attention, gated MLPs); they differ in
-// which projections carry biases, in Qwen3's and Gemma-3's RMSNorm of each query and key head before RoPE, in
-// Gemma's scaled embeddings, (1 + w) norms and GELU gate, in Gemma-2's and Gemma-3's norms on the attention and MLP
-// outputs, Gemma-2's soft-capped attention scores and logits, Gemma-3's and OLMo-3's two RoPEs (one for their
-// sliding-window layers), in OLMo-2's norms on the blocks' outputs only and over whole queries and keys, in Phi-3's
-// fused projections, in Granite's multipliers, in the routed experts that replace the MLP of a mixture of experts
-// (and OLMoE's clipped queries, keys and values), and in their defaults. Anything this decoder does not implement
-// (another architecture, another RoPE type, another activation) is refused when parsing, naming the field and its
-// value, rather than computing something different from transformers.
+// multimodal 4B-27B releases), OLMo-2, OLMo-3, Phi-3, Granite, GLM and GLM-4, and the mixtures of experts Mixtral,
+// Qwen2-MoE, Qwen3-MoE and OLMoE. All are the same decoder (RMSNorm, RoPE, grouped-query attention, gated MLPs);
+// they differ in which projections carry biases, in Qwen3's and Gemma-3's RMSNorm of each query and key head before
+// RoPE, in Gemma's scaled embeddings, (1 + w) norms and GELU gate, in Gemma-2's and Gemma-3's norms on the attention
+// and MLP outputs, Gemma-2's soft-capped attention scores and logits, Gemma-3's and OLMo-3's two RoPEs (one for
+// their sliding-window layers), in OLMo-2's norms on the blocks' outputs only and over whole queries and keys, in
+// Phi-3's and GLM's fused projections, GLM's interleaved RoPE, in Granite's multipliers, in the routed experts that
+// replace the MLP of a mixture of experts (and OLMoE's clipped queries, keys and values), and in their defaults.
+// Anything this decoder does not implement (another architecture, another RoPE type, another activation) is refused
+// when parsing, naming the field and its value, rather than computing something different from transformers.
 //
 // Both spellings transformers has used are read: the 4.x one (top-level `rope_theta`, `rope_scaling` with `type` or
 // `rope_type`, `torch_dtype`) and the 5.x one that save_pretrained writes today (`rope_parameters` holding
@@ -26,16 +26,17 @@
 
 namespace abmll::model {
 
-// mistral: Llama's math; phi3: Llama's with fused projections; granite: Llama's with multipliers; mixtral: Mistral's
-// with experts; qwen2_moe, qwen3_moe: Qwen2's and Qwen3's with experts; olmoe: Llama's with OLMo-2's whole-query and
-// key norms, and experts.
+// mistral: Llama's math; phi3: Llama's with fused projections; granite: Llama's with multipliers; glm: Llama's with a
+// fused gate_up_proj and interleaved, partial RoPE; glm4: GLM's with output norms; mixtral: Mistral's with experts;
+// qwen2_moe, qwen3_moe: Qwen2's and Qwen3's with experts; olmoe: Llama's with OLMo-2's whole-query and key norms,
+// and experts.
 enum class Architecture {
-  llama, qwen2, qwen3, mistral, gemma, gemma2, gemma3, olmo2, olmo3, phi3, granite, mixtral, qwen2_moe, qwen3_moe,
-  olmoe
+  llama, qwen2, qwen3, mistral, gemma, gemma2, gemma3, olmo2, olmo3, phi3, granite, glm, glm4, mixtral, qwen2_moe,
+  qwen3_moe, olmoe
 };
 
-// The config's model_type: "llama", "qwen2", ..., "gemma3_text", ..., "granite", "mixtral", "qwen2_moe", "qwen3_moe"
-// or "olmoe".
+// The config's model_type: "llama", "qwen2", ..., "gemma3_text", ..., "granite", "glm", "glm4", "mixtral",
+// "qwen2_moe", "qwen3_moe" or "olmoe".
 std::string to_string(Architecture arch);
 
 // The MLP's gate activation: act(gate(x)) * up(x). silu: SwiGLU (Llama, Qwen, Mistral); gelu_tanh: GELU's tanh
@@ -63,7 +64,8 @@ struct RopeConfig {
   // LongRoPE (Phi-3.5, Phi-4-mini): each frequency divided by its factor, short_factor's while every position is
   // below original_max_position_embeddings, long_factor's once one reaches it; one factor per rotated pair.
   std::vector<double> short_factor, long_factor;
-  // The share of each head's dimensions RoPE rotates, the first ones (Phi-4-mini: 0.75); 1 but for Phi-3.
+  // The share of each head's dimensions RoPE rotates, the first ones (Phi-4-mini: 0.75; GLM: 0.5); 1 but for Phi-3
+  // and GLM.
   double partial_rotary_factor = 1.0;
 };
 
@@ -97,7 +99,7 @@ struct ModelConfig {
   int64_t num_heads = 0;            // H, query heads
   int64_t num_kv_heads = 0;         // Hkv, key/value heads (H % Hkv == 0; H / Hkv queries share one kv head)
   int64_t head_dim = 0;             // Dh (D / H unless the config sets it; Qwen3's default is 128, Gemma's 256)
-  int64_t rotary_dim = 0;           // the first dimensions of each head that RoPE rotates: Dh, or less (Phi-4-mini)
+  int64_t rotary_dim = 0;           // the first dimensions of each head that RoPE rotates: Dh, or less (Phi-4, GLM)
   int64_t vocab_size = 0;           // V
   int64_t max_position_embeddings = 0;
   // Mistral v0.1's window, Gemma-2's, Gemma-3's and OLMo-3's on their sliding layers, Qwen's with use_sliding_window
@@ -116,9 +118,13 @@ struct ModelConfig {
   bool attention_bias = false;       // q/k/v biases (Qwen2: always); Llama's and Qwen3's also add o_proj's
   bool output_bias = false;          // o_proj bias (Llama or Qwen3 with attention_bias)
   bool mlp_bias = false;             // gate/up/down biases (Llama's mlp_bias)
-  // Phi-3: q, k and v are one projection, qkv_proj (their outputs side by side), and gate and up are gate_up_proj
-  // (gate's half first).
-  bool fused_projections = false;
+  // Phi-3: q, k and v are one projection, qkv_proj (their outputs side by side).
+  bool fused_qkv = false;
+  // Phi-3 and GLM: gate and up are one projection, gate_up_proj (gate's half first).
+  bool fused_gate_up = false;
+  // GLM: RoPE rotates the adjacent pairs (2i, 2i + 1) of a head's rotated dimensions by frequency i, rather than the
+  // pairs (i, i + R/2) of rotate_half.
+  bool rope_interleaved = false;
   bool qk_norm = false;              // RMSNorm over Dh of every query and key head, before RoPE (Qwen3, Gemma-3)
   // OLMo-2: the query and key RMSNorms are over each token's whole query ([H*Dh]) and key ([Hkv*Dh]), before they
   // are split into heads (with qk_norm).
@@ -131,8 +137,9 @@ struct ModelConfig {
   bool norms_scale_in_float32 = false;
   // Gemma: every RMSNorm scales by (1 + w) (with norms_scale_in_float32).
   bool unit_offset_norms = false;
-  // Gemma-2: an RMSNorm on the attention's output and one on the MLP's output before each residual addition
-  // (post_attention_layernorm, post_feedforward_layernorm); the MLP's input norm is then pre_feedforward_layernorm.
+  // Gemma-2 and GLM-4: an RMSNorm on the attention's output and one on the MLP's output before each residual addition
+  // (Gemma-2's post_attention_layernorm and post_feedforward_layernorm, whose MLP input norm is then
+  // pre_feedforward_layernorm; GLM-4's post_self_attn_layernorm and post_mlp_layernorm).
   bool output_norms = false;
   // false for OLMo-2, whose layers norm only their blocks' outputs (output_norms), not their inputs:
   // h = h + norm(attention(h)), h = h + norm(mlp(h)).

@@ -8,7 +8,9 @@
 #include <ATen/ops/cat.h>
 #include <ATen/ops/pow.h>
 #include <ATen/ops/reciprocal.h>
+#include <ATen/ops/repeat_interleave.h>
 #include <ATen/ops/roll.h>
+#include <ATen/ops/stack.h>
 #include <ATen/ops/tensor.h>
 #include <ATen/ops/where.h>
 
@@ -95,10 +97,12 @@ at::Tensor rope_inv_freq(const RopeConfig& r, int64_t dim, bool long_context) {
 }
 
 std::pair<at::Tensor, at::Tensor> rope_tables(const at::Tensor& positions, const at::Tensor& inv_freq,
-                                              at::ScalarType dtype, double attention_factor) {
-  // [B, T, 1] * [Dh/2] -> [B, T, Dh/2], duplicated to [B, T, Dh] for the two halves.
+                                              at::ScalarType dtype, double attention_factor, bool interleaved) {
+  // [B, T, 1] * [Dh/2] -> [B, T, Dh/2], duplicated to [B, T, Dh].
   at::Tensor freqs = positions.unsqueeze(-1).to(at::kFloat) * inv_freq.to(positions.device(), at::kFloat);
-  at::Tensor angles = at::cat({freqs, freqs}, -1);
+  // rotate_half's layout: (f0, f1, ..., f0, f1, ...); GLM's: (f0, f0, f1, f1, ...), the first half of the former
+  // repeated in place as its apply_rotary_pos_emb takes it (the same angles, so the same cos and sin).
+  at::Tensor angles = interleaved ? freqs.repeat_interleave(2, -1) : at::cat({freqs, freqs}, -1);
   if (attention_factor == 1.0) return {angles.cos().to(dtype), angles.sin().to(dtype)};
   return {(angles.cos() * attention_factor).to(dtype), (angles.sin() * attention_factor).to(dtype)};
 }
@@ -116,6 +120,14 @@ at::Tensor signed_sin_of(const at::Tensor& sin) {
 
 at::Tensor rope_chain(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
   return x * cos.unsqueeze(1) + at::roll(x, {x.size(-1) / 2}, {-1}) * signed_sin_of(sin);
+}
+
+// GLM's rotation of adjacent pairs, as its apply_rotary_pos_emb: x * cos + rotate(x) * sin with rotate(x) =
+// (-x1, x0, -x3, x2, ...) (no kernel of its own; differentiable twice).
+at::Tensor pairs_chain(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  const at::Tensor even = x.slice(-1, 0, x.size(-1), 2), odd = x.slice(-1, 1, x.size(-1), 2);
+  const at::Tensor rotated = at::stack({-odd, even}, -1).flatten(-2);
+  return x * cos.unsqueeze(1) + rotated * sin.unsqueeze(1);
 }
 
 #ifdef ABMLL_HAVE_CUDA
@@ -181,10 +193,13 @@ struct RopeRotation : public torch::autograd::Function<RopeRotation> {
 
 }  // namespace
 
-at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, bool interleaved) {
   const int64_t rotated = cos.size(-1);
   if (rotated < x.size(-1))  // as Phi-3's apply_rotary_pos_emb: the first `rotated` dimensions, the rest as they are
-    return at::cat({apply_rope(x.narrow(-1, 0, rotated), cos, sin), x.narrow(-1, rotated, x.size(-1) - rotated)}, -1);
+    return at::cat({apply_rope(x.narrow(-1, 0, rotated), cos, sin, interleaved),
+                    x.narrow(-1, rotated, x.size(-1) - rotated)},
+                   -1);
+  if (interleaved) return pairs_chain(x, cos, sin);
 #ifdef ABMLL_HAVE_CUDA
   if (kernels_apply(x, cos, sin)) return RopeRotation::apply(x, cos, sin);
 #endif

@@ -1,6 +1,7 @@
 // Rotary position embeddings in transformers' "rotate_half" layout: a head's Dh values are two halves, and the pair
-// (i, i + Dh/2) is rotated by angle position * inv_freq[i]. Inverse frequencies are computed in float32 as
-// transformers does (including Llama-3.1's "llama3" rescaling), so the angles match bit for bit.
+// (i, i + Dh/2) is rotated by angle position * inv_freq[i]; or in GLM's interleaved one, the pair (2i, 2i + 1).
+// Inverse frequencies are computed in float32 as transformers does (including Llama-3.1's "llama3" rescaling), so
+// the angles match bit for bit.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -21,13 +22,15 @@ at::Tensor rope_inv_freq(const ModelConfig& config, bool long_context = false);
 int64_t rotary_dim(const ModelConfig& config);
 
 // positions [B, T] int64 -> (cos, sin), each [B, T, Dh] in `dtype` (computed in float32, times attention_factor
-// (RopeConfig's, YaRN's scaling), then cast, as transformers).
+// (RopeConfig's, YaRN's scaling), then cast, as transformers), in the interleaved layout when `interleaved`.
 std::pair<at::Tensor, at::Tensor> rope_tables(const at::Tensor& positions, const at::Tensor& inv_freq,
-                                              at::ScalarType dtype, double attention_factor = 1.0);
+                                              at::ScalarType dtype, double attention_factor = 1.0,
+                                              bool interleaved = false);
 
 // x [B, heads, T, Dh] rotated by (cos, sin) [B, T, Dh]: x * cos + rotate_half(x) * sin, rounded where that chain of
 // ops rounds. On a GPU one kernel each way (cuda/rope_kernels.cu), instead of four passes over x. Tables narrower
-// than x ([B, T, R], R < Dh: Phi-4-mini's partial rotation) rotate x's first R dimensions and pass the rest.
-at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+// than x ([B, T, R], R < Dh: Phi-4-mini's and GLM's partial rotation) rotate x's first R dimensions and pass the
+// rest. `interleaved` (tables from rope_tables(..., interleaved)): GLM's rotation of adjacent pairs, as ATen ops.
+at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, bool interleaved = false);
 
 }  // namespace abmll::model

@@ -28,10 +28,45 @@ std::string projection_name(Projection p) {
   return "?";
 }
 
+namespace {
+
+// A layer's attention projections and, without experts, its MLP's, in checkpoint order.
+std::vector<Projection> attention_projections(const ModelConfig& config) {
+  if (config.fused_qkv) return {Projection::qkv, Projection::o};
+  return {Projection::q, Projection::k, Projection::v, Projection::o};
+}
+std::vector<Projection> mlp_projections(const ModelConfig& config) {
+  if (config.fused_gate_up) return {Projection::gate_up, Projection::down};
+  return {Projection::gate, Projection::up, Projection::down};
+}
+
+}  // namespace
+
 std::vector<Projection> model_projections(const ModelConfig& config) {
-  if (config.fused_projections) return {Projection::qkv, Projection::o, Projection::gate_up, Projection::down};
-  if (config.moe.num_experts > 0) return {Projection::q, Projection::k, Projection::v, Projection::o};
-  return {std::begin(kSeparateProjections), std::end(kSeparateProjections)};
+  std::vector<Projection> out = attention_projections(config);
+  if (config.moe.num_experts == 0) {
+    const std::vector<Projection> mlp = mlp_projections(config);
+    out.insert(out.end(), mlp.begin(), mlp.end());
+  }
+  return out;
+}
+
+LayerNormNames layer_norm_names(const ModelConfig& c, int64_t layer) {
+  const std::string prefix = fmt::format("model.layers.{}.", layer);
+  LayerNormNames n;
+  if (c.input_norms) n.input = prefix + "input_layernorm.weight";
+  if (!c.output_norms) {
+    n.mlp_input = prefix + "post_attention_layernorm.weight";
+  } else if (c.architecture == Architecture::glm4) {
+    n.attention_output = prefix + "post_self_attn_layernorm.weight";
+    n.mlp_input = prefix + "post_attention_layernorm.weight";
+    n.mlp_output = prefix + "post_mlp_layernorm.weight";
+  } else {  // Gemma-2 and -3, OLMo-2 and -3
+    n.attention_output = prefix + "post_attention_layernorm.weight";
+    if (c.input_norms) n.mlp_input = prefix + "pre_feedforward_layernorm.weight";
+    n.mlp_output = prefix + "post_feedforward_layernorm.weight";
+  }
+  return n;
 }
 
 std::optional<Projection> parse_projection(const std::string& name) {
@@ -102,25 +137,25 @@ std::vector<WeightSpec> weight_specs(const ModelConfig& c) {
   specs.push_back({"model.embed_tokens.weight", {c.vocab_size, d}});
   for (int64_t layer = 0; layer < c.num_layers; ++layer) {
     const std::string prefix = fmt::format("model.layers.{}.", layer);
-    if (c.input_norms) specs.push_back({prefix + "input_layernorm.weight", {d}});
+    const LayerNormNames norms = layer_norm_names(c, layer);
+    auto add_norm = [&](const std::string& name) {
+      if (!name.empty()) specs.push_back({name, {d}});
+    };
     auto add_projection = [&](Projection p) {
       const std::string path = projection_path(layer, p);
       const auto shape = projection_shape(c, p);
       specs.push_back({path + ".weight", shape});
       if (projection_has_bias(c, p)) specs.push_back({path + ".bias", {shape[0]}});
     };
-    if (c.fused_projections) {
-      for (Projection p : {Projection::qkv, Projection::o}) add_projection(p);
-    } else {
-      for (Projection p : {Projection::q, Projection::k, Projection::v, Projection::o}) add_projection(p);
-    }
+    add_norm(norms.input);
+    for (Projection p : attention_projections(c)) add_projection(p);
     if (c.qk_norm) {  // per head, or (OLMo-2) over all heads
       specs.push_back({prefix + "self_attn.q_norm.weight", {c.qk_norm_whole ? c.num_heads * c.head_dim : c.head_dim}});
       specs.push_back(
           {prefix + "self_attn.k_norm.weight", {c.qk_norm_whole ? c.num_kv_heads * c.head_dim : c.head_dim}});
     }
-    specs.push_back({prefix + "post_attention_layernorm.weight", {d}});
-    if (c.output_norms && c.input_norms) specs.push_back({prefix + "pre_feedforward_layernorm.weight", {d}});
+    add_norm(norms.attention_output);
+    add_norm(norms.mlp_input);
     if (c.moe.in_layer(layer)) {
       const MoeConfig& m = c.moe;
       specs.push_back({router_weight_name(c, layer), {m.num_experts, d}});  // [E, D]
@@ -135,12 +170,10 @@ std::vector<WeightSpec> weight_specs(const ModelConfig& c) {
         add_mlp([&](Projection p) { return shared_expert_weight_name(layer, p); }, m.shared_expert_size);
         specs.push_back({shared_expert_gate_name(layer), {1, d}});
       }
-    } else if (c.fused_projections) {
-      for (Projection p : {Projection::gate_up, Projection::down}) add_projection(p);
     } else {
-      for (Projection p : {Projection::gate, Projection::up, Projection::down}) add_projection(p);
+      for (Projection p : mlp_projections(c)) add_projection(p);
     }
-    if (c.output_norms) specs.push_back({prefix + "post_feedforward_layernorm.weight", {d}});
+    add_norm(norms.mlp_output);
   }
   specs.push_back({"model.norm.weight", {d}});
   if (!c.tie_word_embeddings) specs.push_back({"lm_head.weight", {c.vocab_size, d}});

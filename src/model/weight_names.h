@@ -22,8 +22,8 @@ inline constexpr Projection kAllProjections[] = {Projection::q,    Projection::k
 inline constexpr Projection kSeparateProjections[] = {Projection::q,    Projection::k,  Projection::v,   Projection::o,
                                                       Projection::gate, Projection::up, Projection::down};
 
-// The projections `config`'s layers have that LoRA may adapt: the seven, Phi-3's qkv, o, gate_up and down, or a
-// mixture of experts' q, k, v and o (its experts are not adapted).
+// The projections `config`'s layers have that LoRA may adapt: the seven, Phi-3's qkv, o, gate_up and down, GLM's q,
+// k, v, o, gate_up and down, or a mixture of experts' q, k, v and o (its experts are not adapted).
 std::vector<Projection> model_projections(const ModelConfig& config);
 
 // The module's HF name: "q_proj", ..., "down_proj", "qkv_proj", "gate_up_proj".
@@ -46,6 +46,15 @@ std::string expert_weight_name(const ModelConfig& config, int64_t layer, int64_t
 std::string shared_expert_weight_name(int64_t layer, Projection p);
 std::string shared_expert_gate_name(int64_t layer);
 
+// A layer's RMSNorm weights by what they norm (full tensor names; "" where the layer has none): its input
+// (input_layernorm; not OLMo-2's), the attention's output (Gemma-2's and OLMo-2's post_attention_layernorm, GLM-4's
+// post_self_attn_layernorm), the MLP's input (post_attention_layernorm; Gemma-2's pre_feedforward_layernorm; not
+// OLMo-2's) and the MLP's output (Gemma-2's and OLMo-2's post_feedforward_layernorm, GLM-4's post_mlp_layernorm).
+struct LayerNormNames {
+  std::string input, attention_output, mlp_input, mlp_output;
+};
+LayerNormNames layer_norm_names(const ModelConfig& config, int64_t layer);
+
 // One tensor of the checkpoint.
 struct WeightSpec {
   std::string name;              // e.g. "model.layers.3.self_attn.k_proj.bias"
@@ -53,10 +62,10 @@ struct WeightSpec {
 };
 
 // Every tensor the checkpoint must hold under `config`, in a fixed order: embeddings, then per layer the input
-// norm (not OLMo-2's), q/k/v/o (weights then biases), (Qwen3, Gemma-3, OLMo-2) the query and key norms, the
-// post-attention norm, (Gemma-2 and -3) the pre-feed-forward norm, gate/up/down (or the router, the experts' gate/up/
-// down, the shared expert's and its gate), (Gemma-2 and -3, OLMo-2) the post-feed-forward norm, then the final norm
-// and lm_head (absent when tie_word_embeddings).
+// norm, q/k/v/o (weights then biases), (Qwen3, Gemma-3, OLMo-2) the query and key norms, the attention's output
+// norm, the MLP's input norm, gate/up/down (or the router, the experts' gate/up/down, the shared expert's and its
+// gate), the MLP's output norm (layer_norm_names: those the layer has), then the final norm and lm_head (absent when
+// tie_word_embeddings).
 std::vector<WeightSpec> weight_specs(const ModelConfig& config);
 
 // Checks a tensor's actual shape against its spec: throws abmll::InputError naming the tensor, both shapes and a

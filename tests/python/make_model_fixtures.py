@@ -1,5 +1,5 @@
 """Tiny random Llama / Qwen2 / Qwen3 / Mistral / Gemma / Gemma-2 / Gemma-3 / OLMo-2 / OLMo-3 / Phi-3 / Granite /
-Mixtral / Qwen2-MoE / Qwen3-MoE / OLMoE checkpoints and their transformers logits, for
+GLM / GLM-4 / Mixtral / Qwen2-MoE / Qwen3-MoE / OLMoE checkpoints and their transformers logits, for
 tests/python/test_model_parity.py.
 
 Each fixture is a model folder written by transformers' save_pretrained (safetensors, float32) plus
@@ -22,11 +22,12 @@ import sys
 import torch
 from safetensors.torch import save_file
 from transformers import (Gemma2Config, Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig, GemmaConfig,
-                          GemmaForCausalLM, GraniteConfig, GraniteForCausalLM, LlamaConfig, LlamaForCausalLM,
-                          MistralConfig, MistralForCausalLM, MixtralConfig, MixtralForCausalLM, Olmo2Config,
-                          Olmo2ForCausalLM, Olmo3Config, Olmo3ForCausalLM, OlmoeConfig, OlmoeForCausalLM, Phi3Config,
-                          Phi3ForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen2MoeConfig, Qwen2MoeForCausalLM,
-                          Qwen3Config, Qwen3ForCausalLM, Qwen3MoeConfig, Qwen3MoeForCausalLM)
+                          GemmaForCausalLM, Glm4Config, Glm4ForCausalLM, GlmConfig, GlmForCausalLM, GraniteConfig,
+                          GraniteForCausalLM, LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM,
+                          MixtralConfig, MixtralForCausalLM, Olmo2Config, Olmo2ForCausalLM, Olmo3Config,
+                          Olmo3ForCausalLM, OlmoeConfig, OlmoeForCausalLM, Phi3Config, Phi3ForCausalLM, Qwen2Config,
+                          Qwen2ForCausalLM, Qwen2MoeConfig, Qwen2MoeForCausalLM, Qwen3Config, Qwen3ForCausalLM,
+                          Qwen3MoeConfig, Qwen3MoeForCausalLM)
 
 SIZES = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, vocab_size=256,
              initializer_range=0.1, rms_norm_eps=1e-6, max_position_embeddings=256)
@@ -113,6 +114,15 @@ FIXTURES = {
         **SIZES, num_key_value_heads=2, embedding_multiplier=12.0, residual_multiplier=0.22,
         attention_multiplier=0.0625, logits_scaling=16.0, tie_word_embeddings=True, attention_bias=True,
         mlp_bias=True, pad_token_id=0, bos_token_id=1, eos_token_id=2), {}),
+    # GLM (glm-4-9b-chat-hf): q, k and v with biases, gate and up one projection, RoPE on adjacent pairs of the first
+    # half of each head (partial_rotary_factor's default, 0.5), GQA ratio 2.
+    "glm": (GlmForCausalLM, lambda: GlmConfig(**SIZES, num_key_value_heads=2, head_dim=16, pad_token_id=0,
+                                               eos_token_id=2), {}),
+    # GLM-4 (GLM-4-9B-0414): GLM's layers with norms on the attention's and the MLP's outputs, a rotated share of
+    # 0.75 given at the top level, theta 500000.
+    "glm4": (Glm4ForCausalLM, lambda: Glm4Config(**SIZES, num_key_value_heads=2, head_dim=16, pad_token_id=0,
+                                                  eos_token_id=2, partial_rotary_factor=0.75, rope_theta=500000.0),
+             {}),
     # Mixtral: Mistral's layers with 4 experts, 2 per token (the 8x7B has 8), probabilities renormalised over the two
     # and kept in float32 for the weighting.
     "mixtral": (MixtralForCausalLM, lambda: MixtralConfig(
@@ -138,7 +148,8 @@ FIXTURES = {
 }
 
 # Fixtures whose reference also holds bfloat16 logits.
-BF16_FIXTURES = ["llama3", "qwen3", "gemma2", "gemma3", "olmo2", "olmo3", "phi3", "granite", "mixtral", "qwen3_moe"]
+BF16_FIXTURES = ["llama3", "qwen3", "gemma2", "gemma3", "olmo2", "olmo3", "phi3", "granite", "glm4", "mixtral",
+                 "qwen3_moe"]
 
 
 def write_byte_tokenizer(folder: pathlib.Path) -> None:
