@@ -1025,3 +1025,29 @@ TEST_CASE("model config: GLM and GLM-4, their fused gate_up, interleaved partial
   j["partial_rotary_factor"] = 0.28;  // 35 dimensions
   require_input_error(j, {"partial_rotary_factor", "even number"});
 }
+
+TEST_CASE("model config: SmolLM3's layers without RoPE, and its windows", "[model]") {
+  // SmolLM3-3B's config.json, its sizes shrunk: no_rope_layers absent, so every fourth layer has no RoPE.
+  json j = json::parse(R"({
+    "architectures": ["SmolLM3ForCausalLM"], "attention_bias": false, "hidden_act": "silu", "hidden_size": 64,
+    "intermediate_size": 96, "max_position_embeddings": 65536, "mlp_bias": false, "model_type": "smollm3",
+    "num_attention_heads": 4, "num_hidden_layers": 8, "num_key_value_heads": 2, "rms_norm_eps": 1e-06,
+    "rope_theta": 5000000.0, "sliding_window": null, "use_sliding_window": false, "vocab_size": 256
+  })");
+  ModelConfig c = parse_model_config(j);
+  CHECK(c.architecture == Architecture::smollm3);
+  CHECK((c.nope_layers == std::vector<bool>{false, false, false, true, false, false, false, true}));
+  CHECK((c.rotates(0) && !c.rotates(3) && c.tie_word_embeddings && c.sliding_window == 0 && c.rope.theta == 5e6));
+  j["no_rope_layer_interval"] = 2;
+  CHECK(!parse_model_config(j).rotates(1));
+  j["no_rope_layers"] = {1, 1, 0, 1, 1, 1, 1, 0};  // given: 0 marks a layer without RoPE
+  j["use_sliding_window"] = true;
+  j["sliding_window"] = 512;  // on the layers without RoPE unless layer_types says otherwise
+  c = parse_model_config(j);
+  CHECK((c.nope_layers == std::vector<bool>{false, false, true, false, false, false, false, true}));
+  CHECK((c.sliding_window == 512 && c.sliding_layers == c.nope_layers));
+  j["no_rope_layers"] = {1, 1, 0};
+  require_input_error(j, {"no_rope_layers", "num_hidden_layers=8"});
+  j["no_rope_layers"] = {1, 1, 2, 1, 1, 1, 1, 0};
+  require_input_error(j, {"no_rope_layers", "1 (RoPE) or 0"});
+}

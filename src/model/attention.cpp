@@ -78,8 +78,10 @@ at::Tensor attention(const at::Tensor& x, const AttentionWeights& w, const Model
     k = k.clamp(-config.clip_qkv, config.clip_qkv);
     v = v.clamp(-config.clip_qkv, config.clip_qkv);
   }
-  q = apply_rope(q, cos, sin, config.rope_interleaved);
-  k = apply_rope(k, cos, sin, config.rope_interleaved);
+  if (cos.defined()) {  // (SmolLM3's layers without RoPE: none)
+    q = apply_rope(q, cos, sin, config.rope_interleaved);
+    k = apply_rope(k, cos, sin, config.rope_interleaved);
+  }
   const int64_t groups = config.num_heads / config.num_kv_heads;
   const double scale = config.attention_scale > 0.0 ? config.attention_scale : std::pow(static_cast<double>(dh), -0.5);
   at::Tensor out;

@@ -24,10 +24,11 @@ struct AttentionWeights {
   at::Tensor k_norm;  // [Dh] (OLMo-2: [Hkv*Dh]), undefined without config.qk_norm
 };
 
-// x [B, T, D], (cos, sin) [B, T, Dh] from rope_tables, pattern [B, 1, T, T] bool from attention_pattern or
-// undefined for plain causal attention -> [B, T, D]. Each projection goes through linear() at (layer, q/k/v/o).
-// `twice_differentiable` computes softmax(q k^T) v with the unfused math kernel, whose backward can itself be
-// differentiated (the fused SDPA kernels' cannot); it keeps [B, H, T, T] attention weights for backward.
+// x [B, T, D], (cos, sin) [B, T, Dh] from rope_tables (undefined: no RoPE), pattern [B, 1, T, T] bool from
+// attention_pattern or undefined for plain causal attention -> [B, T, D]. Each projection goes through linear() at
+// (layer, q/k/v/o). `twice_differentiable` computes softmax(q k^T) v with the unfused math kernel, whose backward
+// can itself be differentiated (the fused SDPA kernels' cannot); it keeps [B, H, T, T] attention weights for
+// backward.
 at::Tensor attention(const at::Tensor& x, const AttentionWeights& w, const ModelConfig& config, int64_t layer,
                      const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& pattern,
                      const LinearAdapter* adapter, bool twice_differentiable = false);

@@ -118,7 +118,10 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layo
     const auto layer_index = static_cast<std::size_t>(i);
     const bool sliding = layer_index < config_.sliding_layers.size() && config_.sliding_layers[layer_index];
     const bool local = local_inv_freq_.defined() && sliding;
-    Block block = [this, i, cos = local ? local_cos : cos, sin = local ? local_sin : sin,
+    // SmolLM3's layers without RoPE get no tables.
+    const bool rotates = config_.rotates(i);
+    Block block = [this, i, cos = !rotates ? at::Tensor() : local ? local_cos : cos,
+                   sin = !rotates ? at::Tensor() : local ? local_sin : sin,
                    pattern = sliding && window_pattern.defined() ? window_pattern : pattern, adapter, eps,
                    scale_in_float32, twice = options.double_backward](const at::Tensor& x) {
       const LayerWeights& layer = weights_.layers[static_cast<std::size_t>(i)];

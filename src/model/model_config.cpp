@@ -103,6 +103,7 @@ constexpr ArchitectureName kArchitectures[] = {
     {Architecture::granite, "granite", "GraniteForCausalLM", false},
     {Architecture::glm, "glm", "GlmForCausalLM", false},
     {Architecture::glm4, "glm4", "Glm4ForCausalLM", false},
+    {Architecture::smollm3, "smollm3", "SmolLM3ForCausalLM", false},
     {Architecture::mixtral, "mixtral", "MixtralForCausalLM", false},
     {Architecture::qwen2_moe, "qwen2_moe", "Qwen2MoeForCausalLM", false},
     {Architecture::qwen3_moe, "qwen3_moe", "Qwen3MoeForCausalLM", false},
@@ -424,6 +425,35 @@ void parse_gemma(const Fields& f, ModelConfig& c) {
   if (gemma3) parse_layered_rope(f, c, {1e6, 1e4, "rope_local_base_freq"});
 }
 
+// SmolLM3's layers (SmolLM3Config): `no_rope_layers` lists 1 for a layer with RoPE and 0 for one without, by default
+// 0 on every no_rope_layer_interval-th layer (4); with use_sliding_window and a window, the layers `layer_types` names
+// slide, by default those without RoPE.
+void parse_smollm3_layers(const Fields& f, ModelConfig& c) {
+  const auto layers = static_cast<std::size_t>(c.num_layers);
+  c.nope_layers.assign(layers, false);
+  if (f.has("no_rope_layers")) {
+    const auto& flags = f.json().at("no_rope_layers");
+    if (!flags.is_array() || flags.size() != layers)
+      f.fail("no_rope_layers", fmt::format("must list num_hidden_layers={} flags (1: RoPE, 0: none), not {}",
+                                           c.num_layers, flags.dump()));
+    for (std::size_t i = 0; i < layers; ++i) {
+      if (flags[i] != 0 && flags[i] != 1)
+        f.fail("no_rope_layers", fmt::format("must hold 1 (RoPE) or 0 (none), not {}", flags[i].dump()));
+      c.nope_layers[i] = flags[i] == 0;
+    }
+  } else {
+    const int64_t interval = f.integer("no_rope_layer_interval", 4);
+    require_positive(f, "no_rope_layer_interval", interval);
+    for (int64_t i = 0; i < c.num_layers; ++i) c.nope_layers[static_cast<std::size_t>(i)] = (i + 1) % interval == 0;
+  }
+  if (f.boolean("use_sliding_window", false) && f.has("sliding_window")) {
+    c.sliding_window = f.integer("sliding_window");
+    require_positive(f, "sliding_window", c.sliding_window);
+    c.sliding_layers = sliding_layers_of(f, c.num_layers, [&c](int64_t i) { return !c.rotates(i); });
+    if (!any_of(c.sliding_layers)) c.sliding_window = 0;
+  }
+}
+
 // The experts of Mixtral, Qwen2-MoE, Qwen3-MoE and OLMoE, as their configs and SparseMoeBlock / TopKRouter classes
 // define them (defaults: MixtralConfig's 8 experts, 2 per token; Qwen2MoeConfig's 60, 4, width 1408, shared expert
 // 5632; Qwen3MoeConfig's 128, 8, width 768; OlmoeConfig's 64, 8). Mixtral always renormalises the k probabilities and
@@ -499,6 +529,7 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   const bool mixtral = c.architecture == Architecture::mixtral;
   const bool olmoe = c.architecture == Architecture::olmoe;
   const bool glm = c.architecture == Architecture::glm || c.architecture == Architecture::glm4;
+  const bool smollm3 = c.architecture == Architecture::smollm3;
   const bool qwen_moe = c.architecture == Architecture::qwen2_moe || c.architecture == Architecture::qwen3_moe;
 
   c.hidden_size = f.integer("hidden_size");
@@ -537,7 +568,7 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   require_positive(f, "max_position_embeddings", c.max_position_embeddings);
   c.rms_norm_eps = f.number("rms_norm_eps", olmo || phi || mixtral || olmoe ? 1e-5 : glm ? 1.5625e-7 : 1e-6);
   if (!(c.rms_norm_eps > 0.0)) f.fail("rms_norm_eps", fmt::format("must be positive, not {}", c.rms_norm_eps));
-  c.tie_word_embeddings = f.boolean("tie_word_embeddings", gemma);
+  c.tie_word_embeddings = f.boolean("tie_word_embeddings", gemma || smollm3);
   // (Gemma-3's two RoPEs: in parse_gemma.)
   // (Gemma-3's and OLMo-3's two RoPEs: below.)
   if (c.architecture != Architecture::gemma3 && c.architecture != Architecture::olmo3)
@@ -568,13 +599,13 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
     require_positive(f, "sliding_window", c.sliding_window);
     c.sliding_layers.assign(static_cast<std::size_t>(c.num_layers), true);  // every layer
   }
-  if (llama || gemma || olmo || olmoe) {
+  if (llama || gemma || olmo || olmoe || smollm3) {
     // LlamaAttention (and GemmaAttention, Gemma2Attention, Olmo2Attention) give all four projections a bias when
     // attention_bias; LlamaMLP all three when mlp_bias (MistralAttention and MistralMLP have none, and their configs
     // carry neither flag; Gemma's and OLMo-2's MLPs never have one).
     c.attention_bias = f.boolean("attention_bias", false);
     c.output_bias = c.attention_bias;
-    c.mlp_bias = llama && f.boolean("mlp_bias", false);
+    c.mlp_bias = (llama || smollm3) && f.boolean("mlp_bias", false);
   }
   if (gemma) parse_gemma(f, c);
   if (granite) {
@@ -633,6 +664,7 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
     }
   }
   if (mixtral || olmoe || qwen_moe) parse_experts(f, c);
+  if (smollm3) parse_smollm3_layers(f, c);
   if (c.architecture == Architecture::olmo3) {
     // Olmo3Config: three sliding-window layers (4096) to one full-attention layer unless layer_types says which,
     // each kind with its RoPE (theta 500000 by default; YaRN on the full-attention layers of the released models).

@@ -1,5 +1,5 @@
 """Tiny random Llama / Qwen2 / Qwen3 / Mistral / Gemma / Gemma-2 / Gemma-3 / OLMo-2 / OLMo-3 / Phi-3 / Granite /
-GLM / GLM-4 / Mixtral / Qwen2-MoE / Qwen3-MoE / OLMoE checkpoints and their transformers logits, for
+GLM / GLM-4 / SmolLM3 / Mixtral / Qwen2-MoE / Qwen3-MoE / OLMoE checkpoints and their transformers logits, for
 tests/python/test_model_parity.py.
 
 Each fixture is a model folder written by transformers' save_pretrained (safetensors, float32) plus
@@ -27,7 +27,7 @@ from transformers import (Gemma2Config, Gemma2ForCausalLM, Gemma3ForCausalLM, Ge
                           MixtralConfig, MixtralForCausalLM, Olmo2Config, Olmo2ForCausalLM, Olmo3Config,
                           Olmo3ForCausalLM, OlmoeConfig, OlmoeForCausalLM, Phi3Config, Phi3ForCausalLM, Qwen2Config,
                           Qwen2ForCausalLM, Qwen2MoeConfig, Qwen2MoeForCausalLM, Qwen3Config, Qwen3ForCausalLM,
-                          Qwen3MoeConfig, Qwen3MoeForCausalLM)
+                          Qwen3MoeConfig, Qwen3MoeForCausalLM, SmolLM3Config, SmolLM3ForCausalLM)
 
 SIZES = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, vocab_size=256,
              initializer_range=0.1, rms_norm_eps=1e-6, max_position_embeddings=256)
@@ -123,6 +123,11 @@ FIXTURES = {
     "glm4": (Glm4ForCausalLM, lambda: Glm4Config(**SIZES, num_key_value_heads=2, head_dim=16, pad_token_id=0,
                                                   eos_token_id=2, partial_rotary_factor=0.75, rope_theta=500000.0),
              {}),
+    # SmolLM3: Llama's layers, layer 1 without RoPE (no_rope_layer_interval 2; the 3B's is 4) and sliding (a window as
+    # long as SEQ_A), tied.
+    "smollm3": (SmolLM3ForCausalLM, lambda: SmolLM3Config(
+        **SIZES, num_key_value_heads=2, no_rope_layer_interval=2, use_sliding_window=True, sliding_window=11,
+        rope_theta=5000000.0, pad_token_id=0, bos_token_id=1, eos_token_id=2), {}),
     # Mixtral: Mistral's layers with 4 experts, 2 per token (the 8x7B has 8), probabilities renormalised over the two
     # and kept in float32 for the weighting.
     "mixtral": (MixtralForCausalLM, lambda: MixtralConfig(
