@@ -80,8 +80,9 @@ inline void run_model_config(std::string_view text) {
         json_finding("a LongRoPE without one factor per rotated pair, or without an original length, was accepted");
     }
     if (!(c.embedding_multiplier > 0) || !std::isfinite(c.embedding_multiplier) || !(c.residual_multiplier > 0) ||
-        !std::isfinite(c.residual_multiplier) || !(c.logits_scaling > 0) || !std::isfinite(c.logits_scaling))
-      json_finding("a non-positive or non-finite Granite multiplier was accepted");
+        !std::isfinite(c.residual_multiplier) || !(c.logits_scaling > 0) || !std::isfinite(c.logits_scaling) ||
+        !(c.logit_scale > 0) || !std::isfinite(c.logit_scale))
+      json_finding("a non-positive or non-finite Granite multiplier or Cohere logit scale was accepted");
     if (c.rotary_dim <= 0 || c.rotary_dim > c.head_dim || c.rotary_dim % 2 != 0)
       json_finding("a rotated width that is not an even number from 2 to head_dim was accepted");
     // Experts: k of E (E, k and the widths positive), a flag per layer; a clip that is positive or none.

@@ -161,7 +161,7 @@ TEST_CASE("model rope: GLM's interleaved rotation turns adjacent pairs, a partia
   const auto [cos, sin] = abmll::model::rope_tables(positions, inv_freq, at::kFloat, 1.0, /*interleaved=*/true);
   REQUIRE(cos.sizes() == at::IntArrayRef({1, 2, 4}));
   const at::Tensor x = at::randn({1, 1, 2, 6});
-  const at::Tensor got = abmll::model::apply_rope(x, cos, sin, /*interleaved=*/true);
+  const at::Tensor got = abmll::model::apply_rope(x, cos, sin, abmll::model::RopeStyle::interleaved);
   at::Tensor want = x.clone();
   for (int64_t t = 0; t < 2; ++t) {
     for (int64_t pair = 0; pair < 2; ++pair) {
@@ -188,7 +188,7 @@ TEST_CASE("on a GPU, every architecture's decoder gives the CPU's logits and gra
   for (TinyModel kind :
        {TinyModel::llama31, TinyModel::qwen2, TinyModel::qwen3, TinyModel::gemma2, TinyModel::gemma3,
         TinyModel::olmo2, TinyModel::phi3, TinyModel::granite, TinyModel::qwen2_moe, TinyModel::olmoe,
-        TinyModel::glm4}) {
+        TinyModel::glm4, TinyModel::cohere}) {
     INFO(abmll::test::to_string(kind));
     ScratchDir dir;
     write_tiny_model(dir.path(), kind);

@@ -37,11 +37,12 @@ TEST_CASE("second-order ABMLL meta-gradient on a tiny LLM matches finite differe
   // OLMo-2: norms over whole queries and keys, no input norms; Phi-3: fused projections and a binding window;
   // Granite: its multipliers, the logits' divisor inside the chunked log-softmax's backward; Qwen2-MoE and OLMoE:
   // gradients through the experts and the router's probabilities, a shared expert, clipped q, k and v; GLM-4: its
-  // fused gate_up, interleaved partial RoPE and output norms.
+  // fused gate_up, interleaved partial RoPE and output norms; Cohere: parallel blocks, LayerNorms (twice
+  // differentiated), its logit scale inside the chunked log-softmax's backward.
   const auto kind = GENERATE(test::TinyModel::llama31, test::TinyModel::qwen3, test::TinyModel::gemma2,
                              test::TinyModel::gemma3, test::TinyModel::olmo2, test::TinyModel::phi3,
                              test::TinyModel::granite, test::TinyModel::qwen2_moe, test::TinyModel::olmoe,
-                             test::TinyModel::glm4);
+                             test::TinyModel::glm4, test::TinyModel::cohere);
   INFO(test::to_string(kind));
   test::ScratchDir dir;
   test::write_tiny_model(dir.path(), kind);

@@ -987,7 +987,8 @@ TEST_CASE("model config: GLM and GLM-4, their fused gate_up, interleaved partial
   })");
   ModelConfig c = parse_model_config(j);
   CHECK(c.architecture == Architecture::glm4);
-  CHECK((c.fused_gate_up && !c.fused_qkv && c.rope_interleaved && c.rotary_dim == 8 && c.output_norms));
+  CHECK((c.fused_gate_up && !c.fused_qkv && c.rope_style == RopeStyle::interleaved && c.rotary_dim == 8));
+  CHECK(c.output_norms);
   CHECK((c.input_norms && c.attention_bias && !c.output_bias && !c.norms_scale_in_float32));
   CHECK((model_projections(c) == std::vector<Projection>{Projection::q, Projection::k, Projection::v, Projection::o,
                                                          Projection::gate_up, Projection::down}));
@@ -1050,4 +1051,35 @@ TEST_CASE("model config: SmolLM3's layers without RoPE, and its windows", "[mode
   require_input_error(j, {"no_rope_layers", "num_hidden_layers=8"});
   j["no_rope_layers"] = {1, 1, 2, 1, 1, 1, 1, 0};
   require_input_error(j, {"no_rope_layers", "1 (RoPE) or 0"});
+}
+
+TEST_CASE("model config: Cohere's parallel blocks, LayerNorms, float32 interleaved RoPE and logit scale", "[model]") {
+  // Aya Expanse 8B's config.json, its sizes shrunk.
+  json j = json::parse(R"({
+    "architectures": ["CohereForCausalLM"], "attention_bias": false, "attention_dropout": 0.0, "bos_token_id": 5,
+    "eos_token_id": 255001, "hidden_act": "silu", "hidden_size": 64, "initializer_range": 0.02,
+    "intermediate_size": 96, "layer_norm_eps": 1e-05, "logit_scale": 0.125, "max_position_embeddings": 8192,
+    "model_type": "cohere", "num_attention_heads": 4, "num_hidden_layers": 2, "num_key_value_heads": 2,
+    "pad_token_id": 0, "rope_theta": 10000, "torch_dtype": "float16", "use_qk_norm": false, "vocab_size": 256
+  })");
+  ModelConfig c = parse_model_config(j);
+  CHECK(c.architecture == Architecture::cohere);
+  CHECK((c.layer_norms && c.parallel_blocks && c.rope_style == RopeStyle::interleaved_in_float32 && !c.qk_norm));
+  CHECK((c.logit_scale == 0.125 && c.rms_norm_eps == 1e-5 && c.tie_word_embeddings && c.rotary_dim == 16));
+  auto specs = weight_specs(c);
+  CHECK(has_spec(specs, "model.layers.0.input_layernorm.weight"));
+  CHECK_FALSE(has_spec(specs, "model.layers.0.post_attention_layernorm.weight"));  // the MLP reads the input's norm
+  CHECK_FALSE(has_spec(specs, "model.layers.0.self_attn.q_norm.weight"));
+  // Command R+'s per-head query and key norms; CohereConfig's defaults.
+  j["use_qk_norm"] = true;
+  for (const char* key : {"logit_scale", "layer_norm_eps", "max_position_embeddings"}) j.erase(key);
+  c = parse_model_config(j);
+  specs = weight_specs(c);
+  CHECK(spec_shape(specs, "model.layers.1.self_attn.q_norm.weight") == std::vector<int64_t>{4, 16});
+  CHECK(spec_shape(specs, "model.layers.1.self_attn.k_norm.weight") == std::vector<int64_t>{2, 16});
+  CHECK((c.logit_scale == 0.0625 && c.rms_norm_eps == 1e-5 && c.max_position_embeddings == 8192));
+  j["logit_scale"] = 0;
+  require_input_error(j, {"logit_scale", "positive"});
+  // Other architectures' logits are not scaled.
+  CHECK(parse_model_config(llama31_config()).logit_scale == 1.0);
 }

@@ -157,6 +157,18 @@ TEST_CASE("tokenizer: Split behaviors and invert", "[tokenizer]") {
   CHECK(split("Removed", true) == V{"-", "-", "-"});
 }
 
+TEST_CASE("tokenizer: Digits puts numeric characters apart, one by one or in runs", "[tokenizer]") {
+  auto split = [](bool individual) {
+    const json j = {{"type", "Digits"}, {"individual_digits", individual}};
+    std::vector<std::string> pieces;
+    abmll::text::PreTokenizer::from_json(j).split("x86 \u00bd2024", true, pieces);  // "½" is numeric too (No)
+    return pieces;
+  };
+  using V = std::vector<std::string>;
+  CHECK(split(true) == V{"x", "8", "6", " ", "\u00bd", "2", "0", "2", "4"});
+  CHECK(split(false) == V{"x", "86", " ", "\u00bd2024"});
+}
+
 TEST_CASE("tokenizer: added tokens are split out first, longest match, and skipped on request when decoding", "[tokenizer]") {
   json j = make_tokenizer({"ab"}, {{"a", "b"}});
   j["added_tokens"] = json::array({added_token(300, "<|im_start|>"), added_token(301, "<|im"),
@@ -212,8 +224,8 @@ TEST_CASE("tokenizer: unsupported components are errors naming them", "[tokenize
     return input_error_of([&] { Tokenizer::from_json(j); });
   };
   CHECK_THAT(message_for("pre_tokenizer", {{"type", "Whitespace"}}),
-             Catch::Contains("pre_tokenizer type 'Whitespace' is not supported (supported: Sequence, Split, ByteLevel, "
-                             "Metaspace)"));
+             Catch::Contains("pre_tokenizer type 'Whitespace' is not supported (supported: Sequence, Split, Digits, "
+                             "ByteLevel, Metaspace)"));
   CHECK_THAT(message_for("pre_tokenizer", {{"type", "Metaspace"}, {"replacement", "ab"}}),
              Catch::Contains("replacement must be one character, got 'ab'"));
   CHECK_THAT(message_for("pre_tokenizer", {{"type", "Metaspace"}, {"replacement", "_"}, {"add_prefix_space", false}}),

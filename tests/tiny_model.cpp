@@ -26,6 +26,7 @@ const char* to_string(TinyModel kind) {
     case TinyModel::qwen2_moe: return "qwen2_moe";
     case TinyModel::olmoe: return "olmoe";
     case TinyModel::glm4: return "glm4";
+    case TinyModel::cohere: return "cohere";
   }
   return "?";
 }
@@ -110,15 +111,23 @@ void write_tiny_model(const std::filesystem::path& dir, TinyModel kind) {
       j["model_type"] = "glm4";
       j["head_dim"] = 8;
       break;
+    case TinyModel::cohere:
+      j["architectures"] = {"CohereForCausalLM"};
+      j["model_type"] = "cohere";
+      j["use_qk_norm"] = true;
+      j["logit_scale"] = 0.5;
+      break;
   }
   std::filesystem::create_directories(dir);
   write_text(dir / "config.json", j.dump());
   const model::ModelConfig c = model::parse_model_config(j);
-  const int seeds[] = {2, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11};  // by TinyModel
+  const int seeds[] = {2, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};  // by TinyModel
   at::manual_seed(seeds[static_cast<int>(kind)]);
   io::NamedTensors tensors;
-  for (const auto& s : model::weight_specs(c))
-    tensors.emplace_back(s.name, at::randn(s.shape, at::kFloat) * 0.2 + (s.shape.size() == 1 ? 1.0 : 0.0));
+  for (const auto& s : model::weight_specs(c)) {  // norms (Cohere's per-head ones are [heads, Dh]) and biases near 1
+    const bool near_one = s.shape.size() == 1 || s.name.find("_norm.") != std::string::npos;
+    tensors.emplace_back(s.name, at::randn(s.shape, at::kFloat) * 0.2 + (near_one ? 1.0 : 0.0));
+  }
   io::write_safetensors(dir / "model.safetensors", tensors);
 }
 

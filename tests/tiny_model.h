@@ -20,8 +20,9 @@ namespace abmll::test {
 // with 4 experts of width 16, 2 per token, and a shared expert of width 24; layer 1 a dense MLP; tied); OLMoE (norms
 // over whole queries and keys, q, k and v clipped at 1, 4 experts of width 48, 2 per token renormalised; tied); GLM-4
 // (q/k/v biases, a fused gate_up projection, RoPE on adjacent pairs of the first half of each head, norms on the
-// attention's and the MLP's outputs; tied).
-enum class TinyModel { llama31, qwen2, qwen3, gemma2, gemma3, olmo2, phi3, granite, qwen2_moe, olmoe, glm4 };
+// attention's and the MLP's outputs; tied); Cohere (attention and MLP side by side on one LayerNorm, per-head
+// LayerNorms of queries and keys, RoPE on adjacent pairs in float32, logits times 0.5; tied).
+enum class TinyModel { llama31, qwen2, qwen3, gemma2, gemma3, olmo2, phi3, granite, qwen2_moe, olmoe, glm4, cohere };
 
 // The architecture's name, for test messages.
 const char* to_string(TinyModel kind);

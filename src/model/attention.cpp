@@ -15,7 +15,7 @@
 #include <tuple>
 
 #include "model/padding.h"
-#include "model/rms_norm.h"
+#include "model/layer_norm.h"
 #include "model/rope.h"
 #include "model/soft_cap.h"
 
@@ -56,9 +56,8 @@ at::Tensor attention(const at::Tensor& x, const AttentionWeights& w, const Model
   // when a norm weight is given.
   auto heads = [&](const at::Tensor& y, const at::Tensor& norm = {}) {
     const bool whole = norm.defined() && config.qk_norm_whole;
-    at::Tensor h = (whole ? rms_norm(y, norm, config.rms_norm_eps, config.norms_scale_in_float32) : y)
-                       .view({b, t, -1, dh});
-    if (norm.defined() && !whole) h = rms_norm(h, norm, config.rms_norm_eps, config.norms_scale_in_float32);
+    at::Tensor h = (whole ? model_norm(y, norm, config) : y).view({b, t, -1, dh});
+    if (norm.defined() && !whole) h = model_norm(h, norm, config);  // (Cohere's weight per head: [heads, Dh])
     return h.transpose(1, 2);
   };
   at::Tensor q, k, v;
@@ -79,8 +78,8 @@ at::Tensor attention(const at::Tensor& x, const AttentionWeights& w, const Model
     v = v.clamp(-config.clip_qkv, config.clip_qkv);
   }
   if (cos.defined()) {  // (SmolLM3's layers without RoPE: none)
-    q = apply_rope(q, cos, sin, config.rope_interleaved);
-    k = apply_rope(k, cos, sin, config.rope_interleaved);
+    q = apply_rope(q, cos, sin, config.rope_style);
+    k = apply_rope(k, cos, sin, config.rope_style);
   }
   const int64_t groups = config.num_heads / config.num_kv_heads;
   const double scale = config.attention_scale > 0.0 ? config.attention_scale : std::pow(static_cast<double>(dh), -0.5);

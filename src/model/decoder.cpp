@@ -25,12 +25,18 @@
 #include "io/tensor_store.h"
 #include "model/layer_checkpoint.h"
 #include "model/padding.h"
-#include "model/rms_norm.h"
+#include "model/layer_norm.h"
 #include "model/rope.h"
 #include "model/soft_cap.h"
 #include "util/error.h"
 
 namespace abmll::model {
+namespace {
+
+// Whether the RoPE tables are in the interleaved layout (GLM's, Cohere's).
+bool interleaved_rope(const ModelConfig& c) { return c.rope_style != RopeStyle::rotate_half; }
+
+}  // namespace
 
 Decoder Decoder::load(const std::filesystem::path& dir, const WeightOptions& options) {
   ModelConfig config = load_model_config(dir);
@@ -93,7 +99,7 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layo
     if (given_cos.defined() && given_cos.scalar_type() == h.scalar_type() && given_cos.device() == h.device())
       return std::pair{given_cos, given_sin};
     return rope_tables(layout.positions.to(device()), inv_freq, h.scalar_type(), attention_factor,
-                       config_.rope_interleaved);
+                       interleaved_rope(config_));
   };
   const auto [cos, sin] = tables(layout.cos, layout.sin, inv_freq_for(layout.positions), config_.rope.attention_factor);
   at::Tensor local_cos, local_sin;
@@ -108,8 +114,6 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layo
   at::Tensor window_pattern;
   if (config_.sliding_window > 0 && t > config_.sliding_window)
     window_pattern = sliding_window_pattern(layout, pattern);
-  const double eps = config_.rms_norm_eps;
-  const bool scale_in_float32 = config_.norms_scale_in_float32;
   std::vector<at::Tensor> trainable;  // what checkpointed layers pass gradients to, besides their input
   const bool checkpoint = options.checkpoint_layers && !options.double_backward;
   if (checkpoint && adapter != nullptr) trainable = adapter->trainable_tensors();
@@ -122,19 +126,21 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layo
     const bool rotates = config_.rotates(i);
     Block block = [this, i, cos = !rotates ? at::Tensor() : local ? local_cos : cos,
                    sin = !rotates ? at::Tensor() : local ? local_sin : sin,
-                   pattern = sliding && window_pattern.defined() ? window_pattern : pattern, adapter, eps,
-                   scale_in_float32, twice = options.double_backward](const at::Tensor& x) {
+                   pattern = sliding && window_pattern.defined() ? window_pattern : pattern, adapter,
+                   twice = options.double_backward](const at::Tensor& x) {
       const LayerWeights& layer = weights_.layers[static_cast<std::size_t>(i)];
       // A norm where the layer has one (input norms: not OLMo-2's; output norms: Gemma-2's, Gemma-3's, OLMo-2's).
       auto norm = [&](const at::Tensor& h, const at::Tensor& weight) {
-        return weight.defined() ? rms_norm(h, weight, eps, scale_in_float32) : h;
+        return weight.defined() ? model_norm(h, weight, config_) : h;
       };
       // What a block adds to the residual stream (Granite: scaled by residual_multiplier, in h's dtype).
       const double multiplier = config_.residual_multiplier;
       auto added = [multiplier](const at::Tensor& h) { return multiplier != 1.0 ? h * multiplier : h; };
-      at::Tensor y = x + added(norm(attention(norm(x, layer.input_norm), layer.attention, config_, i, cos, sin,
-                                              pattern, adapter, twice),
-                                    layer.attention_output_norm));
+      const at::Tensor normed = norm(x, layer.input_norm);
+      const at::Tensor attended = attention(normed, layer.attention, config_, i, cos, sin, pattern, adapter, twice);
+      if (config_.parallel_blocks)  // Cohere: (h + attention) + mlp, both of the one normed input
+        return x + attended + mlp(normed, layer.mlp, config_.activation, i, adapter);
+      at::Tensor y = x + added(norm(attended, layer.attention_output_norm));
       const at::Tensor z = norm(y, layer.mlp_input_norm);
       const at::Tensor fed = layer.moe.defined() ? moe(z, layer.moe, config_.moe, config_.activation, i)
                                                  : mlp(z, layer.mlp, config_.activation, i, adapter);
@@ -143,7 +149,7 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layo
     const bool recompute = checkpoint && (options.checkpointed_layers < 0 || i < options.checkpointed_layers);
     h = recompute ? checkpointed(std::move(block), h, trainable) : block(h);
   }
-  return rms_norm(h, weights_.norm, eps, scale_in_float32);
+  return model_norm(h, weights_.norm, config_);
 }
 
 at::Tensor Decoder::sliding_window_pattern(const TokenLayout& layout, const at::Tensor& pattern) const {
@@ -168,16 +174,17 @@ TokenLayout Decoder::with_rope(const TokenLayout& layout) const {
   out.pattern = layout.causal ? layout.pattern : layout.pattern.to(device());
   out.causal = layout.causal;
   std::tie(out.cos, out.sin) = rope_tables(out.positions, inv_freq_for(out.positions), dtype(),
-                                           config_.rope.attention_factor, config_.rope_interleaved);
+                                           config_.rope.attention_factor, interleaved_rope(config_));
   if (local_inv_freq_.defined())
     std::tie(out.local_cos, out.local_sin) =
         rope_tables(out.positions, local_inv_freq_, dtype(), config_.local_rope->attention_factor,
-                    config_.rope_interleaved);
+                    interleaved_rope(config_));
   return out;
 }
 
 at::Tensor Decoder::logits(const at::Tensor& hidden) const {
-  return final_logits(at::linear(hidden, weights_.lm_head), config_.logit_softcap, config_.logits_scaling);
+  return final_logits(at::linear(hidden, weights_.lm_head), config_.logit_softcap, config_.logits_scaling,
+                      config_.logit_scale);
 }
 
 at::Tensor Decoder::logits_at(const at::Tensor& hidden, const at::Tensor& batch_index,

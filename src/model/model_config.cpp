@@ -101,6 +101,7 @@ constexpr ArchitectureName kArchitectures[] = {
     {Architecture::olmo3, "olmo3", "Olmo3ForCausalLM", false},
     {Architecture::phi3, "phi3", "Phi3ForCausalLM", false},
     {Architecture::granite, "granite", "GraniteForCausalLM", false},
+    {Architecture::cohere, "cohere", "CohereForCausalLM", false},
     {Architecture::glm, "glm", "GlmForCausalLM", false},
     {Architecture::glm4, "glm4", "Glm4ForCausalLM", false},
     {Architecture::smollm3, "smollm3", "SmolLM3ForCausalLM", false},
@@ -530,6 +531,7 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   const bool olmoe = c.architecture == Architecture::olmoe;
   const bool glm = c.architecture == Architecture::glm || c.architecture == Architecture::glm4;
   const bool smollm3 = c.architecture == Architecture::smollm3;
+  const bool cohere = c.architecture == Architecture::cohere;
   const bool qwen_moe = c.architecture == Architecture::qwen2_moe || c.architecture == Architecture::qwen3_moe;
 
   c.hidden_size = f.integer("hidden_size");
@@ -561,6 +563,7 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
 
   const int64_t default_positions = llama || olmo                                       ? 2048
                                     : phi || olmoe                                      ? 4096
+                                    : cohere                                            ? 8192
                                     : mixtral || glm || c.architecture == Architecture::gemma3 ? 131072
                                     : gemma                                             ? 8192
                                                                                         : 32768;
@@ -568,7 +571,7 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   require_positive(f, "max_position_embeddings", c.max_position_embeddings);
   c.rms_norm_eps = f.number("rms_norm_eps", olmo || phi || mixtral || olmoe ? 1e-5 : glm ? 1.5625e-7 : 1e-6);
   if (!(c.rms_norm_eps > 0.0)) f.fail("rms_norm_eps", fmt::format("must be positive, not {}", c.rms_norm_eps));
-  c.tie_word_embeddings = f.boolean("tie_word_embeddings", gemma || smollm3);
+  c.tie_word_embeddings = f.boolean("tie_word_embeddings", gemma || smollm3 || cohere);
   // (Gemma-3's two RoPEs: in parse_gemma.)
   // (Gemma-3's and OLMo-3's two RoPEs: below.)
   if (c.architecture != Architecture::gemma3 && c.architecture != Architecture::olmo3)
@@ -582,12 +585,26 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
     c.fused_qkv = true;
     c.fused_gate_up = true;
   }
+  if (cohere) {
+    // CohereDecoderLayer: attention and MLP side by side on one LayerNorm (no bias) of the input; CohereAttention:
+    // per-head LayerNorms of queries and keys with use_qk_norm, RoPE on adjacent pairs computed in float32;
+    // CohereForCausalLM: logits times logit_scale (0.0625 by default). The norms' epsilon is layer_norm_eps.
+    c.layer_norms = true;
+    c.parallel_blocks = true;
+    c.rope_style = RopeStyle::interleaved_in_float32;
+    c.qk_norm = f.boolean("use_qk_norm", false);
+    c.rms_norm_eps = f.number("layer_norm_eps", 1e-5);
+    if (!(c.rms_norm_eps > 0.0)) f.fail("layer_norm_eps", fmt::format("must be positive, not {}", c.rms_norm_eps));
+    c.logit_scale = f.number("logit_scale", 0.0625);
+    if (!(c.logit_scale > 0.0) || !std::isfinite(c.logit_scale))
+      f.fail("logit_scale", fmt::format("must be positive and finite, not {}", c.logit_scale));
+  }
   if (glm) {
     // GlmAttention: q, k and v with biases when attention_bias (true by default), o_proj none; GlmMLP: gate_up_proj
     // and down_proj, no biases; RoPE over the first partial_rotary_factor (0.5 by default) of each head, on adjacent
     // pairs; Glm4DecoderLayer: norms on the attention's and the MLP's outputs too.
     c.fused_gate_up = true;
-    c.rope_interleaved = true;
+    c.rope_style = RopeStyle::interleaved;
     c.attention_bias = f.boolean("attention_bias", true);
     c.output_norms = c.architecture == Architecture::glm4;
   }
@@ -599,7 +616,7 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
     require_positive(f, "sliding_window", c.sliding_window);
     c.sliding_layers.assign(static_cast<std::size_t>(c.num_layers), true);  // every layer
   }
-  if (llama || gemma || olmo || olmoe || smollm3) {
+  if (llama || gemma || olmo || olmoe || smollm3 || cohere) {
     // LlamaAttention (and GemmaAttention, Gemma2Attention, Olmo2Attention) give all four projections a bias when
     // attention_bias; LlamaMLP all three when mlp_bias (MistralAttention and MistralMLP have none, and their configs
     // carry neither flag; Gemma's and OLMo-2's MLPs never have one).

@@ -1,16 +1,16 @@
 // The architecture of a Hugging Face decoder checkpoint, read from its config.json: Llama (Llama-2/3/3.1/3.2), Qwen2
 // (Qwen2, Qwen2.5), Qwen3 (dense), Mistral, Gemma, Gemma-2, Gemma-3 (text-only, and the language model of the
-// multimodal 4B-27B releases), OLMo-2, OLMo-3, Phi-3, Granite, GLM, GLM-4 and SmolLM3, and the mixtures of experts
-// Mixtral, Qwen2-MoE, Qwen3-MoE and OLMoE. All are the same decoder (RMSNorm, RoPE, grouped-query attention, gated
-// MLPs); they differ in which projections carry biases, in Qwen3's and Gemma-3's RMSNorm of each query and key head
-// before RoPE, in Gemma's scaled embeddings, (1 + w) norms and GELU gate, in Gemma-2's and Gemma-3's norms on the
-// attention and MLP outputs, Gemma-2's soft-capped attention scores and logits, Gemma-3's and OLMo-3's two RoPEs
-// (one for their sliding-window layers), in OLMo-2's norms on the blocks' outputs only and over whole queries and
-// keys, in Phi-3's and GLM's fused projections, GLM's interleaved RoPE, SmolLM3's layers without RoPE, in Granite's
-// multipliers, in the routed experts that replace the MLP of a mixture of experts (and OLMoE's clipped queries, keys
-// and values), and in their defaults. Anything this decoder does not implement (another architecture, another RoPE
-// type, another activation) is refused when parsing, naming the field and its value, rather than computing something
-// different from transformers.
+// multimodal 4B-27B releases), OLMo-2, OLMo-3, Phi-3, Granite, Cohere, GLM, GLM-4 and SmolLM3, and the mixtures of
+// experts Mixtral, Qwen2-MoE, Qwen3-MoE and OLMoE. All are the same decoder (RMSNorm or LayerNorm, RoPE,
+// grouped-query attention, gated MLPs); they differ in which projections carry biases, in Qwen3's and Gemma-3's
+// RMSNorm of each query and key head before RoPE, in Gemma's scaled embeddings, (1 + w) norms and GELU gate, in
+// Gemma-2's and Gemma-3's norms on the attention and MLP outputs, Gemma-2's soft-capped attention scores and logits,
+// Gemma-3's and OLMo-3's two RoPEs (one for their sliding-window layers), in OLMo-2's norms on the blocks' outputs
+// only and over whole queries and keys, in Phi-3's and GLM's fused projections, GLM's interleaved RoPE, SmolLM3's
+// layers without RoPE, in Granite's multipliers, Cohere's parallel blocks and LayerNorms, in the routed experts that
+// replace the MLP of a mixture of experts (and OLMoE's clipped queries, keys and values), and in their defaults.
+// Anything this decoder does not implement (another architecture, another RoPE type, another activation) is refused
+// when parsing, naming the field and its value, rather than computing something different from transformers.
 //
 // Both spellings transformers has used are read: the 4.x one (top-level `rope_theta`, `rope_scaling` with `type` or
 // `rope_type`, `torch_dtype`) and the 5.x one that save_pretrained writes today (`rope_parameters` holding
@@ -28,18 +28,22 @@
 namespace abmll::model {
 
 // mistral: Llama's math; smollm3: Llama's with layers without RoPE; phi3: Llama's with fused projections; granite:
-// Llama's with multipliers; glm: Llama's with a
+// Llama's with multipliers; cohere: parallel attention and MLP, LayerNorms, interleaved RoPE; glm: Llama's with a
 // fused gate_up_proj and interleaved, partial RoPE; glm4: GLM's with output norms; mixtral: Mistral's with experts;
 // qwen2_moe, qwen3_moe: Qwen2's and Qwen3's with experts; olmoe: Llama's with OLMo-2's whole-query and key norms,
 // and experts.
 enum class Architecture {
-  llama, qwen2, qwen3, mistral, gemma, gemma2, gemma3, olmo2, olmo3, phi3, granite, glm, glm4, smollm3, mixtral,
-  qwen2_moe, qwen3_moe, olmoe
+  llama, qwen2, qwen3, mistral, gemma, gemma2, gemma3, olmo2, olmo3, phi3, granite, cohere, glm, glm4, smollm3,
+  mixtral, qwen2_moe, qwen3_moe, olmoe
 };
 
-// The config's model_type: "llama", "qwen2", ..., "gemma3_text", ..., "granite", "glm", "glm4", "smollm3",
-// "mixtral", "qwen2_moe", "qwen3_moe" or "olmoe".
+// The config's model_type: "llama", "qwen2", ..., "gemma3_text", ..., "granite", "cohere", "glm", "glm4",
+// "smollm3", "mixtral", "qwen2_moe", "qwen3_moe" or "olmoe".
 std::string to_string(Architecture arch);
+
+// How RoPE pairs a head's rotated dimensions. rotate_half: (i, i + R/2), as Llama; interleaved: (2i, 2i + 1), as GLM,
+// in the model's dtype; interleaved_in_float32: the same computed in float32 and rounded once (Cohere).
+enum class RopeStyle { rotate_half, interleaved, interleaved_in_float32 };
 
 // The MLP's gate activation: act(gate(x)) * up(x). silu: SwiGLU (Llama, Qwen, Mistral); gelu_tanh: GELU's tanh
 // approximation (Gemma's "gelu_pytorch_tanh", and Gemma's legacy "gelu", which transformers reads as it); gelu: the
@@ -131,9 +135,13 @@ struct ModelConfig {
   bool fused_qkv = false;
   // Phi-3 and GLM: gate and up are one projection, gate_up_proj (gate's half first).
   bool fused_gate_up = false;
-  // GLM: RoPE rotates the adjacent pairs (2i, 2i + 1) of a head's rotated dimensions by frequency i, rather than the
-  // pairs (i, i + R/2) of rotate_half.
-  bool rope_interleaved = false;
+  RopeStyle rope_style = RopeStyle::rotate_half;
+  // Cohere: the norms are LayerNorms without a bias (x minus its mean, over its standard deviation, times the weight,
+  // in float32 throughout), not RMSNorms; its query and key norms have a weight per head ([H, Dh], [Hkv, Dh]).
+  bool layer_norms = false;
+  // Cohere: attention and MLP read the same normed input and both add to the residual stream:
+  // h = h + attention(norm(h)) + mlp(norm(h)).
+  bool parallel_blocks = false;
   bool qk_norm = false;              // RMSNorm over Dh of every query and key head, before RoPE (Qwen3, Gemma-3)
   // OLMo-2: the query and key RMSNorms are over each token's whole query ([H*Dh]) and key ([Hkv*Dh]), before they
   // are split into heads (with qk_norm).
@@ -163,6 +171,8 @@ struct ModelConfig {
   double embedding_multiplier = 1.0;
   double residual_multiplier = 1.0;
   double logits_scaling = 1.0;
+  double logit_scale = 1.0;  // Cohere's: multiplies the logits
+
   // OLMoE's clip_qkv: queries, keys and values clamped to [-c, c] after their norms (0: none).
   double clip_qkv = 0.0;
   MoeConfig moe;

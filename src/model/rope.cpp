@@ -193,13 +193,17 @@ struct RopeRotation : public torch::autograd::Function<RopeRotation> {
 
 }  // namespace
 
-at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, bool interleaved) {
+at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, RopeStyle style) {
   const int64_t rotated = cos.size(-1);
   if (rotated < x.size(-1))  // as Phi-3's apply_rotary_pos_emb: the first `rotated` dimensions, the rest as they are
-    return at::cat({apply_rope(x.narrow(-1, 0, rotated), cos, sin, interleaved),
+    return at::cat({apply_rope(x.narrow(-1, 0, rotated), cos, sin, style),
                     x.narrow(-1, rotated, x.size(-1) - rotated)},
                    -1);
-  if (interleaved) return pairs_chain(x, cos, sin);
+  if (style == RopeStyle::interleaved) return pairs_chain(x, cos, sin);
+  if (style == RopeStyle::interleaved_in_float32) {  // Cohere's: x in float32 (float64 stays), rounded once
+    const at::ScalarType wide = at::promote_types(x.scalar_type(), at::kFloat);
+    return pairs_chain(x.to(wide), cos.to(wide), sin.to(wide)).to(x.scalar_type());
+  }
 #ifdef ABMLL_HAVE_CUDA
   if (kernels_apply(x, cos, sin)) return RopeRotation::apply(x, cos, sin);
 #endif

@@ -30,7 +30,8 @@ std::pair<at::Tensor, at::Tensor> rope_tables(const at::Tensor& positions, const
 // x [B, heads, T, Dh] rotated by (cos, sin) [B, T, Dh]: x * cos + rotate_half(x) * sin, rounded where that chain of
 // ops rounds. On a GPU one kernel each way (cuda/rope_kernels.cu), instead of four passes over x. Tables narrower
 // than x ([B, T, R], R < Dh: Phi-4-mini's and GLM's partial rotation) rotate x's first R dimensions and pass the
-// rest. `interleaved` (tables from rope_tables(..., interleaved)): GLM's rotation of adjacent pairs, as ATen ops.
-at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, bool interleaved = false);
+// rest. The interleaved styles (tables from rope_tables(..., interleaved)) rotate adjacent pairs, as ATen ops.
+at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                      RopeStyle style = RopeStyle::rotate_half);
 
 }  // namespace abmll::model

@@ -37,19 +37,22 @@ int64_t chunk_rows(int64_t vocab, int64_t bytes) {
 
 // log_softmax(z)[target] per row with z = h W^T, or z = cap tanh(h W^T / cap) when the model soft-caps its logits
 // (Gemma-2; capped in the model's dtype, as the reference caps them), divided by `divisor` (Granite's
-// logits_scaling, in the model's dtype too), chunked; backward recomputes each chunk's logits:
+// logits_scaling) and multiplied by `multiplier` (Cohere's logit_scale), in the model's dtype too, chunked; backward
+// recomputes each chunk's logits:
 //   d/dh = ((onehot(target) - softmax(z)) * dz/d(h W^T)) W, scaled by the row's incoming gradient,
-// where dz/d(h W^T) = (1 - tanh^2(h W^T / cap)) / divisor with a cap, 1 / divisor without.
+// where dz/d(h W^T) = (1 - tanh^2(h W^T / cap)) multiplier / divisor with a cap, multiplier / divisor without.
 struct ChunkedLogProb : public torch::autograd::Function<ChunkedLogProb> {
   // hidden [N, D], weight [V, D] (frozen), targets [N] -> [N] float32.
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& hidden, const at::Tensor& weight,
-                            const at::Tensor& targets, int64_t rows, double cap, double divisor) {
+                            const at::Tensor& targets, int64_t rows, double cap, double divisor,
+                            double multiplier) {
     const int64_t n = hidden.size(0);
     const at::ScalarType acc = accumulation_type(hidden.scalar_type());
     at::Tensor out = at::empty({n}, hidden.options().dtype(acc));
     for (int64_t s = 0; s < n; s += rows) {
       const int64_t m = std::min(rows, n - s);
-      const at::Tensor logits = final_logits(at::linear(hidden.narrow(0, s, m), weight), cap, divisor).to(acc);
+      const at::Tensor logits =
+          final_logits(at::linear(hidden.narrow(0, s, m), weight), cap, divisor, multiplier).to(acc);
       out.narrow(0, s, m).copy_(logits.gather(1, targets.narrow(0, s, m).unsqueeze(1)).squeeze(1) -
                                 at::logsumexp(logits, {1}));
     }
@@ -57,6 +60,7 @@ struct ChunkedLogProb : public torch::autograd::Function<ChunkedLogProb> {
     ctx->saved_data["rows"] = rows;
     ctx->saved_data["cap"] = cap;
     ctx->saved_data["divisor"] = divisor;
+    ctx->saved_data["multiplier"] = multiplier;
     return out;
   }
 
@@ -68,21 +72,23 @@ struct ChunkedLogProb : public torch::autograd::Function<ChunkedLogProb> {
     const at::ScalarType acc = accumulation_type(hidden.scalar_type());
     const at::Tensor grad = grad_outputs[0].to(acc);  // [N]
     const int64_t rows = ctx->saved_data["rows"].toInt(), n = hidden.size(0);
-    const double cap = ctx->saved_data["cap"].toDouble(), divisor = ctx->saved_data["divisor"].toDouble();
+    const double cap = ctx->saved_data["cap"].toDouble(), divisor = ctx->saved_data["divisor"].toDouble(),
+                 multiplier = ctx->saved_data["multiplier"].toDouble();
     std::vector<at::Tensor> parts;
     for (int64_t s = 0; s < n; s += rows) {
       const int64_t m = std::min(rows, n - s);
       const at::Tensor raw = at::linear(hidden.narrow(0, s, m), weight);             // [m, V]
-      const at::Tensor logits = final_logits(raw, cap, divisor).to(acc);               // [m, V]
+      const at::Tensor logits = final_logits(raw, cap, divisor, multiplier).to(acc);   // [m, V]
       const at::Tensor g = grad.narrow(0, s, m).unsqueeze(1);                         // [m, 1]
       at::Tensor grad_logits = at::softmax(logits, 1) * (-g);                          // -g softmax
       grad_logits = grad_logits.scatter_add(1, targets.narrow(0, s, m).unsqueeze(1), g);  // + g onehot
       if (divisor != 1.0) grad_logits = grad_logits / divisor;                        // through the division
+      if (multiplier != 1.0) grad_logits = grad_logits * multiplier;                  // through the product
       if (cap > 0.0) grad_logits = grad_logits * (1.0 - at::tanh(raw.to(acc) / cap).pow(2));  // through the cap
       parts.push_back(at::matmul(grad_logits.to(hidden.scalar_type()), weight));       // [m, D]
     }
     const at::Tensor grad_hidden = parts.empty() ? at::zeros_like(hidden) : at::cat(parts);
-    return {grad_hidden, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    return {grad_hidden, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -97,7 +103,7 @@ at::Tensor token_log_probs(const Decoder& decoder, const at::Tensor& hidden, con
                             hidden.dim(), targets.dim()));
   return ChunkedLogProb::apply(hidden, weight, targets.to(hidden.device(), at::kLong),
                                chunk_rows(weight.size(0), max_chunk_bytes), decoder.config().logit_softcap,
-                               decoder.config().logits_scaling);
+                               decoder.config().logits_scaling, decoder.config().logit_scale);
 }
 
 PreparedItems prepare_items(const Decoder& decoder, const std::vector<ScoringItem>& items) {

@@ -55,6 +55,7 @@ LayerNormNames layer_norm_names(const ModelConfig& c, int64_t layer) {
   const std::string prefix = fmt::format("model.layers.{}.", layer);
   LayerNormNames n;
   if (c.input_norms) n.input = prefix + "input_layernorm.weight";
+  if (c.parallel_blocks) return n;  // Cohere: one norm, read by attention and MLP alike
   if (!c.output_norms) {
     n.mlp_input = prefix + "post_attention_layernorm.weight";
   } else if (c.architecture == Architecture::glm4) {
@@ -149,10 +150,14 @@ std::vector<WeightSpec> weight_specs(const ModelConfig& c) {
     };
     add_norm(norms.input);
     for (Projection p : attention_projections(c)) add_projection(p);
-    if (c.qk_norm) {  // per head, or (OLMo-2) over all heads
-      specs.push_back({prefix + "self_attn.q_norm.weight", {c.qk_norm_whole ? c.num_heads * c.head_dim : c.head_dim}});
-      specs.push_back(
-          {prefix + "self_attn.k_norm.weight", {c.qk_norm_whole ? c.num_kv_heads * c.head_dim : c.head_dim}});
+    if (c.qk_norm) {  // per head (Cohere: a weight for each head), or (OLMo-2) over all heads
+      auto shape = [&](int64_t heads) -> std::vector<int64_t> {
+        if (c.qk_norm_whole) return {heads * c.head_dim};
+        if (c.layer_norms) return {heads, c.head_dim};
+        return {c.head_dim};
+      };
+      specs.push_back({prefix + "self_attn.q_norm.weight", shape(c.num_heads)});
+      specs.push_back({prefix + "self_attn.k_norm.weight", shape(c.num_kv_heads)});
     }
     add_norm(norms.attention_output);
     add_norm(norms.mlp_input);

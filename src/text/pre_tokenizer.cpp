@@ -87,6 +87,12 @@ void PreTokenizer::add_steps(const nlohmann::json& j, std::vector<Step>& steps) 
     step.pattern = Pattern::from_json(j.at("pattern"), "pre_tokenizer Split");
     step.behavior = parse_behavior(j.at("behavior").get<std::string>());
     step.invert = j.value("invert", false);
+  } else if (type == "Digits") {
+    // Every numeric character (\p{N}, as Rust's char::is_numeric) a piece of its own, or (individual_digits false)
+    // each run of them one piece: a split on single characters, isolated or contiguous.
+    step.kind = Step::Kind::split;
+    step.pattern = Pattern::from_json({{"Regex", R"(\p{N})"}}, "pre_tokenizer Digits");
+    step.behavior = j.value("individual_digits", false) ? Behavior::isolated : Behavior::contiguous;
   } else if (type == "ByteLevel") {
     step.kind = Step::Kind::byte_level;
     step.add_prefix_space = j.value("add_prefix_space", true);
@@ -100,7 +106,7 @@ void PreTokenizer::add_steps(const nlohmann::json& j, std::vector<Step>& steps) 
     step.pattern = Pattern::from_json({{"String", step.replacement}}, "pre_tokenizer Metaspace");
   } else {
     throw InputError("pre_tokenizer type '" + type +
-                     "' is not supported (supported: Sequence, Split, ByteLevel, Metaspace)");
+                     "' is not supported (supported: Sequence, Split, Digits, ByteLevel, Metaspace)");
   }
   steps.push_back(std::move(step));
 }

@@ -1,10 +1,10 @@
 // The "pre_tokenizer" stage of a tokenizer.json: cuts normalized text into pieces ("words") that BPE encodes
-// independently. Supported: Split (a regex or literal pattern, any behavior, invert), ByteLevel (optional prefix
-// space and GPT-2 regex, then every byte mapped to its byte-level character), Metaspace (spaces become "▁", one is
-// put in front always, only at the start of the input, or never, then optionally a split before each "▁") and a
-// Sequence of them. Llama-3 and Qwen2 use Sequence[Split(model regex, Isolated), ByteLevel(use_regex=false)];
-// Mistral's and Llama-2's newer files Metaspace(prepend_scheme first, split false); Gemma's Split(" ",
-// MergedWithPrevious).
+// independently. Supported: Split (a regex or literal pattern, any behavior, invert), Digits (numeric characters
+// apart, one by one or in runs: Cohere's Sequence[Digits(individual), ByteLevel]), ByteLevel (optional prefix space
+// and GPT-2 regex, then every byte mapped to its byte-level character), Metaspace (spaces become "▁", one is put in
+// front always, only at the start of the input, or never, then optionally a split before each "▁") and a Sequence of
+// them. Llama-3 and Qwen2 use Sequence[Split(model regex, Isolated), ByteLevel(use_regex=false)]; Mistral's and
+// Llama-2's newer files Metaspace(prepend_scheme first, split false); Gemma's Split(" ", MergedWithPrevious).
 #pragma once
 
 #include <nlohmann/json_fwd.hpp>

@@ -1,5 +1,5 @@
 """Tiny random Llama / Qwen2 / Qwen3 / Mistral / Gemma / Gemma-2 / Gemma-3 / OLMo-2 / OLMo-3 / Phi-3 / Granite /
-GLM / GLM-4 / SmolLM3 / Mixtral / Qwen2-MoE / Qwen3-MoE / OLMoE checkpoints and their transformers logits, for
+Cohere / GLM / GLM-4 / SmolLM3 / Mixtral / Qwen2-MoE / Qwen3-MoE / OLMoE checkpoints and their transformers logits, for
 tests/python/test_model_parity.py.
 
 Each fixture is a model folder written by transformers' save_pretrained (safetensors, float32) plus
@@ -21,13 +21,14 @@ import sys
 
 import torch
 from safetensors.torch import save_file
-from transformers import (Gemma2Config, Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig, GemmaConfig,
-                          GemmaForCausalLM, Glm4Config, Glm4ForCausalLM, GlmConfig, GlmForCausalLM, GraniteConfig,
-                          GraniteForCausalLM, LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM,
-                          MixtralConfig, MixtralForCausalLM, Olmo2Config, Olmo2ForCausalLM, Olmo3Config,
-                          Olmo3ForCausalLM, OlmoeConfig, OlmoeForCausalLM, Phi3Config, Phi3ForCausalLM, Qwen2Config,
-                          Qwen2ForCausalLM, Qwen2MoeConfig, Qwen2MoeForCausalLM, Qwen3Config, Qwen3ForCausalLM,
-                          Qwen3MoeConfig, Qwen3MoeForCausalLM, SmolLM3Config, SmolLM3ForCausalLM)
+from transformers import (CohereConfig, CohereForCausalLM, Gemma2Config, Gemma2ForCausalLM, Gemma3ForCausalLM,
+                          Gemma3TextConfig, GemmaConfig, GemmaForCausalLM, Glm4Config, Glm4ForCausalLM, GlmConfig,
+                          GlmForCausalLM, GraniteConfig, GraniteForCausalLM, LlamaConfig, LlamaForCausalLM,
+                          MistralConfig, MistralForCausalLM, MixtralConfig, MixtralForCausalLM, Olmo2Config,
+                          Olmo2ForCausalLM, Olmo3Config, Olmo3ForCausalLM, OlmoeConfig, OlmoeForCausalLM, Phi3Config,
+                          Phi3ForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen2MoeConfig, Qwen2MoeForCausalLM,
+                          Qwen3Config, Qwen3ForCausalLM, Qwen3MoeConfig, Qwen3MoeForCausalLM, SmolLM3Config,
+                          SmolLM3ForCausalLM)
 
 SIZES = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, vocab_size=256,
              initializer_range=0.1, rms_norm_eps=1e-6, max_position_embeddings=256)
@@ -114,6 +115,13 @@ FIXTURES = {
         **SIZES, num_key_value_heads=2, embedding_multiplier=12.0, residual_multiplier=0.22,
         attention_multiplier=0.0625, logits_scaling=16.0, tie_word_embeddings=True, attention_bias=True,
         mlp_bias=True, pad_token_id=0, bos_token_id=1, eos_token_id=2), {}),
+    # Cohere (Aya Expanse 8B, Command R): attention and MLP side by side on one LayerNorm, per-head LayerNorms of
+    # queries and keys (use_qk_norm, as Command R+), RoPE on adjacent pairs in float32, logits times 0.25, tied,
+    # attention biases.
+    "cohere": (CohereForCausalLM, lambda: CohereConfig(
+        **{k: v for k, v in SIZES.items() if k != "rms_norm_eps"}, num_key_value_heads=2, use_qk_norm=True,
+        logit_scale=0.25, layer_norm_eps=1e-5, attention_bias=True, pad_token_id=0, bos_token_id=1,
+        eos_token_id=2), {}),
     # GLM (glm-4-9b-chat-hf): q, k and v with biases, gate and up one projection, RoPE on adjacent pairs of the first
     # half of each head (partial_rotary_factor's default, 0.5), GQA ratio 2.
     "glm": (GlmForCausalLM, lambda: GlmConfig(**SIZES, num_key_value_heads=2, head_dim=16, pad_token_id=0,
@@ -153,8 +161,8 @@ FIXTURES = {
 }
 
 # Fixtures whose reference also holds bfloat16 logits.
-BF16_FIXTURES = ["llama3", "qwen3", "gemma2", "gemma3", "olmo2", "olmo3", "phi3", "granite", "glm4", "mixtral",
-                 "qwen3_moe"]
+BF16_FIXTURES = ["llama3", "qwen3", "gemma2", "gemma3", "olmo2", "olmo3", "phi3", "granite", "cohere", "glm4",
+                 "mixtral", "qwen3_moe"]
 
 
 def write_byte_tokenizer(folder: pathlib.Path) -> None:

@@ -132,6 +132,29 @@ def _train(pattern, special, normalizer, vocab_size=3000):
     return tok
 
 
+def make_digits_trained(root):
+    """Cohere's form (Command R, Aya Expanse): NFC, then every digit its own piece (Digits with individual_digits), then
+    ByteLevel with GPT-2's pattern."""
+    tok = Tokenizer(models.BPE())
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=3000, special_tokens=["<BOS_TOKEN>", "<EOS_TOKEN>"], show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(training_texts() + ["12345 678 2024-11-28 3.14159 x86_64 ٣٤٥ ½ Ⅻ"] * 50, trainer)
+    return _save(json.loads(tok.to_str()), root / "digits-trained")
+
+
+def make_digit_runs_trained(root):
+    """The same vocabulary with runs of digits kept together (Digits without individual_digits)."""
+    j = json.loads((make_digits_trained(root) / "tokenizer.json").read_text(encoding="utf-8"))
+    j["pre_tokenizer"]["pretokenizers"][0]["individual_digits"] = False
+    return _save(j, root / "digit-runs-trained")
+
+
 def _save(tok_json, folder):
     """Writes tokenizer.json and checks that the reference library loads it back."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -390,6 +413,8 @@ MAKERS = {
     "unk-trained": make_unk_trained,
     "mistral-real": make_mistral_real,
     "mistral-v3-real": make_mistral_v3_real,
+    "digits-trained": make_digits_trained,
+    "digit-runs-trained": make_digit_runs_trained,
 }
 
 if __name__ == "__main__":

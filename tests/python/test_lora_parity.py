@@ -34,7 +34,7 @@ CASES = [("llama3", ALL, False), ("qwen2_tied", ["q_proj", "v_proj", "o_proj"], 
          ("qwen3_moe", ["q_proj", "k_proj", "v_proj", "o_proj"], False),
          ("olmoe", ["k_proj", "v_proj", "o_proj"], True),
          ("glm", "all-linear", False), ("glm4", ["q_proj", "v_proj", "gate_up_proj", "down_proj"], True),
-         ("smollm3", ["q_proj", "k_proj", "up_proj"], False)]
+         ("smollm3", ["q_proj", "k_proj", "up_proj"], False), ("cohere", ["q_proj", "o_proj", "down_proj"], True)]
 
 
 @pytest.fixture(scope="session")
@@ -103,7 +103,8 @@ def test_peft_adapter_in_abmll(name, targets, rslora, fixtures, run_abmll, tmp_p
     compare(f"{name} PEFT adapter {targets} rslora={rslora}", got, want, base, ref["batch_mask"])
 
 
-@pytest.mark.parametrize("name", ["llama3", "qwen2_tied", "qwen3", "olmo2", "phi3", "mixtral", "qwen3_moe", "glm4"])
+@pytest.mark.parametrize("name", ["llama3", "qwen2_tied", "qwen3", "olmo2", "phi3", "mixtral", "qwen3_moe", "glm4",
+                                  "cohere"])
 def test_abmll_adapter_in_peft(name, fixtures, run_abmll, tmp_path):
     from peft import PeftModel
 

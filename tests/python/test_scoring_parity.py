@@ -26,7 +26,7 @@ ITEMS = [([1, 17, 200], [45, 3]), ([5], [250, 33, 8, 142, 9]), ([7, 7, 30, 12, 9
 def fixtures(tmp_path_factory):
     out = tmp_path_factory.mktemp("models")
     return {name: make_model_fixtures.build(name, out) for name in ["llama3", "qwen2_tied", "qwen3", "gemma2",
-                                                                    "granite", "qwen2_moe", "glm4"]}
+                                                                    "granite", "qwen2_moe", "glm4", "cohere"]}
 
 
 def reference(model):
@@ -53,7 +53,8 @@ def abmll_scores(folder, adapter, tmp_path):
 
 @pytest.mark.parametrize("name,with_adapter",
                          [("llama3", True), ("qwen2_tied", False), ("qwen3", True), ("gemma2", True),
-                          ("granite", True), ("qwen2_moe", True), ("glm4", True)])
+                          ("granite", True), ("qwen2_moe", True), ("glm4", True),
+                          ("cohere", True)])
 def test_scores_match_transformers(name, with_adapter, fixtures, tmp_path):
     from transformers import AutoModelForCausalLM
 

@@ -117,5 +117,5 @@ def test_unsupported_component_is_an_input_error_naming_it(abmll_bin, tokenizer_
     result = subprocess.run([abmll_bin, "tokenize", "--model", str(tmp_path), "--text", "hi"],
                             capture_output=True, text=True)
     assert result.returncode == 2
-    assert (f"{path}: pre_tokenizer type 'Whitespace' is not supported (supported: Sequence, Split, ByteLevel, "
-            "Metaspace)" in result.stderr)
+    assert (f"{path}: pre_tokenizer type 'Whitespace' is not supported (supported: Sequence, Split, Digits, "
+            "ByteLevel, Metaspace)" in result.stderr)
