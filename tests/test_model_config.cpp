@@ -1083,3 +1083,24 @@ TEST_CASE("model config: Cohere's parallel blocks, LayerNorms, float32 interleav
   // Other architectures' logits are not scaled.
   CHECK(parse_model_config(llama31_config()).logit_scale == 1.0);
 }
+
+TEST_CASE("model config: Cohere-2's sliding layers rotate, its full-attention layers do not", "[model]") {
+  // Command R7B's config.json, its sizes shrunk (4 layers: the default pattern slides 3 of every 4).
+  json j = json::parse(R"({
+    "architectures": ["Cohere2ForCausalLM"], "attention_bias": false, "hidden_act": "silu", "hidden_size": 64,
+    "intermediate_size": 96, "layer_norm_eps": 1e-05, "logit_scale": 0.25, "max_position_embeddings": 132096,
+    "model_type": "cohere2", "num_attention_heads": 4, "num_hidden_layers": 4, "num_key_value_heads": 2,
+    "rope_theta": 50000, "sliding_window": 4096, "torch_dtype": "bfloat16", "vocab_size": 256
+  })");
+  ModelConfig c = parse_model_config(j);
+  CHECK(c.architecture == Architecture::cohere2);
+  CHECK((c.layer_norms && c.parallel_blocks && !c.qk_norm && c.logit_scale == 0.25 && c.sliding_window == 4096));
+  CHECK(c.sliding_layers == std::vector<bool>{true, true, true, false});
+  CHECK((c.rotates(0) && c.rotates(2) && !c.rotates(3)));
+  j["layer_types"] = {"full_attention", "sliding_attention", "full_attention", "sliding_attention"};
+  c = parse_model_config(j);
+  CHECK((!c.rotates(0) && c.rotates(1) && !c.rotates(2) && c.rotates(3)));
+  j["sliding_window"] = nullptr;  // as Cohere2Attention: no window, and so no RoPE anywhere
+  c = parse_model_config(j);
+  CHECK((c.sliding_window == 0 && c.sliding_layers.empty() && !c.rotates(1) && !c.rotates(3)));
+}

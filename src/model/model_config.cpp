@@ -102,6 +102,7 @@ constexpr ArchitectureName kArchitectures[] = {
     {Architecture::phi3, "phi3", "Phi3ForCausalLM", false},
     {Architecture::granite, "granite", "GraniteForCausalLM", false},
     {Architecture::cohere, "cohere", "CohereForCausalLM", false},
+    {Architecture::cohere2, "cohere2", "Cohere2ForCausalLM", false},
     {Architecture::glm, "glm", "GlmForCausalLM", false},
     {Architecture::glm4, "glm4", "Glm4ForCausalLM", false},
     {Architecture::smollm3, "smollm3", "SmolLM3ForCausalLM", false},
@@ -531,7 +532,7 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   const bool olmoe = c.architecture == Architecture::olmoe;
   const bool glm = c.architecture == Architecture::glm || c.architecture == Architecture::glm4;
   const bool smollm3 = c.architecture == Architecture::smollm3;
-  const bool cohere = c.architecture == Architecture::cohere;
+  const bool cohere = c.architecture == Architecture::cohere || c.architecture == Architecture::cohere2;
   const bool qwen_moe = c.architecture == Architecture::qwen2_moe || c.architecture == Architecture::qwen3_moe;
 
   c.hidden_size = f.integer("hidden_size");
@@ -592,12 +593,25 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
     c.layer_norms = true;
     c.parallel_blocks = true;
     c.rope_style = RopeStyle::interleaved_in_float32;
-    c.qk_norm = f.boolean("use_qk_norm", false);
+    c.qk_norm = c.architecture == Architecture::cohere && f.boolean("use_qk_norm", false);
     c.rms_norm_eps = f.number("layer_norm_eps", 1e-5);
     if (!(c.rms_norm_eps > 0.0)) f.fail("layer_norm_eps", fmt::format("must be positive, not {}", c.rms_norm_eps));
     c.logit_scale = f.number("logit_scale", 0.0625);
     if (!(c.logit_scale > 0.0) || !std::isfinite(c.logit_scale))
       f.fail("logit_scale", fmt::format("must be positive and finite, not {}", c.logit_scale));
+    if (c.architecture == Architecture::cohere2) {
+      // Cohere2Config: three sliding-window layers (4096) to one full-attention layer (sliding_window_pattern)
+      // unless layer_types says which; Cohere2Attention rotates queries and keys where it slides only (so with a
+      // null window, nowhere).
+      const int64_t pattern = f.integer("sliding_window_pattern", 4);
+      require_positive(f, "sliding_window_pattern", pattern);
+      c.sliding_layers = sliding_layers_of(f, c.num_layers, [pattern](int64_t i) { return (i + 1) % pattern != 0; });
+      c.sliding_window = window_field(f);
+      c.nope_layers.resize(c.sliding_layers.size());
+      for (std::size_t i = 0; i < c.sliding_layers.size(); ++i)
+        c.nope_layers[i] = !(c.sliding_layers[i] && c.sliding_window > 0);
+      if (c.sliding_window == 0) c.sliding_layers.clear();
+    }
   }
   if (glm) {
     // GlmAttention: q, k and v with biases when attention_bias (true by default), o_proj none; GlmMLP: gate_up_proj

@@ -1,16 +1,17 @@
 // The architecture of a Hugging Face decoder checkpoint, read from its config.json: Llama (Llama-2/3/3.1/3.2), Qwen2
 // (Qwen2, Qwen2.5), Qwen3 (dense), Mistral, Gemma, Gemma-2, Gemma-3 (text-only, and the language model of the
-// multimodal 4B-27B releases), OLMo-2, OLMo-3, Phi-3, Granite, Cohere, GLM, GLM-4 and SmolLM3, and the mixtures of
-// experts Mixtral, Qwen2-MoE, Qwen3-MoE and OLMoE. All are the same decoder (RMSNorm or LayerNorm, RoPE,
+// multimodal 4B-27B releases), OLMo-2, OLMo-3, Phi-3, Granite, Cohere, Cohere-2, GLM, GLM-4 and SmolLM3, and the
+// mixtures of experts Mixtral, Qwen2-MoE, Qwen3-MoE and OLMoE. All are the same decoder (RMSNorm or LayerNorm, RoPE,
 // grouped-query attention, gated MLPs); they differ in which projections carry biases, in Qwen3's and Gemma-3's
 // RMSNorm of each query and key head before RoPE, in Gemma's scaled embeddings, (1 + w) norms and GELU gate, in
 // Gemma-2's and Gemma-3's norms on the attention and MLP outputs, Gemma-2's soft-capped attention scores and logits,
 // Gemma-3's and OLMo-3's two RoPEs (one for their sliding-window layers), in OLMo-2's norms on the blocks' outputs
 // only and over whole queries and keys, in Phi-3's and GLM's fused projections, GLM's interleaved RoPE, SmolLM3's
-// layers without RoPE, in Granite's multipliers, Cohere's parallel blocks and LayerNorms, in the routed experts that
-// replace the MLP of a mixture of experts (and OLMoE's clipped queries, keys and values), and in their defaults.
-// Anything this decoder does not implement (another architecture, another RoPE type, another activation) is refused
-// when parsing, naming the field and its value, rather than computing something different from transformers.
+// and Cohere-2's layers without RoPE, in Granite's multipliers, Cohere's parallel blocks and LayerNorms, in the
+// routed experts that replace the MLP of a mixture of experts (and OLMoE's clipped queries, keys and values), and in
+// their defaults. Anything this decoder does not implement (another architecture, another RoPE type, another
+// activation) is refused when parsing, naming the field and its value, rather than computing something different
+// from transformers.
 //
 // Both spellings transformers has used are read: the 4.x one (top-level `rope_theta`, `rope_scaling` with `type` or
 // `rope_type`, `torch_dtype`) and the 5.x one that save_pretrained writes today (`rope_parameters` holding
@@ -28,16 +29,17 @@
 namespace abmll::model {
 
 // mistral: Llama's math; smollm3: Llama's with layers without RoPE; phi3: Llama's with fused projections; granite:
-// Llama's with multipliers; cohere: parallel attention and MLP, LayerNorms, interleaved RoPE; glm: Llama's with a
+// Llama's with multipliers; cohere: parallel attention and MLP, LayerNorms, interleaved RoPE; cohere2: Cohere's with
+// sliding-window layers, the others without RoPE; glm: Llama's with a
 // fused gate_up_proj and interleaved, partial RoPE; glm4: GLM's with output norms; mixtral: Mistral's with experts;
 // qwen2_moe, qwen3_moe: Qwen2's and Qwen3's with experts; olmoe: Llama's with OLMo-2's whole-query and key norms,
 // and experts.
 enum class Architecture {
-  llama, qwen2, qwen3, mistral, gemma, gemma2, gemma3, olmo2, olmo3, phi3, granite, cohere, glm, glm4, smollm3,
-  mixtral, qwen2_moe, qwen3_moe, olmoe
+  llama, qwen2, qwen3, mistral, gemma, gemma2, gemma3, olmo2, olmo3, phi3, granite, cohere, cohere2, glm, glm4,
+  smollm3, mixtral, qwen2_moe, qwen3_moe, olmoe
 };
 
-// The config's model_type: "llama", "qwen2", ..., "gemma3_text", ..., "granite", "cohere", "glm", "glm4",
+// The config's model_type: "llama", "qwen2", ..., "gemma3_text", ..., "granite", "cohere", "cohere2", "glm", "glm4",
 // "smollm3", "mixtral", "qwen2_moe", "qwen3_moe" or "olmoe".
 std::string to_string(Architecture arch);
 
@@ -117,8 +119,8 @@ struct ModelConfig {
   std::vector<bool> sliding_layers;
   double rms_norm_eps = 1e-6;
   RopeConfig rope;
-  // SmolLM3: the layers whose attention uses no position embedding at all (NoPE; by default every fourth); empty when
-  // every layer rotates.
+  // SmolLM3's and Cohere-2's layers whose attention uses no position embedding at all (NoPE; SmolLM3: by default
+  // every fourth; Cohere-2: its full-attention layers); empty when every layer rotates.
   std::vector<bool> nope_layers;
   bool rotates(int64_t layer) const {
     return layer < 0 || static_cast<std::size_t>(layer) >= nope_layers.size() ||

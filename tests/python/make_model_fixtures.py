@@ -1,6 +1,6 @@
 """Tiny random Llama / Qwen2 / Qwen3 / Mistral / Gemma / Gemma-2 / Gemma-3 / OLMo-2 / OLMo-3 / Phi-3 / Granite /
-Cohere / GLM / GLM-4 / SmolLM3 / Mixtral / Qwen2-MoE / Qwen3-MoE / OLMoE checkpoints and their transformers logits, for
-tests/python/test_model_parity.py.
+Cohere / Cohere-2 / GLM / GLM-4 / SmolLM3 / Mixtral / Qwen2-MoE / Qwen3-MoE / OLMoE checkpoints and their transformers
+logits, for tests/python/test_model_parity.py.
 
 Each fixture is a model folder written by transformers' save_pretrained (safetensors, float32) plus
 reference.safetensors holding, for fixed token ids:
@@ -21,14 +21,14 @@ import sys
 
 import torch
 from safetensors.torch import save_file
-from transformers import (CohereConfig, CohereForCausalLM, Gemma2Config, Gemma2ForCausalLM, Gemma3ForCausalLM,
-                          Gemma3TextConfig, GemmaConfig, GemmaForCausalLM, Glm4Config, Glm4ForCausalLM, GlmConfig,
-                          GlmForCausalLM, GraniteConfig, GraniteForCausalLM, LlamaConfig, LlamaForCausalLM,
-                          MistralConfig, MistralForCausalLM, MixtralConfig, MixtralForCausalLM, Olmo2Config,
-                          Olmo2ForCausalLM, Olmo3Config, Olmo3ForCausalLM, OlmoeConfig, OlmoeForCausalLM, Phi3Config,
-                          Phi3ForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen2MoeConfig, Qwen2MoeForCausalLM,
-                          Qwen3Config, Qwen3ForCausalLM, Qwen3MoeConfig, Qwen3MoeForCausalLM, SmolLM3Config,
-                          SmolLM3ForCausalLM)
+from transformers import (Cohere2Config, Cohere2ForCausalLM, CohereConfig, CohereForCausalLM, Gemma2Config,
+                          Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig, GemmaConfig, GemmaForCausalLM,
+                          Glm4Config, Glm4ForCausalLM, GlmConfig, GlmForCausalLM, GraniteConfig, GraniteForCausalLM,
+                          LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, MixtralConfig,
+                          MixtralForCausalLM, Olmo2Config, Olmo2ForCausalLM, Olmo3Config, Olmo3ForCausalLM, OlmoeConfig,
+                          OlmoeForCausalLM, Phi3Config, Phi3ForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen2MoeConfig,
+                          Qwen2MoeForCausalLM, Qwen3Config, Qwen3ForCausalLM, Qwen3MoeConfig, Qwen3MoeForCausalLM,
+                          SmolLM3Config, SmolLM3ForCausalLM)
 
 SIZES = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, vocab_size=256,
              initializer_range=0.1, rms_norm_eps=1e-6, max_position_embeddings=256)
@@ -121,6 +121,12 @@ FIXTURES = {
     "cohere": (CohereForCausalLM, lambda: CohereConfig(
         **{k: v for k, v in SIZES.items() if k != "rms_norm_eps"}, num_key_value_heads=2, use_qk_norm=True,
         logit_scale=0.25, layer_norm_eps=1e-5, attention_bias=True, pad_token_id=0, bos_token_id=1,
+        eos_token_id=2), {}),
+    # Cohere-2 (Command R7B): Cohere's layers, layer 0 sliding (a window as long as SEQ_A) and rotating, layer 1 full
+    # and without RoPE, no query/key norms.
+    "cohere2": (Cohere2ForCausalLM, lambda: Cohere2Config(
+        **{k: v for k, v in SIZES.items() if k != "rms_norm_eps"}, num_key_value_heads=2, sliding_window=11,
+        layer_types=["sliding_attention", "full_attention"], logit_scale=0.25, pad_token_id=0, bos_token_id=1,
         eos_token_id=2), {}),
     # GLM (glm-4-9b-chat-hf): q, k and v with biases, gate and up one projection, RoPE on adjacent pairs of the first
     # half of each head (partial_rotary_factor's default, 0.5), GQA ratio 2.

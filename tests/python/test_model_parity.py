@@ -115,7 +115,8 @@ def test_wrong_config_names_the_tensor(fixtures, run_abmll, tmp_path):
 
 
 @pytest.mark.parametrize("padding", ["right", "left"])
-@pytest.mark.parametrize("name", ["mistral_v01", "qwen2_window", "gemma2", "gemma3", "olmo3", "phi3", "smollm3"])
+@pytest.mark.parametrize("name", ["mistral_v01", "qwen2_window", "gemma2", "gemma3", "olmo3", "phi3", "smollm3",
+                                  "cohere2"])
 def test_sliding_window_past_its_end(name, padding, fixtures, run_abmll, tmp_path):
     """These fixtures' windows are 11 tokens (Mistral v0.1's on every layer, Qwen2's on layer 1, Gemma-2's and
     Gemma-3's on layer 0); sequences of 30 and 23 tokens reach past them, so their sliding layers attend to the last 11
