@@ -143,8 +143,9 @@ DecoderWeights random_decoder_weights(const ModelConfig& config, const WeightOpt
   const at::NoGradGuard no_grad;
   std::map<std::string, at::Tensor> made;
   for (const auto& spec : weight_specs(config)) {
+    // (Cohere's per-head query and key norms are [heads, Dh].)
     const bool norm = spec.name.size() > 7 && spec.name.compare(spec.name.size() - 7, 7, ".weight") == 0 &&
-                      spec.shape.size() == 1;
+                      (spec.shape.size() == 1 || spec.name.find("_norm.") != std::string::npos);
     // A norm's stored weight is its scale, or for Gemma's (1 + w) norms 0 (as transformers initialises them).
     made[spec.name] = !norm ? at::normal(0.0, 0.02, spec.shape, generator, tensor_options)
                       : config.unit_offset_norms ? at::zeros(spec.shape, tensor_options)
