@@ -42,7 +42,7 @@ TEST_CASE("second-order ABMLL meta-gradient on a tiny LLM matches finite differe
   const auto kind = GENERATE(test::TinyModel::llama31, test::TinyModel::qwen3, test::TinyModel::gemma2,
                              test::TinyModel::gemma3, test::TinyModel::olmo2, test::TinyModel::phi3,
                              test::TinyModel::granite, test::TinyModel::qwen2_moe, test::TinyModel::olmoe,
-                             test::TinyModel::glm4, test::TinyModel::cohere);
+                             test::TinyModel::glm4, test::TinyModel::cohere, test::TinyModel::granitemoe);
   INFO(test::to_string(kind));
   test::ScratchDir dir;
   test::write_tiny_model(dir.path(), kind);

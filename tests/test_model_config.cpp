@@ -1104,3 +1104,30 @@ TEST_CASE("model config: Cohere-2's sliding layers rotate, its full-attention la
   c = parse_model_config(j);
   CHECK((c.sliding_window == 0 && c.sliding_layers.empty() && !c.rotates(1) && !c.rotates(3)));
 }
+
+TEST_CASE("model config: GraniteMoE's stacked experts and its router", "[model][moe]") {
+  // granite-3.1-1b-a400m-base's config.json, its sizes shrunk.
+  json j = json::parse(R"({
+    "architectures": ["GraniteMoeForCausalLM"], "attention_bias": false, "attention_multiplier": 0.015625,
+    "embedding_multiplier": 12.0, "hidden_act": "silu", "hidden_size": 64, "intermediate_size": 32,
+    "logits_scaling": 6.0, "max_position_embeddings": 4096, "model_type": "granitemoe", "num_attention_heads": 4,
+    "num_experts_per_tok": 8, "num_hidden_layers": 2, "num_key_value_heads": 2, "num_local_experts": 32,
+    "residual_multiplier": 0.22, "rms_norm_eps": 1e-06, "rope_theta": 10000000, "tie_word_embeddings": true,
+    "vocab_size": 256
+  })");
+  ModelConfig c = parse_model_config(j);
+  CHECK(c.architecture == Architecture::granitemoe);
+  CHECK((c.moe.num_experts == 32 && c.moe.experts_per_token == 8 && c.moe.expert_size == 32));
+  CHECK((c.moe.softmax_top_logits && c.moe.stacked_experts && !c.moe.normalize_weights && !c.moe.float32_weights));
+  CHECK((c.embedding_multiplier == 12.0 && c.residual_multiplier == 0.22 && c.logits_scaling == 6.0));
+  CHECK(c.attention_scale == 0.015625);
+  const auto specs = weight_specs(c);
+  CHECK(spec_shape(specs, "model.layers.1.block_sparse_moe.router.layer.weight") == std::vector<int64_t>{32, 64});
+  CHECK(spec_shape(specs, "model.layers.1.block_sparse_moe.input_linear.weight") == std::vector<int64_t>{32, 64, 64});
+  CHECK(spec_shape(specs, "model.layers.1.block_sparse_moe.output_linear.weight") ==
+        std::vector<int64_t>{32, 64, 32});
+  CHECK_FALSE(has_spec(specs, "model.layers.1.mlp.gate_proj.weight"));
+  for (const char* key : {"num_local_experts", "num_experts_per_tok"}) j.erase(key);
+  c = parse_model_config(j);  // GraniteMoeConfig's defaults
+  CHECK((c.moe.num_experts == 8 && c.moe.experts_per_token == 2));
+}

@@ -27,6 +27,7 @@ const char* to_string(TinyModel kind) {
     case TinyModel::olmoe: return "olmoe";
     case TinyModel::glm4: return "glm4";
     case TinyModel::cohere: return "cohere";
+    case TinyModel::granitemoe: return "granitemoe";
   }
   return "?";
 }
@@ -117,11 +118,21 @@ void write_tiny_model(const std::filesystem::path& dir, TinyModel kind) {
       j["use_qk_norm"] = true;
       j["logit_scale"] = 0.5;
       break;
+    case TinyModel::granitemoe:
+      j["architectures"] = {"GraniteMoeForCausalLM"};
+      j["model_type"] = "granitemoe";
+      j["num_local_experts"] = 4;
+      j["num_experts_per_tok"] = 2;
+      j["embedding_multiplier"] = 3.0;
+      j["residual_multiplier"] = 0.5;
+      j["attention_multiplier"] = 0.2;
+      j["logits_scaling"] = 4.0;
+      break;
   }
   std::filesystem::create_directories(dir);
   write_text(dir / "config.json", j.dump());
   const model::ModelConfig c = model::parse_model_config(j);
-  const int seeds[] = {2, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};  // by TinyModel
+  const int seeds[] = {2, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13};  // by TinyModel
   at::manual_seed(seeds[static_cast<int>(kind)]);
   io::NamedTensors tensors;
   for (const auto& s : model::weight_specs(c)) {  // norms (Cohere's per-head ones are [heads, Dh]) and biases near 1

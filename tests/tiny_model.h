@@ -21,8 +21,11 @@ namespace abmll::test {
 // over whole queries and keys, q, k and v clipped at 1, 4 experts of width 48, 2 per token renormalised; tied); GLM-4
 // (q/k/v biases, a fused gate_up projection, RoPE on adjacent pairs of the first half of each head, norms on the
 // attention's and the MLP's outputs; tied); Cohere (attention and MLP side by side on one LayerNorm, per-head
-// LayerNorms of queries and keys, RoPE on adjacent pairs in float32, logits times 0.5; tied).
-enum class TinyModel { llama31, qwen2, qwen3, gemma2, gemma3, olmo2, phi3, granite, qwen2_moe, olmoe, glm4, cohere };
+// LayerNorms of queries and keys, RoPE on adjacent pairs in float32, logits times 0.5; tied); GraniteMoE (Granite's
+// multipliers, 4 experts of width 48 stored stacked, 2 per token weighted by the softmax of their logits; tied).
+enum class TinyModel {
+  llama31, qwen2, qwen3, gemma2, gemma3, olmo2, phi3, granite, qwen2_moe, olmoe, glm4, cohere, granitemoe
+};
 
 // The architecture's name, for test messages.
 const char* to_string(TinyModel kind);

@@ -110,6 +110,7 @@ constexpr ArchitectureName kArchitectures[] = {
     {Architecture::qwen2_moe, "qwen2_moe", "Qwen2MoeForCausalLM", false},
     {Architecture::qwen3_moe, "qwen3_moe", "Qwen3MoeForCausalLM", false},
     {Architecture::olmoe, "olmoe", "OlmoeForCausalLM", false},
+    {Architecture::granitemoe, "granitemoe", "GraniteMoeForCausalLM", false},
 };
 
 std::string supported_list(const char* ArchitectureName::*field) {
@@ -456,35 +457,39 @@ void parse_smollm3_layers(const Fields& f, ModelConfig& c) {
   }
 }
 
-// The experts of Mixtral, Qwen2-MoE, Qwen3-MoE and OLMoE, as their configs and SparseMoeBlock / TopKRouter classes
-// define them (defaults: MixtralConfig's 8 experts, 2 per token; Qwen2MoeConfig's 60, 4, width 1408, shared expert
-// 5632; Qwen3MoeConfig's 128, 8, width 768; OlmoeConfig's 64, 8). Mixtral always renormalises the k probabilities and
-// weights in float32; the others renormalise with norm_topk_prob. Qwen's layers have experts when (i + 1) is a
-// multiple of decoder_sparse_step and i is not in mlp_only_layers.
+// The experts of Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE and GraniteMoE, as their configs and SparseMoeBlock /
+// TopKRouter classes define them (defaults: MixtralConfig's and GraniteMoeConfig's 8 experts, 2 per token;
+// Qwen2MoeConfig's 60, 4, width 1408, shared expert 5632; Qwen3MoeConfig's 128, 8, width 768; OlmoeConfig's 64, 8).
+// Mixtral always renormalises the k probabilities and weights in float32; GraniteMoE softmaxes the k largest logits;
+// the others renormalise with norm_topk_prob. Qwen's layers have experts when (i + 1) is a multiple of
+// decoder_sparse_step and i is not in mlp_only_layers.
 void parse_experts(const Fields& f, ModelConfig& c) {
   const Architecture arch = c.architecture;
-  const bool mixtral = arch == Architecture::mixtral;
+  const bool granite = arch == Architecture::granitemoe;
+  const bool mixtral = arch == Architecture::mixtral;  // (and GraniteMoE: their counts share a name and defaults)
   const bool qwen = arch == Architecture::qwen2_moe || arch == Architecture::qwen3_moe;
   MoeConfig& m = c.moe;
   // Mixtral's count is num_local_experts; Qwen3MoeConfig reads num_experts and saves it as num_local_experts.
   const char* count = f.has("num_experts")         ? "num_experts"
                       : f.has("num_local_experts") ? "num_local_experts"
-                      : mixtral                    ? "num_local_experts"
+                      : mixtral || granite         ? "num_local_experts"
                                                    : "num_experts";
-  m.num_experts = f.integer(count, mixtral                             ? 8
+  m.num_experts = f.integer(count, mixtral || granite                  ? 8
                                    : arch == Architecture::qwen2_moe   ? 60
                                    : arch == Architecture::qwen3_moe   ? 128
                                                                        : 64);
   require_positive(f, count, m.num_experts);
   m.experts_per_token =
-      f.integer("num_experts_per_tok", mixtral ? 2 : arch == Architecture::qwen2_moe ? 4 : 8);
+      f.integer("num_experts_per_tok", mixtral || granite ? 2 : arch == Architecture::qwen2_moe ? 4 : 8);
   if (m.experts_per_token <= 0 || m.experts_per_token > m.num_experts)
     f.fail("num_experts_per_tok", fmt::format("must be from 1 to {}={}, not {}", count, m.num_experts,
                                               m.experts_per_token));
   m.expert_size = qwen ? f.integer("moe_intermediate_size", arch == Architecture::qwen2_moe ? 1408 : 768)
                        : c.intermediate_size;
   require_positive(f, "moe_intermediate_size", m.expert_size);
-  m.normalize_weights = mixtral || f.boolean("norm_topk_prob", false);
+  m.normalize_weights = mixtral || (!granite && f.boolean("norm_topk_prob", false));
+  m.softmax_top_logits = granite;
+  m.stacked_experts = granite;
   m.float32_weights = mixtral;
   if (arch == Architecture::qwen2_moe) {
     m.shared_expert_size = f.integer("shared_expert_intermediate_size", 5632);
@@ -521,7 +526,7 @@ namespace {
 ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   ModelConfig c;
   c.architecture = architecture;
-  const bool granite = c.architecture == Architecture::granite;
+  const bool granite = c.architecture == Architecture::granite || c.architecture == Architecture::granitemoe;
   const bool llama = c.architecture == Architecture::llama || c.architecture == Architecture::mistral || granite;
   const bool phi = c.architecture == Architecture::phi3;
   const bool gemma = c.architecture == Architecture::gemma || c.architecture == Architecture::gemma2 ||
@@ -694,7 +699,7 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
       if (c.sliding_window > 0) c.sliding_layers = std::move(sliding);
     }
   }
-  if (mixtral || olmoe || qwen_moe) parse_experts(f, c);
+  if (mixtral || olmoe || qwen_moe || c.architecture == Architecture::granitemoe) parse_experts(f, c);
   if (smollm3) parse_smollm3_layers(f, c);
   if (c.architecture == Architecture::olmo3) {
     // Olmo3Config: three sliding-window layers (4096) to one full-attention layer unless layer_types says which,

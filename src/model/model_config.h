@@ -1,17 +1,17 @@
 // The architecture of a Hugging Face decoder checkpoint, read from its config.json: Llama (Llama-2/3/3.1/3.2), Qwen2
 // (Qwen2, Qwen2.5), Qwen3 (dense), Mistral, Gemma, Gemma-2, Gemma-3 (text-only, and the language model of the
 // multimodal 4B-27B releases), OLMo-2, OLMo-3, Phi-3, Granite, Cohere, Cohere-2, GLM, GLM-4 and SmolLM3, and the
-// mixtures of experts Mixtral, Qwen2-MoE, Qwen3-MoE and OLMoE. All are the same decoder (RMSNorm or LayerNorm, RoPE,
-// grouped-query attention, gated MLPs); they differ in which projections carry biases, in Qwen3's and Gemma-3's
-// RMSNorm of each query and key head before RoPE, in Gemma's scaled embeddings, (1 + w) norms and GELU gate, in
-// Gemma-2's and Gemma-3's norms on the attention and MLP outputs, Gemma-2's soft-capped attention scores and logits,
-// Gemma-3's and OLMo-3's two RoPEs (one for their sliding-window layers), in OLMo-2's norms on the blocks' outputs
-// only and over whole queries and keys, in Phi-3's and GLM's fused projections, GLM's interleaved RoPE, SmolLM3's
-// and Cohere-2's layers without RoPE, in Granite's multipliers, Cohere's parallel blocks and LayerNorms, in the
-// routed experts that replace the MLP of a mixture of experts (and OLMoE's clipped queries, keys and values), and in
-// their defaults. Anything this decoder does not implement (another architecture, another RoPE type, another
-// activation) is refused when parsing, naming the field and its value, rather than computing something different
-// from transformers.
+// mixtures of experts Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE and GraniteMoE. All are the same decoder (RMSNorm or
+// LayerNorm, RoPE, grouped-query attention, gated MLPs); they differ in which projections carry biases, in Qwen3's
+// and Gemma-3's RMSNorm of each query and key head before RoPE, in Gemma's scaled embeddings, (1 + w) norms and GELU
+// gate, in Gemma-2's and Gemma-3's norms on the attention and MLP outputs, Gemma-2's soft-capped attention scores
+// and logits, Gemma-3's and OLMo-3's two RoPEs (one for their sliding-window layers), in OLMo-2's norms on the
+// blocks' outputs only and over whole queries and keys, in Phi-3's and GLM's fused projections, GLM's interleaved
+// RoPE, SmolLM3's and Cohere-2's layers without RoPE, in Granite's multipliers, Cohere's parallel blocks and
+// LayerNorms, in the routed experts that replace the MLP of a mixture of experts (and OLMoE's clipped queries, keys
+// and values), and in their defaults. Anything this decoder does not implement (another architecture, another RoPE
+// type, another activation) is refused when parsing, naming the field and its value, rather than computing something
+// different from transformers.
 //
 // Both spellings transformers has used are read: the 4.x one (top-level `rope_theta`, `rope_scaling` with `type` or
 // `rope_type`, `torch_dtype`) and the 5.x one that save_pretrained writes today (`rope_parameters` holding
@@ -33,14 +33,14 @@ namespace abmll::model {
 // sliding-window layers, the others without RoPE; glm: Llama's with a
 // fused gate_up_proj and interleaved, partial RoPE; glm4: GLM's with output norms; mixtral: Mistral's with experts;
 // qwen2_moe, qwen3_moe: Qwen2's and Qwen3's with experts; olmoe: Llama's with OLMo-2's whole-query and key norms,
-// and experts.
+// and experts; granitemoe: Granite's with experts.
 enum class Architecture {
   llama, qwen2, qwen3, mistral, gemma, gemma2, gemma3, olmo2, olmo3, phi3, granite, cohere, cohere2, glm, glm4,
-  smollm3, mixtral, qwen2_moe, qwen3_moe, olmoe
+  smollm3, mixtral, qwen2_moe, qwen3_moe, olmoe, granitemoe
 };
 
 // The config's model_type: "llama", "qwen2", ..., "gemma3_text", ..., "granite", "cohere", "cohere2", "glm", "glm4",
-// "smollm3", "mixtral", "qwen2_moe", "qwen3_moe" or "olmoe".
+// "smollm3", "mixtral", "qwen2_moe", "qwen3_moe", "olmoe" or "granitemoe".
 std::string to_string(Architecture arch);
 
 // How RoPE pairs a head's rotated dimensions. rotate_half: (i, i + R/2), as Llama; interleaved: (2i, 2i + 1), as GLM,
@@ -77,16 +77,22 @@ struct RopeConfig {
   double partial_rotary_factor = 1.0;
 };
 
-// The mixture of experts that replaces the MLP of a layer (Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE): a router scores the
-// E experts for each token (softmax in float32 of x R^T), the token goes through its k best, and their outputs are
-// summed, each times its router probability (renormalised over the k when `normalize_weights`). Each expert is a
-// gated MLP of width `expert_size`, none with biases. Qwen2-MoE adds a shared expert every token goes through, its
-// output times sigmoid(x g^T).
+// The mixture of experts that replaces the MLP of a layer (Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE, GraniteMoE): a router
+// scores the E experts for each token (softmax in float32 of x R^T), the token goes through its k best, and their
+// outputs are summed, each times its router probability (renormalised over the k when `normalize_weights`;
+// GraniteMoE's: the softmax of the k largest logits). Each expert is a gated MLP of width `expert_size`, none with
+// biases. Qwen2-MoE adds a shared expert every token goes through, its output times sigmoid(x g^T).
 struct MoeConfig {
   int64_t num_experts = 0;         // E (0: a dense model)
   int64_t experts_per_token = 0;   // k
   int64_t expert_size = 0;         // each expert's inner width (moe_intermediate_size; Mixtral's, OLMoE's F)
   bool normalize_weights = false;  // norm_topk_prob (Mixtral: always)
+  // GraniteMoE: the k largest logits (in float32) softmaxed among themselves, instead of the k largest probabilities
+  // of a softmax over all E (the same weights but for rounding).
+  bool softmax_top_logits = false;
+  // GraniteMoE's checkpoints hold each layer's experts as two 3-D tensors (input_linear [E, 2 Fe, D], gate's rows
+  // first, and output_linear [E, D, Fe]) rather than a gate, up and down per expert.
+  bool stacked_experts = false;
   // Mixtral weights the experts' outputs by float32 probabilities (the product rounded once, to the model's
   // dtype); the others round the probabilities to the model's dtype first.
   bool float32_weights = false;

@@ -24,10 +24,17 @@ at::Tensor moe(const at::Tensor& x, const MoeWeights& w, const MoeConfig& config
   if (n == 0) return at::zeros_like(x);
 
   // The router: probabilities in float32 (float64 stays float64), the k largest, renormalised over them when the
-  // model does; rounded to x's dtype unless the model weights in float32 (Mixtral).
+  // model does (GraniteMoE: the softmax of the k largest logits); rounded to x's dtype unless the model weights in
+  // float32 (Mixtral).
+  const at::ScalarType wide = at::promote_types(x.scalar_type(), at::kFloat);
   const at::Tensor scores = at::linear(flat, w.router);  // [N, E] in x's dtype
-  auto [top, chosen] = at::topk(at::softmax(scores, -1, at::promote_types(x.scalar_type(), at::kFloat)),
-                                config.experts_per_token, -1);  // [N, k] each
+  at::Tensor top, chosen;                                // [N, k] each
+  if (config.softmax_top_logits) {
+    std::tie(top, chosen) = at::topk(scores.to(wide), config.experts_per_token, -1);
+    top = at::softmax(top, -1);
+  } else {
+    std::tie(top, chosen) = at::topk(at::softmax(scores, -1, wide), config.experts_per_token, -1);
+  }
   if (config.normalize_weights) top = top / top.sum(-1, /*keepdim=*/true);
   if (!config.float32_weights) top = top.to(x.scalar_type());
 

@@ -1,9 +1,9 @@
-// A mixture-of-experts feed-forward block (Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE), computed as transformers' sparse
-// MoE blocks compute it: a router picks each token's k experts by softmax probability, the token goes through those
-// experts' gated MLPs, and their outputs are summed weighted by the probabilities (see MoeConfig). Only the chosen
-// experts run (each on its own tokens), so the work is k expert MLPs per token, whatever E is. Gradients reach the
-// input through the experts and through the router's probabilities; the experts and the router are frozen and never
-// adapted.
+// A mixture-of-experts feed-forward block (Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE, GraniteMoE), as transformers'
+// sparse MoE blocks compute it: a router picks each token's k experts by softmax probability, the token goes through
+// those experts' gated MLPs, and their outputs are summed weighted by the probabilities (see MoeConfig). Only the
+// chosen experts run (each on its own tokens), so the work is k expert MLPs per token, whatever E is. Gradients
+// reach the input through the experts and through the router's probabilities; the experts and the router are frozen
+// and never adapted.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -18,7 +18,7 @@ namespace abmll::model {
 
 struct MoeWeights {
   at::Tensor router;                // [E, D], the `gate` module
-  std::vector<MlpWeights> experts;  // E gated MLPs: gate and up [Fe, D], down [D, Fe], no biases
+  std::vector<MlpWeights> experts;  // E gated MLPs: gate and up [Fe, D] (GraniteMoE: gate_up), down [D, Fe], no biases
   MlpWeights shared_expert;         // Qwen2-MoE's, [Fs, D] / [D, Fs]; otherwise undefined
   at::Tensor shared_expert_gate;    // [1, D]: the shared expert's output is scaled by sigmoid(x g^T)
   bool defined() const { return router.defined(); }

@@ -85,8 +85,15 @@ std::string projection_path(int64_t layer, Projection p) {
 }
 
 std::string router_weight_name(const ModelConfig& config, int64_t layer) {
+  if (config.architecture == Architecture::granitemoe)
+    return fmt::format("model.layers.{}.block_sparse_moe.router.layer.weight", layer);
   return fmt::format("model.layers.{}.{}.gate.weight", layer,
                      config.architecture == Architecture::mixtral ? "block_sparse_moe" : "mlp");
+}
+
+std::string stacked_experts_name(int64_t layer, Projection p) {
+  return fmt::format("model.layers.{}.block_sparse_moe.{}.weight", layer,
+                     p == Projection::gate_up ? "input_linear" : "output_linear");
 }
 
 std::string expert_weight_name(const ModelConfig& config, int64_t layer, int64_t expert, Projection p) {
@@ -169,8 +176,13 @@ std::vector<WeightSpec> weight_specs(const ModelConfig& c) {
         for (Projection p : {Projection::gate, Projection::up}) specs.push_back({name(p), {width, d}});
         specs.push_back({name(Projection::down), {d, width}});
       };
-      for (int64_t e = 0; e < m.num_experts; ++e)
-        add_mlp([&](Projection p) { return expert_weight_name(c, layer, e, p); }, m.expert_size);
+      if (m.stacked_experts) {  // [E, 2 Fe, D] and [E, D, Fe]
+        specs.push_back({stacked_experts_name(layer, Projection::gate_up), {m.num_experts, 2 * m.expert_size, d}});
+        specs.push_back({stacked_experts_name(layer, Projection::down), {m.num_experts, d, m.expert_size}});
+      } else {
+        for (int64_t e = 0; e < m.num_experts; ++e)
+          add_mlp([&](Projection p) { return expert_weight_name(c, layer, e, p); }, m.expert_size);
+      }
       if (m.shared_expert_size > 0) {
         add_mlp([&](Projection p) { return shared_expert_weight_name(layer, p); }, m.shared_expert_size);
         specs.push_back({shared_expert_gate_name(layer), {1, d}});

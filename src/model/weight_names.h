@@ -42,6 +42,9 @@ bool projection_has_bias(const ModelConfig& config, Projection p);
 // .weight"; Mixtral's w1, w3 and w2), Qwen2-MoE's shared expert's ("...mlp.shared_expert.gate_proj.weight") and the
 // gate of its output, [1, D] ("...mlp.shared_expert_gate.weight").
 std::string router_weight_name(const ModelConfig& config, int64_t layer);
+// GraniteMoE's experts, all of a layer in one tensor: gate_up ("...block_sparse_moe.input_linear.weight", [E, 2 Fe,
+// D]) or down ("...output_linear.weight", [E, D, Fe]); router_weight_name is its "...router.layer.weight".
+std::string stacked_experts_name(int64_t layer, Projection p);
 std::string expert_weight_name(const ModelConfig& config, int64_t layer, int64_t expert, Projection p);
 std::string shared_expert_weight_name(int64_t layer, Projection p);
 std::string shared_expert_gate_name(int64_t layer);

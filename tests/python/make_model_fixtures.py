@@ -1,6 +1,6 @@
 """Tiny random Llama / Qwen2 / Qwen3 / Mistral / Gemma / Gemma-2 / Gemma-3 / OLMo-2 / OLMo-3 / Phi-3 / Granite /
-Cohere / Cohere-2 / GLM / GLM-4 / SmolLM3 / Mixtral / Qwen2-MoE / Qwen3-MoE / OLMoE checkpoints and their transformers
-logits, for tests/python/test_model_parity.py.
+Cohere / Cohere-2 / GLM / GLM-4 / SmolLM3 / Mixtral / Qwen2-MoE / Qwen3-MoE / OLMoE /
+GraniteMoE checkpoints and their transformers logits, for tests/python/test_model_parity.py.
 
 Each fixture is a model folder written by transformers' save_pretrained (safetensors, float32) plus
 reference.safetensors holding, for fixed token ids:
@@ -24,11 +24,11 @@ from safetensors.torch import save_file
 from transformers import (Cohere2Config, Cohere2ForCausalLM, CohereConfig, CohereForCausalLM, Gemma2Config,
                           Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig, GemmaConfig, GemmaForCausalLM,
                           Glm4Config, Glm4ForCausalLM, GlmConfig, GlmForCausalLM, GraniteConfig, GraniteForCausalLM,
-                          LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, MixtralConfig,
-                          MixtralForCausalLM, Olmo2Config, Olmo2ForCausalLM, Olmo3Config, Olmo3ForCausalLM, OlmoeConfig,
-                          OlmoeForCausalLM, Phi3Config, Phi3ForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen2MoeConfig,
-                          Qwen2MoeForCausalLM, Qwen3Config, Qwen3ForCausalLM, Qwen3MoeConfig, Qwen3MoeForCausalLM,
-                          SmolLM3Config, SmolLM3ForCausalLM)
+                          GraniteMoeConfig, GraniteMoeForCausalLM, LlamaConfig, LlamaForCausalLM, MistralConfig,
+                          MistralForCausalLM, MixtralConfig, MixtralForCausalLM, Olmo2Config, Olmo2ForCausalLM,
+                          Olmo3Config, Olmo3ForCausalLM, OlmoeConfig, OlmoeForCausalLM, Phi3Config, Phi3ForCausalLM,
+                          Qwen2Config, Qwen2ForCausalLM, Qwen2MoeConfig, Qwen2MoeForCausalLM, Qwen3Config,
+                          Qwen3ForCausalLM, Qwen3MoeConfig, Qwen3MoeForCausalLM, SmolLM3Config, SmolLM3ForCausalLM)
 
 SIZES = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, vocab_size=256,
              initializer_range=0.1, rms_norm_eps=1e-6, max_position_embeddings=256)
@@ -161,6 +161,12 @@ FIXTURES = {
     "olmoe": (OlmoeForCausalLM, lambda: OlmoeConfig(
         **SIZES, num_key_value_heads=2, num_experts=4, num_experts_per_tok=2, clip_qkv=1.5, pad_token_id=1,
         eos_token_id=2), {}),
+    # GraniteMoE (3.x 1B-A400M, 3B-A800M): Granite's multipliers, 4 experts of width 32 stored as two 3-D tensors per
+    # layer, 2 per token weighted by the softmax of their logits, tied.
+    "granitemoe": (GraniteMoeForCausalLM, lambda: GraniteMoeConfig(
+        **dict(SIZES, intermediate_size=32), num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2,
+        embedding_multiplier=12.0, residual_multiplier=0.22, attention_multiplier=0.0625, logits_scaling=6.0,
+        tie_word_embeddings=True, pad_token_id=0, bos_token_id=1, eos_token_id=2), {}),
     # Llama saved in shards (model.safetensors.index.json + several files).
     "llama3_sharded": (LlamaForCausalLM, lambda: LlamaConfig(**SIZES, num_key_value_heads=2, rope_theta=500000.0),
                        {"max_shard_size": "40KB"}),
@@ -168,7 +174,7 @@ FIXTURES = {
 
 # Fixtures whose reference also holds bfloat16 logits.
 BF16_FIXTURES = ["llama3", "qwen3", "gemma2", "gemma3", "olmo2", "olmo3", "phi3", "granite", "cohere", "glm4",
-                 "mixtral", "qwen3_moe"]
+                 "mixtral", "qwen3_moe", "granitemoe"]
 
 
 def write_byte_tokenizer(folder: pathlib.Path) -> None:

@@ -35,7 +35,7 @@ CASES = [("llama3", ALL, False), ("qwen2_tied", ["q_proj", "v_proj", "o_proj"], 
          ("olmoe", ["k_proj", "v_proj", "o_proj"], True),
          ("glm", "all-linear", False), ("glm4", ["q_proj", "v_proj", "gate_up_proj", "down_proj"], True),
          ("smollm3", ["q_proj", "k_proj", "up_proj"], False), ("cohere", ["q_proj", "o_proj", "down_proj"], True),
-         ("cohere2", ["k_proj", "v_proj", "gate_proj"], False)]
+         ("cohere2", ["k_proj", "v_proj", "gate_proj"], False), ("granitemoe", ["q_proj", "v_proj"], True)]
 
 
 @pytest.fixture(scope="session")
