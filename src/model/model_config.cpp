@@ -567,12 +567,11 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   if (c.head_dim % 2 != 0) f.fail("head_dim", fmt::format("must be even for RoPE, not {}", c.head_dim));
   c.attention_scale = std::pow(static_cast<double>(c.head_dim), -0.5);
 
-  const int64_t default_positions = llama || olmo                                       ? 2048
-                                    : phi || olmoe                                      ? 4096
-                                    : cohere                                            ? 8192
+  const int64_t default_positions = llama || olmo                                              ? 2048
+                                    : phi || olmoe                                             ? 4096
                                     : mixtral || glm || c.architecture == Architecture::gemma3 ? 131072
-                                    : gemma                                             ? 8192
-                                                                                        : 32768;
+                                    : gemma || cohere                                          ? 8192
+                                                                                               : 32768;
   c.max_position_embeddings = f.integer("max_position_embeddings", default_positions);
   require_positive(f, "max_position_embeddings", c.max_position_embeddings);
   c.rms_norm_eps = f.number("rms_norm_eps", olmo || phi || mixtral || olmoe ? 1e-5 : glm ? 1.5625e-7 : 1e-6);
