@@ -77,7 +77,7 @@ at::Tensor attention(const at::Tensor& x, const AttentionWeights& w, const Model
     k = k.clamp(-config.clip_qkv, config.clip_qkv);
     v = v.clamp(-config.clip_qkv, config.clip_qkv);
   }
-  if (cos.defined()) {  // (SmolLM3's layers without RoPE: none)
+  if (cos.defined()) {  // (none in SmolLM3's and Cohere-2's layers without RoPE)
     q = apply_rope(q, cos, sin, config.rope_style);
     k = apply_rope(k, cos, sin, config.rope_style);
   }

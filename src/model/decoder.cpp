@@ -1,11 +1,12 @@
 // The decoder's forward pass (see decoder.h): embeddings (Gemma: times sqrt(D); Granite: its multiplier), L pre-norm
 // blocks
 //   h = h + attention(rms_norm(h)),  h = h + mlp(rms_norm(h))
-// (Gemma-2 and -3: each block's output normed too before it is added, h = h + rms_norm(attention(rms_norm(h))), ...;
-// OLMo-2: only the outputs, h = h + rms_norm(attention(h)), ...; Granite: what a block adds times its multiplier;
-// Gemma-3's and OLMo-3's sliding-window layers with a RoPE of their own; a mixture of experts' layers with routed
-// experts instead of the MLP), then the final RMSNorm; logits are the lm_head projection of chosen rows (Gemma-2:
-// soft-capped; Granite: divided by logits_scaling).
+// (Gemma-2 and -3, GLM-4: each block's output normed too before it is added, h = h + rms_norm(attention(rms_norm(h))),
+// ...; OLMo-2: only the outputs, h = h + rms_norm(attention(h)), ...; Cohere: one LayerNorm read by both blocks,
+// h = h + attention(n) + mlp(n); Granite: what a block adds times its multiplier; Gemma-3's and OLMo-3's
+// sliding-window layers with a RoPE of their own, SmolLM3's and Cohere-2's layers without one; a mixture of experts'
+// layers with routed experts instead of the MLP), then the final norm; logits are the lm_head projection of chosen
+// rows (Gemma-2: soft-capped; Granite: divided by logits_scaling; Cohere: times logit_scale).
 #include "model/decoder.h"
 
 #include <ATen/TensorOperators.h>
@@ -122,7 +123,7 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layo
     const auto layer_index = static_cast<std::size_t>(i);
     const bool sliding = layer_index < config_.sliding_layers.size() && config_.sliding_layers[layer_index];
     const bool local = local_inv_freq_.defined() && sliding;
-    // SmolLM3's layers without RoPE get no tables.
+    // SmolLM3's and Cohere-2's layers without RoPE get no tables.
     const bool rotates = config_.rotates(i);
     Block block = [this, i, cos = !rotates ? at::Tensor() : local ? local_cos : cos,
                    sin = !rotates ? at::Tensor() : local ? local_sin : sin,

@@ -123,7 +123,7 @@ struct ModelConfig {
   // Which layers are sliding-window layers (with a window: layer_types, or every layer for Mistral); Gemma-3 and
   // OLMo-3 also give them local_rope. Empty when none is.
   std::vector<bool> sliding_layers;
-  double rms_norm_eps = 1e-6;
+  double rms_norm_eps = 1e-6;  // every norm's epsilon (Cohere's layer_norm_eps)
   RopeConfig rope;
   // SmolLM3's and Cohere-2's layers whose attention uses no position embedding at all (NoPE; SmolLM3: by default
   // every fourth; Cohere-2: its full-attention layers); empty when every layer rotates.
