@@ -72,15 +72,18 @@ DecoderWeights assemble(const ModelConfig& config, const std::map<std::string, a
         return m;
       };
       layer.moe.router = take(router_weight_name(config, i));
-      for (int64_t e = 0; e < config.moe.num_experts; ++e) {
-        if (config.moe.stacked_experts) {  // GraniteMoE: views of the layer's two stacked tensors
+      if (config.moe.stacked_experts) {  // GraniteMoE: views of the layer's two stacked tensors
+        const at::Tensor gate_up = take(stacked_experts_name(i, Projection::gate_up));  // [E, 2 Fe, D]
+        const at::Tensor down = take(stacked_experts_name(i, Projection::down));        // [E, D, Fe]
+        for (int64_t e = 0; e < config.moe.num_experts; ++e) {
           MlpWeights m;
-          m.gate_up.weight = take(stacked_experts_name(i, Projection::gate_up)).select(0, e);
-          m.down.weight = take(stacked_experts_name(i, Projection::down)).select(0, e);
+          m.gate_up.weight = gate_up.select(0, e);
+          m.down.weight = down.select(0, e);
           layer.moe.experts.push_back(std::move(m));
-        } else {
-          layer.moe.experts.push_back(gated_mlp([&](Projection p) { return expert_weight_name(config, i, e, p); }));
         }
+      } else {
+        for (int64_t e = 0; e < config.moe.num_experts; ++e)
+          layer.moe.experts.push_back(gated_mlp([&](Projection p) { return expert_weight_name(config, i, e, p); }));
       }
       if (config.moe.shared_expert_size > 0) {
         layer.moe.shared_expert = gated_mlp([&](Projection p) { return shared_expert_weight_name(i, p); });

@@ -466,7 +466,7 @@ void parse_smollm3_layers(const Fields& f, ModelConfig& c) {
 void parse_experts(const Fields& f, ModelConfig& c) {
   const Architecture arch = c.architecture;
   const bool granite = arch == Architecture::granitemoe;
-  const bool mixtral = arch == Architecture::mixtral;  // (and GraniteMoE: their counts share a name and defaults)
+  const bool mixtral = arch == Architecture::mixtral;
   const bool qwen = arch == Architecture::qwen2_moe || arch == Architecture::qwen3_moe;
   MoeConfig& m = c.moe;
   // Mixtral's count is num_local_experts; Qwen3MoeConfig reads num_experts and saves it as num_local_experts.
