@@ -83,8 +83,10 @@ TEST_CASE("model checkpoint: checkpointed() gives fn's value and gradients", "[m
 
 TEST_CASE("model checkpoint: per-layer checkpointing leaves the decoder's values and LoRA gradients unchanged",
           "[model][checkpoint]") {
-  // Qwen2-MoE: the recomputed layer routes its tokens to the same experts again.
-  const auto kind = GENERATE(abmll::test::TinyModel::qwen2, abmll::test::TinyModel::qwen2_moe);
+  // Qwen2-MoE: the recomputed layer routes its tokens to the same experts again; DeepSeek-V3 with every projection of
+  // its latent attention adapted.
+  const auto kind = GENERATE(abmll::test::TinyModel::qwen2, abmll::test::TinyModel::qwen2_moe,
+                             abmll::test::TinyModel::deepseek_v3);
   INFO(abmll::test::to_string(kind));
   ScratchDir dir;
   const Decoder decoder = abmll::test::load_tiny_model(dir.path(), kind, at::kDouble);
@@ -94,8 +96,9 @@ TEST_CASE("model checkpoint: per-layer checkpointing leaves the decoder's values
   s.rank = 2;
   s.alpha = 4;
   s.dropout = 0.3;
+  const std::vector<Projection> attention = model_projections(c);  // (a mixture of experts adapts only these)
   s.targets = c.moe.num_experts > 0
-                  ? std::set<Projection>{Projection::q, Projection::k, Projection::v, Projection::o}
+                  ? std::set<Projection>(attention.begin(), attention.end())
                   : std::set<Projection>{Projection::k, Projection::v, Projection::o, Projection::gate, Projection::up};
   at::manual_seed(12);
   // Sampled factors, as ABMLL uses: A = mu + sigma * eps, with mu and sigma the leaves that get the gradients. The

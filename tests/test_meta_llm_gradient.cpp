@@ -38,11 +38,13 @@ TEST_CASE("second-order ABMLL meta-gradient on a tiny LLM matches finite differe
   // Granite: its multipliers, the logits' divisor inside the chunked log-softmax's backward; Qwen2-MoE and OLMoE:
   // gradients through the experts and the router's probabilities, a shared expert, clipped q, k and v; GLM-4: its
   // fused gate_up, interleaved partial RoPE and output norms; Cohere: parallel blocks, LayerNorms (twice
-  // differentiated), its logit scale inside the chunked log-softmax's backward.
+  // differentiated), its logit scale inside the chunked log-softmax's backward; DeepSeek-V3: latent attention (the
+  // query bottleneck's and the latent's norms, the shared rotated key) and sigmoid routing with a bias and groups.
   const auto kind = GENERATE(test::TinyModel::llama31, test::TinyModel::qwen3, test::TinyModel::gemma2,
                              test::TinyModel::gemma3, test::TinyModel::olmo2, test::TinyModel::phi3,
                              test::TinyModel::granite, test::TinyModel::qwen2_moe, test::TinyModel::olmoe,
-                             test::TinyModel::glm4, test::TinyModel::cohere, test::TinyModel::granitemoe);
+                             test::TinyModel::glm4, test::TinyModel::cohere, test::TinyModel::granitemoe,
+                             test::TinyModel::deepseek_v3);
   INFO(test::to_string(kind));
   test::ScratchDir dir;
   test::write_tiny_model(dir.path(), kind);
@@ -57,7 +59,8 @@ TEST_CASE("second-order ABMLL meta-gradient on a tiny LLM matches finite differe
   // its attention only.
   const model::ModelConfig& shape = decoder.config();
   using Names = std::vector<std::string>;
-  const Names targets = shape.fused_qkv               ? Names{"qkv_proj", "down_proj"}
+  const Names targets = shape.mla.defined()           ? Names{"q_a_proj", "kv_a_proj_with_mqa", "kv_b_proj"}
+                        : shape.fused_qkv             ? Names{"qkv_proj", "down_proj"}
                         : shape.fused_gate_up         ? Names{"q_proj", "v_proj", "gate_up_proj"}
                         : shape.moe.num_experts > 0   ? Names{"q_proj", "v_proj", "o_proj"}
                                                       : Names{"q_proj", "v_proj", "down_proj"};

@@ -1131,3 +1131,149 @@ TEST_CASE("model config: GraniteMoE's stacked experts and its router", "[model][
   c = parse_model_config(j);  // GraniteMoeConfig's defaults
   CHECK((c.moe.num_experts == 8 && c.moe.experts_per_token == 2));
 }
+
+namespace {
+
+// DeepSeek-V2-Lite's config.json (4.x spelling: rope_scaling with "type"), its sizes shrunk.
+json deepseek_v2_lite_config() {
+  return json::parse(R"({
+    "architectures": ["DeepseekV2ForCausalLM"], "aux_loss_alpha": 0.001, "bos_token_id": 100000,
+    "eos_token_id": 100001, "first_k_dense_replace": 1, "hidden_act": "silu", "hidden_size": 64,
+    "intermediate_size": 96, "kv_lora_rank": 32, "max_position_embeddings": 163840, "model_type": "deepseek_v2",
+    "moe_intermediate_size": 24, "moe_layer_freq": 1, "n_group": 1, "n_routed_experts": 8, "n_shared_experts": 2,
+    "norm_topk_prob": false, "num_attention_heads": 4, "num_experts_per_tok": 6, "num_hidden_layers": 3,
+    "num_key_value_heads": 4, "pretraining_tp": 1, "q_lora_rank": null, "qk_nope_head_dim": 16,
+    "qk_rope_head_dim": 8, "rms_norm_eps": 1e-06,
+    "rope_scaling": {"beta_fast": 32, "beta_slow": 1, "factor": 40, "mscale": 0.707, "mscale_all_dim": 0.707,
+                     "original_max_position_embeddings": 4096, "type": "yarn"},
+    "rope_theta": 10000, "routed_scaling_factor": 1.0, "scoring_func": "softmax", "seq_aux": true,
+    "tie_word_embeddings": false, "topk_group": 1, "topk_method": "greedy", "torch_dtype": "bfloat16",
+    "v_head_dim": 12, "vocab_size": 256
+  })");
+}
+
+}  // namespace
+
+TEST_CASE("model config: DeepSeek-V2's latent attention, YaRN's attention scale and softmax routing",
+          "[model][moe]") {
+  json j = deepseek_v2_lite_config();
+  ModelConfig c = parse_model_config(j);
+  CHECK(c.architecture == Architecture::deepseek_v2);
+  const LatentAttentionConfig& a = c.mla;
+  CHECK((a.q_rank == 0 && a.kv_rank == 32 && a.nope_dim == 16 && a.rope_dim == 8 && a.v_dim == 12));
+  CHECK((c.head_dim == 24 && c.rotary_dim == 8 && c.num_kv_heads == 4));
+  CHECK(c.rope_style == RopeStyle::interleaved_in_float32);
+  // mscale == mscale_all_dim: cos and sin unscaled; q k^T scaled by (0.1 * 0.707 * ln 40 + 1)^2 / sqrt(24).
+  CHECK(c.rope.type == "yarn");
+  CHECK(c.rope.attention_factor == Approx(1.0));
+  const double m = 0.1 * 0.707 * std::log(40.0) + 1.0;
+  CHECK(c.attention_scale == Approx(m * m / std::sqrt(24.0)));
+  CHECK((c.moe.num_experts == 8 && c.moe.experts_per_token == 6 && c.moe.expert_size == 24));
+  CHECK((c.moe.shared_expert_size == 48 && !c.moe.shared_expert_gated && c.moe.groups == 1));
+  CHECK((c.moe.scoring == RouterScoring::softmax && c.moe.float32_logits && c.moe.float32_weights));
+  CHECK((!c.moe.normalize_weights && !c.moe.choice_bias && c.moe.routed_scaling_factor == 1.0));
+  CHECK(c.moe.layers == std::vector<bool>{false, true, true});
+  const auto specs = weight_specs(c);
+  CHECK(spec_shape(specs, "model.layers.0.self_attn.q_proj.weight") == std::vector<int64_t>{96, 64});
+  CHECK(spec_shape(specs, "model.layers.0.self_attn.kv_a_proj_with_mqa.weight") == std::vector<int64_t>{40, 64});
+  CHECK(spec_shape(specs, "model.layers.0.self_attn.kv_a_layernorm.weight") == std::vector<int64_t>{32});
+  CHECK(spec_shape(specs, "model.layers.0.self_attn.kv_b_proj.weight") == std::vector<int64_t>{112, 32});
+  CHECK(spec_shape(specs, "model.layers.0.self_attn.o_proj.weight") == std::vector<int64_t>{64, 48});
+  CHECK(spec_shape(specs, "model.layers.0.mlp.gate_proj.weight") == std::vector<int64_t>{96, 64});  // dense
+  CHECK(spec_shape(specs, "model.layers.2.mlp.experts.7.down_proj.weight") == std::vector<int64_t>{64, 24});
+  CHECK(spec_shape(specs, "model.layers.2.mlp.shared_experts.up_proj.weight") == std::vector<int64_t>{48, 64});
+  for (const char* absent :
+       {"model.layers.0.self_attn.q_a_proj.weight", "model.layers.0.self_attn.k_proj.weight",
+        "model.layers.2.mlp.shared_expert_gate.weight", "model.layers.2.mlp.gate.e_score_correction_bias",
+        "model.layers.0.self_attn.o_proj.bias"})
+    CHECK_FALSE(has_spec(specs, absent));
+  // LoRA: the latent attention's projections; "all-linear" means them.
+  CHECK((fit_lora_targets({"all-linear"}, c, "lora.targets") ==
+         std::set<Projection>{Projection::q, Projection::kv_a, Projection::kv_b, Projection::o}));
+  CHECK((fit_lora_targets({"kv_a_proj_with_mqa", "kv_b"}, c, "lora.targets") ==
+         std::set<Projection>{Projection::kv_a, Projection::kv_b}));
+  CHECK_THROWS_AS(fit_lora_targets({"k_proj"}, c, "lora.targets"), abmll::InputError);
+  CHECK_THROWS_AS(fit_lora_targets({"q_a_proj"}, c, "lora.targets"), abmll::InputError);
+
+  j["topk_method"] = "group_limited_greedy";
+  j["n_group"] = 4;
+  j["topk_group"] = 3;
+  c = parse_model_config(j);
+  CHECK((c.moe.groups == 4 && c.moe.groups_per_token == 3));
+  j["attention_bias"] = true;
+  j["q_lora_rank"] = 20;
+  j["rope_scaling"] = nullptr;
+  c = parse_model_config(j);
+  CHECK(c.attention_scale == Approx(1.0 / std::sqrt(24.0)));
+  const auto biased = weight_specs(c);
+  CHECK(spec_shape(biased, "model.layers.0.self_attn.q_a_proj.bias") == std::vector<int64_t>{20});
+  CHECK(spec_shape(biased, "model.layers.0.self_attn.q_a_layernorm.weight") == std::vector<int64_t>{20});
+  CHECK(spec_shape(biased, "model.layers.0.self_attn.q_b_proj.weight") == std::vector<int64_t>{96, 20});
+  CHECK(spec_shape(biased, "model.layers.0.self_attn.kv_a_proj_with_mqa.bias") == std::vector<int64_t>{40});
+  CHECK(spec_shape(biased, "model.layers.0.self_attn.o_proj.bias") == std::vector<int64_t>{64});
+  CHECK_FALSE(has_spec(biased, "model.layers.0.self_attn.kv_b_proj.bias"));
+}
+
+TEST_CASE("model config: DeepSeek-V3's grouped sigmoid routing, its defaults and refusals", "[model][moe]") {
+  json j = deepseek_v2_lite_config();
+  j["model_type"] = "deepseek_v3";
+  j["architectures"] = {"DeepseekV3ForCausalLM"};
+  for (const char* key : {"n_group", "topk_group", "topk_method", "scoring_func", "routed_scaling_factor",
+                          "norm_topk_prob", "num_experts_per_tok", "q_lora_rank", "first_k_dense_replace"})
+    j.erase(key);
+  j["n_routed_experts"] = 16;
+  ModelConfig c = parse_model_config(j);  // DeepseekV3Config's defaults
+  CHECK((c.mla.q_rank == 1536 && c.rope_style == RopeStyle::interleaved));
+  CHECK((c.moe.scoring == RouterScoring::sigmoid && c.moe.choice_bias && c.moe.normalize_weights));
+  CHECK((c.moe.groups == 8 && c.moe.groups_per_token == 4 && c.moe.experts_per_token == 8));
+  CHECK(c.moe.routed_scaling_factor == 2.5);
+  CHECK(c.moe.layers == std::vector<bool>{false, false, false});  // first_k_dense_replace 3
+  j["num_hidden_layers"] = 4;
+  j["rope_interleave"] = false;
+  j["num_key_value_heads"] = 128;  // (DeepseekV3Config's default; latent attention does not read it)
+  c = parse_model_config(j);
+  CHECK((c.rope_style == RopeStyle::rotate_half && c.num_kv_heads == 4));
+  CHECK(c.moe.layers == std::vector<bool>{false, false, false, true});
+  CHECK(spec_shape(weight_specs(c), "model.layers.3.mlp.gate.e_score_correction_bias") == std::vector<int64_t>{16});
+
+  const json v3 = j;
+  j["scoring_func"] = "softmax";
+  require_input_error(j, {"dir/config.json", "scoring_func", "\"sigmoid\""});
+  j = v3;
+  j["topk_method"] = "greedy";
+  require_input_error(j, {"topk_method", "\"noaux_tc\""});
+  j = v3;
+  j["n_group"] = 3;
+  require_input_error(j, {"n_group", "does not divide n_routed_experts=16"});
+  j["n_group"] = 16;
+  require_input_error(j, {"n_group", "groups of one expert"});
+  j = v3;
+  j["topk_group"] = 9;
+  require_input_error(j, {"topk_group", "from 1 to n_group=8"});
+  j = v3;
+  j["topk_group"] = 1;
+  j["num_experts_per_tok"] = 3;
+  require_input_error(j, {"num_experts_per_tok", "more than the 2 experts of topk_group=1"});
+  j = v3;
+  j["moe_layer_freq"] = 2;
+  require_input_error(j, {"moe_layer_freq", "only 1"});
+  j = v3;
+  j["qk_rope_head_dim"] = 7;
+  require_input_error(j, {"qk_rope_head_dim", "even"});
+  j = v3;
+  j["q_lora_rank"] = 0;
+  require_input_error(j, {"q_lora_rank", "positive"});
+  j = deepseek_v2_lite_config();
+  j["norm_topk_prob"] = true;
+  require_input_error(j, {"norm_topk_prob", "never renormalises"});
+  j = deepseek_v2_lite_config();
+  j.erase("num_experts_per_tok");
+  require_input_error(j, {"num_experts_per_tok", "missing"});
+  j = deepseek_v2_lite_config();
+  j["topk_method"] = "group_limited_greedy";
+  j.erase("n_group");
+  require_input_error(j, {"n_group", "missing"});
+  j = deepseek_v2_lite_config();
+  j["mlp_bias"] = true;
+  require_input_error(j, {"mlp_bias"});
+}

@@ -51,10 +51,13 @@ BatchedLora random_adapter(const ModelConfig& c, int64_t groups, double alpha, b
   s.rank = 3;
   s.alpha = alpha;
   s.rslora = rslora;
-  s.targets = c.fused_qkv              ? std::set<Projection>{Projection::qkv, Projection::o, Projection::gate_up}
-              : c.fused_gate_up       ? std::set<Projection>{Projection::k, Projection::o, Projection::gate_up}
-              : c.moe.num_experts > 0 ? std::set<Projection>{Projection::q, Projection::k, Projection::o}
-                                      : std::set<Projection>{Projection::k, Projection::o, Projection::up};
+  // (Latent attention: every projection it has, each shape differing.)
+  const std::vector<Projection> all = model_projections(c);
+  s.targets = c.mla.defined()          ? std::set<Projection>(all.begin(), all.end())
+              : c.fused_qkv            ? std::set<Projection>{Projection::qkv, Projection::o, Projection::gate_up}
+              : c.fused_gate_up        ? std::set<Projection>{Projection::k, Projection::o, Projection::gate_up}
+              : c.moe.num_experts > 0  ? std::set<Projection>{Projection::q, Projection::k, Projection::o}
+                                       : std::set<Projection>{Projection::k, Projection::o, Projection::up};
   BatchedLora lora(s, groups);
   for (const LinearSite& site : lora_sites(c, s)) {
     const auto shape = projection_shape(c, site.projection);

@@ -84,15 +84,18 @@ TEST_CASE("shared prompt: scores and adapter gradients equal separate scoring", 
   // Gemma-3's sliding layer (a window of 4) holds rows of several prompts to each prompt's own positions; OLMoE
   // routes every token of a packed row to its own experts.
   const auto kind = GENERATE(test::TinyModel::llama31, test::TinyModel::qwen2, test::TinyModel::qwen3,
-                             test::TinyModel::gemma3, test::TinyModel::olmoe);
+                             test::TinyModel::gemma3, test::TinyModel::olmoe, test::TinyModel::deepseek_v3);
   INFO(test::to_string(kind));
   test::ScratchDir dir;
   const model::Decoder decoder = test::load_tiny_model(dir.path(), kind, at::kDouble);
   model::LoraSettings settings;
   settings.rank = 2;
   settings.alpha = 4;
-  settings.targets = {model::Projection::q, model::Projection::k, model::Projection::v, model::Projection::o};
-  if (decoder.config().moe.num_experts == 0) settings.targets.insert({model::Projection::up, model::Projection::down});
+  const std::vector<model::Projection> all = model::model_projections(decoder.config());
+  settings.targets = {all.begin(), all.end()};  // a mixture of experts' attention projections; or these:
+  if (decoder.config().moe.num_experts == 0)
+    settings.targets = {model::Projection::q, model::Projection::k, model::Projection::v, model::Projection::o,
+                        model::Projection::up, model::Projection::down};
   const int64_t groups = 2;
   at::manual_seed(3);
   std::vector<at::Tensor> leaves;

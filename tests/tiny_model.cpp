@@ -28,6 +28,7 @@ const char* to_string(TinyModel kind) {
     case TinyModel::glm4: return "glm4";
     case TinyModel::cohere: return "cohere";
     case TinyModel::granitemoe: return "granitemoe";
+    case TinyModel::deepseek_v3: return "deepseek_v3";
   }
   return "?";
 }
@@ -128,11 +129,28 @@ void write_tiny_model(const std::filesystem::path& dir, TinyModel kind) {
       j["attention_multiplier"] = 0.2;
       j["logits_scaling"] = 4.0;
       break;
+    case TinyModel::deepseek_v3:
+      j["architectures"] = {"DeepseekV3ForCausalLM"};
+      j["model_type"] = "deepseek_v3";
+      j["q_lora_rank"] = 16;
+      j["kv_lora_rank"] = 12;
+      j["qk_nope_head_dim"] = 6;
+      j["qk_rope_head_dim"] = 4;
+      j["v_head_dim"] = 8;
+      j["n_routed_experts"] = 4;
+      j["num_experts_per_tok"] = 2;
+      j["moe_intermediate_size"] = 16;
+      j["n_shared_experts"] = 1;
+      j["first_k_dense_replace"] = 1;
+      j["n_group"] = 2;
+      j["topk_group"] = 1;
+      j["routed_scaling_factor"] = 2.0;
+      break;
   }
   std::filesystem::create_directories(dir);
   write_text(dir / "config.json", j.dump());
   const model::ModelConfig c = model::parse_model_config(j);
-  const int seeds[] = {2, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13};  // by TinyModel
+  const int seeds[] = {2, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14};  // by TinyModel
   at::manual_seed(seeds[static_cast<int>(kind)]);
   io::NamedTensors tensors;
   for (const auto& s : model::weight_specs(c)) {  // norms (Cohere's per-head ones are [heads, Dh]) and biases near 1

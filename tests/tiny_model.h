@@ -22,9 +22,12 @@ namespace abmll::test {
 // (q/k/v biases, a fused gate_up projection, RoPE on adjacent pairs of the first half of each head, norms on the
 // attention's and the MLP's outputs; tied); Cohere (attention and MLP side by side on one LayerNorm, per-head
 // LayerNorms of queries and keys, RoPE on adjacent pairs in float32, logits times 0.5; tied); GraniteMoE (Granite's
-// multipliers, 4 experts of width 48 stored stacked, 2 per token weighted by the softmax of their logits; tied).
+// multipliers, 4 experts of width 48 stored stacked, 2 per token weighted by the softmax of their logits; tied);
+// DeepSeek-V3 (latent attention: a query bottleneck of 16, a key/value latent of 12, heads of 6 + 4 rotated query/key
+// dimensions and 8 value ones, adjacent pairs rotated; layer 0 dense, layer 1 with 4 experts of width 16 in 2 groups,
+// 2 per token from the best group by sigmoid scores plus their bias, renormalised, x2, and a shared expert; tied).
 enum class TinyModel {
-  llama31, qwen2, qwen3, gemma2, gemma3, olmo2, phi3, granite, qwen2_moe, olmoe, glm4, cohere, granitemoe
+  llama31, qwen2, qwen3, gemma2, gemma3, olmo2, phi3, granite, qwen2_moe, olmoe, glm4, cohere, granitemoe, deepseek_v3
 };
 
 // The architecture's name, for test messages.

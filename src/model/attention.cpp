@@ -47,6 +47,35 @@ at::Tensor softcapped_attention(const at::Tensor& q, const at::Tensor& k, const 
 
 }  // namespace
 
+at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& pattern,
+                  double scale, double softcap, bool twice_differentiable) {
+  const int64_t groups = q.size(1) / k.size(1);
+  const bool causal = !pattern.defined();
+  if (softcap > 0.0)
+    return softcapped_attention(q, repeat_kv(k, groups), repeat_kv(v, groups), pattern, scale, softcap);
+  if (twice_differentiable) {
+    // The math kernel adds its mask to the scores: a boolean pattern must become 0 / -inf first (the public
+    // scaled_dot_product_attention converts it; this internal entry point does not).
+    std::optional<at::Tensor> additive;
+    if (!causal)
+      additive =
+          at::zeros(pattern.sizes(), q.options().requires_grad(false)).masked_fill(pattern.logical_not(), -INFINITY);
+    return std::get<0>(at::_scaled_dot_product_attention_math(q, repeat_kv(k, groups), repeat_kv(v, groups), additive,
+                                                               /*dropout_p=*/0.0, causal,
+                                                               /*dropout_mask=*/std::nullopt, scale));
+  }
+  if (causal && (q.is_cpu() || q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf)) {
+    // Grouped heads read in place by the kernel (FlashAttention, CPU or GPU): no [B, H, T, Dh] copies of k and v
+    // kept for backward. Only without a mask and, on a GPU, in 16 bits, where FlashAttention takes it (other CUDA
+    // kernels would fall back to the unfused one).
+    return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/std::nullopt, /*dropout_p=*/0.0,
+                                            /*is_causal=*/true, scale, /*enable_gqa=*/true);
+  }
+  return at::scaled_dot_product_attention(q, repeat_kv(k, groups), repeat_kv(v, groups),
+                                          causal ? std::optional<at::Tensor>() : std::optional<at::Tensor>(pattern),
+                                          /*dropout_p=*/0.0, causal, scale);
+}
+
 at::Tensor attention(const at::Tensor& x, const AttentionWeights& w, const ModelConfig& config, int64_t layer,
                      const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& pattern,
                      const LinearAdapter* adapter, bool twice_differentiable) {
@@ -81,36 +110,10 @@ at::Tensor attention(const at::Tensor& x, const AttentionWeights& w, const Model
     q = apply_rope(q, cos, sin, config.rope_style);
     k = apply_rope(k, cos, sin, config.rope_style);
   }
-  const int64_t groups = config.num_heads / config.num_kv_heads;
   const double scale = config.attention_scale > 0.0 ? config.attention_scale : std::pow(static_cast<double>(dh), -0.5);
-  at::Tensor out;
-  const bool causal = !pattern.defined();
-  if (config.attention_softcap > 0.0) {
-    out = softcapped_attention(q, repeat_kv(k, groups), repeat_kv(v, groups), pattern, scale, config.attention_softcap);
-  } else if (twice_differentiable) {
-    // The math kernel adds its mask to the scores: a boolean pattern must become 0 / -inf first (the public
-    // scaled_dot_product_attention converts it; this internal entry point does not).
-    std::optional<at::Tensor> additive;
-    if (!causal)
-      additive =
-          at::zeros(pattern.sizes(), q.options().requires_grad(false)).masked_fill(pattern.logical_not(), -INFINITY);
-    out = std::get<0>(at::_scaled_dot_product_attention_math(q, repeat_kv(k, groups), repeat_kv(v, groups), additive,
-                                                              /*dropout_p=*/0.0, causal,
-                                                              /*dropout_mask=*/std::nullopt, scale));
-  } else if (causal && (q.is_cpu() || q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf)) {
-    // Grouped heads read in place by the kernel (FlashAttention, CPU or GPU): no [B, H, T, Dh] copies of k and v
-    // kept for backward. Only without a mask and, on a GPU, in 16 bits, where FlashAttention takes it (other CUDA
-    // kernels would fall back to the unfused one).
-    out = at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/std::nullopt, /*dropout_p=*/0.0, /*is_causal=*/true,
-                                           scale, /*enable_gqa=*/true);
-  } else {
-    out = at::scaled_dot_product_attention(q, repeat_kv(k, groups), repeat_kv(v, groups),
-                                           causal ? std::optional<at::Tensor>() : std::optional<at::Tensor>(pattern),
-                                           /*dropout_p=*/0.0, causal, scale);
-  }
+  const at::Tensor out = attend(q, k, v, pattern, scale, config.attention_softcap, twice_differentiable);
   // [B, H, T, Dh] -> [B, T, H*Dh]
-  out = out.transpose(1, 2).reshape({b, t, config.num_heads * dh});
-  return linear(out, w.o, {layer, Projection::o}, adapter);
+  return linear(out.transpose(1, 2).reshape({b, t, config.num_heads * dh}), w.o, {layer, Projection::o}, adapter);
 }
 
 }  // namespace abmll::model

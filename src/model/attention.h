@@ -22,7 +22,20 @@ struct AttentionWeights {
   LinearWeights qkv;  // Phi-3, instead of q, k and v: [(H + 2 Hkv)*Dh, D], q's rows first, then k's, then v's
   at::Tensor q_norm;  // [Dh] (OLMo-2: [H*Dh]), undefined without config.qk_norm
   at::Tensor k_norm;  // [Dh] (OLMo-2: [Hkv*Dh]), undefined without config.qk_norm
+  // Latent attention (config.mla, latent_attention.h), instead of q (or with q, without a query bottleneck), k, v:
+  LinearWeights q_a;     // [q_rank, D]
+  at::Tensor q_a_norm;   // [q_rank]
+  LinearWeights q_b;     // [H*(nope + rope), q_rank]
+  LinearWeights kv_a;    // [kv_rank + rope, D]
+  at::Tensor kv_a_norm;  // [kv_rank]
+  LinearWeights kv_b;    // [H*(nope + v), kv_rank]
 };
+
+// softmax(q k^T scale, masked) v by the cheapest kernel that computes it as the reference does: q [B, H, T, Dq],
+// k [B, Hkv, T, Dq], v [B, Hkv, T, Dv] (Hkv dividing H; query head h reads kv head h / (H / Hkv)), pattern
+// [B, 1, T, T] bool or undefined (causal) -> [B, H, T, Dv]. `softcap` > 0: Gemma-2's capped scores, unfused.
+at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& pattern,
+                  double scale, double softcap, bool twice_differentiable);
 
 // x [B, T, D], (cos, sin) [B, T, Dh] from rope_tables (undefined: no RoPE), pattern [B, 1, T, T] bool from
 // attention_pattern or undefined for plain causal attention -> [B, T, D]. Each projection goes through linear() at

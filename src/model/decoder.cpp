@@ -5,8 +5,9 @@
 // ...; OLMo-2: only the outputs, h = h + rms_norm(attention(h)), ...; Cohere: one LayerNorm read by both blocks,
 // h = h + attention(n) + mlp(n); Granite: what a block adds times its multiplier; Gemma-3's and OLMo-3's
 // sliding-window layers with a RoPE of their own, SmolLM3's and Cohere-2's layers without one; a mixture of experts'
-// layers with routed experts instead of the MLP), then the final norm; logits are the lm_head projection of chosen
-// rows (Gemma-2: soft-capped; Granite: divided by logits_scaling; Cohere: times logit_scale).
+// layers with routed experts instead of the MLP; DeepSeek's latent attention), then the final norm; logits are the
+// lm_head projection of chosen rows (Gemma-2: soft-capped; Granite: divided by logits_scaling; Cohere: times
+// logit_scale).
 #include "model/decoder.h"
 
 #include <ATen/TensorOperators.h>
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "io/tensor_store.h"
+#include "model/latent_attention.h"
 #include "model/layer_checkpoint.h"
 #include "model/padding.h"
 #include "model/layer_norm.h"
@@ -138,7 +140,8 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layo
       const double multiplier = config_.residual_multiplier;
       auto added = [multiplier](const at::Tensor& h) { return multiplier != 1.0 ? h * multiplier : h; };
       const at::Tensor normed = norm(x, layer.input_norm);
-      const at::Tensor attended = attention(normed, layer.attention, config_, i, cos, sin, pattern, adapter, twice);
+      const auto attend_with = config_.mla.defined() ? latent_attention : attention;
+      const at::Tensor attended = attend_with(normed, layer.attention, config_, i, cos, sin, pattern, adapter, twice);
       if (config_.parallel_blocks)  // Cohere: (h + attention) + mlp, both of the one normed input
         return x + attended + mlp(normed, layer.mlp, config_.activation, i, adapter);
       at::Tensor y = x + added(norm(attended, layer.attention_output_norm));

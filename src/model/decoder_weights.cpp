@@ -49,7 +49,19 @@ DecoderWeights assemble(const ModelConfig& config, const std::map<std::string, a
     auto optional_norm = [&](const std::string& name) { return name.empty() ? at::Tensor() : norm(name); };
     layer.input_norm = optional_norm(norms.input);
     layer.attention.o = projection(i, Projection::o);
-    if (config.fused_qkv) {
+    if (config.mla.defined()) {
+      AttentionWeights& a = layer.attention;
+      if (config.mla.q_rank > 0) {
+        a.q_a = projection(i, Projection::q_a);
+        a.q_a_norm = norm(prefix + "self_attn.q_a_layernorm.weight");
+        a.q_b = projection(i, Projection::q_b);
+      } else {
+        a.q = projection(i, Projection::q);
+      }
+      a.kv_a = projection(i, Projection::kv_a);
+      a.kv_a_norm = norm(prefix + "self_attn.kv_a_layernorm.weight");
+      a.kv_b = projection(i, Projection::kv_b);
+    } else if (config.fused_qkv) {
       layer.attention.qkv = projection(i, Projection::qkv);
     } else {
       layer.attention.q = projection(i, Projection::q);
@@ -72,6 +84,10 @@ DecoderWeights assemble(const ModelConfig& config, const std::map<std::string, a
         return m;
       };
       layer.moe.router = take(router_weight_name(config, i));
+      if (config.moe.choice_bias) {  // float32 at least (random weights are made in the model's dtype)
+        const at::Tensor bias = take(router_bias_name(i));
+        layer.moe.choice_bias = bias.to(at::promote_types(bias.scalar_type(), at::kFloat));
+      }
       if (config.moe.stacked_experts) {  // GraniteMoE: views of the layer's two stacked tensors
         const at::Tensor gate_up = take(stacked_experts_name(i, Projection::gate_up));  // [E, 2 Fe, D]
         const at::Tensor down = take(stacked_experts_name(i, Projection::down));        // [E, D, Fe]
@@ -86,8 +102,8 @@ DecoderWeights assemble(const ModelConfig& config, const std::map<std::string, a
           layer.moe.experts.push_back(gated_mlp([&](Projection p) { return expert_weight_name(config, i, e, p); }));
       }
       if (config.moe.shared_expert_size > 0) {
-        layer.moe.shared_expert = gated_mlp([&](Projection p) { return shared_expert_weight_name(i, p); });
-        layer.moe.shared_expert_gate = take(shared_expert_gate_name(i));
+        layer.moe.shared_expert = gated_mlp([&](Projection p) { return shared_expert_weight_name(config, i, p); });
+        if (config.moe.shared_expert_gated) layer.moe.shared_expert_gate = take(shared_expert_gate_name(i));
       }
     } else {
       layer.mlp.down = projection(i, Projection::down);
@@ -133,8 +149,10 @@ DecoderWeights load_decoder_weights(const io::TensorStore& store, const ModelCon
       if (!at::isFloatingType(t.scalar_type()))
         throw InputError(fmt::format("tensor '{}' has dtype {}; expected a floating point type", naming(spec.name),
                                      c10::toString(t.scalar_type())));
-      // A no-op (a view of the mapping) when dtype and device already match.
-      loaded[spec.name] = t.to(device, dtype).set_requires_grad(false);
+      // A no-op (a view of the mapping) when dtype and device already match. DeepSeek-V3's router bias stays in
+      // float32 at least, as transformers keeps it (_keep_in_fp32_modules_strict).
+      const bool wide = spec.name.ends_with(".e_score_correction_bias");
+      loaded[spec.name] = t.to(device, wide ? at::promote_types(dtype, at::kFloat) : dtype).set_requires_grad(false);
     }
 
     return assemble(config, loaded);

@@ -111,6 +111,8 @@ constexpr ArchitectureName kArchitectures[] = {
     {Architecture::qwen3_moe, "qwen3_moe", "Qwen3MoeForCausalLM", false},
     {Architecture::olmoe, "olmoe", "OlmoeForCausalLM", false},
     {Architecture::granitemoe, "granitemoe", "GraniteMoeForCausalLM", false},
+    {Architecture::deepseek_v2, "deepseek_v2", "DeepseekV2ForCausalLM", false},
+    {Architecture::deepseek_v3, "deepseek_v3", "DeepseekV3ForCausalLM", false},
 };
 
 std::string supported_list(const char* ArchitectureName::*field) {
@@ -512,6 +514,115 @@ void parse_experts(const Fields& f, ModelConfig& c) {
   }
 }
 
+// DeepSeek's latent attention (DeepseekV2Attention, DeepseekV3Attention; the configs' defaults are V2's and V3's
+// largest models'): q_lora_rank (null: one q_proj), kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim, v_head_dim.
+// Every head has its own keys and values (whatever num_key_value_heads says, as in transformers). The scale
+// of q k^T is (nope + rope)^-1/2, times mscale(factor, mscale_all_dim)^2 when the RoPE is scaled and its dict gives
+// mscale_all_dim (yarn_apply_mscale). V2 rotates adjacent pairs in float32 (complex products); V3 adjacent pairs in
+// the model's dtype with rope_interleave (true by default), else rotate_half's halves.
+void parse_latent_attention(const Fields& f, ModelConfig& c) {
+  LatentAttentionConfig& a = c.mla;
+  a.q_rank = f.has("q_lora_rank") ? f.integer("q_lora_rank") : f.json().contains("q_lora_rank") ? 0 : 1536;
+  if (f.has("q_lora_rank")) require_positive(f, "q_lora_rank", a.q_rank);
+  a.kv_rank = f.integer("kv_lora_rank", 512);
+  a.nope_dim = f.integer("qk_nope_head_dim", 128);
+  a.rope_dim = f.integer("qk_rope_head_dim", 64);
+  a.v_dim = f.integer("v_head_dim", 128);
+  require_positive(f, "kv_lora_rank", a.kv_rank);
+  require_positive(f, "qk_nope_head_dim", a.nope_dim);
+  require_positive(f, "qk_rope_head_dim", a.rope_dim);
+  require_positive(f, "v_head_dim", a.v_dim);
+  if (a.rope_dim % 2 != 0) f.fail("qk_rope_head_dim", fmt::format("must be even for RoPE, not {}", a.rope_dim));
+  c.head_dim = a.nope_dim + a.rope_dim;
+  c.rotary_dim = a.rope_dim;
+  c.attention_bias = f.boolean("attention_bias", false);  // q_a_proj's, kv_a_proj_with_mqa's and o_proj's
+  c.output_bias = c.attention_bias;
+  c.rope_style = c.architecture == Architecture::deepseek_v2 ? RopeStyle::interleaved_in_float32
+                 : f.boolean("rope_interleave", true)        ? RopeStyle::interleaved
+                                                             : RopeStyle::rotate_half;
+  c.attention_scale = std::pow(static_cast<double>(c.head_dim), -0.5);
+  const nlohmann::json rope = rope_dict(f);
+  const Fields r(rope, fmt::format("{}: field '{}'", f.source(), rope_dict_field(f)));
+  const double all_dim = r.number("mscale_all_dim", 0.0);
+  if (c.rope.type != "default" && all_dim != 0.0 && c.rope.factor > 1.0) {
+    const double m = 0.1 * all_dim * std::log(c.rope.factor) + 1.0;
+    c.attention_scale *= m * m;
+  }
+  if (!(c.attention_scale > 0.0) || !std::isfinite(c.attention_scale))
+    r.fail("mscale_all_dim", fmt::format("makes the attention's scale {}, which is not a positive number",
+                                         c.attention_scale));
+}
+
+// DeepSeek's experts (DeepseekV2Moe / DeepseekV3MoE): n_routed_experts of width moe_intermediate_size,
+// num_experts_per_tok per token, n_shared_experts shared ones (one ungated MLP of n_shared_experts times that width),
+// dense MLPs in the first first_k_dense_replace layers. V2's router: softmax in float32, the k best ("greedy"), or
+// the k best among the topk_group groups (of n_group) with the best single score ("group_limited_greedy"); never
+// renormalised. V3's: sigmoid in float32, the k best of the scores plus e_score_correction_bias among the topk_group
+// groups with the best sums of two biased scores ("noaux_tc"), renormalised with norm_topk_prob. Both weight by
+// routed_scaling_factor, in float32. Configs whose routing transformers would not compute as they ask (another
+// scoring_func or topk_method, V2's norm_topk_prob, a moe_layer_freq other than 1) are refused.
+void parse_deepseek_experts(const Fields& f, ModelConfig& c) {
+  const bool v3 = c.architecture == Architecture::deepseek_v3;
+  MoeConfig& m = c.moe;
+  m.num_experts = f.integer("n_routed_experts", v3 ? 256 : 64);
+  require_positive(f, "n_routed_experts", m.num_experts);
+  m.experts_per_token = v3 ? f.integer("num_experts_per_tok", 8) : f.integer("num_experts_per_tok");
+  if (m.experts_per_token <= 0 || m.experts_per_token > m.num_experts)
+    f.fail("num_experts_per_tok", fmt::format("must be from 1 to n_routed_experts={}, not {}", m.num_experts,
+                                              m.experts_per_token));
+  m.expert_size = f.integer("moe_intermediate_size", v3 ? 2048 : 1407);
+  require_positive(f, "moe_intermediate_size", m.expert_size);
+  const int64_t shared = f.integer("n_shared_experts", v3 ? 1 : 2);
+  if (shared < 0) f.fail("n_shared_experts", fmt::format("must be 0 or more, not {}", shared));
+  m.shared_expert_size = shared * m.expert_size;
+  m.shared_expert_gated = false;
+  m.float32_logits = true;
+  m.float32_weights = true;
+  m.routed_scaling_factor = f.number("routed_scaling_factor", v3 ? 2.5 : 1.0);
+  if (!(m.routed_scaling_factor > 0.0) || !std::isfinite(m.routed_scaling_factor))
+    f.fail("routed_scaling_factor", fmt::format("must be positive and finite, not {}", m.routed_scaling_factor));
+  const std::string scoring = f.string("scoring_func", v3 ? "sigmoid" : "softmax");
+  if (scoring != (v3 ? "sigmoid" : "softmax"))
+    f.fail("scoring_func", fmt::format("is \"{}\"; {} scores experts by \"{}\"", scoring, to_string(c.architecture),
+                                       v3 ? "sigmoid" : "softmax"));
+  const std::string method = f.string("topk_method", v3 ? "noaux_tc" : "greedy");
+  bool grouped = v3;
+  if (v3 ? method != "noaux_tc" : method != "greedy" && method != "group_limited_greedy")
+    f.fail("topk_method", fmt::format("is \"{}\"; supported: {}", method,
+                                      v3 ? "\"noaux_tc\"" : "\"greedy\", \"group_limited_greedy\""));
+  grouped = grouped || method == "group_limited_greedy";
+  if (v3) {
+    m.scoring = RouterScoring::sigmoid;
+    m.choice_bias = true;
+    m.normalize_weights = f.boolean("norm_topk_prob", true);
+  } else if (f.boolean("norm_topk_prob", false)) {
+    f.fail("norm_topk_prob", "is true; transformers' DeepseekV2 router never renormalises the weights");
+  }
+  if (grouped) {
+    m.groups = f.integer("n_group", v3 ? 8 : std::optional<int64_t>());
+    m.groups_per_token = f.integer("topk_group", v3 ? 4 : std::optional<int64_t>());
+    require_positive(f, "n_group", m.groups);
+    if (m.num_experts % m.groups != 0)
+      f.fail("n_group", fmt::format("is {}, which does not divide n_routed_experts={}", m.groups, m.num_experts));
+    if (m.groups_per_token <= 0 || m.groups_per_token > m.groups)
+      f.fail("topk_group", fmt::format("must be from 1 to n_group={}, not {}", m.groups, m.groups_per_token));
+    if (v3 && m.num_experts / m.groups < 2)
+      f.fail("n_group", fmt::format("is {}, leaving groups of one expert; a group is ranked by its two best",
+                                    m.groups));
+    if (m.experts_per_token > m.groups_per_token * (m.num_experts / m.groups))
+      f.fail("num_experts_per_tok", fmt::format("is {}, more than the {} experts of topk_group={} groups",
+                                                m.experts_per_token, m.groups_per_token * (m.num_experts / m.groups),
+                                                m.groups_per_token));
+  }
+  if (f.integer("moe_layer_freq", 1) != 1)
+    f.fail("moe_layer_freq", fmt::format("is {}; only 1 is supported (experts in every layer from "
+                                         "first_k_dense_replace on)", f.value_text("moe_layer_freq")));
+  const int64_t dense = f.integer("first_k_dense_replace", v3 ? 3 : 0);
+  if (dense < 0) f.fail("first_k_dense_replace", fmt::format("must be 0 or more, not {}", dense));
+  m.layers.assign(static_cast<std::size_t>(c.num_layers), true);
+  for (int64_t i = 0; i < std::min(dense, c.num_layers); ++i) m.layers[static_cast<std::size_t>(i)] = false;
+}
+
 }  // namespace
 
 std::string to_string(Architecture arch) {
@@ -539,6 +650,7 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   const bool smollm3 = c.architecture == Architecture::smollm3;
   const bool cohere = c.architecture == Architecture::cohere || c.architecture == Architecture::cohere2;
   const bool qwen_moe = c.architecture == Architecture::qwen2_moe || c.architecture == Architecture::qwen3_moe;
+  const bool deepseek = c.architecture == Architecture::deepseek_v2 || c.architecture == Architecture::deepseek_v3;
 
   c.hidden_size = f.integer("hidden_size");
   c.intermediate_size = f.integer("intermediate_size");
@@ -550,12 +662,15 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   require_positive(f, "num_hidden_layers", c.num_layers);
   require_positive(f, "num_attention_heads", c.num_heads);
   require_positive(f, "vocab_size", c.vocab_size);
-  c.num_kv_heads = f.integer("num_key_value_heads", c.num_heads);
+  // (Latent attention expands keys and values for every head, whatever num_key_value_heads says: DeepseekV3Config's
+  // default is 128 for any number of heads.)
+  c.num_kv_heads = deepseek ? c.num_heads : f.integer("num_key_value_heads", c.num_heads);
   require_positive(f, "num_key_value_heads", c.num_kv_heads);
   if (c.num_heads % c.num_kv_heads != 0)
     f.fail("num_key_value_heads", fmt::format("is {}, which does not divide num_attention_heads={}",
                                               c.num_kv_heads, c.num_heads));
-  if (f.has("head_dim") || c.architecture == Architecture::qwen3 || gemma || glm) {
+  // (DeepSeek's: set by parse_latent_attention below, whatever head_dim says: its configs save the rotated size there.)
+  if (f.has("head_dim") || c.architecture == Architecture::qwen3 || gemma || glm || deepseek) {
     c.head_dim = f.integer("head_dim", gemma ? 256 : 128);  // the configs' defaults, whatever D / H is
     require_positive(f, "head_dim", c.head_dim);
   } else {
@@ -567,8 +682,9 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   if (c.head_dim % 2 != 0) f.fail("head_dim", fmt::format("must be even for RoPE, not {}", c.head_dim));
   c.attention_scale = std::pow(static_cast<double>(c.head_dim), -0.5);
 
-  const int64_t default_positions = llama || olmo                                              ? 2048
-                                    : phi || olmoe                                             ? 4096
+  const bool v2 = c.architecture == Architecture::deepseek_v2;
+  const int64_t default_positions = llama || olmo || v2                                        ? 2048
+                                    : phi || olmoe || deepseek                                 ? 4096
                                     : mixtral || glm || c.architecture == Architecture::gemma3 ? 131072
                                     : gemma || cohere                                          ? 8192
                                                                                                : 32768;
@@ -699,6 +815,11 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
     }
   }
   if (mixtral || olmoe || qwen_moe || c.architecture == Architecture::granitemoe) parse_experts(f, c);
+  if (deepseek) {
+    if (f.boolean("mlp_bias", false)) f.fail("mlp_bias", "is true; only MLPs without biases are supported");
+    parse_latent_attention(f, c);
+    parse_deepseek_experts(f, c);
+  }
   if (smollm3) parse_smollm3_layers(f, c);
   if (c.architecture == Architecture::olmo3) {
     // Olmo3Config: three sliding-window layers (4096) to one full-attention layer unless layer_types says which,
@@ -729,7 +850,8 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
     }
   }
 
-  c.rotary_dim = static_cast<int64_t>(static_cast<double>(c.head_dim) * c.rope.partial_rotary_factor);
+  if (!c.mla.defined())  // (latent attention's: its rope_dim)
+    c.rotary_dim = static_cast<int64_t>(static_cast<double>(c.head_dim) * c.rope.partial_rotary_factor);
   if (!(c.rope.partial_rotary_factor > 0.0) || c.rope.partial_rotary_factor > 1.0 || c.rotary_dim <= 0 ||
       c.rotary_dim % 2 != 0)
     f.fail("partial_rotary_factor", fmt::format("is {}, which rotates {} of head_dim={} dimensions (must be an even "

@@ -1,17 +1,17 @@
 // The architecture of a Hugging Face decoder checkpoint, read from its config.json: Llama (Llama-2/3/3.1/3.2), Qwen2
 // (Qwen2, Qwen2.5), Qwen3 (dense), Mistral, Gemma, Gemma-2, Gemma-3 (text-only, and the language model of the
 // multimodal 4B-27B releases), OLMo-2, OLMo-3, Phi-3, Granite, Cohere, Cohere-2, GLM, GLM-4 and SmolLM3, and the
-// mixtures of experts Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE and GraniteMoE. All are the same decoder (RMSNorm or
-// LayerNorm, RoPE, grouped-query attention, gated MLPs); they differ in which projections carry biases, in Qwen3's
-// and Gemma-3's RMSNorm of each query and key head before RoPE, in Gemma's scaled embeddings, (1 + w) norms and GELU
-// gate, in Gemma-2's and Gemma-3's norms on the attention and MLP outputs, Gemma-2's soft-capped attention scores
-// and logits, Gemma-3's and OLMo-3's two RoPEs (one for their sliding-window layers), in OLMo-2's norms on the
-// blocks' outputs only and over whole queries and keys, in Phi-3's and GLM's fused projections, GLM's interleaved
-// RoPE, SmolLM3's and Cohere-2's layers without RoPE, in Granite's multipliers, Cohere's parallel blocks and
-// LayerNorms, in the routed experts that replace the MLP of a mixture of experts (and OLMoE's clipped queries, keys
-// and values), and in their defaults. Anything this decoder does not implement (another architecture, another RoPE
-// type, another activation) is refused when parsing, naming the field and its value, rather than computing something
-// different from transformers.
+// mixtures of experts Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE, GraniteMoE, DeepSeek-V2 and DeepSeek-V3. All are the same
+// decoder (RMSNorm or LayerNorm, RoPE, grouped-query attention (DeepSeek's: latent attention), gated MLPs); they differ
+// in which projections carry biases, in Qwen3's and Gemma-3's RMSNorm of each query and key head before RoPE, in
+// Gemma's scaled embeddings, (1 + w) norms and GELU gate, in Gemma-2's and Gemma-3's norms on the attention and MLP
+// outputs, Gemma-2's soft-capped attention scores and logits, Gemma-3's and OLMo-3's two RoPEs (one for their
+// sliding-window layers), in OLMo-2's norms on the blocks' outputs only and over whole queries and keys, in Phi-3's and
+// GLM's fused projections, GLM's interleaved RoPE, SmolLM3's and Cohere-2's layers without RoPE, in Granite's
+// multipliers, Cohere's parallel blocks and LayerNorms, in the routed experts that replace the MLP of a mixture of
+// experts (and OLMoE's clipped queries, keys and values, DeepSeek's grouped routing and latent attention), and in their
+// defaults. Anything this decoder does not implement (another architecture, another RoPE type, another activation) is
+// refused when parsing, naming the field and its value, rather than computing something different from transformers.
 //
 // Both spellings transformers has used are read: the 4.x one (top-level `rope_theta`, `rope_scaling` with `type` or
 // `rope_type`, `torch_dtype`) and the 5.x one that save_pretrained writes today (`rope_parameters` holding
@@ -33,14 +33,15 @@ namespace abmll::model {
 // sliding-window layers, the others without RoPE; glm: Llama's with a
 // fused gate_up_proj and interleaved, partial RoPE; glm4: GLM's with output norms; mixtral: Mistral's with experts;
 // qwen2_moe, qwen3_moe: Qwen2's and Qwen3's with experts; olmoe: Llama's with OLMo-2's whole-query and key norms,
-// and experts; granitemoe: Granite's with experts.
+// and experts; granitemoe: Granite's with experts; deepseek_v2, deepseek_v3: Llama's layers with latent attention
+// and experts (a softmax router, or V3's sigmoid one with its bias), shared experts, and dense first layers.
 enum class Architecture {
   llama, qwen2, qwen3, mistral, gemma, gemma2, gemma3, olmo2, olmo3, phi3, granite, cohere, cohere2, glm, glm4,
-  smollm3, mixtral, qwen2_moe, qwen3_moe, olmoe, granitemoe
+  smollm3, mixtral, qwen2_moe, qwen3_moe, olmoe, granitemoe, deepseek_v2, deepseek_v3
 };
 
 // The config's model_type: "llama", "qwen2", ..., "gemma3_text", ..., "granite", "cohere", "cohere2", "glm", "glm4",
-// "smollm3", "mixtral", "qwen2_moe", "qwen3_moe", "olmoe" or "granitemoe".
+// "smollm3", "mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "granitemoe", "deepseek_v2" or "deepseek_v3".
 std::string to_string(Architecture arch);
 
 // How RoPE pairs a head's rotated dimensions. rotate_half: (i, i + R/2), as Llama; interleaved: (2i, 2i + 1), as GLM,
@@ -77,11 +78,19 @@ struct RopeConfig {
   double partial_rotary_factor = 1.0;
 };
 
-// The mixture of experts that replaces the MLP of a layer (Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE, GraniteMoE): a router
-// scores the E experts for each token (softmax in float32 of x R^T), the token goes through its k best, and their
-// outputs are summed, each times its router probability (renormalised over the k when `normalize_weights`;
-// GraniteMoE's: the softmax of the k largest logits). Each expert is a gated MLP of width `expert_size`, none with
-// biases. Qwen2-MoE adds a shared expert every token goes through, its output times sigmoid(x g^T).
+// How a router turns its logits into scores: softmax over the E experts, or (DeepSeek-V3) each expert's sigmoid.
+enum class RouterScoring { softmax, sigmoid };
+
+// The mixture of experts that replaces the MLP of a layer (Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE, GraniteMoE,
+// DeepSeek-V2 and -V3): a router scores the E experts for each token (softmax in float32 of x R^T), the token goes
+// through its k best, and their outputs are summed, each times its router probability (renormalised over the k when
+// `normalize_weights`; GraniteMoE's: the softmax of the k largest logits; DeepSeek's: times routed_scaling_factor).
+// Each expert is a gated MLP of width `expert_size`, none with biases. Qwen2-MoE adds a shared expert every token
+// goes through, its output times sigmoid(x g^T); DeepSeek one without a gate.
+//
+// DeepSeek's group-limited routing splits the E experts into `groups` groups of E / groups, ranks the groups (V2: by
+// their best score; V3: by the sum of their two best biased scores) and picks the k experts among the
+// `groups_per_token` best groups only.
 struct MoeConfig {
   int64_t num_experts = 0;         // E (0: a dense model)
   int64_t experts_per_token = 0;   // k
@@ -97,12 +106,36 @@ struct MoeConfig {
   // dtype); the others round the probabilities to the model's dtype first.
   bool float32_weights = false;
   int64_t shared_expert_size = 0;  // Qwen2-MoE's shared expert's inner width (0: none)
+  bool shared_expert_gated = true;  // Qwen2-MoE's sigmoid gate on it (DeepSeek's shared experts have none)
+  RouterScoring scoring = RouterScoring::softmax;
+  // DeepSeek: the router's logits computed in float32 (x and R widened first), not in the model's dtype.
+  bool float32_logits = false;
+  // DeepSeek-V3: a per-expert bias (e_score_correction_bias, float32) added to the scores to choose the experts, not
+  // to weight them.
+  bool choice_bias = false;
+  int64_t groups = 1;            // n_group (1: routing is not group-limited)
+  int64_t groups_per_token = 1;  // topk_group
+  double routed_scaling_factor = 1.0;  // DeepSeek's: multiplies the k weights (after any renormalisation)
   // Which layers have experts (Qwen's decoder_sparse_step and mlp_only_layers may leave some dense, with an MLP of
   // intermediate_size); empty in a dense model.
   std::vector<bool> layers;
   bool in_layer(int64_t layer) const {
     return layer >= 0 && static_cast<std::size_t>(layer) < layers.size() && layers[static_cast<std::size_t>(layer)];
   }
+};
+
+// DeepSeek's multi-head latent attention (MLA): queries through a low-rank bottleneck (q_a_proj [q_rank, D], an
+// RMSNorm, q_b_proj [H (nope + rope), q_rank]) or one q_proj; keys and values from one compressed latent per token
+// (kv_a_proj_with_mqa [kv_rank + rope, D]: the latent, normed, and a rope-sized key shared by every head), expanded
+// per head by kv_b_proj [H (nope + v), kv_rank]. Each head's query and key are `nope` dimensions without RoPE then
+// `rope` rotated ones; its value has `v` dimensions. The bottleneck norms' epsilon is 1e-6 whatever rms_norm_eps is.
+struct LatentAttentionConfig {
+  int64_t q_rank = 0;     // q_lora_rank (0: one q_proj, as DeepSeek-V2-Lite)
+  int64_t kv_rank = 0;    // kv_lora_rank (0: not latent attention)
+  int64_t nope_dim = 0;   // qk_nope_head_dim
+  int64_t rope_dim = 0;   // qk_rope_head_dim
+  int64_t v_dim = 0;      // v_head_dim
+  bool defined() const { return kv_rank > 0; }
 };
 
 struct ModelConfig {
@@ -112,8 +145,10 @@ struct ModelConfig {
   int64_t num_layers = 0;           // L
   int64_t num_heads = 0;            // H, query heads
   int64_t num_kv_heads = 0;         // Hkv, key/value heads (H % Hkv == 0; H / Hkv queries share one kv head)
-  int64_t head_dim = 0;             // Dh (D / H unless the config sets it; Qwen3's default is 128, Gemma's 256)
-  int64_t rotary_dim = 0;           // the first dimensions of each head that RoPE rotates: Dh, or less (Phi-4, GLM)
+  int64_t head_dim = 0;             // Dh (D / H unless the config sets it; Qwen3's default is 128, Gemma's 256;
+                                    // DeepSeek's: a query's and a key's, nope + rope)
+  int64_t rotary_dim = 0;           // the first dimensions of each head that RoPE rotates: Dh, or less (Phi-4, GLM;
+                                    // DeepSeek: rope, its last ones)
   int64_t vocab_size = 0;           // V
   int64_t max_position_embeddings = 0;
   // Mistral v0.1's window, Gemma-2's, Gemma-3's and OLMo-3's on their sliding layers, Qwen's with use_sliding_window
@@ -169,7 +204,8 @@ struct ModelConfig {
   // false for OLMo-2, whose layers norm only their blocks' outputs (output_norms), not their inputs:
   // h = h + norm(attention(h)), h = h + norm(mlp(h)).
   bool input_norms = true;
-  // Multiplies q k^T: Dh^-1/2 (also when 0, as in hand-made configs), or Gemma-2's query_pre_attn_scalar^-1/2.
+  // Multiplies q k^T: Dh^-1/2 (also when 0, as in hand-made configs), or Gemma-2's query_pre_attn_scalar^-1/2
+  // (DeepSeek: times YaRN's mscale(factor, mscale_all_dim)^2).
   double attention_scale = 0.0;
   // Gemma-2's soft caps: cap * tanh(x / cap) of the attention scores and of the final logits (0: none).
   double attention_softcap = 0.0;
@@ -183,6 +219,7 @@ struct ModelConfig {
 
   // OLMoE's clip_qkv: queries, keys and values clamped to [-c, c] after their norms (0: none).
   double clip_qkv = 0.0;
+  LatentAttentionConfig mla;  // DeepSeek's attention (mla.defined()); q/k/v/qkv and the query/key norms are unused
   MoeConfig moe;
   std::string dtype;                 // the checkpoint's dtype as the config names it ("bfloat16", ...); may be ""
   // The language model of a vision-language checkpoint (Gemma3ForConditionalGeneration, model_type "gemma3"): its

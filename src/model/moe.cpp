@@ -6,15 +6,77 @@
 #include <ATen/ops/bincount.h>
 #include <ATen/ops/cat.h>
 #include <ATen/ops/linear.h>
+#include <ATen/ops/logical_not.h>
+#include <ATen/ops/max.h>
 #include <ATen/ops/sigmoid.h>
 #include <ATen/ops/softmax.h>
 #include <ATen/ops/sort.h>
 #include <ATen/ops/topk.h>
+#include <ATen/ops/zeros.h>
 #include <ATen/ops/zeros_like.h>
 
+#include <cmath>
 #include <tuple>
+#include <utility>
 
 namespace abmll::model {
+
+namespace {
+
+// DeepSeek's group-limited routing: `choice` [N, E] with every expert outside each token's groups_per_token best
+// groups set to -inf (V3, whose groups rank by the sum of their two best biased scores) or to 0 (V2, ranked by their
+// best probability), as the reference masks them.
+at::Tensor limit_to_best_groups(const at::Tensor& choice, const MoeConfig& config) {
+  const int64_t n = choice.size(0), groups = config.groups, per_group = config.num_experts / groups;
+  const bool sigmoid = config.scoring == RouterScoring::sigmoid;
+  const at::Tensor grouped = choice.view({n, groups, per_group});
+  const at::Tensor group_scores =
+      sigmoid ? std::get<0>(at::topk(grouped, 2, -1)).sum(-1) : std::get<0>(at::max(grouped, -1));  // [N, G]
+  const at::Tensor best = std::get<1>(at::topk(group_scores, config.groups_per_token, -1));       // [N, tg]
+  const at::Tensor kept = at::zeros({n, groups}, choice.options().dtype(at::kBool))
+                              .scatter(1, best, true)
+                              .unsqueeze(-1)
+                              .expand({n, groups, per_group})
+                              .reshape({n, config.num_experts});
+  return choice.masked_fill(kept.logical_not(), sigmoid ? -INFINITY : 0.0);
+}
+
+// The router: each token's k experts and their weights, [N, k] each. Probabilities in float32 (float64 stays
+// float64), the k largest, renormalised over them when the model does (GraniteMoE: the softmax of the k largest
+// logits; DeepSeek: logits in float32, V3's sigmoid scores and its bias for the choice only, group-limited choice,
+// weights times routed_scaling_factor); rounded to x's dtype unless the model weights in float32 (Mixtral,
+// DeepSeek).
+std::pair<at::Tensor, at::Tensor> route(const at::Tensor& flat, const MoeWeights& w, const MoeConfig& config) {
+  const at::ScalarType wide = at::promote_types(flat.scalar_type(), at::kFloat);
+  const int64_t k = config.experts_per_token;
+  at::Tensor top, chosen;  // [N, k] each
+  if (config.softmax_top_logits) {
+    std::tie(top, chosen) = at::topk(at::linear(flat, w.router).to(wide), k, -1);
+    top = at::softmax(top, -1);
+  } else {
+    const at::Tensor logits =
+        config.float32_logits ? at::linear(flat.to(wide), w.router.to(wide)) : at::linear(flat, w.router);  // [N, E]
+    const at::Tensor scores = config.scoring == RouterScoring::sigmoid ? at::sigmoid(logits.to(wide))
+                                                                        : at::softmax(logits, -1, wide);
+    if (!w.choice_bias.defined() && config.groups <= 1) {
+      std::tie(top, chosen) = at::topk(scores, k, -1);
+    } else {
+      at::Tensor choice = w.choice_bias.defined() ? scores + w.choice_bias : scores;
+      if (config.groups > 1) choice = limit_to_best_groups(choice, config);
+      chosen = std::get<1>(at::topk(choice, k, -1));
+      top = scores.gather(1, chosen);
+    }
+  }
+  if (config.normalize_weights) {
+    const at::Tensor sum = top.sum(-1, /*keepdim=*/true);
+    top = top / (config.scoring == RouterScoring::sigmoid ? sum + 1e-20 : sum);  // (as DeepseekV3TopkRouter)
+  }
+  if (config.routed_scaling_factor != 1.0) top = top * config.routed_scaling_factor;
+  if (!config.float32_weights) top = top.to(flat.scalar_type());
+  return {top, chosen};
+}
+
+}  // namespace
 
 at::Tensor moe(const at::Tensor& x, const MoeWeights& w, const MoeConfig& config, Activation activation,
                int64_t layer) {
@@ -22,21 +84,7 @@ at::Tensor moe(const at::Tensor& x, const MoeWeights& w, const MoeConfig& config
   const at::Tensor flat = x.reshape({-1, d});  // [N, D]
   const int64_t n = flat.size(0);
   if (n == 0) return at::zeros_like(x);
-
-  // The router: probabilities in float32 (float64 stays float64), the k largest, renormalised over them when the
-  // model does (GraniteMoE: the softmax of the k largest logits); rounded to x's dtype unless the model weights in
-  // float32 (Mixtral).
-  const at::ScalarType wide = at::promote_types(x.scalar_type(), at::kFloat);
-  const at::Tensor scores = at::linear(flat, w.router);  // [N, E] in x's dtype
-  at::Tensor top, chosen;                                // [N, k] each
-  if (config.softmax_top_logits) {
-    std::tie(top, chosen) = at::topk(scores.to(wide), config.experts_per_token, -1);
-    top = at::softmax(top, -1);
-  } else {
-    std::tie(top, chosen) = at::topk(at::softmax(scores, -1, wide), config.experts_per_token, -1);
-  }
-  if (config.normalize_weights) top = top / top.sum(-1, /*keepdim=*/true);
-  if (!config.float32_weights) top = top.to(x.scalar_type());
+  const auto [top, chosen] = route(flat, w, config);  // [N, k] each
 
   // The routed pairs slot-major (entry s*N + t: token t's s-th choice), sorted stably by expert: each expert's tokens
   // in the order transformers' loop takes them (by slot, then token).
@@ -60,9 +108,10 @@ at::Tensor moe(const at::Tensor& x, const MoeWeights& w, const MoeConfig& config
   const at::Tensor weighted = (at::cat(outputs) * weights).to(x.scalar_type());  // [R, D]
   at::Tensor out = at::zeros_like(flat).index_add(0, tokens, weighted);          // [N, D]
 
-  if (w.shared_expert_gate.defined()) {  // Qwen2-MoE: every token through the shared expert too, gated
+  if (w.shared_expert.down.weight.defined()) {  // every token through the shared expert too (Qwen2-MoE's gated)
     const at::Tensor shared = mlp(flat, w.shared_expert, activation, layer, /*adapter=*/nullptr);
-    out = out + at::sigmoid(at::linear(flat, w.shared_expert_gate)) * shared;
+    out = w.shared_expert_gate.defined() ? out + at::sigmoid(at::linear(flat, w.shared_expert_gate)) * shared
+                                         : out + shared;
   }
   return out.view(x.sizes());
 }

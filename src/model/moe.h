@@ -1,5 +1,5 @@
-// A mixture-of-experts feed-forward block (Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE, GraniteMoE), as transformers'
-// sparse MoE blocks compute it: a router picks each token's k experts by softmax probability, the token goes through
+// A mixture-of-experts feed-forward block (Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE, GraniteMoE, DeepSeek-V2 and -V3), as
+// transformers' sparse MoE blocks compute it: a router picks each token's k experts by score, the token goes through
 // those experts' gated MLPs, and their outputs are summed weighted by the probabilities (see MoeConfig). Only the
 // chosen experts run (each on its own tokens), so the work is k expert MLPs per token, whatever E is. Gradients
 // reach the input through the experts and through the router's probabilities; the experts and the router are frozen
@@ -19,8 +19,10 @@ namespace abmll::model {
 struct MoeWeights {
   at::Tensor router;                // [E, D], the `gate` module
   std::vector<MlpWeights> experts;  // E gated MLPs: gate and up [Fe, D] (GraniteMoE: gate_up), down [D, Fe], no biases
-  MlpWeights shared_expert;         // Qwen2-MoE's, [Fs, D] / [D, Fs]; otherwise undefined
-  at::Tensor shared_expert_gate;    // [1, D]: the shared expert's output is scaled by sigmoid(x g^T)
+  // Qwen2-MoE's, [Fs, D] / [D, Fs] (DeepSeek's shared experts: one MLP of their summed width); otherwise undefined.
+  MlpWeights shared_expert;
+  at::Tensor shared_expert_gate;    // [1, D]: the shared expert's output is scaled by sigmoid(x g^T) (Qwen2-MoE)
+  at::Tensor choice_bias;           // [E] float32: DeepSeek-V3's e_score_correction_bias; otherwise undefined
   bool defined() const { return router.defined(); }
 };
 

@@ -24,6 +24,10 @@ std::string projection_name(Projection p) {
     case Projection::down: return "down_proj";
     case Projection::qkv: return "qkv_proj";
     case Projection::gate_up: return "gate_up_proj";
+    case Projection::q_a: return "q_a_proj";
+    case Projection::q_b: return "q_b_proj";
+    case Projection::kv_a: return "kv_a_proj_with_mqa";
+    case Projection::kv_b: return "kv_b_proj";
   }
   return "?";
 }
@@ -32,6 +36,9 @@ namespace {
 
 // A layer's attention projections and, without experts, its MLP's, in checkpoint order.
 std::vector<Projection> attention_projections(const ModelConfig& config) {
+  if (config.mla.defined() && config.mla.q_rank > 0)
+    return {Projection::q_a, Projection::q_b, Projection::kv_a, Projection::kv_b, Projection::o};
+  if (config.mla.defined()) return {Projection::q, Projection::kv_a, Projection::kv_b, Projection::o};
   if (config.fused_qkv) return {Projection::qkv, Projection::o};
   return {Projection::q, Projection::k, Projection::v, Projection::o};
 }
@@ -73,14 +80,15 @@ LayerNormNames layer_norm_names(const ModelConfig& c, int64_t layer) {
 std::optional<Projection> parse_projection(const std::string& name) {
   for (Projection p : kAllProjections) {
     const std::string full = projection_name(p);
-    if (name == full || name == full.substr(0, full.size() - 5)) return p;
+    const bool suffixed = full.size() > 5 && full.compare(full.size() - 5, 5, "_proj") == 0;
+    if (name == full || (suffixed && name == full.substr(0, full.size() - 5))) return p;
   }
   return std::nullopt;
 }
 
 std::string projection_path(int64_t layer, Projection p) {
-  const bool attention = p == Projection::q || p == Projection::k || p == Projection::v || p == Projection::o ||
-                         p == Projection::qkv;
+  const bool attention = p != Projection::gate && p != Projection::up && p != Projection::down &&
+                         p != Projection::gate_up;
   return fmt::format("model.layers.{}.{}.{}", layer, attention ? "self_attn" : "mlp", projection_name(p));
 }
 
@@ -103,8 +111,13 @@ std::string expert_weight_name(const ModelConfig& config, int64_t layer, int64_t
   return fmt::format("model.layers.{}.mlp.experts.{}.{}.weight", layer, expert, projection_name(p));
 }
 
-std::string shared_expert_weight_name(int64_t layer, Projection p) {
-  return fmt::format("model.layers.{}.mlp.shared_expert.{}.weight", layer, projection_name(p));
+std::string router_bias_name(int64_t layer) {
+  return fmt::format("model.layers.{}.mlp.gate.e_score_correction_bias", layer);
+}
+
+std::string shared_expert_weight_name(const ModelConfig& config, int64_t layer, Projection p) {
+  return fmt::format("model.layers.{}.mlp.{}.{}.weight", layer,
+                     config.moe.shared_expert_gated ? "shared_expert" : "shared_experts", projection_name(p));
 }
 
 std::string shared_expert_gate_name(int64_t layer) {
@@ -115,20 +128,29 @@ std::vector<int64_t> projection_shape(const ModelConfig& c, Projection p) {
   const int64_t d = c.hidden_size, f = c.intermediate_size;
   const int64_t q_width = c.num_heads * c.head_dim, kv_width = c.num_kv_heads * c.head_dim;
   switch (p) {
+    case Projection::o:
+      if (c.mla.defined()) return {d, c.num_heads * c.mla.v_dim};  // [D, H*v]
+      return {d, q_width};                                          // [D, H*Dh]
     case Projection::q: return {q_width, d};   // [H*Dh, D]
     case Projection::k:
     case Projection::v: return {kv_width, d};  // [Hkv*Dh, D]
-    case Projection::o: return {d, q_width};   // [D, H*Dh]
     case Projection::gate:
     case Projection::up: return {f, d};        // [F, D]
     case Projection::down: return {d, f};      // [D, F]
     case Projection::qkv: return {q_width + 2 * kv_width, d};  // [(H + 2 Hkv)*Dh, D]
     case Projection::gate_up: return {2 * f, d};               // [2F, D]
+    // Latent attention: query heads of nope + rope = Dh, value heads of v.
+    case Projection::q_a: return {c.mla.q_rank, d};                                       // [q_rank, D]
+    case Projection::q_b: return {q_width, c.mla.q_rank};                                 // [H*Dh, q_rank]
+    case Projection::kv_a: return {c.mla.kv_rank + c.mla.rope_dim, d};                    // [kv_rank + rope, D]
+    case Projection::kv_b: return {c.num_heads * (c.mla.nope_dim + c.mla.v_dim), c.mla.kv_rank};
   }
   return {};
 }
 
 bool projection_has_bias(const ModelConfig& c, Projection p) {
+  if (c.mla.defined())  // DeepseekV2Attention: q_a_proj, kv_a_proj_with_mqa and o_proj with attention_bias
+    return c.attention_bias && (p == Projection::q_a || p == Projection::kv_a || p == Projection::o);
   switch (p) {
     case Projection::q:
     case Projection::k:
@@ -157,6 +179,10 @@ std::vector<WeightSpec> weight_specs(const ModelConfig& c) {
     };
     add_norm(norms.input);
     for (Projection p : attention_projections(c)) add_projection(p);
+    if (c.mla.defined()) {  // the bottlenecks' norms
+      if (c.mla.q_rank > 0) specs.push_back({prefix + "self_attn.q_a_layernorm.weight", {c.mla.q_rank}});
+      specs.push_back({prefix + "self_attn.kv_a_layernorm.weight", {c.mla.kv_rank}});
+    }
     if (c.qk_norm) {  // per head (Cohere: a weight for each head), or (OLMo-2) over all heads
       auto shape = [&](int64_t heads) -> std::vector<int64_t> {
         if (c.qk_norm_whole) return {heads * c.head_dim};
@@ -171,6 +197,7 @@ std::vector<WeightSpec> weight_specs(const ModelConfig& c) {
     if (c.moe.in_layer(layer)) {
       const MoeConfig& m = c.moe;
       specs.push_back({router_weight_name(c, layer), {m.num_experts, d}});  // [E, D]
+      if (m.choice_bias) specs.push_back({router_bias_name(layer), {m.num_experts}});
       // An MLP of width `width` without biases: gate and up [width, D], down [D, width].
       auto add_mlp = [&](const std::function<std::string(Projection)>& name, int64_t width) {
         for (Projection p : {Projection::gate, Projection::up}) specs.push_back({name(p), {width, d}});
@@ -184,8 +211,8 @@ std::vector<WeightSpec> weight_specs(const ModelConfig& c) {
           add_mlp([&](Projection p) { return expert_weight_name(c, layer, e, p); }, m.expert_size);
       }
       if (m.shared_expert_size > 0) {
-        add_mlp([&](Projection p) { return shared_expert_weight_name(layer, p); }, m.shared_expert_size);
-        specs.push_back({shared_expert_gate_name(layer), {1, d}});
+        add_mlp([&](Projection p) { return shared_expert_weight_name(c, layer, p); }, m.shared_expert_size);
+        if (m.shared_expert_gated) specs.push_back({shared_expert_gate_name(layer), {1, d}});
       }
     } else {
       for (Projection p : mlp_projections(c)) add_projection(p);

@@ -13,22 +13,26 @@
 namespace abmll::model {
 
 // The linear projections of one decoder layer; the adaptable modules (LoRA targets). Phi-3 fuses q, k and v into
-// qkv (their outputs side by side) and gate and up into gate_up.
-enum class Projection { q, k, v, o, gate, up, down, qkv, gate_up };
-inline constexpr Projection kAllProjections[] = {Projection::q,    Projection::k,  Projection::v,
-                                                 Projection::o,    Projection::gate, Projection::up,
-                                                 Projection::down, Projection::qkv, Projection::gate_up};
+// qkv (their outputs side by side) and gate and up into gate_up; DeepSeek's latent attention has q (or q_a then q_b),
+// kv_a (kv_a_proj_with_mqa), kv_b and o.
+enum class Projection { q, k, v, o, gate, up, down, qkv, gate_up, q_a, q_b, kv_a, kv_b };
+inline constexpr Projection kAllProjections[] = {
+    Projection::q,   Projection::k,    Projection::v,    Projection::o,   Projection::gate,
+    Projection::up,  Projection::down, Projection::qkv,  Projection::gate_up, Projection::q_a,
+    Projection::q_b, Projection::kv_a, Projection::kv_b};
 // The seven of an unfused layer (what "all-linear" means without a model at hand).
 inline constexpr Projection kSeparateProjections[] = {Projection::q,    Projection::k,  Projection::v,   Projection::o,
                                                       Projection::gate, Projection::up, Projection::down};
 
 // The projections `config`'s layers have that LoRA may adapt: the seven, Phi-3's qkv, o, gate_up and down, GLM's q,
-// k, v, o, gate_up and down, or a mixture of experts' q, k, v and o (its experts are not adapted).
+// k, v, o, gate_up and down, or a mixture of experts' q, k, v and o (its experts are not adapted; DeepSeek's: its
+// latent attention's q or q_a and q_b, kv_a, kv_b and o).
 std::vector<Projection> model_projections(const ModelConfig& config);
 
-// The module's HF name: "q_proj", ..., "down_proj", "qkv_proj", "gate_up_proj".
+// The module's HF name: "q_proj", ..., "down_proj", "qkv_proj", "gate_up_proj", "q_a_proj", "q_b_proj",
+// "kv_a_proj_with_mqa", "kv_b_proj".
 std::string projection_name(Projection p);
-// The projection named `name` ("q_proj" or "q"), if any.
+// The projection named `name` ("q_proj" or "q"; "kv_a_proj_with_mqa" only in full), if any.
 std::optional<Projection> parse_projection(const std::string& name);
 // "model.layers.{layer}.self_attn.q_proj" / "model.layers.{layer}.mlp.gate_proj": the module path, without
 // ".weight".
@@ -40,13 +44,16 @@ bool projection_has_bias(const ModelConfig& config, Projection p);
 // The tensors of a layer with experts (config.moe.in_layer(layer)): the router [E, D] ("model.layers.{layer}.mlp.gate
 // .weight"; Mixtral's block is "block_sparse_moe"), expert e's gate, up or down weight ("...mlp.experts.{e}.gate_proj
 // .weight"; Mixtral's w1, w3 and w2), Qwen2-MoE's shared expert's ("...mlp.shared_expert.gate_proj.weight") and the
-// gate of its output, [1, D] ("...mlp.shared_expert_gate.weight").
+// gate of its output, [1, D] ("...mlp.shared_expert_gate.weight"); DeepSeek's shared experts'
+// ("...mlp.shared_experts.gate_proj.weight") and DeepSeek-V3's router bias, [E]
+// ("...mlp.gate.e_score_correction_bias").
 std::string router_weight_name(const ModelConfig& config, int64_t layer);
+std::string router_bias_name(int64_t layer);
 // GraniteMoE's experts, all of a layer in one tensor: gate_up ("...block_sparse_moe.input_linear.weight", [E, 2 Fe,
 // D]) or down ("...output_linear.weight", [E, D, Fe]); router_weight_name is its "...router.layer.weight".
 std::string stacked_experts_name(int64_t layer, Projection p);
 std::string expert_weight_name(const ModelConfig& config, int64_t layer, int64_t expert, Projection p);
-std::string shared_expert_weight_name(int64_t layer, Projection p);
+std::string shared_expert_weight_name(const ModelConfig& config, int64_t layer, Projection p);
 std::string shared_expert_gate_name(int64_t layer);
 
 // A layer's RMSNorm weights by what they norm (full tensor names; "" where the layer has none): its input

@@ -1,6 +1,6 @@
 """Tiny random Llama / Qwen2 / Qwen3 / Mistral / Gemma / Gemma-2 / Gemma-3 / OLMo-2 / OLMo-3 / Phi-3 / Granite /
 Cohere / Cohere-2 / GLM / GLM-4 / SmolLM3 / Mixtral / Qwen2-MoE / Qwen3-MoE / OLMoE /
-GraniteMoE checkpoints and their transformers logits, for tests/python/test_model_parity.py.
+GraniteMoE / DeepSeek-V2 / DeepSeek-V3 checkpoints and their transformers logits, for tests/python/test_model_parity.py.
 
 Each fixture is a model folder written by transformers' save_pretrained (safetensors, float32) plus
 reference.safetensors holding, for fixed token ids:
@@ -21,7 +21,8 @@ import sys
 
 import torch
 from safetensors.torch import save_file
-from transformers import (Cohere2Config, Cohere2ForCausalLM, CohereConfig, CohereForCausalLM, Gemma2Config,
+from transformers import (Cohere2Config, Cohere2ForCausalLM, CohereConfig, CohereForCausalLM, DeepseekV2Config,
+                          DeepseekV2ForCausalLM, DeepseekV3Config, DeepseekV3ForCausalLM, Gemma2Config,
                           Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig, GemmaConfig, GemmaForCausalLM,
                           Glm4Config, Glm4ForCausalLM, GlmConfig, GlmForCausalLM, GraniteConfig, GraniteForCausalLM,
                           GraniteMoeConfig, GraniteMoeForCausalLM, LlamaConfig, LlamaForCausalLM, MistralConfig,
@@ -167,6 +168,25 @@ FIXTURES = {
         **dict(SIZES, intermediate_size=32), num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2,
         embedding_multiplier=12.0, residual_multiplier=0.22, attention_multiplier=0.0625, logits_scaling=6.0,
         tie_word_embeddings=True, pad_token_id=0, bos_token_id=1, eos_token_id=2), {}),
+    # DeepSeek-V2-Lite's shape: latent attention with one q_proj (no query bottleneck), keys and values from a latent
+    # of 32 (heads' unrotated 16 + rotated 8 query/key dimensions, values of 12), biases on kv_a_proj_with_mqa and
+    # o_proj, YaRN (factor 4) with mscale_all_dim scaling the attention; layer 0 dense, layer 1 with 4 experts of
+    # width 32 in 2 groups, 2 per token from the best group ("group_limited_greedy"), weights x1.5, 2 shared experts.
+    "deepseek_v2": (DeepseekV2ForCausalLM, lambda: DeepseekV2Config(
+        **SIZES, q_lora_rank=None, kv_lora_rank=32, qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=12,
+        attention_bias=True, n_routed_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, n_shared_experts=2,
+        first_k_dense_replace=1, topk_method="group_limited_greedy", n_group=2, topk_group=1,
+        routed_scaling_factor=1.5,
+        rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
+                         "original_max_position_embeddings": 64, "mscale": 1.0, "mscale_all_dim": 0.707}), {}),
+    # DeepSeek-V3's (Moonlight's) shape: the query bottleneck (48, normed), interleaved RoPE in the model's dtype; 8
+    # experts of width 16 in 4 groups, 3 per token from the 2 groups with the best pairs of sigmoid scores plus
+    # e_score_correction_bias (random here), renormalised, x2.5; one shared expert; layer 0 dense. rms_norm_eps 1e-3
+    # (the bottlenecks' norms keep 1e-6); num_key_value_heads is left at the config's default (128, unused).
+    "deepseek_v3": (DeepseekV3ForCausalLM, lambda: DeepseekV3Config(
+        **dict(SIZES, rms_norm_eps=1e-3), q_lora_rank=48, kv_lora_rank=32, qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=12,
+        n_routed_experts=8, num_experts_per_tok=3, moe_intermediate_size=16, n_shared_experts=1,
+        first_k_dense_replace=1, n_group=4, topk_group=2, routed_scaling_factor=2.5, norm_topk_prob=True), {}),
     # Llama saved in shards (model.safetensors.index.json + several files).
     "llama3_sharded": (LlamaForCausalLM, lambda: LlamaConfig(**SIZES, num_key_value_heads=2, rope_theta=500000.0),
                        {"max_shard_size": "40KB"}),
@@ -174,7 +194,7 @@ FIXTURES = {
 
 # Fixtures whose reference also holds bfloat16 logits.
 BF16_FIXTURES = ["llama3", "qwen3", "gemma2", "gemma3", "olmo2", "olmo3", "phi3", "granite", "cohere", "glm4",
-                 "mixtral", "qwen3_moe", "granitemoe"]
+                 "mixtral", "qwen3_moe", "granitemoe", "deepseek_v2", "deepseek_v3"]
 
 
 def write_byte_tokenizer(folder: pathlib.Path) -> None:
@@ -202,6 +222,9 @@ def build(name: str, out: pathlib.Path) -> pathlib.Path:
         for pname, p in model.named_parameters():
             if pname.endswith("bias") or "norm" in pname:
                 p.add_(torch.randn_like(p) * 0.2)
+        for bname, b in model.named_buffers():  # DeepSeek-V3's router bias (a buffer, saved, zero at init)
+            if bname.endswith("e_score_correction_bias"):
+                b.add_(torch.randn_like(b) * 0.2)
     folder = out / name
     model.save_pretrained(folder, safe_serialization=True, **save_kwargs)
 

@@ -35,7 +35,10 @@ CASES = [("llama3", ALL, False), ("qwen2_tied", ["q_proj", "v_proj", "o_proj"], 
          ("olmoe", ["k_proj", "v_proj", "o_proj"], True),
          ("glm", "all-linear", False), ("glm4", ["q_proj", "v_proj", "gate_up_proj", "down_proj"], True),
          ("smollm3", ["q_proj", "k_proj", "up_proj"], False), ("cohere", ["q_proj", "o_proj", "down_proj"], True),
-         ("cohere2", ["k_proj", "v_proj", "gate_proj"], False), ("granitemoe", ["q_proj", "v_proj"], True)]
+         ("cohere2", ["k_proj", "v_proj", "gate_proj"], False), ("granitemoe", ["q_proj", "v_proj"], True),
+         ("deepseek_v2", ["q_proj", "kv_a_proj_with_mqa", "kv_b_proj", "o_proj"], True),
+         ("deepseek_v3", ["q_a_proj", "q_b_proj", "kv_a_proj_with_mqa", "kv_b_proj", "o_proj"], False),
+         ("deepseek_v3", ["q_b_proj", "kv_b_proj"], True)]
 
 
 @pytest.fixture(scope="session")
@@ -105,7 +108,7 @@ def test_peft_adapter_in_abmll(name, targets, rslora, fixtures, run_abmll, tmp_p
 
 
 @pytest.mark.parametrize("name", ["llama3", "qwen2_tied", "qwen3", "olmo2", "phi3", "mixtral", "qwen3_moe", "glm4",
-                                  "cohere"])
+                                  "cohere", "deepseek_v2", "deepseek_v3"])
 def test_abmll_adapter_in_peft(name, fixtures, run_abmll, tmp_path):
     from peft import PeftModel
 
