@@ -93,6 +93,20 @@ inline void run_model_config(std::string_view text) {
       json_finding("experts with k outside 1..E, a non-positive width or no flag per layer were accepted");
     if (m.num_experts < 0 || !(c.clip_qkv >= 0) || !std::isfinite(c.clip_qkv))
       json_finding("a negative expert count or a negative or non-finite clip_qkv was accepted");
+    // DeepSeek's routing: groups dividing E (V3's of two experts at least), enough experts in the kept groups, a
+    // positive finite scaling.
+    if (m.num_experts > 0 &&
+        (m.groups <= 0 || m.num_experts % m.groups != 0 || m.groups_per_token <= 0 || m.groups_per_token > m.groups ||
+         m.experts_per_token > m.groups_per_token * (m.num_experts / m.groups) ||
+         (m.groups > 1 && m.scoring == model::RouterScoring::sigmoid && m.num_experts / m.groups < 2) ||
+         !(m.routed_scaling_factor > 0) || !std::isfinite(m.routed_scaling_factor)))
+      json_finding("expert groups that do not divide E or cannot supply k experts, or a bad scaling, were accepted");
+    // Latent attention: positive widths, heads of nope + rope with rope (even) rotated, every head its keys.
+    const model::LatentAttentionConfig& a = c.mla;
+    if (a.defined() && (a.q_rank < 0 || a.nope_dim <= 0 || a.rope_dim <= 0 || a.rope_dim % 2 != 0 || a.v_dim <= 0 ||
+                        c.head_dim != a.nope_dim + a.rope_dim || c.rotary_dim != a.rope_dim ||
+                        c.num_kv_heads != c.num_heads))
+      json_finding("latent attention with a non-positive width or inconsistent head sizes was accepted");
   } catch (const InputError&) {
   }
 }

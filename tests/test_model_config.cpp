@@ -752,6 +752,25 @@ TEST_CASE("model weights: a missing tensor or a wrong shape names the tensor, bo
     CHECK(m.find("'lm_head.weight' is missing") != std::string::npos);
     CHECK(m.find("tie_word_embeddings=false") != std::string::npos);
   }
+
+  // An FP8 weight (a quantized checkpoint's, whose scales sit in other tensors) is refused, not widened unscaled.
+  tensors.emplace_back("lm_head.weight", at::zeros({256, 64}, at::kFloat));
+  for (auto& [name, t] : tensors)
+    if (name == "model.layers.0.self_attn.k_proj.weight") t = at::zeros({32, 64}, at::kFloat8_e4m3fn);
+  abmll::io::write_safetensors(dir / "fp8.safetensors", tensors);
+  try {
+    load_decoder_weights(abmll::io::TensorStore::open(dir / "fp8.safetensors"), c, {});
+    FAIL("no error");
+  } catch (const abmll::InputError& e) {
+    const std::string m = e.what();
+    INFO(m);
+    CHECK(m.find("model.layers.0.self_attn.k_proj.weight") != std::string::npos);
+    CHECK(m.find("quantized weights are not supported") != std::string::npos);
+  }
+  // So is a config that says it is quantized.
+  json quantized = llama31_config();
+  quantized["quantization_config"] = {{"quant_method", "fp8"}, {"weight_block_size", {128, 128}}};
+  require_input_error(quantized, {"dir/config.json", "quantization_config", "\"fp8\"", "not supported"});
 }
 
 TEST_CASE("model weights: a multimodal Gemma-3's language model is read under either naming, its vision tower "
@@ -1263,6 +1282,12 @@ TEST_CASE("model config: DeepSeek-V3's grouped sigmoid routing, its defaults and
   j = v3;
   j["q_lora_rank"] = 0;
   require_input_error(j, {"q_lora_rank", "positive"});
+  j = v3;
+  j["qk_nope_head_dim"] = int64_t{1} << 62;  // (a sum with qk_rope_head_dim would overflow)
+  require_input_error(j, {"qk_nope_head_dim", "more than any model's"});
+  j = v3;
+  j["n_shared_experts"] = int64_t{1} << 62;
+  require_input_error(j, {"n_shared_experts", "must be from 0 to"});
   j = deepseek_v2_lite_config();
   j["norm_topk_prob"] = true;
   require_input_error(j, {"norm_topk_prob", "never renormalises"});
@@ -1276,4 +1301,30 @@ TEST_CASE("model config: DeepSeek-V3's grouped sigmoid routing, its defaults and
   j = deepseek_v2_lite_config();
   j["mlp_bias"] = true;
   require_input_error(j, {"mlp_bias"});
+}
+
+TEST_CASE("model config: GLM-4.7-Flash, DeepSeek-V3's layers with its own defaults and dense layers", "[model][moe]") {
+  json j = json::parse(R"({
+    "architectures": ["Glm4MoeLiteForCausalLM"], "model_type": "glm4_moe_lite", "hidden_size": 64,
+    "intermediate_size": 96, "num_hidden_layers": 3, "num_attention_heads": 4, "vocab_size": 256,
+    "q_lora_rank": 40, "kv_lora_rank": 24, "qk_nope_head_dim": 12, "qk_rope_head_dim": 8, "v_head_dim": 20
+  })");
+  ModelConfig c = parse_model_config(j);  // Glm4MoeLiteConfig's defaults
+  CHECK(c.architecture == Architecture::glm4_moe_lite);
+  CHECK((c.mla.q_rank == 40 && c.head_dim == 20 && c.rotary_dim == 8 && c.rope_style == RopeStyle::interleaved));
+  CHECK((c.rms_norm_eps == 1e-5 && c.max_position_embeddings == 202752));
+  CHECK((c.moe.num_experts == 64 && c.moe.experts_per_token == 4 && c.moe.expert_size == 1536));
+  CHECK((c.moe.scoring == RouterScoring::sigmoid && c.moe.choice_bias && c.moe.normalize_weights));
+  CHECK((c.moe.groups == 1 && c.moe.routed_scaling_factor == 1.8 && c.moe.shared_expert_size == 1536));
+  CHECK(c.moe.layers == std::vector<bool>{false, true, true});
+  j["mlp_layer_types"] = {"sparse", "dense", "sparse"};
+  j["first_k_dense_replace"] = 2;  // (DeepSeek's key: not GLM's)
+  CHECK(parse_model_config(j).moe.layers == std::vector<bool>{true, false, true});
+  j["mlp_layer_types"] = {"sparse", "dense"};
+  require_input_error(j, {"dir/config.json", "mlp_layer_types", "num_hidden_layers=3"});
+  j["mlp_layer_types"] = {"sparse", "moe", "dense"};
+  require_input_error(j, {"mlp_layer_types", "\"moe\""});
+  j.erase("mlp_layer_types");
+  j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 1e6}, {"partial_rotary_factor", 0.5}};
+  require_input_error(j, {"partial_rotary_factor", "only 1"});
 }

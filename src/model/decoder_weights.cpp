@@ -146,9 +146,12 @@ DecoderWeights load_decoder_weights(const io::TensorStore& store, const ModelCon
     std::map<std::string, at::Tensor> loaded;
     for (const auto& spec : specs) {
       at::Tensor t = store.tensor(naming(spec.name));
-      if (!at::isFloatingType(t.scalar_type()))
-        throw InputError(fmt::format("tensor '{}' has dtype {}; expected a floating point type", naming(spec.name),
-                                     c10::toString(t.scalar_type())));
+      // (8- and 4-bit floats are quantized weights, meaningless without the scales stored beside them.)
+      const at::ScalarType stored = t.scalar_type();
+      if (stored != at::kFloat && stored != at::kBFloat16 && stored != at::kHalf && stored != at::kDouble)
+        throw InputError(fmt::format("tensor '{}' has dtype {}; expected float32, bfloat16, float16 or float64 "
+                                     "(quantized weights are not supported)",
+                                     naming(spec.name), c10::toString(stored)));
       // A no-op (a view of the mapping) when dtype and device already match. DeepSeek-V3's router bias stays in
       // float32 at least, as transformers keeps it (_keep_in_fp32_modules_strict).
       const bool wide = spec.name.ends_with(".e_score_correction_bias");

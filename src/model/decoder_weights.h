@@ -45,8 +45,9 @@ struct WeightOptions {
 
 // Loads every tensor of weight_specs(config) from `store`, under the names tensor_naming(config, store) gives them.
 // Throws abmll::InputError naming the checkpoint and the tensor when one is missing, has the wrong shape (with both
-// shapes and the config's sizes) or is not a floating point tensor. Tensors the table does not know (e.g. a tied
-// checkpoint's redundant lm_head.weight, a multimodal checkpoint's vision tower) are ignored.
+// shapes and the config's sizes) or is not float32, bfloat16, float16 or float64 (8-bit floats: a quantized
+// checkpoint). Tensors the table does not know (e.g. a tied checkpoint's redundant lm_head.weight, a multimodal
+// checkpoint's vision tower) are ignored.
 DecoderWeights load_decoder_weights(const io::TensorStore& store, const ModelConfig& config,
                                     const WeightOptions& options);
 

@@ -113,6 +113,7 @@ constexpr ArchitectureName kArchitectures[] = {
     {Architecture::granitemoe, "granitemoe", "GraniteMoeForCausalLM", false},
     {Architecture::deepseek_v2, "deepseek_v2", "DeepseekV2ForCausalLM", false},
     {Architecture::deepseek_v3, "deepseek_v3", "DeepseekV3ForCausalLM", false},
+    {Architecture::glm4_moe_lite, "glm4_moe_lite", "Glm4MoeLiteForCausalLM", false},
 };
 
 std::string supported_list(const char* ArchitectureName::*field) {
@@ -514,12 +515,17 @@ void parse_experts(const Fields& f, ModelConfig& c) {
   }
 }
 
+// The largest width a config may give latent attention's sizes and DeepSeek's shared experts (2^32; real ones are
+// thousands), so that sums and products of them cannot overflow.
+constexpr int64_t kLargestWidth = int64_t{1} << 32;
+
 // DeepSeek's latent attention (DeepseekV2Attention, DeepseekV3Attention; the configs' defaults are V2's and V3's
 // largest models'): q_lora_rank (null: one q_proj), kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim, v_head_dim.
 // Every head has its own keys and values (whatever num_key_value_heads says, as in transformers). The scale
 // of q k^T is (nope + rope)^-1/2, times mscale(factor, mscale_all_dim)^2 when the RoPE is scaled and its dict gives
-// mscale_all_dim (yarn_apply_mscale). V2 rotates adjacent pairs in float32 (complex products); V3 adjacent pairs in
-// the model's dtype with rope_interleave (true by default), else rotate_half's halves.
+// mscale_all_dim (yarn_apply_mscale). V2 rotates adjacent pairs in float32 (complex products); V3 (and GLM-4.7-Flash,
+// Glm4MoeLiteAttention) adjacent pairs in the model's dtype with rope_interleave (true by default), else rotate_half's
+// halves.
 void parse_latent_attention(const Fields& f, ModelConfig& c) {
   LatentAttentionConfig& a = c.mla;
   a.q_rank = f.has("q_lora_rank") ? f.integer("q_lora_rank") : f.json().contains("q_lora_rank") ? 0 : 1536;
@@ -528,10 +534,15 @@ void parse_latent_attention(const Fields& f, ModelConfig& c) {
   a.nope_dim = f.integer("qk_nope_head_dim", 128);
   a.rope_dim = f.integer("qk_rope_head_dim", 64);
   a.v_dim = f.integer("v_head_dim", 128);
-  require_positive(f, "kv_lora_rank", a.kv_rank);
-  require_positive(f, "qk_nope_head_dim", a.nope_dim);
-  require_positive(f, "qk_rope_head_dim", a.rope_dim);
-  require_positive(f, "v_head_dim", a.v_dim);
+  // (Bounded so that the sums and products of widths below stay far inside int64.)
+  const std::pair<const char*, int64_t> widths[] = {
+      {"q_lora_rank", a.q_rank}, {"kv_lora_rank", a.kv_rank}, {"qk_nope_head_dim", a.nope_dim},
+      {"qk_rope_head_dim", a.rope_dim}, {"v_head_dim", a.v_dim}};
+  for (const auto& [field, width] : widths) {
+    if (field != std::string("q_lora_rank")) require_positive(f, field, width);
+    if (width > kLargestWidth) f.fail(field, fmt::format("is {}, more than any model's (at most {})", width,
+                                                         kLargestWidth));
+  }
   if (a.rope_dim % 2 != 0) f.fail("qk_rope_head_dim", fmt::format("must be even for RoPE, not {}", a.rope_dim));
   c.head_dim = a.nope_dim + a.rope_dim;
   c.rotary_dim = a.rope_dim;
@@ -553,32 +564,35 @@ void parse_latent_attention(const Fields& f, ModelConfig& c) {
                                          c.attention_scale));
 }
 
-// DeepSeek's experts (DeepseekV2Moe / DeepseekV3MoE): n_routed_experts of width moe_intermediate_size,
-// num_experts_per_tok per token, n_shared_experts shared ones (one ungated MLP of n_shared_experts times that width),
-// dense MLPs in the first first_k_dense_replace layers. V2's router: softmax in float32, the k best ("greedy"), or
-// the k best among the topk_group groups (of n_group) with the best single score ("group_limited_greedy"); never
-// renormalised. V3's: sigmoid in float32, the k best of the scores plus e_score_correction_bias among the topk_group
-// groups with the best sums of two biased scores ("noaux_tc"), renormalised with norm_topk_prob. Both weight by
-// routed_scaling_factor, in float32. Configs whose routing transformers would not compute as they ask (another
-// scoring_func or topk_method, V2's norm_topk_prob, a moe_layer_freq other than 1) are refused.
+// DeepSeek's experts (DeepseekV2Moe / DeepseekV3MoE / Glm4MoeLiteMoE): n_routed_experts of width
+// moe_intermediate_size, num_experts_per_tok per token, n_shared_experts shared ones (one ungated MLP of
+// n_shared_experts times that width), dense MLPs in the first first_k_dense_replace layers (GLM-4.7-Flash: where
+// mlp_layer_types says "dense"; by default layer 0). V2's router: softmax in float32, the k best ("greedy"), or the k
+// best among the topk_group groups (of n_group) with the best single score ("group_limited_greedy"); never
+// renormalised. V3's and GLM's: sigmoid in float32, the k best of the scores plus e_score_correction_bias among the
+// topk_group groups with the best sums of two biased scores ("noaux_tc"), renormalised with norm_topk_prob. All
+// weight by routed_scaling_factor, in float32. Configs whose routing transformers would not compute as they ask
+// (another scoring_func or topk_method, V2's norm_topk_prob, a moe_layer_freq other than 1) are refused.
 void parse_deepseek_experts(const Fields& f, ModelConfig& c) {
-  const bool v3 = c.architecture == Architecture::deepseek_v3;
+  const bool glm = c.architecture == Architecture::glm4_moe_lite;
+  const bool v3 = c.architecture == Architecture::deepseek_v3 || glm;  // (sigmoid routing)
   MoeConfig& m = c.moe;
-  m.num_experts = f.integer("n_routed_experts", v3 ? 256 : 64);
+  m.num_experts = f.integer("n_routed_experts", v3 && !glm ? 256 : 64);
   require_positive(f, "n_routed_experts", m.num_experts);
-  m.experts_per_token = v3 ? f.integer("num_experts_per_tok", 8) : f.integer("num_experts_per_tok");
+  m.experts_per_token = v3 ? f.integer("num_experts_per_tok", glm ? 4 : 8) : f.integer("num_experts_per_tok");
   if (m.experts_per_token <= 0 || m.experts_per_token > m.num_experts)
     f.fail("num_experts_per_tok", fmt::format("must be from 1 to n_routed_experts={}, not {}", m.num_experts,
                                               m.experts_per_token));
-  m.expert_size = f.integer("moe_intermediate_size", v3 ? 2048 : 1407);
+  m.expert_size = f.integer("moe_intermediate_size", glm ? 1536 : v3 ? 2048 : 1407);
   require_positive(f, "moe_intermediate_size", m.expert_size);
   const int64_t shared = f.integer("n_shared_experts", v3 ? 1 : 2);
-  if (shared < 0) f.fail("n_shared_experts", fmt::format("must be 0 or more, not {}", shared));
+  if (shared < 0 || shared > kLargestWidth / m.expert_size)
+    f.fail("n_shared_experts", fmt::format("must be from 0 to {}, not {}", kLargestWidth / m.expert_size, shared));
   m.shared_expert_size = shared * m.expert_size;
   m.shared_expert_gated = false;
   m.float32_logits = true;
   m.float32_weights = true;
-  m.routed_scaling_factor = f.number("routed_scaling_factor", v3 ? 2.5 : 1.0);
+  m.routed_scaling_factor = f.number("routed_scaling_factor", glm ? 1.8 : v3 ? 2.5 : 1.0);
   if (!(m.routed_scaling_factor > 0.0) || !std::isfinite(m.routed_scaling_factor))
     f.fail("routed_scaling_factor", fmt::format("must be positive and finite, not {}", m.routed_scaling_factor));
   const std::string scoring = f.string("scoring_func", v3 ? "sigmoid" : "softmax");
@@ -586,11 +600,10 @@ void parse_deepseek_experts(const Fields& f, ModelConfig& c) {
     f.fail("scoring_func", fmt::format("is \"{}\"; {} scores experts by \"{}\"", scoring, to_string(c.architecture),
                                        v3 ? "sigmoid" : "softmax"));
   const std::string method = f.string("topk_method", v3 ? "noaux_tc" : "greedy");
-  bool grouped = v3;
   if (v3 ? method != "noaux_tc" : method != "greedy" && method != "group_limited_greedy")
     f.fail("topk_method", fmt::format("is \"{}\"; supported: {}", method,
                                       v3 ? "\"noaux_tc\"" : "\"greedy\", \"group_limited_greedy\""));
-  grouped = grouped || method == "group_limited_greedy";
+  const bool grouped = v3 || method == "group_limited_greedy";
   if (v3) {
     m.scoring = RouterScoring::sigmoid;
     m.choice_bias = true;
@@ -599,8 +612,8 @@ void parse_deepseek_experts(const Fields& f, ModelConfig& c) {
     f.fail("norm_topk_prob", "is true; transformers' DeepseekV2 router never renormalises the weights");
   }
   if (grouped) {
-    m.groups = f.integer("n_group", v3 ? 8 : std::optional<int64_t>());
-    m.groups_per_token = f.integer("topk_group", v3 ? 4 : std::optional<int64_t>());
+    m.groups = f.integer("n_group", glm ? 1 : v3 ? 8 : std::optional<int64_t>());
+    m.groups_per_token = f.integer("topk_group", glm ? 1 : v3 ? 4 : std::optional<int64_t>());
     require_positive(f, "n_group", m.groups);
     if (m.num_experts % m.groups != 0)
       f.fail("n_group", fmt::format("is {}, which does not divide n_routed_experts={}", m.groups, m.num_experts));
@@ -614,12 +627,27 @@ void parse_deepseek_experts(const Fields& f, ModelConfig& c) {
                                                 m.experts_per_token, m.groups_per_token * (m.num_experts / m.groups),
                                                 m.groups_per_token));
   }
+  m.layers.assign(static_cast<std::size_t>(c.num_layers), true);
+  if (glm) {  // Glm4MoeLiteConfig: mlp_layer_types, "dense" or "sparse" per layer; by default layer 0 dense
+    m.layers[0] = false;
+    if (f.has("mlp_layer_types")) {
+      const auto& types = f.json().at("mlp_layer_types");
+      if (!types.is_array() || static_cast<int64_t>(types.size()) != c.num_layers)
+        f.fail("mlp_layer_types", fmt::format("must list num_hidden_layers={} MLP types, not {}", c.num_layers,
+                                              types.dump()));
+      for (std::size_t i = 0; i < types.size(); ++i) {
+        if (types[i] != "dense" && types[i] != "sparse")
+          f.fail("mlp_layer_types", fmt::format("contains {}; supported: \"dense\", \"sparse\"", types[i].dump()));
+        m.layers[i] = types[i] == "sparse";
+      }
+    }
+    return;
+  }
   if (f.integer("moe_layer_freq", 1) != 1)
     f.fail("moe_layer_freq", fmt::format("is {}; only 1 is supported (experts in every layer from "
                                          "first_k_dense_replace on)", f.value_text("moe_layer_freq")));
   const int64_t dense = f.integer("first_k_dense_replace", v3 ? 3 : 0);
   if (dense < 0) f.fail("first_k_dense_replace", fmt::format("must be 0 or more, not {}", dense));
-  m.layers.assign(static_cast<std::size_t>(c.num_layers), true);
   for (int64_t i = 0; i < std::min(dense, c.num_layers); ++i) m.layers[static_cast<std::size_t>(i)] = false;
 }
 
@@ -650,7 +678,8 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   const bool smollm3 = c.architecture == Architecture::smollm3;
   const bool cohere = c.architecture == Architecture::cohere || c.architecture == Architecture::cohere2;
   const bool qwen_moe = c.architecture == Architecture::qwen2_moe || c.architecture == Architecture::qwen3_moe;
-  const bool deepseek = c.architecture == Architecture::deepseek_v2 || c.architecture == Architecture::deepseek_v3;
+  const bool deepseek = c.architecture == Architecture::deepseek_v2 || c.architecture == Architecture::deepseek_v3 ||
+                        c.architecture == Architecture::glm4_moe_lite;  // (latent attention)
 
   c.hidden_size = f.integer("hidden_size");
   c.intermediate_size = f.integer("intermediate_size");
@@ -682,15 +711,16 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   if (c.head_dim % 2 != 0) f.fail("head_dim", fmt::format("must be even for RoPE, not {}", c.head_dim));
   c.attention_scale = std::pow(static_cast<double>(c.head_dim), -0.5);
 
-  const bool v2 = c.architecture == Architecture::deepseek_v2;
+  const bool v2 = c.architecture == Architecture::deepseek_v2, flash = c.architecture == Architecture::glm4_moe_lite;
   const int64_t default_positions = llama || olmo || v2                                        ? 2048
+                                    : flash                                                    ? 202752
                                     : phi || olmoe || deepseek                                 ? 4096
                                     : mixtral || glm || c.architecture == Architecture::gemma3 ? 131072
                                     : gemma || cohere                                          ? 8192
                                                                                                : 32768;
   c.max_position_embeddings = f.integer("max_position_embeddings", default_positions);
   require_positive(f, "max_position_embeddings", c.max_position_embeddings);
-  c.rms_norm_eps = f.number("rms_norm_eps", olmo || phi || mixtral || olmoe ? 1e-5 : glm ? 1.5625e-7 : 1e-6);
+  c.rms_norm_eps = f.number("rms_norm_eps", olmo || phi || mixtral || olmoe || flash ? 1e-5 : glm ? 1.5625e-7 : 1e-6);
   if (!(c.rms_norm_eps > 0.0)) f.fail("rms_norm_eps", fmt::format("must be positive, not {}", c.rms_norm_eps));
   c.tie_word_embeddings = f.boolean("tie_word_embeddings", gemma || smollm3 || cohere);
   // (Gemma-3's two RoPEs: in parse_gemma.)
@@ -911,6 +941,15 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& sourc
   if (!j.is_object()) throw InputError(fmt::format("{}: expected a JSON object", source));
   const Fields f(j, source);
   const ArchitectureName& architecture = parse_architecture(f);
+  // A quantized checkpoint's weights need its scales (FP8 blocks, GPTQ/AWQ groups) to mean anything: refused rather
+  // than read as plain weights.
+  if (f.has("quantization_config")) {
+    const auto& q = j.at("quantization_config");
+    const std::string method = q.is_object() && q.contains("quant_method") ? q.at("quant_method").dump() : "?";
+    f.fail("quantization_config", fmt::format("is present (quant_method {}): quantized checkpoints are not "
+                                              "supported; use the model's bfloat16, float16 or float32 weights",
+                                              method));
+  }
   return architecture.multimodal ? parse_gemma3_multimodal(f) : parse_language_model(f, architecture.architecture);
 }
 

@@ -1,7 +1,8 @@
 // The architecture of a Hugging Face decoder checkpoint, read from its config.json: Llama (Llama-2/3/3.1/3.2), Qwen2
 // (Qwen2, Qwen2.5), Qwen3 (dense), Mistral, Gemma, Gemma-2, Gemma-3 (text-only, and the language model of the
 // multimodal 4B-27B releases), OLMo-2, OLMo-3, Phi-3, Granite, Cohere, Cohere-2, GLM, GLM-4 and SmolLM3, and the
-// mixtures of experts Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE, GraniteMoE, DeepSeek-V2 and DeepSeek-V3. All are the same
+// mixtures of experts Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE, GraniteMoE, DeepSeek-V2, DeepSeek-V3 and GLM-4.7-Flash
+// (DeepSeek-V3's form). All are the same
 // decoder (RMSNorm or LayerNorm, RoPE, grouped-query attention (DeepSeek's: latent attention), gated MLPs); they differ
 // in which projections carry biases, in Qwen3's and Gemma-3's RMSNorm of each query and key head before RoPE, in
 // Gemma's scaled embeddings, (1 + w) norms and GELU gate, in Gemma-2's and Gemma-3's norms on the attention and MLP
@@ -34,14 +35,16 @@ namespace abmll::model {
 // fused gate_up_proj and interleaved, partial RoPE; glm4: GLM's with output norms; mixtral: Mistral's with experts;
 // qwen2_moe, qwen3_moe: Qwen2's and Qwen3's with experts; olmoe: Llama's with OLMo-2's whole-query and key norms,
 // and experts; granitemoe: Granite's with experts; deepseek_v2, deepseek_v3: Llama's layers with latent attention
-// and experts (a softmax router, or V3's sigmoid one with its bias), shared experts, and dense first layers.
+// and experts (a softmax router, or V3's sigmoid one with its bias), shared experts, and dense first layers;
+// glm4_moe_lite: DeepSeek-V3's, its dense layers named by mlp_layer_types.
 enum class Architecture {
   llama, qwen2, qwen3, mistral, gemma, gemma2, gemma3, olmo2, olmo3, phi3, granite, cohere, cohere2, glm, glm4,
-  smollm3, mixtral, qwen2_moe, qwen3_moe, olmoe, granitemoe, deepseek_v2, deepseek_v3
+  smollm3, mixtral, qwen2_moe, qwen3_moe, olmoe, granitemoe, deepseek_v2, deepseek_v3, glm4_moe_lite
 };
 
 // The config's model_type: "llama", "qwen2", ..., "gemma3_text", ..., "granite", "cohere", "cohere2", "glm", "glm4",
-// "smollm3", "mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "granitemoe", "deepseek_v2" or "deepseek_v3".
+// "smollm3", "mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "granitemoe", "deepseek_v2", "deepseek_v3" or
+// "glm4_moe_lite".
 std::string to_string(Architecture arch);
 
 // How RoPE pairs a head's rotated dimensions. rotate_half: (i, i + R/2), as Llama; interleaved: (2i, 2i + 1), as GLM,

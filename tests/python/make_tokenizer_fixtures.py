@@ -155,6 +155,30 @@ def make_digit_runs_trained(root):
     return _save(j, root / "digit-runs-trained")
 
 
+# DeepSeek-V3's pre-tokenizer (its tokenizer.json's form: three isolating Splits, then ByteLevel without its own
+# regex): numbers in pieces of up to three digits, runs of CJK and kana, then letters with their marks, punctuation
+# runs, newlines and spaces.
+DEEPSEEK_V3_SPLITS = [
+    r"\p{N}{1,3}",
+    "[\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+",
+    r"[!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+",
+]
+
+
+def make_deepseek_v3_trained(root):
+    """DeepSeek-V3's form (V3, R1, Moonlight): DEEPSEEK_V3_SPLITS in sequence, then ByteLevel (use_regex false)."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Split(Regex(p), behavior="isolated", invert=False) for p in DEEPSEEK_V3_SPLITS] +
+        [pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=False)])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=3000, special_tokens=["<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"],
+                                  show_progress=False, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(training_texts() + ["12345 678 2024-11-28 日本語のテキスト 中文文本 x86_64"] * 50, trainer)
+    return _save(json.loads(tok.to_str()), root / "deepseek-v3-trained")
+
+
 def _save(tok_json, folder):
     """Writes tokenizer.json and checks that the reference library loads it back."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -415,6 +439,7 @@ MAKERS = {
     "mistral-v3-real": make_mistral_v3_real,
     "digits-trained": make_digits_trained,
     "digit-runs-trained": make_digit_runs_trained,
+    "deepseek-v3-trained": make_deepseek_v3_trained,
 }
 
 if __name__ == "__main__":

@@ -38,7 +38,8 @@ CASES = [("llama3", ALL, False), ("qwen2_tied", ["q_proj", "v_proj", "o_proj"], 
          ("cohere2", ["k_proj", "v_proj", "gate_proj"], False), ("granitemoe", ["q_proj", "v_proj"], True),
          ("deepseek_v2", ["q_proj", "kv_a_proj_with_mqa", "kv_b_proj", "o_proj"], True),
          ("deepseek_v3", ["q_a_proj", "q_b_proj", "kv_a_proj_with_mqa", "kv_b_proj", "o_proj"], False),
-         ("deepseek_v3", ["q_b_proj", "kv_b_proj"], True)]
+         ("deepseek_v3", ["q_b_proj", "kv_b_proj"], True),
+         ("glm4_moe_lite", ["q_a_proj", "kv_a_proj_with_mqa", "o_proj"], False)]
 
 
 @pytest.fixture(scope="session")

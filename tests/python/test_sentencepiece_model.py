@@ -1,11 +1,12 @@
 """Models with SentencePiece-style tokenizers through the whole pipeline on the demo's tasks: a Mistral-v0.1-shaped
-model (sliding window 4096) with a tokenizer in the legacy form of Llama-2's and Mistral-7B-v0.1's files, and a
-Gemma-2- and a Gemma-3-shaped model (soft caps, sliding windows, two RoPEs; the latter also inside a multimodal
-checkpoint) with one in Gemma's form, and a Phi-3-shaped one (fused projections) and a Mixtral-shaped one (experts)
-with one in Llama-2's form. `abmll meta-train` runs, and `abmll evaluate`'s option probabilities equal transformers'
-when each option's tokens are taken from the encoding of prompt + option, as evaluation harnesses split a context
-from its continuation. (With the legacy form, " yes" encoded alone would give the tokens of "▁▁yes": a space token of
-its own that the model never sees before an answer in context.)"""
+model (sliding window 4096) with a tokenizer in the legacy form of Llama-2's and Mistral-7B-v0.1's files, and a Gemma-2-
+and a Gemma-3-shaped model (soft caps, sliding windows, two RoPEs; the latter also inside a multimodal checkpoint) with
+one in Gemma's form, and a Phi-3-shaped one (fused projections) and a Mixtral-shaped one (experts) with one in Llama-2's
+form; and, with a byte-level tokenizer in DeepSeek-V3's form, a DeepSeek-V3-shaped model (latent attention, grouped
+sigmoid routing). `abmll meta-train` runs, and `abmll evaluate`'s option probabilities equal transformers' when each
+option's tokens are taken from the encoding of prompt + option, as evaluation harnesses split a context from its
+continuation. (With the legacy form, " yes" encoded alone would give the tokens of "▁▁yes": a space token of its own
+that the model never sees before an answer in context.)"""
 import json
 import math
 import pathlib
@@ -15,9 +16,10 @@ import sys
 import pytest
 import torch
 from tokenizers import Tokenizer
-from transformers import (Gemma2Config, Gemma2ForCausalLM, Gemma3Config, Gemma3ForCausalLM,
-                          Gemma3ForConditionalGeneration, Gemma3TextConfig, MistralConfig, MistralForCausalLM,
-                          MixtralConfig, MixtralForCausalLM, Phi3Config, Phi3ForCausalLM, SiglipVisionConfig)
+from transformers import (DeepseekV3Config, DeepseekV3ForCausalLM, Gemma2Config, Gemma2ForCausalLM, Gemma3Config,
+                          Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Gemma3TextConfig, MistralConfig,
+                          MistralForCausalLM, MixtralConfig, MixtralForCausalLM, Phi3Config, Phi3ForCausalLM,
+                          SiglipVisionConfig)
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import make_tokenizer_fixtures  # noqa: E402
@@ -55,9 +57,18 @@ MODELS = {
     "mixtral": (MixtralForCausalLM, lambda vocab: MixtralConfig(**SIZES, vocab_size=vocab, num_local_experts=4,
                                                                num_experts_per_tok=2),
                 make_tokenizer_fixtures.make_llama2_trained, "llama2-trained", True),
+    # DeepSeek-V3's shape (query bottleneck, key/value latent; 8 experts in 4 groups, 2 per token from the best 2
+    # groups, a shared expert, layer 0 dense) with a tokenizer in its form. (Every head has its keys and values:
+    # transformers' attention fails when num_key_value_heads says otherwise.)
+    "deepseek_v3": (DeepseekV3ForCausalLM, lambda vocab: DeepseekV3Config(
+        **dict(SIZES, num_key_value_heads=4), vocab_size=vocab, q_lora_rank=32, kv_lora_rank=24, qk_nope_head_dim=16,
+        qk_rope_head_dim=8, v_head_dim=16, n_routed_experts=8, num_experts_per_tok=2, moe_intermediate_size=32,
+        n_shared_experts=1, first_k_dense_replace=1, n_group=4, topk_group=2),
+        make_tokenizer_fixtures.make_deepseek_v3_trained, "deepseek-v3-trained", False),
 }
-# Settings a model needs besides the demo's (Phi-3 has no q_proj or v_proj of its own to adapt).
-EXTRA_SETS = {"phi3": ["--set", "lora.targets=[qkv_proj, down_proj]"]}
+# Settings a model needs besides the demo's (Phi-3 and DeepSeek have no q_proj or v_proj of their own to adapt).
+EXTRA_SETS = {"phi3": ["--set", "lora.targets=[qkv_proj, down_proj]"],
+              "deepseek_v3": ["--set", "lora.targets=[q_b_proj, kv_b_proj, o_proj]"]}
 
 
 @pytest.fixture(scope="module", params=list(MODELS))
@@ -115,7 +126,7 @@ def test_option_probabilities_match_transformers_with_options_in_context(setup, 
         logliks, probs = option_scores(model, tok, text, options, in_context=True)
         worst_p = max(worst_p, *(abs(a - b) for a, b in zip(probs, p["probs"])))
         worst_ll = max(worst_ll, *(abs(a - b) for a, b in zip(logliks, p["option_loglik"])))
-    print(f"abmll vs transformers, {setup['name']} with a SentencePiece tokenizer: probs max abs diff {worst_p:.3g}, "
+    print(f"abmll vs transformers, {setup['name']} with its tokenizer's form: probs max abs diff {worst_p:.3g}, "
           f"log-lik {worst_ll:.3g}")
     # The legacy form's options differ alone and in context (so the test tells the two apart); Gemma's do not.
     assert split_differs == setup["split_differs"]
