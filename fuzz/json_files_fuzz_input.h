@@ -101,6 +101,10 @@ inline void run_model_config(std::string_view text) {
          (m.groups > 1 && m.scoring == model::RouterScoring::sigmoid && m.num_experts / m.groups < 2) ||
          !(m.routed_scaling_factor > 0) || !std::isfinite(m.routed_scaling_factor)))
       json_finding("expert groups that do not divide E or cannot supply k experts, or a bad scaling, were accepted");
+    // gpt-oss's clamped SwiGLU: a positive finite limit and slope, or none.
+    if (!(m.swiglu_limit >= 0) || !std::isfinite(m.swiglu_limit) || !(m.swiglu_alpha > 0) ||
+        !std::isfinite(m.swiglu_alpha))
+      json_finding("a negative or non-finite SwiGLU limit or slope was accepted");
     // Latent attention: positive widths, heads of nope + rope with rope (even) rotated, every head its keys.
     const model::LatentAttentionConfig& a = c.mla;
     if (a.defined() && (a.q_rank < 0 || a.nope_dim <= 0 || a.rope_dim <= 0 || a.rope_dim % 2 != 0 || a.v_dim <= 0 ||

@@ -39,12 +39,13 @@ TEST_CASE("second-order ABMLL meta-gradient on a tiny LLM matches finite differe
   // gradients through the experts and the router's probabilities, a shared expert, clipped q, k and v; GLM-4: its
   // fused gate_up, interleaved partial RoPE and output norms; Cohere: parallel blocks, LayerNorms (twice
   // differentiated), its logit scale inside the chunked log-softmax's backward; DeepSeek-V3: latent attention (the
-  // query bottleneck's and the latent's norms, the shared rotated key) and sigmoid routing with a bias and groups.
+  // query bottleneck's and the latent's norms, the shared rotated key) and sigmoid routing with a bias and groups;
+  // gpt-oss: attention sinks (unfused, twice differentiated) and experts with biases and the clamped SwiGLU.
   const auto kind = GENERATE(test::TinyModel::llama31, test::TinyModel::qwen3, test::TinyModel::gemma2,
                              test::TinyModel::gemma3, test::TinyModel::olmo2, test::TinyModel::phi3,
                              test::TinyModel::granite, test::TinyModel::qwen2_moe, test::TinyModel::olmoe,
                              test::TinyModel::glm4, test::TinyModel::cohere, test::TinyModel::granitemoe,
-                             test::TinyModel::deepseek_v3);
+                             test::TinyModel::deepseek_v3, test::TinyModel::gpt_oss);
   INFO(test::to_string(kind));
   test::ScratchDir dir;
   test::write_tiny_model(dir.path(), kind);

@@ -1328,3 +1328,51 @@ TEST_CASE("model config: GLM-4.7-Flash, DeepSeek-V3's layers with its own defaul
   j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 1e6}, {"partial_rotary_factor", 0.5}};
   require_input_error(j, {"partial_rotary_factor", "only 1"});
 }
+
+TEST_CASE("model config: gpt-oss's sinks, sliding layers, YaRN default and experts", "[model][moe]") {
+  json j = json::parse(R"({
+    "architectures": ["GptOssForCausalLM"], "model_type": "gpt_oss", "hidden_size": 64, "intermediate_size": 32,
+    "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 256
+  })");
+  ModelConfig c = parse_model_config(j);  // GptOssConfig's defaults
+  CHECK(c.architecture == Architecture::gpt_oss);
+  CHECK((c.head_dim == 64 && c.attention_bias && c.output_bias && c.attention_sinks && c.norms_scale_in_float32));
+  CHECK((c.rms_norm_eps == 1e-5 && c.max_position_embeddings == 131072 && !c.tie_word_embeddings));
+  CHECK((c.sliding_window == 128 && c.sliding_layers == std::vector<bool>{true, false, true, false}));
+  CHECK((c.rope.type == "yarn" && c.rope.theta == 150000.0 && c.rope.factor == 32.0 && !c.rope.truncate));
+  CHECK(c.rope.original_max_position_embeddings == 4096);
+  CHECK((c.moe.num_experts == 128 && c.moe.experts_per_token == 4 && c.moe.expert_size == 32));
+  CHECK((c.moe.softmax_top_logits && c.moe.transposed_experts && !c.moe.normalize_weights));
+  CHECK((c.moe.swiglu_limit == 7.0 && c.moe.swiglu_alpha == 1.702));
+  j["num_local_experts"] = 8;
+  const auto specs = weight_specs(parse_model_config(j));
+  CHECK(spec_shape(specs, "model.layers.0.self_attn.sinks") == std::vector<int64_t>{4});
+  CHECK(spec_shape(specs, "model.layers.0.self_attn.o_proj.bias") == std::vector<int64_t>{64});
+  CHECK(spec_shape(specs, "model.layers.3.mlp.router.weight") == std::vector<int64_t>{8, 64});
+  CHECK(spec_shape(specs, "model.layers.3.mlp.router.bias") == std::vector<int64_t>{8});
+  CHECK(spec_shape(specs, "model.layers.3.mlp.experts.gate_up_proj") == std::vector<int64_t>{8, 64, 64});
+  CHECK(spec_shape(specs, "model.layers.3.mlp.experts.gate_up_proj_bias") == std::vector<int64_t>{8, 64});
+  CHECK(spec_shape(specs, "model.layers.3.mlp.experts.down_proj") == std::vector<int64_t>{8, 32, 64});
+  CHECK(spec_shape(specs, "model.layers.3.mlp.experts.down_proj_bias") == std::vector<int64_t>{8, 64});
+  CHECK_FALSE(has_spec(specs, "model.layers.3.mlp.gate.weight"));
+  // LoRA: its attention only.
+  CHECK((fit_lora_targets({"all-linear"}, parse_model_config(j), "lora.targets") ==
+         std::set<Projection>{Projection::q, Projection::k, Projection::v, Projection::o}));
+
+  j["layer_types"] = {"full_attention", "sliding_attention", "full_attention", "full_attention"};
+  j["sliding_window"] = 32;
+  j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 5e5}};
+  c = parse_model_config(j);
+  CHECK((c.sliding_window == 32 && c.sliding_layers == std::vector<bool>{false, true, false, false}));
+  CHECK((c.rope.type == "default" && c.rope.theta == 5e5));
+  j["sliding_window"] = nullptr;
+  CHECK((parse_model_config(j).sliding_window == 0 && parse_model_config(j).sliding_layers.empty()));
+  j["swiglu_limit"] = 0;
+  require_input_error(j, {"dir/config.json", "swiglu_limit", "positive"});
+  j["swiglu_limit"] = 7.0;
+  j["num_experts_per_tok"] = 9;
+  require_input_error(j, {"num_experts_per_tok", "from 1 to num_local_experts=8"});
+  j["num_experts_per_tok"] = 4;
+  j["quantization_config"] = {{"quant_method", "mxfp4"}};  // the released checkpoints' experts
+  require_input_error(j, {"quantization_config", "\"mxfp4\""});
+}

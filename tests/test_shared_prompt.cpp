@@ -84,7 +84,8 @@ TEST_CASE("shared prompt: scores and adapter gradients equal separate scoring", 
   // Gemma-3's sliding layer (a window of 4) holds rows of several prompts to each prompt's own positions; OLMoE
   // routes every token of a packed row to its own experts.
   const auto kind = GENERATE(test::TinyModel::llama31, test::TinyModel::qwen2, test::TinyModel::qwen3,
-                             test::TinyModel::gemma3, test::TinyModel::olmoe, test::TinyModel::deepseek_v3);
+                             test::TinyModel::gemma3, test::TinyModel::olmoe, test::TinyModel::deepseek_v3,
+                             test::TinyModel::gpt_oss);
   INFO(test::to_string(kind));
   test::ScratchDir dir;
   const model::Decoder decoder = test::load_tiny_model(dir.path(), kind, at::kDouble);

@@ -29,6 +29,7 @@ const char* to_string(TinyModel kind) {
     case TinyModel::cohere: return "cohere";
     case TinyModel::granitemoe: return "granitemoe";
     case TinyModel::deepseek_v3: return "deepseek_v3";
+    case TinyModel::gpt_oss: return "gpt_oss";
   }
   return "?";
 }
@@ -146,11 +147,22 @@ void write_tiny_model(const std::filesystem::path& dir, TinyModel kind) {
       j["topk_group"] = 1;
       j["routed_scaling_factor"] = 2.0;
       break;
+    case TinyModel::gpt_oss:
+      j["architectures"] = {"GptOssForCausalLM"};
+      j["model_type"] = "gpt_oss";
+      j["head_dim"] = 8;
+      j["num_local_experts"] = 4;
+      j["num_experts_per_tok"] = 2;
+      j["sliding_window"] = 4;  // layer 0's; shorter than most test sequences
+      j["swiglu_limit"] = 1.0;   // binds on some entries
+      j["rope_parameters"] = {{"rope_type", "yarn"}, {"rope_theta", 150000.0}, {"factor", 8.0},
+                              {"original_max_position_embeddings", 16}, {"truncate", false}};
+      break;
   }
   std::filesystem::create_directories(dir);
   write_text(dir / "config.json", j.dump());
   const model::ModelConfig c = model::parse_model_config(j);
-  const int seeds[] = {2, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14};  // by TinyModel
+  const int seeds[] = {2, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};  // by TinyModel
   at::manual_seed(seeds[static_cast<int>(kind)]);
   io::NamedTensors tensors;
   for (const auto& s : model::weight_specs(c)) {  // norms (Cohere's per-head ones are [heads, Dh]) and biases near 1

@@ -25,9 +25,12 @@ namespace abmll::test {
 // multipliers, 4 experts of width 48 stored stacked, 2 per token weighted by the softmax of their logits; tied);
 // DeepSeek-V3 (latent attention: a query bottleneck of 16, a key/value latent of 12, heads of 6 + 4 rotated query/key
 // dimensions and 8 value ones, adjacent pairs rotated; layer 0 dense, layer 1 with 4 experts of width 16 in 2 groups,
-// 2 per token from the best group by sigmoid scores plus their bias, renormalised, x2, and a shared expert; tied).
+// 2 per token from the best group by sigmoid scores plus their bias, renormalised, x2, and a shared expert; tied);
+// gpt-oss (biases on q, k, v and o, a sink logit per head, layer 0 with a window of 4, YaRN; 4 experts of width 48
+// with biases, 2 per token by the softmax of their biased logits, the clamped SwiGLU at 1; tied).
 enum class TinyModel {
-  llama31, qwen2, qwen3, gemma2, gemma3, olmo2, phi3, granite, qwen2_moe, olmoe, glm4, cohere, granitemoe, deepseek_v3
+  llama31, qwen2, qwen3, gemma2, gemma3, olmo2, phi3, granite, qwen2_moe, olmoe, glm4, cohere, granitemoe, deepseek_v3,
+  gpt_oss
 };
 
 // The architecture's name, for test messages.

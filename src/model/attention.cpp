@@ -3,9 +3,11 @@
 
 #include <ATen/TensorOperators.h>
 #include <ATen/ops/_scaled_dot_product_attention_math.h>
+#include <ATen/ops/cat.h>
 #include <ATen/ops/logical_not.h>
 #include <ATen/ops/masked_fill.h>
 #include <ATen/ops/matmul.h>
+#include <ATen/ops/max.h>
 #include <ATen/ops/softmax.h>
 #include <ATen/ops/zeros.h>
 #include <ATen/ops/scaled_dot_product_attention.h>
@@ -45,12 +47,29 @@ at::Tensor softcapped_attention(const at::Tensor& q, const at::Tensor& k, const 
   return at::matmul(at::softmax(scores, -1, softmax_type).to(q.scalar_type()), v);
 }
 
+// gpt-oss's attention with sinks, as its eager attention computes it (no fused kernel takes sinks): masked scores in
+// q's dtype and each head's sink logit side by side, less their maximum, softmax in that dtype, the sink's share
+// dropped, then the weighted values. Keeps [B, H, T, T + 1] weights for backward; differentiable twice. q [B, H, T,
+// Dh], k and v [B, H, T, Dh] (kv heads repeated), sinks [H].
+at::Tensor sink_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& pattern,
+                          double scale, const at::Tensor& sinks) {
+  at::Tensor scores = at::matmul(q, k.transpose(-2, -1)) * scale;  // [B, H, T, T]
+  const at::Tensor allowed = pattern.defined() ? pattern : causal_pattern(q.size(2), q.device());
+  scores = scores.masked_fill(allowed.logical_not(), -INFINITY);
+  const at::Tensor sink = sinks.to(scores.scalar_type()).view({1, -1, 1, 1}).expand({q.size(0), -1, q.size(2), 1});
+  at::Tensor combined = at::cat({scores, sink}, -1);  // [B, H, T, T + 1]
+  combined = combined - std::get<0>(combined.max(-1, /*keepdim=*/true));
+  const at::Tensor weights = at::softmax(combined, -1).narrow(-1, 0, k.size(2));
+  return at::matmul(weights.to(v.scalar_type()), v);
+}
+
 }  // namespace
 
 at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& pattern,
-                  double scale, double softcap, bool twice_differentiable) {
+                  double scale, double softcap, bool twice_differentiable, const at::Tensor& sinks) {
   const int64_t groups = q.size(1) / k.size(1);
   const bool causal = !pattern.defined();
+  if (sinks.defined()) return sink_attention(q, repeat_kv(k, groups), repeat_kv(v, groups), pattern, scale, sinks);
   if (softcap > 0.0)
     return softcapped_attention(q, repeat_kv(k, groups), repeat_kv(v, groups), pattern, scale, softcap);
   if (twice_differentiable) {
@@ -111,7 +130,7 @@ at::Tensor attention(const at::Tensor& x, const AttentionWeights& w, const Model
     k = apply_rope(k, cos, sin, config.rope_style);
   }
   const double scale = config.attention_scale > 0.0 ? config.attention_scale : std::pow(static_cast<double>(dh), -0.5);
-  const at::Tensor out = attend(q, k, v, pattern, scale, config.attention_softcap, twice_differentiable);
+  const at::Tensor out = attend(q, k, v, pattern, scale, config.attention_softcap, twice_differentiable, w.sinks);
   // [B, H, T, Dh] -> [B, T, H*Dh]
   return linear(out.transpose(1, 2).reshape({b, t, config.num_heads * dh}), w.o, {layer, Projection::o}, adapter);
 }

@@ -22,6 +22,7 @@ struct AttentionWeights {
   LinearWeights qkv;  // Phi-3, instead of q, k and v: [(H + 2 Hkv)*Dh, D], q's rows first, then k's, then v's
   at::Tensor q_norm;  // [Dh] (OLMo-2: [H*Dh]), undefined without config.qk_norm
   at::Tensor k_norm;  // [Dh] (OLMo-2: [Hkv*Dh]), undefined without config.qk_norm
+  at::Tensor sinks;   // [H], gpt-oss's sink logits (config.attention_sinks); otherwise undefined
   // Latent attention (config.mla, latent_attention.h), instead of q (or with q, without a query bottleneck), k, v:
   LinearWeights q_a;     // [q_rank, D]
   at::Tensor q_a_norm;   // [q_rank]
@@ -33,9 +34,10 @@ struct AttentionWeights {
 
 // softmax(q k^T scale, masked) v by the cheapest kernel that computes it as the reference does: q [B, H, T, Dq],
 // k [B, Hkv, T, Dq], v [B, Hkv, T, Dv] (Hkv dividing H; query head h reads kv head h / (H / Hkv)), pattern
-// [B, 1, T, T] bool or undefined (causal) -> [B, H, T, Dv]. `softcap` > 0: Gemma-2's capped scores, unfused.
+// [B, 1, T, T] bool or undefined (causal) -> [B, H, T, Dv]. `softcap` > 0: Gemma-2's capped scores; `sinks` [H]
+// (gpt-oss's, or undefined): each head's softmax also over its sink logit; both unfused.
 at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& pattern,
-                  double scale, double softcap, bool twice_differentiable);
+                  double scale, double softcap, bool twice_differentiable, const at::Tensor& sinks = {});
 
 // x [B, T, D], (cos, sin) [B, T, Dh] from rope_tables (undefined: no RoPE), pattern [B, 1, T, T] bool from
 // attention_pattern or undefined for plain causal attention -> [B, T, D]. Each projection goes through linear() at

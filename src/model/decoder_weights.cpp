@@ -68,6 +68,7 @@ DecoderWeights assemble(const ModelConfig& config, const std::map<std::string, a
       layer.attention.k = projection(i, Projection::k);
       layer.attention.v = projection(i, Projection::v);
     }
+    if (config.attention_sinks) layer.attention.sinks = take(prefix + "self_attn.sinks");
     if (config.qk_norm) {
       layer.attention.q_norm = norm(prefix + "self_attn.q_norm.weight");
       layer.attention.k_norm = norm(prefix + "self_attn.k_norm.weight");
@@ -84,11 +85,23 @@ DecoderWeights assemble(const ModelConfig& config, const std::map<std::string, a
         return m;
       };
       layer.moe.router = take(router_weight_name(config, i));
+      if (config.moe.transposed_experts) layer.moe.router_bias = take(router_bias_name(i));
       if (config.moe.choice_bias) {  // float32 at least (random weights are made in the model's dtype)
-        const at::Tensor bias = take(router_bias_name(i));
+        const at::Tensor bias = take(choice_bias_name(i));
         layer.moe.choice_bias = bias.to(at::promote_types(bias.scalar_type(), at::kFloat));
       }
-      if (config.moe.stacked_experts) {  // GraniteMoE: views of the layer's two stacked tensors
+      if (config.moe.transposed_experts) {  // gpt-oss: [Fe-major] views of the layer's four tensors, transposed
+        const at::Tensor gate_up = take(transposed_experts_name(i, Projection::gate_up, false));  // [E, D, 2 Fe]
+        const at::Tensor gate_up_bias = take(transposed_experts_name(i, Projection::gate_up, true));  // [E, 2 Fe]
+        const at::Tensor down = take(transposed_experts_name(i, Projection::down, false));       // [E, Fe, D]
+        const at::Tensor down_bias = take(transposed_experts_name(i, Projection::down, true));   // [E, D]
+        for (int64_t e = 0; e < config.moe.num_experts; ++e) {
+          MlpWeights m;
+          m.gate_up = {gate_up.select(0, e).t(), gate_up_bias.select(0, e)};  // [2 Fe, D], gate and up alternating
+          m.down = {down.select(0, e).t(), down_bias.select(0, e)};           // [D, Fe]
+          layer.moe.experts.push_back(std::move(m));
+        }
+      } else if (config.moe.stacked_experts) {  // GraniteMoE: views of the layer's two stacked tensors
         const at::Tensor gate_up = take(stacked_experts_name(i, Projection::gate_up));  // [E, 2 Fe, D]
         const at::Tensor down = take(stacked_experts_name(i, Projection::down));        // [E, D, Fe]
         for (int64_t e = 0; e < config.moe.num_experts; ++e) {

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <functional>
 #include <sstream>
+#include <tuple>
 
 #include "util/error.h"
 
@@ -114,6 +115,7 @@ constexpr ArchitectureName kArchitectures[] = {
     {Architecture::deepseek_v2, "deepseek_v2", "DeepseekV2ForCausalLM", false},
     {Architecture::deepseek_v3, "deepseek_v3", "DeepseekV3ForCausalLM", false},
     {Architecture::glm4_moe_lite, "glm4_moe_lite", "Glm4MoeLiteForCausalLM", false},
+    {Architecture::gpt_oss, "gpt_oss", "GptOssForCausalLM", false},
 };
 
 std::string supported_list(const char* ArchitectureName::*field) {
@@ -515,6 +517,33 @@ void parse_experts(const Fields& f, ModelConfig& c) {
   }
 }
 
+// gpt-oss's experts (GptOssMLP): num_local_experts (128) of width intermediate_size, num_experts_per_tok (4) per
+// token weighted by the softmax of their router logits (the router has a bias), in every layer; the clamped SwiGLU
+// with swiglu_limit (7) and swiglu_alpha (1.702).
+void parse_gpt_oss_experts(const Fields& f, ModelConfig& c) {
+  MoeConfig& m = c.moe;
+  m.num_experts = f.integer("num_local_experts", 128);
+  require_positive(f, "num_local_experts", m.num_experts);
+  m.experts_per_token = f.integer("num_experts_per_tok", 4);
+  if (m.experts_per_token <= 0 || m.experts_per_token > m.num_experts)
+    f.fail("num_experts_per_tok", fmt::format("must be from 1 to num_local_experts={}, not {}", m.num_experts,
+                                              m.experts_per_token));
+  m.expert_size = c.intermediate_size;
+  m.softmax_top_logits = true;
+  m.transposed_experts = true;
+  for (const auto& [field, value, fallback] :
+       {std::tuple{"swiglu_limit", &m.swiglu_limit, 7.0}, std::tuple{"swiglu_alpha", &m.swiglu_alpha, 1.702}}) {
+    *value = f.number(field, fallback);
+    if (!(*value > 0.0) || !std::isfinite(*value))
+      f.fail(field, fmt::format("must be positive and finite, not {}", *value));
+  }
+  m.layers.assign(static_cast<std::size_t>(c.num_layers), true);
+}
+
+// GptOssConfig's RoPE when config.json gives none.
+const nlohmann::json kGptOssRope = {{"rope_type", "yarn"}, {"factor", 32.0}, {"beta_fast", 32.0}, {"beta_slow", 1.0},
+                                    {"truncate", false}, {"original_max_position_embeddings", 4096}};
+
 // The largest width a config may give latent attention's sizes and DeepSeek's shared experts (2^32; real ones are
 // thousands), so that sums and products of them cannot overflow.
 constexpr int64_t kLargestWidth = int64_t{1} << 32;
@@ -680,6 +709,7 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   const bool qwen_moe = c.architecture == Architecture::qwen2_moe || c.architecture == Architecture::qwen3_moe;
   const bool deepseek = c.architecture == Architecture::deepseek_v2 || c.architecture == Architecture::deepseek_v3 ||
                         c.architecture == Architecture::glm4_moe_lite;  // (latent attention)
+  const bool gpt_oss = c.architecture == Architecture::gpt_oss;
 
   c.hidden_size = f.integer("hidden_size");
   c.intermediate_size = f.integer("intermediate_size");
@@ -699,8 +729,8 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
     f.fail("num_key_value_heads", fmt::format("is {}, which does not divide num_attention_heads={}",
                                               c.num_kv_heads, c.num_heads));
   // (DeepSeek's: set by parse_latent_attention below, whatever head_dim says: its configs save the rotated size there.)
-  if (f.has("head_dim") || c.architecture == Architecture::qwen3 || gemma || glm || deepseek) {
-    c.head_dim = f.integer("head_dim", gemma ? 256 : 128);  // the configs' defaults, whatever D / H is
+  if (f.has("head_dim") || c.architecture == Architecture::qwen3 || gemma || glm || deepseek || gpt_oss) {
+    c.head_dim = f.integer("head_dim", gemma ? 256 : gpt_oss ? 64 : 128);  // the configs' defaults, whatever D / H is
     require_positive(f, "head_dim", c.head_dim);
   } else {
     if (c.hidden_size % c.num_heads != 0)
@@ -712,21 +742,24 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   c.attention_scale = std::pow(static_cast<double>(c.head_dim), -0.5);
 
   const bool v2 = c.architecture == Architecture::deepseek_v2, flash = c.architecture == Architecture::glm4_moe_lite;
-  const int64_t default_positions = llama || olmo || v2                                        ? 2048
-                                    : flash                                                    ? 202752
-                                    : phi || olmoe || deepseek                                 ? 4096
-                                    : mixtral || glm || c.architecture == Architecture::gemma3 ? 131072
-                                    : gemma || cohere                                          ? 8192
-                                                                                               : 32768;
+  const int64_t default_positions = llama || olmo || v2                                                   ? 2048
+                                    : flash                                                               ? 202752
+                                    : phi || olmoe || deepseek                                            ? 4096
+                                    : mixtral || glm || gpt_oss || c.architecture == Architecture::gemma3 ? 131072
+                                    : gemma || cohere                                                     ? 8192
+                                                                                                          : 32768;
   c.max_position_embeddings = f.integer("max_position_embeddings", default_positions);
   require_positive(f, "max_position_embeddings", c.max_position_embeddings);
-  c.rms_norm_eps = f.number("rms_norm_eps", olmo || phi || mixtral || olmoe || flash ? 1e-5 : glm ? 1.5625e-7 : 1e-6);
+  c.rms_norm_eps =
+      f.number("rms_norm_eps", olmo || phi || mixtral || olmoe || flash || gpt_oss ? 1e-5 : glm ? 1.5625e-7 : 1e-6);
   if (!(c.rms_norm_eps > 0.0)) f.fail("rms_norm_eps", fmt::format("must be positive, not {}", c.rms_norm_eps));
   c.tie_word_embeddings = f.boolean("tie_word_embeddings", gemma || smollm3 || cohere);
   // (Gemma-3's two RoPEs: in parse_gemma.)
   // (Gemma-3's and OLMo-3's two RoPEs: below.)
-  if (c.architecture != Architecture::gemma3 && c.architecture != Architecture::olmo3)
-    c.rope = parse_rope(f, c.max_position_embeddings, mixtral ? 1e6 : 10000.0, phi ? 4096 : 0);
+  if (gpt_oss && !f.has("rope_scaling") && !f.has("rope_parameters"))  // GptOssConfig's default: YaRN
+    c.rope = parse_rope_params(kGptOssRope, "rope_parameters", f, 150000.0, c.max_position_embeddings, 0);
+  else if (c.architecture != Architecture::gemma3 && c.architecture != Architecture::olmo3)
+    c.rope = parse_rope(f, c.max_position_embeddings, mixtral ? 1e6 : gpt_oss ? 150000.0 : 10000.0, phi ? 4096 : 0);
   c.activation = parse_activation(f, c.architecture);
 
   if (phi) {
@@ -851,6 +884,21 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
     parse_deepseek_experts(f, c);
   }
   if (smollm3) parse_smollm3_layers(f, c);
+  if (gpt_oss) {
+    // GptOssAttention: biases on q, k, v and o (attention_bias, true by default), a sink logit per head; every other
+    // layer from the first with a window (128) unless layer_types says which; GptOssRMSNorm multiplies by its weight
+    // in float32 before rounding.
+    c.attention_bias = f.boolean("attention_bias", true);
+    c.output_bias = c.attention_bias;
+    c.attention_sinks = true;
+    c.norms_scale_in_float32 = true;
+    c.sliding_layers = sliding_layers_of(f, c.num_layers, [](int64_t i) { return i % 2 == 0; });
+    c.sliding_window = !any_of(c.sliding_layers)           ? 0
+                       : !f.json().contains("sliding_window") ? 128
+                                                              : window_field(f);
+    if (c.sliding_window == 0) c.sliding_layers.clear();
+    parse_gpt_oss_experts(f, c);
+  }
   if (c.architecture == Architecture::olmo3) {
     // Olmo3Config: three sliding-window layers (4096) to one full-attention layer unless layer_types says which,
     // each kind with its RoPE (theta 500000 by default; YaRN on the full-attention layers of the released models).

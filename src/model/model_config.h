@@ -1,8 +1,8 @@
 // The architecture of a Hugging Face decoder checkpoint, read from its config.json: Llama (Llama-2/3/3.1/3.2), Qwen2
 // (Qwen2, Qwen2.5), Qwen3 (dense), Mistral, Gemma, Gemma-2, Gemma-3 (text-only, and the language model of the
 // multimodal 4B-27B releases), OLMo-2, OLMo-3, Phi-3, Granite, Cohere, Cohere-2, GLM, GLM-4 and SmolLM3, and the
-// mixtures of experts Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE, GraniteMoE, DeepSeek-V2, DeepSeek-V3 and GLM-4.7-Flash
-// (DeepSeek-V3's form). All are the same
+// mixtures of experts Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE, GraniteMoE, DeepSeek-V2, DeepSeek-V3, GLM-4.7-Flash
+// (DeepSeek-V3's form) and gpt-oss. All are the same
 // decoder (RMSNorm or LayerNorm, RoPE, grouped-query attention (DeepSeek's: latent attention), gated MLPs); they differ
 // in which projections carry biases, in Qwen3's and Gemma-3's RMSNorm of each query and key head before RoPE, in
 // Gemma's scaled embeddings, (1 + w) norms and GELU gate, in Gemma-2's and Gemma-3's norms on the attention and MLP
@@ -36,15 +36,16 @@ namespace abmll::model {
 // qwen2_moe, qwen3_moe: Qwen2's and Qwen3's with experts; olmoe: Llama's with OLMo-2's whole-query and key norms,
 // and experts; granitemoe: Granite's with experts; deepseek_v2, deepseek_v3: Llama's layers with latent attention
 // and experts (a softmax router, or V3's sigmoid one with its bias), shared experts, and dense first layers;
-// glm4_moe_lite: DeepSeek-V3's, its dense layers named by mlp_layer_types.
+// glm4_moe_lite: DeepSeek-V3's, its dense layers named by mlp_layer_types; gpt_oss: Llama's attention with biases,
+// attention sinks and every other layer sliding, experts with biases and a clamped SwiGLU.
 enum class Architecture {
   llama, qwen2, qwen3, mistral, gemma, gemma2, gemma3, olmo2, olmo3, phi3, granite, cohere, cohere2, glm, glm4,
-  smollm3, mixtral, qwen2_moe, qwen3_moe, olmoe, granitemoe, deepseek_v2, deepseek_v3, glm4_moe_lite
+  smollm3, mixtral, qwen2_moe, qwen3_moe, olmoe, granitemoe, deepseek_v2, deepseek_v3, glm4_moe_lite, gpt_oss
 };
 
 // The config's model_type: "llama", "qwen2", ..., "gemma3_text", ..., "granite", "cohere", "cohere2", "glm", "glm4",
-// "smollm3", "mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "granitemoe", "deepseek_v2", "deepseek_v3" or
-// "glm4_moe_lite".
+// "smollm3", "mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "granitemoe", "deepseek_v2", "deepseek_v3",
+// "glm4_moe_lite" or "gpt_oss".
 std::string to_string(Architecture arch);
 
 // How RoPE pairs a head's rotated dimensions. rotate_half: (i, i + R/2), as Llama; interleaved: (2i, 2i + 1), as GLM,
@@ -105,6 +106,12 @@ struct MoeConfig {
   // GraniteMoE's checkpoints hold each layer's experts as two 3-D tensors (input_linear [E, 2 Fe, D], gate's rows
   // first, and output_linear [E, D, Fe]) rather than a gate, up and down per expert.
   bool stacked_experts = false;
+  // gpt-oss: each layer's experts as gate_up_proj [E, D, 2 Fe] (input-major, gate and up in alternating columns) and
+  // down_proj [E, Fe, D], each with a bias ([E, 2 Fe], [E, D]); the router has a bias too. Its experts' activation is
+  // the clamped SwiGLU (up + 1) * g sigmoid(alpha g), g = min(gate, limit), up clamped to [-limit, limit].
+  bool transposed_experts = false;
+  double swiglu_limit = 0.0;  // 0: the plain gated MLP
+  double swiglu_alpha = 1.0;
   // Mixtral weights the experts' outputs by float32 probabilities (the product rounded once, to the model's
   // dtype); the others round the probabilities to the model's dtype first.
   bool float32_weights = false;
@@ -222,6 +229,9 @@ struct ModelConfig {
 
   // OLMoE's clip_qkv: queries, keys and values clamped to [-c, c] after their norms (0: none).
   double clip_qkv = 0.0;
+  // gpt-oss: each head's softmax also spans a learned "sink" logit (self_attn.sinks [H]) that takes probability mass
+  // and no value.
+  bool attention_sinks = false;
   LatentAttentionConfig mla;  // DeepSeek's attention (mla.defined()); q/k/v/qkv and the query/key norms are unused
   MoeConfig moe;
   std::string dtype;                 // the checkpoint's dtype as the config names it ("bfloat16", ...); may be ""

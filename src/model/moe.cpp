@@ -4,6 +4,8 @@
 
 #include <ATen/TensorOperators.h>
 #include <ATen/ops/bincount.h>
+#include <ATen/ops/clamp.h>
+#include <ATen/ops/clamp_max.h>
 #include <ATen/ops/cat.h>
 #include <ATen/ops/linear.h>
 #include <ATen/ops/logical_not.h>
@@ -51,7 +53,7 @@ std::pair<at::Tensor, at::Tensor> route(const at::Tensor& flat, const MoeWeights
   const int64_t k = config.experts_per_token;
   at::Tensor top, chosen;  // [N, k] each
   if (config.softmax_top_logits) {
-    std::tie(top, chosen) = at::topk(at::linear(flat, w.router).to(wide), k, -1);
+    std::tie(top, chosen) = at::topk(at::linear(flat, w.router, w.router_bias).to(wide), k, -1);
     top = at::softmax(top, -1);
   } else {
     const at::Tensor logits =
@@ -74,6 +76,19 @@ std::pair<at::Tensor, at::Tensor> route(const at::Tensor& flat, const MoeWeights
   if (config.routed_scaling_factor != 1.0) top = top * config.routed_scaling_factor;
   if (!config.float32_weights) top = top.to(flat.scalar_type());
   return {top, chosen};
+}
+
+// One expert's MLP: the model's gated MLP, or gpt-oss's clamped SwiGLU of its alternating gate and up rows (with
+// biases): (clamp(up, -l, l) + 1) * g sigmoid(alpha g), g = min(gate, l). x [N, D] -> [N, D].
+at::Tensor expert_mlp(const at::Tensor& x, const MlpWeights& w, const MoeConfig& config, Activation activation,
+                      int64_t layer) {
+  if (config.swiglu_limit <= 0.0) return mlp(x, w, activation, layer, /*adapter=*/nullptr);
+  const at::Tensor gate_up = at::linear(x, w.gate_up.weight, w.gate_up.bias);  // [N, 2 Fe]
+  const int64_t width = gate_up.size(-1);
+  const double limit = config.swiglu_limit;
+  const at::Tensor gate = gate_up.slice(-1, 0, width, 2).clamp_max(limit);
+  const at::Tensor up = gate_up.slice(-1, 1, width, 2).clamp(-limit, limit);
+  return at::linear((up + 1) * (gate * at::sigmoid(gate * config.swiglu_alpha)), w.down.weight, w.down.bias);
 }
 
 }  // namespace
@@ -100,8 +115,8 @@ at::Tensor moe(const at::Tensor& x, const MoeWeights& w, const MoeConfig& config
   int64_t start = 0;
   for (int64_t e = 0; e < config.num_experts; ++e) {
     if (count[e] == 0) continue;
-    outputs.push_back(mlp(routed.narrow(0, start, count[e]), w.experts[static_cast<std::size_t>(e)], activation,
-                          layer, /*adapter=*/nullptr));
+    const MlpWeights& expert = w.experts[static_cast<std::size_t>(e)];
+    outputs.push_back(expert_mlp(routed.narrow(0, start, count[e]), expert, config, activation, layer));
     start += count[e];
   }
   // Weighted (in float32 for Mixtral, then rounded) and added to each token's row, pair by pair in expert order.

@@ -93,6 +93,7 @@ std::string projection_path(int64_t layer, Projection p) {
 }
 
 std::string router_weight_name(const ModelConfig& config, int64_t layer) {
+  if (config.moe.transposed_experts) return fmt::format("model.layers.{}.mlp.router.weight", layer);
   if (config.architecture == Architecture::granitemoe)
     return fmt::format("model.layers.{}.block_sparse_moe.router.layer.weight", layer);
   return fmt::format("model.layers.{}.{}.gate.weight", layer,
@@ -111,8 +112,15 @@ std::string expert_weight_name(const ModelConfig& config, int64_t layer, int64_t
   return fmt::format("model.layers.{}.mlp.experts.{}.{}.weight", layer, expert, projection_name(p));
 }
 
-std::string router_bias_name(int64_t layer) {
+std::string router_bias_name(int64_t layer) { return fmt::format("model.layers.{}.mlp.router.bias", layer); }
+
+std::string choice_bias_name(int64_t layer) {
   return fmt::format("model.layers.{}.mlp.gate.e_score_correction_bias", layer);
+}
+
+std::string transposed_experts_name(int64_t layer, Projection p, bool bias) {
+  return fmt::format("model.layers.{}.mlp.experts.{}{}", layer, p == Projection::gate_up ? "gate_up_proj" : "down_proj",
+                     bias ? "_bias" : "");
 }
 
 std::string shared_expert_weight_name(const ModelConfig& config, int64_t layer, Projection p) {
@@ -179,6 +187,7 @@ std::vector<WeightSpec> weight_specs(const ModelConfig& c) {
     };
     add_norm(norms.input);
     for (Projection p : attention_projections(c)) add_projection(p);
+    if (c.attention_sinks) specs.push_back({prefix + "self_attn.sinks", {c.num_heads}});
     if (c.mla.defined()) {  // the bottlenecks' norms
       if (c.mla.q_rank > 0) specs.push_back({prefix + "self_attn.q_a_layernorm.weight", {c.mla.q_rank}});
       specs.push_back({prefix + "self_attn.kv_a_layernorm.weight", {c.mla.kv_rank}});
@@ -197,13 +206,21 @@ std::vector<WeightSpec> weight_specs(const ModelConfig& c) {
     if (c.moe.in_layer(layer)) {
       const MoeConfig& m = c.moe;
       specs.push_back({router_weight_name(c, layer), {m.num_experts, d}});  // [E, D]
-      if (m.choice_bias) specs.push_back({router_bias_name(layer), {m.num_experts}});
+      if (m.choice_bias) specs.push_back({choice_bias_name(layer), {m.num_experts}});
+      if (m.transposed_experts) specs.push_back({router_bias_name(layer), {m.num_experts}});
       // An MLP of width `width` without biases: gate and up [width, D], down [D, width].
       auto add_mlp = [&](const std::function<std::string(Projection)>& name, int64_t width) {
         for (Projection p : {Projection::gate, Projection::up}) specs.push_back({name(p), {width, d}});
         specs.push_back({name(Projection::down), {d, width}});
       };
-      if (m.stacked_experts) {  // [E, 2 Fe, D] and [E, D, Fe]
+      if (m.transposed_experts) {  // [E, D, 2 Fe] and [E, Fe, D], with biases
+        specs.push_back({transposed_experts_name(layer, Projection::gate_up, false),
+                         {m.num_experts, d, 2 * m.expert_size}});
+        specs.push_back(
+            {transposed_experts_name(layer, Projection::gate_up, true), {m.num_experts, 2 * m.expert_size}});
+        specs.push_back({transposed_experts_name(layer, Projection::down, false), {m.num_experts, m.expert_size, d}});
+        specs.push_back({transposed_experts_name(layer, Projection::down, true), {m.num_experts, d}});
+      } else if (m.stacked_experts) {  // [E, 2 Fe, D] and [E, D, Fe]
         specs.push_back({stacked_experts_name(layer, Projection::gate_up), {m.num_experts, 2 * m.expert_size, d}});
         specs.push_back({stacked_experts_name(layer, Projection::down), {m.num_experts, d, m.expert_size}});
       } else {

@@ -45,13 +45,18 @@ bool projection_has_bias(const ModelConfig& config, Projection p);
 // .weight"; Mixtral's block is "block_sparse_moe"), expert e's gate, up or down weight ("...mlp.experts.{e}.gate_proj
 // .weight"; Mixtral's w1, w3 and w2), Qwen2-MoE's shared expert's ("...mlp.shared_expert.gate_proj.weight") and the
 // gate of its output, [1, D] ("...mlp.shared_expert_gate.weight"); DeepSeek's shared experts'
-// ("...mlp.shared_experts.gate_proj.weight") and DeepSeek-V3's router bias, [E]
-// ("...mlp.gate.e_score_correction_bias").
+// ("...mlp.shared_experts.gate_proj.weight") and DeepSeek-V3's bias of the choice, [E]
+// ("...mlp.gate.e_score_correction_bias"). gpt-oss's router is "...mlp.router.weight", with a bias [E]
+// ("...mlp.router.bias").
 std::string router_weight_name(const ModelConfig& config, int64_t layer);
 std::string router_bias_name(int64_t layer);
+std::string choice_bias_name(int64_t layer);
 // GraniteMoE's experts, all of a layer in one tensor: gate_up ("...block_sparse_moe.input_linear.weight", [E, 2 Fe,
 // D]) or down ("...output_linear.weight", [E, D, Fe]); router_weight_name is its "...router.layer.weight".
 std::string stacked_experts_name(int64_t layer, Projection p);
+// gpt-oss's experts, all of a layer in one tensor and its bias: gate_up ("...mlp.experts.gate_up_proj", [E, D, 2 Fe];
+// "..._bias", [E, 2 Fe]) or down ("...mlp.experts.down_proj", [E, Fe, D]; "..._bias", [E, D]).
+std::string transposed_experts_name(int64_t layer, Projection p, bool bias);
 std::string expert_weight_name(const ModelConfig& config, int64_t layer, int64_t expert, Projection p);
 std::string shared_expert_weight_name(const ModelConfig& config, int64_t layer, Projection p);
 std::string shared_expert_gate_name(int64_t layer);
