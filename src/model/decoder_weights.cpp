@@ -4,8 +4,10 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
 #include <ATen/core/grad_mode.h>
+#include <ATen/ops/full.h>
 #include <ATen/ops/normal.h>
 #include <ATen/ops/ones.h>
+#include <ATen/ops/randint.h>
 #include <ATen/ops/zeros.h>
 #include <ATen/TensorOperators.h>
 #include <fmt/format.h>
@@ -14,6 +16,7 @@
 #include <map>
 #include <mutex>
 
+#include "model/mxfp4.h"
 #include "model/tensor_naming.h"
 #include "model/weight_names.h"
 #include "util/error.h"
@@ -90,7 +93,24 @@ DecoderWeights assemble(const ModelConfig& config, const std::map<std::string, a
         const at::Tensor bias = take(choice_bias_name(i));
         layer.moe.choice_bias = bias.to(at::promote_types(bias.scalar_type(), at::kFloat));
       }
-      if (config.moe.transposed_experts) {  // gpt-oss: [Fe-major] views of the layer's four tensors, transposed
+      if (config.moe.mxfp4_experts) {  // gpt-oss's release: each expert dequantized, [2 Fe, D] and [D, Fe]
+        auto packed = [&](Projection p, const char* part) { return take(transposed_experts_name(i, p, false) + part); };
+        const at::Tensor gate_up_blocks = packed(Projection::gate_up, "_blocks");
+        const at::Tensor gate_up_scales = packed(Projection::gate_up, "_scales");
+        const at::Tensor down_blocks = packed(Projection::down, "_blocks");
+        const at::Tensor down_scales = packed(Projection::down, "_scales");
+        const at::Tensor gate_up_bias = take(transposed_experts_name(i, Projection::gate_up, true));
+        const at::Tensor down_bias = take(transposed_experts_name(i, Projection::down, true));
+        const at::ScalarType dtype = w.embed_tokens.scalar_type();
+        for (int64_t e = 0; e < config.moe.num_experts; ++e) {
+          MlpWeights m;
+          m.gate_up = {dequantize_mxfp4(gate_up_blocks.select(0, e), gate_up_scales.select(0, e), dtype),
+                       gate_up_bias.select(0, e)};
+          m.down = {dequantize_mxfp4(down_blocks.select(0, e), down_scales.select(0, e), dtype),
+                    down_bias.select(0, e)};
+          layer.moe.experts.push_back(std::move(m));
+        }
+      } else if (config.moe.transposed_experts) {  // gpt-oss: views of the layer's four tensors, transposed
         const at::Tensor gate_up = take(transposed_experts_name(i, Projection::gate_up, false));  // [E, D, 2 Fe]
         const at::Tensor gate_up_bias = take(transposed_experts_name(i, Projection::gate_up, true));  // [E, 2 Fe]
         const at::Tensor down = take(transposed_experts_name(i, Projection::down, false));       // [E, Fe, D]
@@ -159,8 +179,15 @@ DecoderWeights load_decoder_weights(const io::TensorStore& store, const ModelCon
     std::map<std::string, at::Tensor> loaded;
     for (const auto& spec : specs) {
       at::Tensor t = store.tensor(naming(spec.name));
-      // (8- and 4-bit floats are quantized weights, meaningless without the scales stored beside them.)
       const at::ScalarType stored = t.scalar_type();
+      if (spec.packed) {  // MXFP4 blocks and scales: bytes, dequantized by assemble() on the device
+        if (stored != at::kByte)
+          throw InputError(fmt::format("tensor '{}' has dtype {}; expected uint8 (MXFP4)", naming(spec.name),
+                                       c10::toString(stored)));
+        loaded[spec.name] = t.to(device);
+        continue;
+      }
+      // (8- and 4-bit floats are quantized weights, meaningless without the scales stored beside them.)
       if (stored != at::kFloat && stored != at::kBFloat16 && stored != at::kHalf && stored != at::kDouble)
         throw InputError(fmt::format("tensor '{}' has dtype {}; expected float32, bfloat16, float16 or float64 "
                                      "(quantized weights are not supported)",
@@ -192,6 +219,12 @@ DecoderWeights random_decoder_weights(const ModelConfig& config, const WeightOpt
     const bool norm = spec.name.size() > 7 && spec.name.compare(spec.name.size() - 7, 7, ".weight") == 0 &&
                       (spec.shape.size() == 1 || spec.name.find("_norm.") != std::string::npos);
     // A norm's stored weight is its scale, or for Gemma's (1 + w) norms 0 (as transformers initialises them).
+    if (spec.packed) {  // MXFP4: random codes, every block scaled by 2^-4
+      const auto bytes = at::TensorOptions().dtype(at::kByte).device(device);
+      made[spec.name] = spec.shape.size() == 4 ? at::randint(0, 256, spec.shape, generator, bytes)
+                                               : at::full(spec.shape, 123, bytes);
+      continue;
+    }
     made[spec.name] = !norm ? at::normal(0.0, 0.02, spec.shape, generator, tensor_options)
                       : config.unit_offset_norms ? at::zeros(spec.shape, tensor_options)
                                                  : at::ones(spec.shape, tensor_options);

@@ -990,15 +990,28 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& sourc
   const Fields f(j, source);
   const ArchitectureName& architecture = parse_architecture(f);
   // A quantized checkpoint's weights need its scales (FP8 blocks, GPTQ/AWQ groups) to mean anything: refused rather
-  // than read as plain weights.
+  // than read as plain weights, but for gpt-oss's MXFP4 experts, which are dequantized when loaded.
+  bool mxfp4 = false;
   if (f.has("quantization_config")) {
     const auto& q = j.at("quantization_config");
     const std::string method = q.is_object() && q.contains("quant_method") ? q.at("quant_method").dump() : "?";
-    f.fail("quantization_config", fmt::format("is present (quant_method {}): quantized checkpoints are not "
-                                              "supported; use the model's bfloat16, float16 or float32 weights",
-                                              method));
+    mxfp4 = architecture.architecture == Architecture::gpt_oss && method == "\"mxfp4\"";
+    if (!mxfp4)
+      f.fail("quantization_config", fmt::format("is present (quant_method {}): quantized checkpoints are not "
+                                                "supported (but gpt-oss's MXFP4 experts); use the model's bfloat16, "
+                                                "float16 or float32 weights",
+                                                method));
   }
-  return architecture.multimodal ? parse_gemma3_multimodal(f) : parse_language_model(f, architecture.architecture);
+  ModelConfig c =
+      architecture.multimodal ? parse_gemma3_multimodal(f) : parse_language_model(f, architecture.architecture);
+  if (mxfp4) {
+    if (c.hidden_size % 32 != 0 || c.moe.expert_size % 32 != 0)
+      f.fail("quantization_config", fmt::format("says MXFP4, whose blocks of 32 values need hidden_size ({}) and "
+                                                "intermediate_size ({}) to be multiples of 32",
+                                                c.hidden_size, c.moe.expert_size));
+    c.moe.mxfp4_experts = true;
+  }
+  return c;
 }
 
 ModelConfig load_model_config(const fs::path& path) {

@@ -110,6 +110,9 @@ struct MoeConfig {
   // down_proj [E, Fe, D], each with a bias ([E, 2 Fe], [E, D]); the router has a bias too. Its experts' activation is
   // the clamped SwiGLU (up + 1) * g sigmoid(alpha g), g = min(gate, limit), up clamped to [-limit, limit].
   bool transposed_experts = false;
+  // gpt-oss's released checkpoints: those two tensors in MXFP4 (mxfp4.h), each as `_blocks` [E, out, in / 32, 16]
+  // and `_scales` [E, out, in / 32] (quantization_config's quant_method "mxfp4"); dequantized when loaded.
+  bool mxfp4_experts = false;
   double swiglu_limit = 0.0;  // 0: the plain gated MLP
   double swiglu_alpha = 1.0;
   // Mixtral weights the experts' outputs by float32 probabilities (the product rounded once, to the model's

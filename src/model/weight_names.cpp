@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <iterator>
+#include <tuple>
 
 #include "util/error.h"
 
@@ -213,7 +214,15 @@ std::vector<WeightSpec> weight_specs(const ModelConfig& c) {
         for (Projection p : {Projection::gate, Projection::up}) specs.push_back({name(p), {width, d}});
         specs.push_back({name(Projection::down), {d, width}});
       };
-      if (m.transposed_experts) {  // [E, D, 2 Fe] and [E, Fe, D], with biases
+      if (m.transposed_experts && m.mxfp4_experts) {  // blocks and scales of [E, 2 Fe, D] and [E, D, Fe]
+        for (const auto& [p, out, in] : {std::tuple{Projection::gate_up, 2 * m.expert_size, d},
+                                         std::tuple{Projection::down, d, m.expert_size}}) {
+          const std::string name = transposed_experts_name(layer, p, false);
+          specs.push_back({name + "_blocks", {m.num_experts, out, in / 32, 16}, /*packed=*/true});
+          specs.push_back({name + "_scales", {m.num_experts, out, in / 32}, /*packed=*/true});
+          specs.push_back({transposed_experts_name(layer, p, true), {m.num_experts, out}});  // the bias
+        }
+      } else if (m.transposed_experts) {  // [E, D, 2 Fe] and [E, Fe, D], with biases
         specs.push_back({transposed_experts_name(layer, Projection::gate_up, false),
                          {m.num_experts, d, 2 * m.expert_size}});
         specs.push_back(

@@ -55,7 +55,8 @@ std::string choice_bias_name(int64_t layer);
 // D]) or down ("...output_linear.weight", [E, D, Fe]); router_weight_name is its "...router.layer.weight".
 std::string stacked_experts_name(int64_t layer, Projection p);
 // gpt-oss's experts, all of a layer in one tensor and its bias: gate_up ("...mlp.experts.gate_up_proj", [E, D, 2 Fe];
-// "..._bias", [E, 2 Fe]) or down ("...mlp.experts.down_proj", [E, Fe, D]; "..._bias", [E, D]).
+// "..._bias", [E, 2 Fe]) or down ("...mlp.experts.down_proj", [E, Fe, D]; "..._bias", [E, D]); in MXFP4, the weight's
+// name with "_blocks" and "_scales".
 std::string transposed_experts_name(int64_t layer, Projection p, bool bias);
 std::string expert_weight_name(const ModelConfig& config, int64_t layer, int64_t expert, Projection p);
 std::string shared_expert_weight_name(const ModelConfig& config, int64_t layer, Projection p);
@@ -75,6 +76,7 @@ LayerNormNames layer_norm_names(const ModelConfig& config, int64_t layer);
 struct WeightSpec {
   std::string name;              // e.g. "model.layers.3.self_attn.k_proj.bias"
   std::vector<int64_t> shape;    // what the config implies
+  bool packed = false;           // uint8 (MXFP4 blocks or scales), read as stored
 };
 
 // Every tensor the checkpoint must hold under `config`, in a fixed order: embeddings, then per layer the input

@@ -188,3 +188,39 @@ def test_longrope_switches_at_the_original_context(fixtures, run_abmll, tmp_path
                            want_batch[1, :len(b)]))
     print(f"phi3_longrope: SEQ_B's logits move by {moved:.3g} between the short and the long factors")
     assert diff_short <= FLOAT32_TOLERANCE and diff_long <= FLOAT32_TOLERANCE
+
+
+def test_gpt_oss_mxfp4_checkpoint(fixtures, run_abmll, tmp_path):
+    """gpt-oss as released: its experts in MXFP4 (blocks of 32 4-bit values with a power-of-two scale each, and a
+    quantization_config saying so). abmll dequantizes them when loading; the reference is transformers loading the
+    same folder with Mxfp4Config(dequantize=True)."""
+    from safetensors.torch import save_file
+    from transformers import Mxfp4Config
+
+    folder = tmp_path / "gpt_oss_mxfp4"
+    shutil.copytree(fixtures["gpt_oss"], folder)
+    weights = load_file(str(folder / "model.safetensors"))
+    generator = torch.Generator().manual_seed(5)
+    for name in [n for n in weights if n.endswith(("experts.gate_up_proj", "experts.down_proj"))]:
+        experts, inputs, outputs = weights.pop(name).shape  # [E, in, out]
+        weights[name + "_blocks"] = torch.randint(0, 256, (experts, outputs, inputs // 32, 16), generator=generator,
+                                                  dtype=torch.uint8)
+        weights[name + "_scales"] = torch.randint(118, 126, (experts, outputs, inputs // 32), generator=generator,
+                                                  dtype=torch.uint8)
+    save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    config = json.loads((folder / "config.json").read_text())
+    config["quantization_config"] = {"quant_method": "mxfp4", "modules_to_not_convert": [
+        "model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"]}
+    (folder / "config.json").write_text(json.dumps(config))
+
+    model = AutoModelForCausalLM.from_pretrained(folder, quantization_config=Mxfp4Config(dequantize=True),
+                                                 dtype=torch.float32).eval()
+    ref = load_file(str(folder / "reference.safetensors"))
+    with torch.no_grad():
+        want = model(input_ids=ref["single_ids"][None]).logits[0]
+    got = run_logits(run_abmll, folder, tmp_path / "out.safetensors", "--ids", ids_flag(ref["single_ids"]))
+    diff = report("gpt_oss (MXFP4 experts)", "single", got["logits"], want)
+    moved = (want - ref["single_logits"]).abs().max().item()  # the quantized experts are other weights
+    print(f"the MXFP4 experts move the logits by up to {moved:.3g}")
+    assert moved > 100 * FLOAT32_TOLERANCE
+    assert diff <= FLOAT32_TOLERANCE
