@@ -179,6 +179,19 @@ def make_deepseek_v3_trained(root):
     return _save(json.loads(tok.to_str()), root / "deepseek-v3-trained")
 
 
+# gpt-oss's pre-tokenizer (o200k_harmony's tokenizer.json: one isolating Split, then ByteLevel without its own regex):
+# words by letter case with contractions, numbers in pieces of up to three digits, punctuation runs, newlines, spaces.
+O200K_SPLIT = (r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+               r"|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+               r"|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+def make_o200k_trained(root):
+    """gpt-oss's form (o200k_harmony): O200K_SPLIT, then ByteLevel (use_regex false)."""
+    tok = _train(O200K_SPLIT, ["<|startoftext|>", "<|endoftext|>"], None)
+    return _save(json.loads(tok.to_str()), root / "o200k-trained")
+
+
 def _save(tok_json, folder):
     """Writes tokenizer.json and checks that the reference library loads it back."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -440,6 +453,7 @@ MAKERS = {
     "digits-trained": make_digits_trained,
     "digit-runs-trained": make_digit_runs_trained,
     "deepseek-v3-trained": make_deepseek_v3_trained,
+    "o200k-trained": make_o200k_trained,
 }
 
 if __name__ == "__main__":
