@@ -130,6 +130,14 @@ TEST_CASE("report refuses files that are not evaluation runs, and a seed counted
   write_report(dir / "odd.json", odd);
   CHECK_THAT(input_error_of([&] { eval::read_run_result(dir / "odd.json"); }),
              Catch::Contains("/config/run/benchmark has the wrong type"));
+  // A seed that is not an integer (a float is never truncated, nor converted beyond range).
+  for (const double seed : {42.5, 3e80}) {
+    nlohmann::json float_seed = evaluation_report("abmll", 0, 0.7, 0.1);
+    float_seed["config"]["run"]["seed"] = seed;
+    write_report(dir / "float-seed.json", float_seed);
+    CHECK_THAT(input_error_of([&] { eval::read_run_result(dir / "float-seed.json"); }),
+               Catch::Contains("/config/run/seed must be an integer"));
+  }
   write_report(dir / "command.json", {{"command", 3}});
   CHECK_THAT(input_error_of([&] { eval::read_run_result(dir / "command.json"); }),
              Catch::Contains("not a report of `abmll evaluate`"));

@@ -13,6 +13,7 @@
 #include <set>
 #include <sstream>
 #include <tuple>
+#include <type_traits>
 
 #include "util/error.h"
 
@@ -39,8 +40,14 @@ T field(const nlohmann::json& report, const std::string& where, const fs::path& 
   const nlohmann::json::json_pointer pointer(where);
   if (!report.contains(pointer))
     throw InputError(fmt::format("{}: not an evaluation report of abmll (no field {})", source.string(), where));
+  const nlohmann::json& value = report.at(pointer);
+  // An integer field must hold one: get<> would truncate a float, and convert one beyond T's range with undefined
+  // behaviour.
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>)
+    if (!value.is_number_integer())
+      throw InputError(fmt::format("{}: field {} must be an integer, not {}", source.string(), where, value.dump()));
   try {
-    return report.at(pointer).get<T>();
+    return value.get<T>();
   } catch (const nlohmann::json::exception&) {
     throw InputError(fmt::format("{}: field {} has the wrong type", source.string(), where));
   }
