@@ -1,7 +1,8 @@
 """Forward-pass benchmark: abmll's decoder (the abmll_bench binary) against transformers on a ~100M-parameter
 Llama-shaped model with random weights (or, with --arch qwen3_moe, a Qwen3-MoE-shaped one: ~520M parameters, ~100M
 of them active per token; with --arch deepseek_v3, a DeepSeek-V3-shaped one: latent attention and grouped routing,
-~500M parameters), on CPU, in float32 and bfloat16. Not a test.
+~500M parameters; with --arch gpt_oss, a gpt-oss-shaped one: attention sinks, experts with biases and the clamped
+SwiGLU, ~500M parameters), on CPU, in float32 and bfloat16. Not a test.
 
 Each measurement runs in its own process (so the peak RSS, read from that process's rusage, is its own): load the
 model, run `warmup` forwards, then time `runs` forwards of a batch of random token ids (hidden states and logits at
@@ -10,8 +11,8 @@ some processes down, so each implementation is measured in `repeats` processes, 
 and the table reports the fastest of those medians (the least disturbed) and the largest peak RSS, with
 abmll/transformers ratios.
 
-Usage: forward.py --bin BUILD/abmll_bench [--arch llama|qwen3_moe|deepseek_v3] [--model-dir DIR] [--batch 4] [--seq 256]
-       [--warmup 2] [--runs 5] [--repeats 3] [--dtypes float32,bfloat16]
+Usage: forward.py --bin BUILD/abmll_bench [--arch llama|qwen3_moe|deepseek_v3|gpt_oss] [--model-dir DIR] [--batch 4]
+       [--seq 256] [--warmup 2] [--runs 5] [--repeats 3] [--dtypes float32,bfloat16]
 """
 import argparse
 import json
@@ -38,13 +39,23 @@ MOE_SHAPE = dict(SHAPE, head_dim=64, num_experts=32, num_experts_per_tok=4, moe_
 DEEPSEEK_SHAPE = dict(SHAPE, num_key_value_heads=12, q_lora_rank=384, kv_lora_rank=256, qk_nope_head_dim=64,
                       qk_rope_head_dim=32, v_head_dim=64, n_routed_experts=32, num_experts_per_tok=4,
                       moe_intermediate_size=512, n_shared_experts=1, first_k_dense_replace=1, n_group=8, topk_group=4)
+# gpt-oss's layers at that width: 12 heads of 64 / 4 kv with biases and sinks, every other layer a window of 128, YaRN
+# (its factor 32 over an original 64 here, so that the 256 positions rotate as the model's long contexts do), 32
+# experts of width 512 with biases, 4 per token, the clamped SwiGLU.
+GPT_OSS_SHAPE = dict({k: v for k, v in SHAPE.items() if k != "rope_theta"}, head_dim=64, intermediate_size=512,
+                     num_local_experts=32, num_experts_per_tok=4, sliding_window=128,
+                     rope_parameters={"rope_type": "yarn", "rope_theta": 150000.0, "factor": 32.0, "beta_fast": 32.0,
+                                      "beta_slow": 1.0, "truncate": False, "original_max_position_embeddings": 64})
 ARCHS = {"llama": ("LlamaConfig", "LlamaForCausalLM", SHAPE, "llama-125m",
                    "hidden 768, 12 layers, 12 heads / 4 kv, MLP 2048, vocab 32000"),
          "qwen3_moe": ("Qwen3MoeConfig", "Qwen3MoeForCausalLM", MOE_SHAPE, "qwen3-moe-520m",
                        "hidden 768, 12 layers, 12 heads / 4 kv, 32 experts of width 512, 4 per token, vocab 32000"),
          "deepseek_v3": ("DeepseekV3Config", "DeepseekV3ForCausalLM", DEEPSEEK_SHAPE, "deepseek-v3-500m",
                          "hidden 768, 12 layers, 12 heads of latent attention (ranks 384 / 256), 32 experts of "
-                         "width 512 in 8 groups, 4 per token, a shared expert, vocab 32000")}
+                         "width 512 in 8 groups, 4 per token, a shared expert, vocab 32000"),
+         "gpt_oss": ("GptOssConfig", "GptOssForCausalLM", GPT_OSS_SHAPE, "gpt-oss-500m",
+                     "hidden 768, 12 layers, 12 heads / 4 kv with sinks, every other layer a window of 128, 32 experts "
+                     "of width 512 with biases, 4 per token, vocab 32000")}
 
 
 def make_model(folder: pathlib.Path, arch: str) -> None:
