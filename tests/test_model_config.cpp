@@ -1373,6 +1373,20 @@ TEST_CASE("model config: gpt-oss's sinks, sliding layers, YaRN default and exper
   j["num_experts_per_tok"] = 9;
   require_input_error(j, {"num_experts_per_tok", "from 1 to num_local_experts=8"});
   j["num_experts_per_tok"] = 4;
-  j["quantization_config"] = {{"quant_method", "mxfp4"}};  // the released checkpoints' experts
-  require_input_error(j, {"quantization_config", "\"mxfp4\""});
+  // The released checkpoints' experts: MXFP4 blocks and scales instead of the two weights.
+  j["quantization_config"] = {{"quant_method", "mxfp4"}};
+  c = parse_model_config(j);
+  CHECK(c.moe.mxfp4_experts);
+  const auto packed = weight_specs(c);
+  CHECK(spec_shape(packed, "model.layers.3.mlp.experts.gate_up_proj_blocks") == std::vector<int64_t>{8, 64, 2, 16});
+  CHECK(spec_shape(packed, "model.layers.3.mlp.experts.gate_up_proj_scales") == std::vector<int64_t>{8, 64, 2});
+  CHECK(spec_shape(packed, "model.layers.3.mlp.experts.down_proj_blocks") == std::vector<int64_t>{8, 64, 1, 16});
+  CHECK(spec_shape(packed, "model.layers.3.mlp.experts.down_proj_scales") == std::vector<int64_t>{8, 64, 1});
+  CHECK(spec_shape(packed, "model.layers.3.mlp.experts.down_proj_bias") == std::vector<int64_t>{8, 64});
+  CHECK_FALSE(has_spec(packed, "model.layers.3.mlp.experts.gate_up_proj"));
+  j["intermediate_size"] = 48;  // not whole blocks of 32
+  require_input_error(j, {"quantization_config", "multiples of 32"});
+  j["intermediate_size"] = 32;
+  j["quantization_config"] = {{"quant_method", "fp8"}};  // anything else quantized
+  require_input_error(j, {"quantization_config", "\"fp8\"", "not supported"});
 }
