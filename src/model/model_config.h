@@ -86,11 +86,11 @@ struct RopeConfig {
 enum class RouterScoring { softmax, sigmoid };
 
 // The mixture of experts that replaces the MLP of a layer (Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE, GraniteMoE,
-// DeepSeek-V2 and -V3): a router scores the E experts for each token (softmax in float32 of x R^T), the token goes
-// through its k best, and their outputs are summed, each times its router probability (renormalised over the k when
-// `normalize_weights`; GraniteMoE's: the softmax of the k largest logits; DeepSeek's: times routed_scaling_factor).
-// Each expert is a gated MLP of width `expert_size`, none with biases. Qwen2-MoE adds a shared expert every token
-// goes through, its output times sigmoid(x g^T); DeepSeek one without a gate.
+// DeepSeek-V2 and -V3, gpt-oss): a router scores the E experts for each token (softmax in float32 of x R^T), the
+// token goes through its k best, and their outputs are summed, each times its router probability (renormalised over
+// the k when `normalize_weights`; GraniteMoE's and gpt-oss's: the softmax of the k largest logits; DeepSeek's: times
+// routed_scaling_factor). Each expert is a gated MLP of width `expert_size`, none with biases but gpt-oss's. Qwen2-MoE
+// adds a shared expert every token goes through, its output times sigmoid(x g^T); DeepSeek one without a gate.
 //
 // DeepSeek's group-limited routing splits the E experts into `groups` groups of E / groups, ranks the groups (V2: by
 // their best score; V3: by the sum of their two best biased scores) and picks the k experts among the

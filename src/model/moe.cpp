@@ -4,9 +4,9 @@
 
 #include <ATen/TensorOperators.h>
 #include <ATen/ops/bincount.h>
+#include <ATen/ops/cat.h>
 #include <ATen/ops/clamp.h>
 #include <ATen/ops/clamp_max.h>
-#include <ATen/ops/cat.h>
 #include <ATen/ops/linear.h>
 #include <ATen/ops/logical_not.h>
 #include <ATen/ops/max.h>
@@ -44,10 +44,10 @@ at::Tensor limit_to_best_groups(const at::Tensor& choice, const MoeConfig& confi
 }
 
 // The router: each token's k experts and their weights, [N, k] each. Probabilities in float32 (float64 stays
-// float64), the k largest, renormalised over them when the model does (GraniteMoE: the softmax of the k largest
-// logits; DeepSeek: logits in float32, V3's sigmoid scores and its bias for the choice only, group-limited choice,
-// weights times routed_scaling_factor); rounded to x's dtype unless the model weights in float32 (Mixtral,
-// DeepSeek).
+// float64), the k largest, renormalised over them when the model does (GraniteMoE and gpt-oss: the softmax of the k
+// largest logits, gpt-oss's with the router's bias; DeepSeek: logits in float32, V3's sigmoid scores and its bias for
+// the choice only, group-limited choice, weights times routed_scaling_factor); rounded to x's dtype unless the model
+// weights in float32 (Mixtral, DeepSeek).
 std::pair<at::Tensor, at::Tensor> route(const at::Tensor& flat, const MoeWeights& w, const MoeConfig& config) {
   const at::ScalarType wide = at::promote_types(flat.scalar_type(), at::kFloat);
   const int64_t k = config.experts_per_token;

@@ -1,9 +1,9 @@
-// A mixture-of-experts feed-forward block (Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE, GraniteMoE, DeepSeek-V2 and -V3), as
-// transformers' sparse MoE blocks compute it: a router picks each token's k experts by score, the token goes through
-// those experts' gated MLPs, and their outputs are summed weighted by the probabilities (see MoeConfig). Only the
-// chosen experts run (each on its own tokens), so the work is k expert MLPs per token, whatever E is. Gradients
-// reach the input through the experts and through the router's probabilities; the experts and the router are frozen
-// and never adapted.
+// A mixture-of-experts feed-forward block (Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE, GraniteMoE, DeepSeek-V2 and -V3,
+// gpt-oss), as transformers' sparse MoE blocks compute it: a router picks each token's k experts by score, the token
+// goes through those experts' gated MLPs, and their outputs are summed weighted by the probabilities (see MoeConfig).
+// Only the chosen experts run (each on its own tokens), so the work is k expert MLPs per token, whatever E is.
+// Gradients reach the input through the experts and through the router's probabilities; the experts and the router are
+// frozen and never adapted.
 #pragma once
 
 #include <ATen/core/Tensor.h>
