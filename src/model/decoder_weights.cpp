@@ -93,32 +93,30 @@ DecoderWeights assemble(const ModelConfig& config, const std::map<std::string, a
         const at::Tensor bias = take(choice_bias_name(i));
         layer.moe.choice_bias = bias.to(at::promote_types(bias.scalar_type(), at::kFloat));
       }
-      if (config.moe.mxfp4_experts) {  // gpt-oss's release: each expert dequantized, [2 Fe, D] and [D, Fe]
-        auto packed = [&](Projection p, const char* part) { return take(transposed_experts_name(i, p, false) + part); };
-        const at::Tensor gate_up_blocks = packed(Projection::gate_up, "_blocks");
-        const at::Tensor gate_up_scales = packed(Projection::gate_up, "_scales");
-        const at::Tensor down_blocks = packed(Projection::down, "_blocks");
-        const at::Tensor down_scales = packed(Projection::down, "_scales");
-        const at::Tensor gate_up_bias = take(transposed_experts_name(i, Projection::gate_up, true));
-        const at::Tensor down_bias = take(transposed_experts_name(i, Projection::down, true));
+      if (config.moe.transposed_experts) {
+        // gpt-oss: gate_up [E, D, 2 Fe] (MXFP4: [E, 2 Fe, D] dequantized expert by expert) and down [E, Fe, D], with
+        // biases. Each expert's gate and up rows, which alternate, are copied apart once here ([Fe, D] each), so that
+        // the forward takes two plain products and the backward no strided halves of a [N, 2 Fe] gradient.
+        auto name = [&](Projection p, const char* suffix) { return transposed_experts_name(i, p, false) + suffix; };
+        const at::Tensor gate_up_bias = take(transposed_experts_name(i, Projection::gate_up, true));  // [E, 2 Fe]
+        const at::Tensor down_bias = take(transposed_experts_name(i, Projection::down, true));        // [E, D]
         const at::ScalarType dtype = w.embed_tokens.scalar_type();
         for (int64_t e = 0; e < config.moe.num_experts; ++e) {
+          const bool mxfp4 = config.moe.mxfp4_experts;
+          // [2 Fe, D], gate and up rows alternating; [D, Fe]
+          const at::Tensor gate_up =
+              mxfp4 ? dequantize_mxfp4(take(name(Projection::gate_up, "_blocks")).select(0, e),
+                                       take(name(Projection::gate_up, "_scales")).select(0, e), dtype)
+                    : take(name(Projection::gate_up, "")).select(0, e).t();
+          const at::Tensor down = mxfp4 ? dequantize_mxfp4(take(name(Projection::down, "_blocks")).select(0, e),
+                                                           take(name(Projection::down, "_scales")).select(0, e), dtype)
+                                        : take(name(Projection::down, "")).select(0, e).t();
+          const at::Tensor bias = gate_up_bias.select(0, e);
+          const int64_t width = gate_up.size(0);
           MlpWeights m;
-          m.gate_up = {dequantize_mxfp4(gate_up_blocks.select(0, e), gate_up_scales.select(0, e), dtype),
-                       gate_up_bias.select(0, e)};
-          m.down = {dequantize_mxfp4(down_blocks.select(0, e), down_scales.select(0, e), dtype),
-                    down_bias.select(0, e)};
-          layer.moe.experts.push_back(std::move(m));
-        }
-      } else if (config.moe.transposed_experts) {  // gpt-oss: views of the layer's four tensors, transposed
-        const at::Tensor gate_up = take(transposed_experts_name(i, Projection::gate_up, false));  // [E, D, 2 Fe]
-        const at::Tensor gate_up_bias = take(transposed_experts_name(i, Projection::gate_up, true));  // [E, 2 Fe]
-        const at::Tensor down = take(transposed_experts_name(i, Projection::down, false));       // [E, Fe, D]
-        const at::Tensor down_bias = take(transposed_experts_name(i, Projection::down, true));   // [E, D]
-        for (int64_t e = 0; e < config.moe.num_experts; ++e) {
-          MlpWeights m;
-          m.gate_up = {gate_up.select(0, e).t(), gate_up_bias.select(0, e)};  // [2 Fe, D], gate and up alternating
-          m.down = {down.select(0, e).t(), down_bias.select(0, e)};           // [D, Fe]
+          m.gate = {gate_up.slice(0, 0, width, 2).contiguous(), bias.slice(0, 0, width, 2).contiguous()};
+          m.up = {gate_up.slice(0, 1, width, 2).contiguous(), bias.slice(0, 1, width, 2).contiguous()};
+          m.down = {down, down_bias.select(0, e)};
           layer.moe.experts.push_back(std::move(m));
         }
       } else if (config.moe.stacked_experts) {  // GraniteMoE: views of the layer's two stacked tensors

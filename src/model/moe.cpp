@@ -13,6 +13,7 @@
 #include <ATen/ops/sigmoid.h>
 #include <ATen/ops/softmax.h>
 #include <ATen/ops/sort.h>
+#include <ATen/ops/split_with_sizes.h>
 #include <ATen/ops/topk.h>
 #include <ATen/ops/zeros.h>
 #include <ATen/ops/zeros_like.h>
@@ -78,16 +79,14 @@ std::pair<at::Tensor, at::Tensor> route(const at::Tensor& flat, const MoeWeights
   return {top, chosen};
 }
 
-// One expert's MLP: the model's gated MLP, or gpt-oss's clamped SwiGLU of its alternating gate and up rows (with
-// biases): (clamp(up, -l, l) + 1) * g sigmoid(alpha g), g = min(gate, l). x [N, D] -> [N, D].
+// One expert's MLP: the model's gated MLP, or gpt-oss's clamped SwiGLU (with biases):
+// (clamp(up, -l, l) + 1) * g sigmoid(alpha g), g = min(gate, l). x [N, D] -> [N, D].
 at::Tensor expert_mlp(const at::Tensor& x, const MlpWeights& w, const MoeConfig& config, Activation activation,
                       int64_t layer) {
   if (config.swiglu_limit <= 0.0) return mlp(x, w, activation, layer, /*adapter=*/nullptr);
-  const at::Tensor gate_up = at::linear(x, w.gate_up.weight, w.gate_up.bias);  // [N, 2 Fe]
-  const int64_t width = gate_up.size(-1);
   const double limit = config.swiglu_limit;
-  const at::Tensor gate = gate_up.slice(-1, 0, width, 2).clamp_max(limit);
-  const at::Tensor up = gate_up.slice(-1, 1, width, 2).clamp(-limit, limit);
+  const at::Tensor gate = at::linear(x, w.gate.weight, w.gate.bias).clamp_max(limit);  // [N, Fe]
+  const at::Tensor up = at::linear(x, w.up.weight, w.up.bias).clamp(-limit, limit);    // [N, Fe]
   return at::linear((up + 1) * (gate * at::sigmoid(gate * config.swiglu_alpha)), w.down.weight, w.down.bias);
 }
 
@@ -110,14 +109,16 @@ at::Tensor moe(const at::Tensor& x, const MoeWeights& w, const MoeConfig& config
   const at::Tensor counts = at::bincount(expert_of, {}, config.num_experts).cpu();       // [E], the one host read
   const at::Tensor routed = flat.index_select(0, tokens);                               // [R, D]
 
-  std::vector<at::Tensor> outputs;  // each expert's [tokens, D], in expert order
+  // Each expert's rows, split in one op: its backward concatenates the E gradients once, where E narrows would each
+  // write a zero-filled [R, D] gradient (quadratic in the experts).
   const int64_t* count = counts.data_ptr<int64_t>();
-  int64_t start = 0;
+  const std::vector<at::Tensor> pieces =
+      at::split_with_sizes(routed, c10::IntArrayRef(count, static_cast<std::size_t>(config.num_experts)), 0);
+  std::vector<at::Tensor> outputs;  // each expert's [tokens, D], in expert order
   for (int64_t e = 0; e < config.num_experts; ++e) {
     if (count[e] == 0) continue;
     const MlpWeights& expert = w.experts[static_cast<std::size_t>(e)];
-    outputs.push_back(expert_mlp(routed.narrow(0, start, count[e]), expert, config, activation, layer));
-    start += count[e];
+    outputs.push_back(expert_mlp(pieces[static_cast<std::size_t>(e)], expert, config, activation, layer));
   }
   // Weighted (in float32 for Mixtral, then rounded) and added to each token's row, pair by pair in expert order.
   const at::Tensor weighted = (at::cat(outputs) * weights).to(x.scalar_type());  // [R, D]

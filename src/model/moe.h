@@ -19,8 +19,7 @@ namespace abmll::model {
 struct MoeWeights {
   at::Tensor router;                // [E, D], the `gate` module (gpt-oss: `router`)
   at::Tensor router_bias;           // [E], gpt-oss's; otherwise undefined
-  // E gated MLPs: gate and up [Fe, D] (GraniteMoE: gate_up; gpt-oss: gate_up with gate and up rows alternating), down
-  // [D, Fe]; no biases but gpt-oss's.
+  // E gated MLPs: gate and up [Fe, D] (GraniteMoE: gate_up), down [D, Fe]; no biases but gpt-oss's.
   std::vector<MlpWeights> experts;
   // Qwen2-MoE's, [Fs, D] / [D, Fs] (DeepSeek's shared experts: one MLP of their summed width); otherwise undefined.
   MlpWeights shared_expert;
