@@ -15,6 +15,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <utility>
 
 #include "model/mxfp4.h"
 #include "model/tensor_naming.h"
@@ -26,7 +27,9 @@ namespace abmll::model {
 namespace {
 
 // DecoderWeights from tensors by their checkpoint names (every name of weight_specs(config)).
-DecoderWeights assemble(const ModelConfig& config, const std::map<std::string, at::Tensor>& loaded) {
+// (Taken by value: gpt-oss's gate_up tensors are released as soon as their experts are copied apart, which keeps the
+// peak at one layer's copies rather than all layers'.)
+DecoderWeights assemble(const ModelConfig& config, std::map<std::string, at::Tensor> loaded) {
   auto take = [&](const std::string& name) { return loaded.at(name); };
   // Gemma's and OLMo-2's norms scale in float32 (float64 stays float64): kept in that dtype; Gemma's by 1 + w, the
   // 1 added in float32 as GemmaRMSNorm adds it.
@@ -119,6 +122,7 @@ DecoderWeights assemble(const ModelConfig& config, const std::map<std::string, a
           m.down = {down, down_bias.select(0, e)};
           layer.moe.experts.push_back(std::move(m));
         }
+        for (const char* part : {"", "_blocks", "_scales"}) loaded.erase(name(Projection::gate_up, part));
       } else if (config.moe.stacked_experts) {  // GraniteMoE: views of the layer's two stacked tensors
         const at::Tensor gate_up = take(stacked_experts_name(i, Projection::gate_up));  // [E, 2 Fe, D]
         const at::Tensor down = take(stacked_experts_name(i, Projection::down));        // [E, D, Fe]
@@ -196,7 +200,7 @@ DecoderWeights load_decoder_weights(const io::TensorStore& store, const ModelCon
       loaded[spec.name] = t.to(device, wide ? at::promote_types(dtype, at::kFloat) : dtype).set_requires_grad(false);
     }
 
-    return assemble(config, loaded);
+    return assemble(config, std::move(loaded));
   });
 }
 
@@ -227,7 +231,7 @@ DecoderWeights random_decoder_weights(const ModelConfig& config, const WeightOpt
                       : config.unit_offset_norms ? at::zeros(spec.shape, tensor_options)
                                                  : at::ones(spec.shape, tensor_options);
   }
-  return assemble(config, made);
+  return assemble(config, std::move(made));
 }
 
 }  // namespace abmll::model
