@@ -1,9 +1,10 @@
 """Models with SentencePiece-style tokenizers through the whole pipeline on the demo's tasks: a Mistral-v0.1-shaped
-model (sliding window 4096) with a tokenizer in the legacy form of Llama-2's and Mistral-7B-v0.1's files, and a Gemma-2-
-and a Gemma-3-shaped model (soft caps, sliding windows, two RoPEs; the latter also inside a multimodal checkpoint) with
-one in Gemma's form, and a Phi-3-shaped one (fused projections) and a Mixtral-shaped one (experts) with one in Llama-2's
-form; and, with a byte-level tokenizer in DeepSeek-V3's form, a DeepSeek-V3-shaped model (latent attention, grouped
-sigmoid routing). `abmll meta-train` runs, and `abmll evaluate`'s option probabilities equal transformers' when each
+model (sliding window 4096) with a tokenizer in the legacy form of Llama-2's and Mistral-7B-v0.1's files, and a
+Gemma-2- and a Gemma-3-shaped model (soft caps, sliding windows, two RoPEs; the latter also inside a multimodal
+checkpoint) with one in Gemma's form, and a Phi-3-shaped one (fused projections) and a Mixtral-shaped one (experts)
+with one in Llama-2's form; and, with byte-level tokenizers in their forms, a DeepSeek-V3-shaped model (latent
+attention, grouped sigmoid routing) and a gpt-oss-shaped one (attention sinks, a sliding window, clamped SwiGLU
+experts). `abmll meta-train` runs, and `abmll evaluate`'s option probabilities equal transformers' when each
 option's tokens are taken from the encoding of prompt + option, as evaluation harnesses split a context from its
 continuation. (With the legacy form, " yes" encoded alone would give the tokens of "▁▁yes": a space token of its own
 that the model never sees before an answer in context.)"""
@@ -17,9 +18,9 @@ import pytest
 import torch
 from tokenizers import Tokenizer
 from transformers import (DeepseekV3Config, DeepseekV3ForCausalLM, Gemma2Config, Gemma2ForCausalLM, Gemma3Config,
-                          Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Gemma3TextConfig, MistralConfig,
-                          MistralForCausalLM, MixtralConfig, MixtralForCausalLM, Phi3Config, Phi3ForCausalLM,
-                          SiglipVisionConfig)
+                          Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Gemma3TextConfig, GptOssConfig,
+                          GptOssForCausalLM, MistralConfig, MistralForCausalLM, MixtralConfig, MixtralForCausalLM,
+                          Phi3Config, Phi3ForCausalLM, SiglipVisionConfig)
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import make_tokenizer_fixtures  # noqa: E402
@@ -65,6 +66,13 @@ MODELS = {
         qk_rope_head_dim=8, v_head_dim=16, n_routed_experts=8, num_experts_per_tok=2, moe_intermediate_size=32,
         n_shared_experts=1, first_k_dense_replace=1, n_group=4, topk_group=2),
         make_tokenizer_fixtures.make_deepseek_v3_trained, "deepseek-v3-trained", False),
+    # gpt-oss's shape (sinks, every other layer a window of 8 tokens, which the demo's prompts pass; 4 experts with
+    # biases, 2 per token, the clamped SwiGLU) with a tokenizer in its form.
+    "gpt_oss": (GptOssForCausalLM, lambda vocab: GptOssConfig(
+        **dict(SIZES, intermediate_size=32), vocab_size=vocab, head_dim=16, num_local_experts=4, num_experts_per_tok=2,
+        sliding_window=8, rope_parameters={"rope_type": "yarn", "rope_theta": 150000.0, "factor": 4.0,
+                                           "original_max_position_embeddings": 64}),
+        make_tokenizer_fixtures.make_o200k_trained, "o200k-trained", False),
 }
 # Settings a model needs besides the demo's (Phi-3 and DeepSeek have no q_proj or v_proj of their own to adapt).
 EXTRA_SETS = {"phi3": ["--set", "lora.targets=[qkv_proj, down_proj]"],
