@@ -33,15 +33,20 @@ at::Tensor repeat_kv(const at::Tensor& x, int64_t n) {
   return x.unsqueeze(2).expand({b, h, n, t, d}).reshape({b, h * n, t, d});
 }
 
+// scores [B, H, T, T] with every key `pattern` ([B, 1, T, T] bool; undefined: causal) forbids at -inf (every row
+// keeps an entry: padding.h).
+at::Tensor masked(const at::Tensor& scores, const at::Tensor& pattern) {
+  const at::Tensor allowed = pattern.defined() ? pattern : causal_pattern(scores.size(-2), scores.device());
+  return scores.masked_fill(allowed.logical_not(), -INFINITY);
+}
+
 // Gemma-2's attention with soft-capped scores, as transformers' eager attention computes it: scores in q's dtype,
 // capped, masked, softmax in float32 (float64 for float64) rounded back to q's dtype, then the weighted values. No SDPA
 // kernel caps scores, so this is unfused: it keeps [B, H, T, T] scores and weights for backward, and is differentiable
 // twice. q [B, H, T, Dh], k and v [B, H, T, Dh] (kv heads repeated), pattern [B, 1, T, T] bool or undefined (causal).
 at::Tensor softcapped_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                 const at::Tensor& pattern, double scale, double cap) {
-  at::Tensor scores = soft_cap(at::matmul(q, k.transpose(-2, -1)) * scale, cap);  // [B, H, T, T]
-  const at::Tensor allowed = pattern.defined() ? pattern : causal_pattern(q.size(2), q.device());
-  scores = scores.masked_fill(allowed.logical_not(), -INFINITY);  // every row keeps an entry (padding.h)
+  const at::Tensor scores = masked(soft_cap(at::matmul(q, k.transpose(-2, -1)) * scale, cap), pattern);
   // float32 (float64 stays float64: the gradient checks)
   const at::ScalarType softmax_type = at::promote_types(q.scalar_type(), at::kFloat);
   return at::matmul(at::softmax(scores, -1, softmax_type).to(q.scalar_type()), v);
@@ -53,9 +58,7 @@ at::Tensor softcapped_attention(const at::Tensor& q, const at::Tensor& k, const 
 // Dh], k and v [B, H, T, Dh] (kv heads repeated), sinks [H].
 at::Tensor sink_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& pattern,
                           double scale, const at::Tensor& sinks) {
-  at::Tensor scores = at::matmul(q, k.transpose(-2, -1)) * scale;  // [B, H, T, T]
-  const at::Tensor allowed = pattern.defined() ? pattern : causal_pattern(q.size(2), q.device());
-  scores = scores.masked_fill(allowed.logical_not(), -INFINITY);
+  const at::Tensor scores = masked(at::matmul(q, k.transpose(-2, -1)) * scale, pattern);  // [B, H, T, T]
   const at::Tensor sink = sinks.to(scores.scalar_type()).view({1, -1, 1, 1}).expand({q.size(0), -1, q.size(2), 1});
   at::Tensor combined = at::cat({scores, sink}, -1);  // [B, H, T, T + 1]
   combined = combined - std::get<0>(combined.max(-1, /*keepdim=*/true));

@@ -104,16 +104,23 @@ DecoderWeights assemble(const ModelConfig& config, std::map<std::string, at::Ten
         const at::Tensor gate_up_bias = take(transposed_experts_name(i, Projection::gate_up, true));  // [E, 2 Fe]
         const at::Tensor down_bias = take(transposed_experts_name(i, Projection::down, true));        // [E, D]
         const at::ScalarType dtype = w.embed_tokens.scalar_type();
+        // A projection's stored tensors, looked up once: the weight, or its MXFP4 blocks and scales.
+        struct Stored {
+          at::Tensor weight, blocks, scales;
+        };
+        auto stored = [&](Projection p) {
+          return config.moe.mxfp4_experts ? Stored{{}, take(name(p, "_blocks")), take(name(p, "_scales"))}
+                                          : Stored{take(name(p, "")), {}, {}};
+        };
+        // Expert e's [out, in] weight: dequantized, or a transposed view of the input-major tensor.
+        auto expert_weight = [&](const Stored& t, int64_t e) {
+          return t.weight.defined() ? t.weight.select(0, e).t()
+                                    : dequantize_mxfp4(t.blocks.select(0, e), t.scales.select(0, e), dtype);
+        };
+        const Stored gate_up_stored = stored(Projection::gate_up), down_stored = stored(Projection::down);
         for (int64_t e = 0; e < config.moe.num_experts; ++e) {
-          const bool mxfp4 = config.moe.mxfp4_experts;
-          // [2 Fe, D], gate and up rows alternating; [D, Fe]
-          const at::Tensor gate_up =
-              mxfp4 ? dequantize_mxfp4(take(name(Projection::gate_up, "_blocks")).select(0, e),
-                                       take(name(Projection::gate_up, "_scales")).select(0, e), dtype)
-                    : take(name(Projection::gate_up, "")).select(0, e).t();
-          const at::Tensor down = mxfp4 ? dequantize_mxfp4(take(name(Projection::down, "_blocks")).select(0, e),
-                                                           take(name(Projection::down, "_scales")).select(0, e), dtype)
-                                        : take(name(Projection::down, "")).select(0, e).t();
+          const at::Tensor gate_up = expert_weight(gate_up_stored, e);  // [2 Fe, D], gate and up rows alternating
+          const at::Tensor down = expert_weight(down_stored, e);        // [D, Fe]
           const at::Tensor bias = gate_up_bias.select(0, e);
           const int64_t width = gate_up.size(0);
           MlpWeights m;

@@ -563,15 +563,17 @@ void parse_latent_attention(const Fields& f, ModelConfig& c) {
   a.nope_dim = f.integer("qk_nope_head_dim", 128);
   a.rope_dim = f.integer("qk_rope_head_dim", 64);
   a.v_dim = f.integer("v_head_dim", 128);
+  require_positive(f, "kv_lora_rank", a.kv_rank);
+  require_positive(f, "qk_nope_head_dim", a.nope_dim);
+  require_positive(f, "qk_rope_head_dim", a.rope_dim);
+  require_positive(f, "v_head_dim", a.v_dim);
   // (Bounded so that the sums and products of widths below stay far inside int64.)
   const std::pair<const char*, int64_t> widths[] = {
       {"q_lora_rank", a.q_rank}, {"kv_lora_rank", a.kv_rank}, {"qk_nope_head_dim", a.nope_dim},
       {"qk_rope_head_dim", a.rope_dim}, {"v_head_dim", a.v_dim}};
-  for (const auto& [field, width] : widths) {
-    if (field != std::string("q_lora_rank")) require_positive(f, field, width);
+  for (const auto& [field, width] : widths)
     if (width > kLargestWidth) f.fail(field, fmt::format("is {}, more than any model's (at most {})", width,
                                                          kLargestWidth));
-  }
   if (a.rope_dim % 2 != 0) f.fail("qk_rope_head_dim", fmt::format("must be even for RoPE, not {}", a.rope_dim));
   c.head_dim = a.nope_dim + a.rope_dim;
   c.rotary_dim = a.rope_dim;
