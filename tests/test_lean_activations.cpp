@@ -1,7 +1,7 @@
-// The decoder's memory-lean autograd functions (model/swiglu.h, model/geglu.h, model/rms_norm.h, in Llama's and Gemma's
-// orders) against the chains of ATen ops they replace: values and gradients in float32 and bfloat16 (rounded where the
-// chain rounds), first and second derivatives in float64; on a GPU too (RMSNorm runs ATen's fused kernels there, SwiGLU
-// and RoPE abmll's).
+// The decoder's memory-lean autograd functions (model/swiglu.h, model/geglu.h, model/xielu.h, model/rms_norm.h, in
+// Llama's and Gemma's orders) against the chains of ATen ops they replace: values and gradients in float32 and bfloat16
+// (rounded where the chain rounds), first and second derivatives in float64; on a GPU too (RMSNorm runs ATen's fused
+// kernels there, SwiGLU and RoPE abmll's).
 #include <catch2/catch.hpp>
 
 #include <ATen/ATen.h>
@@ -14,6 +14,7 @@
 #include "model/rms_norm.h"
 #include "model/rope.h"
 #include "model/swiglu.h"
+#include "model/xielu.h"
 
 namespace {
 
@@ -97,6 +98,42 @@ TEST_CASE("geglu equals gelu(gate) * up, exact and tanh-approximated, values and
   CHECK(at::allclose(g[0], at::gelu(gate, "tanh")));
   const at::NoGradGuard no_grad;
   CHECK(!abmll::model::geglu(gate, up, false).requires_grad());
+}
+
+// transformers' XIELUActivation (its Python path) as ATen ops.
+at::Tensor xielu_chain(const at::Tensor& x, const abmll::model::XieluWeights& w) {
+  const at::Tensor a_p = at::softplus(w.alpha_p), a_n = w.beta + at::softplus(w.alpha_n);
+  return at::where(x > 0, a_p * x * x + w.beta * x, (at::expm1(at::min(x, w.eps)) - x) * a_n + w.beta * x);
+}
+
+TEST_CASE("xielu equals XIELUActivation's chain of ops, values and derivatives", "[model]") {
+  at::manual_seed(5);
+  for (const auto dtype : {at::kDouble, at::kFloat, at::kBFloat16}) {
+    INFO(c10::toString(dtype));
+    const auto options = at::TensorOptions().dtype(dtype);
+    // Slopes and beta away from XIELUActivation's initial ones; eps its own.
+    const abmll::model::XieluWeights w{at::full({1}, 0.3, options), at::full({1}, -0.7, options),
+                                       at::scalar_tensor(0.45, options), at::scalar_tensor(-1e-6, options)};
+    // Both branches, and entries at eps and at 0 exactly (where the derivative's pieces meet).
+    const at::Tensor x = leaf({3, 5, 7}, dtype, 2.0);
+    {
+      const at::NoGradGuard no_grad;
+      x.view(-1)[0].fill_(w.eps);
+      x.view(-1)[1].fill_(0.0);
+    }
+    if (dtype != at::kBFloat16) {
+      check_against_chain([&] { return abmll::model::xielu(x, w); }, [&] { return xielu_chain(x, w); }, {x},
+                          dtype == at::kDouble ? 1e-12 : 1e-6);
+      continue;
+    }
+    // bfloat16: the values as the chain rounds them; the gradient (one product with the derivative, where the
+    // chain sums three rounded ones) within a few of its last places.
+    CHECK(max_abs_diff(abmll::model::xielu(x, w), xielu_chain(x, w)) == 0.0);
+    check_against_chain([&] { return abmll::model::xielu(x, w); }, [&] { return xielu_chain(x, w); }, {x}, 1.0 / 32);
+  }
+  const at::NoGradGuard no_grad;
+  const abmll::model::XieluWeights w{at::zeros({1}), at::zeros({1}), at::scalar_tensor(0.5), at::scalar_tensor(-1e-6)};
+  CHECK(!abmll::model::xielu(at::randn({2, 3}), w).requires_grad());
 }
 
 TEST_CASE("swiglu equals silu(gate) * up, values and derivatives", "[model]") {

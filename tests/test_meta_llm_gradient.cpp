@@ -40,12 +40,13 @@ TEST_CASE("second-order ABMLL meta-gradient on a tiny LLM matches finite differe
   // fused gate_up, interleaved partial RoPE and output norms; Cohere: parallel blocks, LayerNorms (twice
   // differentiated), its logit scale inside the chunked log-softmax's backward; DeepSeek-V3: latent attention (the
   // query bottleneck's and the latent's norms, the shared rotated key) and sigmoid routing with a bias and groups;
-  // gpt-oss: attention sinks (unfused, twice differentiated) and experts with biases and the clamped SwiGLU.
+  // gpt-oss: attention sinks (unfused, twice differentiated) and experts with biases and the clamped SwiGLU; Apertus:
+  // the xIELU MLP (its derivative, differentiated again, on both sides of 0).
   const auto kind = GENERATE(test::TinyModel::llama31, test::TinyModel::qwen3, test::TinyModel::gemma2,
                              test::TinyModel::gemma3, test::TinyModel::olmo2, test::TinyModel::phi3,
                              test::TinyModel::granite, test::TinyModel::qwen2_moe, test::TinyModel::olmoe,
                              test::TinyModel::glm4, test::TinyModel::cohere, test::TinyModel::granitemoe,
-                             test::TinyModel::deepseek_v3, test::TinyModel::gpt_oss);
+                             test::TinyModel::deepseek_v3, test::TinyModel::gpt_oss, test::TinyModel::apertus);
   INFO(test::to_string(kind));
   test::ScratchDir dir;
   test::write_tiny_model(dir.path(), kind);
@@ -57,13 +58,15 @@ TEST_CASE("second-order ABMLL meta-gradient on a tiny LLM matches finite differe
   lora.rank = 2;
   lora.alpha = 4;
   // Phi-3: q and v are in its one qkv_proj; GLM-4: gate and up in its one gate_up_proj; a mixture of experts adapts
-  // its attention only.
+  // its attention only; Apertus adapts up, whose output goes through xIELU.
   const model::ModelConfig& shape = decoder.config();
   using Names = std::vector<std::string>;
+  const bool ungated = shape.activation == model::Activation::xielu;
   const Names targets = shape.mla.defined()           ? Names{"q_a_proj", "kv_a_proj_with_mqa", "kv_b_proj"}
                         : shape.fused_qkv             ? Names{"qkv_proj", "down_proj"}
                         : shape.fused_gate_up         ? Names{"q_proj", "v_proj", "gate_up_proj"}
                         : shape.moe.num_experts > 0   ? Names{"q_proj", "v_proj", "o_proj"}
+                        : ungated                     ? Names{"q_proj", "up_proj", "down_proj"}
                                                       : Names{"q_proj", "v_proj", "down_proj"};
   lora.targets = model::fit_lora_targets(targets, shape, "test");
   const auto sites = model::lora_sites(decoder.config(), lora);

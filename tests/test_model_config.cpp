@@ -1390,3 +1390,53 @@ TEST_CASE("model config: gpt-oss's sinks, sliding layers, YaRN default and exper
   j["quantization_config"] = {{"quant_method", "fp8"}};  // anything else quantized
   require_input_error(j, {"quantization_config", "\"fp8\"", "not supported"});
 }
+
+TEST_CASE("model config: Apertus's head norms, ungated xIELU MLP, norm names and default RoPE", "[model]") {
+  // Apertus-8B's config.json as released (4.x spelling), its sizes shrunk.
+  json j = json::parse(R"({
+    "architectures": ["ApertusForCausalLM"], "model_type": "apertus", "hidden_act": "xielu", "hidden_size": 64,
+    "intermediate_size": 96, "max_position_embeddings": 65536, "num_attention_heads": 4, "num_hidden_layers": 2,
+    "num_key_value_heads": 2, "qk_norm": true, "post_norm": false, "mlp_bias": false, "rms_norm_eps": 1e-05,
+    "rope_theta": 12000000,
+    "rope_scaling": {"factor": 8.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
+                     "original_max_position_embeddings": 8192, "rope_type": "llama3"},
+    "tie_word_embeddings": false, "vocab_size": 256
+  })");
+  ModelConfig c = parse_model_config(j);
+  CHECK(c.architecture == Architecture::apertus);
+  CHECK((c.activation == Activation::xielu && c.qk_norm && !c.qk_norm_whole && !c.attention_bias && !c.mlp_bias));
+  CHECK((c.head_dim == 16 && c.rope.type == "llama3" && c.rope.theta == 12e6 && c.rope.factor == 8.0));
+  const auto specs = weight_specs(c);
+  CHECK(spec_shape(specs, "model.layers.1.attention_layernorm.weight") == std::vector<int64_t>{64});
+  CHECK(spec_shape(specs, "model.layers.1.feedforward_layernorm.weight") == std::vector<int64_t>{64});
+  CHECK(spec_shape(specs, "model.layers.1.self_attn.q_norm.weight") == std::vector<int64_t>{16});
+  CHECK(spec_shape(specs, "model.layers.1.mlp.up_proj.weight") == std::vector<int64_t>{96, 64});
+  CHECK(spec_shape(specs, "model.layers.1.mlp.act_fn.alpha_p") == std::vector<int64_t>{1});
+  CHECK(spec_shape(specs, "model.layers.1.mlp.act_fn.alpha_n") == std::vector<int64_t>{1});
+  CHECK(spec_shape(specs, "model.layers.1.mlp.act_fn.beta").empty());
+  CHECK(spec_shape(specs, "model.layers.1.mlp.act_fn.eps").empty());
+  CHECK_FALSE(has_spec(specs, "model.layers.1.mlp.gate_proj.weight"));
+  CHECK_FALSE(has_spec(specs, "model.layers.1.input_layernorm.weight"));
+  CHECK_FALSE(has_spec(specs, "model.layers.1.post_attention_layernorm.weight"));
+  // LoRA: no gate to adapt.
+  CHECK((fit_lora_targets({"all-linear"}, c, "lora.targets") ==
+         std::set<Projection>{Projection::q, Projection::k, Projection::v, Projection::o, Projection::up,
+                              Projection::down}));
+  REQUIRE_THROWS_WITH(fit_lora_targets({"gate_proj"}, c, "lora.targets"),
+                      Catch::Contains("not a module of this apertus model") && Catch::Contains("has no gate"));
+
+  // ApertusConfig's defaults: without a RoPE dict its own (a top-level rope_theta does not reach it).
+  for (const char* key : {"rope_scaling", "max_position_embeddings", "rms_norm_eps", "hidden_act"}) j.erase(key);
+  j["rope_theta"] = 500000.0;
+  c = parse_model_config(j);
+  CHECK((c.rope.type == "llama3" && c.rope.theta == 12e6 && c.rope.factor == 8.0));
+  CHECK((c.rope.low_freq_factor == 1.0 && c.rope.high_freq_factor == 4.0));
+  CHECK(c.rope.original_max_position_embeddings == 8192);
+  CHECK((c.max_position_embeddings == 65536 && c.rms_norm_eps == 1e-5 && c.activation == Activation::xielu));
+  j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 1e4}};
+  CHECK((parse_model_config(j).rope.type == "default" && parse_model_config(j).rope.theta == 1e4));
+  j["attention_bias"] = true;  // LlamaAttention's: all four projections
+  CHECK((parse_model_config(j).attention_bias && parse_model_config(j).output_bias));
+  j["hidden_act"] = "relu2";
+  require_input_error(j, {"dir/config.json", "hidden_act", "\"relu2\"", "\"xielu\""});
+}

@@ -3,6 +3,7 @@
 
 #include <ATen/Context.h>
 #include <ATen/TensorOperators.h>
+#include <ATen/ops/full.h>
 #include <ATen/ops/randn.h>
 #include <nlohmann/json.hpp>
 
@@ -30,6 +31,7 @@ const char* to_string(TinyModel kind) {
     case TinyModel::granitemoe: return "granitemoe";
     case TinyModel::deepseek_v3: return "deepseek_v3";
     case TinyModel::gpt_oss: return "gpt_oss";
+    case TinyModel::apertus: return "apertus";
   }
   return "?";
 }
@@ -158,16 +160,26 @@ void write_tiny_model(const std::filesystem::path& dir, TinyModel kind) {
       j["rope_parameters"] = {{"rope_type", "yarn"}, {"rope_theta", 150000.0}, {"factor", 8.0},
                               {"original_max_position_embeddings", 16}, {"truncate", false}};
       break;
+    case TinyModel::apertus:
+      j["architectures"] = {"ApertusForCausalLM"};
+      j["model_type"] = "apertus";
+      j["rope_parameters"] = {{"rope_type", "llama3"}, {"rope_theta", 12000000.0}, {"factor", 8.0},
+                              {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0},
+                              {"original_max_position_embeddings", 16}};
+      break;
   }
   std::filesystem::create_directories(dir);
   write_text(dir / "config.json", j.dump());
   const model::ModelConfig c = model::parse_model_config(j);
-  const int seeds[] = {2, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};  // by TinyModel
+  const int seeds[] = {2, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};  // by TinyModel
   at::manual_seed(seeds[static_cast<int>(kind)]);
   io::NamedTensors tensors;
   for (const auto& s : model::weight_specs(c)) {  // norms (Cohere's per-head ones are [heads, Dh]) and biases near 1
     const bool near_one = s.shape.size() == 1 || s.name.find("_norm.") != std::string::npos;
-    tensors.emplace_back(s.name, at::randn(s.shape, at::kFloat) * 0.2 + (near_one ? 1.0 : 0.0));
+    // (Apertus's xIELU: its slopes' parameters near 1, beta near its initial 0.5, eps its own -1e-6.)
+    const double shift = s.name.ends_with(".act_fn.beta") ? 0.5 : near_one ? 1.0 : 0.0;
+    tensors.emplace_back(s.name, s.name.ends_with(".act_fn.eps") ? at::full(s.shape, -1e-6, at::kFloat)
+                                                                 : at::randn(s.shape, at::kFloat) * 0.2 + shift);
   }
   io::write_safetensors(dir / "model.safetensors", tensors);
 }

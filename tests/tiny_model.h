@@ -27,10 +27,11 @@ namespace abmll::test {
 // dimensions and 8 value ones, adjacent pairs rotated; layer 0 dense, layer 1 with 4 experts of width 16 in 2 groups,
 // 2 per token from the best group by sigmoid scores plus their bias, renormalised, x2, and a shared expert; tied);
 // gpt-oss (biases on q, k, v and o, a sink logit per head, layer 0 with a window of 4, YaRN; 4 experts of width 48
-// with biases, 2 per token by the softmax of their biased logits, the clamped SwiGLU at 1; tied).
+// with biases, 2 per token by the softmax of their biased logits, the clamped SwiGLU at 1; tied); Apertus (query and
+// key head norms, the ungated xIELU MLP with its parameters drawn per layer, Llama-3.1's RoPE scaling; tied).
 enum class TinyModel {
   llama31, qwen2, qwen3, gemma2, gemma3, olmo2, phi3, granite, qwen2_moe, olmoe, glm4, cohere, granitemoe, deepseek_v3,
-  gpt_oss
+  gpt_oss, apertus
 };
 
 // The architecture's name, for test messages.

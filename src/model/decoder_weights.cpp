@@ -12,6 +12,7 @@
 #include <ATen/TensorOperators.h>
 #include <fmt/format.h>
 
+#include <cmath>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -151,6 +152,10 @@ DecoderWeights assemble(const ModelConfig& config, std::map<std::string, at::Ten
       layer.mlp.down = projection(i, Projection::down);
       if (config.fused_gate_up) {
         layer.mlp.gate_up = projection(i, Projection::gate_up);
+      } else if (config.activation == Activation::xielu) {  // Apertus: ungated, the activation's parameters
+        layer.mlp.up = projection(i, Projection::up);
+        auto parameter = [&](const char* name) { return take(xielu_parameter_name(i, name)); };
+        layer.mlp.xielu = {parameter("alpha_p"), parameter("alpha_n"), parameter("beta"), parameter("eps")};
       } else {
         layer.mlp.gate = projection(i, Projection::gate);
         layer.mlp.up = projection(i, Projection::up);
@@ -232,6 +237,14 @@ DecoderWeights random_decoder_weights(const ModelConfig& config, const WeightOpt
       const auto bytes = at::TensorOptions().dtype(at::kByte).device(device);
       made[spec.name] = spec.shape.size() == 4 ? at::randint(0, 256, spec.shape, generator, bytes)
                                                : at::full(spec.shape, 123, bytes);
+      continue;
+    }
+    if (spec.name.find(".act_fn.") != std::string::npos) {  // xIELU's initial parameters (XIELUActivation's)
+      const double initial = spec.name.ends_with(".alpha_p") ? std::log(std::expm1(0.8))
+                             : spec.name.ends_with(".alpha_n") ? std::log(std::expm1(0.8 - 0.5))
+                             : spec.name.ends_with(".beta")    ? 0.5
+                                                               : -1e-6;
+      made[spec.name] = at::full(spec.shape, initial, tensor_options);
       continue;
     }
     made[spec.name] = !norm ? at::normal(0.0, 0.02, spec.shape, generator, tensor_options)

@@ -53,9 +53,11 @@ std::set<Projection> fit_lora_targets(const std::vector<std::string>& names, con
     }
     for (Projection p : parse_lora_targets({name}, source)) {
       if (std::find(available.begin(), available.end(), p) == available.end()) {
+        const bool ungated = config.activation == Activation::xielu;
         const char* note = config.fused_qkv             ? " (q, k and v are one projection, gate and up another)"
                            : config.fused_gate_up       ? " (gate and up are one projection)"
                            : config.moe.num_experts > 0 ? " (the experts' MLPs are not adapted)"
+                           : ungated                    ? " (its MLP has no gate)"
                                                         : "";
         throw InputError(fmt::format("{}: '{}' is not a module of this {} model; its layers' linear modules are {}{}",
                                      source, name, to_string(config.architecture), fmt::join(available_names, ", "),

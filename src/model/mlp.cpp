@@ -1,4 +1,4 @@
-// The gated MLP (see mlp.h).
+// The MLP (see mlp.h).
 #include "model/mlp.h"
 
 #include "model/geglu.h"
@@ -8,6 +8,9 @@ namespace abmll::model {
 
 at::Tensor mlp(const at::Tensor& x, const MlpWeights& w, Activation activation, int64_t layer,
                const LinearAdapter* adapter) {
+  if (activation == Activation::xielu)  // ungated
+    return linear(xielu(linear(x, w.up, {layer, Projection::up}, adapter), w.xielu), w.down,
+                  {layer, Projection::down}, adapter);
   at::Tensor gate, up;  // [B, T, F] each
   if (w.gate_up.weight.defined()) {  // Phi-3: one projection, halves as Phi3MLP chunks it (views)
     const at::Tensor gate_up = linear(x, w.gate_up, {layer, Projection::gate_up}, adapter);  // [B, T, 2F]

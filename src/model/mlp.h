@@ -1,5 +1,5 @@
-// The gated feed-forward block: down(act(gate(x)) * up(x)), act SiLU (SwiGLU: Llama, Qwen, Mistral) or GELU (GeGLU:
-// Gemma).
+// The feed-forward block: gated, down(act(gate(x)) * up(x)), act SiLU (SwiGLU: Llama, Qwen, Mistral) or GELU (GeGLU:
+// Gemma); or (Apertus) ungated, down(xielu(up(x))).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -8,14 +8,16 @@
 
 #include "model/linear.h"
 #include "model/model_config.h"
+#include "model/xielu.h"
 
 namespace abmll::model {
 
 struct MlpWeights {
-  LinearWeights gate;  // [F, D]
+  LinearWeights gate;  // [F, D] (none in an ungated MLP)
   LinearWeights up;    // [F, D]
   LinearWeights down;  // [D, F]
   LinearWeights gate_up;  // Phi-3, instead of gate and up: [2F, D], gate's rows first
+  XieluWeights xielu;     // Apertus's activation's parameters (Activation::xielu)
 };
 
 // x [B, T, D] -> [B, T, D]. Each projection goes through linear() at (layer, gate/up/down).

@@ -116,6 +116,7 @@ constexpr ArchitectureName kArchitectures[] = {
     {Architecture::deepseek_v3, "deepseek_v3", "DeepseekV3ForCausalLM", false},
     {Architecture::glm4_moe_lite, "glm4_moe_lite", "Glm4MoeLiteForCausalLM", false},
     {Architecture::gpt_oss, "gpt_oss", "GptOssForCausalLM", false},
+    {Architecture::apertus, "apertus", "ApertusForCausalLM", false},
 };
 
 std::string supported_list(const char* ArchitectureName::*field) {
@@ -349,6 +350,12 @@ Activation parse_activation(const Fields& f, Architecture arch) {
     if (act == "gelu") return gemma2 ? Activation::gelu : Activation::gelu_tanh;
     f.fail(field, fmt::format("is \"{}\"; supported: \"gelu_pytorch_tanh\", \"gelu\"", act));
   }
+  if (arch == Architecture::apertus) {  // ApertusMLP: ungated, xIELU (another hidden_act is another MLP's)
+    const std::string act = f.string("hidden_act", "xielu");
+    if (act != "xielu")
+      f.fail("hidden_act", fmt::format("is \"{}\"; Apertus's only supported one is \"xielu\"", act));
+    return Activation::xielu;
+  }
   const std::string act = f.string("hidden_act", "silu");
   if (act != "silu") f.fail("hidden_act", fmt::format("is \"{}\"; only \"silu\" is supported", act));
   return Activation::silu;
@@ -543,6 +550,10 @@ void parse_gpt_oss_experts(const Fields& f, ModelConfig& c) {
 // GptOssConfig's RoPE when config.json gives none.
 const nlohmann::json kGptOssRope = {{"rope_type", "yarn"}, {"factor", 32.0}, {"beta_fast", 32.0}, {"beta_slow", 1.0},
                                     {"truncate", false}, {"original_max_position_embeddings", 4096}};
+// ApertusConfig's, theta included (a top-level rope_theta without a dict does not reach it).
+const nlohmann::json kApertusRope = {{"rope_type", "llama3"},     {"rope_theta", 12000000.0},
+                                     {"factor", 8.0},             {"original_max_position_embeddings", 8192},
+                                     {"low_freq_factor", 1.0},    {"high_freq_factor", 4.0}};
 
 // The largest width a config may give latent attention's sizes and DeepSeek's shared experts (2^32; real ones are
 // thousands), so that sums and products of them cannot overflow.
@@ -712,6 +723,7 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   const bool deepseek = c.architecture == Architecture::deepseek_v2 || c.architecture == Architecture::deepseek_v3 ||
                         c.architecture == Architecture::glm4_moe_lite;  // (latent attention)
   const bool gpt_oss = c.architecture == Architecture::gpt_oss;
+  const bool apertus = c.architecture == Architecture::apertus;
 
   c.hidden_size = f.integer("hidden_size");
   c.intermediate_size = f.integer("intermediate_size");
@@ -745,6 +757,7 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
 
   const bool v2 = c.architecture == Architecture::deepseek_v2, flash = c.architecture == Architecture::glm4_moe_lite;
   const int64_t default_positions = llama || olmo || v2                                                   ? 2048
+                                    : apertus                                                             ? 65536
                                     : flash                                                               ? 202752
                                     : phi || olmoe || deepseek                                            ? 4096
                                     : mixtral || glm || gpt_oss || c.architecture == Architecture::gemma3 ? 131072
@@ -753,13 +766,17 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   c.max_position_embeddings = f.integer("max_position_embeddings", default_positions);
   require_positive(f, "max_position_embeddings", c.max_position_embeddings);
   c.rms_norm_eps =
-      f.number("rms_norm_eps", olmo || phi || mixtral || olmoe || flash || gpt_oss ? 1e-5 : glm ? 1.5625e-7 : 1e-6);
+      f.number("rms_norm_eps", olmo || phi || mixtral || olmoe || flash || gpt_oss || apertus ? 1e-5
+                               : glm                                                          ? 1.5625e-7
+                                                                                              : 1e-6);
   if (!(c.rms_norm_eps > 0.0)) f.fail("rms_norm_eps", fmt::format("must be positive, not {}", c.rms_norm_eps));
   c.tie_word_embeddings = f.boolean("tie_word_embeddings", gemma || smollm3 || cohere);
   // (Gemma-3's two RoPEs: in parse_gemma.)
   // (Gemma-3's and OLMo-3's two RoPEs: below.)
   if (gpt_oss && !f.has("rope_scaling") && !f.has("rope_parameters"))  // GptOssConfig's default: YaRN
     c.rope = parse_rope_params(kGptOssRope, "rope_parameters", f, 150000.0, c.max_position_embeddings, 0);
+  else if (apertus && !f.has("rope_scaling") && !f.has("rope_parameters"))  // ApertusConfig's: Llama-3's
+    c.rope = parse_rope_params(kApertusRope, "rope_parameters", f, 12000000.0, c.max_position_embeddings, 0);
   else if (c.architecture != Architecture::gemma3 && c.architecture != Architecture::olmo3)
     c.rope = parse_rope(f, c.max_position_embeddings, mixtral ? 1e6 : gpt_oss ? 150000.0 : 10000.0, phi ? 4096 : 0);
   c.activation = parse_activation(f, c.architecture);
@@ -815,7 +832,7 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
     require_positive(f, "sliding_window", c.sliding_window);
     c.sliding_layers.assign(static_cast<std::size_t>(c.num_layers), true);  // every layer
   }
-  if (llama || gemma || olmo || olmoe || smollm3 || cohere) {
+  if (llama || gemma || olmo || olmoe || smollm3 || cohere || apertus) {
     // LlamaAttention (and GemmaAttention, Gemma2Attention, Olmo2Attention) give all four projections a bias when
     // attention_bias; LlamaMLP all three when mlp_bias (MistralAttention and MistralMLP have none, and their configs
     // carry neither flag; Gemma's and OLMo-2's MLPs never have one).
@@ -901,6 +918,7 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
     if (c.sliding_window == 0) c.sliding_layers.clear();
     parse_gpt_oss_experts(f, c);
   }
+  if (apertus) c.qk_norm = true;  // ApertusAttention: q_norm and k_norm on each head, as Qwen3's
   if (c.architecture == Architecture::olmo3) {
     // Olmo3Config: three sliding-window layers (4096) to one full-attention layer unless layer_types says which,
     // each kind with its RoPE (theta 500000 by default; YaRN on the full-attention layers of the released models).

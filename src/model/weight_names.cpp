@@ -45,6 +45,7 @@ std::vector<Projection> attention_projections(const ModelConfig& config) {
 }
 std::vector<Projection> mlp_projections(const ModelConfig& config) {
   if (config.fused_gate_up) return {Projection::gate_up, Projection::down};
+  if (config.activation == Activation::xielu) return {Projection::up, Projection::down};  // ungated
   return {Projection::gate, Projection::up, Projection::down};
 }
 
@@ -62,6 +63,11 @@ std::vector<Projection> model_projections(const ModelConfig& config) {
 LayerNormNames layer_norm_names(const ModelConfig& c, int64_t layer) {
   const std::string prefix = fmt::format("model.layers.{}.", layer);
   LayerNormNames n;
+  if (c.architecture == Architecture::apertus) {  // Llama's two, named for what they norm
+    n.input = prefix + "attention_layernorm.weight";
+    n.mlp_input = prefix + "feedforward_layernorm.weight";
+    return n;
+  }
   if (c.input_norms) n.input = prefix + "input_layernorm.weight";
   if (c.parallel_blocks) return n;  // Cohere: one norm, read by attention and MLP alike
   if (!c.output_norms) {
@@ -111,6 +117,10 @@ std::string expert_weight_name(const ModelConfig& config, int64_t layer, int64_t
     return fmt::format("model.layers.{}.block_sparse_moe.experts.{}.{}.weight", layer, expert,
                        p == Projection::gate ? "w1" : p == Projection::up ? "w3" : "w2");
   return fmt::format("model.layers.{}.mlp.experts.{}.{}.weight", layer, expert, projection_name(p));
+}
+
+std::string xielu_parameter_name(int64_t layer, const char* parameter) {
+  return fmt::format("model.layers.{}.mlp.act_fn.{}", layer, parameter);
 }
 
 std::string router_bias_name(int64_t layer) { return fmt::format("model.layers.{}.mlp.router.bias", layer); }
@@ -242,6 +252,11 @@ std::vector<WeightSpec> weight_specs(const ModelConfig& c) {
       }
     } else {
       for (Projection p : mlp_projections(c)) add_projection(p);
+      if (c.activation == Activation::xielu) {  // alpha_p and alpha_n [1], beta and eps scalars
+        for (const char* parameter : {"alpha_p", "alpha_n"})
+          specs.push_back({xielu_parameter_name(layer, parameter), {1}});
+        for (const char* parameter : {"beta", "eps"}) specs.push_back({xielu_parameter_name(layer, parameter), {}});
+      }
     }
     add_norm(norms.mlp_output);
   }

@@ -61,12 +61,14 @@ std::string transposed_experts_name(int64_t layer, Projection p, bool bias);
 std::string expert_weight_name(const ModelConfig& config, int64_t layer, int64_t expert, Projection p);
 std::string shared_expert_weight_name(const ModelConfig& config, int64_t layer, Projection p);
 std::string shared_expert_gate_name(int64_t layer);
+// Apertus's xIELU parameters: "model.layers.{layer}.mlp.act_fn.{parameter}" (alpha_p, alpha_n, beta, eps).
+std::string xielu_parameter_name(int64_t layer, const char* parameter);
 
 // A layer's RMSNorm weights by what they norm (full tensor names; "" where the layer has none): its input
-// (input_layernorm; not OLMo-2's), the attention's output (Gemma-2's and OLMo-2's post_attention_layernorm, GLM-4's
-// post_self_attn_layernorm), the MLP's input (post_attention_layernorm; Gemma-2's pre_feedforward_layernorm; not
-// OLMo-2's nor Cohere's, whose MLP reads the input's) and the MLP's output (Gemma-2's and OLMo-2's
-// post_feedforward_layernorm, GLM-4's post_mlp_layernorm).
+// (input_layernorm, Apertus's attention_layernorm; not OLMo-2's), the attention's output (Gemma-2's and OLMo-2's
+// post_attention_layernorm, GLM-4's post_self_attn_layernorm), the MLP's input (post_attention_layernorm; Gemma-2's
+// pre_feedforward_layernorm, Apertus's feedforward_layernorm; not OLMo-2's nor Cohere's, whose MLP reads the input's)
+// and the MLP's output (Gemma-2's and OLMo-2's post_feedforward_layernorm, GLM-4's post_mlp_layernorm).
 struct LayerNormNames {
   std::string input, attention_output, mlp_input, mlp_output;
 };

@@ -1,6 +1,6 @@
 """Tiny random Llama / Qwen2 / Qwen3 / Mistral / Gemma / Gemma-2 / Gemma-3 / OLMo-2 / OLMo-3 / Phi-3 / Granite /
 Cohere / Cohere-2 / GLM / GLM-4 / SmolLM3 / Mixtral / Qwen2-MoE / Qwen3-MoE / OLMoE / GraniteMoE / DeepSeek-V2 /
-DeepSeek-V3 / GLM-4.7-Flash / gpt-oss checkpoints and their transformers logits, for
+DeepSeek-V3 / GLM-4.7-Flash / gpt-oss / Apertus checkpoints and their transformers logits, for
 tests/python/test_model_parity.py.
 
 Each fixture is a model folder written by transformers' save_pretrained (safetensors, float32) plus
@@ -22,16 +22,17 @@ import sys
 
 import torch
 from safetensors.torch import save_file
-from transformers import (Cohere2Config, Cohere2ForCausalLM, CohereConfig, CohereForCausalLM, DeepseekV2Config,
-                          DeepseekV2ForCausalLM, DeepseekV3Config, DeepseekV3ForCausalLM, Gemma2Config,
-                          Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig, GemmaConfig, GemmaForCausalLM,
-                          Glm4Config, Glm4ForCausalLM, Glm4MoeLiteConfig, Glm4MoeLiteForCausalLM, GlmConfig,
-                          GlmForCausalLM, GptOssConfig, GptOssForCausalLM, GraniteConfig, GraniteForCausalLM,
-                          GraniteMoeConfig, GraniteMoeForCausalLM, LlamaConfig, LlamaForCausalLM, MistralConfig,
-                          MistralForCausalLM, MixtralConfig, MixtralForCausalLM, Olmo2Config, Olmo2ForCausalLM,
-                          Olmo3Config, Olmo3ForCausalLM, OlmoeConfig, OlmoeForCausalLM, Phi3Config, Phi3ForCausalLM,
-                          Qwen2Config, Qwen2ForCausalLM, Qwen2MoeConfig, Qwen2MoeForCausalLM, Qwen3Config,
-                          Qwen3ForCausalLM, Qwen3MoeConfig, Qwen3MoeForCausalLM, SmolLM3Config, SmolLM3ForCausalLM)
+from transformers import (ApertusConfig, ApertusForCausalLM, Cohere2Config, Cohere2ForCausalLM, CohereConfig,
+                          CohereForCausalLM, DeepseekV2Config, DeepseekV2ForCausalLM, DeepseekV3Config,
+                          DeepseekV3ForCausalLM, Gemma2Config, Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig,
+                          GemmaConfig, GemmaForCausalLM, Glm4Config, Glm4ForCausalLM, Glm4MoeLiteConfig,
+                          Glm4MoeLiteForCausalLM, GlmConfig, GlmForCausalLM, GptOssConfig, GptOssForCausalLM,
+                          GraniteConfig, GraniteForCausalLM, GraniteMoeConfig, GraniteMoeForCausalLM, LlamaConfig,
+                          LlamaForCausalLM, MistralConfig, MistralForCausalLM, MixtralConfig, MixtralForCausalLM,
+                          Olmo2Config, Olmo2ForCausalLM, Olmo3Config, Olmo3ForCausalLM, OlmoeConfig, OlmoeForCausalLM,
+                          Phi3Config, Phi3ForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen2MoeConfig,
+                          Qwen2MoeForCausalLM, Qwen3Config, Qwen3ForCausalLM, Qwen3MoeConfig, Qwen3MoeForCausalLM,
+                          SmolLM3Config, SmolLM3ForCausalLM)
 
 SIZES = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, vocab_size=256,
              initializer_range=0.1, rms_norm_eps=1e-6, max_position_embeddings=256)
@@ -206,6 +207,11 @@ FIXTURES = {
         num_local_experts=4, num_experts_per_tok=2, sliding_window=6, swiglu_limit=1.5,
         rope_parameters={"rope_type": "yarn", "rope_theta": 150000.0, "factor": 32.0, "beta_fast": 32.0,
                          "beta_slow": 1.0, "truncate": False, "original_max_position_embeddings": 64}), {}),
+    # Apertus (8B, 70B): Llama's attention with RMSNorms of each query and key head, norms named attention_layernorm
+    # and feedforward_layernorm, an ungated MLP with the xIELU activation (its four parameters per layer moved off
+    # their initial values below), ApertusConfig's default RoPE (llama3, theta 1.2e7, factor 8 over 8192).
+    "apertus": (ApertusForCausalLM, lambda: ApertusConfig(**dict(SIZES, rms_norm_eps=1e-5), num_key_value_heads=2),
+                {}),
     # Llama saved in shards (model.safetensors.index.json + several files).
     "llama3_sharded": (LlamaForCausalLM, lambda: LlamaConfig(**SIZES, num_key_value_heads=2, rope_theta=500000.0),
                        {"max_shard_size": "40KB"}),
@@ -214,7 +220,7 @@ FIXTURES = {
 # Fixtures whose reference also holds bfloat16 logits.
 BF16_FIXTURES = ["llama3", "qwen3", "gemma2", "gemma3", "olmo2", "olmo3", "phi3", "granite", "cohere", "glm4",
                  "mixtral", "qwen3_moe", "granitemoe", "deepseek_v2", "deepseek_v3", "glm4_moe_lite",
-                 "gpt_oss"]
+                 "gpt_oss", "apertus"]
 
 
 def write_byte_tokenizer(folder: pathlib.Path) -> None:
@@ -240,10 +246,10 @@ def build(name: str, out: pathlib.Path) -> pathlib.Path:
     # The default init leaves biases at 0 and norm weights at 1, which would hide a missing bias or norm weight.
     with torch.no_grad():
         for pname, p in model.named_parameters():
-            if pname.endswith("bias") or "norm" in pname:
+            if pname.endswith("bias") or "norm" in pname or ".act_fn.alpha_" in pname:  # (Apertus's slopes)
                 p.add_(torch.randn_like(p) * 0.2)
-        for bname, b in model.named_buffers():  # DeepSeek-V3's router bias (a buffer, saved, zero at init)
-            if bname.endswith("e_score_correction_bias"):
+        for bname, b in model.named_buffers():  # DeepSeek-V3's router bias, Apertus's beta (saved buffers)
+            if bname.endswith("e_score_correction_bias") or bname.endswith(".act_fn.beta"):
                 b.add_(torch.randn_like(b) * 0.2)
     folder = out / name
     model.save_pretrained(folder, safe_serialization=True, **save_kwargs)

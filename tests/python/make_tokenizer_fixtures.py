@@ -27,6 +27,10 @@ tokens), with <unk>, <s>, </s> at ids 0-2 and the "<s> $A" template:
                   protobuf are installed.
   mistral-v3-real Mistral-7B-v0.3's (32,768 pieces, 768 control tokens such as [INST] as special added tokens),
                   Metaspace form.
+  tekken-real     Mistral-NeMo's byte-level "tekken" vocabulary (131,072 tokens, 1,000 of them special),
+                  `tekken_240718.json` of mistral-common, converted by transformers' MistralConverter: one isolating
+                  Split by letter case, single digits, then ByteLevel.
+  tekken-trained  byte-level BPE trained here in that form (TEKKEN_SPLIT, the pattern of tekken-real's file).
 
 Run directly to write them into a folder: python make_tokenizer_fixtures.py OUT_DIR
 """
@@ -184,6 +188,19 @@ def make_deepseek_v3_trained(root):
 O200K_SPLIT = (r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
                r"|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
                r"|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+# Mistral-NeMo's tekken pre-tokenizer (its tekken.json's pattern, which transformers' MistralConverter puts in one
+# isolating Split before ByteLevel): O200K_SPLIT without the contractions, and every digit its own piece.
+TEKKEN_SPLIT = (r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+"
+                r"|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*"
+                r"|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+def make_tekken_trained(root):
+    """Mistral-NeMo's form: TEKKEN_SPLIT, then ByteLevel (use_regex false), with <unk>, <s>, </s> first."""
+    tok = _train(TEKKEN_SPLIT, SPM_SPECIAL, None)
+    return _save(json.loads(tok.to_str()), root / "tekken-trained")
 
 
 def make_o200k_trained(root):
@@ -438,6 +455,25 @@ def make_mistral_v3_real(root):
     return _spm_real(root, "mistral-v3-real", "mistral_instruct_tokenizer_240323.model.v3", None, SPM_METASPACE_FIRST)
 
 
+def make_tekken_real(root):
+    """Mistral-NeMo's tekken vocabulary converted by transformers' MistralConverter (the form of the tokenizer.json
+    files of its releases). The file predates the list of special tokens that the converter reads; mistral-common
+    would supply its defaults, so <unk>, <s>, </s> are given here (the rest of the 1,000 are fillers either way)."""
+    source = _package_file("mistral_common", "data", "tekken_240718.json")
+    if source is None:
+        return None
+    from transformers.integrations.mistral.tokenizer import MistralConverter
+    raw = json.loads(source.read_text(encoding="utf-8"))
+    assert raw["config"]["pattern"] == TEKKEN_SPLIT  # (the form tekken-trained is made in)
+    raw["special_tokens"] = [dict(rank=i, token_str=t, is_control=True) for i, t in enumerate(SPM_SPECIAL)]
+    folder = root / "tekken-real"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "tekken.json").write_text(json.dumps(raw), encoding="utf-8")
+    converted = MistralConverter(vocab_file=str(folder / "tekken.json")).converted()
+    (folder / "tekken.json").unlink()
+    return _save(json.loads(converted.to_str()), folder)
+
+
 MAKERS = {
     "llama3-trained": make_llama3_trained,
     "qwen2-trained": make_qwen2_trained,
@@ -450,10 +486,12 @@ MAKERS = {
     "unk-trained": make_unk_trained,
     "mistral-real": make_mistral_real,
     "mistral-v3-real": make_mistral_v3_real,
+    "tekken-real": make_tekken_real,
     "digits-trained": make_digits_trained,
     "digit-runs-trained": make_digit_runs_trained,
     "deepseek-v3-trained": make_deepseek_v3_trained,
     "o200k-trained": make_o200k_trained,
+    "tekken-trained": make_tekken_trained,
 }
 
 if __name__ == "__main__":

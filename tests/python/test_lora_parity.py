@@ -40,7 +40,9 @@ CASES = [("llama3", ALL, False), ("qwen2_tied", ["q_proj", "v_proj", "o_proj"], 
          ("deepseek_v3", ["q_a_proj", "q_b_proj", "kv_a_proj_with_mqa", "kv_b_proj", "o_proj"], False),
          ("deepseek_v3", ["q_b_proj", "kv_b_proj"], True),
          ("glm4_moe_lite", ["q_a_proj", "kv_a_proj_with_mqa", "o_proj"], False),
-         ("gpt_oss", ["q_proj", "k_proj", "v_proj", "o_proj"], True)]
+         ("gpt_oss", ["q_proj", "k_proj", "v_proj", "o_proj"], True),
+         ("apertus", ["q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj"], False),
+         ("apertus", "all-linear", True)]
 
 
 @pytest.fixture(scope="session")
@@ -110,7 +112,7 @@ def test_peft_adapter_in_abmll(name, targets, rslora, fixtures, run_abmll, tmp_p
 
 
 @pytest.mark.parametrize("name", ["llama3", "qwen2_tied", "qwen3", "olmo2", "phi3", "mixtral", "qwen3_moe", "glm4",
-                                  "cohere", "deepseek_v2", "deepseek_v3", "gpt_oss"])
+                                  "cohere", "deepseek_v2", "deepseek_v3", "gpt_oss", "apertus"])
 def test_abmll_adapter_in_peft(name, fixtures, run_abmll, tmp_path):
     from peft import PeftModel
 

