@@ -649,6 +649,24 @@ TEST_CASE("model config: unsupported or inconsistent configs name the file, the 
   j["sliding_window"] = nullptr;
   CHECK(abmll::model::parse_model_config(j, "dir/config.json").architecture == abmll::model::Architecture::mistral);
   CHECK(abmll::model::parse_model_config(j, "dir/config.json").sliding_window == 0);
+  j.erase("sliding_window");  // MistralConfig's default
+  CHECK(abmll::model::parse_model_config(j, "dir/config.json").sliding_window == 4096);
+
+  // Ministral: Mistral's layers, sliding where layer_types says (by default everywhere, with MistralConfig's window).
+  j["architectures"] = {"MinistralForCausalLM"};
+  j["model_type"] = "ministral";
+  ModelConfig c = parse_model_config(j, "dir/config.json");
+  CHECK((c.architecture == Architecture::ministral && c.sliding_window == 4096));
+  CHECK((c.sliding_layers == std::vector<bool>{true, true} && !c.attention_bias && !c.output_bias && !c.mlp_bias));
+  j["layer_types"] = {"full_attention", "sliding_attention"};
+  j["sliding_window"] = 32768;
+  c = parse_model_config(j, "dir/config.json");
+  CHECK((c.sliding_window == 32768 && c.sliding_layers == std::vector<bool>{false, true}));
+  j["layer_types"] = {"full_attention", "full_attention"};
+  CHECK((parse_model_config(j).sliding_window == 0 && parse_model_config(j).sliding_layers.empty()));
+  j["layer_types"] = {"sliding_attention", "sliding_attention"};
+  j["sliding_window"] = nullptr;
+  CHECK((parse_model_config(j).sliding_window == 0 && parse_model_config(j).sliding_layers.empty()));
 
   j = llama31_config();
   j["rope_parameters"]["rope_type"] = "dynamic";

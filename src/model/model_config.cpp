@@ -94,6 +94,7 @@ constexpr ArchitectureName kArchitectures[] = {
     {Architecture::qwen2, "qwen2", "Qwen2ForCausalLM", false},
     {Architecture::qwen3, "qwen3", "Qwen3ForCausalLM", false},
     {Architecture::mistral, "mistral", "MistralForCausalLM", false},
+    {Architecture::ministral, "ministral", "MinistralForCausalLM", false},
     {Architecture::gemma, "gemma", "GemmaForCausalLM", false},
     {Architecture::gemma2, "gemma2", "Gemma2ForCausalLM", false},
     {Architecture::gemma3, "gemma3_text", "Gemma3ForCausalLM", false},
@@ -708,7 +709,8 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   ModelConfig c;
   c.architecture = architecture;
   const bool granite = c.architecture == Architecture::granite || c.architecture == Architecture::granitemoe;
-  const bool llama = c.architecture == Architecture::llama || c.architecture == Architecture::mistral || granite;
+  const bool mistral = c.architecture == Architecture::mistral || c.architecture == Architecture::ministral;
+  const bool llama = c.architecture == Architecture::llama || mistral || granite;
   const bool phi = c.architecture == Architecture::phi3;
   const bool gemma = c.architecture == Architecture::gemma || c.architecture == Architecture::gemma2 ||
                      c.architecture == Architecture::gemma3;
@@ -756,7 +758,8 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   c.attention_scale = std::pow(static_cast<double>(c.head_dim), -0.5);
 
   const bool v2 = c.architecture == Architecture::deepseek_v2, flash = c.architecture == Architecture::glm4_moe_lite;
-  const int64_t default_positions = llama || olmo || v2                                                   ? 2048
+  const int64_t default_positions = mistral                                                               ? 131072
+                                    : llama || olmo || v2                                                 ? 2048
                                     : apertus                                                             ? 65536
                                     : flash                                                               ? 202752
                                     : phi || olmoe || deepseek                                            ? 4096
@@ -827,10 +830,23 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   // The rotated share: the RoPE dict's, else the top level's, else the class's (GlmConfig's 0.5).
   if ((phi || glm) && !rope_dict(f).contains("partial_rotary_factor"))
     c.rope.partial_rotary_factor = f.number("partial_rotary_factor", glm ? 0.5 : 1.0);
-  if ((c.architecture == Architecture::mistral || phi || mixtral) && f.has("sliding_window")) {
+  if ((phi || mixtral) && f.has("sliding_window")) {
     c.sliding_window = f.integer("sliding_window", 0);
     require_positive(f, "sliding_window", c.sliding_window);
     c.sliding_layers.assign(static_cast<std::size_t>(c.num_layers), true);  // every layer
+  }
+  if (mistral) {
+    // MistralConfig's window is 4096 unless config.json says null (v0.2 and later); every layer slides. Ministral's
+    // slide where layer_types says (by default every layer, as MinistralConfig fills it in).
+    c.sliding_window = window_field(f);
+    if (c.sliding_window > 0)
+      c.sliding_layers = c.architecture == Architecture::ministral
+                             ? sliding_layers_of(f, c.num_layers, [](int64_t) { return true; })
+                             : std::vector<bool>(static_cast<std::size_t>(c.num_layers), true);
+    if (!any_of(c.sliding_layers)) {
+      c.sliding_window = 0;
+      c.sliding_layers.clear();
+    }
   }
   if (llama || gemma || olmo || olmoe || smollm3 || cohere || apertus) {
     // LlamaAttention (and GemmaAttention, Gemma2Attention, Olmo2Attention) give all four projections a bias when

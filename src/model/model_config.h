@@ -1,7 +1,7 @@
 // The architecture of a Hugging Face decoder checkpoint, read from its config.json: Llama (Llama-2/3/3.1/3.2), Qwen2
-// (Qwen2, Qwen2.5), Qwen3 (dense), Mistral, Gemma, Gemma-2, Gemma-3 (text-only, and the language model of the
-// multimodal 4B-27B releases), OLMo-2, OLMo-3, Phi-3, Granite, Cohere, Cohere-2, GLM, GLM-4, SmolLM3 and Apertus, and
-// the mixtures of experts Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE, GraniteMoE, DeepSeek-V2, DeepSeek-V3, GLM-4.7-Flash
+// (Qwen2, Qwen2.5), Qwen3 (dense), Mistral, Ministral, Gemma, Gemma-2, Gemma-3 (text-only, and the language model of
+// the multimodal 4B-27B releases), OLMo-2, OLMo-3, Phi-3, Granite, Cohere, Cohere-2, GLM, GLM-4, SmolLM3 and Apertus,
+// and the mixtures of experts Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE, GraniteMoE, DeepSeek-V2, DeepSeek-V3, GLM-4.7-Flash
 // (DeepSeek-V3's form) and gpt-oss. All are the same decoder (RMSNorm or LayerNorm, RoPE, grouped-query attention
 // (DeepSeek's: latent attention), gated MLPs (but Apertus's)); they differ in which projections carry biases, in
 // Qwen3's and Gemma-3's RMSNorm of each query and key head before RoPE, in Gemma's scaled embeddings, (1 + w) norms and
@@ -29,25 +29,25 @@
 
 namespace abmll::model {
 
-// mistral: Llama's math; smollm3: Llama's with layers without RoPE; phi3: Llama's with fused projections; granite:
-// Llama's with multipliers; cohere: parallel attention and MLP, LayerNorms, interleaved RoPE; cohere2: Cohere's with
-// sliding-window layers, the others without RoPE; glm: Llama's with a
-// fused gate_up_proj and interleaved, partial RoPE; glm4: GLM's with output norms; mixtral: Mistral's with experts;
-// qwen2_moe, qwen3_moe: Qwen2's and Qwen3's with experts; olmoe: Llama's with OLMo-2's whole-query and key norms,
-// and experts; granitemoe: Granite's with experts; deepseek_v2, deepseek_v3: Llama's layers with latent attention
-// and experts (a softmax router, or V3's sigmoid one with its bias), shared experts, and dense first layers;
+// mistral: Llama's math; ministral: Mistral's with the sliding layers layer_types names; smollm3: Llama's with layers
+// without RoPE; phi3: Llama's with fused projections; granite: Llama's with multipliers; cohere: parallel attention and
+// MLP, LayerNorms, interleaved RoPE; cohere2: Cohere's with sliding-window layers, the others without RoPE; glm:
+// Llama's with a fused gate_up_proj and interleaved, partial RoPE; glm4: GLM's with output norms; mixtral: Mistral's
+// with experts; qwen2_moe, qwen3_moe: Qwen2's and Qwen3's with experts; olmoe: Llama's with OLMo-2's whole-query and
+// key norms, and experts; granitemoe: Granite's with experts; deepseek_v2, deepseek_v3: Llama's layers with latent
+// attention and experts (a softmax router, or V3's sigmoid one with its bias), shared experts, and dense first layers;
 // glm4_moe_lite: DeepSeek-V3's, its dense layers named by mlp_layer_types; gpt_oss: Llama's attention with biases,
 // attention sinks and every other layer sliding, experts with biases and a clamped SwiGLU; apertus: Llama's with
 // Qwen3's query and key head norms and an ungated MLP with the xIELU activation.
 enum class Architecture {
   llama, qwen2, qwen3, mistral, gemma, gemma2, gemma3, olmo2, olmo3, phi3, granite, cohere, cohere2, glm, glm4,
   smollm3, mixtral, qwen2_moe, qwen3_moe, olmoe, granitemoe, deepseek_v2, deepseek_v3, glm4_moe_lite, gpt_oss,
-  apertus
+  apertus, ministral
 };
 
 // The config's model_type: "llama", "qwen2", ..., "gemma3_text", ..., "granite", "cohere", "cohere2", "glm", "glm4",
 // "smollm3", "mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "granitemoe", "deepseek_v2", "deepseek_v3",
-// "glm4_moe_lite", "gpt_oss" or "apertus".
+// "glm4_moe_lite", "gpt_oss", "apertus" or "ministral".
 std::string to_string(Architecture arch);
 
 // How RoPE pairs a head's rotated dimensions. rotate_half: (i, i + R/2), as Llama; interleaved: (2i, 2i + 1), as GLM,

@@ -1,6 +1,6 @@
 """Tiny random Llama / Qwen2 / Qwen3 / Mistral / Gemma / Gemma-2 / Gemma-3 / OLMo-2 / OLMo-3 / Phi-3 / Granite /
 Cohere / Cohere-2 / GLM / GLM-4 / SmolLM3 / Mixtral / Qwen2-MoE / Qwen3-MoE / OLMoE / GraniteMoE / DeepSeek-V2 /
-DeepSeek-V3 / GLM-4.7-Flash / gpt-oss / Apertus checkpoints and their transformers logits, for
+DeepSeek-V3 / GLM-4.7-Flash / gpt-oss / Apertus / Ministral checkpoints and their transformers logits, for
 tests/python/test_model_parity.py.
 
 Each fixture is a model folder written by transformers' save_pretrained (safetensors, float32) plus
@@ -28,11 +28,11 @@ from transformers import (ApertusConfig, ApertusForCausalLM, Cohere2Config, Cohe
                           GemmaConfig, GemmaForCausalLM, Glm4Config, Glm4ForCausalLM, Glm4MoeLiteConfig,
                           Glm4MoeLiteForCausalLM, GlmConfig, GlmForCausalLM, GptOssConfig, GptOssForCausalLM,
                           GraniteConfig, GraniteForCausalLM, GraniteMoeConfig, GraniteMoeForCausalLM, LlamaConfig,
-                          LlamaForCausalLM, MistralConfig, MistralForCausalLM, MixtralConfig, MixtralForCausalLM,
-                          Olmo2Config, Olmo2ForCausalLM, Olmo3Config, Olmo3ForCausalLM, OlmoeConfig, OlmoeForCausalLM,
-                          Phi3Config, Phi3ForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen2MoeConfig,
-                          Qwen2MoeForCausalLM, Qwen3Config, Qwen3ForCausalLM, Qwen3MoeConfig, Qwen3MoeForCausalLM,
-                          SmolLM3Config, SmolLM3ForCausalLM)
+                          LlamaForCausalLM, MinistralConfig, MinistralForCausalLM, MistralConfig, MistralForCausalLM,
+                          MixtralConfig, MixtralForCausalLM, Olmo2Config, Olmo2ForCausalLM, Olmo3Config,
+                          Olmo3ForCausalLM, OlmoeConfig, OlmoeForCausalLM, Phi3Config, Phi3ForCausalLM, Qwen2Config,
+                          Qwen2ForCausalLM, Qwen2MoeConfig, Qwen2MoeForCausalLM, Qwen3Config, Qwen3ForCausalLM,
+                          Qwen3MoeConfig, Qwen3MoeForCausalLM, SmolLM3Config, SmolLM3ForCausalLM)
 
 SIZES = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, vocab_size=256,
              initializer_range=0.1, rms_norm_eps=1e-6, max_position_embeddings=256)
@@ -64,6 +64,10 @@ FIXTURES = {
     "mistral": (MistralForCausalLM, lambda: MistralConfig(**SIZES, num_key_value_heads=2, sliding_window=None), {}),
     # Mistral v0.1's sliding window, as long as SEQ_A: every sequence here fits in it.
     "mistral_v01": (MistralForCausalLM, lambda: MistralConfig(**SIZES, num_key_value_heads=2, sliding_window=11), {}),
+    # Ministral-8B's form: Mistral's layers, those layer_types names sliding (here layer 0, a window of 11).
+    "ministral": (MinistralForCausalLM, lambda: MinistralConfig(
+        **SIZES, num_key_value_heads=2, head_dim=16, sliding_window=11,
+        layer_types=["sliding_attention", "full_attention"]), {}),
     # Qwen2 with use_sliding_window: a window as long as SEQ_A on layer 1 (from max_window_layers on).
     "qwen2_window": (Qwen2ForCausalLM, lambda: Qwen2Config(
         **SIZES, num_key_value_heads=2, use_sliding_window=True, sliding_window=11, max_window_layers=1), {}),
