@@ -2,7 +2,8 @@
 Llama-shaped model with random weights (or, with --arch qwen3_moe, a Qwen3-MoE-shaped one: ~520M parameters, ~100M
 of them active per token; with --arch deepseek_v3, a DeepSeek-V3-shaped one: latent attention and grouped routing,
 ~500M parameters; with --arch gpt_oss, a gpt-oss-shaped one: attention sinks, experts with biases and the clamped
-SwiGLU, ~500M parameters), on CPU, in float32 and bfloat16. Not a test.
+SwiGLU, ~500M parameters; with --arch apertus, an Apertus-shaped one: head norms and the ungated xIELU MLP, ~125M
+parameters), on CPU, in float32 and bfloat16. Not a test.
 
 Each measurement runs in its own process (so the peak RSS, read from that process's rusage, is its own): load the
 model, run `warmup` forwards, then time `runs` forwards of a batch of random token ids (hidden states and logits at
@@ -11,8 +12,8 @@ some processes down, so each implementation is measured in `repeats` processes, 
 and the table reports the fastest of those medians (the least disturbed) and the largest peak RSS, with
 abmll/transformers ratios.
 
-Usage: forward.py --bin BUILD/abmll_bench [--arch llama|qwen3_moe|deepseek_v3|gpt_oss] [--model-dir DIR] [--batch 4]
-       [--seq 256] [--warmup 2] [--runs 5] [--repeats 3] [--dtypes float32,bfloat16]
+Usage: forward.py --bin BUILD/abmll_bench [--arch llama|qwen3_moe|deepseek_v3|gpt_oss|apertus] [--model-dir DIR]
+       [--batch 4] [--seq 256] [--warmup 2] [--runs 5] [--repeats 3] [--dtypes float32,bfloat16]
 """
 import argparse
 import json
@@ -46,6 +47,10 @@ GPT_OSS_SHAPE = dict({k: v for k, v in SHAPE.items() if k != "rope_theta"}, head
                      num_local_experts=32, num_experts_per_tok=4, sliding_window=128,
                      rope_parameters={"rope_type": "yarn", "rope_theta": 150000.0, "factor": 32.0, "beta_fast": 32.0,
                                       "beta_slow": 1.0, "truncate": False, "original_max_position_embeddings": 64})
+# Apertus's layers at the Llama shape's width: per-head query and key norms, an ungated xIELU MLP of width 3072 (its
+# two projections hold as many weights as the gated 2048's three; Apertus-8B: 21504 at 4096), ApertusConfig's RoPE.
+APERTUS_SHAPE = dict({k: v for k, v in SHAPE.items() if k not in ("rope_theta", "intermediate_size")},
+                     intermediate_size=3072)
 ARCHS = {"llama": ("LlamaConfig", "LlamaForCausalLM", SHAPE, "llama-125m",
                    "hidden 768, 12 layers, 12 heads / 4 kv, MLP 2048, vocab 32000"),
          "qwen3_moe": ("Qwen3MoeConfig", "Qwen3MoeForCausalLM", MOE_SHAPE, "qwen3-moe-520m",
@@ -55,7 +60,9 @@ ARCHS = {"llama": ("LlamaConfig", "LlamaForCausalLM", SHAPE, "llama-125m",
                          "width 512 in 8 groups, 4 per token, a shared expert, vocab 32000"),
          "gpt_oss": ("GptOssConfig", "GptOssForCausalLM", GPT_OSS_SHAPE, "gpt-oss-500m",
                      "hidden 768, 12 layers, 12 heads / 4 kv with sinks, every other layer a window of 128, 32 experts "
-                     "of width 512 with biases, 4 per token, vocab 32000")}
+                     "of width 512 with biases, 4 per token, vocab 32000"),
+         "apertus": ("ApertusConfig", "ApertusForCausalLM", APERTUS_SHAPE, "apertus-125m",
+                     "hidden 768, 12 layers, 12 heads / 4 kv with head norms, xIELU MLP 3072, vocab 32000")}
 
 
 def make_model(folder: pathlib.Path, arch: str) -> None:
