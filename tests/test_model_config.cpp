@@ -1458,3 +1458,70 @@ TEST_CASE("model config: Apertus's head norms, ungated xIELU MLP, norm names and
   j["hidden_act"] = "relu2";
   require_input_error(j, {"dir/config.json", "hidden_act", "\"relu2\"", "\"xielu\""});
 }
+
+TEST_CASE("model config: EXAONE-4's output norms, head norms, sliding layers and layers without RoPE", "[model]") {
+  // EXAONE-4.0-32B's config.json, its sizes shrunk (8 layers).
+  json j = json::parse(R"({
+    "architectures": ["Exaone4ForCausalLM"], "model_type": "exaone4", "hidden_act": "silu", "hidden_size": 64,
+    "intermediate_size": 96, "max_position_embeddings": 131072, "num_attention_heads": 4, "num_hidden_layers": 8,
+    "num_key_value_heads": 2, "head_dim": 16, "rms_norm_eps": 1e-05, "sliding_window": 4096,
+    "sliding_window_pattern": 4, "tie_word_embeddings": false, "vocab_size": 256,
+    "rope_scaling": {"factor": 16.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
+                     "original_max_position_embeddings": 8192, "rope_type": "llama3"}, "rope_theta": 1000000
+  })");
+  ModelConfig c = parse_model_config(j);
+  CHECK(c.architecture == Architecture::exaone4);
+  CHECK((!c.input_norms && c.output_norms && c.qk_norm && !c.qk_norm_whole && !c.norms_scale_in_float32));
+  CHECK((!c.attention_bias && !c.output_bias && !c.mlp_bias && c.rope.type == "llama3" && c.rope.theta == 1e6));
+  const std::vector<bool> sliding = {true, true, true, false, true, true, true, false};
+  CHECK((c.sliding_window == 4096 && c.sliding_layers == sliding));
+  CHECK((c.rotates(0) && !c.rotates(3) && c.rotates(6) && !c.rotates(7)));  // only the sliding layers rotate
+  const auto specs = weight_specs(c);
+  CHECK(spec_shape(specs, "model.layers.3.post_attention_layernorm.weight") == std::vector<int64_t>{64});
+  CHECK(spec_shape(specs, "model.layers.3.post_feedforward_layernorm.weight") == std::vector<int64_t>{64});
+  CHECK(spec_shape(specs, "model.layers.3.self_attn.k_norm.weight") == std::vector<int64_t>{16});
+  CHECK_FALSE(has_spec(specs, "model.layers.3.input_layernorm.weight"));
+
+  j["layer_types"] = json::array();
+  for (int i = 0; i < 8; ++i) j["layer_types"].push_back(i == 0 ? "full_attention" : "sliding_attention");
+  j["sliding_window_pattern"] = "LLLG";  // (read only without layer_types)
+  c = parse_model_config(j);
+  CHECK((c.sliding_layers[0] == false && c.sliding_layers[7] && !c.rotates(0) && c.rotates(7)));
+  j.erase("layer_types");
+  require_input_error(j, {"dir/config.json", "sliding_window_pattern", "\"LLLG\"", "layer_types"});
+  j["sliding_window_pattern"] = 0;
+  require_input_error(j, {"sliding_window_pattern", "positive"});
+  // Without a window (EXAONE-4.0-1.2B), every layer attends to everything and rotates.
+  j["sliding_window"] = nullptr;
+  c = parse_model_config(j);
+  CHECK((c.sliding_window == 0 && c.sliding_layers.empty() && c.rotates(3) && c.rotates(7)));
+  // Exaone4Config's defaults: a window of 4096 on three layers of four, theta 1e4, head_dim from the sizes.
+  for (const char* key : {"sliding_window", "sliding_window_pattern", "rope_scaling", "rope_theta", "head_dim",
+                          "rms_norm_eps", "max_position_embeddings"})
+    j.erase(key);
+  c = parse_model_config(j);
+  CHECK((c.sliding_window == 4096 && c.sliding_layers == sliding && c.rope.theta == 1e4 && c.head_dim == 16));
+  CHECK((c.rms_norm_eps == 1e-5 && c.max_position_embeddings == 2048));
+}
+
+TEST_CASE("model config: Seed-OSS's attention biases and defaults", "[model]") {
+  json j = json::parse(R"({
+    "architectures": ["SeedOssForCausalLM"], "model_type": "seed_oss", "hidden_size": 64, "intermediate_size": 96,
+    "num_attention_heads": 4, "num_hidden_layers": 2, "num_key_value_heads": 2, "vocab_size": 256
+  })");
+  ModelConfig c = parse_model_config(j);  // SeedOssConfig's defaults
+  CHECK(c.architecture == Architecture::seed_oss);
+  CHECK((c.attention_bias && !c.output_bias && !c.mlp_bias && c.head_dim == 128 && !c.tie_word_embeddings));
+  CHECK((c.max_position_embeddings == 524288 && c.rms_norm_eps == 1e-6 && c.rope.theta == 1e4));
+  auto specs = weight_specs(c);
+  CHECK(spec_shape(specs, "model.layers.1.self_attn.q_proj.bias") == std::vector<int64_t>{512});
+  CHECK(spec_shape(specs, "model.layers.1.self_attn.v_proj.bias") == std::vector<int64_t>{256});
+  CHECK_FALSE(has_spec(specs, "model.layers.1.self_attn.o_proj.bias"));
+  j["attention_out_bias"] = true;
+  j["mlp_bias"] = true;
+  j["attention_bias"] = false;
+  specs = weight_specs(parse_model_config(j));
+  CHECK(has_spec(specs, "model.layers.1.self_attn.o_proj.bias"));
+  CHECK(has_spec(specs, "model.layers.1.mlp.down_proj.bias"));
+  CHECK_FALSE(has_spec(specs, "model.layers.1.self_attn.q_proj.bias"));
+}

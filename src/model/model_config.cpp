@@ -95,6 +95,8 @@ constexpr ArchitectureName kArchitectures[] = {
     {Architecture::qwen3, "qwen3", "Qwen3ForCausalLM", false},
     {Architecture::mistral, "mistral", "MistralForCausalLM", false},
     {Architecture::ministral, "ministral", "MinistralForCausalLM", false},
+    {Architecture::exaone4, "exaone4", "Exaone4ForCausalLM", false},
+    {Architecture::seed_oss, "seed_oss", "SeedOssForCausalLM", false},
     {Architecture::gemma, "gemma", "GemmaForCausalLM", false},
     {Architecture::gemma2, "gemma2", "Gemma2ForCausalLM", false},
     {Architecture::gemma3, "gemma3_text", "Gemma3ForCausalLM", false},
@@ -470,6 +472,34 @@ void parse_smollm3_layers(const Fields& f, ModelConfig& c) {
   }
 }
 
+// EXAONE-4's layers (Exaone4Config, Exaone4Attention, Olmo2DecoderLayer): OLMo-2's norms on the blocks' outputs only
+// (but Llama's RMSNorm, rounding before the weight), an RMSNorm over each query and key head; with a window (4096 by
+// default), the layers `layer_types` names slide, by default all but every sliding_window_pattern-th (4), and only
+// they rotate (the others attend without position embedding); without one, every layer is full and rotates.
+void parse_exaone4_layers(const Fields& f, ModelConfig& c) {
+  c.input_norms = false;
+  c.output_norms = true;
+  c.qk_norm = true;
+  c.sliding_window = window_field(f);
+  if (c.sliding_window == 0) return;
+  if (!f.has("layer_types")) {
+    // (Exaone4Config spells the pattern as a count or, in its docstring, as a string such as "LLLG", which its
+    // default layer_types cannot take: such a config must list layer_types.)
+    if (f.has("sliding_window_pattern") && !f.json().at("sliding_window_pattern").is_number_integer())
+      f.fail("sliding_window_pattern", fmt::format("is {}; without layer_types it must be a whole number of layers",
+                                                   f.value_text("sliding_window_pattern")));
+  }
+  const int64_t pattern = f.has("layer_types") ? 1 : f.integer("sliding_window_pattern", 4);
+  require_positive(f, "sliding_window_pattern", pattern);
+  c.sliding_layers = sliding_layers_of(f, c.num_layers, [pattern](int64_t i) { return (i + 1) % pattern != 0; });
+  c.nope_layers.resize(c.sliding_layers.size());
+  for (std::size_t i = 0; i < c.sliding_layers.size(); ++i) c.nope_layers[i] = !c.sliding_layers[i];
+  if (!any_of(c.sliding_layers)) {
+    c.sliding_window = 0;
+    c.sliding_layers.clear();
+  }
+}
+
 // The experts of Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE and GraniteMoE, as their configs and SparseMoeBlock /
 // TopKRouter classes define them (defaults: MixtralConfig's and GraniteMoeConfig's 8 experts, 2 per token;
 // Qwen2MoeConfig's 60, 4, width 1408, shared expert 5632; Qwen3MoeConfig's 128, 8, width 768; OlmoeConfig's 64, 8).
@@ -726,6 +756,8 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
                         c.architecture == Architecture::glm4_moe_lite;  // (latent attention)
   const bool gpt_oss = c.architecture == Architecture::gpt_oss;
   const bool apertus = c.architecture == Architecture::apertus;
+  const bool exaone = c.architecture == Architecture::exaone4;
+  const bool seed = c.architecture == Architecture::seed_oss;
 
   c.hidden_size = f.integer("hidden_size");
   c.intermediate_size = f.integer("intermediate_size");
@@ -745,7 +777,7 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
     f.fail("num_key_value_heads", fmt::format("is {}, which does not divide num_attention_heads={}",
                                               c.num_kv_heads, c.num_heads));
   // (DeepSeek's: set by parse_latent_attention below, whatever head_dim says: its configs save the rotated size there.)
-  if (f.has("head_dim") || c.architecture == Architecture::qwen3 || gemma || glm || deepseek || gpt_oss) {
+  if (f.has("head_dim") || c.architecture == Architecture::qwen3 || gemma || glm || deepseek || gpt_oss || seed) {
     c.head_dim = f.integer("head_dim", gemma ? 256 : gpt_oss ? 64 : 128);  // the configs' defaults, whatever D / H is
     require_positive(f, "head_dim", c.head_dim);
   } else {
@@ -759,7 +791,8 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
 
   const bool v2 = c.architecture == Architecture::deepseek_v2, flash = c.architecture == Architecture::glm4_moe_lite;
   const int64_t default_positions = mistral                                                               ? 131072
-                                    : llama || olmo || v2                                                 ? 2048
+                                    : llama || olmo || v2 || exaone                                       ? 2048
+                                    : seed                                                                ? 524288
                                     : apertus                                                             ? 65536
                                     : flash                                                               ? 202752
                                     : phi || olmoe || deepseek                                            ? 4096
@@ -769,9 +802,9 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   c.max_position_embeddings = f.integer("max_position_embeddings", default_positions);
   require_positive(f, "max_position_embeddings", c.max_position_embeddings);
   c.rms_norm_eps =
-      f.number("rms_norm_eps", olmo || phi || mixtral || olmoe || flash || gpt_oss || apertus ? 1e-5
-                               : glm                                                          ? 1.5625e-7
-                                                                                              : 1e-6);
+      f.number("rms_norm_eps", olmo || phi || mixtral || olmoe || flash || gpt_oss || apertus || exaone ? 1e-5
+                               : glm                                                                    ? 1.5625e-7
+                                                                                                        : 1e-6);
   if (!(c.rms_norm_eps > 0.0)) f.fail("rms_norm_eps", fmt::format("must be positive, not {}", c.rms_norm_eps));
   c.tie_word_embeddings = f.boolean("tie_word_embeddings", gemma || smollm3 || cohere);
   // (Gemma-3's two RoPEs: in parse_gemma.)
@@ -935,6 +968,14 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
     parse_gpt_oss_experts(f, c);
   }
   if (apertus) c.qk_norm = true;  // ApertusAttention: q_norm and k_norm on each head, as Qwen3's
+  if (exaone) parse_exaone4_layers(f, c);
+  if (seed) {
+    // SeedOssAttention: biases on q, k and v with attention_bias (true by default), on o with attention_out_bias;
+    // SeedOssMLP: on all three with mlp_bias.
+    c.attention_bias = f.boolean("attention_bias", true);
+    c.output_bias = f.boolean("attention_out_bias", false);
+    c.mlp_bias = f.boolean("mlp_bias", false);
+  }
   if (c.architecture == Architecture::olmo3) {
     // Olmo3Config: three sliding-window layers (4096) to one full-attention layer unless layer_types says which,
     // each kind with its RoPE (theta 500000 by default; YaRN on the full-attention layers of the released models).

@@ -1,6 +1,6 @@
-"""Tiny random Llama / Qwen2 / Qwen3 / Mistral / Gemma / Gemma-2 / Gemma-3 / OLMo-2 / OLMo-3 / Phi-3 / Granite /
-Cohere / Cohere-2 / GLM / GLM-4 / SmolLM3 / Mixtral / Qwen2-MoE / Qwen3-MoE / OLMoE / GraniteMoE / DeepSeek-V2 /
-DeepSeek-V3 / GLM-4.7-Flash / gpt-oss / Apertus / Ministral checkpoints and their transformers logits, for
+"""Tiny random Llama / Qwen2 / Qwen3 / Mistral / Gemma / Gemma-2 / Gemma-3 / OLMo-2 / OLMo-3 / Phi-3 / Granite / Cohere
+/ Cohere-2 / GLM / GLM-4 / SmolLM3 / Mixtral / Qwen2-MoE / Qwen3-MoE / OLMoE / GraniteMoE / DeepSeek-V2 / DeepSeek-V3
+/ GLM-4.7-Flash / gpt-oss / Apertus / Ministral / EXAONE-4 / Seed-OSS checkpoints and their transformers logits, for
 tests/python/test_model_parity.py.
 
 Each fixture is a model folder written by transformers' save_pretrained (safetensors, float32) plus
@@ -24,15 +24,16 @@ import torch
 from safetensors.torch import save_file
 from transformers import (ApertusConfig, ApertusForCausalLM, Cohere2Config, Cohere2ForCausalLM, CohereConfig,
                           CohereForCausalLM, DeepseekV2Config, DeepseekV2ForCausalLM, DeepseekV3Config,
-                          DeepseekV3ForCausalLM, Gemma2Config, Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig,
-                          GemmaConfig, GemmaForCausalLM, Glm4Config, Glm4ForCausalLM, Glm4MoeLiteConfig,
-                          Glm4MoeLiteForCausalLM, GlmConfig, GlmForCausalLM, GptOssConfig, GptOssForCausalLM,
-                          GraniteConfig, GraniteForCausalLM, GraniteMoeConfig, GraniteMoeForCausalLM, LlamaConfig,
-                          LlamaForCausalLM, MinistralConfig, MinistralForCausalLM, MistralConfig, MistralForCausalLM,
-                          MixtralConfig, MixtralForCausalLM, Olmo2Config, Olmo2ForCausalLM, Olmo3Config,
-                          Olmo3ForCausalLM, OlmoeConfig, OlmoeForCausalLM, Phi3Config, Phi3ForCausalLM, Qwen2Config,
-                          Qwen2ForCausalLM, Qwen2MoeConfig, Qwen2MoeForCausalLM, Qwen3Config, Qwen3ForCausalLM,
-                          Qwen3MoeConfig, Qwen3MoeForCausalLM, SmolLM3Config, SmolLM3ForCausalLM)
+                          DeepseekV3ForCausalLM, Exaone4Config, Exaone4ForCausalLM, Gemma2Config, Gemma2ForCausalLM,
+                          Gemma3ForCausalLM, Gemma3TextConfig, GemmaConfig, GemmaForCausalLM, Glm4Config,
+                          Glm4ForCausalLM, Glm4MoeLiteConfig, Glm4MoeLiteForCausalLM, GlmConfig, GlmForCausalLM,
+                          GptOssConfig, GptOssForCausalLM, GraniteConfig, GraniteForCausalLM, GraniteMoeConfig,
+                          GraniteMoeForCausalLM, LlamaConfig, LlamaForCausalLM, MinistralConfig, MinistralForCausalLM,
+                          MistralConfig, MistralForCausalLM, MixtralConfig, MixtralForCausalLM, Olmo2Config,
+                          Olmo2ForCausalLM, Olmo3Config, Olmo3ForCausalLM, OlmoeConfig, OlmoeForCausalLM, Phi3Config,
+                          Phi3ForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen2MoeConfig, Qwen2MoeForCausalLM,
+                          Qwen3Config, Qwen3ForCausalLM, Qwen3MoeConfig, Qwen3MoeForCausalLM, SeedOssConfig,
+                          SeedOssForCausalLM, SmolLM3Config, SmolLM3ForCausalLM)
 
 SIZES = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, vocab_size=256,
              initializer_range=0.1, rms_norm_eps=1e-6, max_position_embeddings=256)
@@ -216,6 +217,16 @@ FIXTURES = {
     # their initial values below), ApertusConfig's default RoPE (llama3, theta 1.2e7, factor 8 over 8192).
     "apertus": (ApertusForCausalLM, lambda: ApertusConfig(**dict(SIZES, rms_norm_eps=1e-5), num_key_value_heads=2),
                 {}),
+    # EXAONE-4 (32B, 1.2B): OLMo-2's output-only norms (rounding as Llama's), an RMSNorm over each query and key head,
+    # layers 0 to 2 sliding (a window of 6, which binds) and rotating, layer 3 full and without RoPE; llama3 RoPE.
+    "exaone4": (Exaone4ForCausalLM, lambda: Exaone4Config(
+        **dict(SIZES, num_hidden_layers=4, rms_norm_eps=1e-5), num_key_value_heads=2, head_dim=16, sliding_window=6,
+        rope_parameters={"rope_type": "llama3", "rope_theta": 1e6, "factor": 16.0, "low_freq_factor": 1.0,
+                         "high_freq_factor": 4.0, "original_max_position_embeddings": 64}), {}),
+    # Seed-OSS (36B): biases on q, k and v (attention_bias), on o (attention_out_bias, false in the release) and on the
+    # MLP (mlp_bias, false in the release): all three here; head_dim 128 by default (here 24).
+    "seed_oss": (SeedOssForCausalLM, lambda: SeedOssConfig(
+        **SIZES, num_key_value_heads=2, head_dim=24, attention_out_bias=True, mlp_bias=True, rope_theta=1e7), {}),
     # Llama saved in shards (model.safetensors.index.json + several files).
     "llama3_sharded": (LlamaForCausalLM, lambda: LlamaConfig(**SIZES, num_key_value_heads=2, rope_theta=500000.0),
                        {"max_shard_size": "40KB"}),
@@ -224,7 +235,7 @@ FIXTURES = {
 # Fixtures whose reference also holds bfloat16 logits.
 BF16_FIXTURES = ["llama3", "qwen3", "gemma2", "gemma3", "olmo2", "olmo3", "phi3", "granite", "cohere", "glm4",
                  "mixtral", "qwen3_moe", "granitemoe", "deepseek_v2", "deepseek_v3", "glm4_moe_lite",
-                 "gpt_oss", "apertus"]
+                 "gpt_oss", "apertus", "exaone4", "seed_oss"]
 
 
 def write_byte_tokenizer(folder: pathlib.Path) -> None:

@@ -42,7 +42,8 @@ CASES = [("llama3", ALL, False), ("qwen2_tied", ["q_proj", "v_proj", "o_proj"], 
          ("glm4_moe_lite", ["q_a_proj", "kv_a_proj_with_mqa", "o_proj"], False),
          ("gpt_oss", ["q_proj", "k_proj", "v_proj", "o_proj"], True),
          ("apertus", ["q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj"], False),
-         ("apertus", "all-linear", True)]
+         ("apertus", "all-linear", True), ("exaone4", ["q_proj", "k_proj", "gate_proj", "down_proj"], True),
+         ("seed_oss", ALL, False)]
 
 
 @pytest.fixture(scope="session")

@@ -116,12 +116,12 @@ def test_wrong_config_names_the_tensor(fixtures, run_abmll, tmp_path):
 
 @pytest.mark.parametrize("padding", ["right", "left"])
 @pytest.mark.parametrize("name", ["mistral_v01", "ministral", "qwen2_window", "gemma2", "gemma3", "olmo3", "phi3",
-                                  "smollm3", "cohere2"])
+                                  "smollm3", "cohere2", "exaone4"])
 def test_sliding_window_past_its_end(name, padding, fixtures, run_abmll, tmp_path):
-    """These fixtures' windows are 11 tokens (Mistral v0.1's on every layer, Qwen2's on layer 1, Ministral's,
-    Gemma-2's and Gemma-3's on layer 0); sequences of 30 and 23 tokens reach past them, so their sliding layers attend
-    to the last 11 positions only, and abmll's logits must be transformers' (which differ from causal attention's
-    there: checked)."""
+    """These fixtures' windows are 11 tokens or fewer (Mistral v0.1's on every layer, Qwen2's on layer 1, Ministral's,
+    Gemma-2's and Gemma-3's on layer 0, EXAONE-4's 6 on layers 0 to 2); sequences of 30 and 23 tokens reach past
+    them, so their sliding layers attend to the last positions only, and abmll's logits must be transformers' (which
+    differ from causal attention's there: checked)."""
     folder = fixtures[name]
     torch.manual_seed(3)
     long, short = torch.randint(0, 256, (30,)), torch.randint(0, 256, (23,))
