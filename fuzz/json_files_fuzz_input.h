@@ -83,6 +83,11 @@ inline void run_model_config(std::string_view text) {
         !std::isfinite(c.residual_multiplier) || !(c.logits_scaling > 0) || !std::isfinite(c.logits_scaling) ||
         !(c.logit_scale > 0) || !std::isfinite(c.logit_scale))
       json_finding("a non-positive or non-finite Granite multiplier or Cohere logit scale was accepted");
+    // Per-layer flags (which layers slide, which attend without RoPE): one per layer, or none.
+    const auto layers = static_cast<std::size_t>(c.num_layers);
+    if ((!c.sliding_layers.empty() && c.sliding_layers.size() != layers) ||
+        (!c.nope_layers.empty() && c.nope_layers.size() != layers))
+      json_finding("sliding or RoPE-less layers without one flag per layer were accepted");
     if (c.rotary_dim <= 0 || c.rotary_dim > c.head_dim || c.rotary_dim % 2 != 0)
       json_finding("a rotated width that is not an even number from 2 to head_dim was accepted");
     // Experts: k of E (E, k and the widths positive), a flag per layer; a clip that is positive or none.
