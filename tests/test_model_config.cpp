@@ -1525,3 +1525,41 @@ TEST_CASE("model config: Seed-OSS's attention biases and defaults", "[model]") {
   CHECK(has_spec(specs, "model.layers.1.mlp.down_proj.bias"));
   CHECK_FALSE(has_spec(specs, "model.layers.1.self_attn.q_proj.bias"));
 }
+
+TEST_CASE("model config: GLM-4.5's attention and DeepSeek-V3's experts with its defaults", "[model][moe]") {
+  json j = json::parse(R"({
+    "architectures": ["Glm4MoeForCausalLM"], "model_type": "glm4_moe", "hidden_size": 64, "intermediate_size": 96,
+    "num_attention_heads": 4, "num_hidden_layers": 3, "num_key_value_heads": 2, "head_dim": 16, "vocab_size": 256
+  })");
+  ModelConfig c = parse_model_config(j);  // Glm4MoeConfig's defaults
+  CHECK(c.architecture == Architecture::glm4_moe);
+  CHECK((!c.attention_bias && !c.output_bias && !c.qk_norm && c.rope_style == RopeStyle::rotate_half));
+  CHECK((c.rope.partial_rotary_factor == 0.5 && c.rotary_dim == 8 && c.rms_norm_eps == 1e-5));
+  CHECK((c.max_position_embeddings == 131072 && !c.tie_word_embeddings && !c.mla.defined()));
+  const MoeConfig& m = c.moe;
+  CHECK((m.num_experts == 128 && m.experts_per_token == 8 && m.expert_size == 1408 && m.shared_expert_size == 1408));
+  CHECK((m.scoring == RouterScoring::sigmoid && m.choice_bias && m.normalize_weights && !m.shared_expert_gated));
+  CHECK((m.routed_scaling_factor == 1.0 && m.groups == 1 && m.groups_per_token == 1));
+  CHECK((m.layers == std::vector<bool>{false, true, true}));
+  j["attention_bias"] = true;
+  j["use_qk_norm"] = true;
+  j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 1e6}, {"partial_rotary_factor", 0.25}};
+  j["n_routed_experts"] = 16;
+  j["first_k_dense_replace"] = 2;
+  c = parse_model_config(j);
+  CHECK((c.attention_bias && !c.output_bias && c.qk_norm && c.rotary_dim == 4 && c.rope.theta == 1e6));
+  CHECK((c.moe.layers == std::vector<bool>{false, false, true}));
+  const auto specs = weight_specs(c);
+  CHECK(spec_shape(specs, "model.layers.2.mlp.gate.weight") == std::vector<int64_t>{16, 64});
+  CHECK(spec_shape(specs, "model.layers.2.mlp.gate.e_score_correction_bias") == std::vector<int64_t>{16});
+  CHECK(spec_shape(specs, "model.layers.2.mlp.experts.15.down_proj.weight") == std::vector<int64_t>{64, 1408});
+  CHECK(spec_shape(specs, "model.layers.2.mlp.shared_experts.up_proj.weight") == std::vector<int64_t>{1408, 64});
+  CHECK(spec_shape(specs, "model.layers.1.mlp.gate_proj.weight") == std::vector<int64_t>{96, 64});
+  CHECK(spec_shape(specs, "model.layers.2.self_attn.q_proj.bias") == std::vector<int64_t>{64});
+  CHECK(spec_shape(specs, "model.layers.2.self_attn.q_norm.weight") == std::vector<int64_t>{16});
+  CHECK_FALSE(has_spec(specs, "model.layers.2.self_attn.o_proj.bias"));
+  CHECK((fit_lora_targets({"all-linear"}, c, "lora.targets") ==
+         std::set<Projection>{Projection::q, Projection::k, Projection::v, Projection::o}));
+  j["n_group"] = 3;  // does not divide 16
+  require_input_error(j, {"n_group", "does not divide n_routed_experts=16"});
+}

@@ -97,6 +97,7 @@ constexpr ArchitectureName kArchitectures[] = {
     {Architecture::ministral, "ministral", "MinistralForCausalLM", false},
     {Architecture::exaone4, "exaone4", "Exaone4ForCausalLM", false},
     {Architecture::seed_oss, "seed_oss", "SeedOssForCausalLM", false},
+    {Architecture::glm4_moe, "glm4_moe", "Glm4MoeForCausalLM", false},
     {Architecture::gemma, "gemma", "GemmaForCausalLM", false},
     {Architecture::gemma2, "gemma2", "Gemma2ForCausalLM", false},
     {Architecture::gemma3, "gemma3_text", "Gemma3ForCausalLM", false},
@@ -637,26 +638,27 @@ void parse_latent_attention(const Fields& f, ModelConfig& c) {
                                          c.attention_scale));
 }
 
-// DeepSeek's experts (DeepseekV2Moe / DeepseekV3MoE / Glm4MoeLiteMoE): n_routed_experts of width
+// DeepSeek's experts (DeepseekV2Moe / DeepseekV3MoE / Glm4MoeLiteMoE / Glm4MoeMoE): n_routed_experts of width
 // moe_intermediate_size, num_experts_per_tok per token, n_shared_experts shared ones (one ungated MLP of
 // n_shared_experts times that width), dense MLPs in the first first_k_dense_replace layers (GLM-4.7-Flash: where
 // mlp_layer_types says "dense"; by default layer 0). V2's router: softmax in float32, the k best ("greedy"), or the k
 // best among the topk_group groups (of n_group) with the best single score ("group_limited_greedy"); never
-// renormalised. V3's and GLM's: sigmoid in float32, the k best of the scores plus e_score_correction_bias among the
-// topk_group groups with the best sums of two biased scores ("noaux_tc"), renormalised with norm_topk_prob. All
-// weight by routed_scaling_factor, in float32. Configs whose routing transformers would not compute as they ask
-// (another scoring_func or topk_method, V2's norm_topk_prob, a moe_layer_freq other than 1) are refused.
+// renormalised. V3's and GLM's (GLM-4.5's with its own defaults): sigmoid in float32, the k best of the scores plus
+// e_score_correction_bias among the topk_group groups with the best sums of two biased scores ("noaux_tc"),
+// renormalised with norm_topk_prob. All weight by routed_scaling_factor, in float32. Configs whose routing transformers
+// would not compute as they ask (another scoring_func or topk_method, V2's norm_topk_prob, a moe_layer_freq other than
+// 1) are refused.
 void parse_deepseek_experts(const Fields& f, ModelConfig& c) {
-  const bool glm = c.architecture == Architecture::glm4_moe_lite;
-  const bool v3 = c.architecture == Architecture::deepseek_v3 || glm;  // (sigmoid routing)
+  const bool glm = c.architecture == Architecture::glm4_moe_lite, glm45 = c.architecture == Architecture::glm4_moe;
+  const bool v3 = c.architecture == Architecture::deepseek_v3 || glm || glm45;  // (sigmoid routing)
   MoeConfig& m = c.moe;
-  m.num_experts = f.integer("n_routed_experts", v3 && !glm ? 256 : 64);
+  m.num_experts = f.integer("n_routed_experts", glm45 ? 128 : v3 && !glm ? 256 : 64);
   require_positive(f, "n_routed_experts", m.num_experts);
   m.experts_per_token = v3 ? f.integer("num_experts_per_tok", glm ? 4 : 8) : f.integer("num_experts_per_tok");
   if (m.experts_per_token <= 0 || m.experts_per_token > m.num_experts)
     f.fail("num_experts_per_tok", fmt::format("must be from 1 to n_routed_experts={}, not {}", m.num_experts,
                                               m.experts_per_token));
-  m.expert_size = f.integer("moe_intermediate_size", glm ? 1536 : v3 ? 2048 : 1407);
+  m.expert_size = f.integer("moe_intermediate_size", glm ? 1536 : glm45 ? 1408 : v3 ? 2048 : 1407);
   require_positive(f, "moe_intermediate_size", m.expert_size);
   const int64_t shared = f.integer("n_shared_experts", v3 ? 1 : 2);
   if (shared < 0 || shared > kLargestWidth / m.expert_size)
@@ -665,7 +667,7 @@ void parse_deepseek_experts(const Fields& f, ModelConfig& c) {
   m.shared_expert_gated = false;
   m.float32_logits = true;
   m.float32_weights = true;
-  m.routed_scaling_factor = f.number("routed_scaling_factor", glm ? 1.8 : v3 ? 2.5 : 1.0);
+  m.routed_scaling_factor = f.number("routed_scaling_factor", glm ? 1.8 : glm45 ? 1.0 : v3 ? 2.5 : 1.0);
   if (!(m.routed_scaling_factor > 0.0) || !std::isfinite(m.routed_scaling_factor))
     f.fail("routed_scaling_factor", fmt::format("must be positive and finite, not {}", m.routed_scaling_factor));
   const std::string scoring = f.string("scoring_func", v3 ? "sigmoid" : "softmax");
@@ -685,8 +687,8 @@ void parse_deepseek_experts(const Fields& f, ModelConfig& c) {
     f.fail("norm_topk_prob", "is true; transformers' DeepseekV2 router never renormalises the weights");
   }
   if (grouped) {
-    m.groups = f.integer("n_group", glm ? 1 : v3 ? 8 : std::optional<int64_t>());
-    m.groups_per_token = f.integer("topk_group", glm ? 1 : v3 ? 4 : std::optional<int64_t>());
+    m.groups = f.integer("n_group", glm || glm45 ? 1 : v3 ? 8 : std::optional<int64_t>());
+    m.groups_per_token = f.integer("topk_group", glm || glm45 ? 1 : v3 ? 4 : std::optional<int64_t>());
     require_positive(f, "n_group", m.groups);
     if (m.num_experts % m.groups != 0)
       f.fail("n_group", fmt::format("is {}, which does not divide n_routed_experts={}", m.groups, m.num_experts));
@@ -719,7 +721,7 @@ void parse_deepseek_experts(const Fields& f, ModelConfig& c) {
   if (f.integer("moe_layer_freq", 1) != 1)
     f.fail("moe_layer_freq", fmt::format("is {}; only 1 is supported (experts in every layer from "
                                          "first_k_dense_replace on)", f.value_text("moe_layer_freq")));
-  const int64_t dense = f.integer("first_k_dense_replace", v3 ? 3 : 0);
+  const int64_t dense = f.integer("first_k_dense_replace", glm45 ? 1 : v3 ? 3 : 0);
   if (dense < 0) f.fail("first_k_dense_replace", fmt::format("must be 0 or more, not {}", dense));
   for (int64_t i = 0; i < std::min(dense, c.num_layers); ++i) m.layers[static_cast<std::size_t>(i)] = false;
 }
@@ -758,6 +760,7 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   const bool apertus = c.architecture == Architecture::apertus;
   const bool exaone = c.architecture == Architecture::exaone4;
   const bool seed = c.architecture == Architecture::seed_oss;
+  const bool glm45 = c.architecture == Architecture::glm4_moe;  // GLM-4.5's: standard attention, DeepSeek-V3's experts
 
   c.hidden_size = f.integer("hidden_size");
   c.intermediate_size = f.integer("intermediate_size");
@@ -796,13 +799,14 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
                                     : apertus                                                             ? 65536
                                     : flash                                                               ? 202752
                                     : phi || olmoe || deepseek                                            ? 4096
-                                    : mixtral || glm || gpt_oss || c.architecture == Architecture::gemma3 ? 131072
+                                    : mixtral || glm || glm45 || gpt_oss || c.architecture == Architecture::gemma3
+                                        ? 131072
                                     : gemma || cohere                                                     ? 8192
                                                                                                           : 32768;
   c.max_position_embeddings = f.integer("max_position_embeddings", default_positions);
   require_positive(f, "max_position_embeddings", c.max_position_embeddings);
   c.rms_norm_eps =
-      f.number("rms_norm_eps", olmo || phi || mixtral || olmoe || flash || gpt_oss || apertus || exaone ? 1e-5
+      f.number("rms_norm_eps", olmo || phi || mixtral || olmoe || flash || gpt_oss || apertus || exaone || glm45 ? 1e-5
                                : glm                                                                    ? 1.5625e-7
                                                                                                         : 1e-6);
   if (!(c.rms_norm_eps > 0.0)) f.fail("rms_norm_eps", fmt::format("must be positive, not {}", c.rms_norm_eps));
@@ -861,8 +865,8 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
     c.output_norms = c.architecture == Architecture::glm4;
   }
   // The rotated share: the RoPE dict's, else the top level's, else the class's (GlmConfig's 0.5).
-  if ((phi || glm) && !rope_dict(f).contains("partial_rotary_factor"))
-    c.rope.partial_rotary_factor = f.number("partial_rotary_factor", glm ? 0.5 : 1.0);
+  if ((phi || glm || glm45) && !rope_dict(f).contains("partial_rotary_factor"))
+    c.rope.partial_rotary_factor = f.number("partial_rotary_factor", glm || glm45 ? 0.5 : 1.0);
   if ((phi || mixtral) && f.has("sliding_window")) {
     c.sliding_window = f.integer("sliding_window", 0);
     require_positive(f, "sliding_window", c.sliding_window);
@@ -951,6 +955,15 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
     parse_latent_attention(f, c);
     parse_deepseek_experts(f, c);
   }
+  if (glm45) {
+    // Glm4MoeAttention: biases on q, k and v with attention_bias, none on o; RMSNorms of each query and key head with
+    // use_qk_norm; RoPE on the first partial_rotary_factor (0.5) of each head, rotate_half's halves (GPT-NeoX's).
+    // Its experts and dense first layers are DeepSeek-V3's. (The releases' multi-token prediction layers, past
+    // num_hidden_layers, are not read, as transformers does not read them.)
+    c.attention_bias = f.boolean("attention_bias", false);
+    c.qk_norm = f.boolean("use_qk_norm", false);
+    parse_deepseek_experts(f, c);
+  }
   if (smollm3) parse_smollm3_layers(f, c);
   if (gpt_oss) {
     // GptOssAttention: biases on q, k, v and o (attention_bias, true by default), a sink logit per head; every other
@@ -1014,7 +1027,7 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
                                                 c.rope.partial_rotary_factor, c.rotary_dim, c.head_dim));
   for (const RopeConfig* r : {&c.rope, c.local_rope ? &*c.local_rope : nullptr}) {
     if (r == nullptr) continue;
-    if (r->partial_rotary_factor != 1.0 && !phi && !glm)  // only Phi-3's and GLM's attention rotate part of a head
+    if (r->partial_rotary_factor != 1.0 && !phi && !glm && !glm45)  // only Phi-3's and GLM's rotate part of a head
       f.fail("partial_rotary_factor", fmt::format("is {}; only 1 is supported", r->partial_rotary_factor));
     if (r->type == "longrope" && (static_cast<int64_t>(r->short_factor.size()) * 2 != c.rotary_dim ||
                                   static_cast<int64_t>(r->long_factor.size()) * 2 != c.rotary_dim))

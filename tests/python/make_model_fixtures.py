@@ -1,7 +1,7 @@
 """Tiny random Llama / Qwen2 / Qwen3 / Mistral / Gemma / Gemma-2 / Gemma-3 / OLMo-2 / OLMo-3 / Phi-3 / Granite / Cohere
 / Cohere-2 / GLM / GLM-4 / SmolLM3 / Mixtral / Qwen2-MoE / Qwen3-MoE / OLMoE / GraniteMoE / DeepSeek-V2 / DeepSeek-V3
-/ GLM-4.7-Flash / gpt-oss / Apertus / Ministral / EXAONE-4 / Seed-OSS checkpoints and their transformers logits, for
-tests/python/test_model_parity.py.
+/ GLM-4.7-Flash / GLM-4.5 / gpt-oss / Apertus / Ministral / EXAONE-4 / Seed-OSS checkpoints and their transformers
+logits, for tests/python/test_model_parity.py.
 
 Each fixture is a model folder written by transformers' save_pretrained (safetensors, float32) plus
 reference.safetensors holding, for fixed token ids:
@@ -26,14 +26,15 @@ from transformers import (ApertusConfig, ApertusForCausalLM, Cohere2Config, Cohe
                           CohereForCausalLM, DeepseekV2Config, DeepseekV2ForCausalLM, DeepseekV3Config,
                           DeepseekV3ForCausalLM, Exaone4Config, Exaone4ForCausalLM, Gemma2Config, Gemma2ForCausalLM,
                           Gemma3ForCausalLM, Gemma3TextConfig, GemmaConfig, GemmaForCausalLM, Glm4Config,
-                          Glm4ForCausalLM, Glm4MoeLiteConfig, Glm4MoeLiteForCausalLM, GlmConfig, GlmForCausalLM,
-                          GptOssConfig, GptOssForCausalLM, GraniteConfig, GraniteForCausalLM, GraniteMoeConfig,
-                          GraniteMoeForCausalLM, LlamaConfig, LlamaForCausalLM, MinistralConfig, MinistralForCausalLM,
-                          MistralConfig, MistralForCausalLM, MixtralConfig, MixtralForCausalLM, Olmo2Config,
-                          Olmo2ForCausalLM, Olmo3Config, Olmo3ForCausalLM, OlmoeConfig, OlmoeForCausalLM, Phi3Config,
-                          Phi3ForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen2MoeConfig, Qwen2MoeForCausalLM,
-                          Qwen3Config, Qwen3ForCausalLM, Qwen3MoeConfig, Qwen3MoeForCausalLM, SeedOssConfig,
-                          SeedOssForCausalLM, SmolLM3Config, SmolLM3ForCausalLM)
+                          Glm4ForCausalLM, Glm4MoeConfig, Glm4MoeForCausalLM, Glm4MoeLiteConfig,
+                          Glm4MoeLiteForCausalLM, GlmConfig, GlmForCausalLM, GptOssConfig, GptOssForCausalLM,
+                          GraniteConfig, GraniteForCausalLM, GraniteMoeConfig, GraniteMoeForCausalLM, LlamaConfig,
+                          LlamaForCausalLM, MinistralConfig, MinistralForCausalLM, MistralConfig, MistralForCausalLM,
+                          MixtralConfig, MixtralForCausalLM, Olmo2Config, Olmo2ForCausalLM, Olmo3Config,
+                          Olmo3ForCausalLM, OlmoeConfig, OlmoeForCausalLM, Phi3Config, Phi3ForCausalLM, Qwen2Config,
+                          Qwen2ForCausalLM, Qwen2MoeConfig, Qwen2MoeForCausalLM, Qwen3Config, Qwen3ForCausalLM,
+                          Qwen3MoeConfig, Qwen3MoeForCausalLM, SeedOssConfig, SeedOssForCausalLM, SmolLM3Config,
+                          SmolLM3ForCausalLM)
 
 SIZES = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, vocab_size=256,
              initializer_range=0.1, rms_norm_eps=1e-6, max_position_embeddings=256)
@@ -227,6 +228,13 @@ FIXTURES = {
     # MLP (mlp_bias, false in the release): all three here; head_dim 128 by default (here 24).
     "seed_oss": (SeedOssForCausalLM, lambda: SeedOssConfig(
         **SIZES, num_key_value_heads=2, head_dim=24, attention_out_bias=True, mlp_bias=True, rope_theta=1e7), {}),
+    # GLM-4.5 (355B-A32B, Air 106B-A12B): biases on q, k and v, RMSNorms of each query and key head (use_qk_norm),
+    # RoPE on the first half of each head (rotate_half's halves), layer 0 dense, layer 1 with DeepSeek-V3's experts:
+    # 8 in 2 groups, 2 per token from the best group by sigmoid scores plus their bias, renormalised, x2, one shared.
+    "glm4_moe": (Glm4MoeForCausalLM, lambda: Glm4MoeConfig(
+        **dict(SIZES, rms_norm_eps=1e-5), num_key_value_heads=2, head_dim=16, attention_bias=True, use_qk_norm=True,
+        n_routed_experts=8, num_experts_per_tok=2, moe_intermediate_size=16, n_shared_experts=1,
+        first_k_dense_replace=1, n_group=2, topk_group=1, routed_scaling_factor=2.0), {}),
     # Llama saved in shards (model.safetensors.index.json + several files).
     "llama3_sharded": (LlamaForCausalLM, lambda: LlamaConfig(**SIZES, num_key_value_heads=2, rope_theta=500000.0),
                        {"max_shard_size": "40KB"}),
@@ -235,7 +243,7 @@ FIXTURES = {
 # Fixtures whose reference also holds bfloat16 logits.
 BF16_FIXTURES = ["llama3", "qwen3", "gemma2", "gemma3", "olmo2", "olmo3", "phi3", "granite", "cohere", "glm4",
                  "mixtral", "qwen3_moe", "granitemoe", "deepseek_v2", "deepseek_v3", "glm4_moe_lite",
-                 "gpt_oss", "apertus", "exaone4", "seed_oss"]
+                 "gpt_oss", "apertus", "exaone4", "seed_oss", "glm4_moe"]
 
 
 def write_byte_tokenizer(folder: pathlib.Path) -> None:
