@@ -793,22 +793,19 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   c.attention_scale = std::pow(static_cast<double>(c.head_dim), -0.5);
 
   const bool v2 = c.architecture == Architecture::deepseek_v2, flash = c.architecture == Architecture::glm4_moe_lite;
-  const int64_t default_positions = mistral                                                               ? 131072
-                                    : llama || olmo || v2 || exaone                                       ? 2048
-                                    : seed                                                                ? 524288
-                                    : apertus                                                             ? 65536
-                                    : flash                                                               ? 202752
-                                    : phi || olmoe || deepseek                                            ? 4096
-                                    : mixtral || glm || glm45 || gpt_oss || c.architecture == Architecture::gemma3
-                                        ? 131072
-                                    : gemma || cohere                                                     ? 8192
-                                                                                                          : 32768;
+  const bool long_context = mistral || mixtral || glm || glm45 || gpt_oss || c.architecture == Architecture::gemma3;
+  const int64_t default_positions = long_context                          ? 131072
+                                    : llama || olmo || v2 || exaone       ? 2048
+                                    : seed                                ? 524288
+                                    : apertus                             ? 65536
+                                    : flash                               ? 202752
+                                    : phi || olmoe || deepseek            ? 4096
+                                    : gemma || cohere                     ? 8192
+                                                                          : 32768;
   c.max_position_embeddings = f.integer("max_position_embeddings", default_positions);
   require_positive(f, "max_position_embeddings", c.max_position_embeddings);
-  c.rms_norm_eps =
-      f.number("rms_norm_eps", olmo || phi || mixtral || olmoe || flash || gpt_oss || apertus || exaone || glm45 ? 1e-5
-                               : glm                                                                    ? 1.5625e-7
-                                                                                                        : 1e-6);
+  const bool eps_1e5 = olmo || phi || mixtral || olmoe || flash || gpt_oss || apertus || exaone || glm45;
+  c.rms_norm_eps = f.number("rms_norm_eps", eps_1e5 ? 1e-5 : glm ? 1.5625e-7 : 1e-6);
   if (!(c.rms_norm_eps > 0.0)) f.fail("rms_norm_eps", fmt::format("must be positive, not {}", c.rms_norm_eps));
   c.tie_word_embeddings = f.boolean("tie_word_embeddings", gemma || smollm3 || cohere);
   // (Gemma-3's two RoPEs: in parse_gemma.)
