@@ -32,6 +32,7 @@ const char* to_string(TinyModel kind) {
     case TinyModel::deepseek_v3: return "deepseek_v3";
     case TinyModel::gpt_oss: return "gpt_oss";
     case TinyModel::apertus: return "apertus";
+    case TinyModel::exaone4: return "exaone4";
   }
   return "?";
 }
@@ -167,11 +168,17 @@ void write_tiny_model(const std::filesystem::path& dir, TinyModel kind) {
                               {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0},
                               {"original_max_position_embeddings", 16}};
       break;
+    case TinyModel::exaone4:
+      j["architectures"] = {"Exaone4ForCausalLM"};
+      j["model_type"] = "exaone4";
+      j["sliding_window"] = 4;  // layer 0's (it rotates); layer 1 attends to everything without RoPE
+      j["layer_types"] = {"sliding_attention", "full_attention"};
+      break;
   }
   std::filesystem::create_directories(dir);
   write_text(dir / "config.json", j.dump());
   const model::ModelConfig c = model::parse_model_config(j);
-  const int seeds[] = {2, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};  // by TinyModel
+  const int seeds[] = {2, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17};  // by TinyModel
   at::manual_seed(seeds[static_cast<int>(kind)]);
   io::NamedTensors tensors;
   for (const auto& s : model::weight_specs(c)) {  // norms (Cohere's per-head ones are [heads, Dh]) and biases near 1

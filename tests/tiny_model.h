@@ -28,10 +28,12 @@ namespace abmll::test {
 // 2 per token from the best group by sigmoid scores plus their bias, renormalised, x2, and a shared expert; tied);
 // gpt-oss (biases on q, k, v and o, a sink logit per head, layer 0 with a window of 4, YaRN; 4 experts of width 48
 // with biases, 2 per token by the softmax of their biased logits, the clamped SwiGLU at 1; tied); Apertus (query and
-// key head norms, the ungated xIELU MLP with its parameters drawn per layer, Llama-3.1's RoPE scaling; tied).
+// key head norms, the ungated xIELU MLP with its parameters drawn per layer, Llama-3.1's RoPE scaling; tied); EXAONE-4
+// (output-only norms, per-head query and key norms, layer 0 sliding with a window of 4 and rotating, layer 1 full
+// without RoPE; tied).
 enum class TinyModel {
   llama31, qwen2, qwen3, gemma2, gemma3, olmo2, phi3, granite, qwen2_moe, olmoe, glm4, cohere, granitemoe, deepseek_v3,
-  gpt_oss, apertus
+  gpt_oss, apertus, exaone4
 };
 
 // The architecture's name, for test messages.
