@@ -483,18 +483,19 @@ void parse_exaone4_layers(const Fields& f, ModelConfig& c) {
   c.qk_norm = true;
   c.sliding_window = window_field(f);
   if (c.sliding_window == 0) return;
+  int64_t pattern = 0;  // every pattern-th layer is full (read only without layer_types)
   if (!f.has("layer_types")) {
     // (Exaone4Config spells the pattern as a count or, in its docstring, as a string such as "LLLG", which its
     // default layer_types cannot take: such a config must list layer_types.)
     if (f.has("sliding_window_pattern") && !f.json().at("sliding_window_pattern").is_number_integer())
       f.fail("sliding_window_pattern", fmt::format("is {}; without layer_types it must be a whole number of layers",
                                                    f.value_text("sliding_window_pattern")));
+    pattern = f.integer("sliding_window_pattern", 4);
+    require_positive(f, "sliding_window_pattern", pattern);
   }
-  const int64_t pattern = f.has("layer_types") ? 1 : f.integer("sliding_window_pattern", 4);
-  require_positive(f, "sliding_window_pattern", pattern);
   c.sliding_layers = sliding_layers_of(f, c.num_layers, [pattern](int64_t i) { return (i + 1) % pattern != 0; });
-  c.nope_layers.resize(c.sliding_layers.size());
-  for (std::size_t i = 0; i < c.sliding_layers.size(); ++i) c.nope_layers[i] = !c.sliding_layers[i];
+  c.nope_layers = c.sliding_layers;  // the full layers attend without RoPE
+  c.nope_layers.flip();
   if (!any_of(c.sliding_layers)) {
     c.sliding_window = 0;
     c.sliding_layers.clear();

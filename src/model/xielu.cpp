@@ -28,8 +28,10 @@ struct Xielu : public torch::autograd::Function<Xielu> {
                             const at::Tensor& alpha_n, const at::Tensor& beta, const at::Tensor& eps) {
     ctx->save_for_backward({x, alpha_p, alpha_n, beta, eps});
     const auto [a_p, a_n] = slopes(alpha_p, alpha_n, beta);
-    // In transformers' order, each product rounded where its chain rounds.
-    return at::where(x > 0, a_p * x * x + beta * x, (at::expm1(at::minimum(x, eps)) - x) * a_n + beta * x);
+    // In transformers' order, each product rounded where its chain rounds (beta x, which its two branches compute
+    // alike, once).
+    const at::Tensor beta_x = beta * x;
+    return at::where(x > 0, a_p * x * x + beta_x, (at::expm1(at::minimum(x, eps)) - x) * a_n + beta_x);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
