@@ -2,7 +2,9 @@
 // on a checkpoint's tensors (missing tensors and shape mismatches, with their messages).
 #include <catch2/catch.hpp>
 
+#include <ATen/ops/arange.h>
 #include <ATen/ops/full.h>
+#include <ATen/ops/randn.h>
 #include <ATen/ops/zeros.h>
 #include <nlohmann/json.hpp>
 
@@ -14,6 +16,7 @@
 
 #include "io/safetensors_writer.h"
 #include "io/tensor_store.h"
+#include "model/attention.h"
 #include "model/decoder_weights.h"
 #include "model/model_config.h"
 #include "model/lora_settings.h"
@@ -1562,4 +1565,81 @@ TEST_CASE("model config: GLM-4.5's attention and DeepSeek-V3's experts with its 
          std::set<Projection>{Projection::q, Projection::k, Projection::v, Projection::o}));
   j["n_group"] = 3;  // does not divide 16
   require_input_error(j, {"n_group", "does not divide n_routed_experts=16"});
+}
+
+TEST_CASE("model config: Ministral-3's defaults and query scale, and the multimodal Mistral-3", "[model]") {
+  json j = json::parse(R"({
+    "architectures": ["Ministral3ForCausalLM"], "model_type": "ministral3", "hidden_size": 64, "intermediate_size": 96,
+    "num_attention_heads": 4, "num_hidden_layers": 2, "num_key_value_heads": 2, "vocab_size": 256
+  })");
+  ModelConfig c = parse_model_config(j);  // Ministral3Config's defaults
+  CHECK(c.architecture == Architecture::ministral3);
+  CHECK((c.head_dim == 128 && c.rms_norm_eps == 1e-5 && c.max_position_embeddings == 262144));
+  CHECK((c.sliding_window == 0 && c.sliding_layers.empty() && !c.tie_word_embeddings && !c.attention_bias));
+  CHECK((c.rope.type == "yarn" && c.rope.theta == 1e6 && c.rope.factor == 16.0 && c.rope.attention_factor == 1.0));
+  CHECK((c.rope.original_max_position_embeddings == 16384 && c.query_scale_beta == 0.1 &&
+         c.query_scale_length == 16384 && c.scales_queries()));
+  j["sliding_window"] = 32;  // then on every layer (Mistral's model reads no layer_types)
+  j["layer_types"] = {"full_attention", "sliding_attention"};
+  c = parse_model_config(j);
+  CHECK((c.sliding_window == 32 && c.sliding_layers == std::vector<bool>{true, true}));
+  j.erase("sliding_window");
+  j["rope_parameters"] = {{"rope_type", "default"}, {"llama_4_scaling_beta", 0.5},
+                          {"original_max_position_embeddings", 8}};
+  c = parse_model_config(j, "dir/config.json");
+  CHECK((c.rope.type == "default" && c.rope.theta == 1e4 && c.query_scale_beta == 0.5 && c.query_scale_length == 8));
+  // 1 + beta ln(1 + floor(p / 8)): 1 below 8, 1 + 0.5 ln 2 from 8, 1 + 0.5 ln 3 from 16.
+  const at::Tensor positions = at::arange(20, at::kLong).view({1, 20});
+  const at::Tensor scale = query_scale(positions, c, at::kFloat);
+  REQUIRE(scale.sizes() == at::IntArrayRef{1, 1, 20, 1});
+  CHECK(scale[0][0][7][0].item<float>() == 1.0f);
+  CHECK(scale[0][0][8][0].item<float>() == Approx(1.0 + 0.5 * std::log(2.0)).epsilon(1e-7));
+  CHECK(scale[0][0][15][0].item<float>() == Approx(1.0 + 0.5 * std::log(2.0)).epsilon(1e-7));
+  CHECK(scale[0][0][16][0].item<float>() == Approx(1.0 + 0.5 * std::log(3.0)).epsilon(1e-7));
+  j["rope_parameters"].erase("llama_4_scaling_beta");
+  require_input_error(j, {"dir/config.json", "rope_parameters", "llama_4_scaling_beta", "is missing"});
+  j["rope_parameters"]["llama_4_scaling_beta"] = 0.1;
+  j["rope_parameters"]["original_max_position_embeddings"] = 0;
+  require_input_error(j, {"dir/config.json", "original_max_position_embeddings", "must be positive"});
+
+  // Mistral3ForConditionalGeneration: its text_config, a Ministral-3 or (by default) a Mistral; tied by default.
+  json text = j;
+  text.erase("architectures");
+  text["rope_parameters"]["original_max_position_embeddings"] = 16;
+  json mm = {{"architectures", {"Mistral3ForConditionalGeneration"}}, {"model_type", "mistral3"},
+             {"text_config", text}, {"vision_config", {{"model_type", "pixtral"}}}, {"dtype", "bfloat16"}};
+  c = parse_model_config(mm, "dir/config.json");
+  CHECK((c.architecture == Architecture::ministral3 && c.multimodal && c.tie_word_embeddings));
+  CHECK((c.query_scale_length == 16 && c.dtype == "bfloat16"));
+  mm["tie_word_embeddings"] = false;
+  mm["text_config"].erase("model_type");  // MistralConfig's defaults: a window of 4096
+  mm["text_config"].erase("rope_parameters");
+  c = parse_model_config(mm, "dir/config.json");
+  CHECK((c.architecture == Architecture::mistral && c.multimodal && !c.tie_word_embeddings && !c.scales_queries()));
+  CHECK((c.sliding_window == 4096 && c.rms_norm_eps == 1e-6 && c.head_dim == 16));
+  mm["text_config"]["model_type"] = "llama";
+  require_input_error(mm, {"dir/config.json", "text_config", "\"llama\"", "\"ministral3\" or \"mistral\""});
+  mm.erase("text_config");
+  require_input_error(mm, {"dir/config.json", "text_config", "must be an object", "Mistral-3"});
+}
+
+TEST_CASE("model config: a tied config over a checkpoint with its own head, as transformers settles it", "[model]") {
+  ScratchDir dir;
+  const at::Tensor embeddings = at::randn({32, 8});
+  ModelConfig c;
+  c.tie_word_embeddings = true;
+  auto settled = [&](const at::Tensor& head, const std::string& file) {
+    abmll::io::NamedTensors tensors = {{"model.embed_tokens.weight", embeddings}};
+    if (head.defined()) tensors.emplace_back("lm_head.weight", head);
+    abmll::io::write_safetensors(dir / file, tensors);
+    ModelConfig out = c;
+    settle_tied_head(out, abmll::io::TensorStore::open(dir / file));
+    return out.tie_word_embeddings;
+  };
+  CHECK(settled({}, "tied.safetensors"));                          // no head: tied
+  CHECK(settled(embeddings.clone(), "copy.safetensors"));          // a redundant copy: tied
+  CHECK_FALSE(settled(embeddings.mul(2), "own.safetensors"));      // its own head: used
+  CHECK_FALSE(settled(at::randn({16, 8}), "other.safetensors"));   // (of another shape: the loader's to judge)
+  c.tie_word_embeddings = false;
+  CHECK_FALSE(settled({}, "untied.safetensors"));
 }

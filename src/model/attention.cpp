@@ -4,6 +4,8 @@
 #include <ATen/TensorOperators.h>
 #include <ATen/ops/_scaled_dot_product_attention_math.h>
 #include <ATen/ops/cat.h>
+#include <ATen/ops/floor.h>
+#include <ATen/ops/log.h>
 #include <ATen/ops/logical_not.h>
 #include <ATen/ops/masked_fill.h>
 #include <ATen/ops/matmul.h>
@@ -98,9 +100,15 @@ at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                           /*dropout_p=*/0.0, causal, scale);
 }
 
+at::Tensor query_scale(const at::Tensor& positions, const ModelConfig& config, at::ScalarType dtype) {
+  // (int64 / int64: true division in float32, the very op transformers runs)
+  const at::Tensor steps = at::floor(positions / config.query_scale_length);
+  return (1.0 + config.query_scale_beta * at::log(1.0 + steps)).to(dtype).view({positions.size(0), 1, -1, 1});
+}
+
 at::Tensor attention(const at::Tensor& x, const AttentionWeights& w, const ModelConfig& config, int64_t layer,
                      const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& pattern,
-                     const LinearAdapter* adapter, bool twice_differentiable) {
+                     const LinearAdapter* adapter, bool twice_differentiable, const at::Tensor& query_scale) {
   const int64_t b = x.size(0), t = x.size(1), dh = config.head_dim;
   // [B, T, heads*Dh] -> [B, heads, T, Dh], with Qwen3's RMSNorm over Dh of each head (on the contiguous
   // [B, T, heads, Dh] view, as transformers applies it), or OLMo-2's over all heads' [heads*Dh] before the split,
@@ -132,6 +140,7 @@ at::Tensor attention(const at::Tensor& x, const AttentionWeights& w, const Model
     q = apply_rope(q, cos, sin, config.rope_style);
     k = apply_rope(k, cos, sin, config.rope_style);
   }
+  if (query_scale.defined()) q = q * query_scale;
   const double scale = config.attention_scale > 0.0 ? config.attention_scale : std::pow(static_cast<double>(dh), -0.5);
   const at::Tensor out = attend(q, k, v, pattern, scale, config.attention_softcap, twice_differentiable, w.sinks);
   // [B, H, T, Dh] -> [B, T, H*Dh]

@@ -44,9 +44,16 @@ at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
 // attention_pattern or undefined for plain causal attention -> [B, T, D]. Each projection goes through linear() at
 // (layer, q/k/v/o). `twice_differentiable` computes softmax(q k^T) v with the unfused math kernel, whose backward
 // can itself be differentiated (the fused SDPA kernels' cannot); it keeps [B, H, T, T] attention weights for
-// backward.
+// backward. `query_scale` [B, 1, T, 1] in x's dtype (Ministral-3's, query_scale()), or undefined: multiplies the
+// rotated queries.
 at::Tensor attention(const at::Tensor& x, const AttentionWeights& w, const ModelConfig& config, int64_t layer,
                      const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& pattern,
-                     const LinearAdapter* adapter, bool twice_differentiable = false);
+                     const LinearAdapter* adapter, bool twice_differentiable = false,
+                     const at::Tensor& query_scale = {});
+
+// Ministral-3's (Llama-4's) scale of each query, 1 + beta ln(1 + floor(p / length)) of its position p (config's
+// query_scale_beta and query_scale_length), as transformers computes it: in float32, then rounded to `dtype`.
+// positions [B, T] int64 -> [B, 1, T, 1] on positions' device.
+at::Tensor query_scale(const at::Tensor& positions, const ModelConfig& config, at::ScalarType dtype);
 
 }  // namespace abmll::model

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "io/tensor_store.h"
+#include "model/attention.h"
 #include "model/latent_attention.h"
 #include "model/layer_checkpoint.h"
 #include "model/padding.h"
@@ -44,6 +45,7 @@ bool interleaved_rope(const ModelConfig& c) { return c.rope_style != RopeStyle::
 Decoder Decoder::load(const std::filesystem::path& dir, const WeightOptions& options) {
   ModelConfig config = load_model_config(dir);
   io::TensorStore store = io::TensorStore::open(dir);
+  settle_tied_head(config, store);
   DecoderWeights weights = load_decoder_weights(store, config, options);
   return Decoder(std::move(config), std::move(weights));
 }
@@ -109,6 +111,9 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layo
   if (local_inv_freq_.defined())
     std::tie(local_cos, local_sin) =
         tables(layout.local_cos, layout.local_sin, local_inv_freq_, config_.local_rope->attention_factor);
+  // Ministral-3's query scale [B, 1, T, 1] (1 for the first query_scale_length positions), or undefined.
+  const at::Tensor scale =
+      config_.scales_queries() ? query_scale(layout.positions.to(device()), config_, h.scalar_type()) : at::Tensor();
   // [B, 1, T, T], or undefined for plain causal attention
   const at::Tensor pattern = layout.causal ? at::Tensor() : layout.pattern.to(device());
   // The sliding-window layers' pattern: `pattern` narrowed to the keys fewer than sliding_window positions back.
@@ -129,7 +134,7 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layo
     const bool rotates = config_.rotates(i);
     Block block = [this, i, cos = !rotates ? at::Tensor() : local ? local_cos : cos,
                    sin = !rotates ? at::Tensor() : local ? local_sin : sin,
-                   pattern = sliding && window_pattern.defined() ? window_pattern : pattern, adapter,
+                   pattern = sliding && window_pattern.defined() ? window_pattern : pattern, adapter, scale,
                    twice = options.double_backward](const at::Tensor& x) {
       const LayerWeights& layer = weights_.layers[static_cast<std::size_t>(i)];
       // A norm where the layer has one (input norms: not OLMo-2's; output norms: Gemma-2's, Gemma-3's, OLMo-2's).
@@ -140,8 +145,10 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layo
       const double multiplier = config_.residual_multiplier;
       auto added = [multiplier](const at::Tensor& h) { return multiplier != 1.0 ? h * multiplier : h; };
       const at::Tensor normed = norm(x, layer.input_norm);
-      const auto attend_with = config_.mla.defined() ? latent_attention : attention;
-      const at::Tensor attended = attend_with(normed, layer.attention, config_, i, cos, sin, pattern, adapter, twice);
+      const at::Tensor attended =
+          config_.mla.defined()
+              ? latent_attention(normed, layer.attention, config_, i, cos, sin, pattern, adapter, twice)
+              : attention(normed, layer.attention, config_, i, cos, sin, pattern, adapter, twice, scale);
       if (config_.parallel_blocks)  // Cohere: (h + attention) + mlp, both of the one normed input
         return x + attended + mlp(normed, layer.mlp, config_.activation, i, adapter);
       at::Tensor y = x + added(norm(attended, layer.attention_output_norm));

@@ -4,6 +4,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
 #include <ATen/core/grad_mode.h>
+#include <ATen/ops/equal.h>
 #include <ATen/ops/full.h>
 #include <ATen/ops/normal.h>
 #include <ATen/ops/ones.h>
@@ -22,6 +23,7 @@
 #include "model/tensor_naming.h"
 #include "model/weight_names.h"
 #include "util/error.h"
+#include "util/log.h"
 
 namespace abmll::model {
 
@@ -169,6 +171,19 @@ DecoderWeights assemble(const ModelConfig& config, std::map<std::string, at::Ten
 }
 
 }  // namespace
+
+void settle_tied_head(ModelConfig& config, const io::TensorStore& store) {
+  if (!config.tie_word_embeddings) return;
+  const TensorNaming naming = tensor_naming(config, store);
+  const std::string head = naming("lm_head.weight"), embeddings = naming("model.embed_tokens.weight");
+  if (!store.has(head) || !store.has(embeddings)) return;  // (a missing embedding is reported by the loader)
+  const at::Tensor h = store.tensor(head), e = store.tensor(embeddings);
+  if (h.scalar_type() == e.scalar_type() && h.sizes() == e.sizes() && at::equal(h, e)) return;
+  log::warn("{}: config.json ties lm_head to the embeddings, but the checkpoint's '{}' holds other values: it is "
+            "used, untied (as transformers does)",
+            store.source().string(), head);
+  config.tie_word_embeddings = false;
+}
 
 DecoderWeights load_decoder_weights(const io::TensorStore& store, const ModelConfig& config,
                                     const WeightOptions& options) {

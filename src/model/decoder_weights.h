@@ -43,6 +43,12 @@ struct WeightOptions {
   std::string device = "cpu";           // a LibTorch device string ("cpu", "cuda:0")
 };
 
+// transformers 5's rule for a config that ties lm_head to the embeddings (tie_word_embeddings) when the checkpoint
+// nevertheless holds an lm_head.weight: tied when both hold the same values (a redundant copy), otherwise untied,
+// the checkpoint's head used (with a warning). Multimodal Mistral-3 configs are tied by default and their releases
+// are not. Clears config.tie_word_embeddings in the second case.
+void settle_tied_head(ModelConfig& config, const io::TensorStore& store);
+
 // Loads every tensor of weight_specs(config) from `store`, under the names tensor_naming(config, store) gives them.
 // Throws abmll::InputError naming the checkpoint and the tensor when one is missing, has the wrong shape (with both
 // shapes and the config's sizes) or is not float32, bfloat16, float16 or float64 (8-bit floats: a quantized

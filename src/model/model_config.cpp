@@ -98,6 +98,8 @@ constexpr ArchitectureName kArchitectures[] = {
     {Architecture::exaone4, "exaone4", "Exaone4ForCausalLM", false},
     {Architecture::seed_oss, "seed_oss", "SeedOssForCausalLM", false},
     {Architecture::glm4_moe, "glm4_moe", "Glm4MoeForCausalLM", false},
+    {Architecture::ministral3, "ministral3", "Ministral3ForCausalLM", false},
+    {Architecture::ministral3, "mistral3", "Mistral3ForConditionalGeneration", true},  // (or Mistral's: text_config)
     {Architecture::gemma, "gemma", "GemmaForCausalLM", false},
     {Architecture::gemma2, "gemma2", "Gemma2ForCausalLM", false},
     {Architecture::gemma3, "gemma3_text", "Gemma3ForCausalLM", false},
@@ -587,6 +589,28 @@ const nlohmann::json kGptOssRope = {{"rope_type", "yarn"}, {"factor", 32.0}, {"b
 const nlohmann::json kApertusRope = {{"rope_type", "llama3"},     {"rope_theta", 12000000.0},
                                      {"factor", 8.0},             {"original_max_position_embeddings", 8192},
                                      {"low_freq_factor", 1.0},    {"high_freq_factor", 4.0}};
+// Ministral3Config's (YaRN from 16,384 positions, and Llama-4's query scale from there on), but for its
+// max_position_embeddings, which YaRN does not read when the factor is given.
+const nlohmann::json kMinistral3Rope = {
+    {"rope_type", "yarn"}, {"rope_theta", 1000000.0}, {"factor", 16.0}, {"original_max_position_embeddings", 16384},
+    {"beta_fast", 32.0},   {"beta_slow", 1.0},        {"mscale", 1.0},  {"mscale_all_dim", 1.0},
+    {"llama_4_scaling_beta", 0.1}};
+
+// Ministral3Attention's query scale (Llama-4's attention temperature): llama_4_scaling_beta and
+// original_max_position_embeddings of the RoPE dict (Ministral3Config's when config.json has none), which the
+// attention reads whatever the RoPE's type; without them it cannot run.
+void parse_llama4_query_scale(const Fields& top, ModelConfig& c) {
+  const bool given = top.has("rope_scaling") || top.has("rope_parameters");
+  const nlohmann::json params = given ? rope_dict(top) : kMinistral3Rope;
+  const Fields f(params, fmt::format("{}: field '{}'", top.source(), rope_dict_field(top)));
+  for (const char* key : {"llama_4_scaling_beta", "original_max_position_embeddings"})
+    if (!f.has(key)) f.fail(key, "is missing (Ministral-3's attention scales its queries by it)");
+  c.query_scale_beta = f.number("llama_4_scaling_beta");
+  if (!std::isfinite(c.query_scale_beta))
+    f.fail("llama_4_scaling_beta", fmt::format("must be finite, not {}", f.value_text("llama_4_scaling_beta")));
+  c.query_scale_length = f.integer("original_max_position_embeddings");
+  require_positive(f, "original_max_position_embeddings", c.query_scale_length);
+}
 
 // The largest width a config may give latent attention's sizes and DeepSeek's shared experts (2^32; real ones are
 // thousands), so that sums and products of them cannot overflow.
@@ -742,7 +766,9 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   ModelConfig c;
   c.architecture = architecture;
   const bool granite = c.architecture == Architecture::granite || c.architecture == Architecture::granitemoe;
-  const bool mistral = c.architecture == Architecture::mistral || c.architecture == Architecture::ministral;
+  const bool ministral3 = c.architecture == Architecture::ministral3;
+  const bool mistral =
+      c.architecture == Architecture::mistral || c.architecture == Architecture::ministral || ministral3;
   const bool llama = c.architecture == Architecture::llama || mistral || granite;
   const bool phi = c.architecture == Architecture::phi3;
   const bool gemma = c.architecture == Architecture::gemma || c.architecture == Architecture::gemma2 ||
@@ -781,7 +807,8 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
     f.fail("num_key_value_heads", fmt::format("is {}, which does not divide num_attention_heads={}",
                                               c.num_kv_heads, c.num_heads));
   // (DeepSeek's: set by parse_latent_attention below, whatever head_dim says: its configs save the rotated size there.)
-  if (f.has("head_dim") || c.architecture == Architecture::qwen3 || gemma || glm || deepseek || gpt_oss || seed) {
+  if (f.has("head_dim") || c.architecture == Architecture::qwen3 || gemma || glm || deepseek || gpt_oss || seed ||
+      ministral3) {
     c.head_dim = f.integer("head_dim", gemma ? 256 : gpt_oss ? 64 : 128);  // the configs' defaults, whatever D / H is
     require_positive(f, "head_dim", c.head_dim);
   } else {
@@ -795,7 +822,8 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
 
   const bool v2 = c.architecture == Architecture::deepseek_v2, flash = c.architecture == Architecture::glm4_moe_lite;
   const bool long_context = mistral || mixtral || glm || glm45 || gpt_oss || c.architecture == Architecture::gemma3;
-  const int64_t default_positions = long_context                          ? 131072
+  const int64_t default_positions = ministral3                            ? 262144
+                                    : long_context                        ? 131072
                                     : llama || olmo || v2 || exaone       ? 2048
                                     : seed                                ? 524288
                                     : apertus                             ? 65536
@@ -805,7 +833,7 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
                                                                           : 32768;
   c.max_position_embeddings = f.integer("max_position_embeddings", default_positions);
   require_positive(f, "max_position_embeddings", c.max_position_embeddings);
-  const bool eps_1e5 = olmo || phi || mixtral || olmoe || flash || gpt_oss || apertus || exaone || glm45;
+  const bool eps_1e5 = olmo || phi || mixtral || olmoe || flash || gpt_oss || apertus || exaone || glm45 || ministral3;
   c.rms_norm_eps = f.number("rms_norm_eps", eps_1e5 ? 1e-5 : glm ? 1.5625e-7 : 1e-6);
   if (!(c.rms_norm_eps > 0.0)) f.fail("rms_norm_eps", fmt::format("must be positive, not {}", c.rms_norm_eps));
   c.tie_word_embeddings = f.boolean("tie_word_embeddings", gemma || smollm3 || cohere);
@@ -815,6 +843,8 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
     c.rope = parse_rope_params(kGptOssRope, "rope_parameters", f, 150000.0, c.max_position_embeddings, 0);
   else if (apertus && !f.has("rope_scaling") && !f.has("rope_parameters"))  // ApertusConfig's: Llama-3's
     c.rope = parse_rope_params(kApertusRope, "rope_parameters", f, 12000000.0, c.max_position_embeddings, 0);
+  else if (ministral3 && !f.has("rope_scaling") && !f.has("rope_parameters"))  // Ministral3Config's: YaRN
+    c.rope = parse_rope_params(kMinistral3Rope, "rope_parameters", f, 1000000.0, c.max_position_embeddings, 0);
   else if (c.architecture != Architecture::gemma3 && c.architecture != Architecture::olmo3)
     c.rope = parse_rope(f, c.max_position_embeddings, mixtral ? 1e6 : gpt_oss ? 150000.0 : 10000.0, phi ? 4096 : 0);
   c.activation = parse_activation(f, c.architecture);
@@ -872,8 +902,9 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   }
   if (mistral) {
     // MistralConfig's window is 4096 unless config.json says null (v0.2 and later); every layer slides. Ministral's
-    // slide where layer_types says (by default every layer, as MinistralConfig fills it in).
-    c.sliding_window = window_field(f);
+    // slide where layer_types says (by default every layer, as MinistralConfig fills it in). Ministral-3's window is
+    // null unless given, and then on every layer (its model is Mistral's, which reads no layer_types).
+    c.sliding_window = ministral3 && !f.json().contains("sliding_window") ? 0 : window_field(f);
     if (c.sliding_window > 0)
       c.sliding_layers = c.architecture == Architecture::ministral
                              ? sliding_layers_of(f, c.num_layers, [](int64_t) { return true; })
@@ -980,6 +1011,7 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   }
   if (apertus) c.qk_norm = true;  // ApertusAttention: q_norm and k_norm on each head, as Qwen3's
   if (exaone) parse_exaone4_layers(f, c);
+  if (ministral3) parse_llama4_query_scale(f, c);
   if (seed) {
     // SeedOssAttention: biases on q, k and v with attention_bias (true by default), on o with attention_out_bias;
     // SeedOssMLP: on all three with mlp_bias.
@@ -1047,26 +1079,42 @@ const std::pair<const char*, int64_t> kGemma3TextSizes[] = {
     {"head_dim", 256},
 };
 
-// Gemma3ForConditionalGeneration (the Gemma-3 4B, 12B and 27B releases): the decoder is the language model its
-// text_config describes (a Gemma3TextConfig, completed with that class's defaults); tie_word_embeddings is the top
-// level's (Gemma3Config's, true by default), by which the multimodal model ties its lm_head; the dtype the text
-// config's, else the top level's. The vision tower's config is not read: abmll feeds the model text only.
-ModelConfig parse_gemma3_multimodal(const Fields& top) {
+// A vision-language checkpoint's language model, which its text_config describes (the vision tower's config is not
+// read: abmll feeds the model text only); tie_word_embeddings is the top level's, by which the multimodal model ties
+// its lm_head (true by default in both); the dtype the text config's, else the top level's.
+// - Gemma3ForConditionalGeneration (the Gemma-3 4B, 12B and 27B releases): a Gemma3TextConfig, completed with that
+//   class's defaults.
+// - Mistral3ForConditionalGeneration (Ministral-3 3B to 14B, Mistral-Small-3.1 and -3.2, Magistral-Small): a
+//   Ministral3Config or a MistralConfig (the default type), each with its class's defaults.
+ModelConfig parse_multimodal(const Fields& top, const ArchitectureName& name) {
+  const bool gemma3 = name.architecture == Architecture::gemma3;
+  const char* const model = gemma3 ? "Gemma-3" : "Mistral-3";
   if (!top.has("text_config") || !top.json().at("text_config").is_object())
-    top.fail("text_config", "must be an object (the language model's config) in a multimodal Gemma-3 config");
+    top.fail("text_config", fmt::format("must be an object (the language model's config) in a multimodal {} config",
+                                        model));
   nlohmann::json text = top.json().at("text_config");
   const Fields given(text, fmt::format("{}: field 'text_config'", top.source()));
-  if (given.string("model_type", "gemma3_text") != "gemma3_text")
-    given.fail("model_type", fmt::format("is {}; a multimodal Gemma-3's language model is \"gemma3_text\"",
-                                         given.value_text("model_type")));
-  for (const auto& [key, value] : kGemma3TextSizes)
-    if (!text.contains(key) || text.at(key).is_null()) text[key] = value;
+  const std::string type = given.string("model_type", gemma3 ? "gemma3_text" : "mistral");
+  Architecture architecture = Architecture::gemma3;
+  if (gemma3) {
+    if (type != "gemma3_text")
+      given.fail("model_type", fmt::format("is \"{}\"; a multimodal Gemma-3's language model is \"gemma3_text\"",
+                                           type));
+    for (const auto& [key, value] : kGemma3TextSizes)
+      if (!text.contains(key) || text.at(key).is_null()) text[key] = value;
+  } else if (type == "ministral3" || type == "mistral") {
+    architecture = type == "mistral" ? Architecture::mistral : Architecture::ministral3;
+  } else {
+    given.fail("model_type", fmt::format("is \"{}\"; a multimodal Mistral-3's language model is \"ministral3\" or "
+                                         "\"mistral\"",
+                                         type));
+  }
   text["tie_word_embeddings"] = top.boolean("tie_word_embeddings", true);
   if (!given.has("dtype") && !given.has("torch_dtype")) {
     const char* key = top.has("dtype") ? "dtype" : "torch_dtype";
     if (top.has(key)) text[key] = top.json().at(key);
   }
-  ModelConfig c = parse_language_model(Fields(text, given.source()), Architecture::gemma3);
+  ModelConfig c = parse_language_model(Fields(text, given.source()), architecture);
   c.multimodal = true;
   return c;
 }
@@ -1091,7 +1139,7 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& sourc
                                                 method));
   }
   ModelConfig c =
-      architecture.multimodal ? parse_gemma3_multimodal(f) : parse_language_model(f, architecture.architecture);
+      architecture.multimodal ? parse_multimodal(f, architecture) : parse_language_model(f, architecture.architecture);
   if (mxfp4) {
     if (c.hidden_size % 32 != 0 || c.moe.expert_size % 32 != 0)
       f.fail("quantization_config", fmt::format("says MXFP4, whose blocks of 32 values need hidden_size ({}) and "

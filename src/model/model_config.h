@@ -1,18 +1,20 @@
 // The architecture of a Hugging Face decoder checkpoint, read from its config.json: Llama (Llama-2/3/3.1/3.2), Qwen2
 // (Qwen2, Qwen2.5), Qwen3 (dense), Mistral, Ministral, Gemma, Gemma-2, Gemma-3 (text-only, and the language model of
 // the multimodal 4B-27B releases), OLMo-2, OLMo-3, Phi-3, Granite, Cohere, Cohere-2, GLM, GLM-4, SmolLM3, Apertus,
-// EXAONE-4 and Seed-OSS, and the mixtures of experts Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE, GraniteMoE, DeepSeek-V2,
-// DeepSeek-V3, GLM-4.7-Flash (DeepSeek-V3's form), GLM-4.5 and gpt-oss. All are the same decoder (RMSNorm or LayerNorm,
-// RoPE, grouped-query attention (DeepSeek's: latent attention), gated MLPs (but Apertus's)); they differ in which
-// projections carry biases, in Qwen3's and Gemma-3's RMSNorm of each query and key head before RoPE, in Gemma's scaled
-// embeddings, (1 + w) norms and GELU gate, in Gemma-2's and Gemma-3's norms on the attention and MLP outputs, Gemma-2's
-// soft-capped attention scores and logits, Gemma-3's and OLMo-3's two RoPEs (one for their sliding-window layers), in
-// OLMo-2's norms on the blocks' outputs only and over whole queries and keys, in Phi-3's and GLM's fused projections,
-// GLM's interleaved RoPE, SmolLM3's and Cohere-2's layers without RoPE, in Granite's multipliers, Cohere's parallel
-// blocks and LayerNorms, Apertus's ungated xIELU MLP, in the routed experts that replace the MLP of a mixture of
-// experts (and OLMoE's clipped queries, keys and values, DeepSeek's grouped routing and latent attention), and in their
-// defaults. Anything this decoder does not implement (another architecture, another RoPE type, another activation) is
-// refused when parsing, naming the field and its value, rather than computing something different from transformers.
+// EXAONE-4, Seed-OSS and Ministral-3 (text-only, and the language model of the multimodal Ministral-3 and
+// Mistral-Small-3.1 releases), and the mixtures of experts Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE, GraniteMoE,
+// DeepSeek-V2, DeepSeek-V3, GLM-4.7-Flash (DeepSeek-V3's form), GLM-4.5 and gpt-oss. All are the same decoder (RMSNorm
+// or LayerNorm, RoPE, grouped-query attention (DeepSeek's: latent attention), gated MLPs (but Apertus's)); they differ
+// in which projections carry biases, in Qwen3's and Gemma-3's RMSNorm of each query and key head before RoPE, in
+// Gemma's scaled embeddings, (1 + w) norms and GELU gate, in Gemma-2's and Gemma-3's norms on the attention and MLP
+// outputs, Gemma-2's soft-capped attention scores and logits, Gemma-3's and OLMo-3's two RoPEs (one for their
+// sliding-window layers), in OLMo-2's norms on the blocks' outputs only and over whole queries and keys, in Phi-3's and
+// GLM's fused projections, GLM's interleaved RoPE, SmolLM3's and Cohere-2's layers without RoPE, in Granite's
+// multipliers, Cohere's parallel blocks and LayerNorms, Apertus's ungated xIELU MLP, Ministral-3's queries scaled by
+// position, in the routed experts that replace the MLP of a mixture of experts (and OLMoE's clipped queries, keys and
+// values, DeepSeek's grouped routing and latent attention), and in their defaults. Anything this decoder does not
+// implement (another architecture, another RoPE type, another activation) is refused when parsing, naming the field and
+// its value, rather than computing something different from transformers.
 //
 // Both spellings transformers has used are read: the 4.x one (top-level `rope_theta`, `rope_scaling` with `type` or
 // `rope_type`, `torch_dtype`) and the 5.x one that save_pretrained writes today (`rope_parameters` holding
@@ -41,16 +43,16 @@ namespace abmll::model {
 // Qwen3's query and key head norms and an ungated MLP with the xIELU activation; exaone4: OLMo-2's output-only norms
 // with Qwen3's head norms, three of every four layers sliding and the others without RoPE; seed_oss: Llama's with its
 // own attention biases; glm4_moe: Llama's attention with q, k and v biases, optional head norms and half-rotated
-// heads, and DeepSeek-V3's experts.
+// heads, and DeepSeek-V3's experts; ministral3: Mistral's with Llama-4's position-dependent query scale.
 enum class Architecture {
   llama, qwen2, qwen3, mistral, gemma, gemma2, gemma3, olmo2, olmo3, phi3, granite, cohere, cohere2, glm, glm4,
   smollm3, mixtral, qwen2_moe, qwen3_moe, olmoe, granitemoe, deepseek_v2, deepseek_v3, glm4_moe_lite, gpt_oss,
-  apertus, ministral, exaone4, seed_oss, glm4_moe
+  apertus, ministral, exaone4, seed_oss, glm4_moe, ministral3
 };
 
 // The config's model_type: "llama", "qwen2", ..., "gemma3_text", ..., "granite", "cohere", "cohere2", "glm", "glm4",
 // "smollm3", "mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "granitemoe", "deepseek_v2", "deepseek_v3",
-// "glm4_moe_lite", "gpt_oss", "apertus", "ministral", "exaone4", "seed_oss" or "glm4_moe".
+// "glm4_moe_lite", "gpt_oss", "apertus", "ministral", "exaone4", "seed_oss", "glm4_moe" or "ministral3".
 std::string to_string(Architecture arch);
 
 // How RoPE pairs a head's rotated dimensions. rotate_half: (i, i + R/2), as Llama; interleaved: (2i, 2i + 1), as GLM,
@@ -241,11 +243,18 @@ struct ModelConfig {
   // gpt-oss: each head's softmax also spans a learned "sink" logit (self_attn.sinks [H]) that takes probability mass
   // and no value.
   bool attention_sinks = false;
+  // Ministral-3's (Llama-4's) attention temperature: after RoPE, the query at position p is multiplied by
+  // 1 + beta ln(1 + floor(p / length)) (computed in float32, then rounded to the model's dtype), which is 1 for the
+  // first `length` positions and grows by steps past them (beta 0: no such scale).
+  double query_scale_beta = 0.0;
+  int64_t query_scale_length = 0;
+  bool scales_queries() const { return query_scale_beta != 0.0; }
   LatentAttentionConfig mla;  // DeepSeek's attention (mla.defined()); q/k/v/qkv and the query/key norms are unused
   MoeConfig moe;
   std::string dtype;                 // the checkpoint's dtype as the config names it ("bfloat16", ...); may be ""
-  // The language model of a vision-language checkpoint (Gemma3ForConditionalGeneration, model_type "gemma3"): its
-  // tensors are named under the multimodal model's (see tensor_naming.h), and so are its adapters' modules.
+  // The language model of a vision-language checkpoint (Gemma3ForConditionalGeneration, model_type "gemma3";
+  // Mistral3ForConditionalGeneration, "mistral3"): its tensors are named under the multimodal model's (see
+  // tensor_naming.h), and so are its adapters' modules.
   bool multimodal = false;
 };
 

@@ -24,9 +24,9 @@ constexpr std::string_view kConfigFile = "adapter_config.json";
 constexpr std::string_view kWeightsFile = "adapter_model.safetensors";
 
 // PEFT names a tensor base_model.model.<module path>.lora_A.weight. The module paths of the decoder's layers are
-// projection_path()'s ("model.layers.3.self_attn.q_proj") in a text-only model; in a multimodal Gemma-3 they are
-// "model.language_model.layers.3..." (transformers 5) or "language_model.model.layers.3..." (4.x). `model_prefix`
-// stands for projection_path()'s leading "model.".
+// projection_path()'s ("model.layers.3.self_attn.q_proj") in a text-only model; in a multimodal Gemma-3 or Mistral-3
+// they are "model.language_model.layers.3..." (transformers 5) or "language_model.model.layers.3..." (4.x).
+// `model_prefix` stands for projection_path()'s leading "model.".
 constexpr std::string_view kTextPrefix = "base_model.model.model.";
 constexpr std::string_view kMultimodalPrefixes[] = {"base_model.model.model.language_model.",
                                                     "base_model.model.language_model.model."};
@@ -38,11 +38,17 @@ std::string tensor_name(std::string_view model_prefix, const LinearSite& site, c
 
 bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
 
-// The prefix under which `store` holds the adapter's layers: the text-only one, or for a Gemma-3 (whose language
-// model is the same, extracted or not) either multimodal one.
+// Whether `config`'s adapters may come from a multimodal model: a multimodal checkpoint's, or a Gemma-3's and a
+// Ministral-3's, whose language model is the same extracted or not.
+bool may_be_multimodal(const ModelConfig& config) {
+  return config.multimodal || config.architecture == Architecture::gemma3 ||
+         config.architecture == Architecture::ministral3;
+}
+
+// The prefix under which `store` holds the adapter's layers: the text-only one, or either multimodal one.
 std::string adapter_prefix(const io::TensorStore& store, const ModelConfig& config, const std::string& file) {
   std::vector<std::string_view> candidates = {kTextPrefix};
-  if (config.architecture == Architecture::gemma3) {
+  if (may_be_multimodal(config)) {
     candidates.assign(std::begin(kMultimodalPrefixes), std::end(kMultimodalPrefixes));
     candidates.push_back(kTextPrefix);
   }
@@ -137,7 +143,7 @@ BatchedLora load_peft_adapter(const std::filesystem::path& dir, const ModelConfi
   int64_t vision_tensors = 0;
   for (const auto& name : store.names()) {
     if (expected.count(name) != 0) continue;
-    if (config.architecture == Architecture::gemma3 && outside_language_model(name)) {
+    if (may_be_multimodal(config) && outside_language_model(name)) {
       ++vision_tensors;
       continue;
     }

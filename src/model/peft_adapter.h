@@ -2,13 +2,13 @@
 // target_modules) and adapter_model.safetensors holding, for every adapted module M of every layer,
 //   base_model.model.M.lora_A.weight [r, in]   and   base_model.model.M.lora_B.weight [out, r]
 // (M = projection_path(), e.g. model.layers.3.self_attn.q_proj), as PEFT 0.21's save_pretrained writes them for a
-// LlamaForCausalLM / Qwen2ForCausalLM. A multimodal Gemma-3's modules are M with model.language_model.layers...
-// (transformers 5; language_model.model.layers... under 4.x, also read), and its adapters written with a
-// target_modules pattern that leaves the vision tower alone (language_model_targets()); the LoRA tensors of a vision
-// tower, which PEFT adds when target_modules lists names, are left out when read (they do not act on text). A
-// target_modules pattern is read from the tensors (the same projections in every layer). A loaded adapter is a
-// BatchedLora with one group; a written one loads in PeftModel.from_pretrained and computes what BatchedLora
-// computes.
+// LlamaForCausalLM / Qwen2ForCausalLM. A multimodal Gemma-3's and Mistral-3's modules are M with
+// model.language_model.layers... (transformers 5; language_model.model.layers... under 4.x, also read), and its
+// adapters written with a target_modules pattern that leaves the vision tower alone (language_model_targets()); the
+// LoRA tensors of a vision tower, which PEFT adds when target_modules lists names, are left out when read (they do not
+// act on text). A target_modules pattern is read from the tensors (the same projections in every layer). A loaded
+// adapter is a BatchedLora with one group; a written one loads in PeftModel.from_pretrained and computes what
+// BatchedLora computes.
 //
 // Only plain LoRA is read: options that change the computation in ways BatchedLora does not implement (DoRA, LoRA
 // biases, per-module rank or alpha patterns, modules_to_save, layer subsets, adapters relative to modified base

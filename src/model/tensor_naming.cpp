@@ -20,9 +20,10 @@ TensorNaming tensor_naming(const ModelConfig& config, const io::TensorStore& sto
                                   {"model.language_model.", "lm_head.weight"}};
   for (const TensorNaming& naming : namings)
     if (store.has(naming("model.embed_tokens.weight"))) return naming;
-  throw InputError(fmt::format("{}: config.json describes a multimodal Gemma-3 model, but the checkpoint holds no "
+  throw InputError(fmt::format("{}: config.json describes a multimodal {} model, but the checkpoint holds no "
                                "language model embeddings ('{}' or '{}')",
-                               store.source().string(), namings[0]("model.embed_tokens.weight"),
+                               store.source().string(), to_string(config.architecture),
+                               namings[0]("model.embed_tokens.weight"),
                                namings[1]("model.embed_tokens.weight")));
 }
 

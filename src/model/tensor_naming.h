@@ -1,8 +1,9 @@
 // Where a checkpoint keeps the decoder's tensors. The name table (weight_names.h) names them as a text-only model's
 // checkpoint does: "model.embed_tokens.weight", "model.layers.3.mlp.up_proj.weight", ..., "lm_head.weight". A
-// multimodal Gemma-3 checkpoint (Gemma3ForConditionalGeneration) keeps its language model's beside a vision tower's,
-// under one of two namings: the releases' (also what transformers 5 saves), "language_model.model.*" and
-// "language_model.lm_head.weight"; or its modules' names, "model.language_model.*" and "lm_head.weight".
+// multimodal Gemma-3 or Mistral-3 checkpoint (Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration)
+// keeps its language model's beside a vision tower's, under one of two namings: the releases' (also what
+// transformers 5 saves), "language_model.model.*" and "language_model.lm_head.weight"; or its modules' names,
+// "model.language_model.*" and "lm_head.weight".
 #pragma once
 
 #include <string>

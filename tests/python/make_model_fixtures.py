@@ -1,7 +1,7 @@
 """Tiny random Llama / Qwen2 / Qwen3 / Mistral / Gemma / Gemma-2 / Gemma-3 / OLMo-2 / OLMo-3 / Phi-3 / Granite / Cohere
 / Cohere-2 / GLM / GLM-4 / SmolLM3 / Mixtral / Qwen2-MoE / Qwen3-MoE / OLMoE / GraniteMoE / DeepSeek-V2 / DeepSeek-V3
-/ GLM-4.7-Flash / GLM-4.5 / gpt-oss / Apertus / Ministral / EXAONE-4 / Seed-OSS checkpoints and their transformers
-logits, for tests/python/test_model_parity.py.
+/ GLM-4.7-Flash / GLM-4.5 / gpt-oss / Apertus / Ministral / EXAONE-4 / Seed-OSS / Ministral-3 checkpoints and their
+transformers logits, for tests/python/test_model_parity.py.
 
 Each fixture is a model folder written by transformers' save_pretrained (safetensors, float32) plus
 reference.safetensors holding, for fixed token ids:
@@ -29,7 +29,8 @@ from transformers import (ApertusConfig, ApertusForCausalLM, Cohere2Config, Cohe
                           Glm4ForCausalLM, Glm4MoeConfig, Glm4MoeForCausalLM, Glm4MoeLiteConfig,
                           Glm4MoeLiteForCausalLM, GlmConfig, GlmForCausalLM, GptOssConfig, GptOssForCausalLM,
                           GraniteConfig, GraniteForCausalLM, GraniteMoeConfig, GraniteMoeForCausalLM, LlamaConfig,
-                          LlamaForCausalLM, MinistralConfig, MinistralForCausalLM, MistralConfig, MistralForCausalLM,
+                          LlamaForCausalLM, Ministral3Config, Ministral3ForCausalLM, MinistralConfig,
+                          MinistralForCausalLM, MistralConfig, MistralForCausalLM,
                           MixtralConfig, MixtralForCausalLM, Olmo2Config, Olmo2ForCausalLM, Olmo3Config,
                           Olmo3ForCausalLM, OlmoeConfig, OlmoeForCausalLM, Phi3Config, Phi3ForCausalLM, Qwen2Config,
                           Qwen2ForCausalLM, Qwen2MoeConfig, Qwen2MoeForCausalLM, Qwen3Config, Qwen3ForCausalLM,
@@ -70,6 +71,13 @@ FIXTURES = {
     "ministral": (MinistralForCausalLM, lambda: MinistralConfig(
         **SIZES, num_key_value_heads=2, head_dim=16, sliding_window=11,
         layer_types=["sliding_attention", "full_attention"]), {}),
+    # Ministral-3's form: Mistral's layers, YaRN, and queries scaled by 1 + 0.1 ln(1 + floor(p / 4)) at position p
+    # (the releases' 16384 positions brought down to 4, so that these sequences reach three steps of it).
+    "ministral3": (Ministral3ForCausalLM, lambda: Ministral3Config(
+        **SIZES, num_key_value_heads=2, head_dim=16,
+        rope_parameters={"rope_type": "yarn", "rope_theta": 1000000.0, "factor": 16.0,
+                         "original_max_position_embeddings": 4, "beta_fast": 32.0, "beta_slow": 1.0, "mscale": 1.0,
+                         "mscale_all_dim": 1.0, "llama_4_scaling_beta": 0.1}), {}),
     # Qwen2 with use_sliding_window: a window as long as SEQ_A on layer 1 (from max_window_layers on).
     "qwen2_window": (Qwen2ForCausalLM, lambda: Qwen2Config(
         **SIZES, num_key_value_heads=2, use_sliding_window=True, sliding_window=11, max_window_layers=1), {}),
@@ -243,7 +251,7 @@ FIXTURES = {
 # Fixtures whose reference also holds bfloat16 logits.
 BF16_FIXTURES = ["llama3", "qwen3", "gemma2", "gemma3", "olmo2", "olmo3", "phi3", "granite", "cohere", "glm4",
                  "mixtral", "qwen3_moe", "granitemoe", "deepseek_v2", "deepseek_v3", "glm4_moe_lite",
-                 "gpt_oss", "apertus", "exaone4", "seed_oss", "glm4_moe"]
+                 "gpt_oss", "apertus", "exaone4", "seed_oss", "glm4_moe", "ministral3"]
 
 
 def write_byte_tokenizer(folder: pathlib.Path) -> None:

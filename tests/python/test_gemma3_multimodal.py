@@ -11,7 +11,6 @@ reads too: checked here), and untied (language_model.lm_head.weight):
   - scripts/models/gemma3_text.py extracts a text-only folder giving the same logits, and refuses other models.
 All within 1e-4 (float32)."""
 import json
-import os
 import pathlib
 import shutil
 import subprocess
@@ -23,16 +22,11 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3TextConfig, SiglipVisionConfig
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from multimodal_checks import (TOLERANCE, abmll_logits, export_abmll_adapter, max_diff, randomised,  # noqa: E402
+                               text_logits, to_module_names)
+
 SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "scripts/models/gemma3_text.py"
-IDS = [2, 17, 200, 45, 3, 99, 255, 0, 128, 64, 7]
-# The released (and saved) name prefixes -> the modules' names in transformers 5
-MODULE_NAMES = [("language_model.model.", "model.language_model."), ("vision_tower.", "model.vision_tower."),
-                ("multi_modal_projector.", "model.multi_modal_projector."), ("language_model.lm_head.", "lm_head.")]
-
-
-TOLERANCE = 1e-4
-# Two sequences: one whole, one right-padded.
-BATCH = [IDS, IDS[:6]]
 
 
 def make_model(tie: bool):
@@ -55,15 +49,6 @@ def make_model(tie: bool):
     return model
 
 
-def text_logits(model):
-    """[T, V] logits of IDS alone, and [2, T, V] of the right-padded BATCH."""
-    width = max(map(len, BATCH))
-    ids = torch.tensor([row + [0] * (width - len(row)) for row in BATCH])
-    mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in BATCH])
-    with torch.no_grad():
-        return model(input_ids=torch.tensor([IDS])).logits[0], model(input_ids=ids, attention_mask=mask).logits
-
-
 @pytest.fixture(scope="module")
 def multimodal(tmp_path_factory):
     model = make_model(tie=True)
@@ -81,14 +66,7 @@ def multimodal(tmp_path_factory):
     shutil.copytree(saved, modules)
     tensors = load_file(str(saved / "model.safetensors"))
     assert any(name.startswith("language_model.model.") for name in tensors)
-    renamed = {}
-    for name, t in tensors.items():
-        for old, new in MODULE_NAMES:
-            if name.startswith(old):
-                name = new + name[len(old):]
-                break
-        renamed[name] = t
-    save_file(renamed, str(modules / "model.safetensors"), metadata={"format": "pt"})
+    save_file(to_module_names(tensors), str(modules / "model.safetensors"), metadata={"format": "pt"})
     logits = text_logits(model)
     again = Gemma3ForConditionalGeneration.from_pretrained(modules, dtype=torch.float32).eval()
     assert (text_logits(again)[0] - logits[0]).abs().max().item() == 0
@@ -102,43 +80,12 @@ def multimodal(tmp_path_factory):
             "logits": {"saved": logits, "modules": logits, "untied": text_logits(untied_model)}}
 
 
-def abmll_logits(run_abmll, folder, out_dir, adapter=None):
-    """abmll's logits of IDS alone [T, V] and of BATCH [2, T, V] (padded rows past their ends not compared)."""
-    ids = lambda row: ",".join(map(str, row))  # noqa: E731
-    extra = ["--adapter", adapter] if adapter else []
-    out_dir.mkdir(parents=True, exist_ok=True)
-    result = run_abmll("logits", "--model", folder, *extra, "--ids", ids(IDS), "--out", out_dir / "single.safetensors")
-    assert result.returncode == 0, result.stderr
-    result = run_abmll("logits", "--model", folder, *extra, "--ids", ids(BATCH[0]), "--ids", ids(BATCH[1]),
-                       "--out", out_dir / "batch.safetensors")
-    assert result.returncode == 0, result.stderr
-    return load_file(str(out_dir / "single.safetensors"))["logits"], load_file(str(out_dir / "batch.safetensors"))[
-        "logits"], result.stderr
-
-
-def max_diff(got, want):
-    """Largest difference over the single sequence and the batch's real positions."""
-    single = (got[0].reshape(want[0].shape) - want[0]).abs().max().item()
-    batch = max((got[1][i, :len(row)] - want[1][i, :len(row)]).abs().max().item() for i, row in enumerate(BATCH))
-    return max(single, batch)
-
-
 @pytest.mark.parametrize("naming", ["saved", "modules", "untied"])
 def test_read_natively(naming, multimodal, run_abmll, tmp_path):
     got = abmll_logits(run_abmll, multimodal[naming], tmp_path)
     diff = max_diff(got, multimodal["logits"][naming])
     print(f"gemma3 multimodal ({naming} naming) read natively: logits max abs diff {diff:.3g}")
     assert diff <= TOLERANCE
-
-
-def randomised(model):
-    """PEFT initialises lora_B to zero, which would hide everything: random A and B instead."""
-    torch.manual_seed(7)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "lora_A" in name or "lora_B" in name:
-                p.copy_(torch.randn_like(p) * 0.2)
-    return model.eval()
 
 
 @pytest.mark.parametrize("targets,exclude", [(["q_proj", "v_proj", "down_proj"], None),
@@ -171,10 +118,7 @@ def test_abmll_adapter_in_peft_on_the_multimodal_model(multimodal, run_abmll, tm
 
     folder = multimodal["modules"]
     adapter = tmp_path / "adapter"
-    env = dict(os.environ, ABMLL_PEFT_MODEL=str(folder), ABMLL_PEFT_OUT=str(adapter))
-    result = subprocess.run([os.environ["ABMLL_TESTS_BIN"], "[.peft_export]"], env=env, capture_output=True,
-                            text=True, timeout=120)
-    assert result.returncode == 0, result.stdout + result.stderr
+    export_abmll_adapter(folder, adapter)
     written = json.loads((adapter / "adapter_config.json").read_text())
     assert written["target_modules"] == r".*language_model.*\.(k_proj|o_proj|up_proj)"
     model = PeftModel.from_pretrained(Gemma3ForConditionalGeneration.from_pretrained(folder), adapter).eval()

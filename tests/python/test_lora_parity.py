@@ -43,7 +43,8 @@ CASES = [("llama3", ALL, False), ("qwen2_tied", ["q_proj", "v_proj", "o_proj"], 
          ("gpt_oss", ["q_proj", "k_proj", "v_proj", "o_proj"], True),
          ("apertus", ["q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj"], False),
          ("apertus", "all-linear", True), ("exaone4", ["q_proj", "k_proj", "gate_proj", "down_proj"], True),
-         ("seed_oss", ALL, False), ("glm4_moe", ["q_proj", "k_proj", "v_proj", "o_proj"], True)]
+         ("seed_oss", ALL, False), ("glm4_moe", ["q_proj", "k_proj", "v_proj", "o_proj"], True),
+         ("ministral3", ["q_proj", "k_proj", "v_proj", "o_proj", "down_proj"], False)]
 
 
 @pytest.fixture(scope="session")
@@ -114,7 +115,7 @@ def test_peft_adapter_in_abmll(name, targets, rslora, fixtures, run_abmll, tmp_p
 
 @pytest.mark.parametrize("name", ["llama3", "qwen2_tied", "qwen3", "olmo2", "phi3", "mixtral", "qwen3_moe", "glm4",
                                   "cohere", "deepseek_v2", "deepseek_v3", "gpt_oss", "apertus",
-                                  "glm4_moe"])
+                                  "glm4_moe", "ministral3"])
 def test_abmll_adapter_in_peft(name, fixtures, run_abmll, tmp_path):
     from peft import PeftModel
 

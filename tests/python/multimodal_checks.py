@@ -1,0 +1,78 @@
+"""What the multimodal checkpoints' tests share (test_gemma3_multimodal.py, test_mistral3_multimodal.py): text logits
+of a vision-language model and of abmll, compared over one sequence and a right-padded batch, and PEFT adapters made
+visible (PEFT initialises lora_B to zero)."""
+import os
+import subprocess
+
+import torch
+from safetensors.torch import load_file
+
+IDS = [2, 17, 200, 45, 3, 99, 255, 0, 128, 64, 7]
+# Two sequences: one whole, one right-padded.
+BATCH = [IDS, IDS[:6]]
+TOLERANCE = 1e-4  # float32
+# The released (and saved) name prefixes -> the modules' names in transformers 5
+MODULE_NAMES = [("language_model.model.", "model.language_model."), ("vision_tower.", "model.vision_tower."),
+                ("multi_modal_projector.", "model.multi_modal_projector."), ("language_model.lm_head.", "lm_head.")]
+
+
+def to_module_names(tensors):
+    """A checkpoint's tensors under the released names, renamed to transformers 5's module names."""
+    renamed = {}
+    for name, t in tensors.items():
+        for old, new in MODULE_NAMES:
+            if name.startswith(old):
+                name = new + name[len(old):]
+                break
+        renamed[name] = t
+    return renamed
+
+
+def text_logits(model):
+    """[T, V] logits of IDS alone, and [2, T, V] of the right-padded BATCH."""
+    width = max(map(len, BATCH))
+    ids = torch.tensor([row + [0] * (width - len(row)) for row in BATCH])
+    mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in BATCH])
+    with torch.no_grad():
+        return model(input_ids=torch.tensor([IDS])).logits[0], model(input_ids=ids, attention_mask=mask).logits
+
+
+def abmll_logits(run_abmll, folder, out_dir, adapter=None):
+    """abmll's logits of IDS alone [T, V] and of BATCH [2, T, V] (padded rows past their ends not compared), and the
+    second run's log."""
+    ids = lambda row: ",".join(map(str, row))  # noqa: E731
+    extra = ["--adapter", adapter] if adapter else []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = run_abmll("logits", "--model", folder, *extra, "--ids", ids(IDS), "--out", out_dir / "single.safetensors")
+    assert result.returncode == 0, result.stderr
+    result = run_abmll("logits", "--model", folder, *extra, "--ids", ids(BATCH[0]), "--ids", ids(BATCH[1]),
+                       "--out", out_dir / "batch.safetensors")
+    assert result.returncode == 0, result.stderr
+    return load_file(str(out_dir / "single.safetensors"))["logits"], load_file(str(out_dir / "batch.safetensors"))[
+        "logits"], result.stderr
+
+
+def max_diff(got, want):
+    """Largest difference over the single sequence and the batch's real positions."""
+    single = (got[0].reshape(want[0].shape) - want[0]).abs().max().item()
+    batch = max((got[1][i, :len(row)] - want[1][i, :len(row)]).abs().max().item() for i, row in enumerate(BATCH))
+    return max(single, batch)
+
+
+def randomised(model):
+    """PEFT initialises lora_B to zero, which would hide everything: random A and B instead."""
+    torch.manual_seed(7)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_A" in name or "lora_B" in name:
+                p.copy_(torch.randn_like(p) * 0.2)
+    return model.eval()
+
+
+def export_abmll_adapter(model_folder, adapter):
+    """abmll's PEFT export (the hidden Catch2 case "[.peft_export]": k, o and up adapted, random factors) for the
+    model in `model_folder`, written to `adapter`."""
+    env = dict(os.environ, ABMLL_PEFT_MODEL=str(model_folder), ABMLL_PEFT_OUT=str(adapter))
+    result = subprocess.run([os.environ["ABMLL_TESTS_BIN"], "[.peft_export]"], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
