@@ -2,7 +2,9 @@
 // on a checkpoint's tensors (missing tensors and shape mismatches, with their messages).
 #include <catch2/catch.hpp>
 
+#include <ATen/TensorOperators.h>
 #include <ATen/ops/arange.h>
+#include <ATen/ops/equal.h>
 #include <ATen/ops/full.h>
 #include <ATen/ops/randn.h>
 #include <ATen/ops/zeros.h>
@@ -18,6 +20,7 @@
 #include "io/tensor_store.h"
 #include "model/attention.h"
 #include "model/decoder_weights.h"
+#include "model/fp8.h"
 #include "model/model_config.h"
 #include "model/lora_settings.h"
 #include "model/weight_names.h"
@@ -788,10 +791,10 @@ TEST_CASE("model weights: a missing tensor or a wrong shape names the tensor, bo
     CHECK(m.find("model.layers.0.self_attn.k_proj.weight") != std::string::npos);
     CHECK(m.find("quantized weights are not supported") != std::string::npos);
   }
-  // So is a config that says it is quantized.
+  // So is a config that says it is quantized (but in fine-grained FP8).
   json quantized = llama31_config();
-  quantized["quantization_config"] = {{"quant_method", "fp8"}, {"weight_block_size", {128, 128}}};
-  require_input_error(quantized, {"dir/config.json", "quantization_config", "\"fp8\"", "not supported"});
+  quantized["quantization_config"] = {{"quant_method", "gptq"}, {"bits", 4}};
+  require_input_error(quantized, {"dir/config.json", "quantization_config", "\"gptq\"", "not supported"});
 }
 
 TEST_CASE("model weights: a multimodal Gemma-3's language model is read under either naming, its vision tower "
@@ -843,7 +846,7 @@ TEST_CASE("model weights: a multimodal Gemma-3's language model is read under ei
     const std::string m = e.what();
     INFO(m);
     CHECK(m.find("text.safetensors") != std::string::npos);
-    CHECK(m.find("multimodal Gemma-3") != std::string::npos);
+    CHECK(m.find("multimodal gemma3 model") != std::string::npos);
     CHECK(m.find("'language_model.model.embed_tokens.weight' or 'model.language_model.embed_tokens.weight'") !=
           std::string::npos);
   }
@@ -1408,8 +1411,8 @@ TEST_CASE("model config: gpt-oss's sinks, sliding layers, YaRN default and exper
   j["intermediate_size"] = 48;  // not whole blocks of 32
   require_input_error(j, {"quantization_config", "multiples of 32"});
   j["intermediate_size"] = 32;
-  j["quantization_config"] = {{"quant_method", "fp8"}};  // anything else quantized
-  require_input_error(j, {"quantization_config", "\"fp8\"", "not supported"});
+  j["quantization_config"] = {{"quant_method", "awq"}};  // anything else quantized
+  require_input_error(j, {"quantization_config", "\"awq\"", "not supported"});
 }
 
 TEST_CASE("model config: Apertus's head norms, ungated xIELU MLP, norm names and default RoPE", "[model]") {
@@ -1642,4 +1645,44 @@ TEST_CASE("model config: a tied config over a checkpoint with its own head, as t
   CHECK_FALSE(settled(at::randn({16, 8}), "other.safetensors"));   // (of another shape: the loader's to judge)
   c.tie_word_embeddings = false;
   CHECK_FALSE(settled({}, "untied.safetensors"));
+}
+
+TEST_CASE("model weights: fine-grained FP8 blocks, whole and ragged, and their config", "[model]") {
+  json j = llama31_config();
+  j["quantization_config"] = {{"quant_method", "fp8"}, {"fmt", "e4m3"}, {"activation_scheme", "static"},
+                              {"weight_block_size", {128, 64}}};
+  ModelConfig c = parse_model_config(j);
+  CHECK((c.fp8_weights && c.fp8_block == std::array<int64_t, 2>{128, 64}));
+  j["quantization_config"]["weight_block_size"] = nullptr;  // one scale per tensor
+  c = parse_model_config(j);
+  CHECK((c.fp8_weights && c.fp8_block == std::array<int64_t, 2>{0, 0}));
+  j["quantization_config"]["weight_block_size"] = {128};
+  require_input_error(j, {"dir/config.json", "quantization_config", "weight_block_size", "[rows, columns]"});
+  j["quantization_config"]["weight_block_size"] = {128, 0};
+  require_input_error(j, {"weight_block_size", "positive whole numbers"});
+  j["quantization_config"]["weight_block_size"] = {128, 128};
+  j["quantization_config"]["fmt"] = "e5m2";
+  require_input_error(j, {"quantization_config", "fmt", "E4M3 only"});
+
+  // A [5, 7] weight in blocks of 2 x 3 (ragged on both edges: a [3, 3] grid), against each value times its block's
+  // scale computed here; then whole blocks of 5 x 7 and one scale per tensor.
+  const at::Tensor weight = (at::arange(35, at::kFloat).view({5, 7}) / 8.0 - 2.0).to(at::kFloat8_e4m3fn);
+  const at::Tensor scales = at::arange(1, 10, at::kFloat).view({3, 3}) / 16.0;
+  const at::Tensor got = dequantize_fp8(weight, scales, {2, 3}, at::kFloat, "w");
+  const at::Tensor values = weight.to(at::kFloat);
+  float largest = 0.0f;
+  for (int64_t r = 0; r < 5; ++r)
+    for (int64_t k = 0; k < 7; ++k) {
+      const float want = values[r][k].item<float>() * scales[r / 2][k / 3].item<float>();
+      largest = std::max(largest, std::abs(got[r][k].item<float>() - want));
+    }
+  CHECK(largest == 0.0f);
+  CHECK(at::equal(dequantize_fp8(weight, scales.narrow(0, 0, 1).narrow(1, 0, 1), {5, 7}, at::kFloat, "w"),
+                  values * scales[0][0]));
+  CHECK(at::equal(dequantize_fp8(weight, scales[1][1].reshape({1}), {0, 0}, at::kBFloat16, "w"),
+                  (values * scales[1][1]).to(at::kBFloat16)));
+  CHECK_THROWS_WITH(dequantize_fp8(weight, scales, {4, 3}, at::kFloat, "layers.0.w"),
+                    Catch::Contains("'layers.0.w_scale_inv' is [3, 3]") && Catch::Contains("need [2, 3]"));
+  CHECK_THROWS_WITH(dequantize_fp8(weight, scales, {0, 0}, at::kFloat, "w"), Catch::Contains("one scale"));
+  CHECK_THROWS_WITH(dequantize_fp8(values, scales, {2, 3}, at::kFloat, "w"), Catch::Contains("float8_e4m3fn"));
 }

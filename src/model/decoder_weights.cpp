@@ -19,6 +19,7 @@
 #include <mutex>
 #include <utility>
 
+#include "model/fp8.h"
 #include "model/mxfp4.h"
 #include "model/tensor_naming.h"
 #include "model/weight_names.h"
@@ -214,6 +215,14 @@ DecoderWeights load_decoder_weights(const io::TensorStore& store, const ModelCon
           throw InputError(fmt::format("tensor '{}' has dtype {}; expected uint8 (MXFP4)", naming(spec.name),
                                        c10::toString(stored)));
         loaded[spec.name] = t.to(device);
+        continue;
+      }
+      if (stored == at::kFloat8_e4m3fn && config.fp8_weights && spec.name.ends_with(".weight")) {
+        // A fine-grained FP8 weight and its scales, dequantized on the device.
+        const std::string name = naming(spec.name), scale_name = name + "_scale_inv";
+        if (!store.has(scale_name))
+          throw InputError(fmt::format("tensor '{}' is FP8 but its scales, '{}', are missing", name, scale_name));
+        loaded[spec.name] = dequantize_fp8(t.to(device), store.tensor(scale_name), config.fp8_block, dtype, name);
         continue;
       }
       // (8- and 4-bit floats are quantized weights, meaningless without the scales stored beside them.)

@@ -52,8 +52,9 @@ void settle_tied_head(ModelConfig& config, const io::TensorStore& store);
 // Loads every tensor of weight_specs(config) from `store`, under the names tensor_naming(config, store) gives them.
 // Throws abmll::InputError naming the checkpoint and the tensor when one is missing, has the wrong shape (with both
 // shapes and the config's sizes) or is not float32, bfloat16, float16 or float64 (8-bit floats: a quantized
-// checkpoint). Tensors the table does not know (e.g. a tied checkpoint's redundant lm_head.weight, a multimodal
-// checkpoint's vision tower) are ignored.
+// checkpoint), but for config.fp8_weights' float8_e4m3fn weights, dequantized with their `weight_scale_inv` (fp8.h),
+// and gpt-oss's MXFP4 experts. Tensors the table does not know (e.g. a tied checkpoint's redundant lm_head.weight, a
+// multimodal checkpoint's vision tower, an FP8 checkpoint's activation scales) are ignored.
 DecoderWeights load_decoder_weights(const io::TensorStore& store, const ModelConfig& config,
                                     const WeightOptions& options);
 

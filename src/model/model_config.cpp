@@ -1119,23 +1119,42 @@ ModelConfig parse_multimodal(const Fields& top, const ArchitectureName& name) {
   return c;
 }
 
+// FineGrainedFP8Config's fields: the weights' format (`fmt`, E4M3 only) and `weight_block_size`, [rows, columns]
+// of one scale's block, or null for one scale per tensor ({0, 0}). (`activation_scheme` concerns FP8 activations,
+// which a dequantized model does not compute; `modules_to_not_convert` is read from the tensors' dtypes.)
+std::array<int64_t, 2> parse_fp8_blocks(const Fields& q) {
+  if (q.has("fmt") && q.string("fmt", "") != "e4m3")
+    q.fail("fmt", fmt::format("is {}; FP8 weights are read in E4M3 only", q.value_text("fmt")));
+  if (!q.has("weight_block_size")) return {0, 0};
+  const auto& size = q.json().at("weight_block_size");
+  if (!size.is_array() || size.size() != 2 || !size[0].is_number_integer() || !size[1].is_number_integer() ||
+      size[0].get<int64_t>() <= 0 || size[1].get<int64_t>() <= 0 || size[0].get<int64_t>() > kLargestWidth ||
+      size[1].get<int64_t>() > kLargestWidth)
+    q.fail("weight_block_size", fmt::format("must be [rows, columns] of positive whole numbers (up to 2^32), or "
+                                            "null, not {}",
+                                            size.dump()));
+  return {size[0].get<int64_t>(), size[1].get<int64_t>()};
+}
+
 }  // namespace
 
 ModelConfig parse_model_config(const nlohmann::json& j, const std::string& source) {
   if (!j.is_object()) throw InputError(fmt::format("{}: expected a JSON object", source));
   const Fields f(j, source);
   const ArchitectureName& architecture = parse_architecture(f);
-  // A quantized checkpoint's weights need its scales (FP8 blocks, GPTQ/AWQ groups) to mean anything: refused rather
-  // than read as plain weights, but for gpt-oss's MXFP4 experts, which are dequantized when loaded.
+  // A quantized checkpoint's weights need its scales to mean anything: refused rather than read as plain weights,
+  // but for transformers' fine-grained FP8 and gpt-oss's MXFP4 experts, which are dequantized when loaded.
   bool mxfp4 = false;
+  std::optional<std::array<int64_t, 2>> fp8_block;
   if (f.has("quantization_config")) {
     const auto& q = j.at("quantization_config");
     const std::string method = q.is_object() && q.contains("quant_method") ? q.at("quant_method").dump() : "?";
     mxfp4 = architecture.architecture == Architecture::gpt_oss && method == "\"mxfp4\"";
-    if (!mxfp4)
+    if (method == "\"fp8\"") fp8_block = parse_fp8_blocks(Fields(q, f.source() + ": field 'quantization_config'"));
+    if (!mxfp4 && !fp8_block)
       f.fail("quantization_config", fmt::format("is present (quant_method {}): quantized checkpoints are not "
-                                                "supported (but gpt-oss's MXFP4 experts); use the model's bfloat16, "
-                                                "float16 or float32 weights",
+                                                "supported (but transformers' fine-grained \"fp8\" and gpt-oss's "
+                                                "MXFP4 experts); use the model's bfloat16, float16 or float32 weights",
                                                 method));
   }
   ModelConfig c =
@@ -1146,6 +1165,10 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& sourc
                                                 "intermediate_size ({}) to be multiples of 32",
                                                 c.hidden_size, c.moe.expert_size));
     c.moe.mxfp4_experts = true;
+  }
+  if (fp8_block) {
+    c.fp8_weights = true;
+    c.fp8_block = *fp8_block;
   }
   return c;
 }

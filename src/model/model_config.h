@@ -23,6 +23,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -252,6 +253,11 @@ struct ModelConfig {
   LatentAttentionConfig mla;  // DeepSeek's attention (mla.defined()); q/k/v/qkv and the query/key norms are unused
   MoeConfig moe;
   std::string dtype;                 // the checkpoint's dtype as the config names it ("bfloat16", ...); may be ""
+  // transformers' fine-grained FP8 checkpoints (quantization_config's quant_method "fp8", fp8.h): the weights stored
+  // as float8_e4m3fn are dequantized with their `weight_scale_inv` when loaded, one scale per block of fp8_block[0]
+  // rows x fp8_block[1] columns ({0, 0}: one per tensor).
+  bool fp8_weights = false;
+  std::array<int64_t, 2> fp8_block{0, 0};
   // The language model of a vision-language checkpoint (Gemma3ForConditionalGeneration, model_type "gemma3";
   // Mistral3ForConditionalGeneration, "mistral3"): its tensors are named under the multimodal model's (see
   // tensor_naming.h), and so are its adapters' modules.
