@@ -5,7 +5,8 @@
 // The first byte says what the rest is:
 //   even  a config.json: it parses into a decoder shape with positive sizes, query heads a multiple of the
 //         key/value heads, a positive finite attention scale, finite soft caps, RoPEs the tables can be built from,
-//         experts it can route to (k of E), or is refused with InputError;
+//         experts it can route to (k of E), a finite query scale, FP8 blocks it can tile, or is refused with
+//         InputError;
 //   odd   a predictions file (JSON Lines), written under `scratch`: it reads or is refused with InputError; if it
 //         reads, its calibration metrics (15 bins) are probabilities where they must be (accuracy, ECE, MCE, AUROC
 //         where defined, Brier within [0, 2]), never NaN (but AUROC's), when every line gave logits a temperature
@@ -116,6 +117,14 @@ inline void run_model_config(std::string_view text) {
                         c.head_dim != a.nope_dim + a.rope_dim || c.rotary_dim != a.rope_dim ||
                         c.num_kv_heads != c.num_heads))
       json_finding("latent attention with a non-positive width or inconsistent head sizes was accepted");
+    // Ministral-3's query scale: a finite slope over a positive length; FP8 blocks positive (at most 2^32) or none.
+    if (c.scales_queries() && (!std::isfinite(c.query_scale_beta) || c.query_scale_length <= 0))
+      json_finding("a query scale with a non-finite slope or a non-positive length was accepted");
+    const bool per_tensor = c.fp8_block[0] == 0 && c.fp8_block[1] == 0;
+    if (c.fp8_weights && !per_tensor &&
+        (c.fp8_block[0] <= 0 || c.fp8_block[1] <= 0 || c.fp8_block[0] > (int64_t{1} << 32) ||
+         c.fp8_block[1] > (int64_t{1} << 32)))
+      json_finding("FP8 blocks of a non-positive or overflowing size were accepted");
   } catch (const InputError&) {
   }
 }

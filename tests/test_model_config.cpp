@@ -846,7 +846,7 @@ TEST_CASE("model weights: a multimodal Gemma-3's language model is read under ei
     const std::string m = e.what();
     INFO(m);
     CHECK(m.find("text.safetensors") != std::string::npos);
-    CHECK(m.find("multimodal gemma3 model") != std::string::npos);
+    CHECK(m.find("multimodal model (its language model a gemma3_text)") != std::string::npos);
     CHECK(m.find("'language_model.model.embed_tokens.weight' or 'model.language_model.embed_tokens.weight'") !=
           std::string::npos);
   }

@@ -20,8 +20,8 @@ TensorNaming tensor_naming(const ModelConfig& config, const io::TensorStore& sto
                                   {"model.language_model.", "lm_head.weight"}};
   for (const TensorNaming& naming : namings)
     if (store.has(naming("model.embed_tokens.weight"))) return naming;
-  throw InputError(fmt::format("{}: config.json describes a multimodal {} model, but the checkpoint holds no "
-                               "language model embeddings ('{}' or '{}')",
+  throw InputError(fmt::format("{}: config.json describes a multimodal model (its language model a {}), but the "
+                               "checkpoint holds no language model embeddings ('{}' or '{}')",
                                store.source().string(), to_string(config.architecture),
                                namings[0]("model.embed_tokens.weight"),
                                namings[1]("model.embed_tokens.weight")));
