@@ -20,10 +20,12 @@
 #include <vector>
 
 #include "model/decoder.h"
+#include "util/cached_memory.h"
 #include "util/error.h"
 #include "util/step_profiler.h"
 
 int main(int argc, char** argv) {
+  abmll::keep_freed_memory_for_reuse(abmll::kReusedBlockLimit);  // as abmll's commands run
   CLI::App app("Times the abmll decoder's forward pass");
   std::string model, dtype = "float32";
   int64_t batch = 4, seq = 256, warmup = 2, runs = 5, seed = 0;

@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "util/build_info.h"
+#include "util/cached_memory.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/torch_errors.h"
@@ -19,6 +20,7 @@ int main(int argc, char** argv) {
   // reserved but unusable, near the limit an out-of-memory error); expandable segments grow in place instead. Read
   // at the allocator's first use, after this; a user's own setting wins.
   setenv("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True", /*overwrite=*/0);
+  abmll::keep_freed_memory_for_reuse(abmll::kReusedBlockLimit);
   namespace cli = abmll::cli;
   cli::set_command_line(argc, argv);
   CLI::App app{

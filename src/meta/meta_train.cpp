@@ -10,10 +10,6 @@
 #include <cmath>
 #include <optional>
 
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
-
 #include "data/episode.h"
 #include "data/task_set.h"
 #include "io/metrics_log.h"
@@ -150,24 +146,11 @@ void write_trace(const std::filesystem::path& path, std::int64_t step, const Met
   io::write_safetensors(path, tensors, metadata);
 }
 
-// Every step allocates and frees the same activation-sized blocks (hundreds of KB to MBs). glibc's default returns
-// the top of the heap to the kernel whenever more than a few MB lie free there, so the next step takes the pages
-// back one page fault (and one zeroed page) at a time: hundreds per step, and its free-chunk bookkeeping churns.
-// Keeping blocks below 4 MB on the heap and freed memory mapped makes the steady state fault-free. Larger blocks
-// stay mmapped and go back at once: a higher threshold (32 MB) left the ~100M model's peak 3% higher for no speed.
-void keep_freed_memory_for_reuse() {
-#if defined(__GLIBC__)
-  mallopt(M_MMAP_THRESHOLD, 4 << 20);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
-#endif
-}
-
 }  // namespace
 
 MetaTrainResult meta_train(const ExperimentConfig& config, const MetaTrainRun& run) {
   const DeviceChoice device = resolve_device(config.run.device);
   const auto start = std::chrono::steady_clock::now();
-  keep_freed_memory_for_reuse();
 
   const LoadedExperiment experiment = load_experiment(config, device.name);
   const model::Decoder& decoder = experiment.decoder;

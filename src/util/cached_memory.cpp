@@ -3,6 +3,8 @@
 
 #include <c10/core/Device.h>
 
+#include <string>
+
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -23,6 +25,15 @@ void release_cached_memory(const std::string& device) {
   (void)d;
 #if defined(__GLIBC__)
   malloc_trim(0);
+#endif
+}
+
+void keep_freed_memory_for_reuse(std::size_t mmap_threshold) {
+#if defined(__GLIBC__)
+  mallopt(M_MMAP_THRESHOLD, static_cast<int>(mmap_threshold));
+  mallopt(M_TRIM_THRESHOLD, static_cast<int>(std::size_t{1} << 30));
+#else
+  (void)mmap_threshold;
 #endif
 }
 
