@@ -76,3 +76,21 @@ def export_abmll_adapter(model_folder, adapter):
     result = subprocess.run([os.environ["ABMLL_TESTS_BIN"], "[.peft_export]"], env=env, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def abmll_adapter_in_peft(model_class, folder, run_abmll, tmp_path):
+    """abmll's adapter for the multimodal model in `folder` (export_abmll_adapter), loaded by
+    PeftModel.from_pretrained on `model_class`: it must name the language model's projections only (6 modules: k, o
+    and up in both layers). Returns PEFT's text logits and abmll's (text_logits(), abmll_logits())."""
+    import json
+
+    from peft import PeftModel
+
+    adapter = tmp_path / "adapter"
+    export_abmll_adapter(folder, adapter)
+    written = json.loads((adapter / "adapter_config.json").read_text())
+    assert written["target_modules"] == r".*language_model.*\.(k_proj|o_proj|up_proj)"
+    model = PeftModel.from_pretrained(model_class.from_pretrained(folder), adapter).eval()
+    adapted = [name for name, _ in model.named_modules() if name.endswith("lora_A")]
+    assert len(adapted) == 6 and all(".language_model." in name for name in adapted), adapted
+    return text_logits(model), abmll_logits(run_abmll, folder, tmp_path / "out", adapter)

@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3TextConfig, SiglipVisionConfig
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from multimodal_checks import (TOLERANCE, abmll_logits, export_abmll_adapter, max_diff, randomised,  # noqa: E402
+from multimodal_checks import (TOLERANCE, abmll_adapter_in_peft, abmll_logits, max_diff, randomised,  # noqa: E402
                                text_logits, to_module_names)
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "scripts/models/gemma3_text.py"
@@ -114,18 +114,7 @@ def test_peft_adapter_of_the_multimodal_model_in_abmll(targets, exclude, multimo
 
 
 def test_abmll_adapter_in_peft_on_the_multimodal_model(multimodal, run_abmll, tmp_path):
-    from peft import PeftModel
-
-    folder = multimodal["modules"]
-    adapter = tmp_path / "adapter"
-    export_abmll_adapter(folder, adapter)
-    written = json.loads((adapter / "adapter_config.json").read_text())
-    assert written["target_modules"] == r".*language_model.*\.(k_proj|o_proj|up_proj)"
-    model = PeftModel.from_pretrained(Gemma3ForConditionalGeneration.from_pretrained(folder), adapter).eval()
-    adapted = [name for name, _ in model.named_modules() if name.endswith("lora_A")]
-    assert len(adapted) == 6 and all(".language_model." in name for name in adapted), adapted
-    want = text_logits(model)
-    got = abmll_logits(run_abmll, folder, tmp_path / "out", adapter)
+    want, got = abmll_adapter_in_peft(Gemma3ForConditionalGeneration, multimodal["modules"], run_abmll, tmp_path)
     diff = max_diff(got, want)
     moved = (want[0] - multimodal["logits"]["modules"][0]).abs().max().item()
     print(f"gemma3 multimodal, abmll-written adapter in PEFT: logits max abs diff {diff:.3g} (moved {moved:.3g})")

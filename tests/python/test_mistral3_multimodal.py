@@ -20,14 +20,14 @@ import sys
 
 import pytest
 import torch
-from peft import LoraConfig, PeftModel, get_peft_model
+from peft import LoraConfig, get_peft_model
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from transformers import (Ministral3Config, Mistral3Config, Mistral3ForConditionalGeneration, MistralConfig,
                           PixtralVisionConfig)
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from multimodal_checks import (TOLERANCE, abmll_logits, export_abmll_adapter, max_diff, randomised,  # noqa: E402
+from multimodal_checks import (TOLERANCE, abmll_adapter_in_peft, abmll_logits, max_diff, randomised,  # noqa: E402
                                text_logits, to_module_names)
 
 SIZES = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
@@ -122,15 +122,7 @@ def test_peft_adapter_of_the_multimodal_model_in_abmll(targets, multimodal, run_
 @pytest.mark.parametrize("naming", ["modules", "mistral"])
 def test_abmll_adapter_in_peft_on_the_multimodal_model(naming, multimodal, run_abmll, tmp_path):
     folder = multimodal["folders"][naming]
-    adapter = tmp_path / "adapter"
-    export_abmll_adapter(folder, adapter)
-    written = json.loads((adapter / "adapter_config.json").read_text())
-    assert written["target_modules"] == r".*language_model.*\.(k_proj|o_proj|up_proj)"
-    model = PeftModel.from_pretrained(Mistral3ForConditionalGeneration.from_pretrained(folder), adapter).eval()
-    adapted = [name for name, _ in model.named_modules() if name.endswith("lora_A")]
-    assert len(adapted) == 6 and all(".language_model." in name for name in adapted), adapted
-    want = text_logits(model)
-    got = abmll_logits(run_abmll, folder, tmp_path / "out", adapter)
+    want, got = abmll_adapter_in_peft(Mistral3ForConditionalGeneration, folder, run_abmll, tmp_path)
     diff = max_diff(got, want)
     moved = (want[0] - multimodal["logits"][naming][0]).abs().max().item()
     print(f"mistral3 multimodal ({naming}), abmll-written adapter in PEFT: logits max abs diff {diff:.3g} (moved "
