@@ -42,13 +42,13 @@ TEST_CASE("second-order ABMLL meta-gradient on a tiny LLM matches finite differe
   // query bottleneck's and the latent's norms, the shared rotated key) and sigmoid routing with a bias and groups;
   // gpt-oss: attention sinks (unfused, twice differentiated) and experts with biases and the clamped SwiGLU; Apertus:
   // the xIELU MLP (its derivative, differentiated again, on both sides of 0); EXAONE-4: output-only norms with head
-  // norms, a sliding layer and a full one without RoPE.
+  // norms, a sliding layer and a full one without RoPE; Ministral-3: queries scaled by position.
   const auto kind = GENERATE(test::TinyModel::llama31, test::TinyModel::qwen3, test::TinyModel::gemma2,
                              test::TinyModel::gemma3, test::TinyModel::olmo2, test::TinyModel::phi3,
                              test::TinyModel::granite, test::TinyModel::qwen2_moe, test::TinyModel::olmoe,
                              test::TinyModel::glm4, test::TinyModel::cohere, test::TinyModel::granitemoe,
                              test::TinyModel::deepseek_v3, test::TinyModel::gpt_oss, test::TinyModel::apertus,
-                             test::TinyModel::exaone4);
+                             test::TinyModel::exaone4, test::TinyModel::ministral3);
   INFO(test::to_string(kind));
   test::ScratchDir dir;
   test::write_tiny_model(dir.path(), kind);

@@ -33,6 +33,7 @@ const char* to_string(TinyModel kind) {
     case TinyModel::gpt_oss: return "gpt_oss";
     case TinyModel::apertus: return "apertus";
     case TinyModel::exaone4: return "exaone4";
+    case TinyModel::ministral3: return "ministral3";
   }
   return "?";
 }
@@ -174,11 +175,18 @@ void write_tiny_model(const std::filesystem::path& dir, TinyModel kind) {
       j["sliding_window"] = 4;  // layer 0's (it rotates); layer 1 attends to everything without RoPE
       j["layer_types"] = {"sliding_attention", "full_attention"};
       break;
+    case TinyModel::ministral3:
+      j["architectures"] = {"Ministral3ForCausalLM"};
+      j["model_type"] = "ministral3";
+      j["head_dim"] = 8;
+      j["rope_parameters"] = {{"rope_type", "yarn"}, {"rope_theta", 1000000.0}, {"factor", 4.0},
+                              {"original_max_position_embeddings", 2}, {"llama_4_scaling_beta", 0.5}};
+      break;
   }
   std::filesystem::create_directories(dir);
   write_text(dir / "config.json", j.dump());
   const model::ModelConfig c = model::parse_model_config(j);
-  const int seeds[] = {2, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17};  // by TinyModel
+  const int seeds[] = {2, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18};  // by TinyModel
   at::manual_seed(seeds[static_cast<int>(kind)]);
   io::NamedTensors tensors;
   for (const auto& s : model::weight_specs(c)) {  // norms (Cohere's per-head ones are [heads, Dh]) and biases near 1

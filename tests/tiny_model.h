@@ -30,10 +30,10 @@ namespace abmll::test {
 // with biases, 2 per token by the softmax of their biased logits, the clamped SwiGLU at 1; tied); Apertus (query and
 // key head norms, the ungated xIELU MLP with its parameters drawn per layer, Llama-3.1's RoPE scaling; tied); EXAONE-4
 // (output-only norms, per-head query and key norms, layer 0 sliding with a window of 4 and rotating, layer 1 full
-// without RoPE; tied).
+// without RoPE; tied); Ministral-3 (YaRN, queries scaled by position from position 2 on, with a slope of 0.5; tied).
 enum class TinyModel {
   llama31, qwen2, qwen3, gemma2, gemma3, olmo2, phi3, granite, qwen2_moe, olmoe, glm4, cohere, granitemoe, deepseek_v3,
-  gpt_oss, apertus, exaone4
+  gpt_oss, apertus, exaone4, ministral3
 };
 
 // The architecture's name, for test messages.
