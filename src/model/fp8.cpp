@@ -46,7 +46,7 @@ at::Tensor dequantize_fp8(const at::Tensor& weight, const at::Tensor& scale_inv,
     std::vector<int64_t> blocked(grid.begin(), grid.end() - 2), scale_view(grid.begin(), grid.end() - 2);
     blocked.insert(blocked.end(), {grid[grid.size() - 2], block[0], grid.back(), block[1]});
     scale_view.insert(scale_view.end(), {grid[grid.size() - 2], 1, grid.back(), 1});
-    return (values.view(blocked) * scales.view(scale_view)).to(dtype).view(weight.sizes());
+    return (values.reshape(blocked) * scales.view(scale_view)).to(dtype).reshape(weight.sizes());
   }
   // Ragged edges: each scale over its block's rows (the last block cut to what is left), then over its columns.
   const at::Tensor per_row = scales.repeat_interleave(block[0], -2).narrow(-2, 0, rows);
