@@ -94,3 +94,20 @@ def abmll_adapter_in_peft(model_class, folder, run_abmll, tmp_path):
     adapted = [name for name, _ in model.named_modules() if name.endswith("lora_A")]
     assert len(adapted) == 6 and all(".language_model." in name for name in adapted), adapted
     return text_logits(model), abmll_logits(run_abmll, folder, tmp_path / "out", adapter)
+
+
+def peft_adapter_in_abmll(model_class, folder, lora_config, run_abmll, tmp_path):
+    """PEFT's adapter (`lora_config`, random factors) on the multimodal model in `folder`, applied by `abmll logits
+    --adapter`. Returns PEFT's text logits, abmll's (text_logits(), abmll_logits()) and how many of the adapter's
+    tensors belong to the vision tower (which abmll leaves out, saying so in its log)."""
+    from peft import get_peft_model
+    from safetensors import safe_open
+
+    model = randomised(get_peft_model(model_class.from_pretrained(folder), lora_config))
+    model.save_pretrained(tmp_path / "adapter")
+    with safe_open(str(tmp_path / "adapter/adapter_model.safetensors"), "pt") as f:
+        vision = sum(1 for k in f.keys() if "vision_tower" in k)
+    got = abmll_logits(run_abmll, folder, tmp_path / "out", tmp_path / "adapter")
+    if vision:
+        assert f"{vision} LoRA tensors of the vision tower" in got[2]
+    return text_logits(model), got, vision
