@@ -120,6 +120,15 @@ inline void run_model_config(std::string_view text) {
     // Ministral-3's query scale: a finite slope over a positive length; FP8 blocks positive (at most 2^32) or none.
     if (c.scales_queries() && (!std::isfinite(c.query_scale_beta) || c.query_scale_length <= 0))
       json_finding("a query scale with a non-finite slope or a non-positive length was accepted");
+    // Qwen3.5's DeltaNet layers: one flag per layer, positive sizes (at most 2^32), key heads dividing value heads.
+    const model::DeltaNetConfig& n = c.delta_net;
+    const int64_t largest = int64_t{1} << 32;
+    if (c.recurrent() &&
+        (static_cast<int64_t>(c.linear_attention_layers.size()) != c.num_layers || n.key_heads <= 0 ||
+         n.value_heads <= 0 || n.key_head_dim <= 0 || n.value_head_dim <= 0 || n.conv_kernel <= 0 ||
+         n.key_heads > largest || n.value_heads > largest || n.key_head_dim > largest || n.value_head_dim > largest ||
+         n.conv_kernel > largest || n.value_heads % n.key_heads != 0))
+      json_finding("DeltaNet layers with a non-positive size, unshared value heads or no flag per layer were accepted");
     const bool per_tensor = c.fp8_block[0] == 0 && c.fp8_block[1] == 0;
     if (c.fp8_weights && !per_tensor &&
         (c.fp8_block[0] <= 0 || c.fp8_block[1] <= 0 || c.fp8_block[0] > (int64_t{1} << 32) ||

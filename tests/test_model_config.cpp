@@ -22,6 +22,7 @@
 #include "model/decoder_weights.h"
 #include "model/fp8.h"
 #include "model/model_config.h"
+#include "model/lora.h"
 #include "model/lora_settings.h"
 #include "model/weight_names.h"
 #include "test_support.h"
@@ -1624,6 +1625,79 @@ TEST_CASE("model config: Ministral-3's defaults and query scale, and the multimo
   require_input_error(mm, {"dir/config.json", "text_config", "\"llama\"", "\"ministral3\" or \"mistral\""});
   mm.erase("text_config");
   require_input_error(mm, {"dir/config.json", "text_config", "must be an object", "Mistral-3"});
+}
+
+TEST_CASE("model config: Qwen3.5's hybrid layers, its defaults, and its multimodal form", "[model]") {
+  json j = json::parse(R"({
+    "architectures": ["Qwen3_5ForCausalLM"], "model_type": "qwen3_5_text", "hidden_size": 64, "intermediate_size": 96,
+    "num_attention_heads": 4, "num_hidden_layers": 8, "num_key_value_heads": 2, "vocab_size": 256
+  })");
+  ModelConfig c = parse_model_config(j);  // Qwen3_5TextConfig's defaults: three DeltaNet layers to one attention
+  CHECK(c.architecture == Architecture::qwen3_5);
+  CHECK((c.head_dim == 256 && c.rotary_dim == 64 && c.rms_norm_eps == 1e-6 && c.max_position_embeddings == 32768));
+  CHECK((c.gated_attention && c.qk_norm && c.unit_offset_norms && c.norms_scale_in_float32 && !c.attention_bias &&
+         !c.tie_word_embeddings && c.recurrent()));
+  CHECK(c.linear_attention_layers == std::vector<bool>{true, true, true, false, true, true, true, false});
+  const DeltaNetConfig& d = c.delta_net;
+  CHECK((d.key_heads == 16 && d.value_heads == 32 && d.key_head_dim == 128 && d.value_head_dim == 128 &&
+         d.conv_kernel == 4 && d.conv_width() == 2 * 2048 + 4096));
+  // The two kinds of layers have different tensors and projections.
+  const auto specs = weight_specs(c);
+  CHECK(spec_shape(specs, "model.layers.0.linear_attn.in_proj_qkv.weight") == std::vector<int64_t>{8192, 64});
+  CHECK(spec_shape(specs, "model.layers.0.linear_attn.conv1d.weight") == std::vector<int64_t>{8192, 1, 4});
+  CHECK(spec_shape(specs, "model.layers.0.linear_attn.A_log") == std::vector<int64_t>{32});
+  CHECK(spec_shape(specs, "model.layers.0.linear_attn.norm.weight") == std::vector<int64_t>{128});
+  CHECK(spec_shape(specs, "model.layers.3.self_attn.q_proj.weight") == std::vector<int64_t>{2 * 4 * 256, 64});
+  CHECK_FALSE(has_spec(specs, "model.layers.0.self_attn.q_proj.weight"));
+  CHECK_FALSE(has_spec(specs, "model.layers.0.self_attn.q_norm.weight"));
+  CHECK_FALSE(has_spec(specs, "model.layers.3.linear_attn.A_log"));
+  CHECK((fit_lora_targets({"all-linear"}, c, "lora.targets") ==
+         std::set<Projection>{Projection::q, Projection::k, Projection::v, Projection::o, Projection::delta_qkv,
+                              Projection::delta_z, Projection::delta_b, Projection::delta_a, Projection::delta_out,
+                              Projection::gate, Projection::up, Projection::down}));
+  CHECK((layer_has_projection(c, 0, Projection::delta_out) && !layer_has_projection(c, 0, Projection::q) &&
+         layer_has_projection(c, 3, Projection::q) && !layer_has_projection(c, 3, Projection::delta_qkv) &&
+         layer_has_projection(c, 0, Projection::down) && layer_has_projection(c, 3, Projection::down)));
+  LoraSettings lora;
+  lora.targets = {Projection::q, Projection::delta_z};
+  CHECK((lora_sites(c, lora) == std::vector<LinearSite>{{0, Projection::delta_z}, {1, Projection::delta_z},
+                                                       {2, Projection::delta_z}, {3, Projection::q},
+                                                       {4, Projection::delta_z}, {5, Projection::delta_z},
+                                                       {6, Projection::delta_z}, {7, Projection::q}}));
+
+  j["full_attention_interval"] = 2;
+  j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 1e7}, {"partial_rotary_factor", 0.5},
+                          {"mrope_section", {11, 11, 10}}, {"mrope_interleaved", true}};
+  c = parse_model_config(j, "dir/config.json");
+  CHECK((c.linear_attention_layers == std::vector<bool>{true, false, true, false, true, false, true, false}));
+  CHECK((c.rope.theta == 1e7 && c.rotary_dim == 128));
+  j["layer_types"] = json::array({"full_attention"});
+  require_input_error(j, {"dir/config.json", "layer_types", "num_hidden_layers=8"});
+  j["layer_types"] = json(std::vector<std::string>(8, "full_attention"));
+  c = parse_model_config(j);  // no DeltaNet layer: an attention-only model
+  CHECK((!c.recurrent() && c.gated_attention));
+  j["layer_types"][2] = "mamba";
+  require_input_error(j, {"dir/config.json", "layer_types", "\"mamba\"", "\"linear_attention\""});
+  j.erase("layer_types");
+  j["linear_num_key_heads"] = 3;
+  require_input_error(j, {"dir/config.json", "linear_num_value_heads", "linear_num_key_heads=3 does not divide"});
+  j["linear_num_key_heads"] = 0;
+  require_input_error(j, {"dir/config.json", "linear_num_key_heads", "must be positive"});
+  j.erase("linear_num_key_heads");
+  j["attn_output_gate"] = false;
+  require_input_error(j, {"dir/config.json", "attn_output_gate", "always gates"});
+  j.erase("attn_output_gate");
+
+  // Qwen3_5ForConditionalGeneration: its text_config, a Qwen3.5's; untied by default.
+  json text = j;
+  text.erase("architectures");
+  json mm = {{"architectures", {"Qwen3_5ForConditionalGeneration"}}, {"model_type", "qwen3_5"},
+             {"text_config", text}, {"vision_config", {{"model_type", "qwen3_5_vision"}}}, {"dtype", "bfloat16"}};
+  c = parse_model_config(mm, "dir/config.json");
+  CHECK((c.architecture == Architecture::qwen3_5 && c.multimodal && !c.tie_word_embeddings && c.recurrent()));
+  CHECK(c.dtype == "bfloat16");
+  mm["text_config"]["model_type"] = "qwen3";
+  require_input_error(mm, {"dir/config.json", "text_config", "\"qwen3\"", "\"qwen3_5_text\""});
 }
 
 TEST_CASE("model config: a tied config over a checkpoint with its own head, as transformers settles it", "[model]") {

@@ -30,10 +30,12 @@ namespace abmll::test {
 // with biases, 2 per token by the softmax of their biased logits, the clamped SwiGLU at 1; tied); Apertus (query and
 // key head norms, the ungated xIELU MLP with its parameters drawn per layer, Llama-3.1's RoPE scaling; tied); EXAONE-4
 // (output-only norms, per-head query and key norms, layer 0 sliding with a window of 4 and rotating, layer 1 full
-// without RoPE; tied); Ministral-3 (YaRN, queries scaled by position from position 2 on, with a slope of 0.5; tied).
+// without RoPE; tied); Ministral-3 (YaRN, queries scaled by position from position 2 on, with a slope of 0.5; tied);
+// Qwen3.5 (layer 0 a Gated DeltaNet of 2 key heads of 8 serving 4 value heads of 8, 3 taps near 1; layer 1 gated
+// attention with (1 + w) head norms and RoPE on half of each head; tied).
 enum class TinyModel {
   llama31, qwen2, qwen3, gemma2, gemma3, olmo2, phi3, granite, qwen2_moe, olmoe, glm4, cohere, granitemoe, deepseek_v3,
-  gpt_oss, apertus, exaone4, ministral3
+  gpt_oss, apertus, exaone4, ministral3, qwen3_5
 };
 
 // The architecture's name, for test messages.

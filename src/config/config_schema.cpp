@@ -331,7 +331,8 @@ std::vector<ConfigKey> build_keys() {
   add<I>(k, KEY(eval.bins), 15, "Equal-width confidence bins of ECE.", at_least<I>(1));
   add<bool>(k, KEY(eval.length_normalize), false, "Score options by mean instead of summed token log-likelihood.");
   add<bool>(k, KEY(eval.share_prompt), true,
-            "Compute a query's prompt once for all its options (false: one forward row per option; same scores).");
+            "Compute a query's prompt once for all its options (false: one forward row per option; same scores). "
+            "Off for models with recurrent layers (Qwen3.5), which read a row as one sequence.");
   add<bool>(k, KEY(eval.share_prefix), true,
             "With share_prompt: queries whose prompts begin with the same 32 or more tokens (ICL demonstrations) "
             "share forward rows after that prefix, computed once (same scores; the weight family draws its "

@@ -100,7 +100,8 @@ OptionLogLikelihoods option_log_likelihoods(const model::Decoder& decoder, const
     out[q].assign(groups, std::vector<double>(query.options.size(), 0.0));
   }
   std::vector<Row> rows;
-  if (options.share_prompt) {
+  // A model with recurrent layers (Qwen3.5's) reads a row as one sequence: every option gets its own row.
+  if (options.share_prompt && !decoder.config().recurrent()) {
     // A run's rows (one per group) are adjacent, so they share a forward.
     for (const QueryRun& run : plan_query_rows(queries, options)) {
       for (std::size_t g = 0; g < groups; ++g) {

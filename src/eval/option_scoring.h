@@ -30,7 +30,8 @@ struct OptionQuery {
 
 struct OptionScoringOptions {
   bool length_normalize = false;          // mean instead of summed token log-likelihood per option
-  bool share_prompt = true;               // one row per (query, group) with the options after the prompt
+  // One row per (query, group) with the options after the prompt; ignored (off) for a model with recurrent layers.
+  bool share_prompt = true;
   int64_t max_tokens_per_forward = 16384;  // padded tokens (rows x longest row) of one forward; >= one row
   // With share_prompt: queries whose prompts begin with at least min_shared_prefix identical tokens (ICL
   // demonstrations) share rows after that prefix, computed once (plan_query_rows).

@@ -10,6 +10,7 @@
 #include <ATen/ops/masked_fill.h>
 #include <ATen/ops/matmul.h>
 #include <ATen/ops/max.h>
+#include <ATen/ops/sigmoid.h>
 #include <ATen/ops/softmax.h>
 #include <ATen/ops/zeros.h>
 #include <ATen/ops/scaled_dot_product_attention.h>
@@ -119,13 +120,19 @@ at::Tensor attention(const at::Tensor& x, const AttentionWeights& w, const Model
     if (norm.defined() && !whole) h = model_norm(h, norm, config);  // (Cohere's weight per head: [heads, Dh])
     return h.transpose(1, 2);
   };
-  at::Tensor q, k, v;
+  at::Tensor q, k, v, gate;
   if (w.qkv.weight.defined()) {  // Phi-3: one projection, split as Phi3Attention splits it (views)
     const at::Tensor qkv = linear(x, w.qkv, {layer, Projection::qkv}, adapter);  // [B, T, (H + 2 Hkv)*Dh]
     const int64_t q_width = config.num_heads * dh, kv_width = config.num_kv_heads * dh;
     q = heads(qkv.narrow(-1, 0, q_width), w.q_norm);
     k = heads(qkv.narrow(-1, q_width, kv_width), w.k_norm);
     v = heads(qkv.narrow(-1, q_width + kv_width, kv_width));
+  } else if (config.gated_attention) {  // Qwen3.5: each head's query, then its output gate
+    const at::Tensor both = linear(x, w.q, {layer, Projection::q}, adapter).view({b, t, config.num_heads, 2 * dh});
+    q = model_norm(both.narrow(-1, 0, dh), w.q_norm, config).transpose(1, 2);
+    gate = both.narrow(-1, dh, dh).reshape({b, t, config.num_heads * dh});
+    k = heads(linear(x, w.k, {layer, Projection::k}, adapter), w.k_norm);
+    v = heads(linear(x, w.v, {layer, Projection::v}, adapter));
   } else {
     q = heads(linear(x, w.q, {layer, Projection::q}, adapter), w.q_norm);
     k = heads(linear(x, w.k, {layer, Projection::k}, adapter), w.k_norm);
@@ -144,7 +151,9 @@ at::Tensor attention(const at::Tensor& x, const AttentionWeights& w, const Model
   const double scale = config.attention_scale > 0.0 ? config.attention_scale : std::pow(static_cast<double>(dh), -0.5);
   const at::Tensor out = attend(q, k, v, pattern, scale, config.attention_softcap, twice_differentiable, w.sinks);
   // [B, H, T, Dh] -> [B, T, H*Dh]
-  return linear(out.transpose(1, 2).reshape({b, t, config.num_heads * dh}), w.o, {layer, Projection::o}, adapter);
+  at::Tensor merged = out.transpose(1, 2).reshape({b, t, config.num_heads * dh});
+  if (gate.defined()) merged = merged * at::sigmoid(gate);
+  return linear(merged, w.o, {layer, Projection::o}, adapter);
 }
 
 }  // namespace abmll::model

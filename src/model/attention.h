@@ -1,5 +1,6 @@
 // Grouped-query self-attention of Llama / Qwen2 / Qwen3 / Mistral / Gemma / OLMo / Phi-3 / gpt-oss and the others:
-// q/k/v projections (Phi-3: one fused), (Qwen3) RMSNorm of each query and key head, RoPE on q and k, causal + padding
+// q/k/v projections (Phi-3: one fused; Qwen3.5: q's with an output gate beside it, sigmoid(gate) multiplying the
+// attention's output before o), (Qwen3) RMSNorm of each query and key head, RoPE on q and k, causal + padding
 // mask, softmax(q k^T / sqrt(Dh)) v through at::scaled_dot_product_attention (Gemma-2: another scale, and soft-capped
 // scores through an unfused path; gpt-oss: a sink logit per head in each softmax, unfused too), and the output
 // projection. Hkv key/value heads are each shared by H / Hkv query heads. DeepSeek's latent attention is

@@ -5,9 +5,9 @@
 // ...; OLMo-2: only the outputs, h = h + rms_norm(attention(h)), ...; Cohere: one LayerNorm read by both blocks,
 // h = h + attention(n) + mlp(n); Granite: what a block adds times its multiplier; Gemma-3's and OLMo-3's
 // sliding-window layers with a RoPE of their own, SmolLM3's and Cohere-2's layers without one; a mixture of experts'
-// layers with routed experts instead of the MLP; DeepSeek's latent attention), then the final norm; logits are the
-// lm_head projection of chosen rows (Gemma-2: soft-capped; Granite: divided by logits_scaling; Cohere: times
-// logit_scale).
+// layers with routed experts instead of the MLP; DeepSeek's latent attention; Qwen3.5's Gated DeltaNet layers), then
+// the final norm; logits are the lm_head projection of chosen rows (Gemma-2: soft-capped; Granite: divided by
+// logits_scaling; Cohere: times logit_scale).
 #include "model/decoder.h"
 
 #include <ATen/TensorOperators.h>
@@ -26,6 +26,7 @@
 
 #include "io/tensor_store.h"
 #include "model/attention.h"
+#include "model/gated_delta_net.h"
 #include "model/latent_attention.h"
 #include "model/layer_checkpoint.h"
 #include "model/padding.h"
@@ -122,6 +123,16 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layo
   at::Tensor window_pattern;
   if (config_.sliding_window > 0 && t > config_.sliding_window)
     window_pattern = sliding_window_pattern(layout, pattern);
+  // Qwen3.5's Gated DeltaNet layers read a row as one sequence, its padding zeroed (none to zero when no padding
+  // precedes a real token).
+  at::Tensor real_tokens;
+  if (config_.recurrent() && !layout.causal) {
+    if (!layout.tokens.defined())
+      throw Error(fmt::format("Decoder::forward: {}'s linear-attention layers read each row as one sequence; a "
+                              "layout packing several into a row cannot be run",
+                              to_string(config_.architecture)));
+    real_tokens = layout.tokens.to(device());
+  }
   std::vector<at::Tensor> trainable;  // what checkpointed layers pass gradients to, besides their input
   const bool checkpoint = options.checkpoint_layers && !options.double_backward;
   if (checkpoint && adapter != nullptr) trainable = adapter->trainable_tensors();
@@ -135,7 +146,7 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layo
     Block block = [this, i, cos = !rotates ? at::Tensor() : local ? local_cos : cos,
                    sin = !rotates ? at::Tensor() : local ? local_sin : sin,
                    pattern = sliding && window_pattern.defined() ? window_pattern : pattern, adapter, scale,
-                   twice = options.double_backward](const at::Tensor& x) {
+                   real_tokens, twice = options.double_backward](const at::Tensor& x) {
       const LayerWeights& layer = weights_.layers[static_cast<std::size_t>(i)];
       // A norm where the layer has one (input norms: not OLMo-2's; output norms: Gemma-2's, Gemma-3's, OLMo-2's).
       auto norm = [&](const at::Tensor& h, const at::Tensor& weight) {
@@ -146,7 +157,9 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layo
       auto added = [multiplier](const at::Tensor& h) { return multiplier != 1.0 ? h * multiplier : h; };
       const at::Tensor normed = norm(x, layer.input_norm);
       const at::Tensor attended =
-          config_.mla.defined()
+          config_.is_linear_attention(i)
+              ? gated_delta_net(normed, layer.delta_net, config_, i, real_tokens, adapter)
+          : config_.mla.defined()
               ? latent_attention(normed, layer.attention, config_, i, cos, sin, pattern, adapter, twice)
               : attention(normed, layer.attention, config_, i, cos, sin, pattern, adapter, twice, scale);
       if (config_.parallel_blocks)  // Cohere: (h + attention) + mlp, both of the one normed input
@@ -184,6 +197,7 @@ TokenLayout Decoder::with_rope(const TokenLayout& layout) const {
   out.positions = layout.positions.to(device());
   out.pattern = layout.causal ? layout.pattern : layout.pattern.to(device());
   out.causal = layout.causal;
+  if (layout.tokens.defined()) out.tokens = layout.tokens.to(device());
   std::tie(out.cos, out.sin) = rope_tables(out.positions, inv_freq_for(out.positions), dtype(),
                                            config_.rope.attention_factor, interleaved_rope(config_));
   if (local_inv_freq_.defined())

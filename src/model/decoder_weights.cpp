@@ -58,28 +58,41 @@ DecoderWeights assemble(const ModelConfig& config, std::map<std::string, at::Ten
     // A norm the layer has; undefined where it has none.
     auto optional_norm = [&](const std::string& name) { return name.empty() ? at::Tensor() : norm(name); };
     layer.input_norm = optional_norm(norms.input);
-    layer.attention.o = projection(i, Projection::o);
-    if (config.mla.defined()) {
-      AttentionWeights& a = layer.attention;
-      if (config.mla.q_rank > 0) {
-        a.q_a = projection(i, Projection::q_a);
-        a.q_a_norm = norm(prefix + "self_attn.q_a_layernorm.weight");
-        a.q_b = projection(i, Projection::q_b);
-      } else {
-        a.q = projection(i, Projection::q);
-      }
-      a.kv_a = projection(i, Projection::kv_a);
-      a.kv_a_norm = norm(prefix + "self_attn.kv_a_layernorm.weight");
-      a.kv_b = projection(i, Projection::kv_b);
-    } else if (config.fused_qkv) {
-      layer.attention.qkv = projection(i, Projection::qkv);
+    if (config.is_linear_attention(i)) {
+      DeltaNetWeights& d = layer.delta_net;
+      d.in_qkv = projection(i, Projection::delta_qkv);
+      d.in_z = projection(i, Projection::delta_z);
+      d.in_b = projection(i, Projection::delta_b);
+      d.in_a = projection(i, Projection::delta_a);
+      d.out = projection(i, Projection::delta_out);
+      d.conv = take(prefix + "linear_attn.conv1d.weight");
+      d.a_log = take(prefix + "linear_attn.A_log");
+      d.dt_bias = take(prefix + "linear_attn.dt_bias");
+      d.norm = take(prefix + "linear_attn.norm.weight");  // a plain scale, in the model's dtype
     } else {
-      layer.attention.q = projection(i, Projection::q);
-      layer.attention.k = projection(i, Projection::k);
-      layer.attention.v = projection(i, Projection::v);
+      layer.attention.o = projection(i, Projection::o);
+      if (config.mla.defined()) {
+        AttentionWeights& a = layer.attention;
+        if (config.mla.q_rank > 0) {
+          a.q_a = projection(i, Projection::q_a);
+          a.q_a_norm = norm(prefix + "self_attn.q_a_layernorm.weight");
+          a.q_b = projection(i, Projection::q_b);
+        } else {
+          a.q = projection(i, Projection::q);
+        }
+        a.kv_a = projection(i, Projection::kv_a);
+        a.kv_a_norm = norm(prefix + "self_attn.kv_a_layernorm.weight");
+        a.kv_b = projection(i, Projection::kv_b);
+      } else if (config.fused_qkv) {
+        layer.attention.qkv = projection(i, Projection::qkv);
+      } else {
+        layer.attention.q = projection(i, Projection::q);
+        layer.attention.k = projection(i, Projection::k);
+        layer.attention.v = projection(i, Projection::v);
+      }
     }
     if (config.attention_sinks) layer.attention.sinks = take(prefix + "self_attn.sinks");
-    if (config.qk_norm) {
+    if (config.qk_norm && !config.is_linear_attention(i)) {
       layer.attention.q_norm = norm(prefix + "self_attn.q_norm.weight");
       layer.attention.k_norm = norm(prefix + "self_attn.k_norm.weight");
     }
@@ -269,6 +282,12 @@ DecoderWeights random_decoder_weights(const ModelConfig& config, const WeightOpt
                              : spec.name.ends_with(".beta")    ? 0.5
                                                                : -1e-6;
       made[spec.name] = at::full(spec.shape, initial, tensor_options);
+      continue;
+    }
+    if (spec.name.ends_with(".linear_attn.norm.weight") || spec.name.ends_with(".linear_attn.A_log") ||
+        spec.name.ends_with(".linear_attn.dt_bias")) {  // (Qwen3NextGatedDeltaNet's: a scale of 1, A = 1, dt 1)
+      made[spec.name] = spec.name.ends_with(".A_log") ? at::zeros(spec.shape, tensor_options)
+                                                      : at::ones(spec.shape, tensor_options);
       continue;
     }
     made[spec.name] = !norm ? at::normal(0.0, 0.02, spec.shape, generator, tensor_options)

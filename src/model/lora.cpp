@@ -36,7 +36,8 @@ std::string site_name(const LinearSite& site) { return projection_path(site.laye
 std::vector<LinearSite> lora_sites(const ModelConfig& config, const LoraSettings& settings) {
   std::vector<LinearSite> out;
   for (int64_t layer = 0; layer < config.num_layers; ++layer)
-    for (Projection p : settings.targets) out.push_back({layer, p});
+    for (Projection p : settings.targets)
+      if (layer_has_projection(config, layer, p)) out.push_back({layer, p});
   return out;
 }
 

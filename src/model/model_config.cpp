@@ -100,6 +100,8 @@ constexpr ArchitectureName kArchitectures[] = {
     {Architecture::glm4_moe, "glm4_moe", "Glm4MoeForCausalLM", false},
     {Architecture::ministral3, "ministral3", "Ministral3ForCausalLM", false},
     {Architecture::ministral3, "mistral3", "Mistral3ForConditionalGeneration", true},  // (or Mistral's: text_config)
+    {Architecture::qwen3_5, "qwen3_5_text", "Qwen3_5ForCausalLM", false},
+    {Architecture::qwen3_5, "qwen3_5", "Qwen3_5ForConditionalGeneration", true},
     {Architecture::gemma, "gemma", "GemmaForCausalLM", false},
     {Architecture::gemma2, "gemma2", "Gemma2ForCausalLM", false},
     {Architecture::gemma3, "gemma3_text", "Gemma3ForCausalLM", false},
@@ -616,6 +618,59 @@ void parse_llama4_query_scale(const Fields& top, ModelConfig& c) {
 // thousands), so that sums and products of them cannot overflow.
 constexpr int64_t kLargestWidth = int64_t{1} << 32;
 
+// Qwen3.5 (Qwen3_5TextConfig, whose defaults are Qwen3NextConfig's): layer_types ("linear_attention" for a Gated
+// DeltaNet layer, "full_attention"), by default three linear layers to one full (full_attention_interval, 4); the
+// DeltaNet's sizes (linear_*: 16 key heads and 32 value heads of 128, a convolution of 4 taps); full-attention
+// layers with q, k, v and o biases when attention_bias, (1 + w) query and key head norms and the output gate; RoPE
+// on the first partial_rotary_factor (0.25) of each head. The RoPE dict's mrope_section and mrope_interleaved
+// (multimodal RoPE) are not read: text positions are the same on its three axes, which makes it plain RoPE.
+void parse_qwen3_5(const Fields& f, ModelConfig& c) {
+  c.attention_bias = f.boolean("attention_bias", false);
+  c.output_bias = c.attention_bias;
+  c.qk_norm = true;
+  c.norms_scale_in_float32 = true;  // Qwen3_5RMSNorm: x normed in float32 times (1 + w), then rounded
+  c.unit_offset_norms = true;
+  c.gated_attention = true;
+  if (!f.boolean("attn_output_gate", true))
+    f.fail("attn_output_gate", "is false; transformers' Qwen3.5 attention always gates its output");
+  std::vector<bool> linear(static_cast<std::size_t>(c.num_layers), false);
+  if (f.has("layer_types")) {
+    const auto& types = f.json().at("layer_types");
+    if (!types.is_array() || static_cast<int64_t>(types.size()) != c.num_layers)
+      f.fail("layer_types", fmt::format("must list num_hidden_layers={} layer types, not {}", c.num_layers,
+                                        types.dump()));
+    for (std::size_t i = 0; i < types.size(); ++i) {
+      if (types[i] == "linear_attention") linear[i] = true;
+      else if (types[i] != "full_attention")
+        f.fail("layer_types", fmt::format("contains {}; supported: \"linear_attention\", \"full_attention\"",
+                                          types[i].dump()));
+    }
+  } else {
+    const int64_t interval = f.integer("full_attention_interval", 4);
+    require_positive(f, "full_attention_interval", interval);
+    for (int64_t i = 0; i < c.num_layers; ++i) linear[static_cast<std::size_t>(i)] = (i + 1) % interval != 0;
+  }
+  if (any_of(linear)) c.linear_attention_layers = std::move(linear);
+  DeltaNetConfig& d = c.delta_net;
+  d.key_heads = f.integer("linear_num_key_heads", 16);
+  d.value_heads = f.integer("linear_num_value_heads", 32);
+  d.key_head_dim = f.integer("linear_key_head_dim", 128);
+  d.value_head_dim = f.integer("linear_value_head_dim", 128);
+  d.conv_kernel = f.integer("linear_conv_kernel_dim", 4);
+  for (const auto& [key, value] : {std::pair{"linear_num_key_heads", d.key_heads},
+                                   std::pair{"linear_num_value_heads", d.value_heads},
+                                   std::pair{"linear_key_head_dim", d.key_head_dim},
+                                   std::pair{"linear_value_head_dim", d.value_head_dim},
+                                   std::pair{"linear_conv_kernel_dim", d.conv_kernel}}) {
+    require_positive(f, key, value);
+    if (value > kLargestWidth) f.fail(key, fmt::format("is {}, more than 2^32", value));
+  }
+  if (d.value_heads % d.key_heads != 0)
+    f.fail("linear_num_value_heads", fmt::format("is {}, which linear_num_key_heads={} does not divide",
+                                                 d.value_heads, d.key_heads));
+}
+
+
 // DeepSeek's latent attention (DeepseekV2Attention, DeepseekV3Attention; the configs' defaults are V2's and V3's
 // largest models'): q_lora_rank (null: one q_proj), kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim, v_head_dim.
 // Every head has its own keys and values (whatever num_key_value_heads says, as in transformers). The scale
@@ -788,6 +843,7 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   const bool exaone = c.architecture == Architecture::exaone4;
   const bool seed = c.architecture == Architecture::seed_oss;
   const bool glm45 = c.architecture == Architecture::glm4_moe;  // GLM-4.5's: standard attention, DeepSeek-V3's experts
+  const bool qwen35 = c.architecture == Architecture::qwen3_5;
 
   c.hidden_size = f.integer("hidden_size");
   c.intermediate_size = f.integer("intermediate_size");
@@ -808,8 +864,9 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
                                               c.num_kv_heads, c.num_heads));
   // (DeepSeek's: set by parse_latent_attention below, whatever head_dim says: its configs save the rotated size there.)
   if (f.has("head_dim") || c.architecture == Architecture::qwen3 || gemma || glm || deepseek || gpt_oss || seed ||
-      ministral3) {
-    c.head_dim = f.integer("head_dim", gemma ? 256 : gpt_oss ? 64 : 128);  // the configs' defaults, whatever D / H is
+      ministral3 || qwen35) {
+    // (the configs' defaults, whatever D / H is)
+    c.head_dim = f.integer("head_dim", gemma || qwen35 ? 256 : gpt_oss ? 64 : 128);
     require_positive(f, "head_dim", c.head_dim);
   } else {
     if (c.hidden_size % c.num_heads != 0)
@@ -893,8 +950,8 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
     c.output_norms = c.architecture == Architecture::glm4;
   }
   // The rotated share: the RoPE dict's, else the top level's, else the class's (GlmConfig's 0.5).
-  if ((phi || glm || glm45) && !rope_dict(f).contains("partial_rotary_factor"))
-    c.rope.partial_rotary_factor = f.number("partial_rotary_factor", glm || glm45 ? 0.5 : 1.0);
+  if ((phi || glm || glm45 || qwen35) && !rope_dict(f).contains("partial_rotary_factor"))
+    c.rope.partial_rotary_factor = f.number("partial_rotary_factor", glm || glm45 ? 0.5 : qwen35 ? 0.25 : 1.0);
   if ((phi || mixtral) && f.has("sliding_window")) {
     c.sliding_window = f.integer("sliding_window", 0);
     require_positive(f, "sliding_window", c.sliding_window);
@@ -1012,6 +1069,7 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   if (apertus) c.qk_norm = true;  // ApertusAttention: q_norm and k_norm on each head, as Qwen3's
   if (exaone) parse_exaone4_layers(f, c);
   if (ministral3) parse_llama4_query_scale(f, c);
+  if (qwen35) parse_qwen3_5(f, c);
   if (seed) {
     // SeedOssAttention: biases on q, k and v with attention_bias (true by default), on o with attention_out_bias;
     // SeedOssMLP: on all three with mlp_bias.
@@ -1057,7 +1115,7 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
                                                 c.rope.partial_rotary_factor, c.rotary_dim, c.head_dim));
   for (const RopeConfig* r : {&c.rope, c.local_rope ? &*c.local_rope : nullptr}) {
     if (r == nullptr) continue;
-    if (r->partial_rotary_factor != 1.0 && !phi && !glm && !glm45)  // only Phi-3's and GLM's rotate part of a head
+    if (r->partial_rotary_factor != 1.0 && !phi && !glm && !glm45 && !qwen35)  // (only these rotate part of a head)
       f.fail("partial_rotary_factor", fmt::format("is {}; only 1 is supported", r->partial_rotary_factor));
     if (r->type == "longrope" && (static_cast<int64_t>(r->short_factor.size()) * 2 != c.rotary_dim ||
                                   static_cast<int64_t>(r->long_factor.size()) * 2 != c.rotary_dim))
@@ -1081,27 +1139,30 @@ const std::pair<const char*, int64_t> kGemma3TextSizes[] = {
 
 // A vision-language checkpoint's language model, which its text_config describes (the vision tower's config is not
 // read: abmll feeds the model text only); tie_word_embeddings is the top level's, by which the multimodal model ties
-// its lm_head (true by default in both); the dtype the text config's, else the top level's.
+// its lm_head (true by default but in Qwen3.5's); the dtype the text config's, else the top level's.
 // - Gemma3ForConditionalGeneration (the Gemma-3 4B, 12B and 27B releases): a Gemma3TextConfig, completed with that
 //   class's defaults.
 // - Mistral3ForConditionalGeneration (Ministral-3 3B to 14B, Mistral-Small-3.1 and -3.2, Magistral-Small): a
 //   Ministral3Config or a MistralConfig (the default type), each with its class's defaults.
+// - Qwen3_5ForConditionalGeneration (the Qwen3.5 releases): a Qwen3_5TextConfig.
 ModelConfig parse_multimodal(const Fields& top, const ArchitectureName& name) {
-  const bool gemma3 = name.architecture == Architecture::gemma3;
-  const char* const model = gemma3 ? "Gemma-3" : "Mistral-3";
+  const bool gemma3 = name.architecture == Architecture::gemma3, qwen35 = name.architecture == Architecture::qwen3_5;
+  const char* const model = gemma3 ? "Gemma-3" : qwen35 ? "Qwen3.5" : "Mistral-3";
   if (!top.has("text_config") || !top.json().at("text_config").is_object())
     top.fail("text_config", fmt::format("must be an object (the language model's config) in a multimodal {} config",
                                         model));
   nlohmann::json text = top.json().at("text_config");
   const Fields given(text, fmt::format("{}: field 'text_config'", top.source()));
-  const std::string type = given.string("model_type", gemma3 ? "gemma3_text" : "mistral");
-  Architecture architecture = Architecture::gemma3;
-  if (gemma3) {
-    if (type != "gemma3_text")
-      given.fail("model_type", fmt::format("is \"{}\"; a multimodal Gemma-3's language model is \"gemma3_text\"",
-                                           type));
-    for (const auto& [key, value] : kGemma3TextSizes)
-      if (!text.contains(key) || text.at(key).is_null()) text[key] = value;
+  const std::string type = given.string("model_type", gemma3 ? "gemma3_text" : qwen35 ? "qwen3_5_text" : "mistral");
+  Architecture architecture = name.architecture;
+  if (gemma3 || qwen35) {
+    const char* const expected = gemma3 ? "gemma3_text" : "qwen3_5_text";
+    if (type != expected)
+      given.fail("model_type", fmt::format("is \"{}\"; a multimodal {}'s language model is \"{}\"", type, model,
+                                           expected));
+    if (gemma3)
+      for (const auto& [key, value] : kGemma3TextSizes)
+        if (!text.contains(key) || text.at(key).is_null()) text[key] = value;
   } else if (type == "ministral3" || type == "mistral") {
     architecture = type == "mistral" ? Architecture::mistral : Architecture::ministral3;
   } else {
@@ -1109,7 +1170,8 @@ ModelConfig parse_multimodal(const Fields& top, const ArchitectureName& name) {
                                          "\"mistral\"",
                                          type));
   }
-  text["tie_word_embeddings"] = top.boolean("tie_word_embeddings", true);
+  // (Qwen3_5Config does not tie by default; Gemma3Config and Mistral3Config do.)
+  text["tie_word_embeddings"] = top.boolean("tie_word_embeddings", !qwen35);
   if (!given.has("dtype") && !given.has("torch_dtype")) {
     const char* key = top.has("dtype") ? "dtype" : "torch_dtype";
     if (top.has(key)) text[key] = top.json().at(key);

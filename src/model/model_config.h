@@ -2,19 +2,20 @@
 // (Qwen2, Qwen2.5), Qwen3 (dense), Mistral, Ministral, Gemma, Gemma-2, Gemma-3 (text-only, and the language model of
 // the multimodal 4B-27B releases), OLMo-2, OLMo-3, Phi-3, Granite, Cohere, Cohere-2, GLM, GLM-4, SmolLM3, Apertus,
 // EXAONE-4, Seed-OSS and Ministral-3 (text-only, and the language model of the multimodal Ministral-3 and
-// Mistral-Small-3.1 releases), and the mixtures of experts Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE, GraniteMoE,
-// DeepSeek-V2, DeepSeek-V3, GLM-4.7-Flash (DeepSeek-V3's form), GLM-4.5 and gpt-oss. All are the same decoder (RMSNorm
-// or LayerNorm, RoPE, grouped-query attention (DeepSeek's: latent attention), gated MLPs (but Apertus's)); they differ
-// in which projections carry biases, in Qwen3's and Gemma-3's RMSNorm of each query and key head before RoPE, in
+// Mistral-Small-3.1 releases), Qwen3.5 (text-only, and the language model of its multimodal releases), and the
+// mixtures of experts Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE, GraniteMoE, DeepSeek-V2, DeepSeek-V3, GLM-4.7-Flash
+// (DeepSeek-V3's form), GLM-4.5 and gpt-oss. All are the same decoder (RMSNorm or LayerNorm, RoPE, grouped-query
+// attention (DeepSeek's: latent attention; Qwen3.5's: Gated DeltaNet layers besides), gated MLPs (but Apertus's)); they
+// differ in which projections carry biases, in Qwen3's and Gemma-3's RMSNorm of each query and key head before RoPE, in
 // Gemma's scaled embeddings, (1 + w) norms and GELU gate, in Gemma-2's and Gemma-3's norms on the attention and MLP
 // outputs, Gemma-2's soft-capped attention scores and logits, Gemma-3's and OLMo-3's two RoPEs (one for their
 // sliding-window layers), in OLMo-2's norms on the blocks' outputs only and over whole queries and keys, in Phi-3's and
 // GLM's fused projections, GLM's interleaved RoPE, SmolLM3's and Cohere-2's layers without RoPE, in Granite's
 // multipliers, Cohere's parallel blocks and LayerNorms, Apertus's ungated xIELU MLP, Ministral-3's queries scaled by
-// position, in the routed experts that replace the MLP of a mixture of experts (and OLMoE's clipped queries, keys and
-// values, DeepSeek's grouped routing and latent attention), and in their defaults. Anything this decoder does not
-// implement (another architecture, another RoPE type, another activation) is refused when parsing, naming the field and
-// its value, rather than computing something different from transformers.
+// position, Qwen3.5's gated attention output, in the routed experts that replace the MLP of a mixture of experts (and
+// OLMoE's clipped queries, keys and values, DeepSeek's grouped routing and latent attention), and in their defaults.
+// Anything this decoder does not implement (another architecture, another RoPE type, another activation) is refused
+// when parsing, naming the field and its value, rather than computing something different from transformers.
 //
 // Both spellings transformers has used are read: the 4.x one (top-level `rope_theta`, `rope_scaling` with `type` or
 // `rope_type`, `torch_dtype`) and the 5.x one that save_pretrained writes today (`rope_parameters` holding
@@ -44,16 +45,18 @@ namespace abmll::model {
 // Qwen3's query and key head norms and an ungated MLP with the xIELU activation; exaone4: OLMo-2's output-only norms
 // with Qwen3's head norms, three of every four layers sliding and the others without RoPE; seed_oss: Llama's with its
 // own attention biases; glm4_moe: Llama's attention with q, k and v biases, optional head norms and half-rotated
-// heads, and DeepSeek-V3's experts; ministral3: Mistral's with Llama-4's position-dependent query scale.
+// heads, and DeepSeek-V3's experts; ministral3: Mistral's with Llama-4's position-dependent query scale; qwen3_5:
+// Qwen3.5's hybrid of Gated DeltaNet layers (linear attention, gated_delta_net.h) and gated full-attention layers.
 enum class Architecture {
   llama, qwen2, qwen3, mistral, gemma, gemma2, gemma3, olmo2, olmo3, phi3, granite, cohere, cohere2, glm, glm4,
   smollm3, mixtral, qwen2_moe, qwen3_moe, olmoe, granitemoe, deepseek_v2, deepseek_v3, glm4_moe_lite, gpt_oss,
-  apertus, ministral, exaone4, seed_oss, glm4_moe, ministral3
+  apertus, ministral, exaone4, seed_oss, glm4_moe, ministral3, qwen3_5
 };
 
 // The config's model_type: "llama", "qwen2", ..., "gemma3_text", ..., "granite", "cohere", "cohere2", "glm", "glm4",
 // "smollm3", "mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "granitemoe", "deepseek_v2", "deepseek_v3",
-// "glm4_moe_lite", "gpt_oss", "apertus", "ministral", "exaone4", "seed_oss", "glm4_moe" or "ministral3".
+// "glm4_moe_lite", "gpt_oss", "apertus", "ministral", "exaone4", "seed_oss", "glm4_moe", "ministral3" or
+// "qwen3_5_text".
 std::string to_string(Architecture arch);
 
 // How RoPE pairs a head's rotated dimensions. rotate_half: (i, i + R/2), as Llama; interleaved: (2i, 2i + 1), as GLM,
@@ -160,6 +163,20 @@ struct LatentAttentionConfig {
   bool defined() const { return kv_rank > 0; }
 };
 
+// Qwen3.5's Gated DeltaNet layers (gated_delta_net.h): Hk key heads of Dk and Hv value heads of Dv (Hk dividing
+// Hv: each key head serves Hv / Hk consecutive value heads), a causal depthwise convolution of `conv_kernel` taps
+// over the queries, keys and values.
+struct DeltaNetConfig {
+  int64_t key_heads = 0;       // Hk, linear_num_key_heads
+  int64_t value_heads = 0;     // Hv, linear_num_value_heads
+  int64_t key_head_dim = 0;    // Dk, linear_key_head_dim
+  int64_t value_head_dim = 0;  // Dv, linear_value_head_dim
+  int64_t conv_kernel = 0;     // linear_conv_kernel_dim
+  int64_t key_width() const { return key_heads * key_head_dim; }        // Hk*Dk
+  int64_t value_width() const { return value_heads * value_head_dim; }  // Hv*Dv
+  int64_t conv_width() const { return 2 * key_width() + value_width(); }
+};
+
 struct ModelConfig {
   Architecture architecture = Architecture::llama;
   int64_t hidden_size = 0;          // D
@@ -250,6 +267,20 @@ struct ModelConfig {
   double query_scale_beta = 0.0;
   int64_t query_scale_length = 0;
   bool scales_queries() const { return query_scale_beta != 0.0; }
+  // Qwen3.5: the query projection also gives a gate per query dimension ([H*2*Dh]: each head's query then its
+  // gate), and the attention's output is multiplied by its sigmoid before o_proj.
+  bool gated_attention = false;
+  // Qwen3.5: the layers whose token mixer is a Gated DeltaNet (layer_types "linear_attention") instead of
+  // attention; empty when none is. Such a model reads each row of a batch as one sequence (no packed rows).
+  std::vector<bool> linear_attention_layers;
+  DeltaNetConfig delta_net;
+  bool is_linear_attention(int64_t layer) const {
+    return layer >= 0 && static_cast<std::size_t>(layer) < linear_attention_layers.size() &&
+           linear_attention_layers[static_cast<std::size_t>(layer)];
+  }
+  // Whether a token's output depends on the order of the tokens before it beyond what attention's pattern says (a
+  // recurrent layer): then only layouts of one sequence per row are valid.
+  bool recurrent() const { return !linear_attention_layers.empty(); }
   LatentAttentionConfig mla;  // DeepSeek's attention (mla.defined()); q/k/v/qkv and the query/key norms are unused
   MoeConfig moe;
   std::string dtype;                 // the checkpoint's dtype as the config names it ("bfloat16", ...); may be ""

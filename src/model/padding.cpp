@@ -33,6 +33,7 @@ TokenLayout layout_from_mask(const at::Tensor& attention_mask) {
   layout.pattern = attention_pattern(attention_mask);
   // Right padding: no real token after a padding position.
   const at::Tensor real = attention_mask.ne(0);
+  layout.tokens = real;
   const int64_t t = real.size(1);
   layout.causal =
       t < 2 || !real.narrow(1, 1, t - 1).logical_and(real.narrow(1, 0, t - 1).logical_not()).any().item<bool>();

@@ -31,6 +31,9 @@ struct TokenLayout {
   // padding or none). The decoder then runs causal attention without the pattern (FlashAttention on a GPU, which
   // takes no explicit mask); rows at padding positions differ and are meaningless either way.
   bool causal = false;
+  // [B, T] bool, true at real tokens, when every row holds one sequence (a padded batch: layout_from_mask); undefined
+  // for other layouts (packed rows). Recurrent layers (Qwen3.5's Gated DeltaNet) need it or `causal`.
+  at::Tensor tokens;
   // Optional: the RoPE tables (cos, sin) [B, T, Dh] of `positions`, on the decoder's device in its dtype, made once
   // by Decoder::with_rope for a layout that is run many times; computed per forward when undefined. local_cos and
   // local_sin likewise for a Gemma-3's sliding-window layers (undefined for other models).

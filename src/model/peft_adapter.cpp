@@ -38,11 +38,11 @@ std::string tensor_name(std::string_view model_prefix, const LinearSite& site, c
 
 bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
 
-// Whether `config`'s adapters may come from a multimodal model: a multimodal checkpoint's, or a Gemma-3's and a
-// Ministral-3's, whose language model is the same extracted or not.
+// Whether `config`'s adapters may come from a multimodal model: a multimodal checkpoint's, or a Gemma-3's, a
+// Ministral-3's and a Qwen3.5's, whose language model is the same extracted or not.
 bool may_be_multimodal(const ModelConfig& config) {
   return config.multimodal || config.architecture == Architecture::gemma3 ||
-         config.architecture == Architecture::ministral3;
+         config.architecture == Architecture::ministral3 || config.architecture == Architecture::qwen3_5;
 }
 
 // The prefix under which `store` holds the adapter's layers: the text-only one, or either multimodal one.
@@ -65,7 +65,8 @@ std::string adapter_prefix(const io::TensorStore& store, const ModelConfig& conf
 // A multimodal model's LoRA tensors outside its language model (the vision tower's, the projector's): they never
 // act on text.
 bool outside_language_model(const std::string& name) {
-  return name.find(".vision_tower.") != std::string::npos || name.find(".multi_modal_projector.") != std::string::npos;
+  return name.find(".vision_tower.") != std::string::npos || name.find(".multi_modal_projector.") != std::string::npos ||
+         name.find(".visual.") != std::string::npos;  // (Qwen3.5's vision tower)
 }
 
 // The projections an adapter whose target_modules is a regular expression or a list of module paths adapts, from
@@ -77,17 +78,36 @@ std::set<Projection> targets_from_tensors(const io::TensorStore& store, const st
   for (int64_t layer = 0; layer < config.num_layers; ++layer)
     for (Projection p : kAllProjections)
       if (store.has(tensor_name(prefix, {layer, p}, 'A'))) per_layer[static_cast<std::size_t>(layer)].insert(p);
-  if (per_layer.front().empty())
+  // Each layer is compared with the first of its kind (a Qwen3.5's attention and DeltaNet layers have different
+  // modules; every other model's layers are of one kind, layer 0's).
+  auto first_like = [&](int64_t layer) {
+    int64_t like = 0;
+    while (config.is_linear_attention(like) != config.is_linear_attention(layer)) ++like;
+    return like;
+  };
+  std::set<Projection> all;
+  for (int64_t layer = 0; layer < config.num_layers; ++layer) {
+    const int64_t like = first_like(layer);
+    const auto& found = per_layer[static_cast<std::size_t>(layer)];
+    const auto& reference = per_layer[static_cast<std::size_t>(like)];
+    if (found != reference)
+      throw InputError(fmt::format("{}: the adapter adapts [{}] in layer {} but [{}] in layer {}; abmll adapts the "
+                                   "same modules in every layer",
+                                   file, fmt::join(lora_target_names(reference), ", "), like,
+                                   fmt::join(lora_target_names(found), ", "), layer));
+    all.insert(found.begin(), found.end());
+  }
+  if (all.empty())
     throw InputError(fmt::format("{}: no LoRA tensor in layer 0 ({}); abmll adapts the same modules in every layer",
                                  file, tensor_name(prefix, {0, model_projections(config).front()}, 'A')));
-  for (int64_t layer = 1; layer < config.num_layers; ++layer)
-    if (per_layer[static_cast<std::size_t>(layer)] != per_layer.front())
-      throw InputError(fmt::format("{}: the adapter adapts [{}] in layer 0 but [{}] in layer {}; abmll adapts the "
-                                   "same modules in every layer",
-                                   file, fmt::join(lora_target_names(per_layer.front()), ", "),
-                                   fmt::join(lora_target_names(per_layer[static_cast<std::size_t>(layer)]), ", "),
-                                   layer));
-  return per_layer.front();
+  // A module both kinds have (the MLP's) adapted in one kind only.
+  for (int64_t layer = 0; layer < config.num_layers; ++layer)
+    for (Projection p : all)
+      if (layer_has_projection(config, layer, p) && per_layer[static_cast<std::size_t>(layer)].count(p) == 0)
+        throw InputError(fmt::format("{}: the adapter adapts {} in some layers but not in layer {}; abmll adapts the "
+                                     "same modules in every layer",
+                                     file, projection_name(p), layer));
+  return all;
 }
 
 }  // namespace

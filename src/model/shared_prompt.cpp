@@ -96,6 +96,11 @@ SharedPromptBatch pack_prompt_rows(const std::vector<PromptRow>& rows) {
     for (int64_t q = at_token; q < t; ++q) row_pattern[q * t + q] = true;  // padding sees itself (no empty row)
     batch.groups.push_back(row.group);
   }
+  // Rows of one sequence each (no common prefix, one item with at most one continuation) attend causally: the
+  // decoder may then skip the pattern, and recurrent layers can run them.
+  batch.layout.causal = std::all_of(rows.begin(), rows.end(), [](const PromptRow& row) {
+    return row.prefix.empty() && row.items.size() == 1 && row.items.front().continuations.size() <= 1;
+  });
   return batch;
 }
 

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <functional>
 #include <iterator>
 #include <tuple>
@@ -29,6 +30,11 @@ std::string projection_name(Projection p) {
     case Projection::q_b: return "q_b_proj";
     case Projection::kv_a: return "kv_a_proj_with_mqa";
     case Projection::kv_b: return "kv_b_proj";
+    case Projection::delta_qkv: return "in_proj_qkv";
+    case Projection::delta_z: return "in_proj_z";
+    case Projection::delta_b: return "in_proj_b";
+    case Projection::delta_a: return "in_proj_a";
+    case Projection::delta_out: return "out_proj";
   }
   return "?";
 }
@@ -43,6 +49,17 @@ std::vector<Projection> attention_projections(const ModelConfig& config) {
   if (config.fused_qkv) return {Projection::qkv, Projection::o};
   return {Projection::q, Projection::k, Projection::v, Projection::o};
 }
+constexpr Projection kDeltaNetProjections[] = {Projection::delta_qkv, Projection::delta_z, Projection::delta_b,
+                                               Projection::delta_a, Projection::delta_out};
+bool is_delta_net(Projection p) {
+  return std::find(std::begin(kDeltaNetProjections), std::end(kDeltaNetProjections), p) !=
+         std::end(kDeltaNetProjections);
+}
+// A layer's token mixer's projections: its attention's, or a Gated DeltaNet's.
+std::vector<Projection> mixer_projections(const ModelConfig& config, int64_t layer) {
+  if (config.is_linear_attention(layer)) return {std::begin(kDeltaNetProjections), std::end(kDeltaNetProjections)};
+  return attention_projections(config);
+}
 std::vector<Projection> mlp_projections(const ModelConfig& config) {
   if (config.fused_gate_up) return {Projection::gate_up, Projection::down};
   if (config.activation == Activation::xielu) return {Projection::up, Projection::down};  // ungated
@@ -52,12 +69,24 @@ std::vector<Projection> mlp_projections(const ModelConfig& config) {
 }  // namespace
 
 std::vector<Projection> model_projections(const ModelConfig& config) {
-  std::vector<Projection> out = attention_projections(config);
+  std::vector<Projection> out;
+  const auto& linear = config.linear_attention_layers;
+  if (std::find(linear.begin(), linear.end(), false) != linear.end() || linear.empty())  // a layer with attention
+    out = attention_projections(config);
+  if (config.recurrent()) out.insert(out.end(), std::begin(kDeltaNetProjections), std::end(kDeltaNetProjections));
   if (config.moe.num_experts == 0) {
     const std::vector<Projection> mlp = mlp_projections(config);
     out.insert(out.end(), mlp.begin(), mlp.end());
   }
   return out;
+}
+
+bool layer_has_projection(const ModelConfig& config, int64_t layer, Projection p) {
+  const std::vector<Projection> mixer = mixer_projections(config, layer);
+  if (std::find(mixer.begin(), mixer.end(), p) != mixer.end()) return true;
+  if (config.moe.in_layer(layer)) return false;
+  const std::vector<Projection> mlp = mlp_projections(config);
+  return std::find(mlp.begin(), mlp.end(), p) != mlp.end();
 }
 
 LayerNormNames layer_norm_names(const ModelConfig& c, int64_t layer) {
@@ -94,9 +123,9 @@ std::optional<Projection> parse_projection(const std::string& name) {
 }
 
 std::string projection_path(int64_t layer, Projection p) {
-  const bool attention = p != Projection::gate && p != Projection::up && p != Projection::down &&
-                         p != Projection::gate_up;
-  return fmt::format("model.layers.{}.{}.{}", layer, attention ? "self_attn" : "mlp", projection_name(p));
+  const bool mlp = p == Projection::gate || p == Projection::up || p == Projection::down || p == Projection::gate_up;
+  return fmt::format("model.layers.{}.{}.{}", layer, mlp ? "mlp" : is_delta_net(p) ? "linear_attn" : "self_attn",
+                     projection_name(p));
 }
 
 std::string router_weight_name(const ModelConfig& config, int64_t layer) {
@@ -150,7 +179,7 @@ std::vector<int64_t> projection_shape(const ModelConfig& c, Projection p) {
     case Projection::o:
       if (c.mla.defined()) return {d, c.num_heads * c.mla.v_dim};  // [D, H*v]
       return {d, q_width};                                          // [D, H*Dh]
-    case Projection::q: return {q_width, d};   // [H*Dh, D]
+    case Projection::q: return {c.gated_attention ? 2 * q_width : q_width, d};  // [H*Dh, D] (gated: [H*2*Dh, D])
     case Projection::k:
     case Projection::v: return {kv_width, d};  // [Hkv*Dh, D]
     case Projection::gate:
@@ -163,11 +192,19 @@ std::vector<int64_t> projection_shape(const ModelConfig& c, Projection p) {
     case Projection::q_b: return {q_width, c.mla.q_rank};                                 // [H*Dh, q_rank]
     case Projection::kv_a: return {c.mla.kv_rank + c.mla.rope_dim, d};                    // [kv_rank + rope, D]
     case Projection::kv_b: return {c.num_heads * (c.mla.nope_dim + c.mla.v_dim), c.mla.kv_rank};
+    // Gated DeltaNet: queries and keys of Hk*Dk and values of Hv*Dv side by side, the output gate z, beta's and the
+    // decay's inputs (one per value head), and the output.
+    case Projection::delta_qkv: return {c.delta_net.conv_width(), d};  // [2 Hk*Dk + Hv*Dv, D]
+    case Projection::delta_z: return {c.delta_net.value_width(), d};   // [Hv*Dv, D]
+    case Projection::delta_b:
+    case Projection::delta_a: return {c.delta_net.value_heads, d};     // [Hv, D]
+    case Projection::delta_out: return {d, c.delta_net.value_width()};  // [D, Hv*Dv]
   }
   return {};
 }
 
 bool projection_has_bias(const ModelConfig& c, Projection p) {
+  if (is_delta_net(p)) return false;
   if (c.mla.defined())  // DeepseekV2Attention: q_a_proj, kv_a_proj_with_mqa and o_proj with attention_bias
     return c.attention_bias && (p == Projection::q_a || p == Projection::kv_a || p == Projection::o);
   switch (p) {
@@ -197,13 +234,20 @@ std::vector<WeightSpec> weight_specs(const ModelConfig& c) {
       if (projection_has_bias(c, p)) specs.push_back({path + ".bias", {shape[0]}});
     };
     add_norm(norms.input);
-    for (Projection p : attention_projections(c)) add_projection(p);
+    for (Projection p : mixer_projections(c, layer)) add_projection(p);
+    if (c.is_linear_attention(layer)) {  // the convolution [C, 1, K], the decay's A_log and dt_bias, the output norm
+      const DeltaNetConfig& n = c.delta_net;
+      specs.push_back({prefix + "linear_attn.conv1d.weight", {n.conv_width(), 1, n.conv_kernel}});
+      specs.push_back({prefix + "linear_attn.A_log", {n.value_heads}});
+      specs.push_back({prefix + "linear_attn.dt_bias", {n.value_heads}});
+      specs.push_back({prefix + "linear_attn.norm.weight", {n.value_head_dim}});
+    }
     if (c.attention_sinks) specs.push_back({prefix + "self_attn.sinks", {c.num_heads}});
     if (c.mla.defined()) {  // the bottlenecks' norms
       if (c.mla.q_rank > 0) specs.push_back({prefix + "self_attn.q_a_layernorm.weight", {c.mla.q_rank}});
       specs.push_back({prefix + "self_attn.kv_a_layernorm.weight", {c.mla.kv_rank}});
     }
-    if (c.qk_norm) {  // per head (Cohere: a weight for each head), or (OLMo-2) over all heads
+    if (c.qk_norm && !c.is_linear_attention(layer)) {  // per head (Cohere: one each), or (OLMo-2) over all heads
       auto shape = [&](int64_t heads) -> std::vector<int64_t> {
         if (c.qk_norm_whole) return {heads * c.head_dim};
         if (c.layer_norms) return {heads, c.head_dim};

@@ -209,6 +209,18 @@ def make_o200k_trained(root):
     return _save(json.loads(tok.to_str()), root / "o200k-trained")
 
 
+# Qwen3.5's pre-tokenizer (Qwen3_5Tokenizer's: NFC, one isolating Split, then ByteLevel without its own regex):
+# Qwen2's pattern with letters and their marks kept together, punctuation runs apart from letters, single digits.
+QWEN3_5_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*"
+                 r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+def make_qwen3_5_trained(root):
+    """Qwen3.5's form: NFC, QWEN3_5_SPLIT, then ByteLevel (use_regex false), with <|endoftext|> and <|im_start|>."""
+    tok = _train(QWEN3_5_SPLIT, ["<|endoftext|>", "<|im_start|>", "<|im_end|>"], normalizers.NFC())
+    return _save(json.loads(tok.to_str()), root / "qwen3_5-trained")
+
+
 def _save(tok_json, folder):
     """Writes tokenizer.json and checks that the reference library loads it back."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -492,6 +504,7 @@ MAKERS = {
     "deepseek-v3-trained": make_deepseek_v3_trained,
     "o200k-trained": make_o200k_trained,
     "tekken-trained": make_tekken_trained,
+    "qwen3_5-trained": make_qwen3_5_trained,
 }
 
 if __name__ == "__main__":

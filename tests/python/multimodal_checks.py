@@ -78,10 +78,11 @@ def export_abmll_adapter(model_folder, adapter):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def abmll_adapter_in_peft(model_class, folder, run_abmll, tmp_path):
+def abmll_adapter_in_peft(model_class, folder, run_abmll, tmp_path, modules=6, pattern="k_proj|o_proj|up_proj"):
     """abmll's adapter for the multimodal model in `folder` (export_abmll_adapter), loaded by
-    PeftModel.from_pretrained on `model_class`: it must name the language model's projections only (6 modules: k, o
-    and up in both layers). Returns PEFT's text logits and abmll's (text_logits(), abmll_logits())."""
+    PeftModel.from_pretrained on `model_class`: it must name the language model's projections only (`pattern` in its
+    target_modules; `modules` of them: by default k, o and up in both layers). Returns PEFT's text logits and abmll's
+    (text_logits(), abmll_logits())."""
     import json
 
     from peft import PeftModel
@@ -89,10 +90,10 @@ def abmll_adapter_in_peft(model_class, folder, run_abmll, tmp_path):
     adapter = tmp_path / "adapter"
     export_abmll_adapter(folder, adapter)
     written = json.loads((adapter / "adapter_config.json").read_text())
-    assert written["target_modules"] == r".*language_model.*\.(k_proj|o_proj|up_proj)"
+    assert written["target_modules"] == rf".*language_model.*\.({pattern})"
     model = PeftModel.from_pretrained(model_class.from_pretrained(folder), adapter).eval()
     adapted = [name for name, _ in model.named_modules() if name.endswith("lora_A")]
-    assert len(adapted) == 6 and all(".language_model." in name for name in adapted), adapted
+    assert len(adapted) == modules and all(".language_model." in name for name in adapted), adapted
     return text_logits(model), abmll_logits(run_abmll, folder, tmp_path / "out", adapter)
 
 

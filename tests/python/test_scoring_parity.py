@@ -27,7 +27,7 @@ def fixtures(tmp_path_factory):
     out = tmp_path_factory.mktemp("models")
     return {name: make_model_fixtures.build(name, out) for name in ["llama3", "qwen2_tied", "qwen3", "gemma2",
                                                                     "granite", "qwen2_moe", "glm4", "cohere",
-                                                                    "deepseek_v2", "deepseek_v3"]}
+                                                                    "deepseek_v2", "deepseek_v3", "qwen3_5"]}
 
 
 def reference(model):
@@ -55,7 +55,7 @@ def abmll_scores(folder, adapter, tmp_path):
 @pytest.mark.parametrize("name,with_adapter",
                          [("llama3", True), ("qwen2_tied", False), ("qwen3", True), ("gemma2", True),
                           ("granite", True), ("qwen2_moe", True), ("glm4", True),
-                          ("cohere", True), ("deepseek_v2", True), ("deepseek_v3", True)])
+                          ("cohere", True), ("deepseek_v2", True), ("deepseek_v3", True), ("qwen3_5", True)])
 def test_scores_match_transformers(name, with_adapter, fixtures, tmp_path):
     from transformers import AutoModelForCausalLM
 

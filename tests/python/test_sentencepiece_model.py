@@ -4,7 +4,9 @@ Gemma-2- and a Gemma-3-shaped model (soft caps, sliding windows, two RoPEs; the 
 checkpoint) with one in Gemma's form, and a Phi-3-shaped one (fused projections) and a Mixtral-shaped one (experts)
 with one in Llama-2's form; and, with byte-level tokenizers in their forms, a DeepSeek-V3-shaped model (latent
 attention, grouped sigmoid routing), a gpt-oss-shaped one (attention sinks, a sliding window, clamped SwiGLU
-experts) and an Apertus-shaped one (head norms, the ungated xIELU MLP) with Mistral-NeMo's tekken form. `abmll meta-train` runs, and `abmll evaluate`'s option probabilities equal transformers' when each
+experts), an Apertus-shaped one (head norms, the ungated xIELU MLP) with Mistral-NeMo's tekken form and a multimodal
+Qwen3.5 (Gated DeltaNet layers beside attention) with its own. `abmll meta-train` runs, and `abmll evaluate`'s
+option probabilities equal transformers' when each
 option's tokens are taken from the encoding of prompt + option, as evaluation harnesses split a context from its
 continuation. (With the legacy form, " yes" encoded alone would give the tokens of "▁▁yes": a space token of its own
 that the model never sees before an answer in context.)"""
@@ -20,7 +22,9 @@ from tokenizers import Tokenizer
 from transformers import (ApertusConfig, ApertusForCausalLM, DeepseekV3Config, DeepseekV3ForCausalLM, Gemma2Config,
                           Gemma2ForCausalLM, Gemma3Config, Gemma3ForCausalLM, Gemma3ForConditionalGeneration,
                           Gemma3TextConfig, GptOssConfig, GptOssForCausalLM, MistralConfig, MistralForCausalLM,
-                          MixtralConfig, MixtralForCausalLM, Phi3Config, Phi3ForCausalLM, SiglipVisionConfig)
+                          MixtralConfig, MixtralForCausalLM, Phi3Config, Phi3ForCausalLM, Qwen3_5Config,
+                          Qwen3_5ForConditionalGeneration, Qwen3_5TextConfig, Qwen3_5VisionConfig,
+                          SiglipVisionConfig)
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import make_tokenizer_fixtures  # noqa: E402
@@ -77,9 +81,20 @@ MODELS = {
     # in the tekken form.
     "apertus": (ApertusForCausalLM, lambda vocab: ApertusConfig(**SIZES, vocab_size=vocab, pad_token_id=3),
                 make_tokenizer_fixtures.make_tekken_trained, "tekken-trained", False),
+    # Qwen3.5's released form (a vision tower beside a language model of three Gated DeltaNet layers and one
+    # attention layer) with a tokenizer in its form.
+    "qwen3_5_multimodal": (Qwen3_5ForConditionalGeneration, lambda vocab: Qwen3_5Config(
+        text_config=Qwen3_5TextConfig(
+            **dict(SIZES, num_hidden_layers=4), vocab_size=vocab, head_dim=16, linear_num_key_heads=2,
+            linear_num_value_heads=4, linear_key_head_dim=16, linear_value_head_dim=16, pad_token_id=0),
+        vision_config=Qwen3_5VisionConfig(depth=1, hidden_size=16, intermediate_size=32, num_heads=2,
+                                          out_hidden_size=64, num_position_embeddings=16)),
+        make_tokenizer_fixtures.make_qwen3_5_trained, "qwen3_5-trained", False),
 }
-# Settings a model needs besides the demo's (Phi-3 and DeepSeek have no q_proj or v_proj of their own to adapt).
+# Settings a model needs besides the demo's (Phi-3 and DeepSeek have no q_proj or v_proj of their own to adapt;
+# Qwen3.5's DeltaNet layers have neither, so theirs are named too).
 EXTRA_SETS = {"phi3": ["--set", "lora.targets=[qkv_proj, down_proj]"],
+              "qwen3_5_multimodal": ["--set", "lora.targets=[q_proj, v_proj, in_proj_qkv, out_proj]"],
               "deepseek_v3": ["--set", "lora.targets=[q_b_proj, kv_b_proj, o_proj]"]}
 
 
@@ -116,7 +131,7 @@ def test_meta_train_runs(setup, run_abmll):
     assert len(lines) == 2 and all(math.isfinite(line["outer_loss"]) for line in lines)
     # The exported adapter's modules: a multimodal model's language model only.
     targets = json.loads((out / "adapter/adapter_config.json").read_text())["target_modules"]
-    assert isinstance(targets, str) == (setup["name"] == "gemma3_multimodal"), targets
+    assert isinstance(targets, str) == setup["name"].endswith("_multimodal"), targets
 
 
 def test_option_probabilities_match_transformers_with_options_in_context(setup, run_abmll):
