@@ -3,6 +3,7 @@ Llama-shaped model with random weights (or, with --arch qwen3_moe, a Qwen3-MoE-s
 of them active per token; with --arch deepseek_v3, a DeepSeek-V3-shaped one: latent attention and grouped routing,
 ~500M parameters; with --arch gpt_oss, a gpt-oss-shaped one: attention sinks, experts with biases and the clamped
 SwiGLU, ~500M parameters; with --arch apertus, an Apertus-shaped one: head norms and the ungated xIELU MLP, ~125M
+parameters; with --arch qwen3_5, a Qwen3.5-shaped one: three Gated DeltaNet layers to one gated attention layer, ~120M
 parameters), on CPU, in float32 and bfloat16. Not a test.
 
 Each measurement runs in its own process (so the peak RSS, read from that process's rusage, is its own): load the
@@ -12,7 +13,8 @@ some processes down, so each implementation is measured in `repeats` processes, 
 and the table reports the fastest of those medians (the least disturbed) and the largest peak RSS, with
 abmll/transformers ratios.
 
-Usage: forward.py --bin BUILD/abmll_bench [--arch llama|qwen3_moe|deepseek_v3|gpt_oss|apertus] [--model-dir DIR]
+Usage: forward.py --bin BUILD/abmll_bench [--arch llama|qwen3_moe|deepseek_v3|gpt_oss|apertus|qwen3_5]
+       [--model-dir DIR]
        [--batch 4] [--seq 256] [--warmup 2] [--runs 5] [--repeats 3] [--dtypes float32,bfloat16]
 """
 import argparse
@@ -51,6 +53,13 @@ GPT_OSS_SHAPE = dict({k: v for k, v in SHAPE.items() if k != "rope_theta"}, head
 # two projections hold as many weights as the gated 2048's three; Apertus-8B: 21504 at 4096), ApertusConfig's RoPE.
 APERTUS_SHAPE = dict({k: v for k, v in SHAPE.items() if k not in ("rope_theta", "intermediate_size")},
                      intermediate_size=3072)
+# Qwen3.5's layers at that width (Qwen3.5-9B's proportions): of every four layers three Gated DeltaNets (4 key heads
+# of 64 serving 8 value heads of 64, 4 taps) and one attention layer (8 heads of 128 / 2 kv, gated output, RoPE on a
+# quarter of each head); MLP 2048.
+QWEN3_5_SHAPE = dict({k: v for k, v in SHAPE.items() if k != "rope_theta"}, num_attention_heads=8,
+                     num_key_value_heads=2, head_dim=128, linear_num_key_heads=4, linear_num_value_heads=8,
+                     linear_key_head_dim=64, linear_value_head_dim=64, linear_conv_kernel_dim=4,
+                     rope_parameters={"rope_type": "default", "rope_theta": 10000000.0, "partial_rotary_factor": 0.25})
 ARCHS = {"llama": ("LlamaConfig", "LlamaForCausalLM", SHAPE, "llama-125m",
                    "hidden 768, 12 layers, 12 heads / 4 kv, MLP 2048, vocab 32000"),
          "qwen3_moe": ("Qwen3MoeConfig", "Qwen3MoeForCausalLM", MOE_SHAPE, "qwen3-moe-520m",
@@ -62,7 +71,10 @@ ARCHS = {"llama": ("LlamaConfig", "LlamaForCausalLM", SHAPE, "llama-125m",
                      "hidden 768, 12 layers, 12 heads / 4 kv with sinks, every other layer a window of 128, 32 experts "
                      "of width 512 with biases, 4 per token, vocab 32000"),
          "apertus": ("ApertusConfig", "ApertusForCausalLM", APERTUS_SHAPE, "apertus-125m",
-                     "hidden 768, 12 layers, 12 heads / 4 kv with head norms, xIELU MLP 3072, vocab 32000")}
+                     "hidden 768, 12 layers, 12 heads / 4 kv with head norms, xIELU MLP 3072, vocab 32000"),
+         "qwen3_5": ("Qwen3_5TextConfig", "Qwen3_5ForCausalLM", QWEN3_5_SHAPE, "qwen3_5-120m",
+                     "hidden 768, 12 layers: 9 Gated DeltaNet (4 key heads of 64, 8 value heads of 64) and 3 gated "
+                     "attention (8 heads of 128 / 2 kv), MLP 2048, vocab 32000")}
 
 
 def make_model(folder: pathlib.Path, arch: str) -> None:
