@@ -1627,7 +1627,7 @@ TEST_CASE("model config: Ministral-3's defaults and query scale, and the multimo
   require_input_error(mm, {"dir/config.json", "text_config", "must be an object", "Mistral-3"});
 }
 
-TEST_CASE("model config: Qwen3.5's hybrid layers, its defaults, and its multimodal form", "[model]") {
+TEST_CASE("model config: Qwen3.5's hybrid layers, its defaults, its multimodal form and its MoE", "[model]") {
   json j = json::parse(R"({
     "architectures": ["Qwen3_5ForCausalLM"], "model_type": "qwen3_5_text", "hidden_size": 64, "intermediate_size": 96,
     "num_attention_heads": 4, "num_hidden_layers": 8, "num_key_value_heads": 2, "vocab_size": 256
@@ -1698,6 +1698,33 @@ TEST_CASE("model config: Qwen3.5's hybrid layers, its defaults, and its multimod
   CHECK(c.dtype == "bfloat16");
   mm["text_config"]["model_type"] = "qwen3";
   require_input_error(mm, {"dir/config.json", "text_config", "\"qwen3\"", "\"qwen3_5_text\""});
+
+  // Qwen3.5-MoE: the same layers, experts in every one (Qwen3NextConfig's defaults), no intermediate_size.
+  json moe = j;
+  moe.erase("intermediate_size");
+  moe["architectures"] = {"Qwen3_5MoeForCausalLM"};
+  moe["model_type"] = "qwen3_5_moe_text";
+  c = parse_model_config(moe);
+  CHECK((c.architecture == Architecture::qwen3_5_moe && c.recurrent() && c.gated_attention));
+  CHECK((c.moe.num_experts == 256 && c.moe.experts_per_token == 8 && c.moe.expert_size == 512 &&
+         c.moe.shared_expert_size == 512 && c.moe.shared_expert_gated && c.moe.normalize_weights));
+  CHECK(c.moe.layers == std::vector<bool>(8, true));
+  CHECK((model_projections(c) == std::vector<Projection>{Projection::q, Projection::k, Projection::v, Projection::o,
+                                                         Projection::delta_qkv, Projection::delta_z,
+                                                         Projection::delta_b, Projection::delta_a,
+                                                         Projection::delta_out}));
+  CHECK(has_spec(weight_specs(c), "model.layers.0.mlp.shared_expert_gate.weight"));
+  CHECK(has_spec(weight_specs(c), "model.layers.3.mlp.experts.255.down_proj.weight"));
+  moe["num_experts_per_tok"] = 300;
+  require_input_error(moe, {"num_experts_per_tok", "from 1 to num_experts=256"});
+  moe.erase("num_experts_per_tok");
+  json moe_mm = {{"architectures", {"Qwen3_5MoeForConditionalGeneration"}}, {"model_type", "qwen3_5_moe"},
+                 {"text_config", moe}};
+  moe_mm["text_config"].erase("architectures");
+  c = parse_model_config(moe_mm);
+  CHECK((c.architecture == Architecture::qwen3_5_moe && c.multimodal && !c.tie_word_embeddings));
+  moe_mm["text_config"]["model_type"] = "qwen3_5_text";
+  require_input_error(moe_mm, {"text_config", "\"qwen3_5_text\"", "\"qwen3_5_moe_text\""});
 }
 
 TEST_CASE("model config: a tied config over a checkpoint with its own head, as transformers settles it", "[model]") {

@@ -285,7 +285,7 @@ DecoderWeights random_decoder_weights(const ModelConfig& config, const WeightOpt
       continue;
     }
     if (spec.name.ends_with(".linear_attn.norm.weight") || spec.name.ends_with(".linear_attn.A_log") ||
-        spec.name.ends_with(".linear_attn.dt_bias")) {  // (Qwen3NextGatedDeltaNet's: a scale of 1, A = 1, dt 1)
+        spec.name.ends_with(".linear_attn.dt_bias")) {  // a DeltaNet's gated norm a scale of 1, A = 1, dt_bias 1
       made[spec.name] = spec.name.ends_with(".A_log") ? at::zeros(spec.shape, tensor_options)
                                                       : at::ones(spec.shape, tensor_options);
       continue;

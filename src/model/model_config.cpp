@@ -102,6 +102,8 @@ constexpr ArchitectureName kArchitectures[] = {
     {Architecture::ministral3, "mistral3", "Mistral3ForConditionalGeneration", true},  // (or Mistral's: text_config)
     {Architecture::qwen3_5, "qwen3_5_text", "Qwen3_5ForCausalLM", false},
     {Architecture::qwen3_5, "qwen3_5", "Qwen3_5ForConditionalGeneration", true},
+    {Architecture::qwen3_5_moe, "qwen3_5_moe_text", "Qwen3_5MoeForCausalLM", false},
+    {Architecture::qwen3_5_moe, "qwen3_5_moe", "Qwen3_5MoeForConditionalGeneration", true},
     {Architecture::gemma, "gemma", "GemmaForCausalLM", false},
     {Architecture::gemma2, "gemma2", "Gemma2ForCausalLM", false},
     {Architecture::gemma3, "gemma3_text", "Gemma3ForCausalLM", false},
@@ -506,18 +508,42 @@ void parse_exaone4_layers(const Fields& f, ModelConfig& c) {
   }
 }
 
-// The experts of Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE and GraniteMoE, as their configs and SparseMoeBlock /
-// TopKRouter classes define them (defaults: MixtralConfig's and GraniteMoeConfig's 8 experts, 2 per token;
-// Qwen2MoeConfig's 60, 4, width 1408, shared expert 5632; Qwen3MoeConfig's 128, 8, width 768; OlmoeConfig's 64, 8).
-// Mixtral always renormalises the k probabilities and weights in float32; GraniteMoE softmaxes the k largest logits;
-// the others renormalise with norm_topk_prob. Qwen's layers have experts when (i + 1) is a multiple of
-// decoder_sparse_step and i is not in mlp_only_layers.
+// The largest width a config may give latent attention's sizes, experts and DeltaNet heads (2^32; real ones are
+// thousands), so that sums and products of them cannot overflow.
+constexpr int64_t kLargestWidth = int64_t{1} << 32;
+
+// The experts of Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE, GraniteMoE and Qwen3.5-MoE, as their configs and SparseMoeBlock
+// / TopKRouter classes define them (defaults: MixtralConfig's and GraniteMoeConfig's 8 experts, 2 per token;
+// Qwen2MoeConfig's 60, 4, width 1408, shared expert 5632; Qwen3MoeConfig's 128, 8, width 768; OlmoeConfig's 64, 8;
+// Qwen3.5-MoE's below). Mixtral always renormalises the k probabilities and weights in float32; GraniteMoE softmaxes
+// the k largest logits; the others renormalise with norm_topk_prob. Qwen's layers have experts when (i + 1) is a
+// multiple of decoder_sparse_step and i is not in mlp_only_layers.
 void parse_experts(const Fields& f, ModelConfig& c) {
   const Architecture arch = c.architecture;
   const bool granite = arch == Architecture::granitemoe;
   const bool mixtral = arch == Architecture::mixtral;
   const bool qwen = arch == Architecture::qwen2_moe || arch == Architecture::qwen3_moe;
   MoeConfig& m = c.moe;
+  if (arch == Architecture::qwen3_5_moe) {
+    // Qwen3_5MoeTextConfig (Qwen3NextConfig's defaults): 256 experts of width moe_intermediate_size (512), 8 per
+    // token, renormalised whatever norm_topk_prob says (its router always does), a gated shared expert of width
+    // shared_expert_intermediate_size (512), in every layer.
+    m.num_experts = f.integer("num_experts", 256);
+    require_positive(f, "num_experts", m.num_experts);
+    m.experts_per_token = f.integer("num_experts_per_tok", 8);
+    if (m.experts_per_token <= 0 || m.experts_per_token > m.num_experts)
+      f.fail("num_experts_per_tok", fmt::format("must be from 1 to num_experts={}, not {}", m.num_experts,
+                                                m.experts_per_token));
+    m.expert_size = f.integer("moe_intermediate_size", 512);
+    require_positive(f, "moe_intermediate_size", m.expert_size);
+    m.shared_expert_size = f.integer("shared_expert_intermediate_size", 512);
+    require_positive(f, "shared_expert_intermediate_size", m.shared_expert_size);
+    for (const int64_t width : {m.expert_size, m.shared_expert_size})
+      if (width > kLargestWidth) f.fail("moe_intermediate_size", fmt::format("is {}, more than 2^32", width));
+    m.normalize_weights = true;
+    m.layers.assign(static_cast<std::size_t>(c.num_layers), true);
+    return;
+  }
   // Mixtral's count is num_local_experts; Qwen3MoeConfig reads num_experts and saves it as num_local_experts.
   const char* count = f.has("num_experts")         ? "num_experts"
                       : f.has("num_local_experts") ? "num_local_experts"
@@ -614,9 +640,6 @@ void parse_llama4_query_scale(const Fields& top, ModelConfig& c) {
   require_positive(f, "original_max_position_embeddings", c.query_scale_length);
 }
 
-// The largest width a config may give latent attention's sizes and DeepSeek's shared experts (2^32; real ones are
-// thousands), so that sums and products of them cannot overflow.
-constexpr int64_t kLargestWidth = int64_t{1} << 32;
 
 // Qwen3.5 (Qwen3_5TextConfig, whose defaults are Qwen3NextConfig's): layer_types ("linear_attention" for a Gated
 // DeltaNet layer, "full_attention"), by default three linear layers to one full (full_attention_interval, 4); the
@@ -843,10 +866,13 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   const bool exaone = c.architecture == Architecture::exaone4;
   const bool seed = c.architecture == Architecture::seed_oss;
   const bool glm45 = c.architecture == Architecture::glm4_moe;  // GLM-4.5's: standard attention, DeepSeek-V3's experts
-  const bool qwen35 = c.architecture == Architecture::qwen3_5;
+  const bool qwen35_moe = c.architecture == Architecture::qwen3_5_moe;
+  const bool qwen35 = c.architecture == Architecture::qwen3_5 || qwen35_moe;
 
   c.hidden_size = f.integer("hidden_size");
-  c.intermediate_size = f.integer("intermediate_size");
+  // (Qwen3.5-MoE has no dense MLP, and its config no intermediate_size: its experts' width stands in.)
+  c.intermediate_size = qwen35_moe ? f.integer("intermediate_size", f.integer("moe_intermediate_size", 512))
+                                   : f.integer("intermediate_size");
   c.num_layers = f.integer("num_hidden_layers");
   c.num_heads = f.integer("num_attention_heads");
   c.vocab_size = f.integer("vocab_size");
@@ -1035,7 +1061,7 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
       if (c.sliding_window > 0) c.sliding_layers = std::move(sliding);
     }
   }
-  if (mixtral || olmoe || qwen_moe || c.architecture == Architecture::granitemoe) parse_experts(f, c);
+  if (mixtral || olmoe || qwen_moe || qwen35_moe || c.architecture == Architecture::granitemoe) parse_experts(f, c);
   if (deepseek) {
     if (f.boolean("mlp_bias", false)) f.fail("mlp_bias", "is true; only MLPs without biases are supported");
     parse_latent_attention(f, c);
@@ -1144,19 +1170,23 @@ const std::pair<const char*, int64_t> kGemma3TextSizes[] = {
 //   class's defaults.
 // - Mistral3ForConditionalGeneration (Ministral-3 3B to 14B, Mistral-Small-3.1 and -3.2, Magistral-Small): a
 //   Ministral3Config or a MistralConfig (the default type), each with its class's defaults.
-// - Qwen3_5ForConditionalGeneration (the Qwen3.5 releases): a Qwen3_5TextConfig.
+// - Qwen3_5ForConditionalGeneration and Qwen3_5MoeForConditionalGeneration (the Qwen3.5 releases): a
+//   Qwen3_5TextConfig, a Qwen3_5MoeTextConfig.
 ModelConfig parse_multimodal(const Fields& top, const ArchitectureName& name) {
-  const bool gemma3 = name.architecture == Architecture::gemma3, qwen35 = name.architecture == Architecture::qwen3_5;
-  const char* const model = gemma3 ? "Gemma-3" : qwen35 ? "Qwen3.5" : "Mistral-3";
+  const bool gemma3 = name.architecture == Architecture::gemma3;
+  const bool qwen35_moe = name.architecture == Architecture::qwen3_5_moe;
+  const bool qwen35 = name.architecture == Architecture::qwen3_5 || qwen35_moe;
+  const char* const model = gemma3 ? "Gemma-3" : qwen35_moe ? "Qwen3.5-MoE" : qwen35 ? "Qwen3.5" : "Mistral-3";
   if (!top.has("text_config") || !top.json().at("text_config").is_object())
     top.fail("text_config", fmt::format("must be an object (the language model's config) in a multimodal {} config",
                                         model));
   nlohmann::json text = top.json().at("text_config");
   const Fields given(text, fmt::format("{}: field 'text_config'", top.source()));
-  const std::string type = given.string("model_type", gemma3 ? "gemma3_text" : qwen35 ? "qwen3_5_text" : "mistral");
+  const char* const text_type = gemma3 ? "gemma3_text" : qwen35_moe ? "qwen3_5_moe_text" : "qwen3_5_text";
+  const std::string type = given.string("model_type", gemma3 || qwen35 ? text_type : "mistral");
   Architecture architecture = name.architecture;
   if (gemma3 || qwen35) {
-    const char* const expected = gemma3 ? "gemma3_text" : "qwen3_5_text";
+    const char* const expected = text_type;
     if (type != expected)
       given.fail("model_type", fmt::format("is \"{}\"; a multimodal {}'s language model is \"{}\"", type, model,
                                            expected));

@@ -3,7 +3,7 @@
 // the multimodal 4B-27B releases), OLMo-2, OLMo-3, Phi-3, Granite, Cohere, Cohere-2, GLM, GLM-4, SmolLM3, Apertus,
 // EXAONE-4, Seed-OSS and Ministral-3 (text-only, and the language model of the multimodal Ministral-3 and
 // Mistral-Small-3.1 releases), Qwen3.5 (text-only, and the language model of its multimodal releases), and the
-// mixtures of experts Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE, GraniteMoE, DeepSeek-V2, DeepSeek-V3, GLM-4.7-Flash
+// mixtures of experts Qwen3.5-MoE (the same forms), Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE, GraniteMoE, DeepSeek-V2, DeepSeek-V3, GLM-4.7-Flash
 // (DeepSeek-V3's form), GLM-4.5 and gpt-oss. All are the same decoder (RMSNorm or LayerNorm, RoPE, grouped-query
 // attention (DeepSeek's: latent attention; Qwen3.5's: Gated DeltaNet layers besides), gated MLPs (but Apertus's)); they
 // differ in which projections carry biases, in Qwen3's and Gemma-3's RMSNorm of each query and key head before RoPE, in
@@ -46,17 +46,18 @@ namespace abmll::model {
 // with Qwen3's head norms, three of every four layers sliding and the others without RoPE; seed_oss: Llama's with its
 // own attention biases; glm4_moe: Llama's attention with q, k and v biases, optional head norms and half-rotated
 // heads, and DeepSeek-V3's experts; ministral3: Mistral's with Llama-4's position-dependent query scale; qwen3_5:
-// Qwen3.5's hybrid of Gated DeltaNet layers (linear attention, gated_delta_net.h) and gated full-attention layers.
+// Qwen3.5's hybrid of Gated DeltaNet layers (linear attention, gated_delta_net.h) and gated full-attention layers;
+// qwen3_5_moe: Qwen3.5's layers with Qwen2-MoE's experts (a gated shared expert) in every layer.
 enum class Architecture {
   llama, qwen2, qwen3, mistral, gemma, gemma2, gemma3, olmo2, olmo3, phi3, granite, cohere, cohere2, glm, glm4,
   smollm3, mixtral, qwen2_moe, qwen3_moe, olmoe, granitemoe, deepseek_v2, deepseek_v3, glm4_moe_lite, gpt_oss,
-  apertus, ministral, exaone4, seed_oss, glm4_moe, ministral3, qwen3_5
+  apertus, ministral, exaone4, seed_oss, glm4_moe, ministral3, qwen3_5, qwen3_5_moe
 };
 
 // The config's model_type: "llama", "qwen2", ..., "gemma3_text", ..., "granite", "cohere", "cohere2", "glm", "glm4",
 // "smollm3", "mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "granitemoe", "deepseek_v2", "deepseek_v3",
-// "glm4_moe_lite", "gpt_oss", "apertus", "ministral", "exaone4", "seed_oss", "glm4_moe", "ministral3" or
-// "qwen3_5_text".
+// "glm4_moe_lite", "gpt_oss", "apertus", "ministral", "exaone4", "seed_oss", "glm4_moe", "ministral3",
+// "qwen3_5_text" or "qwen3_5_moe_text".
 std::string to_string(Architecture arch);
 
 // How RoPE pairs a head's rotated dimensions. rotate_half: (i, i + R/2), as Llama; interleaved: (2i, 2i + 1), as GLM,

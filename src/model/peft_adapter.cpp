@@ -42,7 +42,8 @@ bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(
 // Ministral-3's and a Qwen3.5's, whose language model is the same extracted or not.
 bool may_be_multimodal(const ModelConfig& config) {
   return config.multimodal || config.architecture == Architecture::gemma3 ||
-         config.architecture == Architecture::ministral3 || config.architecture == Architecture::qwen3_5;
+         config.architecture == Architecture::ministral3 || config.architecture == Architecture::qwen3_5 ||
+         config.architecture == Architecture::qwen3_5_moe;
 }
 
 // The prefix under which `store` holds the adapter's layers: the text-only one, or either multimodal one.
@@ -65,8 +66,9 @@ std::string adapter_prefix(const io::TensorStore& store, const ModelConfig& conf
 // A multimodal model's LoRA tensors outside its language model (the vision tower's, the projector's): they never
 // act on text.
 bool outside_language_model(const std::string& name) {
-  return name.find(".vision_tower.") != std::string::npos || name.find(".multi_modal_projector.") != std::string::npos ||
-         name.find(".visual.") != std::string::npos;  // (Qwen3.5's vision tower)
+  // (Qwen3.5's vision tower is `visual`.)
+  return name.find(".vision_tower.") != std::string::npos || name.find(".visual.") != std::string::npos ||
+         name.find(".multi_modal_projector.") != std::string::npos;
 }
 
 // The projections an adapter whose target_modules is a regular expression or a list of module paths adapts, from

@@ -1,7 +1,7 @@
 """Tiny random Llama / Qwen2 / Qwen3 / Mistral / Gemma / Gemma-2 / Gemma-3 / OLMo-2 / OLMo-3 / Phi-3 / Granite / Cohere
 / Cohere-2 / GLM / GLM-4 / SmolLM3 / Mixtral / Qwen2-MoE / Qwen3-MoE / OLMoE / GraniteMoE / DeepSeek-V2 / DeepSeek-V3
-/ GLM-4.7-Flash / GLM-4.5 / gpt-oss / Apertus / Ministral / EXAONE-4 / Seed-OSS / Ministral-3 / Qwen3.5 checkpoints and
-their transformers logits, for tests/python/test_model_parity.py.
+/ GLM-4.7-Flash / GLM-4.5 / gpt-oss / Apertus / Ministral / EXAONE-4 / Seed-OSS / Ministral-3 / Qwen3.5 / Qwen3.5-MoE
+checkpoints and their transformers logits, for tests/python/test_model_parity.py.
 
 Each fixture is a model folder written by transformers' save_pretrained (safetensors, float32) plus
 reference.safetensors holding, for fixed token ids:
@@ -34,8 +34,9 @@ from transformers import (ApertusConfig, ApertusForCausalLM, Cohere2Config, Cohe
                           MixtralConfig, MixtralForCausalLM, Olmo2Config, Olmo2ForCausalLM, Olmo3Config,
                           Olmo3ForCausalLM, OlmoeConfig, OlmoeForCausalLM, Phi3Config, Phi3ForCausalLM, Qwen2Config,
                           Qwen2ForCausalLM, Qwen2MoeConfig, Qwen2MoeForCausalLM, Qwen3Config, Qwen3ForCausalLM,
-                          Qwen3MoeConfig, Qwen3MoeForCausalLM, Qwen3_5ForCausalLM, Qwen3_5TextConfig, SeedOssConfig,
-                          SeedOssForCausalLM, SmolLM3Config, SmolLM3ForCausalLM)
+                          Qwen3MoeConfig, Qwen3MoeForCausalLM, Qwen3_5ForCausalLM, Qwen3_5MoeForCausalLM,
+                          Qwen3_5MoeTextConfig, Qwen3_5TextConfig, SeedOssConfig, SeedOssForCausalLM, SmolLM3Config,
+                          SmolLM3ForCausalLM)
 
 SIZES = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, vocab_size=256,
              initializer_range=0.1, rms_norm_eps=1e-6, max_position_embeddings=256)
@@ -86,6 +87,14 @@ FIXTURES = {
         linear_key_head_dim=8, linear_value_head_dim=12, linear_conv_kernel_dim=4,
         rope_parameters={"rope_type": "default", "rope_theta": 10000000.0, "partial_rotary_factor": 0.25,
                          "mrope_section": [1, 1, 0], "mrope_interleaved": True}), {}),
+    # Qwen3.5-MoE: Qwen3.5's two kinds of layers, each with 8 experts of width 16, 2 per token renormalised, and a
+    # gated shared expert of width 24.
+    "qwen3_5_moe": (Qwen3_5MoeForCausalLM, lambda: Qwen3_5MoeTextConfig(
+        **{k: v for k, v in SIZES.items() if k != "intermediate_size"}, num_key_value_heads=2, head_dim=16,
+        layer_types=["linear_attention", "full_attention"], linear_num_key_heads=2, linear_num_value_heads=4,
+        linear_key_head_dim=8, linear_value_head_dim=12, num_experts=8, num_experts_per_tok=2,
+        moe_intermediate_size=16, shared_expert_intermediate_size=24,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000000.0, "partial_rotary_factor": 0.25}), {}),
     # Qwen2 with use_sliding_window: a window as long as SEQ_A on layer 1 (from max_window_layers on).
     "qwen2_window": (Qwen2ForCausalLM, lambda: Qwen2Config(
         **SIZES, num_key_value_heads=2, use_sliding_window=True, sliding_window=11, max_window_layers=1), {}),
@@ -259,7 +268,7 @@ FIXTURES = {
 # Fixtures whose reference also holds bfloat16 logits.
 BF16_FIXTURES = ["llama3", "qwen3", "gemma2", "gemma3", "olmo2", "olmo3", "phi3", "granite", "cohere", "glm4",
                  "mixtral", "qwen3_moe", "granitemoe", "deepseek_v2", "deepseek_v3", "glm4_moe_lite",
-                 "gpt_oss", "apertus", "exaone4", "seed_oss", "glm4_moe", "ministral3", "qwen3_5"]
+                 "gpt_oss", "apertus", "exaone4", "seed_oss", "glm4_moe", "ministral3", "qwen3_5", "qwen3_5_moe"]
 
 
 def write_byte_tokenizer(folder: pathlib.Path) -> None:

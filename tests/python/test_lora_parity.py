@@ -46,7 +46,8 @@ CASES = [("llama3", ALL, False), ("qwen2_tied", ["q_proj", "v_proj", "o_proj"], 
          ("seed_oss", ALL, False), ("glm4_moe", ["q_proj", "k_proj", "v_proj", "o_proj"], True),
          ("ministral3", ["q_proj", "k_proj", "v_proj", "o_proj", "down_proj"], False),
          ("qwen3_5", ["in_proj_qkv", "in_proj_z", "in_proj_b", "in_proj_a", "out_proj", "q_proj", "v_proj",
-                      "down_proj"], True), ("qwen3_5", "all-linear", False)]
+                      "down_proj"], True), ("qwen3_5", "all-linear", False),
+         ("qwen3_5_moe", ["in_proj_qkv", "in_proj_z", "out_proj", "q_proj", "o_proj"], False)]
 
 
 @pytest.fixture(scope="session")
@@ -117,7 +118,7 @@ def test_peft_adapter_in_abmll(name, targets, rslora, fixtures, run_abmll, tmp_p
 
 @pytest.mark.parametrize("name", ["llama3", "qwen2_tied", "qwen3", "olmo2", "phi3", "mixtral", "qwen3_moe", "glm4",
                                   "cohere", "deepseek_v2", "deepseek_v3", "gpt_oss", "apertus",
-                                  "glm4_moe", "ministral3", "qwen3_5"])
+                                  "glm4_moe", "ministral3", "qwen3_5", "qwen3_5_moe"])
 def test_abmll_adapter_in_peft(name, fixtures, run_abmll, tmp_path):
     from peft import PeftModel
 
