@@ -148,6 +148,10 @@ EvaluateResult evaluate(const ExperimentConfig& config, const EvaluateRun& run) 
     if (checkpoint) load_parameters(*checkpoint, method, lora_init->names(), lora_init->tensors());
     else log::info("method lora without --checkpoint: each task's LoRA is trained from PEFT's initialisation");
   }
+  if (experiment.decoder.config().recurrent() && config.eval.share_prompt)
+    log::info("{} has recurrent layers, which read a row as one sequence: each option is scored in a row of its own "
+              "(eval.share_prompt does not apply)",
+              model::to_string(experiment.decoder.config().architecture));
   const auto seed = static_cast<std::uint64_t>(config.run.seed);
   model::ForwardOptions recompute = recompute_policy(config.model);  // of the adaptations' inner steps
   const int world = run.group ? run.group->size() : 1, rank = run.group ? run.group->rank() : 0;
