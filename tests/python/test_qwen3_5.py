@@ -2,8 +2,8 @@
 short sequences do not reach: the delta rule runs in chunks of 64 tokens, so sequences of 150 and 97 tokens
 (right- and left-padded in one batch) cross chunk boundaries and carry the state from chunk to chunk; the released
 checkpoints' multimodal form (Qwen3_5ForConditionalGeneration, a vision tower beside the language model) read
-natively, with PEFT adapters both ways; and an ABMLL evaluation runs on the model (its options scored one row each).
-float32 within 1e-4."""
+natively, with PEFT adapters both ways; another language model in its text_config refused. float32 within 1e-4.
+(Meta-training and evaluation end to end: test_sentencepiece_model.py.)"""
 import json
 import pathlib
 import sys
