@@ -395,26 +395,33 @@ int64_t window_field(const Fields& f) {
   return window;
 }
 
-// Which layers slide: `layer_types` ("sliding_attention" or "full_attention", one per layer) when given, else
-// `slides_by_default(layer)`.
-std::vector<bool> sliding_layers_of(const Fields& f, int64_t num_layers,
-                                    const std::function<bool(int64_t)>& slides_by_default) {
-  std::vector<bool> sliding(static_cast<std::size_t>(num_layers), false);
+// Which layers are of type `marked`: `layer_types` (`marked` or "full_attention", one per layer) when given, else
+// `by_default(layer)`.
+std::vector<bool> layers_of_type(const Fields& f, int64_t num_layers, const char* marked,
+                                 const std::function<bool(int64_t)>& by_default) {
+  std::vector<bool> flags(static_cast<std::size_t>(num_layers), false);
   if (f.has("layer_types")) {
     const auto& types = f.json().at("layer_types");
     if (!types.is_array() || static_cast<int64_t>(types.size()) != num_layers)
       f.fail("layer_types", fmt::format("must list num_hidden_layers={} layer types, not {}", num_layers,
                                         types.dump()));
     for (std::size_t i = 0; i < types.size(); ++i) {
-      if (types[i] == "sliding_attention") sliding[i] = true;
+      if (types[i] == marked) flags[i] = true;
       else if (types[i] != "full_attention")
-        f.fail("layer_types", fmt::format("contains {}; supported: \"sliding_attention\", \"full_attention\"",
-                                          types[i].dump()));
+        f.fail("layer_types", fmt::format("contains {}; supported: \"{}\", \"full_attention\"", types[i].dump(),
+                                          marked));
     }
   } else {
-    for (int64_t i = 0; i < num_layers; ++i) sliding[static_cast<std::size_t>(i)] = slides_by_default(i);
+    for (int64_t i = 0; i < num_layers; ++i) flags[static_cast<std::size_t>(i)] = by_default(i);
   }
-  return sliding;
+  return flags;
+}
+
+// Which layers slide: `layer_types` ("sliding_attention" or "full_attention") when given, else
+// `slides_by_default(layer)`.
+std::vector<bool> sliding_layers_of(const Fields& f, int64_t num_layers,
+                                    const std::function<bool(int64_t)>& slides_by_default) {
+  return layers_of_type(f, num_layers, "sliding_attention", slides_by_default);
 }
 
 bool any_of(const std::vector<bool>& flags) { return std::find(flags.begin(), flags.end(), true) != flags.end(); }
@@ -656,23 +663,11 @@ void parse_qwen3_5(const Fields& f, ModelConfig& c) {
   c.gated_attention = true;
   if (!f.boolean("attn_output_gate", true))
     f.fail("attn_output_gate", "is false; transformers' Qwen3.5 attention always gates its output");
-  std::vector<bool> linear(static_cast<std::size_t>(c.num_layers), false);
-  if (f.has("layer_types")) {
-    const auto& types = f.json().at("layer_types");
-    if (!types.is_array() || static_cast<int64_t>(types.size()) != c.num_layers)
-      f.fail("layer_types", fmt::format("must list num_hidden_layers={} layer types, not {}", c.num_layers,
-                                        types.dump()));
-    for (std::size_t i = 0; i < types.size(); ++i) {
-      if (types[i] == "linear_attention") linear[i] = true;
-      else if (types[i] != "full_attention")
-        f.fail("layer_types", fmt::format("contains {}; supported: \"linear_attention\", \"full_attention\"",
-                                          types[i].dump()));
-    }
-  } else {
-    const int64_t interval = f.integer("full_attention_interval", 4);
+  std::vector<bool> linear = layers_of_type(f, c.num_layers, "linear_attention", [&f](int64_t i) {
+    const int64_t interval = f.integer("full_attention_interval", 4);  // (read only without layer_types)
     require_positive(f, "full_attention_interval", interval);
-    for (int64_t i = 0; i < c.num_layers; ++i) linear[static_cast<std::size_t>(i)] = (i + 1) % interval != 0;
-  }
+    return (i + 1) % interval != 0;
+  });
   if (any_of(linear)) c.linear_attention_layers = std::move(linear);
   DeltaNetConfig& d = c.delta_net;
   d.key_heads = f.integer("linear_num_key_heads", 16);

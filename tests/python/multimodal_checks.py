@@ -1,6 +1,6 @@
-"""What the multimodal checkpoints' tests share (test_gemma3_multimodal.py, test_mistral3_multimodal.py): text logits
-of a vision-language model and of abmll, compared over one sequence and a right-padded batch, and PEFT adapters made
-visible (PEFT initialises lora_B to zero)."""
+"""What the multimodal checkpoints' tests share (test_gemma3_multimodal.py, test_mistral3_multimodal.py,
+test_qwen3_5.py): text logits of a vision-language model and of abmll, compared over one sequence and a right-padded
+batch, random models' norms made visible, and PEFT adapters made visible (PEFT initialises lora_B to zero)."""
 import os
 import subprocess
 
@@ -57,6 +57,16 @@ def max_diff(got, want):
     single = (got[0].reshape(want[0].shape) - want[0]).abs().max().item()
     batch = max((got[1][i, :len(row)] - want[1][i, :len(row)]).abs().max().item() for i, row in enumerate(BATCH))
     return max(single, batch)
+
+
+def norms_moved(model):
+    """Every norm weight moved off its initial value (0 for (1 + w) norms, else 1), so that a norm left out or read as
+    the other kind shows in the logits. Returns the model."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.add_(torch.randn_like(p) * 0.2)
+    return model
 
 
 def randomised(model):

@@ -24,7 +24,8 @@ from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3Tex
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from multimodal_checks import (TOLERANCE, abmll_adapter_in_peft, abmll_logits, max_diff,  # noqa: E402
-                               peft_adapter_in_abmll, randomised, text_logits, to_module_names)
+                               norms_moved, peft_adapter_in_abmll, randomised, text_logits,
+                               to_module_names)
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "scripts/models/gemma3_text.py"
 
@@ -41,12 +42,7 @@ def make_model(tie: bool):
                                 image_size=28, patch_size=14)
     config = Gemma3Config(text_config=text, vision_config=vision, mm_tokens_per_image=4, image_token_index=299,
                           boi_token_index=297, eoi_token_index=298, tie_word_embeddings=tie)
-    model = Gemma3ForConditionalGeneration(config).eval()
-    with torch.no_grad():  # norm weights away from their zero init, so that a missing one shows
-        for name, p in model.named_parameters():
-            if "norm" in name:
-                p.add_(torch.randn_like(p) * 0.2)
-    return model
+    return norms_moved(Gemma3ForConditionalGeneration(config).eval())
 
 
 @pytest.fixture(scope="module")

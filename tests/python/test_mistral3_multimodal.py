@@ -28,7 +28,7 @@ from transformers import (Ministral3Config, Mistral3Config, Mistral3ForCondition
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from multimodal_checks import (TOLERANCE, abmll_adapter_in_peft, abmll_logits, max_diff,  # noqa: E402
-                               peft_adapter_in_abmll, text_logits, to_module_names)
+                               norms_moved, peft_adapter_in_abmll, text_logits, to_module_names)
 
 SIZES = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
              head_dim=16, vocab_size=300)
@@ -45,12 +45,7 @@ def make_model(language_model: str, tie: bool):
     vision = PixtralVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
                                  head_dim=16, image_size=28, patch_size=14)
     config = Mistral3Config(text_config=text, vision_config=vision, image_token_index=299, tie_word_embeddings=tie)
-    model = Mistral3ForConditionalGeneration(config).eval()
-    with torch.no_grad():  # norm weights away from their init of 1, so that a missing one shows
-        for name, p in model.named_parameters():
-            if "norm" in name:
-                p.add_(torch.randn_like(p) * 0.2)
-    return model
+    return norms_moved(Mistral3ForConditionalGeneration(config).eval())
 
 
 def loaded_logits(folder):

@@ -18,7 +18,7 @@ from transformers import (AutoModelForCausalLM, Qwen3_5Config, Qwen3_5ForConditi
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import make_model_fixtures  # noqa: E402
 from multimodal_checks import (TOLERANCE, abmll_adapter_in_peft, abmll_logits, max_diff,  # noqa: E402
-                               peft_adapter_in_abmll, text_logits)
+                               norms_moved, peft_adapter_in_abmll, text_logits)
 
 
 @pytest.fixture(scope="module")
@@ -36,12 +36,8 @@ def make_multimodal():
                          "mrope_section": [1, 1, 0], "mrope_interleaved": True})
     vision = Qwen3_5VisionConfig(depth=1, hidden_size=16, intermediate_size=32, num_heads=2, out_hidden_size=64,
                                  num_position_embeddings=16)
-    model = Qwen3_5ForConditionalGeneration(Qwen3_5Config(text_config=text, vision_config=vision)).eval()
-    with torch.no_grad():  # norms away from their init (0 for the (1 + w) ones, 1 for the gated one)
-        for name, p in model.named_parameters():
-            if "norm" in name:
-                p.add_(torch.randn_like(p) * 0.2)
-    return model
+    config = Qwen3_5Config(text_config=text, vision_config=vision)
+    return norms_moved(Qwen3_5ForConditionalGeneration(config).eval())
 
 
 @pytest.fixture(scope="module")
