@@ -120,15 +120,25 @@ inline void run_model_config(std::string_view text) {
     // Ministral-3's query scale: a finite slope over a positive length; FP8 blocks positive (at most 2^32) or none.
     if (c.scales_queries() && (!std::isfinite(c.query_scale_beta) || c.query_scale_length <= 0))
       json_finding("a query scale with a non-finite slope or a non-positive length was accepted");
-    // Qwen3.5's DeltaNet layers: one flag per layer, positive sizes (at most 2^32), key heads dividing value heads.
+    // Recurrent layers: one flag per layer; Qwen3.5's DeltaNet: positive sizes (at most 2^32), key heads dividing
+    // value heads; Granite-4.0's Mamba-2: positive sizes, heads of the inner width, groups dividing heads, a clamp
+    // range min <= max.
     const model::DeltaNetConfig& n = c.delta_net;
+    const model::Mamba2Config& s2 = c.mamba;
     const int64_t largest = int64_t{1} << 32;
-    if (c.recurrent() &&
-        (static_cast<int64_t>(c.linear_attention_layers.size()) != c.num_layers || n.key_heads <= 0 ||
-         n.value_heads <= 0 || n.key_head_dim <= 0 || n.value_head_dim <= 0 || n.conv_kernel <= 0 ||
-         n.key_heads > largest || n.value_heads > largest || n.key_head_dim > largest || n.value_head_dim > largest ||
-         n.conv_kernel > largest || n.value_heads % n.key_heads != 0))
-      json_finding("DeltaNet layers with a non-positive size, unshared value heads or no flag per layer were accepted");
+    if (c.recurrent() && static_cast<int64_t>(c.linear_attention_layers.size()) != c.num_layers)
+      json_finding("recurrent layers without one flag per layer were accepted");
+    if (c.recurrent() && !s2.defined() &&
+        (n.key_heads <= 0 || n.value_heads <= 0 || n.key_head_dim <= 0 || n.value_head_dim <= 0 ||
+         n.conv_kernel <= 0 || n.key_heads > largest || n.value_heads > largest || n.key_head_dim > largest ||
+         n.value_head_dim > largest || n.conv_kernel > largest || n.value_heads % n.key_heads != 0))
+      json_finding("DeltaNet layers with a non-positive size or unshared value heads were accepted");
+    if (s2.defined() &&
+        (s2.heads > largest || s2.head_dim <= 0 || s2.groups <= 0 || s2.heads % s2.groups != 0 || s2.state <= 0 ||
+         s2.state > largest || s2.conv_kernel <= 0 || s2.conv_kernel > largest || s2.chunk <= 0 ||
+         s2.chunk > largest || s2.inner() % c.hidden_size != 0 || std::isnan(s2.dt_min) || std::isnan(s2.dt_max) ||
+         s2.dt_min > s2.dt_max))
+      json_finding("Mamba-2 layers with a non-positive size, ungrouped heads or a bad step range were accepted");
     const bool per_tensor = c.fp8_block[0] == 0 && c.fp8_block[1] == 0;
     if (c.fp8_weights && !per_tensor &&
         (c.fp8_block[0] <= 0 || c.fp8_block[1] <= 0 || c.fp8_block[0] > (int64_t{1} << 32) ||

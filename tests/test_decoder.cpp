@@ -193,7 +193,7 @@ TEST_CASE("on a GPU, every architecture's decoder gives the CPU's logits and gra
        {TinyModel::llama31, TinyModel::qwen2, TinyModel::qwen3, TinyModel::gemma2, TinyModel::gemma3,
         TinyModel::olmo2, TinyModel::phi3, TinyModel::granite, TinyModel::qwen2_moe, TinyModel::olmoe,
         TinyModel::glm4, TinyModel::cohere, TinyModel::granitemoe, TinyModel::deepseek_v3, TinyModel::gpt_oss,
-        TinyModel::apertus, TinyModel::exaone4, TinyModel::ministral3, TinyModel::qwen3_5}) {
+        TinyModel::apertus, TinyModel::exaone4, TinyModel::ministral3, TinyModel::qwen3_5, TinyModel::granite4}) {
     INFO(abmll::test::to_string(kind));
     ScratchDir dir;
     write_tiny_model(dir.path(), kind);

@@ -43,13 +43,15 @@ TEST_CASE("second-order ABMLL meta-gradient on a tiny LLM matches finite differe
   // gpt-oss: attention sinks (unfused, twice differentiated) and experts with biases and the clamped SwiGLU; Apertus:
   // the xIELU MLP (its derivative, differentiated again, on both sides of 0); EXAONE-4: output-only norms with head
   // norms, a sliding layer and a full one without RoPE; Ministral-3: queries scaled by position; Qwen3.5: a Gated
-  // DeltaNet (its convolution, the triangular solves of the chunked delta rule, the decay) and gated attention.
+  // DeltaNet (its convolution, the triangular solves of the chunked delta rule, the decay) and gated attention;
+  // Granite-4.0: a Mamba-2 layer (its convolution with a bias, the chunked scan, the grouped gated norm).
   const auto kind = GENERATE(test::TinyModel::llama31, test::TinyModel::qwen3, test::TinyModel::gemma2,
                              test::TinyModel::gemma3, test::TinyModel::olmo2, test::TinyModel::phi3,
                              test::TinyModel::granite, test::TinyModel::qwen2_moe, test::TinyModel::olmoe,
                              test::TinyModel::glm4, test::TinyModel::cohere, test::TinyModel::granitemoe,
                              test::TinyModel::deepseek_v3, test::TinyModel::gpt_oss, test::TinyModel::apertus,
-                             test::TinyModel::exaone4, test::TinyModel::ministral3, test::TinyModel::qwen3_5);
+                             test::TinyModel::exaone4, test::TinyModel::ministral3, test::TinyModel::qwen3_5,
+                             test::TinyModel::granite4);
   INFO(test::to_string(kind));
   test::ScratchDir dir;
   test::write_tiny_model(dir.path(), kind);
@@ -66,6 +68,7 @@ TEST_CASE("second-order ABMLL meta-gradient on a tiny LLM matches finite differe
   using Names = std::vector<std::string>;
   const bool ungated = shape.activation == model::Activation::xielu;
   const Names targets = shape.mla.defined()           ? Names{"q_a_proj", "kv_a_proj_with_mqa", "kv_b_proj"}
+                        : shape.mamba.defined()       ? Names{"in_proj", "out_proj", "q_proj", "output_linear"}
                         : shape.recurrent()           ? Names{"in_proj_qkv", "in_proj_a", "in_proj_b", "q_proj",
                                                               "down_proj"}
                         : shape.fused_qkv             ? Names{"qkv_proj", "down_proj"}

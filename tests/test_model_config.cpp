@@ -1676,8 +1676,8 @@ TEST_CASE("model config: Qwen3.5's hybrid layers, its defaults, its multimodal f
   j["layer_types"] = json(std::vector<std::string>(8, "full_attention"));
   c = parse_model_config(j);  // no DeltaNet layer: an attention-only model
   CHECK((!c.recurrent() && c.gated_attention));
-  j["layer_types"][2] = "mamba";
-  require_input_error(j, {"dir/config.json", "layer_types", "\"mamba\"", "\"linear_attention\""});
+  j["layer_types"][2] = "sliding_attention";
+  require_input_error(j, {"dir/config.json", "layer_types", "\"sliding_attention\"", "\"linear_attention\""});
   j.erase("layer_types");
   j["linear_num_key_heads"] = 3;
   require_input_error(j, {"dir/config.json", "linear_num_value_heads", "linear_num_key_heads=3 does not divide"});
@@ -1725,6 +1725,107 @@ TEST_CASE("model config: Qwen3.5's hybrid layers, its defaults, its multimodal f
   CHECK((c.architecture == Architecture::qwen3_5_moe && c.multimodal && !c.tie_word_embeddings));
   moe_mm["text_config"]["model_type"] = "qwen3_5_text";
   require_input_error(moe_mm, {"text_config", "\"qwen3_5_text\"", "\"qwen3_5_moe_text\""});
+}
+
+TEST_CASE("model config: Granite-4.0's Mamba-2 and attention layers, its shared MLP, its experts", "[model]") {
+  // The released form: layer types "mamba" and "attention", no RoPE, no experts (granite-4.0-h-micro's shape).
+  json j = json::parse(R"({
+    "architectures": ["GraniteMoeHybridForCausalLM"], "model_type": "granitemoehybrid", "hidden_size": 64,
+    "intermediate_size": 96, "num_attention_heads": 4, "num_hidden_layers": 4, "num_key_value_heads": 2,
+    "vocab_size": 256, "layer_types": ["mamba", "mamba", "attention", "mamba"], "position_embedding_type": "nope",
+    "num_local_experts": 0, "shared_intermediate_size": 80, "mamba_n_heads": 8, "mamba_n_groups": 2,
+    "mamba_d_state": 16, "mamba_d_head": "auto", "embedding_multiplier": 12, "attention_multiplier": 0.0078125,
+    "residual_multiplier": 0.22, "logits_scaling": 8,
+    "time_step_limit": [0.0, {"__float__": "Infinity"}]
+  })");
+  ModelConfig c = parse_model_config(j);
+  CHECK(c.architecture == Architecture::granitemoehybrid);
+  CHECK((c.recurrent() && c.linear_attention_layers == std::vector<bool>{true, true, false, true}));
+  CHECK((!c.rotates(2) && c.embedding_multiplier == 12 && c.attention_scale == 0.0078125 &&
+         c.residual_multiplier == 0.22 && c.logits_scaling == 8 && c.moe.num_experts == 0 &&
+         c.intermediate_size == 80 && !c.attention_bias && !c.tie_word_embeddings));
+  const Mamba2Config& m = c.mamba;  // GraniteMoeHybridConfig's defaults where not given
+  CHECK((m.heads == 8 && m.head_dim == 16 && m.groups == 2 && m.state == 16 && m.conv_kernel == 4 &&
+         m.chunk == 256 && m.conv_bias && !m.proj_bias && m.dt_min == 0 && std::isinf(m.dt_max)));
+  CHECK((m.inner() == 128 && m.conv_width() == 128 + 64 && m.in_width() == 2 * 128 + 64 + 8));
+  const auto specs = weight_specs(c);
+  CHECK(spec_shape(specs, "model.layers.0.mamba.in_proj.weight") == std::vector<int64_t>{328, 64});
+  CHECK(spec_shape(specs, "model.layers.0.mamba.conv1d.weight") == std::vector<int64_t>{192, 1, 4});
+  CHECK(spec_shape(specs, "model.layers.0.mamba.conv1d.bias") == std::vector<int64_t>{192});
+  CHECK(spec_shape(specs, "model.layers.0.mamba.D") == std::vector<int64_t>{8});
+  CHECK(spec_shape(specs, "model.layers.0.mamba.norm.weight") == std::vector<int64_t>{128});
+  CHECK(spec_shape(specs, "model.layers.0.mamba.out_proj.weight") == std::vector<int64_t>{64, 128});
+  CHECK(spec_shape(specs, "model.layers.2.shared_mlp.input_linear.weight") == std::vector<int64_t>{160, 64});
+  CHECK(spec_shape(specs, "model.layers.0.shared_mlp.output_linear.weight") == std::vector<int64_t>{64, 80});
+  CHECK_FALSE(has_spec(specs, "model.layers.0.mamba.in_proj.bias"));
+  CHECK_FALSE(has_spec(specs, "model.layers.0.self_attn.q_proj.weight"));
+  CHECK_FALSE(has_spec(specs, "model.layers.2.mamba.A_log"));
+  // "out_proj" is the Mamba-2 layer's here (a Qwen3.5's: its DeltaNet's).
+  CHECK((fit_lora_targets({"in_proj", "out_proj", "input_linear"}, c, "lora.targets") ==
+         std::set<Projection>{Projection::mamba_in, Projection::mamba_out, Projection::shared_gate_up}));
+  CHECK((fit_lora_targets({"all-linear"}, c, "lora.targets") ==
+         std::set<Projection>{Projection::q, Projection::k, Projection::v, Projection::o, Projection::mamba_in,
+                              Projection::mamba_out, Projection::shared_gate_up, Projection::shared_down}));
+  CHECK_THROWS_WITH(fit_lora_targets({"up_proj"}, c, "lora.targets"),
+                    Catch::Contains("in_proj, out_proj, input_linear, output_linear"));
+  CHECK_THROWS_WITH(fit_lora_targets({"in_proj_qkv"}, c, "lora.targets"), Catch::Contains("granitemoehybrid"));
+
+  // transformers 5's spelling, RoPE, limits, biases; another layers_block_type spelling.
+  j["layer_types"] = {"linear_attention", "full_attention", "full_attention", "linear_attention"};
+  j["position_embedding_type"] = "rope";
+  j["time_step_limit"] = {0.001, 0.5};
+  j["mamba_proj_bias"] = true;
+  j["mamba_conv_bias"] = false;
+  c = parse_model_config(j, "dir/config.json");
+  CHECK((c.rotates(1) && c.linear_attention_layers == std::vector<bool>{true, false, false, true}));
+  CHECK((c.mamba.dt_min == 0.001 && c.mamba.dt_max == 0.5 && c.mamba.proj_bias && !c.mamba.conv_bias));
+  CHECK(has_spec(weight_specs(c), "model.layers.0.mamba.out_proj.bias"));
+  CHECK_FALSE(has_spec(weight_specs(c), "model.layers.0.mamba.conv1d.bias"));
+  j.erase("layer_types");
+  c = parse_model_config(j);  // every layer Mamba-2 by default
+  CHECK(c.linear_attention_layers == std::vector<bool>(4, true));
+  j["layers_block_type"] = {"attention", "attention", "attention", "attention"};
+  c = parse_model_config(j);  // attention only (granite-4.0-micro): not recurrent
+  CHECK((!c.recurrent() && c.mamba.defined()));
+
+  // Refused: sizes that do not fit, an unknown position embedding, a limit out of order.
+  j["mamba_n_heads"] = 6;
+  require_input_error(j, {"dir/config.json", "mamba_n_heads", "does not divide mamba_expand x hidden_size = 128"});
+  j["mamba_n_heads"] = 8;
+  j["mamba_d_head"] = 8;
+  require_input_error(j, {"dir/config.json", "mamba_d_head", "128"});
+  j["mamba_d_head"] = "auto";
+  j["mamba_n_groups"] = 3;
+  require_input_error(j, {"dir/config.json", "mamba_n_groups", "does not divide mamba_n_heads=8"});
+  j["mamba_n_groups"] = 1;
+  j["position_embedding_type"] = "alibi";
+  require_input_error(j, {"dir/config.json", "position_embedding_type", "alibi"});
+  j["position_embedding_type"] = nullptr;
+  j["time_step_limit"] = {1.0, 0.5};
+  require_input_error(j, {"dir/config.json", "time_step_limit", "min <= max"});
+  j["time_step_limit"] = {0.0, {{"__float__", "NaN"}}};
+  require_input_error(j, {"dir/config.json", "time_step_limit"});
+  j["time_step_limit"] = nullptr;
+  j["mamba_chunk_size"] = 0;
+  require_input_error(j, {"dir/config.json", "mamba_chunk_size", "must be positive"});
+  j["mamba_chunk_size"] = 256;
+
+  // Experts beside the shared MLP (granite-4.0-h-tiny's form): GraniteMoE's, the shared MLP a shared expert.
+  j["num_local_experts"] = 4;
+  j["num_experts_per_tok"] = 2;
+  j["intermediate_size"] = 16;
+  c = parse_model_config(j);
+  CHECK((c.moe.num_experts == 4 && c.moe.experts_per_token == 2 && c.moe.expert_size == 16 &&
+         c.moe.stacked_experts && c.moe.softmax_top_logits && c.moe.shared_expert_size == 80 &&
+         !c.moe.shared_expert_gated && c.moe.in_layer(3)));
+  const auto moe_specs = weight_specs(c);
+  CHECK(spec_shape(moe_specs, "model.layers.0.block_sparse_moe.input_linear.weight") ==
+        std::vector<int64_t>{4, 32, 64});
+  CHECK(spec_shape(moe_specs, "model.layers.0.block_sparse_moe.router.layer.weight") == std::vector<int64_t>{4, 64});
+  CHECK(spec_shape(moe_specs, "model.layers.0.shared_mlp.input_linear.weight") == std::vector<int64_t>{160, 64});
+  CHECK_THROWS_WITH(fit_lora_targets({"input_linear"}, c, "lora.targets"), Catch::Contains("experts"));
+  j["num_experts_per_tok"] = 5;
+  require_input_error(j, {"dir/config.json", "num_experts_per_tok", "num_local_experts=4"});
 }
 
 TEST_CASE("model config: a tied config over a checkpoint with its own head, as transformers settles it", "[model]") {

@@ -54,15 +54,19 @@ BatchedLora random_adapter(const ModelConfig& c, int64_t groups, double alpha, b
   // (Latent attention: every projection it has, each shape differing.)
   const std::vector<Projection> all = model_projections(c);
   // (Qwen3.5: three of its DeltaNet layers' five, two of its attention layers' and one of every layer's MLP, which
-  // Qwen3.5-MoE has not.)
+  // Qwen3.5-MoE has not; Granite-4.0: its Mamba-2 layers' two, and its shared MLP's output, which its mixtures of
+  // experts do not adapt.)
   s.targets = c.mla.defined()          ? std::set<Projection>(all.begin(), all.end())
+              : c.mamba.defined()      ? std::set<Projection>{Projection::mamba_in, Projection::mamba_out,
+                                                              Projection::k, Projection::o}
               : c.recurrent()          ? std::set<Projection>{Projection::delta_qkv, Projection::delta_b,
                                                               Projection::delta_out, Projection::k, Projection::o}
               : c.fused_qkv            ? std::set<Projection>{Projection::qkv, Projection::o, Projection::gate_up}
               : c.fused_gate_up        ? std::set<Projection>{Projection::k, Projection::o, Projection::gate_up}
               : c.moe.num_experts > 0  ? std::set<Projection>{Projection::q, Projection::k, Projection::o}
                                        : std::set<Projection>{Projection::k, Projection::o, Projection::up};
-  if (c.recurrent() && c.moe.num_experts == 0) s.targets.insert(Projection::up);
+  if (c.recurrent() && c.moe.num_experts == 0)
+    s.targets.insert(c.mamba.defined() ? Projection::shared_down : Projection::up);
   BatchedLora lora(s, groups);
   for (const LinearSite& site : lora_sites(c, s)) {
     const auto shape = projection_shape(c, site.projection);

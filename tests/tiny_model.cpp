@@ -35,6 +35,7 @@ const char* to_string(TinyModel kind) {
     case TinyModel::exaone4: return "exaone4";
     case TinyModel::ministral3: return "ministral3";
     case TinyModel::qwen3_5: return "qwen3_5";
+    case TinyModel::granite4: return "granite4";
   }
   return "?";
 }
@@ -195,11 +196,29 @@ void write_tiny_model(const std::filesystem::path& dir, TinyModel kind) {
       j["linear_conv_kernel_dim"] = 3;
       j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 10000.0}, {"partial_rotary_factor", 0.5}};
       break;
+    case TinyModel::granite4:
+      j["architectures"] = {"GraniteMoeHybridForCausalLM"};
+      j["model_type"] = "granitemoehybrid";
+      j["layer_types"] = {"mamba", "attention"};
+      j["position_embedding_type"] = nullptr;
+      j["num_local_experts"] = 0;
+      j["shared_intermediate_size"] = 40;
+      j["mamba_n_heads"] = 4;
+      j["mamba_n_groups"] = 2;
+      j["mamba_d_state"] = 4;
+      j["mamba_d_conv"] = 3;
+      j["mamba_chunk_size"] = 3;
+      j["mamba_proj_bias"] = true;
+      j["embedding_multiplier"] = 2.0;
+      j["residual_multiplier"] = 0.5;
+      j["attention_multiplier"] = 0.3;
+      j["logits_scaling"] = 1.5;
+      break;
   }
   std::filesystem::create_directories(dir);
   write_text(dir / "config.json", j.dump());
   const model::ModelConfig c = model::parse_model_config(j);
-  const int seeds[] = {2, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19};  // by TinyModel
+  const int seeds[] = {2, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20};  // by TinyModel
   at::manual_seed(seeds[static_cast<int>(kind)]);
   io::NamedTensors tensors;
   for (const auto& s : model::weight_specs(c)) {  // norms (Cohere's per-head ones are [heads, Dh]) and biases near 1

@@ -32,10 +32,12 @@ namespace abmll::test {
 // (output-only norms, per-head query and key norms, layer 0 sliding with a window of 4 and rotating, layer 1 full
 // without RoPE; tied); Ministral-3 (YaRN, queries scaled by position from position 2 on, with a slope of 0.5; tied);
 // Qwen3.5 (layer 0 a Gated DeltaNet of 2 key heads of 8 serving 4 value heads of 8, 3 taps near 1; layer 1 gated
-// attention with (1 + w) head norms and RoPE on half of each head; tied).
+// attention with (1 + w) head norms and RoPE on half of each head; tied); Granite-4.0-H (layer 0 a Mamba-2 layer of
+// 4 heads of 16 in 2 groups of B and C of 4, 3 taps, chunks of 3 tokens, in_proj and out_proj with biases; layer 1
+// attention without RoPE; Granite's multipliers; the shared MLP; tied).
 enum class TinyModel {
   llama31, qwen2, qwen3, gemma2, gemma3, olmo2, phi3, granite, qwen2_moe, olmoe, glm4, cohere, granitemoe, deepseek_v3,
-  gpt_oss, apertus, exaone4, ministral3, qwen3_5
+  gpt_oss, apertus, exaone4, ministral3, qwen3_5, granite4
 };
 
 // The architecture's name, for test messages.

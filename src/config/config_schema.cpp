@@ -164,7 +164,9 @@ Check<std::vector<std::string>> lora_modules() {
     // checked when it is loaded, model::fit_lora_targets).
     static const std::vector<std::string> known = [] {
       std::vector<std::string> names;
-      for (model::Projection p : model::kAllProjections) names.push_back(model::projection_name(p));
+      for (model::Projection p : model::kAllProjections)  // ("out_proj" is two architectures')
+        if (std::find(names.begin(), names.end(), model::projection_name(p)) == names.end())
+          names.push_back(model::projection_name(p));
       return names;
     }();
     if (modules.empty()) return "must name at least one module";

@@ -5,7 +5,8 @@
 // ...; OLMo-2: only the outputs, h = h + rms_norm(attention(h)), ...; Cohere: one LayerNorm read by both blocks,
 // h = h + attention(n) + mlp(n); Granite: what a block adds times its multiplier; Gemma-3's and OLMo-3's
 // sliding-window layers with a RoPE of their own, SmolLM3's and Cohere-2's layers without one; a mixture of experts'
-// layers with routed experts instead of the MLP; DeepSeek's latent attention; Qwen3.5's Gated DeltaNet layers), then
+// layers with routed experts instead of the MLP; DeepSeek's latent attention; Qwen3.5's Gated DeltaNet layers;
+// Granite-4.0's Mamba-2 layers), then
 // the final norm; logits are the lm_head projection of chosen rows (Gemma-2: soft-capped; Granite: divided by
 // logits_scaling; Cohere: times logit_scale).
 #include "model/decoder.h"
@@ -27,6 +28,7 @@
 #include "io/tensor_store.h"
 #include "model/attention.h"
 #include "model/gated_delta_net.h"
+#include "model/mamba2.h"
 #include "model/latent_attention.h"
 #include "model/layer_checkpoint.h"
 #include "model/padding.h"
@@ -123,8 +125,8 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layo
   at::Tensor window_pattern;
   if (config_.sliding_window > 0 && t > config_.sliding_window)
     window_pattern = sliding_window_pattern(layout, pattern);
-  // Qwen3.5's Gated DeltaNet layers read a row as one sequence, its padding zeroed (none to zero when no padding
-  // precedes a real token).
+  // Qwen3.5's Gated DeltaNet layers and Granite-4.0's Mamba-2 layers read a row as one sequence, its padding zeroed
+  // (none to zero when no padding precedes a real token).
   at::Tensor real_tokens;
   if (config_.recurrent() && !layout.causal) {
     if (!layout.tokens.defined())
@@ -158,7 +160,8 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layo
       const at::Tensor normed = norm(x, layer.input_norm);
       const at::Tensor attended =
           config_.is_linear_attention(i)
-              ? gated_delta_net(normed, layer.delta_net, config_, i, real_tokens, adapter)
+              ? config_.mamba.defined() ? mamba2(normed, layer.mamba, config_, i, real_tokens, adapter)
+                                        : gated_delta_net(normed, layer.delta_net, config_, i, real_tokens, adapter)
           : config_.mla.defined()
               ? latent_attention(normed, layer.attention, config_, i, cos, sin, pattern, adapter, twice)
               : attention(normed, layer.attention, config_, i, cos, sin, pattern, adapter, twice, scale);

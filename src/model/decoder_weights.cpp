@@ -58,7 +58,17 @@ DecoderWeights assemble(const ModelConfig& config, std::map<std::string, at::Ten
     // A norm the layer has; undefined where it has none.
     auto optional_norm = [&](const std::string& name) { return name.empty() ? at::Tensor() : norm(name); };
     layer.input_norm = optional_norm(norms.input);
-    if (config.is_linear_attention(i)) {
+    if (config.is_linear_attention(i) && config.mamba.defined()) {
+      Mamba2Weights& m = layer.mamba;
+      m.in = projection(i, Projection::mamba_in);
+      m.out = projection(i, Projection::mamba_out);
+      m.conv = take(prefix + "mamba.conv1d.weight");
+      if (config.mamba.conv_bias) m.conv_bias = take(prefix + "mamba.conv1d.bias");
+      m.a_log = take(prefix + "mamba.A_log");
+      m.d = take(prefix + "mamba.D");
+      m.dt_bias = take(prefix + "mamba.dt_bias");
+      m.norm = take(prefix + "mamba.norm.weight");  // a plain scale, in the model's dtype
+    } else if (config.is_linear_attention(i)) {
       DeltaNetWeights& d = layer.delta_net;
       d.in_qkv = projection(i, Projection::delta_qkv);
       d.in_z = projection(i, Projection::delta_z);
@@ -160,10 +170,19 @@ DecoderWeights assemble(const ModelConfig& config, std::map<std::string, at::Ten
         for (int64_t e = 0; e < config.moe.num_experts; ++e)
           layer.moe.experts.push_back(gated_mlp([&](Projection p) { return expert_weight_name(config, i, e, p); }));
       }
-      if (config.moe.shared_expert_size > 0) {
+      if (config.moe.shared_expert_size > 0 && config.architecture == Architecture::granitemoehybrid) {
+        layer.moe.shared_expert.gate_up = projection(i, Projection::shared_gate_up);  // [2 Fs, D]
+        layer.moe.shared_expert.down = projection(i, Projection::shared_down);        // [D, Fs]
+      } else if (config.moe.shared_expert_size > 0) {
         layer.moe.shared_expert = gated_mlp([&](Projection p) { return shared_expert_weight_name(config, i, p); });
         if (config.moe.shared_expert_gated) layer.moe.shared_expert_gate = take(shared_expert_gate_name(i));
       }
+    } else if (config.architecture == Architecture::granitemoehybrid) {  // the shared MLP, gate and up as one
+      MlpWeights& m = layer.mlp;
+      m.gate_up_site = Projection::shared_gate_up;
+      m.down_site = Projection::shared_down;
+      m.gate_up = projection(i, m.gate_up_site);
+      m.down = projection(i, m.down_site);
     } else {
       layer.mlp.down = projection(i, Projection::down);
       if (config.fused_gate_up) {

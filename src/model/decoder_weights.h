@@ -13,6 +13,7 @@
 #include "io/tensor_store.h"
 #include "model/attention.h"
 #include "model/gated_delta_net.h"
+#include "model/mamba2.h"
 #include "model/mlp.h"
 #include "model/moe.h"
 #include "model/model_config.h"
@@ -26,6 +27,7 @@ struct LayerWeights {
   at::Tensor input_norm;             // [D] input_layernorm (OLMo-2: none)
   AttentionWeights attention;        // (undefined in a Gated DeltaNet layer)
   DeltaNetWeights delta_net;         // instead, in Qwen3.5's linear-attention layers (config.is_linear_attention)
+  Mamba2Weights mamba;               // instead, in Granite-4.0's Mamba-2 layers (is_linear_attention, mamba.defined())
   at::Tensor attention_output_norm;  // [D] Gemma-2's and OLMo-2's post_attention_layernorm, on the attention's output
   at::Tensor mlp_input_norm;         // [D] post_attention_layernorm (Gemma-2: pre_feedforward_layernorm; OLMo-2: none)
   MlpWeights mlp;                    // (undefined in a layer with experts)

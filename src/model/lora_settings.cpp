@@ -29,13 +29,13 @@ std::set<Projection> parse_lora_targets(const std::vector<std::string>& names, c
       out.insert(std::begin(kSeparateProjections), std::end(kSeparateProjections));
       continue;
     }
-    const auto p = parse_projection(name);
-    if (!p)
+    const std::vector<Projection> named = projections_named(name);
+    if (named.empty())
       throw InputError(fmt::format("{}: '{}' is not a LoRA target module of these decoders (q_proj, k_proj, v_proj, "
                                    "o_proj, gate_proj, up_proj, down_proj, Phi-3's qkv_proj and gate_up_proj, or "
                                    "all-linear)",
                                    source, name));
-    out.insert(*p);
+    out.insert(named.begin(), named.end());
   }
   return out;
 }
@@ -51,20 +51,23 @@ std::set<Projection> fit_lora_targets(const std::vector<std::string>& names, con
       out.insert(available.begin(), available.end());
       continue;
     }
-    for (Projection p : parse_lora_targets({name}, source)) {
-      if (std::find(available.begin(), available.end(), p) == available.end()) {
-        const bool ungated = config.activation == Activation::xielu;
-        const char* note = config.fused_qkv             ? " (q, k and v are one projection, gate and up another)"
-                           : config.fused_gate_up       ? " (gate and up are one projection)"
-                           : config.moe.num_experts > 0 ? " (the experts' MLPs are not adapted)"
-                           : ungated                    ? " (its MLP has no gate)"
-                                                        : "";
-        throw InputError(fmt::format("{}: '{}' is not a module of this {} model; its layers' linear modules are {}{}",
-                                     source, name, to_string(config.architecture), fmt::join(available_names, ", "),
-                                     note));
-      }
-      out.insert(p);
+    // (A name several architectures share, such as "out_proj", stands for the module this model has.)
+    const std::set<Projection> named = parse_lora_targets({name}, source);
+    const auto found = std::find_if(named.begin(), named.end(), [&](Projection p) {
+      return std::find(available.begin(), available.end(), p) != available.end();
+    });
+    if (found == named.end()) {
+      const bool ungated = config.activation == Activation::xielu;
+      const char* note = config.fused_qkv             ? " (q, k and v are one projection, gate and up another)"
+                         : config.fused_gate_up       ? " (gate and up are one projection)"
+                         : config.moe.num_experts > 0 ? " (the experts' MLPs are not adapted)"
+                         : ungated                    ? " (its MLP has no gate)"
+                                                      : "";
+      throw InputError(fmt::format("{}: '{}' is not a module of this {} model; its layers' linear modules are {}{}",
+                                   source, name, to_string(config.architecture), fmt::join(available_names, ", "),
+                                   note));
     }
+    out.insert(*found);
   }
   return out;
 }

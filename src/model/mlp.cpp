@@ -13,7 +13,7 @@ at::Tensor mlp(const at::Tensor& x, const MlpWeights& w, Activation activation, 
                   {layer, Projection::down}, adapter);
   at::Tensor gate, up;  // [B, T, F] each
   if (w.gate_up.weight.defined()) {  // Phi-3: one projection, halves as Phi3MLP chunks it (views)
-    const at::Tensor gate_up = linear(x, w.gate_up, {layer, Projection::gate_up}, adapter);  // [B, T, 2F]
+    const at::Tensor gate_up = linear(x, w.gate_up, {layer, w.gate_up_site}, adapter);  // [B, T, 2F]
     const int64_t f = gate_up.size(-1) / 2;
     gate = gate_up.narrow(-1, 0, f);
     up = gate_up.narrow(-1, f, f);
@@ -23,7 +23,7 @@ at::Tensor mlp(const at::Tensor& x, const MlpWeights& w, Activation activation, 
   }
   const at::Tensor gated = activation == Activation::silu ? swiglu(gate, up)
                                                           : geglu(gate, up, activation == Activation::gelu_tanh);
-  return linear(gated, w.down, {layer, Projection::down}, adapter);
+  return linear(gated, w.down, {layer, w.down_site}, adapter);
 }
 
 }  // namespace abmll::model

@@ -122,6 +122,7 @@ constexpr ArchitectureName kArchitectures[] = {
     {Architecture::qwen3_moe, "qwen3_moe", "Qwen3MoeForCausalLM", false},
     {Architecture::olmoe, "olmoe", "OlmoeForCausalLM", false},
     {Architecture::granitemoe, "granitemoe", "GraniteMoeForCausalLM", false},
+    {Architecture::granitemoehybrid, "granitemoehybrid", "GraniteMoeHybridForCausalLM", false},
     {Architecture::deepseek_v2, "deepseek_v2", "DeepseekV2ForCausalLM", false},
     {Architecture::deepseek_v3, "deepseek_v3", "DeepseekV3ForCausalLM", false},
     {Architecture::glm4_moe_lite, "glm4_moe_lite", "Glm4MoeLiteForCausalLM", false},
@@ -395,21 +396,24 @@ int64_t window_field(const Fields& f) {
   return window;
 }
 
-// Which layers are of type `marked`: `layer_types` (`marked` or "full_attention", one per layer) when given, else
-// `by_default(layer)`.
+// Which layers are of type `marked`: `layer_types` (`marked` or "full_attention", one per layer; `field` names it)
+// when given, else `by_default(layer)`. The older names transformers reads as today's are read too ("mamba" is
+// "linear_attention", "attention" is "full_attention": Granite-4.0's releases).
 std::vector<bool> layers_of_type(const Fields& f, int64_t num_layers, const char* marked,
-                                 const std::function<bool(int64_t)>& by_default) {
+                                 const std::function<bool(int64_t)>& by_default,
+                                 const std::string& field = "layer_types") {
   std::vector<bool> flags(static_cast<std::size_t>(num_layers), false);
-  if (f.has("layer_types")) {
-    const auto& types = f.json().at("layer_types");
+  if (f.has(field)) {
+    const auto& types = f.json().at(field);
     if (!types.is_array() || static_cast<int64_t>(types.size()) != num_layers)
-      f.fail("layer_types", fmt::format("must list num_hidden_layers={} layer types, not {}", num_layers,
-                                        types.dump()));
+      f.fail(field, fmt::format("must list num_hidden_layers={} layer types, not {}", num_layers, types.dump()));
     for (std::size_t i = 0; i < types.size(); ++i) {
-      if (types[i] == marked) flags[i] = true;
-      else if (types[i] != "full_attention")
-        f.fail("layer_types", fmt::format("contains {}; supported: \"{}\", \"full_attention\"", types[i].dump(),
-                                          marked));
+      const nlohmann::json type = types[i] == "mamba"     ? nlohmann::json("linear_attention")
+                                  : types[i] == "attention" ? nlohmann::json("full_attention")
+                                                            : types[i];
+      if (type == marked) flags[i] = true;
+      else if (type != "full_attention")
+        f.fail(field, fmt::format("contains {}; supported: \"{}\", \"full_attention\"", types[i].dump(), marked));
     }
   } else {
     for (int64_t i = 0; i < num_layers; ++i) flags[static_cast<std::size_t>(i)] = by_default(i);
@@ -689,6 +693,102 @@ void parse_qwen3_5(const Fields& f, ModelConfig& c) {
 }
 
 
+// A number of a JSON list, or the object transformers 5 writes for a non-finite float ({"__float__": "Infinity"};
+// JSON has no literal for it).
+std::optional<double> json_float(const nlohmann::json& v) {
+  if (v.is_number()) return v.get<double>();
+  if (v.is_object() && v.size() == 1 && v.contains("__float__") && v.at("__float__").is_string()) {
+    const std::string text = v.at("__float__").get<std::string>();
+    if (text == "Infinity") return INFINITY;
+    if (text == "-Infinity") return -INFINITY;
+  }
+  return std::nullopt;
+}
+
+// GraniteMoeHybridConfig (Granite-4.0): Granite's multipliers (set with granite's) and attention (q, k, v and o with
+// biases when attention_bias), RoPE on every attention layer with position_embedding_type "rope" and on none
+// otherwise (the H releases' "nope"); layer_types (or layers_block_type) "mamba" or "attention" (today's
+// "linear_attention" or "full_attention"), by default every layer Mamba-2; a shared MLP (shared_mlp: gate and up as
+// one input_linear, output_linear) of shared_intermediate_size (1024) in every layer, GraniteMoE's experts
+// (num_local_experts of intermediate_size, num_experts_per_tok per token) beside it unless num_local_experts is 0.
+// The Mamba-2 layers: mamba_n_heads (128) heads of mamba_d_head ("auto": mamba_expand x D / heads), mamba_n_groups
+// (1) groups of B and C of mamba_d_state (256), mamba_d_conv (4) taps with a bias (mamba_conv_bias), in_proj and
+// out_proj with biases when mamba_proj_bias, chunks of mamba_chunk_size (256), dt clamped to time_step_limit.
+void parse_granite4(const Fields& f, ModelConfig& c) {
+  c.attention_bias = f.boolean("attention_bias", false);
+  c.output_bias = c.attention_bias;
+  c.mlp_bias = false;
+  const std::string position = f.string("position_embedding_type", "nope");
+  if (position != "rope" && position != "nope")
+    f.fail("position_embedding_type", fmt::format("is \"{}\"; supported: \"rope\", \"nope\" or null", position));
+  if (position != "rope") c.nope_layers.assign(static_cast<std::size_t>(c.num_layers), true);
+  const std::string types_field = !f.has("layer_types") && f.has("layers_block_type") ? "layers_block_type"
+                                                                                      : "layer_types";
+  std::vector<bool> mamba =
+      layers_of_type(f, c.num_layers, "linear_attention", [](int64_t) { return true; }, types_field);
+  if (any_of(mamba)) c.linear_attention_layers = std::move(mamba);
+
+  const int64_t shared = f.integer("shared_intermediate_size", 1024);
+  require_positive(f, "shared_intermediate_size", shared);
+  if (shared > kLargestWidth) f.fail("shared_intermediate_size", fmt::format("is {}, more than 2^32", shared));
+  const int64_t experts = f.integer("num_local_experts", 8);
+  if (experts < 0) f.fail("num_local_experts", fmt::format("must be 0 or more, not {}", experts));
+  if (experts == 0) {  // the dense releases: the shared MLP is the MLP
+    c.intermediate_size = shared;
+    c.fused_gate_up = true;
+  } else {
+    MoeConfig& m = c.moe;
+    m.num_experts = experts;
+    m.experts_per_token = f.integer("num_experts_per_tok", 2);
+    if (m.experts_per_token <= 0 || m.experts_per_token > m.num_experts)
+      f.fail("num_experts_per_tok", fmt::format("must be from 1 to num_local_experts={}, not {}", m.num_experts,
+                                                m.experts_per_token));
+    m.expert_size = c.intermediate_size;
+    m.softmax_top_logits = true;
+    m.stacked_experts = true;
+    m.shared_expert_size = shared;
+    m.shared_expert_gated = false;
+    m.layers.assign(static_cast<std::size_t>(c.num_layers), true);
+  }
+
+  Mamba2Config& n = c.mamba;
+  n.heads = f.integer("mamba_n_heads", 128);
+  n.groups = f.integer("mamba_n_groups", 1);
+  n.state = f.integer("mamba_d_state", 256);
+  n.conv_kernel = f.integer("mamba_d_conv", 4);
+  n.chunk = f.integer("mamba_chunk_size", 256);
+  const int64_t expand = f.integer("mamba_expand", 2);
+  for (const auto& [key, value] : {std::pair{"mamba_n_heads", n.heads}, std::pair{"mamba_n_groups", n.groups},
+                                   std::pair{"mamba_d_state", n.state}, std::pair{"mamba_d_conv", n.conv_kernel},
+                                   std::pair{"mamba_chunk_size", n.chunk}, std::pair{"mamba_expand", expand}}) {
+    require_positive(f, key, value);
+    if (value > kLargestWidth) f.fail(key, fmt::format("is {}, more than 2^32", value));
+  }
+  const int64_t inner = expand * c.hidden_size;
+  if (inner % n.heads != 0)
+    f.fail("mamba_n_heads", fmt::format("is {}, which does not divide mamba_expand x hidden_size = {}", n.heads,
+                                        inner));
+  const bool automatic = f.json().contains("mamba_d_head") && f.json().at("mamba_d_head") == "auto";
+  n.head_dim = !f.has("mamba_d_head") || automatic ? inner / n.heads : f.integer("mamba_d_head");
+  if (n.head_dim * n.heads != inner)
+    f.fail("mamba_d_head", fmt::format("is {}; mamba_n_heads={} heads of it must make mamba_expand x hidden_size = {}",
+                                       n.head_dim, n.heads, inner));
+  if (n.heads % n.groups != 0)
+    f.fail("mamba_n_groups", fmt::format("is {}, which does not divide mamba_n_heads={}", n.groups, n.heads));
+  n.conv_bias = f.boolean("mamba_conv_bias", true);
+  n.proj_bias = f.boolean("mamba_proj_bias", false);
+  if (f.has("time_step_limit")) {
+    const auto& limit = f.json().at("time_step_limit");
+    auto bad = [&] {
+      f.fail("time_step_limit", fmt::format("must be [min, max] with min <= max, not {}", limit.dump()));
+    };
+    if (!limit.is_array() || limit.size() != 2) bad();
+    n.dt_min = json_float(limit[0]).value_or(NAN);
+    n.dt_max = json_float(limit[1]).value_or(NAN);
+    if (!(n.dt_min <= n.dt_max)) bad();  // (false for NaN)
+  }
+}
+
 // DeepSeek's latent attention (DeepseekV2Attention, DeepseekV3Attention; the configs' defaults are V2's and V3's
 // largest models'): q_lora_rank (null: one q_proj), kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim, v_head_dim.
 // Every head has its own keys and values (whatever num_key_value_heads says, as in transformers). The scale
@@ -838,7 +938,9 @@ namespace {
 ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   ModelConfig c;
   c.architecture = architecture;
-  const bool granite = c.architecture == Architecture::granite || c.architecture == Architecture::granitemoe;
+  const bool granite4 = c.architecture == Architecture::granitemoehybrid;
+  const bool granite =
+      c.architecture == Architecture::granite || c.architecture == Architecture::granitemoe || granite4;
   const bool ministral3 = c.architecture == Architecture::ministral3;
   const bool mistral =
       c.architecture == Architecture::mistral || c.architecture == Architecture::ministral || ministral3;
@@ -1091,6 +1193,7 @@ ModelConfig parse_language_model(const Fields& f, Architecture architecture) {
   if (exaone) parse_exaone4_layers(f, c);
   if (ministral3) parse_llama4_query_scale(f, c);
   if (qwen35) parse_qwen3_5(f, c);
+  if (granite4) parse_granite4(f, c);
   if (seed) {
     // SeedOssAttention: biases on q, k and v with attention_bias (true by default), on o with attention_out_bias;
     // SeedOssMLP: on all three with mlp_bias.

@@ -25,6 +25,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -47,17 +48,19 @@ namespace abmll::model {
 // own attention biases; glm4_moe: Llama's attention with q, k and v biases, optional head norms and half-rotated
 // heads, and DeepSeek-V3's experts; ministral3: Mistral's with Llama-4's position-dependent query scale; qwen3_5:
 // Qwen3.5's hybrid of Gated DeltaNet layers (linear attention, gated_delta_net.h) and gated full-attention layers;
-// qwen3_5_moe: Qwen3.5's layers with Qwen2-MoE's experts (a gated shared expert) in every layer.
+// qwen3_5_moe: Qwen3.5's layers with Qwen2-MoE's experts (a gated shared expert) in every layer; granitemoehybrid:
+// Granite-4.0's, Granite's multipliers over Mamba-2 layers (mamba2.h) beside attention layers (with or without RoPE)
+// and a shared MLP in every layer, GraniteMoE's experts beside it in the mixtures of experts.
 enum class Architecture {
   llama, qwen2, qwen3, mistral, gemma, gemma2, gemma3, olmo2, olmo3, phi3, granite, cohere, cohere2, glm, glm4,
   smollm3, mixtral, qwen2_moe, qwen3_moe, olmoe, granitemoe, deepseek_v2, deepseek_v3, glm4_moe_lite, gpt_oss,
-  apertus, ministral, exaone4, seed_oss, glm4_moe, ministral3, qwen3_5, qwen3_5_moe
+  apertus, ministral, exaone4, seed_oss, glm4_moe, ministral3, qwen3_5, qwen3_5_moe, granitemoehybrid
 };
 
 // The config's model_type: "llama", "qwen2", ..., "gemma3_text", ..., "granite", "cohere", "cohere2", "glm", "glm4",
 // "smollm3", "mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "granitemoe", "deepseek_v2", "deepseek_v3",
 // "glm4_moe_lite", "gpt_oss", "apertus", "ministral", "exaone4", "seed_oss", "glm4_moe", "ministral3",
-// "qwen3_5_text" or "qwen3_5_moe_text".
+// "qwen3_5_text", "qwen3_5_moe_text" or "granitemoehybrid".
 std::string to_string(Architecture arch);
 
 // How RoPE pairs a head's rotated dimensions. rotate_half: (i, i + R/2), as Llama; interleaved: (2i, 2i + 1), as GLM,
@@ -178,6 +181,27 @@ struct DeltaNetConfig {
   int64_t conv_width() const { return 2 * key_width() + value_width(); }
 };
 
+// Granite-4.0's Mamba-2 layers (mamba2.h): an inner width I = `heads` x `head_dim` (mamba_expand x D), `groups`
+// groups of B and C of `state` numbers each (a group serving heads / groups consecutive heads), a causal depthwise
+// convolution of `conv_kernel` taps over x, B and C, the scan computed in chunks of `chunk` tokens.
+struct Mamba2Config {
+  int64_t heads = 0;        // H, mamba_n_heads
+  int64_t head_dim = 0;     // P, mamba_d_head
+  int64_t groups = 0;       // G, mamba_n_groups
+  int64_t state = 0;        // N, mamba_d_state
+  int64_t conv_kernel = 0;  // K, mamba_d_conv
+  int64_t chunk = 0;        // mamba_chunk_size
+  bool conv_bias = true;    // mamba_conv_bias
+  bool proj_bias = false;   // mamba_proj_bias: in_proj and out_proj with biases
+  // time_step_limit: each step dt clamped to [min, max] after its softplus.
+  double dt_min = 0.0;
+  double dt_max = INFINITY;
+  bool defined() const { return heads > 0; }
+  int64_t inner() const { return heads * head_dim; }                   // I
+  int64_t conv_width() const { return inner() + 2 * groups * state; }  // x, B and C: I + 2 G N
+  int64_t in_width() const { return inner() + conv_width() + heads; }  // the gate z, x B C, and dt: 2 I + 2 G N + H
+};
+
 struct ModelConfig {
   Architecture architecture = Architecture::llama;
   int64_t hidden_size = 0;          // D
@@ -272,9 +296,11 @@ struct ModelConfig {
   // gate), and the attention's output is multiplied by its sigmoid before o_proj.
   bool gated_attention = false;
   // Qwen3.5: the layers whose token mixer is a Gated DeltaNet (layer_types "linear_attention") instead of
-  // attention; empty when none is. Such a model reads each row of a batch as one sequence (no packed rows).
+  // attention; Granite-4.0: those whose mixer is a Mamba-2 layer (mamba.defined()); empty when none is. Such a model
+  // reads each row of a batch as one sequence (no packed rows).
   std::vector<bool> linear_attention_layers;
   DeltaNetConfig delta_net;
+  Mamba2Config mamba;
   bool is_linear_attention(int64_t layer) const {
     return layer >= 0 && static_cast<std::size_t>(layer) < linear_attention_layers.size() &&
            linear_attention_layers[static_cast<std::size_t>(layer)];

@@ -35,6 +35,10 @@ std::string projection_name(Projection p) {
     case Projection::delta_b: return "in_proj_b";
     case Projection::delta_a: return "in_proj_a";
     case Projection::delta_out: return "out_proj";
+    case Projection::mamba_in: return "in_proj";
+    case Projection::mamba_out: return "out_proj";
+    case Projection::shared_gate_up: return "input_linear";
+    case Projection::shared_down: return "output_linear";
   }
   return "?";
 }
@@ -51,16 +55,24 @@ std::vector<Projection> attention_projections(const ModelConfig& config) {
 }
 constexpr Projection kDeltaNetProjections[] = {Projection::delta_qkv, Projection::delta_z, Projection::delta_b,
                                                Projection::delta_a, Projection::delta_out};
+constexpr Projection kMambaProjections[] = {Projection::mamba_in, Projection::mamba_out};
 bool is_delta_net(Projection p) {
   return std::find(std::begin(kDeltaNetProjections), std::end(kDeltaNetProjections), p) !=
          std::end(kDeltaNetProjections);
 }
-// A layer's token mixer's projections: its attention's, or a Gated DeltaNet's.
+// The projections of a layer's recurrent token mixer: a Mamba-2 layer's or a Gated DeltaNet's.
+std::vector<Projection> recurrent_projections(const ModelConfig& config) {
+  if (config.mamba.defined()) return {std::begin(kMambaProjections), std::end(kMambaProjections)};
+  return {std::begin(kDeltaNetProjections), std::end(kDeltaNetProjections)};
+}
+// A layer's token mixer's projections: its attention's, or its recurrent mixer's.
 std::vector<Projection> mixer_projections(const ModelConfig& config, int64_t layer) {
-  if (config.is_linear_attention(layer)) return {std::begin(kDeltaNetProjections), std::end(kDeltaNetProjections)};
+  if (config.is_linear_attention(layer)) return recurrent_projections(config);
   return attention_projections(config);
 }
 std::vector<Projection> mlp_projections(const ModelConfig& config) {
+  if (config.architecture == Architecture::granitemoehybrid)  // its shared MLP
+    return {Projection::shared_gate_up, Projection::shared_down};
   if (config.fused_gate_up) return {Projection::gate_up, Projection::down};
   if (config.activation == Activation::xielu) return {Projection::up, Projection::down};  // ungated
   return {Projection::gate, Projection::up, Projection::down};
@@ -73,7 +85,10 @@ std::vector<Projection> model_projections(const ModelConfig& config) {
   const auto& linear = config.linear_attention_layers;
   if (std::find(linear.begin(), linear.end(), false) != linear.end() || linear.empty())  // a layer with attention
     out = attention_projections(config);
-  if (config.recurrent()) out.insert(out.end(), std::begin(kDeltaNetProjections), std::end(kDeltaNetProjections));
+  if (config.recurrent()) {
+    const std::vector<Projection> recurrent = recurrent_projections(config);
+    out.insert(out.end(), recurrent.begin(), recurrent.end());
+  }
   if (config.moe.num_experts == 0) {
     const std::vector<Projection> mlp = mlp_projections(config);
     out.insert(out.end(), mlp.begin(), mlp.end());
@@ -113,24 +128,29 @@ LayerNormNames layer_norm_names(const ModelConfig& c, int64_t layer) {
   return n;
 }
 
-std::optional<Projection> parse_projection(const std::string& name) {
+std::vector<Projection> projections_named(const std::string& name) {
+  std::vector<Projection> out;
   for (Projection p : kAllProjections) {
     const std::string full = projection_name(p);
     const bool suffixed = full.size() > 5 && full.compare(full.size() - 5, 5, "_proj") == 0;
-    if (name == full || (suffixed && name == full.substr(0, full.size() - 5))) return p;
+    if (name == full || (suffixed && name == full.substr(0, full.size() - 5))) out.push_back(p);
   }
-  return std::nullopt;
+  return out;
 }
 
 std::string projection_path(int64_t layer, Projection p) {
   const bool mlp = p == Projection::gate || p == Projection::up || p == Projection::down || p == Projection::gate_up;
-  return fmt::format("model.layers.{}.{}.{}", layer, mlp ? "mlp" : is_delta_net(p) ? "linear_attn" : "self_attn",
+  const bool mamba = p == Projection::mamba_in || p == Projection::mamba_out;
+  const bool shared = p == Projection::shared_gate_up || p == Projection::shared_down;
+  return fmt::format("model.layers.{}.{}.{}", layer,
+                     mlp ? "mlp" : shared ? "shared_mlp" : mamba ? "mamba" : is_delta_net(p) ? "linear_attn"
+                                                                                            : "self_attn",
                      projection_name(p));
 }
 
 std::string router_weight_name(const ModelConfig& config, int64_t layer) {
   if (config.moe.transposed_experts) return fmt::format("model.layers.{}.mlp.router.weight", layer);
-  if (config.architecture == Architecture::granitemoe)
+  if (config.moe.stacked_experts)  // GraniteMoE's and Granite-4.0's
     return fmt::format("model.layers.{}.block_sparse_moe.router.layer.weight", layer);
   return fmt::format("model.layers.{}.{}.gate.weight", layer,
                      config.architecture == Architecture::mixtral ? "block_sparse_moe" : "mlp");
@@ -199,12 +219,19 @@ std::vector<int64_t> projection_shape(const ModelConfig& c, Projection p) {
     case Projection::delta_b:
     case Projection::delta_a: return {c.delta_net.value_heads, d};     // [Hv, D]
     case Projection::delta_out: return {d, c.delta_net.value_width()};  // [D, Hv*Dv]
+    // Mamba-2: the gate z [I], x, B and C [I + 2 G N] and dt [H] side by side; the output.
+    case Projection::mamba_in: return {c.mamba.in_width(), d};  // [2 I + 2 G N + H, D]
+    case Projection::mamba_out: return {d, c.mamba.inner()};    // [D, I]
+    // Granite-4.0's shared MLP (F: shared_intermediate_size).
+    case Projection::shared_gate_up: return {2 * f, d};  // [2F, D]
+    case Projection::shared_down: return {d, f};         // [D, F]
   }
   return {};
 }
 
 bool projection_has_bias(const ModelConfig& c, Projection p) {
-  if (is_delta_net(p)) return false;
+  if (is_delta_net(p) || p == Projection::shared_gate_up || p == Projection::shared_down) return false;
+  if (p == Projection::mamba_in || p == Projection::mamba_out) return c.mamba.proj_bias;
   if (c.mla.defined())  // DeepseekV2Attention: q_a_proj, kv_a_proj_with_mqa and o_proj with attention_bias
     return c.attention_bias && (p == Projection::q_a || p == Projection::kv_a || p == Projection::o);
   switch (p) {
@@ -235,7 +262,15 @@ std::vector<WeightSpec> weight_specs(const ModelConfig& c) {
     };
     add_norm(norms.input);
     for (Projection p : mixer_projections(c, layer)) add_projection(p);
-    if (c.is_linear_attention(layer)) {  // the convolution [C, 1, K], the decay's A_log and dt_bias, the output norm
+    if (c.is_linear_attention(layer) && c.mamba.defined()) {
+      // The convolution [C, 1, K] (and its bias [C]), A_log, D and dt_bias [H], the gated norm [I].
+      const Mamba2Config& m = c.mamba;
+      specs.push_back({prefix + "mamba.conv1d.weight", {m.conv_width(), 1, m.conv_kernel}});
+      if (m.conv_bias) specs.push_back({prefix + "mamba.conv1d.bias", {m.conv_width()}});
+      for (const char* name : {"A_log", "D", "dt_bias"}) specs.push_back({prefix + "mamba." + name, {m.heads}});
+      specs.push_back({prefix + "mamba.norm.weight", {m.inner()}});
+    } else if (c.is_linear_attention(layer)) {
+      // The convolution [C, 1, K], the decay's A_log and dt_bias, the output norm.
       const DeltaNetConfig& n = c.delta_net;
       specs.push_back({prefix + "linear_attn.conv1d.weight", {n.conv_width(), 1, n.conv_kernel}});
       specs.push_back({prefix + "linear_attn.A_log", {n.value_heads}});
@@ -290,7 +325,11 @@ std::vector<WeightSpec> weight_specs(const ModelConfig& c) {
         for (int64_t e = 0; e < m.num_experts; ++e)
           add_mlp([&](Projection p) { return expert_weight_name(c, layer, e, p); }, m.expert_size);
       }
-      if (m.shared_expert_size > 0) {
+      if (m.shared_expert_size > 0 && c.architecture == Architecture::granitemoehybrid) {  // gate and up as one
+        const std::string gate_up = projection_path(layer, Projection::shared_gate_up) + ".weight";
+        specs.push_back({gate_up, {2 * m.shared_expert_size, d}});
+        specs.push_back({projection_path(layer, Projection::shared_down) + ".weight", {d, m.shared_expert_size}});
+      } else if (m.shared_expert_size > 0) {
         add_mlp([&](Projection p) { return shared_expert_weight_name(c, layer, p); }, m.shared_expert_size);
         if (m.shared_expert_gated) specs.push_back({shared_expert_gate_name(layer), {1, d}});
       }

@@ -14,16 +14,18 @@ namespace abmll::model {
 
 // The linear projections of one decoder layer; the adaptable modules (LoRA targets). Phi-3 fuses q, k and v into
 // qkv (their outputs side by side) and gate and up into gate_up; DeepSeek's latent attention has q (or q_a then q_b),
-// kv_a (kv_a_proj_with_mqa), kv_b and o.
-// The projections of a layer. delta_*: a Gated DeltaNet layer's (Qwen3.5, linear_attn.in_proj_qkv, in_proj_z,
-// in_proj_b, in_proj_a and out_proj).
+// kv_a (kv_a_proj_with_mqa), kv_b and o. delta_*: a Gated DeltaNet layer's (Qwen3.5, linear_attn.in_proj_qkv,
+// in_proj_z, in_proj_b, in_proj_a and out_proj); mamba_*: a Mamba-2 layer's (Granite-4.0, mamba.in_proj and
+// out_proj); shared_*: Granite-4.0's shared MLP's (shared_mlp.input_linear, gate and up as one, and output_linear).
 enum class Projection { q, k, v, o, gate, up, down, qkv, gate_up, q_a, q_b, kv_a, kv_b,
-                        delta_qkv, delta_z, delta_b, delta_a, delta_out };
+                        delta_qkv, delta_z, delta_b, delta_a, delta_out, mamba_in, mamba_out,
+                        shared_gate_up, shared_down };
 inline constexpr Projection kAllProjections[] = {
     Projection::q,         Projection::k,       Projection::v,       Projection::o,       Projection::gate,
     Projection::up,        Projection::down,    Projection::qkv,     Projection::gate_up, Projection::q_a,
     Projection::q_b,       Projection::kv_a,    Projection::kv_b,    Projection::delta_qkv, Projection::delta_z,
-    Projection::delta_b,   Projection::delta_a, Projection::delta_out};
+    Projection::delta_b,   Projection::delta_a, Projection::delta_out, Projection::mamba_in, Projection::mamba_out,
+    Projection::shared_gate_up, Projection::shared_down};
 // The seven of an unfused layer (what "all-linear" means without a model at hand).
 inline constexpr Projection kSeparateProjections[] = {Projection::q,    Projection::k,  Projection::v,   Projection::o,
                                                       Projection::gate, Projection::up, Projection::down};
@@ -31,19 +33,23 @@ inline constexpr Projection kSeparateProjections[] = {Projection::q,    Projecti
 // The projections `config`'s layers have that LoRA may adapt: the seven, Phi-3's qkv, o, gate_up and down, GLM's q,
 // k, v, o, gate_up and down, or a mixture of experts' q, k, v and o (its experts are not adapted; DeepSeek's: its
 // latent attention's q or q_a and q_b, kv_a, kv_b and o); Qwen3.5's Gated DeltaNet layers' five besides (its
-// full-attention layers have q, k, v and o, the others the five).
+// full-attention layers have q, k, v and o, the others the five); Granite-4.0's q, k, v, o (of its attention layers),
+// mamba_in and mamba_out (of its Mamba-2 layers) and, without experts, its shared MLP's two.
 std::vector<Projection> model_projections(const ModelConfig& config);
 // Whether layer `layer` of `config` has projection `p` (a Qwen3.5's layers have either attention's or a Gated
-// DeltaNet's).
+// DeltaNet's; a Granite-4.0's attention's or a Mamba-2 layer's).
 bool layer_has_projection(const ModelConfig& config, int64_t layer, Projection p);
 
 // The module's HF name: "q_proj", ..., "down_proj", "qkv_proj", "gate_up_proj", "q_a_proj", "q_b_proj",
-// "kv_a_proj_with_mqa", "kv_b_proj", "in_proj_qkv", "in_proj_z", "in_proj_b", "in_proj_a", "out_proj".
+// "kv_a_proj_with_mqa", "kv_b_proj", "in_proj_qkv", "in_proj_z", "in_proj_b", "in_proj_a", "out_proj" (a DeltaNet's
+// and a Mamba-2 layer's), "in_proj", "input_linear", "output_linear".
 std::string projection_name(Projection p);
-// The projection named `name` ("q_proj" or "q"; "kv_a_proj_with_mqa" only in full), if any.
-std::optional<Projection> parse_projection(const std::string& name);
+// The projections named `name` ("q_proj" or "q"; "kv_a_proj_with_mqa" only in full): none, one, or (for "out_proj")
+// a Gated DeltaNet's and a Mamba-2 layer's, of which a model has one at most.
+std::vector<Projection> projections_named(const std::string& name);
 // "model.layers.{layer}.self_attn.q_proj" / "model.layers.{layer}.mlp.gate_proj" /
-// "model.layers.{layer}.linear_attn.out_proj": the module path, without ".weight".
+// "model.layers.{layer}.linear_attn.out_proj" / "model.layers.{layer}.mamba.in_proj" /
+// "model.layers.{layer}.shared_mlp.input_linear": the module path, without ".weight".
 std::string projection_path(int64_t layer, Projection p);
 // The projection's [out, in] weight shape and whether it has a bias under `config`.
 std::vector<int64_t> projection_shape(const ModelConfig& config, Projection p);

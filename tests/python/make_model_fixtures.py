@@ -1,7 +1,7 @@
 """Tiny random Llama / Qwen2 / Qwen3 / Mistral / Gemma / Gemma-2 / Gemma-3 / OLMo-2 / OLMo-3 / Phi-3 / Granite / Cohere
 / Cohere-2 / GLM / GLM-4 / SmolLM3 / Mixtral / Qwen2-MoE / Qwen3-MoE / OLMoE / GraniteMoE / DeepSeek-V2 / DeepSeek-V3
 / GLM-4.7-Flash / GLM-4.5 / gpt-oss / Apertus / Ministral / EXAONE-4 / Seed-OSS / Ministral-3 / Qwen3.5 / Qwen3.5-MoE
-checkpoints and their transformers logits, for tests/python/test_model_parity.py.
+/ Granite-4.0 checkpoints and their transformers logits, for tests/python/test_model_parity.py.
 
 Each fixture is a model folder written by transformers' save_pretrained (safetensors, float32) plus
 reference.safetensors holding, for fixed token ids:
@@ -28,7 +28,8 @@ from transformers import (ApertusConfig, ApertusForCausalLM, Cohere2Config, Cohe
                           Gemma3ForCausalLM, Gemma3TextConfig, GemmaConfig, GemmaForCausalLM, Glm4Config,
                           Glm4ForCausalLM, Glm4MoeConfig, Glm4MoeForCausalLM, Glm4MoeLiteConfig,
                           Glm4MoeLiteForCausalLM, GlmConfig, GlmForCausalLM, GptOssConfig, GptOssForCausalLM,
-                          GraniteConfig, GraniteForCausalLM, GraniteMoeConfig, GraniteMoeForCausalLM, LlamaConfig,
+                          GraniteConfig, GraniteForCausalLM, GraniteMoeConfig, GraniteMoeForCausalLM,
+                          GraniteMoeHybridConfig, GraniteMoeHybridForCausalLM, LlamaConfig,
                           LlamaForCausalLM, Ministral3Config, Ministral3ForCausalLM, MinistralConfig,
                           MinistralForCausalLM, MistralConfig, MistralForCausalLM,
                           MixtralConfig, MixtralForCausalLM, Olmo2Config, Olmo2ForCausalLM, Olmo3Config,
@@ -95,6 +96,25 @@ FIXTURES = {
         linear_key_head_dim=8, linear_value_head_dim=12, num_experts=8, num_experts_per_tok=2,
         moe_intermediate_size=16, shared_expert_intermediate_size=24,
         rope_parameters={"rope_type": "default", "rope_theta": 10000000.0, "partial_rotary_factor": 0.25}), {}),
+    # Granite-4.0-H: a Mamba-2 layer (8 heads of 16, 2 groups of B and C of 16, 4 taps, chunks of 4 tokens so that
+    # the 11 tokens span three) then an attention layer without RoPE; Granite's multipliers; the shared MLP as the
+    # MLP. (in_proj's and out_proj's biases: test_granite4.py.)
+    "granite4": (GraniteMoeHybridForCausalLM, lambda: GraniteMoeHybridConfig(
+        **SIZES, num_key_value_heads=2, layer_types=["mamba", "attention"], position_embedding_type=None,
+        num_local_experts=0, shared_intermediate_size=80, mamba_n_heads=8, mamba_n_groups=2, mamba_d_state=16,
+        mamba_d_conv=4, mamba_chunk_size=4, embedding_multiplier=2.0,
+        residual_multiplier=0.5, attention_multiplier=0.2, logits_scaling=1.5), {}),
+    # Granite-4.0 (micro, 1b, 350m): attention only, with RoPE and attention biases.
+    "granite4_dense": (GraniteMoeHybridForCausalLM, lambda: GraniteMoeHybridConfig(
+        **SIZES, num_key_value_heads=2, layer_types=["attention", "attention"], position_embedding_type="rope",
+        attention_bias=True, num_local_experts=0, shared_intermediate_size=80, embedding_multiplier=2.0,
+        attention_multiplier=0.2, logits_scaling=1.5), {}),
+    # Granite-4.0-H-Tiny and -Small: an attention layer with RoPE then a Mamba-2 layer (one group), each with
+    # GraniteMoE's experts (8 of width 16, 2 per token) beside the shared MLP.
+    "granite4_moe": (GraniteMoeHybridForCausalLM, lambda: GraniteMoeHybridConfig(
+        **dict(SIZES, intermediate_size=16), num_key_value_heads=2, layer_types=["attention", "mamba"],
+        position_embedding_type="rope", num_local_experts=8, num_experts_per_tok=2, shared_intermediate_size=24,
+        mamba_n_heads=4, mamba_d_state=8, mamba_chunk_size=8, residual_multiplier=0.5), {}),
     # Qwen2 with use_sliding_window: a window as long as SEQ_A on layer 1 (from max_window_layers on).
     "qwen2_window": (Qwen2ForCausalLM, lambda: Qwen2Config(
         **SIZES, num_key_value_heads=2, use_sliding_window=True, sliding_window=11, max_window_layers=1), {}),
@@ -268,7 +288,8 @@ FIXTURES = {
 # Fixtures whose reference also holds bfloat16 logits.
 BF16_FIXTURES = ["llama3", "qwen3", "gemma2", "gemma3", "olmo2", "olmo3", "phi3", "granite", "cohere", "glm4",
                  "mixtral", "qwen3_moe", "granitemoe", "deepseek_v2", "deepseek_v3", "glm4_moe_lite",
-                 "gpt_oss", "apertus", "exaone4", "seed_oss", "glm4_moe", "ministral3", "qwen3_5", "qwen3_5_moe"]
+                 "gpt_oss", "apertus", "exaone4", "seed_oss", "glm4_moe", "ministral3", "qwen3_5", "qwen3_5_moe",
+                 "granite4", "granite4_moe"]
 
 
 def write_byte_tokenizer(folder: pathlib.Path) -> None:
@@ -295,6 +316,8 @@ def build(name: str, out: pathlib.Path) -> pathlib.Path:
     with torch.no_grad():
         for pname, p in model.named_parameters():
             if pname.endswith("bias") or "norm" in pname or ".act_fn.alpha_" in pname:  # (Apertus's slopes)
+                p.add_(torch.randn_like(p) * 0.2)
+            if pname.endswith((".A_log", ".D")):  # a Mamba-2 layer's decays and skip scales
                 p.add_(torch.randn_like(p) * 0.2)
         for bname, b in model.named_buffers():  # DeepSeek-V3's router bias, Apertus's beta (saved buffers)
             if bname.endswith("e_score_correction_bias") or bname.endswith(".act_fn.beta"):

@@ -47,7 +47,10 @@ CASES = [("llama3", ALL, False), ("qwen2_tied", ["q_proj", "v_proj", "o_proj"], 
          ("ministral3", ["q_proj", "k_proj", "v_proj", "o_proj", "down_proj"], False),
          ("qwen3_5", ["in_proj_qkv", "in_proj_z", "in_proj_b", "in_proj_a", "out_proj", "q_proj", "v_proj",
                       "down_proj"], True), ("qwen3_5", "all-linear", False),
-         ("qwen3_5_moe", ["in_proj_qkv", "in_proj_z", "out_proj", "q_proj", "o_proj"], False)]
+         ("qwen3_5_moe", ["in_proj_qkv", "in_proj_z", "out_proj", "q_proj", "o_proj"], False),
+         ("granite4", ["in_proj", "out_proj", "q_proj", "v_proj", "input_linear", "output_linear"], True),
+         ("granite4", "all-linear", False), ("granite4_dense", ["q_proj", "k_proj", "o_proj", "input_linear"], False),
+         ("granite4_moe", ["in_proj", "out_proj", "k_proj", "o_proj"], True)]
 
 
 @pytest.fixture(scope="session")
@@ -118,7 +121,8 @@ def test_peft_adapter_in_abmll(name, targets, rslora, fixtures, run_abmll, tmp_p
 
 @pytest.mark.parametrize("name", ["llama3", "qwen2_tied", "qwen3", "olmo2", "phi3", "mixtral", "qwen3_moe", "glm4",
                                   "cohere", "deepseek_v2", "deepseek_v3", "gpt_oss", "apertus",
-                                  "glm4_moe", "ministral3", "qwen3_5", "qwen3_5_moe"])
+                                  "glm4_moe", "ministral3", "qwen3_5", "qwen3_5_moe", "granite4",
+                                  "granite4_moe"])
 def test_abmll_adapter_in_peft(name, fixtures, run_abmll, tmp_path):
     from peft import PeftModel
 

@@ -27,7 +27,8 @@ def fixtures(tmp_path_factory):
     out = tmp_path_factory.mktemp("models")
     return {name: make_model_fixtures.build(name, out) for name in ["llama3", "qwen2_tied", "qwen3", "gemma2",
                                                                     "granite", "qwen2_moe", "glm4", "cohere",
-                                                                    "deepseek_v2", "deepseek_v3", "qwen3_5"]}
+                                                                    "deepseek_v2", "deepseek_v3", "qwen3_5",
+                                                                    "granite4"]}
 
 
 def reference(model):
@@ -55,7 +56,8 @@ def abmll_scores(folder, adapter, tmp_path):
 @pytest.mark.parametrize("name,with_adapter",
                          [("llama3", True), ("qwen2_tied", False), ("qwen3", True), ("gemma2", True),
                           ("granite", True), ("qwen2_moe", True), ("glm4", True),
-                          ("cohere", True), ("deepseek_v2", True), ("deepseek_v3", True), ("qwen3_5", True)])
+                          ("cohere", True), ("deepseek_v2", True), ("deepseek_v3", True), ("qwen3_5", True),
+                          ("granite4", True)])
 def test_scores_match_transformers(name, with_adapter, fixtures, tmp_path):
     from transformers import AutoModelForCausalLM
 
@@ -66,11 +68,14 @@ def test_scores_match_transformers(name, with_adapter, fixtures, tmp_path):
         from peft import LoraConfig, get_peft_model
 
         # (A mixture of experts: its attention only; up_proj would name its shared expert's and dense layers'. GLM-4:
-        # gate and up are one module. DeepSeek: its latent attention's.)
+        # gate and up are one module. DeepSeek: its latent attention's. Granite-4.0: its Mamba-2 layers' and its
+        # shared MLP's.)
         targets = (["q_proj", "v_proj", "o_proj"] if name.endswith("_moe") else
                    ["q_proj", "kv_a_proj_with_mqa", "kv_b_proj"] if name == "deepseek_v2" else
                    ["q_a_proj", "q_b_proj", "kv_b_proj", "o_proj"] if name == "deepseek_v3" else
-                   ["q_proj", "v_proj", "gate_up_proj"] if name == "glm4" else ["q_proj", "v_proj", "up_proj"])
+                   ["q_proj", "v_proj", "gate_up_proj"] if name == "glm4" else
+                   ["q_proj", "in_proj", "out_proj", "input_linear"] if name == "granite4" else
+                   ["q_proj", "v_proj", "up_proj"])
         model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=targets))
         torch.manual_seed(3)
         with torch.no_grad():

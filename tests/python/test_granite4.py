@@ -1,0 +1,156 @@
+"""Granite-4.0 (GraniteMoeHybrid: Mamba-2 layers beside attention layers) against transformers 5.23, where
+make_model_fixtures.py's short sequences do not reach: sequences of 150 and 97 tokens (right- and left-padded in one
+batch) over chunks of 16, the state carried from chunk to chunk; the Mamba-2 layer's own weights (A_log, D,
+dt_bias, the convolution's bias, the gated norm) each moving logits; in_proj's and out_proj's biases
+(mamba_proj_bias) and a binding time_step_limit; left padding that leaves a row's logits those of its sequence
+alone; the released configs' spelling (layer types "mamba" and "attention", no RoPE). float32 within 1e-4."""
+import json
+import pathlib
+import shutil
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import GraniteMoeHybridConfig, GraniteMoeHybridForCausalLM
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from multimodal_checks import TOLERANCE  # noqa: E402
+
+SIZES = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
+             vocab_size=256, initializer_range=0.1, rms_norm_eps=1e-6)
+
+
+def make(folder, **overrides):
+    """A Granite-4.0-H-shaped model (Mamba-2, attention, Mamba-2; no RoPE; the shared MLP) with every Mamba-2
+    parameter moved off its initial value, saved to `folder`."""
+    torch.manual_seed(7)
+    settings = dict(SIZES, layer_types=["mamba", "attention", "mamba"], position_embedding_type=None,
+                    num_local_experts=0, shared_intermediate_size=80, mamba_n_heads=8, mamba_n_groups=2,
+                    mamba_d_state=16, mamba_chunk_size=16, embedding_multiplier=2.0, residual_multiplier=0.5,
+                    attention_multiplier=0.2, logits_scaling=1.5)
+    settings.update(overrides)
+    model = GraniteMoeHybridForCausalLM(GraniteMoeHybridConfig(**settings)).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith(("bias", "A_log", ".D")) or "norm" in name:
+                p.add_(torch.randn_like(p) * 0.2)
+    model.save_pretrained(folder, safe_serialization=True)
+    return model
+
+
+def max_diff(got, want):
+    return (got.reshape(want.shape) - want).abs().max().item()
+
+
+def batch(padding):
+    torch.manual_seed(4)
+    long, short = torch.randint(0, 256, (150,)), torch.randint(0, 256, (97,))
+    pad = len(long) - len(short)
+    zeros = torch.zeros(pad, dtype=torch.long)
+    ids = torch.stack([long, torch.cat([short, zeros] if padding == "right" else [zeros, short])])
+    ones = [1] * len(short)
+    mask = torch.tensor([[1] * len(long), ones + [0] * pad if padding == "right" else [0] * pad + ones])
+    return ids, mask
+
+
+def abmll_batch_logits(run_abmll, folder, ids, mask, tmp_path):
+    """abmll's logits of the rows of ids under mask, one row per sequence as `logits --ids` pads them."""
+    seqs = [",".join(str(int(i)) for i in row[m.bool()]) for row, m in zip(ids, mask)]
+    out = tmp_path / "logits.safetensors"
+    args = ["logits", "--model", folder, "--out", out]
+    for s in seqs:
+        args += ["--ids", s]
+    result = run_abmll(*args)
+    assert result.returncode == 0, result.stderr
+    return load_file(str(out))["logits"]
+
+
+def realigned(logits, mask):
+    """[2, T, V] rows with their real tokens first (left padding moved to the end), as abmll returns them."""
+    rows = []
+    for row, m in zip(logits, mask):
+        real = row[m.bool()]
+        rows.append(torch.cat([real, torch.zeros(len(m) - len(real), row.size(-1))]))
+    return torch.stack(rows)
+
+
+@pytest.mark.parametrize("padding", ["right", "left"])
+def test_sequences_across_chunks(padding, run_abmll, tmp_path):
+    folder = tmp_path / "model"
+    model = make(folder)
+    ids, mask = batch(padding)
+    with torch.no_grad():
+        want = realigned(model(input_ids=ids, attention_mask=mask).logits, mask)
+    got = abmll_batch_logits(run_abmll, folder, ids, mask, tmp_path)
+    real = realigned(mask[..., None].float(), mask)[..., 0].bool()
+    diff = max_diff(got[real], want[real])
+    print(f"granite4 {padding}-padded 150 + 97 tokens over chunks of 16: max abs diff {diff:.3g}")
+    assert diff <= TOLERANCE
+
+
+def test_mamba_parameters_and_biases_move_logits(run_abmll, tmp_path):
+    """Each of the Mamba-2 layer's own tensors matters (a reader that skipped one would still match a model where it
+    sits at its initial value); in_proj and out_proj with biases and a step limit that binds match transformers."""
+    folder = tmp_path / "model"
+    model = make(folder, mamba_proj_bias=True, time_step_limit=(0.0, 0.3))
+    assert model.config.time_step_limit == (0.0, 0.3)
+    ids, mask = batch("right")
+    ids, mask = ids[:1, :40], mask[:1, :40]
+    with torch.no_grad():
+        want = model(input_ids=ids).logits
+    got = abmll_batch_logits(run_abmll, folder, ids, mask, tmp_path)
+    diff = max_diff(got, want)
+    print(f"granite4 with in_proj/out_proj biases and dt <= 0.3: max abs diff {diff:.3g}")
+    assert diff <= TOLERANCE
+    # (Without the limit, which holds most steps at 0.3 whatever dt_bias is.)
+    folder = tmp_path / "unlimited"
+    make(folder, mamba_proj_bias=True)
+    got = abmll_batch_logits(run_abmll, folder, ids, mask, tmp_path)
+    tensors = load_file(str(folder / "model.safetensors"))
+    for name in ["A_log", "D", "dt_bias", "conv1d.bias", "norm.weight", "in_proj.bias"]:
+        changed = dict(tensors)
+        key = f"model.layers.0.mamba.{name}"
+        changed[key] = tensors[key] + 0.5
+        other = tmp_path / f"moved_{name}"
+        shutil.copytree(folder, other)
+        save_file(changed, str(other / "model.safetensors"), metadata={"format": "pt"})
+        moved = max_diff(abmll_batch_logits(run_abmll, other, ids, mask, tmp_path), got)
+        print(f"  {name} + 0.5 moves logits by {moved:.3g}")
+        assert moved > 100 * TOLERANCE
+
+
+def test_left_padding_is_the_sequence_alone(run_abmll, tmp_path):
+    """abmll zeroes in_proj's output at padding, so a left-padded row is its sequence alone whatever the biases;
+    transformers zeroes in_proj's input, which lets mamba_proj_bias reach the first tokens' convolution."""
+    folder = tmp_path / "model"
+    model = make(folder, mamba_proj_bias=True)
+    ids, mask = batch("left")
+    short = ids[1][mask[1].bool()][None]
+    got = abmll_batch_logits(run_abmll, folder, ids, mask, tmp_path)
+    with torch.no_grad():
+        alone = model(input_ids=short).logits[0]
+        padded = model(input_ids=ids, attention_mask=mask).logits[1][mask[1].bool()]
+    diff = max_diff(got[1, :short.size(1)], alone)
+    print(f"granite4 left-padded row vs its sequence alone: abmll {diff:.3g}, transformers "
+          f"{max_diff(padded, alone):.3g}")
+    assert diff <= TOLERANCE
+
+
+def test_released_config_spelling(run_abmll, tmp_path):
+    """The releases' config.json (transformers 4.x): layer types "mamba" and "attention", "position_embedding_type":
+    "nope", the step limit spelt with JSON's numbers only."""
+    folder = tmp_path / "model"
+    model = make(folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["layer_types"] = ["mamba", "attention", "mamba"]
+    config["position_embedding_type"] = "nope"
+    config["time_step_limit"] = [0.0, 1e30]
+    (folder / "config.json").write_text(json.dumps(config))
+    ids, mask = batch("right")
+    ids, mask = ids[:1, :30], mask[:1, :30]
+    with torch.no_grad():
+        want = model(input_ids=ids).logits
+    diff = max_diff(abmll_batch_logits(run_abmll, folder, ids, mask, tmp_path), want)
+    print(f"granite4 released config spelling: max abs diff {diff:.3g}")
+    assert diff <= TOLERANCE
