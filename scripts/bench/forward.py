@@ -4,6 +4,7 @@ of them active per token; with --arch deepseek_v3, a DeepSeek-V3-shaped one: lat
 ~500M parameters; with --arch gpt_oss, a gpt-oss-shaped one: attention sinks, experts with biases and the clamped
 SwiGLU, ~500M parameters; with --arch apertus, an Apertus-shaped one: head norms and the ungated xIELU MLP, ~125M
 parameters; with --arch qwen3_5, a Qwen3.5-shaped one: three Gated DeltaNet layers to one gated attention layer, ~120M
+parameters; with --arch granite4, a Granite-4.0-H-shaped one: five Mamba-2 layers to one attention layer, ~150M
 parameters), on CPU, in float32 and bfloat16. Not a test.
 
 Each measurement runs in its own process (so the peak RSS, read from that process's rusage, is its own): load the
@@ -13,7 +14,7 @@ some processes down, so each implementation is measured in `repeats` processes, 
 and the table reports the fastest of those medians (the least disturbed) and the largest peak RSS, with
 abmll/transformers ratios.
 
-Usage: forward.py --bin BUILD/abmll_bench [--arch llama|qwen3_moe|deepseek_v3|gpt_oss|apertus|qwen3_5]
+Usage: forward.py --bin BUILD/abmll_bench [--arch llama|qwen3_moe|deepseek_v3|gpt_oss|apertus|qwen3_5|granite4]
        [--model-dir DIR]
        [--batch 4] [--seq 256] [--warmup 2] [--runs 5] [--repeats 3] [--dtypes float32,bfloat16]
 """
@@ -60,6 +61,14 @@ QWEN3_5_SHAPE = dict({k: v for k, v in SHAPE.items() if k != "rope_theta"}, num_
                      num_key_value_heads=2, head_dim=128, linear_num_key_heads=4, linear_num_value_heads=8,
                      linear_key_head_dim=64, linear_value_head_dim=64, linear_conv_kernel_dim=4,
                      rope_parameters={"rope_type": "default", "rope_theta": 10000000.0, "partial_rotary_factor": 0.25})
+# Granite-4.0-H's layers at that width (Granite-4.0-H-Micro's proportions): Mamba-2 layers (24 heads of 64, one group
+# of B and C of 128, 4 taps, chunks of 256) with an attention layer (12 heads / 4 kv, no RoPE) every sixth; the shared
+# MLP 2048; Granite's multipliers.
+GRANITE4_SHAPE = dict({k: v for k, v in SHAPE.items() if k != "rope_theta"},
+                      layer_types=(["mamba"] * 5 + ["attention"]) * 2, position_embedding_type=None,
+                      num_local_experts=0, shared_intermediate_size=2048, mamba_n_heads=24, mamba_d_head=64,
+                      mamba_d_state=128, mamba_n_groups=1, mamba_chunk_size=256, embedding_multiplier=12.0,
+                      residual_multiplier=0.22, attention_multiplier=0.015625, logits_scaling=6.0)
 ARCHS = {"llama": ("LlamaConfig", "LlamaForCausalLM", SHAPE, "llama-125m",
                    "hidden 768, 12 layers, 12 heads / 4 kv, MLP 2048, vocab 32000"),
          "qwen3_moe": ("Qwen3MoeConfig", "Qwen3MoeForCausalLM", MOE_SHAPE, "qwen3-moe-520m",
@@ -74,7 +83,10 @@ ARCHS = {"llama": ("LlamaConfig", "LlamaForCausalLM", SHAPE, "llama-125m",
                      "hidden 768, 12 layers, 12 heads / 4 kv with head norms, xIELU MLP 3072, vocab 32000"),
          "qwen3_5": ("Qwen3_5TextConfig", "Qwen3_5ForCausalLM", QWEN3_5_SHAPE, "qwen3_5-120m",
                      "hidden 768, 12 layers: 9 Gated DeltaNet (4 key heads of 64, 8 value heads of 64) and 3 gated "
-                     "attention (8 heads of 128 / 2 kv), MLP 2048, vocab 32000")}
+                     "attention (8 heads of 128 / 2 kv), MLP 2048, vocab 32000"),
+         "granite4": ("GraniteMoeHybridConfig", "GraniteMoeHybridForCausalLM", GRANITE4_SHAPE, "granite4-150m",
+                      "hidden 768, 12 layers: 10 Mamba-2 (24 heads of 64, state 128, chunks of 256) and 2 attention "
+                      "(12 heads / 4 kv, no RoPE), shared MLP 2048, vocab 32000")}
 
 
 def make_model(folder: pathlib.Path, arch: str) -> None:

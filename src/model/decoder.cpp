@@ -130,7 +130,7 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const TokenLayout& layo
   at::Tensor real_tokens;
   if (config_.recurrent() && !layout.causal) {
     if (!layout.tokens.defined())
-      throw Error(fmt::format("Decoder::forward: {}'s linear-attention layers read each row as one sequence; a "
+      throw Error(fmt::format("Decoder::forward: {}'s recurrent layers read each row as one sequence; a "
                               "layout packing several into a row cannot be run",
                               to_string(config_.architecture)));
     real_tokens = layout.tokens.to(device());

@@ -26,7 +26,8 @@ struct LoraSettings {
   void validate() const;
 };
 
-// PEFT / HF module names ("q_proj", ..., or "q", ...) -> projections. "all-linear" means the seven of an unfused
+// PEFT / HF module names ("q_proj", ..., or "q", ...) -> projections; a name two architectures give different
+// modules ("out_proj": a Gated DeltaNet's and a Mamba-2 layer's) -> both. "all-linear" means the seven of an unfused
 // layer. Throws abmll::InputError naming `source` and the unknown name.
 std::set<Projection> parse_lora_targets(const std::vector<std::string>& names, const std::string& source);
 // The same for a model of `config`: "all-linear" means every projection its layers have (model_projections), and a

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <sstream>
 #include <tuple>
 
@@ -523,6 +524,15 @@ void parse_exaone4_layers(const Fields& f, ModelConfig& c) {
 // thousands), so that sums and products of them cannot overflow.
 constexpr int64_t kLargestWidth = int64_t{1} << 32;
 
+// num_experts_per_tok (`fallback` when absent; none: required), from 1 to the m.num_experts experts the field
+// `count` gave.
+int64_t experts_per_token(const Fields& f, const MoeConfig& m, const char* count, std::optional<int64_t> fallback) {
+  const int64_t k = f.integer("num_experts_per_tok", fallback);
+  if (k <= 0 || k > m.num_experts)
+    f.fail("num_experts_per_tok", fmt::format("must be from 1 to {}={}, not {}", count, m.num_experts, k));
+  return k;
+}
+
 // The experts of Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE, GraniteMoE and Qwen3.5-MoE, as their configs and SparseMoeBlock
 // / TopKRouter classes define them (defaults: MixtralConfig's and GraniteMoeConfig's 8 experts, 2 per token;
 // Qwen2MoeConfig's 60, 4, width 1408, shared expert 5632; Qwen3MoeConfig's 128, 8, width 768; OlmoeConfig's 64, 8;
@@ -541,10 +551,7 @@ void parse_experts(const Fields& f, ModelConfig& c) {
     // shared_expert_intermediate_size (512), in every layer.
     m.num_experts = f.integer("num_experts", 256);
     require_positive(f, "num_experts", m.num_experts);
-    m.experts_per_token = f.integer("num_experts_per_tok", 8);
-    if (m.experts_per_token <= 0 || m.experts_per_token > m.num_experts)
-      f.fail("num_experts_per_tok", fmt::format("must be from 1 to num_experts={}, not {}", m.num_experts,
-                                                m.experts_per_token));
+    m.experts_per_token = experts_per_token(f, m, "num_experts", 8);
     m.expert_size = f.integer("moe_intermediate_size", 512);
     require_positive(f, "moe_intermediate_size", m.expert_size);
     m.shared_expert_size = f.integer("shared_expert_intermediate_size", 512);
@@ -566,10 +573,7 @@ void parse_experts(const Fields& f, ModelConfig& c) {
                                                                        : 64);
   require_positive(f, count, m.num_experts);
   m.experts_per_token =
-      f.integer("num_experts_per_tok", mixtral || granite ? 2 : arch == Architecture::qwen2_moe ? 4 : 8);
-  if (m.experts_per_token <= 0 || m.experts_per_token > m.num_experts)
-    f.fail("num_experts_per_tok", fmt::format("must be from 1 to {}={}, not {}", count, m.num_experts,
-                                              m.experts_per_token));
+      experts_per_token(f, m, count, mixtral || granite ? 2 : arch == Architecture::qwen2_moe ? 4 : 8);
   m.expert_size = qwen ? f.integer("moe_intermediate_size", arch == Architecture::qwen2_moe ? 1408 : 768)
                        : c.intermediate_size;
   require_positive(f, "moe_intermediate_size", m.expert_size);
@@ -605,10 +609,7 @@ void parse_gpt_oss_experts(const Fields& f, ModelConfig& c) {
   MoeConfig& m = c.moe;
   m.num_experts = f.integer("num_local_experts", 128);
   require_positive(f, "num_local_experts", m.num_experts);
-  m.experts_per_token = f.integer("num_experts_per_tok", 4);
-  if (m.experts_per_token <= 0 || m.experts_per_token > m.num_experts)
-    f.fail("num_experts_per_tok", fmt::format("must be from 1 to num_local_experts={}, not {}", m.num_experts,
-                                              m.experts_per_token));
+  m.experts_per_token = experts_per_token(f, m, "num_local_experts", 4);
   m.expert_size = c.intermediate_size;
   m.softmax_top_logits = true;
   m.transposed_experts = true;
@@ -739,10 +740,7 @@ void parse_granite4(const Fields& f, ModelConfig& c) {
   } else {
     MoeConfig& m = c.moe;
     m.num_experts = experts;
-    m.experts_per_token = f.integer("num_experts_per_tok", 2);
-    if (m.experts_per_token <= 0 || m.experts_per_token > m.num_experts)
-      f.fail("num_experts_per_tok", fmt::format("must be from 1 to num_local_experts={}, not {}", m.num_experts,
-                                                m.experts_per_token));
+    m.experts_per_token = experts_per_token(f, m, "num_local_experts", 2);
     m.expert_size = c.intermediate_size;
     m.softmax_top_logits = true;
     m.stacked_experts = true;
@@ -852,10 +850,8 @@ void parse_deepseek_experts(const Fields& f, ModelConfig& c) {
   MoeConfig& m = c.moe;
   m.num_experts = f.integer("n_routed_experts", glm45 ? 128 : v3 && !glm ? 256 : 64);
   require_positive(f, "n_routed_experts", m.num_experts);
-  m.experts_per_token = v3 ? f.integer("num_experts_per_tok", glm ? 4 : 8) : f.integer("num_experts_per_tok");
-  if (m.experts_per_token <= 0 || m.experts_per_token > m.num_experts)
-    f.fail("num_experts_per_tok", fmt::format("must be from 1 to n_routed_experts={}, not {}", m.num_experts,
-                                              m.experts_per_token));
+  m.experts_per_token =
+      experts_per_token(f, m, "n_routed_experts", v3 ? std::optional<int64_t>(glm ? 4 : 8) : std::nullopt);
   m.expert_size = f.integer("moe_intermediate_size", glm ? 1536 : glm45 ? 1408 : v3 ? 2048 : 1407);
   require_positive(f, "moe_intermediate_size", m.expert_size);
   const int64_t shared = f.integer("n_shared_experts", v3 ? 1 : 2);

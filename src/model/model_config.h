@@ -2,20 +2,21 @@
 // (Qwen2, Qwen2.5), Qwen3 (dense), Mistral, Ministral, Gemma, Gemma-2, Gemma-3 (text-only, and the language model of
 // the multimodal 4B-27B releases), OLMo-2, OLMo-3, Phi-3, Granite, Cohere, Cohere-2, GLM, GLM-4, SmolLM3, Apertus,
 // EXAONE-4, Seed-OSS and Ministral-3 (text-only, and the language model of the multimodal Ministral-3 and
-// Mistral-Small-3.1 releases), Qwen3.5 (text-only, and the language model of its multimodal releases), and the
-// mixtures of experts Qwen3.5-MoE (the same forms), Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE, GraniteMoE, DeepSeek-V2, DeepSeek-V3, GLM-4.7-Flash
-// (DeepSeek-V3's form), GLM-4.5 and gpt-oss. All are the same decoder (RMSNorm or LayerNorm, RoPE, grouped-query
-// attention (DeepSeek's: latent attention; Qwen3.5's: Gated DeltaNet layers besides), gated MLPs (but Apertus's)); they
-// differ in which projections carry biases, in Qwen3's and Gemma-3's RMSNorm of each query and key head before RoPE, in
-// Gemma's scaled embeddings, (1 + w) norms and GELU gate, in Gemma-2's and Gemma-3's norms on the attention and MLP
-// outputs, Gemma-2's soft-capped attention scores and logits, Gemma-3's and OLMo-3's two RoPEs (one for their
-// sliding-window layers), in OLMo-2's norms on the blocks' outputs only and over whole queries and keys, in Phi-3's and
-// GLM's fused projections, GLM's interleaved RoPE, SmolLM3's and Cohere-2's layers without RoPE, in Granite's
-// multipliers, Cohere's parallel blocks and LayerNorms, Apertus's ungated xIELU MLP, Ministral-3's queries scaled by
-// position, Qwen3.5's gated attention output, in the routed experts that replace the MLP of a mixture of experts (and
-// OLMoE's clipped queries, keys and values, DeepSeek's grouped routing and latent attention), and in their defaults.
-// Anything this decoder does not implement (another architecture, another RoPE type, another activation) is refused
-// when parsing, naming the field and its value, rather than computing something different from transformers.
+// Mistral-Small-3.1 releases), Qwen3.5 (text-only, and the language model of its multimodal releases), Granite-4.0
+// (with its mixtures of experts), and the mixtures of experts Qwen3.5-MoE (the same forms), Mixtral, Qwen2-MoE,
+// Qwen3-MoE, OLMoE, GraniteMoE, DeepSeek-V2, DeepSeek-V3, GLM-4.7-Flash (DeepSeek-V3's form), GLM-4.5 and gpt-oss. All
+// are the same decoder (RMSNorm or LayerNorm, RoPE, grouped-query attention (DeepSeek's: latent attention; Qwen3.5's:
+// Gated DeltaNet layers besides; Granite-4.0's: Mamba-2 layers besides), gated MLPs (but Apertus's)); they differ in
+// which projections carry biases, in Qwen3's and Gemma-3's RMSNorm of each query and key head before RoPE, in Gemma's
+// scaled embeddings, (1 + w) norms and GELU gate, in Gemma-2's and Gemma-3's norms on the attention and MLP outputs,
+// Gemma-2's soft-capped attention scores and logits, Gemma-3's and OLMo-3's two RoPEs (one for their sliding-window
+// layers), in OLMo-2's norms on the blocks' outputs only and over whole queries and keys, in Phi-3's and GLM's fused
+// projections, GLM's interleaved RoPE, SmolLM3's and Cohere-2's layers without RoPE, in Granite's multipliers, Cohere's
+// parallel blocks and LayerNorms, Apertus's ungated xIELU MLP, Ministral-3's queries scaled by position, Qwen3.5's
+// gated attention output, in the routed experts that replace the MLP of a mixture of experts (and OLMoE's clipped
+// queries, keys and values, DeepSeek's grouped routing and latent attention), and in their defaults. Anything this
+// decoder does not implement (another architecture, another RoPE type, another activation) is refused when parsing,
+// naming the field and its value, rather than computing something different from transformers.
 //
 // Both spellings transformers has used are read: the 4.x one (top-level `rope_theta`, `rope_scaling` with `type` or
 // `rope_type`, `torch_dtype`) and the 5.x one that save_pretrained writes today (`rope_parameters` holding

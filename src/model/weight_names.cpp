@@ -60,6 +60,25 @@ bool is_delta_net(Projection p) {
   return std::find(std::begin(kDeltaNetProjections), std::end(kDeltaNetProjections), p) !=
          std::end(kDeltaNetProjections);
 }
+// The block of a layer a projection belongs to, as its module path names it.
+const char* block_of(Projection p) {
+  switch (p) {
+    case Projection::gate:
+    case Projection::up:
+    case Projection::down:
+    case Projection::gate_up: return "mlp";
+    case Projection::shared_gate_up:
+    case Projection::shared_down: return "shared_mlp";  // Granite-4.0's
+    case Projection::mamba_in:
+    case Projection::mamba_out: return "mamba";
+    case Projection::delta_qkv:
+    case Projection::delta_z:
+    case Projection::delta_b:
+    case Projection::delta_a:
+    case Projection::delta_out: return "linear_attn";
+    default: return "self_attn";
+  }
+}
 // The projections of a layer's recurrent token mixer: a Mamba-2 layer's or a Gated DeltaNet's.
 std::vector<Projection> recurrent_projections(const ModelConfig& config) {
   if (config.mamba.defined()) return {std::begin(kMambaProjections), std::end(kMambaProjections)};
@@ -139,13 +158,7 @@ std::vector<Projection> projections_named(const std::string& name) {
 }
 
 std::string projection_path(int64_t layer, Projection p) {
-  const bool mlp = p == Projection::gate || p == Projection::up || p == Projection::down || p == Projection::gate_up;
-  const bool mamba = p == Projection::mamba_in || p == Projection::mamba_out;
-  const bool shared = p == Projection::shared_gate_up || p == Projection::shared_down;
-  return fmt::format("model.layers.{}.{}.{}", layer,
-                     mlp ? "mlp" : shared ? "shared_mlp" : mamba ? "mamba" : is_delta_net(p) ? "linear_attn"
-                                                                                            : "self_attn",
-                     projection_name(p));
+  return fmt::format("model.layers.{}.{}.{}", layer, block_of(p), projection_name(p));
 }
 
 std::string router_weight_name(const ModelConfig& config, int64_t layer) {

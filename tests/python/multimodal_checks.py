@@ -1,6 +1,7 @@
-"""What the multimodal checkpoints' tests share (test_gemma3_multimodal.py, test_mistral3_multimodal.py,
-test_qwen3_5.py): text logits of a vision-language model and of abmll, compared over one sequence and a right-padded
-batch, random models' norms made visible, and PEFT adapters made visible (PEFT initialises lora_B to zero)."""
+"""What the multimodal checkpoints' tests and the recurrent models' tests share (test_gemma3_multimodal.py,
+test_mistral3_multimodal.py, test_qwen3_5.py, test_granite4.py): text logits of a vision-language model and of abmll,
+compared over one sequence and a right-padded batch, random models' norms made visible, PEFT adapters made visible
+(PEFT initialises lora_B to zero), and a batch of two long sequences padded either way."""
 import os
 import subprocess
 
@@ -122,3 +123,27 @@ def peft_adapter_in_abmll(model_class, folder, lora_config, run_abmll, tmp_path)
     if vision:
         assert f"{vision} LoRA tensors of the vision tower" in got[2]
     return text_logits(model), got, vision
+
+
+def long_padded_batch(padding):
+    """Two random sequences of 150 and 97 tokens, the shorter right- or left-padded: ids [2, 150], mask [2, 150],
+    and each sequence's ids as `abmll logits --ids` takes them."""
+    torch.manual_seed(4)
+    long, short = torch.randint(0, 256, (150,)), torch.randint(0, 256, (97,))
+    pad = len(long) - len(short)
+    zeros = torch.zeros(pad, dtype=torch.long)
+    ids = torch.stack([long, torch.cat([short, zeros] if padding == "right" else [zeros, short])])
+    ones = [1] * len(short)
+    mask = torch.tensor([[1] * len(long), ones + [0] * pad if padding == "right" else [0] * pad + ones])
+    return ids, mask, [",".join(map(str, long.tolist())), ",".join(map(str, short.tolist()))]
+
+
+def abmll_padded_logits(run_abmll, folder, rows, padding, out):
+    """abmll's logits [B, T, V] and attention mask [B, T] of the sequences `rows`, padded as `padding` says."""
+    args = ["logits", "--model", folder, "--padding", padding, "--out", out]
+    for row in rows:
+        args += ["--ids", row]
+    result = run_abmll(*args)
+    assert result.returncode == 0, result.stderr
+    got = load_file(str(out))
+    return got["logits"], got["attention_mask"]

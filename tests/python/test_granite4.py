@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 from transformers import GraniteMoeHybridConfig, GraniteMoeHybridForCausalLM
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from multimodal_checks import TOLERANCE  # noqa: E402
+from multimodal_checks import TOLERANCE, abmll_padded_logits, long_padded_batch  # noqa: E402
 
 SIZES = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
              vocab_size=256, initializer_range=0.1, rms_norm_eps=1e-6)
@@ -43,48 +43,24 @@ def max_diff(got, want):
     return (got.reshape(want.shape) - want).abs().max().item()
 
 
-def batch(padding):
-    torch.manual_seed(4)
-    long, short = torch.randint(0, 256, (150,)), torch.randint(0, 256, (97,))
-    pad = len(long) - len(short)
-    zeros = torch.zeros(pad, dtype=torch.long)
-    ids = torch.stack([long, torch.cat([short, zeros] if padding == "right" else [zeros, short])])
-    ones = [1] * len(short)
-    mask = torch.tensor([[1] * len(long), ones + [0] * pad if padding == "right" else [0] * pad + ones])
-    return ids, mask
-
-
-def abmll_batch_logits(run_abmll, folder, ids, mask, tmp_path):
-    """abmll's logits of the rows of ids under mask, one row per sequence as `logits --ids` pads them."""
-    seqs = [",".join(str(int(i)) for i in row[m.bool()]) for row, m in zip(ids, mask)]
-    out = tmp_path / "logits.safetensors"
-    args = ["logits", "--model", folder, "--out", out]
-    for s in seqs:
-        args += ["--ids", s]
-    result = run_abmll(*args)
+def abmll_single_logits(run_abmll, folder, ids, out):
+    """abmll's logits [T, V] of one sequence."""
+    result = run_abmll("logits", "--model", folder, "--ids", ",".join(map(str, ids.tolist())), "--out", out)
     assert result.returncode == 0, result.stderr
     return load_file(str(out))["logits"]
-
-
-def realigned(logits, mask):
-    """[2, T, V] rows with their real tokens first (left padding moved to the end), as abmll returns them."""
-    rows = []
-    for row, m in zip(logits, mask):
-        real = row[m.bool()]
-        rows.append(torch.cat([real, torch.zeros(len(m) - len(real), row.size(-1))]))
-    return torch.stack(rows)
 
 
 @pytest.mark.parametrize("padding", ["right", "left"])
 def test_sequences_across_chunks(padding, run_abmll, tmp_path):
     folder = tmp_path / "model"
     model = make(folder)
-    ids, mask = batch(padding)
+    ids, mask, rows = long_padded_batch(padding)
     with torch.no_grad():
-        want = realigned(model(input_ids=ids, attention_mask=mask).logits, mask)
-    got = abmll_batch_logits(run_abmll, folder, ids, mask, tmp_path)
-    real = realigned(mask[..., None].float(), mask)[..., 0].bool()
-    diff = max_diff(got[real], want[real])
+        want = model(input_ids=ids, attention_mask=mask).logits
+    got, got_mask = abmll_padded_logits(run_abmll, folder, rows, padding, tmp_path / "out.safetensors")
+    assert torch.equal(got_mask, mask)
+    real = mask.bool()
+    diff = (got[real] - want[real]).abs().max().item()
     print(f"granite4 {padding}-padded 150 + 97 tokens over chunks of 16: max abs diff {diff:.3g}")
     assert diff <= TOLERANCE
 
@@ -95,18 +71,17 @@ def test_mamba_parameters_and_biases_move_logits(run_abmll, tmp_path):
     folder = tmp_path / "model"
     model = make(folder, mamba_proj_bias=True, time_step_limit=(0.0, 0.3))
     assert model.config.time_step_limit == (0.0, 0.3)
-    ids, mask = batch("right")
-    ids, mask = ids[:1, :40], mask[:1, :40]
+    ids = long_padded_batch("right")[0][0, :40]
     with torch.no_grad():
-        want = model(input_ids=ids).logits
-    got = abmll_batch_logits(run_abmll, folder, ids, mask, tmp_path)
+        want = model(input_ids=ids[None]).logits[0]
+    got = abmll_single_logits(run_abmll, folder, ids, tmp_path / "out.safetensors")
     diff = max_diff(got, want)
     print(f"granite4 with in_proj/out_proj biases and dt <= 0.3: max abs diff {diff:.3g}")
     assert diff <= TOLERANCE
     # (Without the limit, which holds most steps at 0.3 whatever dt_bias is.)
     folder = tmp_path / "unlimited"
     make(folder, mamba_proj_bias=True)
-    got = abmll_batch_logits(run_abmll, folder, ids, mask, tmp_path)
+    got = abmll_single_logits(run_abmll, folder, ids, tmp_path / "out.safetensors")
     tensors = load_file(str(folder / "model.safetensors"))
     for name in ["A_log", "D", "dt_bias", "conv1d.bias", "norm.weight", "in_proj.bias"]:
         changed = dict(tensors)
@@ -115,7 +90,7 @@ def test_mamba_parameters_and_biases_move_logits(run_abmll, tmp_path):
         other = tmp_path / f"moved_{name}"
         shutil.copytree(folder, other)
         save_file(changed, str(other / "model.safetensors"), metadata={"format": "pt"})
-        moved = max_diff(abmll_batch_logits(run_abmll, other, ids, mask, tmp_path), got)
+        moved = max_diff(abmll_single_logits(run_abmll, other, ids, tmp_path / "out.safetensors"), got)
         print(f"  {name} + 0.5 moves logits by {moved:.3g}")
         assert moved > 100 * TOLERANCE
 
@@ -125,13 +100,13 @@ def test_left_padding_is_the_sequence_alone(run_abmll, tmp_path):
     transformers zeroes in_proj's input, which lets mamba_proj_bias reach the first tokens' convolution."""
     folder = tmp_path / "model"
     model = make(folder, mamba_proj_bias=True)
-    ids, mask = batch("left")
-    short = ids[1][mask[1].bool()][None]
-    got = abmll_batch_logits(run_abmll, folder, ids, mask, tmp_path)
+    ids, mask, rows = long_padded_batch("left")
+    got, _ = abmll_padded_logits(run_abmll, folder, rows, "left", tmp_path / "out.safetensors")
+    real = mask[1].bool()
     with torch.no_grad():
-        alone = model(input_ids=short).logits[0]
-        padded = model(input_ids=ids, attention_mask=mask).logits[1][mask[1].bool()]
-    diff = max_diff(got[1, :short.size(1)], alone)
+        alone = model(input_ids=ids[1][real][None]).logits[0]
+        padded = model(input_ids=ids, attention_mask=mask).logits[1][real]
+    diff = max_diff(got[1][real], alone)
     print(f"granite4 left-padded row vs its sequence alone: abmll {diff:.3g}, transformers "
           f"{max_diff(padded, alone):.3g}")
     assert diff <= TOLERANCE
@@ -147,10 +122,9 @@ def test_released_config_spelling(run_abmll, tmp_path):
     config["position_embedding_type"] = "nope"
     config["time_step_limit"] = [0.0, 1e30]
     (folder / "config.json").write_text(json.dumps(config))
-    ids, mask = batch("right")
-    ids, mask = ids[:1, :30], mask[:1, :30]
+    ids = long_padded_batch("right")[0][0, :30]
     with torch.no_grad():
-        want = model(input_ids=ids).logits
-    diff = max_diff(abmll_batch_logits(run_abmll, folder, ids, mask, tmp_path), want)
+        want = model(input_ids=ids[None]).logits[0]
+    diff = max_diff(abmll_single_logits(run_abmll, folder, ids, tmp_path / "out.safetensors"), want)
     print(f"granite4 released config spelling: max abs diff {diff:.3g}")
     assert diff <= TOLERANCE

@@ -17,8 +17,8 @@ from transformers import (AutoModelForCausalLM, Qwen3_5Config, Qwen3_5ForConditi
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import make_model_fixtures  # noqa: E402
-from multimodal_checks import (TOLERANCE, abmll_adapter_in_peft, abmll_logits, max_diff,  # noqa: E402
-                               norms_moved, peft_adapter_in_abmll, text_logits)
+from multimodal_checks import (TOLERANCE, abmll_adapter_in_peft, abmll_logits, abmll_padded_logits,  # noqa: E402
+                               long_padded_batch, max_diff, norms_moved, peft_adapter_in_abmll, text_logits)
 
 
 @pytest.fixture(scope="module")
@@ -50,25 +50,15 @@ def multimodal(tmp_path_factory):
 
 @pytest.mark.parametrize("padding", ["right", "left"])
 def test_sequences_across_chunks(padding, text_model, run_abmll, tmp_path):
-    torch.manual_seed(4)
-    long, short = torch.randint(0, 256, (150,)), torch.randint(0, 256, (97,))
-    pad = len(long) - len(short)
-    zeros = torch.zeros(pad, dtype=torch.long)
-    ids = torch.stack([long, torch.cat([short, zeros] if padding == "right" else [zeros, short])])
-    ones = [1] * len(short)
-    mask = torch.tensor([[1] * len(long), ones + [0] * pad if padding == "right" else [0] * pad + ones])
+    ids, mask, rows = long_padded_batch(padding)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     model = AutoModelForCausalLM.from_pretrained(text_model, dtype=torch.float32).eval()
     with torch.no_grad():
         want = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits
-    rows = [",".join(map(str, long.tolist())), ",".join(map(str, short.tolist()))]
-    result = run_abmll("logits", "--model", text_model, "--padding", padding, "--ids", rows[0], "--ids", rows[1],
-                       "--out", tmp_path / "out.safetensors")
-    assert result.returncode == 0, result.stderr
-    got = load_file(str(tmp_path / "out.safetensors"))
-    assert torch.equal(got["attention_mask"], mask)
+    got, got_mask = abmll_padded_logits(run_abmll, text_model, rows, padding, tmp_path / "out.safetensors")
+    assert torch.equal(got_mask, mask)
     real = mask.bool()
-    diff = (got["logits"][real] - want[real]).abs().max().item()
+    diff = (got[real] - want[real]).abs().max().item()
     print(f"qwen3_5 {padding}-padded sequences of 150 and 97 tokens: logits max abs diff {diff:.3g}")
     assert diff <= TOLERANCE
 

@@ -4,8 +4,9 @@ Gemma-2- and a Gemma-3-shaped model (soft caps, sliding windows, two RoPEs; the 
 checkpoint) with one in Gemma's form, and a Phi-3-shaped one (fused projections) and a Mixtral-shaped one (experts)
 with one in Llama-2's form; and, with byte-level tokenizers in their forms, a DeepSeek-V3-shaped model (latent
 attention, grouped sigmoid routing), a gpt-oss-shaped one (attention sinks, a sliding window, clamped SwiGLU
-experts), an Apertus-shaped one (head norms, the ungated xIELU MLP) with Mistral-NeMo's tekken form and a multimodal
-Qwen3.5 (Gated DeltaNet layers beside attention) with its own. `abmll meta-train` runs, and `abmll evaluate`'s
+experts), an Apertus-shaped one (head norms, the ungated xIELU MLP) with Mistral-NeMo's tekken form, a multimodal
+Qwen3.5 (Gated DeltaNet layers beside attention) with its own and a Granite-4.0-H (Mamba-2 layers beside attention)
+with Llama-3's. `abmll meta-train` runs, and `abmll evaluate`'s
 option probabilities equal transformers' when each
 option's tokens are taken from the encoding of prompt + option, as evaluation harnesses split a context from its
 continuation. (With the legacy form, " yes" encoded alone would give the tokens of "▁▁yes": a space token of its own
@@ -21,7 +22,8 @@ import torch
 from tokenizers import Tokenizer
 from transformers import (ApertusConfig, ApertusForCausalLM, DeepseekV3Config, DeepseekV3ForCausalLM, Gemma2Config,
                           Gemma2ForCausalLM, Gemma3Config, Gemma3ForCausalLM, Gemma3ForConditionalGeneration,
-                          Gemma3TextConfig, GptOssConfig, GptOssForCausalLM, MistralConfig, MistralForCausalLM,
+                          Gemma3TextConfig, GptOssConfig, GptOssForCausalLM, GraniteMoeHybridConfig,
+                          GraniteMoeHybridForCausalLM, MistralConfig, MistralForCausalLM,
                           MixtralConfig, MixtralForCausalLM, Phi3Config, Phi3ForCausalLM, Qwen3_5Config,
                           Qwen3_5ForConditionalGeneration, Qwen3_5TextConfig, Qwen3_5VisionConfig,
                           SiglipVisionConfig)
@@ -90,12 +92,20 @@ MODELS = {
         vision_config=Qwen3_5VisionConfig(depth=1, hidden_size=16, intermediate_size=32, num_heads=2,
                                           out_hidden_size=64, num_position_embeddings=16)),
         make_tokenizer_fixtures.make_qwen3_5_trained, "qwen3_5-trained", False),
+    # Granite-4.0-H's shape (a Mamba-2 layer, then an attention layer without RoPE; Granite's multipliers; the shared
+    # MLP) with a byte-level tokenizer in Llama-3's form, as Granite-4.0's is.
+    "granite4": (GraniteMoeHybridForCausalLM, lambda vocab: GraniteMoeHybridConfig(
+        **SIZES, vocab_size=vocab, layer_types=["mamba", "attention"], position_embedding_type=None,
+        num_local_experts=0, shared_intermediate_size=96, mamba_n_heads=8, mamba_d_state=16, mamba_chunk_size=16,
+        embedding_multiplier=2.0, residual_multiplier=0.5, attention_multiplier=0.25, logits_scaling=2.0),
+        make_tokenizer_fixtures.make_llama3_trained, "llama3-trained", False),
 }
 # Settings a model needs besides the demo's (Phi-3 and DeepSeek have no q_proj or v_proj of their own to adapt;
-# Qwen3.5's DeltaNet layers have neither, so theirs are named too).
+# Qwen3.5's DeltaNet layers and Granite-4.0's Mamba-2 layers have neither, so theirs are named too).
 EXTRA_SETS = {"phi3": ["--set", "lora.targets=[qkv_proj, down_proj]"],
               "qwen3_5_multimodal": ["--set", "lora.targets=[q_proj, v_proj, in_proj_qkv, out_proj]"],
-              "deepseek_v3": ["--set", "lora.targets=[q_b_proj, kv_b_proj, o_proj]"]}
+              "deepseek_v3": ["--set", "lora.targets=[q_b_proj, kv_b_proj, o_proj]"],
+              "granite4": ["--set", "lora.targets=[q_proj, v_proj, in_proj, out_proj]"]}
 
 
 @pytest.fixture(scope="module", params=list(MODELS))
