@@ -49,8 +49,12 @@ namespace abmll::fuzz {
 }
 
 inline void run_model_config(std::string_view text) {
-  const nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return;
+  nlohmann::json j;
+  try {
+    j = model::parse_config_json(text, "fuzz/config.json");  // (Python's Infinity and NaN too)
+  } catch (const InputError&) {
+    return;
+  }
   try {
     const model::ModelConfig c = model::parse_model_config(j, "fuzz/config.json");
     if (c.hidden_size <= 0 || c.intermediate_size <= 0 || c.num_layers <= 0 || c.num_heads <= 0 ||

@@ -1828,6 +1828,32 @@ TEST_CASE("model config: Granite-4.0's Mamba-2 and attention layers, its shared 
   require_input_error(j, {"dir/config.json", "num_experts_per_tok", "num_local_experts=4"});
 }
 
+TEST_CASE("model config: Python's Infinity and NaN in config.json, read as transformers 5 spells them", "[model]") {
+  // transformers 4.x saved Mamba-2 configs' time_step_limit with json.dumps, which writes a bare Infinity.
+  const std::string text = R"({"architectures": ["GraniteMoeHybridForCausalLM"], "model_type": "granitemoehybrid",
+    "hidden_size": 64, "intermediate_size": 96, "num_attention_heads": 4, "num_hidden_layers": 2,
+    "vocab_size": 256, "num_local_experts": 0, "mamba_n_heads": 8, "mamba_d_state": 16,
+    "note": "Infinity, NaN and \"-Infinity\" inside strings stay as they are \\",
+    "time_step_limit": [0.0, Infinity]})";
+  json j = parse_config_json(text, "dir/config.json");
+  CHECK(j.at("note") == "Infinity, NaN and \"-Infinity\" inside strings stay as they are \\");
+  ModelConfig c = parse_model_config(j);
+  CHECK((c.mamba.dt_min == 0.0 && std::isinf(c.mamba.dt_max) && c.mamba.dt_max > 0));
+  // The string some tools write, and -Infinity.
+  j["time_step_limit"] = {"-Infinity", "Infinity"};
+  c = parse_model_config(j);
+  CHECK((std::isinf(c.mamba.dt_min) && c.mamba.dt_min < 0));
+  // NaN where a number is expected: refused by field; a syntax error elsewhere: reported for the text as it is.
+  std::string nan_eps = text;
+  nan_eps.replace(nan_eps.find("\"vocab_size\""), 0, "\"rms_norm_eps\": NaN, ");
+  CHECK_THROWS_WITH(parse_model_config(parse_config_json(nan_eps, "dir/config.json"), "dir/config.json"),
+                    Catch::Contains("rms_norm_eps"));
+  std::string broken = text;
+  broken.replace(broken.find("\"vocab_size\""), 0, "\"x\": [1,, ");
+  CHECK_THROWS_WITH(parse_config_json(broken, "dir/config.json"), Catch::Contains("dir/config.json: not valid JSON"));
+  CHECK_THROWS_AS(parse_config_json("{\"a\": Infinit}", "x"), abmll::InputError);
+}
+
 TEST_CASE("model config: a tied config over a checkpoint with its own head, as transformers settles it", "[model]") {
   ScratchDir dir;
   const at::Tensor embeddings = at::randn({32, 8});

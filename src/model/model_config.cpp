@@ -13,6 +13,7 @@
 #include <functional>
 #include <optional>
 #include <sstream>
+#include <string_view>
 #include <tuple>
 
 #include "util/error.h"
@@ -695,14 +696,18 @@ void parse_qwen3_5(const Fields& f, ModelConfig& c) {
 
 
 // A number of a JSON list, or the object transformers 5 writes for a non-finite float ({"__float__": "Infinity"};
-// JSON has no literal for it).
+// JSON has no literal for it; see parse_config_json).
 std::optional<double> json_float(const nlohmann::json& v) {
   if (v.is_number()) return v.get<double>();
-  if (v.is_object() && v.size() == 1 && v.contains("__float__") && v.at("__float__").is_string()) {
-    const std::string text = v.at("__float__").get<std::string>();
-    if (text == "Infinity") return INFINITY;
-    if (text == "-Infinity") return -INFINITY;
-  }
+  // ({"__float__": "Infinity"}, or a bare "Infinity" as some tools write it)
+  const nlohmann::json* spelt = v.is_string() ? &v : nullptr;
+  if (v.is_object() && v.size() == 1 && v.contains("__float__") && v.at("__float__").is_string())
+    spelt = &v.at("__float__");
+  if (spelt == nullptr) return std::nullopt;
+  const std::string text = spelt->get<std::string>();
+  if (text == "Infinity") return INFINITY;
+  if (text == "-Infinity") return -INFINITY;
+  if (text == "NaN") return NAN;
   return std::nullopt;
 }
 
@@ -1359,19 +1364,65 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& sourc
   return c;
 }
 
+namespace {
+
+// `text` with the bare words Python's json module writes for non-finite floats (Infinity, -Infinity, NaN; not JSON)
+// spelt as transformers 5 spells them ({"__float__": "Infinity"}); nullopt when it holds none outside strings.
+std::optional<std::string> python_floats_spelt(std::string_view text) {
+  static constexpr std::pair<std::string_view, std::string_view> kWords[] = {
+      {"-Infinity", R"({"__float__": "-Infinity"})"},
+      {"Infinity", R"({"__float__": "Infinity"})"},
+      {"NaN", R"({"__float__": "NaN"})"}};
+  std::string out;
+  out.reserve(text.size());
+  bool in_string = false, escaped = false, changed = false;
+  for (std::size_t i = 0; i < text.size();) {
+    const char ch = text[i];
+    if (in_string) {
+      in_string = escaped || ch != '"';
+      escaped = !escaped && ch == '\\';
+      out += ch;
+      ++i;
+      continue;
+    }
+    in_string = ch == '"';
+    const auto* word = std::find_if(std::begin(kWords), std::end(kWords),
+                                    [&](const auto& w) { return text.substr(i).starts_with(w.first); });
+    if (word == std::end(kWords)) {
+      out += ch;
+      ++i;
+      continue;
+    }
+    out += word->second;
+    i += word->first.size();
+    changed = true;
+  }
+  if (!changed) return std::nullopt;
+  return out;
+}
+
+}  // namespace
+
+nlohmann::json parse_config_json(std::string_view text, const std::string& source) {
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    // (A syntax error elsewhere is reported as found in the file as it is.)
+    if (const std::optional<std::string> spelt = python_floats_spelt(text)) {
+      nlohmann::json j = nlohmann::json::parse(*spelt, nullptr, /*allow_exceptions=*/false);
+      if (!j.is_discarded()) return j;
+    }
+    throw InputError(fmt::format("{}: not valid JSON: {}", source, e.what()));
+  }
+}
+
 ModelConfig load_model_config(const fs::path& path) {
   const fs::path file = fs::is_directory(path) ? path / "config.json" : path;
   std::ifstream in(file, std::ios::binary);
   if (!in) throw InputError(fmt::format("{}: cannot open the file", file.string()));
   std::ostringstream text;
   text << in.rdbuf();
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text.str());
-  } catch (const nlohmann::json::exception& e) {
-    throw InputError(fmt::format("{}: not valid JSON: {}", file.string(), e.what()));
-  }
-  return parse_model_config(j, file.string());
+  return parse_model_config(parse_config_json(text.str(), file.string()), file.string());
 }
 
 }  // namespace abmll::model

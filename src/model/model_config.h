@@ -31,6 +31,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace abmll::model {
@@ -328,6 +329,12 @@ struct ModelConfig {
 // missing or mistyped field, or inconsistent sizes (non-positive, H not dividing D when head_dim is absent, Hkv not
 // dividing H).
 ModelConfig parse_model_config(const nlohmann::json& j, const std::string& source = "config.json");
+
+// config.json's text as JSON, also where it holds the bare words Python's json module writes for non-finite floats
+// (Infinity, -Infinity, NaN: not JSON, but in transformers 4.x's configs of Mamba-2 models, e.g. time_step_limit),
+// read as the objects transformers 5 writes instead ({"__float__": "Infinity"}), which a field expecting a number
+// refuses by name. Throws abmll::InputError naming `source` for text that is not JSON even so.
+nlohmann::json parse_config_json(std::string_view text, const std::string& source);
 
 // Reads `path`: a config.json, or a model folder holding one.
 ModelConfig load_model_config(const std::filesystem::path& path);
