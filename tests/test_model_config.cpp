@@ -1809,6 +1809,17 @@ TEST_CASE("model config: Granite-4.0's Mamba-2 and attention layers, its shared 
   j["mamba_chunk_size"] = 0;
   require_input_error(j, {"dir/config.json", "mamba_chunk_size", "must be positive"});
   j["mamba_chunk_size"] = 256;
+  // Sizes whose products would overflow: refused before any is formed.
+  j["mamba_expand"] = int64_t{1} << 27;  // x 64 = 2^33
+  require_input_error(j, {"dir/config.json", "mamba_expand", "more than 2^32"});
+  j["mamba_expand"] = 2;
+  j["mamba_d_head"] = int64_t{1} << 62;
+  require_input_error(j, {"dir/config.json", "mamba_d_head", "128"});
+  j["mamba_d_head"] = "auto";
+  j["mamba_n_groups"] = 2;
+  j["mamba_d_state"] = int64_t{1} << 32;
+  require_input_error(j, {"dir/config.json", "mamba_d_state", "more than 2^32"});
+  j["mamba_d_state"] = 16;
 
   // Experts beside the shared MLP (granite-4.0-h-tiny's form): GraniteMoE's, the shared MLP a shared expert.
   j["num_local_experts"] = 4;

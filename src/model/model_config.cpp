@@ -767,17 +767,21 @@ void parse_granite4(const Fields& f, ModelConfig& c) {
     require_positive(f, key, value);
     if (value > kLargestWidth) f.fail(key, fmt::format("is {}, more than 2^32", value));
   }
+  if (c.hidden_size > kLargestWidth / expand)
+    f.fail("mamba_expand", fmt::format("is {}, which makes mamba_expand x hidden_size more than 2^32", expand));
   const int64_t inner = expand * c.hidden_size;
   if (inner % n.heads != 0)
     f.fail("mamba_n_heads", fmt::format("is {}, which does not divide mamba_expand x hidden_size = {}", n.heads,
                                         inner));
   const bool automatic = f.json().contains("mamba_d_head") && f.json().at("mamba_d_head") == "auto";
   n.head_dim = !f.has("mamba_d_head") || automatic ? inner / n.heads : f.integer("mamba_d_head");
-  if (n.head_dim * n.heads != inner)
+  if (n.head_dim <= 0 || inner % n.head_dim != 0 || inner / n.head_dim != n.heads)  // (no product to overflow)
     f.fail("mamba_d_head", fmt::format("is {}; mamba_n_heads={} heads of it must make mamba_expand x hidden_size = {}",
                                        n.head_dim, n.heads, inner));
   if (n.heads % n.groups != 0)
     f.fail("mamba_n_groups", fmt::format("is {}, which does not divide mamba_n_heads={}", n.groups, n.heads));
+  if (n.state > kLargestWidth / n.groups)
+    f.fail("mamba_d_state", fmt::format("is {}, which makes mamba_n_groups x mamba_d_state more than 2^32", n.state));
   n.conv_bias = f.boolean("mamba_conv_bias", true);
   n.proj_bias = f.boolean("mamba_proj_bias", false);
   if (f.has("time_step_limit")) {
