@@ -3,7 +3,8 @@ make_model_fixtures.py's short sequences do not reach: sequences of 150 and 97 t
 batch) over chunks of 16, the state carried from chunk to chunk; the Mamba-2 layer's own weights (A_log, D,
 dt_bias, the convolution's bias, the gated norm) each moving logits; in_proj's and out_proj's biases
 (mamba_proj_bias) and a binding time_step_limit; left padding that leaves a row's logits those of its sequence
-alone; the released configs' spelling (layer types "mamba" and "attention", no RoPE). float32 within 1e-4."""
+alone; the released configs' spelling (layer types "mamba" and "attention", no RoPE, a bare Infinity). float32
+within 1e-4."""
 import json
 import pathlib
 import shutil
@@ -114,14 +115,16 @@ def test_left_padding_is_the_sequence_alone(run_abmll, tmp_path):
 
 def test_released_config_spelling(run_abmll, tmp_path):
     """The releases' config.json (transformers 4.x): layer types "mamba" and "attention", "position_embedding_type":
-    "nope", the step limit spelt with JSON's numbers only."""
+    "nope", the step limit as Python's json module writes an infinite float."""
     folder = tmp_path / "model"
     model = make(folder)
     config = json.loads((folder / "config.json").read_text())
     config["layer_types"] = ["mamba", "attention", "mamba"]
     config["position_embedding_type"] = "nope"
-    config["time_step_limit"] = [0.0, 1e30]
-    (folder / "config.json").write_text(json.dumps(config))
+    config["time_step_limit"] = [0.0, float("inf")]
+    text = json.dumps(config)  # (Python's json writes a bare Infinity, which is not JSON, as transformers 4.x did)
+    assert "[0.0, Infinity]" in text
+    (folder / "config.json").write_text(text)
     ids = long_padded_batch("right")[0][0, :30]
     with torch.no_grad():
         want = model(input_ids=ids[None]).logits[0]
