@@ -525,6 +525,14 @@ void parse_exaone4_layers(const Fields& f, ModelConfig& c) {
 // thousands), so that sums and products of them cannot overflow.
 constexpr int64_t kLargestWidth = int64_t{1} << 32;
 
+// A size field (`fallback` when absent): positive and at most kLargestWidth.
+int64_t width_field(const Fields& f, const char* field, int64_t fallback) {
+  const int64_t value = f.integer(field, fallback);
+  require_positive(f, field, value);
+  if (value > kLargestWidth) f.fail(field, fmt::format("is {}, more than 2^32", value));
+  return value;
+}
+
 // num_experts_per_tok (`fallback` when absent; none: required), from 1 to the m.num_experts experts the field
 // `count` gave.
 int64_t experts_per_token(const Fields& f, const MoeConfig& m, const char* count, std::optional<int64_t> fallback) {
@@ -553,12 +561,8 @@ void parse_experts(const Fields& f, ModelConfig& c) {
     m.num_experts = f.integer("num_experts", 256);
     require_positive(f, "num_experts", m.num_experts);
     m.experts_per_token = experts_per_token(f, m, "num_experts", 8);
-    m.expert_size = f.integer("moe_intermediate_size", 512);
-    require_positive(f, "moe_intermediate_size", m.expert_size);
-    m.shared_expert_size = f.integer("shared_expert_intermediate_size", 512);
-    require_positive(f, "shared_expert_intermediate_size", m.shared_expert_size);
-    for (const int64_t width : {m.expert_size, m.shared_expert_size})
-      if (width > kLargestWidth) f.fail("moe_intermediate_size", fmt::format("is {}, more than 2^32", width));
+    m.expert_size = width_field(f, "moe_intermediate_size", 512);
+    m.shared_expert_size = width_field(f, "shared_expert_intermediate_size", 512);
     m.normalize_weights = true;
     m.layers.assign(static_cast<std::size_t>(c.num_layers), true);
     return;
@@ -676,19 +680,11 @@ void parse_qwen3_5(const Fields& f, ModelConfig& c) {
   });
   if (any_of(linear)) c.linear_attention_layers = std::move(linear);
   DeltaNetConfig& d = c.delta_net;
-  d.key_heads = f.integer("linear_num_key_heads", 16);
-  d.value_heads = f.integer("linear_num_value_heads", 32);
-  d.key_head_dim = f.integer("linear_key_head_dim", 128);
-  d.value_head_dim = f.integer("linear_value_head_dim", 128);
-  d.conv_kernel = f.integer("linear_conv_kernel_dim", 4);
-  for (const auto& [key, value] : {std::pair{"linear_num_key_heads", d.key_heads},
-                                   std::pair{"linear_num_value_heads", d.value_heads},
-                                   std::pair{"linear_key_head_dim", d.key_head_dim},
-                                   std::pair{"linear_value_head_dim", d.value_head_dim},
-                                   std::pair{"linear_conv_kernel_dim", d.conv_kernel}}) {
-    require_positive(f, key, value);
-    if (value > kLargestWidth) f.fail(key, fmt::format("is {}, more than 2^32", value));
-  }
+  d.key_heads = width_field(f, "linear_num_key_heads", 16);
+  d.value_heads = width_field(f, "linear_num_value_heads", 32);
+  d.key_head_dim = width_field(f, "linear_key_head_dim", 128);
+  d.value_head_dim = width_field(f, "linear_value_head_dim", 128);
+  d.conv_kernel = width_field(f, "linear_conv_kernel_dim", 4);
   if (d.value_heads % d.key_heads != 0)
     f.fail("linear_num_value_heads", fmt::format("is {}, which linear_num_key_heads={} does not divide",
                                                  d.value_heads, d.key_heads));
@@ -734,9 +730,7 @@ void parse_granite4(const Fields& f, ModelConfig& c) {
       layers_of_type(f, c.num_layers, "linear_attention", [](int64_t) { return true; }, types_field);
   if (any_of(mamba)) c.linear_attention_layers = std::move(mamba);
 
-  const int64_t shared = f.integer("shared_intermediate_size", 1024);
-  require_positive(f, "shared_intermediate_size", shared);
-  if (shared > kLargestWidth) f.fail("shared_intermediate_size", fmt::format("is {}, more than 2^32", shared));
+  const int64_t shared = width_field(f, "shared_intermediate_size", 1024);
   const int64_t experts = f.integer("num_local_experts", 8);
   if (experts < 0) f.fail("num_local_experts", fmt::format("must be 0 or more, not {}", experts));
   if (experts == 0) {  // the dense releases: the shared MLP is the MLP
@@ -755,18 +749,12 @@ void parse_granite4(const Fields& f, ModelConfig& c) {
   }
 
   Mamba2Config& n = c.mamba;
-  n.heads = f.integer("mamba_n_heads", 128);
-  n.groups = f.integer("mamba_n_groups", 1);
-  n.state = f.integer("mamba_d_state", 256);
-  n.conv_kernel = f.integer("mamba_d_conv", 4);
-  n.chunk = f.integer("mamba_chunk_size", 256);
-  const int64_t expand = f.integer("mamba_expand", 2);
-  for (const auto& [key, value] : {std::pair{"mamba_n_heads", n.heads}, std::pair{"mamba_n_groups", n.groups},
-                                   std::pair{"mamba_d_state", n.state}, std::pair{"mamba_d_conv", n.conv_kernel},
-                                   std::pair{"mamba_chunk_size", n.chunk}, std::pair{"mamba_expand", expand}}) {
-    require_positive(f, key, value);
-    if (value > kLargestWidth) f.fail(key, fmt::format("is {}, more than 2^32", value));
-  }
+  n.heads = width_field(f, "mamba_n_heads", 128);
+  n.groups = width_field(f, "mamba_n_groups", 1);
+  n.state = width_field(f, "mamba_d_state", 256);
+  n.conv_kernel = width_field(f, "mamba_d_conv", 4);
+  n.chunk = width_field(f, "mamba_chunk_size", 256);
+  const int64_t expand = width_field(f, "mamba_expand", 2);
   if (c.hidden_size > kLargestWidth / expand)
     f.fail("mamba_expand", fmt::format("is {}, which makes mamba_expand x hidden_size more than 2^32", expand));
   const int64_t inner = expand * c.hidden_size;
